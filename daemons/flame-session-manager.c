@@ -1,0 +1,71 @@
+/* flame-session-manager: main() + arguments -> libflame's server.h. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <flame/flame.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: flame-session-manager [--config FILE] [--endpoint URL] [--storage URL]\n"
+            "\n"
+            "Serves flame.v1 (Frontend and Backend) for a Flame cluster.\n"
+            "  -c, --config FILE     Flame's cluster YAML (cluster: {name, endpoint, storage, ...})\n"
+            "  -e, --endpoint URL    listen on URL (overrides cluster.endpoint), e.g. http://127.0.0.1:8080\n"
+            "  -s, --storage URL     sqlite://PATH or none (overrides cluster.storage)\n"
+            "  -h, --help            show this help\n"
+            "  -V, --version         show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "endpoint", required_argument, NULL, 'e' },
+        { "storage", required_argument, NULL, 's' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:e:s:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o.config_file = optarg; break;
+        case 'e': o.endpoint = optarg; break;
+        case 's': o.storage = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("flame-session-manager %s\n", flame_version()); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "flame-session-manager: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    /* Signals are taken synchronously by sigwait below. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    flame_session_manager *sm;
+    flame_status st = flame_session_manager_start(&sm, &o);
+    if (st != FLAME_OK) {
+        fprintf(stderr, "flame-session-manager: %s\n", flame_error_last());
+        return st == FLAME_ERR_CONFIG ? 2 : 1;
+    }
+    printf("flame-session-manager listening on port %d\n", flame_session_manager_port(sm));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "flame-session-manager: signal %d, stopping\n", sig);
+    flame_session_manager_stop(sm);
+    return 0;
+}

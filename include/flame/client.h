@@ -1,0 +1,286 @@
+/* Flame in C — the client core.
+ *
+ * Connect to a session manager, manage applications, open sessions and run
+ * tasks in them. Every function here is thread-safe: one flame_client may be
+ * used from many threads at once, and so may a flame_session handle.
+ *
+ * Ownership: objects returned through an `out` parameter belong to the
+ * caller and are freed with the matching *_free function (freeing NULL is a
+ * no-op). Pointers inside a returned object live as long as the object.
+ * Pointers passed in are only read during the call, never kept.
+ *
+ * Errors: every flame_status-returning function returns FLAME_OK or a
+ * negative code and sets flame_error_last() (error.h). Server errors map
+ * from gRPC codes: NOT_FOUND, ALREADY_EXISTS, INVALID_ARGUMENT,
+ * FAILED_PRECONDITION, UNAVAILABLE, DEADLINE_EXCEEDED (FLAME_ERR_TIMEOUT).
+ */
+#ifndef FLAME_CLIENT_H
+#define FLAME_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct flame_client flame_client;
+typedef struct flame_session flame_session;
+
+/* ---- connection -------------------------------------------------------- */
+
+#define FLAME_CLIENT_OPTIONS_VERSION 1
+
+typedef struct flame_client_options {
+    int version;            /* FLAME_CLIENT_OPTIONS_VERSION */
+    /* "http://host:port" (or "host:port"). NULL: $FLAME_ENDPOINT, else the
+     * current context of ~/.flame/flame.yaml, else http://127.0.0.1:8080. */
+    const char *endpoint;
+    int timeout_ms;         /* deadline of each unary call; 0: 30000 */
+    size_t max_message_size; /* bytes; 0: 64 MiB */
+} flame_client_options;
+
+#define FLAME_CLIENT_OPTIONS_INIT { FLAME_CLIENT_OPTIONS_VERSION, NULL, 0, 0 }
+
+/* Creates a client. Does not block on the network: the first call connects.
+ * opts may be NULL for the defaults. Free with flame_client_free(). */
+flame_status flame_client_connect(flame_client **out, const flame_client_options *opts);
+
+/* Frees the client. Calls still running on other threads must have returned.
+ * Session handles made from it must be freed first. */
+void flame_client_free(flame_client *client);
+
+/* The endpoint this client talks to, as "http://host:port". Owned by the
+ * client. */
+const char *flame_client_endpoint(const flame_client *client);
+
+/* ---- applications ------------------------------------------------------ */
+
+#define FLAME_APPLICATION_SPEC_VERSION 1
+
+/* An application's spec. Every pointer may be NULL (unset). As input it is
+ * read during the call only; in a returned flame_application the library
+ * owns every pointer. */
+typedef struct flame_application_spec {
+    int version;               /* FLAME_APPLICATION_SPEC_VERSION */
+    flame_shim shim;
+    const char *description;
+    const char *const *labels;
+    size_t labels_len;
+    const char *image;
+    const char *command;
+    const char *const *arguments;
+    size_t arguments_len;
+    const flame_env *environments;
+    size_t environments_len;
+    const char *working_directory; /* absolute when set */
+    int has_max_instances;
+    uint32_t max_instances;
+    int has_delay_release;
+    int64_t delay_release;      /* seconds */
+    const char *schema_input;   /* JSON-Schema documents */
+    const char *schema_output;
+    const char *schema_common_data;
+    const char *url;
+    const char *installer;
+} flame_application_spec;
+
+#define FLAME_APPLICATION_SPEC_INIT { FLAME_APPLICATION_SPEC_VERSION, FLAME_SHIM_HOST, \
+    NULL, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL }
+
+/* An application as the server reports it. Allocated by the library (fields
+ * may be appended in later versions); free with flame_application_free(). */
+typedef struct flame_application {
+    const char *name;
+    flame_application_state state;
+    int64_t creation_time;      /* Unix ms */
+    flame_application_spec spec;
+} flame_application;
+
+/* Registers an application. INVALID_ARGUMENT for a bad name or spec,
+ * ALREADY_EXISTS when the name is taken. */
+flame_status flame_application_register(flame_client *client, const char *name,
+                                        const flame_application_spec *spec);
+
+/* Replaces an application's spec. NOT_FOUND, INVALID_ARGUMENT, or
+ * FAILED_PRECONDITION while it has Open sessions. */
+flame_status flame_application_update(flame_client *client, const char *name,
+                                      const flame_application_spec *spec);
+
+/* Unregisters an application and deletes its closed sessions. NOT_FOUND, or
+ * FAILED_PRECONDITION while it has Open sessions. */
+flame_status flame_application_unregister(flame_client *client, const char *name);
+
+flame_status flame_application_get(flame_application **out, flame_client *client,
+                                   const char *name);
+
+/* All applications, sorted by name. *out is an array of *count objects;
+ * free with flame_application_list_free(). */
+flame_status flame_application_list(flame_application ***out, size_t *count,
+                                    flame_client *client);
+
+void flame_application_free(flame_application *app);
+void flame_application_list_free(flame_application **apps, size_t count);
+
+/* ---- sessions ---------------------------------------------------------- */
+
+#define FLAME_SESSION_SPEC_VERSION 1
+
+typedef struct flame_session_spec {
+    int version;                /* FLAME_SESSION_SPEC_VERSION */
+    const char *application;
+    flame_bytes common_data;    /* data == NULL: unset */
+    uint32_t min_instances;
+    int has_max_instances;
+    uint32_t max_instances;
+    uint32_t priority;          /* higher is more important */
+    int has_resreq;             /* 0: the cluster's default resreq */
+    flame_resreq resreq;
+    uint32_t batch_size;        /* normalised to 1 by the server */
+} flame_session_spec;
+
+#define FLAME_SESSION_SPEC_INIT { FLAME_SESSION_SPEC_VERSION, NULL, { NULL, 0 }, \
+    0, 0, 0, 0, 0, { 0, 0, 0 }, 1 }
+
+/* A session as the server reports it. Library-allocated; free with
+ * flame_session_info_free(). */
+typedef struct flame_session_info {
+    const char *id;
+    flame_session_state state;
+    int64_t creation_time;      /* Unix ms */
+    int64_t completion_time;    /* Unix ms; 0 while Open */
+    int32_t pending;
+    int32_t running;
+    int32_t succeed;
+    int32_t failed;
+    int32_t cancelled;
+    const flame_event *events;
+    size_t events_len;
+    flame_session_spec spec;
+} flame_session_info;
+
+/* Creates a session and returns a handle to it. session_id NULL or "" lets
+ * the server choose one. ALREADY_EXISTS for a taken id, NOT_FOUND for an
+ * unknown application, INVALID_ARGUMENT for a bad spec. */
+flame_status flame_session_create(flame_session **out, flame_client *client,
+                                  const char *session_id, const flame_session_spec *spec);
+
+/* Get-or-create. With spec NULL the session must exist (NOT_FOUND
+ * otherwise). With a spec: creates the session when absent; when present
+ * the spec must match (INVALID_ARGUMENT otherwise). Opening a Closed session
+ * fails with FAILED_PRECONDITION. */
+flame_status flame_session_open(flame_session **out, flame_client *client,
+                                const char *session_id, const flame_session_spec *spec);
+
+/* The session's id; owned by the handle. */
+const char *flame_session_id(const flame_session *session);
+
+/* Closes the session on the server: Pending tasks become Cancelled.
+ * FAILED_PRECONDITION while a task is Running. Closing a Closed session
+ * succeeds. The handle stays valid and must still be freed. */
+flame_status flame_session_close(flame_session *session);
+
+/* Frees the handle only (the session stays as it is on the server). */
+void flame_session_free(flame_session *session);
+
+/* Looks a session up by id. NOT_FOUND when unknown. */
+flame_status flame_session_get(flame_session_info **out, flame_client *client,
+                               const char *session_id);
+
+/* All sessions, Open and Closed, in creation order. */
+flame_status flame_session_list(flame_session_info ***out, size_t *count,
+                                flame_client *client);
+
+/* Deletes a Closed session and its tasks (FAILED_PRECONDITION while Open). */
+flame_status flame_session_delete(flame_client *client, const char *session_id);
+
+void flame_session_info_free(flame_session_info *info);
+void flame_session_info_list_free(flame_session_info **infos, size_t count);
+
+/* ---- tasks ------------------------------------------------------------- */
+
+/* A task as the server reports it. Library-allocated; free with
+ * flame_task_free(). */
+typedef struct flame_task {
+    const char *id;             /* "1", "2", ... per session */
+    const char *session_id;
+    flame_task_state state;
+    int64_t creation_time;      /* Unix ms */
+    int64_t completion_time;    /* Unix ms; 0 until terminal */
+    flame_bytes input;          /* data == NULL: unset */
+    flame_bytes output;         /* data == NULL: unset */
+    const flame_event *events;
+    size_t events_len;
+    const char *message;        /* message of the last event, or NULL */
+} flame_task;
+
+/* True for Succeed, Failed and Cancelled. */
+int flame_task_state_is_terminal(flame_task_state state);
+
+/* Submits one task (input may be NULL: unset). Returns once the server has
+ * committed it. FAILED_PRECONDITION when the session is Closed. out may be
+ * NULL when the caller does not need the task. */
+flame_status flame_task_create(flame_task **out, flame_session *session,
+                               const void *input, size_t input_len);
+
+flame_status flame_task_get(flame_task **out, flame_session *session, const char *task_id);
+
+/* All tasks of the session in id order. */
+flame_status flame_task_list(flame_task ***out, size_t *count, flame_session *session);
+
+/* Called with the task's current state first, then at each change. The task
+ * is only valid during the call. Return 0 to go on, non-zero to stop. */
+typedef int (*flame_task_watch_cb)(const flame_task *task, void *payload);
+
+/* Watches a task until it reaches a terminal state (FLAME_OK), the callback
+ * stops it (FLAME_ERR_CANCELLED) or timeout_ms passes (FLAME_ERR_TIMEOUT;
+ * timeout_ms < 0 waits for ever). Blocks the calling thread. */
+flame_status flame_task_watch(flame_session *session, const char *task_id,
+                              flame_task_watch_cb cb, void *payload, int timeout_ms);
+
+/* Blocks until the task is terminal and returns it. A Failed task is still
+ * FLAME_OK here: read out->state and out->message. FLAME_ERR_TIMEOUT after
+ * timeout_ms (< 0: no limit). */
+flame_status flame_task_wait(flame_task **out, flame_session *session, const char *task_id,
+                             int timeout_ms);
+
+void flame_task_free(flame_task *task);
+void flame_task_list_free(flame_task **tasks, size_t count);
+
+/* ---- executors and nodes ----------------------------------------------- */
+
+/* Library-allocated; free with the matching *_list_free(). */
+typedef struct flame_executor_info {
+    const char *id;
+    const char *node;
+    flame_executor_state state;
+    const char *session_id;     /* NULL when not bound */
+    flame_resreq resreq;
+    flame_shim shim;
+} flame_executor_info;
+
+typedef struct flame_node_info {
+    const char *name;
+    const char *hostname;
+    flame_node_state state;
+    flame_resreq capacity;
+    flame_resreq allocatable;
+    const char *arch;
+    const char *os;
+    int64_t last_heartbeat_time; /* Unix seconds */
+} flame_node_info;
+
+flame_status flame_executor_list(flame_executor_info ***out, size_t *count, flame_client *client);
+void flame_executor_info_list_free(flame_executor_info **list, size_t count);
+
+flame_status flame_node_list(flame_node_info ***out, size_t *count, flame_client *client);
+void flame_node_info_list_free(flame_node_info **list, size_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

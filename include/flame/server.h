@@ -1,0 +1,77 @@
+/* Flame in C — the session manager as a library.
+ *
+ * Serves flame.v1 Frontend and Backend on one endpoint, keeps state in a
+ * storage engine ("sqlite://PATH" or "none") and runs the scheduler. All
+ * state is owned by one engine thread started by flame_session_manager_start().
+ */
+#ifndef FLAME_SERVER_H
+#define FLAME_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct flame_session_manager flame_session_manager;
+
+#define FLAME_SERVER_OPTIONS_VERSION 1
+
+/* Every field is optional (NULL/0: the config file's value, else the
+ * default). Fields set here override the config file. */
+typedef struct flame_server_options {
+    int version;                 /* FLAME_SERVER_OPTIONS_VERSION */
+    const char *config_file;     /* Flame's cluster YAML, or NULL */
+    const char *endpoint;        /* default "http://127.0.0.1:8080"; port 0 picks one */
+    const char *storage;         /* "sqlite://PATH" (default "sqlite://flame.db") or "none" */
+    size_t max_message_size;     /* bytes; default 64 MiB */
+    int schedule_interval_ms;    /* default 500 */
+} flame_server_options;
+
+#define FLAME_SERVER_OPTIONS_INIT { FLAME_SERVER_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0 }
+
+/* The cluster configuration as read from Flame's YAML
+ * (`cluster: {name, endpoint, storage, resreq, policies, schedule_interval}`).
+ * Library-allocated; free with flame_cluster_config_free(). */
+typedef struct flame_cluster_config {
+    const char *name;
+    const char *endpoint;
+    const char *storage;
+    flame_resreq resreq;         /* default resreq of sessions */
+    const char *const *policies;
+    size_t policies_len;
+    int schedule_interval_ms;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_ca_file;
+} flame_cluster_config;
+
+/* Reads and validates a cluster config file. FLAME_ERR_CONFIG with a
+ * message naming the file and the key on bad input; FLAME_ERR_IO when the
+ * file cannot be read. */
+flame_status flame_cluster_config_load(flame_cluster_config **out, const char *path);
+void flame_cluster_config_free(flame_cluster_config *config);
+
+/* Opens the storage, restores the state, registers the built-in
+ * applications when absent, binds the endpoint and starts serving on a
+ * thread of its own. Returns once the port is bound. */
+flame_status flame_session_manager_start(flame_session_manager **out,
+                                         const flame_server_options *opts);
+
+/* The TCP port actually bound (useful with port 0). */
+int flame_session_manager_port(const flame_session_manager *sm);
+
+/* Stops serving (open calls are cancelled), commits, closes the storage,
+ * joins the thread and frees sm. NULL is a no-op. Not thread-safe with
+ * itself. */
+void flame_session_manager_stop(flame_session_manager *sm);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

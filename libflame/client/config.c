@@ -1,0 +1,89 @@
+/* Where a client finds its session manager. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "util/util.h"
+#include "util/yaml.h"
+
+#define DEFAULT_ENDPOINT "http://127.0.0.1:8080"
+
+flame_status fl_endpoint_target(char **out, const char *ep)
+{
+    const char *p = ep;
+    if (strncmp(p, "http://", 7) == 0)
+        p += 7;
+    else if (strncmp(p, "https://", 8) == 0)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "endpoint %s: TLS is not supported yet; use http://", ep);
+    else if (strstr(p, "://"))
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "endpoint %s: unknown scheme (use http://)",
+                        ep);
+    size_t n = strcspn(p, "/");
+    const char *colon = memchr(p, ':', n);
+    if (n == 0 || !colon || colon == p || colon + 1 == p + n)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "endpoint \"%s\": expected http://HOST:PORT",
+                        ep);
+    *out = fl_strndup(p, n);
+    return FLAME_OK;
+}
+
+/* flamepy's format: current-context: NAME; contexts: [{name, cluster: {endpoint}}] */
+static flame_status from_file(char **out, const char *path)
+{
+    fl_yaml y;
+    flame_status st = fl_yaml_load_file(&y, path);
+    if (st)
+        return st;
+    yaml_node_t *root = fl_yaml_root(&y);
+    const char *cur = fl_yaml_str(fl_yaml_get(&y, root, "current-context"));
+    yaml_node_t *ctxs = fl_yaml_get(&y, root, "contexts");
+    st = fl_error(FLAME_ERR_CONFIG, "%s: no endpoint for the current context \"%s\"", path,
+                  cur ? cur : "");
+    if (ctxs && ctxs->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = ctxs->data.sequence.items.start;
+             it < ctxs->data.sequence.items.top; it++) {
+            yaml_node_t *c = yaml_document_get_node(&y.doc, *it);
+            const char *name = fl_yaml_str(fl_yaml_get(&y, c, "name"));
+            if (cur && (!name || strcmp(name, cur) != 0))
+                continue;
+            const char *ep = fl_yaml_str(fl_yaml_get(&y, fl_yaml_get(&y, c, "cluster"), "endpoint"));
+            if (ep) {
+                *out = fl_strdup(ep);
+                st = FLAME_OK;
+            }
+            break;
+        }
+    }
+    fl_yaml_free(&y);
+    return st;
+}
+
+flame_status fl_client_resolve_endpoint(char **out, const char *explicit_endpoint)
+{
+    const char *ep = explicit_endpoint;
+    if (!ep || !*ep)
+        ep = getenv("FLAME_ENDPOINT");
+    if (ep && *ep) {
+        *out = fl_strdup(ep);
+        return FLAME_OK;
+    }
+    const char *cfg = getenv("FLAME_CONFIG");
+    char *path = NULL;
+    if (cfg && *cfg) {
+        path = fl_strdup(cfg);
+    } else {
+        const char *home = getenv("HOME");
+        if (home)
+            path = fl_sprintf("%s/.flame/flame.yaml", home);
+    }
+    if (path && access(path, R_OK) == 0) {
+        flame_status st = from_file(out, path);
+        free(path);
+        return st;
+    }
+    free(path);
+    *out = fl_strdup(DEFAULT_ENDPOINT);
+    return FLAME_OK;
+}

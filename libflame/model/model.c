@@ -1,0 +1,294 @@
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "util/util.h"
+
+void fl_events_add(fl_events *e, int32_t code, const char *message, int64_t time)
+{
+    if (e->n == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 2;
+        e->v = fl_realloc(e->v, e->cap * sizeof *e->v);
+    }
+    e->v[e->n++] = (fl_event){ code, fl_strdup(message), time };
+}
+
+void fl_events_free(fl_events *e)
+{
+    for (uint32_t i = 0; i < e->n; i++)
+        free(e->v[i].message);
+    free(e->v);
+    e->v = NULL;
+    e->n = e->cap = 0;
+}
+
+/* ---- applications ------------------------------------------------------- */
+
+static bool json_valid(const char *s)
+{
+    cJSON *j = cJSON_Parse(s);
+    if (!j)
+        return false;
+    cJSON_Delete(j);
+    return true;
+}
+
+flame_status fl_app_validate(const char *name, const Flame__V1__ApplicationSpec *spec)
+{
+    const char *why;
+    if (!fl_name_valid(name, &why))
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "invalid application name \"%.64s\": it %s",
+                        name ? name : "", why);
+    if (!spec)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: no spec given", name);
+    if (spec->shim != FLAME__V1__SHIM__Host && spec->shim != FLAME__V1__SHIM__Wasm)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: unknown shim %d", name,
+                        (int)spec->shim);
+    if (spec->_working_directory_case && spec->working_directory[0] != '/')
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "application %s: working_directory \"%s\" is not an absolute path", name,
+                        spec->working_directory);
+    if (spec->_delay_release_case && spec->delay_release < 0)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: delay_release is negative",
+                        name);
+    for (size_t i = 0; i < spec->n_environments; i++)
+        if (!spec->environments[i]->name[0] || strchr(spec->environments[i]->name, '='))
+            return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                            "application %s: environment variable name \"%s\" is invalid", name,
+                            spec->environments[i]->name);
+    if (spec->_schema_case && spec->schema) {
+        const Flame__V1__ApplicationSchema *sc = spec->schema;
+        const char *docs[3] = { sc->_input_case ? sc->input : NULL,
+                                sc->_output_case ? sc->output : NULL,
+                                sc->_common_data_case ? sc->common_data : NULL };
+        const char *names[3] = { "input", "output", "common_data" };
+        for (int i = 0; i < 3; i++)
+            if (docs[i] && !json_valid(docs[i]))
+                return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                                "application %s: schema.%s is not valid JSON", name, names[i]);
+    }
+    return FLAME_OK;
+}
+
+fl_app *fl_app_new(const char *name, const uint8_t *blob, size_t len, int64_t ctime)
+{
+    Flame__V1__ApplicationSpec *spec = flame__v1__application_spec__unpack(NULL, len, blob);
+    if (!spec)
+        return NULL;
+    fl_app *a = fl_calloc(1, sizeof *a);
+    a->name = fl_strdup(name);
+    a->spec = spec;
+    a->blob = fl_memdup(blob, len ? len : 1);
+    a->blob_len = len;
+    a->ctime = ctime;
+    a->state = FLAME_APPLICATION_ENABLED;
+    return a;
+}
+
+void fl_app_free(fl_app *a)
+{
+    if (!a)
+        return;
+    flame__v1__application_spec__free_unpacked(a->spec, NULL);
+    free(a->blob);
+    free(a->name);
+    free(a);
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+static flame_resreq spec_resreq(const Flame__V1__SessionSpec *spec, const flame_resreq *dflt)
+{
+    if (spec->_resreq_case && spec->resreq)
+        return (flame_resreq){ spec->resreq->cpu, spec->resreq->memory, spec->resreq->gpu };
+    return dflt ? *dflt : (flame_resreq){ 1, 0, 0 };
+}
+
+fl_session *fl_session_new(const char *id, const Flame__V1__SessionSpec *spec,
+                           const flame_resreq *dflt, int64_t now)
+{
+    fl_session *s = fl_calloc(1, sizeof *s);
+    s->id = fl_strdup(id);
+    s->app = fl_strdup(spec->application);
+    if (spec->_common_data_case) {
+        s->has_common_data = true;
+        s->common_data_len = spec->common_data.len;
+        s->common_data = fl_memdup(spec->common_data.data ? spec->common_data.data : (uint8_t *)"",
+                                   spec->common_data.len ? spec->common_data.len : 1);
+    }
+    s->min_instances = spec->min_instances;
+    s->has_max = spec->_max_instances_case != 0;
+    s->max_instances = spec->max_instances;
+    s->priority = spec->priority;
+    s->batch_size = 1;
+    s->resreq = spec_resreq(spec, dflt);
+    s->state = FLAME_SESSION_OPEN;
+    s->ctime = now;
+    return s;
+}
+
+void fl_session_free(fl_session *s)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < s->ntasks; i++)
+        fl_task_free(s->tasks[i]);
+    free(s->tasks);
+    fl_events_free(&s->events);
+    free(s->common_data);
+    free(s->app);
+    free(s->id);
+    free(s);
+}
+
+bool fl_session_spec_matches(const fl_session *s, const Flame__V1__SessionSpec *spec,
+                             const flame_resreq *dflt, const char **why)
+{
+    flame_resreq r = spec_resreq(spec, dflt);
+    const char *w = NULL;
+    if (strcmp(s->app, spec->application) != 0)
+        w = "application";
+    else if (r.cpu != s->resreq.cpu || r.memory != s->resreq.memory || r.gpu != s->resreq.gpu)
+        w = "resreq";
+    else if (s->min_instances != spec->min_instances)
+        w = "min_instances";
+    else if (s->has_max != (spec->_max_instances_case != 0) ||
+             (s->has_max && s->max_instances != spec->max_instances))
+        w = "max_instances";
+    else if (s->priority != spec->priority)
+        w = "priority";
+    if (why)
+        *why = w;
+    return w == NULL;
+}
+
+flame_status fl_session_close(fl_session *s, int64_t now, fl_task ***changed, size_t *n_changed)
+{
+    *changed = NULL;
+    *n_changed = 0;
+    if (s->state == FLAME_SESSION_CLOSED)
+        return FLAME_OK;
+    if (s->counts[FLAME_TASK_RUNNING] > 0)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                        "session %s has %d running task(s); close it after they complete", s->id,
+                        s->counts[FLAME_TASK_RUNNING]);
+    size_t n = (size_t)s->counts[FLAME_TASK_PENDING];
+    fl_task **v = n ? fl_malloc(n * sizeof *v) : NULL;
+    size_t k = 0;
+    for (uint32_t i = 0; i < s->ntasks && k < n; i++) {
+        fl_task *t = s->tasks[i];
+        if (t && t->state == FLAME_TASK_PENDING) {
+            fl_task_set_state(s, t, FLAME_TASK_CANCELLED, "session closed", now);
+            v[k++] = t;
+        }
+    }
+    s->state = FLAME_SESSION_CLOSED;
+    s->etime = now;
+    *changed = v;
+    *n_changed = k;
+    return FLAME_OK;
+}
+
+/* ---- tasks -------------------------------------------------------------- */
+
+static void reserve_tasks(fl_session *s, uint32_t n)
+{
+    if (n <= s->cap)
+        return;
+    uint32_t cap = s->cap ? s->cap : 16;
+    while (cap < n)
+        cap *= 2;
+    s->tasks = fl_realloc(s->tasks, cap * sizeof *s->tasks);
+    memset(s->tasks + s->cap, 0, (cap - s->cap) * sizeof *s->tasks);
+    s->cap = cap;
+}
+
+fl_task *fl_session_add_task(fl_session *s, const uint8_t *input, size_t len, bool has_input,
+                             int64_t now)
+{
+    fl_task *t = fl_calloc(1, sizeof *t);
+    t->id = s->ntasks + 1;
+    t->state = FLAME_TASK_PENDING;
+    t->ctime = now;
+    if (has_input) {
+        t->has_input = true;
+        t->input_len = (uint32_t)len;
+        t->input = len ? fl_memdup(input, len) : NULL;
+    }
+    fl_events_add(&t->events, FLAME_TASK_PENDING, "task created", now);
+    reserve_tasks(s, s->ntasks + 1);
+    s->tasks[s->ntasks++] = t;
+    s->counts[FLAME_TASK_PENDING]++;
+    return t;
+}
+
+void fl_session_put_task(fl_session *s, fl_task *t)
+{
+    reserve_tasks(s, t->id);
+    if (s->tasks[t->id - 1]) {
+        s->counts[s->tasks[t->id - 1]->state]--;
+        fl_task_free(s->tasks[t->id - 1]);
+    }
+    s->tasks[t->id - 1] = t;
+    if (t->id > s->ntasks)
+        s->ntasks = t->id;
+    s->counts[t->state]++;
+}
+
+fl_task *fl_session_task(const fl_session *s, const char *task_id)
+{
+    if (!task_id || !*task_id)
+        return NULL;
+    char *end;
+    unsigned long id = strtoul(task_id, &end, 10);
+    if (*end || id == 0 || id > s->ntasks)
+        return NULL;
+    return s->tasks[id - 1];
+}
+
+bool fl_task_terminal(int state)
+{
+    return state == FLAME_TASK_SUCCEED || state == FLAME_TASK_FAILED ||
+           state == FLAME_TASK_CANCELLED;
+}
+
+bool fl_task_transition_ok(int from, int to)
+{
+    switch (from) {
+    case FLAME_TASK_PENDING:
+        return to == FLAME_TASK_RUNNING || to == FLAME_TASK_CANCELLED || to == FLAME_TASK_FAILED;
+    case FLAME_TASK_RUNNING:
+        /* back to Pending when its executor is lost or the manager restarts */
+        return to == FLAME_TASK_SUCCEED || to == FLAME_TASK_FAILED || to == FLAME_TASK_PENDING ||
+               to == FLAME_TASK_CANCELLED;
+    default:
+        return false; /* terminal states are final */
+    }
+}
+
+flame_status fl_task_set_state(fl_session *s, fl_task *t, int to, const char *message, int64_t now)
+{
+    if (!fl_task_transition_ok(t->state, to))
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "task %s/%u cannot go from %s to %s",
+                        s->id, t->id, flame_task_state_str(t->state), flame_task_state_str(to));
+    s->counts[t->state]--;
+    s->counts[to]++;
+    t->state = (uint8_t)to;
+    if (fl_task_terminal(to))
+        t->etime = now;
+    fl_events_add(&t->events, to, message, now);
+    return FLAME_OK;
+}
+
+void fl_task_free(fl_task *t)
+{
+    if (!t)
+        return;
+    free(t->input);
+    free(t->output);
+    fl_events_free(&t->events);
+    free(t);
+}

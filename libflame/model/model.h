@@ -1,0 +1,100 @@
+/* The model: applications, sessions, tasks and their state machines.
+ * Plain C, no I/O. Every state change goes through a function here, so the
+ * rules of what is legal live in one place. */
+#ifndef FL_MODEL_H
+#define FL_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flame/error.h"
+#include "flame/types.h"
+#include "types.pb-c.h"
+
+typedef struct fl_event {
+    int32_t code;
+    char *message; /* may be NULL */
+    int64_t time;
+} fl_event;
+
+typedef struct fl_events {
+    fl_event *v;
+    uint32_t n, cap;
+} fl_events;
+
+void fl_events_add(fl_events *e, int32_t code, const char *message, int64_t time);
+void fl_events_free(fl_events *e);
+
+typedef struct fl_app {
+    char *name;
+    Flame__V1__ApplicationSpec *spec; /* unpacked from blob */
+    uint8_t *blob;                    /* packed ApplicationSpec */
+    size_t blob_len;
+    int state;                        /* flame_application_state */
+    int64_t ctime;
+    uint32_t open_sessions;
+} fl_app;
+
+struct fl_watch;
+
+typedef struct fl_task {
+    uint32_t id;
+    uint8_t state; /* flame_task_state */
+    bool has_input, has_output;
+    uint32_t input_len, output_len;
+    uint8_t *input, *output;
+    int64_t ctime, etime;
+    fl_events events;
+    struct fl_watch *watchers; /* owned by the session manager */
+} fl_task;
+
+typedef struct fl_session {
+    char *id;
+    char *app;
+    bool has_common_data, has_max;
+    uint8_t *common_data;
+    size_t common_data_len;
+    uint32_t min_instances, max_instances, priority, batch_size;
+    flame_resreq resreq; /* the cluster default when the client gave none */
+    int state;           /* flame_session_state */
+    int64_t ctime, etime;
+    int32_t counts[5];   /* by flame_task_state */
+    fl_events events;
+    fl_task **tasks;     /* tasks[i] has id i + 1 */
+    uint32_t ntasks, cap;
+    uint64_t seq;        /* creation order */
+    uint32_t bind_failures;
+    bool unschedulable;  /* 5 failed binds in a row */
+} fl_session;
+
+/* Applications */
+flame_status fl_app_validate(const char *name, const Flame__V1__ApplicationSpec *spec);
+fl_app *fl_app_new(const char *name, const uint8_t *blob, size_t len, int64_t ctime);
+void fl_app_free(fl_app *a);
+
+/* Sessions */
+fl_session *fl_session_new(const char *id, const Flame__V1__SessionSpec *spec,
+                           const flame_resreq *default_resreq, int64_t now);
+void fl_session_free(fl_session *s);
+/* Does an existing session match the spec given to OpenSession? */
+bool fl_session_spec_matches(const fl_session *s, const Flame__V1__SessionSpec *spec,
+                             const flame_resreq *default_resreq, const char **why);
+/* Pending tasks become Cancelled (their ids are returned in *changed, a
+ * malloc'ed array); the session becomes Closed. FAILED_PRECONDITION while
+ * a task is Running. Closing a Closed session is a no-op. */
+flame_status fl_session_close(fl_session *s, int64_t now, fl_task ***changed, size_t *n_changed);
+
+/* Tasks */
+fl_task *fl_session_add_task(fl_session *s, const uint8_t *input, size_t len, bool has_input,
+                             int64_t now);
+/* Inserts a task read back from storage (ids may arrive in any order). */
+void fl_session_put_task(fl_session *s, fl_task *t);
+fl_task *fl_session_task(const fl_session *s, const char *task_id);
+bool fl_task_transition_ok(int from, int to);
+/* Moves t to state `to` (counters, completion time, an event). */
+flame_status fl_task_set_state(fl_session *s, fl_task *t, int to, const char *message, int64_t now);
+void fl_task_free(fl_task *t);
+bool fl_task_terminal(int state);
+
+#endif

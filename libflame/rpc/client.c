@@ -1,0 +1,284 @@
+/* rpc client: blocking calls, each on its own pluck queue (thread-safe). */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_internal.h"
+#include "util/util.h"
+
+struct rpc_channel {
+    grpc_channel *ch;
+    char *target;
+    size_t max_message;
+};
+
+struct rpc_stream {
+    grpc_call *call;
+    grpc_completion_queue *cq;
+    grpc_metadata_array md;
+    grpc_metadata_array trailing;
+    grpc_status_code status;
+    grpc_slice details;
+    bool status_started;
+    bool ended;
+    char method[128];
+};
+
+rpc_channel *rpc_channel_new(const char *target, size_t max_message)
+{
+    rpc_init();
+    rpc_channel *c = fl_calloc(1, sizeof *c);
+    c->target = fl_strdup(target);
+    c->max_message = max_message ? max_message : RPC_DEFAULT_MAX_MESSAGE;
+    grpc_arg args[3];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)c->max_message;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[1].value.integer = (int)c->max_message;
+    /* reconnect quickly after a session manager restart */
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+    args[2].value.integer = 1000;
+    grpc_channel_args cargs = { 3, args };
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    c->ch = grpc_channel_create(target, creds, &cargs);
+    grpc_channel_credentials_release(creds);
+    return c;
+}
+
+void rpc_channel_free(rpc_channel *c)
+{
+    if (!c)
+        return;
+    grpc_channel_destroy(c->ch);
+    free(c->target);
+    free(c);
+}
+
+static gpr_timespec deadline_of(int timeout_ms)
+{
+    if (timeout_ms <= 0)
+        return gpr_inf_future(GPR_CLOCK_REALTIME);
+    return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+}
+
+static flame_status status_error(const char *method, grpc_status_code code, grpc_slice details)
+{
+    char *d = rpc_slice_str(details);
+    flame_status st = rpc_code_to_status((int)code);
+    if (code == GRPC_STATUS_UNAVAILABLE && !*d)
+        fl_error(st, "%s: server unavailable", method);
+    else if (code == GRPC_STATUS_DEADLINE_EXCEEDED)
+        fl_error(st, "%s: deadline exceeded%s%s", method, *d ? ": " : "", d);
+    else
+        fl_error(st, "%s", *d ? d : flame_status_str(st));
+    free(d);
+    return st;
+}
+
+static grpc_call *new_call(rpc_channel *c, grpc_completion_queue *cq, const char *method,
+                           int timeout_ms)
+{
+    grpc_slice m = grpc_slice_from_static_string(method);
+    return grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
+                                    deadline_of(timeout_ms), NULL);
+}
+
+static bool pluck(grpc_completion_queue *cq, void *tag)
+{
+    grpc_event ev = grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+static void destroy_cq(grpc_completion_queue *cq)
+{
+    grpc_completion_queue_shutdown(cq);
+    grpc_completion_queue_destroy(cq);
+}
+
+static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffer *req,
+                             grpc_slice *out, int timeout_ms)
+{
+    size_t req_len = grpc_byte_buffer_length(req);
+    if (req_len > c->max_message) {
+        grpc_byte_buffer_destroy(req);
+        return fl_error(FLAME_ERR_RESOURCE_EXHAUSTED,
+                        "%s: request of %zu bytes exceeds the maximum message size of %zu bytes",
+                        method, req_len, c->max_message);
+    }
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_call *call = new_call(c, cq, method, timeout_ms);
+    grpc_metadata_array md, trailing;
+    grpc_metadata_array_init(&md);
+    grpc_metadata_array_init(&trailing);
+    grpc_byte_buffer *resp = NULL;
+    grpc_status_code code = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = req;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &resp;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.status = &code;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
+    flame_status st = FLAME_OK;
+    int tag;
+    if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
+        st = fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the call", method);
+    } else {
+        pluck(cq, &tag);
+        if (code != GRPC_STATUS_OK)
+            st = status_error(method, code, details);
+        else if (!resp)
+            st = fl_error(FLAME_ERR_INTERNAL, "%s: empty response", method);
+        else
+            *out = rpc_flatten(resp);
+    }
+    if (resp)
+        grpc_byte_buffer_destroy(resp);
+    grpc_byte_buffer_destroy(req);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&md);
+    grpc_metadata_array_destroy(&trailing);
+    grpc_call_unref(call);
+    destroy_cq(cq);
+    return st;
+}
+
+flame_status rpc_unary(rpc_channel *c, const char *method, const ProtobufCMessage *req,
+                       const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
+                       int timeout_ms)
+{
+    grpc_slice s;
+    flame_status st = unary_bb(c, method, rpc_pack(req), &s, timeout_ms);
+    if (st != FLAME_OK)
+        return st;
+    *resp = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    grpc_slice_unref(s);
+    if (!*resp)
+        return fl_error(FLAME_ERR_INTERNAL, "%s: malformed response", method);
+    return FLAME_OK;
+}
+
+flame_status rpc_unary_raw(rpc_channel *c, const char *method, const uint8_t *data, size_t len,
+                           uint8_t **resp, size_t *resp_len, int timeout_ms)
+{
+    grpc_slice s;
+    flame_status st = unary_bb(c, method, rpc_bytes(data, len), &s, timeout_ms);
+    if (st != FLAME_OK)
+        return st;
+    *resp_len = GRPC_SLICE_LENGTH(s);
+    *resp = fl_memdup(GRPC_SLICE_START_PTR(s), *resp_len ? *resp_len : 1);
+    grpc_slice_unref(s);
+    return FLAME_OK;
+}
+
+flame_status rpc_stream_open(rpc_stream **out, rpc_channel *c, const char *method,
+                             const ProtobufCMessage *req, int timeout_ms)
+{
+    rpc_stream *st = fl_calloc(1, sizeof *st);
+    snprintf(st->method, sizeof st->method, "%s", method);
+    st->cq = grpc_completion_queue_create_for_pluck(NULL);
+    st->call = new_call(c, st->cq, method, timeout_ms);
+    grpc_metadata_array_init(&st->md);
+    grpc_metadata_array_init(&st->trailing);
+    st->details = grpc_empty_slice();
+    grpc_byte_buffer *bb = rpc_pack(req);
+    grpc_op ops[4];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = bb;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &st->md;
+    int tag;
+    flame_status s = FLAME_OK;
+    if (grpc_call_start_batch(st->call, ops, 4, &tag, NULL) != GRPC_CALL_OK)
+        s = fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the call", method);
+    else
+        pluck(st->cq, &tag);
+    grpc_byte_buffer_destroy(bb);
+    /* the status op is started now so that errors are reported as soon as
+     * the stream ends */
+    grpc_op sop;
+    memset(&sop, 0, sizeof sop);
+    sop.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    sop.data.recv_status_on_client.status = &st->status;
+    sop.data.recv_status_on_client.status_details = &st->details;
+    sop.data.recv_status_on_client.trailing_metadata = &st->trailing;
+    if (s == FLAME_OK && grpc_call_start_batch(st->call, &sop, 1, &st->status, NULL) == GRPC_CALL_OK)
+        st->status_started = true;
+    if (s != FLAME_OK) {
+        rpc_stream_free(st);
+        return s;
+    }
+    *out = st;
+    return FLAME_OK;
+}
+
+flame_status rpc_stream_next(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
+                             ProtobufCMessage **msg)
+{
+    *msg = NULL;
+    if (st->ended)
+        return FLAME_OK;
+    grpc_byte_buffer *bb = NULL;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &bb;
+    int tag;
+    if (grpc_call_start_batch(st->call, &op, 1, &tag, NULL) != GRPC_CALL_OK)
+        return fl_error(FLAME_ERR_INTERNAL, "%s: cannot read the stream", st->method);
+    pluck(st->cq, &tag);
+    if (bb) {
+        grpc_slice s = rpc_flatten(bb);
+        grpc_byte_buffer_destroy(bb);
+        *msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+        grpc_slice_unref(s);
+        if (!*msg)
+            return fl_error(FLAME_ERR_INTERNAL, "%s: malformed message", st->method);
+        return FLAME_OK;
+    }
+    st->ended = true;
+    if (st->status_started) {
+        pluck(st->cq, &st->status);
+        st->status_started = false;
+    }
+    if (st->status != GRPC_STATUS_OK)
+        return status_error(st->method, st->status, st->details);
+    return FLAME_OK;
+}
+
+void rpc_stream_cancel(rpc_stream *st)
+{
+    if (st && st->call)
+        grpc_call_cancel(st->call, NULL);
+}
+
+void rpc_stream_free(rpc_stream *st)
+{
+    if (!st)
+        return;
+    if (st->status_started) {
+        grpc_call_cancel(st->call, NULL);
+        pluck(st->cq, &st->status);
+    }
+    grpc_call_unref(st->call);
+    grpc_slice_unref(st->details);
+    grpc_metadata_array_destroy(&st->md);
+    grpc_metadata_array_destroy(&st->trailing);
+    destroy_cq(st->cq);
+    free(st);
+}

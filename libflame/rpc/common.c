@@ -1,0 +1,93 @@
+/* Shared pieces of the rpc layer: init, codes, byte buffers. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_internal.h"
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void do_init(void)
+{
+    grpc_init();
+}
+
+void rpc_init(void)
+{
+    pthread_once(&init_once, do_init);
+}
+
+flame_status rpc_code_to_status(int code)
+{
+    switch (code) {
+    case RPC_OK: return FLAME_OK;
+    case RPC_CANCELLED: return FLAME_ERR_CANCELLED;
+    case RPC_INVALID_ARGUMENT: return FLAME_ERR_INVALID_ARGUMENT;
+    case RPC_DEADLINE_EXCEEDED: return FLAME_ERR_TIMEOUT;
+    case RPC_NOT_FOUND: return FLAME_ERR_NOT_FOUND;
+    case RPC_ALREADY_EXISTS: return FLAME_ERR_ALREADY_EXISTS;
+    case RPC_RESOURCE_EXHAUSTED: return FLAME_ERR_RESOURCE_EXHAUSTED;
+    case RPC_FAILED_PRECONDITION: return FLAME_ERR_FAILED_PRECONDITION;
+    case RPC_UNIMPLEMENTED: return FLAME_ERR_UNIMPLEMENTED;
+    case RPC_UNAVAILABLE: return FLAME_ERR_UNAVAILABLE;
+    default: return FLAME_ERR_INTERNAL;
+    }
+}
+
+int rpc_status_to_code(flame_status s)
+{
+    switch (s) {
+    case FLAME_OK: return RPC_OK;
+    case FLAME_ERR_INVALID_ARGUMENT:
+    case FLAME_ERR_CONFIG: return RPC_INVALID_ARGUMENT;
+    case FLAME_ERR_NOT_FOUND: return RPC_NOT_FOUND;
+    case FLAME_ERR_ALREADY_EXISTS: return RPC_ALREADY_EXISTS;
+    case FLAME_ERR_FAILED_PRECONDITION: return RPC_FAILED_PRECONDITION;
+    case FLAME_ERR_UNAVAILABLE: return RPC_UNAVAILABLE;
+    case FLAME_ERR_TIMEOUT: return RPC_DEADLINE_EXCEEDED;
+    case FLAME_ERR_CANCELLED: return RPC_CANCELLED;
+    case FLAME_ERR_RESOURCE_EXHAUSTED: return RPC_RESOURCE_EXHAUSTED;
+    case FLAME_ERR_UNIMPLEMENTED: return RPC_UNIMPLEMENTED;
+    default: return RPC_INTERNAL;
+    }
+}
+
+grpc_byte_buffer *rpc_pack(const ProtobufCMessage *msg)
+{
+    size_t n = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+    grpc_slice s = grpc_slice_malloc(n);
+    if (n)
+        protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    return bb;
+}
+
+grpc_byte_buffer *rpc_bytes(const uint8_t *data, size_t len)
+{
+    grpc_slice s = grpc_slice_from_copied_buffer((const char *)data, len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    return bb;
+}
+
+grpc_slice rpc_flatten(grpc_byte_buffer *bb)
+{
+    grpc_byte_buffer_reader r;
+    if (!grpc_byte_buffer_reader_init(&r, bb))
+        return grpc_empty_slice();
+    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    return s;
+}
+
+char *rpc_slice_str(grpc_slice s)
+{
+    size_t n = GRPC_SLICE_LENGTH(s);
+    char *p = malloc(n + 1);
+    if (!p)
+        abort();
+    memcpy(p, GRPC_SLICE_START_PTR(s), n);
+    p[n] = 0;
+    return p;
+}

@@ -1,0 +1,18 @@
+#ifndef FL_RPC_INTERNAL_H
+#define FL_RPC_INTERNAL_H
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+#include "rpc.h"
+
+void rpc_init(void);
+grpc_byte_buffer *rpc_pack(const ProtobufCMessage *msg);
+grpc_byte_buffer *rpc_bytes(const uint8_t *data, size_t len);
+grpc_slice rpc_flatten(grpc_byte_buffer *bb); /* caller unrefs */
+char *rpc_slice_str(grpc_slice s);            /* malloc'ed copy */
+
+#endif

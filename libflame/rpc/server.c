@@ -1,0 +1,539 @@
+/* rpc server: one completion queue, one thread, calls dispatched by path. */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_internal.h"
+#include "util/util.h"
+
+#define N_PENDING_REQUESTS 32
+
+enum tag_kind { TAG_NEW, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_SHUTDOWN };
+
+struct tag {
+    enum tag_kind kind;
+    rpc_call *call;
+};
+
+struct outmsg {
+    grpc_byte_buffer *bb; /* NULL: status only */
+    bool final;
+    int code;
+    char *details;
+    struct outmsg *next;
+};
+
+struct rpc_call {
+    rpc_server *srv;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    const rpc_method *method;
+    char *path;
+    grpc_byte_buffer *recv_buf;
+    int close_cancelled;
+    struct tag t_new, t_recv, t_send, t_close;
+    int ops;            /* batches in flight */
+    int refs;           /* holds by the owner (rpc_call_ref) */
+    bool md_sent;
+    bool sending;
+    bool finishing;     /* a final status is queued or sent */
+    bool closed;        /* RECV_CLOSE_ON_SERVER came back */
+    bool dead;          /* cancelled or finished: no more sends */
+    struct outmsg *q_head, *q_tail;
+    struct outmsg *inflight;
+    grpc_slice inflight_details;
+    void (*cancel_fn)(rpc_call *, void *);
+    void *cancel_arg;
+    void *user;
+    struct rpc_call *prev, *next; /* live calls */
+};
+
+struct rpc_server {
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    const rpc_method *methods;
+    size_t n_methods;
+    void *ctx;
+    rpc_server_hooks hooks;
+    size_t max_message;
+    struct tag shutdown_tag;
+    _Atomic bool shutting_down;
+    bool shutdown_seen;
+    bool started;
+    int live;           /* calls allocated (incl. pending requests) */
+    rpc_call *calls;
+};
+
+static void post_request(rpc_server *srv);
+static void pump(rpc_call *c);
+static void maybe_free(rpc_call *c);
+
+rpc_server *rpc_server_new(const rpc_method *methods, size_t n, void *ctx, size_t max_message,
+                           const rpc_server_hooks *hooks)
+{
+    rpc_init();
+    rpc_server *srv = fl_calloc(1, sizeof *srv);
+    srv->methods = methods;
+    srv->n_methods = n;
+    srv->ctx = ctx;
+    srv->max_message = max_message ? max_message : RPC_DEFAULT_MAX_MESSAGE;
+    if (hooks)
+        srv->hooks = *hooks;
+    grpc_arg args[2];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)srv->max_message;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[1].value.integer = (int)srv->max_message;
+    grpc_channel_args cargs = { 2, args };
+    srv->server = grpc_server_create(&cargs, NULL);
+    srv->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
+    srv->shutdown_tag.kind = TAG_SHUTDOWN;
+    return srv;
+}
+
+int rpc_server_listen(rpc_server *srv, const char *addr)
+{
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    int port = grpc_server_add_http2_port(srv->server, addr, creds);
+    grpc_server_credentials_release(creds);
+    if (port <= 0) {
+        fl_error(FLAME_ERR_UNAVAILABLE, "cannot listen on %s (address in use or invalid)", addr);
+        return -1;
+    }
+    grpc_server_start(srv->server);
+    srv->started = true;
+    for (int i = 0; i < N_PENDING_REQUESTS; i++)
+        post_request(srv);
+    return port;
+}
+
+static void link_call(rpc_server *srv, rpc_call *c)
+{
+    c->next = srv->calls;
+    if (srv->calls)
+        srv->calls->prev = c;
+    srv->calls = c;
+    srv->live++;
+}
+
+static void post_request(rpc_server *srv)
+{
+    rpc_call *c = fl_calloc(1, sizeof *c);
+    c->srv = srv;
+    c->t_new = (struct tag){ TAG_NEW, c };
+    c->t_recv = (struct tag){ TAG_RECV, c };
+    c->t_send = (struct tag){ TAG_SEND, c };
+    c->t_close = (struct tag){ TAG_CLOSE, c };
+    grpc_call_details_init(&c->details);
+    grpc_metadata_array_init(&c->md);
+    link_call(srv, c);
+    c->ops = 1;
+    grpc_call_error e = grpc_server_request_call(srv->server, &c->call, &c->details, &c->md,
+                                                 srv->cq, srv->cq, &c->t_new);
+    if (e != GRPC_CALL_OK) {
+        c->ops = 0;
+        c->closed = true;
+        c->dead = true;
+        maybe_free(c);
+    }
+}
+
+static void free_out(struct outmsg *m)
+{
+    if (!m)
+        return;
+    if (m->bb)
+        grpc_byte_buffer_destroy(m->bb);
+    free(m->details);
+    free(m);
+}
+
+static void maybe_free(rpc_call *c)
+{
+    if (c->ops > 0 || !c->closed || c->refs > 0)
+        return;
+    rpc_server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->live--;
+    while (c->q_head) {
+        struct outmsg *m = c->q_head;
+        c->q_head = m->next;
+        free_out(m);
+    }
+    if (c->recv_buf)
+        grpc_byte_buffer_destroy(c->recv_buf);
+    if (c->call)
+        grpc_call_unref(c->call);
+    grpc_call_details_destroy(&c->details);
+    grpc_metadata_array_destroy(&c->md);
+    free(c->path);
+    free(c);
+}
+
+static void start_recv(rpc_call *c)
+{
+    grpc_op op = { 0 };
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv_buf;
+    c->ops++;
+    if (grpc_call_start_batch(c->call, &op, 1, &c->t_recv, NULL) != GRPC_CALL_OK) {
+        c->ops--;
+        fl_log(FL_LOG_ERROR, "rpc", "cannot start RECV_MESSAGE on %s", c->path);
+    }
+}
+
+static void enqueue(rpc_call *c, grpc_byte_buffer *bb, bool final, int code, char *details)
+{
+    struct outmsg *m = fl_calloc(1, sizeof *m);
+    m->bb = bb;
+    m->final = final;
+    m->code = code;
+    m->details = details;
+    if (c->q_tail)
+        c->q_tail->next = m;
+    else
+        c->q_head = m;
+    c->q_tail = m;
+    pump(c);
+}
+
+static void pump(rpc_call *c)
+{
+    if (c->sending || !c->q_head)
+        return;
+    if (c->dead && !c->finishing) {
+        return;
+    }
+    struct outmsg *m = c->q_head;
+    c->q_head = m->next;
+    if (!c->q_head)
+        c->q_tail = NULL;
+    grpc_op ops[3];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    if (!c->md_sent) {
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        n++;
+        c->md_sent = true;
+    }
+    if (m->bb) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = m->bb;
+        n++;
+    }
+    if (m->final) {
+        c->inflight_details = grpc_slice_from_copied_string(m->details ? m->details : "");
+        ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+        ops[n].data.send_status_from_server.status = (grpc_status_code)m->code;
+        ops[n].data.send_status_from_server.status_details =
+            m->code == RPC_OK ? NULL : &c->inflight_details;
+        ops[n].data.send_status_from_server.trailing_metadata_count = 0;
+        n++;
+    }
+    c->inflight = m;
+    c->sending = true;
+    c->ops++;
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t_send, NULL);
+    if (e != GRPC_CALL_OK) {
+        fl_log(FL_LOG_ERROR, "rpc", "start_batch(send) failed on %s: %d", c->path, (int)e);
+        c->ops--;
+        c->sending = false;
+        if (m->final)
+            grpc_slice_unref(c->inflight_details);
+        c->inflight = NULL;
+        free_out(m);
+        c->dead = true;
+        grpc_call_cancel(c->call, NULL);
+    }
+}
+
+void rpc_call_reply(rpc_call *c, const ProtobufCMessage *msg)
+{
+    if (c->finishing)
+        return;
+    c->finishing = true;
+    if (c->dead)
+        return;
+    enqueue(c, rpc_pack(msg), true, RPC_OK, NULL);
+}
+
+void rpc_call_reply_packed(rpc_call *c, const uint8_t *data, size_t len)
+{
+    if (c->finishing)
+        return;
+    c->finishing = true;
+    if (c->dead)
+        return;
+    enqueue(c, rpc_bytes(data, len), true, RPC_OK, NULL);
+}
+
+void rpc_call_finish(rpc_call *c, int code, const char *fmt, ...)
+{
+    if (c->finishing)
+        return;
+    c->finishing = true;
+    if (c->dead)
+        return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    enqueue(c, NULL, true, code, fl_strdup(buf));
+}
+
+bool rpc_call_send(rpc_call *c, const ProtobufCMessage *msg)
+{
+    if (c->dead || c->finishing)
+        return false;
+    enqueue(c, rpc_pack(msg), false, 0, NULL);
+    return true;
+}
+
+bool rpc_call_send_packed(rpc_call *c, const uint8_t *data, size_t len)
+{
+    if (c->dead || c->finishing)
+        return false;
+    enqueue(c, rpc_bytes(data, len), false, 0, NULL);
+    return true;
+}
+
+void rpc_call_on_cancel(rpc_call *c, void (*fn)(rpc_call *, void *), void *arg)
+{
+    c->cancel_fn = fn;
+    c->cancel_arg = arg;
+}
+
+void rpc_call_ref(rpc_call *c)
+{
+    c->refs++;
+}
+
+void rpc_call_unref(rpc_call *c)
+{
+    c->refs--;
+    maybe_free(c);
+}
+
+void rpc_call_set_user(rpc_call *c, void *user)
+{
+    c->user = user;
+}
+
+void *rpc_call_user(const rpc_call *c)
+{
+    return c->user;
+}
+
+bool rpc_call_alive(const rpc_call *c)
+{
+    return !c->dead && !c->finishing;
+}
+
+const char *rpc_call_method(const rpc_call *c)
+{
+    return c->path;
+}
+
+static void on_new(rpc_server *srv, rpc_call *c, bool ok)
+{
+    if (!srv->shutting_down)
+        post_request(srv);
+    if (!ok) {
+        c->closed = true;
+        c->dead = true;
+        return;
+    }
+    c->path = rpc_slice_str(c->details.method);
+    for (size_t i = 0; i < srv->n_methods; i++)
+        if (strcmp(srv->methods[i].path, c->path) == 0) {
+            c->method = &srv->methods[i];
+            break;
+        }
+    grpc_op op = { 0 };
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->close_cancelled;
+    c->ops++;
+    if (grpc_call_start_batch(c->call, &op, 1, &c->t_close, NULL) != GRPC_CALL_OK) {
+        c->ops--;
+        c->closed = true;
+    }
+    if (!c->method) {
+        rpc_call_finish(c, RPC_UNIMPLEMENTED, "unknown method %s", c->path);
+        return;
+    }
+    start_recv(c);
+}
+
+static void on_recv(rpc_server *srv, rpc_call *c, bool ok)
+{
+    grpc_byte_buffer *bb = c->recv_buf;
+    c->recv_buf = NULL;
+    if (c->dead || c->finishing) {
+        if (bb)
+            grpc_byte_buffer_destroy(bb);
+        return;
+    }
+    if (!ok || !bb) {
+        if (c->method->kind == RPC_KIND_BIDI && ok)
+            c->method->handler(c, NULL, 0, srv->ctx);
+        else if (ok)
+            rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: no request message", c->path);
+        if (bb)
+            grpc_byte_buffer_destroy(bb);
+        return;
+    }
+    grpc_slice s = rpc_flatten(bb);
+    grpc_byte_buffer_destroy(bb);
+    c->method->handler(c, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), srv->ctx);
+    grpc_slice_unref(s);
+    if (c->method->kind == RPC_KIND_BIDI && !c->dead && !c->finishing)
+        start_recv(c);
+}
+
+static void on_send(rpc_call *c, bool ok)
+{
+    struct outmsg *m = c->inflight;
+    c->inflight = NULL;
+    c->sending = false;
+    if (m && m->final) {
+        grpc_slice_unref(c->inflight_details);
+        c->dead = true;
+    }
+    free_out(m);
+    if (!ok && !c->dead) {
+        c->dead = true;
+    }
+    pump(c);
+}
+
+static void on_close(rpc_call *c)
+{
+    c->closed = true;
+    bool was_alive = !c->dead;
+    if (c->close_cancelled || was_alive) {
+        c->dead = true;
+        /* drop what was never sent */
+        while (c->q_head) {
+            struct outmsg *m = c->q_head;
+            c->q_head = m->next;
+            free_out(m);
+        }
+        c->q_tail = NULL;
+        if (c->cancel_fn && !c->finishing) {
+            void (*fn)(rpc_call *, void *) = c->cancel_fn;
+            c->cancel_fn = NULL;
+            fn(c, c->cancel_arg);
+        }
+    }
+}
+
+static void dispatch(rpc_server *srv, grpc_event ev)
+{
+    struct tag *t = ev.tag;
+    if (t->kind == TAG_SHUTDOWN) {
+        grpc_server_cancel_all_calls(srv->server);
+        srv->shutdown_seen = true;
+        return;
+    }
+    rpc_call *c = t->call;
+    c->ops--;
+    switch (t->kind) {
+    case TAG_NEW: on_new(srv, c, ev.success); break;
+    case TAG_RECV: on_recv(srv, c, ev.success); break;
+    case TAG_SEND: on_send(c, ev.success); break;
+    case TAG_CLOSE: on_close(c); break;
+    default: break;
+    }
+    maybe_free(c);
+}
+
+void rpc_server_run(rpc_server *srv)
+{
+    int64_t tick_ns = (int64_t)(srv->hooks.tick_ms > 0 ? srv->hooks.tick_ms : 1000) * 1000000;
+    int64_t next_tick = fl_mono_ns() + tick_ns;
+    bool dirty = false;
+    int batch = 0;
+    for (;;) {
+        if (srv->shutdown_seen && srv->live == 0)
+            break;
+        gpr_timespec dl;
+        if (dirty) {
+            dl = gpr_time_0(GPR_CLOCK_MONOTONIC);
+        } else {
+            int64_t wait = next_tick - fl_mono_ns();
+            if (wait < 0)
+                wait = 0;
+            if (srv->shutdown_seen && wait > 100000000)
+                wait = 100000000;
+            dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(wait, GPR_TIMESPAN));
+        }
+        grpc_event ev = grpc_completion_queue_next(srv->cq, dl, NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            if (dirty) {
+                if (srv->hooks.flush)
+                    srv->hooks.flush(srv->hooks.ctx);
+                dirty = false;
+                batch = 0;
+            }
+            if (fl_mono_ns() >= next_tick) {
+                next_tick = fl_mono_ns() + tick_ns;
+                if (srv->hooks.tick && !srv->shutdown_seen) {
+                    srv->hooks.tick(srv->hooks.ctx);
+                    dirty = true;
+                }
+            }
+            continue;
+        }
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        dispatch(srv, ev);
+        dirty = true;
+        if (++batch >= 256) {
+            if (srv->hooks.flush)
+                srv->hooks.flush(srv->hooks.ctx);
+            dirty = false;
+            batch = 0;
+        }
+    }
+    if (srv->hooks.flush)
+        srv->hooks.flush(srv->hooks.ctx);
+}
+
+void rpc_server_shutdown(rpc_server *srv)
+{
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&srv->shutting_down, &expected, true))
+        return;
+    grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
+}
+
+void rpc_server_free(rpc_server *srv)
+{
+    if (!srv)
+        return;
+    if (!srv->shutting_down && srv->started) {
+        rpc_server_shutdown(srv);
+        rpc_server_run(srv);
+    }
+    grpc_server_destroy(srv->server);
+    grpc_completion_queue_shutdown(srv->cq);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+    }
+    grpc_completion_queue_destroy(srv->cq);
+    free(srv);
+}

@@ -1,0 +1,201 @@
+/* Flame's cluster YAML: cluster: {name, endpoint, storage, resreq, policies,
+ * schedule_interval, tls: {cert_file, key_file, ca_file}}. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flame/server.h"
+#include "util/util.h"
+#include "util/yaml.h"
+
+typedef struct config_impl {
+    flame_cluster_config pub;
+    char *strs[8];
+    char **policies;
+} config_impl;
+
+static const char *keep(config_impl *c, int slot, const char *s)
+{
+    free(c->strs[slot]);
+    c->strs[slot] = fl_strdup(s);
+    return c->strs[slot];
+}
+
+void flame_cluster_config_free(flame_cluster_config *config)
+{
+    config_impl *c = (config_impl *)config;
+    if (!c)
+        return;
+    for (size_t i = 0; i < FL_ARRAY_LEN(c->strs); i++)
+        free(c->strs[i]);
+    for (size_t i = 0; i < c->pub.policies_len; i++)
+        free(c->policies[i]);
+    free(c->policies);
+    free(c);
+}
+
+static flame_status bad(fl_yaml *y, yaml_node_t *n, const char *key, const char *what)
+{
+    return fl_error(FLAME_ERR_CONFIG, "%s:%zu: %s: %s", y->file, n ? n->start_mark.line + 1 : 0,
+                    key, what);
+}
+
+static flame_status read_resreq(fl_yaml *y, yaml_node_t *n, flame_resreq *r)
+{
+    if (n->type == YAML_SCALAR_NODE) {
+        if (flame_resreq_parse(r, fl_yaml_str(n)) != FLAME_OK)
+            return bad(y, n, "cluster.resreq", flame_error_last());
+        return FLAME_OK;
+    }
+    if (n->type != YAML_MAPPING_NODE)
+        return bad(y, n, "cluster.resreq", "expected \"cpu=1,mem=1g\" or a mapping");
+    static const char *keys[] = { "cpu", "mem", "memory", "gpu" };
+    for (size_t i = 0; i < FL_ARRAY_LEN(keys); i++) {
+        yaml_node_t *v = fl_yaml_get(y, n, keys[i]);
+        if (!v)
+            continue;
+        char text[128];
+        snprintf(text, sizeof text, "%s=%s", keys[i], fl_yaml_str(v) ? fl_yaml_str(v) : "");
+        if (flame_resreq_parse(r, text) != FLAME_OK) {
+            char key[64];
+            snprintf(key, sizeof key, "cluster.resreq.%s", keys[i]);
+            return bad(y, v, key, "expected a number with an optional k/m/g suffix");
+        }
+    }
+    return FLAME_OK;
+}
+
+flame_status flame_cluster_config_load(flame_cluster_config **out, const char *path)
+{
+    fl_yaml y;
+    flame_status st = fl_yaml_load_file(&y, path);
+    if (st)
+        return st;
+    config_impl *c = fl_calloc(1, sizeof *c);
+    c->pub.name = keep(c, 0, "flame");
+    c->pub.endpoint = keep(c, 1, "http://127.0.0.1:8080");
+    c->pub.storage = keep(c, 2, "sqlite://flame.db");
+    c->pub.resreq = (flame_resreq){ 1, 1ULL << 30, 0 };
+    c->pub.schedule_interval_ms = 500;
+
+    yaml_node_t *root = fl_yaml_root(&y);
+    yaml_node_t *cl = fl_yaml_get(&y, root, "cluster");
+    if (!root || root->type != YAML_MAPPING_NODE) {
+        st = bad(&y, root, "(top level)", "expected a mapping with a \"cluster\" key");
+        goto out;
+    }
+    if (!cl || cl->type != YAML_MAPPING_NODE) {
+        st = bad(&y, cl ? cl : root, "cluster", "missing, or not a mapping");
+        goto out;
+    }
+    static const struct { const char *key; int slot; } strs[] = {
+        { "name", 0 }, { "endpoint", 1 }, { "storage", 2 },
+    };
+    for (size_t i = 0; i < FL_ARRAY_LEN(strs); i++) {
+        yaml_node_t *v = fl_yaml_get(&y, cl, strs[i].key);
+        if (!v)
+            continue;
+        const char *s;
+        char key[64];
+        snprintf(key, sizeof key, "cluster.%s", strs[i].key);
+        if ((st = fl_yaml_string(&y, v, key, &s)))
+            goto out;
+        if (!*s) {
+            st = bad(&y, v, key, "must not be empty");
+            goto out;
+        }
+        const char *kept = keep(c, strs[i].slot, s);
+        if (i == 0)
+            c->pub.name = kept;
+        else if (i == 1)
+            c->pub.endpoint = kept;
+        else
+            c->pub.storage = kept;
+    }
+    if (strncmp(c->pub.endpoint, "http://", 7) != 0 && strncmp(c->pub.endpoint, "https://", 8) != 0 &&
+        !strchr(c->pub.endpoint, ':')) {
+        st = bad(&y, fl_yaml_get(&y, cl, "endpoint"), "cluster.endpoint",
+                 "expected http://HOST:PORT");
+        goto out;
+    }
+    if (strcmp(c->pub.storage, "none") != 0 && strncmp(c->pub.storage, "sqlite://", 9) != 0) {
+        st = bad(&y, fl_yaml_get(&y, cl, "storage"), "cluster.storage",
+                 "expected sqlite://PATH or none");
+        goto out;
+    }
+    yaml_node_t *v = fl_yaml_get(&y, cl, "resreq");
+    if (!v)
+        v = fl_yaml_get(&y, cl, "slot"); /* Flame's older name */
+    if (v && (st = read_resreq(&y, v, &c->pub.resreq)))
+        goto out;
+    v = fl_yaml_get(&y, cl, "schedule_interval");
+    if (v) {
+        int64_t ms;
+        if ((st = fl_yaml_int(&y, v, "cluster.schedule_interval", &ms)))
+            goto out;
+        if (ms <= 0 || ms > 3600000) {
+            st = bad(&y, v, "cluster.schedule_interval", "must be between 1 and 3600000 (ms)");
+            goto out;
+        }
+        c->pub.schedule_interval_ms = (int)ms;
+    }
+    v = fl_yaml_get(&y, cl, "policies");
+    if (!v)
+        v = fl_yaml_get(&y, cl, "policy");
+    if (v) {
+        if (v->type == YAML_SCALAR_NODE) {
+            c->policies = fl_calloc(1, sizeof *c->policies);
+            c->policies[0] = fl_strdup(fl_yaml_str(v));
+            c->pub.policies_len = 1;
+        } else if (v->type == YAML_SEQUENCE_NODE) {
+            size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            c->policies = fl_calloc(n ? n : 1, sizeof *c->policies);
+            for (size_t i = 0; i < n; i++) {
+                yaml_node_t *it = yaml_document_get_node(&y.doc, v->data.sequence.items.start[i]);
+                const char *s = fl_yaml_str(it);
+                if (!s) {
+                    st = bad(&y, it, "cluster.policies", "expected a list of policy names");
+                    goto out;
+                }
+                c->policies[c->pub.policies_len++] = fl_strdup(s);
+            }
+        } else {
+            st = bad(&y, v, "cluster.policies", "expected a list of policy names");
+            goto out;
+        }
+    }
+    c->pub.policies = (const char *const *)c->policies;
+    v = fl_yaml_get(&y, cl, "tls");
+    if (v && !fl_yaml_is_null(v)) {
+        if (v->type != YAML_MAPPING_NODE) {
+            st = bad(&y, v, "cluster.tls", "expected a mapping {cert_file, key_file, ca_file}");
+            goto out;
+        }
+        static const char *tk[] = { "cert_file", "key_file", "ca_file" };
+        for (int i = 0; i < 3; i++) {
+            yaml_node_t *f = fl_yaml_get(&y, v, tk[i]);
+            const char *s;
+            char key[64];
+            snprintf(key, sizeof key, "cluster.tls.%s", tk[i]);
+            if (!f)
+                continue;
+            if ((st = fl_yaml_string(&y, f, key, &s)))
+                goto out;
+            const char *kept = keep(c, 3 + i, s);
+            if (i == 0)
+                c->pub.tls_cert_file = kept;
+            else if (i == 1)
+                c->pub.tls_key_file = kept;
+            else
+                c->pub.tls_ca_file = kept;
+        }
+    }
+out:
+    fl_yaml_free(&y);
+    if (st) {
+        flame_cluster_config_free(&c->pub);
+        return st;
+    }
+    *out = &c->pub;
+    return FLAME_OK;
+}

@@ -1,0 +1,520 @@
+/* flame.v1 Frontend: the handlers clients call. Each runs on the engine
+ * thread; replies are deferred until the batch is committed (sm_flush). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sm.h"
+
+#define UNPACK(type, fn, var)                                                                  \
+    type *var = fn##__unpack(NULL, len, data);                                                 \
+    if (!var) {                                                                                \
+        rpc_call_finish(call, RPC_INVALID_ARGUMENT, "%s: malformed request message",          \
+                        rpc_call_method(call));                                               \
+        return;                                                                                \
+    }
+
+static void reply_result(sm_t *sm, rpc_call *call)
+{
+    Flame__V1__Result r = FLAME__V1__RESULT__INIT;
+    size_t n = flame__v1__result__get_packed_size(&r);
+    uint8_t *buf = fl_malloc(n ? n : 1);
+    flame__v1__result__pack(&r, buf);
+    sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
+}
+
+static void reply_session(sm_t *sm, rpc_call *call, const fl_session *s)
+{
+    size_t n;
+    uint8_t *buf = sm_pack_session(s, &n);
+    sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
+}
+
+static void fail(sm_t *sm, rpc_call *call, flame_status st)
+{
+    sm_defer(sm, call, OUT_ERROR, rpc_status_to_code(st), flame_error_last(), NULL, 0);
+}
+
+/* ---- applications ------------------------------------------------------- */
+
+static uint8_t *pack_spec(const Flame__V1__ApplicationSpec *spec, size_t *n)
+{
+    *n = flame__v1__application_spec__get_packed_size(spec);
+    uint8_t *buf = fl_malloc(*n ? *n : 1);
+    flame__v1__application_spec__pack(spec, buf);
+    return buf;
+}
+
+static void register_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__RegisterApplicationRequest, flame__v1__register_application_request, req);
+    flame_status st = fl_app_validate(req->name, req->application);
+    if (!st && fl_map_get(&sm->apps, req->name))
+        st = fl_error(FLAME_ERR_ALREADY_EXISTS, "application %s already exists", req->name);
+    if (st) {
+        fail(sm, call, st);
+    } else {
+        size_t n;
+        uint8_t *blob = pack_spec(req->application, &n);
+        fl_app *a = fl_app_new(req->name, blob, n, fl_now_ms());
+        free(blob);
+        fl_map_put(&sm->apps, a->name, a);
+        fl_store_put_app(sm->store, a);
+        fl_log(FL_LOG_INFO, "sm", "application %s registered", a->name);
+        reply_result(sm, call);
+    }
+    flame__v1__register_application_request__free_unpacked(req, NULL);
+}
+
+static void update_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__UpdateApplicationRequest, flame__v1__update_application_request, req);
+    fl_app *a = fl_map_get(&sm->apps, req->name);
+    flame_status st = FLAME_OK;
+    if (!a)
+        st = fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name);
+    else if (a->open_sessions)
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                      "application %s has %u open session(s); close them before updating it",
+                      req->name, a->open_sessions);
+    else
+        st = fl_app_validate(req->name, req->application);
+    if (st) {
+        fail(sm, call, st);
+    } else {
+        size_t n;
+        uint8_t *blob = pack_spec(req->application, &n);
+        fl_app *na = fl_app_new(req->name, blob, n, a->ctime);
+        free(blob);
+        na->state = a->state;
+        fl_map_put(&sm->apps, na->name, na);
+        fl_app_free(a);
+        fl_store_put_app(sm->store, na);
+        reply_result(sm, call);
+    }
+    flame__v1__update_application_request__free_unpacked(req, NULL);
+}
+
+static void unregister_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__UnregisterApplicationRequest, flame__v1__unregister_application_request, req);
+    fl_app *a = fl_map_get(&sm->apps, req->name);
+    if (!a) {
+        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name));
+    } else if (a->open_sessions) {
+        fail(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                                "application %s has %u open session(s); close them first",
+                                req->name, a->open_sessions));
+    } else {
+        for (sm_session *ss = sm->first, *next; ss; ss = next) {
+            next = ss->next;
+            if (strcmp(ss->s->app, a->name) == 0) {
+                fl_store_del_session(sm->store, ss->s->id);
+                sm_remove_session(sm, ss);
+            }
+        }
+        fl_store_del_app(sm->store, a->name);
+        fl_map_del(&sm->apps, a->name);
+        fl_log(FL_LOG_INFO, "sm", "application %s unregistered", a->name);
+        fl_app_free(a);
+        reply_result(sm, call);
+    }
+    flame__v1__unregister_application_request__free_unpacked(req, NULL);
+}
+
+static void get_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__GetApplicationRequest, flame__v1__get_application_request, req);
+    fl_app *a = fl_map_get(&sm->apps, req->name);
+    if (!a) {
+        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name));
+    } else {
+        size_t n;
+        uint8_t *buf = sm_pack_app(a, &n);
+        sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
+    }
+    flame__v1__get_application_request__free_unpacked(req, NULL);
+}
+
+static int cmp_app(const void *x, const void *y)
+{
+    const fl_app *a = *(fl_app *const *)x, *b = *(fl_app *const *)y;
+    return strcmp(a->name, b->name);
+}
+
+static void list_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    size_t n = sm->apps.len, k = 0, it = 0;
+    fl_app **v = fl_calloc(n ? n : 1, sizeof *v);
+    void *val;
+    while (fl_map_next(&sm->apps, &it, NULL, &val))
+        v[k++] = val;
+    qsort(v, k, sizeof *v, cmp_app);
+    Flame__V1__Application *msgs = fl_calloc(k ? k : 1, sizeof *msgs);
+    Flame__V1__Application **ptrs = fl_calloc(k ? k : 1, sizeof *ptrs);
+    for (size_t i = 0; i < k; i++) {
+        sm_fill_app(&msgs[i], v[i]);
+        ptrs[i] = &msgs[i];
+    }
+    Flame__V1__ApplicationList list = FLAME__V1__APPLICATION_LIST__INIT;
+    list.n_applications = k;
+    list.applications = ptrs;
+    size_t plen = flame__v1__application_list__get_packed_size(&list);
+    uint8_t *buf = fl_malloc(plen ? plen : 1);
+    flame__v1__application_list__pack(&list, buf);
+    for (size_t i = 0; i < k; i++)
+        sm_fill_app_done(&msgs[i]);
+    free(msgs);
+    free(ptrs);
+    free(v);
+    sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, plen);
+}
+
+/* ---- executors and nodes (filled by the execution issue) ---------------- */
+
+static void list_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    Flame__V1__ExecutorList list = FLAME__V1__EXECUTOR_LIST__INIT;
+    rpc_call_reply(call, &list.base);
+}
+
+static void list_nodes(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    Flame__V1__NodeList list = FLAME__V1__NODE_LIST__INIT;
+    rpc_call_reply(call, &list.base);
+}
+
+static void get_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    UNPACK(Flame__V1__GetNodeRequest, flame__v1__get_node_request, req);
+    rpc_call_finish(call, RPC_NOT_FOUND, "node %s not found", req->name);
+    flame__v1__get_node_request__free_unpacked(req, NULL);
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+static uint64_t rng_state;
+
+static void random_suffix(char *out, size_t n)
+{
+    static const char al[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    if (!rng_state)
+        rng_state = (uint64_t)fl_mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i + 1 < n; i++) {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        out[i] = al[rng_state % (sizeof al - 1)];
+    }
+    out[n - 1] = 0;
+}
+
+static flame_status check_spec(sm_t *sm, const Flame__V1__SessionSpec *spec)
+{
+    if (!spec)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "a session spec is required");
+    fl_app *a = fl_map_get(&sm->apps, spec->application);
+    if (!a)
+        return fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", spec->application);
+    if (a->state != FLAME_APPLICATION_ENABLED)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "application %s is disabled",
+                        spec->application);
+    if (spec->_max_instances_case && spec->max_instances < spec->min_instances)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "max_instances (%u) is smaller than min_instances (%u)",
+                        spec->max_instances, spec->min_instances);
+    return FLAME_OK;
+}
+
+static fl_session *create_session(sm_t *sm, const char *want_id,
+                                  const Flame__V1__SessionSpec *spec)
+{
+    char id[300];
+    if (want_id && *want_id) {
+        snprintf(id, sizeof id, "%s", want_id);
+    } else {
+        do {
+            char sfx[7];
+            random_suffix(sfx, sizeof sfx);
+            snprintf(id, sizeof id, "%.200s-%s", spec->application, sfx);
+        } while (fl_map_get(&sm->sessions, id));
+    }
+    fl_session *s = fl_session_new(id, spec, &sm->default_resreq, fl_now_ms());
+    sm_add_session(sm, s);
+    fl_store_put_session(sm->store, s);
+    fl_log(FL_LOG_DEBUG, "sm", "session %s created", s->id);
+    return s;
+}
+
+static flame_status check_new_id(sm_t *sm, const char *id)
+{
+    const char *why;
+    if (id && *id) {
+        if (!fl_name_valid(id, &why))
+            return fl_error(FLAME_ERR_INVALID_ARGUMENT, "invalid session id \"%.64s\": it %s", id,
+                            why);
+        if (fl_map_get(&sm->sessions, id))
+            return fl_error(FLAME_ERR_ALREADY_EXISTS, "session %s already exists", id);
+    }
+    return FLAME_OK;
+}
+
+static void create_session_rpc(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__CreateSessionRequest, flame__v1__create_session_request, req);
+    flame_status st = check_new_id(sm, req->session_id);
+    if (!st)
+        st = check_spec(sm, req->session);
+    if (st)
+        fail(sm, call, st);
+    else
+        reply_session(sm, call, create_session(sm, req->session_id, req->session));
+    flame__v1__create_session_request__free_unpacked(req, NULL);
+}
+
+static void open_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__OpenSessionRequest, flame__v1__open_session_request, req);
+    const Flame__V1__SessionSpec *spec = req->_session_case ? req->session : NULL;
+    sm_session *ss = sm_session_get(sm, req->session_id);
+    flame_status st = FLAME_OK;
+    const char *why;
+    if (!req->session_id[0]) {
+        st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "OpenSession needs a session id");
+    } else if (ss) {
+        if (ss->s->state != FLAME_SESSION_OPEN)
+            st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed", ss->s->id);
+        else if (spec && !fl_session_spec_matches(ss->s, spec, &sm->default_resreq, &why))
+            st = fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                          "session %s exists with a different %s", ss->s->id, why);
+        if (!st)
+            reply_session(sm, call, ss->s);
+    } else if (!spec) {
+        st = fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id);
+    } else {
+        st = check_new_id(sm, req->session_id);
+        if (!st)
+            st = check_spec(sm, spec);
+        if (!st)
+            reply_session(sm, call, create_session(sm, req->session_id, spec));
+    }
+    if (st)
+        fail(sm, call, st);
+    flame__v1__open_session_request__free_unpacked(req, NULL);
+}
+
+static flame_status close_session(sm_t *sm, sm_session *ss)
+{
+    fl_session *s = ss->s;
+    bool was_open = s->state == FLAME_SESSION_OPEN;
+    fl_task **changed;
+    size_t n;
+    flame_status st = fl_session_close(s, fl_now_ms(), &changed, &n);
+    if (st)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        sm_task_changed(sm, ss, changed[i]);
+    free(changed);
+    if (was_open) {
+        fl_app *a = fl_map_get(&sm->apps, s->app);
+        if (a && a->open_sessions)
+            a->open_sessions--;
+        fl_store_put_session(sm->store, s);
+    }
+    return FLAME_OK;
+}
+
+static void close_session_rpc(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__CloseSessionRequest, flame__v1__close_session_request, req);
+    sm_session *ss = sm_session_get(sm, req->session_id);
+    flame_status st = ss ? close_session(sm, ss)
+                         : fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id);
+    if (st)
+        fail(sm, call, st);
+    else
+        reply_session(sm, call, ss->s);
+    flame__v1__close_session_request__free_unpacked(req, NULL);
+}
+
+static void delete_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__DeleteSessionRequest, flame__v1__delete_session_request, req);
+    sm_session *ss = sm_session_get(sm, req->session_id);
+    flame_status st = ss ? close_session(sm, ss)
+                         : fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id);
+    if (st) {
+        fail(sm, call, st);
+    } else {
+        reply_session(sm, call, ss->s);
+        fl_store_del_session(sm->store, ss->s->id);
+        sm_remove_session(sm, ss);
+    }
+    flame__v1__delete_session_request__free_unpacked(req, NULL);
+}
+
+static void get_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__GetSessionRequest, flame__v1__get_session_request, req);
+    sm_session *ss = sm_session_get(sm, req->session_id);
+    if (ss)
+        reply_session(sm, call, ss->s);
+    else
+        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
+    flame__v1__get_session_request__free_unpacked(req, NULL);
+}
+
+static void list_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    size_t n = sm->sessions.len, k = 0;
+    Flame__V1__Session *msgs = fl_calloc(n ? n : 1, sizeof *msgs);
+    Flame__V1__Session **ptrs = fl_calloc(n ? n : 1, sizeof *ptrs);
+    for (sm_session *ss = sm->first; ss && k < n; ss = ss->next) {
+        sm_fill_session(&msgs[k], ss->s);
+        ptrs[k] = &msgs[k];
+        k++;
+    }
+    Flame__V1__SessionList list = FLAME__V1__SESSION_LIST__INIT;
+    list.n_sessions = k;
+    list.sessions = ptrs;
+    size_t plen = flame__v1__session_list__get_packed_size(&list);
+    uint8_t *buf = fl_malloc(plen ? plen : 1);
+    flame__v1__session_list__pack(&list, buf);
+    for (size_t i = 0; i < k; i++)
+        sm_fill_session_done(&msgs[i]);
+    free(msgs);
+    free(ptrs);
+    sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, plen);
+}
+
+/* ---- tasks -------------------------------------------------------------- */
+
+static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__CreateTaskRequest, flame__v1__create_task_request, req);
+    const Flame__V1__TaskSpec *spec = req->task;
+    sm_session *ss = spec ? sm_session_get(sm, spec->session_id) : NULL;
+    if (!spec) {
+        fail(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "a task spec is required"));
+    } else if (!ss) {
+        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", spec->session_id));
+    } else if (ss->s->state != FLAME_SESSION_OPEN) {
+        fail(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                                "session %s is closed; it takes no new tasks", ss->s->id));
+    } else {
+        fl_task *t = fl_session_add_task(ss->s, spec->input.data, spec->input.len,
+                                         spec->_input_case != 0, fl_now_ms());
+        fl_store_put_task(sm->store, ss->s, t);
+        size_t n;
+        uint8_t *buf = sm_pack_task(ss->s, t, &n);
+        sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
+    }
+    flame__v1__create_task_request__free_unpacked(req, NULL);
+}
+
+static fl_task *find_task(sm_t *sm, const char *sid, const char *tid, sm_session **ssp)
+{
+    sm_session *ss = sm_session_get(sm, sid);
+    *ssp = ss;
+    if (!ss) {
+        fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", sid);
+        return NULL;
+    }
+    fl_task *t = fl_session_task(ss->s, tid);
+    if (!t)
+        fl_error(FLAME_ERR_NOT_FOUND, "task %s not found in session %s", tid, sid);
+    return t;
+}
+
+static void get_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__GetTaskRequest, flame__v1__get_task_request, req);
+    sm_session *ss;
+    fl_task *t = find_task(sm, req->session_id, req->task_id, &ss);
+    if (!t) {
+        fail(sm, call, FLAME_ERR_NOT_FOUND);
+    } else {
+        size_t n;
+        uint8_t *buf = sm_pack_task(ss->s, t, &n);
+        sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
+    }
+    flame__v1__get_task_request__free_unpacked(req, NULL);
+}
+
+static void watch_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__WatchTaskRequest, flame__v1__watch_task_request, req);
+    sm_session *ss;
+    fl_task *t = find_task(sm, req->session_id, req->task_id, &ss);
+    if (!t) {
+        fail(sm, call, FLAME_ERR_NOT_FOUND);
+    } else {
+        size_t n;
+        uint8_t *buf = sm_pack_task(ss->s, t, &n);
+        sm_defer(sm, call, OUT_SEND, 0, NULL, buf, n);
+        if (fl_task_terminal(t->state))
+            sm_defer(sm, call, OUT_FINISH_OK, 0, NULL, NULL, 0);
+        else
+            sm_watch_add(sm, call, ss, t); /* completed by sm_task_changed */
+    }
+    flame__v1__watch_task_request__free_unpacked(req, NULL);
+}
+
+static void list_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__ListTaskRequest, flame__v1__list_task_request, req);
+    sm_session *ss = sm_session_get(sm, req->session_id);
+    if (!ss) {
+        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
+    } else {
+        for (uint32_t i = 0; i < ss->s->ntasks; i++) {
+            if (!ss->s->tasks[i])
+                continue;
+            size_t n;
+            uint8_t *buf = sm_pack_task(ss->s, ss->s->tasks[i], &n);
+            sm_defer(sm, call, OUT_SEND, 0, NULL, buf, n);
+        }
+        sm_defer(sm, call, OUT_FINISH_OK, 0, NULL, NULL, 0);
+    }
+    flame__v1__list_task_request__free_unpacked(req, NULL);
+}
+
+#define FE(name) "/flame.v1.Frontend/" name
+
+const rpc_method sm_frontend_methods[] = {
+    { FE("RegisterApplication"), RPC_KIND_UNARY, register_application },
+    { FE("UnregisterApplication"), RPC_KIND_UNARY, unregister_application },
+    { FE("UpdateApplication"), RPC_KIND_UNARY, update_application },
+    { FE("GetApplication"), RPC_KIND_UNARY, get_application },
+    { FE("ListApplication"), RPC_KIND_UNARY, list_application },
+    { FE("ListExecutor"), RPC_KIND_UNARY, list_executor },
+    { FE("ListNodes"), RPC_KIND_UNARY, list_nodes },
+    { FE("GetNode"), RPC_KIND_UNARY, get_node },
+    { FE("CreateSession"), RPC_KIND_UNARY, create_session_rpc },
+    { FE("DeleteSession"), RPC_KIND_UNARY, delete_session },
+    { FE("OpenSession"), RPC_KIND_UNARY, open_session },
+    { FE("CloseSession"), RPC_KIND_UNARY, close_session_rpc },
+    { FE("GetSession"), RPC_KIND_UNARY, get_session },
+    { FE("ListSession"), RPC_KIND_UNARY, list_session },
+    { FE("CreateTask"), RPC_KIND_UNARY, create_task },
+    { FE("GetTask"), RPC_KIND_UNARY, get_task },
+    { FE("WatchTask"), RPC_KIND_SERVER_STREAM, watch_task },
+    { FE("ListTask"), RPC_KIND_SERVER_STREAM, list_task },
+};
+const size_t sm_frontend_methods_len = FL_ARRAY_LEN(sm_frontend_methods);

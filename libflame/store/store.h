@@ -1,0 +1,79 @@
+/* The storage engine interface. The session manager writes through it on
+ * its engine thread: writes accumulate in an open transaction and
+ * fl_store_commit() makes them durable together (group commit). */
+#ifndef FL_STORE_H
+#define FL_STORE_H
+
+#include "flame/error.h"
+#include "model/model.h"
+
+typedef struct fl_store fl_store;
+
+typedef struct fl_store_ops {
+    const char *name;
+    flame_status (*put_app)(fl_store *st, const fl_app *a);
+    flame_status (*del_app)(fl_store *st, const char *name);
+    flame_status (*put_session)(fl_store *st, const fl_session *s);
+    flame_status (*del_session)(fl_store *st, const char *id);
+    flame_status (*put_task)(fl_store *st, const fl_session *s, const fl_task *t);
+    flame_status (*commit)(fl_store *st);
+    /* Restores everything: calls the callbacks in order apps, sessions,
+     * tasks (tasks grouped by session). Ownership passes to the callee. */
+    flame_status (*load)(fl_store *st, void *ctx, void (*on_app)(void *, fl_app *),
+                         void (*on_session)(void *, fl_session *),
+                         void (*on_task)(void *, const char *session_id, fl_task *));
+    void (*close)(fl_store *st);
+} fl_store_ops;
+
+struct fl_store {
+    const fl_store_ops *ops;
+    bool dirty; /* writes since the last commit */
+};
+
+/* url: "none" or "sqlite://PATH" (PATH absolute, or relative to the
+ * working directory). */
+flame_status fl_store_open(fl_store **out, const char *url);
+
+static inline flame_status fl_store_put_app(fl_store *st, const fl_app *a)
+{
+    st->dirty = true;
+    return st->ops->put_app(st, a);
+}
+static inline flame_status fl_store_del_app(fl_store *st, const char *name)
+{
+    st->dirty = true;
+    return st->ops->del_app(st, name);
+}
+static inline flame_status fl_store_put_session(fl_store *st, const fl_session *s)
+{
+    st->dirty = true;
+    return st->ops->put_session(st, s);
+}
+static inline flame_status fl_store_del_session(fl_store *st, const char *id)
+{
+    st->dirty = true;
+    return st->ops->del_session(st, id);
+}
+static inline flame_status fl_store_put_task(fl_store *st, const fl_session *s, const fl_task *t)
+{
+    st->dirty = true;
+    return st->ops->put_task(st, s, t);
+}
+static inline flame_status fl_store_commit(fl_store *st)
+{
+    if (!st->dirty)
+        return FLAME_OK;
+    st->dirty = false;
+    return st->ops->commit(st);
+}
+void fl_store_close(fl_store *st);
+
+/* Engines */
+flame_status fl_store_none_open(fl_store **out);
+flame_status fl_store_sqlite_open(fl_store **out, const char *path);
+
+/* Events <-> bytes (a packed flame.v1.TaskStatus holding only events). */
+uint8_t *fl_events_pack(const fl_events *e, size_t *len);
+void fl_events_unpack(fl_events *e, const uint8_t *data, size_t len);
+
+#endif

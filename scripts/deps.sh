@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Flame in C needs to build and test, when
+# they are missing (as root; otherwise it only reports what is missing).
+set -euo pipefail
+pkgs=(gcc pkg-config meson ninja-build
+      libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcurl4-openssl-dev
+      libcjson-dev check libsqlite3-dev libyaml-dev
+      python3 python3-grpcio python3-protobuf python3-pytest protobuf-compiler protobuf-compiler-grpc)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing Debian packages (run as root to install): ${missing[*]}" >&2
+    exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,226 @@
+/* Unit tests of libflame/model: state machines, counters, validation. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "util/util.h"
+
+static Flame__V1__SessionSpec spec_for(const char *app)
+{
+    Flame__V1__SessionSpec s = FLAME__V1__SESSION_SPEC__INIT;
+    s.application = (char *)app;
+    return s;
+}
+
+START_TEST(task_transitions)
+{
+    ck_assert(fl_task_transition_ok(FLAME_TASK_PENDING, FLAME_TASK_RUNNING));
+    ck_assert(fl_task_transition_ok(FLAME_TASK_PENDING, FLAME_TASK_CANCELLED));
+    ck_assert(fl_task_transition_ok(FLAME_TASK_RUNNING, FLAME_TASK_SUCCEED));
+    ck_assert(fl_task_transition_ok(FLAME_TASK_RUNNING, FLAME_TASK_FAILED));
+    ck_assert(fl_task_transition_ok(FLAME_TASK_RUNNING, FLAME_TASK_PENDING));
+    ck_assert(!fl_task_transition_ok(FLAME_TASK_PENDING, FLAME_TASK_SUCCEED));
+    ck_assert(!fl_task_transition_ok(FLAME_TASK_SUCCEED, FLAME_TASK_RUNNING));
+    ck_assert(!fl_task_transition_ok(FLAME_TASK_FAILED, FLAME_TASK_PENDING));
+    ck_assert(!fl_task_transition_ok(FLAME_TASK_CANCELLED, FLAME_TASK_RUNNING));
+}
+END_TEST
+
+START_TEST(counters_follow_states)
+{
+    Flame__V1__SessionSpec sp = spec_for("app");
+    fl_session *s = fl_session_new("s1", &sp, NULL, 1000);
+    fl_task *a = fl_session_add_task(s, (const uint8_t *)"x", 1, true, 1001);
+    fl_task *b = fl_session_add_task(s, NULL, 0, false, 1002);
+    ck_assert_uint_eq(a->id, 1);
+    ck_assert_uint_eq(b->id, 2);
+    ck_assert_int_eq(s->counts[FLAME_TASK_PENDING], 2);
+    ck_assert_int_eq(fl_task_set_state(s, a, FLAME_TASK_RUNNING, NULL, 1003), FLAME_OK);
+    ck_assert_int_eq(fl_task_set_state(s, a, FLAME_TASK_SUCCEED, NULL, 1004), FLAME_OK);
+    ck_assert_int_eq(a->etime, 1004);
+    ck_assert_int_eq(s->counts[FLAME_TASK_SUCCEED], 1);
+    ck_assert_int_eq(s->counts[FLAME_TASK_PENDING], 1);
+    /* illegal: terminal -> anything */
+    ck_assert_int_eq(fl_task_set_state(s, a, FLAME_TASK_RUNNING, NULL, 1005),
+                     FLAME_ERR_FAILED_PRECONDITION);
+    ck_assert_int_eq(s->counts[FLAME_TASK_SUCCEED], 1);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "cannot go from Succeed to Running"));
+    /* events: one per change, code = new state */
+    ck_assert_uint_eq(a->events.n, 3);
+    ck_assert_int_eq(a->events.v[2].code, FLAME_TASK_SUCCEED);
+    ck_assert_ptr_eq(fl_session_task(s, "2"), b);
+    ck_assert_ptr_null(fl_session_task(s, "3"));
+    ck_assert_ptr_null(fl_session_task(s, "0"));
+    ck_assert_ptr_null(fl_session_task(s, "1x"));
+    fl_session_free(s);
+}
+END_TEST
+
+START_TEST(close_cancels_pending_refuses_running)
+{
+    Flame__V1__SessionSpec sp = spec_for("app");
+    fl_session *s = fl_session_new("s1", &sp, NULL, 1000);
+    fl_task *a = fl_session_add_task(s, NULL, 0, false, 1);
+    fl_session_add_task(s, NULL, 0, false, 1);
+    fl_session_add_task(s, NULL, 0, false, 1);
+    fl_task_set_state(s, a, FLAME_TASK_RUNNING, NULL, 2);
+    fl_task **changed;
+    size_t n;
+    ck_assert_int_eq(fl_session_close(s, 3, &changed, &n), FLAME_ERR_FAILED_PRECONDITION);
+    ck_assert_int_eq(s->state, FLAME_SESSION_OPEN);
+    fl_task_set_state(s, a, FLAME_TASK_FAILED, "boom", 4);
+    ck_assert_int_eq(fl_session_close(s, 5, &changed, &n), FLAME_OK);
+    ck_assert_uint_eq(n, 2);
+    free(changed);
+    ck_assert_int_eq(s->state, FLAME_SESSION_CLOSED);
+    ck_assert_int_eq(s->counts[FLAME_TASK_CANCELLED], 2);
+    ck_assert_int_eq(s->counts[FLAME_TASK_PENDING], 0);
+    ck_assert_int_eq(s->counts[FLAME_TASK_FAILED], 1);
+    ck_assert_int_eq(s->etime, 5);
+    /* closing again is a no-op */
+    ck_assert_int_eq(fl_session_close(s, 6, &changed, &n), FLAME_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(s->etime, 5);
+    fl_session_free(s);
+}
+END_TEST
+
+START_TEST(spec_matching)
+{
+    flame_resreq dflt = { 1, 1024, 0 };
+    Flame__V1__SessionSpec sp = spec_for("app");
+    sp.priority = 3;
+    fl_session *s = fl_session_new("s1", &sp, &dflt, 1);
+    const char *why;
+    ck_assert(fl_session_spec_matches(s, &sp, &dflt, &why));
+    Flame__V1__SessionSpec other = sp;
+    other.priority = 4;
+    ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
+    ck_assert_str_eq(why, "priority");
+    other = sp;
+    other.application = "b";
+    ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
+    ck_assert_str_eq(why, "application");
+    other = sp;
+    other._max_instances_case = FLAME__V1__SESSION_SPEC___MAX_INSTANCES_MAX_INSTANCES;
+    other.max_instances = 2;
+    ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
+    ck_assert_str_eq(why, "max_instances");
+    Flame__V1__ResourceRequirement rr = FLAME__V1__RESOURCE_REQUIREMENT__INIT;
+    rr.cpu = 2;
+    other = sp;
+    other._resreq_case = FLAME__V1__SESSION_SPEC___RESREQ_RESREQ;
+    other.resreq = &rr;
+    ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
+    ck_assert_str_eq(why, "resreq");
+    fl_session_free(s);
+}
+END_TEST
+
+START_TEST(names)
+{
+    const char *why;
+    ck_assert(fl_name_valid("flmping", &why));
+    ck_assert(fl_name_valid("a.b-c_D9", &why));
+    ck_assert(!fl_name_valid("", &why));
+    ck_assert(!fl_name_valid(".hidden", &why));
+    ck_assert(!fl_name_valid("-x", &why));
+    ck_assert(!fl_name_valid("a..b", &why));
+    ck_assert(!fl_name_valid("a/b", &why));
+    ck_assert(!fl_name_valid("a b", &why));
+    char longname[300];
+    memset(longname, 'a', sizeof longname);
+    longname[253] = 0;
+    ck_assert(fl_name_valid(longname, &why));
+    longname[253] = 'a';
+    longname[254] = 0;
+    ck_assert(!fl_name_valid(longname, &why));
+}
+END_TEST
+
+START_TEST(app_validation)
+{
+    Flame__V1__ApplicationSpec sp = FLAME__V1__APPLICATION_SPEC__INIT;
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
+    ck_assert_int_eq(fl_app_validate("bad/name", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(fl_app_validate("ok", NULL), FLAME_ERR_INVALID_ARGUMENT);
+    sp._working_directory_case = FLAME__V1__APPLICATION_SPEC___WORKING_DIRECTORY_WORKING_DIRECTORY;
+    sp.working_directory = "relative/dir";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "not an absolute path"));
+    sp.working_directory = "/tmp";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
+    Flame__V1__ApplicationSchema sc = FLAME__V1__APPLICATION_SCHEMA__INIT;
+    sc._input_case = FLAME__V1__APPLICATION_SCHEMA___INPUT_INPUT;
+    sc.input = "{not json";
+    sp._schema_case = FLAME__V1__APPLICATION_SPEC___SCHEMA_SCHEMA;
+    sp.schema = &sc;
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "schema.input"));
+    sc.input = "{\"type\": \"string\"}";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
+}
+END_TEST
+
+START_TEST(resreq_parse)
+{
+    flame_resreq r = { 0, 0, 0 };
+    ck_assert_int_eq(flame_resreq_parse(&r, "cpu=2,mem=2g,gpu=1"), FLAME_OK);
+    ck_assert_uint_eq(r.cpu, 2);
+    ck_assert_uint_eq(r.memory, 2ULL << 30);
+    ck_assert_int_eq(r.gpu, 1);
+    ck_assert_int_eq(flame_resreq_parse(&r, "memory=512m"), FLAME_OK);
+    ck_assert_uint_eq(r.memory, 512ULL << 20);
+    ck_assert_uint_eq(r.cpu, 2);
+    ck_assert_int_eq(flame_resreq_parse(&r, "cpu=x"), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(flame_resreq_parse(&r, "disk=1"), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(flame_resreq_parse(&r, "cpu"), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(flame_resreq_parse(&r, "mem=1q"), FLAME_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
+START_TEST(map_basics)
+{
+    fl_map m = { 0 };
+    char key[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        fl_map_put(&m, key, (void *)(intptr_t)(i + 1));
+    }
+    ck_assert_uint_eq(m.len, 1000);
+    for (int i = 0; i < 1000; i += 2) {
+        snprintf(key, sizeof key, "k%d", i);
+        ck_assert_ptr_eq(fl_map_del(&m, key), (void *)(intptr_t)(i + 1));
+    }
+    ck_assert_uint_eq(m.len, 500);
+    ck_assert_ptr_null(fl_map_get(&m, "k0"));
+    ck_assert_ptr_eq(fl_map_get(&m, "k999"), (void *)(intptr_t)1000);
+    size_t it = 0, n = 0;
+    while (fl_map_next(&m, &it, NULL, NULL))
+        n++;
+    ck_assert_uint_eq(n, 500);
+    fl_map_free(&m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, task_transitions);
+    tcase_add_test(tc, counters_follow_states);
+    tcase_add_test(tc, close_cancels_pending_refuses_running);
+    tcase_add_test(tc, spec_matching);
+    tcase_add_test(tc, names);
+    tcase_add_test(tc, app_validation);
+    tcase_add_test(tc, resreq_parse);
+    tcase_add_test(tc, map_basics);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,188 @@
+/* Unit tests of libflame/store: the sqlite engine survives a reopen. */
+#include <check.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "util/util.h"
+
+static char dbpath[256];
+
+static void setup(void)
+{
+    snprintf(dbpath, sizeof dbpath, "/tmp/flame-test-store-%d.db", getpid());
+    unlink(dbpath);
+}
+
+static void teardown(void)
+{
+    char p[300];
+    unlink(dbpath);
+    snprintf(p, sizeof p, "%s-wal", dbpath);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", dbpath);
+    unlink(p);
+}
+
+typedef struct loaded {
+    fl_app *apps[4];
+    int napps;
+    fl_session *sessions[4];
+    int nsessions;
+    fl_task *tasks[8];
+    char sids[8][32];
+    int ntasks;
+} loaded;
+
+static void on_app(void *ctx, fl_app *a)
+{
+    loaded *l = ctx;
+    l->apps[l->napps++] = a;
+}
+static void on_session(void *ctx, fl_session *s)
+{
+    loaded *l = ctx;
+    l->sessions[l->nsessions++] = s;
+}
+static void on_task(void *ctx, const char *sid, fl_task *t)
+{
+    loaded *l = ctx;
+    snprintf(l->sids[l->ntasks], sizeof l->sids[0], "%s", sid);
+    l->tasks[l->ntasks++] = t;
+}
+
+static void free_loaded(loaded *l)
+{
+    for (int i = 0; i < l->napps; i++)
+        fl_app_free(l->apps[i]);
+    for (int i = 0; i < l->nsessions; i++)
+        fl_session_free(l->sessions[i]);
+    for (int i = 0; i < l->ntasks; i++)
+        fl_task_free(l->tasks[i]);
+}
+
+START_TEST(sqlite_roundtrip)
+{
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s", dbpath);
+    fl_store *st;
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    Flame__V1__ApplicationSpec as = FLAME__V1__APPLICATION_SPEC__INIT;
+    as._command_case = FLAME__V1__APPLICATION_SPEC___COMMAND_COMMAND;
+    as.command = "/bin/echo";
+    uint8_t buf[256];
+    size_t n = flame__v1__application_spec__pack(&as, buf);
+    fl_app *a = fl_app_new("echo", buf, n, 42);
+    ck_assert_int_eq(fl_store_put_app(st, a), FLAME_OK);
+
+    Flame__V1__SessionSpec ss = FLAME__V1__SESSION_SPEC__INIT;
+    ss.application = "echo";
+    ss._common_data_case = FLAME__V1__SESSION_SPEC___COMMON_DATA_COMMON_DATA;
+    ss.common_data.data = (uint8_t *)"";
+    ss.common_data.len = 0; /* set but empty: must stay set */
+    ss.priority = 7;
+    fl_session *s = fl_session_new("sess-1", &ss, NULL, 100);
+    s->seq = 1;
+    ck_assert_int_eq(fl_store_put_session(st, s), FLAME_OK);
+    fl_task *t1 = fl_session_add_task(s, (const uint8_t *)"in", 2, true, 101);
+    fl_task *t2 = fl_session_add_task(s, NULL, 0, false, 102);
+    fl_task_set_state(s, t1, FLAME_TASK_RUNNING, NULL, 103);
+    fl_task_set_state(s, t1, FLAME_TASK_SUCCEED, "done", 104);
+    t1->has_output = true;
+    t1->output = (uint8_t *)fl_strdup("out");
+    t1->output_len = 3;
+    fl_task_set_state(s, t2, FLAME_TASK_RUNNING, NULL, 105);
+    fl_store_put_task(st, s, t1);
+    fl_store_put_task(st, s, t2);
+    ck_assert_int_eq(fl_store_commit(st), FLAME_OK);
+    /* an uncommitted write is not durable: it is rolled forward only by
+     * commit, so close() commits what is pending */
+    fl_store_close(st);
+
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    loaded l = { 0 };
+    ck_assert_int_eq(st->ops->load(st, &l, on_app, on_session, on_task), FLAME_OK);
+    ck_assert_int_eq(l.napps, 1);
+    ck_assert_str_eq(l.apps[0]->name, "echo");
+    ck_assert_str_eq(l.apps[0]->spec->command, "/bin/echo");
+    ck_assert_int_eq(l.apps[0]->ctime, 42);
+    ck_assert_int_eq(l.nsessions, 1);
+    fl_session *r = l.sessions[0];
+    ck_assert_str_eq(r->id, "sess-1");
+    ck_assert(r->has_common_data);
+    ck_assert_uint_eq(r->common_data_len, 0);
+    ck_assert(!r->has_max);
+    ck_assert_uint_eq(r->priority, 7);
+    ck_assert_int_eq(l.ntasks, 2);
+    fl_task *r1 = l.tasks[0]->id == 1 ? l.tasks[0] : l.tasks[1];
+    fl_task *r2 = l.tasks[0]->id == 1 ? l.tasks[1] : l.tasks[0];
+    ck_assert_int_eq(r1->state, FLAME_TASK_SUCCEED);
+    ck_assert(r1->has_input && r1->input_len == 2 && memcmp(r1->input, "in", 2) == 0);
+    ck_assert(r1->has_output && r1->output_len == 3 && memcmp(r1->output, "out", 3) == 0);
+    ck_assert_uint_eq(r1->events.n, 3);
+    ck_assert_str_eq(r1->events.v[2].message, "done");
+    ck_assert_int_eq(r1->etime, 104);
+    ck_assert(!r2->has_input);
+    ck_assert_int_eq(r2->state, FLAME_TASK_RUNNING);
+    free_loaded(&l);
+
+    /* deleting a session deletes its tasks */
+    ck_assert_int_eq(fl_store_del_session(st, "sess-1"), FLAME_OK);
+    ck_assert_int_eq(fl_store_del_app(st, "echo"), FLAME_OK);
+    ck_assert_int_eq(fl_store_commit(st), FLAME_OK);
+    loaded l2 = { 0 };
+    ck_assert_int_eq(st->ops->load(st, &l2, on_app, on_session, on_task), FLAME_OK);
+    ck_assert_int_eq(l2.napps + l2.nsessions + l2.ntasks, 0);
+    fl_store_close(st);
+    fl_app_free(a);
+    fl_session_free(s);
+}
+END_TEST
+
+START_TEST(bad_urls)
+{
+    fl_store *st;
+    ck_assert_int_eq(fl_store_open(&st, "postgres://x"), FLAME_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "unknown engine"));
+    ck_assert_int_eq(fl_store_open(&st, "sqlite://"), FLAME_ERR_CONFIG);
+    ck_assert_int_eq(fl_store_open(&st, "sqlite:///nonexistent-dir/x/flame.db"), FLAME_ERR_IO);
+    ck_assert_int_eq(fl_store_open(&st, "none"), FLAME_OK);
+    ck_assert_str_eq(st->ops->name, "none");
+    fl_store_close(st);
+}
+END_TEST
+
+START_TEST(newer_schema_refused)
+{
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s", dbpath);
+    fl_store *st;
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    fl_store_close(st);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "newer"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("sqlite");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, sqlite_roundtrip);
+    tcase_add_test(tc, bad_urls);
+    tcase_add_test(tc, newer_schema_refused);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
