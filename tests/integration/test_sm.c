@@ -1,0 +1,482 @@
+/* Integration: a real session manager on a loopback port, driven through
+ * the client core (client.h) and, for malformed input, the raw rpc layer. */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <flame/flame.h>
+
+#include "rpc/rpc.h"
+
+static flame_session_manager *sm;
+static flame_client *client;
+static char db[256], endpoint[64];
+
+static void start_sm(size_t max_message)
+{
+    flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
+    char storage[300];
+    snprintf(storage, sizeof storage, "sqlite://%s", db);
+    o.endpoint = "http://127.0.0.1:0";
+    o.storage = storage;
+    o.max_message_size = max_message;
+    ck_assert_int_eq(flame_session_manager_start(&sm, &o), FLAME_OK);
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", flame_session_manager_port(sm));
+    flame_client_options co = FLAME_CLIENT_OPTIONS_INIT;
+    co.endpoint = endpoint;
+    ck_assert_int_eq(flame_client_connect(&client, &co), FLAME_OK);
+}
+
+static void stop_sm(void)
+{
+    flame_client_free(client);
+    client = NULL;
+    flame_session_manager_stop(sm);
+    sm = NULL;
+}
+
+static void setup(void)
+{
+    snprintf(db, sizeof db, "/tmp/flame-test-sm-%d.db", getpid());
+    unlink(db);
+    start_sm(0);
+}
+
+static void teardown(void)
+{
+    stop_sm();
+    char p[300];
+    unlink(db);
+    snprintf(p, sizeof p, "%s-wal", db);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", db);
+    unlink(p);
+}
+
+static void register_app(const char *name)
+{
+    flame_application_spec spec = FLAME_APPLICATION_SPEC_INIT;
+    spec.command = "/bin/true";
+    ck_assert_int_eq(flame_application_register(client, name, &spec), FLAME_OK);
+}
+
+static flame_session *new_session(const char *app, const char *id)
+{
+    flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
+    spec.application = app;
+    flame_session *s = NULL;
+    ck_assert_msg(flame_session_create(&s, client, id, &spec) == FLAME_OK, "%s",
+                  flame_error_last());
+    return s;
+}
+
+START_TEST(applications)
+{
+    const char *labels[] = { "a", "b" };
+    const char *args[] = { "-m", "svc" };
+    flame_env envs[] = { { "K", "V" } };
+    flame_application_spec spec = FLAME_APPLICATION_SPEC_INIT;
+    spec.description = "desc";
+    spec.labels = labels;
+    spec.labels_len = 2;
+    spec.command = "/usr/bin/python3";
+    spec.arguments = args;
+    spec.arguments_len = 2;
+    spec.environments = envs;
+    spec.environments_len = 1;
+    spec.working_directory = "/tmp";
+    spec.has_max_instances = 1;
+    spec.max_instances = 3;
+    spec.schema_input = "{\"type\":\"string\"}";
+    spec.url = "https://example.invalid/app";
+    ck_assert_int_eq(flame_application_register(client, "py-app", &spec), FLAME_OK);
+    ck_assert_int_eq(flame_application_register(client, "py-app", &spec), FLAME_ERR_ALREADY_EXISTS);
+    ck_assert_int_eq(flame_application_register(client, "bad/name", &spec),
+                     FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "invalid application name"));
+    spec.working_directory = "relative";
+    ck_assert_int_eq(flame_application_register(client, "other", &spec), FLAME_ERR_INVALID_ARGUMENT);
+    spec.working_directory = "/tmp";
+    spec.schema_output = "{oops";
+    ck_assert_int_eq(flame_application_register(client, "other", &spec), FLAME_ERR_INVALID_ARGUMENT);
+
+    flame_application *a;
+    ck_assert_int_eq(flame_application_get(&a, client, "py-app"), FLAME_OK);
+    ck_assert_str_eq(a->name, "py-app");
+    ck_assert_str_eq(a->spec.description, "desc");
+    ck_assert_uint_eq(a->spec.labels_len, 2);
+    ck_assert_str_eq(a->spec.labels[1], "b");
+    ck_assert_str_eq(a->spec.arguments[1], "svc");
+    ck_assert_str_eq(a->spec.environments[0].value, "V");
+    ck_assert_str_eq(a->spec.working_directory, "/tmp");
+    ck_assert(a->spec.has_max_instances && a->spec.max_instances == 3);
+    ck_assert(!a->spec.has_delay_release); /* unset stays unset */
+    ck_assert_ptr_null(a->spec.image);
+    ck_assert_ptr_null(a->spec.installer);
+    ck_assert_str_eq(a->spec.url, "https://example.invalid/app");
+    ck_assert_str_eq(a->spec.schema_input, "{\"type\":\"string\"}");
+    ck_assert_ptr_null(a->spec.schema_output);
+    ck_assert_int_gt(a->creation_time, 1600000000000LL);
+    flame_application_free(a);
+
+    ck_assert_int_eq(flame_application_get(&a, client, "nope"), FLAME_ERR_NOT_FOUND);
+
+    flame_application **list;
+    size_t n;
+    ck_assert_int_eq(flame_application_list(&list, &n, client), FLAME_OK);
+    ck_assert_uint_eq(n, 3); /* flmexec, flmping (built in) and py-app, by name */
+    ck_assert_str_eq(list[0]->name, "flmexec");
+    ck_assert_str_eq(list[1]->name, "flmping");
+    ck_assert_str_eq(list[2]->name, "py-app");
+    flame_application_list_free(list, n);
+
+    /* update and unregister are refused while a session is open */
+    flame_session *s = new_session("py-app", "s-app");
+    spec.schema_output = NULL;
+    spec.description = "new";
+    ck_assert_int_eq(flame_application_update(client, "py-app", &spec),
+                     FLAME_ERR_FAILED_PRECONDITION);
+    ck_assert_int_eq(flame_application_unregister(client, "py-app"), FLAME_ERR_FAILED_PRECONDITION);
+    ck_assert_int_eq(flame_session_close(s), FLAME_OK);
+    ck_assert_int_eq(flame_application_update(client, "py-app", &spec), FLAME_OK);
+    ck_assert_int_eq(flame_application_get(&a, client, "py-app"), FLAME_OK);
+    ck_assert_str_eq(a->spec.description, "new");
+    flame_application_free(a);
+    /* unregister deletes its closed sessions */
+    ck_assert_int_eq(flame_application_unregister(client, "py-app"), FLAME_OK);
+    flame_session_info *info;
+    ck_assert_int_eq(flame_session_get(&info, client, "s-app"), FLAME_ERR_NOT_FOUND);
+    ck_assert_int_eq(flame_application_unregister(client, "py-app"), FLAME_ERR_NOT_FOUND);
+    flame_session_free(s);
+}
+END_TEST
+
+START_TEST(sessions)
+{
+    register_app("app");
+    flame_session *s = new_session("app", "sess-1");
+    ck_assert_str_eq(flame_session_id(s), "sess-1");
+    flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
+    spec.application = "app";
+    flame_session *dup = NULL;
+    ck_assert_int_eq(flame_session_create(&dup, client, "sess-1", &spec), FLAME_ERR_ALREADY_EXISTS);
+    ck_assert_int_eq(flame_session_create(&dup, client, "bad id", &spec), FLAME_ERR_INVALID_ARGUMENT);
+    spec.application = "missing";
+    ck_assert_int_eq(flame_session_create(&dup, client, "x", &spec), FLAME_ERR_NOT_FOUND);
+    spec.application = "app";
+    spec.min_instances = 3;
+    spec.has_max_instances = 1;
+    spec.max_instances = 1;
+    ck_assert_int_eq(flame_session_create(&dup, client, "x", &spec), FLAME_ERR_INVALID_ARGUMENT);
+
+    /* the server picks an id: <app>-<6 chars> */
+    flame_session *gen = new_session("app", NULL);
+    ck_assert_int_eq(strncmp(flame_session_id(gen), "app-", 4), 0);
+    ck_assert_uint_eq(strlen(flame_session_id(gen)), 10);
+
+    /* open: get-or-create, spec must match */
+    flame_session_spec sp = FLAME_SESSION_SPEC_INIT;
+    sp.application = "app";
+    flame_session *o = NULL;
+    ck_assert_int_eq(flame_session_open(&o, client, "sess-1", &sp), FLAME_OK);
+    flame_session_free(o);
+    ck_assert_int_eq(flame_session_open(&o, client, "sess-1", NULL), FLAME_OK);
+    flame_session_free(o);
+    sp.priority = 5;
+    ck_assert_int_eq(flame_session_open(&o, client, "sess-1", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "priority"));
+    ck_assert_int_eq(flame_session_open(&o, client, "sess-new", NULL), FLAME_ERR_NOT_FOUND);
+    ck_assert_int_eq(flame_session_open(&o, client, "sess-new", &sp), FLAME_OK);
+    flame_session_info *info;
+    ck_assert_int_eq(flame_session_get(&info, client, "sess-new"), FLAME_OK);
+    ck_assert_uint_eq(info->spec.priority, 5);
+    ck_assert(info->spec.has_resreq); /* the cluster default was applied */
+    ck_assert_uint_eq(info->spec.resreq.cpu, 1);
+    flame_session_info_free(info);
+
+    /* close: pending tasks are cancelled, then no new tasks */
+    ck_assert_int_eq(flame_task_create(NULL, o, "a", 1), FLAME_OK);
+    ck_assert_int_eq(flame_task_create(NULL, o, "b", 1), FLAME_OK);
+    ck_assert_int_eq(flame_session_close(o), FLAME_OK);
+    ck_assert_int_eq(flame_session_get(&info, client, "sess-new"), FLAME_OK);
+    ck_assert_int_eq(info->state, FLAME_SESSION_CLOSED);
+    ck_assert_int_eq(info->cancelled, 2);
+    ck_assert_int_eq(info->pending, 0);
+    ck_assert_int_gt(info->completion_time, 0);
+    flame_session_info_free(info);
+    ck_assert_int_eq(flame_session_close(o), FLAME_OK); /* again: fine */
+    ck_assert_int_eq(flame_task_create(NULL, o, "c", 1), FLAME_ERR_FAILED_PRECONDITION);
+    flame_session *o2;
+    ck_assert_int_eq(flame_session_open(&o2, client, "sess-new", &sp), FLAME_ERR_FAILED_PRECONDITION);
+
+    /* list shows Open and Closed sessions in creation order */
+    flame_session_info **list;
+    size_t n;
+    ck_assert_int_eq(flame_session_list(&list, &n, client), FLAME_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(list[0]->id, "sess-1");
+    ck_assert_str_eq(list[2]->id, "sess-new");
+    ck_assert_int_eq(list[2]->state, FLAME_SESSION_CLOSED);
+    flame_session_info_list_free(list, n);
+
+    ck_assert_int_eq(flame_session_delete(client, "sess-new"), FLAME_OK);
+    ck_assert_int_eq(flame_session_get(&info, client, "sess-new"), FLAME_ERR_NOT_FOUND);
+    ck_assert_int_eq(flame_session_get(&info, client, "nope"), FLAME_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "session nope not found"));
+    flame_session_free(o);
+    flame_session_free(s);
+    flame_session_free(gen);
+}
+END_TEST
+
+START_TEST(tasks)
+{
+    register_app("app");
+    flame_session *s = new_session("app", "t-1");
+    flame_task *t;
+    ck_assert_int_eq(flame_task_create(&t, s, "hello", 5), FLAME_OK);
+    ck_assert_str_eq(t->id, "1");
+    ck_assert_str_eq(t->session_id, "t-1");
+    ck_assert_int_eq(t->state, FLAME_TASK_PENDING);
+    ck_assert_uint_eq(t->input.len, 5);
+    ck_assert_int_eq(memcmp(t->input.data, "hello", 5), 0);
+    ck_assert_ptr_null(t->output.data);
+    flame_task_free(t);
+    ck_assert_int_eq(flame_task_create(&t, s, NULL, 0), FLAME_OK);
+    ck_assert_str_eq(t->id, "2");
+    ck_assert_ptr_null(t->input.data); /* unset input stays unset */
+    flame_task_free(t);
+    ck_assert_int_eq(flame_task_create(&t, s, "", 0), FLAME_OK);
+    ck_assert_ptr_nonnull(t->input.data); /* empty but set */
+    ck_assert_uint_eq(t->input.len, 0);
+    flame_task_free(t);
+
+    ck_assert_int_eq(flame_task_get(&t, s, "1"), FLAME_OK);
+    ck_assert_int_eq(memcmp(t->input.data, "hello", 5), 0);
+    ck_assert_uint_eq(t->events_len, 1);
+    flame_task_free(t);
+    ck_assert_int_eq(flame_task_get(&t, s, "99"), FLAME_ERR_NOT_FOUND);
+    ck_assert_int_eq(flame_task_get(&t, s, "abc"), FLAME_ERR_NOT_FOUND);
+
+    flame_task **list;
+    size_t n;
+    ck_assert_int_eq(flame_task_list(&list, &n, s), FLAME_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(list[2]->id, "3");
+    flame_task_list_free(list, n);
+
+    /* a pending task does not finish by itself: wait times out */
+    ck_assert_int_eq(flame_task_wait(&t, s, "1", 200), FLAME_ERR_TIMEOUT);
+
+    flame_session *ghost;
+    ck_assert_int_eq(flame_session_open(&ghost, client, "t-1", NULL), FLAME_OK);
+    flame_session_free(ghost);
+    flame_session_free(s);
+}
+END_TEST
+
+typedef struct watch_log {
+    int states[8];
+    int n;
+} watch_log;
+
+static int record(const flame_task *t, void *payload)
+{
+    watch_log *l = payload;
+    if (l->n < 8)
+        l->states[l->n++] = t->state;
+    return 0;
+}
+
+static void *watcher(void *arg)
+{
+    flame_session *s = arg;
+    static watch_log log;
+    memset(&log, 0, sizeof log);
+    flame_status st = flame_task_watch(s, "1", record, &log, 10000);
+    return st == FLAME_OK ? &log : NULL;
+}
+
+START_TEST(watch_sees_current_state_then_changes)
+{
+    register_app("app");
+    flame_session *s = new_session("app", "w-1");
+    ck_assert_int_eq(flame_task_create(NULL, s, "x", 1), FLAME_OK);
+    pthread_t th;
+    pthread_create(&th, NULL, watcher, s);
+    usleep(200000); /* let the watch start */
+    ck_assert_int_eq(flame_session_close(s), FLAME_OK);
+    void *res;
+    pthread_join(th, &res);
+    ck_assert_ptr_nonnull(res);
+    watch_log *log = res;
+    ck_assert_int_eq(log->n, 2);
+    ck_assert_int_eq(log->states[0], FLAME_TASK_PENDING);
+    ck_assert_int_eq(log->states[1], FLAME_TASK_CANCELLED);
+    /* watching a finished task: one message, then the end */
+    watch_log again = { 0 };
+    ck_assert_int_eq(flame_task_watch(s, "1", record, &again, 5000), FLAME_OK);
+    ck_assert_int_eq(again.n, 1);
+    ck_assert_int_eq(again.states[0], FLAME_TASK_CANCELLED);
+    flame_task *t;
+    ck_assert_int_eq(flame_task_wait(&t, s, "1", 5000), FLAME_OK);
+    ck_assert_int_eq(t->state, FLAME_TASK_CANCELLED);
+    ck_assert_str_eq(t->message, "session closed");
+    flame_task_free(t);
+    watch_log none = { 0 };
+    ck_assert_int_eq(flame_task_watch(s, "7", record, &none, 5000), FLAME_ERR_NOT_FOUND);
+    flame_session_free(s);
+}
+END_TEST
+
+typedef struct par {
+    flame_session *s;
+    int ok;
+} par;
+
+static void *submit_many(void *arg)
+{
+    par *p = arg;
+    for (int i = 0; i < 50; i++)
+        if (flame_task_create(NULL, p->s, "x", 1) == FLAME_OK)
+            p->ok++;
+    return NULL;
+}
+
+START_TEST(many_threads_one_client)
+{
+    register_app("app");
+    flame_session *s = new_session("app", "mt");
+    pthread_t th[8];
+    par ps[8];
+    for (int i = 0; i < 8; i++) {
+        ps[i] = (par){ s, 0 };
+        pthread_create(&th[i], NULL, submit_many, &ps[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(ps[i].ok, 50);
+    }
+    flame_task **list;
+    size_t n;
+    ck_assert_int_eq(flame_task_list(&list, &n, s), FLAME_OK);
+    ck_assert_uint_eq(n, 400);
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%zu", i + 1);
+        ck_assert_str_eq(list[i]->id, id);
+    }
+    flame_task_list_free(list, n);
+    flame_session_info *info;
+    ck_assert_int_eq(flame_session_get(&info, client, "mt"), FLAME_OK);
+    ck_assert_int_eq(info->pending, 400);
+    flame_session_info_free(info);
+    flame_session_free(s);
+}
+END_TEST
+
+START_TEST(restart_keeps_state)
+{
+    register_app("app");
+    flame_session *s = new_session("app", "r-1");
+    ck_assert_int_eq(flame_task_create(NULL, s, "in-1", 4), FLAME_OK);
+    ck_assert_int_eq(flame_task_create(NULL, s, "in-2", 4), FLAME_OK);
+    flame_session *c = new_session("app", "r-closed");
+    ck_assert_int_eq(flame_session_close(c), FLAME_OK);
+    flame_session_free(s);
+    flame_session_free(c);
+    stop_sm();
+    start_sm(0);
+    flame_session_info *info;
+    ck_assert_int_eq(flame_session_get(&info, client, "r-1"), FLAME_OK);
+    ck_assert_int_eq(info->pending, 2);
+    ck_assert_int_eq(info->state, FLAME_SESSION_OPEN);
+    flame_session_info_free(info);
+    ck_assert_int_eq(flame_session_get(&info, client, "r-closed"), FLAME_OK);
+    ck_assert_int_eq(info->state, FLAME_SESSION_CLOSED);
+    flame_session_info_free(info);
+    ck_assert_int_eq(flame_session_open(&s, client, "r-1", NULL), FLAME_OK);
+    flame_task *t;
+    ck_assert_int_eq(flame_task_get(&t, s, "2"), FLAME_OK);
+    ck_assert_int_eq(memcmp(t->input.data, "in-2", 4), 0);
+    flame_task_free(t);
+    /* ids continue after the restored ones */
+    ck_assert_int_eq(flame_task_create(&t, s, NULL, 0), FLAME_OK);
+    ck_assert_str_eq(t->id, "3");
+    flame_task_free(t);
+    flame_application *a;
+    ck_assert_int_eq(flame_application_get(&a, client, "app"), FLAME_OK);
+    flame_application_free(a);
+    /* the open session still blocks unregistering after the restart */
+    ck_assert_int_eq(flame_application_unregister(client, "app"), FLAME_ERR_FAILED_PRECONDITION);
+    flame_session_free(s);
+}
+END_TEST
+
+START_TEST(bad_input_keeps_daemon_up)
+{
+    char *target = endpoint + strlen("http://");
+    rpc_channel *ch = rpc_channel_new(target, 0);
+    uint8_t *resp = NULL;
+    size_t len;
+    const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99 };
+    ck_assert_int_eq(rpc_unary_raw(ch, "/flame.v1.Frontend/CreateTask", garbage, sizeof garbage,
+                                   &resp, &len, 5000),
+                     FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "malformed"));
+    ck_assert_int_eq(rpc_unary_raw(ch, "/flame.v1.Frontend/NoSuchRpc", garbage, 0, &resp, &len, 5000),
+                     FLAME_ERR_UNIMPLEMENTED);
+    ck_assert_int_eq(rpc_unary_raw(ch, "/other.Service/Call", garbage, 1, &resp, &len, 5000),
+                     FLAME_ERR_UNIMPLEMENTED);
+    /* a request with no fields is valid protobuf: CreateTask without a spec */
+    ck_assert_int_eq(rpc_unary_raw(ch, "/flame.v1.Frontend/CreateTask", garbage, 0, &resp, &len, 5000),
+                     FLAME_ERR_INVALID_ARGUMENT);
+    rpc_channel_free(ch);
+    /* still serving */
+    flame_application **list;
+    size_t n;
+    ck_assert_int_eq(flame_application_list(&list, &n, client), FLAME_OK);
+    flame_application_list_free(list, n);
+}
+END_TEST
+
+START_TEST(oversized_input)
+{
+    stop_sm();
+    start_sm(1 << 20); /* the server takes at most 1 MiB */
+    register_app("app");
+    flame_session *s = new_session("app", "big");
+    size_t n = 2 << 20;
+    char *big = calloc(1, n);
+    ck_assert_int_eq(flame_task_create(NULL, s, big, n), FLAME_ERR_RESOURCE_EXHAUSTED);
+    ck_assert_int_eq(flame_task_create(NULL, s, big, 512 << 10), FLAME_OK);
+    free(big);
+    flame_session_free(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("session-manager");
+    TCase *tc = tcase_create("frontend");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, applications);
+    tcase_add_test(tc, sessions);
+    tcase_add_test(tc, tasks);
+    tcase_add_test(tc, watch_sees_current_state_then_changes);
+    tcase_add_test(tc, many_threads_one_client);
+    tcase_add_test(tc, restart_keeps_state);
+    tcase_add_test(tc, bad_input_keeps_daemon_up);
+    tcase_add_test(tc, oversized_input);
+    suite_add_tcase(su, tc);
+    SRunner *sr = srunner_create(su);
+    srunner_set_fork_status(sr, CK_NOFORK); /* gRPC and fork() do not mix */
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
