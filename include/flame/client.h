@@ -122,6 +122,16 @@ flame_status flame_application_get(flame_application **out, flame_client *client
 flame_status flame_application_list(flame_application ***out, size_t *count,
                                     flame_client *client);
 
+/* Reads Flame's application YAML (`metadata: {name}`, `spec: {shim,
+ * description, labels, image, command, arguments, environments,
+ * working_directory, max_instances, delay_release, schema, url,
+ * installer}`), one application per document (documents separated by
+ * `---`). Does not touch the network. FLAME_ERR_CONFIG with a message naming
+ * the file, line and key on bad input. Free with
+ * flame_application_list_free(). */
+flame_status flame_application_file_load(flame_application ***out, size_t *count,
+                                         const char *path);
+
 void flame_application_free(flame_application *app);
 void flame_application_list_free(flame_application **apps, size_t count);
 
@@ -174,6 +184,12 @@ flame_status flame_session_create(flame_session **out, flame_client *client,
  * fails with FAILED_PRECONDITION. */
 flame_status flame_session_open(flame_session **out, flame_client *client,
                                 const char *session_id, const flame_session_spec *spec);
+
+/* Makes a handle for a session id without calling the server (nothing is
+ * checked: calls through the handle return NOT_FOUND for an unknown id).
+ * Works for Closed sessions too, e.g. to read their tasks. */
+flame_status flame_session_attach(flame_session **out, flame_client *client,
+                                  const char *session_id);
 
 /* The session's id; owned by the handle. */
 const char *flame_session_id(const flame_session *session);

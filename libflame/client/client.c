@@ -569,6 +569,14 @@ flame_status flame_session_open(flame_session **out, flame_client *c, const char
     return FLAME_OK;
 }
 
+flame_status flame_session_attach(flame_session **out, flame_client *c, const char *session_id)
+{
+    if (!out || !c || !session_id || !*session_id)
+        return bad_arg("flame_session_attach", "out, client and a session id are required");
+    *out = session_handle(c, session_id);
+    return FLAME_OK;
+}
+
 const char *flame_session_id(const flame_session *s)
 {
     return s ? s->id : NULL;

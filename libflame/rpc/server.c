@@ -82,14 +82,19 @@ rpc_server *rpc_server_new(const rpc_method *methods, size_t n, void *ctx, size_
     srv->max_message = max_message ? max_message : RPC_DEFAULT_MAX_MESSAGE;
     if (hooks)
         srv->hooks = *hooks;
-    grpc_arg args[2];
+    grpc_arg args[3];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[0].value.integer = (int)srv->max_message;
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
     args[1].value.integer = (int)srv->max_message;
-    grpc_channel_args cargs = { 2, args };
+    /* gRPC sets SO_REUSEPORT by default: a second server on a taken port
+     * would then silently share it. */
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
+    args[2].value.integer = 0;
+    grpc_channel_args cargs = { 3, args };
     srv->server = grpc_server_create(&cargs, NULL);
     srv->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(srv->server, srv->cq, NULL);

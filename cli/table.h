@@ -1,0 +1,28 @@
+/* Plain-text tables and formatting shared by the command-line tools. */
+#ifndef FLAME_CLI_TABLE_H
+#define FLAME_CLI_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <flame/flame.h>
+
+typedef struct cli_table {
+    size_t ncols, nrows, cap;
+    char **cells; /* row-major, row 0 is the header */
+} cli_table;
+
+void cli_table_init(cli_table *t, size_t ncols, const char *const *header);
+/* Adds a row of ncols strings (copied). */
+void cli_table_row(cli_table *t, const char *const *cells);
+void cli_table_print(const cli_table *t);
+void cli_table_free(cli_table *t);
+
+/* "cpu=1,mem=1g,gpu=0" */
+void cli_format_resreq(char *buf, size_t n, const flame_resreq *r);
+/* Unix ms -> "YYYY-MM-DD HH:MM:SS" local time; "-" for 0. */
+void cli_format_time(char *buf, size_t n, int64_t ms);
+/* Bytes as text when printable, else "<N bytes>"; "-" when unset. */
+void cli_format_bytes(char *buf, size_t n, const flame_bytes *b);
+
+#endif
