@@ -97,11 +97,14 @@ check "port in use" 1 'cannot listen' -- "$sm" --config "$tmp/cluster.yaml" --st
 check "daemon still up" 0 'bare-app' -- "$flmctl" list -a
 
 # restart: state comes back from sqlite
-kill "$pid"; wait "$pid" 2>/dev/null
+kill "$pid"; wait "$pid"; rc=$?
+if [ "$rc" -eq 0 ]; then ok "SIGTERM stops the daemon cleanly"; else bad "SIGTERM exit $rc" "$(tail -20 "$tmp/sm.log")"; fi
 "$sm" --config "$tmp/cluster.yaml" >>"$tmp/sm.log" 2>&1 &
 pid=$!
 wait_ready || exit 1
 check "applications survive a restart" 0 'bare-app' -- "$flmctl" list -a
+kill "$pid"; wait "$pid"; rc=$?; pid=
+if [ "$rc" -eq 0 ]; then ok "clean stop after restart"; else bad "SIGTERM exit $rc" "$(tail -20 "$tmp/sm.log")"; fi
 
 echo "$pass passed, $failn failed"
 [ "$failn" -eq 0 ]

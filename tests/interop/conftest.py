@@ -1,0 +1,109 @@
+"""Fixtures for the interop tests: a second, independent flame.v1 client
+(Debian's python3-grpcio with stubs generated from our proto/) against the
+real flame-session-manager daemon."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+SM_BIN = os.environ.get("FLAME_SM_BIN")
+PROTO_DIR = os.environ.get("FLAME_PROTO_DIR")
+
+
+@pytest.fixture(scope="session")
+def pb(tmp_path_factory):
+    """Generates Python stubs from proto/ with protoc + grpc_python_plugin."""
+    out = tmp_path_factory.mktemp("stubs")
+    plugin = shutil.which("grpc_python_plugin")
+    assert plugin, "grpc_python_plugin missing (package protobuf-compiler-grpc)"
+    protos = [os.path.join(PROTO_DIR, p) for p in
+              ("types.proto", "frontend.proto", "backend.proto", "shim.proto")]
+    subprocess.check_call(["protoc", "-I", PROTO_DIR, f"--python_out={out}",
+                           f"--grpc_python_out={out}",
+                           f"--plugin=protoc-gen-grpc_python={plugin}"] + protos)
+    sys.path.insert(0, str(out))
+    import types_pb2, frontend_pb2, frontend_pb2_grpc  # noqa: E401
+
+    class PB:
+        types = types_pb2
+        fe = frontend_pb2
+        grpc = frontend_pb2_grpc
+    return PB
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Daemon:
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.port = free_port()
+        self.db = os.path.join(workdir, "flame.db")
+        self.proc = None
+
+    def start(self):
+        import grpc
+        log = open(os.path.join(self.workdir, "sm.log"), "ab")
+        self.proc = subprocess.Popen(
+            [SM_BIN, "--endpoint", f"http://127.0.0.1:{self.port}",
+             "--storage", f"sqlite://{self.db}"],
+            stdout=log, stderr=log)
+        deadline = time.time() + 10
+        while True:  # wait for the port before gRPC's reconnect backoff starts
+            assert self.proc.poll() is None, "the session manager exited"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "the session manager did not listen"
+                time.sleep(0.01)
+        ch = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        grpc.channel_ready_future(ch).result(timeout=10)
+        ch.close()
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        """SIGTERM: a clean stop must exit 0 (under ASan, with no leak)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            rc = self.proc.wait(timeout=10)
+            with open(os.path.join(self.workdir, "sm.log"), errors="replace") as f:
+                log = f.read()
+            assert rc == 0, f"session manager exited {rc}:\n{log[-4000:]}"
+
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+@pytest.fixture
+def daemon():
+    d = Daemon(tempfile.mkdtemp(prefix="flame-interop-"))
+    d.start()
+    yield d
+    try:
+        d.stop()
+    finally:
+        shutil.rmtree(d.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def fe(daemon, pb):
+    import grpc
+    ch = grpc.insecure_channel(f"127.0.0.1:{daemon.port}")
+    yield pb.grpc.FrontendStub(ch)
+    ch.close()
