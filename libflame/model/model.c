@@ -25,6 +25,27 @@ void fl_events_free(fl_events *e)
     e->n = e->cap = 0;
 }
 
+Flame__V1__Event **fl_events_to_pb(const fl_events *e, Flame__V1__Event **block)
+{
+    *block = NULL;
+    if (!e->n)
+        return NULL;
+    Flame__V1__Event *ev = fl_calloc(e->n, sizeof *ev);
+    Flame__V1__Event **evp = fl_calloc(e->n, sizeof *evp);
+    for (uint32_t i = 0; i < e->n; i++) {
+        flame__v1__event__init(&ev[i]);
+        ev[i].code = e->v[i].code;
+        ev[i].creation_time = e->v[i].time;
+        if (e->v[i].message) {
+            ev[i]._message_case = FLAME__V1__EVENT___MESSAGE_MESSAGE;
+            ev[i].message = e->v[i].message;
+        }
+        evp[i] = &ev[i];
+    }
+    *block = ev;
+    return evp;
+}
+
 /* ---- applications ------------------------------------------------------- */
 
 static bool json_valid(const char *s)

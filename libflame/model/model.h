@@ -25,6 +25,9 @@ typedef struct fl_events {
 
 void fl_events_add(fl_events *e, int32_t code, const char *message, int64_t time);
 void fl_events_free(fl_events *e);
+/* Builds flame.v1 Event messages pointing into e; free *block and the
+ * returned array (both NULL when e is empty). */
+Flame__V1__Event **fl_events_to_pb(const fl_events *e, Flame__V1__Event **block);
 
 typedef struct fl_app {
     char *name;

@@ -32,12 +32,7 @@ rpc_channel *rpc_channel_new(const char *target, size_t max_message)
     c->target = fl_strdup(target);
     c->max_message = max_message ? max_message : RPC_DEFAULT_MAX_MESSAGE;
     grpc_arg args[3];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = (int)c->max_message;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-    args[1].value.integer = (int)c->max_message;
+    rpc_size_args(args, c->max_message);
     /* reconnect quickly after a session manager restart */
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;

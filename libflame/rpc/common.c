@@ -91,3 +91,13 @@ char *rpc_slice_str(grpc_slice s)
     p[n] = 0;
     return p;
 }
+
+void rpc_size_args(grpc_arg *args, size_t max_message)
+{
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)max_message;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[1].value.integer = (int)max_message;
+}

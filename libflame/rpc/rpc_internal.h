@@ -14,5 +14,7 @@ grpc_byte_buffer *rpc_pack(const ProtobufCMessage *msg);
 grpc_byte_buffer *rpc_bytes(const uint8_t *data, size_t len);
 grpc_slice rpc_flatten(grpc_byte_buffer *bb); /* caller unrefs */
 char *rpc_slice_str(grpc_slice s);            /* malloc'ed copy */
+/* Fills args[0..1] with the send/receive message size limits. */
+void rpc_size_args(grpc_arg *args, size_t max_message);
 
 #endif

@@ -83,12 +83,7 @@ rpc_server *rpc_server_new(const rpc_method *methods, size_t n, void *ctx, size_
     if (hooks)
         srv->hooks = *hooks;
     grpc_arg args[3];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-    args[0].value.integer = (int)srv->max_message;
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-    args[1].value.integer = (int)srv->max_message;
+    rpc_size_args(args, srv->max_message);
     /* gRPC sets SO_REUSEPORT by default: a second server on a taken port
      * would then silently share it. */
     args[2].type = GRPC_ARG_INTEGER;

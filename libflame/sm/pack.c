@@ -5,27 +5,6 @@
 
 #include "sm.h"
 
-static Flame__V1__Event **fill_events(const fl_events *e, Flame__V1__Event **store)
-{
-    *store = NULL;
-    if (!e->n)
-        return NULL;
-    Flame__V1__Event *ev = fl_calloc(e->n ? e->n : 1, sizeof *ev);
-    Flame__V1__Event **evp = fl_calloc(e->n ? e->n : 1, sizeof *evp);
-    for (uint32_t i = 0; i < e->n; i++) {
-        flame__v1__event__init(&ev[i]);
-        ev[i].code = e->v[i].code;
-        ev[i].creation_time = e->v[i].time;
-        if (e->v[i].message) {
-            ev[i]._message_case = FLAME__V1__EVENT___MESSAGE_MESSAGE;
-            ev[i].message = e->v[i].message;
-        }
-        evp[i] = &ev[i];
-    }
-    *store = ev;
-    return evp;
-}
-
 uint8_t *sm_pack_task(const fl_session *s, const fl_task *t, size_t *len)
 {
     char id[16];
@@ -53,7 +32,7 @@ uint8_t *sm_pack_task(const fl_session *s, const fl_task *t, size_t *len)
         st.completion_time = t->etime;
     }
     Flame__V1__Event *evs;
-    st.events = fill_events(&t->events, &evs);
+    st.events = fl_events_to_pb(&t->events, &evs);
     st.n_events = t->events.n;
     Flame__V1__Task m = FLAME__V1__TASK__INIT;
     m.metadata = &md;
@@ -110,7 +89,7 @@ void sm_fill_session(Flame__V1__Session *m, const fl_session *s)
     st->failed = s->counts[FLAME_TASK_FAILED];
     st->cancelled = s->counts[FLAME_TASK_CANCELLED];
     Flame__V1__Event *evs;
-    st->events = fill_events(&s->events, &evs);
+    st->events = fl_events_to_pb(&s->events, &evs);
     st->n_events = s->events.n;
     m->metadata = md;
     m->spec = spec;

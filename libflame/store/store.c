@@ -27,18 +27,8 @@ void fl_store_close(fl_store *st)
 uint8_t *fl_events_pack(const fl_events *e, size_t *len)
 {
     Flame__V1__TaskStatus ts = FLAME__V1__TASK_STATUS__INIT;
-    Flame__V1__Event *ev = fl_calloc(e->n ? e->n : 1, sizeof *ev);
-    Flame__V1__Event **evp = fl_calloc(e->n ? e->n : 1, sizeof *evp);
-    for (uint32_t i = 0; i < e->n; i++) {
-        flame__v1__event__init(&ev[i]);
-        ev[i].code = e->v[i].code;
-        ev[i].creation_time = e->v[i].time;
-        if (e->v[i].message) {
-            ev[i]._message_case = FLAME__V1__EVENT___MESSAGE_MESSAGE;
-            ev[i].message = e->v[i].message;
-        }
-        evp[i] = &ev[i];
-    }
+    Flame__V1__Event *ev;
+    Flame__V1__Event **evp = fl_events_to_pb(e, &ev);
     ts.n_events = e->n;
     ts.events = evp;
     *len = flame__v1__task_status__get_packed_size(&ts);
