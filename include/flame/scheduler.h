@@ -1,9 +1,26 @@
 /* Flame in C — the scheduler as a pure library.
  *
- * Feed it a snapshot (nodes, sessions with their demand, executors), call
- * flame_scheduler_cycle() and read the decisions. No I/O, no threads,
- * deterministic. Implemented by the execution issue; this header fixes the
- * API.
+ * Feed it a snapshot (nodes, applications, sessions with their demand,
+ * executors), call flame_scheduler_cycle() and read the decisions. No I/O,
+ * no threads, no clock of its own (the caller passes `now`), deterministic:
+ * the same snapshot gives the same decisions. Another control plane can
+ * embed it.
+ *
+ * Policies:
+ * - an executor runs one task at a time; a session wants
+ *   clamp(pending + running, min_instances, max_instances) executors, and an
+ *   application's sessions together at most its max_instances;
+ * - priority tiers: a higher-priority session is served first;
+ * - within a tier, dominant-resource fair share (DRF over cpu/memory/gpu);
+ * - executors are created only on nodes with room for the session's resreq;
+ * - an idle executor is reused by a session of the same application; it is
+ *   released once idle for longer than its application's delay_release, or
+ *   at once when its node's room is needed by another application;
+ * - a starving session may take an executor from a session of a lower tier,
+ *   or of its own tier that holds more than its fair share (above its
+ *   min_instances): that executor is unbound.
+ *
+ * Thread-safety: a flame_scheduler is used by one thread at a time.
  */
 #ifndef FLAME_SCHEDULER_H
 #define FLAME_SCHEDULER_H
@@ -20,22 +37,79 @@ extern "C" {
 
 typedef struct flame_scheduler flame_scheduler;
 
+typedef struct flame_sched_node {
+    const char *name;
+    flame_resreq allocatable;
+    int ready;                  /* 0: no new executors here */
+} flame_sched_node;
+
+typedef struct flame_sched_application {
+    const char *name;
+    int has_max_instances;
+    uint32_t max_instances;
+    int64_t delay_release_ms;   /* idle time before an executor is released */
+} flame_sched_application;
+
+typedef struct flame_sched_session {
+    const char *id;
+    const char *application;
+    uint32_t priority;          /* higher first */
+    flame_resreq resreq;        /* of each executor */
+    uint32_t min_instances;
+    int has_max_instances;
+    uint32_t max_instances;
+    uint32_t pending;           /* tasks waiting */
+    uint32_t running;           /* tasks running */
+    int open;                   /* 0: closed, its executors are unbound */
+    int schedulable;            /* 0: gets no executors (e.g. binds kept failing) */
+} flame_sched_session;
+
+typedef struct flame_sched_executor {
+    const char *id;
+    const char *node;
+    flame_resreq resreq;
+    flame_executor_state state; /* VOID (being created), IDLE, BINDING, BOUND, UNBINDING, ... */
+    const char *session_id;     /* BINDING/BOUND: its session; IDLE/VOID: the one it is meant for, or NULL */
+    const char *application;    /* the application it last served, or NULL */
+    int64_t idle_since_ms;      /* IDLE: since when */
+} flame_sched_executor;
+
+typedef struct flame_sched_snapshot {
+    const flame_sched_node *nodes;
+    size_t nodes_len;
+    const flame_sched_application *applications;
+    size_t applications_len;
+    const flame_sched_session *sessions;
+    size_t sessions_len;
+    const flame_sched_executor *executors;
+    size_t executors_len;
+} flame_sched_snapshot;
+
 typedef enum flame_decision_kind {
-    FLAME_DECISION_CREATE = 1,   /* create an executor on node for session */
-    FLAME_DECISION_BIND = 2,     /* bind an idle executor to session */
-    FLAME_DECISION_UNBIND = 3,   /* unbind executor from its session */
-    FLAME_DECISION_RELEASE = 4   /* release an idle executor */
+    FLAME_DECISION_CREATE = 1,  /* create an executor on node for session (resreq of the session) */
+    FLAME_DECISION_BIND = 2,    /* bind an idle executor to session */
+    FLAME_DECISION_UNBIND = 3,  /* unbind executor from its session */
+    FLAME_DECISION_RELEASE = 4  /* release an idle executor */
 } flame_decision_kind;
 
+/* Pointers point into the snapshot given to the cycle. */
 typedef struct flame_decision {
     flame_decision_kind kind;
-    const char *node;            /* CREATE */
-    const char *executor_id;     /* BIND, UNBIND, RELEASE */
-    const char *session_id;      /* CREATE, BIND */
+    const char *node;           /* CREATE */
+    const char *executor_id;    /* BIND, UNBIND, RELEASE */
+    const char *session_id;     /* CREATE, BIND */
 } flame_decision;
 
 flame_status flame_scheduler_new(flame_scheduler **out);
 void flame_scheduler_free(flame_scheduler *sched);
+
+/* Runs one cycle. *decisions (owned by sched, valid until the next cycle
+ * or flame_scheduler_free) gets *count decisions, in the order to apply
+ * them. Unknown references in the snapshot (an executor's session or node
+ * that is not listed) are ignored, never fatal. */
+flame_status flame_scheduler_cycle(flame_scheduler *sched, const flame_sched_snapshot *snap,
+                                   int64_t now_ms, const flame_decision **decisions,
+                                   size_t *count);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,281 @@
+/* Unit tests of the scheduler (scheduler.h) on hand-built snapshots. */
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <flame/scheduler.h>
+
+#define GB (1ULL << 30)
+
+static flame_scheduler *sch;
+static const flame_decision *dec;
+static size_t ndec;
+
+static void setup(void)
+{
+    ck_assert_int_eq(flame_scheduler_new(&sch), FLAME_OK);
+}
+
+static void teardown(void)
+{
+    flame_scheduler_free(sch);
+}
+
+static void run(const flame_sched_node *n, size_t nn, const flame_sched_application *a, size_t na,
+                const flame_sched_session *s, size_t ns, const flame_sched_executor *e, size_t ne,
+                int64_t now)
+{
+    flame_sched_snapshot snap = { n, nn, a, na, s, ns, e, ne };
+    ck_assert_int_eq(flame_scheduler_cycle(sch, &snap, now, &dec, &ndec), FLAME_OK);
+}
+
+static size_t count(flame_decision_kind kind, const char *session)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < ndec; i++)
+        if (dec[i].kind == kind && (!session || (dec[i].session_id && !strcmp(dec[i].session_id, session))))
+            k++;
+    return k;
+}
+
+static flame_sched_session sess(const char *id, const char *app, uint32_t prio, uint32_t pending)
+{
+    flame_sched_session s = { id, app, prio, { 1, GB, 0 }, 0, 0, 0, pending, 0, 1, 1 };
+    return s;
+}
+
+static flame_sched_node node(const char *name, uint64_t cpu)
+{
+    flame_sched_node n = { name, { cpu, cpu * 4 * GB, 0 }, 1 };
+    return n;
+}
+
+START_TEST(creates_only_where_it_fits)
+{
+    flame_sched_node n[] = { node("n1", 2) };
+    flame_sched_session s[] = { sess("s1", "app", 0, 5) };
+    run(n, 1, NULL, 0, s, 1, NULL, 0, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_CREATE, "s1"), 2);
+    ck_assert_str_eq(dec[0].node, "n1");
+    s[0].resreq.cpu = 4; /* bigger than the node */
+    run(n, 1, NULL, 0, s, 1, NULL, 0, 0);
+    ck_assert_uint_eq(ndec, 0);
+    s[0].resreq = (flame_resreq){ 1, 100 * GB, 0 }; /* memory does not fit */
+    run(n, 1, NULL, 0, s, 1, NULL, 0, 0);
+    ck_assert_uint_eq(ndec, 0);
+    n[0].ready = 0;
+    s[0].resreq = (flame_resreq){ 1, GB, 0 };
+    run(n, 1, NULL, 0, s, 1, NULL, 0, 0);
+    ck_assert_uint_eq(ndec, 0);
+}
+END_TEST
+
+START_TEST(spreads_over_nodes)
+{
+    flame_sched_node n[] = { node("n1", 2), node("n2", 2) };
+    flame_sched_session s[] = { sess("s1", "app", 0, 3) };
+    run(n, 2, NULL, 0, s, 1, NULL, 0, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_CREATE, "s1"), 3);
+    int on1 = 0;
+    for (size_t i = 0; i < ndec; i++)
+        on1 += strcmp(dec[i].node, "n1") == 0;
+    ck_assert(on1 == 1 || on1 == 2);
+}
+END_TEST
+
+START_TEST(higher_priority_first)
+{
+    flame_sched_node n[] = { node("n1", 1) };
+    flame_sched_session s[] = { sess("low", "app", 1, 5), sess("high", "app", 5, 5) };
+    run(n, 1, NULL, 0, s, 2, NULL, 0, 0);
+    ck_assert_uint_eq(ndec, 1);
+    ck_assert_int_eq(dec[0].kind, FLAME_DECISION_CREATE);
+    ck_assert_str_eq(dec[0].session_id, "high");
+}
+END_TEST
+
+START_TEST(drf_shares_a_tier)
+{
+    flame_sched_node n[] = { node("n1", 4) };
+    flame_sched_session s[] = { sess("a", "app", 0, 10), sess("b", "app", 0, 10) };
+    run(n, 1, NULL, 0, s, 2, NULL, 0, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_CREATE, "a"), 2);
+    ck_assert_uint_eq(count(FLAME_DECISION_CREATE, "b"), 2);
+    /* dominant resource: b asks for 2 GB memory per executor on a node with
+     * 8 cpu / 8 GB: b's share per executor is 1/4, a's is 1/8 */
+    flame_sched_node m[] = { { "m", { 8, 8 * GB, 0 }, 1 } };
+    s[0].resreq = (flame_resreq){ 1, GB, 0 };
+    s[1].resreq = (flame_resreq){ 1, 2 * GB, 0 };
+    run(m, 1, NULL, 0, s, 2, NULL, 0, 0);
+    size_t ca = count(FLAME_DECISION_CREATE, "a"), cb = count(FLAME_DECISION_CREATE, "b");
+    ck_assert_uint_eq(ca + 2 * cb <= 8, 1);
+    ck_assert_uint_eq(ca, 4); /* equal dominant shares: 4 * 1/8 == 2 * 1/4 */
+    ck_assert_uint_eq(cb, 2);
+}
+END_TEST
+
+START_TEST(min_and_max_instances)
+{
+    flame_sched_node n[] = { node("n1", 8) };
+    flame_sched_session s[] = { sess("s1", "app", 0, 10), sess("s2", "app", 0, 0) };
+    s[0].has_max_instances = 1;
+    s[0].max_instances = 2;
+    s[1].min_instances = 3;
+    run(n, 1, NULL, 0, s, 2, NULL, 0, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_CREATE, "s1"), 2);
+    ck_assert_uint_eq(count(FLAME_DECISION_CREATE, "s2"), 3);
+    /* the application's max_instances bounds its sessions together */
+    flame_sched_application a[] = { { "app", 1, 3, 60000 } };
+    s[0].has_max_instances = 0;
+    s[1].min_instances = 0;
+    s[1].pending = 10;
+    run(n, 1, a, 1, s, 2, NULL, 0, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_CREATE, NULL), 3);
+}
+END_TEST
+
+START_TEST(idle_executor_reused_by_same_app_and_released_later)
+{
+    flame_sched_node n[] = { node("n1", 1) };
+    flame_sched_application a[] = { { "app", 0, 0, 60000 }, { "other", 0, 0, 60000 } };
+    flame_sched_executor e[] = { { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_IDLE, NULL, "app", 1000 } };
+    flame_sched_session s[] = { sess("s1", "app", 0, 3) };
+    run(n, 1, a, 2, s, 1, e, 1, 2000);
+    ck_assert_uint_eq(ndec, 1);
+    ck_assert_int_eq(dec[0].kind, FLAME_DECISION_BIND);
+    ck_assert_str_eq(dec[0].executor_id, "e1");
+    /* no demand: kept while younger than delay_release, then released */
+    s[0].pending = 0;
+    run(n, 1, a, 2, s, 1, e, 1, 1000 + 59000);
+    ck_assert_uint_eq(ndec, 0);
+    run(n, 1, a, 2, s, 1, e, 1, 1000 + 60000);
+    ck_assert_uint_eq(ndec, 1);
+    ck_assert_int_eq(dec[0].kind, FLAME_DECISION_RELEASE);
+    /* another application needs the room: released at once, then created */
+    flame_sched_session o[] = { sess("o1", "other", 0, 1) };
+    run(n, 1, a, 2, o, 1, e, 1, 2000);
+    ck_assert_uint_eq(ndec, 2);
+    ck_assert_int_eq(dec[0].kind, FLAME_DECISION_RELEASE);
+    ck_assert_int_eq(dec[1].kind, FLAME_DECISION_CREATE);
+    ck_assert_str_eq(dec[1].session_id, "o1");
+}
+END_TEST
+
+START_TEST(closed_session_executors_unbound)
+{
+    flame_sched_node n[] = { node("n1", 2) };
+    flame_sched_executor e[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "s1", "app", 0 },
+        { "e2", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "gone", "app", 0 },
+    };
+    flame_sched_session s[] = { sess("s1", "app", 0, 0) };
+    s[0].open = 0;
+    run(n, 1, NULL, 0, s, 1, e, 2, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_UNBIND, NULL), 2);
+    s[0].open = 1;
+    s[0].schedulable = 0;
+    s[0].pending = 4;
+    run(n, 1, NULL, 0, s, 1, e, 1, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_UNBIND, NULL), 1);
+    ck_assert_uint_eq(count(FLAME_DECISION_CREATE, NULL), 0);
+}
+END_TEST
+
+START_TEST(no_starvation_within_a_tier)
+{
+    /* a holds the whole node; b arrives with work: one of a's executors is
+     * unbound so that b gets served */
+    flame_sched_node n[] = { node("n1", 2) };
+    flame_sched_executor e[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "a", "app", 0 },
+        { "e2", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "a", "app", 0 },
+    };
+    flame_sched_session s[] = { sess("a", "app", 0, 100), sess("b", "app", 0, 5) };
+    s[0].running = 2;
+    run(n, 1, NULL, 0, s, 2, e, 2, 0);
+    ck_assert_uint_eq(ndec, 1);
+    ck_assert_int_eq(dec[0].kind, FLAME_DECISION_UNBIND);
+    /* once b holds one, no ping-pong: 1 and 1 is fair */
+    flame_sched_executor f[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "a", "app", 0 },
+        { "e2", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "b", "app", 0 },
+    };
+    run(n, 1, NULL, 0, s, 2, f, 2, 0);
+    ck_assert_uint_eq(ndec, 0);
+}
+END_TEST
+
+START_TEST(higher_tier_preempts_lower)
+{
+    flame_sched_node n[] = { node("n1", 1) };
+    flame_sched_executor e[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "low", "app", 0 },
+    };
+    flame_sched_session s[] = { sess("low", "app", 0, 10), sess("high", "app", 9, 1) };
+    run(n, 1, NULL, 0, s, 2, e, 1, 0);
+    ck_assert_uint_eq(ndec, 1);
+    ck_assert_int_eq(dec[0].kind, FLAME_DECISION_UNBIND);
+    ck_assert_str_eq(dec[0].executor_id, "e1");
+    /* but never below a session's min_instances */
+    s[0].min_instances = 1;
+    run(n, 1, NULL, 0, s, 2, e, 1, 0);
+    ck_assert_uint_eq(ndec, 0);
+}
+END_TEST
+
+START_TEST(executors_being_created_count)
+{
+    flame_sched_node n[] = { node("n1", 4) };
+    flame_sched_executor e[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_VOID, "s1", NULL, 0 },
+    };
+    flame_sched_session s[] = { sess("s1", "app", 0, 2) };
+    run(n, 1, NULL, 0, s, 1, e, 1, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_CREATE, "s1"), 1);
+}
+END_TEST
+
+START_TEST(deterministic)
+{
+    flame_sched_node n[] = { node("n1", 3), node("n2", 3) };
+    flame_sched_session s[] = { sess("a", "x", 1, 4), sess("b", "y", 1, 4), sess("c", "x", 2, 1) };
+    run(n, 2, NULL, 0, s, 3, NULL, 0, 0);
+    flame_decision first[16];
+    size_t nfirst = ndec;
+    ck_assert_uint_le(nfirst, 16);
+    memcpy(first, dec, ndec * sizeof *dec);
+    run(n, 2, NULL, 0, s, 3, NULL, 0, 0);
+    ck_assert_uint_eq(ndec, nfirst);
+    for (size_t i = 0; i < ndec; i++) {
+        ck_assert_int_eq(dec[i].kind, first[i].kind);
+        ck_assert_str_eq(dec[i].node, first[i].node);
+        ck_assert_str_eq(dec[i].session_id, first[i].session_id);
+    }
+    ck_assert_uint_eq(nfirst, 6);
+    ck_assert_str_eq(dec[0].session_id, "c"); /* the top tier first */
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("scheduler");
+    TCase *tc = tcase_create("policies");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, creates_only_where_it_fits);
+    tcase_add_test(tc, spreads_over_nodes);
+    tcase_add_test(tc, higher_priority_first);
+    tcase_add_test(tc, drf_shares_a_tier);
+    tcase_add_test(tc, min_and_max_instances);
+    tcase_add_test(tc, idle_executor_reused_by_same_app_and_released_later);
+    tcase_add_test(tc, closed_session_executors_unbound);
+    tcase_add_test(tc, no_starvation_within_a_tier);
+    tcase_add_test(tc, higher_tier_preempts_lower);
+    tcase_add_test(tc, executors_being_created_count);
+    tcase_add_test(tc, deterministic);
+    suite_add_tcase(su, tc);
+    SRunner *sr = srunner_create(su);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
