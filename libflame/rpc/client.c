@@ -21,6 +21,7 @@ struct rpc_stream {
     grpc_status_code status;
     grpc_slice details;
     bool status_started;
+    bool md_received;
     bool ended;
     char method[128];
 };
@@ -94,8 +95,29 @@ static void destroy_cq(grpc_completion_queue *cq)
     grpc_completion_queue_destroy(cq);
 }
 
+void rpc_cancel_init(rpc_cancel *c)
+{
+    pthread_mutex_init(&c->mu, NULL);
+    c->call = NULL;
+    c->cancelled = false;
+}
+
+void rpc_cancel_fire(rpc_cancel *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->cancelled = true;
+    if (c->call)
+        grpc_call_cancel(c->call, NULL);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void rpc_cancel_destroy(rpc_cancel *c)
+{
+    pthread_mutex_destroy(&c->mu);
+}
+
 static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffer *req,
-                             grpc_slice *out, int timeout_ms)
+                             grpc_slice *out, int timeout_ms, rpc_cancel *cancel)
 {
     size_t req_len = grpc_byte_buffer_length(req);
     if (req_len > c->max_message) {
@@ -106,6 +128,13 @@ static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffe
     }
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     grpc_call *call = new_call(c, cq, method, timeout_ms);
+    if (cancel) {
+        pthread_mutex_lock(&cancel->mu);
+        cancel->call = call;
+        if (cancel->cancelled)
+            grpc_call_cancel(call, NULL);
+        pthread_mutex_unlock(&cancel->mu);
+    }
     grpc_metadata_array md, trailing;
     grpc_metadata_array_init(&md);
     grpc_metadata_array_init(&trailing);
@@ -139,6 +168,11 @@ static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffe
         else
             *out = rpc_flatten(resp);
     }
+    if (cancel) {
+        pthread_mutex_lock(&cancel->mu);
+        cancel->call = NULL;
+        pthread_mutex_unlock(&cancel->mu);
+    }
     if (resp)
         grpc_byte_buffer_destroy(resp);
     grpc_byte_buffer_destroy(req);
@@ -154,8 +188,15 @@ flame_status rpc_unary(rpc_channel *c, const char *method, const ProtobufCMessag
                        const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
                        int timeout_ms)
 {
+    return rpc_unary_cancellable(c, method, req, desc, resp, timeout_ms, NULL);
+}
+
+flame_status rpc_unary_cancellable(rpc_channel *c, const char *method, const ProtobufCMessage *req,
+                                   const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp,
+                                   int timeout_ms, rpc_cancel *cancel)
+{
     grpc_slice s;
-    flame_status st = unary_bb(c, method, rpc_pack(req), &s, timeout_ms);
+    flame_status st = unary_bb(c, method, rpc_pack(req), &s, timeout_ms, cancel);
     if (st != FLAME_OK)
         return st;
     *resp = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
@@ -169,7 +210,7 @@ flame_status rpc_unary_raw(rpc_channel *c, const char *method, const uint8_t *da
                            uint8_t **resp, size_t *resp_len, int timeout_ms)
 {
     grpc_slice s;
-    flame_status st = unary_bb(c, method, rpc_bytes(data, len), &s, timeout_ms);
+    flame_status st = unary_bb(c, method, rpc_bytes(data, len), &s, timeout_ms, NULL);
     if (st != FLAME_OK)
         return st;
     *resp_len = GRPC_SLICE_LENGTH(s);
@@ -203,6 +244,7 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *c, const char *metho
         s = fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the call", method);
     else
         pluck(st->cq, &tag);
+    st->md_received = true;
     grpc_byte_buffer_destroy(bb);
     /* the status op is started now so that errors are reported as soon as
      * the stream ends */
@@ -229,12 +271,20 @@ flame_status rpc_stream_next(rpc_stream *st, const ProtobufCMessageDescriptor *d
     if (st->ended)
         return FLAME_OK;
     grpc_byte_buffer *bb = NULL;
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &bb;
+    grpc_op ops[2];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    if (!st->md_received) {
+        ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+        ops[n].data.recv_initial_metadata.recv_initial_metadata = &st->md;
+        n++;
+        st->md_received = true;
+    }
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n].data.recv_message.recv_message = &bb;
+    n++;
     int tag;
-    if (grpc_call_start_batch(st->call, &op, 1, &tag, NULL) != GRPC_CALL_OK)
+    if (grpc_call_start_batch(st->call, ops, n, &tag, NULL) != GRPC_CALL_OK)
         return fl_error(FLAME_ERR_INTERNAL, "%s: cannot read the stream", st->method);
     pluck(st->cq, &tag);
     if (bb) {
@@ -254,6 +304,51 @@ flame_status rpc_stream_next(rpc_stream *st, const ProtobufCMessageDescriptor *d
     if (st->status != GRPC_STATUS_OK)
         return status_error(st->method, st->status, st->details);
     return FLAME_OK;
+}
+
+flame_status rpc_bidi_open(rpc_stream **out, rpc_channel *c, const char *method)
+{
+    rpc_stream *st = fl_calloc(1, sizeof *st);
+    snprintf(st->method, sizeof st->method, "%s", method);
+    st->cq = grpc_completion_queue_create_for_pluck(NULL);
+    st->call = new_call(c, st->cq, method, 0);
+    grpc_metadata_array_init(&st->md);
+    grpc_metadata_array_init(&st->trailing);
+    st->details = grpc_empty_slice();
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    int tag;
+    if (grpc_call_start_batch(st->call, ops, 1, &tag, NULL) != GRPC_CALL_OK) {
+        rpc_stream_free(st);
+        return fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the stream", method);
+    }
+    pluck(st->cq, &tag);
+    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[0].data.recv_status_on_client.status = &st->status;
+    ops[0].data.recv_status_on_client.status_details = &st->details;
+    ops[0].data.recv_status_on_client.trailing_metadata = &st->trailing;
+    if (grpc_call_start_batch(st->call, ops, 1, &st->status, NULL) == GRPC_CALL_OK)
+        st->status_started = true;
+    *out = st;
+    return FLAME_OK;
+}
+
+flame_status rpc_bidi_send(rpc_stream *st, const ProtobufCMessage *msg)
+{
+    grpc_byte_buffer *bb = rpc_pack(msg);
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = bb;
+    int tag;
+    flame_status s = FLAME_OK;
+    if (grpc_call_start_batch(st->call, &op, 1, &tag, NULL) != GRPC_CALL_OK)
+        s = fl_error(FLAME_ERR_INTERNAL, "%s: cannot send", st->method);
+    else if (!pluck(st->cq, &tag))
+        s = fl_error(FLAME_ERR_UNAVAILABLE, "%s: the stream is closed", st->method);
+    grpc_byte_buffer_destroy(bb);
+    return s;
 }
 
 void rpc_stream_cancel(rpc_stream *st)

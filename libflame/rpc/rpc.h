@@ -14,6 +14,7 @@
 #define FL_RPC_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -116,11 +117,27 @@ typedef struct rpc_stream rpc_stream;
 rpc_channel *rpc_channel_new(const char *target, size_t max_message);
 void rpc_channel_free(rpc_channel *ch);
 
+/* Lets another thread cancel a blocking call (rpc_unary_cancellable). */
+typedef struct rpc_cancel {
+    pthread_mutex_t mu;
+    void *call;     /* the call in flight, if any */
+    bool cancelled; /* sticky: later calls fail at once with CANCELLED */
+} rpc_cancel;
+void rpc_cancel_init(rpc_cancel *c);
+void rpc_cancel_fire(rpc_cancel *c);
+void rpc_cancel_destroy(rpc_cancel *c);
+
 /* A blocking unary call. On success *resp is a new message (free with
  * protobuf_c_message_free_unpacked). timeout_ms <= 0: no deadline. */
 flame_status rpc_unary(rpc_channel *ch, const char *method, const ProtobufCMessage *req,
                        const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                        int timeout_ms);
+
+/* As rpc_unary; cancel (may be NULL) lets another thread abort it. */
+flame_status rpc_unary_cancellable(rpc_channel *ch, const char *method,
+                                   const ProtobufCMessage *req,
+                                   const ProtobufCMessageDescriptor *resp_desc,
+                                   ProtobufCMessage **resp, int timeout_ms, rpc_cancel *cancel);
 
 /* A server stream: open, then next() until it yields *msg == NULL (clean
  * end) or an error. cancel() may be called from any thread. */
@@ -129,6 +146,10 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *ch, const char *meth
 flame_status rpc_stream_next(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
                              ProtobufCMessage **msg);
 void rpc_stream_cancel(rpc_stream *st);
+/* A bidirectional stream: open (no deadline), then send() from one thread
+ * while next() reads on another. */
+flame_status rpc_bidi_open(rpc_stream **out, rpc_channel *ch, const char *method);
+flame_status rpc_bidi_send(rpc_stream *st, const ProtobufCMessage *msg);
 void rpc_stream_free(rpc_stream *st);
 
 /* Sends raw bytes as a unary request; used by tests to send garbage. */

@@ -1,30 +1,921 @@
-/* flame.v1 Backend: executor managers -> session manager. The methods are
- * routed here; the executor life cycle behind them comes with the
- * execution issue, until then each answers UNIMPLEMENTED with a message
- * naming the method. */
+/* flame.v1 Backend: executor managers -> session manager, and the
+ * scheduler loop that drives executors. All on the engine thread; parked
+ * calls (WatchNode, BindExecutor, LaunchTask) are answered by events. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "sm.h"
 
-static void not_yet(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+#define UNPACK(type, fn, var)                                                                  \
+    type *var = fn##__unpack(NULL, len, data);                                                 \
+    if (!var) {                                                                                \
+        rpc_call_finish(call, RPC_INVALID_ARGUMENT, "%s: malformed request message",          \
+                        rpc_call_method(call));                                               \
+        return;                                                                                \
+    }
+
+#define BIND_FAILURES_MAX 5
+#define HEARTBEAT_TIMEOUT_S 30
+
+static void fail(sm_t *sm, rpc_call *call, flame_status st)
 {
-    rpc_call_finish(call, RPC_UNIMPLEMENTED,
-                    "%s: executors are not supported by this session manager yet",
-                    rpc_call_method(call));
+    sm_defer(sm, call, OUT_ERROR, rpc_status_to_code(st), flame_error_last(), NULL, 0);
+}
+
+static void reply_result(sm_t *sm, rpc_call *call)
+{
+    Flame__V1__Result r = FLAME__V1__RESULT__INIT;
+    size_t n = flame__v1__result__get_packed_size(&r);
+    uint8_t *buf = fl_malloc(n ? n : 1);
+    flame__v1__result__pack(&r, buf);
+    sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
+}
+
+/* Wraps packed bytes as field 1 (length-delimited) of an outer message:
+ * LaunchTaskResponse{task}, BindExecutorResponse{application}, ... */
+static void put_field(fl_buf *b, int field, const uint8_t *data, size_t len)
+{
+    uint8_t hdr[11];
+    size_t n = 0;
+    hdr[n++] = (uint8_t)((field << 3) | 2);
+    size_t v = len;
+    do {
+        uint8_t byte = v & 0x7f;
+        v >>= 7;
+        hdr[n++] = byte | (v ? 0x80 : 0);
+    } while (v);
+    fl_buf_add(b, hdr, n);
+    fl_buf_add(b, data, len);
+}
+
+static sm_exec *exec_get(sm_t *sm, const char *id)
+{
+    return id ? fl_map_get(&sm->execs, id) : NULL;
+}
+
+/* ---- pending queues and task hand-out ----------------------------------- */
+
+static void pq_push(sm_session *ss, uint32_t id)
+{
+    if (ss->pq_len == ss->pq_cap) {
+        size_t cap = ss->pq_cap ? ss->pq_cap * 2 : 64;
+        uint32_t *q = fl_malloc(cap * sizeof *q);
+        for (size_t i = 0; i < ss->pq_len; i++)
+            q[i] = ss->pq[(ss->pq_head + i) % ss->pq_cap];
+        free(ss->pq);
+        ss->pq = q;
+        ss->pq_cap = cap;
+        ss->pq_head = 0;
+    }
+    ss->pq[(ss->pq_head + ss->pq_len) % ss->pq_cap] = id;
+    ss->pq_len++;
+}
+
+static fl_task *pq_pop(sm_session *ss)
+{
+    while (ss->pq_len) {
+        uint32_t id = ss->pq[ss->pq_head];
+        ss->pq_head = (ss->pq_head + 1) % ss->pq_cap;
+        ss->pq_len--;
+        fl_task *t = id && id <= ss->s->ntasks ? ss->s->tasks[id - 1] : NULL;
+        if (t && t->state == FLAME_TASK_PENDING)
+            return t;
+    }
+    return NULL;
+}
+
+static void waiter_remove(sm_exec *e)
+{
+    if (!e->waiting)
+        return;
+    if (e->wprev)
+        e->wprev->wnext = e->wnext;
+    else if (e->sess)
+        e->sess->waiters = e->wnext;
+    if (e->wnext)
+        e->wnext->wprev = e->wprev;
+    e->wprev = e->wnext = NULL;
+    e->waiting = false;
+}
+
+static void launch_cancelled(rpc_call *call, void *arg)
+{
+    sm_exec *e = arg;
+    waiter_remove(e);
+    e->launch_call = NULL;
+}
+
+static void bind_cancelled(rpc_call *call, void *arg)
+{
+    sm_exec *e = arg;
+    e->bind_call = NULL;
+}
+
+/* Answers a parked LaunchTask with nothing: the executor is to unbind. */
+static void launch_reply_empty(sm_t *sm, sm_exec *e)
+{
+    if (!e->launch_call)
+        return;
+    waiter_remove(e);
+    rpc_call_on_cancel(e->launch_call, NULL, NULL);
+    sm_defer(sm, e->launch_call, OUT_REPLY, 0, NULL, NULL, 0);
+    e->launch_call = NULL;
+}
+
+/* Gives task t to executor e (which waits in LaunchTask). */
+static void launch(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "running on executor %s", e->id);
+    fl_task_set_state(ss->s, t, FLAME_TASK_RUNNING, msg, fl_now_ms());
+    e->task = t;
+    sm_task_changed(sm, ss, t);
+    size_t n;
+    uint8_t *task = sm_pack_task(ss->s, t, &n);
+    fl_buf b = { 0 };
+    put_field(&b, 1, task, n);
+    free(task);
+    waiter_remove(e);
+    rpc_call_on_cancel(e->launch_call, NULL, NULL);
+    size_t blen = b.len;
+    sm_defer(sm, e->launch_call, OUT_REPLY, 0, NULL, (uint8_t *)fl_buf_detach(&b), blen);
+    e->launch_call = NULL;
+}
+
+static void dispatch(sm_t *sm, sm_session *ss)
+{
+    while (ss->waiters && ss->pq_len) {
+        fl_task *t = pq_pop(ss);
+        if (!t)
+            break;
+        launch(sm, ss->waiters, ss, t);
+    }
+}
+
+void sm_task_pending(sm_t *sm, sm_session *ss, fl_task *t)
+{
+    pq_push(ss, t->id);
+    dispatch(sm, ss);
+    sm->sched_dirty = true;
+}
+
+/* The executor's running task (if any) goes back to Pending. */
+static void requeue_task(sm_t *sm, sm_exec *e, const char *why)
+{
+    fl_task *t = e->task;
+    sm_session *ss = e->sess;
+    e->task = NULL;
+    if (!t || !ss || t->state != FLAME_TASK_RUNNING)
+        return;
+    fl_task_set_state(ss->s, t, FLAME_TASK_PENDING, why, fl_now_ms());
+    sm_task_changed(sm, ss, t);
+    sm_task_pending(sm, ss, t);
+}
+
+static void exec_free(sm_t *sm, sm_exec *e, const char *why)
+{
+    requeue_task(sm, e, why);
+    waiter_remove(e);
+    if (e->launch_call) {
+        rpc_call_on_cancel(e->launch_call, NULL, NULL);
+        sm_defer(sm, e->launch_call, OUT_ERROR, RPC_NOT_FOUND, why, NULL, 0);
+    }
+    if (e->bind_call) {
+        rpc_call_on_cancel(e->bind_call, NULL, NULL);
+        sm_defer(sm, e->bind_call, OUT_ERROR, RPC_NOT_FOUND, why, NULL, 0);
+    }
+    fl_map_del(&sm->execs, e->id);
+    free(e->id);
+    free(e->node);
+    free(e->intended);
+    free(e->app);
+    free(e);
+    sm->sched_dirty = true;
+}
+
+static void drop_node_executors(sm_t *sm, const char *node, const char *why)
+{
+    size_t it = 0;
+    void *v;
+    sm_exec **gone = NULL;
+    size_t n = 0;
+    while (fl_map_next(&sm->execs, &it, NULL, &v)) {
+        sm_exec *e = v;
+        if (strcmp(e->node, node) == 0) {
+            gone = fl_realloc(gone, (n + 1) * sizeof *gone);
+            gone[n++] = e;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        exec_free(sm, gone[i], why);
+    free(gone);
+}
+
+void sm_session_detach(sm_t *sm, sm_session *ss)
+{
+    size_t it = 0;
+    void *v;
+    while (fl_map_next(&sm->execs, &it, NULL, &v)) {
+        sm_exec *e = v;
+        if (e->sess != ss)
+            continue;
+        launch_reply_empty(sm, e);
+        e->task = NULL;
+        e->sess = NULL;
+        if (e->state == FLAME_EXECUTOR_BOUND || e->state == FLAME_EXECUTOR_BINDING)
+            e->state = FLAME_EXECUTOR_UNBINDING;
+    }
+    free(ss->pq);
+    ss->pq = NULL;
+    ss->pq_len = ss->pq_cap = ss->pq_head = 0;
+}
+
+/* ---- the scheduler loop ------------------------------------------------- */
+
+static void apply(sm_t *sm, const flame_decision *d)
+{
+    sm_exec *e = exec_get(sm, d->executor_id);
+    switch (d->kind) {
+    case FLAME_DECISION_CREATE: {
+        sm_node *n = fl_map_get(&sm->nodes, d->node);
+        sm_session *ss = sm_session_get(sm, d->session_id);
+        if (!n || !n->watch || !ss)
+            return;
+        e = fl_calloc(1, sizeof *e);
+        e->id = fl_sprintf("%s-%llx-%llu", n->name, (unsigned long long)sm->started_ms,
+                           (unsigned long long)++sm->exec_seq);
+        e->node = fl_strdup(n->name);
+        e->resreq = ss->s->resreq;
+        fl_app *a = fl_map_get(&sm->apps, ss->s->app);
+        e->shim = a ? (int)a->spec->shim : 0;
+        e->state = FLAME_EXECUTOR_VOID;
+        e->intended = fl_strdup(ss->s->id);
+        e->app = fl_strdup(ss->s->app);
+        fl_map_put(&sm->execs, e->id, e);
+        Flame__V1__Executor m;
+        sm_fill_executor(&m, e);
+        Flame__V1__WatchNodeResponse r = FLAME__V1__WATCH_NODE_RESPONSE__INIT;
+        r.response_case = FLAME__V1__WATCH_NODE_RESPONSE__RESPONSE_EXECUTOR;
+        r.executor = &m;
+        rpc_call_send(n->watch, &r.base);
+        sm_fill_executor_done(&m);
+        fl_log(FL_LOG_DEBUG, "sm", "executor %s created on %s for session %s", e->id, n->name,
+               ss->s->id);
+        break;
+    }
+    case FLAME_DECISION_BIND: {
+        sm_session *ss = sm_session_get(sm, d->session_id);
+        if (!e || !ss || e->state != FLAME_EXECUTOR_IDLE)
+            return;
+        e->state = FLAME_EXECUTOR_BINDING;
+        e->sess = ss;
+        free(e->app);
+        e->app = fl_strdup(ss->s->app);
+        if (e->bind_call) {
+            fl_app *a = fl_map_get(&sm->apps, ss->s->app);
+            fl_buf b = { 0 };
+            size_t n;
+            uint8_t *x;
+            if (a) {
+                x = sm_pack_app(a, &n);
+                put_field(&b, 1, x, n);
+                free(x);
+            }
+            x = sm_pack_session(ss->s, &n);
+            put_field(&b, 2, x, n);
+            free(x);
+            rpc_call_on_cancel(e->bind_call, NULL, NULL);
+            size_t blen = b.len;
+            sm_defer(sm, e->bind_call, OUT_REPLY, 0, NULL, (uint8_t *)fl_buf_detach(&b), blen);
+            e->bind_call = NULL;
+        }
+        break;
+    }
+    case FLAME_DECISION_UNBIND:
+        if (!e || (e->state != FLAME_EXECUTOR_BOUND && e->state != FLAME_EXECUTOR_BINDING))
+            return;
+        e->state = FLAME_EXECUTOR_UNBINDING;
+        launch_reply_empty(sm, e);
+        break;
+    case FLAME_DECISION_RELEASE:
+        if (!e || e->state != FLAME_EXECUTOR_IDLE)
+            return;
+        e->state = FLAME_EXECUTOR_RELEASING;
+        if (e->bind_call) {
+            rpc_call_on_cancel(e->bind_call, NULL, NULL);
+            sm_defer(sm, e->bind_call, OUT_REPLY, 0, NULL, NULL, 0);
+            e->bind_call = NULL;
+        }
+        break;
+    }
+}
+
+static int64_t delay_release_ms(const fl_app *a)
+{
+    return a && a->spec->_delay_release_case ? a->spec->delay_release * 1000 : 60000;
+}
+
+void sm_sched_run(sm_t *sm)
+{
+    sm->sched_dirty = false;
+    size_t nn = sm->nodes.len, na = sm->apps.len, ns = sm->sessions.len, ne = sm->execs.len;
+    flame_sched_node *nodes = fl_calloc(nn + 1, sizeof *nodes);
+    flame_sched_application *apps = fl_calloc(na + 1, sizeof *apps);
+    flame_sched_session *sess = fl_calloc(ns + 1, sizeof *sess);
+    flame_sched_executor *ex = fl_calloc(ne + 1, sizeof *ex);
+    size_t it = 0, k = 0;
+    void *v;
+    while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
+        sm_node *n = v;
+        const Flame__V1__ResourceRequirement *r = n->msg->status ? n->msg->status->allocatable : NULL;
+        nodes[k++] = (flame_sched_node){ n->name, { r ? r->cpu : 0, r ? r->memory : 0, r ? r->gpu : 0 },
+                                         n->watch != NULL };
+    }
+    nn = k;
+    it = k = 0;
+    while (fl_map_next(&sm->apps, &it, NULL, &v)) {
+        fl_app *a = v;
+        apps[k++] = (flame_sched_application){ a->name, a->spec->_max_instances_case != 0,
+                                               a->spec->max_instances, delay_release_ms(a) };
+    }
+    k = 0;
+    for (sm_session *ss = sm->first; ss; ss = ss->next) {
+        fl_session *s = ss->s;
+        if (s->state != FLAME_SESSION_OPEN && !s->counts[FLAME_TASK_RUNNING]) {
+            /* closed sessions matter only while executors still hold them */
+            bool held = false;
+            size_t i2 = 0;
+            void *v2;
+            while (!held && fl_map_next(&sm->execs, &i2, NULL, &v2))
+                held = ((sm_exec *)v2)->sess == ss;
+            if (!held)
+                continue;
+        }
+        sess[k++] = (flame_sched_session){
+            s->id, s->app, s->priority, s->resreq, s->min_instances, s->has_max, s->max_instances,
+            (uint32_t)s->counts[FLAME_TASK_PENDING], (uint32_t)s->counts[FLAME_TASK_RUNNING],
+            s->state == FLAME_SESSION_OPEN, !s->unschedulable };
+    }
+    ns = k;
+    it = k = 0;
+    while (fl_map_next(&sm->execs, &it, NULL, &v)) {
+        sm_exec *e = v;
+        const char *sid = e->sess ? e->sess->s->id : e->state == FLAME_EXECUTOR_VOID ? e->intended : NULL;
+        ex[k++] = (flame_sched_executor){ e->id, e->node, e->resreq, (flame_executor_state)e->state,
+                                          sid, e->app, e->idle_since };
+    }
+    flame_sched_snapshot snap = { nodes, nn, apps, na, sess, ns, ex, k };
+    const flame_decision *d;
+    size_t nd;
+    if (flame_scheduler_cycle(sm->sched, &snap, fl_now_ms(), &d, &nd) == FLAME_OK) {
+        /* decisions point into the snapshot: copy the strings first, since
+         * applying one may free an executor */
+        for (size_t i = 0; i < nd; i++) {
+            flame_decision x = d[i];
+            char *node = fl_strdup(x.node), *exid = fl_strdup(x.executor_id),
+                 *sid = fl_strdup(x.session_id);
+            x.node = node;
+            x.executor_id = exid;
+            x.session_id = sid;
+            apply(sm, &x);
+            free(node);
+            free(exid);
+            free(sid);
+        }
+    }
+    free(nodes);
+    free(apps);
+    free(sess);
+    free(ex);
+}
+
+void sm_tick(void *ctx)
+{
+    sm_t *sm = ctx;
+    int64_t now_s = fl_now_ms() / 1000;
+    size_t it = 0;
+    void *v;
+    while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
+        sm_node *n = v;
+        if (n->watch && now_s - n->last_heartbeat > HEARTBEAT_TIMEOUT_S) {
+            fl_log(FL_LOG_WARN, "sm", "node %s missed its heartbeats; its executors are lost",
+                   n->name);
+            rpc_call_on_cancel(n->watch, NULL, NULL);
+            rpc_call_finish(n->watch, RPC_DEADLINE_EXCEEDED, "no heartbeat for %d s",
+                            HEARTBEAT_TIMEOUT_S);
+            n->watch = NULL;
+            if (n->msg->status)
+                n->msg->status->state = FLAME__V1__NODE_STATE__NotReady;
+            drop_node_executors(sm, n->name, "the executor's node stopped sending heartbeats");
+        }
+    }
+    sm_sched_run(sm);
+}
+
+/* ---- nodes -------------------------------------------------------------- */
+
+static Flame__V1__Node *copy_node(const Flame__V1__Node *n)
+{
+    size_t len = flame__v1__node__get_packed_size(n);
+    uint8_t *buf = fl_malloc(len ? len : 1);
+    flame__v1__node__pack(n, buf);
+    Flame__V1__Node *c = flame__v1__node__unpack(NULL, len, buf);
+    free(buf);
+    return c;
+}
+
+static void node_free(sm_node *n)
+{
+    flame__v1__node__free_unpacked(n->msg, NULL);
+    free(n->name);
+    free(n);
+}
+
+void sm_nodes_free(sm_t *sm)
+{
+    size_t it = 0;
+    void *v;
+    while (fl_map_next(&sm->execs, &it, NULL, &v)) {
+        sm_exec *e = v;
+        free(e->id);
+        free(e->node);
+        free(e->intended);
+        free(e->app);
+        free(e);
+    }
+    fl_map_free(&sm->execs);
+    it = 0;
+    while (fl_map_next(&sm->nodes, &it, NULL, &v))
+        node_free(v);
+    fl_map_free(&sm->nodes);
+}
+
+static const char *node_name(const Flame__V1__Node *n)
+{
+    if (n->metadata && n->metadata->name[0])
+        return n->metadata->name;
+    if (n->spec && n->spec->hostname[0])
+        return n->spec->hostname;
+    return NULL;
+}
+
+static void register_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__RegisterNodeRequest, flame__v1__register_node_request, req);
+    const char *name = req->node ? node_name(req->node) : NULL;
+    const char *why;
+    if (!name || !fl_name_valid(name, &why)) {
+        fail(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "RegisterNode: invalid node name"));
+    } else {
+        sm_node *n = fl_map_get(&sm->nodes, name);
+        if (n) {
+            /* the executor manager restarted: what it ran is gone */
+            drop_node_executors(sm, name, "the executor manager of its node restarted");
+            flame__v1__node__free_unpacked(n->msg, NULL);
+        } else {
+            n = fl_calloc(1, sizeof *n);
+            n->name = fl_strdup(name);
+            fl_map_put(&sm->nodes, n->name, n);
+        }
+        n->msg = copy_node(req->node);
+        if (!n->msg->metadata) {
+            n->msg->metadata = fl_malloc(sizeof *n->msg->metadata);
+            flame__v1__metadata__init(n->msg->metadata);
+        }
+        if (n->msg->status)
+            n->msg->status->state = FLAME__V1__NODE_STATE__Ready;
+        n->last_heartbeat = fl_now_ms() / 1000;
+        fl_log(FL_LOG_INFO, "sm", "node %s registered", name);
+        sm->sched_dirty = true;
+        reply_result(sm, call);
+    }
+    flame__v1__register_node_request__free_unpacked(req, NULL);
+}
+
+static void release_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__ReleaseNodeRequest, flame__v1__release_node_request, req);
+    sm_node *n = fl_map_get(&sm->nodes, req->node_name);
+    if (!n) {
+        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "node %s not found", req->node_name));
+    } else {
+        drop_node_executors(sm, n->name, "its node was released");
+        if (n->watch) {
+            rpc_call_on_cancel(n->watch, NULL, NULL);
+            rpc_call_finish(n->watch, RPC_OK, "%s", "");
+        }
+        fl_map_del(&sm->nodes, n->name);
+        node_free(n);
+        reply_result(sm, call);
+    }
+    flame__v1__release_node_request__free_unpacked(req, NULL);
+}
+
+static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__SyncNodeRequest, flame__v1__sync_node_request, req);
+    const char *name = req->node ? node_name(req->node) : NULL;
+    sm_node *n = name ? fl_map_get(&sm->nodes, name) : NULL;
+    if (!n) {
+        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "node %s not found", name ? name : ""));
+    } else {
+        fl_buf b = { 0 };
+        size_t l = flame__v1__node__get_packed_size(n->msg);
+        uint8_t *x = fl_malloc(l ? l : 1);
+        flame__v1__node__pack(n->msg, x);
+        put_field(&b, 1, x, l);
+        free(x);
+        size_t it = 0;
+        void *v;
+        while (fl_map_next(&sm->execs, &it, NULL, &v)) {
+            if (strcmp(((sm_exec *)v)->node, n->name))
+                continue;
+            x = sm_pack_executor(v, &l);
+            put_field(&b, 2, x, l);
+            free(x);
+        }
+        size_t blen = b.len;
+        sm_defer(sm, call, OUT_REPLY, 0, NULL, (uint8_t *)fl_buf_detach(&b), blen);
+    }
+    flame__v1__sync_node_request__free_unpacked(req, NULL);
+}
+
+static void watch_cancelled(rpc_call *call, void *arg)
+{
+    sm_t *sm = rpc_call_user(call);
+    char *name = arg;
+    sm_node *n = fl_map_get(&sm->nodes, name);
+    if (n && n->watch == call) {
+        n->watch = NULL;
+        if (n->msg->status)
+            n->msg->status->state = FLAME__V1__NODE_STATE__NotReady;
+        fl_log(FL_LOG_WARN, "sm", "node %s disconnected; its executors are lost", name);
+        drop_node_executors(sm, name, "the executor's node disconnected");
+    }
+    free(name);
+}
+
+static void watch_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    if (!data) { /* the executor manager half-closed: it is leaving */
+        rpc_call_finish(call, RPC_OK, "%s", "");
+        return;
+    }
+    UNPACK(Flame__V1__WatchNodeRequest, flame__v1__watch_node_request, req);
+    const char *name = req->heartbeat ? req->heartbeat->node_name : NULL;
+    sm_node *n = name ? fl_map_get(&sm->nodes, name) : NULL;
+    if (!n) {
+        rpc_call_finish(call, RPC_NOT_FOUND, "node %s is not registered; call RegisterNode first",
+                        name ? name : "");
+    } else {
+        if (n->watch != call) {
+            if (n->watch) { /* a newer stream replaces an old one */
+                rpc_call_on_cancel(n->watch, NULL, NULL);
+                rpc_call_finish(n->watch, RPC_ABORTED, "replaced by a newer WatchNode stream");
+            }
+            n->watch = call;
+            rpc_call_set_user(call, sm);
+            rpc_call_on_cancel(call, watch_cancelled, fl_strdup(n->name));
+            sm->sched_dirty = true;
+        }
+        n->last_heartbeat = fl_now_ms() / 1000;
+        if (n->msg->status) {
+            n->msg->status->last_heartbeat_time = n->last_heartbeat;
+            n->msg->status->state = FLAME__V1__NODE_STATE__Ready;
+        }
+        Flame__V1__Acknowledgement ack = FLAME__V1__ACKNOWLEDGEMENT__INIT;
+        ack.timestamp = fl_now_ms();
+        Flame__V1__WatchNodeResponse r = FLAME__V1__WATCH_NODE_RESPONSE__INIT;
+        r.response_case = FLAME__V1__WATCH_NODE_RESPONSE__RESPONSE_ACK;
+        r.ack = &ack;
+        rpc_call_send(call, &r.base);
+    }
+    flame__v1__watch_node_request__free_unpacked(req, NULL);
+}
+
+/* ---- executors ---------------------------------------------------------- */
+
+static flame_status lookup(sm_t *sm, const char *id, sm_exec **out)
+{
+    *out = exec_get(sm, id);
+    if (!*out)
+        return fl_error(FLAME_ERR_NOT_FOUND, "executor %s not found", id ? id : "");
+    return FLAME_OK;
+}
+
+static void register_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__RegisterExecutorRequest, flame__v1__register_executor_request, req);
+    sm_exec *e;
+    flame_status st = lookup(sm, req->executor_id, &e);
+    if (!st && e->state != FLAME_EXECUTOR_VOID)
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is already registered (%s)",
+                      e->id, flame_executor_state_str(e->state));
+    if (st) {
+        fail(sm, call, st);
+    } else {
+        e->state = FLAME_EXECUTOR_IDLE;
+        e->idle_since = fl_now_ms();
+        sm->sched_dirty = true;
+        reply_result(sm, call);
+    }
+    flame__v1__register_executor_request__free_unpacked(req, NULL);
+}
+
+static void unregister_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__UnregisterExecutorRequest, flame__v1__unregister_executor_request, req);
+    sm_exec *e;
+    flame_status st = lookup(sm, req->executor_id, &e);
+    if (st) {
+        fail(sm, call, st);
+    } else {
+        exec_free(sm, e, "its executor was unregistered");
+        reply_result(sm, call);
+    }
+    flame__v1__unregister_executor_request__free_unpacked(req, NULL);
+}
+
+static void bind_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__BindExecutorRequest, flame__v1__bind_executor_request, req);
+    sm_exec *e;
+    flame_status st = lookup(sm, req->executor_id, &e);
+    if (!st && e->bind_call)
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is already waiting to bind",
+                      e->id);
+    if (!st && e->state != FLAME_EXECUTOR_IDLE && e->state != FLAME_EXECUTOR_BINDING &&
+        e->state != FLAME_EXECUTOR_RELEASING)
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s cannot bind while %s", e->id,
+                      flame_executor_state_str(e->state));
+    if (st) {
+        fail(sm, call, st);
+    } else {
+        /* parked; apply() answers it when the scheduler decides */
+        e->bind_call = call;
+        rpc_call_on_cancel(call, bind_cancelled, e);
+        if (e->state == FLAME_EXECUTOR_BINDING && e->sess) {
+            e->state = FLAME_EXECUTOR_IDLE;
+            sm_session *ss = e->sess;
+            e->sess = NULL;
+            flame_decision d = { FLAME_DECISION_BIND, NULL, e->id, ss->s->id };
+            apply(sm, &d);
+        } else if (e->state == FLAME_EXECUTOR_RELEASING) {
+            e->state = FLAME_EXECUTOR_IDLE;
+            flame_decision d = { FLAME_DECISION_RELEASE, NULL, e->id, NULL };
+            apply(sm, &d);
+        } else {
+            sm->sched_dirty = true;
+        }
+    }
+    flame__v1__bind_executor_request__free_unpacked(req, NULL);
+}
+
+static void bind_failed(sm_t *sm, sm_exec *e, const char *message)
+{
+    sm_session *ss = e->sess;
+    e->sess = NULL;
+    e->state = FLAME_EXECUTOR_IDLE;
+    e->idle_since = fl_now_ms();
+    if (!ss)
+        return;
+    fl_session *s = ss->s;
+    char *msg = fl_sprintf("failed to bind session %s on executor %s: %s", s->id, e->id,
+                           message && *message ? message : "the service refused the session");
+    fl_events_add(&s->events, 1001, msg, fl_now_ms());
+    fl_log(FL_LOG_WARN, "sm", "%s", msg);
+    free(msg);
+    if (++s->bind_failures >= BIND_FAILURES_MAX && !s->unschedulable) {
+        s->unschedulable = true;
+        msg = fl_sprintf("session %s failed to bind %d times in a row; it gets no more executors",
+                         s->id, BIND_FAILURES_MAX);
+        fl_events_add(&s->events, 1002, msg, fl_now_ms());
+        free(msg);
+    }
+    fl_store_put_session(sm->store, s);
+}
+
+static void bind_executor_completed(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__BindExecutorCompletedRequest, flame__v1__bind_executor_completed_request, req);
+    sm_exec *e;
+    flame_status st = lookup(sm, req->executor_id, &e);
+    if (!st && e->state != FLAME_EXECUTOR_BINDING && e->state != FLAME_EXECUTOR_UNBINDING)
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not binding (%s)", e->id,
+                      flame_executor_state_str(e->state));
+    if (st) {
+        fail(sm, call, st);
+    } else {
+        const Flame__V1__Result *r = req->_result_case ? req->result : NULL;
+        if (r && r->return_code != 0) {
+            bind_failed(sm, e, r->_message_case ? r->message : NULL);
+        } else if (e->state == FLAME_EXECUTOR_BINDING) {
+            e->state = FLAME_EXECUTOR_BOUND;
+            if (e->sess && e->sess->s->bind_failures) {
+                e->sess->s->bind_failures = 0;
+                fl_store_put_session(sm->store, e->sess->s);
+            }
+        }
+        sm->sched_dirty = true;
+        reply_result(sm, call);
+    }
+    flame__v1__bind_executor_completed_request__free_unpacked(req, NULL);
+}
+
+static void unbind_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__UnbindExecutorRequest, flame__v1__unbind_executor_request, req);
+    sm_exec *e;
+    flame_status st = lookup(sm, req->executor_id, &e);
+    if (!st && e->state != FLAME_EXECUTOR_BOUND && e->state != FLAME_EXECUTOR_BINDING &&
+        e->state != FLAME_EXECUTOR_UNBINDING)
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not bound (%s)", e->id,
+                      flame_executor_state_str(e->state));
+    if (st) {
+        fail(sm, call, st);
+    } else {
+        requeue_task(sm, e, "its executor unbound before the task completed");
+        e->state = FLAME_EXECUTOR_UNBINDING;
+        launch_reply_empty(sm, e);
+        reply_result(sm, call);
+    }
+    flame__v1__unbind_executor_request__free_unpacked(req, NULL);
+}
+
+static void unbind_executor_completed(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__UnbindExecutorCompletedRequest, flame__v1__unbind_executor_completed_request,
+           req);
+    sm_exec *e;
+    flame_status st = lookup(sm, req->executor_id, &e);
+    if (!st && e->state != FLAME_EXECUTOR_UNBINDING && e->state != FLAME_EXECUTOR_BOUND)
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not unbinding (%s)", e->id,
+                      flame_executor_state_str(e->state));
+    if (st) {
+        fail(sm, call, st);
+    } else {
+        requeue_task(sm, e, "its executor unbound before the task completed");
+        waiter_remove(e);
+        e->sess = NULL;
+        e->state = FLAME_EXECUTOR_IDLE;
+        e->idle_since = fl_now_ms();
+        sm->sched_dirty = true;
+        reply_result(sm, call);
+    }
+    flame__v1__unbind_executor_completed_request__free_unpacked(req, NULL);
+}
+
+static void launch_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__LaunchTaskRequest, flame__v1__launch_task_request, req);
+    sm_exec *e;
+    flame_status st = lookup(sm, req->executor_id, &e);
+    if (!st && e->launch_call)
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is already waiting for a task",
+                      e->id);
+    if (!st && e->task)
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                      "executor %s still runs task %u; complete it first", e->id, e->task->id);
+    if (st) {
+        fail(sm, call, st);
+    } else if (e->state != FLAME_EXECUTOR_BOUND || !e->sess) {
+        /* unbinding (or never bound): no task, the executor leaves the session */
+        sm_defer(sm, call, OUT_REPLY, 0, NULL, NULL, 0);
+    } else {
+        e->launch_call = call;
+        rpc_call_on_cancel(call, launch_cancelled, e);
+        sm_session *ss = e->sess;
+        /* FIFO of waiting executors */
+        e->waiting = true;
+        e->wnext = NULL;
+        e->wprev = NULL;
+        if (!ss->waiters) {
+            ss->waiters = e;
+        } else {
+            sm_exec *w = ss->waiters;
+            while (w->wnext)
+                w = w->wnext;
+            w->wnext = e;
+            e->wprev = w;
+        }
+        dispatch(sm, ss);
+    }
+    flame__v1__launch_task_request__free_unpacked(req, NULL);
+}
+
+static void complete_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__CompleteTaskRequest, flame__v1__complete_task_request, req);
+    sm_exec *e;
+    flame_status st = lookup(sm, req->executor_id, &e);
+    if (!st && (!e->task || !e->sess))
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s runs no task", e->id);
+    if (!st && !req->task_result)
+        st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "CompleteTask needs a task_result");
+    if (st) {
+        fail(sm, call, st);
+    } else {
+        fl_task *t = e->task;
+        sm_session *ss = e->sess;
+        const Flame__V1__TaskResult *r = req->task_result;
+        e->task = NULL;
+        if (r->_output_case) {
+            free(t->output);
+            t->has_output = true;
+            t->output_len = (uint32_t)r->output.len;
+            t->output = r->output.len ? fl_memdup(r->output.data, r->output.len) : NULL;
+        }
+        const char *msg = r->_message_case ? r->message : NULL;
+        if (r->return_code == 0)
+            fl_task_set_state(ss->s, t, FLAME_TASK_SUCCEED, msg ? msg : "succeeded", fl_now_ms());
+        else
+            fl_task_set_state(ss->s, t, FLAME_TASK_FAILED, msg ? msg : "the service failed the task",
+                              fl_now_ms());
+        sm_task_changed(sm, ss, t);
+        sm->sched_dirty = true;
+        reply_result(sm, call);
+    }
+    flame__v1__complete_task_request__free_unpacked(req, NULL);
+}
+
+/* ---- executor messages -------------------------------------------------- */
+
+void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e)
+{
+    flame__v1__executor__init(m);
+    Flame__V1__Metadata *md = fl_malloc(sizeof *md);
+    flame__v1__metadata__init(md);
+    md->id = e->id;
+    md->name = e->id;
+    Flame__V1__ExecutorSpec *sp = fl_malloc(sizeof *sp);
+    flame__v1__executor_spec__init(sp);
+    sp->node = e->node;
+    Flame__V1__ResourceRequirement *rr = fl_malloc(sizeof *rr);
+    flame__v1__resource_requirement__init(rr);
+    rr->cpu = e->resreq.cpu;
+    rr->memory = e->resreq.memory;
+    rr->gpu = e->resreq.gpu;
+    sp->resreq = rr;
+    sp->shim = (Flame__V1__Shim)e->shim;
+    Flame__V1__ExecutorStatus *st = fl_malloc(sizeof *st);
+    flame__v1__executor_status__init(st);
+    st->state = (Flame__V1__ExecutorState)e->state;
+    const char *sid = e->sess ? e->sess->s->id : e->intended;
+    if (sid) {
+        st->_session_id_case = FLAME__V1__EXECUTOR_STATUS___SESSION_ID_SESSION_ID;
+        st->session_id = (char *)sid;
+    }
+    m->metadata = md;
+    m->spec = sp;
+    m->status = st;
+}
+
+void sm_fill_executor_done(Flame__V1__Executor *m)
+{
+    free(m->metadata);
+    free(m->spec->resreq);
+    free(m->spec);
+    free(m->status);
+}
+
+uint8_t *sm_pack_executor(const sm_exec *e, size_t *len)
+{
+    Flame__V1__Executor m;
+    sm_fill_executor(&m, e);
+    *len = flame__v1__executor__get_packed_size(&m);
+    uint8_t *buf = fl_malloc(*len ? *len : 1);
+    flame__v1__executor__pack(&m, buf);
+    sm_fill_executor_done(&m);
+    return buf;
 }
 
 #define BE(name) "/flame.v1.Backend/" name
 
 const rpc_method sm_backend_methods[] = {
-    { BE("RegisterNode"), RPC_KIND_UNARY, not_yet },
-    { BE("SyncNode"), RPC_KIND_UNARY, not_yet },
-    { BE("ReleaseNode"), RPC_KIND_UNARY, not_yet },
-    { BE("WatchNode"), RPC_KIND_BIDI, not_yet },
-    { BE("RegisterExecutor"), RPC_KIND_UNARY, not_yet },
-    { BE("UnregisterExecutor"), RPC_KIND_UNARY, not_yet },
-    { BE("BindExecutor"), RPC_KIND_UNARY, not_yet },
-    { BE("BindExecutorCompleted"), RPC_KIND_UNARY, not_yet },
-    { BE("UnbindExecutor"), RPC_KIND_UNARY, not_yet },
-    { BE("UnbindExecutorCompleted"), RPC_KIND_UNARY, not_yet },
-    { BE("LaunchTask"), RPC_KIND_UNARY, not_yet },
-    { BE("CompleteTask"), RPC_KIND_UNARY, not_yet },
+    { BE("RegisterNode"), RPC_KIND_UNARY, register_node },
+    { BE("SyncNode"), RPC_KIND_UNARY, sync_node },
+    { BE("ReleaseNode"), RPC_KIND_UNARY, release_node },
+    { BE("WatchNode"), RPC_KIND_BIDI, watch_node },
+    { BE("RegisterExecutor"), RPC_KIND_UNARY, register_executor },
+    { BE("UnregisterExecutor"), RPC_KIND_UNARY, unregister_executor },
+    { BE("BindExecutor"), RPC_KIND_UNARY, bind_executor },
+    { BE("BindExecutorCompleted"), RPC_KIND_UNARY, bind_executor_completed },
+    { BE("UnbindExecutor"), RPC_KIND_UNARY, unbind_executor },
+    { BE("UnbindExecutorCompleted"), RPC_KIND_UNARY, unbind_executor_completed },
+    { BE("LaunchTask"), RPC_KIND_UNARY, launch_task },
+    { BE("CompleteTask"), RPC_KIND_UNARY, complete_task },
 };
 const size_t sm_backend_methods_len = FL_ARRAY_LEN(sm_backend_methods);

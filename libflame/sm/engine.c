@@ -24,6 +24,8 @@ void sm_defer(sm_t *sm, rpc_call *call, int kind, int code, const char *msg, uin
 void sm_flush(void *ctx)
 {
     sm_t *sm = ctx;
+    if (sm->sched_dirty && sm->sched)
+        sm_sched_run(sm);
     flame_status st = fl_store_commit(sm->store);
     if (st)
         fl_log(FL_LOG_ERROR, "sm", "commit failed: %s", flame_error_last());
@@ -72,6 +74,7 @@ void sm_add_session(sm_t *sm, fl_session *s)
 void sm_remove_session(sm_t *sm, sm_session *ss)
 {
     fl_session *s = ss->s;
+    sm_session_detach(sm, ss);
     for (uint32_t i = 0; i < s->ntasks; i++)
         if (s->tasks[i])
             sm_watch_drop_all(sm, s->tasks[i], RPC_NOT_FOUND, "the session was deleted");
@@ -88,6 +91,7 @@ void sm_remove_session(sm_t *sm, sm_session *ss)
     else
         sm->last = ss->prev;
     fl_session_free(s);
+    free(ss->pq);
     free(ss);
 }
 
@@ -189,6 +193,8 @@ static void load_task(void *ctx, const char *sid, fl_task *t)
     if (was_running)
         t->state = FLAME_TASK_PENDING; /* its executor is gone with the old process */
     fl_session_put_task(ss->s, t);
+    if (t->state == FLAME_TASK_PENDING)
+        sm_task_pending(sm, ss, t);
     if (was_running) {
         fl_events_add(&t->events, FLAME_TASK_PENDING,
                       "session manager restarted while the task was running; it runs again",
@@ -223,11 +229,14 @@ static flame_status parse_endpoint(const char *ep, char *addr, size_t n)
 
 static void sm_free(sm_t *sm)
 {
+    sm_nodes_free(sm);
     for (sm_session *ss = sm->first, *next; ss; ss = next) {
         next = ss->next;
         fl_session_free(ss->s);
+        free(ss->pq);
         free(ss);
     }
+    flame_scheduler_free(sm->sched);
     fl_map_free(&sm->sessions);
     size_t it = 0;
     void *v;
@@ -255,6 +264,8 @@ flame_status flame_session_manager_start(flame_session_manager **out,
     }
     sm_t *sm = fl_calloc(1, sizeof *sm);
     sm->next_seq = 1;
+    sm->started_ms = fl_now_ms();
+    flame_scheduler_new(&sm->sched);
     sm->default_resreq = cfg ? cfg->resreq : (flame_resreq){ 1, 1ULL << 30, 0 };
     sm->schedule_interval_ms = o.schedule_interval_ms ? o.schedule_interval_ms
                                : cfg ? cfg->schedule_interval_ms : 500;
@@ -286,7 +297,7 @@ flame_status flame_session_manager_start(flame_session_manager **out,
     memcpy(methods, sm_frontend_methods, sm_frontend_methods_len * sizeof *methods);
     memcpy(methods + sm_frontend_methods_len, sm_backend_methods,
            sm_backend_methods_len * sizeof *methods);
-    rpc_server_hooks hooks = { sm_flush, NULL, sm->schedule_interval_ms, sm };
+    rpc_server_hooks hooks = { sm_flush, sm_tick, sm->schedule_interval_ms, sm };
     sm->rpc = rpc_server_new(methods, n, sm, sm->max_message, &hooks);
     sm->methods = methods;
     sm->port = rpc_server_listen(sm->rpc, addr);

@@ -176,24 +176,57 @@ static void list_application(rpc_call *call, const uint8_t *data, size_t len, vo
     sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, plen);
 }
 
-/* ---- executors and nodes (filled by the execution issue) ---------------- */
+/* ---- executors and nodes ---------------------------------------------- */
 
 static void list_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
+    sm_t *sm = ctx;
+    size_t n = sm->execs.len, k = 0, it = 0;
+    Flame__V1__Executor *msgs = fl_calloc(n + 1, sizeof *msgs);
+    Flame__V1__Executor **ptrs = fl_calloc(n + 1, sizeof *ptrs);
+    void *v;
+    while (fl_map_next(&sm->execs, &it, NULL, &v)) {
+        sm_fill_executor(&msgs[k], v);
+        ptrs[k] = &msgs[k];
+        k++;
+    }
     Flame__V1__ExecutorList list = FLAME__V1__EXECUTOR_LIST__INIT;
+    list.n_executors = k;
+    list.executors = ptrs;
     rpc_call_reply(call, &list.base);
+    for (size_t i = 0; i < k; i++)
+        sm_fill_executor_done(&msgs[i]);
+    free(msgs);
+    free(ptrs);
 }
 
 static void list_nodes(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
+    sm_t *sm = ctx;
+    size_t n = sm->nodes.len, k = 0, it = 0;
+    Flame__V1__Node **ptrs = fl_calloc(n + 1, sizeof *ptrs);
+    void *v;
+    while (fl_map_next(&sm->nodes, &it, NULL, &v))
+        ptrs[k++] = ((sm_node *)v)->msg;
     Flame__V1__NodeList list = FLAME__V1__NODE_LIST__INIT;
+    list.n_nodes = k;
+    list.nodes = ptrs;
     rpc_call_reply(call, &list.base);
+    free(ptrs);
 }
 
 static void get_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
+    sm_t *sm = ctx;
     UNPACK(Flame__V1__GetNodeRequest, flame__v1__get_node_request, req);
-    rpc_call_finish(call, RPC_NOT_FOUND, "node %s not found", req->name);
+    sm_node *n = fl_map_get(&sm->nodes, req->name);
+    if (!n) {
+        rpc_call_finish(call, RPC_NOT_FOUND, "node %s not found", req->name);
+    } else {
+        Flame__V1__GetNodeResponse r = FLAME__V1__GET_NODE_RESPONSE__INIT;
+        r.node = n->msg;
+        rpc_call_reply(call, &r.base);
+    }
     flame__v1__get_node_request__free_unpacked(req, NULL);
 }
 
@@ -324,6 +357,7 @@ static flame_status close_session(sm_t *sm, sm_session *ss)
         sm_task_changed(sm, ss, changed[i]);
     free(changed);
     if (was_open) {
+        sm->sched_dirty = true;
         fl_app *a = fl_map_get(&sm->apps, s->app);
         if (a && a->open_sessions)
             a->open_sessions--;
@@ -418,6 +452,7 @@ static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *c
         fl_task *t = fl_session_add_task(ss->s, spec->input.data, spec->input.len,
                                          spec->_input_case != 0, fl_now_ms());
         fl_store_put_task(sm->store, ss->s, t);
+        sm_task_pending(sm, ss, t);
         size_t n;
         uint8_t *buf = sm_pack_task(ss->s, t, &n);
         sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "flame/scheduler.h"
 #include "flame/server.h"
 #include "model/model.h"
 #include "rpc/rpc.h"
@@ -22,10 +23,41 @@ typedef struct fl_watch {
     struct fl_watch *prev, *next;
 } fl_watch;
 
+struct sm_exec;
+
 typedef struct sm_session {
     fl_session *s;
     struct sm_session *prev, *next; /* creation order */
+    uint32_t *pq;                    /* FIFO of ids of Pending tasks */
+    size_t pq_head, pq_len, pq_cap;
+    struct sm_exec *waiters;         /* executors with a parked LaunchTask */
 } sm_session;
+
+/* A node of an executor manager. */
+typedef struct sm_node {
+    char *name;
+    Flame__V1__Node *msg;            /* as registered; status kept current */
+    rpc_call *watch;                 /* the WatchNode stream, NULL when gone */
+    int64_t last_heartbeat;          /* Unix seconds */
+} sm_node;
+
+/* An executor, server side (not persisted: executors are rebuilt by the
+ * executor managers after a restart). */
+typedef struct sm_exec {
+    char *id;
+    char *node;
+    flame_resreq resreq;
+    int shim;
+    int state;                       /* flame_executor_state */
+    sm_session *sess;                /* BINDING/BOUND/UNBINDING */
+    char *intended;                  /* VOID: the session it was created for */
+    char *app;                       /* the application it serves or served */
+    int64_t idle_since;
+    fl_task *task;                   /* running on it */
+    rpc_call *bind_call, *launch_call;
+    struct sm_exec *wprev, *wnext;   /* in sess->waiters */
+    bool waiting;
+} sm_exec;
 
 /* What to do with a call once the current batch is committed. */
 typedef struct sm_out {
@@ -55,6 +87,13 @@ struct flame_session_manager {
 
     sm_out *out;     /* deferred until commit */
     size_t n_out, cap_out;
+
+    fl_map nodes;    /* name -> sm_node */
+    fl_map execs;    /* id -> sm_exec */
+    uint64_t exec_seq;
+    int64_t started_ms;
+    flame_scheduler *sched;
+    bool sched_dirty;
 };
 
 typedef flame_session_manager sm_t;
@@ -70,6 +109,18 @@ sm_session *sm_session_get(sm_t *sm, const char *id);
 void sm_task_changed(sm_t *sm, sm_session *ss, fl_task *t);
 void sm_watch_add(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t);
 void sm_watch_drop_all(sm_t *sm, fl_task *t, int code, const char *msg);
+
+/* backend.c */
+void sm_sched_run(sm_t *sm);
+void sm_tick(void *ctx);
+/* Queues a Pending task of ss for the executors and hands it out. */
+void sm_task_pending(sm_t *sm, sm_session *ss, fl_task *t);
+/* Before a session is freed: executors forget it. */
+void sm_session_detach(sm_t *sm, sm_session *ss);
+void sm_nodes_free(sm_t *sm);
+uint8_t *sm_pack_executor(const sm_exec *e, size_t *len);
+void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e);
+void sm_fill_executor_done(Flame__V1__Executor *m);
 
 /* pack.c: model -> packed flame.v1 messages (malloc'ed) */
 uint8_t *sm_pack_task(const fl_session *s, const fl_task *t, size_t *len);

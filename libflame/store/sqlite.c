@@ -276,7 +276,7 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
 
     if (sqlite3_prepare_v2(s->db,
                            "SELECT session_id, id, state, creation_time, completion_time, input, "
-                           "output, events FROM tasks",
+                           "output, events FROM tasks ORDER BY session_id, id",
                            -1, &q, NULL) != SQLITE_OK)
         return db_error(s, "load tasks");
     while (sqlite3_step(q) == SQLITE_ROW) {

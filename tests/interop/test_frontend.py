@@ -166,9 +166,12 @@ def test_garbage_and_unknown_methods(daemon, pb, fe):
     with pytest.raises(grpc.RpcError) as e:
         ch.unary_unary("/flame.v1.Frontend/Nope")(b"", timeout=5)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    with pytest.raises(grpc.RpcError) as e:
+    with pytest.raises(grpc.RpcError) as e:  # a node with no name
         ch.unary_unary("/flame.v1.Backend/RegisterNode")(b"", timeout=5)
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as e:
+        ch.unary_unary("/flame.v1.Backend/LaunchTask")(b"\x0a\x03xyz", timeout=5)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
     ch.close()
     assert daemon.alive()
     assert fe.ListSession(pb.fe.ListSessionRequest()) is not None
