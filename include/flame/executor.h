@@ -17,16 +17,49 @@ extern "C" {
 
 typedef struct flame_executor_manager flame_executor_manager;
 
+/* An application served in-process (the inproc shim): its sessions run the
+ * service's callbacks inside the executor manager instead of a child
+ * process. The service must outlive the executor manager. */
+typedef struct flame_inproc_service {
+    const char *application;
+    const flame_service *service;
+} flame_inproc_service;
+
 #define FLAME_EXECUTOR_OPTIONS_VERSION 1
 
 typedef struct flame_executor_options {
     int version;                 /* FLAME_EXECUTOR_OPTIONS_VERSION */
-    const char *config_file;     /* Flame's cluster YAML, or NULL */
-    const char *endpoint;        /* session manager, default http://127.0.0.1:8080 */
-    const char *work_dir;        /* per-executor directories and logs */
+    const char *config_file;     /* Flame's cluster YAML (cluster.endpoint), or NULL */
+    const char *endpoint;        /* session manager; default http://127.0.0.1:8080 */
+    const char *work_dir;        /* per-executor directories, sockets and logs;
+                                  * default $FLAME_HOME/work (FLAME_HOME: ~/.flame) */
+    const char *node_name;       /* default: the host name */
+    const char *bin_dir;         /* where commands without a '/' are looked for
+                                  * first; default: the running program's directory */
+    int has_resources;           /* 0: the machine's CPUs and memory */
+    flame_resreq resources;
+    int heartbeat_ms;            /* default 2000 */
+    const flame_inproc_service *inproc;
+    size_t inproc_len;
 } flame_executor_options;
 
-#define FLAME_EXECUTOR_OPTIONS_INIT { FLAME_EXECUTOR_OPTIONS_VERSION, NULL, NULL, NULL }
+#define FLAME_EXECUTOR_OPTIONS_INIT { FLAME_EXECUTOR_OPTIONS_VERSION, NULL, NULL, NULL, NULL, \
+    NULL, 0, { 0, 0, 0 }, 0, NULL, 0 }
+
+/* Starts an executor manager on threads of its own: it registers its node
+ * with the session manager, keeps a WatchNode stream (reconnecting with
+ * bounded backoff when the session manager restarts) and runs the
+ * executors the session manager creates on it. Returns at once; the
+ * session manager need not be up yet. FLAME_ERR_CONFIG/IO for bad options. */
+flame_status flame_executor_manager_start(flame_executor_manager **out,
+                                          const flame_executor_options *opts);
+
+/* The node name it registers as. Owned by em. */
+const char *flame_executor_manager_node(const flame_executor_manager *em);
+
+/* Stops every executor (service processes get SIGTERM, then SIGKILL),
+ * joins the threads and frees em. NULL is a no-op. */
+void flame_executor_manager_stop(flame_executor_manager *em);
 
 #ifdef __cplusplus
 }

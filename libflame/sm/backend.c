@@ -316,6 +316,13 @@ static int64_t delay_release_ms(const fl_app *a)
     return a && a->spec->_delay_release_case ? a->spec->delay_release * 1000 : 60000;
 }
 
+/* No executor manager here runs Wasm: such sessions wait (stay Pending). */
+static bool wasm_app(sm_t *sm, const char *name)
+{
+    fl_app *a = fl_map_get(&sm->apps, name);
+    return a && a->spec->shim == FLAME__V1__SHIM__Wasm;
+}
+
 void sm_sched_run(sm_t *sm)
 {
     sm->sched_dirty = false;
@@ -355,7 +362,7 @@ void sm_sched_run(sm_t *sm)
         sess[k++] = (flame_sched_session){
             s->id, s->app, s->priority, s->resreq, s->min_instances, s->has_max, s->max_instances,
             (uint32_t)s->counts[FLAME_TASK_PENDING], (uint32_t)s->counts[FLAME_TASK_RUNNING],
-            s->state == FLAME_SESSION_OPEN, !s->unschedulable };
+            s->state == FLAME_SESSION_OPEN, !s->unschedulable && !wasm_app(sm, s->app) };
     }
     ns = k;
     it = k = 0;
@@ -873,7 +880,7 @@ void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e)
     Flame__V1__ExecutorStatus *st = fl_malloc(sizeof *st);
     flame__v1__executor_status__init(st);
     st->state = (Flame__V1__ExecutorState)e->state;
-    const char *sid = e->sess ? e->sess->s->id : e->intended;
+    const char *sid = e->sess ? e->sess->s->id : e->state == FLAME_EXECUTOR_VOID ? e->intended : NULL;
     if (sid) {
         st->_session_id_case = FLAME__V1__EXECUTOR_STATUS___SESSION_ID_SESSION_ID;
         st->session_id = (char *)sid;

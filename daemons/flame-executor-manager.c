@@ -1,0 +1,79 @@
+/* flame-executor-manager: main() + arguments -> libflame's executor.h. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <flame/flame.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: flame-executor-manager [--config FILE] [--endpoint URL] [--work-dir DIR]\n"
+            "                              [--node NAME] [--resources cpu=N,mem=SIZE]\n"
+            "\n"
+            "Runs the executors of one node for a Flame session manager.\n"
+            "  -c, --config FILE       Flame's cluster YAML (cluster.endpoint)\n"
+            "  -e, --endpoint URL      the session manager (overrides the config)\n"
+            "  -w, --work-dir DIR      executor directories, sockets and logs (default $FLAME_HOME/work)\n"
+            "  -n, --node NAME         the node name (default: the host name)\n"
+            "  -r, --resources SPEC    what executors may use (default: the machine's CPUs and memory)\n"
+            "  -h, --help              show this help\n"
+            "  -V, --version           show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "endpoint", required_argument, NULL, 'e' },
+        { "work-dir", required_argument, NULL, 'w' },
+        { "node", required_argument, NULL, 'n' },
+        { "resources", required_argument, NULL, 'r' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    flame_executor_options o = FLAME_EXECUTOR_OPTIONS_INIT;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:e:w:n:r:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o.config_file = optarg; break;
+        case 'e': o.endpoint = optarg; break;
+        case 'w': o.work_dir = optarg; break;
+        case 'n': o.node_name = optarg; break;
+        case 'r':
+            o.has_resources = 1;
+            o.resources = (flame_resreq){ 1, 1ULL << 30, 0 };
+            if (flame_resreq_parse(&o.resources, optarg) != FLAME_OK) {
+                fprintf(stderr, "flame-executor-manager: %s\n", flame_error_last());
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("flame-executor-manager %s\n", flame_version()); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    flame_executor_manager *em;
+    flame_status st = flame_executor_manager_start(&em, &o);
+    if (st != FLAME_OK) {
+        fprintf(stderr, "flame-executor-manager: %s\n", flame_error_last());
+        return st == FLAME_ERR_CONFIG ? 2 : 1;
+    }
+    printf("flame-executor-manager running node %s\n", flame_executor_manager_node(em));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "flame-executor-manager: signal %d, stopping\n", sig);
+    flame_executor_manager_stop(em);
+    return 0;
+}

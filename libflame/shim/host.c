@@ -1,0 +1,424 @@
+/* The host shim: runs the application's command as a child process (its own
+ * process group, working directory, environment and log file) and talks
+ * flame.v1 Instance to it over a Unix socket. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rpc/rpc.h"
+#include "shim.h"
+#include "util/util.h"
+
+#include "shim.pb-c.h"
+
+extern char **environ;
+
+#define LISTEN_TIMEOUT_MS 30000
+#define ENTER_TIMEOUT_MS 60000
+#define LEAVE_TIMEOUT_MS 10000
+#define TERM_GRACE_MS 3000
+
+typedef struct host_shim {
+    fl_shim base;
+    pid_t pid;
+    int status;          /* wait status once reaped */
+    bool reaped;
+    char *sock;
+    char *dir;           /* per-executor directory we made (removed at the end) */
+    char *log;
+    rpc_channel *ch;
+} host_shim;
+
+static atomic_uint sock_seq;
+
+static void msleep(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+static void rm_rf(const char *path)
+{
+    /* the directory is ours and small: nftw would do, a child rm is simpler */
+    pid_t p = fork();
+    if (p == 0) {
+        execl("/bin/rm", "rm", "-rf", "--", path, (char *)NULL);
+        _exit(127);
+    }
+    if (p > 0)
+        waitpid(p, NULL, 0);
+}
+
+static char *exit_text(int status)
+{
+    if (WIFEXITED(status))
+        return fl_sprintf("exited with code %d", WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+        return fl_sprintf("was killed by signal %d", WTERMSIG(status));
+    return fl_strdup("stopped");
+}
+
+static bool reap(host_shim *h, bool block)
+{
+    if (h->pid <= 0 || h->reaped)
+        return h->reaped;
+    int st;
+    pid_t r = waitpid(h->pid, &st, block ? 0 : WNOHANG);
+    if (r == h->pid) {
+        h->reaped = true;
+        h->status = st;
+    }
+    return h->reaped;
+}
+
+/* Finds a command: with a '/', as is; else next to the built-in services,
+ * then on PATH. */
+static char *resolve(const char *cmd, const char *bin_dir)
+{
+    if (strchr(cmd, '/'))
+        return fl_strdup(cmd);
+    if (bin_dir) {
+        char *p = fl_sprintf("%s/%s", bin_dir, cmd);
+        if (access(p, X_OK) == 0)
+            return p;
+        free(p);
+    }
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        char *p = fl_sprintf("%.*s/%s", (int)n, path, cmd);
+        if (access(p, X_OK) == 0)
+            return p;
+        free(p);
+        path += n;
+        if (*path == ':')
+            path++;
+    }
+    return NULL;
+}
+
+static bool env_overridden(const Flame__V1__ApplicationSpec *spec, const char *entry)
+{
+    size_t n = strcspn(entry, "=");
+    if ((n == 23 && strncmp(entry, "FLAME_INSTANCE_ENDPOINT", n) == 0) ||
+        (n == 17 && strncmp(entry, "FLAME_EXECUTOR_ID", n) == 0) ||
+        (n == 14 && strncmp(entry, "FLAME_ENDPOINT", n) == 0))
+        return true;
+    for (size_t i = 0; i < spec->n_environments; i++)
+        if (strlen(spec->environments[i]->name) == n &&
+            strncmp(spec->environments[i]->name, entry, n) == 0)
+            return true;
+    return false;
+}
+
+static void stop_process(host_shim *h)
+{
+    if (h->pid <= 0)
+        return;
+    if (!reap(h, false)) {
+        kill(-h->pid, SIGTERM);
+        for (int waited = 0; waited < TERM_GRACE_MS && !reap(h, false); waited += 10)
+            msleep(10);
+        if (!reap(h, false)) {
+            kill(-h->pid, SIGKILL);
+            reap(h, true);
+        }
+    }
+    /* anything left in its process group goes too */
+    kill(-h->pid, SIGKILL);
+    h->pid = 0;
+}
+
+static void cleanup(host_shim *h)
+{
+    rpc_channel_free(h->ch);
+    h->ch = NULL;
+    stop_process(h);
+    if (h->sock) {
+        unlink(h->sock);
+        free(h->sock);
+        h->sock = NULL;
+    }
+    if (h->dir) {
+        rm_rf(h->dir);
+        free(h->dir);
+        h->dir = NULL;
+    }
+    free(h->log);
+    h->log = NULL;
+}
+
+static bool can_connect(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **message)
+{
+    const Flame__V1__ApplicationSpec *spec = ctx->app_spec;
+    if (!spec->_command_case || !spec->command[0]) {
+        *message = fl_sprintf("application %s has no command to run", ctx->application);
+        return FLAME_ERR_FAILED_PRECONDITION;
+    }
+    char *cmd = resolve(spec->command, ctx->bin_dir);
+    if (!cmd) {
+        *message = fl_sprintf("command \"%s\" of application %s was not found", spec->command,
+                              ctx->application);
+        return FLAME_ERR_NOT_FOUND;
+    }
+    /* directories: the application's working_directory, or one of ours */
+    const char *cwd;
+    if (spec->_working_directory_case && spec->working_directory[0]) {
+        cwd = spec->working_directory;
+    } else {
+        h->dir = fl_sprintf("%s/%s", ctx->work_dir, ctx->executor_id);
+        mkdir(h->dir, 0700);
+        cwd = h->dir;
+    }
+    char *sock = fl_sprintf("%s/%s.sock", ctx->work_dir, ctx->executor_id);
+    if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        free(sock);
+        sock = fl_sprintf("/tmp/flame-%d-%u.sock", (int)getpid(), atomic_fetch_add(&sock_seq, 1));
+    }
+    h->sock = sock;
+    unlink(sock);
+    h->log = fl_sprintf("%s/%s.log", ctx->log_dir, ctx->executor_id);
+    int logfd = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+    /* argv and envp are built before fork: only async-signal-safe calls in
+     * the child */
+    size_t argc = spec->n_arguments;
+    char **argv = fl_calloc(argc + 2, sizeof *argv);
+    argv[0] = spec->command;
+    for (size_t i = 0; i < argc; i++)
+        argv[i + 1] = spec->arguments[i];
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = fl_calloc(nenv + spec->n_environments + 4, sizeof *envp);
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (!env_overridden(spec, environ[i]))
+            envp[k++] = environ[i];
+    char **owned = fl_calloc(spec->n_environments + 4, sizeof *owned);
+    size_t no = 0;
+    for (size_t i = 0; i < spec->n_environments; i++)
+        envp[k++] = owned[no++] = fl_sprintf("%s=%s", spec->environments[i]->name,
+                                             spec->environments[i]->value);
+    envp[k++] = owned[no++] = fl_sprintf("FLAME_INSTANCE_ENDPOINT=%s", sock);
+    envp[k++] = owned[no++] = fl_sprintf("FLAME_EXECUTOR_ID=%s", ctx->executor_id);
+    envp[k++] = owned[no++] = fl_sprintf("FLAME_ENDPOINT=%s", ctx->endpoint ? ctx->endpoint : "");
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        if (chdir(cwd) != 0)
+            _exit(126);
+        if (logfd >= 0) {
+            dup2(logfd, 1);
+            dup2(logfd, 2);
+        }
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        execve(cmd, argv, envp);
+        _exit(127);
+    }
+    int err = errno;
+    if (pid > 0)
+        setpgid(pid, pid); /* also from the parent: no race with kill(-pid) */
+    if (logfd >= 0)
+        close(logfd);
+    free(argv);
+    for (size_t i = 0; i < no; i++)
+        free(owned[i]);
+    free(owned);
+    free(envp);
+    if (pid < 0) {
+        *message = fl_sprintf("cannot start %s: %s", cmd, strerror(err));
+        free(cmd);
+        return FLAME_ERR_INTERNAL;
+    }
+    h->pid = pid;
+    h->reaped = false;
+    /* wait (bounded) for it to listen */
+    int waited = 0;
+    while (!can_connect(sock)) {
+        if (reap(h, false)) {
+            char *how = exit_text(h->status);
+            if (WIFEXITED(h->status) && WEXITSTATUS(h->status) == 126)
+                *message = fl_sprintf("cannot enter the working directory %s", cwd);
+            else
+                *message = fl_sprintf("service %s %s before listening on %s (its log: %s)", cmd,
+                                      how, sock, h->log);
+            free(how);
+            free(cmd);
+            return FLAME_ERR_UNAVAILABLE;
+        }
+        if (waited >= LISTEN_TIMEOUT_MS) {
+            *message = fl_sprintf("service %s did not listen on %s within %d s (its log: %s)",
+                                  cmd, sock, LISTEN_TIMEOUT_MS / 1000, h->log);
+            free(cmd);
+            return FLAME_ERR_TIMEOUT;
+        }
+        msleep(waited < 100 ? 2 : 10);
+        waited += waited < 100 ? 2 : 10;
+    }
+    free(cmd);
+    char *target = fl_sprintf("unix:%s", sock);
+    h->ch = rpc_channel_new(target, 0);
+    free(target);
+    return FLAME_OK;
+}
+
+static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **message)
+{
+    host_shim *h = (host_shim *)sh;
+    *message = NULL;
+    cleanup(h);
+    flame_status st = spawn(h, ctx, message);
+    if (st) {
+        cleanup(h);
+        return st;
+    }
+    const Flame__V1__ApplicationSpec *spec = ctx->app_spec;
+    Flame__V1__ApplicationContext app = FLAME__V1__APPLICATION_CONTEXT__INIT;
+    app.name = (char *)ctx->application;
+    app.shim = spec->shim;
+    app._image_case = spec->_image_case ? FLAME__V1__APPLICATION_CONTEXT___IMAGE_IMAGE : 0;
+    app.image = spec->image;
+    app._command_case = spec->_command_case ? FLAME__V1__APPLICATION_CONTEXT___COMMAND_COMMAND : 0;
+    app.command = spec->command;
+    app._working_directory_case = spec->_working_directory_case
+                                      ? FLAME__V1__APPLICATION_CONTEXT___WORKING_DIRECTORY_WORKING_DIRECTORY
+                                      : 0;
+    app.working_directory = spec->working_directory;
+    app._url_case = spec->_url_case ? FLAME__V1__APPLICATION_CONTEXT___URL_URL : 0;
+    app.url = spec->url;
+    app._installer_case = spec->_installer_case ? FLAME__V1__APPLICATION_CONTEXT___INSTALLER_INSTALLER : 0;
+    app.installer = spec->installer;
+    Flame__V1__SessionContext sc = FLAME__V1__SESSION_CONTEXT__INIT;
+    sc.session_id = (char *)ctx->session_id;
+    sc.application = &app;
+    if (ctx->common_data.data) {
+        sc._common_data_case = FLAME__V1__SESSION_CONTEXT___COMMON_DATA_COMMON_DATA;
+        sc.common_data.data = (uint8_t *)ctx->common_data.data;
+        sc.common_data.len = ctx->common_data.len;
+    }
+    ProtobufCMessage *resp;
+    st = rpc_unary(h->ch, "/flame.v1.Instance/OnSessionEnter", &sc.base,
+                   &flame__v1__result__descriptor, &resp, ENTER_TIMEOUT_MS);
+    if (st) {
+        *message = fl_sprintf("OnSessionEnter failed: %s", flame_error_last());
+        cleanup(h);
+        return st;
+    }
+    Flame__V1__Result *r = (Flame__V1__Result *)resp;
+    if (r->return_code != 0) {
+        *message = fl_sprintf("OnSessionEnter returned %d: %s", r->return_code,
+                              r->_message_case ? r->message : "(no message)");
+        st = FLAME_ERR_FAILED_PRECONDITION;
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    if (st)
+        cleanup(h);
+    return st;
+}
+
+static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int *rc,
+                                flame_task_result *result, char **message)
+{
+    host_shim *h = (host_shim *)sh;
+    *message = NULL;
+    if (!h->ch) {
+        *message = fl_strdup("the service is not running");
+        return FLAME_ERR_UNAVAILABLE;
+    }
+    Flame__V1__TaskContext tc = FLAME__V1__TASK_CONTEXT__INIT;
+    tc.task_id = (char *)task->task_id;
+    tc.session_id = (char *)task->session_id;
+    if (task->input.data) {
+        tc._input_case = FLAME__V1__TASK_CONTEXT___INPUT_INPUT;
+        tc.input.data = (uint8_t *)task->input.data;
+        tc.input.len = task->input.len;
+    }
+    ProtobufCMessage *resp;
+    flame_status st = rpc_unary(h->ch, "/flame.v1.Instance/OnTaskInvoke", &tc.base,
+                                &flame__v1__task_result__descriptor, &resp, 0);
+    if (st) {
+        /* did it die? give it a moment to be reaped */
+        for (int i = 0; i < 50 && !reap(h, false); i++)
+            msleep(10);
+        if (h->reaped) {
+            char *how = exit_text(h->status);
+            *message = fl_sprintf("the service process %s while running task %s (its log: %s)",
+                                  how, task->task_id, h->log);
+            free(how);
+        } else {
+            *message = fl_sprintf("the service failed to answer task %s: %s", task->task_id,
+                                  flame_error_last());
+        }
+        return FLAME_ERR_UNAVAILABLE;
+    }
+    Flame__V1__TaskResult *r = (Flame__V1__TaskResult *)resp;
+    *rc = r->return_code;
+    if (r->_output_case)
+        flame_task_result_set_output(result, r->output.data, r->output.len);
+    if (r->_message_case)
+        flame_task_result_set_message(result, r->message);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return FLAME_OK;
+}
+
+static void host_leave(fl_shim *sh)
+{
+    host_shim *h = (host_shim *)sh;
+    if (h->ch && !reap(h, false)) {
+        Flame__V1__EmptyRequest e = FLAME__V1__EMPTY_REQUEST__INIT;
+        ProtobufCMessage *resp;
+        if (rpc_unary(h->ch, "/flame.v1.Instance/OnSessionLeave", &e.base,
+                      &flame__v1__result__descriptor, &resp, LEAVE_TIMEOUT_MS) == FLAME_OK)
+            protobuf_c_message_free_unpacked(resp, NULL);
+    }
+    cleanup(h);
+}
+
+static void host_free(fl_shim *sh)
+{
+    host_shim *h = (host_shim *)sh;
+    cleanup(h);
+    free(h);
+}
+
+static const fl_shim_ops host_ops = { "host", host_enter, host_invoke, host_leave, host_free };
+
+fl_shim *fl_shim_host_new(void)
+{
+    host_shim *h = fl_calloc(1, sizeof *h);
+    h->base.ops = &host_ops;
+    return &h->base;
+}

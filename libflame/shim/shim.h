@@ -1,0 +1,57 @@
+/* Shims: how an executor hosts an application's code for one session. */
+#ifndef FL_SHIM_H
+#define FL_SHIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flame/executor.h"
+#include "flame/service.h"
+
+struct flame_task_result {
+    uint8_t *output;
+    size_t output_len;
+    bool has_output;
+    char *message;
+};
+void fl_task_result_clear(flame_task_result *r);
+
+/* What a shim needs to enter a session. */
+typedef struct fl_shim_session {
+    const char *executor_id;
+    const char *session_id;
+    const char *application;
+    const void *app_spec;       /* const Flame__V1__ApplicationSpec * */
+    flame_bytes common_data;
+    const char *endpoint;       /* FLAME_ENDPOINT for the service */
+    const char *work_dir;       /* per-executor directories live below */
+    const char *log_dir;
+    const char *bin_dir;        /* where built-in service programs live */
+} fl_shim_session;
+
+typedef struct fl_shim fl_shim;
+
+typedef struct fl_shim_ops {
+    const char *name;
+    /* Starts the service and enters the session. On failure *message gets
+     * a malloc'ed reason. */
+    flame_status (*enter)(fl_shim *sh, const fl_shim_session *ctx, char **message);
+    /* Runs one task. Returns FLAME_OK when the service answered (rc and
+     * result set); an error when the service is gone (crashed), with
+     * *message saying so: the caller restarts it with enter(). */
+    flame_status (*invoke)(fl_shim *sh, const flame_task_context *task, int *rc,
+                           flame_task_result *result, char **message);
+    /* Leaves the session and stops the service (bounded in time). */
+    void (*leave)(fl_shim *sh);
+    void (*free)(fl_shim *sh);
+} fl_shim_ops;
+
+struct fl_shim {
+    const fl_shim_ops *ops;
+};
+
+fl_shim *fl_shim_host_new(void);
+fl_shim *fl_shim_inproc_new(const flame_service *service);
+
+#endif
