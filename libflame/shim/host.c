@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -232,6 +233,9 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
+        /* if the executor's thread dies with its manager (kill -9), so does
+         * the service */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

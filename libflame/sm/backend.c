@@ -17,6 +17,7 @@
 
 #define BIND_FAILURES_MAX 5
 #define HEARTBEAT_TIMEOUT_S 30
+#define VOID_TIMEOUT_S 30
 
 static void fail(sm_t *sm, rpc_call *call, flame_status st)
 {
@@ -250,6 +251,7 @@ static void apply(sm_t *sm, const flame_decision *d)
         fl_app *a = fl_map_get(&sm->apps, ss->s->app);
         e->shim = a ? (int)a->spec->shim : 0;
         e->state = FLAME_EXECUTOR_VOID;
+        e->idle_since = fl_now_ms(); /* creation time while Void */
         e->intended = fl_strdup(ss->s->id);
         e->app = fl_strdup(ss->s->app);
         fl_map_put(&sm->execs, e->id, e);
@@ -403,6 +405,20 @@ void sm_tick(void *ctx)
     int64_t now_s = fl_now_ms() / 1000;
     size_t it = 0;
     void *v;
+    /* executors that never registered (their manager went away) */
+    sm_exec **stale = NULL;
+    size_t nstale = 0;
+    while (fl_map_next(&sm->execs, &it, NULL, &v)) {
+        sm_exec *e = v;
+        if (e->state == FLAME_EXECUTOR_VOID && now_s - e->idle_since / 1000 > VOID_TIMEOUT_S) {
+            stale = fl_realloc(stale, (nstale + 1) * sizeof *stale);
+            stale[nstale++] = e;
+        }
+    }
+    for (size_t i = 0; i < nstale; i++)
+        exec_free(sm, stale[i], "its executor never registered");
+    free(stale);
+    it = 0;
     while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
         sm_node *n = v;
         if (n->watch && now_s - n->last_heartbeat > HEARTBEAT_TIMEOUT_S) {
@@ -478,7 +494,13 @@ static void register_node(rpc_call *call, const uint8_t *data, size_t len, void 
     } else {
         sm_node *n = fl_map_get(&sm->nodes, name);
         if (n) {
-            /* the executor manager restarted: what it ran is gone */
+            /* the executor manager restarted: what it ran is gone, and its
+             * old stream may not have noticed yet */
+            if (n->watch) {
+                rpc_call_on_cancel(n->watch, NULL, NULL);
+                rpc_call_finish(n->watch, RPC_ABORTED, "the node registered again");
+                n->watch = NULL;
+            }
             drop_node_executors(sm, name, "the executor manager of its node restarted");
             flame__v1__node__free_unpacked(n->msg, NULL);
         } else {

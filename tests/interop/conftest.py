@@ -13,6 +13,8 @@ import time
 import pytest
 
 SM_BIN = os.environ.get("FLAME_SM_BIN")
+EM_BIN = os.environ.get("FLAME_EM_BIN")
+BUILD_DIR = os.environ.get("FLAME_BUILD_DIR")
 PROTO_DIR = os.environ.get("FLAME_PROTO_DIR")
 
 
@@ -34,6 +36,7 @@ def pb(tmp_path_factory):
         types = types_pb2
         fe = frontend_pb2
         grpc = frontend_pb2_grpc
+        stubs_dir = str(out)
     return PB
 
 
@@ -51,13 +54,14 @@ class Daemon:
         self.port = free_port()
         self.db = os.path.join(workdir, "flame.db")
         self.proc = None
+        self.em = None
 
     def start(self):
         import grpc
         log = open(os.path.join(self.workdir, "sm.log"), "ab")
         self.proc = subprocess.Popen(
             [SM_BIN, "--endpoint", f"http://127.0.0.1:{self.port}",
-             "--storage", f"sqlite://{self.db}"],
+             "--storage", f"sqlite://{self.db}", "--config", self.config()],
             stdout=log, stderr=log)
         deadline = time.time() + 10
         while True:  # wait for the port before gRPC's reconnect backoff starts
@@ -72,9 +76,35 @@ class Daemon:
         grpc.channel_ready_future(ch).result(timeout=10)
         ch.close()
 
+    def config(self):
+        path = os.path.join(self.workdir, "cluster.yaml")
+        with open(path, "w") as f:
+            f.write("cluster:\n  resreq: cpu=1,mem=64m\n  schedule_interval: 100\n")
+        return path
+
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+    def start_em(self):
+        log = open(os.path.join(self.workdir, "em.log"), "ab")
+        self.em = subprocess.Popen(
+            [EM_BIN, "--endpoint", f"http://127.0.0.1:{self.port}",
+             "--work-dir", os.path.join(self.workdir, "work"), "--node", "test-node",
+             "--resources", "cpu=2,mem=1g"],
+            stdout=log, stderr=log)
+
+    def kill9_em(self):
+        self.em.send_signal(signal.SIGKILL)
+        self.em.wait()
+
+    def stop_em(self):
+        if self.em and self.em.poll() is None:
+            self.em.terminate()
+            rc = self.em.wait(timeout=20)
+            with open(os.path.join(self.workdir, "em.log"), errors="replace") as f:
+                log = f.read()
+            assert rc == 0, f"executor manager exited {rc}:\n{log[-4000:]}"
 
     def stop(self):
         """SIGTERM: a clean stop must exit 0 (under ASan, with no leak)."""
@@ -99,6 +129,28 @@ def daemon():
         d.stop()
     finally:
         shutil.rmtree(d.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster():
+    """A session manager and an executor manager (node test-node, 2 CPUs)."""
+    d = Daemon(tempfile.mkdtemp(prefix="flame-cluster-"))
+    d.start()
+    d.start_em()
+    yield d
+    try:
+        d.stop_em()
+        d.stop()
+    finally:
+        shutil.rmtree(d.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def cfe(cluster, pb):
+    import grpc
+    ch = grpc.insecure_channel(f"127.0.0.1:{cluster.port}")
+    yield pb.grpc.FrontendStub(ch)
+    ch.close()
 
 
 @pytest.fixture

@@ -1,0 +1,64 @@
+"""A Flame service written against the Instance protocol alone: Debian's
+python3-grpcio with stubs generated from our shim.proto, not our library.
+
+Inputs: b"count" (state kept across the session's tasks), b"fail:MSG",
+b"crash", b"pid", b"common", b"sleep:MS". Common data b"refuse" makes
+OnSessionEnter fail.
+"""
+import os
+import sys
+import time
+from concurrent import futures
+
+import grpc
+import shim_pb2
+import shim_pb2_grpc
+import types_pb2
+
+
+class Service(shim_pb2_grpc.InstanceServicer):
+    def __init__(self):
+        self.count = 0
+        self.common = b""
+
+    def OnSessionEnter(self, request, context):
+        self.common = request.common_data
+        if request.common_data == b"refuse":
+            return types_pb2.Result(return_code=1, message="refused by service")
+        return types_pb2.Result(return_code=0)
+
+    def OnTaskInvoke(self, request, context):
+        data = request.input
+        if data == b"count":
+            self.count += 1
+            return types_pb2.TaskResult(return_code=0, output=str(self.count).encode())
+        if data.startswith(b"fail:"):
+            return types_pb2.TaskResult(return_code=1, message=data[5:].decode())
+        if data == b"crash":
+            os._exit(3)
+        if data == b"pid":
+            return types_pb2.TaskResult(return_code=0, output=str(os.getpid()).encode())
+        if data == b"common":
+            return types_pb2.TaskResult(return_code=0, output=self.common)
+        if data.startswith(b"sleep:"):
+            time.sleep(int(data[6:]) / 1000.0)
+            return types_pb2.TaskResult(return_code=0, output=b"slept")
+        return types_pb2.TaskResult(return_code=0, output=data)
+
+    def OnSessionLeave(self, request, context):
+        return types_pb2.Result(return_code=0)
+
+
+def main():
+    path = os.environ["FLAME_INSTANCE_ENDPOINT"]
+    assert os.environ.get("FLAME_EXECUTOR_ID"), "FLAME_EXECUTOR_ID is not set"
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    shim_pb2_grpc.add_InstanceServicer_to_server(Service(), server)
+    server.add_insecure_port("unix:" + path)
+    server.start()
+    print("pyservice listening on", path, flush=True)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Execution with real daemons on loopback: the session manager, an executor
+manager, flmping, and a service written in Python against shim.proto."""
+import os
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+
+from conftest import BUILD_DIR
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def wait_for(pred, timeout=30, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def retry(fn, timeout=30):
+    """Calls fn until the session manager answers (it may be restarting)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return fn()
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNAVAILABLE or time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def register_pyservice(pb, fe, name, delay_release=None):
+    t = pb.types
+    spec = t.ApplicationSpec(
+        command=sys.executable if sys.executable.startswith("/usr/bin") else "/usr/bin/python3",
+        arguments=[os.path.join(HERE, "pyservice.py")],
+        environments=[t.Environment(name="PYTHONPATH", value=pb.stubs_dir)])
+    if delay_release is not None:
+        spec.delay_release = delay_release
+    fe.RegisterApplication(pb.fe.RegisterApplicationRequest(name=name, application=spec))
+
+
+def open_session(pb, fe, sid, app, **kw):
+    return fe.CreateSession(pb.fe.CreateSessionRequest(
+        session_id=sid, session=pb.types.SessionSpec(application=app, **kw)))
+
+
+def run_task(pb, fe, sid, data, timeout=30):
+    t = fe.CreateTask(pb.fe.CreateTaskRequest(task=pb.types.TaskSpec(session_id=sid, input=data)))
+    last = None
+    for last in fe.WatchTask(pb.fe.WatchTaskRequest(session_id=sid, task_id=t.metadata.id),
+                             timeout=timeout):
+        pass
+    return last
+
+
+def wait_node(pb, fe):
+    wait_for(lambda: any(n.status.state == pb.types.Ready for n in
+                         fe.ListNodes(pb.fe.ListNodesRequest()).nodes), what="the node")
+
+
+def test_flmping_1000(cluster, pb, cfe):
+    wait_node(pb, cfe)
+    out = subprocess.run([os.path.join(BUILD_DIR, "cli", "flmping"), "-t", "1000",
+                          "--endpoint", f"http://127.0.0.1:{cluster.port}"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("Session <flmping-") and "start to run 1000 tasks" in lines[0]
+    assert lines[2].split() == ["Session", "Task", "State", "Output"]
+    rows = [ln for ln in lines if " Succeed " in ln]
+    assert len(rows) == 1000
+    assert lines[-1].startswith("1000 tasks was completed in ")
+    perf = subprocess.run([os.path.join(BUILD_DIR, "cli", "flmping"), "-t", "200", "-p",
+                           "--endpoint", f"http://127.0.0.1:{cluster.port}"],
+                          capture_output=True, text=True, timeout=120)
+    assert perf.returncode == 0, perf.stderr
+    assert "BENCHMARK RESULTS" in perf.stdout and "Succeeded:   200" in perf.stdout
+
+
+def test_python_service_keeps_state_fails_and_survives_a_crash(cluster, pb, cfe):
+    t = pb.types
+    wait_node(pb, cfe)
+    register_pyservice(pb, cfe, "pysvc")
+    open_session(pb, cfe, "py-1", "pysvc", max_instances=1, common_data=b"hello")
+    assert run_task(pb, cfe, "py-1", b"common").spec.output == b"hello"
+    assert run_task(pb, cfe, "py-1", b"count").spec.output == b"1"
+    assert run_task(pb, cfe, "py-1", b"count").spec.output == b"2"  # state kept
+    failed = run_task(pb, cfe, "py-1", b"fail:bad input here")
+    assert failed.status.state == t.Failed
+    assert failed.status.events[-1].code == t.Failed
+    assert failed.status.events[-1].message == "bad input here"
+    pid1 = run_task(pb, cfe, "py-1", b"pid").spec.output
+    crashed = run_task(pb, cfe, "py-1", b"crash")
+    assert crashed.status.state == t.Failed
+    assert "exited with code 3" in crashed.status.events[-1].message
+    # the session goes on with a new service process
+    assert run_task(pb, cfe, "py-1", b"count").spec.output == b"1"
+    pid2 = run_task(pb, cfe, "py-1", b"pid").spec.output
+    assert pid1 != pid2
+    s = cfe.GetSession(pb.fe.GetSessionRequest(session_id="py-1"))
+    assert (s.status.succeed, s.status.failed, s.status.pending, s.status.running) == (6, 2, 0, 0)
+
+
+def test_bind_failures_are_recorded_and_stop_after_five(cluster, pb, cfe):
+    wait_node(pb, cfe)
+    register_pyservice(pb, cfe, "picky")
+    open_session(pb, cfe, "refused", "picky", common_data=b"refuse")
+    cfe.CreateTask(pb.fe.CreateTaskRequest(task=pb.types.TaskSpec(session_id="refused", input=b"x")))
+
+    def events():
+        return list(cfe.GetSession(pb.fe.GetSessionRequest(session_id="refused")).status.events)
+    evs = wait_for(lambda: [e for e in events() if e.code == 1002] and events(), timeout=60,
+                   what="event 1002")
+    binds = [e for e in evs if e.code == 1001]
+    assert len(binds) == 5
+    assert "failed to bind session" in binds[0].message
+    assert "refused by service" in binds[0].message
+    time.sleep(0.5)
+    s = cfe.GetSession(pb.fe.GetSessionRequest(session_id="refused"))
+    assert s.status.state == pb.types.Open and s.status.pending == 1
+    assert len([e for e in s.status.events if e.code == 1001]) == 5  # no more tries
+    # the executor was freed: another session of another application runs
+    register_pyservice(pb, cfe, "fine")
+    open_session(pb, cfe, "ok-1", "fine")
+    assert run_task(pb, cfe, "ok-1", b"count").spec.output == b"1"
+    cfe.CloseSession(pb.fe.CloseSessionRequest(session_id="refused"))
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is gone too
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_close_releases_executors_and_processes_exit(cluster, pb, cfe):
+    wait_node(pb, cfe)
+    register_pyservice(pb, cfe, "shortlived", delay_release=0)
+    open_session(pb, cfe, "c-1", "shortlived", max_instances=1)
+    pid = int(run_task(pb, cfe, "c-1", b"pid").spec.output)
+    assert pid_alive(pid)
+    execs = cfe.ListExecutor(pb.fe.ListExecutorRequest()).executors
+    assert any(e.status.session_id == "c-1" for e in execs)
+    cfe.CloseSession(pb.fe.CloseSessionRequest(session_id="c-1"))
+    wait_for(lambda: not pid_alive(pid), what="the service process to exit")
+    wait_for(lambda: not cfe.ListExecutor(pb.fe.ListExecutorRequest()).executors,
+             what="the executors to be released")
+
+
+def submit_sleepers(pb, fe, sid, n, ms):
+    ids = []
+    for _ in range(n):
+        t = fe.CreateTask(pb.fe.CreateTaskRequest(task=pb.types.TaskSpec(
+            session_id=sid, input=f"sleep:{ms}".encode())))
+        ids.append(t.metadata.id)
+    return ids
+
+
+def all_done(pb, fe, sid, n):
+    s = retry(lambda: fe.GetSession(pb.fe.GetSessionRequest(session_id=sid)))
+    return s.status.succeed == n and s
+
+
+def test_executor_manager_restart_loses_no_task(cluster, pb, cfe):
+    wait_node(pb, cfe)
+    register_pyservice(pb, cfe, "sleepy")
+    open_session(pb, cfe, "em-r", "sleepy", max_instances=2)
+    submit_sleepers(pb, cfe, "em-r", 20, 100)
+    wait_for(lambda: cfe.GetSession(pb.fe.GetSessionRequest(session_id="em-r")).status.succeed >= 3,
+             what="some tasks to finish")
+    cluster.kill9_em()
+    cluster.start_em()
+    s = wait_for(lambda: all_done(pb, cfe, "em-r", 20), timeout=60, what="all 20 tasks")
+    assert (s.status.failed, s.status.pending, s.status.running) == (0, 0, 0)
+
+
+def test_session_manager_restart_loses_no_task(cluster, pb, cfe):
+    wait_node(pb, cfe)
+    register_pyservice(pb, cfe, "sleepy2")
+    open_session(pb, cfe, "sm-r", "sleepy2", max_instances=2)
+    submit_sleepers(pb, cfe, "sm-r", 20, 100)
+    wait_for(lambda: cfe.GetSession(pb.fe.GetSessionRequest(session_id="sm-r")).status.succeed >= 3,
+             what="some tasks to finish")
+    cluster.kill9()
+    cluster.start()
+    s = wait_for(lambda: all_done(pb, cfe, "sm-r", 20), timeout=60, what="all 20 tasks")
+    assert (s.status.failed, s.status.pending, s.status.running) == (0, 0, 0)
+    tasks = list(cfe.ListTask(pb.fe.ListTaskRequest(session_id="sm-r")))
+    assert len(tasks) == 20 and all(t.spec.output == b"slept" for t in tasks)
