@@ -576,22 +576,27 @@ static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx
 static void watch_cancelled(rpc_call *call, void *arg)
 {
     sm_t *sm = rpc_call_user(call);
-    char *name = arg;
-    sm_node *n = fl_map_get(&sm->nodes, name);
-    if (n && n->watch == call) {
+    sm_node *n = arg; /* whoever frees the node clears this callback first */
+    if (n->watch == call) {
         n->watch = NULL;
         if (n->msg->status)
             n->msg->status->state = FLAME__V1__NODE_STATE__NotReady;
-        fl_log(FL_LOG_WARN, "sm", "node %s disconnected; its executors are lost", name);
-        drop_node_executors(sm, name, "the executor's node disconnected");
+        fl_log(FL_LOG_WARN, "sm", "node %s disconnected; its executors are lost", n->name);
+        drop_node_executors(sm, n->name, "the executor's node disconnected");
     }
-    free(name);
 }
 
 static void watch_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
     if (!data) { /* the executor manager half-closed: it is leaving */
+        size_t it = 0;
+        void *v;
+        while (fl_map_next(&sm->nodes, &it, NULL, &v))
+            if (((sm_node *)v)->watch == call) {
+                rpc_call_on_cancel(call, NULL, NULL);
+                watch_cancelled(call, v);
+            }
         rpc_call_finish(call, RPC_OK, "%s", "");
         return;
     }
@@ -609,7 +614,7 @@ static void watch_node(rpc_call *call, const uint8_t *data, size_t len, void *ct
             }
             n->watch = call;
             rpc_call_set_user(call, sm);
-            rpc_call_on_cancel(call, watch_cancelled, fl_strdup(n->name));
+            rpc_call_on_cancel(call, watch_cancelled, n);
             sm->sched_dirty = true;
         }
         n->last_heartbeat = fl_now_ms() / 1000;
