@@ -19,6 +19,8 @@ static void usage(FILE *f)
             "  -w, --work-dir DIR      executor directories, sockets and logs (default $FLAME_HOME/work)\n"
             "  -n, --node NAME         the node name (default: the host name)\n"
             "  -r, --resources SPEC    what executors may use (default: the machine's CPUs and memory)\n"
+            "  -T, --task-timeout SEC  fail a task whose service does not answer in SEC seconds\n"
+            "                          and restart the service (default: no limit)\n"
             "  -h, --help              show this help\n"
             "  -V, --version           show the version\n");
 }
@@ -31,13 +33,14 @@ int main(int argc, char **argv)
         { "work-dir", required_argument, NULL, 'w' },
         { "node", required_argument, NULL, 'n' },
         { "resources", required_argument, NULL, 'r' },
+        { "task-timeout", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     flame_executor_options o = FLAME_EXECUTOR_OPTIONS_INIT;
     int c;
-    while ((c = getopt_long(argc, argv, "c:e:w:n:r:hV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:e:w:n:r:T:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': o.config_file = optarg; break;
         case 'e': o.endpoint = optarg; break;
@@ -51,6 +54,16 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'T': {
+            char *end;
+            double sec = strtod(optarg, &end);
+            if (*end || sec <= 0) {
+                fprintf(stderr, "flame-executor-manager: --task-timeout takes seconds > 0\n");
+                return 2;
+            }
+            o.task_timeout_ms = (int)(sec * 1000);
+            break;
+        }
         case 'h': usage(stdout); return 0;
         case 'V': printf("flame-executor-manager %s\n", flame_version()); return 0;
         default: usage(stderr); return 2;

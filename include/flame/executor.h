@@ -41,10 +41,13 @@ typedef struct flame_executor_options {
     int heartbeat_ms;            /* default 2000 */
     const flame_inproc_service *inproc;
     size_t inproc_len;
+    /* A task whose service does not answer within this many ms fails with
+     * a message saying so, and the service is restarted; 0: no limit. */
+    int task_timeout_ms;
 } flame_executor_options;
 
 #define FLAME_EXECUTOR_OPTIONS_INIT { FLAME_EXECUTOR_OPTIONS_VERSION, NULL, NULL, NULL, NULL, \
-    NULL, 0, { 0, 0, 0 }, 0, NULL, 0 }
+    NULL, 0, { 0, 0, 0 }, 0, NULL, 0, 0 }
 
 /* Starts an executor manager on threads of its own: it registers its node
  * with the session manager, keeps a WatchNode stream (reconnecting with

@@ -39,6 +39,7 @@ struct flame_executor_manager {
     char *work_dir, *log_dir, *bin_dir;
     flame_resreq res;
     int heartbeat_ms;
+    int task_timeout_ms;
     flame_inproc_service *inproc;
     size_t inproc_len;
     rpc_channel *ch;
@@ -221,7 +222,8 @@ static void *exec_main(void *arg)
             b->_application_case && b->application && b->application->spec ? b->application->spec
                                                                             : &empty;
         fl_shim_session ctx = { x->id, s->metadata ? s->metadata->id : "", app, spec, { NULL, 0 },
-                                em->endpoint, em->work_dir, em->log_dir, em->bin_dir };
+                                em->endpoint, em->work_dir, em->log_dir, em->bin_dir,
+                                em->task_timeout_ms };
         if (s->spec && s->spec->_common_data_case) {
             ctx.common_data.data = s->spec->common_data.data ? s->spec->common_data.data
                                                              : (const uint8_t *)"";
@@ -533,6 +535,7 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
                                   pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0, 0 };
     }
     em->heartbeat_ms = o.heartbeat_ms > 0 ? o.heartbeat_ms : 2000;
+    em->task_timeout_ms = o.task_timeout_ms > 0 ? o.task_timeout_ms : 0;
     if (o.inproc_len) {
         em->inproc = fl_calloc(o.inproc_len, sizeof *em->inproc);
         for (size_t i = 0; i < o.inproc_len; i++) {

@@ -39,6 +39,7 @@ typedef struct host_shim {
     char *dir;           /* per-executor directory we made (removed at the end) */
     char *log;
     rpc_channel *ch;
+    int task_timeout_ms;
 } host_shim;
 
 static atomic_uint sock_seq;
@@ -304,6 +305,7 @@ static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **m
     host_shim *h = (host_shim *)sh;
     *message = NULL;
     cleanup(h);
+    h->task_timeout_ms = ctx->task_timeout_ms;
     flame_status st = spawn(h, ctx, message);
     if (st) {
         cleanup(h);
@@ -372,7 +374,14 @@ static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int
     }
     ProtobufCMessage *resp;
     flame_status st = rpc_unary(h->ch, "/flame.v1.Instance/OnTaskInvoke", &tc.base,
-                                &flame__v1__task_result__descriptor, &resp, 0);
+                                &flame__v1__task_result__descriptor, &resp, h->task_timeout_ms);
+    if (st == FLAME_ERR_TIMEOUT && !reap(h, false)) {
+        *message = fl_sprintf("the service did not answer task %s within %d ms; it was stopped "
+                              "and the session goes on with a new service process",
+                              task->task_id, h->task_timeout_ms);
+        stop_process(h);
+        return FLAME_ERR_TIMEOUT;
+    }
     if (st) {
         /* did it die? give it a moment to be reaped */
         for (int i = 0; i < 50 && !reap(h, false); i++)

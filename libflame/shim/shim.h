@@ -28,6 +28,7 @@ typedef struct fl_shim_session {
     const char *work_dir;       /* per-executor directories live below */
     const char *log_dir;
     const char *bin_dir;        /* where built-in service programs live */
+    int task_timeout_ms;        /* 0: none */
 } fl_shim_session;
 
 typedef struct fl_shim fl_shim;

@@ -91,7 +91,7 @@ class Daemon:
         self.em = subprocess.Popen(
             [EM_BIN, "--endpoint", f"http://127.0.0.1:{self.port}",
              "--work-dir", os.path.join(self.workdir, "work"), "--node", "test-node",
-             "--resources", "cpu=2,mem=1g"],
+             "--resources", "cpu=2,mem=1g", "--task-timeout", "3"],
             stdout=log, stderr=log)
 
     def kill9_em(self):

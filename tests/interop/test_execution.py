@@ -196,3 +196,33 @@ def test_session_manager_restart_loses_no_task(cluster, pb, cfe):
     assert (s.status.failed, s.status.pending, s.status.running) == (0, 0, 0)
     tasks = list(cfe.ListTask(pb.fe.ListTaskRequest(session_id="sm-r")))
     assert len(tasks) == 20 and all(t.spec.output == b"slept" for t in tasks)
+
+
+def test_hanging_service_fails_only_its_task(cluster, pb, cfe):
+    t = pb.types
+    wait_node(pb, cfe)
+    register_pyservice(pb, cfe, "hangs")
+    open_session(pb, cfe, "h-1", "hangs", max_instances=1)
+    assert run_task(pb, cfe, "h-1", b"count").spec.output == b"1"
+    hung = run_task(pb, cfe, "h-1", b"sleep:60000")  # the executor manager allows 3 s
+    assert hung.status.state == t.Failed
+    assert "did not answer task" in hung.status.events[-1].message
+    assert run_task(pb, cfe, "h-1", b"count").spec.output == b"1"  # a new process
+
+
+def test_flmexec(cluster, pb, cfe):
+    wait_node(pb, cfe)
+    flmexec = os.path.join(BUILD_DIR, "cli", "flmexec")
+    ep = ["--endpoint", f"http://127.0.0.1:{cluster.port}"]
+    out = subprocess.run([flmexec, "-c", "echo hello; echo world"] + ep,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "hello\nworld\n"
+    out = subprocess.run([flmexec, "-l", "python", "-i", "abc", "-c",
+                          "import sys; print(sys.stdin.read().upper())"] + ep,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == "ABC\n", out.stderr
+    out = subprocess.run([flmexec, "-c", "echo broken >&2; exit 4"] + ep,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "exit code 4" in out.stderr and "broken" in out.stderr

@@ -1,0 +1,108 @@
+/* flmexec: run a shell or Python script through the built-in flmexec
+ * application and print its output (client.h only). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <flame/flame.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: flmexec [-l shell|python] [-i INPUT] (-c CODE | FILE | -)\n"
+            "\n"
+            "Runs a script as a task of the built-in flmexec application and prints its stdout.\n"
+            "  -l, --language LANG   shell (default) or python\n"
+            "  -c, --code CODE       the script itself\n"
+            "  -i, --input TEXT      the script's standard input\n"
+            "      --endpoint URL    the session manager\n"
+            "  -h, --help            show this help\n");
+}
+
+static char *slurp(FILE *f)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n + 1 >= cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    if (buf)
+        buf[n] = 0;
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "language", required_argument, NULL, 'l' }, { "code", required_argument, NULL, 'c' },
+        { "input", required_argument, NULL, 'i' },    { "endpoint", required_argument, NULL, 'E' },
+        { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+    };
+    const char *lang = "shell", *code = NULL, *input = NULL, *endpoint = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "l:c:i:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': lang = optarg; break;
+        case 'c': code = optarg; break;
+        case 'i': input = optarg; break;
+        case 'E': endpoint = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    char *owned = NULL;
+    if (!code) {
+        if (optind >= argc) {
+            fprintf(stderr, "flmexec: give -c CODE or a script file (- for stdin)\n");
+            return 2;
+        }
+        FILE *f = strcmp(argv[optind], "-") == 0 ? stdin : fopen(argv[optind], "r");
+        if (!f) {
+            fprintf(stderr, "flmexec: cannot read %s\n", argv[optind]);
+            return 2;
+        }
+        code = owned = slurp(f);
+        if (f != stdin)
+            fclose(f);
+    }
+    cJSON *in = cJSON_CreateObject();
+    cJSON_AddStringToObject(in, "language", lang);
+    cJSON_AddStringToObject(in, "code", code);
+    if (input)
+        cJSON_AddStringToObject(in, "input", input);
+    char *json = cJSON_PrintUnformatted(in);
+    cJSON_Delete(in);
+
+    int rc = 1;
+    flame_client_options co = FLAME_CLIENT_OPTIONS_INIT;
+    co.endpoint = endpoint;
+    flame_client *client = NULL;
+    flame_session *s = NULL;
+    flame_task *t = NULL, *done = NULL;
+    flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
+    spec.application = "flmexec";
+    if (flame_client_connect(&client, &co) || flame_session_create(&s, client, NULL, &spec) ||
+        flame_task_create(&t, s, json, strlen(json)) || flame_task_wait(&done, s, t->id, -1)) {
+        fprintf(stderr, "flmexec: %s\n", flame_error_last());
+    } else if (done->state != FLAME_TASK_SUCCEED) {
+        fprintf(stderr, "flmexec: %s\n", done->message ? done->message : "the task failed");
+    } else {
+        if (done->output.data)
+            fwrite(done->output.data, 1, done->output.len, stdout);
+        rc = 0;
+    }
+    if (s)
+        flame_session_close(s);
+    flame_task_free(t);
+    flame_task_free(done);
+    flame_session_free(s);
+    flame_client_free(client);
+    free(json);
+    free(owned);
+    return rc;
+}
