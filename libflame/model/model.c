@@ -25,7 +25,20 @@ void fl_events_free(fl_events *e)
     e->n = e->cap = 0;
 }
 
-Flame__V1__Event **fl_events_to_pb(const fl_events *e, Flame__V1__Event **block)
+const char *fl_event_default_message(int32_t code)
+{
+    switch (code) {
+    case FLAME_TASK_PENDING: return "task pending";
+    case FLAME_TASK_RUNNING: return "task running";
+    case FLAME_TASK_SUCCEED: return "task succeeded";
+    case FLAME_TASK_FAILED: return "task failed";
+    case FLAME_TASK_CANCELLED: return "task cancelled";
+    default: return NULL;
+    }
+}
+
+Flame__V1__Event **fl_events_to_pb(const fl_events *e, Flame__V1__Event **block,
+                                   bool with_defaults)
 {
     *block = NULL;
     if (!e->n)
@@ -36,9 +49,12 @@ Flame__V1__Event **fl_events_to_pb(const fl_events *e, Flame__V1__Event **block)
         flame__v1__event__init(&ev[i]);
         ev[i].code = e->v[i].code;
         ev[i].creation_time = e->v[i].time;
-        if (e->v[i].message) {
+        const char *m = e->v[i].message;
+        if (!m && with_defaults)
+            m = fl_event_default_message(e->v[i].code);
+        if (m) {
             ev[i]._message_case = FLAME__V1__EVENT___MESSAGE_MESSAGE;
-            ev[i].message = e->v[i].message;
+            ev[i].message = (char *)m;
         }
         evp[i] = &ev[i];
     }
@@ -239,7 +255,7 @@ fl_task *fl_session_add_task(fl_session *s, const uint8_t *input, size_t len, bo
         t->input_len = (uint32_t)len;
         t->input = len ? fl_memdup(input, len) : NULL;
     }
-    fl_events_add(&t->events, FLAME_TASK_PENDING, "task created", now);
+    fl_events_add(&t->events, FLAME_TASK_PENDING, NULL, now);
     reserve_tasks(s, s->ntasks + 1);
     s->tasks[s->ntasks++] = t;
     s->counts[FLAME_TASK_PENDING]++;

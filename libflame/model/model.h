@@ -26,8 +26,12 @@ typedef struct fl_events {
 void fl_events_add(fl_events *e, int32_t code, const char *message, int64_t time);
 void fl_events_free(fl_events *e);
 /* Builds flame.v1 Event messages pointing into e; free *block and the
- * returned array (both NULL when e is empty). */
-Flame__V1__Event **fl_events_to_pb(const fl_events *e, Flame__V1__Event **block);
+ * returned array (both NULL when e is empty). Events stored without a
+ * message (the common ones, to save memory) get the standard text of their
+ * code when with_defaults is set. */
+Flame__V1__Event **fl_events_to_pb(const fl_events *e, Flame__V1__Event **block,
+                                   bool with_defaults);
+const char *fl_event_default_message(int32_t code);
 
 typedef struct fl_app {
     char *name;

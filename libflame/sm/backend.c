@@ -35,7 +35,7 @@ static void reply_result(sm_t *sm, rpc_call *call)
 
 /* Wraps packed bytes as field 1 (length-delimited) of an outer message:
  * LaunchTaskResponse{task}, BindExecutorResponse{application}, ... */
-static void put_field(fl_buf *b, int field, const uint8_t *data, size_t len)
+void sm_put_field(fl_buf *b, int field, const uint8_t *data, size_t len)
 {
     uint8_t hdr[11];
     size_t n = 0;
@@ -124,24 +124,74 @@ static void launch_reply_empty(sm_t *sm, sm_exec *e)
     e->launch_call = NULL;
 }
 
+static void run_add(sm_exec *e, fl_task *t)
+{
+    if (e->nrun == e->caprun) {
+        e->caprun = e->caprun ? e->caprun * 2 : 8;
+        e->run = fl_realloc(e->run, e->caprun * sizeof *e->run);
+    }
+    e->run[e->nrun++] = t;
+}
+
+/* Removes task `id` from e's running set (usually the oldest). */
+static fl_task *run_take(sm_exec *e, uint64_t id)
+{
+    for (uint32_t i = 0; i < e->nrun; i++)
+        if (e->run[i]->id == id) {
+            fl_task *t = e->run[i];
+            memmove(e->run + i, e->run + i + 1, (e->nrun - i - 1) * sizeof *e->run);
+            e->nrun--;
+            return t;
+        }
+    return NULL;
+}
+
+static void set_running(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
+{
+    /* the event's message is a static string: no per-task allocation */
+    fl_task_set_state(ss->s, t, FLAME_TASK_RUNNING, NULL, fl_now_ms());
+    run_add(e, t);
+    sm_task_changed(sm, ss, t);
+}
+
 /* Gives task t to executor e (which waits in LaunchTask). */
 static void launch(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
 {
-    char msg[160];
-    snprintf(msg, sizeof msg, "running on executor %s", e->id);
-    fl_task_set_state(ss->s, t, FLAME_TASK_RUNNING, msg, fl_now_ms());
-    e->task = t;
-    sm_task_changed(sm, ss, t);
+    set_running(sm, e, ss, t);
     size_t n;
     uint8_t *task = sm_pack_task(ss->s, t, &n);
     fl_buf b = { 0 };
-    put_field(&b, 1, task, n);
+    sm_put_field(&b, 1, task, n);
     free(task);
     waiter_remove(e);
     rpc_call_on_cancel(e->launch_call, NULL, NULL);
     size_t blen = b.len;
     sm_defer(sm, e->launch_call, OUT_REPLY, 0, NULL, (uint8_t *)fl_buf_detach(&b), blen);
     e->launch_call = NULL;
+}
+
+static void exec_dirty(sm_t *sm, sm_exec *e)
+{
+    if (e->nout == 0 && !e->out.len) {
+        if (sm->ndirty_execs == sm->capdirty_execs) {
+            sm->capdirty_execs = sm->capdirty_execs ? sm->capdirty_execs * 2 : 16;
+            sm->dirty_execs = fl_realloc(sm->dirty_execs, sm->capdirty_execs * sizeof(sm_exec *));
+        }
+        sm->dirty_execs[sm->ndirty_execs++] = e;
+    }
+}
+
+/* Adds task t to the ExecutorWork being built for streaming executor e. */
+static void stream_task(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
+{
+    set_running(sm, e, ss, t);
+    exec_dirty(sm, e);
+    size_t n;
+    uint8_t *task = sm_pack_task(ss->s, t, &n);
+    sm_put_field(&e->out, 1, task, n);
+    free(task);
+    e->nout++;
+    e->credit--;
 }
 
 static void dispatch(sm_t *sm, sm_session *ss)
@@ -152,6 +202,70 @@ static void dispatch(sm_t *sm, sm_session *ss)
             break;
         launch(sm, ss->waiters, ss, t);
     }
+    /* round robin over the streams that have credit */
+    while (ss->pq_len && ss->streamers) {
+        bool gave = false;
+        for (sm_exec *e = ss->streamers; e && ss->pq_len; e = e->snext) {
+            if (!e->credit)
+                continue;
+            fl_task *t = pq_pop(ss);
+            if (!t)
+                break;
+            stream_task(sm, e, ss, t);
+            gave = true;
+        }
+        if (!gave)
+            break;
+    }
+}
+
+static void streamer_remove(sm_exec *e)
+{
+    if (!e->stream || !e->sess)
+        return;
+    if (e->sprev)
+        e->sprev->snext = e->snext;
+    else if (e->sess->streamers == e)
+        e->sess->streamers = e->snext;
+    if (e->snext)
+        e->snext->sprev = e->sprev;
+    e->sprev = e->snext = NULL;
+}
+
+/* Ends an executor's stream from our side (it is being dropped). */
+static void stream_close(sm_t *sm, sm_exec *e, int code, const char *why)
+{
+    if (!e->stream)
+        return;
+    streamer_remove(e);
+    rpc_call_on_cancel(e->stream, NULL, NULL);
+    rpc_call_finish(e->stream, code, "%s", why);
+    e->stream = NULL;
+    e->credit = 0;
+}
+
+void sm_flush_streams(sm_t *sm)
+{
+    for (size_t i = 0; i < sm->ndirty_execs; i++) {
+        sm_exec *e = sm->dirty_execs[i];
+        if (e->stream && (e->out.len || e->nout))
+            rpc_call_send_packed(e->stream, (const uint8_t *)e->out.data, e->out.len);
+        fl_buf_free(&e->out);
+        e->nout = 0;
+    }
+    sm->ndirty_execs = 0;
+    for (sm_swatch *w = sm->dirty_swatches, *next; w; w = next) {
+        next = w->dnext;
+        w->dnext = NULL;
+        w->dirty = false;
+        if (w->call && w->pending.len)
+            rpc_call_send_packed(w->call, (const uint8_t *)w->pending.data, w->pending.len);
+        fl_buf_free(&w->pending);
+        w->npending = 0;
+        if (!w->call) /* dropped while dirty */
+            free(w);
+    }
+    sm->dirty_swatches = NULL;
 }
 
 void sm_task_pending(sm_t *sm, sm_session *ss, fl_task *t)
@@ -161,23 +275,36 @@ void sm_task_pending(sm_t *sm, sm_session *ss, fl_task *t)
     sm->sched_dirty = true;
 }
 
-/* The executor's running task (if any) goes back to Pending. */
+/* The executor's running tasks (if any) go back to Pending. */
 static void requeue_task(sm_t *sm, sm_exec *e, const char *why)
 {
-    fl_task *t = e->task;
     sm_session *ss = e->sess;
-    e->task = NULL;
-    if (!t || !ss || t->state != FLAME_TASK_RUNNING)
-        return;
-    fl_task_set_state(ss->s, t, FLAME_TASK_PENDING, why, fl_now_ms());
-    sm_task_changed(sm, ss, t);
-    sm_task_pending(sm, ss, t);
+    uint32_t n = e->nrun;
+    e->nrun = 0;
+    for (uint32_t i = 0; i < n && ss; i++) {
+        fl_task *t = e->run[i];
+        if (t->state != FLAME_TASK_RUNNING)
+            continue;
+        fl_task_set_state(ss->s, t, FLAME_TASK_PENDING, why, fl_now_ms());
+        sm_task_changed(sm, ss, t);
+        pq_push(ss, t->id);
+    }
+    if (n && ss) {
+        dispatch(sm, ss);
+        sm->sched_dirty = true;
+    }
 }
 
 static void exec_free(sm_t *sm, sm_exec *e, const char *why)
 {
+    stream_close(sm, e, RPC_NOT_FOUND, why);
     requeue_task(sm, e, why);
     waiter_remove(e);
+    for (size_t i = 0; i < sm->ndirty_execs; i++)
+        if (sm->dirty_execs[i] == e)
+            sm->dirty_execs[i] = sm->dirty_execs[--sm->ndirty_execs];
+    fl_buf_free(&e->out);
+    free(e->run);
     if (e->launch_call) {
         rpc_call_on_cancel(e->launch_call, NULL, NULL);
         sm_defer(sm, e->launch_call, OUT_ERROR, RPC_NOT_FOUND, why, NULL, 0);
@@ -222,7 +349,8 @@ void sm_session_detach(sm_t *sm, sm_session *ss)
         if (e->sess != ss)
             continue;
         launch_reply_empty(sm, e);
-        e->task = NULL;
+        stream_close(sm, e, RPC_NOT_FOUND, "the session was deleted");
+        e->nrun = 0;
         e->sess = NULL;
         if (e->state == FLAME_EXECUTOR_BOUND || e->state == FLAME_EXECUTOR_BINDING)
             e->state = FLAME_EXECUTOR_UNBINDING;
@@ -281,11 +409,11 @@ static void apply(sm_t *sm, const flame_decision *d)
             uint8_t *x;
             if (a) {
                 x = sm_pack_app(a, &n);
-                put_field(&b, 1, x, n);
+                sm_put_field(&b, 1, x, n);
                 free(x);
             }
             x = sm_pack_session(ss->s, &n);
-            put_field(&b, 2, x, n);
+            sm_put_field(&b, 2, x, n);
             free(x);
             rpc_call_on_cancel(e->bind_call, NULL, NULL);
             size_t blen = b.len;
@@ -299,6 +427,13 @@ static void apply(sm_t *sm, const flame_decision *d)
             return;
         e->state = FLAME_EXECUTOR_UNBINDING;
         launch_reply_empty(sm, e);
+        if (e->stream) { /* finish what it has, then unbind */
+            streamer_remove(e);
+            e->credit = 0;
+            exec_dirty(sm, e);
+            static const uint8_t unbind[] = { 0x10, 0x01 }; /* field 2 = true */
+            fl_buf_add(&e->out, unbind, sizeof unbind);
+        }
         break;
     case FLAME_DECISION_RELEASE:
         if (!e || e->state != FLAME_EXECUTOR_IDLE)
@@ -556,7 +691,7 @@ static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx
         size_t l = flame__v1__node__get_packed_size(n->msg);
         uint8_t *x = fl_malloc(l ? l : 1);
         flame__v1__node__pack(n->msg, x);
-        put_field(&b, 1, x, l);
+        sm_put_field(&b, 1, x, l);
         free(x);
         size_t it = 0;
         void *v;
@@ -564,7 +699,7 @@ static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx
             if (strcmp(((sm_exec *)v)->node, n->name))
                 continue;
             x = sm_pack_executor(v, &l);
-            put_field(&b, 2, x, l);
+            sm_put_field(&b, 2, x, l);
             free(x);
         }
         size_t blen = b.len;
@@ -819,9 +954,9 @@ static void launch_task(rpc_call *call, const uint8_t *data, size_t len, void *c
     if (!st && e->launch_call)
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is already waiting for a task",
                       e->id);
-    if (!st && e->task)
+    if (!st && e->nrun)
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
-                      "executor %s still runs task %u; complete it first", e->id, e->task->id);
+                      "executor %s still runs task %u; complete it first", e->id, e->run[0]->id);
     if (st) {
         fail(sm, call, st);
     } else if (e->state != FLAME_EXECUTOR_BOUND || !e->sess) {
@@ -849,37 +984,113 @@ static void launch_task(rpc_call *call, const uint8_t *data, size_t len, void *c
     flame__v1__launch_task_request__free_unpacked(req, NULL);
 }
 
+/* A task the service ran: Succeed or Failed, with its output. */
+static void finish_task(sm_t *sm, sm_session *ss, fl_task *t, int rc,
+                        const ProtobufCBinaryData *output, const char *msg)
+{
+    if (output) {
+        free(t->output);
+        t->has_output = true;
+        t->output_len = (uint32_t)output->len;
+        t->output = output->len ? fl_memdup(output->data, output->len) : NULL;
+    }
+    if (rc == 0)
+        fl_task_set_state(ss->s, t, FLAME_TASK_SUCCEED, msg, fl_now_ms());
+    else
+        fl_task_set_state(ss->s, t, FLAME_TASK_FAILED, msg ? msg : "the service failed the task",
+                          fl_now_ms());
+    sm_task_changed(sm, ss, t);
+    sm->sched_dirty = true;
+}
+
+/* ---- ExecutorStream ----------------------------------------------------- */
+
+static void stream_cancelled(rpc_call *call, void *arg)
+{
+    sm_exec *e = arg;
+    sm_t *sm = rpc_call_user(call);
+    streamer_remove(e);
+    e->stream = NULL;
+    e->credit = 0;
+    requeue_task(sm, e, "the executor's stream broke before the task completed");
+}
+
+static void executor_stream(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    sm_exec *e = NULL;
+    if (!data) { /* the executor is done: what it did not report runs again */
+        size_t it = 0;
+        void *v;
+        while (fl_map_next(&sm->execs, &it, NULL, &v))
+            if (((sm_exec *)v)->stream == call)
+                e = v;
+        if (e) {
+            streamer_remove(e);
+            e->stream = NULL;
+            e->credit = 0;
+            requeue_task(sm, e, "its executor left the session before the task completed");
+        }
+        rpc_call_on_cancel(call, NULL, NULL);
+        rpc_call_finish(call, RPC_OK, "%s", "");
+        return;
+    }
+    UNPACK(Flame__V1__ExecutorUpdate, flame__v1__executor_update, req);
+    e = exec_get(sm, req->executor_id);
+    if (e && e->stream && e->stream != call) {
+        rpc_call_finish(call, RPC_FAILED_PRECONDITION, "executor %s already has a stream", e->id);
+    } else if (!e) {
+        rpc_call_finish(call, RPC_NOT_FOUND, "executor %s not found", req->executor_id);
+    } else if (!e->stream && (e->state != FLAME_EXECUTOR_BOUND || !e->sess)) {
+        rpc_call_finish(call, RPC_FAILED_PRECONDITION, "executor %s is not bound (%s)", e->id,
+                        flame_executor_state_str(e->state));
+    } else {
+        if (!e->stream) {
+            e->stream = call;
+            rpc_call_set_user(call, sm);
+            rpc_call_on_cancel(call, stream_cancelled, e);
+            e->snext = e->sess->streamers;
+            e->sprev = NULL;
+            if (e->snext)
+                e->snext->sprev = e;
+            e->sess->streamers = e;
+        }
+        sm_session *ss = e->sess;
+        for (size_t i = 0; i < req->n_outcomes && ss; i++) {
+            const Flame__V1__TaskOutcome *o = req->outcomes[i];
+            fl_task *t = run_take(e, o->task_id);
+            if (!t || t->state != FLAME_TASK_RUNNING)
+                continue; /* not ours (any more) */
+            finish_task(sm, ss, t, o->state == FLAME__V1__TASK_STATE__Succeed ? 0
+                                   : o->return_code ? o->return_code : 1,
+                        o->_output_case ? &o->output : NULL,
+                        o->_message_case ? o->message : NULL);
+        }
+        if (e->state == FLAME_EXECUTOR_BOUND && ss) {
+            e->credit += req->credit;
+            dispatch(sm, ss);
+        }
+    }
+    flame__v1__executor_update__free_unpacked(req, NULL);
+}
+
 static void complete_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
     UNPACK(Flame__V1__CompleteTaskRequest, flame__v1__complete_task_request, req);
     sm_exec *e;
     flame_status st = lookup(sm, req->executor_id, &e);
-    if (!st && (!e->task || !e->sess))
+    if (!st && (!e->nrun || !e->sess))
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s runs no task", e->id);
     if (!st && !req->task_result)
         st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "CompleteTask needs a task_result");
     if (st) {
         fail(sm, call, st);
     } else {
-        fl_task *t = e->task;
-        sm_session *ss = e->sess;
         const Flame__V1__TaskResult *r = req->task_result;
-        e->task = NULL;
-        if (r->_output_case) {
-            free(t->output);
-            t->has_output = true;
-            t->output_len = (uint32_t)r->output.len;
-            t->output = r->output.len ? fl_memdup(r->output.data, r->output.len) : NULL;
-        }
-        const char *msg = r->_message_case ? r->message : NULL;
-        if (r->return_code == 0)
-            fl_task_set_state(ss->s, t, FLAME_TASK_SUCCEED, msg ? msg : "succeeded", fl_now_ms());
-        else
-            fl_task_set_state(ss->s, t, FLAME_TASK_FAILED, msg ? msg : "the service failed the task",
-                              fl_now_ms());
-        sm_task_changed(sm, ss, t);
-        sm->sched_dirty = true;
+        fl_task *t = run_take(e, e->run[0]->id);
+        finish_task(sm, e->sess, t, r->return_code, r->_output_case ? &r->output : NULL,
+                    r->_message_case ? r->message : NULL);
         reply_result(sm, call);
     }
     flame__v1__complete_task_request__free_unpacked(req, NULL);
@@ -951,5 +1162,6 @@ const rpc_method sm_backend_methods[] = {
     { BE("UnbindExecutorCompleted"), RPC_KIND_UNARY, unbind_executor_completed },
     { BE("LaunchTask"), RPC_KIND_UNARY, launch_task },
     { BE("CompleteTask"), RPC_KIND_UNARY, complete_task },
+    { BE("ExecutorStream"), RPC_KIND_BIDI, executor_stream },
 };
 const size_t sm_backend_methods_len = FL_ARRAY_LEN(sm_backend_methods);

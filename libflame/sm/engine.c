@@ -47,6 +47,7 @@ void sm_flush(void *ctx)
         free(o->msg);
     }
     sm->n_out = 0;
+    sm_flush_streams(sm);
 }
 
 /* ---- sessions and watchers ---------------------------------------------- */
@@ -75,6 +76,7 @@ void sm_remove_session(sm_t *sm, sm_session *ss)
 {
     fl_session *s = ss->s;
     sm_session_detach(sm, ss);
+    sm_swatch_drop_all(sm, ss, RPC_NOT_FOUND, "the session was deleted");
     for (uint32_t i = 0; i < s->ntasks; i++)
         if (s->tasks[i])
             sm_watch_drop_all(sm, s->tasks[i], RPC_NOT_FOUND, "the session was deleted");
@@ -143,7 +145,12 @@ void sm_watch_drop_all(sm_t *sm, fl_task *t, int code, const char *msg)
 
 void sm_task_changed(sm_t *sm, sm_session *ss, fl_task *t)
 {
-    fl_store_put_task(sm->store, ss->s, t);
+    /* Running is not persisted: after a restart a Running task is Pending
+     * again anyway */
+    if (t->state != FLAME_TASK_RUNNING)
+        fl_store_put_task(sm->store, ss->s, t);
+    if (fl_task_terminal(t->state) && ss->swatches)
+        sm_swatch_outcome(sm, ss, t);
     if (!t->watchers)
         return;
     size_t len;
@@ -245,6 +252,7 @@ static void sm_free(sm_t *sm)
     fl_map_free(&sm->apps);
     fl_store_close(sm->store);
     free(sm->out);
+    free(sm->dirty_execs);
     free(sm->methods);
     free(sm->name);
     free(sm);

@@ -15,6 +15,8 @@
         return;                                                                                \
     }
 
+static void swatch_maybe_end(sm_t *sm, sm_swatch *w);
+
 static void reply_result(sm_t *sm, rpc_call *call)
 {
     Flame__V1__Result r = FLAME__V1__RESULT__INIT;
@@ -356,6 +358,10 @@ static flame_status close_session(sm_t *sm, sm_session *ss)
     for (size_t i = 0; i < n; i++)
         sm_task_changed(sm, ss, changed[i]);
     free(changed);
+    for (sm_swatch *w = ss->swatches, *next; w; w = next) {
+        next = w->next;
+        swatch_maybe_end(sm, w);
+    }
     if (was_open) {
         sm->sched_dirty = true;
         fl_app *a = fl_map_get(&sm->apps, s->app);
@@ -460,6 +466,191 @@ static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *c
     flame__v1__create_task_request__free_unpacked(req, NULL);
 }
 
+static void create_tasks(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__CreateTasksRequest, flame__v1__create_tasks_request, req);
+    sm_session *ss = sm_session_get(sm, req->session_id);
+    size_t n = req->n_inputs ? req->n_inputs : req->count;
+    if (!ss) {
+        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
+    } else if (ss->s->state != FLAME_SESSION_OPEN) {
+        fail(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                                "session %s is closed; it takes no new tasks", ss->s->id));
+    } else if (req->n_inputs && req->count && req->count != req->n_inputs) {
+        fail(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                                "CreateTasks: count (%u) differs from the number of inputs (%zu)",
+                                req->count, req->n_inputs));
+    } else if (n == 0) {
+        fail(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "CreateTasks: no tasks given"));
+    } else {
+        int64_t now = fl_now_ms();
+        uint64_t first = ss->s->ntasks + 1;
+        for (size_t i = 0; i < n; i++) {
+            fl_task *t = req->n_inputs
+                             ? fl_session_add_task(ss->s, req->inputs[i].data, req->inputs[i].len,
+                                                   true, now)
+                             : fl_session_add_task(ss->s, NULL, 0, false, now);
+            fl_store_put_task(sm->store, ss->s, t);
+            sm_task_pending(sm, ss, t);
+        }
+        Flame__V1__CreateTasksResponse r = FLAME__V1__CREATE_TASKS_RESPONSE__INIT;
+        r.first_task_id = first;
+        r.count = (uint32_t)n;
+        size_t plen = flame__v1__create_tasks_response__get_packed_size(&r);
+        uint8_t *buf = fl_malloc(plen ? plen : 1);
+        flame__v1__create_tasks_response__pack(&r, buf);
+        sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, plen);
+    }
+    flame__v1__create_tasks_request__free_unpacked(req, NULL);
+}
+
+/* ---- WatchSession ------------------------------------------------------- */
+
+uint8_t *sm_pack_outcome(const fl_task *t, size_t *len)
+{
+    Flame__V1__TaskOutcome o = FLAME__V1__TASK_OUTCOME__INIT;
+    o.task_id = t->id;
+    o.state = (Flame__V1__TaskState)t->state;
+    o.completion_time = t->etime;
+    if (t->has_output) {
+        o._output_case = FLAME__V1__TASK_OUTCOME___OUTPUT_OUTPUT;
+        o.output.data = t->output;
+        o.output.len = t->output_len;
+    }
+    if (t->state != FLAME_TASK_SUCCEED) {
+        o.return_code = 1;
+        const char *m = t->events.n ? t->events.v[t->events.n - 1].message : NULL;
+        if (!m)
+            m = fl_event_default_message(t->state);
+        if (m) {
+            o._message_case = FLAME__V1__TASK_OUTCOME___MESSAGE_MESSAGE;
+            o.message = (char *)m;
+        }
+    }
+    *len = flame__v1__task_outcome__get_packed_size(&o);
+    uint8_t *buf = fl_malloc(*len ? *len : 1);
+    flame__v1__task_outcome__pack(&o, buf);
+    return buf;
+}
+
+static void swatch_add_outcome(sm_t *sm, sm_swatch *w, const fl_task *t)
+{
+    size_t n;
+    uint8_t *o = sm_pack_outcome(t, &n);
+    sm_put_field(&w->pending, 1, o, n);
+    free(o);
+    w->npending++;
+    if (!w->dirty) {
+        w->dirty = true;
+        w->dnext = sm->dirty_swatches;
+        sm->dirty_swatches = w;
+    }
+}
+
+static void swatch_unlink(sm_swatch *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else if (w->ss)
+        w->ss->swatches = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->ss = NULL;
+}
+
+/* Frees w now, or at the next flush when it still has a batch queued. */
+static void swatch_release(sm_swatch *w)
+{
+    w->call = NULL;
+    if (!w->dirty) {
+        fl_buf_free(&w->pending);
+        free(w);
+    }
+}
+
+static void swatch_cancelled(rpc_call *call, void *arg)
+{
+    sm_swatch *w = arg;
+    swatch_unlink(w);
+    swatch_release(w);
+}
+
+/* Ends the watch once the session is closed and nothing can change. */
+static void swatch_maybe_end(sm_t *sm, sm_swatch *w)
+{
+    fl_session *s = w->ss->s;
+    if (s->state != FLAME_SESSION_CLOSED || s->counts[FLAME_TASK_PENDING] ||
+        s->counts[FLAME_TASK_RUNNING])
+        return;
+    rpc_call *call = w->call;
+    rpc_call_on_cancel(call, NULL, NULL);
+    swatch_unlink(w);
+    if (w->dirty) { /* the last batch goes out first */
+        rpc_call_send_packed(call, (const uint8_t *)w->pending.data, w->pending.len);
+        fl_buf_free(&w->pending);
+        w->npending = 0;
+    }
+    sm_defer(sm, call, OUT_FINISH_OK, 0, NULL, NULL, 0);
+    swatch_release(w);
+}
+
+void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t)
+{
+    for (sm_swatch *w = ss->swatches, *next; w; w = next) {
+        next = w->next;
+        if (t->id >= w->from)
+            swatch_add_outcome(sm, w, t);
+        swatch_maybe_end(sm, w);
+    }
+}
+
+void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg)
+{
+    while (ss->swatches) {
+        sm_swatch *w = ss->swatches;
+        rpc_call_on_cancel(w->call, NULL, NULL);
+        sm_defer(sm, w->call, OUT_ERROR, code, msg, NULL, 0);
+        swatch_unlink(w);
+        swatch_release(w);
+    }
+}
+
+static void watch_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    UNPACK(Flame__V1__WatchSessionRequest, flame__v1__watch_session_request, req);
+    sm_session *ss = sm_session_get(sm, req->session_id);
+    if (!ss) {
+        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
+    } else {
+        sm_swatch *w = fl_calloc(1, sizeof *w);
+        w->call = call;
+        w->ss = ss;
+        w->from = req->from_task_id ? req->from_task_id : 1;
+        w->next = ss->swatches;
+        if (w->next)
+            w->next->prev = w;
+        ss->swatches = w;
+        rpc_call_on_cancel(call, swatch_cancelled, w);
+        /* what is already finished, in batches */
+        for (uint64_t id = w->from; id <= ss->s->ntasks; id++) {
+            fl_task *t = ss->s->tasks[id - 1];
+            if (t && fl_task_terminal(t->state))
+                swatch_add_outcome(sm, w, t);
+        }
+        /* an empty first message says the watch is in place */
+        if (!w->dirty) {
+            w->dirty = true;
+            w->dnext = sm->dirty_swatches;
+            sm->dirty_swatches = w;
+        }
+        swatch_maybe_end(sm, w);
+    }
+    flame__v1__watch_session_request__free_unpacked(req, NULL);
+}
+
 static fl_task *find_task(sm_t *sm, const char *sid, const char *tid, sm_session **ssp)
 {
     sm_session *ss = sm_session_get(sm, sid);
@@ -551,5 +742,7 @@ const rpc_method sm_frontend_methods[] = {
     { FE("GetTask"), RPC_KIND_UNARY, get_task },
     { FE("WatchTask"), RPC_KIND_SERVER_STREAM, watch_task },
     { FE("ListTask"), RPC_KIND_SERVER_STREAM, list_task },
+    { FE("CreateTasks"), RPC_KIND_UNARY, create_tasks },
+    { FE("WatchSession"), RPC_KIND_SERVER_STREAM, watch_session },
 };
 const size_t sm_frontend_methods_len = FL_ARRAY_LEN(sm_frontend_methods);

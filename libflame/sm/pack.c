@@ -32,7 +32,7 @@ uint8_t *sm_pack_task(const fl_session *s, const fl_task *t, size_t *len)
         st.completion_time = t->etime;
     }
     Flame__V1__Event *evs;
-    st.events = fl_events_to_pb(&t->events, &evs);
+    st.events = fl_events_to_pb(&t->events, &evs, true);
     st.n_events = t->events.n;
     Flame__V1__Task m = FLAME__V1__TASK__INIT;
     m.metadata = &md;
@@ -89,7 +89,7 @@ void sm_fill_session(Flame__V1__Session *m, const fl_session *s)
     st->failed = s->counts[FLAME_TASK_FAILED];
     st->cancelled = s->counts[FLAME_TASK_CANCELLED];
     Flame__V1__Event *evs;
-    st->events = fl_events_to_pb(&s->events, &evs);
+    st->events = fl_events_to_pb(&s->events, &evs, true);
     st->n_events = s->events.n;
     m->metadata = md;
     m->spec = spec;

@@ -31,7 +31,21 @@ typedef struct sm_session {
     uint32_t *pq;                    /* FIFO of ids of Pending tasks */
     size_t pq_head, pq_len, pq_cap;
     struct sm_exec *waiters;         /* executors with a parked LaunchTask */
+    struct sm_exec *streamers;       /* executors with an ExecutorStream */
+    struct sm_swatch *swatches;      /* WatchSession calls */
 } sm_session;
+
+/* A WatchSession call: outcomes of tasks >= from, batched per flush. */
+typedef struct sm_swatch {
+    rpc_call *call;
+    sm_session *ss;
+    uint64_t from;
+    fl_buf pending;                  /* packed TaskOutcome fields (field 1) */
+    uint32_t npending;
+    bool dirty;
+    struct sm_swatch *prev, *next;   /* in ss->swatches */
+    struct sm_swatch *dnext;         /* in sm->dirty_swatches */
+} sm_swatch;
 
 /* A node of an executor manager. */
 typedef struct sm_node {
@@ -53,10 +67,16 @@ typedef struct sm_exec {
     char *intended;                  /* VOID: the session it was created for */
     char *app;                       /* the application it serves or served */
     int64_t idle_since;
-    fl_task *task;                   /* running on it */
+    fl_task **run;                   /* running on it, in hand-out order */
+    uint32_t nrun, caprun;
     rpc_call *bind_call, *launch_call;
     struct sm_exec *wprev, *wnext;   /* in sess->waiters */
     bool waiting;
+    rpc_call *stream;                /* ExecutorStream, when open */
+    uint32_t credit;                 /* tasks it may still be sent */
+    struct sm_exec *sprev, *snext;   /* in sess->streamers */
+    fl_buf out;                      /* ExecutorWork being built */
+    uint32_t nout;
 } sm_exec;
 
 /* What to do with a call once the current batch is committed. */
@@ -94,6 +114,9 @@ struct flame_session_manager {
     int64_t started_ms;
     flame_scheduler *sched;
     bool sched_dirty;
+    sm_swatch *dirty_swatches;
+    sm_exec **dirty_execs;           /* with ExecutorWork to send */
+    size_t ndirty_execs, capdirty_execs;
 };
 
 typedef flame_session_manager sm_t;
@@ -118,6 +141,14 @@ void sm_task_pending(sm_t *sm, sm_session *ss, fl_task *t);
 /* Before a session is freed: executors forget it. */
 void sm_session_detach(sm_t *sm, sm_session *ss);
 void sm_nodes_free(sm_t *sm);
+/* Sends what accumulated for session watchers and executor streams. */
+void sm_flush_streams(sm_t *sm);
+/* A task reached a terminal state: session watchers hear of it. */
+void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t);
+void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg);
+/* Appends a field (length-delimited) to a protobuf message being built. */
+void sm_put_field(fl_buf *b, int field, const uint8_t *data, size_t len);
+uint8_t *sm_pack_outcome(const fl_task *t, size_t *len);
 uint8_t *sm_pack_executor(const sm_exec *e, size_t *len);
 void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e);
 void sm_fill_executor_done(Flame__V1__Executor *m);

@@ -28,7 +28,7 @@ uint8_t *fl_events_pack(const fl_events *e, size_t *len)
 {
     Flame__V1__TaskStatus ts = FLAME__V1__TASK_STATUS__INIT;
     Flame__V1__Event *ev;
-    Flame__V1__Event **evp = fl_events_to_pb(e, &ev);
+    Flame__V1__Event **evp = fl_events_to_pb(e, &ev, false);
     ts.n_events = e->n;
     ts.events = evp;
     *len = flame__v1__task_status__get_packed_size(&ts);
