@@ -351,6 +351,18 @@ flame_status rpc_bidi_send(rpc_stream *st, const ProtobufCMessage *msg)
     return s;
 }
 
+flame_status rpc_bidi_close_send(rpc_stream *st)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    int tag;
+    if (grpc_call_start_batch(st->call, &op, 1, &tag, NULL) != GRPC_CALL_OK)
+        return fl_error(FLAME_ERR_INTERNAL, "%s: cannot close the stream", st->method);
+    pluck(st->cq, &tag);
+    return FLAME_OK;
+}
+
 void rpc_stream_cancel(rpc_stream *st)
 {
     if (st && st->call)

@@ -150,6 +150,8 @@ void rpc_stream_cancel(rpc_stream *st);
  * while next() reads on another. */
 flame_status rpc_bidi_open(rpc_stream **out, rpc_channel *ch, const char *method);
 flame_status rpc_bidi_send(rpc_stream *st, const ProtobufCMessage *msg);
+/* Half-closes: the peer sees the end of our messages; next() goes on. */
+flame_status rpc_bidi_close_send(rpc_stream *st);
 void rpc_stream_free(rpc_stream *st);
 
 /* Sends raw bytes as a unary request; used by tests to send garbage. */

@@ -40,6 +40,7 @@ typedef struct host_shim {
     char *log;
     rpc_channel *ch;
     int task_timeout_ms;
+    bool no_batch;       /* the service answered OnTaskInvokeBatch with UNIMPLEMENTED */
 } host_shim;
 
 static atomic_uint sock_seq;
@@ -306,6 +307,7 @@ static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **m
     *message = NULL;
     cleanup(h);
     h->task_timeout_ms = ctx->task_timeout_ms;
+    h->no_batch = false;
     flame_status st = spawn(h, ctx, message);
     if (st) {
         cleanup(h);
@@ -407,6 +409,63 @@ static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int
     return FLAME_OK;
 }
 
+static flame_status host_invoke_batch(fl_shim *sh, const flame_task_context *tasks, size_t n,
+                                      int *rcs, flame_task_result *results, char **message)
+{
+    host_shim *h = (host_shim *)sh;
+    *message = NULL;
+    if (h->no_batch || !h->ch)
+        return FLAME_ERR_UNIMPLEMENTED;
+    Flame__V1__TaskContext *tc = fl_calloc(n, sizeof *tc);
+    Flame__V1__TaskContext **tp = fl_calloc(n, sizeof *tp);
+    for (size_t i = 0; i < n; i++) {
+        flame__v1__task_context__init(&tc[i]);
+        tc[i].task_id = (char *)tasks[i].task_id;
+        tc[i].session_id = (char *)tasks[i].session_id;
+        if (tasks[i].input.data) {
+            tc[i]._input_case = FLAME__V1__TASK_CONTEXT___INPUT_INPUT;
+            tc[i].input.data = (uint8_t *)tasks[i].input.data;
+            tc[i].input.len = tasks[i].input.len;
+        }
+        tp[i] = &tc[i];
+    }
+    Flame__V1__TaskContextBatch b = FLAME__V1__TASK_CONTEXT_BATCH__INIT;
+    b.n_tasks = n;
+    b.tasks = tp;
+    ProtobufCMessage *resp;
+    int timeout = h->task_timeout_ms > 0 ? h->task_timeout_ms * (int)(n < 1000 ? n : 1000) : 0;
+    flame_status st = rpc_unary(h->ch, "/flame.v1.Instance/OnTaskInvokeBatch", &b.base,
+                                &flame__v1__task_result_batch__descriptor, &resp, timeout);
+    free(tc);
+    free(tp);
+    if (st == FLAME_ERR_UNIMPLEMENTED) {
+        h->no_batch = true;
+        return st;
+    }
+    if (st) {
+        *message = fl_sprintf("the service failed a batch of %zu tasks: %s", n, flame_error_last());
+        stop_process(h);
+        return FLAME_ERR_UNAVAILABLE;
+    }
+    Flame__V1__TaskResultBatch *r = (Flame__V1__TaskResultBatch *)resp;
+    if (r->n_results != n) {
+        *message = fl_sprintf("the service answered %zu results for %zu tasks", r->n_results, n);
+        protobuf_c_message_free_unpacked(resp, NULL);
+        stop_process(h);
+        return FLAME_ERR_INTERNAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Flame__V1__TaskResult *x = r->results[i];
+        rcs[i] = x->return_code;
+        if (x->_output_case)
+            flame_task_result_set_output(&results[i], x->output.data, x->output.len);
+        if (x->_message_case)
+            flame_task_result_set_message(&results[i], x->message);
+    }
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return FLAME_OK;
+}
+
 static void host_leave(fl_shim *sh)
 {
     host_shim *h = (host_shim *)sh;
@@ -427,7 +486,8 @@ static void host_free(fl_shim *sh)
     free(h);
 }
 
-static const fl_shim_ops host_ops = { "host", host_enter, host_invoke, host_leave, host_free };
+static const fl_shim_ops host_ops = { "host", host_enter, host_invoke, host_invoke_batch,
+                                      host_leave, host_free };
 
 fl_shim *fl_shim_host_new(void)
 {

@@ -49,8 +49,8 @@ static void inproc_free(fl_shim *sh)
     free(sh);
 }
 
-static const fl_shim_ops inproc_ops = { "inproc", inproc_enter, inproc_invoke, inproc_leave,
-                                        inproc_free };
+static const fl_shim_ops inproc_ops = { "inproc", inproc_enter, inproc_invoke, NULL,
+                                        inproc_leave, inproc_free };
 
 fl_shim *fl_shim_inproc_new(const flame_service *service)
 {

@@ -106,6 +106,46 @@ static void on_invoke(rpc_call *call, const uint8_t *data, size_t len, void *ctx
     flame__v1__task_context__free_unpacked(req, NULL);
 }
 
+static void on_invoke_batch(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    const flame_service *svc = ctx;
+    UNPACK(Flame__V1__TaskContextBatch, flame__v1__task_context_batch, req);
+    size_t n = req->n_tasks;
+    flame_task_result *res = fl_calloc(n + 1, sizeof *res);
+    Flame__V1__TaskResult *rs = fl_calloc(n + 1, sizeof *rs);
+    Flame__V1__TaskResult **rp = fl_calloc(n + 1, sizeof *rp);
+    for (size_t i = 0; i < n; i++) {
+        const Flame__V1__TaskContext *t = req->tasks[i];
+        flame_task_context tc = { t->task_id, t->session_id, { NULL, 0 } };
+        if (t->_input_case) {
+            tc.input.data = t->input.data ? t->input.data : (const uint8_t *)"";
+            tc.input.len = t->input.len;
+        }
+        flame__v1__task_result__init(&rs[i]);
+        rs[i].return_code = svc->on_task_invoke ? svc->on_task_invoke(&tc, &res[i], svc->payload) : 0;
+        if (res[i].has_output) {
+            rs[i]._output_case = FLAME__V1__TASK_RESULT___OUTPUT_OUTPUT;
+            rs[i].output.data = res[i].output;
+            rs[i].output.len = res[i].output_len;
+        }
+        if (res[i].message) {
+            rs[i]._message_case = FLAME__V1__TASK_RESULT___MESSAGE_MESSAGE;
+            rs[i].message = res[i].message;
+        }
+        rp[i] = &rs[i];
+    }
+    Flame__V1__TaskResultBatch r = FLAME__V1__TASK_RESULT_BATCH__INIT;
+    r.n_results = n;
+    r.results = rp;
+    rpc_call_reply(call, &r.base);
+    for (size_t i = 0; i < n; i++)
+        fl_task_result_clear(&res[i]);
+    free(res);
+    free(rs);
+    free(rp);
+    flame__v1__task_context_batch__free_unpacked(req, NULL);
+}
+
 static void on_leave(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     const flame_service *svc = ctx;
@@ -118,6 +158,7 @@ static const rpc_method instance_methods[] = {
     { "/flame.v1.Instance/OnSessionEnter", RPC_KIND_UNARY, on_enter },
     { "/flame.v1.Instance/OnTaskInvoke", RPC_KIND_UNARY, on_invoke },
     { "/flame.v1.Instance/OnSessionLeave", RPC_KIND_UNARY, on_leave },
+    { "/flame.v1.Instance/OnTaskInvokeBatch", RPC_KIND_UNARY, on_invoke_batch },
 };
 
 static void *serve(void *arg)

@@ -43,6 +43,11 @@ typedef struct fl_shim_ops {
      * *message saying so: the caller restarts it with enter(). */
     flame_status (*invoke)(fl_shim *sh, const flame_task_context *task, int *rc,
                            flame_task_result *result, char **message);
+    /* Optional: runs n tasks in one call. FLAME_OK: every rcs[i]/results[i]
+     * is set. FLAME_ERR_UNIMPLEMENTED: the service cannot (use invoke).
+     * Another error: the service is gone; no result is known. */
+    flame_status (*invoke_batch)(fl_shim *sh, const flame_task_context *tasks, size_t n,
+                                 int *rcs, flame_task_result *results, char **message);
     /* Leaves the session and stops the service (bounded in time). */
     void (*leave)(fl_shim *sh);
     void (*free)(fl_shim *sh);

@@ -12,6 +12,11 @@ import time
 
 import pytest
 
+# grpcio's fork handlers can hang a child forked while its streams are busy
+# (seen: a daemon started by subprocess spinning before exec); the daemons
+# are started with fork+exec and need none of them.
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
+
 SM_BIN = os.environ.get("FLAME_SM_BIN")
 EM_BIN = os.environ.get("FLAME_EM_BIN")
 BUILD_DIR = os.environ.get("FLAME_BUILD_DIR")
@@ -87,7 +92,8 @@ class Daemon:
         self.proc.wait()
 
     def start_em(self):
-        log = open(os.path.join(self.workdir, "em.log"), "ab")
+        self.em_log = os.path.join(self.workdir, f"em-{time.time_ns()}.log")
+        log = open(self.em_log, "ab")
         self.em = subprocess.Popen(
             [EM_BIN, "--endpoint", f"http://127.0.0.1:{self.port}",
              "--work-dir", os.path.join(self.workdir, "work"), "--node", "test-node",
@@ -102,7 +108,7 @@ class Daemon:
         if self.em and self.em.poll() is None:
             self.em.terminate()
             rc = self.em.wait(timeout=20)
-            with open(os.path.join(self.workdir, "em.log"), errors="replace") as f:
+            with open(self.em_log, errors="replace") as f:
                 log = f.read()
             assert rc == 0, f"executor manager exited {rc}:\n{log[-4000:]}"
 
@@ -139,8 +145,10 @@ def cluster():
     d.start_em()
     yield d
     try:
-        d.stop_em()
-        d.stop()
+        try:
+            d.stop_em()
+        finally:
+            d.stop()
     finally:
         shutil.rmtree(d.workdir, ignore_errors=True)
 

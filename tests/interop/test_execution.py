@@ -177,7 +177,9 @@ def test_executor_manager_restart_loses_no_task(cluster, pb, cfe):
     submit_sleepers(pb, cfe, "em-r", 20, 100)
     wait_for(lambda: cfe.GetSession(pb.fe.GetSessionRequest(session_id="em-r")).status.succeed >= 3,
              what="some tasks to finish")
+    before = cfe.GetSession(pb.fe.GetSessionRequest(session_id="em-r")).status
     cluster.kill9_em()
+    assert before.succeed < 20  # the kill lands in the middle of the run
     cluster.start_em()
     s = wait_for(lambda: all_done(pb, cfe, "em-r", 20), timeout=60, what="all 20 tasks")
     assert (s.status.failed, s.status.pending, s.status.running) == (0, 0, 0)
@@ -190,7 +192,9 @@ def test_session_manager_restart_loses_no_task(cluster, pb, cfe):
     submit_sleepers(pb, cfe, "sm-r", 20, 100)
     wait_for(lambda: cfe.GetSession(pb.fe.GetSessionRequest(session_id="sm-r")).status.succeed >= 3,
              what="some tasks to finish")
+    before = cfe.GetSession(pb.fe.GetSessionRequest(session_id="sm-r")).status
     cluster.kill9()
+    assert before.succeed < 20  # the kill lands in the middle of the run
     cluster.start()
     s = wait_for(lambda: all_done(pb, cfe, "sm-r", 20), timeout=60, what="all 20 tasks")
     assert (s.status.failed, s.status.pending, s.status.running) == (0, 0, 0)
