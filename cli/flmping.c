@@ -1,6 +1,7 @@
 /* flmping: run N tasks of the built-in flmping application and report
  * (Flame's flmping), written only against client.h. */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,54 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+typedef struct watch_state {
+    flame_session *s;
+    size_t want, seen;
+    long ok, failed;
+    int perf;
+    char *states;    /* by task id - 1 */
+    char **outputs;  /* by task id - 1 (not with -p) */
+    flame_status status;
+    char error[256];
+} watch_state;
+
+static int on_outcomes(const flame_task_outcome *o, size_t n, void *payload)
+{
+    watch_state *w = payload;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (size_t)o[i].task_id - 1;
+        if (k >= w->want)
+            continue;
+        w->states[k] = (char)o[i].state;
+        if (o[i].state == FLAME_TASK_SUCCEED)
+            w->ok++;
+        else
+            w->failed++;
+        if (w->outputs) {
+            char out[256];
+            if (o[i].state == FLAME_TASK_SUCCEED)
+                cli_format_bytes(out, sizeof out, &o[i].output);
+            else
+                snprintf(out, sizeof out, "%s", o[i].message ? o[i].message : "-");
+            w->outputs[k] = strdup(out);
+        }
+        w->seen++;
+    }
+    return w->seen >= w->want;
+}
+
+static void *watcher(void *arg)
+{
+    watch_state *w = arg;
+    w->status = flame_session_watch(w->s, 1, on_outcomes, w, -1);
+    if (w->status != FLAME_OK)
+        snprintf(w->error, sizeof w->error, "%s", flame_error_last());
+    else if (w->seen < w->want)
+        snprintf(w->error, sizeof w->error, "the session ended with %zu of %zu tasks done",
+                 w->seen, w->want), w->status = FLAME_ERR_INTERNAL;
+    return NULL;
 }
 
 static int fail(const char *what)
@@ -138,41 +187,42 @@ int main(int argc, char **argv)
     if (duration >= 0 || memory)
         ilen = snprintf(input, sizeof input, "{\"duration\": %ld, \"memory\": %llu}",
                         duration > 0 ? duration : 0, (unsigned long long)memory);
-    char **ids = calloc((size_t)ntasks + 1, sizeof *ids);
+    /* the outcomes stream runs on its own thread while the tasks go in */
+    watch_state w = { s, (size_t)ntasks, 0, 0, 0, perf,
+                      calloc((size_t)ntasks + 1, sizeof(char)),
+                      perf ? NULL : calloc((size_t)ntasks + 1, sizeof(char *)), FLAME_OK, "" };
+    pthread_t th;
+    if (ntasks)
+        pthread_create(&th, NULL, watcher, &w);
     int rc = 0;
-    long created = 0;
-    for (long i = 0; i < ntasks; i++) {
-        flame_task *t;
-        if (flame_task_create(&t, s, ilen ? input : NULL, (size_t)ilen)) {
-            rc = fail("create task");
-            break;
-        }
-        ids[created++] = strdup(t->id);
-        flame_task_free(t);
+    flame_bytes *inputs = NULL;
+    if (ilen) {
+        inputs = calloc((size_t)ntasks + 1, sizeof *inputs);
+        for (long i = 0; i < ntasks; i++)
+            inputs[i] = (flame_bytes){ (const uint8_t *)input, (size_t)ilen };
     }
-    long ok = 0, failed = 0;
+    if (ntasks && flame_task_create_many(s, inputs, (size_t)ntasks, NULL) != FLAME_OK) {
+        rc = fail("create tasks");
+        flame_session_close(s); /* ends the watch */
+    }
+    free(inputs);
+    if (ntasks)
+        pthread_join(th, NULL);
+    if (!rc && w.status != FLAME_OK) {
+        fprintf(stderr, "flmping: watch: %s\n", w.error);
+        rc = 1;
+    }
+    long ok = w.ok, failed = w.failed;
     cli_table table;
     static const char *hdr[] = { "Session", "Task", "State", "Output" };
     cli_table_init(&table, 4, hdr);
-    for (long i = 0; i < created && !rc; i++) {
-        flame_task *t;
-        if (flame_task_wait(&t, s, ids[i], -1)) {
-            rc = fail("wait");
-            break;
-        }
-        if (t->state == FLAME_TASK_SUCCEED)
-            ok++;
-        else
-            failed++;
-        char out[256];
-        if (t->state == FLAME_TASK_SUCCEED)
-            cli_format_bytes(out, sizeof out, &t->output);
-        else
-            snprintf(out, sizeof out, "%s", t->message ? t->message : "-");
-        const char *row[] = { flame_session_id(s), t->id, flame_task_state_str(t->state), out };
-        if (!perf)
-            cli_table_row(&table, row);
-        flame_task_free(t);
+    for (long i = 0; i < ntasks && !perf && !rc; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%ld", i + 1);
+        const char *row[] = { flame_session_id(s), id,
+                              flame_task_state_str((flame_task_state)w.states[i]),
+                              w.outputs[i] ? w.outputs[i] : "-" };
+        cli_table_row(&table, row);
     }
     double t2 = now_ms();
     if (!rc) {
@@ -191,9 +241,10 @@ int main(int argc, char **argv)
         printf("%ld tasks was completed in %.0f ms.\n", ok + failed, t2 - t1);
     }
     cli_table_free(&table);
-    for (long i = 0; i < created; i++)
-        free(ids[i]);
-    free(ids);
+    for (long i = 0; w.outputs && i < ntasks; i++)
+        free(w.outputs[i]);
+    free(w.outputs);
+    free(w.states);
     if (flame_session_close(s) && !rc)
         rc = fail("close session");
     flame_session_free(s);

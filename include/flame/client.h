@@ -242,6 +242,14 @@ int flame_task_state_is_terminal(flame_task_state state);
 flame_status flame_task_create(flame_task **out, flame_session *session,
                                const void *input, size_t input_len);
 
+/* Submits n tasks in as few calls as it can (the batched path: one call
+ * carries thousands). inputs[i].data NULL: that task has no input; inputs
+ * NULL: n tasks without input. ids (may be NULL) gets each task's id (the
+ * numbers behind "1", "2", ...). Returns once every task is committed; on
+ * an error, the tasks of the calls that succeeded exist. */
+flame_status flame_task_create_many(flame_session *session, const flame_bytes *inputs, size_t n,
+                                    uint64_t *ids);
+
 flame_status flame_task_get(flame_task **out, flame_session *session, const char *task_id);
 
 /* All tasks of the session in id order. */
@@ -262,6 +270,28 @@ flame_status flame_task_watch(flame_session *session, const char *task_id,
  * timeout_ms (< 0: no limit). */
 flame_status flame_task_wait(flame_task **out, flame_session *session, const char *task_id,
                              int timeout_ms);
+
+/* A finished task, as flame_session_watch reports it (valid during the
+ * callback only). */
+typedef struct flame_task_outcome {
+    uint64_t task_id;
+    flame_task_state state;     /* Succeed, Failed or Cancelled */
+    flame_bytes output;         /* data == NULL: unset */
+    const char *message;        /* the failure's message, or NULL */
+    int64_t completion_time;    /* Unix ms */
+} flame_task_outcome;
+
+/* Gets outcomes in batches. Return 0 to go on, non-zero to stop. */
+typedef int (*flame_session_watch_cb)(const flame_task_outcome *outcomes, size_t n,
+                                      void *payload);
+
+/* Reports the outcome of every task with id >= from_task_id as it finishes
+ * (those already finished first), in batches, over one stream. Returns
+ * FLAME_OK when the callback stops it or when the session is closed and has
+ * nothing left to run; FLAME_ERR_TIMEOUT after timeout_ms (< 0: no limit).
+ * Blocks the calling thread; the callback runs on it. */
+flame_status flame_session_watch(flame_session *session, uint64_t from_task_id,
+                                 flame_session_watch_cb cb, void *payload, int timeout_ms);
 
 void flame_task_free(flame_task *task);
 void flame_task_list_free(flame_task **tasks, size_t count);

@@ -666,6 +666,103 @@ flame_status flame_task_create(flame_task **out, flame_session *s, const void *i
     return FLAME_OK;
 }
 
+#define CREATE_MANY_BYTES (1u << 20) /* per call */
+#define CREATE_MANY_TASKS 8192
+
+flame_status flame_task_create_many(flame_session *s, const flame_bytes *inputs, size_t n,
+                                    uint64_t *ids)
+{
+    if (!s)
+        return bad_arg("flame_task_create_many", "session is NULL");
+    ProtobufCBinaryData *bins = inputs ? fl_calloc(CREATE_MANY_TASKS, sizeof *bins) : NULL;
+    size_t done = 0;
+    flame_status st = FLAME_OK;
+    while (done < n && !st) {
+        Flame__V1__CreateTasksRequest r = FLAME__V1__CREATE_TASKS_REQUEST__INIT;
+        r.session_id = s->id;
+        size_t k = 0, bytes = 0;
+        if (inputs) {
+            /* tasks without input cannot ride in `inputs`: send them alone */
+            if (!inputs[done].data) {
+                for (; done + k < n && k < CREATE_MANY_TASKS && !inputs[done + k].data; k++)
+                    ;
+                r.count = (uint32_t)k;
+            } else {
+                for (; done + k < n && k < CREATE_MANY_TASKS && inputs[done + k].data; k++) {
+                    if (k && bytes + inputs[done + k].len > CREATE_MANY_BYTES)
+                        break;
+                    bins[k].data = (uint8_t *)inputs[done + k].data;
+                    bins[k].len = inputs[done + k].len;
+                    bytes += inputs[done + k].len + 8;
+                }
+                r.n_inputs = k;
+                r.inputs = bins;
+            }
+        } else {
+            k = n - done < CREATE_MANY_TASKS ? n - done : CREATE_MANY_TASKS;
+            r.count = (uint32_t)k;
+        }
+        ProtobufCMessage *resp;
+        st = call(s->client, FE("CreateTasks"), &r.base, &flame__v1__create_tasks_response__descriptor,
+                  &resp);
+        if (st)
+            break;
+        Flame__V1__CreateTasksResponse *cr = (Flame__V1__CreateTasksResponse *)resp;
+        for (size_t i = 0; ids && i < k; i++)
+            ids[done + i] = cr->first_task_id + i;
+        protobuf_c_message_free_unpacked(resp, NULL);
+        done += k;
+    }
+    free(bins);
+    return st;
+}
+
+flame_status flame_session_watch(flame_session *s, uint64_t from_task_id,
+                                 flame_session_watch_cb cb, void *payload, int timeout_ms)
+{
+    if (!s || !cb)
+        return bad_arg("flame_session_watch", "session and callback are required");
+    Flame__V1__WatchSessionRequest r = FLAME__V1__WATCH_SESSION_REQUEST__INIT;
+    r.session_id = s->id;
+    r.from_task_id = from_task_id;
+    rpc_stream *st;
+    flame_status rc = rpc_stream_open(&st, s->client->ch, FE("WatchSession"), &r.base,
+                                      timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : timeout_ms);
+    if (rc)
+        return rc;
+    flame_task_outcome *v = NULL;
+    size_t cap = 0;
+    for (;;) {
+        ProtobufCMessage *m;
+        rc = rpc_stream_next(st, &flame__v1__task_outcomes__descriptor, &m);
+        if (rc || !m)
+            break;
+        Flame__V1__TaskOutcomes *o = (Flame__V1__TaskOutcomes *)m;
+        if (o->n_outcomes > cap) {
+            cap = o->n_outcomes;
+            v = fl_realloc(v, cap * sizeof *v);
+        }
+        for (size_t i = 0; i < o->n_outcomes; i++) {
+            const Flame__V1__TaskOutcome *x = o->outcomes[i];
+            v[i] = (flame_task_outcome){ x->task_id, (flame_task_state)x->state, { NULL, 0 },
+                                         x->_message_case ? x->message : NULL, x->completion_time };
+            if (x->_output_case) {
+                v[i].output.data = x->output.data ? x->output.data : (const uint8_t *)"";
+                v[i].output.len = x->output.len;
+            }
+        }
+        int stop = o->n_outcomes ? cb(v, o->n_outcomes, payload) : 0;
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (stop) {
+            rpc_stream_cancel(st);
+            break;
+        }
+    }
+    free(v);
+    rpc_stream_free(st);
+    return rc;
+}
+
 flame_status flame_task_get(flame_task **out, flame_session *s, const char *task_id)
 {
     if (!out || !s || !task_id)
