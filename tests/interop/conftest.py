@@ -45,6 +45,21 @@ def pb(tmp_path_factory):
     return PB
 
 
+CHANNEL_OPTIONS = [
+    # each channel its own subchannels: grpcio otherwise shares them per
+    # address, with the reconnect backoff an earlier test's daemon left
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+]
+
+
+def channel(port):
+    import grpc
+    return grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS)
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -77,9 +92,16 @@ class Daemon:
             except OSError:
                 assert time.time() < deadline, "the session manager did not listen"
                 time.sleep(0.01)
-        ch = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        grpc.channel_ready_future(ch).result(timeout=10)
-        ch.close()
+        ch = channel(self.port)
+        try:
+            grpc.channel_ready_future(ch).result(timeout=10)
+        except grpc.FutureTimeoutError:
+            with open(os.path.join(self.workdir, "sm.log"), errors="replace") as f:
+                log = f.read()
+            raise AssertionError(f"the session manager is not ready (running: "
+                                 f"{self.proc.poll() is None}):\n{log[-3000:]}")
+        finally:
+            ch.close()
 
     def config(self):
         path = os.path.join(self.workdir, "cluster.yaml")
@@ -156,7 +178,7 @@ def cluster():
 @pytest.fixture
 def cfe(cluster, pb):
     import grpc
-    ch = grpc.insecure_channel(f"127.0.0.1:{cluster.port}")
+    ch = channel(cluster.port)
     yield pb.grpc.FrontendStub(ch)
     ch.close()
 
@@ -164,6 +186,6 @@ def cfe(cluster, pb):
 @pytest.fixture
 def fe(daemon, pb):
     import grpc
-    ch = grpc.insecure_channel(f"127.0.0.1:{daemon.port}")
+    ch = channel(daemon.port)
     yield pb.grpc.FrontendStub(ch)
     ch.close()

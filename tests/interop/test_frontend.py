@@ -5,6 +5,8 @@ import time
 import grpc
 import pytest
 
+from conftest import channel
+
 
 def code_of(fn):
     with pytest.raises(grpc.RpcError) as e:
@@ -156,7 +158,7 @@ def test_tasks_and_events(pb, fe):
 
 
 def test_garbage_and_unknown_methods(daemon, pb, fe):
-    ch = grpc.insecure_channel(f"127.0.0.1:{daemon.port}")
+    ch = channel(daemon.port)
     for method in ("/flame.v1.Frontend/CreateTask", "/flame.v1.Frontend/RegisterApplication",
                    "/flame.v1.Frontend/WatchTask"):
         call = ch.unary_unary(method)
