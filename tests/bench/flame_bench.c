@@ -1,0 +1,305 @@
+/* flame_bench: the measurements behind scripts/bench.sh. Each subcommand
+ * prints one JSON object on stdout.
+ *   latency N            sequential submit -> result, N tasks (us)
+ *   session-create N     CreateSession round trips (us)
+ *   cold-start APP       CreateSession -> first result with no executor (ms)
+ *   fill N PAYLOAD       N tasks with PAYLOAD-byte inputs, all run (tasks/s)
+ *   sched S N E          one scheduler cycle on S sessions, N nodes, E executors (ms)
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <flame/flame.h>
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static int die(const char *what)
+{
+    fprintf(stderr, "flame_bench: %s: %s\n", what, flame_error_last());
+    return 1;
+}
+
+/* ---- latency: a watch thread hands outcomes to the submitting thread ---- */
+
+typedef struct lat {
+    flame_session *s;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t done_upto; /* highest task id finished */
+    size_t want;
+    flame_status st;
+} lat;
+
+static int lat_cb(const flame_task_outcome *o, size_t n, void *payload)
+{
+    lat *l = payload;
+    pthread_mutex_lock(&l->mu);
+    for (size_t i = 0; i < n; i++)
+        if (o[i].task_id > l->done_upto)
+            l->done_upto = o[i].task_id;
+    pthread_cond_broadcast(&l->cv);
+    int stop = l->done_upto >= l->want;
+    pthread_mutex_unlock(&l->mu);
+    return stop;
+}
+
+static void *lat_watch(void *arg)
+{
+    lat *l = arg;
+    l->st = flame_session_watch(l->s, 1, lat_cb, l, -1);
+    pthread_mutex_lock(&l->mu);
+    l->done_upto = (uint64_t)-1;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static flame_session *open_ping(flame_client *c, const char *app)
+{
+    flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
+    spec.application = app;
+    flame_session *s = NULL;
+    if (flame_session_create(&s, c, NULL, &spec))
+        return NULL;
+    return s;
+}
+
+static int latency(flame_client *c, size_t n)
+{
+    flame_session *s = open_ping(c, "flmping");
+    if (!s)
+        return die("create session");
+    size_t warm = n / 10 + 10;
+    lat l = { s, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, n + warm, FLAME_OK };
+    pthread_t th;
+    pthread_create(&th, NULL, lat_watch, &l);
+    double *v = calloc(n, sizeof *v);
+    for (size_t i = 0; i < n + warm; i++) {
+        double t0 = now_us();
+        flame_task *t;
+        if (flame_task_create(&t, s, "ping", 4))
+            return die("create task");
+        uint64_t id = strtoull(t->id, NULL, 10);
+        flame_task_free(t);
+        pthread_mutex_lock(&l.mu);
+        while (l.done_upto < id)
+            pthread_cond_wait(&l.cv, &l.mu);
+        pthread_mutex_unlock(&l.mu);
+        if (i >= warm)
+            v[i - warm] = now_us() - t0;
+    }
+    pthread_join(th, NULL);
+    printf("{\"latency_p50_us\": %.1f, \"latency_p99_us\": %.1f, \"n\": %zu}\n", pct(v, n, 50),
+           pct(v, n, 99), n);
+    free(v);
+    flame_session_close(s);
+    flame_session_free(s);
+    return 0;
+}
+
+static int session_create(flame_client *c, size_t n)
+{
+    double *v = calloc(n, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        double t0 = now_us();
+        flame_session *s = open_ping(c, "flmping");
+        v[i] = now_us() - t0;
+        if (!s)
+            return die("create session");
+        flame_session_close(s);
+        flame_session_free(s);
+    }
+    printf("{\"session_create_p50_us\": %.1f, \"session_create_p99_us\": %.1f, \"n\": %zu}\n",
+           pct(v, n, 50), pct(v, n, 99), n);
+    free(v);
+    return 0;
+}
+
+static int first_cb(const flame_task_outcome *o, size_t n, void *payload)
+{
+    *(int *)payload = o[0].state;
+    return 1;
+}
+
+static int cold_start(flame_client *c, const char *app)
+{
+    /* a fresh application: no executor can be reused */
+    flame_application *ping;
+    if (flame_application_get(&ping, c, "flmping"))
+        return die("get flmping");
+    if (flame_application_register(c, app, &ping->spec))
+        return die("register");
+    flame_application_free(ping);
+    double t0 = now_us();
+    flame_session *s = open_ping(c, app);
+    if (!s)
+        return die("create session");
+    if (flame_task_create(NULL, s, NULL, 0))
+        return die("create task");
+    int state = -1;
+    if (flame_session_watch(s, 1, first_cb, &state, 30000))
+        return die("watch");
+    double ms = (now_us() - t0) / 1000.0;
+    printf("{\"cold_start_ms\": %.2f, \"state\": \"%s\"}\n", ms,
+           flame_task_state_str((flame_task_state)state));
+    flame_session_close(s);
+    flame_session_free(s);
+    return state == FLAME_TASK_SUCCEED ? 0 : 1;
+}
+
+typedef struct fill_w {
+    size_t want, seen;
+} fill_w;
+
+static int fill_cb(const flame_task_outcome *o, size_t n, void *payload)
+{
+    fill_w *w = payload;
+    w->seen += n;
+    return w->seen >= w->want;
+}
+
+typedef struct fill_arg {
+    flame_session *s;
+    fill_w w;
+    flame_status st;
+} fill_arg;
+
+static void *fill_watch(void *arg)
+{
+    fill_arg *a = arg;
+    a->st = flame_session_watch(a->s, 1, fill_cb, &a->w, -1);
+    return NULL;
+}
+
+static int fill(flame_client *c, size_t n, size_t payload)
+{
+    flame_session *s = open_ping(c, "flmping");
+    if (!s)
+        return die("create session");
+    char *buf = malloc(payload + 1);
+    memset(buf, 'x', payload);
+    flame_bytes *in = calloc(n, sizeof *in);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (flame_bytes){ (const uint8_t *)buf, payload };
+    fill_arg a = { s, { n, 0 }, FLAME_OK };
+    pthread_t th;
+    double t0 = now_us();
+    pthread_create(&th, NULL, fill_watch, &a);
+    if (flame_task_create_many(s, in, n, NULL))
+        return die("create tasks");
+    pthread_join(th, NULL);
+    double secs = (now_us() - t0) / 1e6;
+    printf("{\"tasks\": %zu, \"tasks_per_s\": %.0f}\n", a.w.seen, (double)a.w.seen / secs);
+    flame_session_close(s);
+    flame_session_free(s);
+    free(in);
+    free(buf);
+    return a.w.seen == n ? 0 : 1;
+}
+
+static int sched(size_t ns, size_t nn, size_t ne)
+{
+    flame_sched_node *nodes = calloc(nn, sizeof *nodes);
+    flame_sched_session *sess = calloc(ns, sizeof *sess);
+    flame_sched_executor *ex = calloc(ne, sizeof *ex);
+    flame_sched_application apps[10];
+    char **names = calloc(nn + ns + ne + 10, sizeof *names);
+    size_t k = 0;
+    for (size_t i = 0; i < 10; i++) {
+        names[k] = malloc(32);
+        snprintf(names[k], 32, "app-%zu", i);
+        apps[i] = (flame_sched_application){ names[k++], 0, 0, 60000 };
+    }
+    for (size_t i = 0; i < nn; i++) {
+        names[k] = malloc(32);
+        snprintf(names[k], 32, "node-%zu", i);
+        nodes[i] = (flame_sched_node){ names[k++], { 128, 512ULL << 30, 0 }, 1 };
+    }
+    for (size_t i = 0; i < ns; i++) {
+        names[k] = malloc(32);
+        snprintf(names[k], 32, "session-%zu", i);
+        /* busy sessions: some want more than they hold */
+        sess[i] = (flame_sched_session){ names[k++], apps[i % 10].name, (uint32_t)(i % 3),
+                                         { 1, 1ULL << 30, 0 }, 0, 0, 0,
+                                         (uint32_t)(i % 7) * 4, 5, 1, 1 };
+    }
+    for (size_t i = 0; i < ne; i++) {
+        names[k] = malloc(40);
+        snprintf(names[k], 40, "executor-%zu", i);
+        size_t si = i % ns;
+        int idle = i % 10 == 0;
+        ex[i] = (flame_sched_executor){ names[k++], nodes[i % nn].name, { 1, 1ULL << 30, 0 },
+                                        idle ? FLAME_EXECUTOR_IDLE : FLAME_EXECUTOR_BOUND,
+                                        idle ? NULL : sess[si].id, sess[si].application, 0 };
+    }
+    flame_sched_snapshot snap = { nodes, nn, apps, 10, sess, ns, ex, ne };
+    flame_scheduler *sc;
+    flame_scheduler_new(&sc);
+    double v[7];
+    size_t nd = 0;
+    for (int r = 0; r < 7; r++) {
+        const flame_decision *d;
+        double t0 = now_us();
+        flame_scheduler_cycle(sc, &snap, 1000, &d, &nd);
+        v[r] = (now_us() - t0) / 1000.0;
+    }
+    printf("{\"sched_cycle_ms\": %.2f, \"decisions\": %zu, \"sessions\": %zu, \"nodes\": %zu, "
+           "\"executors\": %zu}\n", pct(v, 7, 50), nd, ns, nn, ne);
+    flame_scheduler_free(sc);
+    for (size_t i = 0; i < k; i++)
+        free(names[i]);
+    free(names);
+    free(nodes);
+    free(sess);
+    free(ex);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: flame_bench latency N | session-create N | cold-start APP | "
+                        "fill N PAYLOAD | sched S N E\n");
+        return 2;
+    }
+    if (strcmp(argv[1], "sched") == 0 && argc == 5)
+        return sched(strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10),
+                     strtoul(argv[4], NULL, 10));
+    flame_client *c;
+    if (flame_client_connect(&c, NULL))
+        return die("connect");
+    int rc = 2;
+    if (strcmp(argv[1], "latency") == 0 && argc == 3)
+        rc = latency(c, strtoul(argv[2], NULL, 10));
+    else if (strcmp(argv[1], "session-create") == 0 && argc == 3)
+        rc = session_create(c, strtoul(argv[2], NULL, 10));
+    else if (strcmp(argv[1], "cold-start") == 0 && argc == 3)
+        rc = cold_start(c, argv[2]);
+    else if (strcmp(argv[1], "fill") == 0 && argc == 4)
+        rc = fill(c, strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10));
+    else
+        fprintf(stderr, "flame_bench: bad arguments\n");
+    flame_client_free(c);
+    return rc;
+}
