@@ -1,5 +1,6 @@
 /* The scheduler: one pure function from a snapshot to decisions.
  * See include/flame/scheduler.h for the policies. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,12 +10,20 @@
 typedef struct s_node {
     const flame_sched_node *n;
     flame_resreq free;
+    uint32_t rank;                    /* position in name order (ties) */
 } s_node;
 
 typedef struct s_app {
     const flame_sched_application *a; /* NULL: not listed (defaults) */
     uint32_t alloc;                   /* executors held by its sessions */
+    int *idle;                        /* its IDLE executors, by id */
+    uint32_t nidle, capidle, next_idle;
 } s_app;
+
+/* Bounds on the work of one cycle in a full cluster: the rest waits for
+ * the next cycle. */
+#define MAX_RECLAIMS_PER_CYCLE 32
+#define MAX_RELEASE_TRIES_PER_CYCLE 256
 
 typedef struct s_sess {
     const flame_sched_session *s;
@@ -24,6 +33,9 @@ typedef struct s_sess {
     double unit_share;                /* dominant share of one executor */
     int starving;                     /* could not be served this cycle */
     int reclaimed;                    /* took one by unbinding this cycle */
+    int *bound;                       /* its BOUND executors (indices) */
+    uint32_t nbound, capbound;
+    uint32_t rank;                    /* position in id order (ties) */
 } s_sess;
 
 typedef struct s_exec {
@@ -101,6 +113,14 @@ typedef struct cycle {
     s_exec *execs;
     size_t nn, na, ns, ne;
     flame_resreq total;
+    int *nheap;                       /* node indices, most free first */
+    size_t nheap_len;
+    int *npos;                        /* node -> its place in nheap, or -1 */
+    int *node_idle_head;              /* per node: first idle executor (-1) */
+    int *idle_next;                   /* per executor: next idle on its node */
+    size_t idle_left;                 /* IDLE executors not taken yet */
+    int reclaims, release_tries;
+    size_t release_cursor;
 } cycle;
 
 static int64_t delay_of(const cycle *c, int app)
@@ -130,7 +150,7 @@ static int better(const s_sess *a, const s_sess *b)
     double sa = share_with(a, 0), sb = share_with(b, 0);
     if (sa != sb)
         return sa < sb;
-    return strcmp(a->s->id, b->s->id) < 0;
+    return a->rank < b->rank;
 }
 
 static int wants(const cycle *c, const s_sess *s)
@@ -138,41 +158,74 @@ static int wants(const cycle *c, const s_sess *s)
     return !s->starving && s->alloc < s->desired && !app_full(c, s);
 }
 
-/* The best session that still wants an executor (linear scan: the number of
- * sessions that want one is small next to the executors handed out). */
-static s_sess *next_session(cycle *c, int **list, size_t *n)
+/* A binary heap of sessions, best (tier, then share, then id) on top. */
+typedef struct sheap {
+    int *v;
+    size_t n;
+} sheap;
+
+static void sheap_up(cycle *c, sheap *h, size_t i)
 {
-    s_sess *best = NULL;
-    size_t w = 0;
-    for (size_t i = 0; i < *n; i++) {
-        s_sess *s = &c->sess[(*list)[i]];
-        if (!wants(c, s))
-            continue;
-        (*list)[w++] = (*list)[i];
-        if (!best || better(s, best))
-            best = s;
+    while (i) {
+        size_t p = (i - 1) / 2;
+        if (!better(&c->sess[h->v[i]], &c->sess[h->v[p]]))
+            break;
+        int t = h->v[i];
+        h->v[i] = h->v[p];
+        h->v[p] = t;
+        i = p;
     }
-    *n = w;
-    return best;
+}
+
+static void sheap_down(cycle *c, sheap *h, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < h->n && better(&c->sess[h->v[l]], &c->sess[h->v[m]]))
+            m = l;
+        if (r < h->n && better(&c->sess[h->v[r]], &c->sess[h->v[m]]))
+            m = r;
+        if (m == i)
+            return;
+        int t = h->v[i];
+        h->v[i] = h->v[m];
+        h->v[m] = t;
+        i = m;
+    }
+}
+
+static void sheap_push(cycle *c, sheap *h, int si)
+{
+    h->v[h->n++] = si;
+    sheap_up(c, h, h->n - 1);
+}
+
+static int sheap_pop(cycle *c, sheap *h)
+{
+    int top = h->v[0];
+    h->v[0] = h->v[--h->n];
+    if (h->n)
+        sheap_down(c, h, 0);
+    return top;
 }
 
 static int give_idle(cycle *c, s_sess *s)
 {
-    s_exec *pick = NULL;
-    for (size_t i = 0; i < c->ne; i++) {
-        s_exec *x = &c->execs[i];
-        if (x->taken || x->e->state != FLAME_EXECUTOR_IDLE || x->app != s->app || x->node < 0)
-            continue;
-        if (!fits(&x->e->resreq, &s->s->resreq))
-            continue;
-        if (!pick || strcmp(x->e->id, pick->e->id) < 0)
-            pick = x;
-    }
-    if (!pick)
+    if (s->app < 0)
         return 0;
-    pick->taken = 1;
-    decide(c->sch, FLAME_DECISION_BIND, NULL, pick->e->id, s->s->id);
-    return 1;
+    s_app *a = &c->apps[s->app];
+    for (uint32_t i = a->next_idle; i < a->nidle; i++) {
+        s_exec *x = &c->execs[a->idle[i]];
+        if (x->taken || x->node < 0 || !fits(&x->e->resreq, &s->s->resreq))
+            continue;
+        if (i == a->next_idle)
+            a->next_idle++;
+        x->taken = 1;
+        c->idle_left--;
+        decide(c->sch, FLAME_DECISION_BIND, NULL, x->e->id, s->s->id);
+        return 1;
+    }
+    return 0;
 }
 
 static int node_better(const s_node *a, const s_node *b)
@@ -182,54 +235,128 @@ static int node_better(const s_node *a, const s_node *b)
         return a->free.cpu > b->free.cpu;
     if (a->free.memory != b->free.memory)
         return a->free.memory > b->free.memory;
-    return strcmp(a->n->name, b->n->name) < 0;
+    return a->rank < b->rank;
+}
+
+static void nheap_swap(cycle *c, size_t i, size_t j)
+{
+    int t = c->nheap[i];
+    c->nheap[i] = c->nheap[j];
+    c->nheap[j] = t;
+    c->npos[c->nheap[i]] = (int)i;
+    c->npos[c->nheap[j]] = (int)j;
+}
+
+static void nheap_down(cycle *c, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < c->nheap_len && node_better(&c->nodes[c->nheap[l]], &c->nodes[c->nheap[m]]))
+            m = l;
+        if (r < c->nheap_len && node_better(&c->nodes[c->nheap[r]], &c->nodes[c->nheap[m]]))
+            m = r;
+        if (m == i)
+            return;
+        nheap_swap(c, i, m);
+        i = m;
+    }
+}
+
+static void nheap_up(cycle *c, size_t i)
+{
+    while (i) {
+        size_t p = (i - 1) / 2;
+        if (!node_better(&c->nodes[c->nheap[i]], &c->nodes[c->nheap[p]]))
+            return;
+        nheap_swap(c, i, p);
+        i = p;
+    }
+}
+
+/* Node `node`'s free resources changed: restore the heap order. */
+static void nheap_fix(cycle *c, int node)
+{
+    int i = c->npos[node];
+    if (i < 0)
+        return;
+    nheap_up(c, (size_t)i);
+    nheap_down(c, (size_t)c->npos[node]);
+}
+
+static void nheap_build(cycle *c)
+{
+    c->nheap_len = 0;
+    for (size_t i = 0; i < c->nn; i++) {
+        c->npos[i] = -1;
+        if (c->nodes[i].n->ready) {
+            c->npos[i] = (int)c->nheap_len;
+            c->nheap[c->nheap_len++] = (int)i;
+        }
+    }
+    for (size_t i = c->nheap_len / 2 + 1; i-- > 0;)
+        nheap_down(c, i);
 }
 
 static int give_new(cycle *c, s_sess *s)
 {
-    s_node *pick = NULL;
-    for (size_t i = 0; i < c->nn; i++) {
-        s_node *n = &c->nodes[i];
-        if (!n->n->ready || !fits(&n->free, &s->s->resreq))
-            continue;
-        if (!pick || node_better(n, pick))
-            pick = n;
-    }
-    if (!pick)
+    if (!c->nheap_len)
         return 0;
+    s_node *pick = &c->nodes[c->nheap[0]];
+    if (!fits(&pick->free, &s->s->resreq)) {
+        /* nodes are ordered by free cpu: if the top lacks cpu, all do */
+        if (pick->free.cpu < s->s->resreq.cpu)
+            return 0;
+        /* the most free node lacks some other resource: look at all */
+        pick = NULL;
+        for (size_t i = 0; i < c->nheap_len; i++) {
+            s_node *n = &c->nodes[c->nheap[i]];
+            if (fits(&n->free, &s->s->resreq) && (!pick || node_better(n, pick)))
+                pick = n;
+        }
+        if (!pick)
+            return 0;
+    }
     take(&pick->free, &s->s->resreq, -1);
     decide(c->sch, FLAME_DECISION_CREATE, pick->n->name, NULL, s->s->id);
+    nheap_fix(c, (int)(pick - c->nodes));
     return 1;
 }
 
 /* Releases idle executors of other applications on one node until the
- * session fits there; then creates its executor in their room. */
+ * session fits there; then creates its executor in their room. Nodes are
+ * tried from a cursor that moves on, so a full cluster costs little. */
 static int give_by_release(cycle *c, s_sess *s)
 {
-    for (size_t i = 0; i < c->nn; i++) {
+    if (!c->idle_left || c->release_tries >= MAX_RELEASE_TRIES_PER_CYCLE)
+        return 0;
+    c->release_tries++;
+    for (size_t step = 0; step < c->nn; step++) {
+        size_t i = (c->release_cursor + step) % c->nn;
         s_node *n = &c->nodes[i];
         if (!n->n->ready)
             continue;
         flame_resreq room = n->free;
-        for (size_t j = 0; j < c->ne; j++) {
+        for (int j = c->node_idle_head[i]; j >= 0; j = c->idle_next[j]) {
             s_exec *x = &c->execs[j];
-            if (!x->taken && x->node == (int)i && x->e->state == FLAME_EXECUTOR_IDLE &&
-                x->app != s->app)
+            if (!x->taken && x->app != s->app)
                 take(&room, &x->e->resreq, +1);
         }
         if (!fits(&room, &s->s->resreq))
             continue;
-        for (size_t j = 0; j < c->ne && !fits(&n->free, &s->s->resreq); j++) {
+        for (int j = c->node_idle_head[i]; j >= 0 && !fits(&n->free, &s->s->resreq);
+             j = c->idle_next[j]) {
             s_exec *x = &c->execs[j];
-            if (!x->taken && x->node == (int)i && x->e->state == FLAME_EXECUTOR_IDLE &&
-                x->app != s->app) {
+            if (!x->taken && x->app != s->app) {
                 x->taken = 1;
+                c->idle_left--;
                 take(&n->free, &x->e->resreq, +1);
                 decide(c->sch, FLAME_DECISION_RELEASE, NULL, x->e->id, NULL);
             }
         }
         take(&n->free, &s->s->resreq, -1);
         decide(c->sch, FLAME_DECISION_CREATE, n->n->name, NULL, s->s->id);
+        c->release_cursor = i;
+        nheap_fix(c, (int)i);
         return 1;
     }
     return 0;
@@ -238,10 +365,13 @@ static int give_by_release(cycle *c, s_sess *s)
 /* Unbinds one executor from a session that may give it up to s. */
 static void reclaim(cycle *c, s_sess *s)
 {
+    if (c->reclaims >= MAX_RECLAIMS_PER_CYCLE)
+        return;
+    c->reclaims++;
     s_sess *victim = NULL;
     for (size_t i = 0; i < c->ns; i++) {
         s_sess *v = &c->sess[i];
-        if (v == s || v->alloc <= v->s->min_instances || v->alloc == 0)
+        if (v == s || v->alloc <= v->s->min_instances || v->alloc == 0 || !v->nbound)
             continue;
         int ok;
         if (v->alloc > v->desired)
@@ -261,21 +391,50 @@ static void reclaim(cycle *c, s_sess *s)
     if (!victim)
         return;
     s_exec *pick = NULL;
-    for (size_t i = 0; i < c->ne; i++) {
-        s_exec *x = &c->execs[i];
-        if (x->taken || x->sess != victim - c->sess || x->e->state != FLAME_EXECUTOR_BOUND)
-            continue;
-        if (!pick || strcmp(x->e->id, pick->e->id) < 0)
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < victim->nbound; i++) {
+        s_exec *x = &c->execs[victim->bound[i]];
+        if (!x->taken && (!pick || strcmp(x->e->id, pick->e->id) < 0)) {
             pick = x;
+            at = i;
+        }
     }
     if (!pick)
         return;
+    victim->bound[at] = victim->bound[--victim->nbound];
     pick->taken = 1;
     victim->alloc--;
     if (victim->app >= 0)
         c->apps[victim->app].alloc--;
     s->reclaimed = 1;
     decide(c->sch, FLAME_DECISION_UNBIND, NULL, pick->e->id, NULL);
+}
+
+static int cmp_node_name(const void *a, const void *b, void *nodes)
+{
+    const flame_sched_node *n = nodes;
+    return strcmp(n[*(const int *)a].name, n[*(const int *)b].name);
+}
+
+static int cmp_session_id(const void *a, const void *b, void *sessions)
+{
+    const flame_sched_session *s = sessions;
+    return strcmp(s[*(const int *)a].id, s[*(const int *)b].id);
+}
+
+static void push_int(int **v, uint32_t *n, uint32_t *cap, int x)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *v = fl_realloc(*v, *cap * sizeof **v);
+    }
+    (*v)[(*n)++] = x;
+}
+
+static int cmp_exec_id(const void *a, const void *b, void *execs)
+{
+    const flame_sched_executor *e = execs;
+    return strcmp(e[*(const int *)a].id, e[*(const int *)b].id);
 }
 
 static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
@@ -319,9 +478,12 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
         x->e = e;
         x->node = index_of(nm, e->node);
         x->sess = index_of(sm, e->session_id);
-        x->app = index_of(am, e->application);
-        if (x->app < 0 && x->sess >= 0)
+        /* most executors serve their session's application: skip a lookup */
+        if (x->sess >= 0 && (!e->application ||
+                             strcmp(e->application, c->sess[x->sess].s->application) == 0))
             x->app = c->sess[x->sess].app;
+        else
+            x->app = index_of(am, e->application);
         if (e->state == FLAME_EXECUTOR_RELEASED || e->state == FLAME_EXECUTOR_UNKNOWN)
             continue;
         if (x->node >= 0)
@@ -333,7 +495,38 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
             if (c->sess[x->sess].app >= 0)
                 c->apps[c->sess[x->sess].app].alloc++;
         }
+        if (e->state == FLAME_EXECUTOR_BOUND && x->sess >= 0)
+            push_int(&c->sess[x->sess].bound, &c->sess[x->sess].nbound,
+                     &c->sess[x->sess].capbound, (int)i);
+        if (e->state == FLAME_EXECUTOR_IDLE && x->node >= 0) {
+            c->idle_next[i] = c->node_idle_head[x->node];
+            c->node_idle_head[x->node] = (int)i;
+            c->idle_left++;
+            if (x->app >= 0)
+                push_int(&c->apps[x->app].idle, &c->apps[x->app].nidle, &c->apps[x->app].capidle,
+                         (int)i);
+        }
     }
+    /* ties between nodes go by name, between sessions by id: rank once */
+    int *norder = fl_malloc((c->nn + 1) * sizeof *norder);
+    for (size_t i = 0; i < c->nn; i++)
+        norder[i] = (int)i;
+    qsort_r(norder, c->nn, sizeof *norder, cmp_node_name, (void *)sn->nodes);
+    for (size_t i = 0; i < c->nn; i++)
+        c->nodes[norder[i]].rank = (uint32_t)i;
+    free(norder);
+    int *order = fl_malloc((c->ns + 1) * sizeof *order);
+    for (size_t i = 0; i < c->ns; i++)
+        order[i] = (int)i;
+    qsort_r(order, c->ns, sizeof *order, cmp_session_id, (void *)sn->sessions);
+    for (size_t i = 0; i < c->ns; i++)
+        c->sess[order[i]].rank = (uint32_t)i;
+    free(order);
+    /* idle executors are handed out in id order: deterministic */
+    for (size_t a = 0; a < c->na; a++)
+        if (c->apps[a].nidle > 1)
+            qsort_r(c->apps[a].idle, c->apps[a].nidle, sizeof(int), cmp_exec_id,
+                    (void *)sn->executors);
 }
 
 flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snapshot *snap,
@@ -355,6 +548,12 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     c.apps = fl_calloc(c.na + 1, sizeof *c.apps);
     c.sess = fl_calloc(c.ns + 1, sizeof *c.sess);
     c.execs = fl_calloc(c.ne + 1, sizeof *c.execs);
+    c.nheap = fl_calloc(c.nn + 1, sizeof *c.nheap);
+    c.npos = fl_calloc(c.nn + 1, sizeof *c.npos);
+    c.node_idle_head = fl_malloc((c.nn + 1) * sizeof *c.node_idle_head);
+    for (size_t i = 0; i <= c.nn; i++)
+        c.node_idle_head[i] = -1;
+    c.idle_next = fl_malloc((c.ne + 1) * sizeof *c.idle_next);
     fl_map nm = { 0 }, am = { 0 }, smap = { 0 };
     prepare(&c, &nm, &am, &smap);
 
@@ -375,24 +574,28 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     }
 
     /* B: hand out executors, best tier and smallest share first. */
-    int *list = fl_calloc(c.ns + 1, sizeof *list);
-    size_t nl = 0;
+    sheap h = { fl_calloc(c.ns + 1, sizeof(int)), 0 };
     for (size_t i = 0; i < c.ns; i++)
         if (wants(&c, &c.sess[i]))
-            list[nl++] = (int)i;
-    s_sess *s;
-    while ((s = next_session(&c, &list, &nl)) != NULL) {
+            sheap_push(&c, &h, (int)i);
+    nheap_build(&c);
+    while (h.n) {
+        s_sess *s = &c.sess[sheap_pop(&c, &h)];
+        if (!wants(&c, s))
+            continue;
         if (give_idle(&c, s) || give_new(&c, s) || give_by_release(&c, s)) {
             s->alloc++;
             if (s->app >= 0)
                 c.apps[s->app].alloc++;
+            if (wants(&c, s))
+                sheap_push(&c, &h, (int)(s - c.sess));
             continue;
         }
         if (!s->reclaimed)
             reclaim(&c, s);
         s->starving = 1;
     }
-    free(list);
+    free(h.v);
 
     /* C: idle executors past their delay_release go. */
     for (size_t i = 0; i < c.ne; i++) {
@@ -408,6 +611,14 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     fl_map_free(&nm);
     fl_map_free(&am);
     fl_map_free(&smap);
+    for (size_t i = 0; i < c.ns; i++)
+        free(c.sess[i].bound);
+    for (size_t i = 0; i < c.na; i++)
+        free(c.apps[i].idle);
+    free(c.nheap);
+    free(c.npos);
+    free(c.node_idle_head);
+    free(c.idle_next);
     free(c.nodes);
     free(c.apps);
     free(c.sess);
