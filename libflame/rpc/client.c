@@ -7,11 +7,68 @@
 #include "rpc_internal.h"
 #include "util/util.h"
 
+/* Methods registered with the channel once (gRPC then skips parsing the
+ * path on every call). Method strings are literals: compared by address. */
+#define MAX_REGISTERED 64
+
 struct rpc_channel {
     grpc_channel *ch;
     char *target;
     size_t max_message;
+    pthread_mutex_t mu;
+    const char *reg_method[MAX_REGISTERED];
+    void *reg_handle[MAX_REGISTERED];
+    _Atomic size_t nreg;
 };
+
+/* One pluck queue per thread for unary calls, made on first use. */
+static pthread_key_t tl_cq_key;
+static pthread_once_t tl_cq_once = PTHREAD_ONCE_INIT;
+
+static void tl_cq_free(void *p)
+{
+    grpc_completion_queue *cq = p;
+    grpc_completion_queue_shutdown(cq);
+    grpc_completion_queue_destroy(cq);
+}
+
+static void tl_cq_init(void)
+{
+    pthread_key_create(&tl_cq_key, tl_cq_free);
+}
+
+static grpc_completion_queue *thread_cq(void)
+{
+    pthread_once(&tl_cq_once, tl_cq_init);
+    grpc_completion_queue *cq = pthread_getspecific(tl_cq_key);
+    if (!cq) {
+        cq = grpc_completion_queue_create_for_pluck(NULL);
+        pthread_setspecific(tl_cq_key, cq);
+    }
+    return cq;
+}
+
+static void *registered(rpc_channel *c, const char *method)
+{
+    size_t n = atomic_load(&c->nreg);
+    for (size_t i = 0; i < n; i++)
+        if (c->reg_method[i] == method)
+            return c->reg_handle[i];
+    pthread_mutex_lock(&c->mu);
+    void *h = NULL;
+    n = atomic_load(&c->nreg);
+    for (size_t i = 0; i < n && !h; i++)
+        if (c->reg_method[i] == method)
+            h = c->reg_handle[i];
+    if (!h && n < MAX_REGISTERED) {
+        h = grpc_channel_register_call(c->ch, method, NULL, NULL);
+        c->reg_method[n] = method;
+        c->reg_handle[n] = h;
+        atomic_store(&c->nreg, n + 1);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return h;
+}
 
 struct rpc_stream {
     grpc_call *call;
@@ -30,6 +87,7 @@ rpc_channel *rpc_channel_new(const char *target, size_t max_message)
 {
     rpc_init();
     rpc_channel *c = fl_calloc(1, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
     c->target = fl_strdup(target);
     c->max_message = max_message ? max_message : RPC_DEFAULT_MAX_MESSAGE;
     grpc_arg args[3];
@@ -50,6 +108,7 @@ void rpc_channel_free(rpc_channel *c)
     if (!c)
         return;
     grpc_channel_destroy(c->ch);
+    pthread_mutex_destroy(&c->mu);
     free(c->target);
     free(c);
 }
@@ -78,6 +137,10 @@ static flame_status status_error(const char *method, grpc_status_code code, grpc
 static grpc_call *new_call(rpc_channel *c, grpc_completion_queue *cq, const char *method,
                            int timeout_ms)
 {
+    void *h = registered(c, method);
+    if (h)
+        return grpc_channel_create_registered_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, h,
+                                                   deadline_of(timeout_ms), NULL);
     grpc_slice m = grpc_slice_from_static_string(method);
     return grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, m, NULL,
                                     deadline_of(timeout_ms), NULL);
@@ -126,7 +189,7 @@ static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffe
                         "%s: request of %zu bytes exceeds the maximum message size of %zu bytes",
                         method, req_len, c->max_message);
     }
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_completion_queue *cq = thread_cq();
     grpc_call *call = new_call(c, cq, method, timeout_ms);
     if (cancel) {
         pthread_mutex_lock(&cancel->mu);
@@ -180,7 +243,6 @@ static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffe
     grpc_metadata_array_destroy(&md);
     grpc_metadata_array_destroy(&trailing);
     grpc_call_unref(call);
-    destroy_cq(cq);
     return st;
 }
 

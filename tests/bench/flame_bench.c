@@ -118,6 +118,29 @@ static int latency(flame_client *c, size_t n)
     return 0;
 }
 
+/* A plain unary round trip (GetSession), for reference. */
+static int rtt(flame_client *c, size_t n)
+{
+    flame_session *s = open_ping(c, "flmping");
+    if (!s)
+        return die("create session");
+    double *v = calloc(n, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        double t0 = now_us();
+        flame_session_info *info;
+        if (flame_session_get(&info, c, flame_session_id(s)))
+            return die("get session");
+        v[i] = now_us() - t0;
+        flame_session_info_free(info);
+    }
+    printf("{\"rtt_p50_us\": %.1f, \"rtt_p99_us\": %.1f, \"n\": %zu}\n", pct(v, n, 50),
+           pct(v, n, 99), n);
+    free(v);
+    flame_session_close(s);
+    flame_session_free(s);
+    return 0;
+}
+
 static int session_create(flame_client *c, size_t n)
 {
     double *v = calloc(n, sizeof *v);
@@ -292,6 +315,8 @@ int main(int argc, char **argv)
     int rc = 2;
     if (strcmp(argv[1], "latency") == 0 && argc == 3)
         rc = latency(c, strtoul(argv[2], NULL, 10));
+    else if (strcmp(argv[1], "rtt") == 0 && argc == 3)
+        rc = rtt(c, strtoul(argv[2], NULL, 10));
     else if (strcmp(argv[1], "session-create") == 0 && argc == 3)
         rc = session_create(c, strtoul(argv[2], NULL, 10));
     else if (strcmp(argv[1], "cold-start") == 0 && argc == 3)
