@@ -88,10 +88,11 @@ static void take(flame_resreq *free, const flame_resreq *r, int sign)
         free->cpu += r->cpu;
         free->memory += r->memory;
         free->gpu += r->gpu;
-    } else {
-        free->cpu -= r->cpu;
-        free->memory -= r->memory;
-        free->gpu -= r->gpu;
+    } else { /* saturating: a node may be over-committed for a moment
+              * (executors being released), never "negative" */
+        free->cpu = free->cpu > r->cpu ? free->cpu - r->cpu : 0;
+        free->memory = free->memory > r->memory ? free->memory - r->memory : 0;
+        free->gpu = free->gpu > r->gpu ? free->gpu - r->gpu : 0;
     }
 }
 

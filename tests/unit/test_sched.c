@@ -235,6 +235,23 @@ START_TEST(executors_being_created_count)
 }
 END_TEST
 
+START_TEST(over_committed_node_gets_nothing)
+{
+    /* three executors on a 2-cpu node (one is being released): the node is
+     * full, not "negative" */
+    flame_sched_node n[] = { node("n1", 2) };
+    flame_sched_executor e[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "s1", "app", 0 },
+        { "e2", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "s1", "app", 0 },
+        { "e3", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_RELEASING, NULL, "other", 0 },
+    };
+    flame_sched_session s[] = { sess("s1", "app", 0, 100) };
+    s[0].running = 2;
+    run(n, 1, NULL, 0, s, 1, e, 3, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_CREATE, NULL), 0);
+}
+END_TEST
+
 START_TEST(deterministic)
 {
     flame_sched_node n[] = { node("n1", 3), node("n2", 3) };
@@ -271,6 +288,7 @@ int main(void)
     tcase_add_test(tc, no_starvation_within_a_tier);
     tcase_add_test(tc, higher_tier_preempts_lower);
     tcase_add_test(tc, executors_being_created_count);
+    tcase_add_test(tc, over_committed_node_gets_nothing);
     tcase_add_test(tc, deterministic);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
