@@ -27,12 +27,16 @@ cleanup() {
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export FLAME_ENDPOINT="http://127.0.0.1:$port"
-"$B/daemons/flame-session-manager" --endpoint "$FLAME_ENDPOINT" --storage "sqlite://$tmp/flame.db" \
-    >"$tmp/sm.log" 2>&1 &
-sm_pid=$!
-"$B/daemons/flame-executor-manager" --endpoint "$FLAME_ENDPOINT" --work-dir "$tmp/work" >"$tmp/em.log" 2>&1 &
-em_pid=$!
-for _ in $(seq 100); do "$B/cli/flmctl" list -n 2>/dev/null | grep -q " Ready " && break; sleep 0.1; done
+start_cluster() { # start_cluster NAME: a session manager (sqlite) and an executor manager
+    "$B/daemons/flame-session-manager" --endpoint "$FLAME_ENDPOINT" --storage "sqlite://$tmp/$1.db" \
+        >"$tmp/sm-$1.log" 2>&1 &
+    sm_pid=$!
+    "$B/daemons/flame-executor-manager" --endpoint "$FLAME_ENDPOINT" --work-dir "$tmp/work-$1" \
+        >"$tmp/em-$1.log" 2>&1 &
+    em_pid=$!
+    for _ in $(seq 100); do "$B/cli/flmctl" list -n 2>/dev/null | grep -q " Ready " && break; sleep 0.1; done
+}
+start_cluster main
 
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 throughput() { "$B/cli/flmping" "$@" -p | awk '/Throughput:/ {print $2}'; }
@@ -66,7 +70,9 @@ YAML
 "$B/cli/flmctl" register -f "$tmp/pyapp.yaml" >/dev/null
 "$B/cli/flmping" -a pybench -t 2000 -p >/dev/null
 tpy=$(best "$(throughput -a pybench -t 50000)" "$(throughput -a pybench -t 50000)")
-echo "== memory with 1,000,000 finished tasks (16-byte payloads)" >&2
+echo "== memory with 1,000,000 finished tasks (16-byte payloads), on a fresh cluster" >&2
+kill "$em_pid" "$sm_pid"; wait "$em_pid" "$sm_pid" 2>/dev/null || true
+start_cluster fresh
 fill=$("$B/tests/flame_bench" fill 1000000 16)
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$sm_pid/status")
 rss_mb=$(python3 -c "print(round($rss_kb / 1024, 1))")

@@ -9,20 +9,46 @@
 
 void fl_events_add(fl_events *e, int32_t code, const char *message, int64_t time)
 {
-    if (e->n == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 2;
-        e->v = fl_realloc(e->v, e->cap * sizeof *e->v);
+    uint32_t i = e->n;
+    if (i >= FL_EVENTS_INLINE) {
+        uint32_t k = i - FL_EVENTS_INLINE;
+        if (k >= (uint32_t)e->cap) {
+            e->cap = e->cap ? (uint16_t)(e->cap * 2) : 4;
+            e->more = fl_realloc(e->more, e->cap * sizeof *e->more);
+        }
+        e->more[k] = (fl_event_c){ time, code };
+    } else {
+        e->inl[i] = (fl_event_c){ time, code };
     }
-    e->v[e->n++] = (fl_event){ code, fl_strdup(message), time };
+    if (message || e->msgs) {
+        uint32_t need = i + 1;
+        if (need > e->mcap) {
+            uint32_t nc = e->mcap ? e->mcap * 2u : FL_EVENTS_INLINE;
+            while (nc < need)
+                nc *= 2;
+            e->msgs = fl_realloc(e->msgs, nc * sizeof *e->msgs);
+            memset(e->msgs + e->mcap, 0, (nc - e->mcap) * sizeof *e->msgs);
+            e->mcap = (uint16_t)nc;
+        }
+        e->msgs[i] = fl_strdup(message);
+    }
+    e->n++;
+}
+
+fl_event fl_events_get(const fl_events *e, uint32_t i)
+{
+    fl_event_c c = i < FL_EVENTS_INLINE ? e->inl[i] : e->more[i - FL_EVENTS_INLINE];
+    return (fl_event){ c.code, e->msgs ? e->msgs[i] : NULL, c.time };
 }
 
 void fl_events_free(fl_events *e)
 {
-    for (uint32_t i = 0; i < e->n; i++)
-        free(e->v[i].message);
-    free(e->v);
-    e->v = NULL;
-    e->n = e->cap = 0;
+    if (e->msgs)
+        for (uint32_t i = 0; i < e->n; i++)
+            free(e->msgs[i]);
+    free(e->msgs);
+    free(e->more);
+    memset(e, 0, sizeof *e);
 }
 
 const char *fl_event_default_message(int32_t code)
@@ -46,12 +72,13 @@ Flame__V1__Event **fl_events_to_pb(const fl_events *e, Flame__V1__Event **block,
     Flame__V1__Event *ev = fl_calloc(e->n, sizeof *ev);
     Flame__V1__Event **evp = fl_calloc(e->n, sizeof *evp);
     for (uint32_t i = 0; i < e->n; i++) {
+        fl_event x = fl_events_get(e, i);
         flame__v1__event__init(&ev[i]);
-        ev[i].code = e->v[i].code;
-        ev[i].creation_time = e->v[i].time;
-        const char *m = e->v[i].message;
+        ev[i].code = x.code;
+        ev[i].creation_time = x.time;
+        const char *m = x.message;
         if (!m && with_defaults)
-            m = fl_event_default_message(e->v[i].code);
+            m = fl_event_default_message(x.code);
         if (m) {
             ev[i]._message_case = FLAME__V1__EVENT___MESSAGE_MESSAGE;
             ev[i].message = (char *)m;
@@ -246,14 +273,19 @@ static void reserve_tasks(fl_session *s, uint32_t n)
 fl_task *fl_session_add_task(fl_session *s, const uint8_t *input, size_t len, bool has_input,
                              int64_t now)
 {
-    fl_task *t = fl_calloc(1, sizeof *t);
+    /* one allocation for the task and its input (inputs never change) */
+    fl_task *t = fl_calloc(1, sizeof *t + (has_input ? len : 0));
     t->id = s->ntasks + 1;
     t->state = FLAME_TASK_PENDING;
     t->ctime = now;
     if (has_input) {
         t->has_input = true;
         t->input_len = (uint32_t)len;
-        t->input = len ? fl_memdup(input, len) : NULL;
+        if (len) {
+            t->input = (uint8_t *)(t + 1);
+            t->input_inline = true;
+            memcpy(t->input, input, len);
+        }
     }
     fl_events_add(&t->events, FLAME_TASK_PENDING, NULL, now);
     reserve_tasks(s, s->ntasks + 1);
@@ -324,7 +356,8 @@ void fl_task_free(fl_task *t)
 {
     if (!t)
         return;
-    free(t->input);
+    if (!t->input_inline)
+        free(t->input);
     free(t->output);
     fl_events_free(&t->events);
     free(t);

@@ -12,17 +12,34 @@
 #include "flame/types.h"
 #include "types.pb-c.h"
 
+/* An event as the wire shows it. */
 typedef struct fl_event {
     int32_t code;
-    char *message; /* may be NULL */
+    const char *message; /* may be NULL */
     int64_t time;
 } fl_event;
 
+/* Events kept compact: a task has a handful (created, running, done), so
+ * the first FL_EVENTS_INLINE live inside the owner without an allocation,
+ * and messages (most events have none) sit in a side array made only when
+ * one is given. */
+#define FL_EVENTS_INLINE 3
+
+typedef struct fl_event_c {
+    int64_t time;
+    int32_t code;
+} fl_event_c;
+
 typedef struct fl_events {
-    fl_event *v;
-    uint32_t n, cap;
+    fl_event_c inl[FL_EVENTS_INLINE];
+    fl_event_c *more;   /* events FL_EVENTS_INLINE.. */
+    char **msgs;        /* per event, or NULL when no event has a message */
+    uint16_t n, cap;    /* cap: of more */
+    uint16_t mcap;      /* of msgs */
 } fl_events;
 
+/* The i-th event (i < e->n). */
+fl_event fl_events_get(const fl_events *e, uint32_t i);
 void fl_events_add(fl_events *e, int32_t code, const char *message, int64_t time);
 void fl_events_free(fl_events *e);
 /* Builds flame.v1 Event messages pointing into e; free *block and the
@@ -49,6 +66,7 @@ typedef struct fl_task {
     uint32_t id;
     uint8_t state; /* flame_task_state */
     bool has_input, has_output;
+    bool input_inline; /* input lives in the same allocation as the task */
     uint32_t input_len, output_len;
     uint8_t *input, *output;
     int64_t ctime, etime;

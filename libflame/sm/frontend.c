@@ -520,7 +520,7 @@ uint8_t *sm_pack_outcome(const fl_task *t, size_t *len)
     }
     if (t->state != FLAME_TASK_SUCCEED) {
         o.return_code = 1;
-        const char *m = t->events.n ? t->events.v[t->events.n - 1].message : NULL;
+        const char *m = t->events.n ? fl_events_get(&t->events, t->events.n - 1u).message : NULL;
         if (!m)
             m = fl_event_default_message(t->state);
         if (m) {

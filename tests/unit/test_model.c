@@ -49,7 +49,7 @@ START_TEST(counters_follow_states)
     ck_assert_ptr_nonnull(strstr(flame_error_last(), "cannot go from Succeed to Running"));
     /* events: one per change, code = new state */
     ck_assert_uint_eq(a->events.n, 3);
-    ck_assert_int_eq(a->events.v[2].code, FLAME_TASK_SUCCEED);
+    ck_assert_int_eq(fl_events_get(&a->events, 2).code, FLAME_TASK_SUCCEED);
     ck_assert_ptr_eq(fl_session_task(s, "2"), b);
     ck_assert_ptr_null(fl_session_task(s, "3"));
     ck_assert_ptr_null(fl_session_task(s, "0"));
@@ -84,6 +84,30 @@ START_TEST(close_cancels_pending_refuses_running)
     ck_assert_uint_eq(n, 0);
     ck_assert_int_eq(s->etime, 5);
     fl_session_free(s);
+}
+END_TEST
+
+START_TEST(events_grow_past_inline)
+{
+    fl_events e = { 0 };
+    for (int i = 0; i < 20; i++)
+        fl_events_add(&e, i, i == 7 || i == 15 ? "msg" : NULL, 1000 + i);
+    ck_assert_uint_eq(e.n, 20);
+    for (int i = 0; i < 20; i++) {
+        fl_event x = fl_events_get(&e, (uint32_t)i);
+        ck_assert_int_eq(x.code, i);
+        ck_assert_int_eq(x.time, 1000 + i);
+        if (i == 7 || i == 15)
+            ck_assert_str_eq(x.message, "msg");
+        else
+            ck_assert_ptr_null(x.message);
+    }
+    fl_events_free(&e);
+    fl_events_add(&e, 1, "first", 5); /* a message on the first event */
+    fl_events_add(&e, 2, NULL, 6);
+    ck_assert_str_eq(fl_events_get(&e, 0).message, "first");
+    ck_assert_ptr_null(fl_events_get(&e, 1).message);
+    fl_events_free(&e);
 }
 END_TEST
 
@@ -212,6 +236,7 @@ int main(void)
     tcase_add_test(tc, task_transitions);
     tcase_add_test(tc, counters_follow_states);
     tcase_add_test(tc, close_cancels_pending_refuses_running);
+    tcase_add_test(tc, events_grow_past_inline);
     tcase_add_test(tc, spec_matching);
     tcase_add_test(tc, names);
     tcase_add_test(tc, app_validation);

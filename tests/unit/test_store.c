@@ -123,7 +123,8 @@ START_TEST(sqlite_roundtrip)
     ck_assert(r1->has_input && r1->input_len == 2 && memcmp(r1->input, "in", 2) == 0);
     ck_assert(r1->has_output && r1->output_len == 3 && memcmp(r1->output, "out", 3) == 0);
     ck_assert_uint_eq(r1->events.n, 3);
-    ck_assert_str_eq(r1->events.v[2].message, "done");
+    ck_assert_str_eq(fl_events_get(&r1->events, 2).message, "done");
+    ck_assert_ptr_null(fl_events_get(&r1->events, 1).message);
     ck_assert_int_eq(r1->etime, 104);
     ck_assert(!r2->has_input);
     ck_assert_int_eq(r2->state, FLAME_TASK_RUNNING);
