@@ -50,8 +50,11 @@ echo "== session creation" >&2
 screate=$("$B/tests/flame_bench" session-create 2000)
 echo "== cold start" >&2
 cold=$("$B/tests/flame_bench" cold-start "cold-$$")
-echo "== sequential latency" >&2
-lat=$("$B/tests/flame_bench" latency 3000)
+echo "== sequential latency (C client; the C flmping service in-process, and through the host shim)" >&2
+printf 'metadata:\n  name: flmping-inproc\nspec:\n  command: "inproc:flmping"\n' >"$tmp/inproc.yaml"
+"$B/cli/flmctl" register -f "$tmp/inproc.yaml" >/dev/null
+lat=$("$B/tests/flame_bench" latency 3000 flmping-inproc)
+lat_host=$("$B/tests/flame_bench" latency 3000 flmping)
 echo "== throughput, C service (flmping -p -t 100000), best of 3" >&2
 tc=$(best "$(throughput -t 100000)" "$(throughput -t 100000)" "$(throughput -t 100000)")
 echo "== throughput, Python service through the host shim" >&2
@@ -88,10 +91,10 @@ if /usr/bin/python3 -c "import distributed" 2>/dev/null && [ -z "${BENCH_NO_DASK
     fi
 fi
 
-python3 - "$tc" "$tpy" "$lat" "$screate" "$cold" "$rss_mb" "$sched" "$dask_tp" "$dask_p50" "$fill" <<'PY'
+python3 - "$tc" "$tpy" "$lat" "$screate" "$cold" "$rss_mb" "$sched" "$dask_tp" "$dask_p50" "$fill" "$lat_host" <<'PY'
 import json, sys, platform, os
-tc, tpy, lat, sc, cold, rss, sched, dtp, dp50, fill = sys.argv[1:]
-lat, sc, cold, sched, fill = map(json.loads, (lat, sc, cold, sched, fill))
+tc, tpy, lat, sc, cold, rss, sched, dtp, dp50, fill, lat_host = sys.argv[1:]
+lat, sc, cold, sched, fill, lat_host = map(json.loads, (lat, sc, cold, sched, fill, lat_host))
 num = lambda x: None if x == "null" else float(x)
 r = {
     "throughput_c_tasks_per_s": round(float(tc), 1),
@@ -104,6 +107,8 @@ r = {
     "sched_cycle_ms": sched["sched_cycle_ms"],
     "dask_throughput_tasks_per_s": num(dtp),
     "dask_latency_p50_us": num(dp50),
+    "latency_host_shim_p50_us": lat_host["latency_p50_us"],
+    "latency_host_shim_p99_us": lat_host["latency_p99_us"],
 }
 r["throughput_vs_dask"] = round(r["throughput_c_tasks_per_s"] / r["dask_throughput_tasks_per_s"], 1) if r["dask_throughput_tasks_per_s"] else None
 r["latency_vs_dask"] = round(r["dask_latency_p50_us"] / r["latency_p50_us"], 1) if r["dask_latency_p50_us"] else None
@@ -126,6 +131,8 @@ for name, key, op, t in targets:
     ok = None if v is None else (v >= t if op == ">=" else v <= t)
     vs = "n/a" if v is None else f"{v:,.1f}"
     print(f"{name:40} {vs:>14} {op + ' ' + format(t, ','):>10}  {'-' if ok is None else 'yes' if ok else 'NO'}")
+print(f"{'latency p50, host-shim service (us)':40} {r['latency_host_shim_p50_us']:>14,.1f}")
+print(f"{'latency p99, host-shim service (us)':40} {r['latency_host_shim_p99_us']:>14,.1f}")
 print(f"{'Dask throughput (tasks/s)':40} {('n/a' if r['dask_throughput_tasks_per_s'] is None else format(r['dask_throughput_tasks_per_s'], ',.1f')):>14}")
 print(f"{'Dask latency p50 (us)':40} {('n/a' if r['dask_latency_p50_us'] is None else format(r['dask_latency_p50_us'], ',.1f')):>14}")
 print(json.dumps(r))

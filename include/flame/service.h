@@ -55,6 +55,11 @@ flame_status flame_task_result_set_output(flame_task_result *result, const void 
 /* Copies a NUL-terminated message (the failure reason). */
 flame_status flame_task_result_set_message(flame_task_result *result, const char *message);
 
+/* A service built into libflame, by name ("flmping"), or NULL. Static;
+ * never free. An application whose command is "inproc:NAME" runs it inside
+ * the executor manager (no child process, no socket hop). */
+const flame_service *flame_builtin_service(const char *name);
+
 /* Serves the service over the Instance protocol on the Unix socket named by
  * $FLAME_INSTANCE_ENDPOINT until OnSessionLeave or SIGTERM. Blocks. */
 flame_status flame_service_run(const flame_service *service);

@@ -382,13 +382,25 @@ static void *exec_main(void *arg)
                                                              : (const uint8_t *)"";
             ctx.common_data.len = s->spec->common_data.len;
         }
+        /* in-process: an embedding program's service for this application,
+         * or a built-in one named by the command "inproc:NAME" */
         const flame_service *svc = inproc_for(em, app);
+        const char *cmd = spec->_command_case ? spec->command : "";
+        bool want_inproc = strncmp(cmd, "inproc:", 7) == 0;
+        if (!svc && want_inproc)
+            svc = flame_builtin_service(cmd + 7);
         shim = svc ? fl_shim_inproc_new(svc) : fl_shim_host_new();
         char *msg = NULL;
-        flame_status entered = spec->shim == FLAME__V1__SHIM__Wasm && !svc
-                                   ? (msg = fl_strdup("this executor has no Wasm runtime"),
-                                      FLAME_ERR_UNIMPLEMENTED)
-                                   : shim->ops->enter(shim, &ctx, &msg);
+        flame_status entered;
+        if (spec->shim == FLAME__V1__SHIM__Wasm && !svc) {
+            msg = fl_strdup("this executor has no Wasm runtime");
+            entered = FLAME_ERR_UNIMPLEMENTED;
+        } else if (want_inproc && !svc) {
+            msg = fl_sprintf("no built-in service named \"%s\"", cmd + 7);
+            entered = FLAME_ERR_NOT_FOUND;
+        } else {
+            entered = shim->ops->enter(shim, &ctx, &msg);
+        }
         Flame__V1__Result result = FLAME__V1__RESULT__INIT;
         Flame__V1__BindExecutorCompletedRequest bc = FLAME__V1__BIND_EXECUTOR_COMPLETED_REQUEST__INIT;
         bc.executor_id = x->id;

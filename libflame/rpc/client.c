@@ -90,13 +90,21 @@ rpc_channel *rpc_channel_new(const char *target, size_t max_message)
     pthread_mutex_init(&c->mu, NULL);
     c->target = fl_strdup(target);
     c->max_message = max_message ? max_message : RPC_DEFAULT_MAX_MESSAGE;
-    grpc_arg args[3];
+    grpc_arg args[5];
     rpc_size_args(args, c->max_message);
+    /* no transparent retries (our calls are not idempotent anyway, and the
+     * retry filter costs time on every call) */
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = (char *)GRPC_ARG_ENABLE_RETRIES;
+    args[3].value.integer = 0;
+    args[4].type = GRPC_ARG_STRING;
+    args[4].key = (char *)GRPC_ARG_OPTIMIZATION_TARGET;
+    args[4].value.string = (char *)"latency";
     /* reconnect quickly after a session manager restart */
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
     args[2].value.integer = 1000;
-    grpc_channel_args cargs = { 3, args };
+    grpc_channel_args cargs = { 5, args };
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     c->ch = grpc_channel_create(target, creds, &cargs);
     grpc_channel_credentials_release(creds);

@@ -82,14 +82,17 @@ rpc_server *rpc_server_new(const rpc_method *methods, size_t n, void *ctx, size_
     srv->max_message = max_message ? max_message : RPC_DEFAULT_MAX_MESSAGE;
     if (hooks)
         srv->hooks = *hooks;
-    grpc_arg args[3];
+    grpc_arg args[4];
     rpc_size_args(args, srv->max_message);
+    args[3].type = GRPC_ARG_STRING;
+    args[3].key = (char *)GRPC_ARG_OPTIMIZATION_TARGET;
+    args[3].value.string = (char *)"latency";
     /* gRPC sets SO_REUSEPORT by default: a second server on a taken port
      * would then silently share it. */
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
     args[2].value.integer = 0;
-    grpc_channel_args cargs = { 3, args };
+    grpc_channel_args cargs = { 4, args };
     srv->server = grpc_server_create(&cargs, NULL);
     srv->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(srv->server, srv->cq, NULL);

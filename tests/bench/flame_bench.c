@@ -1,6 +1,6 @@
 /* flame_bench: the measurements behind scripts/bench.sh. Each subcommand
  * prints one JSON object on stdout.
- *   latency N            sequential submit -> result, N tasks (us)
+ *   latency N [APP]      sequential submit -> result, N tasks (us)
  *   session-create N     CreateSession round trips (us)
  *   cold-start APP       CreateSession -> first result with no executor (ms)
  *   fill N PAYLOAD       N tasks with PAYLOAD-byte inputs, all run (tasks/s)
@@ -40,38 +40,46 @@ static int die(const char *what)
     return 1;
 }
 
-/* ---- latency: a watch thread hands outcomes to the submitting thread ---- */
+/* ---- latency: each result, as it arrives on the session's outcome
+ * stream, submits the next task (no thread hand-off in between) ---- */
 
 typedef struct lat {
     flame_session *s;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    uint64_t done_upto; /* highest task id finished */
-    size_t want;
+    size_t total, warm, next; /* tasks submitted so far */
+    double t0;
+    double *v;
     flame_status st;
 } lat;
+
+static int lat_submit(lat *l)
+{
+    l->t0 = now_us();
+    l->next++;
+    return flame_task_create(NULL, l->s, "ping", 4) == FLAME_OK ? 0 : -1;
+}
 
 static int lat_cb(const flame_task_outcome *o, size_t n, void *payload)
 {
     lat *l = payload;
-    pthread_mutex_lock(&l->mu);
-    for (size_t i = 0; i < n; i++)
-        if (o[i].task_id > l->done_upto)
-            l->done_upto = o[i].task_id;
-    pthread_cond_broadcast(&l->cv);
-    int stop = l->done_upto >= l->want;
-    pthread_mutex_unlock(&l->mu);
-    return stop;
+    double dt = now_us() - l->t0;
+    if (l->next > l->warm)
+        l->v[l->next - l->warm - 1] = dt;
+    if (l->next >= l->total)
+        return 1;
+    return lat_submit(l) ? 1 : 0;
 }
 
-static void *lat_watch(void *arg)
+typedef struct lat_start {
+    lat *l;
+} lat_start;
+
+static void *lat_kick(void *arg)
 {
     lat *l = arg;
-    l->st = flame_session_watch(l->s, 1, lat_cb, l, -1);
-    pthread_mutex_lock(&l->mu);
-    l->done_upto = (uint64_t)-1;
-    pthread_cond_broadcast(&l->cv);
-    pthread_mutex_unlock(&l->mu);
+    /* the first task, once the stream is in place */
+    struct timespec ts = { 0, 100 * 1000000 };
+    nanosleep(&ts, NULL);
+    lat_submit(l);
     return NULL;
 }
 
@@ -85,34 +93,22 @@ static flame_session *open_ping(flame_client *c, const char *app)
     return s;
 }
 
-static int latency(flame_client *c, size_t n)
+static int latency(flame_client *c, size_t n, const char *app)
 {
-    flame_session *s = open_ping(c, "flmping");
+    flame_session *s = open_ping(c, app);
     if (!s)
         return die("create session");
     size_t warm = n / 10 + 10;
-    lat l = { s, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, n + warm, FLAME_OK };
+    lat l = { s, n + warm, warm, 0, 0, calloc(n, sizeof(double)), FLAME_OK };
     pthread_t th;
-    pthread_create(&th, NULL, lat_watch, &l);
-    double *v = calloc(n, sizeof *v);
-    for (size_t i = 0; i < n + warm; i++) {
-        double t0 = now_us();
-        flame_task *t;
-        if (flame_task_create(&t, s, "ping", 4))
-            return die("create task");
-        uint64_t id = strtoull(t->id, NULL, 10);
-        flame_task_free(t);
-        pthread_mutex_lock(&l.mu);
-        while (l.done_upto < id)
-            pthread_cond_wait(&l.cv, &l.mu);
-        pthread_mutex_unlock(&l.mu);
-        if (i >= warm)
-            v[i - warm] = now_us() - t0;
-    }
+    pthread_create(&th, NULL, lat_kick, &l);
+    flame_status st = flame_session_watch(s, 1, lat_cb, &l, -1);
     pthread_join(th, NULL);
-    printf("{\"latency_p50_us\": %.1f, \"latency_p99_us\": %.1f, \"n\": %zu}\n", pct(v, n, 50),
-           pct(v, n, 99), n);
-    free(v);
+    if (st)
+        return die("watch");
+    printf("{\"latency_p50_us\": %.1f, \"latency_p99_us\": %.1f, \"n\": %zu}\n",
+           pct(l.v, n, 50), pct(l.v, n, 99), n);
+    free(l.v);
     flame_session_close(s);
     flame_session_free(s);
     return 0;
@@ -313,8 +309,8 @@ int main(int argc, char **argv)
     if (flame_client_connect(&c, NULL))
         return die("connect");
     int rc = 2;
-    if (strcmp(argv[1], "latency") == 0 && argc == 3)
-        rc = latency(c, strtoul(argv[2], NULL, 10));
+    if (strcmp(argv[1], "latency") == 0 && (argc == 3 || argc == 4))
+        rc = latency(c, strtoul(argv[2], NULL, 10), argc == 4 ? argv[3] : "flmping");
     else if (strcmp(argv[1], "rtt") == 0 && argc == 3)
         rc = rtt(c, strtoul(argv[2], NULL, 10));
     else if (strcmp(argv[1], "session-create") == 0 && argc == 3)

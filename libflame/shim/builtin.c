@@ -1,0 +1,60 @@
+/* Services built into libflame: the flmping service, run as its own
+ * process (daemons/flmping-service) or in-process ("inproc:flmping"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "flame/service.h"
+
+static int ping_invoke(const flame_task_context *task, flame_task_result *result, void *payload)
+{
+    long duration = 0, memory = 0;
+    if (task->input.data && task->input.len && task->input.data[0] == '{') {
+        cJSON *in = cJSON_ParseWithLength((const char *)task->input.data, task->input.len);
+        if (!in || !cJSON_IsObject(in)) {
+            cJSON_Delete(in);
+            flame_task_result_set_message(
+                result, "flmping: input must be JSON like {\"duration\": ms, \"memory\": bytes}");
+            return 1;
+        }
+        cJSON *d = cJSON_GetObjectItem(in, "duration"), *m = cJSON_GetObjectItem(in, "memory");
+        duration = cJSON_IsNumber(d) ? (long)d->valuedouble : 0;
+        memory = cJSON_IsNumber(m) ? (long)m->valuedouble : 0;
+        cJSON_Delete(in);
+    }
+    char *mem = NULL;
+    if (memory > 0) {
+        mem = malloc((size_t)memory);
+        if (!mem) {
+            flame_task_result_set_message(result, "flmping: cannot allocate the memory asked for");
+            return 1;
+        }
+        for (long i = 0; i < memory; i += 4096)
+            mem[i] = 1;
+    }
+    if (duration > 0) {
+        struct timespec ts = { duration / 1000, (duration % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    free(mem);
+    static _Thread_local char host[256];
+    if (!host[0])
+        gethostname(host, sizeof host - 1);
+    char out[320];
+    int n = snprintf(out, sizeof out, "Completed on <%s>", host);
+    flame_task_result_set_output(result, out, (size_t)n);
+    return 0;
+}
+
+static const flame_service flmping = { FLAME_SERVICE_VERSION, NULL, ping_invoke, NULL, NULL };
+
+const flame_service *flame_builtin_service(const char *name)
+{
+    if (name && strcmp(name, "flmping") == 0)
+        return &flmping;
+    return NULL;
+}
