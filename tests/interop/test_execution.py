@@ -230,3 +230,59 @@ def test_flmexec(cluster, pb, cfe):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "exit code 4" in out.stderr and "broken" in out.stderr
+
+
+def test_batched_path(cluster, pb, cfe):
+    """CreateTasks and WatchSession: our additions for throughput."""
+    f, t = pb.fe, pb.types
+    wait_node(pb, cfe)
+    open_session(pb, cfe, "b-1", "flmping")
+    r = cfe.CreateTasks(f.CreateTasksRequest(session_id="b-1", inputs=[b"{}"] * 300))
+    assert (r.first_task_id, r.count) == (1, 300)
+    r = cfe.CreateTasks(f.CreateTasksRequest(session_id="b-1", count=200))
+    assert (r.first_task_id, r.count) == (301, 200)
+    seen = {}
+    for batch in cfe.WatchSession(f.WatchSessionRequest(session_id="b-1", from_task_id=1), timeout=60):
+        for o in batch.outcomes:
+            seen[o.task_id] = o
+        if len(seen) == 500:
+            break
+    assert sorted(seen) == list(range(1, 501))
+    assert all(o.state == t.Succeed and o.output.startswith(b"Completed on") for o in seen.values())
+    t7 = cfe.GetTask(f.GetTaskRequest(session_id="b-1", task_id="7"))
+    assert t7.status.state == t.Succeed and t7.spec.input == b"{}"
+    assert not cfe.GetTask(f.GetTaskRequest(session_id="b-1", task_id="400")).spec.HasField("input")
+    with pytest.raises(grpc.RpcError) as e:
+        cfe.CreateTasks(f.CreateTasksRequest(session_id="b-1", inputs=[b"a"], count=2))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as e:
+        cfe.CreateTasks(f.CreateTasksRequest(session_id="nope", count=1))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    # a watch of a closed session ends once everything is reported
+    cfe.CloseSession(f.CloseSessionRequest(session_id="b-1"))
+    n = sum(len(b.outcomes) for b in cfe.WatchSession(
+        f.WatchSessionRequest(session_id="b-1", from_task_id=450), timeout=30))
+    assert n == 51
+    with pytest.raises(grpc.RpcError) as e:
+        cfe.CreateTasks(f.CreateTasksRequest(session_id="b-1", count=1))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_inproc_builtin_service(cluster, pb, cfe):
+    t = pb.types
+    wait_node(pb, cfe)
+    cfe.RegisterApplication(pb.fe.RegisterApplicationRequest(
+        name="ping-inproc", application=t.ApplicationSpec(command="inproc:flmping")))
+    open_session(pb, cfe, "ip-1", "ping-inproc")
+    done = run_task(pb, cfe, "ip-1", b'{"duration": 1}')
+    assert done.status.state == t.Succeed and done.spec.output.startswith(b"Completed on <")
+    bad = run_task(pb, cfe, "ip-1", b"{not json")
+    assert bad.status.state == t.Failed and "must be JSON" in bad.status.events[-1].message
+    # an unknown built-in: the bind fails with a message saying so
+    cfe.RegisterApplication(pb.fe.RegisterApplicationRequest(
+        name="no-such", application=t.ApplicationSpec(command="inproc:nothing")))
+    open_session(pb, cfe, "ip-2", "no-such")
+    cfe.CreateTask(pb.fe.CreateTaskRequest(task=t.TaskSpec(session_id="ip-2")))
+    ev = wait_for(lambda: [e for e in cfe.GetSession(pb.fe.GetSessionRequest(
+        session_id="ip-2")).status.events if e.code == 1001], what="a bind failure")
+    assert "no built-in service named" in ev[0].message
