@@ -90,6 +90,16 @@ void rpc_server_free(rpc_server *srv);
 void rpc_call_reply(rpc_call *call, const ProtobufCMessage *msg);
 /* Reply with already packed bytes. */
 void rpc_call_reply_packed(rpc_call *call, const uint8_t *data, size_t len);
+/* In a handler (call, data, len in scope): unpacks the request into var,
+ * or answers INVALID_ARGUMENT and returns. */
+#define RPC_UNPACK(type, fn, var)                                                              \
+    type *var = fn##__unpack(NULL, len, data);                                                 \
+    if (!var) {                                                                                \
+        rpc_call_finish(call, RPC_INVALID_ARGUMENT, "%s: malformed request message",          \
+                        rpc_call_method(call));                                               \
+        return;                                                                                \
+    }
+
 /* Ends the call with a status and a one-line message (after queued sends). */
 void rpc_call_finish(rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

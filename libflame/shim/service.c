@@ -42,14 +42,6 @@ void fl_task_result_clear(flame_task_result *r)
     memset(r, 0, sizeof *r);
 }
 
-#define UNPACK(type, fn, var)                                                                  \
-    type *var = fn##__unpack(NULL, len, data);                                                 \
-    if (!var) {                                                                                \
-        rpc_call_finish(call, RPC_INVALID_ARGUMENT, "%s: malformed request message",          \
-                        rpc_call_method(call));                                               \
-        return;                                                                                \
-    }
-
 static void reply_result(rpc_call *call, int rc, const char *message)
 {
     Flame__V1__Result r = FLAME__V1__RESULT__INIT;
@@ -64,7 +56,7 @@ static void reply_result(rpc_call *call, int rc, const char *message)
 static void on_enter(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     const flame_service *svc = ctx;
-    UNPACK(Flame__V1__SessionContext, flame__v1__session_context, req);
+    RPC_UNPACK(Flame__V1__SessionContext, flame__v1__session_context, req);
     flame_session_context sc = { req->session_id,
                                  req->application ? req->application->name : "",
                                  { NULL, 0 } };
@@ -82,7 +74,7 @@ static void on_enter(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 static void on_invoke(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     const flame_service *svc = ctx;
-    UNPACK(Flame__V1__TaskContext, flame__v1__task_context, req);
+    RPC_UNPACK(Flame__V1__TaskContext, flame__v1__task_context, req);
     flame_task_context tc = { req->task_id, req->session_id, { NULL, 0 } };
     if (req->_input_case) {
         tc.input.data = req->input.data ? req->input.data : (const uint8_t *)"";
@@ -109,7 +101,7 @@ static void on_invoke(rpc_call *call, const uint8_t *data, size_t len, void *ctx
 static void on_invoke_batch(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     const flame_service *svc = ctx;
-    UNPACK(Flame__V1__TaskContextBatch, flame__v1__task_context_batch, req);
+    RPC_UNPACK(Flame__V1__TaskContextBatch, flame__v1__task_context_batch, req);
     size_t n = req->n_tasks;
     flame_task_result *res = fl_calloc(n + 1, sizeof *res);
     Flame__V1__TaskResult *rs = fl_calloc(n + 1, sizeof *rs);

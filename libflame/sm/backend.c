@@ -7,31 +7,11 @@
 
 #include "sm.h"
 
-#define UNPACK(type, fn, var)                                                                  \
-    type *var = fn##__unpack(NULL, len, data);                                                 \
-    if (!var) {                                                                                \
-        rpc_call_finish(call, RPC_INVALID_ARGUMENT, "%s: malformed request message",          \
-                        rpc_call_method(call));                                               \
-        return;                                                                                \
-    }
-
 #define BIND_FAILURES_MAX 5
 #define HEARTBEAT_TIMEOUT_S 30
 #define VOID_TIMEOUT_S 30
 
-static void fail(sm_t *sm, rpc_call *call, flame_status st)
-{
-    sm_defer(sm, call, OUT_ERROR, rpc_status_to_code(st), flame_error_last(), NULL, 0);
-}
 
-static void reply_result(sm_t *sm, rpc_call *call)
-{
-    Flame__V1__Result r = FLAME__V1__RESULT__INIT;
-    size_t n = flame__v1__result__get_packed_size(&r);
-    uint8_t *buf = fl_malloc(n ? n : 1);
-    flame__v1__result__pack(&r, buf);
-    sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
-}
 
 /* Wraps packed bytes as field 1 (length-delimited) of an outer message:
  * LaunchTaskResponse{task}, BindExecutorResponse{application}, ... */
@@ -621,11 +601,11 @@ static const char *node_name(const Flame__V1__Node *n)
 static void register_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__RegisterNodeRequest, flame__v1__register_node_request, req);
+    RPC_UNPACK(Flame__V1__RegisterNodeRequest, flame__v1__register_node_request, req);
     const char *name = req->node ? node_name(req->node) : NULL;
     const char *why;
     if (!name || !fl_name_valid(name, &why)) {
-        fail(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "RegisterNode: invalid node name"));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "RegisterNode: invalid node name"));
     } else {
         sm_node *n = fl_map_get(&sm->nodes, name);
         if (n) {
@@ -653,7 +633,7 @@ static void register_node(rpc_call *call, const uint8_t *data, size_t len, void 
         n->last_heartbeat = fl_now_ms() / 1000;
         fl_log(FL_LOG_INFO, "sm", "node %s registered", name);
         sm->sched_dirty = true;
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__register_node_request__free_unpacked(req, NULL);
 }
@@ -661,10 +641,10 @@ static void register_node(rpc_call *call, const uint8_t *data, size_t len, void 
 static void release_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__ReleaseNodeRequest, flame__v1__release_node_request, req);
+    RPC_UNPACK(Flame__V1__ReleaseNodeRequest, flame__v1__release_node_request, req);
     sm_node *n = fl_map_get(&sm->nodes, req->node_name);
     if (!n) {
-        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "node %s not found", req->node_name));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "node %s not found", req->node_name));
     } else {
         drop_node_executors(sm, n->name, "its node was released");
         if (n->watch) {
@@ -673,7 +653,7 @@ static void release_node(rpc_call *call, const uint8_t *data, size_t len, void *
         }
         fl_map_del(&sm->nodes, n->name);
         node_free(n);
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__release_node_request__free_unpacked(req, NULL);
 }
@@ -681,11 +661,11 @@ static void release_node(rpc_call *call, const uint8_t *data, size_t len, void *
 static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__SyncNodeRequest, flame__v1__sync_node_request, req);
+    RPC_UNPACK(Flame__V1__SyncNodeRequest, flame__v1__sync_node_request, req);
     const char *name = req->node ? node_name(req->node) : NULL;
     sm_node *n = name ? fl_map_get(&sm->nodes, name) : NULL;
     if (!n) {
-        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "node %s not found", name ? name : ""));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "node %s not found", name ? name : ""));
     } else {
         fl_buf b = { 0 };
         size_t l = flame__v1__node__get_packed_size(n->msg);
@@ -735,7 +715,7 @@ static void watch_node(rpc_call *call, const uint8_t *data, size_t len, void *ct
         rpc_call_finish(call, RPC_OK, "%s", "");
         return;
     }
-    UNPACK(Flame__V1__WatchNodeRequest, flame__v1__watch_node_request, req);
+    RPC_UNPACK(Flame__V1__WatchNodeRequest, flame__v1__watch_node_request, req);
     const char *name = req->heartbeat ? req->heartbeat->node_name : NULL;
     sm_node *n = name ? fl_map_get(&sm->nodes, name) : NULL;
     if (!n) {
@@ -780,19 +760,19 @@ static flame_status lookup(sm_t *sm, const char *id, sm_exec **out)
 static void register_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__RegisterExecutorRequest, flame__v1__register_executor_request, req);
+    RPC_UNPACK(Flame__V1__RegisterExecutorRequest, flame__v1__register_executor_request, req);
     sm_exec *e;
     flame_status st = lookup(sm, req->executor_id, &e);
     if (!st && e->state != FLAME_EXECUTOR_VOID)
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is already registered (%s)",
                       e->id, flame_executor_state_str(e->state));
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else {
         e->state = FLAME_EXECUTOR_IDLE;
         e->idle_since = fl_now_ms();
         sm->sched_dirty = true;
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__register_executor_request__free_unpacked(req, NULL);
 }
@@ -800,14 +780,14 @@ static void register_executor(rpc_call *call, const uint8_t *data, size_t len, v
 static void unregister_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__UnregisterExecutorRequest, flame__v1__unregister_executor_request, req);
+    RPC_UNPACK(Flame__V1__UnregisterExecutorRequest, flame__v1__unregister_executor_request, req);
     sm_exec *e;
     flame_status st = lookup(sm, req->executor_id, &e);
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else {
         exec_free(sm, e, "its executor was unregistered");
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__unregister_executor_request__free_unpacked(req, NULL);
 }
@@ -815,7 +795,7 @@ static void unregister_executor(rpc_call *call, const uint8_t *data, size_t len,
 static void bind_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__BindExecutorRequest, flame__v1__bind_executor_request, req);
+    RPC_UNPACK(Flame__V1__BindExecutorRequest, flame__v1__bind_executor_request, req);
     sm_exec *e;
     flame_status st = lookup(sm, req->executor_id, &e);
     if (!st && e->bind_call)
@@ -826,7 +806,7 @@ static void bind_executor(rpc_call *call, const uint8_t *data, size_t len, void 
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s cannot bind while %s", e->id,
                       flame_executor_state_str(e->state));
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else {
         /* parked; apply() answers it when the scheduler decides */
         e->bind_call = call;
@@ -875,14 +855,14 @@ static void bind_failed(sm_t *sm, sm_exec *e, const char *message)
 static void bind_executor_completed(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__BindExecutorCompletedRequest, flame__v1__bind_executor_completed_request, req);
+    RPC_UNPACK(Flame__V1__BindExecutorCompletedRequest, flame__v1__bind_executor_completed_request, req);
     sm_exec *e;
     flame_status st = lookup(sm, req->executor_id, &e);
     if (!st && e->state != FLAME_EXECUTOR_BINDING && e->state != FLAME_EXECUTOR_UNBINDING)
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not binding (%s)", e->id,
                       flame_executor_state_str(e->state));
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else {
         const Flame__V1__Result *r = req->_result_case ? req->result : NULL;
         if (r && r->return_code != 0) {
@@ -895,7 +875,7 @@ static void bind_executor_completed(rpc_call *call, const uint8_t *data, size_t 
             }
         }
         sm->sched_dirty = true;
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__bind_executor_completed_request__free_unpacked(req, NULL);
 }
@@ -903,7 +883,7 @@ static void bind_executor_completed(rpc_call *call, const uint8_t *data, size_t 
 static void unbind_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__UnbindExecutorRequest, flame__v1__unbind_executor_request, req);
+    RPC_UNPACK(Flame__V1__UnbindExecutorRequest, flame__v1__unbind_executor_request, req);
     sm_exec *e;
     flame_status st = lookup(sm, req->executor_id, &e);
     if (!st && e->state != FLAME_EXECUTOR_BOUND && e->state != FLAME_EXECUTOR_BINDING &&
@@ -911,12 +891,12 @@ static void unbind_executor(rpc_call *call, const uint8_t *data, size_t len, voi
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not bound (%s)", e->id,
                       flame_executor_state_str(e->state));
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else {
         requeue_task(sm, e, "its executor unbound before the task completed");
         e->state = FLAME_EXECUTOR_UNBINDING;
         launch_reply_empty(sm, e);
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__unbind_executor_request__free_unpacked(req, NULL);
 }
@@ -924,7 +904,7 @@ static void unbind_executor(rpc_call *call, const uint8_t *data, size_t len, voi
 static void unbind_executor_completed(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__UnbindExecutorCompletedRequest, flame__v1__unbind_executor_completed_request,
+    RPC_UNPACK(Flame__V1__UnbindExecutorCompletedRequest, flame__v1__unbind_executor_completed_request,
            req);
     sm_exec *e;
     flame_status st = lookup(sm, req->executor_id, &e);
@@ -932,7 +912,7 @@ static void unbind_executor_completed(rpc_call *call, const uint8_t *data, size_
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not unbinding (%s)", e->id,
                       flame_executor_state_str(e->state));
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else {
         requeue_task(sm, e, "its executor unbound before the task completed");
         waiter_remove(e);
@@ -940,7 +920,7 @@ static void unbind_executor_completed(rpc_call *call, const uint8_t *data, size_
         e->state = FLAME_EXECUTOR_IDLE;
         e->idle_since = fl_now_ms();
         sm->sched_dirty = true;
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__unbind_executor_completed_request__free_unpacked(req, NULL);
 }
@@ -948,7 +928,7 @@ static void unbind_executor_completed(rpc_call *call, const uint8_t *data, size_
 static void launch_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__LaunchTaskRequest, flame__v1__launch_task_request, req);
+    RPC_UNPACK(Flame__V1__LaunchTaskRequest, flame__v1__launch_task_request, req);
     sm_exec *e;
     flame_status st = lookup(sm, req->executor_id, &e);
     if (!st && e->launch_call)
@@ -958,7 +938,7 @@ static void launch_task(rpc_call *call, const uint8_t *data, size_t len, void *c
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
                       "executor %s still runs task %u; complete it first", e->id, e->run[0]->id);
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else if (e->state != FLAME_EXECUTOR_BOUND || !e->sess) {
         /* unbinding (or never bound): no task, the executor leaves the session */
         sm_defer(sm, call, OUT_REPLY, 0, NULL, NULL, 0);
@@ -1035,7 +1015,7 @@ static void executor_stream(rpc_call *call, const uint8_t *data, size_t len, voi
         rpc_call_finish(call, RPC_OK, "%s", "");
         return;
     }
-    UNPACK(Flame__V1__ExecutorUpdate, flame__v1__executor_update, req);
+    RPC_UNPACK(Flame__V1__ExecutorUpdate, flame__v1__executor_update, req);
     e = exec_get(sm, req->executor_id);
     if (e && e->stream && e->stream != call) {
         rpc_call_finish(call, RPC_FAILED_PRECONDITION, "executor %s already has a stream", e->id);
@@ -1077,7 +1057,7 @@ static void executor_stream(rpc_call *call, const uint8_t *data, size_t len, voi
 static void complete_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__CompleteTaskRequest, flame__v1__complete_task_request, req);
+    RPC_UNPACK(Flame__V1__CompleteTaskRequest, flame__v1__complete_task_request, req);
     sm_exec *e;
     flame_status st = lookup(sm, req->executor_id, &e);
     if (!st && (!e->nrun || !e->sess))
@@ -1085,13 +1065,13 @@ static void complete_task(rpc_call *call, const uint8_t *data, size_t len, void 
     if (!st && !req->task_result)
         st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "CompleteTask needs a task_result");
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else {
         const Flame__V1__TaskResult *r = req->task_result;
         fl_task *t = run_take(e, e->run[0]->id);
         finish_task(sm, e->sess, t, r->return_code, r->_output_case ? &r->output : NULL,
                     r->_message_case ? r->message : NULL);
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__complete_task_request__free_unpacked(req, NULL);
 }

@@ -5,9 +5,18 @@
 
 #include "sm.h"
 
-void sm_fail(rpc_call *call, flame_status st)
+void sm_reply_result(sm_t *sm, rpc_call *call)
 {
-    rpc_call_finish(call, rpc_status_to_code(st), "%s", flame_error_last());
+    Flame__V1__Result r = FLAME__V1__RESULT__INIT;
+    size_t n = flame__v1__result__get_packed_size(&r);
+    uint8_t *buf = fl_malloc(n ? n : 1);
+    flame__v1__result__pack(&r, buf);
+    sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
+}
+
+void sm_reply_error(sm_t *sm, rpc_call *call, flame_status st)
+{
+    sm_defer(sm, call, OUT_ERROR, rpc_status_to_code(st), flame_error_last(), NULL, 0);
 }
 
 void sm_defer(sm_t *sm, rpc_call *call, int kind, int code, const char *msg, uint8_t *data,

@@ -7,24 +7,8 @@
 
 #include "sm.h"
 
-#define UNPACK(type, fn, var)                                                                  \
-    type *var = fn##__unpack(NULL, len, data);                                                 \
-    if (!var) {                                                                                \
-        rpc_call_finish(call, RPC_INVALID_ARGUMENT, "%s: malformed request message",          \
-                        rpc_call_method(call));                                               \
-        return;                                                                                \
-    }
-
 static void swatch_maybe_end(sm_t *sm, sm_swatch *w);
 
-static void reply_result(sm_t *sm, rpc_call *call)
-{
-    Flame__V1__Result r = FLAME__V1__RESULT__INIT;
-    size_t n = flame__v1__result__get_packed_size(&r);
-    uint8_t *buf = fl_malloc(n ? n : 1);
-    flame__v1__result__pack(&r, buf);
-    sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
-}
 
 static void reply_session(sm_t *sm, rpc_call *call, const fl_session *s)
 {
@@ -33,10 +17,6 @@ static void reply_session(sm_t *sm, rpc_call *call, const fl_session *s)
     sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
 }
 
-static void fail(sm_t *sm, rpc_call *call, flame_status st)
-{
-    sm_defer(sm, call, OUT_ERROR, rpc_status_to_code(st), flame_error_last(), NULL, 0);
-}
 
 /* ---- applications ------------------------------------------------------- */
 
@@ -51,12 +31,12 @@ static uint8_t *pack_spec(const Flame__V1__ApplicationSpec *spec, size_t *n)
 static void register_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__RegisterApplicationRequest, flame__v1__register_application_request, req);
+    RPC_UNPACK(Flame__V1__RegisterApplicationRequest, flame__v1__register_application_request, req);
     flame_status st = fl_app_validate(req->name, req->application);
     if (!st && fl_map_get(&sm->apps, req->name))
         st = fl_error(FLAME_ERR_ALREADY_EXISTS, "application %s already exists", req->name);
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else {
         size_t n;
         uint8_t *blob = pack_spec(req->application, &n);
@@ -65,7 +45,7 @@ static void register_application(rpc_call *call, const uint8_t *data, size_t len
         fl_map_put(&sm->apps, a->name, a);
         fl_store_put_app(sm->store, a);
         fl_log(FL_LOG_INFO, "sm", "application %s registered", a->name);
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__register_application_request__free_unpacked(req, NULL);
 }
@@ -73,7 +53,7 @@ static void register_application(rpc_call *call, const uint8_t *data, size_t len
 static void update_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__UpdateApplicationRequest, flame__v1__update_application_request, req);
+    RPC_UNPACK(Flame__V1__UpdateApplicationRequest, flame__v1__update_application_request, req);
     fl_app *a = fl_map_get(&sm->apps, req->name);
     flame_status st = FLAME_OK;
     if (!a)
@@ -85,7 +65,7 @@ static void update_application(rpc_call *call, const uint8_t *data, size_t len, 
     else
         st = fl_app_validate(req->name, req->application);
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else {
         size_t n;
         uint8_t *blob = pack_spec(req->application, &n);
@@ -95,7 +75,7 @@ static void update_application(rpc_call *call, const uint8_t *data, size_t len, 
         fl_map_put(&sm->apps, na->name, na);
         fl_app_free(a);
         fl_store_put_app(sm->store, na);
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__update_application_request__free_unpacked(req, NULL);
 }
@@ -103,12 +83,12 @@ static void update_application(rpc_call *call, const uint8_t *data, size_t len, 
 static void unregister_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__UnregisterApplicationRequest, flame__v1__unregister_application_request, req);
+    RPC_UNPACK(Flame__V1__UnregisterApplicationRequest, flame__v1__unregister_application_request, req);
     fl_app *a = fl_map_get(&sm->apps, req->name);
     if (!a) {
-        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name));
     } else if (a->open_sessions) {
-        fail(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
                                 "application %s has %u open session(s); close them first",
                                 req->name, a->open_sessions));
     } else {
@@ -123,7 +103,7 @@ static void unregister_application(rpc_call *call, const uint8_t *data, size_t l
         fl_map_del(&sm->apps, a->name);
         fl_log(FL_LOG_INFO, "sm", "application %s unregistered", a->name);
         fl_app_free(a);
-        reply_result(sm, call);
+        sm_reply_result(sm, call);
     }
     flame__v1__unregister_application_request__free_unpacked(req, NULL);
 }
@@ -131,10 +111,10 @@ static void unregister_application(rpc_call *call, const uint8_t *data, size_t l
 static void get_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__GetApplicationRequest, flame__v1__get_application_request, req);
+    RPC_UNPACK(Flame__V1__GetApplicationRequest, flame__v1__get_application_request, req);
     fl_app *a = fl_map_get(&sm->apps, req->name);
     if (!a) {
-        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name));
     } else {
         size_t n;
         uint8_t *buf = sm_pack_app(a, &n);
@@ -220,7 +200,7 @@ static void list_nodes(rpc_call *call, const uint8_t *data, size_t len, void *ct
 static void get_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__GetNodeRequest, flame__v1__get_node_request, req);
+    RPC_UNPACK(Flame__V1__GetNodeRequest, flame__v1__get_node_request, req);
     sm_node *n = fl_map_get(&sm->nodes, req->name);
     if (!n) {
         rpc_call_finish(call, RPC_NOT_FOUND, "node %s not found", req->name);
@@ -303,12 +283,12 @@ static flame_status check_new_id(sm_t *sm, const char *id)
 static void create_session_rpc(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__CreateSessionRequest, flame__v1__create_session_request, req);
+    RPC_UNPACK(Flame__V1__CreateSessionRequest, flame__v1__create_session_request, req);
     flame_status st = check_new_id(sm, req->session_id);
     if (!st)
         st = check_spec(sm, req->session);
     if (st)
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     else
         reply_session(sm, call, create_session(sm, req->session_id, req->session));
     flame__v1__create_session_request__free_unpacked(req, NULL);
@@ -317,7 +297,7 @@ static void create_session_rpc(rpc_call *call, const uint8_t *data, size_t len, 
 static void open_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__OpenSessionRequest, flame__v1__open_session_request, req);
+    RPC_UNPACK(Flame__V1__OpenSessionRequest, flame__v1__open_session_request, req);
     const Flame__V1__SessionSpec *spec = req->_session_case ? req->session : NULL;
     sm_session *ss = sm_session_get(sm, req->session_id);
     flame_status st = FLAME_OK;
@@ -342,7 +322,7 @@ static void open_session(rpc_call *call, const uint8_t *data, size_t len, void *
             reply_session(sm, call, create_session(sm, req->session_id, spec));
     }
     if (st)
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     flame__v1__open_session_request__free_unpacked(req, NULL);
 }
 
@@ -375,12 +355,12 @@ static flame_status close_session(sm_t *sm, sm_session *ss)
 static void close_session_rpc(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__CloseSessionRequest, flame__v1__close_session_request, req);
+    RPC_UNPACK(Flame__V1__CloseSessionRequest, flame__v1__close_session_request, req);
     sm_session *ss = sm_session_get(sm, req->session_id);
     flame_status st = ss ? close_session(sm, ss)
                          : fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id);
     if (st)
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     else
         reply_session(sm, call, ss->s);
     flame__v1__close_session_request__free_unpacked(req, NULL);
@@ -389,12 +369,12 @@ static void close_session_rpc(rpc_call *call, const uint8_t *data, size_t len, v
 static void delete_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__DeleteSessionRequest, flame__v1__delete_session_request, req);
+    RPC_UNPACK(Flame__V1__DeleteSessionRequest, flame__v1__delete_session_request, req);
     sm_session *ss = sm_session_get(sm, req->session_id);
     flame_status st = ss ? close_session(sm, ss)
                          : fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id);
     if (st) {
-        fail(sm, call, st);
+        sm_reply_error(sm, call, st);
     } else {
         reply_session(sm, call, ss->s);
         fl_store_del_session(sm->store, ss->s->id);
@@ -406,12 +386,12 @@ static void delete_session(rpc_call *call, const uint8_t *data, size_t len, void
 static void get_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__GetSessionRequest, flame__v1__get_session_request, req);
+    RPC_UNPACK(Flame__V1__GetSessionRequest, flame__v1__get_session_request, req);
     sm_session *ss = sm_session_get(sm, req->session_id);
     if (ss)
         reply_session(sm, call, ss->s);
     else
-        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
     flame__v1__get_session_request__free_unpacked(req, NULL);
 }
 
@@ -444,15 +424,15 @@ static void list_session(rpc_call *call, const uint8_t *data, size_t len, void *
 static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__CreateTaskRequest, flame__v1__create_task_request, req);
+    RPC_UNPACK(Flame__V1__CreateTaskRequest, flame__v1__create_task_request, req);
     const Flame__V1__TaskSpec *spec = req->task;
     sm_session *ss = spec ? sm_session_get(sm, spec->session_id) : NULL;
     if (!spec) {
-        fail(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "a task spec is required"));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "a task spec is required"));
     } else if (!ss) {
-        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", spec->session_id));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", spec->session_id));
     } else if (ss->s->state != FLAME_SESSION_OPEN) {
-        fail(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
                                 "session %s is closed; it takes no new tasks", ss->s->id));
     } else {
         fl_task *t = fl_session_add_task(ss->s, spec->input.data, spec->input.len,
@@ -469,20 +449,20 @@ static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *c
 static void create_tasks(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__CreateTasksRequest, flame__v1__create_tasks_request, req);
+    RPC_UNPACK(Flame__V1__CreateTasksRequest, flame__v1__create_tasks_request, req);
     sm_session *ss = sm_session_get(sm, req->session_id);
     size_t n = req->n_inputs ? req->n_inputs : req->count;
     if (!ss) {
-        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
     } else if (ss->s->state != FLAME_SESSION_OPEN) {
-        fail(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
                                 "session %s is closed; it takes no new tasks", ss->s->id));
     } else if (req->n_inputs && req->count && req->count != req->n_inputs) {
-        fail(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT,
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT,
                                 "CreateTasks: count (%u) differs from the number of inputs (%zu)",
                                 req->count, req->n_inputs));
     } else if (n == 0) {
-        fail(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "CreateTasks: no tasks given"));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "CreateTasks: no tasks given"));
     } else {
         int64_t now = fl_now_ms();
         uint64_t first = ss->s->ntasks + 1;
@@ -620,10 +600,10 @@ void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg)
 static void watch_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__WatchSessionRequest, flame__v1__watch_session_request, req);
+    RPC_UNPACK(Flame__V1__WatchSessionRequest, flame__v1__watch_session_request, req);
     sm_session *ss = sm_session_get(sm, req->session_id);
     if (!ss) {
-        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
     } else {
         sm_swatch *w = fl_calloc(1, sizeof *w);
         w->call = call;
@@ -668,11 +648,11 @@ static fl_task *find_task(sm_t *sm, const char *sid, const char *tid, sm_session
 static void get_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__GetTaskRequest, flame__v1__get_task_request, req);
+    RPC_UNPACK(Flame__V1__GetTaskRequest, flame__v1__get_task_request, req);
     sm_session *ss;
     fl_task *t = find_task(sm, req->session_id, req->task_id, &ss);
     if (!t) {
-        fail(sm, call, FLAME_ERR_NOT_FOUND);
+        sm_reply_error(sm, call, FLAME_ERR_NOT_FOUND);
     } else {
         size_t n;
         uint8_t *buf = sm_pack_task(ss->s, t, &n);
@@ -684,11 +664,11 @@ static void get_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 static void watch_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__WatchTaskRequest, flame__v1__watch_task_request, req);
+    RPC_UNPACK(Flame__V1__WatchTaskRequest, flame__v1__watch_task_request, req);
     sm_session *ss;
     fl_task *t = find_task(sm, req->session_id, req->task_id, &ss);
     if (!t) {
-        fail(sm, call, FLAME_ERR_NOT_FOUND);
+        sm_reply_error(sm, call, FLAME_ERR_NOT_FOUND);
     } else {
         size_t n;
         uint8_t *buf = sm_pack_task(ss->s, t, &n);
@@ -704,10 +684,10 @@ static void watch_task(rpc_call *call, const uint8_t *data, size_t len, void *ct
 static void list_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
-    UNPACK(Flame__V1__ListTaskRequest, flame__v1__list_task_request, req);
+    RPC_UNPACK(Flame__V1__ListTaskRequest, flame__v1__list_task_request, req);
     sm_session *ss = sm_session_get(sm, req->session_id);
     if (!ss) {
-        fail(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
     } else {
         for (uint32_t i = 0; i < ss->s->ntasks; i++) {
             if (!ss->s->tasks[i])

@@ -172,7 +172,9 @@ extern const size_t sm_backend_methods_len;
 /* builtin.c */
 void sm_register_builtins(sm_t *sm);
 
-/* Replies with a flame_status error (code mapped to gRPC) and its message. */
-void sm_fail(rpc_call *call, flame_status st);
+/* Deferred answers (sent after the commit): an empty Result, or the
+ * thread's last error as a gRPC status. */
+void sm_reply_result(sm_t *sm, rpc_call *call);
+void sm_reply_error(sm_t *sm, rpc_call *call, flame_status st);
 
 #endif
