@@ -72,6 +72,11 @@ typedef struct flame_sched_executor {
     const char *session_id;     /* BINDING/BOUND: its session; IDLE/VOID: the one it is meant for, or NULL */
     const char *application;    /* the application it last served, or NULL */
     int64_t idle_since_ms;      /* IDLE: since when */
+    /* Optional hints that save a lookup by name: 1 + the index of its node
+     * in snapshot.nodes and of its session in snapshot.sessions (0: none).
+     * A hint whose entry has another name is ignored. */
+    uint32_t node_hint;
+    uint32_t session_hint;
 } flame_sched_executor;
 
 typedef struct flame_sched_snapshot {

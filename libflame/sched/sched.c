@@ -477,8 +477,16 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
         const flame_sched_executor *e = &sn->executors[i];
         s_exec *x = &c->execs[i];
         x->e = e;
-        x->node = index_of(nm, e->node);
-        x->sess = index_of(sm, e->session_id);
+        if (e->node_hint && e->node_hint <= c->nn && e->node &&
+            strcmp(sn->nodes[e->node_hint - 1].name, e->node) == 0)
+            x->node = (int)e->node_hint - 1;
+        else
+            x->node = index_of(nm, e->node);
+        if (e->session_hint && e->session_hint <= c->ns && e->session_id &&
+            strcmp(sn->sessions[e->session_hint - 1].id, e->session_id) == 0)
+            x->sess = (int)e->session_hint - 1;
+        else
+            x->sess = index_of(sm, e->session_id);
         /* most executors serve their session's application: skip a lookup */
         if (x->sess >= 0 && (!e->application ||
                              strcmp(e->application, c->sess[x->sess].s->application) == 0))

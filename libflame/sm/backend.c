@@ -453,6 +453,7 @@ void sm_sched_run(sm_t *sm)
     while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
         sm_node *n = v;
         const Flame__V1__ResourceRequirement *r = n->msg->status ? n->msg->status->allocatable : NULL;
+        n->sched_hint = (uint32_t)k + 1;
         nodes[k++] = (flame_sched_node){ n->name, { r ? r->cpu : 0, r ? r->memory : 0, r ? r->gpu : 0 },
                                          n->watch != NULL };
     }
@@ -466,6 +467,7 @@ void sm_sched_run(sm_t *sm)
     k = 0;
     for (sm_session *ss = sm->first; ss; ss = ss->next) {
         fl_session *s = ss->s;
+        ss->sched_hint = 0;
         if (s->state != FLAME_SESSION_OPEN && !s->counts[FLAME_TASK_RUNNING]) {
             /* closed sessions matter only while executors still hold them */
             bool held = false;
@@ -476,6 +478,7 @@ void sm_sched_run(sm_t *sm)
             if (!held)
                 continue;
         }
+        ss->sched_hint = (uint32_t)k + 1;
         sess[k++] = (flame_sched_session){
             s->id, s->app, s->priority, s->resreq, s->min_instances, s->has_max, s->max_instances,
             (uint32_t)s->counts[FLAME_TASK_PENDING], (uint32_t)s->counts[FLAME_TASK_RUNNING],
@@ -486,8 +489,10 @@ void sm_sched_run(sm_t *sm)
     while (fl_map_next(&sm->execs, &it, NULL, &v)) {
         sm_exec *e = v;
         const char *sid = e->sess ? e->sess->s->id : e->state == FLAME_EXECUTOR_VOID ? e->intended : NULL;
+        sm_node *n = fl_map_get(&sm->nodes, e->node);
         ex[k++] = (flame_sched_executor){ e->id, e->node, e->resreq, (flame_executor_state)e->state,
-                                          sid, e->app, e->idle_since };
+                                          sid, e->app, e->idle_since, n ? n->sched_hint : 0,
+                                          e->sess ? e->sess->sched_hint : 0 };
     }
     flame_sched_snapshot snap = { nodes, nn, apps, na, sess, ns, ex, k };
     const flame_decision *d;

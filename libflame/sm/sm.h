@@ -33,6 +33,7 @@ typedef struct sm_session {
     struct sm_exec *waiters;         /* executors with a parked LaunchTask */
     struct sm_exec *streamers;       /* executors with an ExecutorStream */
     struct sm_swatch *swatches;      /* WatchSession calls */
+    uint32_t sched_hint;             /* scratch: 1 + its index in a snapshot */
 } sm_session;
 
 /* A WatchSession call: outcomes of tasks >= from, batched per flush. */
@@ -53,6 +54,7 @@ typedef struct sm_node {
     Flame__V1__Node *msg;            /* as registered; status kept current */
     rpc_call *watch;                 /* the WatchNode stream, NULL when gone */
     int64_t last_heartbeat;          /* Unix seconds */
+    uint32_t sched_hint;             /* scratch: 1 + its index in a snapshot */
 } sm_node;
 
 /* An executor, server side (not persisted: executors are rebuilt by the

@@ -270,7 +270,8 @@ static int sched(size_t ns, size_t nn, size_t ne)
         int idle = i % 10 == 0;
         ex[i] = (flame_sched_executor){ names[k++], nodes[i % nn].name, { 1, 1ULL << 30, 0 },
                                         idle ? FLAME_EXECUTOR_IDLE : FLAME_EXECUTOR_BOUND,
-                                        idle ? NULL : sess[si].id, sess[si].application, 0 };
+                                        idle ? NULL : sess[si].id, sess[si].application, 0,
+                                        (uint32_t)(i % nn) + 1, idle ? 0 : (uint32_t)si + 1 };
     }
     flame_sched_snapshot snap = { nodes, nn, apps, 10, sess, ns, ex, ne };
     flame_scheduler *sc;

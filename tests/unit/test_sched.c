@@ -252,6 +252,27 @@ START_TEST(over_committed_node_gets_nothing)
 }
 END_TEST
 
+START_TEST(hints_are_checked)
+{
+    flame_sched_node n[] = { node("n1", 2), node("n2", 2) };
+    flame_sched_session s[] = { sess("a", "app", 0, 0), sess("b", "app", 0, 0) };
+    s[1].open = 0;
+    /* right hints, then hints that point at the wrong entries: same result */
+    flame_sched_executor e[] = {
+        { "e1", "n2", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "b", "app", 0, 2, 2 },
+    };
+    run(n, 2, NULL, 0, s, 2, e, 1, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_UNBIND, NULL), 1);
+    e[0].node_hint = 1;
+    e[0].session_hint = 1; /* session "a" is open: a wrong hint would keep e1 */
+    run(n, 2, NULL, 0, s, 2, e, 1, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_UNBIND, NULL), 1);
+    e[0].session_hint = 99;
+    run(n, 2, NULL, 0, s, 2, e, 1, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_UNBIND, NULL), 1);
+}
+END_TEST
+
 START_TEST(deterministic)
 {
     flame_sched_node n[] = { node("n1", 3), node("n2", 3) };
@@ -289,6 +310,7 @@ int main(void)
     tcase_add_test(tc, higher_tier_preempts_lower);
     tcase_add_test(tc, executors_being_created_count);
     tcase_add_test(tc, over_committed_node_gets_nothing);
+    tcase_add_test(tc, hints_are_checked);
     tcase_add_test(tc, deterministic);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
