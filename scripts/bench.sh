@@ -53,8 +53,8 @@ cold=$("$B/tests/flame_bench" cold-start "cold-$$")
 echo "== sequential latency (C client; the C flmping service in-process, and through the host shim)" >&2
 printf 'metadata:\n  name: flmping-inproc\nspec:\n  command: "inproc:flmping"\n' >"$tmp/inproc.yaml"
 "$B/cli/flmctl" register -f "$tmp/inproc.yaml" >/dev/null
-lat=$("$B/tests/flame_bench" latency 3000 flmping-inproc)
-lat_host=$("$B/tests/flame_bench" latency 3000 flmping)
+lat=$("$B/tests/flame_bench" latency-stream 3000 flmping-inproc)
+lat_host=$("$B/tests/flame_bench" latency-stream 3000 flmping)
 echo "== throughput, C service (flmping -p -t 100000), best of 3" >&2
 tc=$(best "$(throughput -t 100000)" "$(throughput -t 100000)" "$(throughput -t 100000)")
 echo "== throughput, Python service through the host shim" >&2

@@ -293,6 +293,28 @@ typedef int (*flame_session_watch_cb)(const flame_task_outcome *outcomes, size_t
 flame_status flame_session_watch(flame_session *session, uint64_t from_task_id,
                                  flame_session_watch_cb cb, void *payload, int timeout_ms);
 
+/* A stream that submits tasks and receives their outcomes on one
+ * connection (no call per task): the low-latency way to run tasks one
+ * after another. submit() and next() may run on different threads; one
+ * thread at a time for each. Free with flame_session_stream_close(). */
+typedef struct flame_session_stream flame_session_stream;
+
+flame_status flame_session_stream_open(flame_session_stream **out, flame_session *session);
+
+/* Sends n tasks (inputs as for flame_task_create_many). Returns once sent;
+ * the server acknowledges them through next(). */
+flame_status flame_session_stream_submit(flame_session_stream *st, const flame_bytes *inputs,
+                                         size_t n);
+
+/* Blocks for the next message: calls cb with its outcomes (if any) and
+ * sets *acked_upto (may be NULL) to the highest task id known committed.
+ * FLAME_ERR_CANCELLED once the stream has ended. */
+flame_status flame_session_stream_next(flame_session_stream *st, flame_session_watch_cb cb,
+                                       void *payload, uint64_t *acked_upto);
+
+/* Ends the stream (tasks already submitted still run) and frees it. */
+void flame_session_stream_close(flame_session_stream *st);
+
 void flame_task_free(flame_task *task);
 void flame_task_list_free(flame_task **tasks, size_t count);
 

@@ -763,6 +763,115 @@ flame_status flame_session_watch(flame_session *s, uint64_t from_task_id,
     return rc;
 }
 
+struct flame_session_stream {
+    flame_session *s;
+    rpc_stream *st;
+    bool first;
+    uint64_t acked;
+    flame_task_outcome *v;
+    size_t cap;
+};
+
+flame_status flame_session_stream_open(flame_session_stream **out, flame_session *s)
+{
+    if (!out || !s)
+        return bad_arg("flame_session_stream_open", "out and session are required");
+    flame_session_stream *x = fl_calloc(1, sizeof *x);
+    x->s = s;
+    flame_status st = rpc_bidi_open(&x->st, s->client->ch, FE("RunSession"));
+    if (st) {
+        free(x);
+        return st;
+    }
+    /* the first message names the session and creates nothing */
+    Flame__V1__RunSessionRequest r = FLAME__V1__RUN_SESSION_REQUEST__INIT;
+    r.session_id = s->id;
+    if ((st = rpc_bidi_send(x->st, &r.base))) {
+        rpc_stream_free(x->st);
+        free(x);
+        return st;
+    }
+    *out = x;
+    return FLAME_OK;
+}
+
+flame_status flame_session_stream_submit(flame_session_stream *x, const flame_bytes *inputs,
+                                         size_t n)
+{
+    if (!x)
+        return bad_arg("flame_session_stream_submit", "stream is NULL");
+    Flame__V1__RunSessionRequest r = FLAME__V1__RUN_SESSION_REQUEST__INIT;
+    ProtobufCBinaryData one, *bins = NULL;
+    bool all_inputs = inputs != NULL;
+    for (size_t i = 0; inputs && i < n; i++)
+        all_inputs = all_inputs && inputs[i].data;
+    if (all_inputs) {
+        bins = n == 1 ? &one : fl_calloc(n, sizeof *bins);
+        for (size_t i = 0; i < n; i++) {
+            bins[i].data = (uint8_t *)inputs[i].data;
+            bins[i].len = inputs[i].len;
+        }
+        r.n_inputs = n;
+        r.inputs = bins;
+    } else if (!inputs) {
+        r.count = (uint32_t)n;
+    } else {
+        return bad_arg("flame_session_stream_submit", "mixing tasks with and without input");
+    }
+    flame_status st = rpc_bidi_send(x->st, &r.base);
+    if (bins != &one)
+        free(bins);
+    return st;
+}
+
+flame_status flame_session_stream_next(flame_session_stream *x, flame_session_watch_cb cb,
+                                       void *payload, uint64_t *acked_upto)
+{
+    if (!x)
+        return bad_arg("flame_session_stream_next", "stream is NULL");
+    ProtobufCMessage *m;
+    flame_status st = rpc_stream_next(x->st, &flame__v1__task_outcomes__descriptor, &m);
+    if (st)
+        return st;
+    if (!m)
+        return fl_error(FLAME_ERR_CANCELLED, "RunSession: the stream has ended");
+    Flame__V1__TaskOutcomes *o = (Flame__V1__TaskOutcomes *)m;
+    if (o->created_count && o->created_first + o->created_count - 1 > x->acked)
+        x->acked = o->created_first + o->created_count - 1;
+    if (acked_upto)
+        *acked_upto = x->acked;
+    if (o->n_outcomes && cb) {
+        if (o->n_outcomes > x->cap) {
+            x->cap = o->n_outcomes;
+            x->v = fl_realloc(x->v, x->cap * sizeof *x->v);
+        }
+        for (size_t i = 0; i < o->n_outcomes; i++) {
+            const Flame__V1__TaskOutcome *y = o->outcomes[i];
+            x->v[i] = (flame_task_outcome){ y->task_id, (flame_task_state)y->state, { NULL, 0 },
+                                            y->_message_case ? y->message : NULL,
+                                            y->completion_time };
+            if (y->_output_case) {
+                x->v[i].output.data = y->output.data ? y->output.data : (const uint8_t *)"";
+                x->v[i].output.len = y->output.len;
+            }
+        }
+        cb(x->v, o->n_outcomes, payload);
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+    return FLAME_OK;
+}
+
+void flame_session_stream_close(flame_session_stream *x)
+{
+    if (!x)
+        return;
+    rpc_bidi_close_send(x->st);
+    rpc_stream_cancel(x->st);
+    rpc_stream_free(x->st);
+    free(x->v);
+    free(x);
+}
+
 flame_status flame_task_get(flame_task **out, flame_session *s, const char *task_id)
 {
     if (!out || !s || !task_id)

@@ -446,34 +446,42 @@ static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *c
     flame__v1__create_task_request__free_unpacked(req, NULL);
 }
 
+/* Creates the tasks of a CreateTasks or RunSession request. */
+static flame_status add_tasks(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *inputs,
+                              size_t n_inputs, uint32_t count, uint64_t *first, size_t *n)
+{
+    *n = n_inputs ? n_inputs : count;
+    if (ss->s->state != FLAME_SESSION_OPEN)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed; it takes no new tasks",
+                        ss->s->id);
+    if (n_inputs && count && count != n_inputs)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "count (%u) differs from the number of inputs (%zu)", count, n_inputs);
+    int64_t now = fl_now_ms();
+    *first = ss->s->ntasks + 1;
+    for (size_t i = 0; i < *n; i++) {
+        fl_task *t = n_inputs ? fl_session_add_task(ss->s, inputs[i].data, inputs[i].len, true, now)
+                              : fl_session_add_task(ss->s, NULL, 0, false, now);
+        fl_store_put_task(sm->store, ss->s, t);
+        sm_task_pending(sm, ss, t);
+    }
+    return FLAME_OK;
+}
+
 static void create_tasks(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
     RPC_UNPACK(Flame__V1__CreateTasksRequest, flame__v1__create_tasks_request, req);
     sm_session *ss = sm_session_get(sm, req->session_id);
-    size_t n = req->n_inputs ? req->n_inputs : req->count;
-    if (!ss) {
-        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
-    } else if (ss->s->state != FLAME_SESSION_OPEN) {
-        sm_reply_error(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
-                                "session %s is closed; it takes no new tasks", ss->s->id));
-    } else if (req->n_inputs && req->count && req->count != req->n_inputs) {
-        sm_reply_error(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT,
-                                "CreateTasks: count (%u) differs from the number of inputs (%zu)",
-                                req->count, req->n_inputs));
-    } else if (n == 0) {
-        sm_reply_error(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "CreateTasks: no tasks given"));
+    uint64_t first = 0;
+    size_t n = 0;
+    flame_status st = !ss ? fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id)
+                          : add_tasks(sm, ss, req->inputs, req->n_inputs, req->count, &first, &n);
+    if (!st && n == 0)
+        st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "CreateTasks: no tasks given");
+    if (st) {
+        sm_reply_error(sm, call, st);
     } else {
-        int64_t now = fl_now_ms();
-        uint64_t first = ss->s->ntasks + 1;
-        for (size_t i = 0; i < n; i++) {
-            fl_task *t = req->n_inputs
-                             ? fl_session_add_task(ss->s, req->inputs[i].data, req->inputs[i].len,
-                                                   true, now)
-                             : fl_session_add_task(ss->s, NULL, 0, false, now);
-            fl_store_put_task(sm->store, ss->s, t);
-            sm_task_pending(sm, ss, t);
-        }
         Flame__V1__CreateTasksResponse r = FLAME__V1__CREATE_TASKS_RESPONSE__INIT;
         r.first_task_id = first;
         r.count = (uint32_t)n;
@@ -578,12 +586,11 @@ static void swatch_maybe_end(sm_t *sm, sm_swatch *w)
 
 void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t)
 {
-    for (sm_swatch *w = ss->swatches, *next; w; w = next) {
-        next = w->next;
+    /* the end of the watch is decided by the caller once all changes are
+     * in (closing a session cancels many tasks at once) */
+    for (sm_swatch *w = ss->swatches; w; w = w->next)
         if (t->id >= w->from)
             swatch_add_outcome(sm, w, t);
-        swatch_maybe_end(sm, w);
-    }
 }
 
 void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg)
@@ -597,6 +604,20 @@ void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg)
     }
 }
 
+static sm_swatch *swatch_new(sm_session *ss, rpc_call *call, uint64_t from)
+{
+    sm_swatch *w = fl_calloc(1, sizeof *w);
+    w->call = call;
+    w->ss = ss;
+    w->from = from;
+    w->next = ss->swatches;
+    if (w->next)
+        w->next->prev = w;
+    ss->swatches = w;
+    rpc_call_on_cancel(call, swatch_cancelled, w);
+    return w;
+}
+
 static void watch_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
@@ -605,15 +626,7 @@ static void watch_session(rpc_call *call, const uint8_t *data, size_t len, void 
     if (!ss) {
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
     } else {
-        sm_swatch *w = fl_calloc(1, sizeof *w);
-        w->call = call;
-        w->ss = ss;
-        w->from = req->from_task_id ? req->from_task_id : 1;
-        w->next = ss->swatches;
-        if (w->next)
-            w->next->prev = w;
-        ss->swatches = w;
-        rpc_call_on_cancel(call, swatch_cancelled, w);
+        sm_swatch *w = swatch_new(ss, call, req->from_task_id ? req->from_task_id : 1);
         /* what is already finished, in batches */
         for (uint64_t id = w->from; id <= ss->s->ntasks; id++) {
             fl_task *t = ss->s->tasks[id - 1];
@@ -629,6 +642,57 @@ static void watch_session(rpc_call *call, const uint8_t *data, size_t len, void 
         swatch_maybe_end(sm, w);
     }
     flame__v1__watch_session_request__free_unpacked(req, NULL);
+}
+
+/* RunSession: creations in, acknowledgements and outcomes out, on one
+ * stream (no call set-up per task: the low-latency path). */
+static void run_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    sm_swatch *w = rpc_call_user(call);
+    if (!data) { /* the client is done */
+        if (w) {
+            rpc_call_on_cancel(call, NULL, NULL);
+            swatch_unlink(w);
+            swatch_release(w);
+            rpc_call_set_user(call, NULL);
+        }
+        sm_defer(sm, call, OUT_FINISH_OK, 0, NULL, NULL, 0);
+        return;
+    }
+    RPC_UNPACK(Flame__V1__RunSessionRequest, flame__v1__run_session_request, req);
+    flame_status st = FLAME_OK;
+    if (!w) {
+        sm_session *ss = sm_session_get(sm, req->session_id);
+        if (!ss) {
+            st = fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id);
+        } else {
+            w = swatch_new(ss, call, ss->s->ntasks + 1);
+            rpc_call_set_user(call, w);
+        }
+    }
+    uint64_t first = 0;
+    size_t n = 0;
+    if (!st && w->ss)
+        st = add_tasks(sm, w->ss, req->inputs, req->n_inputs, req->count, &first, &n);
+    if (st) {
+        if (w) {
+            rpc_call_on_cancel(call, NULL, NULL);
+            swatch_unlink(w);
+            swatch_release(w);
+            rpc_call_set_user(call, NULL);
+        }
+        sm_reply_error(sm, call, st);
+    } else if (n) {
+        Flame__V1__TaskOutcomes ack = FLAME__V1__TASK_OUTCOMES__INIT;
+        ack.created_first = first;
+        ack.created_count = (uint32_t)n;
+        size_t plen = flame__v1__task_outcomes__get_packed_size(&ack);
+        uint8_t *buf = fl_malloc(plen ? plen : 1);
+        flame__v1__task_outcomes__pack(&ack, buf);
+        sm_defer(sm, call, OUT_SEND, 0, NULL, buf, plen);
+    }
+    flame__v1__run_session_request__free_unpacked(req, NULL);
 }
 
 static fl_task *find_task(sm_t *sm, const char *sid, const char *tid, sm_session **ssp)
@@ -724,5 +788,6 @@ const rpc_method sm_frontend_methods[] = {
     { FE("ListTask"), RPC_KIND_SERVER_STREAM, list_task },
     { FE("CreateTasks"), RPC_KIND_UNARY, create_tasks },
     { FE("WatchSession"), RPC_KIND_SERVER_STREAM, watch_session },
+    { FE("RunSession"), RPC_KIND_BIDI, run_session },
 };
 const size_t sm_frontend_methods_len = FL_ARRAY_LEN(sm_frontend_methods);

@@ -114,6 +114,44 @@ static int latency(flame_client *c, size_t n, const char *app)
     return 0;
 }
 
+static int got_one(const flame_task_outcome *o, size_t n, void *payload)
+{
+    *(size_t *)payload += n;
+    return 0;
+}
+
+/* Sequential submit -> result over one RunSession stream. */
+static int latency_stream(flame_client *c, size_t n, const char *app)
+{
+    flame_session *s = open_ping(c, app);
+    if (!s)
+        return die("create session");
+    flame_session_stream *st;
+    if (flame_session_stream_open(&st, s))
+        return die("open stream");
+    size_t warm = n / 10 + 10;
+    double *v = calloc(n, sizeof *v);
+    flame_bytes in = { (const uint8_t *)"ping", 4 };
+    for (size_t i = 0; i < n + warm; i++) {
+        double t0 = now_us();
+        if (flame_session_stream_submit(st, &in, 1))
+            return die("submit");
+        size_t got = 0;
+        while (!got)
+            if (flame_session_stream_next(st, got_one, &got, NULL))
+                return die("next");
+        if (i >= warm)
+            v[i - warm] = now_us() - t0;
+    }
+    printf("{\"latency_p50_us\": %.1f, \"latency_p99_us\": %.1f, \"n\": %zu}\n", pct(v, n, 50),
+           pct(v, n, 99), n);
+    free(v);
+    flame_session_stream_close(st);
+    flame_session_close(s);
+    flame_session_free(s);
+    return 0;
+}
+
 /* A plain unary round trip (GetSession), for reference. */
 static int rtt(flame_client *c, size_t n)
 {
@@ -312,6 +350,8 @@ int main(int argc, char **argv)
     int rc = 2;
     if (strcmp(argv[1], "latency") == 0 && (argc == 3 || argc == 4))
         rc = latency(c, strtoul(argv[2], NULL, 10), argc == 4 ? argv[3] : "flmping");
+    else if (strcmp(argv[1], "latency-stream") == 0 && (argc == 3 || argc == 4))
+        rc = latency_stream(c, strtoul(argv[2], NULL, 10), argc == 4 ? argv[3] : "flmping");
     else if (strcmp(argv[1], "rtt") == 0 && argc == 3)
         rc = rtt(c, strtoul(argv[2], NULL, 10));
     else if (strcmp(argv[1], "session-create") == 0 && argc == 3)

@@ -458,6 +458,67 @@ START_TEST(oversized_input)
 }
 END_TEST
 
+static int count_cancelled(const flame_task_outcome *o, size_t n, void *payload)
+{
+    size_t *c = payload;
+    for (size_t i = 0; i < n; i++)
+        if (o[i].state == FLAME_TASK_CANCELLED && o[i].message)
+            (*c)++;
+    return 0;
+}
+
+START_TEST(batched_client_api)
+{
+    register_app("app");
+    flame_session *s = new_session("app", "batch");
+    size_t n = 20000;
+    flame_bytes *in = calloc(n, sizeof *in);
+    for (size_t i = 0; i < n; i++)
+        if (i % 3)
+            in[i] = (flame_bytes){ (const uint8_t *)"abc", 3 }; /* every third has none */
+    uint64_t *ids = calloc(n, sizeof *ids);
+    ck_assert_int_eq(flame_task_create_many(s, in, n, ids), FLAME_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(ids[i], i + 1);
+    flame_task *t;
+    ck_assert_int_eq(flame_task_get(&t, s, "3"), FLAME_OK);
+    ck_assert_int_eq(memcmp(t->input.data, "abc", 3), 0);
+    flame_task_free(t);
+    ck_assert_int_eq(flame_task_get(&t, s, "4"), FLAME_OK);
+    ck_assert_ptr_null(t->input.data);
+    flame_task_free(t);
+
+    /* RunSession: acknowledgements, then the outcomes of its own tasks */
+    flame_session_stream *st;
+    ck_assert_int_eq(flame_session_stream_open(&st, s), FLAME_OK);
+    flame_bytes two[2] = { { (const uint8_t *)"x", 1 }, { (const uint8_t *)"y", 1 } };
+    ck_assert_int_eq(flame_session_stream_submit(st, two, 2), FLAME_OK);
+    uint64_t acked = 0;
+    size_t cancelled = 0;
+    ck_assert_int_eq(flame_session_stream_next(st, count_cancelled, &cancelled, &acked), FLAME_OK);
+    while (acked == 0)
+        ck_assert_int_eq(flame_session_stream_next(st, count_cancelled, &cancelled, &acked), FLAME_OK);
+    ck_assert_uint_eq(acked, n + 2);
+    ck_assert_int_eq(flame_session_close(s), FLAME_OK); /* no executor: all Pending -> Cancelled */
+    flame_status rc;
+    while ((rc = flame_session_stream_next(st, count_cancelled, &cancelled, &acked)) == FLAME_OK)
+        ;
+    ck_assert_int_eq(rc, FLAME_ERR_CANCELLED); /* the stream ended with the session */
+    ck_assert_uint_eq(cancelled, 2);
+    flame_session_stream_close(st);
+    ck_assert_int_eq(flame_session_stream_submit(NULL, two, 1), FLAME_ERR_INVALID_ARGUMENT);
+
+    /* WatchSession of a closed session: everything, then the end */
+    size_t all = 0;
+    ck_assert_int_eq(flame_session_watch(s, 1, count_cancelled, &all, 10000), FLAME_OK);
+    ck_assert_uint_eq(all, n + 2);
+    ck_assert_int_eq(flame_task_create_many(s, NULL, 5, NULL), FLAME_ERR_FAILED_PRECONDITION);
+    free(in);
+    free(ids);
+    flame_session_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("session-manager");
@@ -472,6 +533,7 @@ int main(void)
     tcase_add_test(tc, restart_keeps_state);
     tcase_add_test(tc, bad_input_keeps_daemon_up);
     tcase_add_test(tc, oversized_input);
+    tcase_add_test(tc, batched_client_api);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK); /* gRPC and fork() do not mix */
