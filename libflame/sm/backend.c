@@ -252,7 +252,12 @@ void sm_task_pending(sm_t *sm, sm_session *ss, fl_task *t)
 {
     pq_push(ss, t->id);
     dispatch(sm, ss);
-    sm->sched_dirty = true;
+    /* a session with executors at work only changes its demand: the cycle
+     * can wait a little (coalesced); one with none needs it now */
+    if (ss->streamers || ss->waiters)
+        sm->sched_soft = true;
+    else
+        sm->sched_dirty = true;
 }
 
 /* The executor's running tasks (if any) go back to Pending. */
@@ -443,6 +448,8 @@ static bool wasm_app(sm_t *sm, const char *name)
 void sm_sched_run(sm_t *sm)
 {
     sm->sched_dirty = false;
+    sm->sched_soft = false;
+    sm->sched_last_ns = fl_mono_ns();
     size_t nn = sm->nodes.len, na = sm->apps.len, ns = sm->sessions.len, ne = sm->execs.len;
     flame_sched_node *nodes = fl_calloc(nn + 1, sizeof *nodes);
     flame_sched_application *apps = fl_calloc(na + 1, sizeof *apps);
@@ -465,19 +472,18 @@ void sm_sched_run(sm_t *sm)
                                                a->spec->max_instances, delay_release_ms(a) };
     }
     k = 0;
+    for (sm_session *ss = sm->first; ss; ss = ss->next)
+        ss->held = false;
+    it = 0;
+    while (fl_map_next(&sm->execs, &it, NULL, &v))
+        if (((sm_exec *)v)->sess)
+            ((sm_exec *)v)->sess->held = true;
     for (sm_session *ss = sm->first; ss; ss = ss->next) {
         fl_session *s = ss->s;
         ss->sched_hint = 0;
-        if (s->state != FLAME_SESSION_OPEN && !s->counts[FLAME_TASK_RUNNING]) {
-            /* closed sessions matter only while executors still hold them */
-            bool held = false;
-            size_t i2 = 0;
-            void *v2;
-            while (!held && fl_map_next(&sm->execs, &i2, NULL, &v2))
-                held = ((sm_exec *)v2)->sess == ss;
-            if (!held)
-                continue;
-        }
+        /* closed sessions matter only while executors still hold them */
+        if (s->state != FLAME_SESSION_OPEN && !s->counts[FLAME_TASK_RUNNING] && !ss->held)
+            continue;
         ss->sched_hint = (uint32_t)k + 1;
         sess[k++] = (flame_sched_session){
             s->id, s->app, s->priority, s->resreq, s->min_instances, s->has_max, s->max_instances,
@@ -985,7 +991,7 @@ static void finish_task(sm_t *sm, sm_session *ss, fl_task *t, int rc,
         fl_task_set_state(ss->s, t, FLAME_TASK_FAILED, msg ? msg : "the service failed the task",
                           fl_now_ms());
     sm_task_changed(sm, ss, t);
-    sm->sched_dirty = true;
+    sm->sched_soft = true;
 }
 
 /* ---- ExecutorStream ----------------------------------------------------- */

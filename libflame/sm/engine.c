@@ -30,10 +30,15 @@ void sm_defer(sm_t *sm, rpc_call *call, int kind, int code, const char *msg, uin
     sm->out[sm->n_out++] = (sm_out){ call, kind, code, fl_strdup(msg), data, len };
 }
 
+/* Demand changes of busy sessions wait at most this long for a cycle (the
+ * tick catches up with the rest). */
+#define SCHED_SOFT_NS 5000000
+
 void sm_flush(void *ctx)
 {
     sm_t *sm = ctx;
-    if (sm->sched_dirty && sm->sched)
+    if (sm->sched && (sm->sched_dirty ||
+                      (sm->sched_soft && fl_mono_ns() - sm->sched_last_ns > SCHED_SOFT_NS)))
         sm_sched_run(sm);
     flame_status st = fl_store_commit(sm->store);
     if (st)

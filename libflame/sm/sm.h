@@ -34,6 +34,7 @@ typedef struct sm_session {
     struct sm_exec *streamers;       /* executors with an ExecutorStream */
     struct sm_swatch *swatches;      /* WatchSession calls */
     uint32_t sched_hint;             /* scratch: 1 + its index in a snapshot */
+    bool held;                       /* scratch: an executor refers to it */
 } sm_session;
 
 /* A WatchSession call: outcomes of tasks >= from, batched per flush. */
@@ -115,7 +116,9 @@ struct flame_session_manager {
     uint64_t exec_seq;
     int64_t started_ms;
     flame_scheduler *sched;
-    bool sched_dirty;
+    bool sched_dirty;                /* run a cycle at the next flush */
+    bool sched_soft;                 /* demand moved: run one soon */
+    int64_t sched_last_ns;
     sm_swatch *dirty_swatches;
     sm_exec **dirty_execs;           /* with ExecutorWork to send */
     size_t ndirty_execs, capdirty_execs;
