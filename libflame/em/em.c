@@ -480,17 +480,27 @@ typedef struct hb_arg {
     atomic_bool done;
 } hb_arg;
 
-static flame_status send_heartbeat(flame_executor_manager *em, rpc_stream *st)
-{
+/* A node's status message with the storage it points into. */
+typedef struct node_msg {
     struct utsname u;
-    uname(&u);
     Flame__V1__NodeStatus status;
     Flame__V1__ResourceRequirement rr;
     Flame__V1__NodeInfo info;
-    fill_status(em, &status, &rr, &info, &u);
+} node_msg;
+
+static void node_msg_fill(flame_executor_manager *em, node_msg *m)
+{
+    uname(&m->u);
+    fill_status(em, &m->status, &m->rr, &m->info, &m->u);
+}
+
+static flame_status send_heartbeat(flame_executor_manager *em, rpc_stream *st)
+{
+    node_msg m;
+    node_msg_fill(em, &m);
     Flame__V1__NodeHeartbeat hb = FLAME__V1__NODE_HEARTBEAT__INIT;
     hb.node_name = em->node;
-    hb.status = &status;
+    hb.status = &m.status;
     Flame__V1__WatchNodeRequest req = FLAME__V1__WATCH_NODE_REQUEST__INIT;
     req.heartbeat = &hb;
     return rpc_bidi_send(st, &req.base);
@@ -511,27 +521,25 @@ static void *heartbeat_main(void *arg)
 
 static flame_status register_node(flame_executor_manager *em)
 {
-    struct utsname u;
-    uname(&u);
-    Flame__V1__NodeStatus status;
-    Flame__V1__ResourceRequirement rr;
-    Flame__V1__NodeInfo info;
-    fill_status(em, &status, &rr, &info, &u);
+    node_msg m;
+    node_msg_fill(em, &m);
+    struct utsname *u = &m.u;
+    Flame__V1__NodeStatus *status = &m.status;
     Flame__V1__Metadata md = FLAME__V1__METADATA__INIT;
     md.id = em->node;
     md.name = em->node;
     Flame__V1__NodeSpec spec = FLAME__V1__NODE_SPEC__INIT;
-    spec.hostname = u.nodename;
+    spec.hostname = u->nodename;
     Flame__V1__NodeAddress addr = FLAME__V1__NODE_ADDRESS__INIT;
     addr.type = "Hostname";
-    addr.address = u.nodename;
+    addr.address = u->nodename;
     Flame__V1__NodeAddress *addrs[] = { &addr };
-    status.n_addresses = 1;
-    status.addresses = addrs;
+    status->n_addresses = 1;
+    status->addresses = addrs;
     Flame__V1__Node node = FLAME__V1__NODE__INIT;
     node.metadata = &md;
     node.spec = &spec;
-    node.status = &status;
+    node.status = status;
     Flame__V1__RegisterNodeRequest req = FLAME__V1__REGISTER_NODE_REQUEST__INIT;
     req.node = &node;
     ProtobufCMessage *resp;

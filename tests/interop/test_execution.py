@@ -170,36 +170,30 @@ def all_done(pb, fe, sid, n):
     return s.status.succeed == n and s
 
 
-def test_executor_manager_restart_loses_no_task(cluster, pb, cfe):
-    wait_node(pb, cfe)
-    register_pyservice(pb, cfe, "sleepy")
-    open_session(pb, cfe, "em-r", "sleepy", max_instances=2)
-    submit_sleepers(pb, cfe, "em-r", 20, 100)
-    wait_for(lambda: cfe.GetSession(pb.fe.GetSessionRequest(session_id="em-r")).status.succeed >= 3,
+def restart_mid_run(pb, fe, sid, app, restart):
+    """20 tasks of 100 ms on two executors; restart() in the middle; all
+    20 must end Succeed, none lost, none failed."""
+    wait_node(pb, fe)
+    register_pyservice(pb, fe, app)
+    open_session(pb, fe, sid, app, max_instances=2)
+    submit_sleepers(pb, fe, sid, 20, 100)
+    wait_for(lambda: fe.GetSession(pb.fe.GetSessionRequest(session_id=sid)).status.succeed >= 3,
              what="some tasks to finish")
-    before = cfe.GetSession(pb.fe.GetSessionRequest(session_id="em-r")).status
-    cluster.kill9_em()
-    assert before.succeed < 20  # the kill lands in the middle of the run
-    cluster.start_em()
-    s = wait_for(lambda: all_done(pb, cfe, "em-r", 20), timeout=60, what="all 20 tasks")
+    before = fe.GetSession(pb.fe.GetSessionRequest(session_id=sid)).status
+    restart()
+    assert before.succeed < 20  # the restart lands in the middle of the run
+    s = wait_for(lambda: all_done(pb, fe, sid, 20), timeout=60, what="all 20 tasks")
     assert (s.status.failed, s.status.pending, s.status.running) == (0, 0, 0)
+    tasks = list(fe.ListTask(pb.fe.ListTaskRequest(session_id=sid)))
+    assert len(tasks) == 20 and all(t.spec.output == b"slept" for t in tasks)
+
+
+def test_executor_manager_restart_loses_no_task(cluster, pb, cfe):
+    restart_mid_run(pb, cfe, "em-r", "sleepy", lambda: (cluster.kill9_em(), cluster.start_em()))
 
 
 def test_session_manager_restart_loses_no_task(cluster, pb, cfe):
-    wait_node(pb, cfe)
-    register_pyservice(pb, cfe, "sleepy2")
-    open_session(pb, cfe, "sm-r", "sleepy2", max_instances=2)
-    submit_sleepers(pb, cfe, "sm-r", 20, 100)
-    wait_for(lambda: cfe.GetSession(pb.fe.GetSessionRequest(session_id="sm-r")).status.succeed >= 3,
-             what="some tasks to finish")
-    before = cfe.GetSession(pb.fe.GetSessionRequest(session_id="sm-r")).status
-    cluster.kill9()
-    assert before.succeed < 20  # the kill lands in the middle of the run
-    cluster.start()
-    s = wait_for(lambda: all_done(pb, cfe, "sm-r", 20), timeout=60, what="all 20 tasks")
-    assert (s.status.failed, s.status.pending, s.status.running) == (0, 0, 0)
-    tasks = list(cfe.ListTask(pb.fe.ListTaskRequest(session_id="sm-r")))
-    assert len(tasks) == 20 and all(t.spec.output == b"slept" for t in tasks)
+    restart_mid_run(pb, cfe, "sm-r", "sleepy2", lambda: (cluster.kill9(), cluster.start()))
 
 
 def test_hanging_service_fails_only_its_task(cluster, pb, cfe):
