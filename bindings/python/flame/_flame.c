@@ -1,0 +1,850 @@
+/* flame._flame: the C extension behind the `flame` package. Thin: every
+ * call goes to libflame's client core (client.h) or service API
+ * (service.h); blocking calls release the GIL. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <flame/flame.h>
+
+static PyObject *FlameError;
+
+static PyObject *raise_flame(void)
+{
+    PyObject *args = Py_BuildValue("(si)", flame_error_last(), (int)flame_error_last_code());
+    if (args) {
+        PyErr_SetObject(FlameError, args);
+        Py_DECREF(args);
+    }
+    return NULL;
+}
+
+static PyObject *bytes_or_none(flame_bytes b)
+{
+    if (!b.data)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)b.data, (Py_ssize_t)b.len);
+}
+
+static PyObject *str_or_none(const char *s)
+{
+    if (!s)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(s);
+}
+
+static PyObject *resreq_str(const flame_resreq *r)
+{
+    return PyUnicode_FromFormat("cpu=%llu,mem=%llu,gpu=%d", (unsigned long long)r->cpu,
+                                (unsigned long long)r->memory, r->gpu);
+}
+
+/* ---- Client ------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    flame_client *c;
+} ClientObject;
+
+static PyTypeObject ClientType;
+
+typedef struct {
+    PyObject_HEAD
+    flame_session *s;
+    PyObject *client; /* keeps the client alive */
+} SessionObject;
+
+static PyTypeObject SessionType;
+
+static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "endpoint", NULL };
+    const char *endpoint = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|z", kwlist, &endpoint))
+        return -1;
+    flame_client_options o = FLAME_CLIENT_OPTIONS_INIT;
+    o.endpoint = endpoint;
+    if (flame_client_connect(&self->c, &o) != FLAME_OK) {
+        raise_flame();
+        return -1;
+    }
+    return 0;
+}
+
+static void Client_dealloc(ClientObject *self)
+{
+    flame_client_free(self->c);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Client_endpoint(ClientObject *self, void *closure)
+{
+    return PyUnicode_FromString(flame_client_endpoint(self->c));
+}
+
+static PyObject *make_session(ClientObject *client, flame_session *s)
+{
+    SessionObject *o = PyObject_New(SessionObject, &SessionType);
+    if (!o) {
+        flame_session_free(s);
+        return NULL;
+    }
+    o->s = s;
+    o->client = (PyObject *)client;
+    Py_INCREF(client);
+    return (PyObject *)o;
+}
+
+static int parse_resreq(PyObject *obj, flame_session_spec *spec)
+{
+    if (!obj || obj == Py_None)
+        return 0;
+    const char *text = PyUnicode_AsUTF8(obj);
+    if (!text)
+        return -1;
+    spec->has_resreq = 1;
+    spec->resreq = (flame_resreq){ 1, 0, 0 };
+    if (flame_resreq_parse(&spec->resreq, text) != FLAME_OK) {
+        raise_flame();
+        return -1;
+    }
+    return 0;
+}
+
+/* create_session(application, common_data=None, session_id=None, min_instances=0,
+ *                max_instances=None, priority=0, resreq=None, open=False) */
+static PyObject *Client_create_session(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "application", "common_data", "session_id", "min_instances",
+                              "max_instances", "priority", "resreq", "open", NULL };
+    const char *app, *sid = NULL;
+    Py_buffer cd = { 0 };
+    unsigned int min_i = 0, prio = 0;
+    PyObject *max_o = Py_None, *resreq = Py_None;
+    int open = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|z*zIOIOp", kwlist, &app, &cd, &sid, &min_i,
+                                     &max_o, &prio, &resreq, &open))
+        return NULL;
+    flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
+    spec.application = app;
+    if (cd.buf) {
+        spec.common_data.data = cd.buf;
+        spec.common_data.len = (size_t)cd.len;
+    }
+    spec.min_instances = min_i;
+    spec.priority = prio;
+    if (max_o != Py_None) {
+        spec.has_max_instances = 1;
+        spec.max_instances = (uint32_t)PyLong_AsUnsignedLong(max_o);
+    }
+    if (PyErr_Occurred() || parse_resreq(resreq, &spec) < 0) {
+        PyBuffer_Release(&cd);
+        return NULL;
+    }
+    flame_session *s = NULL;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = open ? flame_session_open(&s, self->c, sid, &spec)
+              : flame_session_create(&s, self->c, sid, &spec);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&cd);
+    if (st)
+        return raise_flame();
+    return make_session(self, s);
+}
+
+static PyObject *Client_open_session(ClientObject *self, PyObject *args)
+{
+    const char *sid;
+    if (!PyArg_ParseTuple(args, "s", &sid))
+        return NULL;
+    flame_session *s = NULL;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_session_open(&s, self->c, sid, NULL);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    return make_session(self, s);
+}
+
+static PyObject *events_list(const flame_event *ev, size_t n)
+{
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; l && i < n; i++)
+        PyList_SET_ITEM(l, (Py_ssize_t)i,
+                        Py_BuildValue("{s:i,s:N,s:L}", "code", ev[i].code, "message",
+                                      str_or_none(ev[i].message), "creation_time",
+                                      (long long)ev[i].creation_time));
+    return l;
+}
+
+static PyObject *session_dict(const flame_session_info *s)
+{
+    PyObject *d = Py_BuildValue(
+        "{s:s,s:s,s:s,s:N,s:I,s:I,s:L,s:L,s:i,s:i,s:i,s:i,s:i,s:N,s:N}", "id", s->id,
+        "application", s->spec.application, "state", flame_session_state_str(s->state),
+        "common_data", bytes_or_none(s->spec.common_data), "priority", s->spec.priority,
+        "min_instances", s->spec.min_instances, "creation_time", (long long)s->creation_time,
+        "completion_time", (long long)s->completion_time, "pending", s->pending, "running",
+        s->running, "succeed", s->succeed, "failed", s->failed, "cancelled", s->cancelled,
+        "resreq", resreq_str(&s->spec.resreq), "events", events_list(s->events, s->events_len));
+    if (d) {
+        PyObject *m = s->spec.has_max_instances ? PyLong_FromUnsignedLong(s->spec.max_instances)
+                                                 : (Py_INCREF(Py_None), Py_None);
+        PyDict_SetItemString(d, "max_instances", m);
+        Py_DECREF(m);
+    }
+    return d;
+}
+
+static PyObject *Client_get_session(ClientObject *self, PyObject *args)
+{
+    const char *sid;
+    if (!PyArg_ParseTuple(args, "s", &sid))
+        return NULL;
+    flame_session_info *info;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_session_get(&info, self->c, sid);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    PyObject *d = session_dict(info);
+    flame_session_info_free(info);
+    return d;
+}
+
+static PyObject *Client_list_sessions(ClientObject *self, PyObject *unused)
+{
+    flame_session_info **v;
+    size_t n;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_session_list(&v, &n, self->c);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; l && i < n; i++)
+        PyList_SET_ITEM(l, (Py_ssize_t)i, session_dict(v[i]));
+    flame_session_info_list_free(v, n);
+    return l;
+}
+
+/* ---- applications ------------------------------------------------------- */
+
+static const char *dict_str(PyObject *d, const char *key)
+{
+    PyObject *v = PyDict_GetItemString(d, key);
+    return v && v != Py_None ? PyUnicode_AsUTF8(v) : NULL;
+}
+
+static const char **str_list(PyObject *d, const char *key, size_t *n)
+{
+    PyObject *v = PyDict_GetItemString(d, key);
+    *n = 0;
+    if (!v || v == Py_None)
+        return NULL;
+    PyObject *seq = PySequence_Fast(v, "expected a list of strings");
+    if (!seq)
+        return NULL;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    const char **a = calloc((size_t)k + 1, sizeof *a);
+    for (Py_ssize_t i = 0; i < k; i++)
+        a[i] = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+    Py_DECREF(seq); /* the strings live in v, which the dict holds */
+    *n = (size_t)k;
+    return a;
+}
+
+/* register_application(name, attrs: dict, update=False) */
+static PyObject *Client_register_application(ClientObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "name", "attrs", "update", NULL };
+    const char *name;
+    PyObject *d;
+    int update = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!|p", kwlist, &name, &PyDict_Type, &d, &update))
+        return NULL;
+    flame_application_spec spec = FLAME_APPLICATION_SPEC_INIT;
+    const char *shim = dict_str(d, "shim");
+    spec.shim = shim && (strcmp(shim, "Wasm") == 0 || strcmp(shim, "wasm") == 0) ? FLAME_SHIM_WASM
+                                                                                : FLAME_SHIM_HOST;
+    spec.description = dict_str(d, "description");
+    spec.image = dict_str(d, "image");
+    spec.command = dict_str(d, "command");
+    spec.working_directory = dict_str(d, "working_directory");
+    spec.url = dict_str(d, "url");
+    spec.installer = dict_str(d, "installer");
+    spec.arguments = str_list(d, "arguments", &spec.arguments_len);
+    spec.labels = str_list(d, "labels", &spec.labels_len);
+    flame_env *envs = NULL;
+    PyObject *ev = PyDict_GetItemString(d, "environments");
+    if (ev && PyDict_Check(ev)) {
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *k, *v;
+        envs = calloc((size_t)PyDict_Size(ev) + 1, sizeof *envs);
+        while (PyDict_Next(ev, &pos, &k, &v)) {
+            envs[i].name = PyUnicode_AsUTF8(k);
+            envs[i].value = PyUnicode_AsUTF8(v);
+            i++;
+        }
+        spec.environments = envs;
+        spec.environments_len = (size_t)i;
+    }
+    PyObject *mi = PyDict_GetItemString(d, "max_instances");
+    if (mi && mi != Py_None) {
+        spec.has_max_instances = 1;
+        spec.max_instances = (uint32_t)PyLong_AsUnsignedLong(mi);
+    }
+    PyObject *dr = PyDict_GetItemString(d, "delay_release");
+    if (dr && dr != Py_None) {
+        spec.has_delay_release = 1;
+        spec.delay_release = PyLong_AsLongLong(dr);
+    }
+    flame_status st = FLAME_OK;
+    if (!PyErr_Occurred()) {
+        Py_BEGIN_ALLOW_THREADS
+        st = update ? flame_application_update(self->c, name, &spec)
+                    : flame_application_register(self->c, name, &spec);
+        Py_END_ALLOW_THREADS
+    }
+    free((void *)spec.arguments);
+    free((void *)spec.labels);
+    free(envs);
+    if (PyErr_Occurred())
+        return NULL;
+    if (st)
+        return raise_flame();
+    Py_RETURN_NONE;
+}
+
+static PyObject *Client_unregister_application(ClientObject *self, PyObject *args)
+{
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name))
+        return NULL;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_application_unregister(self->c, name);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    Py_RETURN_NONE;
+}
+
+static PyObject *app_dict(const flame_application *a)
+{
+    const flame_application_spec *s = &a->spec;
+    PyObject *args = PyList_New((Py_ssize_t)s->arguments_len);
+    for (size_t i = 0; args && i < s->arguments_len; i++)
+        PyList_SET_ITEM(args, (Py_ssize_t)i, PyUnicode_FromString(s->arguments[i]));
+    PyObject *envs = PyDict_New();
+    for (size_t i = 0; envs && i < s->environments_len; i++) {
+        PyObject *v = PyUnicode_FromString(s->environments[i].value);
+        PyDict_SetItemString(envs, s->environments[i].name, v);
+        Py_XDECREF(v);
+    }
+    return Py_BuildValue("{s:s,s:s,s:s,s:L,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "name", a->name, "state",
+                         a->state == FLAME_APPLICATION_ENABLED ? "Enabled" : "Disabled", "shim",
+                         flame_shim_str(s->shim), "creation_time", (long long)a->creation_time,
+                         "command", str_or_none(s->command), "arguments", args, "environments",
+                         envs, "working_directory", str_or_none(s->working_directory),
+                         "description", str_or_none(s->description), "url",
+                         str_or_none(s->url), "max_instances",
+                         s->has_max_instances ? PyLong_FromUnsignedLong(s->max_instances)
+                                              : (Py_INCREF(Py_None), Py_None));
+}
+
+static PyObject *Client_get_application(ClientObject *self, PyObject *args)
+{
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name))
+        return NULL;
+    flame_application *a;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_application_get(&a, self->c, name);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    PyObject *d = app_dict(a);
+    flame_application_free(a);
+    return d;
+}
+
+static PyObject *Client_list_applications(ClientObject *self, PyObject *unused)
+{
+    flame_application **v;
+    size_t n;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_application_list(&v, &n, self->c);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; l && i < n; i++)
+        PyList_SET_ITEM(l, (Py_ssize_t)i, app_dict(v[i]));
+    flame_application_list_free(v, n);
+    return l;
+}
+
+static PyObject *Client_list_executors(ClientObject *self, PyObject *unused)
+{
+    flame_executor_info **v;
+    size_t n;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_executor_list(&v, &n, self->c);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; l && i < n; i++)
+        PyList_SET_ITEM(l, (Py_ssize_t)i,
+                        Py_BuildValue("{s:s,s:s,s:s,s:N,s:N}", "id", v[i]->id, "node", v[i]->node,
+                                      "state", flame_executor_state_str(v[i]->state), "session_id",
+                                      str_or_none(v[i]->session_id), "resreq",
+                                      resreq_str(&v[i]->resreq)));
+    flame_executor_info_list_free(v, n);
+    return l;
+}
+
+static PyObject *Client_list_nodes(ClientObject *self, PyObject *unused)
+{
+    flame_node_info **v;
+    size_t n;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_node_list(&v, &n, self->c);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; l && i < n; i++)
+        PyList_SET_ITEM(l, (Py_ssize_t)i,
+                        Py_BuildValue("{s:s,s:s,s:s,s:N,s:N,s:s,s:s}", "name", v[i]->name,
+                                      "hostname", v[i]->hostname, "state",
+                                      flame_node_state_str(v[i]->state), "capacity",
+                                      resreq_str(&v[i]->capacity), "allocatable",
+                                      resreq_str(&v[i]->allocatable), "arch", v[i]->arch, "os",
+                                      v[i]->os));
+    flame_node_info_list_free(v, n);
+    return l;
+}
+
+static PyMethodDef Client_methods[] = {
+    { "create_session", (PyCFunction)(void (*)(void))Client_create_session,
+      METH_VARARGS | METH_KEYWORDS, NULL },
+    { "open_session", (PyCFunction)Client_open_session, METH_VARARGS, NULL },
+    { "get_session", (PyCFunction)Client_get_session, METH_VARARGS, NULL },
+    { "list_sessions", (PyCFunction)Client_list_sessions, METH_NOARGS, NULL },
+    { "register_application", (PyCFunction)(void (*)(void))Client_register_application,
+      METH_VARARGS | METH_KEYWORDS, NULL },
+    { "unregister_application", (PyCFunction)Client_unregister_application, METH_VARARGS, NULL },
+    { "get_application", (PyCFunction)Client_get_application, METH_VARARGS, NULL },
+    { "list_applications", (PyCFunction)Client_list_applications, METH_NOARGS, NULL },
+    { "list_executors", (PyCFunction)Client_list_executors, METH_NOARGS, NULL },
+    { "list_nodes", (PyCFunction)Client_list_nodes, METH_NOARGS, NULL },
+    { NULL, NULL, 0, NULL },
+};
+
+static PyGetSetDef Client_getset[] = {
+    { "endpoint", (getter)Client_endpoint, NULL, NULL, NULL },
+    { NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyTypeObject ClientType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "flame._flame.Client",
+    .tp_basicsize = sizeof(ClientObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Client_init,
+    .tp_dealloc = (destructor)Client_dealloc,
+    .tp_methods = Client_methods,
+    .tp_getset = Client_getset,
+};
+
+/* ---- Session ------------------------------------------------------------ */
+
+static void Session_dealloc(SessionObject *self)
+{
+    flame_session_free(self->s);
+    Py_XDECREF(self->client);
+    PyObject_Free(self);
+}
+
+static PyObject *Session_id(SessionObject *self, void *closure)
+{
+    return PyUnicode_FromString(flame_session_id(self->s));
+}
+
+static PyObject *task_dict(const flame_task *t)
+{
+    return Py_BuildValue("{s:s,s:s,s:s,s:N,s:N,s:N,s:L,s:L,s:N}", "id", t->id, "session_id",
+                         t->session_id, "state", flame_task_state_str(t->state), "input",
+                         bytes_or_none(t->input), "output", bytes_or_none(t->output), "message",
+                         str_or_none(t->message), "creation_time", (long long)t->creation_time,
+                         "completion_time", (long long)t->completion_time, "events",
+                         events_list(t->events, t->events_len));
+}
+
+/* invoke(input) -> output bytes (or None); raises FlameError if it failed */
+static PyObject *Session_invoke(SessionObject *self, PyObject *args)
+{
+    Py_buffer in = { 0 };
+    if (!PyArg_ParseTuple(args, "z*", &in))
+        return NULL;
+    flame_task *t = NULL, *done = NULL;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_task_create(&t, self->s, in.buf, (size_t)in.len);
+    if (!st)
+        st = flame_task_wait(&done, self->s, t->id, -1);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&in);
+    flame_task_free(t);
+    if (st)
+        return raise_flame();
+    PyObject *r;
+    if (done->state == FLAME_TASK_SUCCEED) {
+        r = bytes_or_none(done->output);
+    } else {
+        PyObject *a = Py_BuildValue("(si)", done->message ? done->message : "the task failed",
+                                    (int)FLAME_ERR_TASK_FAILED);
+        PyErr_SetObject(FlameError, a);
+        Py_XDECREF(a);
+        r = NULL;
+    }
+    flame_task_free(done);
+    return r;
+}
+
+typedef struct map_acc {
+    PyObject *out;       /* list of outputs, by index */
+    uint64_t first;
+    size_t n, seen;
+    char *failed;        /* first failure's message */
+} map_acc;
+
+static int map_cb(const flame_task_outcome *o, size_t n, void *payload)
+{
+    map_acc *m = payload;
+    PyGILState_STATE g = PyGILState_Ensure();
+    for (size_t i = 0; i < n; i++) {
+        if (o[i].task_id < m->first || o[i].task_id >= m->first + m->n)
+            continue;
+        size_t k = (size_t)(o[i].task_id - m->first);
+        if (o[i].state == FLAME_TASK_SUCCEED) {
+            PyList_SetItem(m->out, (Py_ssize_t)k, bytes_or_none(o[i].output));
+        } else if (!m->failed) {
+            m->failed = strdup(o[i].message ? o[i].message : "a task failed");
+        }
+        m->seen++;
+    }
+    PyGILState_Release(g);
+    return m->seen >= m->n;
+}
+
+/* map(inputs) -> [outputs]: one batched submission, one outcome stream */
+static PyObject *Session_map(SessionObject *self, PyObject *args)
+{
+    PyObject *seq_in;
+    if (!PyArg_ParseTuple(args, "O", &seq_in))
+        return NULL;
+    PyObject *seq = PySequence_Fast(seq_in, "map() takes a sequence of bytes");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    flame_bytes *in = calloc((size_t)n + 1, sizeof *in);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *x = PySequence_Fast_GET_ITEM(seq, i);
+        char *p;
+        Py_ssize_t len;
+        if (PyBytes_AsStringAndSize(x, &p, &len) < 0) {
+            free(in);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        in[i] = (flame_bytes){ (const uint8_t *)p, (size_t)len };
+    }
+    uint64_t *ids = calloc((size_t)n + 1, sizeof *ids);
+    map_acc m = { PyList_New(n), 0, (size_t)n, 0, NULL };
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(Py_None);
+        PyList_SET_ITEM(m.out, i, Py_None);
+    }
+    flame_status st = FLAME_OK;
+    if (n) {
+        Py_BEGIN_ALLOW_THREADS
+        st = flame_task_create_many(self->s, in, (size_t)n, ids);
+        Py_END_ALLOW_THREADS
+        m.first = ids[0];
+        /* ids of one call are consecutive; interleaved callers are rare but
+         * possible: the watch covers from the first */
+        m.n = (size_t)(ids[n - 1] - ids[0] + 1);
+        if (m.n != (size_t)n) {
+            st = FLAME_ERR_INTERNAL;
+            PyErr_SetString(FlameError, "map(): tasks of this batch were interleaved with others");
+        }
+    }
+    if (!st && n) {
+        Py_BEGIN_ALLOW_THREADS
+        st = flame_session_watch(self->s, m.first, map_cb, &m, -1);
+        Py_END_ALLOW_THREADS
+    }
+    free(in);
+    free(ids);
+    Py_DECREF(seq);
+    if (PyErr_Occurred()) {
+        Py_DECREF(m.out);
+        free(m.failed);
+        return NULL;
+    }
+    if (st) {
+        Py_DECREF(m.out);
+        free(m.failed);
+        return raise_flame();
+    }
+    if (m.failed) {
+        PyObject *a = Py_BuildValue("(si)", m.failed, (int)FLAME_ERR_TASK_FAILED);
+        PyErr_SetObject(FlameError, a);
+        Py_XDECREF(a);
+        free(m.failed);
+        Py_DECREF(m.out);
+        return NULL;
+    }
+    return m.out;
+}
+
+static PyObject *Session_list_tasks(SessionObject *self, PyObject *unused)
+{
+    flame_task **v;
+    size_t n;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_task_list(&v, &n, self->s);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; l && i < n; i++)
+        PyList_SET_ITEM(l, (Py_ssize_t)i, task_dict(v[i]));
+    flame_task_list_free(v, n);
+    return l;
+}
+
+static PyObject *Session_get_task(SessionObject *self, PyObject *args)
+{
+    const char *id;
+    if (!PyArg_ParseTuple(args, "s", &id))
+        return NULL;
+    flame_task *t;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_task_get(&t, self->s, id);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    PyObject *d = task_dict(t);
+    flame_task_free(t);
+    return d;
+}
+
+static int watch_cb(const flame_task *t, void *payload)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *d = task_dict(t);
+    if (d) {
+        PyList_Append((PyObject *)payload, d);
+        Py_DECREF(d);
+    }
+    PyGILState_Release(g);
+    return 0;
+}
+
+/* watch_task(id, timeout_ms=-1) -> [task dicts]: each state until terminal */
+static PyObject *Session_watch_task(SessionObject *self, PyObject *args)
+{
+    const char *id;
+    int timeout = -1;
+    if (!PyArg_ParseTuple(args, "s|i", &id, &timeout))
+        return NULL;
+    PyObject *l = PyList_New(0);
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_task_watch(self->s, id, watch_cb, l, timeout);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(l);
+        return raise_flame();
+    }
+    return l;
+}
+
+static PyObject *Session_close(SessionObject *self, PyObject *unused)
+{
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_session_close(self->s);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Session_methods[] = {
+    { "invoke", (PyCFunction)Session_invoke, METH_VARARGS, NULL },
+    { "map", (PyCFunction)Session_map, METH_VARARGS, NULL },
+    { "list_tasks", (PyCFunction)Session_list_tasks, METH_NOARGS, NULL },
+    { "get_task", (PyCFunction)Session_get_task, METH_VARARGS, NULL },
+    { "watch_task", (PyCFunction)Session_watch_task, METH_VARARGS, NULL },
+    { "close", (PyCFunction)Session_close, METH_NOARGS, NULL },
+    { NULL, NULL, 0, NULL },
+};
+
+static PyGetSetDef Session_getset[] = {
+    { "id", (getter)Session_id, NULL, NULL, NULL },
+    { NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyTypeObject SessionType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "flame._flame.Session",
+    .tp_basicsize = sizeof(SessionObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_dealloc = (destructor)Session_dealloc,
+    .tp_methods = Session_methods,
+    .tp_getset = Session_getset,
+};
+
+/* ---- the service side: run(service) ------------------------------------ */
+
+static PyObject *py_service;
+
+static void report(void)
+{
+    PyErr_Print();
+}
+
+static int svc_enter(const flame_session_context *ctx, char **message_out, void *payload)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int rc = 0;
+    PyObject *c = Py_BuildValue("{s:s,s:s,s:N}", "session_id", ctx->session_id, "application",
+                                ctx->application, "common_data", bytes_or_none(ctx->common_data));
+    PyObject *r = c ? PyObject_CallMethod(py_service, "_enter", "O", c) : NULL;
+    if (!r) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyObject *s = v ? PyObject_Str(v) : NULL;
+        *message_out = strdup(s && PyUnicode_AsUTF8(s) ? PyUnicode_AsUTF8(s) : "on_session_enter raised");
+        Py_XDECREF(s);
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+        PyErr_Clear();
+        rc = 1;
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(c);
+    PyGILState_Release(g);
+    return rc;
+}
+
+static int svc_invoke(const flame_task_context *ctx, flame_task_result *result, void *payload)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int rc = 0;
+    PyObject *c = Py_BuildValue("{s:s,s:s,s:N}", "task_id", ctx->task_id, "session_id",
+                                ctx->session_id, "input", bytes_or_none(ctx->input));
+    PyObject *r = c ? PyObject_CallMethod(py_service, "_invoke", "O", c) : NULL;
+    if (!r) {
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyObject *s = v ? PyObject_Str(v) : NULL;
+        flame_task_result_set_message(result, s && PyUnicode_AsUTF8(s) ? PyUnicode_AsUTF8(s)
+                                                                         : "on_task_invoke raised");
+        Py_XDECREF(s);
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+        PyErr_Clear();
+        rc = 1;
+    } else if (r != Py_None) {
+        char *p;
+        Py_ssize_t len;
+        if (PyBytes_AsStringAndSize(r, &p, &len) == 0) {
+            flame_task_result_set_output(result, p, (size_t)len);
+        } else {
+            PyErr_Clear();
+            flame_task_result_set_message(result, "on_task_invoke must return bytes or None");
+            rc = 1;
+        }
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(c);
+    PyGILState_Release(g);
+    return rc;
+}
+
+static void svc_leave(void *payload)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *r = PyObject_CallMethod(py_service, "_leave", NULL);
+    if (!r)
+        report();
+    Py_XDECREF(r);
+    PyGILState_Release(g);
+}
+
+/* run(service): serves flame.v1 Instance on $FLAME_INSTANCE_ENDPOINT until
+ * SIGTERM (what the executor manager sends at unbind). */
+static PyObject *mod_run(PyObject *mod, PyObject *args)
+{
+    PyObject *svc;
+    if (!PyArg_ParseTuple(args, "O", &svc))
+        return NULL;
+    Py_XSETREF(py_service, svc);
+    Py_INCREF(svc);
+    flame_service s = { FLAME_SERVICE_VERSION, svc_enter, svc_invoke, svc_leave, NULL };
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_service_run(&s);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_version(PyObject *mod, PyObject *unused)
+{
+    return PyUnicode_FromString(flame_version());
+}
+
+static PyMethodDef module_methods[] = {
+    { "run", mod_run, METH_VARARGS, NULL },
+    { "version", mod_version, METH_NOARGS, NULL },
+    { NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef module = { PyModuleDef_HEAD_INIT, "_flame", NULL, -1, module_methods };
+
+PyMODINIT_FUNC PyInit__flame(void)
+{
+    if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&SessionType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    FlameError = PyErr_NewException("flame.FlameError", NULL, NULL);
+    PyModule_AddObject(m, "FlameError", FlameError);
+    Py_INCREF(&ClientType);
+    PyModule_AddObject(m, "Client", (PyObject *)&ClientType);
+    Py_INCREF(&SessionType);
+    PyModule_AddObject(m, "Session", (PyObject *)&SessionType);
+    return m;
+}

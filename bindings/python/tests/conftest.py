@@ -1,0 +1,68 @@
+"""A real local cluster for the binding's tests: the session manager and an
+executor manager from the project's build directory, on a free port."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+BUILD = os.environ.get("FLAME_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "..", "build"))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    tmp = tempfile.mkdtemp(prefix="flame-py-")
+    port = free_port()
+    ep = f"http://127.0.0.1:{port}"
+    sm = subprocess.Popen([os.path.join(BUILD, "daemons", "flame-session-manager"), "--endpoint", ep,
+                           "--storage", f"sqlite://{tmp}/flame.db"],
+                          stdout=open(f"{tmp}/sm.log", "ab"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.time() < deadline, "the session manager did not start"
+            time.sleep(0.02)
+    em = subprocess.Popen([os.path.join(BUILD, "daemons", "flame-executor-manager"), "--endpoint", ep,
+                           "--work-dir", f"{tmp}/work", "--resources", "cpu=2,mem=2g"],
+                          stdout=open(f"{tmp}/em.log", "ab"), stderr=subprocess.STDOUT)
+    os.environ["FLAME_ENDPOINT"] = ep
+    import flame
+    flame.connect(ep)
+    deadline = time.time() + 10
+    while not any(n["state"] == "Ready" for n in flame.list_nodes()):
+        assert time.time() < deadline, "the executor manager did not register"
+        time.sleep(0.05)
+    yield ep
+    em.terminate()
+    sm.terminate()
+    assert em.wait(20) == 0
+    assert sm.wait(20) == 0
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pyservice(cluster):
+    """A Python service written with flame.FlameService, registered."""
+    import flame
+    script = os.path.join(os.path.dirname(__file__), "counter_service.py")
+    flame.register_application("py-counter", {
+        "command": sys.executable,
+        "arguments": [script],
+        "environments": {"PYTHONUNBUFFERED": "1"},
+    })
+    return "py-counter"
