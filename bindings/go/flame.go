@@ -1,0 +1,482 @@
+// Package flame is the Go client of Flame in C: a cgo package over
+// libflame's client core (no second gRPC implementation).
+//
+// libflame is found in ../../build/libflame (the repository's meson build)
+// and its headers in ../../include; the rpath is recorded, so programs run
+// without LD_LIBRARY_PATH. Every call is safe from many goroutines.
+package flame
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -L${SRCDIR}/../../build/libflame -lflame -Wl,-rpath,${SRCDIR}/../../build/libflame
+#include <stdlib.h>
+#include <flame/flame.h>
+
+static flame_client_options client_opts(const char *endpoint) {
+    flame_client_options o = FLAME_CLIENT_OPTIONS_INIT;
+    o.endpoint = endpoint;
+    return o;
+}
+static flame_session_spec session_spec(const char *app) {
+    flame_session_spec s = FLAME_SESSION_SPEC_INIT;
+    s.application = app;
+    return s;
+}
+static flame_application_spec app_spec(void) {
+    flame_application_spec s = FLAME_APPLICATION_SPEC_INIT;
+    return s;
+}
+static const char *str_at(const char **v, size_t i) { return v[i]; }
+static void set_str(const char **v, size_t i, const char *s) { v[i] = s; }
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+	"unsafe"
+)
+
+// Code is a flame_status: 0 or a negative error code.
+type Code int
+
+// The error codes of include/flame/error.h.
+const (
+	OK                 Code = 0
+	InvalidArgument    Code = -1
+	NotFound           Code = -2
+	AlreadyExists      Code = -3
+	FailedPrecondition Code = -4
+	Unavailable        Code = -5
+	Timeout            Code = -6
+	Cancelled          Code = -7
+	ResourceExhausted  Code = -8
+	Unimplemented      Code = -9
+	Internal           Code = -13
+	TaskFailed         Code = -14
+)
+
+// Error is a libflame error: its code and its one-line message.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %s", C.GoString(C.flame_status_str(C.flame_status(e.Code))), e.Message)
+}
+
+// lastError reads the thread-local error; callers lock the OS thread.
+func lastError(st C.flame_status) error {
+	return &Error{Code: Code(st), Message: C.GoString(C.flame_error_last())}
+}
+
+// IsCode tells whether err is a flame Error with the given code.
+func IsCode(err error, c Code) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == c
+}
+
+// Client is a connection to a session manager.
+type Client struct {
+	c *C.flame_client
+}
+
+// Connect connects to endpoint ("http://host:port"); "" uses
+// $FLAME_ENDPOINT, then ~/.flame/flame.yaml, then http://127.0.0.1:8080.
+func Connect(endpoint string) (*Client, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var cep *C.char
+	if endpoint != "" {
+		cep = C.CString(endpoint)
+		defer C.free(unsafe.Pointer(cep))
+	}
+	o := C.client_opts(cep)
+	cl := &Client{}
+	if st := C.flame_client_connect(&cl.c, &o); st != 0 {
+		return nil, lastError(st)
+	}
+	runtime.SetFinalizer(cl, func(x *Client) { x.Close() })
+	return cl, nil
+}
+
+// Close frees the client.
+func (cl *Client) Close() {
+	if cl.c != nil {
+		C.flame_client_free(cl.c)
+		cl.c = nil
+	}
+}
+
+// Endpoint is the session manager's address.
+func (cl *Client) Endpoint() string { return C.GoString(C.flame_client_endpoint(cl.c)) }
+
+// Application is what RegisterApplication takes and GetApplication returns.
+type Application struct {
+	Name             string
+	Command          string
+	Arguments        []string
+	Environments     map[string]string
+	WorkingDirectory string
+	Description      string
+	MaxInstances     *uint32
+	DelayRelease     *int64
+	State            string
+}
+
+func cstrOrNil(s string, free *[]unsafe.Pointer) *C.char {
+	if s == "" {
+		return nil
+	}
+	p := C.CString(s)
+	*free = append(*free, unsafe.Pointer(p))
+	return p
+}
+
+func (cl *Client) writeApp(name string, a Application, update bool) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var frees []unsafe.Pointer
+	defer func() {
+		for _, p := range frees {
+			C.free(p)
+		}
+	}()
+	spec := C.app_spec()
+	spec.command = cstrOrNil(a.Command, &frees)
+	spec.working_directory = cstrOrNil(a.WorkingDirectory, &frees)
+	spec.description = cstrOrNil(a.Description, &frees)
+	if len(a.Arguments) > 0 {
+		args := (**C.char)(C.calloc(C.size_t(len(a.Arguments)), C.size_t(unsafe.Sizeof(uintptr(0)))))
+		frees = append(frees, unsafe.Pointer(args))
+		for i, s := range a.Arguments {
+			C.set_str(args, C.size_t(i), cstrOrNil(s, &frees))
+		}
+		spec.arguments = args
+		spec.arguments_len = C.size_t(len(a.Arguments))
+	}
+	if len(a.Environments) > 0 {
+		envs := (*C.flame_env)(C.calloc(C.size_t(len(a.Environments)), C.size_t(unsafe.Sizeof(C.flame_env{}))))
+		frees = append(frees, unsafe.Pointer(envs))
+		ev := unsafe.Slice(envs, len(a.Environments))
+		i := 0
+		for k, v := range a.Environments {
+			ev[i].name = cstrOrNil(k, &frees)
+			ev[i].value = cstrOrNil(v, &frees)
+			i++
+		}
+		spec.environments = envs
+		spec.environments_len = C.size_t(len(a.Environments))
+	}
+	if a.MaxInstances != nil {
+		spec.has_max_instances = 1
+		spec.max_instances = C.uint32_t(*a.MaxInstances)
+	}
+	if a.DelayRelease != nil {
+		spec.has_delay_release = 1
+		spec.delay_release = C.int64_t(*a.DelayRelease)
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var st C.flame_status
+	if update {
+		st = C.flame_application_update(cl.c, cname, &spec)
+	} else {
+		st = C.flame_application_register(cl.c, cname, &spec)
+	}
+	if st != 0 {
+		return lastError(st)
+	}
+	return nil
+}
+
+// RegisterApplication registers an application.
+func (cl *Client) RegisterApplication(name string, a Application) error {
+	return cl.writeApp(name, a, false)
+}
+
+// UpdateApplication replaces an application's spec.
+func (cl *Client) UpdateApplication(name string, a Application) error {
+	return cl.writeApp(name, a, true)
+}
+
+// UnregisterApplication unregisters an application.
+func (cl *Client) UnregisterApplication(name string) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	if st := C.flame_application_unregister(cl.c, cname); st != 0 {
+		return lastError(st)
+	}
+	return nil
+}
+
+// GetApplication looks an application up.
+func (cl *Client) GetApplication(name string) (*Application, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var a *C.flame_application
+	if st := C.flame_application_get(&a, cl.c, cname); st != 0 {
+		return nil, lastError(st)
+	}
+	defer C.flame_application_free(a)
+	out := &Application{Name: C.GoString(a.name), Environments: map[string]string{}}
+	if a.state == 0 {
+		out.State = "Enabled"
+	} else {
+		out.State = "Disabled"
+	}
+	s := &a.spec
+	out.Command = C.GoString(s.command)
+	out.WorkingDirectory = C.GoString(s.working_directory)
+	out.Description = C.GoString(s.description)
+	for i := C.size_t(0); i < s.arguments_len; i++ {
+		out.Arguments = append(out.Arguments, C.GoString(C.str_at(s.arguments, i)))
+	}
+	for _, e := range unsafe.Slice(s.environments, int(s.environments_len)) {
+		out.Environments[C.GoString(e.name)] = C.GoString(e.value)
+	}
+	if s.has_max_instances != 0 {
+		m := uint32(s.max_instances)
+		out.MaxInstances = &m
+	}
+	if s.has_delay_release != 0 {
+		d := int64(s.delay_release)
+		out.DelayRelease = &d
+	}
+	return out, nil
+}
+
+// SessionSpec is what CreateSession and OpenSession take.
+type SessionSpec struct {
+	Application  string
+	CommonData   []byte
+	MinInstances uint32
+	MaxInstances *uint32
+	Priority     uint32
+	Resreq       string // "cpu=1,mem=1g"; "" for the cluster's default
+}
+
+// SessionInfo is a session as the server reports it.
+type SessionInfo struct {
+	ID, Application, State                    string
+	Priority                                  uint32
+	Pending, Running, Succeed, Failed, Cancelled int
+	CreationTime                              time.Time
+}
+
+// Session is a handle to a session; tasks run in it.
+type Session struct {
+	cl *Client
+	s  *C.flame_session
+	ID string
+}
+
+func (cl *Client) makeSpec(spec SessionSpec, frees *[]unsafe.Pointer) (C.flame_session_spec, error) {
+	cs := C.session_spec(cstrOrNil(spec.Application, frees))
+	if len(spec.CommonData) > 0 {
+		p := C.CBytes(spec.CommonData)
+		*frees = append(*frees, p)
+		cs.common_data.data = (*C.uint8_t)(p)
+		cs.common_data.len = C.size_t(len(spec.CommonData))
+	}
+	cs.min_instances = C.uint32_t(spec.MinInstances)
+	if spec.MaxInstances != nil {
+		cs.has_max_instances = 1
+		cs.max_instances = C.uint32_t(*spec.MaxInstances)
+	}
+	cs.priority = C.uint32_t(spec.Priority)
+	if spec.Resreq != "" {
+		cs.has_resreq = 1
+		cs.resreq = C.flame_resreq{cpu: 1}
+		if st := C.flame_resreq_parse(&cs.resreq, cstrOrNil(spec.Resreq, frees)); st != 0 {
+			return cs, lastError(C.flame_status(st))
+		}
+	}
+	return cs, nil
+}
+
+func (cl *Client) newSession(s *C.flame_session) *Session {
+	x := &Session{cl: cl, s: s, ID: C.GoString(C.flame_session_id(s))}
+	runtime.SetFinalizer(x, func(y *Session) { y.Free() })
+	return x
+}
+
+// CreateSession creates a session (sessionID "" lets the server pick one).
+func (cl *Client) CreateSession(sessionID string, spec SessionSpec) (*Session, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var frees []unsafe.Pointer
+	defer func() {
+		for _, p := range frees {
+			C.free(p)
+		}
+	}()
+	cs, err := cl.makeSpec(spec, &frees)
+	if err != nil {
+		return nil, err
+	}
+	var s *C.flame_session
+	if st := C.flame_session_create(&s, cl.c, cstrOrNil(sessionID, &frees), &cs); st != 0 {
+		return nil, lastError(st)
+	}
+	return cl.newSession(s), nil
+}
+
+// OpenSession opens a session; with a spec it is created when absent.
+func (cl *Client) OpenSession(sessionID string, spec *SessionSpec) (*Session, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var frees []unsafe.Pointer
+	defer func() {
+		for _, p := range frees {
+			C.free(p)
+		}
+	}()
+	var csp *C.flame_session_spec
+	if spec != nil {
+		cs, err := cl.makeSpec(*spec, &frees)
+		if err != nil {
+			return nil, err
+		}
+		csp = &cs
+	}
+	var s *C.flame_session
+	if st := C.flame_session_open(&s, cl.c, cstrOrNil(sessionID, &frees), csp); st != 0 {
+		return nil, lastError(st)
+	}
+	return cl.newSession(s), nil
+}
+
+func infoFrom(i *C.flame_session_info) SessionInfo {
+	return SessionInfo{
+		ID: C.GoString(i.id), Application: C.GoString(i.spec.application),
+		State:    C.GoString(C.flame_session_state_str(i.state)),
+		Priority: uint32(i.spec.priority), Pending: int(i.pending), Running: int(i.running),
+		Succeed: int(i.succeed), Failed: int(i.failed), Cancelled: int(i.cancelled),
+		CreationTime: time.UnixMilli(int64(i.creation_time)),
+	}
+}
+
+// GetSession looks a session up.
+func (cl *Client) GetSession(sessionID string) (*SessionInfo, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cid := C.CString(sessionID)
+	defer C.free(unsafe.Pointer(cid))
+	var i *C.flame_session_info
+	if st := C.flame_session_get(&i, cl.c, cid); st != 0 {
+		return nil, lastError(st)
+	}
+	defer C.flame_session_info_free(i)
+	info := infoFrom(i)
+	return &info, nil
+}
+
+// ListSessions lists every session, Open and Closed, in creation order.
+func (cl *Client) ListSessions() ([]SessionInfo, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var v **C.flame_session_info
+	var n C.size_t
+	if st := C.flame_session_list(&v, &n, cl.c); st != 0 {
+		return nil, lastError(st)
+	}
+	defer C.flame_session_info_list_free(v, n)
+	out := make([]SessionInfo, 0, int(n))
+	for _, i := range unsafe.Slice(v, int(n)) {
+		out = append(out, infoFrom(i))
+	}
+	return out, nil
+}
+
+// Free frees the handle (the session stays as it is on the server).
+func (s *Session) Free() {
+	if s.s != nil {
+		C.flame_session_free(s.s)
+		s.s = nil
+	}
+}
+
+// Close closes the session on the server.
+func (s *Session) Close() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if st := C.flame_session_close(s.s); st != 0 {
+		return lastError(st)
+	}
+	return nil
+}
+
+// Invoke runs one task and returns its output. A failed task returns an
+// Error with code TaskFailed and the task's message. The context's deadline
+// and cancellation are honoured (the task itself is not cancelled).
+func (s *Session) Invoke(ctx context.Context, input []byte) ([]byte, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var in unsafe.Pointer
+	if input != nil {
+		in = C.CBytes(input)
+		defer C.free(in)
+	}
+	var t *C.flame_task
+	if st := C.flame_task_create(&t, s.s, in, C.size_t(len(input))); st != 0 {
+		return nil, lastError(st)
+	}
+	defer C.flame_task_free(t)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		wait := 200 * time.Millisecond
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			wait = time.Until(dl)
+			if wait < time.Millisecond {
+				wait = time.Millisecond
+			}
+		}
+		var done *C.flame_task
+		st := C.flame_task_wait(&done, s.s, t.id, C.int(wait.Milliseconds()))
+		if Code(st) == Timeout {
+			continue
+		}
+		if st != 0 {
+			return nil, lastError(st)
+		}
+		defer C.flame_task_free(done)
+		if done.state != C.FLAME_TASK_SUCCEED {
+			msg := "the task failed"
+			if done.message != nil {
+				msg = C.GoString(done.message)
+			}
+			return nil, &Error{Code: TaskFailed, Message: msg}
+		}
+		if done.output.data == nil {
+			return nil, nil
+		}
+		return C.GoBytes(unsafe.Pointer(done.output.data), C.int(done.output.len)), nil
+	}
+}
+
+// Result is what Run delivers.
+type Result struct {
+	Output []byte
+	Err    error
+}
+
+// Run submits a task and delivers its result on the returned channel.
+func (s *Session) Run(ctx context.Context, input []byte) <-chan Result {
+	ch := make(chan Result, 1)
+	go func() {
+		out, err := s.Invoke(ctx, input)
+		ch <- Result{out, err}
+	}()
+	return ch
+}
