@@ -1,0 +1,77 @@
+/* Monte-Carlo pi, the client: registers the pi service (when absent), runs
+ * TASKS tasks of SAMPLES samples each in one session (one batched
+ * submission, one outcome stream) and prints the estimate and the time.
+ * usage: pi_client SERVICE_PATH [TASKS [SAMPLES]] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <flame/flame.h>
+
+typedef struct acc {
+    size_t want, seen, failed;
+    long long hits;
+} acc;
+
+static int on_outcomes(const flame_task_outcome *o, size_t n, void *payload)
+{
+    acc *a = payload;
+    for (size_t i = 0; i < n; i++) {
+        if (o[i].state == FLAME_TASK_SUCCEED && o[i].output.data)
+            a->hits += strtoll((const char *)o[i].output.data, NULL, 10);
+        else
+            a->failed++;
+        a->seen++;
+    }
+    return a->seen >= a->want;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: pi_client SERVICE_PATH [TASKS [SAMPLES]]\n");
+        return 2;
+    }
+    size_t tasks = argc > 2 ? strtoul(argv[2], NULL, 10) : 100;
+    long samples = argc > 3 ? strtol(argv[3], NULL, 10) : 100000;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    flame_client *c;
+    if (flame_client_connect(&c, NULL))
+        goto fail;
+    flame_application_spec app = FLAME_APPLICATION_SPEC_INIT;
+    app.command = argv[1];
+    if (flame_application_register(c, "pi-c", &app) && flame_error_last_code() != FLAME_ERR_ALREADY_EXISTS)
+        goto fail;
+    flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
+    spec.application = "pi-c";
+    flame_session *s;
+    if (flame_session_create(&s, c, NULL, &spec))
+        goto fail;
+    char in[32];
+    int len = snprintf(in, sizeof in, "%ld", samples);
+    flame_bytes *inputs = calloc(tasks, sizeof *inputs);
+    for (size_t i = 0; i < tasks; i++)
+        inputs[i] = (flame_bytes){ (const uint8_t *)in, (size_t)len };
+    uint64_t *ids = calloc(tasks, sizeof *ids);
+    if (flame_task_create_many(s, inputs, tasks, ids))
+        goto fail;
+    acc a = { tasks, 0, 0, 0 };
+    if (flame_session_watch(s, ids[0], on_outcomes, &a, -1))
+        goto fail;
+    flame_session_close(s);
+    flame_session_free(s);
+    flame_client_free(c);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double pi = 4.0 * (double)a.hits / ((double)samples * (double)(tasks - a.failed));
+    printf("pi ~= %.6f (%zu tasks x %ld samples, %zu failed) in %.3f s\n", pi, tasks, samples,
+           a.failed, secs);
+    free(inputs);
+    free(ids);
+    return a.failed ? 1 : 0;
+fail:
+    fprintf(stderr, "pi_client: %s\n", flame_error_last());
+    return 1;
+}
