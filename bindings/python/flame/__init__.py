@@ -5,6 +5,7 @@ Client:   flame.create_session("app") -> Session; session.invoke(b"...")
 Service:  class S(flame.FlameService): ...; flame.run(S())
 """
 import concurrent.futures
+import queue
 import threading
 
 from ._flame import Client, FlameError  # noqa: F401
@@ -81,8 +82,25 @@ class Session:
         return self._s.get_task(str(task_id))
 
     def watch_task(self, task_id, timeout_ms=-1):
-        """Yields the task at each state, the current one first, until it ends."""
-        return iter(self._s.watch_task(str(task_id), timeout_ms))
+        """Yields the task (a dict) at each state as it happens, the current
+        one first, until it ends."""
+        q = queue.Queue()
+        done = object()
+
+        def watch():
+            try:
+                self._s.watch_task(str(task_id), q.put, timeout_ms)
+                q.put(done)
+            except BaseException as e:  # handed to the consumer
+                q.put(e)
+        threading.Thread(target=watch, daemon=True).start()
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     def close(self):
         self._s.close()

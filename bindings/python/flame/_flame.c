@@ -658,32 +658,40 @@ static PyObject *Session_get_task(SessionObject *self, PyObject *args)
 static int watch_cb(const flame_task *t, void *payload)
 {
     PyGILState_STATE g = PyGILState_Ensure();
+    int stop = 0;
     PyObject *d = task_dict(t);
     if (d) {
-        PyList_Append((PyObject *)payload, d);
+        PyObject *r = PyObject_CallFunctionObjArgs((PyObject *)payload, d, NULL);
         Py_DECREF(d);
+        if (!r) {
+            PyErr_Clear();
+            stop = 1;
+        } else {
+            stop = PyObject_IsTrue(r) == 1;
+            Py_DECREF(r);
+        }
     }
     PyGILState_Release(g);
-    return 0;
+    return stop;
 }
 
-/* watch_task(id, timeout_ms=-1) -> [task dicts]: each state until terminal */
+/* watch_task(id, callback, timeout_ms=-1): callback(task dict) at the
+ * current state and at each change until the task ends; a true return
+ * value stops the watch */
 static PyObject *Session_watch_task(SessionObject *self, PyObject *args)
 {
     const char *id;
+    PyObject *cb;
     int timeout = -1;
-    if (!PyArg_ParseTuple(args, "s|i", &id, &timeout))
+    if (!PyArg_ParseTuple(args, "sO|i", &id, &cb, &timeout))
         return NULL;
-    PyObject *l = PyList_New(0);
     flame_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = flame_task_watch(self->s, id, watch_cb, l, timeout);
+    st = flame_task_watch(self->s, id, watch_cb, cb, timeout);
     Py_END_ALLOW_THREADS
-    if (st) {
-        Py_DECREF(l);
+    if (st && st != FLAME_ERR_CANCELLED)
         return raise_flame();
-    }
-    return l;
+    Py_RETURN_NONE;
 }
 
 static PyObject *Session_close(SessionObject *self, PyObject *unused)

@@ -1,5 +1,6 @@
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -74,6 +75,22 @@ def test_python_service_state_and_failure(pyservice):
         assert "asked to fail" in str(e.value)
         assert s.invoke(b"x") == b"3"
         assert s.map([b"x", b"x"]) == [b"4", b"5"]
+
+
+def test_watch_task_live(cluster):
+    with flame.create_session("flmping") as s:
+        # a 300 ms task runs on another thread while this one watches it move
+        th = threading.Thread(target=lambda: s.invoke(b'{"duration": 300}'))
+        th.start()
+        deadline = time.time() + 10
+        while not s.list_tasks() and time.time() < deadline:
+            time.sleep(0.01)
+        states = [x["state"] for x in s.watch_task(1)]
+        th.join()
+        assert states[-1] == "Succeed" and len(states) >= 2  # saw it before it ended
+        assert states[0] in ("Pending", "Running")
+        with pytest.raises(flame.FlameError):
+            list(s.watch_task(99))
 
 
 def test_errors(cluster):
