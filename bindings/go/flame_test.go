@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,5 +151,39 @@ func TestErrorsAndContext(t *testing.T) {
 	defer cancel()
 	if _, err := s.Invoke(ctx, []byte(`{"duration": 2000}`)); err != context.DeadlineExceeded {
 		t.Fatalf("want DeadlineExceeded, got %v", err)
+	}
+}
+
+func TestGoService(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "echo")
+	build := exec.Command("go", "build", "-o", bin, "./testdata/echo")
+	build.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	c := connect(t)
+	defer c.Close()
+	if err := c.RegisterApplication("go-echo", Application{Command: bin}); err != nil {
+		t.Fatal(err)
+	}
+	one := uint32(1)
+	s, err := c.CreateSession("", SessionSpec{Application: "go-echo", MaxInstances: &one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Free()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, want := range []string{"a #1", "b #2"} {
+		out, err := s.Invoke(ctx, []byte(want[:1]))
+		if err != nil || string(out) != want {
+			t.Fatalf("task %d: %q %v", i, out, err)
+		}
+	}
+	if _, err := s.Invoke(ctx, []byte("fail")); !IsCode(err, TaskFailed) || !strings.Contains(err.Error(), "asked to fail") {
+		t.Fatalf("want the task's failure, got %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
