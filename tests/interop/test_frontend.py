@@ -215,3 +215,66 @@ def test_kill9_loses_no_acknowledged_task(daemon, pb, fe):
     s = fe.GetSession(f.GetSessionRequest(session_id="durable"))
     assert s.status.pending == len(tasks)
     assert fe.GetApplication(f.GetApplicationRequest(name="app")).spec.command == "/bin/true"
+
+
+def test_flame_backend_unary_executor_flow(daemon, pb):
+    """An executor manager written from PROTOCOL.md alone, on Flame's unary
+    Backend RPCs (RegisterNode, WatchNode, RegisterExecutor, BindExecutor,
+    LaunchTask, CompleteTask, UnbindExecutorCompleted)."""
+    import queue
+    import backend_pb2 as be
+    import backend_pb2_grpc as beg
+    t, f = pb.types, pb.fe
+    ch = channel(daemon.port)
+    fe, bk = pb.grpc.FrontendStub(ch), beg.BackendStub(ch)
+    rr = t.ResourceRequirement(cpu=1, memory=1 << 30)
+    node = t.Node(metadata=t.Metadata(id="py-node", name="py-node"), spec=t.NodeSpec(hostname="py-node"),
+                  status=t.NodeStatus(state=t.Ready, capacity=rr, allocatable=rr,
+                                      info=t.NodeInfo(arch="x86_64", os="linux")))
+    assert bk.RegisterNode(be.RegisterNodeRequest(node=node)).return_code == 0
+    beats = queue.Queue()
+    beats.put(be.WatchNodeRequest(heartbeat=be.NodeHeartbeat(node_name="py-node", status=node.status)))
+    pushed = queue.Queue()
+    watch = bk.WatchNode(iter(beats.get, None))
+
+    def read():
+        try:
+            for r in watch:
+                if r.WhichOneof("response") == "executor":
+                    pushed.put(r.executor)
+        except grpc.RpcError:
+            pass  # the channel closes at the end of the test
+    threading.Thread(target=read, daemon=True).start()
+    register(pb, fe, "unary-app", command="/bin/true")
+    fe.CreateSession(f.CreateSessionRequest(session_id="u-1", session=t.SessionSpec(
+        application="unary-app", resreq=rr)))
+    for i in range(3):
+        fe.CreateTask(f.CreateTaskRequest(task=t.TaskSpec(session_id="u-1", input=f"in{i}".encode())))
+    ex = pushed.get(timeout=10)  # the scheduler made an executor on our node
+    assert ex.spec.node == "py-node" and ex.status.state == t.ExecutorVoid
+    eid = ex.metadata.id
+    assert bk.RegisterExecutor(be.RegisterExecutorRequest(executor_id=eid)).return_code == 0
+    bound = bk.BindExecutor(be.BindExecutorRequest(executor_id=eid), timeout=10)
+    assert bound.session.metadata.id == "u-1" and bound.application.metadata.name == "unary-app"
+    bk.BindExecutorCompleted(be.BindExecutorCompletedRequest(executor_id=eid, result=t.Result(return_code=0)))
+    for _ in range(3):
+        r = bk.LaunchTask(be.LaunchTaskRequest(executor_id=eid), timeout=10)
+        assert r.HasField("task") and r.task.status.state == t.Running
+        bk.CompleteTask(be.CompleteTaskRequest(executor_id=eid, task_result=t.TaskResult(
+            return_code=0, output=r.task.spec.input.upper())))
+    done = {x.metadata.id: x for x in fe.ListTask(f.ListTaskRequest(session_id="u-1"))}
+    assert all(x.status.state == t.Succeed for x in done.values())
+    assert done["2"].spec.output == b"IN1"
+    # closing the session unbinds the executor: LaunchTask answers with no task
+    pending = bk.LaunchTask.future(be.LaunchTaskRequest(executor_id=eid), timeout=10)
+    fe.CloseSession(f.CloseSessionRequest(session_id="u-1"))
+    assert not pending.result().HasField("task")
+    bk.UnbindExecutorCompleted(be.UnbindExecutorCompletedRequest(executor_id=eid))
+    execs = {e.metadata.id: e for e in fe.ListExecutor(f.ListExecutorRequest()).executors}
+    assert execs[eid].status.state == t.ExecutorIdle
+    assert [n.metadata.name for n in fe.ListNodes(f.ListNodesRequest()).nodes] == ["py-node"]
+    with pytest.raises(grpc.RpcError) as e:
+        bk.CompleteTask(be.CompleteTaskRequest(executor_id=eid, task_result=t.TaskResult()))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    beats.put(None)
+    ch.close()
