@@ -361,11 +361,8 @@ static void *exec_main(void *arg)
                  &resp, 0))
             break;
         Flame__V1__BindExecutorResponse *b = (Flame__V1__BindExecutorResponse *)resp;
-        if (!b->_session_case || !b->session) { /* released */
+        if (!b->_session_case || !b->session) { /* released: unregistered below */
             protobuf_c_message_free_unpacked(resp, NULL);
-            Flame__V1__UnregisterExecutorRequest ur = FLAME__V1__UNREGISTER_EXECUTOR_REQUEST__INIT;
-            ur.executor_id = x->id;
-            call(x, BE("UnregisterExecutor"), &ur.base, NULL, NULL, CALL_TIMEOUT_MS);
             break;
         }
         const Flame__V1__Session *s = b->session;
@@ -421,15 +418,25 @@ static void *exec_main(void *arg)
         shim->ops->free(shim);
         shim = NULL;
         protobuf_c_message_free_unpacked(resp, NULL);
-        if (st)
+        /* a refusal (not a lost connection) still ends in an unbind */
+        if (st && (st == FLAME_ERR_UNAVAILABLE || st == FLAME_ERR_CANCELLED || em->stopping))
             break;
-        if (!entered) {
+        if (st)
+            fl_log(FL_LOG_WARN, "em", "executor %s: %s; unbinding", x->id, flame_error_last());
+        if (!entered || st) {
             Flame__V1__UnbindExecutorCompletedRequest uc =
                 FLAME__V1__UNBIND_EXECUTOR_COMPLETED_REQUEST__INIT;
             uc.executor_id = x->id;
             if (call(x, BE("UnbindExecutorCompleted"), &uc.base, NULL, NULL, CALL_TIMEOUT_MS))
                 break;
         }
+    }
+    if (!em->stopping) {
+        /* leaving for a reason of our own: tell the session manager, so that
+         * it does not keep an executor nobody runs (best effort) */
+        Flame__V1__UnregisterExecutorRequest ur = FLAME__V1__UNREGISTER_EXECUTOR_REQUEST__INIT;
+        ur.executor_id = x->id;
+        call(x, BE("UnregisterExecutor"), &ur.base, NULL, NULL, CALL_TIMEOUT_MS);
     }
     return NULL;
 }

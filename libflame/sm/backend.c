@@ -1032,6 +1032,10 @@ static void executor_stream(rpc_call *call, const uint8_t *data, size_t len, voi
         rpc_call_finish(call, RPC_FAILED_PRECONDITION, "executor %s already has a stream", e->id);
     } else if (!e) {
         rpc_call_finish(call, RPC_NOT_FOUND, "executor %s not found", req->executor_id);
+    } else if (!e->stream && e->state == FLAME_EXECUTOR_UNBINDING) {
+        /* unbound while it was entering the session: nothing to run, the
+         * stream ends at once and the executor goes on to unbind */
+        rpc_call_finish(call, RPC_OK, "%s", "");
     } else if (!e->stream && (e->state != FLAME_EXECUTOR_BOUND || !e->sess)) {
         rpc_call_finish(call, RPC_FAILED_PRECONDITION, "executor %s is not bound (%s)", e->id,
                         flame_executor_state_str(e->state));

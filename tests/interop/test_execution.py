@@ -280,3 +280,23 @@ def test_inproc_builtin_service(cluster, pb, cfe):
     ev = wait_for(lambda: [e for e in cfe.GetSession(pb.fe.GetSessionRequest(
         session_id="ip-2")).status.events if e.code == 1001], what="a bind failure")
     assert "no built-in service named" in ev[0].message
+
+
+def test_many_sessions_with_priorities_all_finish(cluster, pb, cfe):
+    """Sessions of three priorities at once on a 2-cpu node: executors are
+    bound, taken back for higher tiers and for fairness (also while still
+    entering a session), and every task of every session ends Succeed."""
+    wait_node(pb, cfe)
+    flmping = os.path.join(BUILD_DIR, "cli", "flmping")
+    procs = [subprocess.Popen([flmping, "-t", "500", "-p", "-P", str(i % 3), "--endpoint",
+                               f"http://127.0.0.1:{cluster.port}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(8)]
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0, out
+        assert "Succeeded:   500" in out, out
+    # once the sessions are closed their executors come back to Idle
+    wait_for(lambda: all(e.status.state == pb.types.ExecutorIdle for e in
+                         cfe.ListExecutor(pb.fe.ListExecutorRequest()).executors),
+             what="the executors to be Idle again")
