@@ -2,6 +2,7 @@
  * and converted to the public structs. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 #include "rpc/rpc.h"
@@ -717,6 +718,32 @@ flame_status flame_task_create_many(flame_session *s, const flame_bytes *inputs,
     return st;
 }
 
+/* Outcomes already given to the callback (a watch that reconnects after a
+ * session-manager restart is sent them again). */
+typedef struct seen_set {
+    uint64_t base;
+    uint8_t *bits;
+    size_t nbytes;
+} seen_set;
+
+static bool seen_test_and_set(seen_set *x, uint64_t id)
+{
+    if (id < x->base)
+        return true;
+    uint64_t k = id - x->base;
+    if (k / 8 >= x->nbytes) {
+        size_t n = x->nbytes ? x->nbytes : 1024;
+        while (k / 8 >= n)
+            n *= 2;
+        x->bits = fl_realloc(x->bits, n);
+        memset(x->bits + x->nbytes, 0, n - x->nbytes);
+        x->nbytes = n;
+    }
+    bool was = x->bits[k / 8] & (1u << (k % 8));
+    x->bits[k / 8] |= (uint8_t)(1u << (k % 8));
+    return was;
+}
+
 flame_status flame_session_watch(flame_session *s, uint64_t from_task_id,
                                  flame_session_watch_cb cb, void *payload, int timeout_ms)
 {
@@ -724,42 +751,75 @@ flame_status flame_session_watch(flame_session *s, uint64_t from_task_id,
         return bad_arg("flame_session_watch", "session and callback are required");
     Flame__V1__WatchSessionRequest r = FLAME__V1__WATCH_SESSION_REQUEST__INIT;
     r.session_id = s->id;
-    r.from_task_id = from_task_id;
-    rpc_stream *st;
-    flame_status rc = rpc_stream_open(&st, s->client->ch, FE("WatchSession"), &r.base,
-                                      timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : timeout_ms);
-    if (rc)
-        return rc;
+    r.from_task_id = from_task_id ? from_task_id : 1;
+    int64_t deadline = timeout_ms >= 0 ? fl_mono_ns() + (int64_t)timeout_ms * 1000000 : 0;
+    seen_set seen = { r.from_task_id, NULL, 0 };
     flame_task_outcome *v = NULL;
     size_t cap = 0;
+    flame_status rc;
+    int backoff_ms = 50;
     for (;;) {
-        ProtobufCMessage *m;
-        rc = rpc_stream_next(st, &flame__v1__task_outcomes__descriptor, &m);
-        if (rc || !m)
-            break;
-        Flame__V1__TaskOutcomes *o = (Flame__V1__TaskOutcomes *)m;
-        if (o->n_outcomes > cap) {
-            cap = o->n_outcomes;
-            v = fl_realloc(v, cap * sizeof *v);
+        int left = 0;
+        if (deadline) {
+            int64_t ns = deadline - fl_mono_ns();
+            if (ns <= 0) {
+                rc = fl_error(FLAME_ERR_TIMEOUT, "WatchSession: deadline exceeded");
+                break;
+            }
+            left = (int)(ns / 1000000) + 1;
         }
-        for (size_t i = 0; i < o->n_outcomes; i++) {
-            const Flame__V1__TaskOutcome *x = o->outcomes[i];
-            v[i] = (flame_task_outcome){ x->task_id, (flame_task_state)x->state, { NULL, 0 },
-                                         x->_message_case ? x->message : NULL, x->completion_time };
-            if (x->_output_case) {
-                v[i].output.data = x->output.data ? x->output.data : (const uint8_t *)"";
-                v[i].output.len = x->output.len;
+        rpc_stream *st = NULL;
+        rc = rpc_stream_open(&st, s->client->ch, FE("WatchSession"), &r.base, left);
+        bool stopped = false, got_any = false;
+        while (!rc) {
+            ProtobufCMessage *m;
+            rc = rpc_stream_next(st, &flame__v1__task_outcomes__descriptor, &m);
+            if (rc || !m)
+                break;
+            got_any = true;
+            Flame__V1__TaskOutcomes *o = (Flame__V1__TaskOutcomes *)m;
+            if (o->n_outcomes > cap) {
+                cap = o->n_outcomes;
+                v = fl_realloc(v, cap * sizeof *v);
+            }
+            size_t k = 0;
+            for (size_t i = 0; i < o->n_outcomes; i++) {
+                const Flame__V1__TaskOutcome *x = o->outcomes[i];
+                if (seen_test_and_set(&seen, x->task_id))
+                    continue;
+                v[k] = (flame_task_outcome){ x->task_id, (flame_task_state)x->state, { NULL, 0 },
+                                             x->_message_case ? x->message : NULL,
+                                             x->completion_time };
+                if (x->_output_case) {
+                    v[k].output.data = x->output.data ? x->output.data : (const uint8_t *)"";
+                    v[k].output.len = x->output.len;
+                }
+                k++;
+            }
+            int stop = k ? cb(v, k, payload) : 0;
+            protobuf_c_message_free_unpacked(m, NULL);
+            if (stop) {
+                rpc_stream_cancel(st);
+                stopped = true;
+                break;
             }
         }
-        int stop = o->n_outcomes ? cb(v, o->n_outcomes, payload) : 0;
-        protobuf_c_message_free_unpacked(m, NULL);
-        if (stop) {
-            rpc_stream_cancel(st);
+        if (st)
+            rpc_stream_free(st);
+        if (stopped || rc == FLAME_OK)
             break;
-        }
+        /* the session manager went away (a restart): come back and resume;
+         * what was reported is not reported twice */
+        if (rc != FLAME_ERR_UNAVAILABLE && rc != FLAME_ERR_INTERNAL)
+            break;
+        if (got_any)
+            backoff_ms = 50;
+        struct timespec ts = { backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+        backoff_ms = backoff_ms * 2 > 1000 ? 1000 : backoff_ms * 2;
     }
     free(v);
-    rpc_stream_free(st);
+    free(seen.bits);
     return rc;
 }
 

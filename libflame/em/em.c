@@ -23,7 +23,7 @@
 
 #define BE(name) "/flame.v1.Backend/" name
 #define CALL_TIMEOUT_MS 10000
-#define BACKOFF_MAX_MS 2000
+#define BACKOFF_MAX_MS 1000
 
 typedef struct em_exec {
     struct flame_executor_manager *em;

@@ -300,3 +300,19 @@ def test_many_sessions_with_priorities_all_finish(cluster, pb, cfe):
     wait_for(lambda: all(e.status.state == pb.types.ExecutorIdle for e in
                          cfe.ListExecutor(pb.fe.ListExecutorRequest()).executors),
              what="the executors to be Idle again")
+
+
+def test_flmping_rides_out_a_session_manager_restart(cluster, pb, cfe):
+    """The client core's outcome stream comes back after the session
+    manager restarts, and reports each task once."""
+    wait_node(pb, cfe)
+    p = subprocess.Popen([os.path.join(BUILD_DIR, "cli", "flmping"), "-t", "300", "-d", "5", "-p",
+                          "--endpoint", f"http://127.0.0.1:{cluster.port}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.5)  # tasks are in, some have run
+    cluster.kill9()
+    assert p.poll() is None  # still running when the kill lands
+    cluster.start()
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    assert "Succeeded:   300" in out and "Failed:      0" in out, out
