@@ -261,7 +261,9 @@ typedef int (*flame_task_watch_cb)(const flame_task *task, void *payload);
 
 /* Watches a task until it reaches a terminal state (FLAME_OK), the callback
  * stops it (FLAME_ERR_CANCELLED) or timeout_ms passes (FLAME_ERR_TIMEOUT;
- * timeout_ms < 0 waits for ever). Blocks the calling thread. */
+ * timeout_ms < 0 waits for ever). If the session manager restarts on the
+ * way, the watch comes back (the callback then sees the current state
+ * again). Blocks the calling thread. */
 flame_status flame_task_watch(flame_session *session, const char *task_id,
                               flame_task_watch_cb cb, void *payload, int timeout_ms);
 
@@ -286,7 +288,9 @@ typedef int (*flame_session_watch_cb)(const flame_task_outcome *outcomes, size_t
                                       void *payload);
 
 /* Reports the outcome of every task with id >= from_task_id as it finishes
- * (those already finished first), in batches, over one stream. Returns
+ * (those already finished first), in batches, over one stream; if the
+ * session manager restarts on the way, the stream comes back and no
+ * outcome is reported twice. Returns
  * FLAME_OK when the callback stops it or when the session is closed and has
  * nothing left to run; FLAME_ERR_TIMEOUT after timeout_ms (< 0: no limit).
  * Blocks the calling thread; the callback runs on it. */

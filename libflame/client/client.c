@@ -718,6 +718,14 @@ flame_status flame_task_create_many(flame_session *s, const flame_bytes *inputs,
     return st;
 }
 
+/* Sleeps before a reconnection; doubles *backoff_ms up to 1 s. */
+static void backoff_sleep(int *backoff_ms)
+{
+    struct timespec ts = { *backoff_ms / 1000, (long)(*backoff_ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+    *backoff_ms = *backoff_ms * 2 > 1000 ? 1000 : *backoff_ms * 2;
+}
+
 /* Outcomes already given to the callback (a watch that reconnects after a
  * session-manager restart is sent them again). */
 typedef struct seen_set {
@@ -814,9 +822,7 @@ flame_status flame_session_watch(flame_session *s, uint64_t from_task_id,
             break;
         if (got_any)
             backoff_ms = 50;
-        struct timespec ts = { backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000 };
-        nanosleep(&ts, NULL);
-        backoff_ms = backoff_ms * 2 > 1000 ? 1000 : backoff_ms * 2;
+        backoff_sleep(&backoff_ms);
     }
     free(v);
     free(seen.bits);
@@ -993,35 +999,57 @@ flame_status flame_task_watch(flame_session *s, const char *task_id, flame_task_
     Flame__V1__WatchTaskRequest r = FLAME__V1__WATCH_TASK_REQUEST__INIT;
     r.session_id = s->id;
     r.task_id = (char *)task_id;
-    rpc_stream *st;
-    flame_status rc = rpc_stream_open(&st, s->client->ch, FE("WatchTask"), &r.base,
-                                      timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : timeout_ms);
-    if (rc)
-        return rc;
+    int64_t deadline = timeout_ms >= 0 ? fl_mono_ns() + (int64_t)timeout_ms * 1000000 : 0;
+    int backoff_ms = 50;
+    flame_status rc;
     for (;;) {
-        ProtobufCMessage *m;
-        rc = rpc_stream_next(st, &flame__v1__task__descriptor, &m);
-        if (rc)
-            break;
-        if (!m) {
-            rc = fl_error(FLAME_ERR_INTERNAL, "WatchTask: the stream ended before task %s finished",
-                          task_id);
-            break;
+        int left = 0;
+        if (deadline) {
+            int64_t ns = deadline - fl_mono_ns();
+            if (ns <= 0)
+                return fl_error(FLAME_ERR_TIMEOUT, "WatchTask: deadline exceeded for task %s",
+                                task_id);
+            left = (int)(ns / 1000000) + 1;
         }
-        flame_task *t = task_from((Flame__V1__Task *)m);
-        protobuf_c_message_free_unpacked(m, NULL);
-        int stop = cb(t, payload);
-        int terminal = flame_task_state_is_terminal(t->state);
-        flame_task_free(t);
-        if (terminal)
-            break;
-        if (stop) {
-            rc = fl_error(FLAME_ERR_CANCELLED, "watch of task %s stopped by the callback", task_id);
-            break;
+        rpc_stream *st = NULL;
+        rc = rpc_stream_open(&st, s->client->ch, FE("WatchTask"), &r.base, left);
+        bool done = false;
+        while (!rc) {
+            ProtobufCMessage *m;
+            rc = rpc_stream_next(st, &flame__v1__task__descriptor, &m);
+            if (rc)
+                break;
+            if (!m) {
+                rc = fl_error(FLAME_ERR_INTERNAL,
+                              "WatchTask: the stream ended before task %s finished", task_id);
+                break;
+            }
+            flame_task *t = task_from((Flame__V1__Task *)m);
+            protobuf_c_message_free_unpacked(m, NULL);
+            int stop = cb(t, payload);
+            int terminal = flame_task_state_is_terminal(t->state);
+            flame_task_free(t);
+            backoff_ms = 50;
+            if (terminal) {
+                done = true;
+                break;
+            }
+            if (stop) {
+                rc = fl_error(FLAME_ERR_CANCELLED, "watch of task %s stopped by the callback",
+                              task_id);
+                break;
+            }
         }
+        if (st)
+            rpc_stream_free(st);
+        if (done)
+            return FLAME_OK;
+        /* the session manager went away (a restart): watch again; the
+         * callback sees the task's current state once more */
+        if (rc != FLAME_ERR_UNAVAILABLE && rc != FLAME_ERR_INTERNAL)
+            return rc;
+        backoff_sleep(&backoff_ms);
     }
-    rpc_stream_free(st);
-    return rc;
 }
 
 static int keep_last(const flame_task *t, void *payload)
