@@ -21,38 +21,52 @@ def free_port():
     return p
 
 
+class Cluster:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="flame-py-")
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.sm = None
+
+    def start_sm(self):
+        self.sm = subprocess.Popen([os.path.join(BUILD, "daemons", "flame-session-manager"),
+                                    "--endpoint", self.endpoint,
+                                    "--storage", f"sqlite://{self.tmp}/flame.db"],
+                                   stdout=open(f"{self.tmp}/sm.log", "ab"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.time() < deadline, "the session manager did not start"
+                time.sleep(0.02)
+
+    def kill9_sm(self):
+        self.sm.kill()
+        self.sm.wait()
+
+
 @pytest.fixture(scope="session")
 def cluster():
-    tmp = tempfile.mkdtemp(prefix="flame-py-")
-    port = free_port()
-    ep = f"http://127.0.0.1:{port}"
-    sm = subprocess.Popen([os.path.join(BUILD, "daemons", "flame-session-manager"), "--endpoint", ep,
-                           "--storage", f"sqlite://{tmp}/flame.db"],
-                          stdout=open(f"{tmp}/sm.log", "ab"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.time() < deadline, "the session manager did not start"
-            time.sleep(0.02)
-    em = subprocess.Popen([os.path.join(BUILD, "daemons", "flame-executor-manager"), "--endpoint", ep,
-                           "--work-dir", f"{tmp}/work", "--resources", "cpu=2,mem=2g"],
-                          stdout=open(f"{tmp}/em.log", "ab"), stderr=subprocess.STDOUT)
-    os.environ["FLAME_ENDPOINT"] = ep
+    c = Cluster()
+    c.start_sm()
+    em = subprocess.Popen([os.path.join(BUILD, "daemons", "flame-executor-manager"), "--endpoint",
+                           c.endpoint, "--work-dir", f"{c.tmp}/work", "--resources", "cpu=2,mem=2g"],
+                          stdout=open(f"{c.tmp}/em.log", "ab"), stderr=subprocess.STDOUT)
+    os.environ["FLAME_ENDPOINT"] = c.endpoint
     import flame
-    flame.connect(ep)
+    flame.connect(c.endpoint)
     deadline = time.time() + 10
     while not any(n["state"] == "Ready" for n in flame.list_nodes()):
         assert time.time() < deadline, "the executor manager did not register"
         time.sleep(0.05)
-    yield ep
+    yield c
     em.terminate()
-    sm.terminate()
+    c.sm.terminate()
     assert em.wait(20) == 0
-    assert sm.wait(20) == 0
-    shutil.rmtree(tmp, ignore_errors=True)
+    assert c.sm.wait(20) == 0
+    shutil.rmtree(c.tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -108,3 +108,19 @@ def test_errors(cluster):
     assert flame.get_session("py-open")["priority"] == 2
     assert flame.open_session("py-open").id == "py-open"
     again.close()
+
+
+def test_invoke_rides_out_a_session_manager_restart(cluster):
+    """A blocking invoke whose session manager is killed and restarted
+    meanwhile still returns the task's output (the task runs again)."""
+    s = flame.create_session("flmping")
+    box = {}
+    th = threading.Thread(target=lambda: box.setdefault("out", s.invoke(b'{"duration": 800}')))
+    th.start()
+    time.sleep(0.3)
+    cluster.kill9_sm()
+    cluster.start_sm()
+    th.join(60)
+    assert not th.is_alive()
+    assert box["out"].startswith(b"Completed on")
+    s.close()
