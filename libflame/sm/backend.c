@@ -492,12 +492,19 @@ void sm_sched_run(sm_t *sm)
     }
     ns = k;
     it = k = 0;
+    const char *last_node = NULL;
+    uint32_t last_hint = 0;
     while (fl_map_next(&sm->execs, &it, NULL, &v)) {
         sm_exec *e = v;
         const char *sid = e->sess ? e->sess->s->id : e->state == FLAME_EXECUTOR_VOID ? e->intended : NULL;
-        sm_node *n = fl_map_get(&sm->nodes, e->node);
+        /* executors sit on few nodes: look a node up once per run of them */
+        if (!last_node || strcmp(last_node, e->node) != 0) {
+            sm_node *n = fl_map_get(&sm->nodes, e->node);
+            last_node = e->node;
+            last_hint = n ? n->sched_hint : 0;
+        }
         ex[k++] = (flame_sched_executor){ e->id, e->node, e->resreq, (flame_executor_state)e->state,
-                                          sid, e->app, e->idle_since, n ? n->sched_hint : 0,
+                                          sid, e->app, e->idle_since, last_hint,
                                           e->sess ? e->sess->sched_hint : 0 };
     }
     flame_sched_snapshot snap = { nodes, nn, apps, na, sess, ns, ex, k };

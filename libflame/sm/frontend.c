@@ -421,31 +421,6 @@ static void list_session(rpc_call *call, const uint8_t *data, size_t len, void *
 
 /* ---- tasks -------------------------------------------------------------- */
 
-static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
-{
-    sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__CreateTaskRequest, flame__v1__create_task_request, req);
-    const Flame__V1__TaskSpec *spec = req->task;
-    sm_session *ss = spec ? sm_session_get(sm, spec->session_id) : NULL;
-    if (!spec) {
-        sm_reply_error(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "a task spec is required"));
-    } else if (!ss) {
-        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", spec->session_id));
-    } else if (ss->s->state != FLAME_SESSION_OPEN) {
-        sm_reply_error(sm, call, fl_error(FLAME_ERR_FAILED_PRECONDITION,
-                                "session %s is closed; it takes no new tasks", ss->s->id));
-    } else {
-        fl_task *t = fl_session_add_task(ss->s, spec->input.data, spec->input.len,
-                                         spec->_input_case != 0, fl_now_ms());
-        fl_store_put_task(sm->store, ss->s, t);
-        sm_task_pending(sm, ss, t);
-        size_t n;
-        uint8_t *buf = sm_pack_task(ss->s, t, &n);
-        sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
-    }
-    flame__v1__create_task_request__free_unpacked(req, NULL);
-}
-
 /* Creates the tasks of a CreateTasks or RunSession request. */
 static flame_status add_tasks(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *inputs,
                               size_t n_inputs, uint32_t count, uint64_t *first, size_t *n)
@@ -466,6 +441,33 @@ static flame_status add_tasks(sm_t *sm, sm_session *ss, const ProtobufCBinaryDat
         sm_task_pending(sm, ss, t);
     }
     return FLAME_OK;
+}
+
+static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+{
+    sm_t *sm = ctx;
+    RPC_UNPACK(Flame__V1__CreateTaskRequest, flame__v1__create_task_request, req);
+    const Flame__V1__TaskSpec *spec = req->task;
+    sm_session *ss = spec ? sm_session_get(sm, spec->session_id) : NULL;
+    uint64_t id = 0;
+    size_t n = 0;
+    flame_status st;
+    if (!spec)
+        st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "a task spec is required");
+    else if (!ss)
+        st = fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", spec->session_id);
+    else if (spec->_input_case) /* one task, with its input */
+        st = add_tasks(sm, ss, &spec->input, 1, 0, &id, &n);
+    else /* one task without input */
+        st = add_tasks(sm, ss, NULL, 0, 1, &id, &n);
+    if (st) {
+        sm_reply_error(sm, call, st);
+    } else {
+        size_t plen;
+        uint8_t *buf = sm_pack_task(ss->s, ss->s->tasks[id - 1], &plen);
+        sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, plen);
+    }
+    flame__v1__create_task_request__free_unpacked(req, NULL);
 }
 
 static void create_tasks(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
