@@ -45,6 +45,10 @@ typedef struct flame_client_options {
 
 #define FLAME_CLIENT_OPTIONS_INIT { FLAME_CLIENT_OPTIONS_VERSION, NULL, 0, 0 }
 
+/* Sets *opts to FLAME_CLIENT_OPTIONS_INIT of this library (for callers that
+ * cannot use the macro, e.g. bindings). */
+void flame_client_options_init(flame_client_options *opts);
+
 /* Creates a client. Does not block on the network: the first call connects.
  * opts may be NULL for the defaults. Free with flame_client_free(). */
 flame_status flame_client_connect(flame_client **out, const flame_client_options *opts);
@@ -90,6 +94,9 @@ typedef struct flame_application_spec {
 
 #define FLAME_APPLICATION_SPEC_INIT { FLAME_APPLICATION_SPEC_VERSION, FLAME_SHIM_HOST, \
     NULL, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL }
+
+/* Sets *spec to FLAME_APPLICATION_SPEC_INIT of this library. */
+void flame_application_spec_init(flame_application_spec *spec);
 
 /* An application as the server reports it. Allocated by the library (fields
  * may be appended in later versions); free with flame_application_free(). */
@@ -154,6 +161,9 @@ typedef struct flame_session_spec {
 
 #define FLAME_SESSION_SPEC_INIT { FLAME_SESSION_SPEC_VERSION, NULL, { NULL, 0 }, \
     0, 0, 0, 0, 0, { 0, 0, 0 }, 1 }
+
+/* Sets *spec to FLAME_SESSION_SPEC_INIT of this library. */
+void flame_session_spec_init(flame_session_spec *spec);
 
 /* A session as the server reports it. Library-allocated; free with
  * flame_session_info_free(). */
