@@ -284,7 +284,8 @@ flame_status flame_task_wait(flame_task **out, flame_session *session, const cha
                              int timeout_ms);
 
 /* A finished task, as flame_session_watch reports it (valid during the
- * callback only). */
+ * callback only) and flame_session_map returns it (library-allocated).
+ * Passed in arrays, so its layout is frozen. */
 typedef struct flame_task_outcome {
     uint64_t task_id;
     flame_task_state state;     /* Succeed, Failed or Cancelled */
@@ -306,6 +307,28 @@ typedef int (*flame_session_watch_cb)(const flame_task_outcome *outcomes, size_t
  * Blocks the calling thread; the callback runs on it. */
 flame_status flame_session_watch(flame_session *session, uint64_t from_task_id,
                                  flame_session_watch_cb cb, void *payload, int timeout_ms);
+
+/* Runs one task per input and waits for all of them: submits the n inputs
+ * as flame_task_create_many does (inputs[i].data NULL: that task has no
+ * input; inputs NULL: n tasks without input), then collects their outcomes
+ * as flame_session_watch does (riding out a session-manager restart).
+ * On FLAME_OK, *out is an array of n outcomes in input order: (*out)[i] is
+ * the outcome of inputs[i], Succeed, Failed or Cancelled. A task that
+ * failed is not an error of the call: read its state and message. The
+ * array and everything in it belong to the caller: free with
+ * flame_task_outcome_list_free(*out, n); outputs are NUL-terminated past
+ * their length. n == 0: *out is NULL.
+ * Errors (*out untouched): those of flame_task_create_many (the tasks of
+ * the calls that succeeded exist and run); FLAME_ERR_TIMEOUT when the
+ * outcomes take more than timeout_ms (< 0: no limit; the tasks go on);
+ * FLAME_ERR_CANCELLED when the session ends before all of them do.
+ * Blocks the calling thread. Thread-safe: several maps may run on one
+ * session at once. */
+flame_status flame_session_map(flame_task_outcome **out, flame_session *session,
+                               const flame_bytes *inputs, size_t n, int timeout_ms);
+
+/* Frees what flame_session_map returned. NULL is a no-op. */
+void flame_task_outcome_list_free(flame_task_outcome *outcomes, size_t count);
 
 /* A stream that submits tasks and receives their outcomes on one
  * connection (no call per task): the low-latency way to run tasks one

@@ -519,6 +519,43 @@ START_TEST(batched_client_api)
 }
 END_TEST
 
+static void *close_later(void *arg)
+{
+    usleep(300 * 1000);
+    ck_assert_int_eq(flame_session_close(arg), FLAME_OK);
+    return NULL;
+}
+
+/* flame_session_map with no executor: nothing finishes until the session
+ * is closed, which cancels every task; the outcomes come back in input
+ * order, interleaved with another client's tasks or not. */
+START_TEST(session_map)
+{
+    register_app("app");
+    flame_session *s = new_session("app", "map");
+    flame_task_outcome *out = (flame_task_outcome *)&out;
+    ck_assert_int_eq(flame_session_map(&out, s, NULL, 0, -1), FLAME_OK);
+    ck_assert_ptr_null(out);
+    ck_assert_int_eq(flame_session_map(NULL, s, NULL, 1, -1), FLAME_ERR_INVALID_ARGUMENT);
+    flame_bytes in[3] = { { (const uint8_t *)"a", 1 }, { NULL, 0 }, { (const uint8_t *)"c", 1 } };
+    ck_assert_int_eq(flame_session_map(&out, s, in, 3, 200), FLAME_ERR_TIMEOUT); /* tasks 1-3 */
+    ck_assert_int_eq(flame_task_create(NULL, s, "x", 1), FLAME_OK);            /* task 4 */
+    pthread_t th;
+    pthread_create(&th, NULL, close_later, s);
+    ck_assert_msg(flame_session_map(&out, s, in, 3, 10000) == FLAME_OK, "%s", flame_error_last());
+    pthread_join(th, NULL);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_uint_eq(out[i].task_id, 5 + i); /* in input order */
+        ck_assert_int_eq(out[i].state, FLAME_TASK_CANCELLED);
+        ck_assert_ptr_nonnull(out[i].message);
+        ck_assert_ptr_null(out[i].output.data);
+    }
+    flame_task_outcome_list_free(out, 3);
+    ck_assert_int_eq(flame_session_map(&out, s, in, 3, -1), FLAME_ERR_FAILED_PRECONDITION);
+    flame_session_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("session-manager");
@@ -534,6 +571,7 @@ int main(void)
     tcase_add_test(tc, bad_input_keeps_daemon_up);
     tcase_add_test(tc, oversized_input);
     tcase_add_test(tc, batched_client_api);
+    tcase_add_test(tc, session_map);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK); /* gRPC and fork() do not mix */
