@@ -62,8 +62,8 @@ static int list_apps(flame_client *c)
         cli_format_time(created, sizeof created, v[i]->creation_time);
         const char *row[] = { v[i]->name,
                               v[i]->state == FLAME_APPLICATION_ENABLED ? "Enabled" : "Disabled",
-                              flame_shim_str(v[i]->spec.shim), created,
-                              v[i]->spec.command ? v[i]->spec.command : "-" };
+                              flame_shim_str(v[i]->spec->shim), created,
+                              v[i]->spec->command ? v[i]->spec->command : "-" };
         cli_table_row(&t, row);
     }
     cli_table_print(&t);
@@ -85,14 +85,14 @@ static int list_sessions(flame_client *c)
     for (size_t i = 0; i < n; i++) {
         const flame_session_info *s = v[i];
         char rr[64], prio[16], pe[16], ru[16], su[16], fa[16], created[32];
-        cli_format_resreq(rr, sizeof rr, &s->spec.resreq);
-        snprintf(prio, sizeof prio, "%u", s->spec.priority);
+        cli_format_resreq(rr, sizeof rr, &s->spec->resreq);
+        snprintf(prio, sizeof prio, "%u", s->spec->priority);
         snprintf(pe, sizeof pe, "%d", s->pending);
         snprintf(ru, sizeof ru, "%d", s->running);
         snprintf(su, sizeof su, "%d", s->succeed);
         snprintf(fa, sizeof fa, "%d", s->failed);
         cli_format_time(created, sizeof created, s->creation_time);
-        const char *row[] = { s->id, flame_session_state_str(s->state), s->spec.application, rr,
+        const char *row[] = { s->id, flame_session_state_str(s->state), s->spec->application, rr,
                               prio, pe, ru, su, fa, created };
         cli_table_row(&t, row);
     }
@@ -236,17 +236,17 @@ static int view_session(flame_client *c, const char *sid, int json)
     if (flame_session_get(&s, c, sid))
         return fail();
     char rr[64];
-    cli_format_resreq(rr, sizeof rr, &s->spec.resreq);
+    cli_format_resreq(rr, sizeof rr, &s->spec->resreq);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", s->id);
-        cJSON_AddStringToObject(o, "application", s->spec.application);
+        cJSON_AddStringToObject(o, "application", s->spec->application);
         cJSON_AddStringToObject(o, "state", flame_session_state_str(s->state));
-        cJSON_AddNumberToObject(o, "priority", s->spec.priority);
+        cJSON_AddNumberToObject(o, "priority", s->spec->priority);
         cJSON_AddStringToObject(o, "resreq", rr);
-        cJSON_AddNumberToObject(o, "min_instances", s->spec.min_instances);
-        if (s->spec.has_max_instances)
-            cJSON_AddNumberToObject(o, "max_instances", s->spec.max_instances);
+        cJSON_AddNumberToObject(o, "min_instances", s->spec->min_instances);
+        if (s->spec->has_max_instances)
+            cJSON_AddNumberToObject(o, "max_instances", s->spec->max_instances);
         cJSON_AddNumberToObject(o, "creation_time", (double)s->creation_time);
         if (s->completion_time)
             cJSON_AddNumberToObject(o, "completion_time", (double)s->completion_time);
@@ -264,15 +264,15 @@ static int view_session(flame_client *c, const char *sid, int json)
         char created[32], done[32], max[16];
         cli_format_time(created, sizeof created, s->creation_time);
         cli_format_time(done, sizeof done, s->completion_time);
-        if (s->spec.has_max_instances)
-            snprintf(max, sizeof max, "%u", s->spec.max_instances);
+        if (s->spec->has_max_instances)
+            snprintf(max, sizeof max, "%u", s->spec->max_instances);
         else
             snprintf(max, sizeof max, "-");
         printf("Session:    %s\nApplication: %s\nState:      %s\nPriority:   %u\n"
                "Resources:  %s\nInstances:  min %u, max %s\nCreated:    %s\nCompleted:  %s\n"
                "Tasks:      %d pending, %d running, %d succeed, %d failed, %d cancelled\n",
-               s->id, s->spec.application, flame_session_state_str(s->state), s->spec.priority, rr,
-               s->spec.min_instances, max, created, done, s->pending, s->running, s->succeed,
+               s->id, s->spec->application, flame_session_state_str(s->state), s->spec->priority, rr,
+               s->spec->min_instances, max, created, done, s->pending, s->running, s->succeed,
                s->failed, s->cancelled);
         print_events(s->events, s->events_len);
     }
@@ -285,7 +285,7 @@ static int view_app(flame_client *c, const char *name, int json)
     flame_application *a;
     if (flame_application_get(&a, c, name))
         return fail();
-    const flame_application_spec *s = &a->spec;
+    const flame_application_spec *s = a->spec;
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", a->name);
@@ -359,8 +359,8 @@ static int apply_file(flame_client *c, const char *path, int update)
         return fail();
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        flame_status st = update ? flame_application_update(c, v[i]->name, &v[i]->spec)
-                                 : flame_application_register(c, v[i]->name, &v[i]->spec);
+        flame_status st = update ? flame_application_update(c, v[i]->name, v[i]->spec)
+                                 : flame_application_register(c, v[i]->name, v[i]->spec);
         if (st)
             rc = fail();
         else

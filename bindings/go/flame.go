@@ -227,7 +227,7 @@ func (cl *Client) GetApplication(name string) (*Application, error) {
 	} else {
 		out.State = "Disabled"
 	}
-	s := &a.spec
+	s := a.spec
 	out.Command = C.GoString(s.command)
 	out.WorkingDirectory = C.GoString(s.working_directory)
 	out.Description = C.GoString(s.description)
@@ -260,10 +260,10 @@ type SessionSpec struct {
 
 // SessionInfo is a session as the server reports it.
 type SessionInfo struct {
-	ID, Application, State                    string
-	Priority                                  uint32
+	ID, Application, State                       string
+	Priority                                     uint32
 	Pending, Running, Succeed, Failed, Cancelled int
-	CreationTime                              time.Time
+	CreationTime                                 time.Time
 }
 
 // Session is a handle to a session; tasks run in it.

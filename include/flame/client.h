@@ -98,13 +98,14 @@ typedef struct flame_application_spec {
 /* Sets *spec to FLAME_APPLICATION_SPEC_INIT of this library. */
 void flame_application_spec_init(flame_application_spec *spec);
 
-/* An application as the server reports it. Allocated by the library (fields
- * may be appended in later versions); free with flame_application_free(). */
+/* An application as the server reports it. Allocated by the library only:
+ * fields may be appended in later versions, so never allocate or copy one
+ * by value. Free with flame_application_free(). */
 typedef struct flame_application {
     const char *name;
     flame_application_state state;
     int64_t creation_time;      /* Unix ms */
-    flame_application_spec spec;
+    const flame_application_spec *spec; /* never NULL; owned by the application */
 } flame_application;
 
 /* Registers an application. INVALID_ARGUMENT for a bad name or spec,
@@ -165,8 +166,8 @@ typedef struct flame_session_spec {
 /* Sets *spec to FLAME_SESSION_SPEC_INIT of this library. */
 void flame_session_spec_init(flame_session_spec *spec);
 
-/* A session as the server reports it. Library-allocated; free with
- * flame_session_info_free(). */
+/* A session as the server reports it. Allocated by the library only
+ * (fields may be appended); free with flame_session_info_free(). */
 typedef struct flame_session_info {
     const char *id;
     flame_session_state state;
@@ -179,7 +180,7 @@ typedef struct flame_session_info {
     int32_t cancelled;
     const flame_event *events;
     size_t events_len;
-    flame_session_spec spec;
+    const flame_session_spec *spec; /* never NULL; owned by the info */
 } flame_session_info;
 
 /* Creates a session and returns a handle to it. session_id NULL or "" lets

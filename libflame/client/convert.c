@@ -149,22 +149,24 @@ flame_session_info *fl_session_info_from(const Flame__V1__Session *m)
 {
     flame_session_info *s = fl_calloc(1, sizeof *s);
     s->id = fl_strdup(m->metadata ? m->metadata->id : "");
-    s->spec.version = FLAME_SESSION_SPEC_VERSION;
+    flame_session_spec *spec = fl_calloc(1, sizeof *spec);
+    s->spec = spec;
+    spec->version = FLAME_SESSION_SPEC_VERSION;
     if (m->spec) {
         const Flame__V1__SessionSpec *sp = m->spec;
-        s->spec.application = fl_strdup(sp->application);
-        s->spec.common_data = copy_bytes(sp->_common_data_case, sp->common_data);
-        s->spec.min_instances = sp->min_instances;
-        s->spec.has_max_instances = sp->_max_instances_case != 0;
-        s->spec.max_instances = sp->max_instances;
-        s->spec.priority = sp->priority;
-        s->spec.batch_size = sp->batch_size;
+        spec->application = fl_strdup(sp->application);
+        spec->common_data = copy_bytes(sp->_common_data_case, sp->common_data);
+        spec->min_instances = sp->min_instances;
+        spec->has_max_instances = sp->_max_instances_case != 0;
+        spec->max_instances = sp->max_instances;
+        spec->priority = sp->priority;
+        spec->batch_size = sp->batch_size;
         if (sp->_resreq_case && sp->resreq) {
-            s->spec.has_resreq = 1;
-            s->spec.resreq = resreq_from(sp->resreq);
+            spec->has_resreq = 1;
+            spec->resreq = resreq_from(sp->resreq);
         }
     } else {
-        s->spec.application = fl_strdup("");
+        spec->application = fl_strdup("");
     }
     if (m->status) {
         const Flame__V1__SessionStatus *st = m->status;
@@ -187,8 +189,9 @@ void flame_session_info_free(flame_session_info *s)
     if (!s)
         return;
     free((char *)s->id);
-    free((char *)s->spec.application);
-    free((void *)s->spec.common_data.data);
+    free((char *)s->spec->application);
+    free((void *)s->spec->common_data.data);
+    free((void *)s->spec);
     free_events(s->events, s->events_len);
     free(s);
 }
@@ -210,7 +213,8 @@ flame_application *fl_application_from(const Flame__V1__Application *m)
         a->state = (flame_application_state)m->status->state;
         a->creation_time = m->status->creation_time;
     }
-    flame_application_spec *s = &a->spec;
+    flame_application_spec *s = fl_calloc(1, sizeof *s);
+    a->spec = s;
     s->version = FLAME_APPLICATION_SPEC_VERSION;
     const Flame__V1__ApplicationSpec *sp = m->spec;
     if (!sp)
@@ -247,12 +251,10 @@ flame_application *fl_application_from(const Flame__V1__Application *m)
     return a;
 }
 
-void flame_application_free(flame_application *a)
+static void application_spec_free(flame_application_spec *s)
 {
-    if (!a)
+    if (!s)
         return;
-    flame_application_spec *s = &a->spec;
-    free((char *)a->name);
     free((char *)s->description);
     free_strs(s->labels, s->labels_len);
     free((char *)s->image);
@@ -269,6 +271,15 @@ void flame_application_free(flame_application *a)
     free((char *)s->schema_common_data);
     free((char *)s->url);
     free((char *)s->installer);
+    free(s);
+}
+
+void flame_application_free(flame_application *a)
+{
+    if (!a)
+        return;
+    free((char *)a->name);
+    application_spec_free((flame_application_spec *)a->spec);
     free(a);
 }
 

@@ -106,19 +106,19 @@ START_TEST(applications)
     flame_application *a;
     ck_assert_int_eq(flame_application_get(&a, client, "py-app"), FLAME_OK);
     ck_assert_str_eq(a->name, "py-app");
-    ck_assert_str_eq(a->spec.description, "desc");
-    ck_assert_uint_eq(a->spec.labels_len, 2);
-    ck_assert_str_eq(a->spec.labels[1], "b");
-    ck_assert_str_eq(a->spec.arguments[1], "svc");
-    ck_assert_str_eq(a->spec.environments[0].value, "V");
-    ck_assert_str_eq(a->spec.working_directory, "/tmp");
-    ck_assert(a->spec.has_max_instances && a->spec.max_instances == 3);
-    ck_assert(!a->spec.has_delay_release); /* unset stays unset */
-    ck_assert_ptr_null(a->spec.image);
-    ck_assert_ptr_null(a->spec.installer);
-    ck_assert_str_eq(a->spec.url, "https://example.invalid/app");
-    ck_assert_str_eq(a->spec.schema_input, "{\"type\":\"string\"}");
-    ck_assert_ptr_null(a->spec.schema_output);
+    ck_assert_str_eq(a->spec->description, "desc");
+    ck_assert_uint_eq(a->spec->labels_len, 2);
+    ck_assert_str_eq(a->spec->labels[1], "b");
+    ck_assert_str_eq(a->spec->arguments[1], "svc");
+    ck_assert_str_eq(a->spec->environments[0].value, "V");
+    ck_assert_str_eq(a->spec->working_directory, "/tmp");
+    ck_assert(a->spec->has_max_instances && a->spec->max_instances == 3);
+    ck_assert(!a->spec->has_delay_release); /* unset stays unset */
+    ck_assert_ptr_null(a->spec->image);
+    ck_assert_ptr_null(a->spec->installer);
+    ck_assert_str_eq(a->spec->url, "https://example.invalid/app");
+    ck_assert_str_eq(a->spec->schema_input, "{\"type\":\"string\"}");
+    ck_assert_ptr_null(a->spec->schema_output);
     ck_assert_int_gt(a->creation_time, 1600000000000LL);
     flame_application_free(a);
 
@@ -143,7 +143,7 @@ START_TEST(applications)
     ck_assert_int_eq(flame_session_close(s), FLAME_OK);
     ck_assert_int_eq(flame_application_update(client, "py-app", &spec), FLAME_OK);
     ck_assert_int_eq(flame_application_get(&a, client, "py-app"), FLAME_OK);
-    ck_assert_str_eq(a->spec.description, "new");
+    ck_assert_str_eq(a->spec->description, "new");
     flame_application_free(a);
     /* unregister deletes its closed sessions */
     ck_assert_int_eq(flame_application_unregister(client, "py-app"), FLAME_OK);
@@ -192,9 +192,9 @@ START_TEST(sessions)
     ck_assert_int_eq(flame_session_open(&o, client, "sess-new", &sp), FLAME_OK);
     flame_session_info *info;
     ck_assert_int_eq(flame_session_get(&info, client, "sess-new"), FLAME_OK);
-    ck_assert_uint_eq(info->spec.priority, 5);
-    ck_assert(info->spec.has_resreq); /* the cluster default was applied */
-    ck_assert_uint_eq(info->spec.resreq.cpu, 1);
+    ck_assert_uint_eq(info->spec->priority, 5);
+    ck_assert(info->spec->has_resreq); /* the cluster default was applied */
+    ck_assert_uint_eq(info->spec->resreq.cpu, 1);
     flame_session_info_free(info);
 
     /* close: pending tasks are cancelled, then no new tasks */
@@ -556,6 +556,27 @@ START_TEST(session_map)
 }
 END_TEST
 
+/* The flame_*_init functions the bindings use give what the macros give. */
+START_TEST(init_functions_match_the_macros)
+{
+#define SAME(type, fn, macro)                                                                      \
+    do {                                                                                           \
+        type a, b;                                                                                 \
+        memset(&a, 0, sizeof a); /* padding equal in both */                                       \
+        memset(&b, 0, sizeof b);                                                                   \
+        fn(&a);                                                                                    \
+        b = (type)macro;                                                                           \
+        ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);                                             \
+    } while (0)
+    SAME(flame_client_options, flame_client_options_init, FLAME_CLIENT_OPTIONS_INIT);
+    SAME(flame_application_spec, flame_application_spec_init, FLAME_APPLICATION_SPEC_INIT);
+    SAME(flame_session_spec, flame_session_spec_init, FLAME_SESSION_SPEC_INIT);
+    SAME(flame_executor_options, flame_executor_options_init, FLAME_EXECUTOR_OPTIONS_INIT);
+    SAME(flame_server_options, flame_server_options_init, FLAME_SERVER_OPTIONS_INIT);
+#undef SAME
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("session-manager");
@@ -572,6 +593,7 @@ int main(void)
     tcase_add_test(tc, oversized_input);
     tcase_add_test(tc, batched_client_api);
     tcase_add_test(tc, session_map);
+    tcase_add_test(tc, init_functions_match_the_macros);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK); /* gRPC and fork() do not mix */

@@ -187,14 +187,14 @@ static PyObject *session_dict(const flame_session_info *s)
 {
     PyObject *d = Py_BuildValue(
         "{s:s,s:s,s:s,s:N,s:I,s:I,s:L,s:L,s:i,s:i,s:i,s:i,s:i,s:N,s:N}", "id", s->id,
-        "application", s->spec.application, "state", flame_session_state_str(s->state),
-        "common_data", bytes_or_none(s->spec.common_data), "priority", s->spec.priority,
-        "min_instances", s->spec.min_instances, "creation_time", (long long)s->creation_time,
+        "application", s->spec->application, "state", flame_session_state_str(s->state),
+        "common_data", bytes_or_none(s->spec->common_data), "priority", s->spec->priority,
+        "min_instances", s->spec->min_instances, "creation_time", (long long)s->creation_time,
         "completion_time", (long long)s->completion_time, "pending", s->pending, "running",
         s->running, "succeed", s->succeed, "failed", s->failed, "cancelled", s->cancelled,
-        "resreq", resreq_str(&s->spec.resreq), "events", events_list(s->events, s->events_len));
+        "resreq", resreq_str(&s->spec->resreq), "events", events_list(s->events, s->events_len));
     if (d) {
-        PyObject *m = s->spec.has_max_instances ? PyLong_FromUnsignedLong(s->spec.max_instances)
+        PyObject *m = s->spec->has_max_instances ? PyLong_FromUnsignedLong(s->spec->max_instances)
                                                  : (Py_INCREF(Py_None), Py_None);
         PyDict_SetItemString(d, "max_instances", m);
         Py_DECREF(m);
@@ -341,7 +341,7 @@ static PyObject *Client_unregister_application(ClientObject *self, PyObject *arg
 
 static PyObject *app_dict(const flame_application *a)
 {
-    const flame_application_spec *s = &a->spec;
+    const flame_application_spec *s = a->spec;
     PyObject *args = PyList_New((Py_ssize_t)s->arguments_len);
     for (size_t i = 0; args && i < s->arguments_len; i++)
         PyList_SET_ITEM(args, (Py_ssize_t)i, PyUnicode_FromString(s->arguments[i]));
