@@ -229,8 +229,8 @@ void flame_session_info_list_free(flame_session_info **infos, size_t count);
 
 /* ---- tasks ------------------------------------------------------------- */
 
-/* A task as the server reports it. Library-allocated; free with
- * flame_task_free(). */
+/* A task as the server reports it. Allocated by the library only (fields
+ * may be appended); free with flame_task_free(). */
 typedef struct flame_task {
     const char *id;             /* "1", "2", ... per session */
     const char *session_id;
@@ -358,7 +358,8 @@ void flame_task_list_free(flame_task **tasks, size_t count);
 
 /* ---- executors and nodes ----------------------------------------------- */
 
-/* Library-allocated; free with the matching *_list_free(). */
+/* Allocated by the library only (fields may be appended); free with the
+ * matching *_list_free(). */
 typedef struct flame_executor_info {
     const char *id;
     const char *node;
