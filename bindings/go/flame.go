@@ -482,8 +482,9 @@ func (s *Session) Run(ctx context.Context, input []byte) <-chan Result {
 // flame_session_map). A nil input is a task without input. A task that
 // failed has an Error with code TaskFailed and its message in its Result;
 // the returned error is for the call itself (submission, the context).
-// The context's deadline bounds the wait; when the context ends first, Map
-// returns its error at once and the tasks go on.
+// The context's deadline bounds the wait (the error is then the context's,
+// or an Error with code Timeout when the C core notices first); when the
+// context ends first, Map returns at once and the tasks go on.
 func (s *Session) Map(ctx context.Context, inputs [][]byte) ([]Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
