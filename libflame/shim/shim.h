@@ -8,14 +8,7 @@
 
 #include "flame/executor.h"
 #include "flame/service.h"
-
-struct flame_task_result {
-    uint8_t *output;
-    size_t output_len;
-    bool has_output;
-    char *message;
-};
-void fl_task_result_clear(flame_task_result *r);
+#include "service/result.h"
 
 /* What a shim needs to enter a session. */
 typedef struct fl_shim_session {
