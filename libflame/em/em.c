@@ -371,9 +371,11 @@ static void *exec_main(void *arg)
         const Flame__V1__ApplicationSpec *spec =
             b->_application_case && b->application && b->application->spec ? b->application->spec
                                                                             : &empty;
-        fl_shim_session ctx = { x->id, s->metadata ? s->metadata->id : "", app, spec, { NULL, 0 },
-                                em->endpoint, em->work_dir, em->log_dir, em->bin_dir,
-                                em->task_timeout_ms };
+        fl_shim_session ctx = { x->id, s->metadata ? s->metadata->id : "", app, spec,
+                                spec->_command_case ? spec->command : NULL,
+                                spec->_working_directory_case ? spec->working_directory : NULL,
+                                { NULL, 0 }, em->endpoint, em->work_dir, em->log_dir,
+                                em->bin_dir, em->task_timeout_ms };
         if (s->spec && s->spec->_common_data_case) {
             ctx.common_data.data = s->spec->common_data.data ? s->spec->common_data.data
                                                              : (const uint8_t *)"";

@@ -16,6 +16,10 @@ typedef struct fl_shim_session {
     const char *session_id;
     const char *application;
     const void *app_spec;       /* const Flame__V1__ApplicationSpec * */
+    const char *command;        /* what to run (the installation's or the
+                                 * application's command), or NULL */
+    const char *working_directory; /* where to run it; NULL: a directory of
+                                    * the shim's own */
     flame_bytes common_data;
     const char *endpoint;       /* FLAME_ENDPOINT for the service */
     const char *work_dir;       /* per-executor directories live below */
