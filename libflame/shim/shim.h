@@ -1,4 +1,5 @@
-/* Shims: how an executor hosts an application's code for one session. */
+/* Shims: how an executor hosts an application's code for one session.
+ * Threads: a shim is used by one executor thread at a time. */
 #ifndef FL_SHIM_H
 #define FL_SHIM_H
 
@@ -56,5 +57,19 @@ struct fl_shim {
 
 fl_shim *fl_shim_host_new(void);
 fl_shim *fl_shim_inproc_new(const flame_service *service);
+
+/* What picks an application's shim. */
+typedef struct fl_shim_choice {
+    int shim;                     /* the application's Flame__V1__Shim */
+    const char *command;          /* its command, or NULL */
+    const flame_service *service; /* the embedding program's service for it, or NULL */
+} fl_shim_choice;
+
+/* Creates the shim an application runs in: inproc when the embedding
+ * program serves it or its command is "inproc:NAME" (a built-in service),
+ * else the one for its declared shim (table in shim.c). On error *message
+ * gets a malloc'ed reason: FLAME_ERR_UNIMPLEMENTED for a shim this executor
+ * does not have, FLAME_ERR_NOT_FOUND for an unknown built-in. */
+flame_status fl_shim_new(fl_shim **out, const fl_shim_choice *c, char **message);
 
 #endif
