@@ -75,7 +75,7 @@ void em_exec_teardown_all(flame_executor_manager *em);
  * executor is being torn down. */
 void em_exec_set_stream(em_exec *x, rpc_stream *st);
 /* A unary Backend call that teardown can abort. resp_desc NULL: the reply
- * is a Result, freed here when resp is NULL too. */
+ * is a Result; resp NULL: the reply is dropped. */
 flame_status em_exec_call(em_exec *x, const char *method, const ProtobufCMessage *req,
                           const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
                           int timeout_ms);

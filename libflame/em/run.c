@@ -78,76 +78,160 @@ static void set_outcome(Flame__V1__TaskOutcome *o, const qtask *t, int rc,
     }
 }
 
-/* Runs tasks[0..n) on the shim. Fills outcomes; returns how many ran (all,
- * unless the service died and could not be restarted). */
-static size_t run_tasks(em_exec *x, fl_shim *shim, const fl_shim_session *ctx, const qtask *q,
-                        size_t n, Flame__V1__TaskOutcome *out, flame_task_result *res,
-                        char **msgs, bool *dead, int *batching)
+/* One bound session being run: its stream, the tasks pushed ahead, and
+ * the buffers of one call's outcomes. */
+typedef struct session_run {
+    em_exec *x;
+    fl_shim *shim;
+    const fl_shim_session *ctx;
+    rpc_stream *st;
+    runq q;
+    bool unbind;  /* no more work will come: finish the queue, then stop */
+    bool dead;    /* the service is gone and could not be restarted */
+    int batching; /* -1: one task per call; 0: not known yet; 1: batches */
+    Flame__V1__ExecutorUpdate up;
+    Flame__V1__TaskOutcome out[INVOKE_BATCH];
+    Flame__V1__TaskOutcome *outp[INVOKE_BATCH];
+    flame_task_result res[INVOKE_BATCH];
+    char *msgs[INVOKE_BATCH];
+} session_run;
+
+/* Starts a new service process after the last one died; false (the
+ * executor is dead) if it does not come up. */
+static bool restart(session_run *r)
 {
+    char *why = NULL;
+    if (r->shim->ops->enter(r->shim, r->ctx, &why) == FLAME_OK)
+        return true;
+    fl_log(FL_LOG_WARN, "em", "executor %s: cannot restart the service: %s", r->x->id,
+           why ? why : "");
+    free(why);
+    r->dead = true;
+    return false;
+}
+
+/* Runs q[0..n) on the shim, in one batch when the service takes them, else
+ * one by one. Fills r->out; returns how many ran (all, unless the service
+ * died and could not be restarted). */
+static size_t run_tasks(session_run *r, const qtask *q, size_t n)
+{
+    fl_shim *shim = r->shim;
     flame_task_context *tc = fl_calloc(n, sizeof *tc);
     int *rcs = fl_calloc(n, sizeof *rcs);
     for (size_t i = 0; i < n; i++) {
         tc[i].task_id = q[i].id;
-        tc[i].session_id = ctx->session_id;
+        tc[i].session_id = r->ctx->session_id;
         if (q[i].has_input) {
             tc[i].input.data = q[i].input ? q[i].input : (const uint8_t *)"";
             tc[i].input.len = q[i].len;
         }
     }
     size_t done = 0;
-    *dead = false;
     char *msg = NULL;
     flame_status st = FLAME_ERR_UNIMPLEMENTED;
-    if (shim->ops->invoke_batch && n > 1 && *batching >= 0)
-        st = shim->ops->invoke_batch(shim, tc, n, rcs, res, &msg);
+    if (shim->ops->invoke_batch && n > 1 && r->batching >= 0)
+        st = shim->ops->invoke_batch(shim, tc, n, rcs, r->res, &msg);
     if (st == FLAME_ERR_UNIMPLEMENTED && n > 1)
-        *batching = -1;
+        r->batching = -1;
     if (st == FLAME_OK) {
-        *batching = 1;
+        r->batching = 1;
         for (; done < n; done++)
-            set_outcome(&out[done], &q[done], rcs[done], &res[done], NULL);
-    } else {
-        if (st != FLAME_ERR_UNIMPLEMENTED) {
-            /* the batch died with the service: restart it and run them one
-             * by one, so that only the task that kills it fails */
-            fl_log(FL_LOG_WARN, "em", "executor %s: %s", x->id, msg ? msg : "");
-            free(msg);
-            msg = NULL;
-            if (shim->ops->enter(shim, ctx, &msg) != FLAME_OK) {
-                fl_log(FL_LOG_WARN, "em", "executor %s: cannot restart the service: %s", x->id,
-                       msg ? msg : "");
-                free(msg);
-                *dead = true;
-                goto out;
-            }
+            set_outcome(&r->out[done], &q[done], rcs[done], &r->res[done], NULL);
+        goto out;
+    }
+    if (st != FLAME_ERR_UNIMPLEMENTED) {
+        /* the batch died with the service: restart it and run them one by
+         * one, so that only the task that kills it fails */
+        fl_log(FL_LOG_WARN, "em", "executor %s: %s", r->x->id, msg ? msg : "");
+        free(msg);
+        if (!restart(r))
+            goto out;
+    }
+    for (; done < n; done++) {
+        int rc = 0;
+        msg = NULL;
+        if (shim->ops->invoke(shim, &tc[done], &rc, &r->res[done], &msg) == FLAME_OK) {
+            set_outcome(&r->out[done], &q[done], rc, &r->res[done], NULL);
+            continue;
         }
-        for (; done < n; done++) {
-            int rc = 0;
-            msg = NULL;
-            if (shim->ops->invoke(shim, &tc[done], &rc, &res[done], &msg) == FLAME_OK) {
-                set_outcome(&out[done], &q[done], rc, &res[done], NULL);
-                continue;
-            }
-            /* the service crashed or hung: this task fails, a new process
-             * takes the next ones */
-            fl_log(FL_LOG_WARN, "em", "executor %s: %s", x->id, msg);
-            msgs[done] = msg;
-            set_outcome(&out[done], &q[done], 1, NULL, msg);
-            char *why = NULL;
-            if (shim->ops->enter(shim, ctx, &why) != FLAME_OK) {
-                fl_log(FL_LOG_WARN, "em", "executor %s: cannot restart the service: %s", x->id,
-                       why ? why : "");
-                free(why);
-                *dead = true;
-                done++;
-                goto out;
-            }
+        /* the service crashed or hung: this task fails, a new process takes
+         * the next ones */
+        fl_log(FL_LOG_WARN, "em", "executor %s: %s", r->x->id, msg);
+        r->msgs[done] = msg;
+        set_outcome(&r->out[done], &q[done], 1, NULL, msg);
+        if (!restart(r)) {
+            done++;
+            break;
         }
     }
 out:
     free(tc);
     free(rcs);
     return done;
+}
+
+/* Waits for the session manager's next message: tasks for the queue, and
+ * perhaps the unbind. */
+static flame_status take_work(session_run *r)
+{
+    ProtobufCMessage *m;
+    flame_status rc = rpc_stream_next(r->st, &flame__v1__executor_work__descriptor, &m);
+    if (rc)
+        return rc;
+    if (!m) { /* ended by the session manager: like unbind */
+        r->unbind = true;
+        return FLAME_OK;
+    }
+    Flame__V1__ExecutorWork *w = (Flame__V1__ExecutorWork *)m;
+    for (size_t i = 0; i < w->n_tasks; i++)
+        runq_push(&r->q, w->tasks[i]);
+    r->unbind = r->unbind || w->unbind;
+    protobuf_c_message_free_unpacked(m, NULL);
+    return FLAME_OK;
+}
+
+/* Runs the head of the queue and sends the outcomes with as much new
+ * credit as tasks left the window. */
+static flame_status run_and_report(session_run *r)
+{
+    size_t k = r->batching < 0 ? 1 : r->q.len < INVOKE_BATCH ? r->q.len : INVOKE_BATCH;
+    int was = r->batching;
+    size_t done = run_tasks(r, r->q.v + r->q.head, k);
+    for (size_t i = 0; i < done; i++)
+        r->outp[i] = &r->out[i];
+    r->up.n_outcomes = done;
+    r->up.outcomes = r->outp;
+    r->up.credit = r->dead ? 0 : (uint32_t)done;
+    if (was == 0 && r->batching == 1) /* it takes batches: widen the window */
+        r->up.credit += WINDOW_BATCH - WINDOW_SINGLE;
+    flame_status rc = rpc_bidi_send(r->st, &r->up.base);
+    for (size_t i = 0; i < k; i++) {
+        fl_task_result_clear(&r->res[i]);
+        free(r->msgs[i]);
+        r->msgs[i] = NULL;
+    }
+    runq_pop(&r->q, r->dead ? r->q.len : done); /* what it could not run runs elsewhere */
+    return rc;
+}
+
+/* A clean end: a dead executor asks to be unbound; then half-close and
+ * wait for the session manager's end of the stream. */
+static flame_status finish(session_run *r)
+{
+    flame_status rc = FLAME_OK;
+    if (r->dead) {
+        Flame__V1__UnbindExecutorRequest ur = FLAME__V1__UNBIND_EXECUTOR_REQUEST__INIT;
+        ur.executor_id = r->x->id;
+        rc = em_exec_call(r->x, EM_BE("UnbindExecutor"), &ur.base, NULL, NULL,
+                          EM_CALL_TIMEOUT_MS);
+    }
+    if (!rc) {
+        rpc_bidi_close_send(r->st);
+        ProtobufCMessage *m;
+        while (rpc_stream_next(r->st, &flame__v1__executor_work__descriptor, &m) == FLAME_OK && m)
+            protobuf_c_message_free_unpacked(m, NULL);
+    }
+    return rc;
 }
 
 flame_status em_run_session(em_exec *x, fl_shim *shim, const fl_shim_session *ctx)
@@ -157,68 +241,30 @@ flame_status em_run_session(em_exec *x, fl_shim *shim, const fl_shim_session *ct
     if (rc)
         return rc;
     em_exec_set_stream(x, st);
-    Flame__V1__ExecutorUpdate up = FLAME__V1__EXECUTOR_UPDATE__INIT;
-    up.executor_id = x->id;
-    up.credit = WINDOW_SINGLE;
-    int batching = shim->ops->invoke_batch ? 0 : -1; /* 0: not known yet */
-    rc = rpc_bidi_send(st, &up.base);
-    runq q = { 0 };
-    bool unbind = false, dead = false;
-    Flame__V1__TaskOutcome *out = fl_calloc(INVOKE_BATCH, sizeof *out);
-    Flame__V1__TaskOutcome **outp = fl_calloc(INVOKE_BATCH, sizeof *outp);
-    flame_task_result *res = fl_calloc(INVOKE_BATCH, sizeof *res);
-    char **msgs = fl_calloc(INVOKE_BATCH, sizeof *msgs);
+    session_run *r = fl_calloc(1, sizeof *r);
+    r->x = x;
+    r->shim = shim;
+    r->ctx = ctx;
+    r->st = st;
+    r->batching = shim->ops->invoke_batch ? 0 : -1;
+    flame__v1__executor_update__init(&r->up);
+    r->up.executor_id = x->id;
+    r->up.credit = WINDOW_SINGLE;
+    rc = rpc_bidi_send(st, &r->up.base);
     while (!rc) {
-        if (!q.len) {
-            if (unbind || dead)
-                break;
-            ProtobufCMessage *m;
-            rc = rpc_stream_next(st, &flame__v1__executor_work__descriptor, &m);
-            if (rc || !m)
-                break; /* ended by the session manager: like unbind */
-            Flame__V1__ExecutorWork *w = (Flame__V1__ExecutorWork *)m;
-            for (size_t i = 0; i < w->n_tasks; i++)
-                runq_push(&q, w->tasks[i]);
-            unbind = unbind || w->unbind;
-            protobuf_c_message_free_unpacked(m, NULL);
-            continue;
-        }
-        size_t k = batching < 0 ? 1 : q.len < INVOKE_BATCH ? q.len : INVOKE_BATCH;
-        int was = batching;
-        size_t done = run_tasks(x, shim, ctx, q.v + q.head, k, out, res, msgs, &dead, &batching);
-        for (size_t i = 0; i < done; i++)
-            outp[i] = &out[i];
-        up.n_outcomes = done;
-        up.outcomes = outp;
-        up.credit = dead ? 0 : (uint32_t)done;
-        if (was == 0 && batching == 1) /* it takes batches: widen the window */
-            up.credit += WINDOW_BATCH - WINDOW_SINGLE;
-        rc = rpc_bidi_send(st, &up.base);
-        for (size_t i = 0; i < k; i++) {
-            fl_task_result_clear(&res[i]);
-            free(msgs[i]);
-            msgs[i] = NULL;
-        }
-        runq_pop(&q, dead ? q.len : done); /* what it could not run runs elsewhere */
+        if (r->q.len)
+            rc = run_and_report(r);
+        else if (r->unbind || r->dead)
+            break;
+        else
+            rc = take_work(r);
     }
-    if (dead && !rc) {
-        Flame__V1__UnbindExecutorRequest ur = FLAME__V1__UNBIND_EXECUTOR_REQUEST__INIT;
-        ur.executor_id = x->id;
-        rc = em_exec_call(x, EM_BE("UnbindExecutor"), &ur.base, NULL, NULL, EM_CALL_TIMEOUT_MS);
-    }
-    if (!rc) { /* half-close, then wait for the session manager's end */
-        rpc_bidi_close_send(st);
-        ProtobufCMessage *m;
-        while (rpc_stream_next(st, &flame__v1__executor_work__descriptor, &m) == FLAME_OK && m)
-            protobuf_c_message_free_unpacked(m, NULL);
-    }
+    if (!rc)
+        rc = finish(r);
     em_exec_set_stream(x, NULL);
     rpc_stream_free(st);
-    runq_pop(&q, q.len);
-    free(q.v);
-    free(out);
-    free(outp);
-    free(res);
-    free(msgs);
+    runq_pop(&r->q, r->q.len);
+    free(r->q.v);
+    free(r);
     return rc;
 }
