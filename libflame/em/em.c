@@ -1,8 +1,12 @@
 /* The executor manager: starting and stopping it, and its options. It
  * registers its node and keeps the WatchNode stream (node.c), and runs one
  * thread per executor through the life cycle register -> bind -> enter ->
- * run -> unbind -> release (exec.c, run.c). See em.h for its threads and
- * locks. */
+ * run -> unbind -> release (exec.c, run.c).
+ *
+ * Threads and locks (the whole picture is in em.h): start and stop run on
+ * the caller's thread; start spawns the node thread, stop sets stopping
+ * and cancels the watch under em->mu, then joins the node thread, which
+ * joins the executors' threads before it returns. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

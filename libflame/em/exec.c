@@ -202,7 +202,8 @@ static em_state on_leave(em_exec *x, em_binding *b)
 
 static em_state on_unbind(em_exec *x, em_binding *b)
 {
-    Flame__V1__UnbindExecutorCompletedRequest uc = FLAME__V1__UNBIND_EXECUTOR_COMPLETED_REQUEST__INIT;
+    Flame__V1__UnbindExecutorCompletedRequest uc =
+        FLAME__V1__UNBIND_EXECUTOR_COMPLETED_REQUEST__INIT;
     uc.executor_id = x->id;
     if (em_exec_call(x, EM_BE("UnbindExecutorCompleted"), &uc.base, NULL, NULL,
                      EM_CALL_TIMEOUT_MS))
