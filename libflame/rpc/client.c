@@ -166,11 +166,17 @@ static void destroy_cq(grpc_completion_queue *cq)
     grpc_completion_queue_destroy(cq);
 }
 
-void rpc_cancel_init(rpc_cancel *c)
+struct rpc_cancel {
+    pthread_mutex_t mu;
+    grpc_call *call; /* the call in flight, if any */
+    bool cancelled;
+};
+
+rpc_cancel *rpc_cancel_new(void)
 {
+    rpc_cancel *c = fl_calloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
-    c->call = NULL;
-    c->cancelled = false;
+    return c;
 }
 
 void rpc_cancel_fire(rpc_cancel *c)
@@ -182,9 +188,12 @@ void rpc_cancel_fire(rpc_cancel *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-void rpc_cancel_destroy(rpc_cancel *c)
+void rpc_cancel_free(rpc_cancel *c)
 {
+    if (!c)
+        return;
     pthread_mutex_destroy(&c->mu);
+    free(c);
 }
 
 static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffer *req,

@@ -127,15 +127,12 @@ typedef struct rpc_stream rpc_stream;
 rpc_channel *rpc_channel_new(const char *target, size_t max_message);
 void rpc_channel_free(rpc_channel *ch);
 
-/* Lets another thread cancel a blocking call (rpc_unary_cancellable). */
-typedef struct rpc_cancel {
-    pthread_mutex_t mu;
-    void *call;     /* the call in flight, if any */
-    bool cancelled; /* sticky: later calls fail at once with CANCELLED */
-} rpc_cancel;
-void rpc_cancel_init(rpc_cancel *c);
+/* Lets another thread cancel a blocking call (rpc_unary_cancellable).
+ * Firing is sticky: later calls with it fail at once with CANCELLED. */
+typedef struct rpc_cancel rpc_cancel;
+rpc_cancel *rpc_cancel_new(void);
 void rpc_cancel_fire(rpc_cancel *c);
-void rpc_cancel_destroy(rpc_cancel *c);
+void rpc_cancel_free(rpc_cancel *c);
 
 /* A blocking unary call. On success *resp is a new message (free with
  * protobuf_c_message_free_unpacked). timeout_ms <= 0: no deadline. */

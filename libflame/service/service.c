@@ -10,7 +10,7 @@
 
 #include "flame/service.h"
 #include "rpc/rpc.h"
-#include "shim.h"
+#include "result.h"
 #include "util/util.h"
 
 #include "shim.pb-c.h"
