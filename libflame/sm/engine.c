@@ -315,12 +315,12 @@ flame_status flame_session_manager_start(flame_session_manager **out,
         return st;
     }
     size_t n = sm_frontend_methods_len + sm_backend_methods_len;
-    rpc_method *methods = fl_malloc(n * sizeof *methods);
+    rpc_legacy_method *methods = fl_malloc(n * sizeof *methods);
     memcpy(methods, sm_frontend_methods, sm_frontend_methods_len * sizeof *methods);
     memcpy(methods + sm_frontend_methods_len, sm_backend_methods,
            sm_backend_methods_len * sizeof *methods);
     rpc_server_hooks hooks = { sm_flush, sm_tick, sm->schedule_interval_ms, sm };
-    sm->rpc = rpc_server_new(methods, n, sm, sm->max_message, &hooks);
+    sm->rpc = rpc_server_new_legacy(methods, n, sm, sm->max_message, &hooks);
     sm->methods = methods;
     sm->port = rpc_server_listen(sm->rpc, addr);
     if (sm->port < 0) {
