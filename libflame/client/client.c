@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "config/endpoint.h"
 #include "internal.h"
 #include "util/util.h"
 
@@ -31,20 +32,24 @@ flame_status flame_client_connect(flame_client **out, const flame_client_options
     flame_client_options o = FLAME_CLIENT_OPTIONS_INIT;
     if (opts)
         o = *opts;
-    char *ep, *target;
-    flame_status st = fl_client_resolve_endpoint(&ep, o.endpoint);
+    fl_endpoint ep;
+    flame_status st = fl_endpoint_resolve(&ep, o.endpoint);
     if (st)
         return st;
-    if ((st = fl_endpoint_target(&target, ep))) {
-        free(ep);
+    rpc_channel_options co = RPC_CHANNEL_OPTIONS_INIT;
+    co.max_message = o.max_message_size;
+    rpc_channel *ch;
+    st = rpc_channel_new(&ch, ep.target, &co);
+    if (st) {
+        fl_endpoint_clear(&ep);
         return st;
     }
     flame_client *c = fl_calloc(1, sizeof *c);
-    c->endpoint = fl_sprintf("http://%s", target);
+    c->endpoint = ep.url;
+    ep.url = NULL;
     c->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 30000;
-    c->ch = rpc_channel_new(target, o.max_message_size);
-    free(target);
-    free(ep);
+    c->ch = ch;
+    fl_endpoint_clear(&ep);
     *out = c;
     return FLAME_OK;
 }

@@ -22,7 +22,7 @@ struct flame_session {
     char *id;
 };
 
-#define FE(name) "/flame.v1.Frontend/" name
+#define FE(name) rpc_path(&flame__v1__frontend__descriptor, name)
 
 /* ---- client.c: calls ---------------------------------------------------- */
 

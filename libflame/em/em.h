@@ -26,7 +26,7 @@
 
 #include "backend.pb-c.h"
 
-#define EM_BE(name) "/flame.v1.Backend/" name
+#define EM_BE(name) rpc_path(&flame__v1__backend__descriptor, name)
 #define EM_CALL_TIMEOUT_MS 10000
 
 typedef struct em_exec em_exec;

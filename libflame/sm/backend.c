@@ -1151,7 +1151,7 @@ uint8_t *sm_pack_executor(const sm_exec *e, size_t *len)
 
 #define BE(name) "/flame.v1.Backend/" name
 
-const rpc_method sm_backend_methods[] = {
+const rpc_legacy_method sm_backend_methods[] = {
     { BE("RegisterNode"), RPC_KIND_UNARY, register_node },
     { BE("SyncNode"), RPC_KIND_UNARY, sync_node },
     { BE("ReleaseNode"), RPC_KIND_UNARY, release_node },

@@ -769,7 +769,7 @@ static void list_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx
 
 #define FE(name) "/flame.v1.Frontend/" name
 
-const rpc_method sm_frontend_methods[] = {
+const rpc_legacy_method sm_frontend_methods[] = {
     { FE("RegisterApplication"), RPC_KIND_UNARY, register_application },
     { FE("UnregisterApplication"), RPC_KIND_UNARY, unregister_application },
     { FE("UpdateApplication"), RPC_KIND_UNARY, update_application },

@@ -94,7 +94,7 @@ typedef struct sm_out {
 
 struct flame_session_manager {
     rpc_server *rpc;
-    rpc_method *methods;
+    rpc_legacy_method *methods;
     fl_store *store;
     pthread_t thread;
     int port;
@@ -169,9 +169,9 @@ void sm_fill_app(Flame__V1__Application *m, const fl_app *a);
 void sm_fill_app_done(Flame__V1__Application *m);
 
 /* frontend.c / backend.c */
-extern const rpc_method sm_frontend_methods[];
+extern const rpc_legacy_method sm_frontend_methods[];
 extern const size_t sm_frontend_methods_len;
-extern const rpc_method sm_backend_methods[];
+extern const rpc_legacy_method sm_backend_methods[];
 extern const size_t sm_backend_methods_len;
 
 /* builtin.c */
