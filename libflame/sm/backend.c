@@ -11,25 +11,6 @@
 #define HEARTBEAT_TIMEOUT_S 30
 #define VOID_TIMEOUT_S 30
 
-
-
-/* Wraps packed bytes as field 1 (length-delimited) of an outer message:
- * LaunchTaskResponse{task}, BindExecutorResponse{application}, ... */
-void sm_put_field(fl_buf *b, int field, const uint8_t *data, size_t len)
-{
-    uint8_t hdr[11];
-    size_t n = 0;
-    hdr[n++] = (uint8_t)((field << 3) | 2);
-    size_t v = len;
-    do {
-        uint8_t byte = v & 0x7f;
-        v >>= 7;
-        hdr[n++] = byte | (v ? 0x80 : 0);
-    } while (v);
-    fl_buf_add(b, hdr, n);
-    fl_buf_add(b, data, len);
-}
-
 static sm_exec *exec_get(sm_t *sm, const char *id)
 {
     return id ? fl_map_get(&sm->execs, id) : NULL;
@@ -141,7 +122,7 @@ static void launch(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
     size_t n;
     uint8_t *task = sm_pack_task(ss->s, t, &n);
     fl_buf b = { 0 };
-    sm_put_field(&b, 1, task, n);
+    fl_wire_put_bytes(&b, 1, task, n);
     free(task);
     waiter_remove(e);
     rpc_call_on_cancel(e->launch_call, NULL, NULL);
@@ -168,7 +149,7 @@ static void stream_task(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
     exec_dirty(sm, e);
     size_t n;
     uint8_t *task = sm_pack_task(ss->s, t, &n);
-    sm_put_field(&e->out, 1, task, n);
+    fl_wire_put_bytes(&e->out, 1, task, n);
     free(task);
     e->nout++;
     e->credit--;
@@ -394,11 +375,11 @@ static void apply(sm_t *sm, const flame_decision *d)
             uint8_t *x;
             if (a) {
                 x = sm_pack_app(a, &n);
-                sm_put_field(&b, 1, x, n);
+                fl_wire_put_bytes(&b, 1, x, n);
                 free(x);
             }
             x = sm_pack_session(ss->s, &n);
-            sm_put_field(&b, 2, x, n);
+            fl_wire_put_bytes(&b, 2, x, n);
             free(x);
             rpc_call_on_cancel(e->bind_call, NULL, NULL);
             size_t blen = b.len;
@@ -416,8 +397,7 @@ static void apply(sm_t *sm, const flame_decision *d)
             streamer_remove(e);
             e->credit = 0;
             exec_dirty(sm, e);
-            static const uint8_t unbind[] = { 0x10, 0x01 }; /* field 2 = true */
-            fl_buf_add(&e->out, unbind, sizeof unbind);
+            fl_wire_put_bool(&e->out, 2, true); /* ExecutorWork.unbind */
         }
         break;
     case FLAME_DECISION_RELEASE:
@@ -689,7 +669,7 @@ static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx
         size_t l = flame__v1__node__get_packed_size(n->msg);
         uint8_t *x = fl_malloc(l ? l : 1);
         flame__v1__node__pack(n->msg, x);
-        sm_put_field(&b, 1, x, l);
+        fl_wire_put_bytes(&b, 1, x, l);
         free(x);
         size_t it = 0;
         void *v;
@@ -697,7 +677,7 @@ static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx
             if (strcmp(((sm_exec *)v)->node, n->name))
                 continue;
             x = sm_pack_executor(v, &l);
-            sm_put_field(&b, 2, x, l);
+            fl_wire_put_bytes(&b, 2, x, l);
             free(x);
         }
         size_t blen = b.len;

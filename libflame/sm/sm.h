@@ -11,6 +11,7 @@
 #include "rpc/rpc.h"
 #include "store/store.h"
 #include "util/util.h"
+#include "wire/wire.h"
 
 #include "backend.pb-c.h"
 #include "frontend.pb-c.h"
@@ -151,8 +152,6 @@ void sm_flush_streams(sm_t *sm);
 /* A task reached a terminal state: session watchers hear of it. */
 void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t);
 void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg);
-/* Appends a field (length-delimited) to a protobuf message being built. */
-void sm_put_field(fl_buf *b, int field, const uint8_t *data, size_t len);
 uint8_t *sm_pack_outcome(const fl_task *t, size_t *len);
 uint8_t *sm_pack_executor(const sm_exec *e, size_t *len);
 void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e);
