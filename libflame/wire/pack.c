@@ -6,6 +6,15 @@
 
 #include "wire.h"
 
+/* A message packed into a malloc'ed buffer. */
+static uint8_t *pack_msg(const ProtobufCMessage *m, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = fl_malloc(*len ? *len : 1);
+    protobuf_c_message_pack(m, buf);
+    return buf;
+}
+
 Flame__V1__Event **fl_wire_events(const fl_events *e, Flame__V1__Event **block, bool with_defaults)
 {
     *block = NULL;
@@ -38,9 +47,7 @@ uint8_t *fl_wire_pack_events(const fl_events *e, size_t *len)
     Flame__V1__Event **evp = fl_wire_events(e, &ev, false);
     ts.n_events = e->n;
     ts.events = evp;
-    *len = flame__v1__task_status__get_packed_size(&ts);
-    uint8_t *buf = fl_malloc(*len ? *len : 1);
-    flame__v1__task_status__pack(&ts, buf);
+    uint8_t *buf = pack_msg(&ts.base, len);
     free(ev);
     free(evp);
     return buf;
@@ -98,9 +105,7 @@ uint8_t *fl_wire_pack_task(const fl_session *s, const fl_task *t, size_t *len)
     m.metadata = &md;
     m.spec = &spec;
     m.status = &st;
-    *len = flame__v1__task__get_packed_size(&m);
-    uint8_t *buf = fl_malloc(*len ? *len : 1);
-    flame__v1__task__pack(&m, buf);
+    uint8_t *buf = pack_msg(&m.base, len);
     free(evs);
     free(st.events);
     return buf;
@@ -163,9 +168,7 @@ uint8_t *fl_wire_pack_session(const fl_session *s, size_t *len)
 {
     Flame__V1__Session m;
     fl_wire_fill_session(&m, s);
-    *len = flame__v1__session__get_packed_size(&m);
-    uint8_t *buf = fl_malloc(*len ? *len : 1);
-    flame__v1__session__pack(&m, buf);
+    uint8_t *buf = pack_msg(&m.base, len);
     fl_wire_fill_session_done(&m);
     return buf;
 }
@@ -180,15 +183,14 @@ uint8_t *fl_wire_pack_app(const fl_app *a, size_t *len)
     Flame__V1__ApplicationStatus st = FLAME__V1__APPLICATION_STATUS__INIT;
     st.state = (Flame__V1__ApplicationState)a->state;
     st.creation_time = a->ctime;
-    size_t mdlen = flame__v1__metadata__get_packed_size(&md);
-    size_t stlen = flame__v1__application_status__get_packed_size(&st);
-    uint8_t *x = fl_malloc((mdlen > stlen ? mdlen : stlen) + 1);
     fl_buf b = { 0 };
-    flame__v1__metadata__pack(&md, x);
-    fl_wire_put_bytes(&b, 1, x, mdlen);
+    size_t n;
+    uint8_t *x = pack_msg(&md.base, &n);
+    fl_wire_put_bytes(&b, 1, x, n);
+    free(x);
     fl_wire_put_bytes(&b, 2, a->blob, a->blob_len);
-    flame__v1__application_status__pack(&st, x);
-    fl_wire_put_bytes(&b, 3, x, stlen);
+    x = pack_msg(&st.base, &n);
+    fl_wire_put_bytes(&b, 3, x, n);
     free(x);
     *len = b.len;
     return (uint8_t *)fl_buf_detach(&b);
@@ -216,9 +218,7 @@ uint8_t *fl_wire_pack_outcome(const fl_task *t, size_t *len)
             o.message = (char *)m;
         }
     }
-    *len = flame__v1__task_outcome__get_packed_size(&o);
-    uint8_t *buf = fl_malloc(*len ? *len : 1);
-    flame__v1__task_outcome__pack(&o, buf);
+    uint8_t *buf = pack_msg(&o.base, len);
     return buf;
 }
 
@@ -256,9 +256,7 @@ uint8_t *fl_wire_pack_executor(const fl_executor *e, const char *session_id, siz
 {
     Flame__V1__Executor m;
     fl_wire_fill_executor(&m, e, session_id);
-    *len = flame__v1__executor__get_packed_size(&m);
-    uint8_t *buf = fl_malloc(*len ? *len : 1);
-    flame__v1__executor__pack(&m, buf);
+    uint8_t *buf = pack_msg(&m.base, len);
     fl_wire_fill_executor_done(&m);
     return buf;
 }
@@ -315,9 +313,7 @@ uint8_t *fl_wire_pack_node(const fl_node *n, size_t *len)
 {
     Flame__V1__Node m;
     fl_wire_fill_node(&m, n);
-    *len = flame__v1__node__get_packed_size(&m);
-    uint8_t *buf = fl_malloc(*len ? *len : 1);
-    flame__v1__node__pack(&m, buf);
+    uint8_t *buf = pack_msg(&m.base, len);
     fl_wire_fill_node_done(&m);
     return buf;
 }
