@@ -143,6 +143,15 @@ START_TEST(varints)
     assert_repacks(&o->base, &b);
     flame__v1__task_outcome__free_unpacked(o, NULL);
     fl_buf_free(&b);
+    /* a negative int32: sign-extended to ten bytes */
+    fl_wire_put_varint(&b, 6, (uint64_t)(int64_t)-2);
+    ck_assert_uint_eq(b.len, 1 + 10);
+    o = flame__v1__task_outcome__unpack(NULL, b.len, (const uint8_t *)b.data);
+    ck_assert_ptr_nonnull(o);
+    ck_assert_int_eq(o->return_code, -2);
+    assert_repacks(&o->base, &b);
+    flame__v1__task_outcome__free_unpacked(o, NULL);
+    fl_buf_free(&b);
 }
 END_TEST
 
