@@ -170,7 +170,7 @@ void sm_task_changed(sm_t *sm, sm_session *ss, fl_task *t)
     if (!t->watchers)
         return;
     size_t len;
-    uint8_t *data = sm_pack_task(ss->s, t, &len);
+    uint8_t *data = fl_wire_pack_task(ss->s, t, &len);
     bool done = fl_task_terminal(t->state);
     for (fl_watch *w = t->watchers, *next; w; w = next) {
         next = w->next;
