@@ -1,11 +1,9 @@
 /* The built-in applications, registered at start-up when absent. */
-#include <stdlib.h>
-
 #include "sm.h"
 
 static void builtin(sm_t *sm, const char *name, const char *description, const char *command)
 {
-    if (fl_map_get(&sm->apps, name))
+    if (sm_app_get(sm, name))
         return;
     Flame__V1__ApplicationSpec spec = FLAME__V1__APPLICATION_SPEC__INIT;
     spec.shim = FLAME__V1__SHIM__Host;
@@ -13,13 +11,8 @@ static void builtin(sm_t *sm, const char *name, const char *description, const c
     spec.description = (char *)description;
     spec._command_case = FLAME__V1__APPLICATION_SPEC___COMMAND_COMMAND;
     spec.command = (char *)command;
-    size_t n = flame__v1__application_spec__get_packed_size(&spec);
-    uint8_t *buf = fl_malloc(n ? n : 1);
-    flame__v1__application_spec__pack(&spec, buf);
-    fl_app *a = fl_app_new(name, buf, n, fl_now_ms());
-    free(buf);
-    fl_map_put(&sm->apps, a->name, a);
-    fl_store_put_app(sm->store, a);
+    if (sm_app_register(sm, name, &spec))
+        fl_log(FL_LOG_ERROR, "sm", "built-in application %s: %s", name, flame_error_last());
 }
 
 void sm_register_builtins(sm_t *sm)

@@ -1,9 +1,28 @@
-/* Building flame.v1 messages from the model. */
+/* Building flame.v1 messages from the model and the executors' books:
+ * tasks, outcomes, sessions, applications, executors. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sm.h"
+
+/* Wraps packed bytes as field 1 (length-delimited) of an outer message:
+ * LaunchTaskResponse{task}, BindExecutorResponse{application}, ... */
+void sm_put_field(fl_buf *b, int field, const uint8_t *data, size_t len)
+{
+    uint8_t hdr[11];
+    size_t n = 0;
+    hdr[n++] = (uint8_t)((field << 3) | 2);
+    size_t v = len;
+    do {
+        uint8_t byte = v & 0x7f;
+        v >>= 7;
+        hdr[n++] = byte | (v ? 0x80 : 0);
+    } while (v);
+    fl_buf_add(b, hdr, n);
+    fl_buf_add(b, data, len);
+}
+
 
 uint8_t *sm_pack_task(const fl_session *s, const fl_task *t, size_t *len)
 {
@@ -149,5 +168,81 @@ uint8_t *sm_pack_app(const fl_app *a, size_t *len)
     uint8_t *buf = fl_malloc(*len ? *len : 1);
     flame__v1__application__pack(&m, buf);
     sm_fill_app_done(&m);
+    return buf;
+}
+
+uint8_t *sm_pack_outcome(const fl_task *t, size_t *len)
+{
+    Flame__V1__TaskOutcome o = FLAME__V1__TASK_OUTCOME__INIT;
+    o.task_id = t->id;
+    o.state = (Flame__V1__TaskState)t->state;
+    o.completion_time = t->etime;
+    if (t->has_output) {
+        o._output_case = FLAME__V1__TASK_OUTCOME___OUTPUT_OUTPUT;
+        o.output.data = t->output;
+        o.output.len = t->output_len;
+    }
+    if (t->state != FLAME_TASK_SUCCEED) {
+        o.return_code = 1;
+        const char *m = t->events.n ? fl_events_get(&t->events, t->events.n - 1u).message : NULL;
+        if (!m)
+            m = fl_event_default_message(t->state);
+        if (m) {
+            o._message_case = FLAME__V1__TASK_OUTCOME___MESSAGE_MESSAGE;
+            o.message = (char *)m;
+        }
+    }
+    *len = flame__v1__task_outcome__get_packed_size(&o);
+    uint8_t *buf = fl_malloc(*len ? *len : 1);
+    flame__v1__task_outcome__pack(&o, buf);
+    return buf;
+}
+
+void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e)
+{
+    flame__v1__executor__init(m);
+    Flame__V1__Metadata *md = fl_malloc(sizeof *md);
+    flame__v1__metadata__init(md);
+    md->id = e->id;
+    md->name = e->id;
+    Flame__V1__ExecutorSpec *sp = fl_malloc(sizeof *sp);
+    flame__v1__executor_spec__init(sp);
+    sp->node = e->node;
+    Flame__V1__ResourceRequirement *rr = fl_malloc(sizeof *rr);
+    flame__v1__resource_requirement__init(rr);
+    rr->cpu = e->resreq.cpu;
+    rr->memory = e->resreq.memory;
+    rr->gpu = e->resreq.gpu;
+    sp->resreq = rr;
+    sp->shim = (Flame__V1__Shim)e->shim;
+    Flame__V1__ExecutorStatus *st = fl_malloc(sizeof *st);
+    flame__v1__executor_status__init(st);
+    st->state = (Flame__V1__ExecutorState)e->state;
+    const char *sid = e->sess ? e->sess->s->id : e->state == FLAME_EXECUTOR_VOID ? e->intended : NULL;
+    if (sid) {
+        st->_session_id_case = FLAME__V1__EXECUTOR_STATUS___SESSION_ID_SESSION_ID;
+        st->session_id = (char *)sid;
+    }
+    m->metadata = md;
+    m->spec = sp;
+    m->status = st;
+}
+
+void sm_fill_executor_done(Flame__V1__Executor *m)
+{
+    free(m->metadata);
+    free(m->spec->resreq);
+    free(m->spec);
+    free(m->status);
+}
+
+uint8_t *sm_pack_executor(const sm_exec *e, size_t *len)
+{
+    Flame__V1__Executor m;
+    sm_fill_executor(&m, e);
+    *len = flame__v1__executor__get_packed_size(&m);
+    uint8_t *buf = fl_malloc(*len ? *len : 1);
+    flame__v1__executor__pack(&m, buf);
+    sm_fill_executor_done(&m);
     return buf;
 }

@@ -1,0 +1,77 @@
+/* Applications: registering, updating and unregistering them (an
+ * application with open sessions cannot change). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sm.h"
+
+fl_app *sm_app_get(sm_t *sm, const char *name)
+{
+    return name ? fl_map_get(&sm->apps, name) : NULL;
+}
+
+static fl_app *app_new(const char *name, const Flame__V1__ApplicationSpec *spec, int64_t ctime)
+{
+    size_t n = flame__v1__application_spec__get_packed_size(spec);
+    uint8_t *blob = fl_malloc(n ? n : 1);
+    flame__v1__application_spec__pack(spec, blob);
+    fl_app *a = fl_app_new(name, blob, n, ctime);
+    free(blob);
+    return a;
+}
+
+flame_status sm_app_register(sm_t *sm, const char *name, const Flame__V1__ApplicationSpec *spec)
+{
+    flame_status st = fl_app_validate(name, spec);
+    if (!st && fl_map_get(&sm->apps, name))
+        st = fl_error(FLAME_ERR_ALREADY_EXISTS, "application %s already exists", name);
+    if (st)
+        return st;
+    fl_app *a = app_new(name, spec, fl_now_ms());
+    fl_map_put(&sm->apps, a->name, a);
+    fl_store_put_app(sm->store, a);
+    return FLAME_OK;
+}
+
+flame_status sm_app_update(sm_t *sm, const char *name, const Flame__V1__ApplicationSpec *spec)
+{
+    fl_app *a = fl_map_get(&sm->apps, name);
+    flame_status st = FLAME_OK;
+    if (!a)
+        st = fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", name);
+    else if (a->open_sessions)
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                      "application %s has %u open session(s); close them before updating it",
+                      name, a->open_sessions);
+    else
+        st = fl_app_validate(name, spec);
+    if (st)
+        return st;
+    fl_app *na = app_new(name, spec, a->ctime);
+    na->state = a->state;
+    fl_map_put(&sm->apps, na->name, na);
+    fl_app_free(a);
+    fl_store_put_app(sm->store, na);
+    return FLAME_OK;
+}
+
+flame_status sm_app_unregister(sm_t *sm, const char *name)
+{
+    fl_app *a = fl_map_get(&sm->apps, name);
+    if (!a)
+        return fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", name);
+    if (a->open_sessions)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                        "application %s has %u open session(s); close them first", name,
+                        a->open_sessions);
+    for (sm_session *ss = sm->first, *next; ss; ss = next) {
+        next = ss->next;
+        if (strcmp(ss->s->app, a->name) == 0)
+            sm_session_delete(sm, ss);
+    }
+    fl_store_del_app(sm->store, a->name);
+    fl_map_del(&sm->apps, a->name);
+    fl_log(FL_LOG_INFO, "sm", "application %s unregistered", a->name);
+    fl_app_free(a);
+    return FLAME_OK;
+}
