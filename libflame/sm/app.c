@@ -5,11 +5,6 @@
 
 #include "sm.h"
 
-fl_app *sm_app_get(sm_t *sm, const char *name)
-{
-    return name ? fl_map_get(&sm->apps, name) : NULL;
-}
-
 static fl_app *app_new(const char *name, const Flame__V1__ApplicationSpec *spec, int64_t ctime)
 {
     size_t n = flame__v1__application_spec__get_packed_size(spec);

@@ -11,11 +11,6 @@
 #define BIND_FAILURES_MAX 5
 #define VOID_TIMEOUT_S 30
 
-sm_exec *sm_exec_get(sm_t *sm, const char *id)
-{
-    return id ? fl_map_get(&sm->execs, id) : NULL;
-}
-
 flame_status sm_exec_lookup(sm_t *sm, const char *id, sm_exec **out)
 {
     *out = sm_exec_get(sm, id);
@@ -37,6 +32,7 @@ sm_exec *sm_exec_create(sm_t *sm, sm_node *n, sm_session *ss)
     e->idle_since = fl_now_ms(); /* creation time while Void */
     e->intended = fl_strdup(ss->s->id);
     e->app = fl_strdup(ss->s->app);
+    e->launcher = n->launcher;
     fl_map_put(&sm->execs, e->id, e);
     if (n->launcher->create(sm, n, e)) {
         fl_log(FL_LOG_WARN, "sm", "executor %s on %s: %s", e->id, n->name, flame_error_last());
@@ -90,9 +86,8 @@ void sm_exec_free(sm_t *sm, sm_exec *e, const char *why)
         rpc_call_on_cancel(e->bind_call, NULL, NULL);
         sm_finish(sm, e->bind_call, RPC_NOT_FOUND, "%s", why);
     }
-    sm_node *n = sm_node_get(sm, e->node);
-    if (n && n->launcher->release)
-        n->launcher->release(sm, n, e);
+    if (e->launcher->release)
+        e->launcher->release(sm, e);
     fl_map_del(&sm->execs, e->id);
     exec_destroy(e);
     sm->sched_dirty = true;

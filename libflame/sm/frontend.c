@@ -390,12 +390,26 @@ static void run_session(rpc_call *call, const uint8_t *data, size_t len, void *c
     flame__v1__run_session_request__free_unpacked(req, NULL);
 }
 
+static fl_task *find_task(sm_t *sm, const char *sid, const char *tid, sm_session **ssp)
+{
+    sm_session *ss = sm_session_get(sm, sid);
+    *ssp = ss;
+    if (!ss) {
+        fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", sid);
+        return NULL;
+    }
+    fl_task *t = fl_session_task(ss->s, tid);
+    if (!t)
+        fl_error(FLAME_ERR_NOT_FOUND, "task %s not found in session %s", tid, sid);
+    return t;
+}
+
 static void get_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
     RPC_UNPACK(Flame__V1__GetTaskRequest, flame__v1__get_task_request, req);
     sm_session *ss;
-    fl_task *t = sm_task_find(sm, req->session_id, req->task_id, &ss);
+    fl_task *t = find_task(sm, req->session_id, req->task_id, &ss);
     if (!t) {
         sm_reply_error(sm, call, FLAME_ERR_NOT_FOUND);
     } else {
@@ -411,7 +425,7 @@ static void watch_task(rpc_call *call, const uint8_t *data, size_t len, void *ct
     sm_t *sm = ctx;
     RPC_UNPACK(Flame__V1__WatchTaskRequest, flame__v1__watch_task_request, req);
     sm_session *ss;
-    fl_task *t = sm_task_find(sm, req->session_id, req->task_id, &ss);
+    fl_task *t = find_task(sm, req->session_id, req->task_id, &ss);
     if (!t) {
         sm_reply_error(sm, call, FLAME_ERR_NOT_FOUND);
     } else {

@@ -8,11 +8,6 @@
 
 #define HEARTBEAT_TIMEOUT_S 30
 
-sm_node *sm_node_get(sm_t *sm, const char *name)
-{
-    return name ? fl_map_get(&sm->nodes, name) : NULL;
-}
-
 const char *sm_node_name(const Flame__V1__Node *n)
 {
     if (n->metadata && n->metadata->name[0])

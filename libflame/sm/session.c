@@ -6,11 +6,6 @@
 
 #include "sm.h"
 
-sm_session *sm_session_get(sm_t *sm, const char *id)
-{
-    return id ? fl_map_get(&sm->sessions, id) : NULL;
-}
-
 void sm_session_add(sm_t *sm, fl_session *s)
 {
     sm_session *ss = fl_calloc(1, sizeof *ss);

@@ -1,14 +1,14 @@
 /* The session manager's internals, shared by its files. Everything here is
  * touched only by the engine thread (the rpc loop), so nothing is locked.
  *
- * Layers (each file calls only into the layers below it; the check in
- * tests/sm_layers.sh keeps this honest):
- *   handlers  frontend.c, backend.c: unpack a request, call the core, answer
- *   engine    engine.c: start/stop, restore, the flush after each batch, tick
- *   core      app.c, session.c, task.c, executor.c, node.c, schedule.c,
- *             launch_none.c, builtin.c
- *   services  dispatch.c (task hand-out), watch.c (watchers), reply.c
- *             (every answer, sent after the commit), pack.c (wire messages)
+ * Files call only downward (tests/sm_layers.sh checks it, in this order):
+ *   handlers  frontend.c, backend.c: unpack, check, call the core, answer;
+ *             nothing calls them (engine.c registers their tables)
+ *   engine    engine.c: start/stop, restore, the flush after a batch, tick
+ *   core      schedule.c, builtin.c, app.c, node.c, session.c, executor.c,
+ *             task.c, launch_none.c
+ *   services  dispatch.c (task hand-out), watch.c (watchers), pack.c (wire
+ *             messages), reply.c (every answer, sent after the commit)
  *   below     store/, model/, sched/, rpc/
  */
 #ifndef FL_SM_H
@@ -94,6 +94,7 @@ typedef struct sm_exec {
     struct sm_exec *sprev, *snext;   /* in sess->streamers */
     fl_buf out;                      /* ExecutorWork being built */
     uint32_t nout;
+    const struct sm_launcher *launcher; /* its node's, at creation */
 } sm_exec;
 
 /* An answer waiting for the commit (reply.c). */
@@ -140,6 +141,24 @@ struct flame_session_manager {
 
 typedef flame_session_manager sm_t;
 
+/* Lookups in the books (NULL name or id: NULL). */
+static inline fl_app *sm_app_get(sm_t *sm, const char *name)
+{
+    return name ? (fl_app *)fl_map_get(&sm->apps, name) : NULL;
+}
+static inline sm_session *sm_session_get(sm_t *sm, const char *id)
+{
+    return id ? (sm_session *)fl_map_get(&sm->sessions, id) : NULL;
+}
+static inline sm_exec *sm_exec_get(sm_t *sm, const char *id)
+{
+    return id ? (sm_exec *)fl_map_get(&sm->execs, id) : NULL;
+}
+static inline sm_node *sm_node_get(sm_t *sm, const char *name)
+{
+    return name ? (sm_node *)fl_map_get(&sm->nodes, name) : NULL;
+}
+
 /* ---- handlers: frontend.c, backend.c (engine.c registers the tables;
  * nothing calls into these files) ---------------------------------------- */
 extern const rpc_method sm_frontend_methods[];
@@ -162,13 +181,11 @@ flame_status sm_app_register(sm_t *sm, const char *name, const Flame__V1__Applic
 flame_status sm_app_update(sm_t *sm, const char *name, const Flame__V1__ApplicationSpec *spec);
 /* Deletes its (closed) sessions with it. */
 flame_status sm_app_unregister(sm_t *sm, const char *name);
-fl_app *sm_app_get(sm_t *sm, const char *name);
 
 /* builtin.c */
 void sm_register_builtins(sm_t *sm);
 
 /* ---- session.c: sessions ------------------------------------------------- */
-sm_session *sm_session_get(sm_t *sm, const char *id);
 /* Adds a session to the books (a new one, or one read back from storage). */
 void sm_session_add(sm_t *sm, fl_session *s);
 /* Checks for a CreateSession/OpenSession: an id nobody has, a spec that
@@ -188,9 +205,6 @@ void sm_sessions_free(sm_t *sm);
  * tasks with inputs, or count without. */
 flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *inputs,
                           size_t n_inputs, uint32_t count, uint64_t *first, size_t *n);
-/* Finds a task; NOT_FOUND (with the error set) when the session or the
- * task is unknown. */
-fl_task *sm_task_find(sm_t *sm, const char *sid, const char *tid, sm_session **ssp);
 /* A task read back from storage: a Running one runs again. */
 void sm_task_restored(sm_t *sm, sm_session *ss, fl_task *t);
 /* A task the service ran: Succeed (rc 0) or Failed, with its output. */
@@ -202,7 +216,6 @@ void sm_task_finished(sm_t *sm, sm_session *ss, fl_task *t);  /* persist, tell w
 void sm_task_requeued(sm_t *sm, sm_session *ss, fl_task *t);  /* persist, tell, queue */
 
 /* ---- executor.c: executors' life cycle ----------------------------------- */
-sm_exec *sm_exec_get(sm_t *sm, const char *id);
 /* As sm_exec_get; NOT_FOUND with the error set when unknown. */
 flame_status sm_exec_lookup(sm_t *sm, const char *id, sm_exec **out);
 /* A new executor (Void) on node for session ss; its launcher starts it. */
@@ -234,7 +247,6 @@ void sm_execs_expire(sm_t *sm, int64_t now_s);
 void sm_execs_free(sm_t *sm);
 
 /* ---- node.c: nodes -------------------------------------------------------- */
-sm_node *sm_node_get(sm_t *sm, const char *name);
 /* The name a Node message gives (metadata.name, else spec.hostname). */
 const char *sm_node_name(const Flame__V1__Node *msg);
 /* Registers (or re-registers: what it ran is gone) a node. */
@@ -257,7 +269,7 @@ typedef struct sm_launcher {
     flame_status (*create)(sm_t *sm, sm_node *n, const sm_exec *e);
     /* e leaves the session manager's books (optional: NULL when the node's
      * manager releases executors itself). */
-    void (*release)(sm_t *sm, sm_node *n, const sm_exec *e);
+    void (*release)(sm_t *sm, const sm_exec *e);
 } sm_launcher;
 /* launch_none.c: the executor manager of the node starts executors it is
  * sent on its WatchNode stream. */

@@ -76,20 +76,6 @@ flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *i
     return FLAME_OK;
 }
 
-fl_task *sm_task_find(sm_t *sm, const char *sid, const char *tid, sm_session **ssp)
-{
-    sm_session *ss = sm_session_get(sm, sid);
-    *ssp = ss;
-    if (!ss) {
-        fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", sid);
-        return NULL;
-    }
-    fl_task *t = fl_session_task(ss->s, tid);
-    if (!t)
-        fl_error(FLAME_ERR_NOT_FOUND, "task %s not found in session %s", tid, sid);
-    return t;
-}
-
 void sm_task_finish(sm_t *sm, sm_session *ss, fl_task *t, int rc,
                     const ProtobufCBinaryData *output, const char *msg)
 {
