@@ -12,6 +12,9 @@
 #include "flame/types.h"
 #include "types.pb-c.h"
 
+#include "executor.h"
+#include "node.h"
+
 /* An event as the wire shows it. */
 typedef struct fl_event {
     int32_t code;

@@ -51,7 +51,7 @@ static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx
         size_t l = flame__v1__node__get_packed_size(n->msg);
         uint8_t *x = fl_malloc(l ? l : 1);
         flame__v1__node__pack(n->msg, x);
-        sm_put_field(&b, 1, x, l);
+        fl_wire_put_bytes(&b, 1, x, l);
         free(x);
         size_t it = 0;
         void *v;
@@ -59,7 +59,7 @@ static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx
             if (strcmp(((sm_exec *)v)->node, n->name))
                 continue;
             x = sm_pack_executor(v, &l);
-            sm_put_field(&b, 2, x, l);
+            fl_wire_put_bytes(&b, 2, x, l);
             free(x);
         }
         size_t blen = b.len;

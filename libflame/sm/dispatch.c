@@ -145,7 +145,7 @@ static void launch(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
     size_t n;
     uint8_t *task = sm_pack_task(ss->s, t, &n);
     fl_buf b = { 0 };
-    sm_put_field(&b, 1, task, n);
+    fl_wire_put_bytes(&b, 1, task, n);
     free(task);
     sm_dispatch_unwait(e);
     rpc_call_on_cancel(e->launch_call, NULL, NULL);
@@ -174,7 +174,7 @@ static void stream_task(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
     exec_dirty(sm, e);
     size_t n;
     uint8_t *task = sm_pack_task(ss->s, t, &n);
-    sm_put_field(&e->out, 1, task, n);
+    fl_wire_put_bytes(&e->out, 1, task, n);
     free(task);
     e->nout++;
     e->credit--;
@@ -226,8 +226,7 @@ void sm_dispatch_stream_unbind(sm_t *sm, sm_exec *e)
     sm_dispatch_stream_remove(e);
     e->credit = 0;
     exec_dirty(sm, e);
-    static const uint8_t unbind[] = { 0x10, 0x01 }; /* ExecutorWork.unbind = true */
-    fl_buf_add(&e->out, unbind, sizeof unbind);
+    fl_wire_put_bool(&e->out, 2, true); /* ExecutorWork.unbind */
 }
 
 void sm_dispatch_forget(sm_t *sm, sm_exec *e)

@@ -192,11 +192,11 @@ void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss)
     uint8_t *x;
     if (a) {
         x = sm_pack_app(a, &n);
-        sm_put_field(&b, 1, x, n);
+        fl_wire_put_bytes(&b, 1, x, n);
         free(x);
     }
     x = sm_pack_session(ss->s, &n);
-    sm_put_field(&b, 2, x, n);
+    fl_wire_put_bytes(&b, 2, x, n);
     free(x);
     rpc_call_on_cancel(e->bind_call, NULL, NULL);
     size_t blen = b.len;

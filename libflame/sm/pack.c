@@ -6,24 +6,6 @@
 
 #include "sm.h"
 
-/* Wraps packed bytes as field 1 (length-delimited) of an outer message:
- * LaunchTaskResponse{task}, BindExecutorResponse{application}, ... */
-void sm_put_field(fl_buf *b, int field, const uint8_t *data, size_t len)
-{
-    uint8_t hdr[11];
-    size_t n = 0;
-    hdr[n++] = (uint8_t)((field << 3) | 2);
-    size_t v = len;
-    do {
-        uint8_t byte = v & 0x7f;
-        v >>= 7;
-        hdr[n++] = byte | (v ? 0x80 : 0);
-    } while (v);
-    fl_buf_add(b, hdr, n);
-    fl_buf_add(b, data, len);
-}
-
-
 uint8_t *sm_pack_task(const fl_session *s, const fl_task *t, size_t *len)
 {
     char id[16];

@@ -22,6 +22,7 @@
 #include "rpc/rpc.h"
 #include "store/store.h"
 #include "util/util.h"
+#include "wire/wire.h"
 
 #include "backend.pb-c.h"
 #include "frontend.pb-c.h"
@@ -348,8 +349,6 @@ void sm_close(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
 void sm_reply_flush(sm_t *sm, flame_status commit);
 
 /* ---- pack.c: model -> packed flame.v1 messages (malloc'ed) ---------------- */
-/* Appends a field (length-delimited) to a protobuf message being built. */
-void sm_put_field(fl_buf *b, int field, const uint8_t *data, size_t len);
 uint8_t *sm_pack_task(const fl_session *s, const fl_task *t, size_t *len);
 uint8_t *sm_pack_outcome(const fl_task *t, size_t *len);
 uint8_t *sm_pack_session(const fl_session *s, size_t *len);

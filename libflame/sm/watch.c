@@ -83,7 +83,7 @@ static void swatch_add_outcome(sm_t *sm, sm_swatch *w, const fl_task *t)
 {
     size_t n;
     uint8_t *o = sm_pack_outcome(t, &n);
-    sm_put_field(&w->pending, 1, o, n);
+    fl_wire_put_bytes(&w->pending, 1, o, n);
     free(o);
     w->npending++;
     swatch_mark_dirty(sm, w);
