@@ -21,7 +21,7 @@ struct flame_session {
     char *id;
 };
 
-#define FE(name) "/flame.v1.Frontend/" name
+#define FE(name) rpc_path(&flame__v1__frontend__descriptor, name)
 
 static flame_status bad_arg(const char *fn, const char *what)
 {
@@ -45,10 +45,19 @@ flame_status flame_client_connect(flame_client **out, const flame_client_options
         free(ep);
         return st;
     }
+    rpc_channel_options co = RPC_CHANNEL_OPTIONS_INIT;
+    co.max_message = o.max_message_size;
+    rpc_channel *ch;
+    st = rpc_channel_new(&ch, target, &co);
+    if (st) {
+        free(target);
+        free(ep);
+        return st;
+    }
     flame_client *c = fl_calloc(1, sizeof *c);
     c->endpoint = fl_sprintf("http://%s", target);
     c->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 30000;
-    c->ch = rpc_channel_new(target, o.max_message_size);
+    c->ch = ch;
     free(target);
     free(ep);
     *out = c;

@@ -21,7 +21,7 @@
 
 #include "backend.pb-c.h"
 
-#define BE(name) "/flame.v1.Backend/" name
+#define BE(name) rpc_path(&flame__v1__backend__descriptor, name)
 #define CALL_TIMEOUT_MS 10000
 #define BACKOFF_MAX_MS 1000
 
@@ -685,12 +685,18 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
         free(endpoint);
         return st;
     }
+    rpc_channel *ch;
+    st = rpc_channel_new(&ch, target, NULL);
+    free(endpoint);
+    if (st) {
+        free(target);
+        return st;
+    }
     flame_executor_manager *em = fl_calloc(1, sizeof *em);
     pthread_mutex_init(&em->mu, NULL);
     pthread_cond_init(&em->cv, NULL);
     em->endpoint = fl_sprintf("http://%s", target);
-    free(endpoint);
-    em->ch = rpc_channel_new(target, 0);
+    em->ch = ch;
     free(target);
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);

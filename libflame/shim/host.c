@@ -30,6 +30,8 @@ extern char **environ;
 #define LEAVE_TIMEOUT_MS 10000
 #define TERM_GRACE_MS 3000
 
+#define INSTANCE(name) rpc_path(&flame__v1__instance__descriptor, name)
+
 typedef struct host_shim {
     fl_shim base;
     pid_t pid;
@@ -296,9 +298,11 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     }
     free(cmd);
     char *target = fl_sprintf("unix:%s", sock);
-    h->ch = rpc_channel_new(target, 0);
+    flame_status st = rpc_channel_new(&h->ch, target, NULL);
     free(target);
-    return FLAME_OK;
+    if (st)
+        *message = fl_strdup(flame_error_last());
+    return st;
 }
 
 static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **message)
@@ -338,7 +342,7 @@ static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **m
         sc.common_data.len = ctx->common_data.len;
     }
     ProtobufCMessage *resp;
-    st = rpc_unary(h->ch, "/flame.v1.Instance/OnSessionEnter", &sc.base,
+    st = rpc_unary(h->ch, INSTANCE("OnSessionEnter"), &sc.base,
                    &flame__v1__result__descriptor, &resp, ENTER_TIMEOUT_MS);
     if (st) {
         *message = fl_sprintf("OnSessionEnter failed: %s", flame_error_last());
@@ -375,7 +379,7 @@ static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int
         tc.input.len = task->input.len;
     }
     ProtobufCMessage *resp;
-    flame_status st = rpc_unary(h->ch, "/flame.v1.Instance/OnTaskInvoke", &tc.base,
+    flame_status st = rpc_unary(h->ch, INSTANCE("OnTaskInvoke"), &tc.base,
                                 &flame__v1__task_result__descriptor, &resp, h->task_timeout_ms);
     if (st == FLAME_ERR_TIMEOUT && !reap(h, false)) {
         *message = fl_sprintf("the service did not answer task %s within %d ms; it was stopped "
@@ -434,7 +438,7 @@ static flame_status host_invoke_batch(fl_shim *sh, const flame_task_context *tas
     b.tasks = tp;
     ProtobufCMessage *resp;
     int timeout = h->task_timeout_ms > 0 ? h->task_timeout_ms * (int)(n < 1000 ? n : 1000) : 0;
-    flame_status st = rpc_unary(h->ch, "/flame.v1.Instance/OnTaskInvokeBatch", &b.base,
+    flame_status st = rpc_unary(h->ch, INSTANCE("OnTaskInvokeBatch"), &b.base,
                                 &flame__v1__task_result_batch__descriptor, &resp, timeout);
     free(tc);
     free(tp);
@@ -472,7 +476,7 @@ static void host_leave(fl_shim *sh)
     if (h->ch && !reap(h, false)) {
         Flame__V1__EmptyRequest e = FLAME__V1__EMPTY_REQUEST__INIT;
         ProtobufCMessage *resp;
-        if (rpc_unary(h->ch, "/flame.v1.Instance/OnSessionLeave", &e.base,
+        if (rpc_unary(h->ch, INSTANCE("OnSessionLeave"), &e.base,
                       &flame__v1__result__descriptor, &resp, LEAVE_TIMEOUT_MS) == FLAME_OK)
             protobuf_c_message_free_unpacked(resp, NULL);
     }

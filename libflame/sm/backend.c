@@ -9,10 +9,10 @@
 
 /* ---- nodes -------------------------------------------------------------- */
 
-static void register_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void register_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__RegisterNodeRequest, flame__v1__register_node_request, req);
+    const Flame__V1__RegisterNodeRequest *req = (const Flame__V1__RegisterNodeRequest *)msg;
     const char *name = req->node ? sm_node_name(req->node) : NULL;
     const char *why;
     if (!name || !fl_name_valid(name, &why)) {
@@ -21,13 +21,12 @@ static void register_node(rpc_call *call, const uint8_t *data, size_t len, void 
         sm_node_register(sm, name, req->node);
         sm_reply_result(sm, call);
     }
-    flame__v1__register_node_request__free_unpacked(req, NULL);
 }
 
-static void release_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void release_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__ReleaseNodeRequest, flame__v1__release_node_request, req);
+    const Flame__V1__ReleaseNodeRequest *req = (const Flame__V1__ReleaseNodeRequest *)msg;
     sm_node *n = sm_node_get(sm, req->node_name);
     if (!n) {
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "node %s not found", req->node_name));
@@ -35,13 +34,12 @@ static void release_node(rpc_call *call, const uint8_t *data, size_t len, void *
         sm_node_release(sm, n);
         sm_reply_result(sm, call);
     }
-    flame__v1__release_node_request__free_unpacked(req, NULL);
 }
 
-static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void sync_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__SyncNodeRequest, flame__v1__sync_node_request, req);
+    const Flame__V1__SyncNodeRequest *req = (const Flame__V1__SyncNodeRequest *)msg;
     const char *name = req->node ? sm_node_name(req->node) : NULL;
     sm_node *n = sm_node_get(sm, name);
     if (!n) {
@@ -65,18 +63,17 @@ static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx
         size_t blen = b.len;
         sm_reply(sm, call, (uint8_t *)fl_buf_detach(&b), blen);
     }
-    flame__v1__sync_node_request__free_unpacked(req, NULL);
 }
 
-static void watch_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void watch_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    if (!data) { /* the executor manager half-closed: it is leaving */
+    if (!msg) { /* the executor manager half-closed: it is leaving */
         sm_node_watch_end(sm, call);
         sm_close(sm, call, RPC_OK, "%s", "");
         return;
     }
-    RPC_UNPACK(Flame__V1__WatchNodeRequest, flame__v1__watch_node_request, req);
+    const Flame__V1__WatchNodeRequest *req = (const Flame__V1__WatchNodeRequest *)msg;
     const char *name = req->heartbeat ? req->heartbeat->node_name : NULL;
     sm_node *n = sm_node_get(sm, name);
     if (!n)
@@ -84,15 +81,14 @@ static void watch_node(rpc_call *call, const uint8_t *data, size_t len, void *ct
                  name ? name : "");
     else
         sm_node_heartbeat(sm, n, call);
-    flame__v1__watch_node_request__free_unpacked(req, NULL);
 }
 
 /* ---- executors ---------------------------------------------------------- */
 
-static void register_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void register_executor(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__RegisterExecutorRequest, flame__v1__register_executor_request, req);
+    const Flame__V1__RegisterExecutorRequest *req = (const Flame__V1__RegisterExecutorRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (!st && e->state != FLAME_EXECUTOR_VOID)
@@ -104,13 +100,12 @@ static void register_executor(rpc_call *call, const uint8_t *data, size_t len, v
         sm_exec_registered(sm, e);
         sm_reply_result(sm, call);
     }
-    flame__v1__register_executor_request__free_unpacked(req, NULL);
 }
 
-static void unregister_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void unregister_executor(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__UnregisterExecutorRequest, flame__v1__unregister_executor_request, req);
+    const Flame__V1__UnregisterExecutorRequest *req = (const Flame__V1__UnregisterExecutorRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (st) {
@@ -119,13 +114,12 @@ static void unregister_executor(rpc_call *call, const uint8_t *data, size_t len,
         sm_exec_free(sm, e, "its executor was unregistered");
         sm_reply_result(sm, call);
     }
-    flame__v1__unregister_executor_request__free_unpacked(req, NULL);
 }
 
-static void bind_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void bind_executor(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__BindExecutorRequest, flame__v1__bind_executor_request, req);
+    const Flame__V1__BindExecutorRequest *req = (const Flame__V1__BindExecutorRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (!st && e->bind_call)
@@ -141,13 +135,12 @@ static void bind_executor(rpc_call *call, const uint8_t *data, size_t len, void 
         /* parked; the scheduler's decision answers it */
         sm_exec_wait_bind(sm, e, call);
     }
-    flame__v1__bind_executor_request__free_unpacked(req, NULL);
 }
 
-static void bind_executor_completed(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void bind_executor_completed(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__BindExecutorCompletedRequest, flame__v1__bind_executor_completed_request, req);
+    const Flame__V1__BindExecutorCompletedRequest *req = (const Flame__V1__BindExecutorCompletedRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (!st && e->state != FLAME_EXECUTOR_BINDING && e->state != FLAME_EXECUTOR_UNBINDING)
@@ -161,13 +154,12 @@ static void bind_executor_completed(rpc_call *call, const uint8_t *data, size_t 
         sm_exec_bind_completed(sm, e, ok, !ok && r->_message_case ? r->message : NULL);
         sm_reply_result(sm, call);
     }
-    flame__v1__bind_executor_completed_request__free_unpacked(req, NULL);
 }
 
-static void unbind_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void unbind_executor(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__UnbindExecutorRequest, flame__v1__unbind_executor_request, req);
+    const Flame__V1__UnbindExecutorRequest *req = (const Flame__V1__UnbindExecutorRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (!st && e->state != FLAME_EXECUTOR_BOUND && e->state != FLAME_EXECUTOR_BINDING &&
@@ -180,14 +172,13 @@ static void unbind_executor(rpc_call *call, const uint8_t *data, size_t len, voi
         sm_exec_unbinding(sm, e);
         sm_reply_result(sm, call);
     }
-    flame__v1__unbind_executor_request__free_unpacked(req, NULL);
 }
 
-static void unbind_executor_completed(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void unbind_executor_completed(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__UnbindExecutorCompletedRequest, flame__v1__unbind_executor_completed_request,
-           req);
+    const Flame__V1__UnbindExecutorCompletedRequest *req =
+        (const Flame__V1__UnbindExecutorCompletedRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (!st && e->state != FLAME_EXECUTOR_UNBINDING && e->state != FLAME_EXECUTOR_BOUND)
@@ -199,13 +190,12 @@ static void unbind_executor_completed(rpc_call *call, const uint8_t *data, size_
         sm_exec_unbound(sm, e);
         sm_reply_result(sm, call);
     }
-    flame__v1__unbind_executor_completed_request__free_unpacked(req, NULL);
 }
 
-static void launch_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void launch_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__LaunchTaskRequest, flame__v1__launch_task_request, req);
+    const Flame__V1__LaunchTaskRequest *req = (const Flame__V1__LaunchTaskRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (!st && e->launch_call)
@@ -222,18 +212,17 @@ static void launch_task(rpc_call *call, const uint8_t *data, size_t len, void *c
     } else {
         sm_dispatch_wait(sm, e, call);
     }
-    flame__v1__launch_task_request__free_unpacked(req, NULL);
 }
 
-static void executor_stream(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void executor_stream(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    if (!data) { /* the executor is done: what it did not report runs again */
+    if (!msg) { /* the executor is done: what it did not report runs again */
         sm_exec_stream_end(sm, call);
         sm_close(sm, call, RPC_OK, "%s", "");
         return;
     }
-    RPC_UNPACK(Flame__V1__ExecutorUpdate, flame__v1__executor_update, req);
+    const Flame__V1__ExecutorUpdate *req = (const Flame__V1__ExecutorUpdate *)msg;
     sm_exec *e = sm_exec_get(sm, req->executor_id);
     if (e && e->stream && e->stream != call) {
         sm_close(sm, call, RPC_FAILED_PRECONDITION, "executor %s already has a stream", e->id);
@@ -264,13 +253,12 @@ static void executor_stream(rpc_call *call, const uint8_t *data, size_t len, voi
             sm_dispatch_credit(sm, e, req->credit);
         }
     }
-    flame__v1__executor_update__free_unpacked(req, NULL);
 }
 
-static void complete_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void complete_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__CompleteTaskRequest, flame__v1__complete_task_request, req);
+    const Flame__V1__CompleteTaskRequest *req = (const Flame__V1__CompleteTaskRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (!st && (!e->nrun || !e->sess))
@@ -286,24 +274,22 @@ static void complete_task(rpc_call *call, const uint8_t *data, size_t len, void 
                     r->_message_case ? r->message : NULL);
         sm_reply_result(sm, call);
     }
-    flame__v1__complete_task_request__free_unpacked(req, NULL);
 }
 
-#define BE(name) "/flame.v1.Backend/" name
-
-const rpc_method sm_backend_methods[] = {
-    { BE("RegisterNode"), RPC_KIND_UNARY, register_node },
-    { BE("SyncNode"), RPC_KIND_UNARY, sync_node },
-    { BE("ReleaseNode"), RPC_KIND_UNARY, release_node },
-    { BE("WatchNode"), RPC_KIND_BIDI, watch_node },
-    { BE("RegisterExecutor"), RPC_KIND_UNARY, register_executor },
-    { BE("UnregisterExecutor"), RPC_KIND_UNARY, unregister_executor },
-    { BE("BindExecutor"), RPC_KIND_UNARY, bind_executor },
-    { BE("BindExecutorCompleted"), RPC_KIND_UNARY, bind_executor_completed },
-    { BE("UnbindExecutor"), RPC_KIND_UNARY, unbind_executor },
-    { BE("UnbindExecutorCompleted"), RPC_KIND_UNARY, unbind_executor_completed },
-    { BE("LaunchTask"), RPC_KIND_UNARY, launch_task },
-    { BE("CompleteTask"), RPC_KIND_UNARY, complete_task },
-    { BE("ExecutorStream"), RPC_KIND_BIDI, executor_stream },
+static const rpc_method methods[] = {
+    { "RegisterNode", RPC_KIND_UNARY, register_node },
+    { "SyncNode", RPC_KIND_UNARY, sync_node },
+    { "ReleaseNode", RPC_KIND_UNARY, release_node },
+    { "WatchNode", RPC_KIND_BIDI, watch_node },
+    { "RegisterExecutor", RPC_KIND_UNARY, register_executor },
+    { "UnregisterExecutor", RPC_KIND_UNARY, unregister_executor },
+    { "BindExecutor", RPC_KIND_UNARY, bind_executor },
+    { "BindExecutorCompleted", RPC_KIND_UNARY, bind_executor_completed },
+    { "UnbindExecutor", RPC_KIND_UNARY, unbind_executor },
+    { "UnbindExecutorCompleted", RPC_KIND_UNARY, unbind_executor_completed },
+    { "LaunchTask", RPC_KIND_UNARY, launch_task },
+    { "CompleteTask", RPC_KIND_UNARY, complete_task },
+    { "ExecutorStream", RPC_KIND_BIDI, executor_stream },
 };
-const size_t sm_backend_methods_len = FL_ARRAY_LEN(sm_backend_methods);
+const rpc_service sm_backend_service = { &flame__v1__backend__descriptor, methods,
+                                          FL_ARRAY_LEN(methods) };

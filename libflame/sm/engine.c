@@ -108,7 +108,6 @@ static void sm_free(sm_t *sm)
     fl_store_close(sm->store);
     free(sm->out);
     free(sm->dirty_execs);
-    free(sm->methods);
     free(sm->name);
     free(sm);
 }
@@ -164,14 +163,11 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
         sm_free(sm);
         return st;
     }
-    size_t n = sm_frontend_methods_len + sm_backend_methods_len;
-    rpc_method *methods = fl_malloc(n * sizeof *methods);
-    memcpy(methods, sm_frontend_methods, sm_frontend_methods_len * sizeof *methods);
-    memcpy(methods + sm_frontend_methods_len, sm_backend_methods,
-           sm_backend_methods_len * sizeof *methods);
-    rpc_server_hooks hooks = { sm_flush, sm_tick, sm->schedule_interval_ms, sm };
-    sm->rpc = rpc_server_new(methods, n, sm, sm->max_message, &hooks);
-    sm->methods = methods;
+    const rpc_service services[] = { sm_frontend_service, sm_backend_service };
+    rpc_server_options ro = RPC_SERVER_OPTIONS_INIT;
+    ro.max_message = sm->max_message;
+    ro.hooks = (rpc_server_hooks){ sm_flush, sm_tick, sm->schedule_interval_ms, sm };
+    sm->rpc = rpc_server_new(services, FL_ARRAY_LEN(services), sm, &ro);
     sm->port = rpc_server_listen(sm->rpc, addr);
     if (sm->port < 0) {
         rpc_server_free(sm->rpc);

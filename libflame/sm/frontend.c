@@ -16,10 +16,10 @@ static void reply_session(sm_t *sm, rpc_call *call, const fl_session *s)
 
 /* ---- applications ------------------------------------------------------- */
 
-static void register_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void register_application(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__RegisterApplicationRequest, flame__v1__register_application_request, req);
+    const Flame__V1__RegisterApplicationRequest *req = (const Flame__V1__RegisterApplicationRequest *)msg;
     flame_status st = sm_app_register(sm, req->name, req->application);
     if (st) {
         sm_reply_error(sm, call, st);
@@ -27,37 +27,34 @@ static void register_application(rpc_call *call, const uint8_t *data, size_t len
         fl_log(FL_LOG_INFO, "sm", "application %s registered", req->name);
         sm_reply_result(sm, call);
     }
-    flame__v1__register_application_request__free_unpacked(req, NULL);
 }
 
-static void update_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void update_application(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__UpdateApplicationRequest, flame__v1__update_application_request, req);
+    const Flame__V1__UpdateApplicationRequest *req = (const Flame__V1__UpdateApplicationRequest *)msg;
     flame_status st = sm_app_update(sm, req->name, req->application);
     if (st)
         sm_reply_error(sm, call, st);
     else
         sm_reply_result(sm, call);
-    flame__v1__update_application_request__free_unpacked(req, NULL);
 }
 
-static void unregister_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void unregister_application(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__UnregisterApplicationRequest, flame__v1__unregister_application_request, req);
+    const Flame__V1__UnregisterApplicationRequest *req = (const Flame__V1__UnregisterApplicationRequest *)msg;
     flame_status st = sm_app_unregister(sm, req->name);
     if (st)
         sm_reply_error(sm, call, st);
     else
         sm_reply_result(sm, call);
-    flame__v1__unregister_application_request__free_unpacked(req, NULL);
 }
 
-static void get_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void get_application(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__GetApplicationRequest, flame__v1__get_application_request, req);
+    const Flame__V1__GetApplicationRequest *req = (const Flame__V1__GetApplicationRequest *)msg;
     fl_app *a = sm_app_get(sm, req->name);
     if (!a) {
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name));
@@ -66,7 +63,6 @@ static void get_application(rpc_call *call, const uint8_t *data, size_t len, voi
         uint8_t *buf = sm_pack_app(a, &n);
         sm_reply(sm, call, buf, n);
     }
-    flame__v1__get_application_request__free_unpacked(req, NULL);
 }
 
 static int cmp_app(const void *x, const void *y)
@@ -75,7 +71,7 @@ static int cmp_app(const void *x, const void *y)
     return strcmp(a->name, b->name);
 }
 
-static void list_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void list_application(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
     size_t n = sm->apps.len, k = 0, it = 0;
@@ -106,7 +102,7 @@ static void list_application(rpc_call *call, const uint8_t *data, size_t len, vo
 
 /* ---- executors and nodes ---------------------------------------------- */
 
-static void list_executor(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void list_executor(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
     size_t n = sm->execs.len, k = 0, it = 0;
@@ -128,7 +124,7 @@ static void list_executor(rpc_call *call, const uint8_t *data, size_t len, void 
     free(ptrs);
 }
 
-static void list_nodes(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void list_nodes(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
     size_t n = sm->nodes.len, k = 0, it = 0;
@@ -143,10 +139,10 @@ static void list_nodes(rpc_call *call, const uint8_t *data, size_t len, void *ct
     free(ptrs);
 }
 
-static void get_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void get_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__GetNodeRequest, flame__v1__get_node_request, req);
+    const Flame__V1__GetNodeRequest *req = (const Flame__V1__GetNodeRequest *)msg;
     sm_node *n = sm_node_get(sm, req->name);
     if (!n) {
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "node %s not found", req->name));
@@ -155,15 +151,14 @@ static void get_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
         r.node = n->msg;
         sm_reply_msg(sm, call, &r.base);
     }
-    flame__v1__get_node_request__free_unpacked(req, NULL);
 }
 
 /* ---- sessions ----------------------------------------------------------- */
 
-static void create_session_rpc(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void create_session_rpc(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__CreateSessionRequest, flame__v1__create_session_request, req);
+    const Flame__V1__CreateSessionRequest *req = (const Flame__V1__CreateSessionRequest *)msg;
     flame_status st = sm_session_check_new_id(sm, req->session_id);
     if (!st)
         st = sm_session_check_spec(sm, req->session);
@@ -171,13 +166,12 @@ static void create_session_rpc(rpc_call *call, const uint8_t *data, size_t len, 
         sm_reply_error(sm, call, st);
     else
         reply_session(sm, call, sm_session_create(sm, req->session_id, req->session));
-    flame__v1__create_session_request__free_unpacked(req, NULL);
 }
 
-static void open_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void open_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__OpenSessionRequest, flame__v1__open_session_request, req);
+    const Flame__V1__OpenSessionRequest *req = (const Flame__V1__OpenSessionRequest *)msg;
     const Flame__V1__SessionSpec *spec = req->_session_case ? req->session : NULL;
     sm_session *ss = sm_session_get(sm, req->session_id);
     flame_status st = FLAME_OK;
@@ -203,13 +197,12 @@ static void open_session(rpc_call *call, const uint8_t *data, size_t len, void *
     }
     if (st)
         sm_reply_error(sm, call, st);
-    flame__v1__open_session_request__free_unpacked(req, NULL);
 }
 
-static void close_session_rpc(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void close_session_rpc(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__CloseSessionRequest, flame__v1__close_session_request, req);
+    const Flame__V1__CloseSessionRequest *req = (const Flame__V1__CloseSessionRequest *)msg;
     sm_session *ss = sm_session_get(sm, req->session_id);
     flame_status st = ss ? sm_session_close(sm, ss)
                          : fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id);
@@ -217,13 +210,12 @@ static void close_session_rpc(rpc_call *call, const uint8_t *data, size_t len, v
         sm_reply_error(sm, call, st);
     else
         reply_session(sm, call, ss->s);
-    flame__v1__close_session_request__free_unpacked(req, NULL);
 }
 
-static void delete_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void delete_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__DeleteSessionRequest, flame__v1__delete_session_request, req);
+    const Flame__V1__DeleteSessionRequest *req = (const Flame__V1__DeleteSessionRequest *)msg;
     sm_session *ss = sm_session_get(sm, req->session_id);
     flame_status st = ss ? sm_session_close(sm, ss)
                          : fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id);
@@ -233,22 +225,20 @@ static void delete_session(rpc_call *call, const uint8_t *data, size_t len, void
         reply_session(sm, call, ss->s);
         sm_session_delete(sm, ss);
     }
-    flame__v1__delete_session_request__free_unpacked(req, NULL);
 }
 
-static void get_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void get_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__GetSessionRequest, flame__v1__get_session_request, req);
+    const Flame__V1__GetSessionRequest *req = (const Flame__V1__GetSessionRequest *)msg;
     sm_session *ss = sm_session_get(sm, req->session_id);
     if (ss)
         reply_session(sm, call, ss->s);
     else
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
-    flame__v1__get_session_request__free_unpacked(req, NULL);
 }
 
-static void list_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void list_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
     size_t n = sm->sessions.len, k = 0;
@@ -274,10 +264,10 @@ static void list_session(rpc_call *call, const uint8_t *data, size_t len, void *
 
 /* ---- tasks -------------------------------------------------------------- */
 
-static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void create_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__CreateTaskRequest, flame__v1__create_task_request, req);
+    const Flame__V1__CreateTaskRequest *req = (const Flame__V1__CreateTaskRequest *)msg;
     const Flame__V1__TaskSpec *spec = req->task;
     sm_session *ss = spec ? sm_session_get(sm, spec->session_id) : NULL;
     uint64_t id = 0;
@@ -298,13 +288,12 @@ static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *c
         uint8_t *buf = sm_pack_task(ss->s, ss->s->tasks[id - 1], &plen);
         sm_reply(sm, call, buf, plen);
     }
-    flame__v1__create_task_request__free_unpacked(req, NULL);
 }
 
-static void create_tasks(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void create_tasks(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__CreateTasksRequest, flame__v1__create_tasks_request, req);
+    const Flame__V1__CreateTasksRequest *req = (const Flame__V1__CreateTasksRequest *)msg;
     sm_session *ss = sm_session_get(sm, req->session_id);
     uint64_t first = 0;
     size_t n = 0;
@@ -323,21 +312,19 @@ static void create_tasks(rpc_call *call, const uint8_t *data, size_t len, void *
         flame__v1__create_tasks_response__pack(&r, buf);
         sm_reply(sm, call, buf, plen);
     }
-    flame__v1__create_tasks_request__free_unpacked(req, NULL);
 }
 
 /* ---- WatchSession / RunSession ------------------------------------------- */
 
-static void watch_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void watch_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__WatchSessionRequest, flame__v1__watch_session_request, req);
+    const Flame__V1__WatchSessionRequest *req = (const Flame__V1__WatchSessionRequest *)msg;
     sm_session *ss = sm_session_get(sm, req->session_id);
     if (!ss)
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
     else
         sm_swatch_new(sm, ss, call, req->from_task_id ? req->from_task_id : 1, true);
-    flame__v1__watch_session_request__free_unpacked(req, NULL);
 }
 
 static void run_session_unwatch(rpc_call *call)
@@ -351,16 +338,16 @@ static void run_session_unwatch(rpc_call *call)
 
 /* RunSession: creations in, acknowledgements and outcomes out, on one
  * stream (no call set-up per task: the low-latency path). */
-static void run_session(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void run_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
     sm_swatch *w = rpc_call_user(call);
-    if (!data) { /* the client is done */
+    if (!msg) { /* the client is done */
         run_session_unwatch(call);
         sm_finish(sm, call, RPC_OK, "%s", "");
         return;
     }
-    RPC_UNPACK(Flame__V1__RunSessionRequest, flame__v1__run_session_request, req);
+    const Flame__V1__RunSessionRequest *req = (const Flame__V1__RunSessionRequest *)msg;
     flame_status st = FLAME_OK;
     if (!w) {
         sm_session *ss = sm_session_get(sm, req->session_id);
@@ -387,7 +374,6 @@ static void run_session(rpc_call *call, const uint8_t *data, size_t len, void *c
         flame__v1__task_outcomes__pack(&ack, buf);
         sm_send(sm, call, buf, plen);
     }
-    flame__v1__run_session_request__free_unpacked(req, NULL);
 }
 
 static fl_task *find_task(sm_t *sm, const char *sid, const char *tid, sm_session **ssp)
@@ -404,10 +390,10 @@ static fl_task *find_task(sm_t *sm, const char *sid, const char *tid, sm_session
     return t;
 }
 
-static void get_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void get_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__GetTaskRequest, flame__v1__get_task_request, req);
+    const Flame__V1__GetTaskRequest *req = (const Flame__V1__GetTaskRequest *)msg;
     sm_session *ss;
     fl_task *t = find_task(sm, req->session_id, req->task_id, &ss);
     if (!t) {
@@ -417,13 +403,12 @@ static void get_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
         uint8_t *buf = sm_pack_task(ss->s, t, &n);
         sm_reply(sm, call, buf, n);
     }
-    flame__v1__get_task_request__free_unpacked(req, NULL);
 }
 
-static void watch_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void watch_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__WatchTaskRequest, flame__v1__watch_task_request, req);
+    const Flame__V1__WatchTaskRequest *req = (const Flame__V1__WatchTaskRequest *)msg;
     sm_session *ss;
     fl_task *t = find_task(sm, req->session_id, req->task_id, &ss);
     if (!t) {
@@ -437,13 +422,12 @@ static void watch_task(rpc_call *call, const uint8_t *data, size_t len, void *ct
         else
             sm_watch_task(sm, call, ss, t); /* ended when the task ends */
     }
-    flame__v1__watch_task_request__free_unpacked(req, NULL);
 }
 
-static void list_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void list_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    RPC_UNPACK(Flame__V1__ListTaskRequest, flame__v1__list_task_request, req);
+    const Flame__V1__ListTaskRequest *req = (const Flame__V1__ListTaskRequest *)msg;
     sm_session *ss = sm_session_get(sm, req->session_id);
     if (!ss) {
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
@@ -457,32 +441,30 @@ static void list_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx
         }
         sm_finish(sm, call, RPC_OK, "%s", "");
     }
-    flame__v1__list_task_request__free_unpacked(req, NULL);
 }
 
-#define FE(name) "/flame.v1.Frontend/" name
-
-const rpc_method sm_frontend_methods[] = {
-    { FE("RegisterApplication"), RPC_KIND_UNARY, register_application },
-    { FE("UnregisterApplication"), RPC_KIND_UNARY, unregister_application },
-    { FE("UpdateApplication"), RPC_KIND_UNARY, update_application },
-    { FE("GetApplication"), RPC_KIND_UNARY, get_application },
-    { FE("ListApplication"), RPC_KIND_UNARY, list_application },
-    { FE("ListExecutor"), RPC_KIND_UNARY, list_executor },
-    { FE("ListNodes"), RPC_KIND_UNARY, list_nodes },
-    { FE("GetNode"), RPC_KIND_UNARY, get_node },
-    { FE("CreateSession"), RPC_KIND_UNARY, create_session_rpc },
-    { FE("DeleteSession"), RPC_KIND_UNARY, delete_session },
-    { FE("OpenSession"), RPC_KIND_UNARY, open_session },
-    { FE("CloseSession"), RPC_KIND_UNARY, close_session_rpc },
-    { FE("GetSession"), RPC_KIND_UNARY, get_session },
-    { FE("ListSession"), RPC_KIND_UNARY, list_session },
-    { FE("CreateTask"), RPC_KIND_UNARY, create_task },
-    { FE("GetTask"), RPC_KIND_UNARY, get_task },
-    { FE("WatchTask"), RPC_KIND_SERVER_STREAM, watch_task },
-    { FE("ListTask"), RPC_KIND_SERVER_STREAM, list_task },
-    { FE("CreateTasks"), RPC_KIND_UNARY, create_tasks },
-    { FE("WatchSession"), RPC_KIND_SERVER_STREAM, watch_session },
-    { FE("RunSession"), RPC_KIND_BIDI, run_session },
+static const rpc_method methods[] = {
+    { "RegisterApplication", RPC_KIND_UNARY, register_application },
+    { "UnregisterApplication", RPC_KIND_UNARY, unregister_application },
+    { "UpdateApplication", RPC_KIND_UNARY, update_application },
+    { "GetApplication", RPC_KIND_UNARY, get_application },
+    { "ListApplication", RPC_KIND_UNARY, list_application },
+    { "ListExecutor", RPC_KIND_UNARY, list_executor },
+    { "ListNodes", RPC_KIND_UNARY, list_nodes },
+    { "GetNode", RPC_KIND_UNARY, get_node },
+    { "CreateSession", RPC_KIND_UNARY, create_session_rpc },
+    { "DeleteSession", RPC_KIND_UNARY, delete_session },
+    { "OpenSession", RPC_KIND_UNARY, open_session },
+    { "CloseSession", RPC_KIND_UNARY, close_session_rpc },
+    { "GetSession", RPC_KIND_UNARY, get_session },
+    { "ListSession", RPC_KIND_UNARY, list_session },
+    { "CreateTask", RPC_KIND_UNARY, create_task },
+    { "GetTask", RPC_KIND_UNARY, get_task },
+    { "WatchTask", RPC_KIND_SERVER_STREAM, watch_task },
+    { "ListTask", RPC_KIND_SERVER_STREAM, list_task },
+    { "CreateTasks", RPC_KIND_UNARY, create_tasks },
+    { "WatchSession", RPC_KIND_SERVER_STREAM, watch_session },
+    { "RunSession", RPC_KIND_BIDI, run_session },
 };
-const size_t sm_frontend_methods_len = FL_ARRAY_LEN(sm_frontend_methods);
+const rpc_service sm_frontend_service = { &flame__v1__frontend__descriptor, methods,
+                                           FL_ARRAY_LEN(methods) };

@@ -110,7 +110,6 @@ typedef struct sm_out {
 
 struct flame_session_manager {
     rpc_server *rpc;
-    rpc_method *methods;
     fl_store *store;
     pthread_t thread;
     int port;
@@ -160,12 +159,10 @@ static inline sm_node *sm_node_get(sm_t *sm, const char *name)
     return name ? (sm_node *)fl_map_get(&sm->nodes, name) : NULL;
 }
 
-/* ---- handlers: frontend.c, backend.c (engine.c registers the tables;
+/* ---- handlers: frontend.c, backend.c (engine.c registers the services;
  * nothing calls into these files) ---------------------------------------- */
-extern const rpc_method sm_frontend_methods[];
-extern const size_t sm_frontend_methods_len;
-extern const rpc_method sm_backend_methods[];
-extern const size_t sm_backend_methods_len;
+extern const rpc_service sm_frontend_service;
+extern const rpc_service sm_backend_service;
 
 /* ---- engine.c ------------------------------------------------------------ */
 /* The rpc loop's hooks: commit the batch and send what waited for it; the

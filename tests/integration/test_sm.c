@@ -419,7 +419,8 @@ END_TEST
 START_TEST(bad_input_keeps_daemon_up)
 {
     char *target = endpoint + strlen("http://");
-    rpc_channel *ch = rpc_channel_new(target, 0);
+    rpc_channel *ch;
+    ck_assert_int_eq(rpc_channel_new(&ch, target, NULL), FLAME_OK);
     uint8_t *resp = NULL;
     size_t len;
     const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99 };
