@@ -12,7 +12,7 @@ dir=${1:?usage: sm_layers.sh libflame/sm}
 order="frontend.c backend.c
 engine.c
 schedule.c builtin.c app.c node.c session.c executor.c task.c launch_none.c
-dispatch.c watch.c pack.c reply.c"
+dispatch.c watch.c reply.c"
 
 defs() {
     grep -v '^static' "$dir/$1" | grep -v ';[[:space:]]*$' |

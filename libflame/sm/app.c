@@ -1,34 +1,24 @@
 /* Applications: registering, updating and unregistering them (an
  * application with open sessions cannot change). */
-#include <stdlib.h>
 #include <string.h>
 
 #include "sm.h"
 
-static fl_app *app_new(const char *name, const Flame__V1__ApplicationSpec *spec, int64_t ctime)
+flame_status sm_app_register(sm_t *sm, const char *name, fl_app *a)
 {
-    size_t n = flame__v1__application_spec__get_packed_size(spec);
-    uint8_t *blob = fl_malloc(n ? n : 1);
-    flame__v1__application_spec__pack(spec, blob);
-    fl_app *a = fl_app_new(name, blob, n, ctime);
-    free(blob);
-    return a;
-}
-
-flame_status sm_app_register(sm_t *sm, const char *name, const Flame__V1__ApplicationSpec *spec)
-{
-    flame_status st = fl_app_validate(name, spec);
+    flame_status st = fl_app_validate(name, a ? a->spec : NULL);
     if (!st && fl_map_get(&sm->apps, name))
         st = fl_error(FLAME_ERR_ALREADY_EXISTS, "application %s already exists", name);
-    if (st)
+    if (st) {
+        fl_app_free(a);
         return st;
-    fl_app *a = app_new(name, spec, fl_now_ms());
+    }
     fl_map_put(&sm->apps, a->name, a);
     fl_store_put_app(sm->store, a);
     return FLAME_OK;
 }
 
-flame_status sm_app_update(sm_t *sm, const char *name, const Flame__V1__ApplicationSpec *spec)
+flame_status sm_app_update(sm_t *sm, const char *name, fl_app *na)
 {
     fl_app *a = fl_map_get(&sm->apps, name);
     flame_status st = FLAME_OK;
@@ -39,10 +29,12 @@ flame_status sm_app_update(sm_t *sm, const char *name, const Flame__V1__Applicat
                       "application %s has %u open session(s); close them before updating it",
                       name, a->open_sessions);
     else
-        st = fl_app_validate(name, spec);
-    if (st)
+        st = fl_app_validate(name, na ? na->spec : NULL);
+    if (st) {
+        fl_app_free(na);
         return st;
-    fl_app *na = app_new(name, spec, a->ctime);
+    }
+    na->ctime = a->ctime;
     na->state = a->state;
     fl_map_put(&sm->apps, na->name, na);
     fl_app_free(a);

@@ -54,9 +54,9 @@ static void sync_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         size_t it = 0;
         void *v;
         while (fl_map_next(&sm->execs, &it, NULL, &v)) {
-            if (strcmp(((sm_exec *)v)->node, n->name))
+            if (strcmp(((sm_exec *)v)->ex->node, n->name))
                 continue;
-            x = sm_pack_executor(v, &l);
+            x = fl_wire_pack_executor(((sm_exec *)v)->ex, sm_exec_session_id(v), &l);
             fl_wire_put_bytes(&b, 2, x, l);
             free(x);
         }
@@ -91,9 +91,9 @@ static void register_executor(rpc_call *call, const ProtobufCMessage *msg, void 
     const Flame__V1__RegisterExecutorRequest *req = (const Flame__V1__RegisterExecutorRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
-    if (!st && e->state != FLAME_EXECUTOR_VOID)
+    if (!st && !fl_executor_can_register(e->ex->state))
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is already registered (%s)",
-                      e->id, flame_executor_state_str(e->state));
+                      e->ex->id, flame_executor_state_str(e->ex->state));
     if (st) {
         sm_reply_error(sm, call, st);
     } else {
@@ -124,11 +124,10 @@ static void bind_executor(rpc_call *call, const ProtobufCMessage *msg, void *ctx
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (!st && e->bind_call)
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is already waiting to bind",
-                      e->id);
-    if (!st && e->state != FLAME_EXECUTOR_IDLE && e->state != FLAME_EXECUTOR_BINDING &&
-        e->state != FLAME_EXECUTOR_RELEASING)
-        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s cannot bind while %s", e->id,
-                      flame_executor_state_str(e->state));
+                      e->ex->id);
+    if (!st && !fl_executor_can_bind(e->ex->state))
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s cannot bind while %s", e->ex->id,
+                      flame_executor_state_str(e->ex->state));
     if (st) {
         sm_reply_error(sm, call, st);
     } else {
@@ -143,9 +142,9 @@ static void bind_executor_completed(rpc_call *call, const ProtobufCMessage *msg,
     const Flame__V1__BindExecutorCompletedRequest *req = (const Flame__V1__BindExecutorCompletedRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
-    if (!st && e->state != FLAME_EXECUTOR_BINDING && e->state != FLAME_EXECUTOR_UNBINDING)
-        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not binding (%s)", e->id,
-                      flame_executor_state_str(e->state));
+    if (!st && !fl_executor_can_complete_bind(e->ex->state))
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not binding (%s)", e->ex->id,
+                      flame_executor_state_str(e->ex->state));
     if (st) {
         sm_reply_error(sm, call, st);
     } else {
@@ -162,10 +161,9 @@ static void unbind_executor(rpc_call *call, const ProtobufCMessage *msg, void *c
     const Flame__V1__UnbindExecutorRequest *req = (const Flame__V1__UnbindExecutorRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
-    if (!st && e->state != FLAME_EXECUTOR_BOUND && e->state != FLAME_EXECUTOR_BINDING &&
-        e->state != FLAME_EXECUTOR_UNBINDING)
-        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not bound (%s)", e->id,
-                      flame_executor_state_str(e->state));
+    if (!st && !fl_executor_can_unbind(e->ex->state))
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not bound (%s)", e->ex->id,
+                      flame_executor_state_str(e->ex->state));
     if (st) {
         sm_reply_error(sm, call, st);
     } else {
@@ -181,9 +179,9 @@ static void unbind_executor_completed(rpc_call *call, const ProtobufCMessage *ms
         (const Flame__V1__UnbindExecutorCompletedRequest *)msg;
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
-    if (!st && e->state != FLAME_EXECUTOR_UNBINDING && e->state != FLAME_EXECUTOR_BOUND)
-        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not unbinding (%s)", e->id,
-                      flame_executor_state_str(e->state));
+    if (!st && !fl_executor_can_complete_unbind(e->ex->state))
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is not unbinding (%s)", e->ex->id,
+                      flame_executor_state_str(e->ex->state));
     if (st) {
         sm_reply_error(sm, call, st);
     } else {
@@ -200,13 +198,13 @@ static void launch_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (!st && e->launch_call)
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s is already waiting for a task",
-                      e->id);
+                      e->ex->id);
     if (!st && e->nrun)
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
-                      "executor %s still runs task %u; complete it first", e->id, e->run[0]->id);
+                      "executor %s still runs task %u; complete it first", e->ex->id, e->run[0]->id);
     if (st) {
         sm_reply_error(sm, call, st);
-    } else if (e->state != FLAME_EXECUTOR_BOUND || !e->sess) {
+    } else if (e->ex->state != FLAME_EXECUTOR_BOUND || !e->sess) {
         /* unbinding (or never bound): no task, the executor leaves the session */
         sm_reply(sm, call, NULL, 0);
     } else {
@@ -225,16 +223,16 @@ static void executor_stream(rpc_call *call, const ProtobufCMessage *msg, void *c
     const Flame__V1__ExecutorUpdate *req = (const Flame__V1__ExecutorUpdate *)msg;
     sm_exec *e = sm_exec_get(sm, req->executor_id);
     if (e && e->stream && e->stream != call) {
-        sm_close(sm, call, RPC_FAILED_PRECONDITION, "executor %s already has a stream", e->id);
+        sm_close(sm, call, RPC_FAILED_PRECONDITION, "executor %s already has a stream", e->ex->id);
     } else if (!e) {
         sm_close(sm, call, RPC_NOT_FOUND, "executor %s not found", req->executor_id);
-    } else if (!e->stream && e->state == FLAME_EXECUTOR_UNBINDING) {
+    } else if (!e->stream && e->ex->state == FLAME_EXECUTOR_UNBINDING) {
         /* unbound while it was entering the session: nothing to run, the
          * stream ends at once and the executor goes on to unbind */
         sm_close(sm, call, RPC_OK, "%s", "");
-    } else if (!e->stream && (e->state != FLAME_EXECUTOR_BOUND || !e->sess)) {
-        sm_close(sm, call, RPC_FAILED_PRECONDITION, "executor %s is not bound (%s)", e->id,
-                        flame_executor_state_str(e->state));
+    } else if (!e->stream && (e->ex->state != FLAME_EXECUTOR_BOUND || !e->sess)) {
+        sm_close(sm, call, RPC_FAILED_PRECONDITION, "executor %s is not bound (%s)", e->ex->id,
+                        flame_executor_state_str(e->ex->state));
     } else {
         if (!e->stream)
             sm_exec_stream_open(sm, e, call);
@@ -249,7 +247,7 @@ static void executor_stream(rpc_call *call, const ProtobufCMessage *msg, void *c
                         o->_output_case ? &o->output : NULL,
                         o->_message_case ? o->message : NULL);
         }
-        if (e->state == FLAME_EXECUTOR_BOUND && ss) {
+        if (e->ex->state == FLAME_EXECUTOR_BOUND && ss) {
             sm_dispatch_credit(sm, e, req->credit);
         }
     }
@@ -262,7 +260,7 @@ static void complete_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx
     sm_exec *e;
     flame_status st = sm_exec_lookup(sm, req->executor_id, &e);
     if (!st && (!e->nrun || !e->sess))
-        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s runs no task", e->id);
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "executor %s runs no task", e->ex->id);
     if (!st && !req->task_result)
         st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "CompleteTask needs a task_result");
     if (st) {

@@ -11,7 +11,7 @@ static void builtin(sm_t *sm, const char *name, const char *description, const c
     spec.description = (char *)description;
     spec._command_case = FLAME__V1__APPLICATION_SPEC___COMMAND_COMMAND;
     spec.command = (char *)command;
-    if (sm_app_register(sm, name, &spec))
+    if (sm_app_register(sm, name, fl_wire_app_new(name, &spec, fl_now_ms())))
         fl_log(FL_LOG_ERROR, "sm", "built-in application %s: %s", name, flame_error_last());
 }
 

@@ -143,7 +143,7 @@ static void launch(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
 {
     set_running(sm, e, ss, t);
     size_t n;
-    uint8_t *task = sm_pack_task(ss->s, t, &n);
+    uint8_t *task = fl_wire_pack_task(ss->s, t, &n);
     fl_buf b = { 0 };
     fl_wire_put_bytes(&b, 1, task, n);
     free(task);
@@ -173,7 +173,7 @@ static void stream_task(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
     set_running(sm, e, ss, t);
     exec_dirty(sm, e);
     size_t n;
-    uint8_t *task = sm_pack_task(ss->s, t, &n);
+    uint8_t *task = fl_wire_pack_task(ss->s, t, &n);
     fl_wire_put_bytes(&e->out, 1, task, n);
     free(task);
     e->nout++;

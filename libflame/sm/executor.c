@@ -11,6 +11,14 @@
 #define BIND_FAILURES_MAX 5
 #define VOID_TIMEOUT_S 30
 
+/* Every state change goes through the model's table; the callers check
+ * first, so a refusal is a bug here: logged, the state left as it was. */
+static void set_state(sm_exec *e, int to)
+{
+    if (fl_executor_set_state(e->ex, to, fl_now_ms()))
+        fl_log(FL_LOG_ERROR, "sm", "%s", flame_error_last());
+}
+
 flame_status sm_exec_lookup(sm_t *sm, const char *id, sm_exec **out)
 {
     *out = sm_exec_get(sm, id);
@@ -21,25 +29,21 @@ flame_status sm_exec_lookup(sm_t *sm, const char *id, sm_exec **out)
 
 sm_exec *sm_exec_create(sm_t *sm, sm_node *n, sm_session *ss)
 {
-    sm_exec *e = fl_calloc(1, sizeof *e);
-    e->id = fl_sprintf("%s-%llx-%llu", n->name, (unsigned long long)sm->started_ms,
-                       (unsigned long long)++sm->exec_seq);
-    e->node = fl_strdup(n->name);
-    e->resreq = ss->s->resreq;
+    char *id = fl_sprintf("%s-%llx-%llu", n->name, (unsigned long long)sm->started_ms,
+                          (unsigned long long)++sm->exec_seq);
     fl_app *a = sm_app_get(sm, ss->s->app);
-    e->shim = a ? (int)a->spec->shim : 0;
-    e->state = FLAME_EXECUTOR_VOID;
-    e->idle_since = fl_now_ms(); /* creation time while Void */
-    e->intended = fl_strdup(ss->s->id);
-    e->app = fl_strdup(ss->s->app);
+    sm_exec *e = fl_calloc(1, sizeof *e);
+    e->ex = fl_executor_new(id, n->name, ss->s->id, ss->s->app, ss->s->resreq,
+                            a ? a->spec->shim : 0, fl_now_ms());
+    free(id);
     e->launcher = n->launcher;
-    fl_map_put(&sm->execs, e->id, e);
+    fl_map_put(&sm->execs, e->ex->id, e);
     if (n->launcher->create(sm, n, e)) {
-        fl_log(FL_LOG_WARN, "sm", "executor %s on %s: %s", e->id, n->name, flame_error_last());
+        fl_log(FL_LOG_WARN, "sm", "executor %s on %s: %s", e->ex->id, n->name, flame_error_last());
         sm_exec_free(sm, e, "its node could not start it");
         return NULL;
     }
-    fl_log(FL_LOG_DEBUG, "sm", "executor %s created on %s for session %s", e->id, n->name,
+    fl_log(FL_LOG_DEBUG, "sm", "executor %s created on %s for session %s", e->ex->id, n->name,
            ss->s->id);
     return e;
 }
@@ -66,10 +70,7 @@ static void requeue(sm_t *sm, sm_exec *e, const char *why)
 static void exec_destroy(sm_exec *e)
 {
     free(e->run);
-    free(e->id);
-    free(e->node);
-    free(e->intended);
-    free(e->app);
+    fl_executor_free(e->ex);
     free(e);
 }
 
@@ -88,7 +89,7 @@ void sm_exec_free(sm_t *sm, sm_exec *e, const char *why)
     }
     if (e->launcher->release)
         e->launcher->release(sm, e);
-    fl_map_del(&sm->execs, e->id);
+    fl_map_del(&sm->execs, e->ex->id);
     exec_destroy(e);
     sm->sched_dirty = true;
 }
@@ -113,7 +114,7 @@ static void free_where(sm_t *sm, bool (*match)(const sm_exec *, const void *), c
 
 static bool on_node(const sm_exec *e, const void *node)
 {
-    return strcmp(e->node, node) == 0;
+    return strcmp(e->ex->node, node) == 0;
 }
 
 void sm_exec_drop_node(sm_t *sm, const char *node, const char *why)
@@ -123,8 +124,8 @@ void sm_exec_drop_node(sm_t *sm, const char *node, const char *why)
 
 static bool never_registered(const sm_exec *e, const void *now_s)
 {
-    return e->state == FLAME_EXECUTOR_VOID &&
-           *(const int64_t *)now_s - e->idle_since / 1000 > VOID_TIMEOUT_S;
+    return e->ex->state == FLAME_EXECUTOR_VOID &&
+           *(const int64_t *)now_s - e->ex->idle_since / 1000 > VOID_TIMEOUT_S;
 }
 
 void sm_execs_expire(sm_t *sm, int64_t now_s)
@@ -144,8 +145,8 @@ void sm_exec_detach_session(sm_t *sm, sm_session *ss)
         sm_dispatch_stream_close(sm, e, RPC_NOT_FOUND, "the session was deleted");
         e->nrun = 0;
         e->sess = NULL;
-        if (e->state == FLAME_EXECUTOR_BOUND || e->state == FLAME_EXECUTOR_BINDING)
-            e->state = FLAME_EXECUTOR_UNBINDING;
+        if (fl_executor_transition_ok(e->ex->state, FLAME_EXECUTOR_UNBINDING))
+            set_state(e, FLAME_EXECUTOR_UNBINDING);
     }
 }
 
@@ -163,8 +164,7 @@ void sm_execs_free(sm_t *sm)
 
 void sm_exec_registered(sm_t *sm, sm_exec *e)
 {
-    e->state = FLAME_EXECUTOR_IDLE;
-    e->idle_since = fl_now_ms();
+    set_state(e, FLAME_EXECUTOR_IDLE);
     sm->sched_dirty = true;
 }
 
@@ -178,12 +178,12 @@ static void bind_cancelled(rpc_call *call, void *arg)
 
 void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss)
 {
-    if (e->state != FLAME_EXECUTOR_IDLE)
+    if (!fl_executor_transition_ok(e->ex->state, FLAME_EXECUTOR_BINDING))
         return;
-    e->state = FLAME_EXECUTOR_BINDING;
+    set_state(e, FLAME_EXECUTOR_BINDING);
     e->sess = ss;
-    free(e->app);
-    e->app = fl_strdup(ss->s->app);
+    free(e->ex->app);
+    e->ex->app = fl_strdup(ss->s->app);
     if (!e->bind_call)
         return;
     fl_app *a = sm_app_get(sm, ss->s->app);
@@ -191,11 +191,11 @@ void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss)
     size_t n;
     uint8_t *x;
     if (a) {
-        x = sm_pack_app(a, &n);
+        x = fl_wire_pack_app(a, &n);
         fl_wire_put_bytes(&b, 1, x, n);
         free(x);
     }
-    x = sm_pack_session(ss->s, &n);
+    x = fl_wire_pack_session(ss->s, &n);
     fl_wire_put_bytes(&b, 2, x, n);
     free(x);
     rpc_call_on_cancel(e->bind_call, NULL, NULL);
@@ -206,9 +206,9 @@ void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss)
 
 void sm_exec_release(sm_t *sm, sm_exec *e)
 {
-    if (e->state != FLAME_EXECUTOR_IDLE)
+    if (!fl_executor_transition_ok(e->ex->state, FLAME_EXECUTOR_RELEASING))
         return;
-    e->state = FLAME_EXECUTOR_RELEASING;
+    set_state(e, FLAME_EXECUTOR_RELEASING);
     if (e->bind_call) {
         rpc_call_on_cancel(e->bind_call, NULL, NULL);
         sm_reply(sm, e->bind_call, NULL, 0);
@@ -221,13 +221,13 @@ void sm_exec_wait_bind(sm_t *sm, sm_exec *e, rpc_call *call)
     e->bind_call = call;
     rpc_call_on_cancel(call, bind_cancelled, e);
     /* a decision taken before the executor asked is answered now */
-    if (e->state == FLAME_EXECUTOR_BINDING && e->sess) {
-        e->state = FLAME_EXECUTOR_IDLE;
+    if (e->ex->state == FLAME_EXECUTOR_BINDING && e->sess) {
+        set_state(e, FLAME_EXECUTOR_IDLE);
         sm_session *ss = e->sess;
         e->sess = NULL;
         sm_exec_bind(sm, e, ss);
-    } else if (e->state == FLAME_EXECUTOR_RELEASING) {
-        e->state = FLAME_EXECUTOR_IDLE;
+    } else if (e->ex->state == FLAME_EXECUTOR_RELEASING) {
+        set_state(e, FLAME_EXECUTOR_IDLE);
         sm_exec_release(sm, e);
     } else {
         sm->sched_dirty = true;
@@ -238,12 +238,11 @@ static void bind_failed(sm_t *sm, sm_exec *e, const char *message)
 {
     sm_session *ss = e->sess;
     e->sess = NULL;
-    e->state = FLAME_EXECUTOR_IDLE;
-    e->idle_since = fl_now_ms();
+    set_state(e, FLAME_EXECUTOR_IDLE);
     if (!ss)
         return;
     fl_session *s = ss->s;
-    char *msg = fl_sprintf("failed to bind session %s on executor %s: %s", s->id, e->id,
+    char *msg = fl_sprintf("failed to bind session %s on executor %s: %s", s->id, e->ex->id,
                            message && *message ? message : "the service refused the session");
     fl_events_add(&s->events, 1001, msg, fl_now_ms());
     fl_log(FL_LOG_WARN, "sm", "%s", msg);
@@ -262,8 +261,8 @@ void sm_exec_bind_completed(sm_t *sm, sm_exec *e, bool ok, const char *message)
 {
     if (!ok) {
         bind_failed(sm, e, message);
-    } else if (e->state == FLAME_EXECUTOR_BINDING) {
-        e->state = FLAME_EXECUTOR_BOUND;
+    } else if (e->ex->state == FLAME_EXECUTOR_BINDING) {
+        set_state(e, FLAME_EXECUTOR_BOUND);
         if (e->sess && e->sess->s->bind_failures) {
             e->sess->s->bind_failures = 0;
             fl_store_put_session(sm->store, e->sess->s);
@@ -276,9 +275,9 @@ void sm_exec_bind_completed(sm_t *sm, sm_exec *e, bool ok, const char *message)
 
 void sm_exec_unbind(sm_t *sm, sm_exec *e)
 {
-    if (e->state != FLAME_EXECUTOR_BOUND && e->state != FLAME_EXECUTOR_BINDING)
+    if (!fl_executor_transition_ok(e->ex->state, FLAME_EXECUTOR_UNBINDING))
         return;
-    e->state = FLAME_EXECUTOR_UNBINDING;
+    set_state(e, FLAME_EXECUTOR_UNBINDING);
     sm_dispatch_launch_none(sm, e);
     sm_dispatch_stream_unbind(sm, e); /* a streamer finishes what it has first */
 }
@@ -286,7 +285,8 @@ void sm_exec_unbind(sm_t *sm, sm_exec *e)
 void sm_exec_unbinding(sm_t *sm, sm_exec *e)
 {
     requeue(sm, e, "its executor unbound before the task completed");
-    e->state = FLAME_EXECUTOR_UNBINDING;
+    if (e->ex->state != FLAME_EXECUTOR_UNBINDING) /* asked twice */
+        set_state(e, FLAME_EXECUTOR_UNBINDING);
     sm_dispatch_launch_none(sm, e);
 }
 
@@ -295,8 +295,7 @@ void sm_exec_unbound(sm_t *sm, sm_exec *e)
     requeue(sm, e, "its executor unbound before the task completed");
     sm_dispatch_unwait(e);
     e->sess = NULL;
-    e->state = FLAME_EXECUTOR_IDLE;
-    e->idle_since = fl_now_ms();
+    set_state(e, FLAME_EXECUTOR_IDLE);
     sm->sched_dirty = true;
 }
 

@@ -9,7 +9,7 @@
 static void reply_session(sm_t *sm, rpc_call *call, const fl_session *s)
 {
     size_t n;
-    uint8_t *buf = sm_pack_session(s, &n);
+    uint8_t *buf = fl_wire_pack_session(s, &n);
     sm_reply(sm, call, buf, n);
 }
 
@@ -20,7 +20,8 @@ static void register_application(rpc_call *call, const ProtobufCMessage *msg, vo
 {
     sm_t *sm = ctx;
     const Flame__V1__RegisterApplicationRequest *req = (const Flame__V1__RegisterApplicationRequest *)msg;
-    flame_status st = sm_app_register(sm, req->name, req->application);
+    flame_status st =
+        sm_app_register(sm, req->name, fl_wire_app_new(req->name, req->application, fl_now_ms()));
     if (st) {
         sm_reply_error(sm, call, st);
     } else {
@@ -33,7 +34,8 @@ static void update_application(rpc_call *call, const ProtobufCMessage *msg, void
 {
     sm_t *sm = ctx;
     const Flame__V1__UpdateApplicationRequest *req = (const Flame__V1__UpdateApplicationRequest *)msg;
-    flame_status st = sm_app_update(sm, req->name, req->application);
+    flame_status st =
+        sm_app_update(sm, req->name, fl_wire_app_new(req->name, req->application, fl_now_ms()));
     if (st)
         sm_reply_error(sm, call, st);
     else
@@ -60,7 +62,7 @@ static void get_application(rpc_call *call, const ProtobufCMessage *msg, void *c
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name));
     } else {
         size_t n;
-        uint8_t *buf = sm_pack_app(a, &n);
+        uint8_t *buf = fl_wire_pack_app(a, &n);
         sm_reply(sm, call, buf, n);
     }
 }
@@ -80,24 +82,16 @@ static void list_application(rpc_call *call, const ProtobufCMessage *msg, void *
     while (fl_map_next(&sm->apps, &it, NULL, &val))
         v[k++] = val;
     qsort(v, k, sizeof *v, cmp_app);
-    Flame__V1__Application *msgs = fl_calloc(k ? k : 1, sizeof *msgs);
-    Flame__V1__Application **ptrs = fl_calloc(k ? k : 1, sizeof *ptrs);
+    fl_buf b = { 0 }; /* ApplicationList: each one as field 1 */
     for (size_t i = 0; i < k; i++) {
-        sm_fill_app(&msgs[i], v[i]);
-        ptrs[i] = &msgs[i];
+        size_t xn;
+        uint8_t *x = fl_wire_pack_app(v[i], &xn);
+        fl_wire_put_bytes(&b, 1, x, xn);
+        free(x);
     }
-    Flame__V1__ApplicationList list = FLAME__V1__APPLICATION_LIST__INIT;
-    list.n_applications = k;
-    list.applications = ptrs;
-    size_t plen = flame__v1__application_list__get_packed_size(&list);
-    uint8_t *buf = fl_malloc(plen ? plen : 1);
-    flame__v1__application_list__pack(&list, buf);
-    for (size_t i = 0; i < k; i++)
-        sm_fill_app_done(&msgs[i]);
-    free(msgs);
-    free(ptrs);
     free(v);
-    sm_reply(sm, call, buf, plen);
+    size_t plen = b.len;
+    sm_reply(sm, call, (uint8_t *)fl_buf_detach(&b), plen);
 }
 
 /* ---- executors and nodes ---------------------------------------------- */
@@ -110,7 +104,7 @@ static void list_executor(rpc_call *call, const ProtobufCMessage *msg, void *ctx
     Flame__V1__Executor **ptrs = fl_calloc(n + 1, sizeof *ptrs);
     void *v;
     while (fl_map_next(&sm->execs, &it, NULL, &v)) {
-        sm_fill_executor(&msgs[k], v);
+        fl_wire_fill_executor(&msgs[k], ((sm_exec *)v)->ex, sm_exec_session_id(v));
         ptrs[k] = &msgs[k];
         k++;
     }
@@ -119,7 +113,7 @@ static void list_executor(rpc_call *call, const ProtobufCMessage *msg, void *ctx
     list.executors = ptrs;
     sm_reply_msg(sm, call, &list.base);
     for (size_t i = 0; i < k; i++)
-        sm_fill_executor_done(&msgs[i]);
+        fl_wire_fill_executor_done(&msgs[i]);
     free(msgs);
     free(ptrs);
 }
@@ -155,24 +149,36 @@ static void get_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 
 /* ---- sessions ----------------------------------------------------------- */
 
+/* The plain spec of m, in *sp; NULL when m is. */
+static const fl_session_spec *session_spec(fl_session_spec *sp, const Flame__V1__SessionSpec *m)
+{
+    if (!m)
+        return NULL;
+    fl_wire_session_spec(sp, m);
+    return sp;
+}
+
 static void create_session_rpc(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
     const Flame__V1__CreateSessionRequest *req = (const Flame__V1__CreateSessionRequest *)msg;
+    fl_session_spec sp;
+    const fl_session_spec *spec = session_spec(&sp, req->session);
     flame_status st = sm_session_check_new_id(sm, req->session_id);
     if (!st)
-        st = sm_session_check_spec(sm, req->session);
+        st = sm_session_check_spec(sm, spec);
     if (st)
         sm_reply_error(sm, call, st);
     else
-        reply_session(sm, call, sm_session_create(sm, req->session_id, req->session));
+        reply_session(sm, call, sm_session_create(sm, req->session_id, spec));
 }
 
 static void open_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
     const Flame__V1__OpenSessionRequest *req = (const Flame__V1__OpenSessionRequest *)msg;
-    const Flame__V1__SessionSpec *spec = req->_session_case ? req->session : NULL;
+    fl_session_spec sp;
+    const fl_session_spec *spec = session_spec(&sp, req->_session_case ? req->session : NULL);
     sm_session *ss = sm_session_get(sm, req->session_id);
     flame_status st = FLAME_OK;
     const char *why;
@@ -245,7 +251,7 @@ static void list_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     Flame__V1__Session *msgs = fl_calloc(n ? n : 1, sizeof *msgs);
     Flame__V1__Session **ptrs = fl_calloc(n ? n : 1, sizeof *ptrs);
     for (sm_session *ss = sm->first; ss && k < n; ss = ss->next) {
-        sm_fill_session(&msgs[k], ss->s);
+        fl_wire_fill_session(&msgs[k], ss->s);
         ptrs[k] = &msgs[k];
         k++;
     }
@@ -256,7 +262,7 @@ static void list_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     uint8_t *buf = fl_malloc(plen ? plen : 1);
     flame__v1__session_list__pack(&list, buf);
     for (size_t i = 0; i < k; i++)
-        sm_fill_session_done(&msgs[i]);
+        fl_wire_fill_session_done(&msgs[i]);
     free(msgs);
     free(ptrs);
     sm_reply(sm, call, buf, plen);
@@ -285,7 +291,7 @@ static void create_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         sm_reply_error(sm, call, st);
     } else {
         size_t plen;
-        uint8_t *buf = sm_pack_task(ss->s, ss->s->tasks[id - 1], &plen);
+        uint8_t *buf = fl_wire_pack_task(ss->s, ss->s->tasks[id - 1], &plen);
         sm_reply(sm, call, buf, plen);
     }
 }
@@ -400,7 +406,7 @@ static void get_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         sm_reply_error(sm, call, FLAME_ERR_NOT_FOUND);
     } else {
         size_t n;
-        uint8_t *buf = sm_pack_task(ss->s, t, &n);
+        uint8_t *buf = fl_wire_pack_task(ss->s, t, &n);
         sm_reply(sm, call, buf, n);
     }
 }
@@ -415,7 +421,7 @@ static void watch_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         sm_reply_error(sm, call, FLAME_ERR_NOT_FOUND);
     } else {
         size_t n;
-        uint8_t *buf = sm_pack_task(ss->s, t, &n);
+        uint8_t *buf = fl_wire_pack_task(ss->s, t, &n);
         sm_send(sm, call, buf, n);
         if (fl_task_terminal(t->state))
             sm_finish(sm, call, RPC_OK, "%s", "");
@@ -436,7 +442,7 @@ static void list_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
             if (!ss->s->tasks[i])
                 continue;
             size_t n;
-            uint8_t *buf = sm_pack_task(ss->s, ss->s->tasks[i], &n);
+            uint8_t *buf = fl_wire_pack_task(ss->s, ss->s->tasks[i], &n);
             sm_send(sm, call, buf, n);
         }
         sm_finish(sm, call, RPC_OK, "%s", "");

@@ -13,12 +13,12 @@ static flame_status none_create(sm_t *sm, sm_node *n, const sm_exec *e)
     if (!n->watch)
         return fl_error(FLAME_ERR_UNAVAILABLE, "node %s is not connected", n->name);
     Flame__V1__Executor m;
-    sm_fill_executor(&m, e);
+    fl_wire_fill_executor(&m, e->ex, sm_exec_session_id(e));
     Flame__V1__WatchNodeResponse r = FLAME__V1__WATCH_NODE_RESPONSE__INIT;
     r.response_case = FLAME__V1__WATCH_NODE_RESPONSE__RESPONSE_EXECUTOR;
     r.executor = &m;
     sm_push_msg(sm, n->watch, &r.base);
-    sm_fill_executor_done(&m);
+    fl_wire_fill_executor_done(&m);
     return FLAME_OK;
 }
 

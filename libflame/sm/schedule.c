@@ -36,14 +36,14 @@ static void apply(sm_t *sm, const flame_decision *d)
 
 static int64_t delay_release_ms(const fl_app *a)
 {
-    return a && a->spec->_delay_release_case ? a->spec->delay_release * 1000 : 60000;
+    return a && a->spec->has_delay_release ? a->spec->delay_release * 1000 : 60000;
 }
 
 /* No executor manager here runs Wasm: such sessions wait (stay Pending). */
 static bool wasm_app(sm_t *sm, const char *name)
 {
     fl_app *a = sm_app_get(sm, name);
-    return a && a->spec->shim == FLAME__V1__SHIM__Wasm;
+    return a && a->spec->shim == FLAME_SHIM_WASM;
 }
 
 void sm_sched_run(sm_t *sm)
@@ -69,7 +69,7 @@ void sm_sched_run(sm_t *sm)
     it = k = 0;
     while (fl_map_next(&sm->apps, &it, NULL, &v)) {
         fl_app *a = v;
-        apps[k++] = (flame_sched_application){ a->name, a->spec->_max_instances_case != 0,
+        apps[k++] = (flame_sched_application){ a->name, a->spec->has_max_instances,
                                                a->spec->max_instances, delay_release_ms(a) };
     }
     k = 0;
@@ -97,15 +97,16 @@ void sm_sched_run(sm_t *sm)
     uint32_t last_hint = 0;
     while (fl_map_next(&sm->execs, &it, NULL, &v)) {
         sm_exec *e = v;
-        const char *sid = e->sess ? e->sess->s->id : e->state == FLAME_EXECUTOR_VOID ? e->intended : NULL;
+        const char *sid = e->sess ? e->sess->s->id
+                          : e->ex->state == FLAME_EXECUTOR_VOID ? e->ex->intended : NULL;
         /* executors sit on few nodes: look a node up once per run of them */
-        if (!last_node || strcmp(last_node, e->node) != 0) {
-            sm_node *n = sm_node_get(sm, e->node);
-            last_node = e->node;
+        if (!last_node || strcmp(last_node, e->ex->node) != 0) {
+            sm_node *n = sm_node_get(sm, e->ex->node);
+            last_node = e->ex->node;
             last_hint = n ? n->sched_hint : 0;
         }
-        ex[k++] = (flame_sched_executor){ e->id, e->node, e->resreq, (flame_executor_state)e->state,
-                                          sid, e->app, e->idle_since, last_hint,
+        ex[k++] = (flame_sched_executor){ e->ex->id, e->ex->node, e->ex->resreq, (flame_executor_state)e->ex->state,
+                                          sid, e->ex->app, e->ex->idle_since, last_hint,
                                           e->sess ? e->sess->sched_hint : 0 };
     }
     flame_sched_snapshot snap = { nodes, nn, apps, na, sess, ns, ex, k };

@@ -83,7 +83,7 @@ static void random_suffix(char *out, size_t n)
     out[n - 1] = 0;
 }
 
-flame_status sm_session_check_spec(sm_t *sm, const Flame__V1__SessionSpec *spec)
+flame_status sm_session_check_spec(sm_t *sm, const fl_session_spec *spec)
 {
     if (!spec)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "a session spec is required");
@@ -93,7 +93,7 @@ flame_status sm_session_check_spec(sm_t *sm, const Flame__V1__SessionSpec *spec)
     if (a->state != FLAME_APPLICATION_ENABLED)
         return fl_error(FLAME_ERR_FAILED_PRECONDITION, "application %s is disabled",
                         spec->application);
-    if (spec->_max_instances_case && spec->max_instances < spec->min_instances)
+    if (spec->has_max_instances && spec->max_instances < spec->min_instances)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "max_instances (%u) is smaller than min_instances (%u)",
                         spec->max_instances, spec->min_instances);
@@ -113,7 +113,7 @@ flame_status sm_session_check_new_id(sm_t *sm, const char *id)
     return FLAME_OK;
 }
 
-fl_session *sm_session_create(sm_t *sm, const char *want_id, const Flame__V1__SessionSpec *spec)
+fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_spec *spec)
 {
     char id[300];
     if (want_id && *want_id) {

@@ -7,9 +7,9 @@
  *   engine    engine.c: start/stop, restore, the flush after a batch, tick
  *   core      schedule.c, builtin.c, app.c, node.c, session.c, executor.c,
  *             task.c, launch_none.c
- *   services  dispatch.c (task hand-out), watch.c (watchers), pack.c (wire
- *             messages), reply.c (every answer, sent after the commit)
- *   below     store/, model/, sched/, rpc/
+ *   services  dispatch.c (task hand-out), watch.c (watchers), reply.c
+ *             (every answer, sent after the commit)
+ *   below     store/, model/, wire/ (flame.v1 <-> model), sched/, rpc/
  */
 #ifndef FL_SM_H
 #define FL_SM_H
@@ -76,15 +76,8 @@ typedef struct sm_node {
 /* An executor, server side (not persisted: executors are rebuilt by the
  * executor managers after a restart). */
 typedef struct sm_exec {
-    char *id;
-    char *node;
-    flame_resreq resreq;
-    int shim;
-    int state;                       /* flame_executor_state */
+    fl_executor *ex;                 /* the model: id, node, state (its table) */
     sm_session *sess;                /* BINDING/BOUND/UNBINDING */
-    char *intended;                  /* VOID: the session it was created for */
-    char *app;                       /* the application it serves or served */
-    int64_t idle_since;
     fl_task **run;                   /* running on it, in hand-out order */
     uint32_t nrun, caprun;
     rpc_call *bind_call, *launch_call;
@@ -159,6 +152,12 @@ static inline sm_node *sm_node_get(sm_t *sm, const char *name)
     return name ? (sm_node *)fl_map_get(&sm->nodes, name) : NULL;
 }
 
+/* The session an executor is bound to (Binding, Bound, Unbinding), or NULL. */
+static inline const char *sm_exec_session_id(const sm_exec *e)
+{
+    return e->sess ? e->sess->s->id : NULL;
+}
+
 /* ---- handlers: frontend.c, backend.c (engine.c registers the services;
  * nothing calls into these files) ---------------------------------------- */
 extern const rpc_service sm_frontend_service;
@@ -175,8 +174,10 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
                       fl_store *store);
 
 /* ---- app.c: applications ------------------------------------------------- */
-flame_status sm_app_register(sm_t *sm, const char *name, const Flame__V1__ApplicationSpec *spec);
-flame_status sm_app_update(sm_t *sm, const char *name, const Flame__V1__ApplicationSpec *spec);
+/* Both take a (fl_wire_app_new; NULL: no spec given) and free it when they
+ * refuse it. */
+flame_status sm_app_register(sm_t *sm, const char *name, fl_app *a);
+flame_status sm_app_update(sm_t *sm, const char *name, fl_app *a);
 /* Deletes its (closed) sessions with it. */
 flame_status sm_app_unregister(sm_t *sm, const char *name);
 
@@ -189,9 +190,9 @@ void sm_session_add(sm_t *sm, fl_session *s);
 /* Checks for a CreateSession/OpenSession: an id nobody has, a spec that
  * names an enabled application and sane instance bounds. */
 flame_status sm_session_check_new_id(sm_t *sm, const char *id);
-flame_status sm_session_check_spec(sm_t *sm, const Flame__V1__SessionSpec *spec);
+flame_status sm_session_check_spec(sm_t *sm, const fl_session_spec *spec);
 /* Creates and persists a session (want_id empty or NULL: a generated id). */
-fl_session *sm_session_create(sm_t *sm, const char *want_id, const Flame__V1__SessionSpec *spec);
+fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_spec *spec);
 /* Closes: Pending tasks are Cancelled, watchers hear of it. */
 flame_status sm_session_close(sm_t *sm, sm_session *ss);
 /* Deletes from storage and memory; ss is freed. */
@@ -344,19 +345,5 @@ void sm_close(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* After the commit (status commit): sends everything queued. */
 void sm_reply_flush(sm_t *sm, flame_status commit);
-
-/* ---- pack.c: model -> packed flame.v1 messages (malloc'ed) ---------------- */
-uint8_t *sm_pack_task(const fl_session *s, const fl_task *t, size_t *len);
-uint8_t *sm_pack_outcome(const fl_task *t, size_t *len);
-uint8_t *sm_pack_session(const fl_session *s, size_t *len);
-uint8_t *sm_pack_app(const fl_app *a, size_t *len);
-uint8_t *sm_pack_executor(const sm_exec *e, size_t *len);
-/* Fill caller-provided messages; free what they allocate with *_done. */
-void sm_fill_session(Flame__V1__Session *m, const fl_session *s);
-void sm_fill_session_done(Flame__V1__Session *m);
-void sm_fill_app(Flame__V1__Application *m, const fl_app *a);
-void sm_fill_app_done(Flame__V1__Application *m);
-void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e);
-void sm_fill_executor_done(Flame__V1__Executor *m);
 
 #endif

@@ -53,7 +53,7 @@ void sm_watch_task_changed(sm_t *sm, sm_session *ss, fl_task *t)
     if (!t->watchers)
         return;
     size_t len;
-    uint8_t *data = sm_pack_task(ss->s, t, &len);
+    uint8_t *data = fl_wire_pack_task(ss->s, t, &len);
     bool done = fl_task_terminal(t->state);
     for (fl_watch *w = t->watchers, *next; w; w = next) {
         next = w->next;
@@ -82,7 +82,7 @@ static void swatch_mark_dirty(sm_t *sm, sm_swatch *w)
 static void swatch_add_outcome(sm_t *sm, sm_swatch *w, const fl_task *t)
 {
     size_t n;
-    uint8_t *o = sm_pack_outcome(t, &n);
+    uint8_t *o = fl_wire_pack_outcome(t, &n);
     fl_wire_put_bytes(&w->pending, 1, o, n);
     free(o);
     w->npending++;

@@ -7,11 +7,9 @@
 #include "model/model.h"
 #include "util/util.h"
 
-static Flame__V1__SessionSpec spec_for(const char *app)
+static fl_session_spec spec_for(const char *app)
 {
-    Flame__V1__SessionSpec s = FLAME__V1__SESSION_SPEC__INIT;
-    s.application = (char *)app;
-    return s;
+    return (fl_session_spec){ .application = app };
 }
 
 START_TEST(task_transitions)
@@ -30,7 +28,7 @@ END_TEST
 
 START_TEST(counters_follow_states)
 {
-    Flame__V1__SessionSpec sp = spec_for("app");
+    fl_session_spec sp = spec_for("app");
     fl_session *s = fl_session_new("s1", &sp, NULL, 1000);
     fl_task *a = fl_session_add_task(s, (const uint8_t *)"x", 1, true, 1001);
     fl_task *b = fl_session_add_task(s, NULL, 0, false, 1002);
@@ -60,7 +58,7 @@ END_TEST
 
 START_TEST(close_cancels_pending_refuses_running)
 {
-    Flame__V1__SessionSpec sp = spec_for("app");
+    fl_session_spec sp = spec_for("app");
     fl_session *s = fl_session_new("s1", &sp, NULL, 1000);
     fl_task *a = fl_session_add_task(s, NULL, 0, false, 1);
     fl_session_add_task(s, NULL, 0, false, 1);
@@ -251,12 +249,12 @@ END_TEST
 START_TEST(spec_matching)
 {
     flame_resreq dflt = { 1, 1024, 0 };
-    Flame__V1__SessionSpec sp = spec_for("app");
+    fl_session_spec sp = spec_for("app");
     sp.priority = 3;
     fl_session *s = fl_session_new("s1", &sp, &dflt, 1);
     const char *why;
     ck_assert(fl_session_spec_matches(s, &sp, &dflt, &why));
-    Flame__V1__SessionSpec other = sp;
+    fl_session_spec other = sp;
     other.priority = 4;
     ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
     ck_assert_str_eq(why, "priority");
@@ -265,15 +263,13 @@ START_TEST(spec_matching)
     ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
     ck_assert_str_eq(why, "application");
     other = sp;
-    other._max_instances_case = FLAME__V1__SESSION_SPEC___MAX_INSTANCES_MAX_INSTANCES;
+    other.has_max_instances = true;
     other.max_instances = 2;
     ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
     ck_assert_str_eq(why, "max_instances");
-    Flame__V1__ResourceRequirement rr = FLAME__V1__RESOURCE_REQUIREMENT__INIT;
-    rr.cpu = 2;
     other = sp;
-    other._resreq_case = FLAME__V1__SESSION_SPEC___RESREQ_RESREQ;
-    other.resreq = &rr;
+    other.has_resreq = true;
+    other.resreq = (flame_resreq){ 2, 1024, 0 };
     ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
     ck_assert_str_eq(why, "resreq");
     fl_session_free(s);
@@ -303,24 +299,34 @@ END_TEST
 
 START_TEST(app_validation)
 {
-    Flame__V1__ApplicationSpec sp = FLAME__V1__APPLICATION_SPEC__INIT;
+    fl_app_spec sp = { 0 };
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
     ck_assert_int_eq(fl_app_validate("bad/name", &sp), FLAME_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(fl_app_validate("ok", NULL), FLAME_ERR_INVALID_ARGUMENT);
-    sp._working_directory_case = FLAME__V1__APPLICATION_SPEC___WORKING_DIRECTORY_WORKING_DIRECTORY;
+    sp.shim = 7;
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "unknown shim 7"));
+    sp.shim = FLAME_SHIM_WASM;
     sp.working_directory = "relative/dir";
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(flame_error_last(), "not an absolute path"));
     sp.working_directory = "/tmp";
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
-    Flame__V1__ApplicationSchema sc = FLAME__V1__APPLICATION_SCHEMA__INIT;
-    sc._input_case = FLAME__V1__APPLICATION_SCHEMA___INPUT_INPUT;
-    sc.input = "{not json";
-    sp._schema_case = FLAME__V1__APPLICATION_SPEC___SCHEMA_SCHEMA;
-    sp.schema = &sc;
+    sp.has_delay_release = true;
+    sp.delay_release = -1;
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
-    ck_assert_ptr_nonnull(strstr(flame_error_last(), "schema.input"));
-    sc.input = "{\"type\": \"string\"}";
+    sp.delay_release = 0;
+    fl_env env[2] = { { "A", "1" }, { "B=C", "2" } };
+    sp.environments = env;
+    sp.n_environments = 2;
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "\"B=C\" is invalid"));
+    sp.n_environments = 1;
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
+    sp.schema_output = "{not json";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "schema.output"));
+    sp.schema_output = "{\"type\": \"string\"}";
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
 }
 END_TEST
