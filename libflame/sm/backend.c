@@ -9,16 +9,26 @@
 
 /* ---- nodes -------------------------------------------------------------- */
 
+/* The name a Node message gives (metadata.name, else spec.hostname). */
+static const char *node_name(const Flame__V1__Node *n)
+{
+    if (n->metadata && n->metadata->name[0])
+        return n->metadata->name;
+    if (n->spec && n->spec->hostname[0])
+        return n->spec->hostname;
+    return NULL;
+}
+
 static void register_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
     const Flame__V1__RegisterNodeRequest *req = (const Flame__V1__RegisterNodeRequest *)msg;
-    const char *name = req->node ? sm_node_name(req->node) : NULL;
+    const char *name = req->node ? node_name(req->node) : NULL;
     const char *why;
     if (!name || !fl_name_valid(name, &why)) {
         sm_reply_error(sm, call, fl_error(FLAME_ERR_INVALID_ARGUMENT, "RegisterNode: invalid node name"));
     } else {
-        sm_node_register(sm, name, req->node);
+        sm_node_register(sm, fl_wire_node(req->node, name));
         sm_reply_result(sm, call);
     }
 }
@@ -40,21 +50,20 @@ static void sync_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
     const Flame__V1__SyncNodeRequest *req = (const Flame__V1__SyncNodeRequest *)msg;
-    const char *name = req->node ? sm_node_name(req->node) : NULL;
+    const char *name = req->node ? node_name(req->node) : NULL;
     sm_node *n = sm_node_get(sm, name);
     if (!n) {
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "node %s not found", name ? name : ""));
     } else {
         fl_buf b = { 0 };
-        size_t l = flame__v1__node__get_packed_size(n->msg);
-        uint8_t *x = fl_malloc(l ? l : 1);
-        flame__v1__node__pack(n->msg, x);
+        size_t l;
+        uint8_t *x = fl_wire_pack_node(n->node, &l);
         fl_wire_put_bytes(&b, 1, x, l);
         free(x);
         size_t it = 0;
         void *v;
         while (fl_map_next(&sm->execs, &it, NULL, &v)) {
-            if (strcmp(((sm_exec *)v)->ex->node, n->name))
+            if (strcmp(((sm_exec *)v)->ex->node, n->node->name))
                 continue;
             x = fl_wire_pack_executor(((sm_exec *)v)->ex, sm_exec_session_id(v), &l);
             fl_wire_put_bytes(&b, 2, x, l);

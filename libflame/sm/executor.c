@@ -29,21 +29,21 @@ flame_status sm_exec_lookup(sm_t *sm, const char *id, sm_exec **out)
 
 sm_exec *sm_exec_create(sm_t *sm, sm_node *n, sm_session *ss)
 {
-    char *id = fl_sprintf("%s-%llx-%llu", n->name, (unsigned long long)sm->started_ms,
+    char *id = fl_sprintf("%s-%llx-%llu", n->node->name, (unsigned long long)sm->started_ms,
                           (unsigned long long)++sm->exec_seq);
     fl_app *a = sm_app_get(sm, ss->s->app);
     sm_exec *e = fl_calloc(1, sizeof *e);
-    e->ex = fl_executor_new(id, n->name, ss->s->id, ss->s->app, ss->s->resreq,
+    e->ex = fl_executor_new(id, n->node->name, ss->s->id, ss->s->app, ss->s->resreq,
                             a ? a->spec->shim : 0, fl_now_ms());
     free(id);
     e->launcher = n->launcher;
     fl_map_put(&sm->execs, e->ex->id, e);
     if (n->launcher->create(sm, n, e)) {
-        fl_log(FL_LOG_WARN, "sm", "executor %s on %s: %s", e->ex->id, n->name, flame_error_last());
+        fl_log(FL_LOG_WARN, "sm", "executor %s on %s: %s", e->ex->id, n->node->name, flame_error_last());
         sm_exec_free(sm, e, "its node could not start it");
         return NULL;
     }
-    fl_log(FL_LOG_DEBUG, "sm", "executor %s created on %s for session %s", e->ex->id, n->name,
+    fl_log(FL_LOG_DEBUG, "sm", "executor %s created on %s for session %s", e->ex->id, n->node->name,
            ss->s->id);
     return e;
 }

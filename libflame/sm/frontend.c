@@ -122,14 +122,21 @@ static void list_nodes(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
     size_t n = sm->nodes.len, k = 0, it = 0;
+    Flame__V1__Node *msgs = fl_calloc(n + 1, sizeof *msgs);
     Flame__V1__Node **ptrs = fl_calloc(n + 1, sizeof *ptrs);
     void *v;
-    while (fl_map_next(&sm->nodes, &it, NULL, &v))
-        ptrs[k++] = ((sm_node *)v)->msg;
+    while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
+        fl_wire_fill_node(&msgs[k], ((sm_node *)v)->node);
+        ptrs[k] = &msgs[k];
+        k++;
+    }
     Flame__V1__NodeList list = FLAME__V1__NODE_LIST__INIT;
     list.n_nodes = k;
     list.nodes = ptrs;
     sm_reply_msg(sm, call, &list.base);
+    for (size_t i = 0; i < k; i++)
+        fl_wire_fill_node_done(&msgs[i]);
+    free(msgs);
     free(ptrs);
 }
 
@@ -141,9 +148,12 @@ static void get_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     if (!n) {
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "node %s not found", req->name));
     } else {
+        Flame__V1__Node m;
+        fl_wire_fill_node(&m, n->node);
         Flame__V1__GetNodeResponse r = FLAME__V1__GET_NODE_RESPONSE__INIT;
-        r.node = n->msg;
+        r.node = &m;
         sm_reply_msg(sm, call, &r.base);
+        fl_wire_fill_node_done(&m);
     }
 }
 

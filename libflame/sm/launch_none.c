@@ -11,7 +11,7 @@ static bool none_ready(const sm_node *n)
 static flame_status none_create(sm_t *sm, sm_node *n, const sm_exec *e)
 {
     if (!n->watch)
-        return fl_error(FLAME_ERR_UNAVAILABLE, "node %s is not connected", n->name);
+        return fl_error(FLAME_ERR_UNAVAILABLE, "node %s is not connected", n->node->name);
     Flame__V1__Executor m;
     fl_wire_fill_executor(&m, e->ex, sm_exec_session_id(e));
     Flame__V1__WatchNodeResponse r = FLAME__V1__WATCH_NODE_RESPONSE__INIT;

@@ -60,9 +60,8 @@ void sm_sched_run(sm_t *sm)
     void *v;
     while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
         sm_node *n = v;
-        const Flame__V1__ResourceRequirement *r = n->msg->status ? n->msg->status->allocatable : NULL;
         n->sched_hint = (uint32_t)k + 1;
-        nodes[k++] = (flame_sched_node){ n->name, { r ? r->cpu : 0, r ? r->memory : 0, r ? r->gpu : 0 },
+        nodes[k++] = (flame_sched_node){ n->node->name, n->node->allocatable,
                                          n->launcher->ready(n) };
     }
     nn = k;

@@ -65,10 +65,8 @@ struct sm_launcher;
 
 /* A node of an executor manager. */
 typedef struct sm_node {
-    char *name;
-    Flame__V1__Node *msg;            /* as registered; status kept current */
+    fl_node *node;                   /* the model: name, resources, state */
     rpc_call *watch;                 /* the WatchNode stream, NULL when gone */
-    int64_t last_heartbeat;          /* Unix seconds */
     uint32_t sched_hint;             /* scratch: 1 + its index in a snapshot */
     const struct sm_launcher *launcher; /* how executors are started on it */
 } sm_node;
@@ -246,10 +244,8 @@ void sm_execs_expire(sm_t *sm, int64_t now_s);
 void sm_execs_free(sm_t *sm);
 
 /* ---- node.c: nodes -------------------------------------------------------- */
-/* The name a Node message gives (metadata.name, else spec.hostname). */
-const char *sm_node_name(const Flame__V1__Node *msg);
-/* Registers (or re-registers: what it ran is gone) a node. */
-void sm_node_register(sm_t *sm, const char *name, const Flame__V1__Node *msg);
+/* Registers (or re-registers: what it ran is gone) a node; takes node. */
+void sm_node_register(sm_t *sm, fl_node *node);
 void sm_node_release(sm_t *sm, sm_node *n);
 /* A heartbeat on a WatchNode stream (a newer stream replaces an older). */
 void sm_node_heartbeat(sm_t *sm, sm_node *n, rpc_call *call);
