@@ -1,9 +1,10 @@
 #!/bin/sh
 # Keeps the session manager's layering honest: each file of libflame/sm may
 # call only the functions of the files listed after it, never of those
-# before it (handler files are leaves nothing calls; services never call the
-# core). Grep-based: a definition is a line at column 0 that names a
-# non-static sm_ function and does not end with ';'.
+# before it (handler files are leaves nothing calls; services never call
+# the core), and only reply.c answers calls. Grep-based: a definition is a
+# line at column 0 that names a non-static sm_ function and does not end
+# with ';'.
 # Usage: sm_layers.sh LIBFLAME_SM_DIR
 set -eu
 dir=${1:?usage: sm_layers.sh libflame/sm}
@@ -42,6 +43,16 @@ for p in "$dir"/*.c; do
         *" $f "*) ;;
         *) echo "sm_layers: $f has no layer; add it to the order"; status=1 ;;
     esac
+done
+
+# every answer goes through reply.c (after the commit)
+for p in "$dir"/*.c; do
+    f=$(basename "$p")
+    [ "$f" = reply.c ] && continue
+    if grep -n 'rpc_call_\(reply\|send\|finish\)' "$p"; then
+        echo "sm_layers: $f answers a call directly; use reply.c (sm_reply, sm_send, sm_finish...)"
+        status=1
+    fi
 done
 
 # handler files export nothing but their method tables
