@@ -103,8 +103,8 @@ flame_status fl_app_validate(const char *name, const fl_app_spec *spec)
     const char *names[3] = { "input", "output", "common_data" };
     for (int i = 0; i < 3; i++)
         if (docs[i] && !json_valid(docs[i]))
-            return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: schema.%s is not valid JSON",
-                            name, names[i]);
+            return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                            "application %s: schema.%s is not valid JSON", name, names[i]);
     return FLAME_OK;
 }
 

@@ -17,7 +17,8 @@
 
 /* ---- encode.c: append one field to b ------------------------------------ */
 
-/* A varint field (uint32/64, int32/64 >= 0, enums). */
+/* A varint field: uint32/64, enums, int32/64 (a negative one passed as
+ * (uint64_t)(int64_t)v takes ten bytes, as protobuf encodes it). */
 void fl_wire_put_varint(fl_buf *b, uint32_t field, uint64_t v);
 /* A bool field. proto3 leaves false fields out: callers put true ones. */
 void fl_wire_put_bool(fl_buf *b, uint32_t field, bool v);
