@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "config/endpoint.h"
 #include "rpc/rpc.h"
 #include "util/util.h"
 
@@ -37,29 +38,24 @@ flame_status flame_client_connect(flame_client **out, const flame_client_options
     flame_client_options o = FLAME_CLIENT_OPTIONS_INIT;
     if (opts)
         o = *opts;
-    char *ep, *target;
-    flame_status st = fl_client_resolve_endpoint(&ep, o.endpoint);
+    fl_endpoint ep;
+    flame_status st = fl_endpoint_resolve(&ep, o.endpoint);
     if (st)
         return st;
-    if ((st = fl_endpoint_target(&target, ep))) {
-        free(ep);
-        return st;
-    }
     rpc_channel_options co = RPC_CHANNEL_OPTIONS_INIT;
     co.max_message = o.max_message_size;
     rpc_channel *ch;
-    st = rpc_channel_new(&ch, target, &co);
+    st = rpc_channel_new(&ch, ep.target, &co);
     if (st) {
-        free(target);
-        free(ep);
+        fl_endpoint_clear(&ep);
         return st;
     }
     flame_client *c = fl_calloc(1, sizeof *c);
-    c->endpoint = fl_sprintf("http://%s", target);
+    c->endpoint = ep.url;
+    ep.url = NULL;
     c->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 30000;
     c->ch = ch;
-    free(target);
-    free(ep);
+    fl_endpoint_clear(&ep);
     *out = c;
     return FLAME_OK;
 }

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client/client.h"
+#include "config/endpoint.h"
 #include "flame/executor.h"
 #include "flame/server.h"
 #include "rpc/rpc.h"
@@ -675,29 +675,24 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
         if (st)
             return st;
     }
-    const char *ep = o.endpoint ? o.endpoint : cfg ? cfg->endpoint : NULL;
-    char *endpoint, *target;
-    flame_status st = fl_client_resolve_endpoint(&endpoint, ep);
+    fl_endpoint ep;
+    flame_status st = fl_endpoint_resolve(&ep, o.endpoint ? o.endpoint
+                                               : cfg ? cfg->endpoint : NULL);
     flame_cluster_config_free(cfg);
     if (st)
         return st;
-    if ((st = fl_endpoint_target(&target, endpoint))) {
-        free(endpoint);
-        return st;
-    }
     rpc_channel *ch;
-    st = rpc_channel_new(&ch, target, NULL);
-    free(endpoint);
-    if (st) {
-        free(target);
+    if ((st = rpc_channel_new(&ch, ep.target, NULL))) {
+        fl_endpoint_clear(&ep);
         return st;
     }
     flame_executor_manager *em = fl_calloc(1, sizeof *em);
     pthread_mutex_init(&em->mu, NULL);
     pthread_cond_init(&em->cv, NULL);
-    em->endpoint = fl_sprintf("http://%s", target);
+    em->endpoint = ep.url;
+    ep.url = NULL;
     em->ch = ch;
-    free(target);
+    fl_endpoint_clear(&ep);
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     em->node = fl_strdup(o.node_name ? o.node_name : host);

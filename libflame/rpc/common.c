@@ -1,5 +1,7 @@
-/* Shared pieces of the rpc layer: init, codes, byte buffers. */
+/* Shared pieces of the rpc layer: init, codes, byte buffers, method paths.
+ * Threads: everything here may be called from any thread. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,7 +106,9 @@ void rpc_size_args(grpc_arg *args, size_t max_message)
 }
 
 /* Interned method paths, one array per service descriptor, kept for the
- * life of the process (gRPC holds registered paths by pointer). */
+ * life of the process (gRPC holds registered paths by pointer). The list
+ * only grows and an entry is complete before it is published, so readers
+ * need no lock; writers take paths_mu. */
 struct service_paths {
     const ProtobufCServiceDescriptor *desc;
     char **paths; /* by method index */
@@ -112,7 +116,15 @@ struct service_paths {
 };
 
 static pthread_mutex_t paths_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct service_paths *paths_list;
+static _Atomic(struct service_paths *) paths_list;
+
+static struct service_paths *find_paths(const ProtobufCServiceDescriptor *service)
+{
+    struct service_paths *sp = atomic_load(&paths_list);
+    while (sp && sp->desc != service)
+        sp = sp->next;
+    return sp;
+}
 
 const char *rpc_path(const ProtobufCServiceDescriptor *service, const char *method)
 {
@@ -123,19 +135,19 @@ const char *rpc_path(const ProtobufCServiceDescriptor *service, const char *meth
         abort();
     }
     size_t idx = (size_t)(m - service->methods);
-    pthread_mutex_lock(&paths_mu);
-    struct service_paths *sp = paths_list;
-    while (sp && sp->desc != service)
-        sp = sp->next;
+    struct service_paths *sp = find_paths(service);
     if (!sp) {
-        sp = fl_calloc(1, sizeof *sp);
-        sp->desc = service;
-        sp->paths = fl_calloc(service->n_methods, sizeof *sp->paths);
-        for (unsigned i = 0; i < service->n_methods; i++)
-            sp->paths[i] = fl_sprintf("/%s/%s", service->name, service->methods[i].name);
-        sp->next = paths_list;
-        paths_list = sp;
+        pthread_mutex_lock(&paths_mu);
+        if (!(sp = find_paths(service))) {
+            sp = fl_calloc(1, sizeof *sp);
+            sp->desc = service;
+            sp->paths = fl_calloc(service->n_methods, sizeof *sp->paths);
+            for (unsigned i = 0; i < service->n_methods; i++)
+                sp->paths[i] = fl_sprintf("/%s/%s", service->name, service->methods[i].name);
+            sp->next = atomic_load(&paths_list);
+            atomic_store(&paths_list, sp);
+        }
+        pthread_mutex_unlock(&paths_mu);
     }
-    pthread_mutex_unlock(&paths_mu);
     return sp->paths[idx];
 }

@@ -228,8 +228,10 @@ flame_status rpc_bidi_send(rpc_stream *st, const ProtobufCMessage *msg);
 flame_status rpc_bidi_close_send(rpc_stream *st);
 /* A client stream: open (timeout_ms <= 0: no deadline), send() any number
  * of messages, then finish(): half-closes and waits for the one reply
- * (*resp: a new message, free with protobuf_c_message_free_unpacked). Free
- * the stream with rpc_stream_free either way. */
+ * (*resp: a new message, free with protobuf_c_message_free_unpacked). A
+ * send fails (FLAME_ERR_UNAVAILABLE) once the server has answered early;
+ * finish() then returns the server's status. Free the stream with
+ * rpc_stream_free either way. */
 flame_status rpc_client_stream_open(rpc_stream **out, rpc_channel *ch, const char *method,
                                     int timeout_ms);
 flame_status rpc_client_stream_send(rpc_stream *st, const ProtobufCMessage *msg);

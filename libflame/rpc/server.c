@@ -543,7 +543,6 @@ static void dispatch(rpc_server *srv, grpc_event ev)
 {
     struct tag *t = ev.tag;
     if (t->kind == TAG_SHUTDOWN) {
-        grpc_server_cancel_all_calls(srv->server);
         srv->shutdown_seen = true;
         return;
     }
@@ -617,6 +616,9 @@ void rpc_server_shutdown(rpc_server *srv)
     if (!atomic_compare_exchange_strong(&srv->shutting_down, &expected, true))
         return;
     grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
+    /* the shutdown tag comes only once every call is done: parked calls
+     * must be cancelled now, not when it arrives */
+    grpc_server_cancel_all_calls(srv->server);
 }
 
 void rpc_server_free(rpc_server *srv)

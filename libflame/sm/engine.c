@@ -7,9 +7,11 @@
  * (engine_main, the rpc loop) starts; from then on every handler and hook
  * runs on the engine thread and owns all state without locks.
  * flame_session_manager_stop() stops the loop and joins the thread first. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/endpoint.h"
 #include "sm.h"
 
 /* Demand changes of busy sessions wait at most this long for a cycle (the
@@ -79,21 +81,6 @@ static void *engine_main(void *arg)
     return NULL;
 }
 
-static flame_status parse_endpoint(const char *ep, char *addr, size_t n)
-{
-    const char *p = ep;
-    if (strncmp(p, "http://", 7) == 0)
-        p += 7;
-    else if (strncmp(p, "https://", 8) == 0)
-        return fl_error(FLAME_ERR_CONFIG, "endpoint %s: TLS is not supported yet; use http://", ep);
-    size_t len = strcspn(p, "/");
-    if (len == 0 || len >= n || !memchr(p, ':', len))
-        return fl_error(FLAME_ERR_CONFIG, "endpoint \"%s\": expected http://HOST:PORT", ep);
-    memcpy(addr, p, len);
-    addr[len] = 0;
-    return FLAME_OK;
-}
-
 static void sm_free(sm_t *sm)
 {
     sm_execs_free(sm);
@@ -142,10 +129,16 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
                                : cfg ? cfg->schedule_interval_ms : 500;
     sm->max_message = o.max_message_size ? o.max_message_size : RPC_DEFAULT_MAX_MESSAGE;
     sm->name = fl_strdup(cfg ? cfg->name : "flame");
-    const char *endpoint = o.endpoint ? o.endpoint : cfg ? cfg->endpoint : "http://127.0.0.1:8080";
+    const char *endpoint = o.endpoint ? o.endpoint : cfg ? cfg->endpoint : FL_DEFAULT_ENDPOINT;
     const char *storage = o.storage ? o.storage : cfg ? cfg->storage : "sqlite://flame.db";
     char addr[256];
-    flame_status st = parse_endpoint(endpoint, addr, sizeof addr);
+    fl_endpoint ep;
+    flame_status st = fl_endpoint_parse(&ep, endpoint, FLAME_ERR_CONFIG);
+    if (!st) {
+        if ((size_t)snprintf(addr, sizeof addr, "%s", ep.target) >= sizeof addr)
+            st = fl_error(FLAME_ERR_CONFIG, "endpoint \"%s\": too long", endpoint);
+        fl_endpoint_clear(&ep);
+    }
     if (!st && !sm->store)
         st = fl_store_open(&sm->store, storage);
     flame_cluster_config_free(cfg);
