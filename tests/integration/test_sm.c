@@ -440,6 +440,8 @@ START_TEST(failed_write_fails_the_reply)
     atomic_store(&fs->fail, true);
     ck_assert_int_eq(flame_task_create(NULL, s, "two", 3), FLAME_ERR_INTERNAL);
     ck_assert_ptr_nonnull(strstr(flame_error_last(), "storage commit failed"));
+    flame_bytes in[2] = { { (const uint8_t *)"x", 1 }, { (const uint8_t *)"y", 1 } };
+    ck_assert_int_eq(flame_task_create_many(s, in, 2, NULL), FLAME_ERR_INTERNAL);
     atomic_store(&fs->fail, false);
     ck_assert_int_eq(flame_task_create(NULL, s, "three", 5), FLAME_OK);
     flame_session_free(s);
