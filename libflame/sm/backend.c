@@ -251,10 +251,10 @@ static void executor_stream(rpc_call *call, const ProtobufCMessage *msg, void *c
             fl_task *t = sm_dispatch_take(e, o->task_id);
             if (!t || t->state != FLAME_TASK_RUNNING)
                 continue; /* not ours (any more) */
-            sm_task_finish(sm, ss, t, o->state == FLAME__V1__TASK_STATE__Succeed ? 0
-                                   : o->return_code ? o->return_code : 1,
-                        o->_output_case ? &o->output : NULL,
-                        o->_message_case ? o->message : NULL);
+            sm_task_complete(sm, ss, t, o->state == FLAME__V1__TASK_STATE__Succeed ? 0
+                                        : o->return_code ? o->return_code : 1,
+                             o->_output_case ? &o->output : NULL,
+                             o->_message_case ? o->message : NULL);
         }
         if (e->ex->state == FLAME_EXECUTOR_BOUND && ss) {
             sm_dispatch_credit(sm, e, req->credit);
@@ -277,8 +277,8 @@ static void complete_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx
     } else {
         const Flame__V1__TaskResult *r = req->task_result;
         fl_task *t = sm_dispatch_take(e, e->run[0]->id);
-        sm_task_finish(sm, e->sess, t, r->return_code, r->_output_case ? &r->output : NULL,
-                    r->_message_case ? r->message : NULL);
+        sm_task_complete(sm, e->sess, t, r->return_code, r->_output_case ? &r->output : NULL,
+                         r->_message_case ? r->message : NULL);
         sm_reply_result(sm, call);
     }
 }

@@ -205,8 +205,8 @@ flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *i
 /* A task read back from storage: a Running one runs again. */
 void sm_task_restored(sm_t *sm, sm_session *ss, fl_task *t);
 /* A task the service ran: Succeed (rc 0) or Failed, with its output. */
-void sm_task_finish(sm_t *sm, sm_session *ss, fl_task *t, int rc,
-                    const ProtobufCBinaryData *output, const char *msg);
+void sm_task_complete(sm_t *sm, sm_session *ss, fl_task *t, int rc,
+                      const ProtobufCBinaryData *output, const char *msg);
 /* Notifications, after the model changed the task's state. */
 void sm_task_created(sm_t *sm, sm_session *ss, fl_task *t);   /* persist, queue */
 void sm_task_finished(sm_t *sm, sm_session *ss, fl_task *t);  /* persist, tell watchers */

@@ -76,8 +76,8 @@ flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *i
     return FLAME_OK;
 }
 
-void sm_task_finish(sm_t *sm, sm_session *ss, fl_task *t, int rc,
-                    const ProtobufCBinaryData *output, const char *msg)
+void sm_task_complete(sm_t *sm, sm_session *ss, fl_task *t, int rc,
+                      const ProtobufCBinaryData *output, const char *msg)
 {
     if (output) {
         free(t->output);
