@@ -1,6 +1,7 @@
 /* The scheduler: one pure function from a snapshot to decisions.
- * See include/flame/scheduler.h for the policies. */
+ * See include/flame/scheduler.h for the policies and the ABI rules. */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +50,100 @@ typedef struct s_exec {
 struct flame_scheduler {
     flame_decision *dec;
     size_t ndec, capdec;
+    unsigned char *out;               /* dec at the caller's decision stride */
+    size_t capout;
 };
+
+/* Element sizes of snapshot version 1 (and 0): up to its last field, padded
+ * as an array element. Later fields are appended after these. */
+#define END_OF(T, f) (offsetof(T, f) + sizeof(((T *)0)->f))
+#define PADDED(n, T) (((n) + _Alignof(T) - 1) / _Alignof(T) * _Alignof(T))
+#define V1_SIZE(T, last) PADDED(END_OF(T, last), T)
+static const flame_sched_snapshot v1_sizes = {
+    .version = 1,
+    .node_size = V1_SIZE(flame_sched_node, ready),
+    .application_size = V1_SIZE(flame_sched_application, delay_release_ms),
+    .session_size = V1_SIZE(flame_sched_session, schedulable),
+    .executor_size = V1_SIZE(flame_sched_executor, session_hint),
+    .decision_size = V1_SIZE(flame_decision, session_id),
+};
+
+flame_status flame_sched_snapshot_init(flame_sched_snapshot *snap, int version)
+{
+    if (!snap || version < 1 || version > FLAME_SCHED_SNAPSHOT_VERSION)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "flame_sched_snapshot_init: %s",
+                        snap ? "unknown version" : "snap is NULL");
+    *snap = v1_sizes;
+    return FLAME_OK;
+}
+
+/* The caller's snapshot with arrays of this library's element types:
+ * arrays at another stride are copied, fields the caller lacks left zero. */
+typedef struct view {
+    flame_sched_snapshot snap;
+    void *copies[4];
+} view;
+
+static const void *restride(view *v, const void *arr, size_t len, size_t stride, size_t size)
+{
+    if (stride == size || !len)
+        return arr;
+    unsigned char *to = fl_calloc(len, size);
+    for (size_t i = 0; i < len; i++)
+        memcpy(to + i * size, (const unsigned char *)arr + i * stride, stride < size ? stride : size);
+    for (size_t k = 0; k < 4; k++)
+        if (!v->copies[k]) {
+            v->copies[k] = to;
+            break;
+        }
+    return to;
+}
+
+static flame_status view_open(view *v, const flame_sched_snapshot *in)
+{
+    const flame_sched_snapshot *sz = in->version == 0 ? &v1_sizes : in;
+    if (in->version < 0 || in->version > FLAME_SCHED_SNAPSHOT_VERSION)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "flame_scheduler_cycle: snapshot version %d unknown",
+                        in->version);
+    if (sz->node_size < v1_sizes.node_size || sz->application_size < v1_sizes.application_size ||
+        sz->session_size < v1_sizes.session_size || sz->executor_size < v1_sizes.executor_size ||
+        sz->decision_size < v1_sizes.decision_size)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "flame_scheduler_cycle: snapshot element sizes not set "
+                        "(use FLAME_SCHED_SNAPSHOT_INIT)");
+    v->snap = *in;
+    v->snap.nodes = restride(v, in->nodes, in->nodes_len, sz->node_size, sizeof *in->nodes);
+    v->snap.applications = restride(v, in->applications, in->applications_len,
+                                    sz->application_size, sizeof *in->applications);
+    v->snap.sessions = restride(v, in->sessions, in->sessions_len, sz->session_size,
+                                sizeof *in->sessions);
+    v->snap.executors = restride(v, in->executors, in->executors_len, sz->executor_size,
+                                 sizeof *in->executors);
+    v->snap.decision_size = sz->decision_size;
+    return FLAME_OK;
+}
+
+static void view_close(view *v)
+{
+    for (size_t k = 0; k < 4; k++)
+        free(v->copies[k]);
+}
+
+/* The decisions at the caller's stride. */
+static const flame_decision *decisions_out(flame_scheduler *s, size_t stride)
+{
+    if (stride == sizeof *s->dec || !s->ndec)
+        return s->dec;
+    if (s->capout < s->ndec * stride) {
+        s->capout = s->ndec * stride;
+        free(s->out);
+        s->out = fl_malloc(s->capout);
+    }
+    memset(s->out, 0, s->ndec * stride);
+    for (size_t i = 0; i < s->ndec; i++)
+        memcpy(s->out + i * stride, &s->dec[i], stride < sizeof *s->dec ? stride : sizeof *s->dec);
+    return (const flame_decision *)(void *)s->out;
+}
 
 flame_status flame_scheduler_new(flame_scheduler **out)
 {
@@ -64,6 +158,7 @@ void flame_scheduler_free(flame_scheduler *s)
     if (!s)
         return;
     free(s->dec);
+    free(s->out);
     free(s);
 }
 
@@ -538,12 +633,17 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
                     (void *)sn->executors);
 }
 
-flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snapshot *snap,
+flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snapshot *in,
                                    int64_t now_ms, const flame_decision **decisions,
                                    size_t *count)
 {
-    if (!sch || !snap || !decisions || !count)
+    if (!sch || !in || !decisions || !count)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "flame_scheduler_cycle: NULL argument");
+    view v = { 0 };
+    flame_status st = view_open(&v, in);
+    if (st != FLAME_OK)
+        return st;
+    const flame_sched_snapshot *snap = &v.snap;
     sch->ndec = 0;
     cycle c = { 0 };
     c.sch = sch;
@@ -632,7 +732,8 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     free(c.apps);
     free(c.sess);
     free(c.execs);
-    *decisions = sch->dec;
+    view_close(&v);
+    *decisions = decisions_out(sch, snap->decision_size);
     *count = sch->ndec;
     return FLAME_OK;
 }
