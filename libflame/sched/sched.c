@@ -25,6 +25,8 @@ typedef struct s_app {
  * the next cycle. */
 #define MAX_RECLAIMS_PER_CYCLE 32
 #define MAX_RELEASE_TRIES_PER_CYCLE 256
+#define MAX_VICTIMS_TRIED 4
+#define MAX_NODES_TRIED 8
 
 typedef struct s_sess {
     const flame_sched_session *s;
@@ -33,7 +35,9 @@ typedef struct s_sess {
     uint32_t desired;
     double unit_share;                /* dominant share of one executor */
     int starving;                     /* could not be served this cycle */
-    int reclaimed;                    /* took one by unbinding this cycle */
+    int reclaimed;                    /* took some by unbinding this cycle */
+    int tried;                        /* as a victim, in this reclaim */
+    int queued;                       /* in the heap of sessions to serve */
     int *bound;                       /* its BOUND executors (indices) */
     uint32_t nbound, capbound;
     uint32_t rank;                    /* position in id order (ties) */
@@ -199,8 +203,11 @@ static int index_of(const fl_map *m, const char *key)
     return v ? (int)((intptr_t)v - 1) : -1;
 }
 
+typedef struct sheap sheap;
+
 typedef struct cycle {
     flame_scheduler *sch;
+    sheap *serving;                   /* phase B's heap, to requeue victims */
     const flame_sched_snapshot *snap;
     int64_t now;
     s_node *nodes;
@@ -212,8 +219,11 @@ typedef struct cycle {
     int *nheap;                       /* node indices, most free first */
     size_t nheap_len;
     int *npos;                        /* node -> its place in nheap, or -1 */
+    int *by_name;                     /* node indices in name order */
     int *node_idle_head;              /* per node: first idle executor (-1) */
-    int *idle_next;                   /* per executor: next idle on its node */
+    int *idle_next;                   /* per executor: next idle on its node, by id */
+    int *node_bound_head;             /* per node: first bound executor (-1) */
+    int *bound_next;                  /* per executor: next bound on its node */
     size_t idle_left;                 /* IDLE executors not taken yet */
     int reclaims, release_tries;
     size_t release_cursor;
@@ -255,10 +265,10 @@ static int wants(const cycle *c, const s_sess *s)
 }
 
 /* A binary heap of sessions, best (tier, then share, then id) on top. */
-typedef struct sheap {
+struct sheap {
     int *v;
     size_t n;
-} sheap;
+};
 
 static void sheap_up(cycle *c, sheap *h, size_t i)
 {
@@ -292,6 +302,7 @@ static void sheap_down(cycle *c, sheap *h, size_t i)
 
 static void sheap_push(cycle *c, sheap *h, int si)
 {
+    c->sess[si].queued = 1;
     h->v[h->n++] = si;
     sheap_up(c, h, h->n - 1);
 }
@@ -299,10 +310,19 @@ static void sheap_push(cycle *c, sheap *h, int si)
 static int sheap_pop(cycle *c, sheap *h)
 {
     int top = h->v[0];
+    c->sess[top].queued = 0;
     h->v[0] = h->v[--h->n];
     if (h->n)
         sheap_down(c, h, 0);
     return top;
+}
+
+/* A session that lost an executor to a reclaim is served again in its
+ * turn of this cycle (in free room; what it gave up stays with the taker). */
+static void requeue(cycle *c, s_sess *v)
+{
+    if (c->serving && !v->queued && wants(c, v))
+        sheap_push(c, c->serving, (int)(v - c->sess));
 }
 
 static int give_idle(cycle *c, s_sess *s)
@@ -418,31 +438,39 @@ static int give_new(cycle *c, s_sess *s)
     return 1;
 }
 
-/* Releases idle executors of other applications on one node until the
- * session fits there; then creates its executor in their room. Nodes are
- * tried from a cursor that moves on, so a full cluster costs little. */
+/* An idle executor s may have released: s cannot use it (give_idle came
+ * first), so one of another (or an unlisted) application, or too small. */
+static int releasable(const s_exec *x, const s_sess *s)
+{
+    return !x->taken && (x->app < 0 || x->app != s->app || !fits(&x->e->resreq, &s->s->resreq));
+}
+
+/* Releases idle executors the session cannot use on one node until it
+ * fits there; then creates its executor in their room. Nodes are
+ * tried in name order from a cursor that moves on, so a full cluster costs
+ * little; idle executors go in id order: the order of the snapshot's
+ * arrays does not matter. */
 static int give_by_release(cycle *c, s_sess *s)
 {
     if (!c->idle_left || c->release_tries >= MAX_RELEASE_TRIES_PER_CYCLE)
         return 0;
     c->release_tries++;
     for (size_t step = 0; step < c->nn; step++) {
-        size_t i = (c->release_cursor + step) % c->nn;
+        size_t at = (c->release_cursor + step) % c->nn;
+        int i = c->by_name[at];
         s_node *n = &c->nodes[i];
         if (!n->n->ready)
             continue;
         flame_resreq room = n->free;
-        for (int j = c->node_idle_head[i]; j >= 0; j = c->idle_next[j]) {
-            s_exec *x = &c->execs[j];
-            if (!x->taken && x->app != s->app)
-                take(&room, &x->e->resreq, +1);
-        }
+        for (int j = c->node_idle_head[i]; j >= 0; j = c->idle_next[j])
+            if (releasable(&c->execs[j], s))
+                take(&room, &c->execs[j].e->resreq, +1);
         if (!fits(&room, &s->s->resreq))
             continue;
         for (int j = c->node_idle_head[i]; j >= 0 && !fits(&n->free, &s->s->resreq);
              j = c->idle_next[j]) {
             s_exec *x = &c->execs[j];
-            if (!x->taken && x->app != s->app) {
+            if (releasable(x, s)) {
                 x->taken = 1;
                 c->idle_left--;
                 take(&n->free, &x->e->resreq, +1);
@@ -451,57 +479,237 @@ static int give_by_release(cycle *c, s_sess *s)
         }
         take(&n->free, &s->s->resreq, -1);
         decide(c->sch, FLAME_DECISION_CREATE, n->n->name, NULL, s->s->id);
-        c->release_cursor = i;
-        nheap_fix(c, (int)i);
+        c->release_cursor = at;
+        nheap_fix(c, i);
         return 1;
     }
     return 0;
 }
 
-/* Unbinds one executor from a session that may give it up to s. */
+/* May v give up an executor to s? Never below its min_instances; yes
+ * when it holds more than it can use, or is of a lower tier, or of s's
+ * tier with a share that stays at or above s's after the move. */
+static int may_give(const s_sess *v, const s_sess *s)
+{
+    if (v == s || v->alloc <= v->s->min_instances || v->alloc == 0)
+        return 0;
+    if (v->alloc > v->desired)
+        return 1;
+    if (v->s->priority != s->s->priority)
+        return v->s->priority < s->s->priority;
+    return share_with(v, -1) >= share_with(s, +1) && share_with(v, -1) > share_with(s, 0);
+}
+
+/* Whom to take from first: the lowest tier, then the largest share. */
+static int better_victim(const s_sess *v, const s_sess *than)
+{
+    if (v->s->priority != than->s->priority)
+        return v->s->priority < than->s->priority;
+    if (share_with(v, 0) != share_with(than, 0))
+        return share_with(v, 0) > share_with(than, 0);
+    return v->rank < than->rank;
+}
+
+static int cmp_victim_exec(const void *a, const void *b, void *cv)
+{
+    const cycle *c = cv;
+    const s_exec *x = &c->execs[*(const int *)a], *y = &c->execs[*(const int *)b];
+    if (x->sess != y->sess)
+        return better_victim(&c->sess[x->sess], &c->sess[y->sess]) ? -1 : 1;
+    return strcmp(x->e->id, y->e->id);
+}
+
+/* Per node, its bound executors: built at the first reclaim of a cycle
+ * (most cycles have none). */
+static void index_bound(cycle *c)
+{
+    if (c->node_bound_head)
+        return;
+    c->node_bound_head = fl_malloc((c->nn + 1) * sizeof *c->node_bound_head);
+    c->bound_next = fl_malloc((c->ne + 1) * sizeof *c->bound_next);
+    for (size_t i = 0; i < c->nn; i++)
+        c->node_bound_head[i] = -1;
+    for (size_t i = 0; i < c->ne; i++) {
+        s_exec *x = &c->execs[i];
+        if (x->e->state == FLAME_EXECUTOR_BOUND && x->sess >= 0 && x->node >= 0) {
+            c->bound_next[i] = c->node_bound_head[x->node];
+            c->node_bound_head[x->node] = (int)i;
+        }
+    }
+}
+
+/* Unbinds, on one node, executors whose sessions may give them up (better
+ * victims first) until s fits there with the idle executors it could
+ * release; nothing when it would still not fit: unbinding what cannot make
+ * room would only churn. */
+static int reclaim_on(cycle *c, s_sess *s, int node)
+{
+    flame_resreq room = c->nodes[node].free;
+    for (int j = c->node_idle_head[node]; j >= 0; j = c->idle_next[j])
+        if (releasable(&c->execs[j], s))
+            take(&room, &c->execs[j].e->resreq, +1);
+    size_t n = 0;
+    for (int j = c->node_bound_head[node]; j >= 0; j = c->bound_next[j])
+        if (!c->execs[j].taken && may_give(&c->sess[c->execs[j].sess], s))
+            n++;
+    int *cand = fl_malloc((n + 1) * sizeof *cand);
+    n = 0;
+    for (int j = c->node_bound_head[node]; j >= 0; j = c->bound_next[j])
+        if (!c->execs[j].taken && may_give(&c->sess[c->execs[j].sess], s))
+            cand[n++] = j;
+    qsort_r(cand, n, sizeof *cand, cmp_victim_exec, c);
+    size_t planned = 0;
+    for (size_t i = 0; i < n && !fits(&room, &s->s->resreq); i++) {
+        s_exec *y = &c->execs[cand[i]];
+        if (!may_give(&c->sess[y->sess], s)) /* gave enough already */
+            continue;
+        c->sess[y->sess].alloc--;
+        take(&room, &y->e->resreq, +1);
+        cand[planned++] = cand[i];
+    }
+    int ok = planned && fits(&room, &s->s->resreq);
+    if (ok) {
+        /* what s will use next cycle is not handed out to others in this
+         * one: the idle executors it will release and the node's room */
+        for (int j = c->node_idle_head[node]; j >= 0; j = c->idle_next[j])
+            if (releasable(&c->execs[j], s)) {
+                c->execs[j].taken = 1;
+                c->idle_left--;
+            }
+        flame_resreq *f = &c->nodes[node].free;
+        take(&room, &s->s->resreq, -1);
+        f->cpu = f->cpu < room.cpu ? f->cpu : room.cpu;
+        f->memory = f->memory < room.memory ? f->memory : room.memory;
+        f->gpu = f->gpu < room.gpu ? f->gpu : room.gpu;
+        nheap_fix(c, node);
+    }
+    for (size_t i = 0; i < planned; i++) {
+        s_exec *y = &c->execs[cand[i]];
+        s_sess *v = &c->sess[y->sess];
+        if (!ok) {
+            v->alloc++;
+            continue;
+        }
+        y->taken = 1;
+        if (v->app >= 0)
+            c->apps[v->app].alloc--;
+        decide(c->sch, FLAME_DECISION_UNBIND, NULL, y->e->id, NULL);
+        requeue(c, v);
+    }
+    free(cand);
+    return ok;
+}
+
+static int cmp_node_rank(const void *a, const void *b, void *cv)
+{
+    const cycle *c = cv;
+    uint32_t x = c->nodes[*(const int *)a].rank, y = c->nodes[*(const int *)b].rank;
+    return x < y ? -1 : x > y;
+}
+
+/* A starving s may take executors from sessions that may give them up:
+ * the best victims first, on each of their ready nodes that can hold s,
+ * in name order. */
 static void reclaim(cycle *c, s_sess *s)
 {
     if (c->reclaims >= MAX_RECLAIMS_PER_CYCLE)
         return;
     c->reclaims++;
+    index_bound(c);
+    int tries = 0;
+    s_sess *tried[MAX_VICTIMS_TRIED];
+    size_t ntried = 0;
+    while (ntried < MAX_VICTIMS_TRIED && tries < MAX_NODES_TRIED && !s->reclaimed) {
+        s_sess *victim = NULL;
+        for (size_t i = 0; i < c->ns; i++) {
+            s_sess *v = &c->sess[i];
+            if (v->tried || !v->nbound || !may_give(v, s) || (victim && !better_victim(v, victim)))
+                continue;
+            victim = v;
+        }
+        if (!victim)
+            break;
+        victim->tried = 1;
+        tried[ntried++] = victim;
+        int *nodes = fl_malloc(victim->nbound * sizeof *nodes);
+        size_t nn = 0;
+        for (uint32_t k = 0; k < victim->nbound; k++) {
+            const s_exec *x = &c->execs[victim->bound[k]];
+            if (!x->taken && x->node >= 0 && c->nodes[x->node].n->ready &&
+                fits(&c->nodes[x->node].n->allocatable, &s->s->resreq))
+                nodes[nn++] = x->node;
+        }
+        qsort_r(nodes, nn, sizeof *nodes, cmp_node_rank, c);
+        for (size_t k = 0; k < nn && tries < MAX_NODES_TRIED; k++) {
+            if (k && nodes[k] == nodes[k - 1])
+                continue;
+            tries++;
+            if (reclaim_on(c, s, nodes[k])) {
+                s->reclaimed = 1;
+                break;
+            }
+        }
+        free(nodes);
+    }
+    for (size_t i = 0; i < ntried; i++)
+        tried[i]->tried = 0;
+}
+
+/* Room on x's node for s once x is released, with the idle executors s
+ * could release there. */
+static int room_after_release(const cycle *c, const s_exec *x, const s_sess *s)
+{
+    const s_node *n = x->node >= 0 ? &c->nodes[x->node] : NULL;
+    if (!n || !n->n->ready)
+        return 0;
+    flame_resreq room = n->free;
+    take(&room, &x->e->resreq, +1);
+    for (int j = c->node_idle_head[x->node]; j >= 0; j = c->idle_next[j])
+        if (releasable(&c->execs[j], s))
+            take(&room, &c->execs[j].e->resreq, +1);
+    return fits(&room, &s->s->resreq);
+}
+
+/* s is held back only by its application's max_instances: it may take an
+ * executor from a session of its application that may give one up, if it
+ * can then run: on that executor, in free room, or in the room that
+ * executor leaves. One it can reuse first, then the smallest id. */
+static void reclaim_in_app(cycle *c, s_sess *s)
+{
+    if (c->reclaims >= MAX_RECLAIMS_PER_CYCLE)
+        return;
+    c->reclaims++;
+    int free_room = 0;
+    for (size_t i = 0; i < c->nheap_len && !free_room; i++)
+        free_room = fits(&c->nodes[c->nheap[i]].free, &s->s->resreq);
     s_sess *victim = NULL;
+    s_exec *pick = NULL;
     for (size_t i = 0; i < c->ns; i++) {
         s_sess *v = &c->sess[i];
-        if (v == s || v->alloc <= v->s->min_instances || v->alloc == 0 || !v->nbound)
+        if (v->app != s->app || !v->nbound || !may_give(v, s) || (victim && !better_victim(v, victim)))
             continue;
-        int ok;
-        if (v->alloc > v->desired)
-            ok = 1; /* more than it can use */
-        else if (v->s->priority != s->s->priority)
-            ok = v->s->priority < s->s->priority;
-        else
-            ok = share_with(v, -1) >= share_with(s, +1) && share_with(v, -1) > share_with(s, 0);
-        if (!ok)
-            continue;
-        if (!victim || v->s->priority < victim->s->priority ||
-            (v->s->priority == victim->s->priority &&
-             (share_with(v, 0) > share_with(victim, 0) ||
-              (share_with(v, 0) == share_with(victim, 0) && strcmp(v->s->id, victim->s->id) < 0))))
+        s_exec *best = NULL;
+        int best_reuse = 0;
+        for (uint32_t k = 0; k < v->nbound; k++) {
+            s_exec *x = &c->execs[v->bound[k]];
+            int reuse = fits(&x->e->resreq, &s->s->resreq);
+            if (x->taken || (!reuse && !free_room && !room_after_release(c, x, s)))
+                continue;
+            if (!best || reuse > best_reuse || (reuse == best_reuse && strcmp(x->e->id, best->e->id) < 0)) {
+                best = x;
+                best_reuse = reuse;
+            }
+        }
+        if (best) {
             victim = v;
-    }
-    if (!victim)
-        return;
-    s_exec *pick = NULL;
-    uint32_t at = 0;
-    for (uint32_t i = 0; i < victim->nbound; i++) {
-        s_exec *x = &c->execs[victim->bound[i]];
-        if (!x->taken && (!pick || strcmp(x->e->id, pick->e->id) < 0)) {
-            pick = x;
-            at = i;
+            pick = best;
         }
     }
     if (!pick)
         return;
-    victim->bound[at] = victim->bound[--victim->nbound];
     pick->taken = 1;
     victim->alloc--;
-    if (victim->app >= 0)
-        c->apps[victim->app].alloc--;
+    c->apps[victim->app].alloc--;
     s->reclaimed = 1;
     decide(c->sch, FLAME_DECISION_UNBIND, NULL, pick->e->id, NULL);
 }
@@ -536,6 +744,7 @@ static int cmp_exec_id(const void *a, const void *b, void *execs)
 static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
 {
     const flame_sched_snapshot *sn = c->snap;
+    int *idle = fl_malloc((c->ne + 1) * sizeof *idle);
     for (size_t i = 0; i < c->nn; i++) {
         c->nodes[i].n = &sn->nodes[i];
         c->nodes[i].free = sn->nodes[i].allocatable;
@@ -603,22 +812,19 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
             push_int(&c->sess[x->sess].bound, &c->sess[x->sess].nbound,
                      &c->sess[x->sess].capbound, (int)i);
         if (e->state == FLAME_EXECUTOR_IDLE && x->node >= 0) {
-            c->idle_next[i] = c->node_idle_head[x->node];
-            c->node_idle_head[x->node] = (int)i;
-            c->idle_left++;
+            idle[c->idle_left++] = (int)i;
             if (x->app >= 0)
                 push_int(&c->apps[x->app].idle, &c->apps[x->app].nidle, &c->apps[x->app].capidle,
                          (int)i);
         }
     }
     /* ties between nodes go by name, between sessions by id: rank once */
-    int *norder = fl_malloc((c->nn + 1) * sizeof *norder);
+    int *norder = c->by_name;
     for (size_t i = 0; i < c->nn; i++)
         norder[i] = (int)i;
     qsort_r(norder, c->nn, sizeof *norder, cmp_node_name, (void *)sn->nodes);
     for (size_t i = 0; i < c->nn; i++)
         c->nodes[norder[i]].rank = (uint32_t)i;
-    free(norder);
     int *order = fl_malloc((c->ns + 1) * sizeof *order);
     for (size_t i = 0; i < c->ns; i++)
         order[i] = (int)i;
@@ -627,6 +833,13 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
         c->sess[order[i]].rank = (uint32_t)i;
     free(order);
     /* idle executors are handed out in id order: deterministic */
+    qsort_r(idle, c->idle_left, sizeof *idle, cmp_exec_id, (void *)sn->executors);
+    for (size_t k = c->idle_left; k-- > 0;) {
+        int node = c->execs[idle[k]].node;
+        c->idle_next[idle[k]] = c->node_idle_head[node];
+        c->node_idle_head[node] = idle[k];
+    }
+    free(idle);
     for (size_t a = 0; a < c->na; a++)
         if (c->apps[a].nidle > 1)
             qsort_r(c->apps[a].idle, c->apps[a].nidle, sizeof(int), cmp_exec_id,
@@ -659,6 +872,7 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     c.execs = fl_calloc(c.ne + 1, sizeof *c.execs);
     c.nheap = fl_calloc(c.nn + 1, sizeof *c.nheap);
     c.npos = fl_calloc(c.nn + 1, sizeof *c.npos);
+    c.by_name = fl_calloc(c.nn + 1, sizeof *c.by_name);
     c.node_idle_head = fl_malloc((c.nn + 1) * sizeof *c.node_idle_head);
     for (size_t i = 0; i <= c.nn; i++)
         c.node_idle_head[i] = -1;
@@ -684,6 +898,7 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
 
     /* B: hand out executors, best tier and smallest share first. */
     sheap h = { fl_calloc(c.ns + 1, sizeof(int)), 0 };
+    c.serving = &h;
     for (size_t i = 0; i < c.ns; i++)
         if (wants(&c, &c.sess[i]))
             sheap_push(&c, &h, (int)i);
@@ -703,6 +918,17 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
         if (!s->reclaimed)
             reclaim(&c, s);
         s->starving = 1;
+    }
+    /* sessions held back by their application's max_instances, best first
+     * (their victims are of the same application: no room for them) */
+    c.serving = NULL;
+    for (size_t i = 0; i < c.ns; i++)
+        if (c.sess[i].alloc < c.sess[i].desired && app_full(&c, &c.sess[i]))
+            sheap_push(&c, &h, (int)i);
+    while (h.n) {
+        s_sess *s = &c.sess[sheap_pop(&c, &h)];
+        if (!s->reclaimed && app_full(&c, s))
+            reclaim_in_app(&c, s);
     }
     free(h.v);
 
@@ -726,6 +952,9 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
         free(c.apps[i].idle);
     free(c.nheap);
     free(c.npos);
+    free(c.by_name);
+    free(c.node_bound_head);
+    free(c.bound_next);
     free(c.node_idle_head);
     free(c.idle_next);
     free(c.nodes);
