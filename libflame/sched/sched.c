@@ -539,10 +539,10 @@ static void index_bound(cycle *c)
 }
 
 /* Unbinds, on one node, executors whose sessions may give them up (better
- * victims first) until s fits there with the idle executors it could
- * release; nothing when it would still not fit: unbinding what cannot make
- * room would only churn. */
-static int reclaim_on(cycle *c, s_sess *s, int node)
+ * victims first; when need_app >= 0, one of that application first) until
+ * s fits there with the idle executors it could release; nothing when it
+ * would still not fit: unbinding what cannot make room would only churn. */
+static int reclaim_on(cycle *c, s_sess *s, int node, int need_app)
 {
     flame_resreq room = c->nodes[node].free;
     for (int j = c->node_idle_head[node]; j >= 0; j = c->idle_next[j])
@@ -558,8 +558,20 @@ static int reclaim_on(cycle *c, s_sess *s, int node)
         if (!c->execs[j].taken && may_give(&c->sess[c->execs[j].sess], s))
             cand[n++] = j;
     qsort_r(cand, n, sizeof *cand, cmp_victim_exec, c);
+    if (need_app >= 0) { /* one of them first: s's application is full */
+        size_t f = 0;
+        while (f < n && c->sess[c->execs[cand[f]].sess].app != need_app)
+            f++;
+        if (f == n) {
+            free(cand);
+            return 0;
+        }
+        int first = cand[f];
+        memmove(cand + 1, cand, f * sizeof *cand);
+        cand[0] = first;
+    }
     size_t planned = 0;
-    for (size_t i = 0; i < n && !fits(&room, &s->s->resreq); i++) {
+    for (size_t i = 0; i < n && (!fits(&room, &s->s->resreq) || !planned); i++) {
         s_exec *y = &c->execs[cand[i]];
         if (!may_give(&c->sess[y->sess], s)) /* gave enough already */
             continue;
@@ -607,14 +619,11 @@ static int cmp_node_rank(const void *a, const void *b, void *cv)
     return x < y ? -1 : x > y;
 }
 
-/* A starving s may take executors from sessions that may give them up:
- * the best victims first, on each of their ready nodes that can hold s,
- * in name order. */
-static void reclaim(cycle *c, s_sess *s)
+/* Takes executors from sessions that may give them up to s (of its
+ * application only, when that is full): the best victims first, on each of
+ * their ready nodes that can hold s, in name order. */
+static void reclaim_room(cycle *c, s_sess *s, int same_app)
 {
-    if (c->reclaims >= MAX_RECLAIMS_PER_CYCLE)
-        return;
-    c->reclaims++;
     index_bound(c);
     int tries = 0;
     s_sess *tried[MAX_VICTIMS_TRIED];
@@ -623,7 +632,8 @@ static void reclaim(cycle *c, s_sess *s)
         s_sess *victim = NULL;
         for (size_t i = 0; i < c->ns; i++) {
             s_sess *v = &c->sess[i];
-            if (v->tried || !v->nbound || !may_give(v, s) || (victim && !better_victim(v, victim)))
+            if (v->tried || !v->nbound || (same_app && v->app != s->app) || !may_give(v, s) ||
+                (victim && !better_victim(v, victim)))
                 continue;
             victim = v;
         }
@@ -644,7 +654,7 @@ static void reclaim(cycle *c, s_sess *s)
             if (k && nodes[k] == nodes[k - 1])
                 continue;
             tries++;
-            if (reclaim_on(c, s, nodes[k])) {
+            if (reclaim_on(c, s, nodes[k], same_app ? s->app : -1)) {
                 s->reclaimed = 1;
                 break;
             }
@@ -655,33 +665,33 @@ static void reclaim(cycle *c, s_sess *s)
         tried[i]->tried = 0;
 }
 
-/* Room on x's node for s once x is released, with the idle executors s
- * could release there. */
-static int room_after_release(const cycle *c, const s_exec *x, const s_sess *s)
+/* A starving s may take executors from sessions that may give them up. */
+static void reclaim(cycle *c, s_sess *s)
 {
-    const s_node *n = x->node >= 0 ? &c->nodes[x->node] : NULL;
-    if (!n || !n->n->ready)
-        return 0;
-    flame_resreq room = n->free;
-    take(&room, &x->e->resreq, +1);
-    for (int j = c->node_idle_head[x->node]; j >= 0; j = c->idle_next[j])
-        if (releasable(&c->execs[j], s))
-            take(&room, &c->execs[j].e->resreq, +1);
-    return fits(&room, &s->s->resreq);
+    if (c->reclaims >= MAX_RECLAIMS_PER_CYCLE)
+        return;
+    c->reclaims++;
+    reclaim_room(c, s, 0);
 }
 
-/* s is held back only by its application's max_instances: it may take an
- * executor from a session of its application that may give one up, if it
- * can then run: on that executor, in free room, or in the room that
- * executor leaves. One it can reuse first, then the smallest id. */
+/* s is held back only by its application's max_instances: it may take
+ * from sessions of its application that may give up executors, if it can
+ * then run: on the executor (one it can reuse first, then the smallest
+ * id), in free room or on an idle executor, or in room made on one node. */
 static void reclaim_in_app(cycle *c, s_sess *s)
 {
     if (c->reclaims >= MAX_RECLAIMS_PER_CYCLE)
         return;
     c->reclaims++;
+    /* free room, or an idle executor of its own it could reuse */
     int free_room = 0;
     for (size_t i = 0; i < c->nheap_len && !free_room; i++)
         free_room = fits(&c->nodes[c->nheap[i]].free, &s->s->resreq);
+    const s_app *a = &c->apps[s->app];
+    for (uint32_t i = a->next_idle; i < a->nidle && !free_room; i++) {
+        const s_exec *x = &c->execs[a->idle[i]];
+        free_room = !x->taken && x->node >= 0 && fits(&x->e->resreq, &s->s->resreq);
+    }
     s_sess *victim = NULL;
     s_exec *pick = NULL;
     for (size_t i = 0; i < c->ns; i++) {
@@ -693,7 +703,7 @@ static void reclaim_in_app(cycle *c, s_sess *s)
         for (uint32_t k = 0; k < v->nbound; k++) {
             s_exec *x = &c->execs[v->bound[k]];
             int reuse = fits(&x->e->resreq, &s->s->resreq);
-            if (x->taken || (!reuse && !free_room && !room_after_release(c, x, s)))
+            if (x->taken || (!reuse && !free_room))
                 continue;
             if (!best || reuse > best_reuse || (reuse == best_reuse && strcmp(x->e->id, best->e->id) < 0)) {
                 best = x;
@@ -705,8 +715,10 @@ static void reclaim_in_app(cycle *c, s_sess *s)
             pick = best;
         }
     }
-    if (!pick)
+    if (!pick) {
+        reclaim_room(c, s, 1);
         return;
+    }
     pick->taken = 1;
     victim->alloc--;
     c->apps[victim->app].alloc--;
