@@ -317,12 +317,23 @@ static int sheap_pop(cycle *c, sheap *h)
     return top;
 }
 
-/* A session that lost an executor to a reclaim is served again in its
- * turn of this cycle (in free room; what it gave up stays with the taker). */
+/* A session that lost an executor to a reclaim has a smaller share: it
+ * moves up if queued, else is served again in its turn of this cycle (in
+ * free room; what it gave up stays with the taker). */
 static void requeue(cycle *c, s_sess *v)
 {
-    if (c->serving && !v->queued && wants(c, v))
-        sheap_push(c, c->serving, (int)(v - c->sess));
+    sheap *h = c->serving;
+    int si = (int)(v - c->sess);
+    if (!v->queued) {
+        if (wants(c, v))
+            sheap_push(c, h, si);
+        return;
+    }
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i] == si) {
+            sheap_up(c, h, i);
+            return;
+        }
 }
 
 static int give_idle(cycle *c, s_sess *s)
@@ -510,12 +521,21 @@ static int better_victim(const s_sess *v, const s_sess *than)
     return v->rank < than->rank;
 }
 
+/* Better victims first; of one victim, the largest executors first (the
+ * fewest unbound to make room), then by id. */
 static int cmp_victim_exec(const void *a, const void *b, void *cv)
 {
     const cycle *c = cv;
     const s_exec *x = &c->execs[*(const int *)a], *y = &c->execs[*(const int *)b];
     if (x->sess != y->sess)
         return better_victim(&c->sess[x->sess], &c->sess[y->sess]) ? -1 : 1;
+    const flame_resreq *p = &x->e->resreq, *q = &y->e->resreq;
+    if (p->cpu != q->cpu)
+        return p->cpu > q->cpu ? -1 : 1;
+    if (p->memory != q->memory)
+        return p->memory > q->memory ? -1 : 1;
+    if (p->gpu != q->gpu)
+        return p->gpu > q->gpu ? -1 : 1;
     return strcmp(x->e->id, y->e->id);
 }
 
@@ -724,6 +744,7 @@ static void reclaim_in_app(cycle *c, s_sess *s)
     c->apps[victim->app].alloc--;
     s->reclaimed = 1;
     decide(c->sch, FLAME_DECISION_UNBIND, NULL, pick->e->id, NULL);
+    requeue(c, victim);
 }
 
 static int cmp_node_name(const void *a, const void *b, void *nodes)
@@ -931,9 +952,7 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
             reclaim(&c, s);
         s->starving = 1;
     }
-    /* sessions held back by their application's max_instances, best first
-     * (their victims are of the same application: no room for them) */
-    c.serving = NULL;
+    /* sessions held back by their application's max_instances, best first */
     for (size_t i = 0; i < c.ns; i++)
         if (c.sess[i].alloc < c.sess[i].desired && app_full(&c, &c.sess[i]))
             sheap_push(&c, &h, (int)i);

@@ -545,17 +545,28 @@ static void check_no_starvation(const world *w)
                     room.gpu += w->ex[i].resreq.gpu;
                 }
             for (size_t v = 0; v < w->ns; v++) {
+                /* its k largest executors there */
                 uint32_t k = could_give(w, (int)v, (int)s);
-                for (size_t i = 0; i < w->ne && k; i++) {
-                    const flame_sched_executor *e = &w->ex[i];
-                    if (e->state != FLAME_EXECUTOR_BOUND || !e->session_id ||
-                        strcmp(e->session_id, w->sess[v].id) || strcmp(e->node, w->nodes[n].name))
-                        continue;
-                    room.cpu += e->resreq.cpu;
-                    room.memory += e->resreq.memory;
-                    room.gpu += e->resreq.gpu;
+                int used[MAXE] = { 0 };
+                for (; k; k--) {
+                    int big = -1;
+                    for (size_t i = 0; i < w->ne; i++) {
+                        const flame_sched_executor *e = &w->ex[i];
+                        if (used[i] || e->state != FLAME_EXECUTOR_BOUND || !e->session_id ||
+                            strcmp(e->session_id, w->sess[v].id) || strcmp(e->node, w->nodes[n].name))
+                            continue;
+                        if (big < 0 || e->resreq.cpu > w->ex[big].resreq.cpu ||
+                            (e->resreq.cpu == w->ex[big].resreq.cpu &&
+                             e->resreq.memory > w->ex[big].resreq.memory))
+                            big = (int)i;
+                    }
+                    if (big < 0)
+                        break;
+                    used[big] = 1;
+                    room.cpu += w->ex[big].resreq.cpu;
+                    room.memory += w->ex[big].resreq.memory;
+                    room.gpu += w->ex[big].resreq.gpu;
                     given++;
-                    k--;
                 }
             }
             PROP(!fits(&room, &x->resreq) || (app_full(w, (int)s) && !given),
