@@ -259,9 +259,11 @@ static int better(const s_sess *a, const s_sess *b)
     return a->rank < b->rank;
 }
 
+/* Still to be served this cycle (perhaps held back by its application). */
 static int wants(const cycle *c, const s_sess *s)
 {
-    return !s->starving && s->alloc < s->desired && !app_full(c, s);
+    (void)c;
+    return !s->starving && s->alloc < s->desired;
 }
 
 /* A binary heap of sessions, best (tier, then share, then id) on top. */
@@ -676,6 +678,8 @@ static void reclaim_room(cycle *c, s_sess *s, int same_app)
             tries++;
             if (reclaim_on(c, s, nodes[k], same_app ? s->app : -1)) {
                 s->reclaimed = 1;
+                if (same_app) /* one slot of the application is s's, next cycle */
+                    c->apps[s->app].alloc++;
                 break;
             }
         }
@@ -739,9 +743,9 @@ static void reclaim_in_app(cycle *c, s_sess *s)
         reclaim_room(c, s, 1);
         return;
     }
+    /* the application's slot stays counted: it is s's, next cycle */
     pick->taken = 1;
     victim->alloc--;
-    c->apps[victim->app].alloc--;
     s->reclaimed = 1;
     decide(c->sch, FLAME_DECISION_UNBIND, NULL, pick->e->id, NULL);
     requeue(c, victim);
@@ -940,6 +944,12 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
         s_sess *s = &c.sess[sheap_pop(&c, &h)];
         if (!wants(&c, s))
             continue;
+        if (app_full(&c, s)) {
+            if (!s->reclaimed)
+                reclaim_in_app(&c, s);
+            s->starving = 1;
+            continue;
+        }
         if (give_idle(&c, s) || give_new(&c, s) || give_by_release(&c, s)) {
             s->alloc++;
             if (s->app >= 0)
@@ -951,15 +961,6 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
         if (!s->reclaimed)
             reclaim(&c, s);
         s->starving = 1;
-    }
-    /* sessions held back by their application's max_instances, best first */
-    for (size_t i = 0; i < c.ns; i++)
-        if (c.sess[i].alloc < c.sess[i].desired && app_full(&c, &c.sess[i]))
-            sheap_push(&c, &h, (int)i);
-    while (h.n) {
-        s_sess *s = &c.sess[sheap_pop(&c, &h)];
-        if (!s->reclaimed && app_full(&c, s))
-            reclaim_in_app(&c, s);
     }
     free(h.v);
 
