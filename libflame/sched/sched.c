@@ -848,12 +848,8 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
         if (e->state == FLAME_EXECUTOR_BOUND && x->sess >= 0)
             push_int(&c->sess[x->sess].bound, &c->sess[x->sess].nbound,
                      &c->sess[x->sess].capbound, (int)i);
-        if (e->state == FLAME_EXECUTOR_IDLE && x->node >= 0) {
+        if (e->state == FLAME_EXECUTOR_IDLE && x->node >= 0)
             idle[c->idle_left++] = (int)i;
-            if (x->app >= 0)
-                push_int(&c->apps[x->app].idle, &c->apps[x->app].nidle, &c->apps[x->app].capidle,
-                         (int)i);
-        }
     }
     /* ties between nodes go by name, between sessions by id: rank once */
     int *norder = c->by_name;
@@ -869,18 +865,20 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
     for (size_t i = 0; i < c->ns; i++)
         c->sess[order[i]].rank = (uint32_t)i;
     free(order);
-    /* idle executors are handed out in id order: deterministic */
+    /* idle executors are handed out in id order (per application and per
+     * node): deterministic */
     qsort_r(idle, c->idle_left, sizeof *idle, cmp_exec_id, (void *)sn->executors);
     for (size_t k = c->idle_left; k-- > 0;) {
         int node = c->execs[idle[k]].node;
         c->idle_next[idle[k]] = c->node_idle_head[node];
         c->node_idle_head[node] = idle[k];
     }
+    for (size_t k = 0; k < c->idle_left; k++) {
+        s_app *a = c->execs[idle[k]].app >= 0 ? &c->apps[c->execs[idle[k]].app] : NULL;
+        if (a)
+            push_int(&a->idle, &a->nidle, &a->capidle, idle[k]);
+    }
     free(idle);
-    for (size_t a = 0; a < c->na; a++)
-        if (c->apps[a].nidle > 1)
-            qsort_r(c->apps[a].idle, c->apps[a].nidle, sizeof(int), cmp_exec_id,
-                    (void *)sn->executors);
 }
 
 flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snapshot *in,
