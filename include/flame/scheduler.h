@@ -16,9 +16,17 @@
  * - an idle executor is reused by a session of the same application; it is
  *   released once idle for longer than its application's delay_release, or
  *   at once when its node's room is needed by another application;
- * - a starving session may take an executor from a session of a lower tier,
- *   or of its own tier that holds more than its fair share (above its
- *   min_instances): that executor is unbound.
+ * - a starving session may take executors from sessions that hold more
+ *   than they can use, of a lower tier, or of its own tier that hold more
+ *   than their fair share (never below
+ *   their min_instances): those executors are unbound, on one node, and
+ *   only when that makes room for it there (else it waits: unbinding what
+ *   cannot make room would only churn); that room is kept for it until the
+ *   next cycle;
+ * - a session held back only by its application's max_instances may take,
+ *   the same way, from another session of its application;
+ * - the order of the snapshot's arrays does not matter; applying the
+ *   decisions and running again settles (no decisions) within a few cycles.
  *
  * ABI: the element structs (flame_sched_node, _application, _session,
  * _executor) and flame_decision only ever get fields appended, and a zero

@@ -25,8 +25,8 @@ typedef struct s_app {
  * the next cycle. */
 #define MAX_RECLAIMS_PER_CYCLE 32
 #define MAX_RELEASE_TRIES_PER_CYCLE 256
-#define MAX_VICTIMS_TRIED 4
-#define MAX_NODES_TRIED 8
+#define MAX_VICTIMS_TRIED 4             /* per reclaim */
+#define MAX_NODES_TRIED 8               /* per reclaim */
 
 typedef struct s_sess {
     const flame_sched_session *s;
@@ -260,9 +260,8 @@ static int better(const s_sess *a, const s_sess *b)
 }
 
 /* Still to be served this cycle (perhaps held back by its application). */
-static int wants(const cycle *c, const s_sess *s)
+static int wants(const s_sess *s)
 {
-    (void)c;
     return !s->starving && s->alloc < s->desired;
 }
 
@@ -327,7 +326,7 @@ static void requeue(cycle *c, s_sess *v)
     sheap *h = c->serving;
     int si = (int)(v - c->sess);
     if (!v->queued) {
-        if (wants(c, v))
+        if (wants(v))
             sheap_push(c, h, si);
         return;
     }
@@ -935,12 +934,12 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     sheap h = { fl_calloc(c.ns + 1, sizeof(int)), 0 };
     c.serving = &h;
     for (size_t i = 0; i < c.ns; i++)
-        if (wants(&c, &c.sess[i]))
+        if (wants(&c.sess[i]))
             sheap_push(&c, &h, (int)i);
     nheap_build(&c);
     while (h.n) {
         s_sess *s = &c.sess[sheap_pop(&c, &h)];
-        if (!wants(&c, s))
+        if (!wants(s))
             continue;
         if (app_full(&c, s)) {
             if (!s->reclaimed)
@@ -952,7 +951,7 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
             s->alloc++;
             if (s->app >= 0)
                 c.apps[s->app].alloc++;
-            if (wants(&c, s))
+            if (wants(s))
                 sheap_push(&c, &h, (int)(s - c.sess));
             continue;
         }

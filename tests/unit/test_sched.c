@@ -294,6 +294,61 @@ START_TEST(deterministic)
 }
 END_TEST
 
+START_TEST(no_reclaim_that_makes_no_room)
+{
+    /* high needs a gpu that no node has: unbinding low's executor would not
+     * help it, so nothing is decided (no unbind/rebind every cycle) */
+    flame_sched_node n[] = { node("n1", 1) };
+    flame_sched_executor e[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "low", "app", 0 },
+    };
+    flame_sched_session s[] = { sess("low", "app", 0, 10), sess("high", "app", 9, 1) };
+    s[1].resreq.gpu = 1;
+    run(n, 1, NULL, 0, s, 2, e, 1, 0);
+    ck_assert_uint_eq(ndec, 0);
+    /* high needs 2 cpus on a node where low holds two of 1 cpu: both go */
+    flame_sched_node m[] = { node("n1", 2) };
+    flame_sched_executor f[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "low", "app", 0 },
+        { "e2", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "low", "app", 0 },
+    };
+    s[1].resreq = (flame_resreq){ 2, GB, 0 };
+    run(m, 1, NULL, 0, s, 2, f, 2, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_UNBIND, NULL), 2);
+    ck_assert_uint_eq(ndec, 2);
+}
+END_TEST
+
+START_TEST(capped_application_shares_among_its_sessions)
+{
+    /* app allows 2 executors, a holds both: b (same tier, no executor)
+     * takes one, and the freed slot is not handed to a again */
+    flame_sched_node n[] = { node("n1", 8) };
+    flame_sched_application a[] = { { "app", 1, 2, 60000 } };
+    flame_sched_executor e[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "a", "app", 0 },
+        { "e2", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "a", "app", 0 },
+    };
+    flame_sched_session s[] = { sess("a", "app", 0, 10), sess("b", "app", 0, 10) };
+    s[0].running = 2;
+    run(n, 1, a, 1, s, 2, e, 2, 0);
+    ck_assert_uint_eq(ndec, 1);
+    ck_assert_int_eq(dec[0].kind, FLAME_DECISION_UNBIND);
+    /* next cycle: b reuses the idle executor; then 1 and 1 is fair */
+    e[1].state = FLAME_EXECUTOR_IDLE;
+    e[1].session_id = NULL;
+    s[0].running = 1;
+    run(n, 1, a, 1, s, 2, e, 2, 0);
+    ck_assert_uint_eq(ndec, 1);
+    ck_assert_int_eq(dec[0].kind, FLAME_DECISION_BIND);
+    ck_assert_str_eq(dec[0].session_id, "b");
+    e[1].state = FLAME_EXECUTOR_BOUND;
+    e[1].session_id = "b";
+    run(n, 1, a, 1, s, 2, e, 2, 0);
+    ck_assert_uint_eq(ndec, 0);
+}
+END_TEST
+
 /* A caller built against a later header whose structs grew. */
 typedef struct {
     flame_sched_session s;
@@ -381,6 +436,8 @@ int main(void)
     tcase_add_test(tc, hints_are_checked);
     tcase_add_test(tc, deterministic);
     tcase_add_test(tc, snapshot_versions_and_strides);
+    tcase_add_test(tc, no_reclaim_that_makes_no_room);
+    tcase_add_test(tc, capped_application_shares_among_its_sessions);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
