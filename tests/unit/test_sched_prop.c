@@ -2,7 +2,7 @@
  * snapshots: the policies written in the header, checked on every cycle of
  * a small simulated cluster that applies the decisions until it settles.
  *
- * Seeds 1..200 run by default; FLAME_PROP_SEEDS=N runs seeds 1..N, and
+ * Seeds 1..1000 run by default; FLAME_PROP_SEEDS=N runs seeds 1..N, and
  * FLAME_PROP_SEED=S only seed S (a failure prints its seed). */
 #include <check.h>
 #include <stdio.h>
@@ -27,8 +27,8 @@ typedef struct world {
     flame_sched_session sess[MAXS];
     flame_sched_executor ex[MAXE];
     size_t nn, na, ns, ne;
-    char names[MAXN + MAXA + MAXS + 2][8];
-    char ids[MAXIDS][12];             /* executor ids, never reused */
+    char names[MAXN + MAXA + MAXS + 2][24];
+    char ids[MAXIDS][24];             /* executor ids, never reused */
     size_t nids;
 } world;
 
@@ -200,7 +200,7 @@ static void generate(world *w, uint64_t seed)
 
 typedef struct decision {
     flame_decision_kind kind;
-    char node[8], exec[12], sess[8];
+    char node[24], exec[24], sess[24];
 } decision;
 
 typedef struct result {
@@ -583,7 +583,7 @@ static uint64_t nseeds(void)
     const char *one = getenv("FLAME_PROP_SEED"), *n = getenv("FLAME_PROP_SEEDS");
     if (one)
         return 1;
-    return n ? strtoull(n, NULL, 10) : 200;
+    return n ? strtoull(n, NULL, 10) : 1000;
 }
 
 static uint64_t seed_at(uint64_t i)
