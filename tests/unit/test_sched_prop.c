@@ -3,7 +3,8 @@
  * a small simulated cluster that applies the decisions until it settles.
  *
  * Seeds 1..1000 run by default; FLAME_PROP_SEEDS=N runs seeds 1..N, and
- * FLAME_PROP_SEED=S only seed S (a failure prints its seed). */
+ * FLAME_PROP_SEED=S only seed S (a failure prints its seed; add
+ * FLAME_PROP_VERBOSE=1 to print each cycle of it). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
