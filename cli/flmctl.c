@@ -1,5 +1,7 @@
 /* flmctl: Flame's control tool, written only against client.h. */
+#include <ctype.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,29 +12,6 @@
 #include "table.h"
 
 static const char *prog = "flmctl";
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: flmctl [--endpoint URL] <command> [options]\n"
-        "\n"
-        "Commands:\n"
-        "  list -a|-s|-e|-n                 list applications, sessions, executors or nodes\n"
-        "  view -a NAME                     show an application\n"
-        "  view -s ID [-t TASK] [-o json]   show a session, or one of its tasks\n"
-        "  create -a APP [-p PRIO] [-r cpu=1,mem=1g]\n"
-        "                                   create a session\n"
-        "  close -s ID                      close a session (Pending tasks are cancelled)\n"
-        "  register -f app.yaml             register the application(s) in a YAML file\n"
-        "  unregister -a NAME               unregister an application\n"
-        "  update -a app.yaml               update the application(s) in a YAML file\n"
-        "\n"
-        "Options:\n"
-        "  --endpoint URL   session manager (default: $FLAME_ENDPOINT, ~/.flame/flame.yaml,\n"
-        "                   http://127.0.0.1:8080)\n"
-        "  -h, --help       show this help\n"
-        "  -V, --version    show the version\n");
-}
 
 static int fail(void)
 {
@@ -45,6 +24,13 @@ static int usage_error(const char *msg)
     fprintf(stderr, "%s: %s (see flmctl --help)\n", prog, msg);
     return 2;
 }
+
+/* What the options of a command line set; each command reads its own. */
+typedef struct cmd_args {
+    const char *a, *s, *t, *p, *r, *f;
+    char what; /* list: 'a', 's', 'e' or 'n' */
+    int json;  /* -o json */
+} cmd_args;
 
 /* ---- list --------------------------------------------------------------- */
 
@@ -62,8 +48,8 @@ static int list_apps(flame_client *c)
         cli_format_time(created, sizeof created, v[i]->creation_time);
         const char *row[] = { v[i]->name,
                               v[i]->state == FLAME_APPLICATION_ENABLED ? "Enabled" : "Disabled",
-                              flame_shim_str(v[i]->spec.shim), created,
-                              v[i]->spec.command ? v[i]->spec.command : "-" };
+                              flame_shim_str(v[i]->spec->shim), created,
+                              v[i]->spec->command ? v[i]->spec->command : "-" };
         cli_table_row(&t, row);
     }
     cli_table_print(&t);
@@ -85,14 +71,14 @@ static int list_sessions(flame_client *c)
     for (size_t i = 0; i < n; i++) {
         const flame_session_info *s = v[i];
         char rr[64], prio[16], pe[16], ru[16], su[16], fa[16], created[32];
-        cli_format_resreq(rr, sizeof rr, &s->spec.resreq);
-        snprintf(prio, sizeof prio, "%u", s->spec.priority);
+        cli_format_resreq(rr, sizeof rr, &s->spec->resreq);
+        snprintf(prio, sizeof prio, "%u", s->spec->priority);
         snprintf(pe, sizeof pe, "%d", s->pending);
         snprintf(ru, sizeof ru, "%d", s->running);
         snprintf(su, sizeof su, "%d", s->succeed);
         snprintf(fa, sizeof fa, "%d", s->failed);
         cli_format_time(created, sizeof created, s->creation_time);
-        const char *row[] = { s->id, flame_session_state_str(s->state), s->spec.application, rr,
+        const char *row[] = { s->id, flame_session_state_str(s->state), s->spec->application, rr,
                               prio, pe, ru, su, fa, created };
         cli_table_row(&t, row);
     }
@@ -236,17 +222,17 @@ static int view_session(flame_client *c, const char *sid, int json)
     if (flame_session_get(&s, c, sid))
         return fail();
     char rr[64];
-    cli_format_resreq(rr, sizeof rr, &s->spec.resreq);
+    cli_format_resreq(rr, sizeof rr, &s->spec->resreq);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", s->id);
-        cJSON_AddStringToObject(o, "application", s->spec.application);
+        cJSON_AddStringToObject(o, "application", s->spec->application);
         cJSON_AddStringToObject(o, "state", flame_session_state_str(s->state));
-        cJSON_AddNumberToObject(o, "priority", s->spec.priority);
+        cJSON_AddNumberToObject(o, "priority", s->spec->priority);
         cJSON_AddStringToObject(o, "resreq", rr);
-        cJSON_AddNumberToObject(o, "min_instances", s->spec.min_instances);
-        if (s->spec.has_max_instances)
-            cJSON_AddNumberToObject(o, "max_instances", s->spec.max_instances);
+        cJSON_AddNumberToObject(o, "min_instances", s->spec->min_instances);
+        if (s->spec->has_max_instances)
+            cJSON_AddNumberToObject(o, "max_instances", s->spec->max_instances);
         cJSON_AddNumberToObject(o, "creation_time", (double)s->creation_time);
         if (s->completion_time)
             cJSON_AddNumberToObject(o, "completion_time", (double)s->completion_time);
@@ -264,15 +250,15 @@ static int view_session(flame_client *c, const char *sid, int json)
         char created[32], done[32], max[16];
         cli_format_time(created, sizeof created, s->creation_time);
         cli_format_time(done, sizeof done, s->completion_time);
-        if (s->spec.has_max_instances)
-            snprintf(max, sizeof max, "%u", s->spec.max_instances);
+        if (s->spec->has_max_instances)
+            snprintf(max, sizeof max, "%u", s->spec->max_instances);
         else
             snprintf(max, sizeof max, "-");
         printf("Session:    %s\nApplication: %s\nState:      %s\nPriority:   %u\n"
                "Resources:  %s\nInstances:  min %u, max %s\nCreated:    %s\nCompleted:  %s\n"
                "Tasks:      %d pending, %d running, %d succeed, %d failed, %d cancelled\n",
-               s->id, s->spec.application, flame_session_state_str(s->state), s->spec.priority, rr,
-               s->spec.min_instances, max, created, done, s->pending, s->running, s->succeed,
+               s->id, s->spec->application, flame_session_state_str(s->state), s->spec->priority, rr,
+               s->spec->min_instances, max, created, done, s->pending, s->running, s->succeed,
                s->failed, s->cancelled);
         print_events(s->events, s->events_len);
     }
@@ -285,7 +271,7 @@ static int view_app(flame_client *c, const char *name, int json)
     flame_application *a;
     if (flame_application_get(&a, c, name))
         return fail();
-    const flame_application_spec *s = &a->spec;
+    const flame_application_spec *s = a->spec;
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", a->name);
@@ -349,7 +335,7 @@ static int view_app(flame_client *c, const char *name, int json)
     return 0;
 }
 
-/* ---- commands ----------------------------------------------------------- */
+/* ---- register and update ----------------------------------------------- */
 
 static int apply_file(flame_client *c, const char *path, int update)
 {
@@ -359,8 +345,8 @@ static int apply_file(flame_client *c, const char *path, int update)
         return fail();
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        flame_status st = update ? flame_application_update(c, v[i]->name, &v[i]->spec)
-                                 : flame_application_register(c, v[i]->name, &v[i]->spec);
+        flame_status st = update ? flame_application_update(c, v[i]->name, v[i]->spec)
+                                 : flame_application_register(c, v[i]->name, v[i]->spec);
         if (st)
             rc = fail();
         else
@@ -368,6 +354,176 @@ static int apply_file(flame_client *c, const char *path, int update)
     }
     flame_application_list_free(v, n);
     return rc;
+}
+
+/* ---- the commands ------------------------------------------------------- */
+
+static int cmd_list(flame_client *c, const cmd_args *x)
+{
+    switch (x->what) {
+    case 'a': return list_apps(c);
+    case 's': return list_sessions(c);
+    case 'e': return list_executors(c);
+    case 'n': return list_nodes(c);
+    default: return usage_error("list needs one of -a, -s, -e, -n");
+    }
+}
+
+static int cmd_view(flame_client *c, const cmd_args *x)
+{
+    if (x->a && !x->s)
+        return view_app(c, x->a, x->json);
+    if (x->s && x->t)
+        return view_task(c, x->s, x->t, x->json);
+    if (x->s)
+        return view_session(c, x->s, x->json);
+    return usage_error("view needs -a NAME or -s ID [-t TASK]");
+}
+
+static int cmd_create(flame_client *c, const cmd_args *x)
+{
+    if (!x->a)
+        return usage_error("create needs -a APP");
+    flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
+    spec.application = x->a;
+    if (x->p) {
+        char *end;
+        long v = strtol(x->p, &end, 10);
+        if (*end || v < 0)
+            return usage_error("-p takes a priority >= 0");
+        spec.priority = (uint32_t)v;
+    }
+    if (x->r) {
+        spec.has_resreq = 1;
+        spec.resreq = (flame_resreq){ 1, 0, 0 };
+        if (flame_resreq_parse(&spec.resreq, x->r))
+            return fail();
+    }
+    flame_session *sess;
+    if (flame_session_create(&sess, c, NULL, &spec))
+        return fail();
+    printf("Session <%s> was created.\n", flame_session_id(sess));
+    flame_session_free(sess);
+    return 0;
+}
+
+static int cmd_close(flame_client *c, const cmd_args *x)
+{
+    if (!x->s)
+        return usage_error("close needs -s ID");
+    flame_session *sess;
+    if (flame_session_attach(&sess, c, x->s))
+        return fail();
+    int rc = flame_session_close(sess) ? fail() : 0;
+    if (!rc)
+        printf("Session <%s> was closed.\n", x->s);
+    flame_session_free(sess);
+    return rc;
+}
+
+static int cmd_register(flame_client *c, const cmd_args *x)
+{
+    return x->f ? apply_file(c, x->f, 0) : usage_error("register needs -f app.yaml");
+}
+
+static int cmd_update(flame_client *c, const cmd_args *x)
+{
+    const char *file = x->f ? x->f : x->a;
+    return file ? apply_file(c, file, 1) : usage_error("update needs -a app.yaml");
+}
+
+static int cmd_unregister(flame_client *c, const cmd_args *x)
+{
+    if (!x->a)
+        return usage_error("unregister needs -a NAME");
+    if (flame_application_unregister(c, x->a))
+        return fail();
+    printf("Application %s was unregistered.\n", x->a);
+    return 0;
+}
+
+/* Every command but list takes every option with a value (earlier versions
+ * did, and scripts may pass one a command ignores); in list, -a and -s are
+ * what to list and take none. */
+#define VALUE_OPTS "a:s:t:o:p:r:f:h"
+
+typedef struct command {
+    const char *name;
+    const char *optstring;       /* short options, as getopt_long takes them */
+    int (*run)(flame_client *c, const cmd_args *x);
+    const char *synopsis;        /* after "flmctl NAME" */
+    const char *help;            /* one line */
+    const char *options;         /* what --help says about the options */
+} command;
+
+static const command commands[] = {
+    { "list", "asenh", cmd_list, "-a|-s|-e|-n",
+      "list applications, sessions, executors or nodes",
+      "  -a, --application   applications\n"
+      "  -s, --session       sessions\n"
+      "  -e, --executor      executors\n"
+      "  -n, --node          nodes\n" },
+    { "view", VALUE_OPTS, cmd_view, "-a NAME | -s ID [-t TASK] [-o json]",
+      "show an application, a session, or one of its tasks",
+      "  -a, --application NAME   the application\n"
+      "  -s, --session ID         the session\n"
+      "  -t, --task TASK          one task of the session\n"
+      "  -o, --output json        print JSON\n" },
+    { "create", VALUE_OPTS, cmd_create, "-a APP [-p PRIO] [-r cpu=1,mem=1g]",
+      "create a session",
+      "  -a, --application APP    the session's application\n"
+      "  -p, --priority PRIO      its priority (>= 0, higher first; default 0)\n"
+      "  -r, --resreq RESREQ      resources of each executor (default: the cluster's)\n" },
+    { "close", VALUE_OPTS, cmd_close, "-s ID",
+      "close a session (Pending tasks are cancelled)",
+      "  -s, --session ID         the session\n" },
+    { "register", VALUE_OPTS, cmd_register, "-f app.yaml",
+      "register the application(s) in a YAML file",
+      "  -f, --file app.yaml      Flame's application YAML (documents split by ---)\n" },
+    { "unregister", VALUE_OPTS, cmd_unregister, "-a NAME",
+      "unregister an application",
+      "  -a, --application NAME   the application\n" },
+    { "update", VALUE_OPTS, cmd_update, "-a app.yaml",
+      "update the application(s) in a YAML file",
+      "  -a, --application app.yaml   Flame's application YAML (-f works too)\n" },
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: flmctl [--endpoint URL] <command> [options]\n\nCommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        char head[128];
+        snprintf(head, sizeof head, "%s %s", commands[i].name, commands[i].synopsis);
+        if (strlen(head) > 32)
+            fprintf(f, "  %s\n  %-32s %s\n", head, "", commands[i].help);
+        else
+            fprintf(f, "  %-32s %s\n", head, commands[i].help);
+    }
+    fprintf(f,
+        "\n"
+        "Options:\n"
+        "  --endpoint URL   session manager (default: $FLAME_ENDPOINT, ~/.flame/flame.yaml,\n"
+        "                   http://127.0.0.1:8080)\n"
+        "  -h, --help       show this help (after a command: that command's)\n"
+        "  -V, --version    show the version\n");
+}
+
+static void command_usage(const command *cmd)
+{
+    printf("Usage: flmctl [--endpoint URL] %s %s\n\n%c%s.\n\nOptions:\n%s"
+           "  -h, --help               show this help\n",
+           cmd->name, cmd->synopsis, toupper((unsigned char)cmd->help[0]), cmd->help + 1,
+           cmd->options);
 }
 
 int main(int argc, char **argv)
@@ -392,7 +548,8 @@ int main(int argc, char **argv)
     }
     if (i >= argc)
         return usage_error("no command given");
-    const char *cmd = argv[i];
+    const char *name = argv[i];
+    const command *cmd = find_command(name);
     int cargc = argc - i;
     char **cargv = argv + i;
 
@@ -404,30 +561,36 @@ int main(int argc, char **argv)
         { "node", no_argument, NULL, 'n' },               { "endpoint", required_argument, NULL, 'E' },
         { "help", no_argument, NULL, 'h' },               { NULL, 0, NULL, 0 },
     };
-    int list_cmd = strcmp(cmd, "list") == 0;
-    /* in `list`, -a and -s take no argument */
-    const char *optstr = list_cmd ? "asenh" : "a:s:t:o:p:r:f:h";
-    const char *a = NULL, *s = NULL, *t = NULL, *o = NULL, *p = NULL, *r = NULL, *f = NULL;
-    char what = 0;
+    /* an unknown command's options are read as most commands read them, so
+     * that -h still shows the help */
+    const char *optstr = cmd ? cmd->optstring : VALUE_OPTS;
+    bool list_cmd = cmd && cmd->run == cmd_list;
+    cmd_args x = { 0 };
+    const char *o = NULL;
     int ch;
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(cargc, cargv, optstr, lopts, NULL)) != -1) {
         switch (ch) {
-        case 'a': if (list_cmd) what = 'a'; else a = optarg; break;
-        case 's': if (list_cmd) what = 's'; else s = optarg; break;
-        case 'e': what = 'e'; break;
-        case 'n': what = 'n'; break;
-        case 't': t = optarg; break;
+        case 'a': if (list_cmd) x.what = 'a'; else x.a = optarg; break;
+        case 's': if (list_cmd) x.what = 's'; else x.s = optarg; break;
+        case 'e': x.what = 'e'; break;
+        case 'n': x.what = 'n'; break;
+        case 't': x.t = optarg; break;
         case 'o': o = optarg; break;
-        case 'p': p = optarg; break;
-        case 'r': r = optarg; break;
-        case 'f': f = optarg; break;
+        case 'p': x.p = optarg; break;
+        case 'r': x.r = optarg; break;
+        case 'f': x.f = optarg; break;
         case 'E': endpoint = optarg; break;
-        case 'h': usage(stdout); return 0;
+        case 'h':
+            if (cmd)
+                command_usage(cmd);
+            else
+                usage(stdout);
+            return 0;
         default: {
             char msg[64];
-            snprintf(msg, sizeof msg, "%s: unknown option or missing value -%c", cmd,
+            snprintf(msg, sizeof msg, "%s: unknown option or missing value -%c", name,
                      optopt ? optopt : '?');
             return usage_error(msg);
         }
@@ -435,99 +598,22 @@ int main(int argc, char **argv)
     }
     if (optind < cargc)
         return usage_error("unexpected argument");
-    int json = 0;
     if (o) {
         if (strcmp(o, "json") != 0)
             return usage_error("-o takes only \"json\"");
-        json = 1;
+        x.json = 1;
     }
-
-    /* commands that need no server */
-    if (!list_cmd && strcmp(cmd, "view") && strcmp(cmd, "create") && strcmp(cmd, "close") &&
-        strcmp(cmd, "register") && strcmp(cmd, "unregister") && strcmp(cmd, "update")) {
-        fprintf(stderr, "%s: unknown command \"%s\" (see flmctl --help)\n", prog, cmd);
+    if (!cmd) {
+        fprintf(stderr, "%s: unknown command \"%s\" (see flmctl --help)\n", prog, name);
         return 2;
     }
-    flame_client_options copts = FLAME_CLIENT_OPTIONS_INIT;
+    flame_client_options copts;
+    flame_client_options_init(&copts);
     copts.endpoint = endpoint;
     flame_client *c;
     if (flame_client_connect(&c, &copts))
         return fail();
-    int rc;
-    if (list_cmd) {
-        switch (what) {
-        case 'a': rc = list_apps(c); break;
-        case 's': rc = list_sessions(c); break;
-        case 'e': rc = list_executors(c); break;
-        case 'n': rc = list_nodes(c); break;
-        default: rc = usage_error("list needs one of -a, -s, -e, -n");
-        }
-    } else if (strcmp(cmd, "view") == 0) {
-        if (a && !s)
-            rc = view_app(c, a, json);
-        else if (s && t)
-            rc = view_task(c, s, t, json);
-        else if (s)
-            rc = view_session(c, s, json);
-        else
-            rc = usage_error("view needs -a NAME or -s ID [-t TASK]");
-    } else if (strcmp(cmd, "create") == 0) {
-        if (!a) {
-            rc = usage_error("create needs -a APP");
-        } else {
-            flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
-            spec.application = a;
-            rc = 0;
-            if (p) {
-                char *end;
-                long v = strtol(p, &end, 10);
-                if (*end || v < 0)
-                    rc = usage_error("-p takes a priority >= 0");
-                spec.priority = (uint32_t)v;
-            }
-            if (!rc && r) {
-                spec.has_resreq = 1;
-                spec.resreq = (flame_resreq){ 1, 0, 0 };
-                if (flame_resreq_parse(&spec.resreq, r))
-                    rc = fail();
-            }
-            flame_session *sess;
-            if (!rc) {
-                if (flame_session_create(&sess, c, NULL, &spec)) {
-                    rc = fail();
-                } else {
-                    printf("Session <%s> was created.\n", flame_session_id(sess));
-                    flame_session_free(sess);
-                }
-            }
-        }
-    } else if (strcmp(cmd, "close") == 0) {
-        flame_session *sess;
-        if (!s)
-            rc = usage_error("close needs -s ID");
-        else if (flame_session_attach(&sess, c, s))
-            rc = fail();
-        else {
-            rc = flame_session_close(sess) ? fail() : 0;
-            if (!rc)
-                printf("Session <%s> was closed.\n", s);
-            flame_session_free(sess);
-        }
-    } else if (strcmp(cmd, "register") == 0) {
-        rc = f ? apply_file(c, f, 0) : usage_error("register needs -f app.yaml");
-    } else if (strcmp(cmd, "update") == 0) {
-        const char *file = f ? f : a;
-        rc = file ? apply_file(c, file, 1) : usage_error("update needs -a app.yaml");
-    } else { /* unregister */
-        if (!a)
-            rc = usage_error("unregister needs -a NAME");
-        else if (flame_application_unregister(c, a))
-            rc = fail();
-        else {
-            printf("Application %s was unregistered.\n", a);
-            rc = 0;
-        }
-    }
+    int rc = cmd->run(c, &x);
     flame_client_free(c);
     return rc;
 }

@@ -12,20 +12,11 @@ package flame
 #include <stdlib.h>
 #include <flame/flame.h>
 
-static flame_client_options client_opts(const char *endpoint) {
-    flame_client_options o = FLAME_CLIENT_OPTIONS_INIT;
-    o.endpoint = endpoint;
-    return o;
+static void set_bytes(flame_bytes *v, size_t i, void *data, size_t len) {
+    v[i].data = data;
+    v[i].len = len;
 }
-static flame_session_spec session_spec(const char *app) {
-    flame_session_spec s = FLAME_SESSION_SPEC_INIT;
-    s.application = app;
-    return s;
-}
-static flame_application_spec app_spec(void) {
-    flame_application_spec s = FLAME_APPLICATION_SPEC_INIT;
-    return s;
-}
+static flame_task_outcome *outcome_at(flame_task_outcome *v, size_t i) { return &v[i]; }
 static const char *str_at(const char **v, size_t i) { return v[i]; }
 static void set_str(const char **v, size_t i, const char *s) { v[i] = s; }
 */
@@ -95,7 +86,9 @@ func Connect(endpoint string) (*Client, error) {
 		cep = C.CString(endpoint)
 		defer C.free(unsafe.Pointer(cep))
 	}
-	o := C.client_opts(cep)
+	var o C.flame_client_options
+	C.flame_client_options_init(&o)
+	o.endpoint = cep
 	cl := &Client{}
 	if st := C.flame_client_connect(&cl.c, &o); st != 0 {
 		return nil, lastError(st)
@@ -146,7 +139,8 @@ func (cl *Client) writeApp(name string, a Application, update bool) error {
 			C.free(p)
 		}
 	}()
-	spec := C.app_spec()
+	var spec C.flame_application_spec
+	C.flame_application_spec_init(&spec)
 	spec.command = cstrOrNil(a.Command, &frees)
 	spec.working_directory = cstrOrNil(a.WorkingDirectory, &frees)
 	spec.description = cstrOrNil(a.Description, &frees)
@@ -233,7 +227,7 @@ func (cl *Client) GetApplication(name string) (*Application, error) {
 	} else {
 		out.State = "Disabled"
 	}
-	s := &a.spec
+	s := a.spec
 	out.Command = C.GoString(s.command)
 	out.WorkingDirectory = C.GoString(s.working_directory)
 	out.Description = C.GoString(s.description)
@@ -266,10 +260,10 @@ type SessionSpec struct {
 
 // SessionInfo is a session as the server reports it.
 type SessionInfo struct {
-	ID, Application, State                    string
-	Priority                                  uint32
+	ID, Application, State                       string
+	Priority                                     uint32
 	Pending, Running, Succeed, Failed, Cancelled int
-	CreationTime                              time.Time
+	CreationTime                                 time.Time
 }
 
 // Session is a handle to a session; tasks run in it.
@@ -280,7 +274,9 @@ type Session struct {
 }
 
 func (cl *Client) makeSpec(spec SessionSpec, frees *[]unsafe.Pointer) (C.flame_session_spec, error) {
-	cs := C.session_spec(cstrOrNil(spec.Application, frees))
+	var cs C.flame_session_spec
+	C.flame_session_spec_init(&cs)
+	cs.application = cstrOrNil(spec.Application, frees)
 	if len(spec.CommonData) > 0 {
 		p := C.CBytes(spec.CommonData)
 		*frees = append(*frees, p)
@@ -479,4 +475,86 @@ func (s *Session) Run(ctx context.Context, input []byte) <-chan Result {
 		ch <- Result{out, err}
 	}()
 	return ch
+}
+
+// Map runs one task per input and returns their results in input order:
+// one batched submission, one outcome stream (the C core's
+// flame_session_map). A nil input is a task without input. A task that
+// failed has an Error with code TaskFailed and its message in its Result;
+// the returned error is for the call itself (submission, the context).
+// The context's deadline bounds the wait (the error is then the context's,
+// or an Error with code Timeout when the C core notices first); when the
+// context ends first, Map returns at once and the tasks go on.
+func (s *Session) Map(ctx context.Context, inputs [][]byte) ([]Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	timeout := C.int(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = C.int(time.Until(dl).Milliseconds())
+		if timeout < 0 {
+			timeout = 0
+		}
+	}
+	type answer struct {
+		res []Result
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		res, err := s.mapC(inputs, timeout)
+		ch <- answer{res, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.res, a.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *Session) mapC(inputs [][]byte, timeout C.int) ([]Result, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	n := len(inputs)
+	total := 1 // one C buffer for every input; never empty, so never NULL
+	for _, b := range inputs {
+		total += len(b)
+	}
+	buf := C.malloc(C.size_t(total))
+	defer C.free(buf)
+	data := unsafe.Slice((*byte)(buf), total)
+	var in *C.flame_bytes
+	if n > 0 {
+		in = (*C.flame_bytes)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.flame_bytes{}))))
+		defer C.free(unsafe.Pointer(in))
+	}
+	off := 0
+	for i, b := range inputs {
+		if b == nil {
+			continue // no input
+		}
+		copy(data[off:], b)
+		C.set_bytes(in, C.size_t(i), unsafe.Pointer(&data[off]), C.size_t(len(b)))
+		off += len(b)
+	}
+	var out *C.flame_task_outcome
+	if st := C.flame_session_map(&out, s.s, in, C.size_t(n), timeout); st != 0 {
+		return nil, lastError(st)
+	}
+	defer C.flame_task_outcome_list_free(out, C.size_t(n))
+	res := make([]Result, n)
+	for i := range res {
+		o := C.outcome_at(out, C.size_t(i))
+		if o.state != C.FLAME_TASK_SUCCEED {
+			msg := "the task failed"
+			if o.message != nil {
+				msg = C.GoString(o.message)
+			}
+			res[i].Err = &Error{Code: TaskFailed, Message: msg}
+		} else if o.output.data != nil {
+			res[i].Output = C.GoBytes(unsafe.Pointer(o.output.data), C.int(o.output.len))
+		}
+	}
+	return res, nil
 }

@@ -187,3 +187,46 @@ func TestGoService(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestMap(t *testing.T) {
+	c := connect(t)
+	defer c.Close()
+	s, err := c.CreateSession("", SessionSpec{Application: "flmping"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Free()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	inputs := make([][]byte, 100)
+	for i := range inputs {
+		inputs[i] = []byte("{}")
+	}
+	inputs[42] = []byte("{not json")
+	res, err := s.Map(ctx, inputs)
+	if err != nil || len(res) != len(inputs) {
+		t.Fatalf("map: %d results, %v", len(res), err)
+	}
+	for i, r := range res {
+		if i == 42 {
+			if !IsCode(r.Err, TaskFailed) {
+				t.Fatalf("task 42: want TaskFailed, got %v", r.Err)
+			}
+		} else if r.Err != nil || len(r.Output) == 0 {
+			t.Fatalf("task %d: %q %v", i, r.Output, r.Err)
+		}
+	}
+	if res, err := s.Map(ctx, nil); err != nil || len(res) != 0 {
+		t.Fatalf("empty map: %v %v", res, err)
+	}
+	// the context's deadline bounds the wait
+	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if _, err := s.Map(short, [][]byte{[]byte(`{"duration": 2000}`)}); err != context.DeadlineExceeded && !IsCode(err, Timeout) {
+		t.Fatalf("want a deadline error, got %v", err)
+	}
+	info, err := c.GetSession(s.ID)
+	if err != nil || info.Succeed < 99 || info.Failed != 1 {
+		t.Fatalf("session %+v %v", info, err)
+	}
+}

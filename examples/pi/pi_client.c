@@ -1,6 +1,7 @@
 /* Monte-Carlo pi, the client: registers the pi service (when absent), runs
- * TASKS tasks of SAMPLES samples each in one session (one batched
- * submission, one outcome stream) and prints the estimate and the time.
+ * TASKS tasks of SAMPLES samples each in one session with
+ * flame_session_map (one batched submission, one outcome stream) and
+ * prints the estimate and the time.
  * usage: pi_client SERVICE_PATH [TASKS [SAMPLES]] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,24 +9,6 @@
 #include <time.h>
 
 #include <flame/flame.h>
-
-typedef struct acc {
-    size_t want, seen, failed;
-    long long hits;
-} acc;
-
-static int on_outcomes(const flame_task_outcome *o, size_t n, void *payload)
-{
-    acc *a = payload;
-    for (size_t i = 0; i < n; i++) {
-        if (o[i].state == FLAME_TASK_SUCCEED && o[i].output.data)
-            a->hits += strtoll((const char *)o[i].output.data, NULL, 10);
-        else
-            a->failed++;
-        a->seen++;
-    }
-    return a->seen >= a->want;
-}
 
 int main(int argc, char **argv)
 {
@@ -54,23 +37,28 @@ int main(int argc, char **argv)
     flame_bytes *inputs = calloc(tasks, sizeof *inputs);
     for (size_t i = 0; i < tasks; i++)
         inputs[i] = (flame_bytes){ (const uint8_t *)in, (size_t)len };
-    uint64_t *ids = calloc(tasks, sizeof *ids);
-    if (flame_task_create_many(s, inputs, tasks, ids))
+    flame_task_outcome *out;
+    if (flame_session_map(&out, s, inputs, tasks, -1))
         goto fail;
-    acc a = { tasks, 0, 0, 0 };
-    if (flame_session_watch(s, ids[0], on_outcomes, &a, -1))
-        goto fail;
+    size_t failed = 0;
+    long long hits = 0;
+    for (size_t i = 0; i < tasks; i++) {
+        if (out[i].state == FLAME_TASK_SUCCEED && out[i].output.data)
+            hits += strtoll((const char *)out[i].output.data, NULL, 10);
+        else
+            failed++;
+    }
+    flame_task_outcome_list_free(out, tasks);
     flame_session_close(s);
     flame_session_free(s);
     flame_client_free(c);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    double pi = 4.0 * (double)a.hits / ((double)samples * (double)(tasks - a.failed));
+    double pi = 4.0 * (double)hits / ((double)samples * (double)(tasks - failed));
     printf("pi ~= %.6f (%zu tasks x %ld samples, %zu failed) in %.3f s\n", pi, tasks, samples,
-           a.failed, secs);
+           failed, secs);
     free(inputs);
-    free(ids);
-    return a.failed ? 1 : 0;
+    return failed ? 1 : 0;
 fail:
     fprintf(stderr, "pi_client: %s\n", flame_error_last());
     return 1;

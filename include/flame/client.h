@@ -45,6 +45,10 @@ typedef struct flame_client_options {
 
 #define FLAME_CLIENT_OPTIONS_INIT { FLAME_CLIENT_OPTIONS_VERSION, NULL, 0, 0 }
 
+/* Sets *opts to FLAME_CLIENT_OPTIONS_INIT of this library (for callers that
+ * cannot use the macro, e.g. bindings). */
+void flame_client_options_init(flame_client_options *opts);
+
 /* Creates a client. Does not block on the network: the first call connects.
  * opts may be NULL for the defaults. Free with flame_client_free(). */
 flame_status flame_client_connect(flame_client **out, const flame_client_options *opts);
@@ -91,13 +95,17 @@ typedef struct flame_application_spec {
 #define FLAME_APPLICATION_SPEC_INIT { FLAME_APPLICATION_SPEC_VERSION, FLAME_SHIM_HOST, \
     NULL, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL }
 
-/* An application as the server reports it. Allocated by the library (fields
- * may be appended in later versions); free with flame_application_free(). */
+/* Sets *spec to FLAME_APPLICATION_SPEC_INIT of this library. */
+void flame_application_spec_init(flame_application_spec *spec);
+
+/* An application as the server reports it. Allocated by the library only:
+ * fields may be appended in later versions, so never allocate or copy one
+ * by value. Free with flame_application_free(). */
 typedef struct flame_application {
     const char *name;
     flame_application_state state;
     int64_t creation_time;      /* Unix ms */
-    flame_application_spec spec;
+    const flame_application_spec *spec; /* never NULL; owned by the application */
 } flame_application;
 
 /* Registers an application. INVALID_ARGUMENT for a bad name or spec,
@@ -155,8 +163,11 @@ typedef struct flame_session_spec {
 #define FLAME_SESSION_SPEC_INIT { FLAME_SESSION_SPEC_VERSION, NULL, { NULL, 0 }, \
     0, 0, 0, 0, 0, { 0, 0, 0 }, 1 }
 
-/* A session as the server reports it. Library-allocated; free with
- * flame_session_info_free(). */
+/* Sets *spec to FLAME_SESSION_SPEC_INIT of this library. */
+void flame_session_spec_init(flame_session_spec *spec);
+
+/* A session as the server reports it. Allocated by the library only
+ * (fields may be appended); free with flame_session_info_free(). */
 typedef struct flame_session_info {
     const char *id;
     flame_session_state state;
@@ -169,7 +180,7 @@ typedef struct flame_session_info {
     int32_t cancelled;
     const flame_event *events;
     size_t events_len;
-    flame_session_spec spec;
+    const flame_session_spec *spec; /* never NULL; owned by the info */
 } flame_session_info;
 
 /* Creates a session and returns a handle to it. session_id NULL or "" lets
@@ -218,8 +229,8 @@ void flame_session_info_list_free(flame_session_info **infos, size_t count);
 
 /* ---- tasks ------------------------------------------------------------- */
 
-/* A task as the server reports it. Library-allocated; free with
- * flame_task_free(). */
+/* A task as the server reports it. Allocated by the library only (fields
+ * may be appended); free with flame_task_free(). */
 typedef struct flame_task {
     const char *id;             /* "1", "2", ... per session */
     const char *session_id;
@@ -274,7 +285,8 @@ flame_status flame_task_wait(flame_task **out, flame_session *session, const cha
                              int timeout_ms);
 
 /* A finished task, as flame_session_watch reports it (valid during the
- * callback only). */
+ * callback only) and flame_session_map returns it (library-allocated).
+ * Passed in arrays, so its layout is frozen. */
 typedef struct flame_task_outcome {
     uint64_t task_id;
     flame_task_state state;     /* Succeed, Failed or Cancelled */
@@ -296,6 +308,28 @@ typedef int (*flame_session_watch_cb)(const flame_task_outcome *outcomes, size_t
  * Blocks the calling thread; the callback runs on it. */
 flame_status flame_session_watch(flame_session *session, uint64_t from_task_id,
                                  flame_session_watch_cb cb, void *payload, int timeout_ms);
+
+/* Runs one task per input and waits for all of them: submits the n inputs
+ * as flame_task_create_many does (inputs[i].data NULL: that task has no
+ * input; inputs NULL: n tasks without input), then collects their outcomes
+ * as flame_session_watch does (riding out a session-manager restart).
+ * On FLAME_OK, *out is an array of n outcomes in input order: (*out)[i] is
+ * the outcome of inputs[i], Succeed, Failed or Cancelled. A task that
+ * failed is not an error of the call: read its state and message. The
+ * array and everything in it belong to the caller: free with
+ * flame_task_outcome_list_free(*out, n); outputs are NUL-terminated past
+ * their length. n == 0: *out is NULL.
+ * Errors (*out untouched): those of flame_task_create_many (the tasks of
+ * the calls that succeeded exist and run); FLAME_ERR_TIMEOUT when the
+ * outcomes take more than timeout_ms (< 0: no limit; the tasks go on);
+ * FLAME_ERR_CANCELLED when the session ends before all of them do.
+ * Blocks the calling thread. Thread-safe: several maps may run on one
+ * session at once. */
+flame_status flame_session_map(flame_task_outcome **out, flame_session *session,
+                               const flame_bytes *inputs, size_t n, int timeout_ms);
+
+/* Frees what flame_session_map returned. NULL is a no-op. */
+void flame_task_outcome_list_free(flame_task_outcome *outcomes, size_t count);
 
 /* A stream that submits tasks and receives their outcomes on one
  * connection (no call per task): the low-latency way to run tasks one
@@ -324,7 +358,8 @@ void flame_task_list_free(flame_task **tasks, size_t count);
 
 /* ---- executors and nodes ----------------------------------------------- */
 
-/* Library-allocated; free with the matching *_list_free(). */
+/* Allocated by the library only (fields may be appended); free with the
+ * matching *_list_free(). */
 typedef struct flame_executor_info {
     const char *id;
     const char *node;

@@ -49,6 +49,10 @@ typedef struct flame_executor_options {
 #define FLAME_EXECUTOR_OPTIONS_INIT { FLAME_EXECUTOR_OPTIONS_VERSION, NULL, NULL, NULL, NULL, \
     NULL, 0, { 0, 0, 0 }, 0, NULL, 0, 0 }
 
+/* Sets *opts to FLAME_EXECUTOR_OPTIONS_INIT of this library (for callers
+ * that cannot use the macro, e.g. bindings). */
+void flame_executor_options_init(flame_executor_options *opts);
+
 /* Starts an executor manager on threads of its own: it registers its node
  * with the session manager, keeps a WatchNode stream (reconnecting with
  * bounded backoff when the session manager restarts) and runs the

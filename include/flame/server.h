@@ -34,6 +34,10 @@ typedef struct flame_server_options {
 
 #define FLAME_SERVER_OPTIONS_INIT { FLAME_SERVER_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0 }
 
+/* Sets *opts to FLAME_SERVER_OPTIONS_INIT of this library (for callers that
+ * cannot use the macro, e.g. bindings). */
+void flame_server_options_init(flame_server_options *opts);
+
 /* The cluster configuration as read from Flame's YAML
  * (`cluster: {name, endpoint, storage, resreq, policies, schedule_interval}`).
  * Library-allocated; free with flame_cluster_config_free(). */

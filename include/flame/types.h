@@ -50,6 +50,9 @@ typedef enum flame_node_state {
     FLAME_NODE_NOT_READY = 2
 } flame_node_state;
 
+/* The small structs below are values: embedded in other structs and passed
+ * in arrays, so their layout is frozen (a new field means a new type). */
+
 /* Resources: whole CPUs, bytes of memory, GPUs. */
 typedef struct flame_resreq {
     uint64_t cpu;

@@ -171,8 +171,9 @@ static flame_status parse_doc(fl_yaml *y, flame_application *a)
     if (!name || !*name)
         return bad(y, md ? md : root, "metadata.name", "missing");
     a->name = fl_strdup(name);
-    flame_application_spec *s = &a->spec;
+    flame_application_spec *s = fl_malloc(sizeof *s);
     *s = (flame_application_spec)FLAME_APPLICATION_SPEC_INIT;
+    a->spec = s;
     yaml_node_t *spec = fl_yaml_get(y, root, "spec");
     if (!spec || fl_yaml_is_null(spec))
         return FLAME_OK; /* an application with no command at all is allowed */

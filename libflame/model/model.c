@@ -63,32 +63,6 @@ const char *fl_event_default_message(int32_t code)
     }
 }
 
-Flame__V1__Event **fl_events_to_pb(const fl_events *e, Flame__V1__Event **block,
-                                   bool with_defaults)
-{
-    *block = NULL;
-    if (!e->n)
-        return NULL;
-    Flame__V1__Event *ev = fl_calloc(e->n, sizeof *ev);
-    Flame__V1__Event **evp = fl_calloc(e->n, sizeof *evp);
-    for (uint32_t i = 0; i < e->n; i++) {
-        fl_event x = fl_events_get(e, i);
-        flame__v1__event__init(&ev[i]);
-        ev[i].code = x.code;
-        ev[i].creation_time = x.time;
-        const char *m = x.message;
-        if (!m && with_defaults)
-            m = fl_event_default_message(x.code);
-        if (m) {
-            ev[i]._message_case = FLAME__V1__EVENT___MESSAGE_MESSAGE;
-            ev[i].message = (char *)m;
-        }
-        evp[i] = &ev[i];
-    }
-    *block = ev;
-    return evp;
-}
-
 /* ---- applications ------------------------------------------------------- */
 
 static bool json_valid(const char *s)
@@ -100,7 +74,7 @@ static bool json_valid(const char *s)
     return true;
 }
 
-flame_status fl_app_validate(const char *name, const Flame__V1__ApplicationSpec *spec)
+flame_status fl_app_validate(const char *name, const fl_app_spec *spec)
 {
     const char *why;
     if (!fl_name_valid(name, &why))
@@ -108,40 +82,65 @@ flame_status fl_app_validate(const char *name, const Flame__V1__ApplicationSpec 
                         name ? name : "", why);
     if (!spec)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: no spec given", name);
-    if (spec->shim != FLAME__V1__SHIM__Host && spec->shim != FLAME__V1__SHIM__Wasm)
+    if (spec->shim != FLAME_SHIM_HOST && spec->shim != FLAME_SHIM_WASM)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: unknown shim %d", name,
-                        (int)spec->shim);
-    if (spec->_working_directory_case && spec->working_directory[0] != '/')
+                        spec->shim);
+    if (spec->working_directory && spec->working_directory[0] != '/')
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "application %s: working_directory \"%s\" is not an absolute path", name,
                         spec->working_directory);
-    if (spec->_delay_release_case && spec->delay_release < 0)
+    if (spec->has_delay_release && spec->delay_release < 0)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: delay_release is negative",
                         name);
-    for (size_t i = 0; i < spec->n_environments; i++)
-        if (!spec->environments[i]->name[0] || strchr(spec->environments[i]->name, '='))
+    for (size_t i = 0; i < spec->n_environments; i++) {
+        const char *env = spec->environments[i].name ? spec->environments[i].name : "";
+        if (!env[0] || strchr(env, '='))
             return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                             "application %s: environment variable name \"%s\" is invalid", name,
-                            spec->environments[i]->name);
-    if (spec->_schema_case && spec->schema) {
-        const Flame__V1__ApplicationSchema *sc = spec->schema;
-        const char *docs[3] = { sc->_input_case ? sc->input : NULL,
-                                sc->_output_case ? sc->output : NULL,
-                                sc->_common_data_case ? sc->common_data : NULL };
-        const char *names[3] = { "input", "output", "common_data" };
-        for (int i = 0; i < 3; i++)
-            if (docs[i] && !json_valid(docs[i]))
-                return fl_error(FLAME_ERR_INVALID_ARGUMENT,
-                                "application %s: schema.%s is not valid JSON", name, names[i]);
+                            env);
     }
+    const char *docs[3] = { spec->schema_input, spec->schema_output, spec->schema_common_data };
+    const char *names[3] = { "input", "output", "common_data" };
+    for (int i = 0; i < 3; i++)
+        if (docs[i] && !json_valid(docs[i]))
+            return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                            "application %s: schema.%s is not valid JSON", name, names[i]);
     return FLAME_OK;
 }
 
-fl_app *fl_app_new(const char *name, const uint8_t *blob, size_t len, int64_t ctime)
+static void free_strv(char **v, size_t n)
 {
-    Flame__V1__ApplicationSpec *spec = flame__v1__application_spec__unpack(NULL, len, blob);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void fl_app_spec_free(fl_app_spec *spec)
+{
     if (!spec)
-        return NULL;
+        return;
+    free(spec->description);
+    free_strv(spec->labels, spec->n_labels);
+    free(spec->image);
+    free(spec->command);
+    free_strv(spec->arguments, spec->n_arguments);
+    for (size_t i = 0; i < spec->n_environments; i++) {
+        free(spec->environments[i].name);
+        free(spec->environments[i].value);
+    }
+    free(spec->environments);
+    free(spec->working_directory);
+    free(spec->schema_input);
+    free(spec->schema_output);
+    free(spec->schema_common_data);
+    free(spec->url);
+    free(spec->installer);
+    free(spec);
+}
+
+fl_app *fl_app_new(const char *name, fl_app_spec *spec, const uint8_t *blob, size_t len,
+                   int64_t ctime)
+{
     fl_app *a = fl_calloc(1, sizeof *a);
     a->name = fl_strdup(name);
     a->spec = spec;
@@ -156,7 +155,7 @@ void fl_app_free(fl_app *a)
 {
     if (!a)
         return;
-    flame__v1__application_spec__free_unpacked(a->spec, NULL);
+    fl_app_spec_free(a->spec);
     free(a->blob);
     free(a->name);
     free(a);
@@ -164,27 +163,27 @@ void fl_app_free(fl_app *a)
 
 /* ---- sessions ----------------------------------------------------------- */
 
-static flame_resreq spec_resreq(const Flame__V1__SessionSpec *spec, const flame_resreq *dflt)
+static flame_resreq spec_resreq(const fl_session_spec *spec, const flame_resreq *dflt)
 {
-    if (spec->_resreq_case && spec->resreq)
-        return (flame_resreq){ spec->resreq->cpu, spec->resreq->memory, spec->resreq->gpu };
+    if (spec->has_resreq)
+        return spec->resreq;
     return dflt ? *dflt : (flame_resreq){ 1, 0, 0 };
 }
 
-fl_session *fl_session_new(const char *id, const Flame__V1__SessionSpec *spec,
+fl_session *fl_session_new(const char *id, const fl_session_spec *spec,
                            const flame_resreq *dflt, int64_t now)
 {
     fl_session *s = fl_calloc(1, sizeof *s);
     s->id = fl_strdup(id);
     s->app = fl_strdup(spec->application);
-    if (spec->_common_data_case) {
+    if (spec->has_common_data) {
         s->has_common_data = true;
-        s->common_data_len = spec->common_data.len;
-        s->common_data = fl_memdup(spec->common_data.data ? spec->common_data.data : (uint8_t *)"",
-                                   spec->common_data.len ? spec->common_data.len : 1);
+        s->common_data_len = spec->common_data_len;
+        s->common_data = fl_memdup(spec->common_data ? spec->common_data : (const uint8_t *)"",
+                                   spec->common_data_len ? spec->common_data_len : 1);
     }
     s->min_instances = spec->min_instances;
-    s->has_max = spec->_max_instances_case != 0;
+    s->has_max = spec->has_max_instances;
     s->max_instances = spec->max_instances;
     s->priority = spec->priority;
     s->batch_size = 1;
@@ -208,7 +207,7 @@ void fl_session_free(fl_session *s)
     free(s);
 }
 
-bool fl_session_spec_matches(const fl_session *s, const Flame__V1__SessionSpec *spec,
+bool fl_session_spec_matches(const fl_session *s, const fl_session_spec *spec,
                              const flame_resreq *dflt, const char **why)
 {
     flame_resreq r = spec_resreq(spec, dflt);
@@ -219,7 +218,7 @@ bool fl_session_spec_matches(const fl_session *s, const Flame__V1__SessionSpec *
         w = "resreq";
     else if (s->min_instances != spec->min_instances)
         w = "min_instances";
-    else if (s->has_max != (spec->_max_instances_case != 0) ||
+    else if (s->has_max != spec->has_max_instances ||
              (s->has_max && s->max_instances != spec->max_instances))
         w = "max_instances";
     else if (s->priority != spec->priority)

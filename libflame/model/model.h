@@ -1,6 +1,7 @@
-/* The model: applications, sessions, tasks and their state machines.
- * Plain C, no I/O. Every state change goes through a function here, so the
- * rules of what is legal live in one place. */
+/* The model: applications, sessions, tasks, executors, nodes and their
+ * state machines. Plain C: no I/O, no protobuf (libflame/wire converts to
+ * and from flame.v1). Every state change goes through a function here, so
+ * the rules of what is legal live in one place. */
 #ifndef FL_MODEL_H
 #define FL_MODEL_H
 
@@ -10,7 +11,9 @@
 
 #include "flame/error.h"
 #include "flame/types.h"
-#include "types.pb-c.h"
+
+#include "executor.h"
+#include "node.h"
 
 /* An event as the wire shows it. */
 typedef struct fl_event {
@@ -42,18 +45,44 @@ typedef struct fl_events {
 fl_event fl_events_get(const fl_events *e, uint32_t i);
 void fl_events_add(fl_events *e, int32_t code, const char *message, int64_t time);
 void fl_events_free(fl_events *e);
-/* Builds flame.v1 Event messages pointing into e; free *block and the
- * returned array (both NULL when e is empty). Events stored without a
- * message (the common ones, to save memory) get the standard text of their
- * code when with_defaults is set. */
-Flame__V1__Event **fl_events_to_pb(const fl_events *e, Flame__V1__Event **block,
-                                   bool with_defaults);
 const char *fl_event_default_message(int32_t code);
+
+typedef struct fl_env {
+    char *name;
+    char *value;
+} fl_env;
+
+/* What an application runs, as flame.v1's ApplicationSpec says it. Optional
+ * strings are NULL when unset; everything is owned by the spec. */
+typedef struct fl_app_spec {
+    int shim;                   /* flame_shim */
+    char *description;
+    char **labels;
+    size_t n_labels;
+    char *image;
+    char *command;
+    char **arguments;
+    size_t n_arguments;
+    fl_env *environments;
+    size_t n_environments;
+    char *working_directory;
+    bool has_max_instances;
+    uint32_t max_instances;
+    bool has_delay_release;
+    int64_t delay_release;      /* seconds */
+    char *schema_input;         /* JSON Schema documents */
+    char *schema_output;
+    char *schema_common_data;
+    char *url;
+    char *installer;
+} fl_app_spec;
+
+void fl_app_spec_free(fl_app_spec *spec); /* NULL is a no-op */
 
 typedef struct fl_app {
     char *name;
-    Flame__V1__ApplicationSpec *spec; /* unpacked from blob */
-    uint8_t *blob;                    /* packed ApplicationSpec */
+    fl_app_spec *spec;
+    uint8_t *blob;                    /* the spec packed (flame.v1), as stored and sent */
     size_t blob_len;
     int state;                        /* flame_application_state */
     int64_t ctime;
@@ -61,6 +90,21 @@ typedef struct fl_app {
 } fl_app;
 
 struct fl_watch;
+
+/* What a client asks for when it creates a session. A view: the strings
+ * and bytes are the caller's (fl_session_new copies them). */
+typedef struct fl_session_spec {
+    const char *application;
+    bool has_common_data;
+    const uint8_t *common_data;
+    size_t common_data_len;
+    uint32_t min_instances;
+    bool has_max_instances;
+    uint32_t max_instances;
+    uint32_t priority;
+    bool has_resreq;
+    flame_resreq resreq;
+} fl_session_spec;
 
 typedef struct fl_task {
     uint32_t id;
@@ -94,16 +138,20 @@ typedef struct fl_session {
 } fl_session;
 
 /* Applications */
-flame_status fl_app_validate(const char *name, const Flame__V1__ApplicationSpec *spec);
-fl_app *fl_app_new(const char *name, const uint8_t *blob, size_t len, int64_t ctime);
+/* INVALID_ARGUMENT for a bad name or spec (spec NULL: none was given). */
+flame_status fl_app_validate(const char *name, const fl_app_spec *spec);
+/* An Enabled application; it takes spec, and copies name and blob (spec
+ * packed, len bytes). */
+fl_app *fl_app_new(const char *name, fl_app_spec *spec, const uint8_t *blob, size_t len,
+                   int64_t ctime);
 void fl_app_free(fl_app *a);
 
 /* Sessions */
-fl_session *fl_session_new(const char *id, const Flame__V1__SessionSpec *spec,
+fl_session *fl_session_new(const char *id, const fl_session_spec *spec,
                            const flame_resreq *default_resreq, int64_t now);
 void fl_session_free(fl_session *s);
 /* Does an existing session match the spec given to OpenSession? */
-bool fl_session_spec_matches(const fl_session *s, const Flame__V1__SessionSpec *spec,
+bool fl_session_spec_matches(const fl_session *s, const fl_session_spec *spec,
                              const flame_resreq *default_resreq, const char **why);
 /* Pending tasks become Cancelled (their ids are returned in *changed, a
  * malloc'ed array); the session becomes Closed. FAILED_PRECONDITION while

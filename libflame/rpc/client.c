@@ -1,4 +1,9 @@
-/* rpc client: blocking calls, each on its own pluck queue (thread-safe). */
+/* rpc client: blocking calls, each on its own pluck queue.
+ *
+ * Threads: a channel is shared by any number of threads (its method
+ * registry takes a mutex on a miss); a unary call runs on its caller's
+ * thread queue; a stream has its own queue, read by one thread while
+ * another may send (bidi) or cancel. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +13,8 @@
 #include "util/util.h"
 
 /* Methods registered with the channel once (gRPC then skips parsing the
- * path on every call). Method strings are literals: compared by address. */
+ * path on every call). Method strings are stable (rpc_path or literals):
+ * compared by address. */
 #define MAX_REGISTERED 64
 
 struct rpc_channel {
@@ -83,13 +89,21 @@ struct rpc_stream {
     char method[128];
 };
 
-rpc_channel *rpc_channel_new(const char *target, size_t max_message)
+flame_status rpc_channel_new(rpc_channel **out, const char *target,
+                             const rpc_channel_options *opts)
 {
+    rpc_channel_options o = RPC_CHANNEL_OPTIONS_INIT;
+    if (opts)
+        o = *opts;
     rpc_init();
+    grpc_channel_credentials *creds;
+    flame_status st = rpc_channel_credentials(&creds, &o.tls);
+    if (st)
+        return st;
     rpc_channel *c = fl_calloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
     c->target = fl_strdup(target);
-    c->max_message = max_message ? max_message : RPC_DEFAULT_MAX_MESSAGE;
+    c->max_message = o.max_message ? o.max_message : RPC_DEFAULT_MAX_MESSAGE;
     grpc_arg args[5];
     rpc_size_args(args, c->max_message);
     /* no transparent retries (our calls are not idempotent anyway, and the
@@ -105,10 +119,10 @@ rpc_channel *rpc_channel_new(const char *target, size_t max_message)
     args[2].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
     args[2].value.integer = 1000;
     grpc_channel_args cargs = { 5, args };
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     c->ch = grpc_channel_create(target, creds, &cargs);
     grpc_channel_credentials_release(creds);
-    return c;
+    *out = c;
+    return FLAME_OK;
 }
 
 void rpc_channel_free(rpc_channel *c)
@@ -128,8 +142,16 @@ static gpr_timespec deadline_of(int timeout_ms)
     return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
 }
 
+static _Thread_local int last_code;
+
+int rpc_last_code(void)
+{
+    return last_code;
+}
+
 static flame_status status_error(const char *method, grpc_status_code code, grpc_slice details)
 {
+    last_code = (int)code;
     char *d = rpc_slice_str(details);
     flame_status st = rpc_code_to_status((int)code);
     if (code == GRPC_STATUS_UNAVAILABLE && !*d)
@@ -166,11 +188,17 @@ static void destroy_cq(grpc_completion_queue *cq)
     grpc_completion_queue_destroy(cq);
 }
 
-void rpc_cancel_init(rpc_cancel *c)
+struct rpc_cancel {
+    pthread_mutex_t mu;
+    grpc_call *call; /* the call in flight, if any */
+    bool cancelled;
+};
+
+rpc_cancel *rpc_cancel_new(void)
 {
+    rpc_cancel *c = fl_calloc(1, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
-    c->call = NULL;
-    c->cancelled = false;
+    return c;
 }
 
 void rpc_cancel_fire(rpc_cancel *c)
@@ -182,9 +210,12 @@ void rpc_cancel_fire(rpc_cancel *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-void rpc_cancel_destroy(rpc_cancel *c)
+void rpc_cancel_free(rpc_cancel *c)
 {
+    if (!c)
+        return;
     pthread_mutex_destroy(&c->mu);
+    free(c);
 }
 
 static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffer *req,
@@ -193,6 +224,7 @@ static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffe
     size_t req_len = grpc_byte_buffer_length(req);
     if (req_len > c->max_message) {
         grpc_byte_buffer_destroy(req);
+        last_code = RPC_RESOURCE_EXHAUSTED;
         return fl_error(FLAME_ERR_RESOURCE_EXHAUSTED,
                         "%s: request of %zu bytes exceeds the maximum message size of %zu bytes",
                         method, req_len, c->max_message);
@@ -376,12 +408,14 @@ flame_status rpc_stream_next(rpc_stream *st, const ProtobufCMessageDescriptor *d
     return FLAME_OK;
 }
 
-flame_status rpc_bidi_open(rpc_stream **out, rpc_channel *c, const char *method)
+/* Opens a stream whose requests we send one by one (bidi, client stream). */
+static flame_status open_sending(rpc_stream **out, rpc_channel *c, const char *method,
+                                 int timeout_ms)
 {
     rpc_stream *st = fl_calloc(1, sizeof *st);
     snprintf(st->method, sizeof st->method, "%s", method);
     st->cq = grpc_completion_queue_create_for_pluck(NULL);
-    st->call = new_call(c, st->cq, method, 0);
+    st->call = new_call(c, st->cq, method, timeout_ms);
     grpc_metadata_array_init(&st->md);
     grpc_metadata_array_init(&st->trailing);
     st->details = grpc_empty_slice();
@@ -402,6 +436,17 @@ flame_status rpc_bidi_open(rpc_stream **out, rpc_channel *c, const char *method)
         st->status_started = true;
     *out = st;
     return FLAME_OK;
+}
+
+flame_status rpc_bidi_open(rpc_stream **out, rpc_channel *c, const char *method)
+{
+    return open_sending(out, c, method, 0);
+}
+
+flame_status rpc_client_stream_open(rpc_stream **out, rpc_channel *c, const char *method,
+                                    int timeout_ms)
+{
+    return open_sending(out, c, method, timeout_ms);
 }
 
 flame_status rpc_bidi_send(rpc_stream *st, const ProtobufCMessage *msg)
@@ -430,6 +475,37 @@ flame_status rpc_bidi_close_send(rpc_stream *st)
     if (grpc_call_start_batch(st->call, &op, 1, &tag, NULL) != GRPC_CALL_OK)
         return fl_error(FLAME_ERR_INTERNAL, "%s: cannot close the stream", st->method);
     pluck(st->cq, &tag);
+    return FLAME_OK;
+}
+
+flame_status rpc_client_stream_send(rpc_stream *st, const ProtobufCMessage *msg)
+{
+    return rpc_bidi_send(st, msg);
+}
+
+flame_status rpc_client_stream_finish(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
+                                      ProtobufCMessage **resp)
+{
+    *resp = NULL;
+    flame_status s = rpc_bidi_close_send(st);
+    if (s)
+        return s;
+    ProtobufCMessage *m;
+    if ((s = rpc_stream_next(st, desc, &m)))
+        return s;
+    if (!m)
+        return fl_error(FLAME_ERR_INTERNAL, "%s: empty response", st->method);
+    /* the end of the stream carries the status */
+    ProtobufCMessage *extra;
+    if ((s = rpc_stream_next(st, desc, &extra)) || extra) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (extra) {
+            protobuf_c_message_free_unpacked(extra, NULL);
+            return fl_error(FLAME_ERR_INTERNAL, "%s: more than one response", st->method);
+        }
+        return s;
+    }
+    *resp = m;
     return FLAME_OK;
 }
 

@@ -1,9 +1,12 @@
-/* Shared pieces of the rpc layer: init, codes, byte buffers. */
+/* Shared pieces of the rpc layer: init, codes, byte buffers, method paths.
+ * Threads: everything here may be called from any thread. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rpc_internal.h"
+#include "util/util.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -100,4 +103,51 @@ void rpc_size_args(grpc_arg *args, size_t max_message)
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
     args[1].value.integer = (int)max_message;
+}
+
+/* Interned method paths, one array per service descriptor, kept for the
+ * life of the process (gRPC holds registered paths by pointer). The list
+ * only grows and an entry is complete before it is published, so readers
+ * need no lock; writers take paths_mu. */
+struct service_paths {
+    const ProtobufCServiceDescriptor *desc;
+    char **paths; /* by method index */
+    struct service_paths *next;
+};
+
+static pthread_mutex_t paths_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(struct service_paths *) paths_list;
+
+static struct service_paths *find_paths(const ProtobufCServiceDescriptor *service)
+{
+    struct service_paths *sp = atomic_load(&paths_list);
+    while (sp && sp->desc != service)
+        sp = sp->next;
+    return sp;
+}
+
+const char *rpc_path(const ProtobufCServiceDescriptor *service, const char *method)
+{
+    const ProtobufCMethodDescriptor *m =
+        protobuf_c_service_descriptor_get_method_by_name(service, method);
+    if (!m) {
+        fl_log(FL_LOG_ERROR, "rpc", "service %s has no method %s", service->name, method);
+        abort();
+    }
+    size_t idx = (size_t)(m - service->methods);
+    struct service_paths *sp = find_paths(service);
+    if (!sp) {
+        pthread_mutex_lock(&paths_mu);
+        if (!(sp = find_paths(service))) {
+            sp = fl_calloc(1, sizeof *sp);
+            sp->desc = service;
+            sp->paths = fl_calloc(service->n_methods, sizeof *sp->paths);
+            for (unsigned i = 0; i < service->n_methods; i++)
+                sp->paths[i] = fl_sprintf("/%s/%s", service->name, service->methods[i].name);
+            sp->next = atomic_load(&paths_list);
+            atomic_store(&paths_list, sp);
+        }
+        pthread_mutex_unlock(&paths_mu);
+    }
+    return sp->paths[idx];
 }

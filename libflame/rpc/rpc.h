@@ -3,12 +3,16 @@
  * Server: one completion queue polled by the thread that calls
  * rpc_server_run(); every handler and hook runs on that thread, so the
  * owner's state needs no locks. Calls are dispatched by method path from a
- * table; unknown paths get UNIMPLEMENTED. A handler either answers at once
+ * table built from protoc-c service descriptors; unknown paths get
+ * UNIMPLEMENTED. rpc/ unpacks each request before the handler, frees it
+ * after, and asks the authorization hook first. A handler either answers at once
  * or parks the call and answers later (rpc_call_on_cancel tells it when the
  * peer went away first).
  *
- * Client: blocking unary calls and server streams, each on its own pluck
- * queue, so a channel is safe to use from many threads at once.
+ * Client: blocking unary calls, server, client and bidi streams, each on its
+ * own pluck queue, so a channel is safe to use from many threads at once.
+ *
+ * Credentials for both sides are made in one place (credentials.c).
  */
 #ifndef FL_RPC_H
 #define FL_RPC_H
@@ -39,6 +43,8 @@ enum {
     RPC_UNIMPLEMENTED = 12,
     RPC_INTERNAL = 13,
     RPC_UNAVAILABLE = 14,
+    RPC_DATA_LOSS = 15,
+    RPC_UNAUTHENTICATED = 16,
 };
 
 #define RPC_DEFAULT_MAX_MESSAGE (64u << 20)
@@ -46,6 +52,21 @@ enum {
 /* Maps between gRPC codes and flame_status. */
 flame_status rpc_code_to_status(int code);
 int rpc_status_to_code(flame_status status);
+
+/* TLS settings of a server or channel (paths to PEM files). All NULL:
+ * plaintext. TLS itself is not implemented yet: a set field makes
+ * rpc_server_listen()/rpc_channel_new() fail with FLAME_ERR_CONFIG. */
+typedef struct rpc_tls {
+    const char *cert_file;
+    const char *key_file;
+    const char *ca_file;
+} rpc_tls;
+
+/* Stable "/package.Service/Method" for a method of a protoc-c service
+ * descriptor (the one place client paths are spelled; gRPC keeps the
+ * pointer, so the string lives as long as the process). A method the
+ * descriptor lacks is a programming error: logged, then abort(). */
+const char *rpc_path(const ProtobufCServiceDescriptor *service, const char *method);
 
 /* ---- server ------------------------------------------------------------ */
 
@@ -55,18 +76,29 @@ typedef struct rpc_call rpc_call;
 typedef enum rpc_kind {
     RPC_KIND_UNARY,         /* one request, one response */
     RPC_KIND_SERVER_STREAM, /* one request, a stream of responses */
+    RPC_KIND_CLIENT_STREAM, /* a stream of requests, one response */
     RPC_KIND_BIDI           /* streams both ways */
 } rpc_kind;
 
-/* Called with each request message (for BIDI: every message, then
- * data == NULL when the client half-closes). */
-typedef void (*rpc_handler)(rpc_call *call, const uint8_t *data, size_t len, void *ctx);
+/* req: the request, unpacked by rpc/ with the method's input descriptor;
+ * owned by rpc/ and freed right after the handler returns (copy what you
+ * keep). CLIENT_STREAM and BIDI: called for every message, then once with
+ * req == NULL when the client half-closes. A malformed message never
+ * reaches the handler: rpc/ answers INVALID_ARGUMENT
+ * "<path>: malformed request message" itself. */
+typedef void (*rpc_handler)(rpc_call *call, const ProtobufCMessage *req, void *ctx);
 
 typedef struct rpc_method {
-    const char *path;       /* "/flame.v1.Frontend/CreateTask" */
+    const char *name; /* "CreateTask", as in the .proto */
     rpc_kind kind;
     rpc_handler handler;
 } rpc_method;
+
+typedef struct rpc_service {
+    const ProtobufCServiceDescriptor *desc;
+    const rpc_method *methods;
+    size_t n_methods;
+} rpc_service;
 
 typedef struct rpc_server_hooks {
     void (*flush)(void *ctx); /* before the loop would block: commit + reply */
@@ -75,10 +107,36 @@ typedef struct rpc_server_hooks {
     void *ctx;
 } rpc_server_hooks;
 
-rpc_server *rpc_server_new(const rpc_method *methods, size_t n_methods, void *ctx,
-                           size_t max_message, const rpc_server_hooks *hooks);
-/* Binds addr ("host:port"; port 0 picks one) and starts the server.
- * Returns the bound port, or -1 with flame_error_last() set. */
+/* Decides whether a call may proceed; runs on the server thread once per
+ * call, before its first request message reaches the handler. peer: the
+ * verified identity of the client (rpc_call_peer_identity). Return RPC_OK
+ * to let it through, or a code (RPC_PERMISSION_DENIED,
+ * RPC_UNAUTHENTICATED...) to finish the call with it and the message
+ * written into message (message_size bytes; left empty: "permission
+ * denied"). */
+typedef int (*rpc_authorize_fn)(rpc_call *call, const char *peer, char *message,
+                                size_t message_size, void *ctx);
+
+#define RPC_SERVER_OPTIONS_VERSION 1
+typedef struct rpc_server_options {
+    int version;
+    size_t max_message;         /* bytes, both ways; 0: RPC_DEFAULT_MAX_MESSAGE */
+    rpc_server_hooks hooks;
+    rpc_tls tls;                /* copied by rpc_server_new */
+    rpc_authorize_fn authorize; /* NULL: every call is allowed */
+    void *authorize_ctx;
+} rpc_server_options;
+#define RPC_SERVER_OPTIONS_INIT { RPC_SERVER_OPTIONS_VERSION, 0, { NULL, NULL, 0, NULL }, \
+                                  { NULL, NULL, NULL }, NULL, NULL }
+
+/* Builds the dispatch table from the services (path "/" + desc->name + "/"
+ * + method name); the tables may be freed once this returns. ctx is passed
+ * to every handler. opts may be NULL. A method name missing from its
+ * descriptor is a programming error: logged, then abort(). */
+rpc_server *rpc_server_new(const rpc_service *services, size_t n_services, void *ctx,
+                           const rpc_server_options *opts);
+/* Binds addr ("host:port" or "unix:PATH"; port 0 picks one) and starts the
+ * server. Returns the bound port, or -1 with flame_error_last() set. */
 int rpc_server_listen(rpc_server *srv, const char *addr);
 /* Serves until rpc_server_shutdown(); returns when every call is gone. */
 void rpc_server_run(rpc_server *srv);
@@ -90,16 +148,6 @@ void rpc_server_free(rpc_server *srv);
 void rpc_call_reply(rpc_call *call, const ProtobufCMessage *msg);
 /* Reply with already packed bytes. */
 void rpc_call_reply_packed(rpc_call *call, const uint8_t *data, size_t len);
-/* In a handler (call, data, len in scope): unpacks the request into var,
- * or answers INVALID_ARGUMENT and returns. */
-#define RPC_UNPACK(type, fn, var)                                                              \
-    type *var = fn##__unpack(NULL, len, data);                                                 \
-    if (!var) {                                                                                \
-        rpc_call_finish(call, RPC_INVALID_ARGUMENT, "%s: malformed request message",          \
-                        rpc_call_method(call));                                               \
-        return;                                                                                \
-    }
-
 /* Ends the call with a status and a one-line message (after queued sends). */
 void rpc_call_finish(rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -116,26 +164,39 @@ void rpc_call_unref(rpc_call *call);
 void rpc_call_set_user(rpc_call *call, void *user);
 void *rpc_call_user(const rpc_call *call);
 bool rpc_call_alive(const rpc_call *call);
+/* "/flame.v1.Frontend/CreateTask" */
 const char *rpc_call_method(const rpc_call *call);
+rpc_kind rpc_call_kind(const rpc_call *call);
+/* The client's verified identity (from its certificate), or NULL: always
+ * NULL on plaintext connections, the only kind there is today. */
+const char *rpc_call_peer_identity(const rpc_call *call);
 
 /* ---- client ------------------------------------------------------------ */
 
 typedef struct rpc_channel rpc_channel;
 typedef struct rpc_stream rpc_stream;
 
-/* target: "host:port". */
-rpc_channel *rpc_channel_new(const char *target, size_t max_message);
+#define RPC_CHANNEL_OPTIONS_VERSION 1
+typedef struct rpc_channel_options {
+    int version;
+    size_t max_message; /* bytes, both ways; 0: RPC_DEFAULT_MAX_MESSAGE */
+    rpc_tls tls;
+} rpc_channel_options;
+#define RPC_CHANNEL_OPTIONS_INIT { RPC_CHANNEL_OPTIONS_VERSION, 0, { NULL, NULL, NULL } }
+
+/* target: "host:port" or "unix:PATH"; opts may be NULL. Connects lazily:
+ * fails only on bad options (FLAME_ERR_CONFIG for TLS settings, not
+ * supported yet). Calls on a channel are thread-safe. */
+flame_status rpc_channel_new(rpc_channel **out, const char *target,
+                             const rpc_channel_options *opts);
 void rpc_channel_free(rpc_channel *ch);
 
-/* Lets another thread cancel a blocking call (rpc_unary_cancellable). */
-typedef struct rpc_cancel {
-    pthread_mutex_t mu;
-    void *call;     /* the call in flight, if any */
-    bool cancelled; /* sticky: later calls fail at once with CANCELLED */
-} rpc_cancel;
-void rpc_cancel_init(rpc_cancel *c);
+/* Lets another thread cancel a blocking call (rpc_unary_cancellable).
+ * Firing is sticky: later calls with it fail at once with CANCELLED. */
+typedef struct rpc_cancel rpc_cancel;
+rpc_cancel *rpc_cancel_new(void);
 void rpc_cancel_fire(rpc_cancel *c);
-void rpc_cancel_destroy(rpc_cancel *c);
+void rpc_cancel_free(rpc_cancel *c);
 
 /* A blocking unary call. On success *resp is a new message (free with
  * protobuf_c_message_free_unpacked). timeout_ms <= 0: no deadline. */
@@ -162,10 +223,53 @@ flame_status rpc_bidi_open(rpc_stream **out, rpc_channel *ch, const char *method
 flame_status rpc_bidi_send(rpc_stream *st, const ProtobufCMessage *msg);
 /* Half-closes: the peer sees the end of our messages; next() goes on. */
 flame_status rpc_bidi_close_send(rpc_stream *st);
+/* A client stream: open (timeout_ms <= 0: no deadline), send() any number
+ * of messages, then finish(): half-closes and waits for the one reply
+ * (*resp: a new message, free with protobuf_c_message_free_unpacked). A
+ * send fails (FLAME_ERR_UNAVAILABLE) once the server has answered early;
+ * finish() then returns the server's status. Free the stream with
+ * rpc_stream_free either way. */
+flame_status rpc_client_stream_open(rpc_stream **out, rpc_channel *ch, const char *method,
+                                    int timeout_ms);
+flame_status rpc_client_stream_send(rpc_stream *st, const ProtobufCMessage *msg);
+flame_status rpc_client_stream_finish(rpc_stream *st, const ProtobufCMessageDescriptor *resp_desc,
+                                      ProtobufCMessage **resp);
 void rpc_stream_free(rpc_stream *st);
+
+/* The gRPC status code of the last call that failed on this thread
+ * (RPC_OK if none has); finer than the flame_status it was mapped to. */
+int rpc_last_code(void);
 
 /* Sends raw bytes as a unary request; used by tests to send garbage. */
 flame_status rpc_unary_raw(rpc_channel *ch, const char *method, const uint8_t *data,
                            size_t len, uint8_t **resp, size_t *resp_len, int timeout_ms);
+
+/* ---- transitional, removed when sm/ is converted ------------------------
+ * The path-table server of old: handlers get the raw request bytes and
+ * unpack them with RPC_UNPACK. Only sm/frontend.c and sm/backend.c use it;
+ * new code uses rpc_server_new. */
+
+typedef void (*rpc_legacy_handler)(rpc_call *call, const uint8_t *data, size_t len, void *ctx);
+
+typedef struct rpc_legacy_method {
+    const char *path; /* "/flame.v1.Frontend/CreateTask" */
+    rpc_kind kind;
+    rpc_legacy_handler handler;
+} rpc_legacy_method;
+
+rpc_server *rpc_server_new_legacy(const rpc_legacy_method *methods, size_t n_methods, void *ctx,
+                                  size_t max_message, const rpc_server_hooks *hooks);
+
+/* In a handler (call, data, len in scope): unpacks the request into var,
+ * or answers INVALID_ARGUMENT and returns. */
+#define RPC_UNPACK(type, fn, var)                                                              \
+    type *var = fn##__unpack(NULL, len, data);                                                 \
+    if (!var) {                                                                                \
+        rpc_call_finish(call, RPC_INVALID_ARGUMENT, "%s: malformed request message",          \
+                        rpc_call_method(call));                                               \
+        return;                                                                                \
+    }
+
+/* ---- end of transitional block ------------------------------------------ */
 
 #endif

@@ -1,4 +1,9 @@
-/* rpc server: one completion queue, one thread, calls dispatched by path. */
+/* rpc server: one completion queue, one thread, calls dispatched by path
+ * from a table built from protoc-c service descriptors.
+ *
+ * Threads: everything here runs on the thread in rpc_server_run() (or the
+ * one in rpc_server_free()), except rpc_server_shutdown(), which only
+ * flips an atomic and asks gRPC to stop. */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,12 +30,21 @@ struct outmsg {
     struct outmsg *next;
 };
 
+/* One dispatch table entry. Exactly one of handler/legacy is set. */
+struct entry {
+    const char *path;
+    rpc_kind kind;
+    const ProtobufCMessageDescriptor *input;
+    rpc_handler handler;
+    rpc_legacy_handler legacy;
+};
+
 struct rpc_call {
     rpc_server *srv;
     grpc_call *call;
     grpc_call_details details;
     grpc_metadata_array md;
-    const rpc_method *method;
+    const struct entry *method;
     char *path;
     grpc_byte_buffer *recv_buf;
     int close_cancelled;
@@ -54,11 +68,14 @@ struct rpc_call {
 struct rpc_server {
     grpc_server *server;
     grpc_completion_queue *cq;
-    const rpc_method *methods;
+    struct entry *methods;
     size_t n_methods;
     void *ctx;
     rpc_server_hooks hooks;
     size_t max_message;
+    rpc_tls tls; /* owned copy */
+    rpc_authorize_fn authorize;
+    void *authorize_ctx;
     struct tag shutdown_tag;
     _Atomic bool shutting_down;
     bool shutdown_seen;
@@ -71,17 +88,20 @@ static void post_request(rpc_server *srv);
 static void pump(rpc_call *c);
 static void maybe_free(rpc_call *c);
 
-rpc_server *rpc_server_new(const rpc_method *methods, size_t n, void *ctx, size_t max_message,
-                           const rpc_server_hooks *hooks)
+/* Takes ownership of methods (n entries). */
+static rpc_server *server_new(struct entry *methods, size_t n, void *ctx,
+                              const rpc_server_options *o)
 {
     rpc_init();
     rpc_server *srv = fl_calloc(1, sizeof *srv);
     srv->methods = methods;
     srv->n_methods = n;
     srv->ctx = ctx;
-    srv->max_message = max_message ? max_message : RPC_DEFAULT_MAX_MESSAGE;
-    if (hooks)
-        srv->hooks = *hooks;
+    srv->max_message = o->max_message ? o->max_message : RPC_DEFAULT_MAX_MESSAGE;
+    srv->hooks = o->hooks;
+    rpc_tls_copy(&srv->tls, &o->tls);
+    srv->authorize = o->authorize;
+    srv->authorize_ctx = o->authorize_ctx;
     grpc_arg args[4];
     rpc_size_args(args, srv->max_message);
     args[3].type = GRPC_ARG_STRING;
@@ -100,9 +120,51 @@ rpc_server *rpc_server_new(const rpc_method *methods, size_t n, void *ctx, size_
     return srv;
 }
 
+rpc_server *rpc_server_new(const rpc_service *services, size_t n_services, void *ctx,
+                           const rpc_server_options *opts)
+{
+    rpc_server_options o = RPC_SERVER_OPTIONS_INIT;
+    if (opts)
+        o = *opts;
+    size_t n = 0;
+    for (size_t i = 0; i < n_services; i++)
+        n += services[i].n_methods;
+    struct entry *methods = fl_calloc(n ? n : 1, sizeof *methods);
+    size_t k = 0;
+    for (size_t i = 0; i < n_services; i++) {
+        const ProtobufCServiceDescriptor *d = services[i].desc;
+        for (size_t j = 0; j < services[i].n_methods; j++) {
+            const rpc_method *m = &services[i].methods[j];
+            /* rpc_path aborts on a name the descriptor lacks */
+            methods[k].path = rpc_path(d, m->name);
+            methods[k].input = protobuf_c_service_descriptor_get_method_by_name(d, m->name)->input;
+            methods[k].kind = m->kind;
+            methods[k].handler = m->handler;
+            k++;
+        }
+    }
+    return server_new(methods, n, ctx, &o);
+}
+
+rpc_server *rpc_server_new_legacy(const rpc_legacy_method *legacy, size_t n, void *ctx,
+                                  size_t max_message, const rpc_server_hooks *hooks)
+{
+    rpc_server_options o = RPC_SERVER_OPTIONS_INIT;
+    o.max_message = max_message;
+    if (hooks)
+        o.hooks = *hooks;
+    struct entry *methods = fl_calloc(n ? n : 1, sizeof *methods);
+    for (size_t i = 0; i < n; i++)
+        methods[i] = (struct entry){ legacy[i].path, legacy[i].kind, NULL, NULL,
+                                     legacy[i].handler };
+    return server_new(methods, n, ctx, &o);
+}
+
 int rpc_server_listen(rpc_server *srv, const char *addr)
 {
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds;
+    if (rpc_server_credentials(&creds, &srv->tls))
+        return -1;
     int port = grpc_server_add_http2_port(srv->server, addr, creds);
     grpc_server_credentials_release(creds);
     if (port <= 0) {
@@ -349,6 +411,30 @@ const char *rpc_call_method(const rpc_call *c)
     return c->path;
 }
 
+rpc_kind rpc_call_kind(const rpc_call *c)
+{
+    return c->method ? c->method->kind : RPC_KIND_UNARY;
+}
+
+const char *rpc_call_peer_identity(const rpc_call *c)
+{
+    (void)c; /* plaintext only: no verified identity yet */
+    return NULL;
+}
+
+/* The authorization hook's verdict; false when it finished the call. */
+static bool authorized(rpc_server *srv, rpc_call *c)
+{
+    if (!srv->authorize)
+        return true;
+    char msg[256] = "";
+    int code = srv->authorize(c, rpc_call_peer_identity(c), msg, sizeof msg, srv->authorize_ctx);
+    if (code == RPC_OK)
+        return true;
+    rpc_call_finish(c, code, "%s: %s", c->path, *msg ? msg : "permission denied");
+    return false;
+}
+
 static void on_new(rpc_server *srv, rpc_call *c, bool ok)
 {
     if (!srv->shutting_down)
@@ -376,7 +462,34 @@ static void on_new(rpc_server *srv, rpc_call *c, bool ok)
         rpc_call_finish(c, RPC_UNIMPLEMENTED, "unknown method %s", c->path);
         return;
     }
-    start_recv(c);
+    if (authorized(srv, c))
+        start_recv(c);
+}
+
+static bool streams_in(const rpc_call *c)
+{
+    return c->method->kind == RPC_KIND_CLIENT_STREAM || c->method->kind == RPC_KIND_BIDI;
+}
+
+/* Hands one request (NULL: the client half-closed) to the handler. */
+static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t len)
+{
+    const struct entry *m = c->method;
+    if (m->legacy) {
+        m->legacy(c, data, len, srv->ctx);
+        return;
+    }
+    if (!data) {
+        m->handler(c, NULL, srv->ctx);
+        return;
+    }
+    ProtobufCMessage *req = protobuf_c_message_unpack(m->input, NULL, len, data);
+    if (!req) {
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: malformed request message", c->path);
+        return;
+    }
+    m->handler(c, req, srv->ctx);
+    protobuf_c_message_free_unpacked(req, NULL);
 }
 
 static void on_recv(rpc_server *srv, rpc_call *c, bool ok)
@@ -389,8 +502,8 @@ static void on_recv(rpc_server *srv, rpc_call *c, bool ok)
         return;
     }
     if (!ok || !bb) {
-        if (c->method->kind == RPC_KIND_BIDI && ok)
-            c->method->handler(c, NULL, 0, srv->ctx);
+        if (streams_in(c) && ok)
+            deliver(srv, c, NULL, 0);
         else if (ok)
             rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: no request message", c->path);
         if (bb)
@@ -399,9 +512,12 @@ static void on_recv(rpc_server *srv, rpc_call *c, bool ok)
     }
     grpc_slice s = rpc_flatten(bb);
     grpc_byte_buffer_destroy(bb);
-    c->method->handler(c, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), srv->ctx);
+    /* an empty message is valid protobuf: never pass NULL for it */
+    static const uint8_t empty[1];
+    size_t len = GRPC_SLICE_LENGTH(s);
+    deliver(srv, c, len ? GRPC_SLICE_START_PTR(s) : empty, len);
     grpc_slice_unref(s);
-    if (c->method->kind == RPC_KIND_BIDI && !c->dead && !c->finishing)
+    if (streams_in(c) && !c->dead && !c->finishing)
         start_recv(c);
 }
 
@@ -446,7 +562,6 @@ static void dispatch(rpc_server *srv, grpc_event ev)
 {
     struct tag *t = ev.tag;
     if (t->kind == TAG_SHUTDOWN) {
-        grpc_server_cancel_all_calls(srv->server);
         srv->shutdown_seen = true;
         return;
     }
@@ -520,6 +635,9 @@ void rpc_server_shutdown(rpc_server *srv)
     if (!atomic_compare_exchange_strong(&srv->shutting_down, &expected, true))
         return;
     grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
+    /* the shutdown tag comes only once every call is done: parked calls
+     * must be cancelled now, not when it arrives */
+    grpc_server_cancel_all_calls(srv->server);
 }
 
 void rpc_server_free(rpc_server *srv)
@@ -538,5 +656,7 @@ void rpc_server_free(rpc_server *srv)
             break;
     }
     grpc_completion_queue_destroy(srv->cq);
+    rpc_tls_clear(&srv->tls);
+    free(srv->methods);
     free(srv);
 }

@@ -1,15 +1,13 @@
 /* The host shim: runs the application's command as a child process (its own
- * process group, working directory, environment and log file) and talks
- * flame.v1 Instance to it over a Unix socket. */
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
+ * process group, working directory, environment and log file, started by the
+ * spawner of sandbox/) and talks flame.v1 Instance to it over a Unix socket.
+ * Threads: a shim is used by one executor thread at a time. */
+#include <ftw.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -18,6 +16,7 @@
 #include <unistd.h>
 
 #include "rpc/rpc.h"
+#include "sandbox/spawn.h"
 #include "shim.h"
 #include "util/util.h"
 
@@ -30,11 +29,11 @@ extern char **environ;
 #define LEAVE_TIMEOUT_MS 10000
 #define TERM_GRACE_MS 3000
 
+#define INSTANCE(name) rpc_path(&flame__v1__instance__descriptor, name)
+
 typedef struct host_shim {
     fl_shim base;
-    pid_t pid;
-    int status;          /* wait status once reaped */
-    bool reaped;
+    fl_process proc;     /* the service process */
     char *sock;
     char *dir;           /* per-executor directory we made (removed at the end) */
     char *log;
@@ -51,38 +50,22 @@ static void msleep(int ms)
     nanosleep(&ts, NULL);
 }
 
-static void rm_rf(const char *path)
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    /* the directory is ours and small: nftw would do, a child rm is simpler */
-    pid_t p = fork();
-    if (p == 0) {
-        execl("/bin/rm", "rm", "-rf", "--", path, (char *)NULL);
-        _exit(127);
-    }
-    if (p > 0)
-        waitpid(p, NULL, 0);
+    remove(path);
+    return 0;
 }
 
-static char *exit_text(int status)
+/* Removes the per-executor directory (ours, small) and what the service
+ * left in it. */
+static void rm_rf(const char *path)
 {
-    if (WIFEXITED(status))
-        return fl_sprintf("exited with code %d", WEXITSTATUS(status));
-    if (WIFSIGNALED(status))
-        return fl_sprintf("was killed by signal %d", WTERMSIG(status));
-    return fl_strdup("stopped");
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static bool reap(host_shim *h, bool block)
 {
-    if (h->pid <= 0 || h->reaped)
-        return h->reaped;
-    int st;
-    pid_t r = waitpid(h->pid, &st, block ? 0 : WNOHANG);
-    if (r == h->pid) {
-        h->reaped = true;
-        h->status = st;
-    }
-    return h->reaped;
+    return fl_process_reap(&h->proc, block);
 }
 
 /* Finds a command: with a '/', as is; else next to the built-in services,
@@ -129,20 +112,7 @@ static bool env_overridden(const Flame__V1__ApplicationSpec *spec, const char *e
 
 static void stop_process(host_shim *h)
 {
-    if (h->pid <= 0)
-        return;
-    if (!reap(h, false)) {
-        kill(-h->pid, SIGTERM);
-        for (int waited = 0; waited < TERM_GRACE_MS && !reap(h, false); waited += 10)
-            msleep(10);
-        if (!reap(h, false)) {
-            kill(-h->pid, SIGKILL);
-            reap(h, true);
-        }
-    }
-    /* anything left in its process group goes too */
-    kill(-h->pid, SIGKILL);
-    h->pid = 0;
+    fl_process_stop(&h->proc, TERM_GRACE_MS);
 }
 
 static void cleanup(host_shim *h)
@@ -179,20 +149,21 @@ static bool can_connect(const char *path)
 static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **message)
 {
     const Flame__V1__ApplicationSpec *spec = ctx->app_spec;
-    if (!spec->_command_case || !spec->command[0]) {
+    const char *command = ctx->command;
+    if (!command || !command[0]) {
         *message = fl_sprintf("application %s has no command to run", ctx->application);
         return FLAME_ERR_FAILED_PRECONDITION;
     }
-    char *cmd = resolve(spec->command, ctx->bin_dir);
+    char *cmd = resolve(command, ctx->bin_dir);
     if (!cmd) {
-        *message = fl_sprintf("command \"%s\" of application %s was not found", spec->command,
+        *message = fl_sprintf("command \"%s\" of application %s was not found", command,
                               ctx->application);
         return FLAME_ERR_NOT_FOUND;
     }
     /* directories: the application's working_directory, or one of ours */
     const char *cwd;
-    if (spec->_working_directory_case && spec->working_directory[0]) {
-        cwd = spec->working_directory;
+    if (ctx->working_directory && ctx->working_directory[0]) {
+        cwd = ctx->working_directory;
     } else {
         h->dir = fl_sprintf("%s/%s", ctx->work_dir, ctx->executor_id);
         mkdir(h->dir, 0700);
@@ -206,13 +177,10 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     h->sock = sock;
     unlink(sock);
     h->log = fl_sprintf("%s/%s.log", ctx->log_dir, ctx->executor_id);
-    int logfd = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 
-    /* argv and envp are built before fork: only async-signal-safe calls in
-     * the child */
     size_t argc = spec->n_arguments;
     char **argv = fl_calloc(argc + 2, sizeof *argv);
-    argv[0] = spec->command;
+    argv[0] = (char *)command;
     for (size_t i = 0; i < argc; i++)
         argv[i + 1] = spec->arguments[i];
     size_t nenv = 0;
@@ -232,51 +200,35 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     envp[k++] = owned[no++] = fl_sprintf("FLAME_EXECUTOR_ID=%s", ctx->executor_id);
     envp[k++] = owned[no++] = fl_sprintf("FLAME_ENDPOINT=%s", ctx->endpoint ? ctx->endpoint : "");
 
-    pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0);
-        /* if the executor's thread dies with its manager (kill -9), so does
-         * the service */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        if (chdir(cwd) != 0)
-            _exit(126);
-        if (logfd >= 0) {
-            dup2(logfd, 1);
-            dup2(logfd, 2);
-        }
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
-        execve(cmd, argv, envp);
-        _exit(127);
-    }
-    int err = errno;
-    if (pid > 0)
-        setpgid(pid, pid); /* also from the parent: no race with kill(-pid) */
-    if (logfd >= 0)
-        close(logfd);
+    fl_spawn_spec ss = {
+        .path = cmd,
+        .argv = argv,
+        .envp = envp,
+        .cwd = cwd,
+        .log_file = h->log,
+        .new_group = true,
+        /* if the executor's thread dies with its manager (kill -9), so
+         * does the service */
+        .parent_death_signal = SIGKILL,
+    };
+    flame_status st = fl_spawn(&h->proc, &ss);
     free(argv);
     for (size_t i = 0; i < no; i++)
         free(owned[i]);
     free(owned);
     free(envp);
-    if (pid < 0) {
-        *message = fl_sprintf("cannot start %s: %s", cmd, strerror(err));
+    if (st) {
+        *message = fl_strdup(flame_error_last());
         free(cmd);
-        return FLAME_ERR_INTERNAL;
+        return st;
     }
-    h->pid = pid;
-    h->reaped = false;
     /* wait (bounded) for it to listen */
     int waited = 0;
     while (!can_connect(sock)) {
         if (reap(h, false)) {
-            char *how = exit_text(h->status);
-            if (WIFEXITED(h->status) && WEXITSTATUS(h->status) == 126)
+            int status = h->proc.status;
+            char *how = fl_exit_text(status);
+            if (WIFEXITED(status) && WEXITSTATUS(status) == FL_SPAWN_EXIT_CHDIR)
                 *message = fl_sprintf("cannot enter the working directory %s", cwd);
             else
                 *message = fl_sprintf("service %s %s before listening on %s (its log: %s)", cmd,
@@ -296,9 +248,11 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     }
     free(cmd);
     char *target = fl_sprintf("unix:%s", sock);
-    h->ch = rpc_channel_new(target, 0);
+    st = rpc_channel_new(&h->ch, target, NULL);
     free(target);
-    return FLAME_OK;
+    if (st)
+        *message = fl_strdup(flame_error_last());
+    return st;
 }
 
 static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **message)
@@ -338,7 +292,7 @@ static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **m
         sc.common_data.len = ctx->common_data.len;
     }
     ProtobufCMessage *resp;
-    st = rpc_unary(h->ch, "/flame.v1.Instance/OnSessionEnter", &sc.base,
+    st = rpc_unary(h->ch, INSTANCE("OnSessionEnter"), &sc.base,
                    &flame__v1__result__descriptor, &resp, ENTER_TIMEOUT_MS);
     if (st) {
         *message = fl_sprintf("OnSessionEnter failed: %s", flame_error_last());
@@ -375,7 +329,7 @@ static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int
         tc.input.len = task->input.len;
     }
     ProtobufCMessage *resp;
-    flame_status st = rpc_unary(h->ch, "/flame.v1.Instance/OnTaskInvoke", &tc.base,
+    flame_status st = rpc_unary(h->ch, INSTANCE("OnTaskInvoke"), &tc.base,
                                 &flame__v1__task_result__descriptor, &resp, h->task_timeout_ms);
     if (st == FLAME_ERR_TIMEOUT && !reap(h, false)) {
         *message = fl_sprintf("the service did not answer task %s within %d ms; it was stopped "
@@ -388,8 +342,8 @@ static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int
         /* did it die? give it a moment to be reaped */
         for (int i = 0; i < 50 && !reap(h, false); i++)
             msleep(10);
-        if (h->reaped) {
-            char *how = exit_text(h->status);
+        if (h->proc.reaped) {
+            char *how = fl_exit_text(h->proc.status);
             *message = fl_sprintf("the service process %s while running task %s (its log: %s)",
                                   how, task->task_id, h->log);
             free(how);
@@ -434,7 +388,7 @@ static flame_status host_invoke_batch(fl_shim *sh, const flame_task_context *tas
     b.tasks = tp;
     ProtobufCMessage *resp;
     int timeout = h->task_timeout_ms > 0 ? h->task_timeout_ms * (int)(n < 1000 ? n : 1000) : 0;
-    flame_status st = rpc_unary(h->ch, "/flame.v1.Instance/OnTaskInvokeBatch", &b.base,
+    flame_status st = rpc_unary(h->ch, INSTANCE("OnTaskInvokeBatch"), &b.base,
                                 &flame__v1__task_result_batch__descriptor, &resp, timeout);
     free(tc);
     free(tp);
@@ -472,7 +426,7 @@ static void host_leave(fl_shim *sh)
     if (h->ch && !reap(h, false)) {
         Flame__V1__EmptyRequest e = FLAME__V1__EMPTY_REQUEST__INIT;
         ProtobufCMessage *resp;
-        if (rpc_unary(h->ch, "/flame.v1.Instance/OnSessionLeave", &e.base,
+        if (rpc_unary(h->ch, INSTANCE("OnSessionLeave"), &e.base,
                       &flame__v1__result__descriptor, &resp, LEAVE_TIMEOUT_MS) == FLAME_OK)
             protobuf_c_message_free_unpacked(resp, NULL);
     }

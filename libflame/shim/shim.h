@@ -1,4 +1,5 @@
-/* Shims: how an executor hosts an application's code for one session. */
+/* Shims: how an executor hosts an application's code for one session.
+ * Threads: a shim is used by one executor thread at a time. */
 #ifndef FL_SHIM_H
 #define FL_SHIM_H
 
@@ -8,14 +9,7 @@
 
 #include "flame/executor.h"
 #include "flame/service.h"
-
-struct flame_task_result {
-    uint8_t *output;
-    size_t output_len;
-    bool has_output;
-    char *message;
-};
-void fl_task_result_clear(flame_task_result *r);
+#include "service/result.h"
 
 /* What a shim needs to enter a session. */
 typedef struct fl_shim_session {
@@ -23,6 +17,10 @@ typedef struct fl_shim_session {
     const char *session_id;
     const char *application;
     const void *app_spec;       /* const Flame__V1__ApplicationSpec * */
+    const char *command;        /* what to run (the installation's or the
+                                 * application's command), or NULL */
+    const char *working_directory; /* where to run it; NULL: a directory of
+                                    * the shim's own */
     flame_bytes common_data;
     const char *endpoint;       /* FLAME_ENDPOINT for the service */
     const char *work_dir;       /* per-executor directories live below */
@@ -59,5 +57,19 @@ struct fl_shim {
 
 fl_shim *fl_shim_host_new(void);
 fl_shim *fl_shim_inproc_new(const flame_service *service);
+
+/* What picks an application's shim. */
+typedef struct fl_shim_choice {
+    int shim;                     /* the application's Flame__V1__Shim */
+    const char *command;          /* its command, or NULL */
+    const flame_service *service; /* the embedding program's service for it, or NULL */
+} fl_shim_choice;
+
+/* Creates the shim an application runs in: inproc when the embedding
+ * program serves it or its command is "inproc:NAME" (a built-in service),
+ * else the one for its declared shim (table in shim.c). On error *message
+ * gets a malloc'ed reason: FLAME_ERR_UNIMPLEMENTED for a shim this executor
+ * does not have, FLAME_ERR_NOT_FOUND for an unknown built-in. */
+flame_status fl_shim_new(fl_shim **out, const fl_shim_choice *c, char **message);
 
 #endif

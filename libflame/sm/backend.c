@@ -11,25 +11,6 @@
 #define HEARTBEAT_TIMEOUT_S 30
 #define VOID_TIMEOUT_S 30
 
-
-
-/* Wraps packed bytes as field 1 (length-delimited) of an outer message:
- * LaunchTaskResponse{task}, BindExecutorResponse{application}, ... */
-void sm_put_field(fl_buf *b, int field, const uint8_t *data, size_t len)
-{
-    uint8_t hdr[11];
-    size_t n = 0;
-    hdr[n++] = (uint8_t)((field << 3) | 2);
-    size_t v = len;
-    do {
-        uint8_t byte = v & 0x7f;
-        v >>= 7;
-        hdr[n++] = byte | (v ? 0x80 : 0);
-    } while (v);
-    fl_buf_add(b, hdr, n);
-    fl_buf_add(b, data, len);
-}
-
 static sm_exec *exec_get(sm_t *sm, const char *id)
 {
     return id ? fl_map_get(&sm->execs, id) : NULL;
@@ -139,9 +120,9 @@ static void launch(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
 {
     set_running(sm, e, ss, t);
     size_t n;
-    uint8_t *task = sm_pack_task(ss->s, t, &n);
+    uint8_t *task = fl_wire_pack_task(ss->s, t, &n);
     fl_buf b = { 0 };
-    sm_put_field(&b, 1, task, n);
+    fl_wire_put_bytes(&b, 1, task, n);
     free(task);
     waiter_remove(e);
     rpc_call_on_cancel(e->launch_call, NULL, NULL);
@@ -167,8 +148,8 @@ static void stream_task(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
     set_running(sm, e, ss, t);
     exec_dirty(sm, e);
     size_t n;
-    uint8_t *task = sm_pack_task(ss->s, t, &n);
-    sm_put_field(&e->out, 1, task, n);
+    uint8_t *task = fl_wire_pack_task(ss->s, t, &n);
+    fl_wire_put_bytes(&e->out, 1, task, n);
     free(task);
     e->nout++;
     e->credit--;
@@ -374,7 +355,7 @@ static void apply(sm_t *sm, const flame_decision *d)
         r.response_case = FLAME__V1__WATCH_NODE_RESPONSE__RESPONSE_EXECUTOR;
         r.executor = &m;
         rpc_call_send(n->watch, &r.base);
-        sm_fill_executor_done(&m);
+        fl_wire_fill_executor_done(&m);
         fl_log(FL_LOG_DEBUG, "sm", "executor %s created on %s for session %s", e->id, n->name,
                ss->s->id);
         break;
@@ -393,12 +374,12 @@ static void apply(sm_t *sm, const flame_decision *d)
             size_t n;
             uint8_t *x;
             if (a) {
-                x = sm_pack_app(a, &n);
-                sm_put_field(&b, 1, x, n);
+                x = fl_wire_pack_app(a, &n);
+                fl_wire_put_bytes(&b, 1, x, n);
                 free(x);
             }
-            x = sm_pack_session(ss->s, &n);
-            sm_put_field(&b, 2, x, n);
+            x = fl_wire_pack_session(ss->s, &n);
+            fl_wire_put_bytes(&b, 2, x, n);
             free(x);
             rpc_call_on_cancel(e->bind_call, NULL, NULL);
             size_t blen = b.len;
@@ -416,8 +397,7 @@ static void apply(sm_t *sm, const flame_decision *d)
             streamer_remove(e);
             e->credit = 0;
             exec_dirty(sm, e);
-            static const uint8_t unbind[] = { 0x10, 0x01 }; /* field 2 = true */
-            fl_buf_add(&e->out, unbind, sizeof unbind);
+            fl_wire_put_bool(&e->out, 2, true); /* ExecutorWork.unbind */
         }
         break;
     case FLAME_DECISION_RELEASE:
@@ -435,14 +415,14 @@ static void apply(sm_t *sm, const flame_decision *d)
 
 static int64_t delay_release_ms(const fl_app *a)
 {
-    return a && a->spec->_delay_release_case ? a->spec->delay_release * 1000 : 60000;
+    return a && a->spec->has_delay_release ? a->spec->delay_release * 1000 : 60000;
 }
 
 /* No executor manager here runs Wasm: such sessions wait (stay Pending). */
 static bool wasm_app(sm_t *sm, const char *name)
 {
     fl_app *a = fl_map_get(&sm->apps, name);
-    return a && a->spec->shim == FLAME__V1__SHIM__Wasm;
+    return a && a->spec->shim == FLAME_SHIM_WASM;
 }
 
 void sm_sched_run(sm_t *sm)
@@ -468,7 +448,7 @@ void sm_sched_run(sm_t *sm)
     it = k = 0;
     while (fl_map_next(&sm->apps, &it, NULL, &v)) {
         fl_app *a = v;
-        apps[k++] = (flame_sched_application){ a->name, a->spec->_max_instances_case != 0,
+        apps[k++] = (flame_sched_application){ a->name, a->spec->has_max_instances,
                                                a->spec->max_instances, delay_release_ms(a) };
     }
     k = 0;
@@ -689,7 +669,7 @@ static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx
         size_t l = flame__v1__node__get_packed_size(n->msg);
         uint8_t *x = fl_malloc(l ? l : 1);
         flame__v1__node__pack(n->msg, x);
-        sm_put_field(&b, 1, x, l);
+        fl_wire_put_bytes(&b, 1, x, l);
         free(x);
         size_t it = 0;
         void *v;
@@ -697,7 +677,7 @@ static void sync_node(rpc_call *call, const uint8_t *data, size_t len, void *ctx
             if (strcmp(((sm_exec *)v)->node, n->name))
                 continue;
             x = sm_pack_executor(v, &l);
-            sm_put_field(&b, 2, x, l);
+            fl_wire_put_bytes(&b, 2, x, l);
             free(x);
         }
         size_t blen = b.len;
@@ -1100,58 +1080,28 @@ static void complete_task(rpc_call *call, const uint8_t *data, size_t len, void 
 
 /* ---- executor messages -------------------------------------------------- */
 
-void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e)
+/* An executor's fields as the model has them, pointing into e. */
+static fl_executor exec_view(const sm_exec *e)
 {
-    flame__v1__executor__init(m);
-    Flame__V1__Metadata *md = fl_malloc(sizeof *md);
-    flame__v1__metadata__init(md);
-    md->id = e->id;
-    md->name = e->id;
-    Flame__V1__ExecutorSpec *sp = fl_malloc(sizeof *sp);
-    flame__v1__executor_spec__init(sp);
-    sp->node = e->node;
-    Flame__V1__ResourceRequirement *rr = fl_malloc(sizeof *rr);
-    flame__v1__resource_requirement__init(rr);
-    rr->cpu = e->resreq.cpu;
-    rr->memory = e->resreq.memory;
-    rr->gpu = e->resreq.gpu;
-    sp->resreq = rr;
-    sp->shim = (Flame__V1__Shim)e->shim;
-    Flame__V1__ExecutorStatus *st = fl_malloc(sizeof *st);
-    flame__v1__executor_status__init(st);
-    st->state = (Flame__V1__ExecutorState)e->state;
-    const char *sid = e->sess ? e->sess->s->id : e->state == FLAME_EXECUTOR_VOID ? e->intended : NULL;
-    if (sid) {
-        st->_session_id_case = FLAME__V1__EXECUTOR_STATUS___SESSION_ID_SESSION_ID;
-        st->session_id = (char *)sid;
-    }
-    m->metadata = md;
-    m->spec = sp;
-    m->status = st;
+    return (fl_executor){ e->id, e->node, e->app, e->intended, e->resreq, e->shim, e->state,
+                          e->idle_since };
 }
 
-void sm_fill_executor_done(Flame__V1__Executor *m)
+void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e)
 {
-    free(m->metadata);
-    free(m->spec->resreq);
-    free(m->spec);
-    free(m->status);
+    fl_executor x = exec_view(e);
+    fl_wire_fill_executor(m, &x, e->sess ? e->sess->s->id : NULL);
 }
 
 uint8_t *sm_pack_executor(const sm_exec *e, size_t *len)
 {
-    Flame__V1__Executor m;
-    sm_fill_executor(&m, e);
-    *len = flame__v1__executor__get_packed_size(&m);
-    uint8_t *buf = fl_malloc(*len ? *len : 1);
-    flame__v1__executor__pack(&m, buf);
-    sm_fill_executor_done(&m);
-    return buf;
+    fl_executor x = exec_view(e);
+    return fl_wire_pack_executor(&x, e->sess ? e->sess->s->id : NULL, len);
 }
 
 #define BE(name) "/flame.v1.Backend/" name
 
-const rpc_method sm_backend_methods[] = {
+const rpc_legacy_method sm_backend_methods[] = {
     { BE("RegisterNode"), RPC_KIND_UNARY, register_node },
     { BE("SyncNode"), RPC_KIND_UNARY, sync_node },
     { BE("ReleaseNode"), RPC_KIND_UNARY, release_node },

@@ -13,11 +13,7 @@ static void builtin(sm_t *sm, const char *name, const char *description, const c
     spec.description = (char *)description;
     spec._command_case = FLAME__V1__APPLICATION_SPEC___COMMAND_COMMAND;
     spec.command = (char *)command;
-    size_t n = flame__v1__application_spec__get_packed_size(&spec);
-    uint8_t *buf = fl_malloc(n ? n : 1);
-    flame__v1__application_spec__pack(&spec, buf);
-    fl_app *a = fl_app_new(name, buf, n, fl_now_ms());
-    free(buf);
+    fl_app *a = fl_wire_app_new(name, &spec, fl_now_ms());
     fl_map_put(&sm->apps, a->name, a);
     fl_store_put_app(sm->store, a);
 }

@@ -1,8 +1,10 @@
 /* The session manager's engine: start/stop, restore, group commit and the
  * deferred replies that wait for it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/endpoint.h"
 #include "sm.h"
 
 void sm_reply_result(sm_t *sm, rpc_call *call)
@@ -168,7 +170,7 @@ void sm_task_changed(sm_t *sm, sm_session *ss, fl_task *t)
     if (!t->watchers)
         return;
     size_t len;
-    uint8_t *data = sm_pack_task(ss->s, t, &len);
+    uint8_t *data = fl_wire_pack_task(ss->s, t, &len);
     bool done = fl_task_terminal(t->state);
     for (fl_watch *w = t->watchers, *next; w; w = next) {
         next = w->next;
@@ -233,21 +235,6 @@ static void *engine_main(void *arg)
     return NULL;
 }
 
-static flame_status parse_endpoint(const char *ep, char *addr, size_t n)
-{
-    const char *p = ep;
-    if (strncmp(p, "http://", 7) == 0)
-        p += 7;
-    else if (strncmp(p, "https://", 8) == 0)
-        return fl_error(FLAME_ERR_CONFIG, "endpoint %s: TLS is not supported yet; use http://", ep);
-    size_t len = strcspn(p, "/");
-    if (len == 0 || len >= n || !memchr(p, ':', len))
-        return fl_error(FLAME_ERR_CONFIG, "endpoint \"%s\": expected http://HOST:PORT", ep);
-    memcpy(addr, p, len);
-    addr[len] = 0;
-    return FLAME_OK;
-}
-
 static void sm_free(sm_t *sm)
 {
     sm_nodes_free(sm);
@@ -293,10 +280,16 @@ flame_status flame_session_manager_start(flame_session_manager **out,
                                : cfg ? cfg->schedule_interval_ms : 500;
     sm->max_message = o.max_message_size ? o.max_message_size : RPC_DEFAULT_MAX_MESSAGE;
     sm->name = fl_strdup(cfg ? cfg->name : "flame");
-    const char *endpoint = o.endpoint ? o.endpoint : cfg ? cfg->endpoint : "http://127.0.0.1:8080";
+    const char *endpoint = o.endpoint ? o.endpoint : cfg ? cfg->endpoint : FL_DEFAULT_ENDPOINT;
     const char *storage = o.storage ? o.storage : cfg ? cfg->storage : "sqlite://flame.db";
     char addr[256];
-    flame_status st = parse_endpoint(endpoint, addr, sizeof addr);
+    fl_endpoint ep;
+    flame_status st = fl_endpoint_parse(&ep, endpoint, FLAME_ERR_CONFIG);
+    if (!st) {
+        if ((size_t)snprintf(addr, sizeof addr, "%s", ep.target) >= sizeof addr)
+            st = fl_error(FLAME_ERR_CONFIG, "endpoint \"%s\": too long", endpoint);
+        fl_endpoint_clear(&ep);
+    }
     if (!st)
         st = fl_store_open(&sm->store, storage);
     flame_cluster_config_free(cfg);
@@ -315,12 +308,12 @@ flame_status flame_session_manager_start(flame_session_manager **out,
         return st;
     }
     size_t n = sm_frontend_methods_len + sm_backend_methods_len;
-    rpc_method *methods = fl_malloc(n * sizeof *methods);
+    rpc_legacy_method *methods = fl_malloc(n * sizeof *methods);
     memcpy(methods, sm_frontend_methods, sm_frontend_methods_len * sizeof *methods);
     memcpy(methods + sm_frontend_methods_len, sm_backend_methods,
            sm_backend_methods_len * sizeof *methods);
     rpc_server_hooks hooks = { sm_flush, sm_tick, sm->schedule_interval_ms, sm };
-    sm->rpc = rpc_server_new(methods, n, sm, sm->max_message, &hooks);
+    sm->rpc = rpc_server_new_legacy(methods, n, sm, sm->max_message, &hooks);
     sm->methods = methods;
     sm->port = rpc_server_listen(sm->rpc, addr);
     if (sm->port < 0) {

@@ -13,35 +13,25 @@ static void swatch_maybe_end(sm_t *sm, sm_swatch *w);
 static void reply_session(sm_t *sm, rpc_call *call, const fl_session *s)
 {
     size_t n;
-    uint8_t *buf = sm_pack_session(s, &n);
+    uint8_t *buf = fl_wire_pack_session(s, &n);
     sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
 }
 
 
 /* ---- applications ------------------------------------------------------- */
 
-static uint8_t *pack_spec(const Flame__V1__ApplicationSpec *spec, size_t *n)
-{
-    *n = flame__v1__application_spec__get_packed_size(spec);
-    uint8_t *buf = fl_malloc(*n ? *n : 1);
-    flame__v1__application_spec__pack(spec, buf);
-    return buf;
-}
-
 static void register_application(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 {
     sm_t *sm = ctx;
     RPC_UNPACK(Flame__V1__RegisterApplicationRequest, flame__v1__register_application_request, req);
-    flame_status st = fl_app_validate(req->name, req->application);
+    fl_app *a = fl_wire_app_new(req->name, req->application, fl_now_ms());
+    flame_status st = fl_app_validate(req->name, a ? a->spec : NULL);
     if (!st && fl_map_get(&sm->apps, req->name))
         st = fl_error(FLAME_ERR_ALREADY_EXISTS, "application %s already exists", req->name);
     if (st) {
+        fl_app_free(a);
         sm_reply_error(sm, call, st);
     } else {
-        size_t n;
-        uint8_t *blob = pack_spec(req->application, &n);
-        fl_app *a = fl_app_new(req->name, blob, n, fl_now_ms());
-        free(blob);
         fl_map_put(&sm->apps, a->name, a);
         fl_store_put_app(sm->store, a);
         fl_log(FL_LOG_INFO, "sm", "application %s registered", a->name);
@@ -54,7 +44,7 @@ static void update_application(rpc_call *call, const uint8_t *data, size_t len, 
 {
     sm_t *sm = ctx;
     RPC_UNPACK(Flame__V1__UpdateApplicationRequest, flame__v1__update_application_request, req);
-    fl_app *a = fl_map_get(&sm->apps, req->name);
+    fl_app *a = fl_map_get(&sm->apps, req->name), *na = NULL;
     flame_status st = FLAME_OK;
     if (!a)
         st = fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name);
@@ -62,15 +52,14 @@ static void update_application(rpc_call *call, const uint8_t *data, size_t len, 
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
                       "application %s has %u open session(s); close them before updating it",
                       req->name, a->open_sessions);
-    else
-        st = fl_app_validate(req->name, req->application);
+    else {
+        na = fl_wire_app_new(req->name, req->application, a->ctime);
+        st = fl_app_validate(req->name, na ? na->spec : NULL);
+    }
     if (st) {
+        fl_app_free(na);
         sm_reply_error(sm, call, st);
     } else {
-        size_t n;
-        uint8_t *blob = pack_spec(req->application, &n);
-        fl_app *na = fl_app_new(req->name, blob, n, a->ctime);
-        free(blob);
         na->state = a->state;
         fl_map_put(&sm->apps, na->name, na);
         fl_app_free(a);
@@ -117,7 +106,7 @@ static void get_application(rpc_call *call, const uint8_t *data, size_t len, voi
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name));
     } else {
         size_t n;
-        uint8_t *buf = sm_pack_app(a, &n);
+        uint8_t *buf = fl_wire_pack_app(a, &n);
         sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
     }
     flame__v1__get_application_request__free_unpacked(req, NULL);
@@ -138,22 +127,15 @@ static void list_application(rpc_call *call, const uint8_t *data, size_t len, vo
     while (fl_map_next(&sm->apps, &it, NULL, &val))
         v[k++] = val;
     qsort(v, k, sizeof *v, cmp_app);
-    Flame__V1__Application *msgs = fl_calloc(k ? k : 1, sizeof *msgs);
-    Flame__V1__Application **ptrs = fl_calloc(k ? k : 1, sizeof *ptrs);
+    fl_buf b = { 0 }; /* ApplicationList: each one as field 1 */
     for (size_t i = 0; i < k; i++) {
-        sm_fill_app(&msgs[i], v[i]);
-        ptrs[i] = &msgs[i];
+        size_t xn;
+        uint8_t *x = fl_wire_pack_app(v[i], &xn);
+        fl_wire_put_bytes(&b, 1, x, xn);
+        free(x);
     }
-    Flame__V1__ApplicationList list = FLAME__V1__APPLICATION_LIST__INIT;
-    list.n_applications = k;
-    list.applications = ptrs;
-    size_t plen = flame__v1__application_list__get_packed_size(&list);
-    uint8_t *buf = fl_malloc(plen ? plen : 1);
-    flame__v1__application_list__pack(&list, buf);
-    for (size_t i = 0; i < k; i++)
-        sm_fill_app_done(&msgs[i]);
-    free(msgs);
-    free(ptrs);
+    size_t plen = b.len;
+    uint8_t *buf = (uint8_t *)fl_buf_detach(&b);
     free(v);
     sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, plen);
 }
@@ -177,7 +159,7 @@ static void list_executor(rpc_call *call, const uint8_t *data, size_t len, void 
     list.executors = ptrs;
     rpc_call_reply(call, &list.base);
     for (size_t i = 0; i < k; i++)
-        sm_fill_executor_done(&msgs[i]);
+        fl_wire_fill_executor_done(&msgs[i]);
     free(msgs);
     free(ptrs);
 }
@@ -260,7 +242,9 @@ static fl_session *create_session(sm_t *sm, const char *want_id,
             snprintf(id, sizeof id, "%.200s-%s", spec->application, sfx);
         } while (fl_map_get(&sm->sessions, id));
     }
-    fl_session *s = fl_session_new(id, spec, &sm->default_resreq, fl_now_ms());
+    fl_session_spec sp;
+    fl_wire_session_spec(&sp, spec);
+    fl_session *s = fl_session_new(id, &sp, &sm->default_resreq, fl_now_ms());
     sm_add_session(sm, s);
     fl_store_put_session(sm->store, s);
     fl_log(FL_LOG_DEBUG, "sm", "session %s created", s->id);
@@ -299,6 +283,9 @@ static void open_session(rpc_call *call, const uint8_t *data, size_t len, void *
     sm_t *sm = ctx;
     RPC_UNPACK(Flame__V1__OpenSessionRequest, flame__v1__open_session_request, req);
     const Flame__V1__SessionSpec *spec = req->_session_case ? req->session : NULL;
+    fl_session_spec sp;
+    if (spec)
+        fl_wire_session_spec(&sp, spec);
     sm_session *ss = sm_session_get(sm, req->session_id);
     flame_status st = FLAME_OK;
     const char *why;
@@ -307,7 +294,7 @@ static void open_session(rpc_call *call, const uint8_t *data, size_t len, void *
     } else if (ss) {
         if (ss->s->state != FLAME_SESSION_OPEN)
             st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed", ss->s->id);
-        else if (spec && !fl_session_spec_matches(ss->s, spec, &sm->default_resreq, &why))
+        else if (spec && !fl_session_spec_matches(ss->s, &sp, &sm->default_resreq, &why))
             st = fl_error(FLAME_ERR_INVALID_ARGUMENT,
                           "session %s exists with a different %s", ss->s->id, why);
         if (!st)
@@ -402,7 +389,7 @@ static void list_session(rpc_call *call, const uint8_t *data, size_t len, void *
     Flame__V1__Session *msgs = fl_calloc(n ? n : 1, sizeof *msgs);
     Flame__V1__Session **ptrs = fl_calloc(n ? n : 1, sizeof *ptrs);
     for (sm_session *ss = sm->first; ss && k < n; ss = ss->next) {
-        sm_fill_session(&msgs[k], ss->s);
+        fl_wire_fill_session(&msgs[k], ss->s);
         ptrs[k] = &msgs[k];
         k++;
     }
@@ -413,7 +400,7 @@ static void list_session(rpc_call *call, const uint8_t *data, size_t len, void *
     uint8_t *buf = fl_malloc(plen ? plen : 1);
     flame__v1__session_list__pack(&list, buf);
     for (size_t i = 0; i < k; i++)
-        sm_fill_session_done(&msgs[i]);
+        fl_wire_fill_session_done(&msgs[i]);
     free(msgs);
     free(ptrs);
     sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, plen);
@@ -464,7 +451,7 @@ static void create_task(rpc_call *call, const uint8_t *data, size_t len, void *c
         sm_reply_error(sm, call, st);
     } else {
         size_t plen;
-        uint8_t *buf = sm_pack_task(ss->s, ss->s->tasks[id - 1], &plen);
+        uint8_t *buf = fl_wire_pack_task(ss->s, ss->s->tasks[id - 1], &plen);
         sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, plen);
     }
     flame__v1__create_task_request__free_unpacked(req, NULL);
@@ -497,38 +484,11 @@ static void create_tasks(rpc_call *call, const uint8_t *data, size_t len, void *
 
 /* ---- WatchSession ------------------------------------------------------- */
 
-uint8_t *sm_pack_outcome(const fl_task *t, size_t *len)
-{
-    Flame__V1__TaskOutcome o = FLAME__V1__TASK_OUTCOME__INIT;
-    o.task_id = t->id;
-    o.state = (Flame__V1__TaskState)t->state;
-    o.completion_time = t->etime;
-    if (t->has_output) {
-        o._output_case = FLAME__V1__TASK_OUTCOME___OUTPUT_OUTPUT;
-        o.output.data = t->output;
-        o.output.len = t->output_len;
-    }
-    if (t->state != FLAME_TASK_SUCCEED) {
-        o.return_code = 1;
-        const char *m = t->events.n ? fl_events_get(&t->events, t->events.n - 1u).message : NULL;
-        if (!m)
-            m = fl_event_default_message(t->state);
-        if (m) {
-            o._message_case = FLAME__V1__TASK_OUTCOME___MESSAGE_MESSAGE;
-            o.message = (char *)m;
-        }
-    }
-    *len = flame__v1__task_outcome__get_packed_size(&o);
-    uint8_t *buf = fl_malloc(*len ? *len : 1);
-    flame__v1__task_outcome__pack(&o, buf);
-    return buf;
-}
-
 static void swatch_add_outcome(sm_t *sm, sm_swatch *w, const fl_task *t)
 {
     size_t n;
-    uint8_t *o = sm_pack_outcome(t, &n);
-    sm_put_field(&w->pending, 1, o, n);
+    uint8_t *o = fl_wire_pack_outcome(t, &n);
+    fl_wire_put_bytes(&w->pending, 1, o, n);
     free(o);
     w->npending++;
     if (!w->dirty) {
@@ -721,7 +681,7 @@ static void get_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
         sm_reply_error(sm, call, FLAME_ERR_NOT_FOUND);
     } else {
         size_t n;
-        uint8_t *buf = sm_pack_task(ss->s, t, &n);
+        uint8_t *buf = fl_wire_pack_task(ss->s, t, &n);
         sm_defer(sm, call, OUT_REPLY, 0, NULL, buf, n);
     }
     flame__v1__get_task_request__free_unpacked(req, NULL);
@@ -737,7 +697,7 @@ static void watch_task(rpc_call *call, const uint8_t *data, size_t len, void *ct
         sm_reply_error(sm, call, FLAME_ERR_NOT_FOUND);
     } else {
         size_t n;
-        uint8_t *buf = sm_pack_task(ss->s, t, &n);
+        uint8_t *buf = fl_wire_pack_task(ss->s, t, &n);
         sm_defer(sm, call, OUT_SEND, 0, NULL, buf, n);
         if (fl_task_terminal(t->state))
             sm_defer(sm, call, OUT_FINISH_OK, 0, NULL, NULL, 0);
@@ -759,7 +719,7 @@ static void list_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx
             if (!ss->s->tasks[i])
                 continue;
             size_t n;
-            uint8_t *buf = sm_pack_task(ss->s, ss->s->tasks[i], &n);
+            uint8_t *buf = fl_wire_pack_task(ss->s, ss->s->tasks[i], &n);
             sm_defer(sm, call, OUT_SEND, 0, NULL, buf, n);
         }
         sm_defer(sm, call, OUT_FINISH_OK, 0, NULL, NULL, 0);
@@ -769,7 +729,7 @@ static void list_task(rpc_call *call, const uint8_t *data, size_t len, void *ctx
 
 #define FE(name) "/flame.v1.Frontend/" name
 
-const rpc_method sm_frontend_methods[] = {
+const rpc_legacy_method sm_frontend_methods[] = {
     { FE("RegisterApplication"), RPC_KIND_UNARY, register_application },
     { FE("UnregisterApplication"), RPC_KIND_UNARY, unregister_application },
     { FE("UpdateApplication"), RPC_KIND_UNARY, update_application },

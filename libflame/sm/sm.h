@@ -11,6 +11,7 @@
 #include "rpc/rpc.h"
 #include "store/store.h"
 #include "util/util.h"
+#include "wire/wire.h"
 
 #include "backend.pb-c.h"
 #include "frontend.pb-c.h"
@@ -94,7 +95,7 @@ typedef struct sm_out {
 
 struct flame_session_manager {
     rpc_server *rpc;
-    rpc_method *methods;
+    rpc_legacy_method *methods;
     fl_store *store;
     pthread_t thread;
     int port;
@@ -151,27 +152,13 @@ void sm_flush_streams(sm_t *sm);
 /* A task reached a terminal state: session watchers hear of it. */
 void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t);
 void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg);
-/* Appends a field (length-delimited) to a protobuf message being built. */
-void sm_put_field(fl_buf *b, int field, const uint8_t *data, size_t len);
-uint8_t *sm_pack_outcome(const fl_task *t, size_t *len);
 uint8_t *sm_pack_executor(const sm_exec *e, size_t *len);
 void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e);
-void sm_fill_executor_done(Flame__V1__Executor *m);
-
-/* pack.c: model -> packed flame.v1 messages (malloc'ed) */
-uint8_t *sm_pack_task(const fl_session *s, const fl_task *t, size_t *len);
-uint8_t *sm_pack_session(const fl_session *s, size_t *len);
-uint8_t *sm_pack_app(const fl_app *a, size_t *len);
-/* Fill caller-provided messages; free what they allocate with *_done. */
-void sm_fill_session(Flame__V1__Session *m, const fl_session *s);
-void sm_fill_session_done(Flame__V1__Session *m);
-void sm_fill_app(Flame__V1__Application *m, const fl_app *a);
-void sm_fill_app_done(Flame__V1__Application *m);
 
 /* frontend.c / backend.c */
-extern const rpc_method sm_frontend_methods[];
+extern const rpc_legacy_method sm_frontend_methods[];
 extern const size_t sm_frontend_methods_len;
-extern const rpc_method sm_backend_methods[];
+extern const rpc_legacy_method sm_backend_methods[];
 extern const size_t sm_backend_methods_len;
 
 /* builtin.c */

@@ -5,6 +5,7 @@
 
 #include "store.h"
 #include "util/util.h"
+#include "wire/wire.h"
 
 enum { Q_PUT_APP, Q_DEL_APP, Q_DEL_APP_SESSIONS_TASKS, Q_PUT_SESSION, Q_DEL_SESSION,
        Q_DEL_SESSION_TASKS, Q_PUT_TASK, Q_COUNT };
@@ -129,7 +130,7 @@ static flame_status put_session(fl_store *st, const fl_session *x)
     if (begin(s))
         return FLAME_ERR_IO;
     size_t elen;
-    uint8_t *ev = fl_events_pack(&x->events, &elen);
+    uint8_t *ev = fl_wire_pack_events(&x->events, &elen);
     sqlite3_stmt *q = stmt(s, Q_PUT_SESSION);
     sqlite3_bind_text(q, 1, x->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)x->seq);
@@ -178,7 +179,7 @@ static flame_status put_task(fl_store *st, const fl_session *x, const fl_task *t
     if (begin(s))
         return FLAME_ERR_IO;
     size_t elen;
-    uint8_t *ev = fl_events_pack(&t->events, &elen);
+    uint8_t *ev = fl_wire_pack_events(&t->events, &elen);
     sqlite3_stmt *q = stmt(s, Q_PUT_TASK);
     sqlite3_bind_text(q, 1, x->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, t->id);
@@ -233,7 +234,7 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
                            -1, &q, NULL) != SQLITE_OK)
         return db_error(s, "load applications");
     while (sqlite3_step(q) == SQLITE_ROW) {
-        fl_app *a = fl_app_new((const char *)sqlite3_column_text(q, 0), sqlite3_column_blob(q, 1),
+        fl_app *a = fl_wire_app_unpack((const char *)sqlite3_column_text(q, 0), sqlite3_column_blob(q, 1),
                                (size_t)sqlite3_column_bytes(q, 1), sqlite3_column_int64(q, 3));
         if (!a) {
             fl_log(FL_LOG_WARN, "store", "application %s: unreadable spec, skipped",
@@ -267,7 +268,7 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
         x->state = sqlite3_column_int(q, 10);
         x->ctime = sqlite3_column_int64(q, 11);
         x->etime = sqlite3_column_int64(q, 12);
-        fl_events_unpack(&x->events, sqlite3_column_blob(q, 13), (size_t)sqlite3_column_bytes(q, 13));
+        fl_wire_unpack_events(&x->events, sqlite3_column_blob(q, 13), (size_t)sqlite3_column_bytes(q, 13));
         x->bind_failures = (uint32_t)sqlite3_column_int64(q, 14);
         x->batch_size = 1;
         on_session(ctx, x);
@@ -293,7 +294,7 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
         t->output = col_blob(q, 6, &has, &n);
         t->has_output = has;
         t->output_len = (uint32_t)n;
-        fl_events_unpack(&t->events, sqlite3_column_blob(q, 7), (size_t)sqlite3_column_bytes(q, 7));
+        fl_wire_unpack_events(&t->events, sqlite3_column_blob(q, 7), (size_t)sqlite3_column_bytes(q, 7));
         if (t->id == 0) {
             fl_task_free(t);
             continue;

@@ -72,8 +72,4 @@ void fl_store_close(fl_store *st);
 flame_status fl_store_none_open(fl_store **out);
 flame_status fl_store_sqlite_open(fl_store **out, const char *path);
 
-/* Events <-> bytes (a packed flame.v1.TaskStatus holding only events). */
-uint8_t *fl_events_pack(const fl_events *e, size_t *len);
-void fl_events_unpack(fl_events *e, const uint8_t *data, size_t len);
-
 #endif

@@ -205,7 +205,7 @@ static int cold_start(flame_client *c, const char *app)
     flame_application *ping;
     if (flame_application_get(&ping, c, "flmping"))
         return die("get flmping");
-    if (flame_application_register(c, app, &ping->spec))
+    if (flame_application_register(c, app, ping->spec))
         return die("register");
     flame_application_free(ping);
     double t0 = now_us();

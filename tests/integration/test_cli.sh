@@ -86,6 +86,8 @@ check "list -n" 0 '^Name +State +Capacity' -- "$flmctl" list -n
 check "usage error" 2 'list needs one of' -- "$flmctl" list
 check "unknown command" 2 'unknown command' -- "$flmctl" frobnicate
 check "--help" 0 'Usage: flmctl' -- "$flmctl" --help
+check "a command's --help" 0 '^Usage: flmctl .*create -a APP' -- "$flmctl" create --help
+check "a command's -h lists its options" 0 '^  -n, --node' -- "$flmctl" list -h
 check "--version" 0 '^flmctl [0-9]+\.[0-9]+\.[0-9]+' -- "$flmctl" --version
 check "unreachable endpoint" 1 'flmctl: ' -- "$flmctl" --endpoint http://127.0.0.1:1 list -s
 

@@ -106,19 +106,19 @@ START_TEST(applications)
     flame_application *a;
     ck_assert_int_eq(flame_application_get(&a, client, "py-app"), FLAME_OK);
     ck_assert_str_eq(a->name, "py-app");
-    ck_assert_str_eq(a->spec.description, "desc");
-    ck_assert_uint_eq(a->spec.labels_len, 2);
-    ck_assert_str_eq(a->spec.labels[1], "b");
-    ck_assert_str_eq(a->spec.arguments[1], "svc");
-    ck_assert_str_eq(a->spec.environments[0].value, "V");
-    ck_assert_str_eq(a->spec.working_directory, "/tmp");
-    ck_assert(a->spec.has_max_instances && a->spec.max_instances == 3);
-    ck_assert(!a->spec.has_delay_release); /* unset stays unset */
-    ck_assert_ptr_null(a->spec.image);
-    ck_assert_ptr_null(a->spec.installer);
-    ck_assert_str_eq(a->spec.url, "https://example.invalid/app");
-    ck_assert_str_eq(a->spec.schema_input, "{\"type\":\"string\"}");
-    ck_assert_ptr_null(a->spec.schema_output);
+    ck_assert_str_eq(a->spec->description, "desc");
+    ck_assert_uint_eq(a->spec->labels_len, 2);
+    ck_assert_str_eq(a->spec->labels[1], "b");
+    ck_assert_str_eq(a->spec->arguments[1], "svc");
+    ck_assert_str_eq(a->spec->environments[0].value, "V");
+    ck_assert_str_eq(a->spec->working_directory, "/tmp");
+    ck_assert(a->spec->has_max_instances && a->spec->max_instances == 3);
+    ck_assert(!a->spec->has_delay_release); /* unset stays unset */
+    ck_assert_ptr_null(a->spec->image);
+    ck_assert_ptr_null(a->spec->installer);
+    ck_assert_str_eq(a->spec->url, "https://example.invalid/app");
+    ck_assert_str_eq(a->spec->schema_input, "{\"type\":\"string\"}");
+    ck_assert_ptr_null(a->spec->schema_output);
     ck_assert_int_gt(a->creation_time, 1600000000000LL);
     flame_application_free(a);
 
@@ -143,7 +143,7 @@ START_TEST(applications)
     ck_assert_int_eq(flame_session_close(s), FLAME_OK);
     ck_assert_int_eq(flame_application_update(client, "py-app", &spec), FLAME_OK);
     ck_assert_int_eq(flame_application_get(&a, client, "py-app"), FLAME_OK);
-    ck_assert_str_eq(a->spec.description, "new");
+    ck_assert_str_eq(a->spec->description, "new");
     flame_application_free(a);
     /* unregister deletes its closed sessions */
     ck_assert_int_eq(flame_application_unregister(client, "py-app"), FLAME_OK);
@@ -192,9 +192,9 @@ START_TEST(sessions)
     ck_assert_int_eq(flame_session_open(&o, client, "sess-new", &sp), FLAME_OK);
     flame_session_info *info;
     ck_assert_int_eq(flame_session_get(&info, client, "sess-new"), FLAME_OK);
-    ck_assert_uint_eq(info->spec.priority, 5);
-    ck_assert(info->spec.has_resreq); /* the cluster default was applied */
-    ck_assert_uint_eq(info->spec.resreq.cpu, 1);
+    ck_assert_uint_eq(info->spec->priority, 5);
+    ck_assert(info->spec->has_resreq); /* the cluster default was applied */
+    ck_assert_uint_eq(info->spec->resreq.cpu, 1);
     flame_session_info_free(info);
 
     /* close: pending tasks are cancelled, then no new tasks */
@@ -419,7 +419,8 @@ END_TEST
 START_TEST(bad_input_keeps_daemon_up)
 {
     char *target = endpoint + strlen("http://");
-    rpc_channel *ch = rpc_channel_new(target, 0);
+    rpc_channel *ch;
+    ck_assert_int_eq(rpc_channel_new(&ch, target, NULL), FLAME_OK);
     uint8_t *resp = NULL;
     size_t len;
     const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99 };
@@ -519,6 +520,64 @@ START_TEST(batched_client_api)
 }
 END_TEST
 
+static void *close_later(void *arg)
+{
+    usleep(300 * 1000);
+    ck_assert_int_eq(flame_session_close(arg), FLAME_OK);
+    return NULL;
+}
+
+/* flame_session_map with no executor: nothing finishes until the session
+ * is closed, which cancels every task; the outcomes come back in input
+ * order, interleaved with another client's tasks or not. */
+START_TEST(session_map)
+{
+    register_app("app");
+    flame_session *s = new_session("app", "map");
+    flame_task_outcome *out = (flame_task_outcome *)&out;
+    ck_assert_int_eq(flame_session_map(&out, s, NULL, 0, -1), FLAME_OK);
+    ck_assert_ptr_null(out);
+    ck_assert_int_eq(flame_session_map(NULL, s, NULL, 1, -1), FLAME_ERR_INVALID_ARGUMENT);
+    flame_bytes in[3] = { { (const uint8_t *)"a", 1 }, { NULL, 0 }, { (const uint8_t *)"c", 1 } };
+    ck_assert_int_eq(flame_session_map(&out, s, in, 3, 200), FLAME_ERR_TIMEOUT); /* tasks 1-3 */
+    ck_assert_int_eq(flame_task_create(NULL, s, "x", 1), FLAME_OK);            /* task 4 */
+    pthread_t th;
+    pthread_create(&th, NULL, close_later, s);
+    ck_assert_msg(flame_session_map(&out, s, in, 3, 10000) == FLAME_OK, "%s", flame_error_last());
+    pthread_join(th, NULL);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_uint_eq(out[i].task_id, 5 + i); /* in input order */
+        ck_assert_int_eq(out[i].state, FLAME_TASK_CANCELLED);
+        ck_assert_ptr_nonnull(out[i].message);
+        ck_assert_ptr_null(out[i].output.data);
+    }
+    flame_task_outcome_list_free(out, 3);
+    ck_assert_int_eq(flame_session_map(&out, s, in, 3, -1), FLAME_ERR_FAILED_PRECONDITION);
+    flame_session_free(s);
+}
+END_TEST
+
+/* The flame_*_init functions the bindings use give what the macros give. */
+START_TEST(init_functions_match_the_macros)
+{
+#define SAME(type, fn, macro)                                                                      \
+    do {                                                                                           \
+        type a, b;                                                                                 \
+        memset(&a, 0, sizeof a); /* padding equal in both */                                       \
+        memset(&b, 0, sizeof b);                                                                   \
+        fn(&a);                                                                                    \
+        b = (type)macro;                                                                           \
+        ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);                                             \
+    } while (0)
+    SAME(flame_client_options, flame_client_options_init, FLAME_CLIENT_OPTIONS_INIT);
+    SAME(flame_application_spec, flame_application_spec_init, FLAME_APPLICATION_SPEC_INIT);
+    SAME(flame_session_spec, flame_session_spec_init, FLAME_SESSION_SPEC_INIT);
+    SAME(flame_executor_options, flame_executor_options_init, FLAME_EXECUTOR_OPTIONS_INIT);
+    SAME(flame_server_options, flame_server_options_init, FLAME_SERVER_OPTIONS_INIT);
+#undef SAME
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("session-manager");
@@ -534,6 +593,8 @@ int main(void)
     tcase_add_test(tc, bad_input_keeps_daemon_up);
     tcase_add_test(tc, oversized_input);
     tcase_add_test(tc, batched_client_api);
+    tcase_add_test(tc, session_map);
+    tcase_add_test(tc, init_functions_match_the_macros);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK); /* gRPC and fork() do not mix */

@@ -1,12 +1,12 @@
-/* Unit tests of the cluster config (sm/config.c) and the client's
- * endpoint resolution (client/config.c). */
+/* Unit tests of the cluster config (config/cluster.c) and endpoint parsing
+ * and resolution (config/endpoint.c). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "client/client.h"
+#include "config/endpoint.h"
 #include "flame/server.h"
 #include "util/util.h"
 
@@ -76,11 +76,13 @@ START_TEST(bad_configs_name_the_key)
 {
     expect_bad("cluster:\n  schedule_interval: soon\n", "cluster.schedule_interval");
     expect_bad("cluster:\n  schedule_interval: -5\n", "cluster.schedule_interval");
-    expect_bad("cluster:\n  resreq: \"cpu=lots\"\n", "cluster.resreq");
     expect_bad("cluster:\n  resreq: {cpu: many}\n", "cluster.resreq.cpu");
     expect_bad("cluster:\n  storage: mysql://db\n", "cluster.storage");
     expect_bad("cluster:\n  endpoint: nowhere\n", "cluster.endpoint");
     expect_bad("cluster:\n  endpoint: [a, b]\n", "cluster.endpoint");
+    expect_bad("cluster:\n  endpoint: http://noport\n",
+               "cluster.endpoint: endpoint \"http://noport\": expected http://HOST:PORT");
+    expect_bad("cluster:\n  resreq: \"cpu=lots\"\n", "cluster.resreq: ");
     expect_bad("cluster: 5\n", "cluster");
     expect_bad("other: 1\n", "cluster");
     expect_bad("cluster:\n  name: [unclosed\n", "invalid YAML");
@@ -97,34 +99,59 @@ END_TEST
 
 START_TEST(client_endpoint_resolution)
 {
-    char *ep;
+    fl_endpoint ep;
     unsetenv("FLAME_ENDPOINT");
-    ck_assert_int_eq(fl_client_resolve_endpoint(&ep, "http://h:1"), FLAME_OK);
-    ck_assert_str_eq(ep, "http://h:1");
-    free(ep);
+    ck_assert_int_eq(fl_endpoint_resolve(&ep, "http://h:1"), FLAME_OK);
+    ck_assert_str_eq(ep.url, "http://h:1");
+    fl_endpoint_clear(&ep);
     setenv("FLAME_ENDPOINT", "http://env:2", 1);
-    ck_assert_int_eq(fl_client_resolve_endpoint(&ep, NULL), FLAME_OK);
-    ck_assert_str_eq(ep, "http://env:2");
-    free(ep);
+    ck_assert_int_eq(fl_endpoint_resolve(&ep, NULL), FLAME_OK);
+    ck_assert_str_eq(ep.url, "http://env:2");
+    fl_endpoint_clear(&ep);
     unsetenv("FLAME_ENDPOINT");
     setenv("FLAME_CONFIG", write_file("current-context: b\ncontexts:\n"
                                       "  - name: a\n    cluster:\n      endpoint: http://a:1\n"
                                       "  - name: b\n    cluster:\n      endpoint: http://b:3\n"),
            1);
-    ck_assert_int_eq(fl_client_resolve_endpoint(&ep, NULL), FLAME_OK);
-    ck_assert_str_eq(ep, "http://b:3");
-    free(ep);
+    ck_assert_int_eq(fl_endpoint_resolve(&ep, NULL), FLAME_OK);
+    ck_assert_str_eq(ep.url, "http://b:3");
+    fl_endpoint_clear(&ep);
+    setenv("FLAME_CONFIG", write_file("current-context: c\ncontexts:\n"
+                                      "  - name: a\n    cluster:\n      endpoint: http://a:1\n"),
+           1);
+    ck_assert_int_eq(fl_endpoint_resolve(&ep, NULL), FLAME_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "no endpoint for the current context \"c\""));
     setenv("FLAME_CONFIG", "/nonexistent/flame.yaml", 1);
-    ck_assert_int_eq(fl_client_resolve_endpoint(&ep, NULL), FLAME_OK);
-    ck_assert_str_eq(ep, "http://127.0.0.1:8080");
-    free(ep);
+    ck_assert_int_eq(fl_endpoint_resolve(&ep, NULL), FLAME_OK);
+    ck_assert_str_eq(ep.url, FL_DEFAULT_ENDPOINT);
+    ck_assert_str_eq(ep.url, "http://127.0.0.1:8080");
+    fl_endpoint_clear(&ep);
     unsetenv("FLAME_CONFIG");
-    char *t;
-    ck_assert_int_eq(fl_endpoint_target(&t, "http://127.0.0.1:8080"), FLAME_OK);
-    ck_assert_str_eq(t, "127.0.0.1:8080");
-    free(t);
-    ck_assert_int_eq(fl_endpoint_target(&t, "ftp://x:1"), FLAME_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(fl_endpoint_target(&t, "http://noport"), FLAME_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
+START_TEST(endpoint_parsing)
+{
+    fl_endpoint ep;
+    ck_assert_int_eq(fl_endpoint_parse(&ep, "http://127.0.0.1:8080", FLAME_ERR_CONFIG), FLAME_OK);
+    ck_assert_str_eq(ep.target, "127.0.0.1:8080");
+    ck_assert_str_eq(ep.url, "http://127.0.0.1:8080");
+    ck_assert(!ep.tls);
+    fl_endpoint_clear(&ep);
+    /* no scheme, and a trailing path, are accepted */
+    ck_assert_int_eq(fl_endpoint_parse(&ep, "h:1/x", FLAME_ERR_CONFIG), FLAME_OK);
+    ck_assert_str_eq(ep.target, "h:1");
+    ck_assert_str_eq(ep.url, "http://h:1");
+    fl_endpoint_clear(&ep);
+    ck_assert_int_eq(fl_endpoint_parse(&ep, "ftp://x:1", FLAME_ERR_INVALID_ARGUMENT),
+                     FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(flame_error_last(), "endpoint ftp://x:1: unknown scheme (use http://)");
+    ck_assert_int_eq(fl_endpoint_parse(&ep, "http://noport", FLAME_ERR_CONFIG), FLAME_ERR_CONFIG);
+    ck_assert_str_eq(flame_error_last(), "endpoint \"http://noport\": expected http://HOST:PORT");
+    ck_assert_int_eq(fl_endpoint_parse(&ep, "http://:1", FLAME_ERR_CONFIG), FLAME_ERR_CONFIG);
+    ck_assert_int_eq(fl_endpoint_parse(&ep, "http://h:", FLAME_ERR_CONFIG), FLAME_ERR_CONFIG);
+    ck_assert_int_eq(fl_endpoint_parse(&ep, "https://h:1", FLAME_ERR_CONFIG), FLAME_ERR_CONFIG);
+    ck_assert_str_eq(flame_error_last(), "endpoint https://h:1: TLS is not supported yet; use http://");
 }
 END_TEST
 
@@ -138,6 +165,7 @@ int main(void)
     tcase_add_test(tc, bad_configs_name_the_key);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, client_endpoint_resolution);
+    tcase_add_test(tc, endpoint_parsing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

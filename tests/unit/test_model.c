@@ -7,11 +7,9 @@
 #include "model/model.h"
 #include "util/util.h"
 
-static Flame__V1__SessionSpec spec_for(const char *app)
+static fl_session_spec spec_for(const char *app)
 {
-    Flame__V1__SessionSpec s = FLAME__V1__SESSION_SPEC__INIT;
-    s.application = (char *)app;
-    return s;
+    return (fl_session_spec){ .application = app };
 }
 
 START_TEST(task_transitions)
@@ -30,7 +28,7 @@ END_TEST
 
 START_TEST(counters_follow_states)
 {
-    Flame__V1__SessionSpec sp = spec_for("app");
+    fl_session_spec sp = spec_for("app");
     fl_session *s = fl_session_new("s1", &sp, NULL, 1000);
     fl_task *a = fl_session_add_task(s, (const uint8_t *)"x", 1, true, 1001);
     fl_task *b = fl_session_add_task(s, NULL, 0, false, 1002);
@@ -60,7 +58,7 @@ END_TEST
 
 START_TEST(close_cancels_pending_refuses_running)
 {
-    Flame__V1__SessionSpec sp = spec_for("app");
+    fl_session_spec sp = spec_for("app");
     fl_session *s = fl_session_new("s1", &sp, NULL, 1000);
     fl_task *a = fl_session_add_task(s, NULL, 0, false, 1);
     fl_session_add_task(s, NULL, 0, false, 1);
@@ -84,6 +82,143 @@ START_TEST(close_cancels_pending_refuses_running)
     ck_assert_uint_eq(n, 0);
     ck_assert_int_eq(s->etime, 5);
     fl_session_free(s);
+}
+END_TEST
+
+/* Every pair of states: legal exactly when listed in `legal`. */
+static void check_table(bool (*ok)(int, int), int lo, int hi, const int (*legal)[2], size_t nlegal)
+{
+    for (int from = lo; from <= hi; from++)
+        for (int to = lo; to <= hi; to++) {
+            bool want = false;
+            for (size_t i = 0; i < nlegal; i++)
+                if (legal[i][0] == from && legal[i][1] == to)
+                    want = true;
+            ck_assert_msg(ok(from, to) == want, "%d -> %d: want %s", from, to,
+                          want ? "legal" : "refused");
+        }
+}
+
+static const int exec_legal[][2] = {
+    { FLAME_EXECUTOR_VOID, FLAME_EXECUTOR_IDLE },
+    { FLAME_EXECUTOR_IDLE, FLAME_EXECUTOR_BINDING },
+    { FLAME_EXECUTOR_IDLE, FLAME_EXECUTOR_RELEASING },
+    { FLAME_EXECUTOR_BINDING, FLAME_EXECUTOR_BOUND },
+    { FLAME_EXECUTOR_BINDING, FLAME_EXECUTOR_UNBINDING },
+    { FLAME_EXECUTOR_BINDING, FLAME_EXECUTOR_IDLE },
+    { FLAME_EXECUTOR_BOUND, FLAME_EXECUTOR_UNBINDING },
+    { FLAME_EXECUTOR_BOUND, FLAME_EXECUTOR_IDLE },
+    { FLAME_EXECUTOR_UNBINDING, FLAME_EXECUTOR_IDLE },
+    { FLAME_EXECUTOR_RELEASING, FLAME_EXECUTOR_IDLE },
+    { FLAME_EXECUTOR_RELEASING, FLAME_EXECUTOR_RELEASED },
+};
+
+START_TEST(executor_transitions)
+{
+    check_table(fl_executor_transition_ok, FLAME_EXECUTOR_UNKNOWN, FLAME_EXECUTOR_RELEASED,
+                exec_legal, FL_ARRAY_LEN(exec_legal));
+}
+END_TEST
+
+START_TEST(executor_set_state)
+{
+    flame_resreq rr = { 2, 1024, 0 };
+    fl_executor *e = fl_executor_new("e1", "n1", "s1", "app", rr, FLAME_SHIM_HOST, 100);
+    ck_assert_int_eq(e->state, FLAME_EXECUTOR_VOID);
+    ck_assert_int_eq(e->idle_since, 100);
+    ck_assert_str_eq(e->intended, "s1");
+    ck_assert_str_eq(e->app, "app");
+    ck_assert_uint_eq(e->resreq.memory, 1024);
+    /* every legal transition is taken; entering Idle stamps idle_since */
+    for (size_t i = 0; i < FL_ARRAY_LEN(exec_legal); i++) {
+        e->state = exec_legal[i][0];
+        e->idle_since = 1;
+        ck_assert_int_eq(fl_executor_set_state(e, exec_legal[i][1], 200 + (int64_t)i), FLAME_OK);
+        ck_assert_int_eq(e->state, exec_legal[i][1]);
+        ck_assert_int_eq(e->idle_since,
+                         exec_legal[i][1] == FLAME_EXECUTOR_IDLE ? 200 + (int64_t)i : 1);
+    }
+    /* every illegal one is refused, names both states, changes nothing */
+    for (int from = FLAME_EXECUTOR_UNKNOWN; from <= FLAME_EXECUTOR_RELEASED; from++)
+        for (int to = FLAME_EXECUTOR_UNKNOWN; to <= FLAME_EXECUTOR_RELEASED; to++) {
+            if (fl_executor_transition_ok(from, to))
+                continue;
+            e->state = from;
+            e->idle_since = 7;
+            ck_assert_int_eq(fl_executor_set_state(e, to, 300), FLAME_ERR_FAILED_PRECONDITION);
+            ck_assert_int_eq(e->state, from);
+            ck_assert_int_eq(e->idle_since, 7);
+            char want[128];
+            snprintf(want, sizeof want, "executor e1 cannot go from %s to %s",
+                     flame_executor_state_str(from), flame_executor_state_str(to));
+            ck_assert_str_eq(flame_error_last(), want);
+        }
+    fl_executor_free(e);
+    fl_executor_free(NULL);
+}
+END_TEST
+
+START_TEST(executor_call_guards)
+{
+    /* by state, Unknown .. Released */
+    static const bool reg[] = { 0, 1, 0, 0, 0, 0, 0, 0 };
+    static const bool bind[] = { 0, 0, 1, 1, 0, 0, 1, 0 };
+    static const bool bind_done[] = { 0, 0, 0, 1, 0, 1, 0, 0 };
+    static const bool unbind[] = { 0, 0, 0, 1, 1, 1, 0, 0 };
+    static const bool unbind_done[] = { 0, 0, 0, 0, 1, 1, 0, 0 };
+    for (int s = FLAME_EXECUTOR_UNKNOWN; s <= FLAME_EXECUTOR_RELEASED; s++) {
+        ck_assert_msg(fl_executor_can_register(s) == reg[s], "register in %d", s);
+        ck_assert_msg(fl_executor_can_bind(s) == bind[s], "bind in %d", s);
+        ck_assert_msg(fl_executor_can_complete_bind(s) == bind_done[s], "bind done in %d", s);
+        ck_assert_msg(fl_executor_can_unbind(s) == unbind[s], "unbind in %d", s);
+        ck_assert_msg(fl_executor_can_complete_unbind(s) == unbind_done[s], "unbind done in %d",
+                      s);
+    }
+}
+END_TEST
+
+static const int node_legal[][2] = {
+    { FLAME_NODE_UNKNOWN, FLAME_NODE_READY },
+    { FLAME_NODE_READY, FLAME_NODE_READY },
+    { FLAME_NODE_READY, FLAME_NODE_NOT_READY },
+    { FLAME_NODE_NOT_READY, FLAME_NODE_READY },
+};
+
+START_TEST(node_transitions)
+{
+    check_table(fl_node_transition_ok, FLAME_NODE_UNKNOWN, FLAME_NODE_NOT_READY, node_legal,
+                FL_ARRAY_LEN(node_legal));
+    fl_node *n = fl_node_new("n1");
+    ck_assert_int_eq(n->state, FLAME_NODE_UNKNOWN);
+    for (size_t i = 0; i < FL_ARRAY_LEN(node_legal); i++) {
+        n->state = node_legal[i][0];
+        n->last_heartbeat = 1;
+        ck_assert_int_eq(fl_node_set_state(n, node_legal[i][1], 50 + (int64_t)i), FLAME_OK);
+        ck_assert_int_eq(n->state, node_legal[i][1]);
+        ck_assert_int_eq(n->last_heartbeat,
+                         node_legal[i][1] == FLAME_NODE_READY ? 50 + (int64_t)i : 1);
+    }
+    for (int from = FLAME_NODE_UNKNOWN; from <= FLAME_NODE_NOT_READY; from++)
+        for (int to = FLAME_NODE_UNKNOWN; to <= FLAME_NODE_NOT_READY; to++) {
+            if (fl_node_transition_ok(from, to))
+                continue;
+            n->state = from;
+            n->last_heartbeat = 9;
+            ck_assert_int_eq(fl_node_set_state(n, to, 60), FLAME_ERR_FAILED_PRECONDITION);
+            ck_assert_int_eq(n->state, from);
+            ck_assert_int_eq(n->last_heartbeat, 9);
+            char want[128];
+            snprintf(want, sizeof want, "node n1 cannot go from %s to %s",
+                     flame_node_state_str(from), flame_node_state_str(to));
+            ck_assert_str_eq(flame_error_last(), want);
+        }
+    n->addresses = fl_calloc(1, sizeof *n->addresses);
+    n->addresses[0].type = fl_strdup("Hostname");
+    n->addresses[0].address = fl_strdup("h");
+    n->n_addresses = 1;
+    n->hostname = fl_strdup("h");
+    fl_node_free(n); /* frees what the caller filled in */
+    fl_node_free(NULL);
 }
 END_TEST
 
@@ -114,12 +249,12 @@ END_TEST
 START_TEST(spec_matching)
 {
     flame_resreq dflt = { 1, 1024, 0 };
-    Flame__V1__SessionSpec sp = spec_for("app");
+    fl_session_spec sp = spec_for("app");
     sp.priority = 3;
     fl_session *s = fl_session_new("s1", &sp, &dflt, 1);
     const char *why;
     ck_assert(fl_session_spec_matches(s, &sp, &dflt, &why));
-    Flame__V1__SessionSpec other = sp;
+    fl_session_spec other = sp;
     other.priority = 4;
     ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
     ck_assert_str_eq(why, "priority");
@@ -128,15 +263,13 @@ START_TEST(spec_matching)
     ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
     ck_assert_str_eq(why, "application");
     other = sp;
-    other._max_instances_case = FLAME__V1__SESSION_SPEC___MAX_INSTANCES_MAX_INSTANCES;
+    other.has_max_instances = true;
     other.max_instances = 2;
     ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
     ck_assert_str_eq(why, "max_instances");
-    Flame__V1__ResourceRequirement rr = FLAME__V1__RESOURCE_REQUIREMENT__INIT;
-    rr.cpu = 2;
     other = sp;
-    other._resreq_case = FLAME__V1__SESSION_SPEC___RESREQ_RESREQ;
-    other.resreq = &rr;
+    other.has_resreq = true;
+    other.resreq = (flame_resreq){ 2, 1024, 0 };
     ck_assert(!fl_session_spec_matches(s, &other, &dflt, &why));
     ck_assert_str_eq(why, "resreq");
     fl_session_free(s);
@@ -166,24 +299,34 @@ END_TEST
 
 START_TEST(app_validation)
 {
-    Flame__V1__ApplicationSpec sp = FLAME__V1__APPLICATION_SPEC__INIT;
+    fl_app_spec sp = { 0 };
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
     ck_assert_int_eq(fl_app_validate("bad/name", &sp), FLAME_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(fl_app_validate("ok", NULL), FLAME_ERR_INVALID_ARGUMENT);
-    sp._working_directory_case = FLAME__V1__APPLICATION_SPEC___WORKING_DIRECTORY_WORKING_DIRECTORY;
+    sp.shim = 7;
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "unknown shim 7"));
+    sp.shim = FLAME_SHIM_WASM;
     sp.working_directory = "relative/dir";
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(flame_error_last(), "not an absolute path"));
     sp.working_directory = "/tmp";
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
-    Flame__V1__ApplicationSchema sc = FLAME__V1__APPLICATION_SCHEMA__INIT;
-    sc._input_case = FLAME__V1__APPLICATION_SCHEMA___INPUT_INPUT;
-    sc.input = "{not json";
-    sp._schema_case = FLAME__V1__APPLICATION_SPEC___SCHEMA_SCHEMA;
-    sp.schema = &sc;
+    sp.has_delay_release = true;
+    sp.delay_release = -1;
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
-    ck_assert_ptr_nonnull(strstr(flame_error_last(), "schema.input"));
-    sc.input = "{\"type\": \"string\"}";
+    sp.delay_release = 0;
+    fl_env env[2] = { { "A", "1" }, { "B=C", "2" } };
+    sp.environments = env;
+    sp.n_environments = 2;
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "\"B=C\" is invalid"));
+    sp.n_environments = 1;
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
+    sp.schema_output = "{not json";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "schema.output"));
+    sp.schema_output = "{\"type\": \"string\"}";
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
 }
 END_TEST
@@ -236,6 +379,10 @@ int main(void)
     tcase_add_test(tc, task_transitions);
     tcase_add_test(tc, counters_follow_states);
     tcase_add_test(tc, close_cancels_pending_refuses_running);
+    tcase_add_test(tc, executor_transitions);
+    tcase_add_test(tc, executor_set_state);
+    tcase_add_test(tc, executor_call_guards);
+    tcase_add_test(tc, node_transitions);
     tcase_add_test(tc, events_grow_past_inline);
     tcase_add_test(tc, spec_matching);
     tcase_add_test(tc, names);

@@ -8,6 +8,7 @@
 
 #include "store/store.h"
 #include "util/util.h"
+#include "wire/wire.h"
 
 static char dbpath[256];
 
@@ -73,16 +74,13 @@ START_TEST(sqlite_roundtrip)
     Flame__V1__ApplicationSpec as = FLAME__V1__APPLICATION_SPEC__INIT;
     as._command_case = FLAME__V1__APPLICATION_SPEC___COMMAND_COMMAND;
     as.command = "/bin/echo";
-    uint8_t buf[256];
-    size_t n = flame__v1__application_spec__pack(&as, buf);
-    fl_app *a = fl_app_new("echo", buf, n, 42);
+    fl_app *a = fl_wire_app_new("echo", &as, 42);
     ck_assert_int_eq(fl_store_put_app(st, a), FLAME_OK);
 
-    Flame__V1__SessionSpec ss = FLAME__V1__SESSION_SPEC__INIT;
-    ss.application = "echo";
-    ss._common_data_case = FLAME__V1__SESSION_SPEC___COMMON_DATA_COMMON_DATA;
-    ss.common_data.data = (uint8_t *)"";
-    ss.common_data.len = 0; /* set but empty: must stay set */
+    fl_session_spec ss = { .application = "echo" };
+    ss.has_common_data = true;
+    ss.common_data = (const uint8_t *)"";
+    ss.common_data_len = 0; /* set but empty: must stay set */
     ss.priority = 7;
     fl_session *s = fl_session_new("sess-1", &ss, NULL, 100);
     s->seq = 1;

@@ -64,7 +64,8 @@ static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
     const char *endpoint = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|z", kwlist, &endpoint))
         return -1;
-    flame_client_options o = FLAME_CLIENT_OPTIONS_INIT;
+    flame_client_options o;
+    flame_client_options_init(&o);
     o.endpoint = endpoint;
     if (flame_client_connect(&self->c, &o) != FLAME_OK) {
         raise_flame();
@@ -127,7 +128,8 @@ static PyObject *Client_create_session(ClientObject *self, PyObject *args, PyObj
     if (!PyArg_ParseTupleAndKeywords(args, kw, "s|z*zIOIOp", kwlist, &app, &cd, &sid, &min_i,
                                      &max_o, &prio, &resreq, &open))
         return NULL;
-    flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
+    flame_session_spec spec;
+    flame_session_spec_init(&spec);
     spec.application = app;
     if (cd.buf) {
         spec.common_data.data = cd.buf;
@@ -185,14 +187,14 @@ static PyObject *session_dict(const flame_session_info *s)
 {
     PyObject *d = Py_BuildValue(
         "{s:s,s:s,s:s,s:N,s:I,s:I,s:L,s:L,s:i,s:i,s:i,s:i,s:i,s:N,s:N}", "id", s->id,
-        "application", s->spec.application, "state", flame_session_state_str(s->state),
-        "common_data", bytes_or_none(s->spec.common_data), "priority", s->spec.priority,
-        "min_instances", s->spec.min_instances, "creation_time", (long long)s->creation_time,
+        "application", s->spec->application, "state", flame_session_state_str(s->state),
+        "common_data", bytes_or_none(s->spec->common_data), "priority", s->spec->priority,
+        "min_instances", s->spec->min_instances, "creation_time", (long long)s->creation_time,
         "completion_time", (long long)s->completion_time, "pending", s->pending, "running",
         s->running, "succeed", s->succeed, "failed", s->failed, "cancelled", s->cancelled,
-        "resreq", resreq_str(&s->spec.resreq), "events", events_list(s->events, s->events_len));
+        "resreq", resreq_str(&s->spec->resreq), "events", events_list(s->events, s->events_len));
     if (d) {
-        PyObject *m = s->spec.has_max_instances ? PyLong_FromUnsignedLong(s->spec.max_instances)
+        PyObject *m = s->spec->has_max_instances ? PyLong_FromUnsignedLong(s->spec->max_instances)
                                                  : (Py_INCREF(Py_None), Py_None);
         PyDict_SetItemString(d, "max_instances", m);
         Py_DECREF(m);
@@ -269,7 +271,8 @@ static PyObject *Client_register_application(ClientObject *self, PyObject *args,
     int update = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!|p", kwlist, &name, &PyDict_Type, &d, &update))
         return NULL;
-    flame_application_spec spec = FLAME_APPLICATION_SPEC_INIT;
+    flame_application_spec spec;
+    flame_application_spec_init(&spec);
     const char *shim = dict_str(d, "shim");
     spec.shim = shim && (strcmp(shim, "Wasm") == 0 || strcmp(shim, "wasm") == 0) ? FLAME_SHIM_WASM
                                                                                 : FLAME_SHIM_HOST;
@@ -338,7 +341,7 @@ static PyObject *Client_unregister_application(ClientObject *self, PyObject *arg
 
 static PyObject *app_dict(const flame_application *a)
 {
-    const flame_application_spec *s = &a->spec;
+    const flame_application_spec *s = a->spec;
     PyObject *args = PyList_New((Py_ssize_t)s->arguments_len);
     for (size_t i = 0; args && i < s->arguments_len; i++)
         PyList_SET_ITEM(args, (Py_ssize_t)i, PyUnicode_FromString(s->arguments[i]));
@@ -524,33 +527,9 @@ static PyObject *Session_invoke(SessionObject *self, PyObject *args)
     return r;
 }
 
-typedef struct map_acc {
-    PyObject *out;       /* list of outputs, by index */
-    uint64_t first;
-    size_t n, seen;
-    char *failed;        /* first failure's message */
-} map_acc;
-
-static int map_cb(const flame_task_outcome *o, size_t n, void *payload)
-{
-    map_acc *m = payload;
-    PyGILState_STATE g = PyGILState_Ensure();
-    for (size_t i = 0; i < n; i++) {
-        if (o[i].task_id < m->first || o[i].task_id >= m->first + m->n)
-            continue;
-        size_t k = (size_t)(o[i].task_id - m->first);
-        if (o[i].state == FLAME_TASK_SUCCEED) {
-            PyList_SetItem(m->out, (Py_ssize_t)k, bytes_or_none(o[i].output));
-        } else if (!m->failed) {
-            m->failed = strdup(o[i].message ? o[i].message : "a task failed");
-        }
-        m->seen++;
-    }
-    PyGILState_Release(g);
-    return m->seen >= m->n;
-}
-
-/* map(inputs) -> [outputs]: one batched submission, one outcome stream */
+/* map(inputs) -> [outputs] in input order (flame_session_map: one batched
+ * submission, one outcome stream); raises FlameError with the first failed
+ * task's message */
 static PyObject *Session_map(SessionObject *self, PyObject *args)
 {
     PyObject *seq_in;
@@ -572,53 +551,30 @@ static PyObject *Session_map(SessionObject *self, PyObject *args)
         }
         in[i] = (flame_bytes){ (const uint8_t *)p, (size_t)len };
     }
-    uint64_t *ids = calloc((size_t)n + 1, sizeof *ids);
-    map_acc m = { PyList_New(n), 0, (size_t)n, 0, NULL };
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_INCREF(Py_None);
-        PyList_SET_ITEM(m.out, i, Py_None);
-    }
-    flame_status st = FLAME_OK;
-    if (n) {
-        Py_BEGIN_ALLOW_THREADS
-        st = flame_task_create_many(self->s, in, (size_t)n, ids);
-        Py_END_ALLOW_THREADS
-        m.first = ids[0];
-        /* ids of one call are consecutive; interleaved callers are rare but
-         * possible: the watch covers from the first */
-        m.n = (size_t)(ids[n - 1] - ids[0] + 1);
-        if (m.n != (size_t)n) {
-            st = FLAME_ERR_INTERNAL;
-            PyErr_SetString(FlameError, "map(): tasks of this batch were interleaved with others");
-        }
-    }
-    if (!st && n) {
-        Py_BEGIN_ALLOW_THREADS
-        st = flame_session_watch(self->s, m.first, map_cb, &m, -1);
-        Py_END_ALLOW_THREADS
-    }
+    flame_task_outcome *o = NULL;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_session_map(&o, self->s, in, (size_t)n, -1);
+    Py_END_ALLOW_THREADS
     free(in);
-    free(ids);
     Py_DECREF(seq);
-    if (PyErr_Occurred()) {
-        Py_DECREF(m.out);
-        free(m.failed);
-        return NULL;
-    }
-    if (st) {
-        Py_DECREF(m.out);
-        free(m.failed);
+    if (st)
         return raise_flame();
-    }
-    if (m.failed) {
-        PyObject *a = Py_BuildValue("(si)", m.failed, (int)FLAME_ERR_TASK_FAILED);
-        PyErr_SetObject(FlameError, a);
-        Py_XDECREF(a);
-        free(m.failed);
-        Py_DECREF(m.out);
-        return NULL;
-    }
-    return m.out;
+    PyObject *out = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (o[i].state != FLAME_TASK_SUCCEED) {
+            PyObject *a = Py_BuildValue("(si)", o[i].message ? o[i].message : "a task failed",
+                                        (int)FLAME_ERR_TASK_FAILED);
+            PyErr_SetObject(FlameError, a);
+            Py_XDECREF(a);
+            goto done;
+        }
+    out = PyList_New(n);
+    for (Py_ssize_t i = 0; out && i < n; i++)
+        PyList_SET_ITEM(out, i, bytes_or_none(o[i].output));
+done:
+    flame_task_outcome_list_free(o, (size_t)n);
+    return out;
 }
 
 static PyObject *Session_list_tasks(SessionObject *self, PyObject *unused)

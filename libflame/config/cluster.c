@@ -1,9 +1,11 @@
 /* Flame's cluster YAML: cluster: {name, endpoint, storage, resreq, policies,
- * schedule_interval, tls: {cert_file, key_file, ca_file}}. */
+ * schedule_interval, tls: {cert_file, key_file, ca_file}}. Read by the
+ * session manager and the executor manager. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/endpoint.h"
 #include "flame/server.h"
 #include "util/util.h"
 #include "util/yaml.h"
@@ -36,8 +38,11 @@ void flame_cluster_config_free(flame_cluster_config *config)
 
 static flame_status bad(fl_yaml *y, yaml_node_t *n, const char *key, const char *what)
 {
+    /* what may be flame_error_last(), the very buffer fl_error writes */
+    char why[512];
+    snprintf(why, sizeof why, "%s", what);
     return fl_error(FLAME_ERR_CONFIG, "%s:%zu: %s: %s", y->file, n ? n->start_mark.line + 1 : 0,
-                    key, what);
+                    key, why);
 }
 
 static flame_status read_resreq(fl_yaml *y, yaml_node_t *n, flame_resreq *r)
@@ -73,7 +78,7 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
         return st;
     config_impl *c = fl_calloc(1, sizeof *c);
     c->pub.name = keep(c, 0, "flame");
-    c->pub.endpoint = keep(c, 1, "http://127.0.0.1:8080");
+    c->pub.endpoint = keep(c, 1, FL_DEFAULT_ENDPOINT);
     c->pub.storage = keep(c, 2, "sqlite://flame.db");
     c->pub.resreq = (flame_resreq){ 1, 1ULL << 30, 0 };
     c->pub.schedule_interval_ms = 500;
@@ -112,12 +117,12 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
         else
             c->pub.storage = kept;
     }
-    if (strncmp(c->pub.endpoint, "http://", 7) != 0 && strncmp(c->pub.endpoint, "https://", 8) != 0 &&
-        !strchr(c->pub.endpoint, ':')) {
-        st = bad(&y, fl_yaml_get(&y, cl, "endpoint"), "cluster.endpoint",
-                 "expected http://HOST:PORT");
+    fl_endpoint ep;
+    if (fl_endpoint_parse(&ep, c->pub.endpoint, FLAME_ERR_CONFIG)) {
+        st = bad(&y, fl_yaml_get(&y, cl, "endpoint"), "cluster.endpoint", flame_error_last());
         goto out;
     }
+    fl_endpoint_clear(&ep);
     if (strcmp(c->pub.storage, "none") != 0 && strncmp(c->pub.storage, "sqlite://", 9) != 0) {
         st = bad(&y, fl_yaml_get(&y, cl, "storage"), "cluster.storage",
                  "expected sqlite://PATH or none");

@@ -10,7 +10,7 @@
 
 #include "flame/service.h"
 #include "rpc/rpc.h"
-#include "shim.h"
+#include "result.h"
 #include "util/util.h"
 
 #include "shim.pb-c.h"
@@ -53,10 +53,10 @@ static void reply_result(rpc_call *call, int rc, const char *message)
     rpc_call_reply(call, &r.base);
 }
 
-static void on_enter(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void on_enter(rpc_call *call, const ProtobufCMessage *m, void *ctx)
 {
     const flame_service *svc = ctx;
-    RPC_UNPACK(Flame__V1__SessionContext, flame__v1__session_context, req);
+    const Flame__V1__SessionContext *req = (const Flame__V1__SessionContext *)m;
     flame_session_context sc = { req->session_id,
                                  req->application ? req->application->name : "",
                                  { NULL, 0 } };
@@ -68,13 +68,12 @@ static void on_enter(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
     int rc = svc->on_session_enter ? svc->on_session_enter(&sc, &msg, svc->payload) : 0;
     reply_result(call, rc, msg);
     free(msg);
-    flame__v1__session_context__free_unpacked(req, NULL);
 }
 
-static void on_invoke(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void on_invoke(rpc_call *call, const ProtobufCMessage *m, void *ctx)
 {
     const flame_service *svc = ctx;
-    RPC_UNPACK(Flame__V1__TaskContext, flame__v1__task_context, req);
+    const Flame__V1__TaskContext *req = (const Flame__V1__TaskContext *)m;
     flame_task_context tc = { req->task_id, req->session_id, { NULL, 0 } };
     if (req->_input_case) {
         tc.input.data = req->input.data ? req->input.data : (const uint8_t *)"";
@@ -95,13 +94,12 @@ static void on_invoke(rpc_call *call, const uint8_t *data, size_t len, void *ctx
     }
     rpc_call_reply(call, &r.base);
     fl_task_result_clear(&res);
-    flame__v1__task_context__free_unpacked(req, NULL);
 }
 
-static void on_invoke_batch(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void on_invoke_batch(rpc_call *call, const ProtobufCMessage *m, void *ctx)
 {
     const flame_service *svc = ctx;
-    RPC_UNPACK(Flame__V1__TaskContextBatch, flame__v1__task_context_batch, req);
+    const Flame__V1__TaskContextBatch *req = (const Flame__V1__TaskContextBatch *)m;
     size_t n = req->n_tasks;
     flame_task_result *res = fl_calloc(n + 1, sizeof *res);
     Flame__V1__TaskResult *rs = fl_calloc(n + 1, sizeof *rs);
@@ -135,10 +133,9 @@ static void on_invoke_batch(rpc_call *call, const uint8_t *data, size_t len, voi
     free(res);
     free(rs);
     free(rp);
-    flame__v1__task_context_batch__free_unpacked(req, NULL);
 }
 
-static void on_leave(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
+static void on_leave(rpc_call *call, const ProtobufCMessage *req, void *ctx)
 {
     const flame_service *svc = ctx;
     if (svc->on_session_leave)
@@ -147,10 +144,13 @@ static void on_leave(rpc_call *call, const uint8_t *data, size_t len, void *ctx)
 }
 
 static const rpc_method instance_methods[] = {
-    { "/flame.v1.Instance/OnSessionEnter", RPC_KIND_UNARY, on_enter },
-    { "/flame.v1.Instance/OnTaskInvoke", RPC_KIND_UNARY, on_invoke },
-    { "/flame.v1.Instance/OnSessionLeave", RPC_KIND_UNARY, on_leave },
-    { "/flame.v1.Instance/OnTaskInvokeBatch", RPC_KIND_UNARY, on_invoke_batch },
+    { "OnSessionEnter", RPC_KIND_UNARY, on_enter },
+    { "OnTaskInvoke", RPC_KIND_UNARY, on_invoke },
+    { "OnSessionLeave", RPC_KIND_UNARY, on_leave },
+    { "OnTaskInvokeBatch", RPC_KIND_UNARY, on_invoke_batch },
+};
+static const rpc_service instance_service = {
+    &flame__v1__instance__descriptor, instance_methods, FL_ARRAY_LEN(instance_methods)
 };
 
 static void *serve(void *arg)
@@ -178,8 +178,7 @@ flame_status flame_service_run(const flame_service *service)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, &old);
-    rpc_server *srv = rpc_server_new(instance_methods, FL_ARRAY_LEN(instance_methods),
-                                     (void *)service, 0, NULL);
+    rpc_server *srv = rpc_server_new(&instance_service, 1, (void *)service, NULL);
     char *addr = fl_sprintf("unix:%s", path);
     int port = rpc_server_listen(srv, addr);
     free(addr);

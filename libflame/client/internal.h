@@ -1,0 +1,86 @@
+/* What the files of the client core share: the handles, the call helpers,
+ * the protobuf -> public struct conversions and the resumable stream.
+ * Nothing outside libflame/client includes this. */
+#ifndef FL_CLIENT_CORE_H
+#define FL_CLIENT_CORE_H
+
+#include <stdbool.h>
+
+#include "flame/client.h"
+#include "rpc/rpc.h"
+
+#include "frontend.pb-c.h"
+
+struct flame_client {
+    rpc_channel *ch;
+    char *endpoint;
+    int timeout_ms;
+};
+
+struct flame_session {
+    flame_client *client;
+    char *id;
+};
+
+#define FE(name) rpc_path(&flame__v1__frontend__descriptor, name)
+
+/* ---- client.c: calls ---------------------------------------------------- */
+
+/* INVALID_ARGUMENT "fn: what". */
+flame_status fl_client_bad_arg(const char *fn, const char *what);
+
+/* A unary call with the client's deadline; *resp is freed by the caller
+ * with protobuf_c_message_free_unpacked(). */
+flame_status fl_client_call(flame_client *c, const char *method, const ProtobufCMessage *req,
+                            const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp);
+
+/* A unary call answered by a flame.v1 Result: a non-zero return code is
+ * FLAME_ERR_INTERNAL with the result's message. */
+flame_status fl_client_call_result(flame_client *c, const char *method,
+                                   const ProtobufCMessage *req);
+
+/* ---- convert.c: protobuf -> public structs (library-allocated) ---------- */
+
+flame_task *fl_task_from(const Flame__V1__Task *m);
+flame_task *fl_task_copy(const flame_task *t);
+flame_session_info *fl_session_info_from(const Flame__V1__Session *m);
+flame_application *fl_application_from(const Flame__V1__Application *m);
+flame_executor_info *fl_executor_info_from(const Flame__V1__Executor *m);
+flame_node_info *fl_node_info_from(const Flame__V1__Node *m);
+
+/* A view of m for a callback: the pointers point into m. */
+flame_task_outcome fl_outcome_view(const Flame__V1__TaskOutcome *m);
+
+/* ---- resume.c: a server stream that survives a session-manager restart -- */
+
+/* Reads a server stream; when it breaks the way a restart of the session
+ * manager breaks it (UNAVAILABLE, INTERNAL), reopens it with the request as
+ * it is then, so the caller moves its resume position in the request
+ * between two next() calls. Reopening waits 50 ms, doubling up to 1 s, and
+ * starts again at 50 ms once a message arrives. One thread at a time. */
+typedef struct fl_resumable {
+    rpc_channel *ch;
+    const char *method;                     /* a literal */
+    const char *what;                       /* names it in errors; default: the method */
+    const ProtobufCMessage *req;            /* read at every (re)open */
+    const ProtobufCMessageDescriptor *desc; /* of the responses */
+    int64_t deadline_ns;                    /* monotonic; 0: none */
+    bool end_is_break;                      /* a clean end is a lost stream too */
+    rpc_stream *st;
+    int backoff_ms;
+} fl_resumable;
+
+/* timeout_ms < 0: no deadline. Opens nothing yet. */
+void fl_resumable_init(fl_resumable *r, rpc_channel *ch, const char *method,
+                       const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
+                       int timeout_ms);
+
+/* The next message (free with protobuf_c_message_free_unpacked()), or
+ * *msg = NULL when the stream ended cleanly. FLAME_ERR_TIMEOUT once the
+ * deadline passes; other errors as the call reported them. */
+flame_status fl_resumable_next(fl_resumable *r, ProtobufCMessage **msg);
+
+/* Cancels the stream if open. The struct may be reused after init(). */
+void fl_resumable_close(fl_resumable *r);
+
+#endif

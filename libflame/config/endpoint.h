@@ -1,0 +1,35 @@
+/* Endpoints of the session manager: parsed once, resolved once.
+ *
+ * An endpoint is "http://HOST:PORT" or "HOST:PORT". Every daemon, client
+ * and config default goes through here: FL_DEFAULT_ENDPOINT is the only
+ * place the default is written in code. */
+#ifndef FL_CONFIG_ENDPOINT_H
+#define FL_CONFIG_ENDPOINT_H
+
+#include <stdbool.h>
+
+#include "flame/error.h"
+
+#define FL_DEFAULT_ENDPOINT "http://127.0.0.1:8080"
+
+typedef struct fl_endpoint {
+    char *url;    /* canonical "http://HOST:PORT" (malloc'ed) */
+    char *target; /* "HOST:PORT" for gRPC (malloc'ed) */
+    bool tls;     /* https:// (refused until TLS lands, see endpoint.c) */
+} fl_endpoint;
+
+/* Parses text into *out (release with fl_endpoint_clear). Errors carry
+ * code (the client reports FLAME_ERR_INVALID_ARGUMENT, the daemons
+ * FLAME_ERR_CONFIG): unknown scheme, https:// (TLS is not supported yet),
+ * or no HOST:PORT. *out is untouched on error. */
+flame_status fl_endpoint_parse(fl_endpoint *out, const char *text, flame_status code);
+void fl_endpoint_clear(fl_endpoint *ep);
+
+/* Finds and parses the endpoint a client uses: explicit_endpoint, else
+ * $FLAME_ENDPOINT, else the current context of $FLAME_CONFIG or
+ * ~/.flame/flame.yaml (flamepy's format), else FL_DEFAULT_ENDPOINT.
+ * Errors: FLAME_ERR_CONFIG/FLAME_ERR_IO for a bad file,
+ * FLAME_ERR_INVALID_ARGUMENT for a bad endpoint. */
+flame_status fl_endpoint_resolve(fl_endpoint *out, const char *explicit_endpoint);
+
+#endif

@@ -1,0 +1,87 @@
+/* The executor manager's insides, shared by its files:
+ *   em.c    start/stop and options
+ *   node.c  the node: registration, WatchNode, heartbeats, reconnecting
+ *   exec.c  one thread per executor, running its life cycle
+ *   run.c   a bound session's tasks over ExecutorStream (the batch window)
+ *
+ * Threads and locks:
+ *   - the node thread (node.c) owns the connection and starts executor
+ *     threads; a heartbeat thread runs beside it while it is connected;
+ *   - each executor has a thread of its own (exec.c, run.c);
+ *   - em->mu guards em->watch and em->execs, and with em->cv wakes sleepers
+ *     when stopping; em->stopping is atomic and read anywhere;
+ *   - x->mu guards x->stream and x->cancelled (the executor thread sets the
+ *     stream, the node thread cancels it on teardown). Lock order: em->mu
+ *     is never held while taking x->mu. */
+#ifndef FL_EM_H
+#define FL_EM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "flame/executor.h"
+#include "rpc/rpc.h"
+#include "shim/shim.h"
+
+#include "backend.pb-c.h"
+
+#define EM_BE(name) rpc_path(&flame__v1__backend__descriptor, name)
+#define EM_CALL_TIMEOUT_MS 10000
+
+typedef struct em_exec em_exec;
+
+struct flame_executor_manager {
+    char *endpoint; /* http://host:port, handed to services as FLAME_ENDPOINT */
+    char *node;
+    char *work_dir, *log_dir, *bin_dir;
+    flame_resreq res;
+    int heartbeat_ms;
+    int task_timeout_ms;
+    flame_inproc_service *inproc;
+    size_t inproc_len;
+    rpc_channel *ch;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_bool stopping;
+    rpc_stream *watch; /* the WatchNode stream while connected */
+    em_exec *execs;
+};
+
+/* One executor: its thread runs the life cycle in exec.c. */
+struct em_exec {
+    flame_executor_manager *em;
+    char *id;
+    pthread_t th;
+    rpc_cancel *cancel;   /* aborts its unary calls on teardown */
+    pthread_mutex_t mu;   /* guards stream and cancelled */
+    rpc_stream *stream;   /* the ExecutorStream in use */
+    bool cancelled;       /* torn down: a stream set from now on is cancelled */
+    struct em_exec *next; /* in em->execs */
+};
+
+/* node.c: the node thread (pthread start routine; arg is the manager). */
+void *em_node_main(void *arg);
+/* Sleeps up to ms, waking early when the manager stops. */
+void em_wait_ms(flame_executor_manager *em, int ms);
+
+/* exec.c */
+/* Starts a thread running executor id (the session manager created it). */
+void em_exec_start(flame_executor_manager *em, const char *id);
+/* Cancels every executor's calls and streams and joins their threads. */
+void em_exec_teardown_all(flame_executor_manager *em);
+/* Sets (or clears, NULL) the executor's stream; cancels it at once if the
+ * executor is being torn down. */
+void em_exec_set_stream(em_exec *x, rpc_stream *st);
+/* A unary Backend call that teardown can abort. resp_desc NULL: the reply
+ * is a Result; resp NULL: the reply is dropped. */
+flame_status em_exec_call(em_exec *x, const char *method, const ProtobufCMessage *req,
+                          const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+                          int timeout_ms);
+
+/* run.c: runs a bound session's tasks until the session manager says
+ * unbind (FLAME_OK) or the connection is gone (an error). */
+flame_status em_run_session(em_exec *x, fl_shim *shim, const fl_shim_session *ctx);
+
+#endif

@@ -1,0 +1,583 @@
+/* Call life-cycle tests of rpc/: a real server and channel on loopback in
+ * one process, serving a hand-made service "test.Echo" whose messages are
+ * flame.v1.Result.
+ *
+ * Threads: the server loop runs on its own thread; the tests reach it
+ * through on_server(), which runs a function there (from the tick hook)
+ * and waits for it. Blocking client calls that must overlap a server-side
+ * step run on helper threads (struct pending). */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rpc/rpc.h"
+#include "util/util.h"
+
+#include "shim.pb-c.h"
+#include "types.pb-c.h"
+
+/* ---- the service -------------------------------------------------------- */
+
+#define RESULT &flame__v1__result__descriptor
+static const ProtobufCMethodDescriptor echo_methods[] = {
+    { "Bidi", RESULT, RESULT },   { "ClientStream", RESULT, RESULT },
+    { "Park", RESULT, RESULT },   { "Secret", RESULT, RESULT },
+    { "ServerStream", RESULT, RESULT }, { "Unary", RESULT, RESULT },
+};
+static const unsigned echo_by_name[] = { 0, 1, 2, 3, 4, 5 };
+static const ProtobufCServiceDescriptor echo_desc = {
+    PROTOBUF_C__SERVICE_DESCRIPTOR_MAGIC, "test.Echo", "Echo", "Test__Echo", "test",
+    FL_ARRAY_LEN(echo_methods), echo_methods, echo_by_name,
+};
+#define PATH(name) rpc_path(&echo_desc, name)
+
+static _Atomic int handled;    /* handler calls with a request */
+static _Atomic int secret_calls;
+static _Atomic int cancels;    /* on_cancel callbacks */
+static _Atomic int parked_n;
+static rpc_call *parked[32];   /* server thread only */
+static bool send_in_cancel;    /* rpc_call_send's answer inside on_cancel */
+static _Atomic int authorized_calls;
+static _Atomic bool peer_seen; /* the hook got a non-NULL identity */
+
+static Flame__V1__Result result(int rc, const char *msg)
+{
+    Flame__V1__Result r = FLAME__V1__RESULT__INIT;
+    r.return_code = rc;
+    if (msg) {
+        r._message_case = FLAME__V1__RESULT___MESSAGE_MESSAGE;
+        r.message = (char *)msg;
+    }
+    return r;
+}
+
+static const Flame__V1__Result *as_result(const ProtobufCMessage *m)
+{
+    ck_assert_ptr_eq(m->descriptor, &flame__v1__result__descriptor);
+    return (const Flame__V1__Result *)m;
+}
+
+static void unary_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+{
+    const Flame__V1__Result *req = as_result(m);
+    handled++;
+    Flame__V1__Result r = result(req->return_code + 1, req->_message_case ? req->message : NULL);
+    rpc_call_reply(call, &r.base);
+}
+
+static void secret_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+{
+    secret_calls++;
+    rpc_call_reply(call, NULL);
+}
+
+static void server_stream_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+{
+    handled++;
+    for (int i = 0; i < as_result(m)->return_code; i++) {
+        Flame__V1__Result r = result(i, NULL);
+        ck_assert(rpc_call_send(call, &r.base));
+    }
+    rpc_call_finish(call, RPC_OK, "%s", "");
+}
+
+/* Sums the return codes of the client's messages into the call's user. */
+static void client_stream_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+{
+    intptr_t sum = (intptr_t)rpc_call_user(call);
+    if (m) {
+        handled++;
+        rpc_call_set_user(call, (void *)(sum + as_result(m)->return_code));
+        return;
+    }
+    Flame__V1__Result r = result((int)sum, NULL);
+    rpc_call_reply(call, &r.base);
+}
+
+static void bidi_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+{
+    if (!m) {
+        rpc_call_finish(call, RPC_OK, "%s", "");
+        return;
+    }
+    handled++;
+    Flame__V1__Result r = result(as_result(m)->return_code * 2, NULL);
+    rpc_call_send(call, &r.base);
+}
+
+static void on_cancel(rpc_call *call, void *arg)
+{
+    cancels++;
+    send_in_cancel = rpc_call_send(call, NULL);
+}
+
+/* Parks the call; return_code 1 also takes a ref (released by the test). */
+static void park_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+{
+    handled++;
+    if (as_result(m)->return_code == 1)
+        rpc_call_ref(call);
+    rpc_call_set_user(call, (void *)"parked");
+    rpc_call_on_cancel(call, on_cancel, NULL);
+    ck_assert_int_lt(parked_n, FL_ARRAY_LEN(parked));
+    parked[parked_n] = call;
+    parked_n++;
+}
+
+static const rpc_method echo_table[] = {
+    { "Unary", RPC_KIND_UNARY, unary_h },
+    { "Secret", RPC_KIND_UNARY, secret_h },
+    { "ServerStream", RPC_KIND_SERVER_STREAM, server_stream_h },
+    { "ClientStream", RPC_KIND_CLIENT_STREAM, client_stream_h },
+    { "Bidi", RPC_KIND_BIDI, bidi_h },
+    { "Park", RPC_KIND_UNARY, park_h },
+};
+
+static int authorize(rpc_call *call, const char *peer, char *message, size_t size, void *ctx)
+{
+    authorized_calls++;
+    if (peer)
+        peer_seen = true;
+    if (strcmp(rpc_call_method(call), PATH("Secret")) != 0)
+        return RPC_OK;
+    snprintf(message, size, "not for you");
+    return RPC_PERMISSION_DENIED;
+}
+
+/* ---- running things on the server thread -------------------------------- */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static void (*job)(void *);
+static void *job_arg;
+
+static void tick(void *ctx)
+{
+    pthread_mutex_lock(&mu);
+    if (job) {
+        job(job_arg);
+        job = NULL;
+        pthread_cond_broadcast(&cv);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+static void on_server(void (*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&mu);
+    job = fn;
+    job_arg = arg;
+    while (job)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static bool wait_for(_Atomic int *v, int want)
+{
+    for (int i = 0; i < 500 && *v < want; i++)
+        nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+    return *v >= want;
+}
+
+static void pause_ms(int ms)
+{
+    nanosleep(&(struct timespec){ ms / 1000, (long)(ms % 1000) * 1000000 }, NULL);
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+#define MAX_MESSAGE (64 * 1024)
+
+static rpc_server *srv;
+static pthread_t srv_thread;
+static bool srv_joined;
+static rpc_channel *ch;
+
+static void *serve(void *arg)
+{
+    rpc_server_run(arg);
+    return NULL;
+}
+
+static void setup(void)
+{
+    handled = secret_calls = cancels = parked_n = authorized_calls = 0;
+    peer_seen = false;
+    send_in_cancel = true;
+    rpc_service svc = { &echo_desc, echo_table, FL_ARRAY_LEN(echo_table) };
+    rpc_server_options o = RPC_SERVER_OPTIONS_INIT;
+    o.max_message = MAX_MESSAGE;
+    o.hooks.tick = tick;
+    o.hooks.tick_ms = 5;
+    o.authorize = authorize;
+    srv = rpc_server_new(&svc, 1, NULL, &o);
+    int port = rpc_server_listen(srv, "127.0.0.1:0");
+    ck_assert_int_gt(port, 0);
+    pthread_create(&srv_thread, NULL, serve, srv);
+    srv_joined = false;
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", port);
+    ck_assert_int_eq(rpc_channel_new(&ch, target, NULL), FLAME_OK);
+}
+
+static void stop_server(void)
+{
+    rpc_server_shutdown(srv);
+    pthread_join(srv_thread, NULL);
+    srv_joined = true;
+}
+
+static void teardown(void)
+{
+    rpc_channel_free(ch);
+    if (!srv_joined)
+        stop_server();
+    rpc_server_free(srv);
+}
+
+/* A unary call on a helper thread. */
+struct pending {
+    pthread_t th;
+    const char *path;
+    int rc;
+    int timeout_ms;
+    flame_status st;
+    int code;    /* gRPC status */
+    int resp_rc; /* return_code of the reply */
+    rpc_cancel *cancel;
+};
+
+static void *pending_main(void *arg)
+{
+    struct pending *p = arg;
+    Flame__V1__Result req = result(p->rc, NULL);
+    Flame__V1__Result *resp;
+    p->st = rpc_unary_cancellable(ch, p->path, &req.base, RESULT, (ProtobufCMessage **)&resp,
+                                  p->timeout_ms, p->cancel);
+    p->code = p->st ? rpc_last_code() : RPC_OK;
+    if (!p->st) {
+        p->resp_rc = resp->return_code;
+        flame__v1__result__free_unpacked(resp, NULL);
+    }
+    return NULL;
+}
+
+static void start(struct pending *p, const char *path, int rc, int timeout_ms, rpc_cancel *cancel)
+{
+    *p = (struct pending){ .path = path, .rc = rc, .timeout_ms = timeout_ms, .cancel = cancel };
+    pthread_create(&p->th, NULL, pending_main, p);
+}
+
+static void join(struct pending *p)
+{
+    pthread_join(p->th, NULL);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+START_TEST(unary_reply)
+{
+    Flame__V1__Result req = result(41, "hello"), *resp;
+    ck_assert_int_eq(rpc_unary(ch, PATH("Unary"), &req.base, RESULT, (ProtobufCMessage **)&resp,
+                               5000),
+                     FLAME_OK);
+    ck_assert_int_eq(resp->return_code, 42);
+    ck_assert_str_eq(resp->message, "hello");
+    flame__v1__result__free_unpacked(resp, NULL);
+    ck_assert_int_eq(handled, 1);
+    ck_assert_int_eq(authorized_calls, 1);
+    ck_assert(!peer_seen); /* plaintext: no verified identity */
+}
+END_TEST
+
+START_TEST(malformed_request_never_reaches_handler)
+{
+    const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99 };
+    uint8_t *resp = NULL;
+    size_t len;
+    ck_assert_int_eq(rpc_unary_raw(ch, PATH("Unary"), garbage, sizeof garbage, &resp, &len, 5000),
+                     FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(rpc_last_code(), RPC_INVALID_ARGUMENT);
+    ck_assert_str_eq(flame_error_last(), "/test.Echo/Unary: malformed request message");
+    ck_assert_int_eq(handled, 0);
+    /* an empty message is a valid one */
+    ck_assert_int_eq(rpc_unary_raw(ch, PATH("Unary"), garbage, 0, &resp, &len, 5000), FLAME_OK);
+    free(resp);
+    ck_assert_int_eq(handled, 1);
+}
+END_TEST
+
+START_TEST(unknown_method_is_unimplemented)
+{
+    uint8_t *resp = NULL;
+    size_t len;
+    ck_assert_int_eq(rpc_unary_raw(ch, "/test.Echo/Nope", (const uint8_t *)"", 0, &resp, &len, 5000),
+                     FLAME_ERR_UNIMPLEMENTED);
+    ck_assert_int_eq(rpc_last_code(), RPC_UNIMPLEMENTED);
+    ck_assert_int_eq(authorized_calls, 0);
+}
+END_TEST
+
+START_TEST(authorization_denies_before_handler)
+{
+    Flame__V1__Result req = result(1, NULL), *resp = NULL;
+    flame_status st = rpc_unary(ch, PATH("Secret"), &req.base, RESULT, (ProtobufCMessage **)&resp,
+                                5000);
+    ck_assert_int_ne(st, FLAME_OK);
+    ck_assert_int_eq(rpc_last_code(), RPC_PERMISSION_DENIED);
+    ck_assert_str_eq(flame_error_last(), "/test.Echo/Secret: not for you");
+    ck_assert_int_eq(secret_calls, 0);
+    ck_assert_int_eq(authorized_calls, 1);
+}
+END_TEST
+
+START_TEST(server_stream)
+{
+    Flame__V1__Result req = result(5, NULL);
+    rpc_stream *st;
+    ck_assert_int_eq(rpc_stream_open(&st, ch, PATH("ServerStream"), &req.base, 5000), FLAME_OK);
+    int n = 0;
+    for (;;) {
+        ProtobufCMessage *m;
+        ck_assert_int_eq(rpc_stream_next(st, RESULT, &m), FLAME_OK);
+        if (!m)
+            break;
+        ck_assert_int_eq(((Flame__V1__Result *)m)->return_code, n);
+        protobuf_c_message_free_unpacked(m, NULL);
+        n++;
+    }
+    ck_assert_int_eq(n, 5);
+    rpc_stream_free(st);
+}
+END_TEST
+
+START_TEST(bidi_stream)
+{
+    rpc_stream *st;
+    ck_assert_int_eq(rpc_bidi_open(&st, ch, PATH("Bidi")), FLAME_OK);
+    for (int i = 1; i <= 3; i++) {
+        Flame__V1__Result req = result(i, NULL);
+        ck_assert_int_eq(rpc_bidi_send(st, &req.base), FLAME_OK);
+        ProtobufCMessage *m;
+        ck_assert_int_eq(rpc_stream_next(st, RESULT, &m), FLAME_OK);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(((Flame__V1__Result *)m)->return_code, 2 * i);
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    ck_assert_int_eq(rpc_bidi_close_send(st), FLAME_OK);
+    ProtobufCMessage *m;
+    ck_assert_int_eq(rpc_stream_next(st, RESULT, &m), FLAME_OK);
+    ck_assert_ptr_null(m); /* the handler saw the half-close and finished */
+    rpc_stream_free(st);
+}
+END_TEST
+
+START_TEST(client_stream)
+{
+    rpc_stream *st;
+    ck_assert_int_eq(rpc_client_stream_open(&st, ch, PATH("ClientStream"), 5000), FLAME_OK);
+    for (int i = 1; i <= 4; i++) {
+        Flame__V1__Result req = result(i, NULL);
+        ck_assert_int_eq(rpc_client_stream_send(st, &req.base), FLAME_OK);
+    }
+    ProtobufCMessage *m;
+    ck_assert_int_eq(rpc_client_stream_finish(st, RESULT, &m), FLAME_OK);
+    ck_assert_int_eq(((Flame__V1__Result *)m)->return_code, 10);
+    protobuf_c_message_free_unpacked(m, NULL);
+    rpc_stream_free(st);
+    ck_assert_int_eq(handled, 4);
+    /* a malformed message in the stream ends it before the handler: field
+     * 1 of a SessionContext is a string where Result has an int */
+    ck_assert_int_eq(rpc_client_stream_open(&st, ch, PATH("ClientStream"), 5000), FLAME_OK);
+    Flame__V1__SessionContext bad = FLAME__V1__SESSION_CONTEXT__INIT;
+    bad.session_id = (char *)"not a number";
+    ck_assert_int_eq(rpc_client_stream_send(st, &bad.base), FLAME_OK);
+    pause_ms(100);
+    /* the server has answered: this send may fail, finish() has the status */
+    rpc_client_stream_send(st, &bad.base);
+    ck_assert_int_eq(rpc_client_stream_finish(st, RESULT, &m), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(m);
+    ck_assert_str_eq(flame_error_last(), "/test.Echo/ClientStream: malformed request message");
+    rpc_stream_free(st);
+    ck_assert_int_eq(handled, 4);
+}
+END_TEST
+
+START_TEST(parked_call_cancelled_by_client)
+{
+    struct pending p;
+    start(&p, PATH("Park"), 0, 300, NULL); /* the deadline cancels it */
+    ck_assert(wait_for(&parked_n, 1));
+    join(&p);
+    ck_assert_int_eq(p.code, RPC_DEADLINE_EXCEEDED);
+    ck_assert(wait_for(&cancels, 1));
+    ck_assert(!send_in_cancel);
+    pause_ms(50);
+    ck_assert_int_eq(cancels, 1);
+}
+END_TEST
+
+static void finish_parked(void *arg)
+{
+    Flame__V1__Result r = result(7, NULL);
+    rpc_call_reply(parked[*(int *)arg], &r.base);
+}
+
+START_TEST(finish_then_cancel_has_no_callback)
+{
+    /* the server finishes, the client cancels right after: whichever the
+     * client sees, the server's on_cancel must not fire */
+    for (int i = 0; i < 20; i++) {
+        rpc_cancel *cancel = rpc_cancel_new();
+        struct pending p;
+        start(&p, PATH("Park"), 0, 5000, cancel);
+        ck_assert(wait_for(&parked_n, i + 1));
+        on_server(finish_parked, &i);
+        rpc_cancel_fire(cancel);
+        join(&p);
+        ck_assert(p.st == FLAME_OK || p.st == FLAME_ERR_CANCELLED);
+        if (p.st == FLAME_OK)
+            ck_assert_int_eq(p.resp_rc, 7);
+        rpc_cancel_free(cancel);
+    }
+    pause_ms(100);
+    ck_assert_int_eq(cancels, 0);
+}
+END_TEST
+
+struct after_cancel {
+    bool alive, sent;
+    const char *method;
+    const char *user;
+};
+
+static void inspect_and_unref(void *arg)
+{
+    struct after_cancel *a = arg;
+    rpc_call *c = parked[0];
+    a->alive = rpc_call_alive(c);
+    a->sent = rpc_call_send(c, NULL);
+    a->method = fl_strdup(rpc_call_method(c));
+    a->user = rpc_call_user(c);
+    rpc_call_unref(c);
+}
+
+START_TEST(ref_keeps_call_past_cancel)
+{
+    struct pending p;
+    start(&p, PATH("Park"), 1, 200, NULL); /* 1: the handler takes a ref */
+    ck_assert(wait_for(&parked_n, 1));
+    join(&p);
+    ck_assert(wait_for(&cancels, 1));
+    pause_ms(50); /* let the call's last gRPC events come back */
+    struct after_cancel a;
+    on_server(inspect_and_unref, &a);
+    ck_assert(!a.alive);
+    ck_assert(!a.sent);
+    ck_assert_str_eq(a.method, "/test.Echo/Park");
+    ck_assert_str_eq(a.user, "parked");
+    free((char *)a.method);
+    ck_assert_int_eq(cancels, 1);
+}
+END_TEST
+
+START_TEST(max_message_is_resource_exhausted)
+{
+    char *big = fl_malloc(MAX_MESSAGE + 1);
+    memset(big, 'x', MAX_MESSAGE);
+    big[MAX_MESSAGE] = 0;
+    Flame__V1__Result req = result(0, big), *resp = NULL;
+    /* refused by the server */
+    ck_assert_int_eq(rpc_unary(ch, PATH("Unary"), &req.base, RESULT, (ProtobufCMessage **)&resp,
+                               5000),
+                     FLAME_ERR_RESOURCE_EXHAUSTED);
+    ck_assert_int_eq(rpc_last_code(), RPC_RESOURCE_EXHAUSTED);
+    ck_assert_int_eq(handled, 0);
+    /* refused by a channel with a smaller limit before it is sent */
+    rpc_channel_options co = RPC_CHANNEL_OPTIONS_INIT;
+    co.max_message = 1024;
+    rpc_channel *small;
+    ck_assert_int_eq(rpc_channel_new(&small, "127.0.0.1:1", &co), FLAME_OK);
+    ck_assert_int_eq(rpc_unary(small, PATH("Unary"), &req.base, RESULT,
+                               (ProtobufCMessage **)&resp, 5000),
+                     FLAME_ERR_RESOURCE_EXHAUSTED);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "exceeds the maximum message size"));
+    rpc_channel_free(small);
+    free(big);
+}
+END_TEST
+
+START_TEST(shutdown_completes_parked_calls)
+{
+    struct pending p[3];
+    for (int i = 0; i < 3; i++)
+        start(&p[i], PATH("Park"), 0, 0, NULL);
+    ck_assert(wait_for(&parked_n, 3));
+    stop_server(); /* returns only once every call is gone */
+    ck_assert_int_eq(cancels, 3);
+    for (int i = 0; i < 3; i++) {
+        join(&p[i]);
+        ck_assert_int_ne(p[i].st, FLAME_OK);
+    }
+}
+END_TEST
+
+START_TEST(tls_is_refused_until_implemented)
+{
+    rpc_channel_options co = RPC_CHANNEL_OPTIONS_INIT;
+    co.tls.ca_file = "/nonexistent/ca.pem";
+    rpc_channel *c = NULL;
+    ck_assert_int_eq(rpc_channel_new(&c, "127.0.0.1:1", &co), FLAME_ERR_CONFIG);
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "TLS is not supported yet"));
+    rpc_service svc = { &echo_desc, echo_table, 1 };
+    rpc_server_options so = RPC_SERVER_OPTIONS_INIT;
+    so.tls.cert_file = "/nonexistent/cert.pem";
+    rpc_server *s = rpc_server_new(&svc, 1, NULL, &so);
+    ck_assert_int_eq(rpc_server_listen(s, "127.0.0.1:0"), -1);
+    ck_assert_int_eq(flame_error_last_code(), FLAME_ERR_CONFIG);
+    rpc_server_free(s);
+}
+END_TEST
+
+START_TEST(paths_are_interned)
+{
+    const char *a = rpc_path(&echo_desc, "Bidi");
+    ck_assert_str_eq(a, "/test.Echo/Bidi");
+    ck_assert_ptr_eq(rpc_path(&echo_desc, "Bidi"), a);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("rpc");
+    TCase *tc = tcase_create("calls");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, unary_reply);
+    tcase_add_test(tc, malformed_request_never_reaches_handler);
+    tcase_add_test(tc, unknown_method_is_unimplemented);
+    tcase_add_test(tc, authorization_denies_before_handler);
+    tcase_add_test(tc, server_stream);
+    tcase_add_test(tc, bidi_stream);
+    tcase_add_test(tc, client_stream);
+    tcase_add_test(tc, parked_call_cancelled_by_client);
+    tcase_add_test(tc, finish_then_cancel_has_no_callback);
+    tcase_add_test(tc, ref_keeps_call_past_cancel);
+    tcase_add_test(tc, max_message_is_resource_exhausted);
+    tcase_add_test(tc, shutdown_completes_parked_calls);
+    tcase_add_test(tc, tls_is_refused_until_implemented);
+    tcase_add_test(tc, paths_are_interned);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
