@@ -147,12 +147,9 @@ typedef struct flame_decision {
     const char *session_id;     /* CREATE, BIND */
 } flame_decision;
 
-/* Like FLAME_SCHED_SNAPSHOT_INIT, for callers that cannot use the macro
- * (bindings): zeroes *snap and fills in `version` and the element sizes of
- * that version, which must be between 1 and FLAME_SCHED_SNAPSHOT_VERSION of
- * the linked library. Errors: FLAME_ERR_INVALID_ARGUMENT (snap NULL, or a
- * version this library does not know; *snap is then left as it was). */
-flame_status flame_sched_snapshot_init(flame_sched_snapshot *snap, int version);
+/* Sets *snap to FLAME_SCHED_SNAPSHOT_INIT of this library (for callers
+ * that cannot use the macro, e.g. bindings). */
+void flame_sched_snapshot_init(flame_sched_snapshot *snap);
 
 flame_status flame_scheduler_new(flame_scheduler **out);
 void flame_scheduler_free(flame_scheduler *sched);

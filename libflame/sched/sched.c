@@ -64,7 +64,6 @@ struct flame_scheduler {
 #define PADDED(n, T) (((n) + _Alignof(T) - 1) / _Alignof(T) * _Alignof(T))
 #define V1_SIZE(T, last) PADDED(END_OF(T, last), T)
 static const flame_sched_snapshot v1_sizes = {
-    .version = 1,
     .node_size = V1_SIZE(flame_sched_node, ready),
     .application_size = V1_SIZE(flame_sched_application, delay_release_ms),
     .session_size = V1_SIZE(flame_sched_session, schedulable),
@@ -72,13 +71,9 @@ static const flame_sched_snapshot v1_sizes = {
     .decision_size = V1_SIZE(flame_decision, session_id),
 };
 
-flame_status flame_sched_snapshot_init(flame_sched_snapshot *snap, int version)
+void flame_sched_snapshot_init(flame_sched_snapshot *snap)
 {
-    if (!snap || version < 1 || version > FLAME_SCHED_SNAPSHOT_VERSION)
-        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "flame_sched_snapshot_init: %s",
-                        snap ? "unknown version" : "snap is NULL");
-    *snap = v1_sizes;
-    return FLAME_OK;
+    *snap = (flame_sched_snapshot)FLAME_SCHED_SNAPSHOT_INIT;
 }
 
 /* The caller's snapshot with arrays of this library's element types:
