@@ -1,7 +1,8 @@
 #!/bin/sh
 # Compiles every public header alone with strict flags, as C (C99 and
 # C11, twice in a row for the include guard) and as C++11, and initializes
-# each FLAME_<TYPE>_INIT macro's flame_<type> in both languages.
+# each FLAME_<TYPE>_INIT macro's flame_<type> in both languages (and
+# checks that a flame_<type>_init() function is declared beside it).
 set -e
 inc="$1"
 cc="${CC:-cc}"
@@ -30,10 +31,15 @@ for macro in $inits; do
     type=$(echo "$macro" | sed 's/_INIT$//' | tr 'A-Z' 'a-z')
     src="$src$type v_$type = $macro;
 "
+    # and a flame_<type>_init() beside it, for callers without the macro
+    if ! grep -q "^void ${type}_init($type \*[a-z]*);" "$inc"/flame/*.h; then
+        echo "headers: $macro has no void ${type}_init($type *) beside it"
+        exit 1
+    fi
     m=$((m + 1))
 done
 src="${src}int main(void) { return 0; }"
 printf '%s\n' "$src" | $cc -std=c99 $strict -x c -
 printf '%s\n' "$src" | sed 's/(void)/()/' | $cxx -std=c++11 $strict -x c++ -
-echo "headers: $m _INIT macros initialize their types in C and C++"
+echo "headers: $m _INIT macros initialize their types in C and C++, each with its _init()"
 [ "$m" -ge 5 ]
