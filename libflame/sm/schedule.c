@@ -104,11 +104,20 @@ void sm_sched_run(sm_t *sm)
             last_node = e->ex->node;
             last_hint = n ? n->sched_hint : 0;
         }
-        ex[k++] = (flame_sched_executor){ e->ex->id, e->ex->node, e->ex->resreq, (flame_executor_state)e->ex->state,
-                                          sid, e->ex->app, e->ex->idle_since, last_hint,
+        ex[k++] = (flame_sched_executor){ e->ex->id, e->ex->node, e->ex->resreq,
+                                          (flame_executor_state)e->ex->state, sid, e->ex->app,
+                                          e->ex->idle_since, last_hint,
                                           e->sess ? e->sess->sched_hint : 0 };
     }
-    flame_sched_snapshot snap = { nodes, nn, apps, na, sess, ns, ex, k };
+    flame_sched_snapshot snap = FLAME_SCHED_SNAPSHOT_INIT;
+    snap.nodes = nodes;
+    snap.nodes_len = nn;
+    snap.applications = apps;
+    snap.applications_len = na;
+    snap.sessions = sess;
+    snap.sessions_len = ns;
+    snap.executors = ex;
+    snap.executors_len = k;
     const flame_decision *d;
     size_t nd;
     if (flame_scheduler_cycle(sm->sched, &snap, fl_now_ms(), &d, &nd) == FLAME_OK) {
