@@ -1,5 +1,9 @@
 /* service.h: a C program serving flame.v1 Instance on the Unix socket named
- * by $FLAME_INSTANCE_ENDPOINT (the host shim's contract). */
+ * by $FLAME_INSTANCE_ENDPOINT (the host shim's contract).
+ * Threads: flame_service_run blocks SIGTERM/SIGINT, starts one thread that
+ * runs the rpc server (every callback of the flame_service runs on it, one
+ * at a time, so a service needs no locks of its own), and waits for the
+ * signal on the caller's thread; then it shuts the server down and joins. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
