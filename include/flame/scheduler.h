@@ -16,9 +16,31 @@
  * - an idle executor is reused by a session of the same application; it is
  *   released once idle for longer than its application's delay_release, or
  *   at once when its node's room is needed by another application;
- * - a starving session may take an executor from a session of a lower tier,
- *   or of its own tier that holds more than its fair share (above its
- *   min_instances): that executor is unbound.
+ * - a starving session may take executors from sessions that hold more
+ *   than they can use, of a lower tier, or of its own tier that hold more
+ *   than their fair share (never below
+ *   their min_instances): those executors are unbound, on one node, and
+ *   only when that makes room for it there (else it waits: unbinding what
+ *   cannot make room would only churn); that room is kept for it until the
+ *   next cycle;
+ * - a session held back only by its application's max_instances may take,
+ *   the same way, from another session of its application;
+ * - the order of the snapshot's arrays does not matter; applying the
+ *   decisions and running again settles (no decisions) within a few cycles.
+ *
+ * ABI: the element structs (flame_sched_node, _application, _session,
+ * _executor) and flame_decision only ever get fields appended, and a zero
+ * in an appended field means the behaviour from before it existed; so
+ * zero-initialize elements (calloc, `= {0}`, or positional initializers)
+ * before filling them. The caller tells the library, in the snapshot, the
+ * version it was built against and the size of each element type
+ * (FLAME_SCHED_SNAPSHOT_INIT or flame_sched_snapshot_init()): the library
+ * reads its arrays and writes the decisions with those strides, and
+ * fields the caller does not know read as zero. A snapshot whose version
+ * is 0 (zeroed, or positionally initialized up to executors_len as before
+ * versioning) is read with the version-1 layouts: that keeps older code
+ * working, but such code must move to the initializer before it is built
+ * against headers whose element structs grew.
  *
  * Thread-safety: a flame_scheduler is used by one thread at a time.
  */
@@ -79,6 +101,11 @@ typedef struct flame_sched_executor {
     uint32_t session_hint;
 } flame_sched_executor;
 
+#define FLAME_SCHED_SNAPSHOT_VERSION 1
+
+/* The version fields come last so that snapshots written as
+ * `{ nodes, n, apps, n, sessions, n, executors, n }` keep their meaning
+ * (version 0). Fields are only appended. */
 typedef struct flame_sched_snapshot {
     const flame_sched_node *nodes;
     size_t nodes_len;
@@ -88,7 +115,21 @@ typedef struct flame_sched_snapshot {
     size_t sessions_len;
     const flame_sched_executor *executors;
     size_t executors_len;
+    /* Since version 1. */
+    int version;                /* FLAME_SCHED_SNAPSHOT_VERSION; 0: see above */
+    size_t node_size;           /* sizeof(flame_sched_node): the stride of nodes */
+    size_t application_size;    /* sizeof(flame_sched_application) */
+    size_t session_size;        /* sizeof(flame_sched_session) */
+    size_t executor_size;       /* sizeof(flame_sched_executor) */
+    size_t decision_size;       /* sizeof(flame_decision): the stride of the decisions returned */
 } flame_sched_snapshot;
+
+/* An empty snapshot of this header's version, with this header's element
+ * sizes; set the arrays and lengths after. */
+#define FLAME_SCHED_SNAPSHOT_INIT { NULL, 0, NULL, 0, NULL, 0, NULL, 0,         \
+    FLAME_SCHED_SNAPSHOT_VERSION, sizeof(flame_sched_node),                    \
+    sizeof(flame_sched_application), sizeof(flame_sched_session),              \
+    sizeof(flame_sched_executor), sizeof(flame_decision) }
 
 typedef enum flame_decision_kind {
     FLAME_DECISION_CREATE = 1,  /* create an executor on node for session (resreq of the session) */
@@ -97,7 +138,8 @@ typedef enum flame_decision_kind {
     FLAME_DECISION_RELEASE = 4  /* release an idle executor */
 } flame_decision_kind;
 
-/* Pointers point into the snapshot given to the cycle. */
+/* Pointers point into the snapshot given to the cycle. Fields are only
+ * appended (the snapshot's decision_size says which the caller knows). */
 typedef struct flame_decision {
     flame_decision_kind kind;
     const char *node;           /* CREATE */
@@ -105,13 +147,20 @@ typedef struct flame_decision {
     const char *session_id;     /* CREATE, BIND */
 } flame_decision;
 
+/* Sets *snap to FLAME_SCHED_SNAPSHOT_INIT of this library (for callers
+ * that cannot use the macro, e.g. bindings). */
+void flame_sched_snapshot_init(flame_sched_snapshot *snap);
+
 flame_status flame_scheduler_new(flame_scheduler **out);
 void flame_scheduler_free(flame_scheduler *sched);
 
 /* Runs one cycle. *decisions (owned by sched, valid until the next cycle
  * or flame_scheduler_free) gets *count decisions, in the order to apply
- * them. Unknown references in the snapshot (an executor's session or node
- * that is not listed) are ignored, never fatal. */
+ * them, snap->decision_size bytes apart (sizeof(flame_decision) for a
+ * version-0 snapshot). Unknown references in the snapshot (an executor's
+ * session or node that is not listed) are ignored, never fatal. Errors:
+ * FLAME_ERR_INVALID_ARGUMENT (a NULL argument; a snapshot of a version this
+ * library does not know, or with an element size below that of version 1). */
 flame_status flame_scheduler_cycle(flame_scheduler *sched, const flame_sched_snapshot *snap,
                                    int64_t now_ms, const flame_decision **decisions,
                                    size_t *count);

@@ -244,32 +244,4 @@ int rpc_last_code(void);
 flame_status rpc_unary_raw(rpc_channel *ch, const char *method, const uint8_t *data,
                            size_t len, uint8_t **resp, size_t *resp_len, int timeout_ms);
 
-/* ---- transitional, removed when sm/ is converted ------------------------
- * The path-table server of old: handlers get the raw request bytes and
- * unpack them with RPC_UNPACK. Only sm/frontend.c and sm/backend.c use it;
- * new code uses rpc_server_new. */
-
-typedef void (*rpc_legacy_handler)(rpc_call *call, const uint8_t *data, size_t len, void *ctx);
-
-typedef struct rpc_legacy_method {
-    const char *path; /* "/flame.v1.Frontend/CreateTask" */
-    rpc_kind kind;
-    rpc_legacy_handler handler;
-} rpc_legacy_method;
-
-rpc_server *rpc_server_new_legacy(const rpc_legacy_method *methods, size_t n_methods, void *ctx,
-                                  size_t max_message, const rpc_server_hooks *hooks);
-
-/* In a handler (call, data, len in scope): unpacks the request into var,
- * or answers INVALID_ARGUMENT and returns. */
-#define RPC_UNPACK(type, fn, var)                                                              \
-    type *var = fn##__unpack(NULL, len, data);                                                 \
-    if (!var) {                                                                                \
-        rpc_call_finish(call, RPC_INVALID_ARGUMENT, "%s: malformed request message",          \
-                        rpc_call_method(call));                                               \
-        return;                                                                                \
-    }
-
-/* ---- end of transitional block ------------------------------------------ */
-
 #endif

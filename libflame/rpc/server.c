@@ -30,13 +30,12 @@ struct outmsg {
     struct outmsg *next;
 };
 
-/* One dispatch table entry. Exactly one of handler/legacy is set. */
+/* One dispatch table entry. */
 struct entry {
     const char *path;
     rpc_kind kind;
     const ProtobufCMessageDescriptor *input;
     rpc_handler handler;
-    rpc_legacy_handler legacy;
 };
 
 struct rpc_call {
@@ -143,20 +142,6 @@ rpc_server *rpc_server_new(const rpc_service *services, size_t n_services, void 
             k++;
         }
     }
-    return server_new(methods, n, ctx, &o);
-}
-
-rpc_server *rpc_server_new_legacy(const rpc_legacy_method *legacy, size_t n, void *ctx,
-                                  size_t max_message, const rpc_server_hooks *hooks)
-{
-    rpc_server_options o = RPC_SERVER_OPTIONS_INIT;
-    o.max_message = max_message;
-    if (hooks)
-        o.hooks = *hooks;
-    struct entry *methods = fl_calloc(n ? n : 1, sizeof *methods);
-    for (size_t i = 0; i < n; i++)
-        methods[i] = (struct entry){ legacy[i].path, legacy[i].kind, NULL, NULL,
-                                     legacy[i].handler };
     return server_new(methods, n, ctx, &o);
 }
 
@@ -475,10 +460,6 @@ static bool streams_in(const rpc_call *c)
 static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t len)
 {
     const struct entry *m = c->method;
-    if (m->legacy) {
-        m->legacy(c, data, len, srv->ctx);
-        return;
-    }
     if (!data) {
         m->handler(c, NULL, srv->ctx);
         return;

@@ -1,6 +1,7 @@
 /* The scheduler: one pure function from a snapshot to decisions.
- * See include/flame/scheduler.h for the policies. */
+ * See include/flame/scheduler.h for the policies and the ABI rules. */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,8 @@ typedef struct s_app {
  * the next cycle. */
 #define MAX_RECLAIMS_PER_CYCLE 32
 #define MAX_RELEASE_TRIES_PER_CYCLE 256
+#define MAX_VICTIMS_TRIED 4             /* per reclaim */
+#define MAX_NODES_TRIED 8               /* per reclaim */
 
 typedef struct s_sess {
     const flame_sched_session *s;
@@ -32,7 +35,9 @@ typedef struct s_sess {
     uint32_t desired;
     double unit_share;                /* dominant share of one executor */
     int starving;                     /* could not be served this cycle */
-    int reclaimed;                    /* took one by unbinding this cycle */
+    int reclaimed;                    /* took some by unbinding this cycle */
+    int tried;                        /* as a victim, in this reclaim */
+    int queued;                       /* in the heap of sessions to serve */
     int *bound;                       /* its BOUND executors (indices) */
     uint32_t nbound, capbound;
     uint32_t rank;                    /* position in id order (ties) */
@@ -49,7 +54,95 @@ typedef struct s_exec {
 struct flame_scheduler {
     flame_decision *dec;
     size_t ndec, capdec;
+    unsigned char *out;               /* dec at the caller's decision stride */
+    size_t capout;
 };
+
+/* Element sizes of snapshot version 1 (and 0): up to its last field, padded
+ * as an array element. Later fields are appended after these. */
+#define END_OF(T, f) (offsetof(T, f) + sizeof(((T *)0)->f))
+#define PADDED(n, T) (((n) + _Alignof(T) - 1) / _Alignof(T) * _Alignof(T))
+#define V1_SIZE(T, last) PADDED(END_OF(T, last), T)
+static const flame_sched_snapshot v1_sizes = {
+    .node_size = V1_SIZE(flame_sched_node, ready),
+    .application_size = V1_SIZE(flame_sched_application, delay_release_ms),
+    .session_size = V1_SIZE(flame_sched_session, schedulable),
+    .executor_size = V1_SIZE(flame_sched_executor, session_hint),
+    .decision_size = V1_SIZE(flame_decision, session_id),
+};
+
+void flame_sched_snapshot_init(flame_sched_snapshot *snap)
+{
+    *snap = (flame_sched_snapshot)FLAME_SCHED_SNAPSHOT_INIT;
+}
+
+/* The caller's snapshot with arrays of this library's element types:
+ * arrays at another stride are copied, fields the caller lacks left zero. */
+typedef struct view {
+    flame_sched_snapshot snap;
+    void *copies[4];
+} view;
+
+static const void *restride(view *v, const void *arr, size_t len, size_t stride, size_t size)
+{
+    if (stride == size || !len)
+        return arr;
+    unsigned char *to = fl_calloc(len, size);
+    for (size_t i = 0; i < len; i++)
+        memcpy(to + i * size, (const unsigned char *)arr + i * stride, stride < size ? stride : size);
+    for (size_t k = 0; k < 4; k++)
+        if (!v->copies[k]) {
+            v->copies[k] = to;
+            break;
+        }
+    return to;
+}
+
+static flame_status view_open(view *v, const flame_sched_snapshot *in)
+{
+    const flame_sched_snapshot *sz = in->version == 0 ? &v1_sizes : in;
+    if (in->version < 0 || in->version > FLAME_SCHED_SNAPSHOT_VERSION)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "flame_scheduler_cycle: snapshot version %d unknown",
+                        in->version);
+    if (sz->node_size < v1_sizes.node_size || sz->application_size < v1_sizes.application_size ||
+        sz->session_size < v1_sizes.session_size || sz->executor_size < v1_sizes.executor_size ||
+        sz->decision_size < v1_sizes.decision_size)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "flame_scheduler_cycle: snapshot element sizes not set "
+                        "(use FLAME_SCHED_SNAPSHOT_INIT)");
+    v->snap = *in;
+    v->snap.nodes = restride(v, in->nodes, in->nodes_len, sz->node_size, sizeof *in->nodes);
+    v->snap.applications = restride(v, in->applications, in->applications_len,
+                                    sz->application_size, sizeof *in->applications);
+    v->snap.sessions = restride(v, in->sessions, in->sessions_len, sz->session_size,
+                                sizeof *in->sessions);
+    v->snap.executors = restride(v, in->executors, in->executors_len, sz->executor_size,
+                                 sizeof *in->executors);
+    v->snap.decision_size = sz->decision_size;
+    return FLAME_OK;
+}
+
+static void view_close(view *v)
+{
+    for (size_t k = 0; k < 4; k++)
+        free(v->copies[k]);
+}
+
+/* The decisions at the caller's stride. */
+static const flame_decision *decisions_out(flame_scheduler *s, size_t stride)
+{
+    if (stride == sizeof *s->dec || !s->ndec)
+        return s->dec;
+    if (s->capout < s->ndec * stride) {
+        s->capout = s->ndec * stride;
+        free(s->out);
+        s->out = fl_malloc(s->capout);
+    }
+    memset(s->out, 0, s->ndec * stride);
+    for (size_t i = 0; i < s->ndec; i++)
+        memcpy(s->out + i * stride, &s->dec[i], stride < sizeof *s->dec ? stride : sizeof *s->dec);
+    return (const flame_decision *)(void *)s->out;
+}
 
 flame_status flame_scheduler_new(flame_scheduler **out)
 {
@@ -64,6 +157,7 @@ void flame_scheduler_free(flame_scheduler *s)
     if (!s)
         return;
     free(s->dec);
+    free(s->out);
     free(s);
 }
 
@@ -104,8 +198,11 @@ static int index_of(const fl_map *m, const char *key)
     return v ? (int)((intptr_t)v - 1) : -1;
 }
 
+typedef struct sheap sheap;
+
 typedef struct cycle {
     flame_scheduler *sch;
+    sheap *serving;                   /* phase B's heap, to requeue victims */
     const flame_sched_snapshot *snap;
     int64_t now;
     s_node *nodes;
@@ -117,8 +214,11 @@ typedef struct cycle {
     int *nheap;                       /* node indices, most free first */
     size_t nheap_len;
     int *npos;                        /* node -> its place in nheap, or -1 */
+    int *by_name;                     /* node indices in name order */
     int *node_idle_head;              /* per node: first idle executor (-1) */
-    int *idle_next;                   /* per executor: next idle on its node */
+    int *idle_next;                   /* per executor: next idle on its node, by id */
+    int *node_bound_head;             /* per node: first bound executor (-1) */
+    int *bound_next;                  /* per executor: next bound on its node */
     size_t idle_left;                 /* IDLE executors not taken yet */
     int reclaims, release_tries;
     size_t release_cursor;
@@ -154,16 +254,17 @@ static int better(const s_sess *a, const s_sess *b)
     return a->rank < b->rank;
 }
 
-static int wants(const cycle *c, const s_sess *s)
+/* Still to be served this cycle (perhaps held back by its application). */
+static int wants(const s_sess *s)
 {
-    return !s->starving && s->alloc < s->desired && !app_full(c, s);
+    return !s->starving && s->alloc < s->desired;
 }
 
 /* A binary heap of sessions, best (tier, then share, then id) on top. */
-typedef struct sheap {
+struct sheap {
     int *v;
     size_t n;
-} sheap;
+};
 
 static void sheap_up(cycle *c, sheap *h, size_t i)
 {
@@ -197,6 +298,7 @@ static void sheap_down(cycle *c, sheap *h, size_t i)
 
 static void sheap_push(cycle *c, sheap *h, int si)
 {
+    c->sess[si].queued = 1;
     h->v[h->n++] = si;
     sheap_up(c, h, h->n - 1);
 }
@@ -204,10 +306,30 @@ static void sheap_push(cycle *c, sheap *h, int si)
 static int sheap_pop(cycle *c, sheap *h)
 {
     int top = h->v[0];
+    c->sess[top].queued = 0;
     h->v[0] = h->v[--h->n];
     if (h->n)
         sheap_down(c, h, 0);
     return top;
+}
+
+/* A session that lost an executor to a reclaim has a smaller share: it
+ * moves up if queued, else is served again in its turn of this cycle (in
+ * free room; what it gave up stays with the taker). */
+static void requeue(cycle *c, s_sess *v)
+{
+    sheap *h = c->serving;
+    int si = (int)(v - c->sess);
+    if (!v->queued) {
+        if (wants(v))
+            sheap_push(c, h, si);
+        return;
+    }
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i] == si) {
+            sheap_up(c, h, i);
+            return;
+        }
 }
 
 static int give_idle(cycle *c, s_sess *s)
@@ -323,31 +445,39 @@ static int give_new(cycle *c, s_sess *s)
     return 1;
 }
 
-/* Releases idle executors of other applications on one node until the
- * session fits there; then creates its executor in their room. Nodes are
- * tried from a cursor that moves on, so a full cluster costs little. */
+/* An idle executor s may have released: s cannot use it (give_idle came
+ * first), so one of another (or an unlisted) application, or too small. */
+static int releasable(const s_exec *x, const s_sess *s)
+{
+    return !x->taken && (x->app < 0 || x->app != s->app || !fits(&x->e->resreq, &s->s->resreq));
+}
+
+/* Releases idle executors the session cannot use on one node until it
+ * fits there; then creates its executor in their room. Nodes are
+ * tried in name order from a cursor that moves on, so a full cluster costs
+ * little; idle executors go in id order: the order of the snapshot's
+ * arrays does not matter. */
 static int give_by_release(cycle *c, s_sess *s)
 {
     if (!c->idle_left || c->release_tries >= MAX_RELEASE_TRIES_PER_CYCLE)
         return 0;
     c->release_tries++;
     for (size_t step = 0; step < c->nn; step++) {
-        size_t i = (c->release_cursor + step) % c->nn;
+        size_t at = (c->release_cursor + step) % c->nn;
+        int i = c->by_name[at];
         s_node *n = &c->nodes[i];
         if (!n->n->ready)
             continue;
         flame_resreq room = n->free;
-        for (int j = c->node_idle_head[i]; j >= 0; j = c->idle_next[j]) {
-            s_exec *x = &c->execs[j];
-            if (!x->taken && x->app != s->app)
-                take(&room, &x->e->resreq, +1);
-        }
+        for (int j = c->node_idle_head[i]; j >= 0; j = c->idle_next[j])
+            if (releasable(&c->execs[j], s))
+                take(&room, &c->execs[j].e->resreq, +1);
         if (!fits(&room, &s->s->resreq))
             continue;
         for (int j = c->node_idle_head[i]; j >= 0 && !fits(&n->free, &s->s->resreq);
              j = c->idle_next[j]) {
             s_exec *x = &c->execs[j];
-            if (!x->taken && x->app != s->app) {
+            if (releasable(x, s)) {
                 x->taken = 1;
                 c->idle_left--;
                 take(&n->free, &x->e->resreq, +1);
@@ -356,59 +486,263 @@ static int give_by_release(cycle *c, s_sess *s)
         }
         take(&n->free, &s->s->resreq, -1);
         decide(c->sch, FLAME_DECISION_CREATE, n->n->name, NULL, s->s->id);
-        c->release_cursor = i;
-        nheap_fix(c, (int)i);
+        c->release_cursor = at;
+        nheap_fix(c, i);
         return 1;
     }
     return 0;
 }
 
-/* Unbinds one executor from a session that may give it up to s. */
+/* May v give up an executor to s? Never below its min_instances; yes
+ * when it holds more than it can use, or is of a lower tier, or of s's
+ * tier with a share that stays at or above s's after the move. */
+static int may_give(const s_sess *v, const s_sess *s)
+{
+    if (v == s || v->alloc <= v->s->min_instances || v->alloc == 0)
+        return 0;
+    if (v->alloc > v->desired)
+        return 1;
+    if (v->s->priority != s->s->priority)
+        return v->s->priority < s->s->priority;
+    return share_with(v, -1) >= share_with(s, +1) && share_with(v, -1) > share_with(s, 0);
+}
+
+/* Whom to take from first: the lowest tier, then the largest share. */
+static int better_victim(const s_sess *v, const s_sess *than)
+{
+    if (v->s->priority != than->s->priority)
+        return v->s->priority < than->s->priority;
+    if (share_with(v, 0) != share_with(than, 0))
+        return share_with(v, 0) > share_with(than, 0);
+    return v->rank < than->rank;
+}
+
+/* Better victims first; of one victim, the largest executors first (the
+ * fewest unbound to make room), then by id. */
+static int cmp_victim_exec(const void *a, const void *b, void *cv)
+{
+    const cycle *c = cv;
+    const s_exec *x = &c->execs[*(const int *)a], *y = &c->execs[*(const int *)b];
+    if (x->sess != y->sess)
+        return better_victim(&c->sess[x->sess], &c->sess[y->sess]) ? -1 : 1;
+    const flame_resreq *p = &x->e->resreq, *q = &y->e->resreq;
+    if (p->cpu != q->cpu)
+        return p->cpu > q->cpu ? -1 : 1;
+    if (p->memory != q->memory)
+        return p->memory > q->memory ? -1 : 1;
+    if (p->gpu != q->gpu)
+        return p->gpu > q->gpu ? -1 : 1;
+    return strcmp(x->e->id, y->e->id);
+}
+
+/* Per node, its bound executors: built at the first reclaim of a cycle
+ * (most cycles have none). */
+static void index_bound(cycle *c)
+{
+    if (c->node_bound_head)
+        return;
+    c->node_bound_head = fl_malloc((c->nn + 1) * sizeof *c->node_bound_head);
+    c->bound_next = fl_malloc((c->ne + 1) * sizeof *c->bound_next);
+    for (size_t i = 0; i < c->nn; i++)
+        c->node_bound_head[i] = -1;
+    for (size_t i = 0; i < c->ne; i++) {
+        s_exec *x = &c->execs[i];
+        if (x->e->state == FLAME_EXECUTOR_BOUND && x->sess >= 0 && x->node >= 0) {
+            c->bound_next[i] = c->node_bound_head[x->node];
+            c->node_bound_head[x->node] = (int)i;
+        }
+    }
+}
+
+/* Unbinds, on one node, executors whose sessions may give them up (better
+ * victims first; when need_app >= 0, one of that application first) until
+ * s fits there with the idle executors it could release; nothing when it
+ * would still not fit: unbinding what cannot make room would only churn. */
+static int reclaim_on(cycle *c, s_sess *s, int node, int need_app)
+{
+    flame_resreq room = c->nodes[node].free;
+    for (int j = c->node_idle_head[node]; j >= 0; j = c->idle_next[j])
+        if (releasable(&c->execs[j], s))
+            take(&room, &c->execs[j].e->resreq, +1);
+    size_t n = 0;
+    for (int j = c->node_bound_head[node]; j >= 0; j = c->bound_next[j])
+        if (!c->execs[j].taken && may_give(&c->sess[c->execs[j].sess], s))
+            n++;
+    int *cand = fl_malloc((n + 1) * sizeof *cand);
+    n = 0;
+    for (int j = c->node_bound_head[node]; j >= 0; j = c->bound_next[j])
+        if (!c->execs[j].taken && may_give(&c->sess[c->execs[j].sess], s))
+            cand[n++] = j;
+    qsort_r(cand, n, sizeof *cand, cmp_victim_exec, c);
+    if (need_app >= 0) { /* one of them first: s's application is full */
+        size_t f = 0;
+        while (f < n && c->sess[c->execs[cand[f]].sess].app != need_app)
+            f++;
+        if (f == n) {
+            free(cand);
+            return 0;
+        }
+        int first = cand[f];
+        memmove(cand + 1, cand, f * sizeof *cand);
+        cand[0] = first;
+    }
+    size_t planned = 0;
+    for (size_t i = 0; i < n && (!fits(&room, &s->s->resreq) || !planned); i++) {
+        s_exec *y = &c->execs[cand[i]];
+        if (!may_give(&c->sess[y->sess], s)) /* gave enough already */
+            continue;
+        c->sess[y->sess].alloc--;
+        take(&room, &y->e->resreq, +1);
+        cand[planned++] = cand[i];
+    }
+    int ok = planned && fits(&room, &s->s->resreq);
+    if (ok) {
+        /* what s will use next cycle is not handed out to others in this
+         * one: the idle executors it will release and the node's room */
+        for (int j = c->node_idle_head[node]; j >= 0; j = c->idle_next[j])
+            if (releasable(&c->execs[j], s)) {
+                c->execs[j].taken = 1;
+                c->idle_left--;
+            }
+        flame_resreq *f = &c->nodes[node].free;
+        take(&room, &s->s->resreq, -1);
+        f->cpu = f->cpu < room.cpu ? f->cpu : room.cpu;
+        f->memory = f->memory < room.memory ? f->memory : room.memory;
+        f->gpu = f->gpu < room.gpu ? f->gpu : room.gpu;
+        nheap_fix(c, node);
+    }
+    for (size_t i = 0; i < planned; i++) {
+        s_exec *y = &c->execs[cand[i]];
+        s_sess *v = &c->sess[y->sess];
+        if (!ok) {
+            v->alloc++;
+            continue;
+        }
+        y->taken = 1;
+        if (v->app >= 0)
+            c->apps[v->app].alloc--;
+        decide(c->sch, FLAME_DECISION_UNBIND, NULL, y->e->id, NULL);
+        requeue(c, v);
+    }
+    free(cand);
+    return ok;
+}
+
+static int cmp_node_rank(const void *a, const void *b, void *cv)
+{
+    const cycle *c = cv;
+    uint32_t x = c->nodes[*(const int *)a].rank, y = c->nodes[*(const int *)b].rank;
+    return x < y ? -1 : x > y;
+}
+
+/* Takes executors from sessions that may give them up to s (of its
+ * application only, when that is full): the best victims first, on each of
+ * their ready nodes that can hold s, in name order. */
+static void reclaim_room(cycle *c, s_sess *s, int same_app)
+{
+    index_bound(c);
+    int tries = 0;
+    s_sess *tried[MAX_VICTIMS_TRIED];
+    size_t ntried = 0;
+    while (ntried < MAX_VICTIMS_TRIED && tries < MAX_NODES_TRIED && !s->reclaimed) {
+        s_sess *victim = NULL;
+        for (size_t i = 0; i < c->ns; i++) {
+            s_sess *v = &c->sess[i];
+            if (v->tried || !v->nbound || (same_app && v->app != s->app) || !may_give(v, s) ||
+                (victim && !better_victim(v, victim)))
+                continue;
+            victim = v;
+        }
+        if (!victim)
+            break;
+        victim->tried = 1;
+        tried[ntried++] = victim;
+        int *nodes = fl_malloc(victim->nbound * sizeof *nodes);
+        size_t nn = 0;
+        for (uint32_t k = 0; k < victim->nbound; k++) {
+            const s_exec *x = &c->execs[victim->bound[k]];
+            if (!x->taken && x->node >= 0 && c->nodes[x->node].n->ready &&
+                fits(&c->nodes[x->node].n->allocatable, &s->s->resreq))
+                nodes[nn++] = x->node;
+        }
+        qsort_r(nodes, nn, sizeof *nodes, cmp_node_rank, c);
+        for (size_t k = 0; k < nn && tries < MAX_NODES_TRIED; k++) {
+            if (k && nodes[k] == nodes[k - 1])
+                continue;
+            tries++;
+            if (reclaim_on(c, s, nodes[k], same_app ? s->app : -1)) {
+                s->reclaimed = 1;
+                if (same_app) /* one slot of the application is s's, next cycle */
+                    c->apps[s->app].alloc++;
+                break;
+            }
+        }
+        free(nodes);
+    }
+    for (size_t i = 0; i < ntried; i++)
+        tried[i]->tried = 0;
+}
+
+/* A starving s may take executors from sessions that may give them up. */
 static void reclaim(cycle *c, s_sess *s)
 {
     if (c->reclaims >= MAX_RECLAIMS_PER_CYCLE)
         return;
     c->reclaims++;
+    reclaim_room(c, s, 0);
+}
+
+/* s is held back only by its application's max_instances: it may take
+ * from sessions of its application that may give up executors, if it can
+ * then run: on the executor (one it can reuse first, then the smallest
+ * id), in free room or on an idle executor, or in room made on one node. */
+static void reclaim_in_app(cycle *c, s_sess *s)
+{
+    if (c->reclaims >= MAX_RECLAIMS_PER_CYCLE)
+        return;
+    c->reclaims++;
+    /* free room, or an idle executor of its own it could reuse */
+    int free_room = 0;
+    for (size_t i = 0; i < c->nheap_len && !free_room; i++)
+        free_room = fits(&c->nodes[c->nheap[i]].free, &s->s->resreq);
+    const s_app *a = &c->apps[s->app];
+    for (uint32_t i = a->next_idle; i < a->nidle && !free_room; i++) {
+        const s_exec *x = &c->execs[a->idle[i]];
+        free_room = !x->taken && x->node >= 0 && fits(&x->e->resreq, &s->s->resreq);
+    }
     s_sess *victim = NULL;
+    s_exec *pick = NULL;
     for (size_t i = 0; i < c->ns; i++) {
         s_sess *v = &c->sess[i];
-        if (v == s || v->alloc <= v->s->min_instances || v->alloc == 0 || !v->nbound)
+        if (v->app != s->app || !v->nbound || !may_give(v, s) || (victim && !better_victim(v, victim)))
             continue;
-        int ok;
-        if (v->alloc > v->desired)
-            ok = 1; /* more than it can use */
-        else if (v->s->priority != s->s->priority)
-            ok = v->s->priority < s->s->priority;
-        else
-            ok = share_with(v, -1) >= share_with(s, +1) && share_with(v, -1) > share_with(s, 0);
-        if (!ok)
-            continue;
-        if (!victim || v->s->priority < victim->s->priority ||
-            (v->s->priority == victim->s->priority &&
-             (share_with(v, 0) > share_with(victim, 0) ||
-              (share_with(v, 0) == share_with(victim, 0) && strcmp(v->s->id, victim->s->id) < 0))))
+        s_exec *best = NULL;
+        int best_reuse = 0;
+        for (uint32_t k = 0; k < v->nbound; k++) {
+            s_exec *x = &c->execs[v->bound[k]];
+            int reuse = fits(&x->e->resreq, &s->s->resreq);
+            if (x->taken || (!reuse && !free_room))
+                continue;
+            if (!best || reuse > best_reuse || (reuse == best_reuse && strcmp(x->e->id, best->e->id) < 0)) {
+                best = x;
+                best_reuse = reuse;
+            }
+        }
+        if (best) {
             victim = v;
-    }
-    if (!victim)
-        return;
-    s_exec *pick = NULL;
-    uint32_t at = 0;
-    for (uint32_t i = 0; i < victim->nbound; i++) {
-        s_exec *x = &c->execs[victim->bound[i]];
-        if (!x->taken && (!pick || strcmp(x->e->id, pick->e->id) < 0)) {
-            pick = x;
-            at = i;
+            pick = best;
         }
     }
-    if (!pick)
+    if (!pick) {
+        reclaim_room(c, s, 1);
         return;
-    victim->bound[at] = victim->bound[--victim->nbound];
+    }
+    /* the application's slot stays counted: it is s's, next cycle */
     pick->taken = 1;
     victim->alloc--;
-    if (victim->app >= 0)
-        c->apps[victim->app].alloc--;
     s->reclaimed = 1;
     decide(c->sch, FLAME_DECISION_UNBIND, NULL, pick->e->id, NULL);
+    requeue(c, victim);
 }
 
 static int cmp_node_name(const void *a, const void *b, void *nodes)
@@ -441,6 +775,7 @@ static int cmp_exec_id(const void *a, const void *b, void *execs)
 static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
 {
     const flame_sched_snapshot *sn = c->snap;
+    int *idle = fl_malloc((c->ne + 1) * sizeof *idle);
     for (size_t i = 0; i < c->nn; i++) {
         c->nodes[i].n = &sn->nodes[i];
         c->nodes[i].free = sn->nodes[i].allocatable;
@@ -507,23 +842,16 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
         if (e->state == FLAME_EXECUTOR_BOUND && x->sess >= 0)
             push_int(&c->sess[x->sess].bound, &c->sess[x->sess].nbound,
                      &c->sess[x->sess].capbound, (int)i);
-        if (e->state == FLAME_EXECUTOR_IDLE && x->node >= 0) {
-            c->idle_next[i] = c->node_idle_head[x->node];
-            c->node_idle_head[x->node] = (int)i;
-            c->idle_left++;
-            if (x->app >= 0)
-                push_int(&c->apps[x->app].idle, &c->apps[x->app].nidle, &c->apps[x->app].capidle,
-                         (int)i);
-        }
+        if (e->state == FLAME_EXECUTOR_IDLE && x->node >= 0)
+            idle[c->idle_left++] = (int)i;
     }
     /* ties between nodes go by name, between sessions by id: rank once */
-    int *norder = fl_malloc((c->nn + 1) * sizeof *norder);
+    int *norder = c->by_name;
     for (size_t i = 0; i < c->nn; i++)
         norder[i] = (int)i;
     qsort_r(norder, c->nn, sizeof *norder, cmp_node_name, (void *)sn->nodes);
     for (size_t i = 0; i < c->nn; i++)
         c->nodes[norder[i]].rank = (uint32_t)i;
-    free(norder);
     int *order = fl_malloc((c->ns + 1) * sizeof *order);
     for (size_t i = 0; i < c->ns; i++)
         order[i] = (int)i;
@@ -531,19 +859,33 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
     for (size_t i = 0; i < c->ns; i++)
         c->sess[order[i]].rank = (uint32_t)i;
     free(order);
-    /* idle executors are handed out in id order: deterministic */
-    for (size_t a = 0; a < c->na; a++)
-        if (c->apps[a].nidle > 1)
-            qsort_r(c->apps[a].idle, c->apps[a].nidle, sizeof(int), cmp_exec_id,
-                    (void *)sn->executors);
+    /* idle executors are handed out in id order (per application and per
+     * node): deterministic */
+    qsort_r(idle, c->idle_left, sizeof *idle, cmp_exec_id, (void *)sn->executors);
+    for (size_t k = c->idle_left; k-- > 0;) {
+        int node = c->execs[idle[k]].node;
+        c->idle_next[idle[k]] = c->node_idle_head[node];
+        c->node_idle_head[node] = idle[k];
+    }
+    for (size_t k = 0; k < c->idle_left; k++) {
+        s_app *a = c->execs[idle[k]].app >= 0 ? &c->apps[c->execs[idle[k]].app] : NULL;
+        if (a)
+            push_int(&a->idle, &a->nidle, &a->capidle, idle[k]);
+    }
+    free(idle);
 }
 
-flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snapshot *snap,
+flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snapshot *in,
                                    int64_t now_ms, const flame_decision **decisions,
                                    size_t *count)
 {
-    if (!sch || !snap || !decisions || !count)
+    if (!sch || !in || !decisions || !count)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "flame_scheduler_cycle: NULL argument");
+    view v = { 0 };
+    flame_status st = view_open(&v, in);
+    if (st != FLAME_OK)
+        return st;
+    const flame_sched_snapshot *snap = &v.snap;
     sch->ndec = 0;
     cycle c = { 0 };
     c.sch = sch;
@@ -559,6 +901,7 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     c.execs = fl_calloc(c.ne + 1, sizeof *c.execs);
     c.nheap = fl_calloc(c.nn + 1, sizeof *c.nheap);
     c.npos = fl_calloc(c.nn + 1, sizeof *c.npos);
+    c.by_name = fl_calloc(c.nn + 1, sizeof *c.by_name);
     c.node_idle_head = fl_malloc((c.nn + 1) * sizeof *c.node_idle_head);
     for (size_t i = 0; i <= c.nn; i++)
         c.node_idle_head[i] = -1;
@@ -584,19 +927,26 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
 
     /* B: hand out executors, best tier and smallest share first. */
     sheap h = { fl_calloc(c.ns + 1, sizeof(int)), 0 };
+    c.serving = &h;
     for (size_t i = 0; i < c.ns; i++)
-        if (wants(&c, &c.sess[i]))
+        if (wants(&c.sess[i]))
             sheap_push(&c, &h, (int)i);
     nheap_build(&c);
     while (h.n) {
         s_sess *s = &c.sess[sheap_pop(&c, &h)];
-        if (!wants(&c, s))
+        if (!wants(s))
             continue;
+        if (app_full(&c, s)) {
+            if (!s->reclaimed)
+                reclaim_in_app(&c, s);
+            s->starving = 1;
+            continue;
+        }
         if (give_idle(&c, s) || give_new(&c, s) || give_by_release(&c, s)) {
             s->alloc++;
             if (s->app >= 0)
                 c.apps[s->app].alloc++;
-            if (wants(&c, s))
+            if (wants(s))
                 sheap_push(&c, &h, (int)(s - c.sess));
             continue;
         }
@@ -626,13 +976,17 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
         free(c.apps[i].idle);
     free(c.nheap);
     free(c.npos);
+    free(c.by_name);
+    free(c.node_bound_head);
+    free(c.bound_next);
     free(c.node_idle_head);
     free(c.idle_next);
     free(c.nodes);
     free(c.apps);
     free(c.sess);
     free(c.execs);
-    *decisions = sch->dec;
+    view_close(&v);
+    *decisions = decisions_out(sch, snap->decision_size);
     *count = sch->ndec;
     return FLAME_OK;
 }

@@ -1,11 +1,9 @@
 /* The built-in applications, registered at start-up when absent. */
-#include <stdlib.h>
-
 #include "sm.h"
 
 static void builtin(sm_t *sm, const char *name, const char *description, const char *command)
 {
-    if (fl_map_get(&sm->apps, name))
+    if (sm_app_get(sm, name))
         return;
     Flame__V1__ApplicationSpec spec = FLAME__V1__APPLICATION_SPEC__INIT;
     spec.shim = FLAME__V1__SHIM__Host;
@@ -13,9 +11,8 @@ static void builtin(sm_t *sm, const char *name, const char *description, const c
     spec.description = (char *)description;
     spec._command_case = FLAME__V1__APPLICATION_SPEC___COMMAND_COMMAND;
     spec.command = (char *)command;
-    fl_app *a = fl_wire_app_new(name, &spec, fl_now_ms());
-    fl_map_put(&sm->apps, a->name, a);
-    fl_store_put_app(sm->store, a);
+    if (sm_app_register(sm, name, fl_wire_app_new(name, &spec, fl_now_ms())))
+        fl_log(FL_LOG_ERROR, "sm", "built-in application %s: %s", name, flame_error_last());
 }
 
 void sm_register_builtins(sm_t *sm)

@@ -1,5 +1,16 @@
 /* The session manager's internals, shared by its files. Everything here is
- * touched only by the engine thread (the rpc loop). */
+ * touched only by the engine thread (the rpc loop), so nothing is locked.
+ *
+ * Files call only downward (tests/sm_layers.sh checks it, in this order):
+ *   handlers  frontend.c, backend.c: unpack, check, call the core, answer;
+ *             nothing calls them (engine.c registers their tables)
+ *   engine    engine.c: start/stop, restore, the flush after a batch, tick
+ *   core      schedule.c, builtin.c, app.c, node.c, session.c, executor.c,
+ *             task.c, launch_none.c
+ *   services  dispatch.c (task hand-out), watch.c (watchers), reply.c
+ *             (every answer, sent after the commit)
+ *   below     store/, model/, wire/ (flame.v1 <-> model), sched/, rpc/
+ */
 #ifndef FL_SM_H
 #define FL_SM_H
 
@@ -50,27 +61,21 @@ typedef struct sm_swatch {
     struct sm_swatch *dnext;         /* in sm->dirty_swatches */
 } sm_swatch;
 
+struct sm_launcher;
+
 /* A node of an executor manager. */
 typedef struct sm_node {
-    char *name;
-    Flame__V1__Node *msg;            /* as registered; status kept current */
+    fl_node *node;                   /* the model: name, resources, state */
     rpc_call *watch;                 /* the WatchNode stream, NULL when gone */
-    int64_t last_heartbeat;          /* Unix seconds */
     uint32_t sched_hint;             /* scratch: 1 + its index in a snapshot */
+    const struct sm_launcher *launcher; /* how executors are started on it */
 } sm_node;
 
 /* An executor, server side (not persisted: executors are rebuilt by the
  * executor managers after a restart). */
 typedef struct sm_exec {
-    char *id;
-    char *node;
-    flame_resreq resreq;
-    int shim;
-    int state;                       /* flame_executor_state */
+    fl_executor *ex;                 /* the model: id, node, state (its table) */
     sm_session *sess;                /* BINDING/BOUND/UNBINDING */
-    char *intended;                  /* VOID: the session it was created for */
-    char *app;                       /* the application it serves or served */
-    int64_t idle_since;
     fl_task **run;                   /* running on it, in hand-out order */
     uint32_t nrun, caprun;
     rpc_call *bind_call, *launch_call;
@@ -81,12 +86,13 @@ typedef struct sm_exec {
     struct sm_exec *sprev, *snext;   /* in sess->streamers */
     fl_buf out;                      /* ExecutorWork being built */
     uint32_t nout;
+    const struct sm_launcher *launcher; /* its node's, at creation */
 } sm_exec;
 
-/* What to do with a call once the current batch is committed. */
+/* An answer waiting for the commit (reply.c). */
 typedef struct sm_out {
     rpc_call *call; /* held with rpc_call_ref */
-    enum { OUT_REPLY, OUT_SEND, OUT_FINISH_OK, OUT_ERROR } kind;
+    enum { OUT_REPLY, OUT_SEND, OUT_PUSH, OUT_FINISH, OUT_CLOSE } kind;
     int code;
     char *msg;
     uint8_t *data;
@@ -95,7 +101,6 @@ typedef struct sm_out {
 
 struct flame_session_manager {
     rpc_server *rpc;
-    rpc_legacy_method *methods;
     fl_store *store;
     pthread_t thread;
     int port;
@@ -127,46 +132,214 @@ struct flame_session_manager {
 
 typedef flame_session_manager sm_t;
 
-/* engine.c */
-void sm_defer(sm_t *sm, rpc_call *call, int kind, int code, const char *msg, uint8_t *data,
-              size_t len);
+/* Lookups in the books (NULL name or id: NULL). */
+static inline fl_app *sm_app_get(sm_t *sm, const char *name)
+{
+    return name ? (fl_app *)fl_map_get(&sm->apps, name) : NULL;
+}
+static inline sm_session *sm_session_get(sm_t *sm, const char *id)
+{
+    return id ? (sm_session *)fl_map_get(&sm->sessions, id) : NULL;
+}
+static inline sm_exec *sm_exec_get(sm_t *sm, const char *id)
+{
+    return id ? (sm_exec *)fl_map_get(&sm->execs, id) : NULL;
+}
+static inline sm_node *sm_node_get(sm_t *sm, const char *name)
+{
+    return name ? (sm_node *)fl_map_get(&sm->nodes, name) : NULL;
+}
+
+/* The session an executor is bound to (Binding, Bound, Unbinding), or NULL. */
+static inline const char *sm_exec_session_id(const sm_exec *e)
+{
+    return e->sess ? e->sess->s->id : NULL;
+}
+
+/* ---- handlers: frontend.c, backend.c (engine.c registers the services;
+ * nothing calls into these files) ---------------------------------------- */
+extern const rpc_service sm_frontend_service;
+extern const rpc_service sm_backend_service;
+
+/* ---- engine.c ------------------------------------------------------------ */
+/* The rpc loop's hooks: commit the batch and send what waited for it; the
+ * periodic tick (heartbeats, stale executors, a scheduling cycle). */
 void sm_flush(void *ctx);
-void sm_add_session(sm_t *sm, fl_session *s);
-void sm_remove_session(sm_t *sm, sm_session *ss);
-sm_session *sm_session_get(sm_t *sm, const char *id);
-/* Persists and notifies watchers of a task whose state changed. */
-void sm_task_changed(sm_t *sm, sm_session *ss, fl_task *t);
-void sm_watch_add(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t);
-void sm_watch_drop_all(sm_t *sm, fl_task *t, int code, const char *msg);
-
-/* backend.c */
-void sm_sched_run(sm_t *sm);
 void sm_tick(void *ctx);
-/* Queues a Pending task of ss for the executors and hands it out. */
-void sm_task_pending(sm_t *sm, sm_session *ss, fl_task *t);
-/* Before a session is freed: executors forget it. */
-void sm_session_detach(sm_t *sm, sm_session *ss);
-void sm_nodes_free(sm_t *sm);
-/* Sends what accumulated for session watchers and executor streams. */
-void sm_flush_streams(sm_t *sm);
-/* A task reached a terminal state: session watchers hear of it. */
-void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t);
-void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg);
-uint8_t *sm_pack_executor(const sm_exec *e, size_t *len);
-void sm_fill_executor(Flame__V1__Executor *m, const sm_exec *e);
+/* Starts on an already open store (owned by the session manager from now
+ * on, closed with it); tests hand in failing engines this way. */
+flame_status sm_start(flame_session_manager **out, const flame_server_options *opts,
+                      fl_store *store);
 
-/* frontend.c / backend.c */
-extern const rpc_legacy_method sm_frontend_methods[];
-extern const size_t sm_frontend_methods_len;
-extern const rpc_legacy_method sm_backend_methods[];
-extern const size_t sm_backend_methods_len;
+/* ---- app.c: applications ------------------------------------------------- */
+/* Both take a (fl_wire_app_new; NULL: no spec given) and free it when they
+ * refuse it. */
+flame_status sm_app_register(sm_t *sm, const char *name, fl_app *a);
+flame_status sm_app_update(sm_t *sm, const char *name, fl_app *a);
+/* Deletes its (closed) sessions with it. */
+flame_status sm_app_unregister(sm_t *sm, const char *name);
 
 /* builtin.c */
 void sm_register_builtins(sm_t *sm);
 
-/* Deferred answers (sent after the commit): an empty Result, or the
- * thread's last error as a gRPC status. */
+/* ---- session.c: sessions ------------------------------------------------- */
+/* Adds a session to the books (a new one, or one read back from storage). */
+void sm_session_add(sm_t *sm, fl_session *s);
+/* Checks for a CreateSession/OpenSession: an id nobody has, a spec that
+ * names an enabled application and sane instance bounds. */
+flame_status sm_session_check_new_id(sm_t *sm, const char *id);
+flame_status sm_session_check_spec(sm_t *sm, const fl_session_spec *spec);
+/* Creates and persists a session (want_id empty or NULL: a generated id). */
+fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_spec *spec);
+/* Closes: Pending tasks are Cancelled, watchers hear of it. */
+flame_status sm_session_close(sm_t *sm, sm_session *ss);
+/* Deletes from storage and memory; ss is freed. */
+void sm_session_delete(sm_t *sm, sm_session *ss);
+void sm_sessions_free(sm_t *sm);
+
+/* ---- task.c: tasks, and the typed notifications of their changes --------- */
+/* Creates the tasks of a CreateTask(s) or RunSession request: n_inputs
+ * tasks with inputs, or count without. */
+flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *inputs,
+                          size_t n_inputs, uint32_t count, uint64_t *first, size_t *n);
+/* A task read back from storage: a Running one runs again. */
+void sm_task_restored(sm_t *sm, sm_session *ss, fl_task *t);
+/* A task the service ran: Succeed (rc 0) or Failed, with its output. */
+void sm_task_complete(sm_t *sm, sm_session *ss, fl_task *t, int rc,
+                      const ProtobufCBinaryData *output, const char *msg);
+/* Notifications, after the model changed the task's state. */
+void sm_task_created(sm_t *sm, sm_session *ss, fl_task *t);   /* persist, queue */
+void sm_task_finished(sm_t *sm, sm_session *ss, fl_task *t);  /* persist, tell watchers */
+void sm_task_requeued(sm_t *sm, sm_session *ss, fl_task *t);  /* persist, tell, queue */
+
+/* ---- executor.c: executors' life cycle ----------------------------------- */
+/* As sm_exec_get; NOT_FOUND with the error set when unknown. */
+flame_status sm_exec_lookup(sm_t *sm, const char *id, sm_exec **out);
+/* A new executor (Void) on node for session ss; its launcher starts it. */
+sm_exec *sm_exec_create(sm_t *sm, sm_node *n, sm_session *ss);
+/* Forgets e: its tasks run again, its parked calls end with NOT_FOUND. */
+void sm_exec_free(sm_t *sm, sm_exec *e, const char *why);
+void sm_exec_drop_node(sm_t *sm, const char *node, const char *why);
+/* Before a session is freed: its executors forget it. */
+void sm_exec_detach_session(sm_t *sm, sm_session *ss);
+/* Void -> Idle (RegisterExecutor). */
+void sm_exec_registered(sm_t *sm, sm_exec *e);
+/* Parks a BindExecutor call until the scheduler decides. */
+void sm_exec_wait_bind(sm_t *sm, sm_exec *e, rpc_call *call);
+/* The scheduler's decisions. Each ignores an executor not in the state it
+ * applies to (the decision is stale). */
+void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss);
+void sm_exec_unbind(sm_t *sm, sm_exec *e);
+void sm_exec_release(sm_t *sm, sm_exec *e);
+/* BindExecutorCompleted: ok, or the service refused the session. */
+void sm_exec_bind_completed(sm_t *sm, sm_exec *e, bool ok, const char *message);
+/* UnbindExecutor (the executor leaves on its own) and its completion. */
+void sm_exec_unbinding(sm_t *sm, sm_exec *e);
+void sm_exec_unbound(sm_t *sm, sm_exec *e);
+/* ExecutorStream opened by a Bound executor, and its clean end. */
+void sm_exec_stream_open(sm_t *sm, sm_exec *e, rpc_call *call);
+void sm_exec_stream_end(sm_t *sm, rpc_call *call);
+/* Tick: Void executors whose manager never registered them. */
+void sm_execs_expire(sm_t *sm, int64_t now_s);
+void sm_execs_free(sm_t *sm);
+
+/* ---- node.c: nodes -------------------------------------------------------- */
+/* Registers (or re-registers: what it ran is gone) a node; takes node. */
+void sm_node_register(sm_t *sm, fl_node *node);
+void sm_node_release(sm_t *sm, sm_node *n);
+/* A heartbeat on a WatchNode stream (a newer stream replaces an older). */
+void sm_node_heartbeat(sm_t *sm, sm_node *n, rpc_call *call);
+/* The WatchNode stream half-closed: the executor manager is leaving. */
+void sm_node_watch_end(sm_t *sm, rpc_call *call);
+/* Tick: nodes that stopped sending heartbeats. */
+void sm_nodes_expire(sm_t *sm, int64_t now_s);
+void sm_nodes_free(sm_t *sm);
+
+/* ---- launcher: how executors are started on a node (the provider seam) ---- */
+typedef struct sm_launcher {
+    const char *name;
+    /* Can the node take a new executor now? */
+    bool (*ready)(const sm_node *n);
+    /* Starts executor e (Void) on n; it registers itself when up. */
+    flame_status (*create)(sm_t *sm, sm_node *n, const sm_exec *e);
+    /* e leaves the session manager's books (optional: NULL when the node's
+     * manager releases executors itself). */
+    void (*release)(sm_t *sm, const sm_exec *e);
+} sm_launcher;
+/* launch_none.c: the executor manager of the node starts executors it is
+ * sent on its WatchNode stream. */
+extern const sm_launcher sm_launcher_none;
+
+/* ---- schedule.c: a scheduling cycle (snapshot, decide, apply) ------------- */
+void sm_sched_run(sm_t *sm);
+
+/* ---- dispatch.c: handing Pending tasks to executors ----------------------- */
+/* Queues a Pending task of ss; sm_dispatch hands queued tasks out. */
+void sm_dispatch_queue(sm_t *sm, sm_session *ss, fl_task *t);
+void sm_dispatch(sm_t *sm, sm_session *ss);
+void sm_dispatch_drop_queue(sm_session *ss);
+/* LaunchTask: e waits for a task (FIFO per session). */
+void sm_dispatch_wait(sm_t *sm, sm_exec *e, rpc_call *call);
+void sm_dispatch_unwait(sm_exec *e);
+/* Answers a parked LaunchTask with nothing: the executor is to unbind. */
+void sm_dispatch_launch_none(sm_t *sm, sm_exec *e);
+/* ExecutorStream: e takes tasks while it has credit. */
+void sm_dispatch_stream_add(sm_exec *e);
+void sm_dispatch_stream_remove(sm_exec *e);
+void sm_dispatch_credit(sm_t *sm, sm_exec *e, uint32_t credit);
+/* Ends e's stream from our side; it takes no more tasks. */
+void sm_dispatch_stream_close(sm_t *sm, sm_exec *e, int code, const char *why);
+/* Tells a streaming executor to finish what it has, then unbind. */
+void sm_dispatch_stream_unbind(sm_t *sm, sm_exec *e);
+/* A task e reported back leaves its running set (NULL: not there). */
+fl_task *sm_dispatch_take(sm_exec *e, uint64_t id);
+/* Before e is freed. */
+void sm_dispatch_forget(sm_t *sm, sm_exec *e);
+/* At the flush: queue the ExecutorWork built in this batch. */
+void sm_dispatch_collect(sm_t *sm);
+
+/* ---- watch.c: WatchTask, WatchSession and RunSession watchers ------------ */
+/* Parks a WatchTask call; it hears of every change until t ends. */
+void sm_watch_task(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t);
+/* t changed state: its watchers get it (and end when it is terminal). */
+void sm_watch_task_changed(sm_t *sm, sm_session *ss, fl_task *t);
+void sm_watch_task_drop_all(sm_t *sm, fl_task *t, int code, const char *msg);
+/* A watch of the outcomes of ss's tasks >= from. backlog: the outcomes of
+ * tasks already finished come first (WatchSession). */
+sm_swatch *sm_swatch_new(sm_t *sm, sm_session *ss, rpc_call *call, uint64_t from, bool backlog);
+/* Stops a watch whose call is ending (its caller answers the call). */
+void sm_swatch_drop(sm_swatch *w);
+/* A task of ss reached a terminal state. */
+void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t);
+/* Ends the session's watches that can hear nothing more (closed, and no
+ * task Pending or Running). */
+void sm_swatch_end_done(sm_t *sm, sm_session *ss);
+void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg);
+/* At the flush: queue the outcome batches of this batch. */
+void sm_watch_collect(sm_t *sm);
+
+/* ---- reply.c: every answer, sent after the batch is committed ------------- */
+/* The calls take ownership of data (malloc'ed; NULL with len 0: empty). If
+ * the commit fails, replies, sends and OK finishes become INTERNAL errors
+ * (they would acknowledge what is not on disk); pushes and closes go out. */
+void sm_reply(sm_t *sm, rpc_call *call, uint8_t *data, size_t len);
+void sm_reply_msg(sm_t *sm, rpc_call *call, const ProtobufCMessage *msg);
+/* An empty Result, or the thread's last error as a gRPC status. */
 void sm_reply_result(sm_t *sm, rpc_call *call);
 void sm_reply_error(sm_t *sm, rpc_call *call, flame_status st);
+/* A stream message reporting state (task, outcomes, acknowledgements). */
+void sm_send(sm_t *sm, rpc_call *call, uint8_t *data, size_t len);
+/* A control message to an executor manager (work, executors, heartbeat
+ * acks): it acknowledges nothing stored. */
+void sm_push(sm_t *sm, rpc_call *call, uint8_t *data, size_t len);
+void sm_push_msg(sm_t *sm, rpc_call *call, const ProtobufCMessage *msg);
+/* Ends a call: with RPC_OK, the end of a stream of sends. */
+void sm_finish(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Ends a control stream (ExecutorStream, WatchNode). */
+void sm_close(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* After the commit (status commit): sends everything queued. */
+void sm_reply_flush(sm_t *sm, flame_status commit);
 
 #endif

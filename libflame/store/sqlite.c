@@ -211,6 +211,15 @@ static flame_status commit(fl_store *st)
     return FLAME_OK;
 }
 
+static void rollback(fl_store *st)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    if (!s->in_txn)
+        return;
+    s->in_txn = false;
+    exec(s, "ROLLBACK");
+}
+
 static uint8_t *col_blob(sqlite3_stmt *q, int i, bool *has, size_t *len)
 {
     if (sqlite3_column_type(q, i) == SQLITE_NULL) {
@@ -319,6 +328,7 @@ static void close_sqlite(fl_store *st)
 
 static const fl_store_ops sqlite_ops = {
     "sqlite", put_app, del_app, put_session, del_session, put_task, commit, load, close_sqlite,
+    rollback,
 };
 
 static flame_status migrate(sqlite_store *s)

@@ -18,6 +18,20 @@ flame_status fl_store_open(fl_store **out, const char *url)
                     url);
 }
 
+flame_status fl_store_commit(fl_store *st)
+{
+    if (!st->dirty)
+        return FLAME_OK;
+    st->dirty = false;
+    flame_status failed = st->failed;
+    if (!failed)
+        return st->ops->commit(st);
+    st->failed = FLAME_OK;
+    if (st->ops->rollback)
+        st->ops->rollback(st);
+    return fl_error(failed, "a write of this batch failed; the batch was dropped");
+}
+
 void fl_store_close(fl_store *st)
 {
     if (st)

@@ -23,49 +23,58 @@ typedef struct fl_store_ops {
                          void (*on_session)(void *, fl_session *),
                          void (*on_task)(void *, const char *session_id, fl_task *));
     void (*close)(fl_store *st);
+    /* Drops the writes since the last commit (a write of the batch failed).
+     * NULL: the engine keeps nothing to drop. */
+    void (*rollback)(fl_store *st);
 } fl_store_ops;
 
 struct fl_store {
     const fl_store_ops *ops;
-    bool dirty; /* writes since the last commit */
+    bool dirty;          /* writes since the last commit */
+    flame_status failed; /* the first write since then that failed */
 };
 
 /* url: "none" or "sqlite://PATH" (PATH absolute, or relative to the
  * working directory). */
 flame_status fl_store_open(fl_store **out, const char *url);
 
+/* Writes are batched: a failed one fails the batch's commit (which then
+ * drops the whole batch), so no acknowledgement rides on a lost write. */
+static inline flame_status fl_store_wrote(fl_store *st, flame_status r)
+{
+    if (r && !st->failed)
+        st->failed = r;
+    return r;
+}
+
 static inline flame_status fl_store_put_app(fl_store *st, const fl_app *a)
 {
     st->dirty = true;
-    return st->ops->put_app(st, a);
+    return fl_store_wrote(st, st->ops->put_app(st, a));
 }
 static inline flame_status fl_store_del_app(fl_store *st, const char *name)
 {
     st->dirty = true;
-    return st->ops->del_app(st, name);
+    return fl_store_wrote(st, st->ops->del_app(st, name));
 }
 static inline flame_status fl_store_put_session(fl_store *st, const fl_session *s)
 {
     st->dirty = true;
-    return st->ops->put_session(st, s);
+    return fl_store_wrote(st, st->ops->put_session(st, s));
 }
 static inline flame_status fl_store_del_session(fl_store *st, const char *id)
 {
     st->dirty = true;
-    return st->ops->del_session(st, id);
+    return fl_store_wrote(st, st->ops->del_session(st, id));
 }
 static inline flame_status fl_store_put_task(fl_store *st, const fl_session *s, const fl_task *t)
 {
     st->dirty = true;
-    return st->ops->put_task(st, s, t);
+    return fl_store_wrote(st, st->ops->put_task(st, s, t));
 }
-static inline flame_status fl_store_commit(fl_store *st)
-{
-    if (!st->dirty)
-        return FLAME_OK;
-    st->dirty = false;
-    return st->ops->commit(st);
-}
+/* Makes the batch durable; fails (and drops the batch) when one of its
+ * writes failed. */
+flame_status fl_store_commit(fl_store *st);
 void fl_store_close(fl_store *st);
 
 /* Engines */

@@ -9,13 +9,16 @@
 
 #include <flame/flame.h>
 
+#include "../failing_store.h"
 #include "rpc/rpc.h"
+#include "sm/sm.h"
 
 static flame_session_manager *sm;
 static flame_client *client;
 static char db[256], endpoint[64];
 
-static void start_sm(size_t max_message)
+/* store NULL: the sqlite database db. */
+static void start_sm_on(size_t max_message, fl_store *store)
 {
     flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
     char storage[300];
@@ -23,11 +26,16 @@ static void start_sm(size_t max_message)
     o.endpoint = "http://127.0.0.1:0";
     o.storage = storage;
     o.max_message_size = max_message;
-    ck_assert_int_eq(flame_session_manager_start(&sm, &o), FLAME_OK);
+    ck_assert_int_eq(sm_start(&sm, &o, store), FLAME_OK);
     snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", flame_session_manager_port(sm));
     flame_client_options co = FLAME_CLIENT_OPTIONS_INIT;
     co.endpoint = endpoint;
     ck_assert_int_eq(flame_client_connect(&client, &co), FLAME_OK);
+}
+
+static void start_sm(size_t max_message)
+{
+    start_sm_on(max_message, NULL);
 }
 
 static void stop_sm(void)
@@ -416,6 +424,42 @@ START_TEST(restart_keeps_state)
 }
 END_TEST
 
+/* A write that fails fails its batch: the client hears INTERNAL, and what
+ * was acknowledged before and after is there after a restart. */
+START_TEST(failed_write_fails_the_reply)
+{
+    stop_sm();
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s", db);
+    failing_store *fs;
+    ck_assert_int_eq(failing_store_open(&fs, url), FLAME_OK);
+    start_sm_on(0, &fs->base);
+    register_app("app");
+    flame_session *s = new_session("app", "s-fail");
+    ck_assert_int_eq(flame_task_create(NULL, s, "one", 3), FLAME_OK);
+    atomic_store(&fs->fail, true);
+    ck_assert_int_eq(flame_task_create(NULL, s, "two", 3), FLAME_ERR_INTERNAL);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "storage commit failed"));
+    flame_bytes in[2] = { { (const uint8_t *)"x", 1 }, { (const uint8_t *)"y", 1 } };
+    ck_assert_int_eq(flame_task_create_many(s, in, 2, NULL), FLAME_ERR_INTERNAL);
+    atomic_store(&fs->fail, false);
+    ck_assert_int_eq(flame_task_create(NULL, s, "three", 5), FLAME_OK);
+    flame_session_free(s);
+    stop_sm();
+
+    start_sm(0);
+    ck_assert_int_eq(flame_session_open(&s, client, "s-fail", NULL), FLAME_OK);
+    flame_task **list;
+    size_t n;
+    ck_assert_int_eq(flame_task_list(&list, &n, s), FLAME_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(memcmp(list[0]->input.data, "one", 3), 0);
+    ck_assert_int_eq(memcmp(list[1]->input.data, "three", 5), 0);
+    flame_task_list_free(list, n);
+    flame_session_free(s);
+}
+END_TEST
+
 START_TEST(bad_input_keeps_daemon_up)
 {
     char *target = endpoint + strlen("http://");
@@ -590,6 +634,7 @@ int main(void)
     tcase_add_test(tc, watch_sees_current_state_then_changes);
     tcase_add_test(tc, many_threads_one_client);
     tcase_add_test(tc, restart_keeps_state);
+    tcase_add_test(tc, failed_write_fails_the_reply);
     tcase_add_test(tc, bad_input_keeps_daemon_up);
     tcase_add_test(tc, oversized_input);
     tcase_add_test(tc, batched_client_api);

@@ -294,6 +294,125 @@ START_TEST(deterministic)
 }
 END_TEST
 
+START_TEST(no_reclaim_that_makes_no_room)
+{
+    /* high needs a gpu that no node has: unbinding low's executor would not
+     * help it, so nothing is decided (no unbind/rebind every cycle) */
+    flame_sched_node n[] = { node("n1", 1) };
+    flame_sched_executor e[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "low", "app", 0 },
+    };
+    flame_sched_session s[] = { sess("low", "app", 0, 10), sess("high", "app", 9, 1) };
+    s[1].resreq.gpu = 1;
+    run(n, 1, NULL, 0, s, 2, e, 1, 0);
+    ck_assert_uint_eq(ndec, 0);
+    /* high needs 2 cpus on a node where low holds two of 1 cpu: both go */
+    flame_sched_node m[] = { node("n1", 2) };
+    flame_sched_executor f[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "low", "app", 0 },
+        { "e2", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "low", "app", 0 },
+    };
+    s[1].resreq = (flame_resreq){ 2, GB, 0 };
+    run(m, 1, NULL, 0, s, 2, f, 2, 0);
+    ck_assert_uint_eq(count(FLAME_DECISION_UNBIND, NULL), 2);
+    ck_assert_uint_eq(ndec, 2);
+}
+END_TEST
+
+START_TEST(capped_application_shares_among_its_sessions)
+{
+    /* app allows 2 executors, a holds both: b (same tier, no executor)
+     * takes one, and the freed slot is not handed to a again */
+    flame_sched_node n[] = { node("n1", 8) };
+    flame_sched_application a[] = { { "app", 1, 2, 60000 } };
+    flame_sched_executor e[] = {
+        { "e1", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "a", "app", 0 },
+        { "e2", "n1", { 1, GB, 0 }, FLAME_EXECUTOR_BOUND, "a", "app", 0 },
+    };
+    flame_sched_session s[] = { sess("a", "app", 0, 10), sess("b", "app", 0, 10) };
+    s[0].running = 2;
+    run(n, 1, a, 1, s, 2, e, 2, 0);
+    ck_assert_uint_eq(ndec, 1);
+    ck_assert_int_eq(dec[0].kind, FLAME_DECISION_UNBIND);
+    /* next cycle: b reuses the idle executor; then 1 and 1 is fair */
+    e[1].state = FLAME_EXECUTOR_IDLE;
+    e[1].session_id = NULL;
+    s[0].running = 1;
+    run(n, 1, a, 1, s, 2, e, 2, 0);
+    ck_assert_uint_eq(ndec, 1);
+    ck_assert_int_eq(dec[0].kind, FLAME_DECISION_BIND);
+    ck_assert_str_eq(dec[0].session_id, "b");
+    e[1].state = FLAME_EXECUTOR_BOUND;
+    e[1].session_id = "b";
+    run(n, 1, a, 1, s, 2, e, 2, 0);
+    ck_assert_uint_eq(ndec, 0);
+}
+END_TEST
+
+/* A caller built against a later header whose structs grew. */
+typedef struct {
+    flame_sched_session s;
+    uint64_t later_field;
+} grown_session;
+
+typedef struct {
+    flame_decision d;
+    uint64_t later_field;
+} grown_decision;
+
+START_TEST(snapshot_versions_and_strides)
+{
+    flame_sched_node n[] = { node("n1", 2) };
+    flame_sched_session s[] = { sess("s1", "app", 0, 5) };
+    /* version 0 (positional, as before versioning), the macro and the
+     * function give the same decisions */
+    flame_sched_snapshot v0 = { n, 1, NULL, 0, s, 1, NULL, 0 };
+    ck_assert_int_eq(flame_scheduler_cycle(sch, &v0, 0, &dec, &ndec), FLAME_OK);
+    ck_assert_uint_eq(ndec, 2);
+    flame_sched_snapshot m = FLAME_SCHED_SNAPSHOT_INIT;
+    ck_assert_int_eq(m.version, FLAME_SCHED_SNAPSHOT_VERSION);
+    m.nodes = n;
+    m.nodes_len = 1;
+    m.sessions = s;
+    m.sessions_len = 1;
+    ck_assert_int_eq(flame_scheduler_cycle(sch, &m, 0, &dec, &ndec), FLAME_OK);
+    ck_assert_uint_eq(ndec, 2);
+    flame_sched_snapshot f;
+    flame_sched_snapshot_init(&f);
+    ck_assert_int_eq(f.version, m.version);
+    ck_assert_uint_eq(f.node_size, m.node_size);
+    ck_assert_uint_eq(f.application_size, m.application_size);
+    ck_assert_uint_eq(f.session_size, m.session_size);
+    ck_assert_uint_eq(f.executor_size, m.executor_size);
+    ck_assert_uint_eq(f.decision_size, m.decision_size);
+    ck_assert_ptr_null(f.nodes);
+
+    /* larger strides: read and written at the caller's stride */
+    grown_session g[2] = { { sess("g1", "app", 0, 1), 7 }, { sess("g2", "app", 0, 1), 7 } };
+    m.sessions = &g[0].s;
+    m.sessions_len = 2;
+    m.session_size = sizeof *g;
+    m.decision_size = sizeof(grown_decision);
+    ck_assert_int_eq(flame_scheduler_cycle(sch, &m, 0, &dec, &ndec), FLAME_OK);
+    ck_assert_uint_eq(ndec, 2);
+    const grown_decision *gd = (const grown_decision *)(const void *)dec;
+    ck_assert_str_eq(gd[0].d.session_id, "g1");
+    ck_assert_str_eq(gd[1].d.session_id, "g2");
+    ck_assert_int_eq(gd[1].d.kind, FLAME_DECISION_CREATE);
+    ck_assert_uint_eq(gd[0].later_field, 0);
+
+    /* an element size below version 1's, or an unknown version: refused */
+    m.session_size = sizeof(flame_sched_session) - 1;
+    ck_assert_int_eq(flame_scheduler_cycle(sch, &m, 0, &dec, &ndec), FLAME_ERR_INVALID_ARGUMENT);
+    m.session_size = sizeof *g;
+    m.version = FLAME_SCHED_SNAPSHOT_VERSION + 1;
+    ck_assert_int_eq(flame_scheduler_cycle(sch, &m, 0, &dec, &ndec), FLAME_ERR_INVALID_ARGUMENT);
+    m.version = 1;
+    m.node_size = 0;
+    ck_assert_int_eq(flame_scheduler_cycle(sch, &m, 0, &dec, &ndec), FLAME_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("scheduler");
@@ -312,6 +431,9 @@ int main(void)
     tcase_add_test(tc, over_committed_node_gets_nothing);
     tcase_add_test(tc, hints_are_checked);
     tcase_add_test(tc, deterministic);
+    tcase_add_test(tc, snapshot_versions_and_strides);
+    tcase_add_test(tc, no_reclaim_that_makes_no_room);
+    tcase_add_test(tc, capped_application_shares_among_its_sessions);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

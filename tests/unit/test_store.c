@@ -1,4 +1,5 @@
-/* Unit tests of libflame/store: the sqlite engine survives a reopen. */
+/* Unit tests of libflame/store: the sqlite engine survives a reopen; a
+ * failed write fails its batch's commit, and the batch is dropped. */
 #include <check.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../failing_store.h"
 #include "store/store.h"
 #include "util/util.h"
 #include "wire/wire.h"
@@ -170,6 +172,54 @@ START_TEST(newer_schema_refused)
 }
 END_TEST
 
+
+static fl_app *test_app(const char *name)
+{
+    Flame__V1__ApplicationSpec as = FLAME__V1__APPLICATION_SPEC__INIT;
+    as._command_case = FLAME__V1__APPLICATION_SPEC___COMMAND_COMMAND;
+    as.command = "/bin/echo";
+    return fl_wire_app_new(name, &as, 42);
+}
+
+START_TEST(failed_write_fails_the_commit)
+{
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s", dbpath);
+    failing_store *fs;
+    ck_assert_int_eq(failing_store_open(&fs, url), FLAME_OK);
+    fl_store *st = &fs->base;
+    fl_app *a1 = test_app("first"), *a2 = test_app("second");
+    fl_session_spec ss = { .application = "first" };
+    fl_session *s = fl_session_new("sess-1", &ss, NULL, 100);
+    fl_task *t = fl_session_add_task(s, (const uint8_t *)"in", 2, true, 101);
+
+    /* a batch with one failed write: the commit fails, nothing of it stays */
+    ck_assert_int_eq(fl_store_put_app(st, a1), FLAME_OK);
+    atomic_store(&fs->fail, true);
+    ck_assert_int_eq(fl_store_put_session(st, s), FLAME_ERR_IO);
+    ck_assert_int_eq(fl_store_put_task(st, s, t), FLAME_ERR_IO);
+    ck_assert_int_eq(fl_store_commit(st), FLAME_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "batch was dropped"));
+    /* the next batch starts clean */
+    atomic_store(&fs->fail, false);
+    ck_assert_int_eq(fl_store_put_app(st, a2), FLAME_OK);
+    ck_assert_int_eq(fl_store_commit(st), FLAME_OK);
+    fl_store_close(st);
+
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    loaded l = { 0 };
+    ck_assert_int_eq(st->ops->load(st, &l, on_app, on_session, on_task), FLAME_OK);
+    ck_assert_int_eq(l.napps, 1);
+    ck_assert_str_eq(l.apps[0]->name, "second");
+    ck_assert_int_eq(l.nsessions + l.ntasks, 0);
+    free_loaded(&l);
+    fl_store_close(st);
+    fl_app_free(a1);
+    fl_app_free(a2);
+    fl_session_free(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store");
@@ -178,6 +228,7 @@ int main(void)
     tcase_add_test(tc, sqlite_roundtrip);
     tcase_add_test(tc, bad_urls);
     tcase_add_test(tc, newer_schema_refused);
+    tcase_add_test(tc, failed_write_fails_the_commit);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,280 @@
+/* Task hand-out: each session's FIFO of Pending tasks, the executors parked
+ * in LaunchTask (waiters, served first, in order) and those with an
+ * ExecutorStream and credit (streamers, round robin). A task handed out
+ * becomes Running and joins its executor's running set; ExecutorWork
+ * batches are queued at the flush. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sm.h"
+
+/* ---- pending queues ------------------------------------------------------ */
+
+static void pq_push(sm_session *ss, uint32_t id)
+{
+    if (ss->pq_len == ss->pq_cap) {
+        size_t cap = ss->pq_cap ? ss->pq_cap * 2 : 64;
+        uint32_t *q = fl_malloc(cap * sizeof *q);
+        for (size_t i = 0; i < ss->pq_len; i++)
+            q[i] = ss->pq[(ss->pq_head + i) % ss->pq_cap];
+        free(ss->pq);
+        ss->pq = q;
+        ss->pq_cap = cap;
+        ss->pq_head = 0;
+    }
+    ss->pq[(ss->pq_head + ss->pq_len) % ss->pq_cap] = id;
+    ss->pq_len++;
+}
+
+static fl_task *pq_pop(sm_session *ss)
+{
+    while (ss->pq_len) {
+        uint32_t id = ss->pq[ss->pq_head];
+        ss->pq_head = (ss->pq_head + 1) % ss->pq_cap;
+        ss->pq_len--;
+        fl_task *t = id && id <= ss->s->ntasks ? ss->s->tasks[id - 1] : NULL;
+        if (t && t->state == FLAME_TASK_PENDING)
+            return t;
+    }
+    return NULL;
+}
+
+void sm_dispatch_queue(sm_t *sm, sm_session *ss, fl_task *t)
+{
+    pq_push(ss, t->id);
+}
+
+void sm_dispatch_drop_queue(sm_session *ss)
+{
+    free(ss->pq);
+    ss->pq = NULL;
+    ss->pq_len = ss->pq_cap = ss->pq_head = 0;
+}
+
+/* ---- running sets --------------------------------------------------------- */
+
+static void run_add(sm_exec *e, fl_task *t)
+{
+    if (e->nrun == e->caprun) {
+        e->caprun = e->caprun ? e->caprun * 2 : 8;
+        e->run = fl_realloc(e->run, e->caprun * sizeof *e->run);
+    }
+    e->run[e->nrun++] = t;
+}
+
+fl_task *sm_dispatch_take(sm_exec *e, uint64_t id)
+{
+    for (uint32_t i = 0; i < e->nrun; i++)
+        if (e->run[i]->id == id) {
+            fl_task *t = e->run[i];
+            memmove(e->run + i, e->run + i + 1, (e->nrun - i - 1) * sizeof *e->run);
+            e->nrun--;
+            return t;
+        }
+    return NULL;
+}
+
+static void set_running(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
+{
+    /* the event's message is a static string: no per-task allocation */
+    fl_task_set_state(ss->s, t, FLAME_TASK_RUNNING, NULL, fl_now_ms());
+    run_add(e, t);
+    /* Running is not persisted (after a restart a Running task is Pending
+     * again anyway): only watchers hear of it */
+    sm_watch_task_changed(sm, ss, t);
+}
+
+/* ---- LaunchTask waiters --------------------------------------------------- */
+
+void sm_dispatch_unwait(sm_exec *e)
+{
+    if (!e->waiting)
+        return;
+    if (e->wprev)
+        e->wprev->wnext = e->wnext;
+    else if (e->sess)
+        e->sess->waiters = e->wnext;
+    if (e->wnext)
+        e->wnext->wprev = e->wprev;
+    e->wprev = e->wnext = NULL;
+    e->waiting = false;
+}
+
+static void launch_cancelled(rpc_call *call, void *arg)
+{
+    sm_exec *e = arg;
+    sm_dispatch_unwait(e);
+    e->launch_call = NULL;
+}
+
+void sm_dispatch_wait(sm_t *sm, sm_exec *e, rpc_call *call)
+{
+    e->launch_call = call;
+    rpc_call_on_cancel(call, launch_cancelled, e);
+    sm_session *ss = e->sess;
+    /* FIFO of waiting executors */
+    e->waiting = true;
+    e->wnext = NULL;
+    e->wprev = NULL;
+    if (!ss->waiters) {
+        ss->waiters = e;
+    } else {
+        sm_exec *w = ss->waiters;
+        while (w->wnext)
+            w = w->wnext;
+        w->wnext = e;
+        e->wprev = w;
+    }
+    sm_dispatch(sm, ss);
+}
+
+void sm_dispatch_launch_none(sm_t *sm, sm_exec *e)
+{
+    if (!e->launch_call)
+        return;
+    sm_dispatch_unwait(e);
+    rpc_call_on_cancel(e->launch_call, NULL, NULL);
+    sm_reply(sm, e->launch_call, NULL, 0);
+    e->launch_call = NULL;
+}
+
+/* Gives task t to executor e (which waits in LaunchTask). */
+static void launch(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
+{
+    set_running(sm, e, ss, t);
+    size_t n;
+    uint8_t *task = fl_wire_pack_task(ss->s, t, &n);
+    fl_buf b = { 0 };
+    fl_wire_put_bytes(&b, 1, task, n);
+    free(task);
+    sm_dispatch_unwait(e);
+    rpc_call_on_cancel(e->launch_call, NULL, NULL);
+    size_t blen = b.len;
+    sm_reply(sm, e->launch_call, (uint8_t *)fl_buf_detach(&b), blen);
+    e->launch_call = NULL;
+}
+
+/* ---- ExecutorStream ------------------------------------------------------- */
+
+static void exec_dirty(sm_t *sm, sm_exec *e)
+{
+    if (e->nout == 0 && !e->out.len) {
+        if (sm->ndirty_execs == sm->capdirty_execs) {
+            sm->capdirty_execs = sm->capdirty_execs ? sm->capdirty_execs * 2 : 16;
+            sm->dirty_execs = fl_realloc(sm->dirty_execs, sm->capdirty_execs * sizeof(sm_exec *));
+        }
+        sm->dirty_execs[sm->ndirty_execs++] = e;
+    }
+}
+
+/* Adds task t to the ExecutorWork being built for streaming executor e. */
+static void stream_task(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
+{
+    set_running(sm, e, ss, t);
+    exec_dirty(sm, e);
+    size_t n;
+    uint8_t *task = fl_wire_pack_task(ss->s, t, &n);
+    fl_wire_put_bytes(&e->out, 1, task, n);
+    free(task);
+    e->nout++;
+    e->credit--;
+}
+
+void sm_dispatch_stream_add(sm_exec *e)
+{
+    e->snext = e->sess->streamers;
+    e->sprev = NULL;
+    if (e->snext)
+        e->snext->sprev = e;
+    e->sess->streamers = e;
+}
+
+void sm_dispatch_stream_remove(sm_exec *e)
+{
+    if (!e->stream || !e->sess)
+        return;
+    if (e->sprev)
+        e->sprev->snext = e->snext;
+    else if (e->sess->streamers == e)
+        e->sess->streamers = e->snext;
+    if (e->snext)
+        e->snext->sprev = e->sprev;
+    e->sprev = e->snext = NULL;
+}
+
+void sm_dispatch_credit(sm_t *sm, sm_exec *e, uint32_t credit)
+{
+    e->credit += credit;
+    sm_dispatch(sm, e->sess);
+}
+
+void sm_dispatch_stream_close(sm_t *sm, sm_exec *e, int code, const char *why)
+{
+    if (!e->stream)
+        return;
+    sm_dispatch_stream_remove(e);
+    rpc_call_on_cancel(e->stream, NULL, NULL);
+    sm_close(sm, e->stream, code, "%s", why);
+    e->stream = NULL;
+    e->credit = 0;
+}
+
+void sm_dispatch_stream_unbind(sm_t *sm, sm_exec *e)
+{
+    if (!e->stream)
+        return;
+    sm_dispatch_stream_remove(e);
+    e->credit = 0;
+    exec_dirty(sm, e);
+    fl_wire_put_bool(&e->out, 2, true); /* ExecutorWork.unbind */
+}
+
+void sm_dispatch_forget(sm_t *sm, sm_exec *e)
+{
+    sm_dispatch_unwait(e);
+    for (size_t i = 0; i < sm->ndirty_execs; i++)
+        if (sm->dirty_execs[i] == e)
+            sm->dirty_execs[i] = sm->dirty_execs[--sm->ndirty_execs];
+    fl_buf_free(&e->out);
+}
+
+void sm_dispatch_collect(sm_t *sm)
+{
+    for (size_t i = 0; i < sm->ndirty_execs; i++) {
+        sm_exec *e = sm->dirty_execs[i];
+        if (e->stream && (e->out.len || e->nout)) {
+            size_t len = e->out.len;
+            sm_push(sm, e->stream, (uint8_t *)fl_buf_detach(&e->out), len);
+        }
+        fl_buf_free(&e->out);
+        e->nout = 0;
+    }
+    sm->ndirty_execs = 0;
+}
+
+/* ---- hand-out ------------------------------------------------------------- */
+
+void sm_dispatch(sm_t *sm, sm_session *ss)
+{
+    while (ss->waiters && ss->pq_len) {
+        fl_task *t = pq_pop(ss);
+        if (!t)
+            break;
+        launch(sm, ss->waiters, ss, t);
+    }
+    /* round robin over the streams that have credit */
+    while (ss->pq_len && ss->streamers) {
+        bool gave = false;
+        for (sm_exec *e = ss->streamers; e && ss->pq_len; e = e->snext) {
+            if (!e->credit)
+                continue;
+            fl_task *t = pq_pop(ss);
+            if (!t)
+                break;
+            stream_task(sm, e, ss, t);
+            gave = true;
+        }
+        if (!gave)
+            break;
+    }
+}

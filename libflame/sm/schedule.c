@@ -1,0 +1,143 @@
+/* A scheduling cycle: a snapshot of nodes, applications, sessions and
+ * executors for the pure scheduler (sched/), and its decisions applied
+ * through the executors' life cycle and the nodes' launchers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sm.h"
+
+static void apply(sm_t *sm, const flame_decision *d)
+{
+    sm_exec *e = sm_exec_get(sm, d->executor_id);
+    switch (d->kind) {
+    case FLAME_DECISION_CREATE: {
+        sm_node *n = sm_node_get(sm, d->node);
+        sm_session *ss = sm_session_get(sm, d->session_id);
+        if (n && ss && n->launcher->ready(n))
+            sm_exec_create(sm, n, ss);
+        break;
+    }
+    case FLAME_DECISION_BIND: {
+        sm_session *ss = sm_session_get(sm, d->session_id);
+        if (e && ss)
+            sm_exec_bind(sm, e, ss);
+        break;
+    }
+    case FLAME_DECISION_UNBIND:
+        if (e)
+            sm_exec_unbind(sm, e);
+        break;
+    case FLAME_DECISION_RELEASE:
+        if (e)
+            sm_exec_release(sm, e);
+        break;
+    }
+}
+
+static int64_t delay_release_ms(const fl_app *a)
+{
+    return a && a->spec->has_delay_release ? a->spec->delay_release * 1000 : 60000;
+}
+
+/* No executor manager here runs Wasm: such sessions wait (stay Pending). */
+static bool wasm_app(sm_t *sm, const char *name)
+{
+    fl_app *a = sm_app_get(sm, name);
+    return a && a->spec->shim == FLAME_SHIM_WASM;
+}
+
+void sm_sched_run(sm_t *sm)
+{
+    sm->sched_dirty = false;
+    sm->sched_soft = false;
+    sm->sched_last_ns = fl_mono_ns();
+    size_t nn = sm->nodes.len, na = sm->apps.len, ns = sm->sessions.len, ne = sm->execs.len;
+    flame_sched_node *nodes = fl_calloc(nn + 1, sizeof *nodes);
+    flame_sched_application *apps = fl_calloc(na + 1, sizeof *apps);
+    flame_sched_session *sess = fl_calloc(ns + 1, sizeof *sess);
+    flame_sched_executor *ex = fl_calloc(ne + 1, sizeof *ex);
+    size_t it = 0, k = 0;
+    void *v;
+    while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
+        sm_node *n = v;
+        n->sched_hint = (uint32_t)k + 1;
+        nodes[k++] = (flame_sched_node){ n->node->name, n->node->allocatable,
+                                         n->launcher->ready(n) };
+    }
+    nn = k;
+    it = k = 0;
+    while (fl_map_next(&sm->apps, &it, NULL, &v)) {
+        fl_app *a = v;
+        apps[k++] = (flame_sched_application){ a->name, a->spec->has_max_instances,
+                                               a->spec->max_instances, delay_release_ms(a) };
+    }
+    k = 0;
+    for (sm_session *ss = sm->first; ss; ss = ss->next)
+        ss->held = false;
+    it = 0;
+    while (fl_map_next(&sm->execs, &it, NULL, &v))
+        if (((sm_exec *)v)->sess)
+            ((sm_exec *)v)->sess->held = true;
+    for (sm_session *ss = sm->first; ss; ss = ss->next) {
+        fl_session *s = ss->s;
+        ss->sched_hint = 0;
+        /* closed sessions matter only while executors still hold them */
+        if (s->state != FLAME_SESSION_OPEN && !s->counts[FLAME_TASK_RUNNING] && !ss->held)
+            continue;
+        ss->sched_hint = (uint32_t)k + 1;
+        sess[k++] = (flame_sched_session){
+            s->id, s->app, s->priority, s->resreq, s->min_instances, s->has_max, s->max_instances,
+            (uint32_t)s->counts[FLAME_TASK_PENDING], (uint32_t)s->counts[FLAME_TASK_RUNNING],
+            s->state == FLAME_SESSION_OPEN, !s->unschedulable && !wasm_app(sm, s->app) };
+    }
+    ns = k;
+    it = k = 0;
+    const char *last_node = NULL;
+    uint32_t last_hint = 0;
+    while (fl_map_next(&sm->execs, &it, NULL, &v)) {
+        sm_exec *e = v;
+        const char *sid = e->sess ? e->sess->s->id
+                          : e->ex->state == FLAME_EXECUTOR_VOID ? e->ex->intended : NULL;
+        /* executors sit on few nodes: look a node up once per run of them */
+        if (!last_node || strcmp(last_node, e->ex->node) != 0) {
+            sm_node *n = sm_node_get(sm, e->ex->node);
+            last_node = e->ex->node;
+            last_hint = n ? n->sched_hint : 0;
+        }
+        ex[k++] = (flame_sched_executor){ e->ex->id, e->ex->node, e->ex->resreq,
+                                          (flame_executor_state)e->ex->state, sid, e->ex->app,
+                                          e->ex->idle_since, last_hint,
+                                          e->sess ? e->sess->sched_hint : 0 };
+    }
+    flame_sched_snapshot snap = FLAME_SCHED_SNAPSHOT_INIT;
+    snap.nodes = nodes;
+    snap.nodes_len = nn;
+    snap.applications = apps;
+    snap.applications_len = na;
+    snap.sessions = sess;
+    snap.sessions_len = ns;
+    snap.executors = ex;
+    snap.executors_len = k;
+    const flame_decision *d;
+    size_t nd;
+    if (flame_scheduler_cycle(sm->sched, &snap, fl_now_ms(), &d, &nd) == FLAME_OK) {
+        /* decisions point into the snapshot: copy the strings first, since
+         * applying one may free an executor */
+        for (size_t i = 0; i < nd; i++) {
+            flame_decision x = d[i];
+            char *node = fl_strdup(x.node), *exid = fl_strdup(x.executor_id),
+                 *sid = fl_strdup(x.session_id);
+            x.node = node;
+            x.executor_id = exid;
+            x.session_id = sid;
+            apply(sm, &x);
+            free(node);
+            free(exid);
+            free(sid);
+        }
+    }
+    free(nodes);
+    free(apps);
+    free(sess);
+    free(ex);
+}

@@ -1,0 +1,156 @@
+/* Sessions: the books (by id and in creation order), creating, closing and
+ * deleting them, and what each of those means for watchers and executors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "sm.h"
+
+void sm_session_add(sm_t *sm, fl_session *s)
+{
+    sm_session *ss = fl_calloc(1, sizeof *ss);
+    ss->s = s;
+    if (!s->seq)
+        s->seq = sm->next_seq;
+    if (s->seq >= sm->next_seq)
+        sm->next_seq = s->seq + 1;
+    ss->prev = sm->last;
+    if (sm->last)
+        sm->last->next = ss;
+    else
+        sm->first = ss;
+    sm->last = ss;
+    fl_map_put(&sm->sessions, s->id, ss);
+    fl_app *a = fl_map_get(&sm->apps, s->app);
+    if (a && s->state == FLAME_SESSION_OPEN)
+        a->open_sessions++;
+}
+
+static void session_free(sm_session *ss)
+{
+    fl_session_free(ss->s);
+    sm_dispatch_drop_queue(ss);
+    free(ss);
+}
+
+void sm_session_delete(sm_t *sm, sm_session *ss)
+{
+    fl_session *s = ss->s;
+    fl_store_del_session(sm->store, s->id);
+    sm_exec_detach_session(sm, ss);
+    sm_swatch_drop_all(sm, ss, RPC_NOT_FOUND, "the session was deleted");
+    for (uint32_t i = 0; i < s->ntasks; i++)
+        if (s->tasks[i])
+            sm_watch_task_drop_all(sm, s->tasks[i], RPC_NOT_FOUND, "the session was deleted");
+    fl_app *a = fl_map_get(&sm->apps, s->app);
+    if (a && s->state == FLAME_SESSION_OPEN && a->open_sessions)
+        a->open_sessions--;
+    fl_map_del(&sm->sessions, s->id);
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        sm->first = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
+    else
+        sm->last = ss->prev;
+    session_free(ss);
+}
+
+void sm_sessions_free(sm_t *sm)
+{
+    for (sm_session *ss = sm->first, *next; ss; ss = next) {
+        next = ss->next;
+        session_free(ss);
+    }
+    sm->first = sm->last = NULL;
+    fl_map_free(&sm->sessions);
+}
+
+static uint64_t rng_state;
+
+static void random_suffix(char *out, size_t n)
+{
+    static const char al[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    if (!rng_state)
+        rng_state = (uint64_t)fl_mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i + 1 < n; i++) {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        out[i] = al[rng_state % (sizeof al - 1)];
+    }
+    out[n - 1] = 0;
+}
+
+flame_status sm_session_check_spec(sm_t *sm, const fl_session_spec *spec)
+{
+    if (!spec)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "a session spec is required");
+    fl_app *a = fl_map_get(&sm->apps, spec->application);
+    if (!a)
+        return fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", spec->application);
+    if (a->state != FLAME_APPLICATION_ENABLED)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "application %s is disabled",
+                        spec->application);
+    if (spec->has_max_instances && spec->max_instances < spec->min_instances)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "max_instances (%u) is smaller than min_instances (%u)",
+                        spec->max_instances, spec->min_instances);
+    return FLAME_OK;
+}
+
+flame_status sm_session_check_new_id(sm_t *sm, const char *id)
+{
+    const char *why;
+    if (id && *id) {
+        if (!fl_name_valid(id, &why))
+            return fl_error(FLAME_ERR_INVALID_ARGUMENT, "invalid session id \"%.64s\": it %s", id,
+                            why);
+        if (fl_map_get(&sm->sessions, id))
+            return fl_error(FLAME_ERR_ALREADY_EXISTS, "session %s already exists", id);
+    }
+    return FLAME_OK;
+}
+
+fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_spec *spec)
+{
+    char id[300];
+    if (want_id && *want_id) {
+        snprintf(id, sizeof id, "%s", want_id);
+    } else {
+        do {
+            char sfx[7];
+            random_suffix(sfx, sizeof sfx);
+            snprintf(id, sizeof id, "%.200s-%s", spec->application, sfx);
+        } while (fl_map_get(&sm->sessions, id));
+    }
+    fl_session *s = fl_session_new(id, spec, &sm->default_resreq, fl_now_ms());
+    sm_session_add(sm, s);
+    fl_store_put_session(sm->store, s);
+    fl_log(FL_LOG_DEBUG, "sm", "session %s created", s->id);
+    return s;
+}
+
+flame_status sm_session_close(sm_t *sm, sm_session *ss)
+{
+    fl_session *s = ss->s;
+    bool was_open = s->state == FLAME_SESSION_OPEN;
+    fl_task **changed;
+    size_t n;
+    flame_status st = fl_session_close(s, fl_now_ms(), &changed, &n);
+    if (st)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        sm_task_finished(sm, ss, changed[i]);
+    free(changed);
+    sm_swatch_end_done(sm, ss);
+    if (was_open) {
+        sm->sched_dirty = true;
+        fl_app *a = fl_map_get(&sm->apps, s->app);
+        if (a && a->open_sessions)
+            a->open_sessions--;
+        fl_store_put_session(sm->store, s);
+    }
+    return FLAME_OK;
+}
