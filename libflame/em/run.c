@@ -1,21 +1,31 @@
 /* Running a bound session's tasks: the ExecutorStream with the session
  * manager, a queue of the tasks it pushed ahead (the window), and running
- * them on the shim one by one or in batches.
- * Threads: runs on its executor's thread only; the stream is published
- * through em_exec_set_stream so that teardown can cancel it. */
+ * them on the shim one by one or in batches. A task is reported started
+ * (Running) only when the service gets it; until then the session manager
+ * may take it back (revoke) for an idle executor.
+ * Threads: the executor's thread runs the tasks and sends their outcomes;
+ * a reader thread per session takes ExecutorWork off the stream, so that a
+ * revoke is answered while a long task runs. r->mu guards the queue and the
+ * window counters; r->send_mu serialises the two threads' sends. The stream
+ * is published through em_exec_set_stream so that teardown can cancel it,
+ * which also ends the reader. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "em.h"
 #include "util/util.h"
 
-/* Prefetch: the session manager may push this many tasks ahead, so the
- * service never waits on a round trip. Services that take batches get
- * bigger windows and run INVOKE_BATCH tasks per call; the others run one
- * at a time, each outcome reported at once. */
+/* The window: how many tasks the session manager may hand this executor
+ * ahead of time (queued + running). It adapts to how long tasks take: fast
+ * tasks run in batches (one OnTaskInvokeBatch of about BATCH_TARGET_US)
+ * with a window of a few batches, so the service never waits on a round
+ * trip; tasks that take time run one at a time with one task queued
+ * behind, which an idle executor of the session can still take back. */
 #define WINDOW_SINGLE 2
 #define WINDOW_BATCH 256
 #define INVOKE_BATCH 64
+#define BATCH_TARGET_US 2000
 
 typedef struct qtask {
     char *id;
@@ -78,22 +88,35 @@ static void set_outcome(Flame__V1__TaskOutcome *o, const qtask *t, int rc,
     }
 }
 
-/* One bound session being run: its stream, the tasks pushed ahead, and
- * the buffers of one call's outcomes. */
+/* One bound session being run: its stream, the tasks pushed ahead, the
+ * window, and the buffers of one call's outcomes. */
 typedef struct session_run {
     em_exec *x;
     fl_shim *shim;
     const fl_shim_session *ctx;
     rpc_stream *st;
-    runq q;
-    bool unbind;  /* no more work will come: finish the queue, then stop */
-    bool dead;    /* the service is gone and could not be restarted */
-    int batching; /* -1: one task per call; 0: not known yet; 1: batches */
+    pthread_mutex_t mu, send_mu;
+    pthread_cond_t cv;
+    /* under mu */
+    runq q;            /* pushed ahead, not started */
+    uint32_t running;  /* tasks of the batch being run */
+    uint64_t granted;  /* credit given in all */
+    uint64_t received; /* tasks received + tasks given back */
+    uint32_t window;
+    bool unbind;       /* no more work will come: finish the queue, then stop */
+    bool ended;        /* the stream ended or broke: stop */
+    /* the executor's thread only */
+    bool dead;         /* the service is gone and could not be restarted */
+    int batching;      /* -1: one task per call; 0: not known yet; 1: batches */
+    double avg_us;     /* how long a task takes (moving average), 0: not known */
     Flame__V1__ExecutorUpdate up;
+    qtask batch[INVOKE_BATCH];
+    uint64_t started[INVOKE_BATCH];
     Flame__V1__TaskOutcome out[INVOKE_BATCH];
     Flame__V1__TaskOutcome *outp[INVOKE_BATCH];
     flame_task_result res[INVOKE_BATCH];
     char *msgs[INVOKE_BATCH];
+    size_t nout;       /* outcomes in out[] not sent yet */
 } session_run;
 
 /* Starts a new service process after the last one died; false (the
@@ -170,67 +193,179 @@ out:
     return done;
 }
 
-/* Waits for the session manager's next message: tasks for the queue, and
- * perhaps the unbind. */
-static flame_status take_work(session_run *r)
+/* Credit that brings queued + running + still grantable up to the window
+ * (under r->mu). */
+static uint32_t new_credit(session_run *r)
 {
-    ProtobufCMessage *m;
-    flame_status rc = rpc_stream_next(r->st, &flame__v1__executor_work__descriptor, &m);
-    if (rc)
-        return rc;
-    if (!m) { /* ended by the session manager: like unbind */
-        r->unbind = true;
-        return FLAME_OK;
-    }
-    Flame__V1__ExecutorWork *w = (Flame__V1__ExecutorWork *)m;
-    for (size_t i = 0; i < w->n_tasks; i++)
-        runq_push(&r->q, w->tasks[i]);
-    r->unbind = r->unbind || w->unbind;
-    protobuf_c_message_free_unpacked(m, NULL);
-    return FLAME_OK;
+    uint64_t avail = r->granted > r->received ? r->granted - r->received : 0;
+    uint64_t used = r->q.len + r->running + avail;
+    uint32_t c = used < r->window ? (uint32_t)(r->window - used) : 0;
+    r->granted += c;
+    return c;
 }
 
-/* Runs the head of the queue and sends the outcomes with as much new
- * credit as tasks left the window. */
-static flame_status run_and_report(session_run *r)
+static flame_status send_update(session_run *r, Flame__V1__ExecutorUpdate *up)
 {
-    size_t k = r->batching < 0 ? 1 : r->q.len < INVOKE_BATCH ? r->q.len : INVOKE_BATCH;
-    int was = r->batching;
-    size_t done = run_tasks(r, r->q.v + r->q.head, k);
-    for (size_t i = 0; i < done; i++)
+    pthread_mutex_lock(&r->send_mu);
+    flame_status rc = rpc_bidi_send(r->st, &up->base);
+    pthread_mutex_unlock(&r->send_mu);
+    return rc;
+}
+
+/* Takes the revoked tasks still queued out of the queue; their ids go to
+ * out. Returns how many. */
+static size_t runq_revoke(runq *q, const uint64_t *ids, size_t n, uint64_t *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < q->len; j++) {
+            qtask *t = &q->v[q->head + j];
+            if (strtoull(t->id, NULL, 10) != ids[i])
+                continue;
+            out[k++] = ids[i];
+            free(t->id);
+            free(t->input);
+            memmove(t, t + 1, (q->len - j - 1) * sizeof *t);
+            q->len--;
+            break;
+        }
+    return k;
+}
+
+/* The reader thread: ExecutorWork into the queue; revoked tasks not yet
+ * started go back at once. */
+static void *reader_main(void *arg)
+{
+    session_run *r = arg;
+    for (;;) {
+        ProtobufCMessage *m;
+        flame_status rc = rpc_stream_next(r->st, &flame__v1__executor_work__descriptor, &m);
+        if (rc || !m) { /* ended by the session manager (or broken): stop */
+            pthread_mutex_lock(&r->mu);
+            r->ended = true;
+            pthread_cond_signal(&r->cv);
+            pthread_mutex_unlock(&r->mu);
+            return NULL;
+        }
+        Flame__V1__ExecutorWork *w = (Flame__V1__ExecutorWork *)m;
+        uint64_t *back = w->n_revoke ? fl_calloc(w->n_revoke, sizeof *back) : NULL;
+        pthread_mutex_lock(&r->mu);
+        for (size_t i = 0; i < w->n_tasks; i++)
+            runq_push(&r->q, w->tasks[i]);
+        r->received += w->n_tasks;
+        size_t nback = w->n_revoke ? runq_revoke(&r->q, w->revoke, w->n_revoke, back) : 0;
+        r->unbind = r->unbind || w->unbind;
+        uint32_t credit = nback ? new_credit(r) : 0;
+        pthread_cond_signal(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (nback) {
+            Flame__V1__ExecutorUpdate up = FLAME__V1__EXECUTOR_UPDATE__INIT;
+            up.executor_id = r->x->id;
+            up.n_returned = nback;
+            up.returned = back;
+            up.credit = credit;
+            send_update(r, &up);
+        }
+        free(back);
+    }
+}
+
+/* How many tasks to hand the service at once, from how long they take. */
+static size_t batch_size(const session_run *r)
+{
+    if (r->batching < 0 || r->avg_us <= 0)
+        return 1;
+    double k = BATCH_TARGET_US / r->avg_us;
+    return k >= INVOKE_BATCH ? INVOKE_BATCH : k < 1 ? 1 : (size_t)k;
+}
+
+/* Takes the next batch off the queue (decided under the lock, so that a
+ * revoke finds a task either queued or started) and reports it started,
+ * with the last batch's outcomes and new credit, in one message. Returns
+ * the batch's size: 0 when there is nothing to run now. */
+static size_t take_batch(session_run *r, flame_status *rc)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t k = 0;
+    if (r->q.len && !r->ended && !r->dead) {
+        k = batch_size(r);
+        if (k > r->q.len)
+            k = r->q.len;
+        memcpy(r->batch, r->q.v + r->q.head, k * sizeof *r->batch);
+        r->q.head += k;
+        r->q.len -= k;
+        if (!r->q.len)
+            r->q.head = 0;
+        r->running = (uint32_t)k;
+    }
+    r->up.credit = r->dead || r->ended ? 0 : new_credit(r);
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < k; i++)
+        r->started[i] = strtoull(r->batch[i].id, NULL, 10);
+    for (size_t i = 0; i < r->nout; i++)
         r->outp[i] = &r->out[i];
-    r->up.n_outcomes = done;
+    r->up.n_outcomes = r->nout;
     r->up.outcomes = r->outp;
-    r->up.credit = r->dead ? 0 : (uint32_t)done;
-    if (was == 0 && r->batching == 1) /* it takes batches: widen the window */
-        r->up.credit += WINDOW_BATCH - WINDOW_SINGLE;
-    flame_status rc = rpc_bidi_send(r->st, &r->up.base);
-    for (size_t i = 0; i < k; i++) {
+    r->up.n_started = k;
+    r->up.started = r->started;
+    *rc = FLAME_OK;
+    if (r->nout || k || r->up.credit)
+        *rc = send_update(r, &r->up);
+    for (size_t i = 0; i < r->nout; i++) {
         fl_task_result_clear(&r->res[i]);
         free(r->msgs[i]);
         r->msgs[i] = NULL;
     }
-    runq_pop(&r->q, r->dead ? r->q.len : done); /* what it could not run runs elsewhere */
-    return rc;
+    r->nout = 0;
+    return k;
 }
 
-/* A clean end: a dead executor asks to be unbound; then half-close and
- * wait for the session manager's end of the stream. */
-static flame_status finish(session_run *r)
+/* Runs the batch taken and learns how long its tasks take. Their outcomes
+ * go out with the next take_batch. What a dead service could not run is
+ * requeued by the session manager (started, never reported). */
+static void run_batch(session_run *r, size_t k)
 {
-    flame_status rc = FLAME_OK;
-    if (r->dead) {
+    int64_t t0 = fl_mono_ns();
+    r->nout = run_tasks(r, r->batch, k);
+    double per = (double)(fl_mono_ns() - t0) / 1e3 / (double)k;
+    r->avg_us = r->avg_us > 0 ? 0.7 * r->avg_us + 0.3 * per : per;
+    for (size_t i = 0; i < k; i++) {
+        free(r->batch[i].id);
+        free(r->batch[i].input);
+    }
+    size_t kb = batch_size(r);
+    pthread_mutex_lock(&r->mu);
+    r->running = 0;
+    r->window = kb > 1 ? (kb * 4 < WINDOW_BATCH ? (uint32_t)kb * 4 : WINDOW_BATCH) : WINDOW_SINGLE;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Waits until there is work, or the end. False: the end. */
+static bool wait_work(session_run *r)
+{
+    pthread_mutex_lock(&r->mu);
+    while (!r->q.len && !r->ended && !r->unbind && !r->dead)
+        pthread_cond_wait(&r->cv, &r->mu);
+    bool more = r->q.len && !r->ended && !r->dead;
+    pthread_mutex_unlock(&r->mu);
+    return more;
+}
+
+/* A dead executor asks to be unbound; then half-close (the reader sees the
+ * session manager's end) or, after an error, cancel the stream. */
+static flame_status finish(session_run *r, flame_status rc)
+{
+    if (!rc && r->dead) {
         Flame__V1__UnbindExecutorRequest ur = FLAME__V1__UNBIND_EXECUTOR_REQUEST__INIT;
         ur.executor_id = r->x->id;
         rc = em_exec_call(r->x, EM_BE("UnbindExecutor"), &ur.base, NULL, NULL,
                           EM_CALL_TIMEOUT_MS);
     }
-    if (!rc) {
+    if (!rc)
         rpc_bidi_close_send(r->st);
-        ProtobufCMessage *m;
-        while (rpc_stream_next(r->st, &flame__v1__executor_work__descriptor, &m) == FLAME_OK && m)
-            protobuf_c_message_free_unpacked(m, NULL);
-    }
+    else
+        rpc_stream_cancel(r->st);
     return rc;
 }
 
@@ -246,25 +381,44 @@ flame_status em_run_session(em_exec *x, fl_shim *shim, const fl_shim_session *ct
     r->shim = shim;
     r->ctx = ctx;
     r->st = st;
+    r->window = WINDOW_SINGLE;
     r->batching = shim->ops->invoke_batch ? 0 : -1;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->send_mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
     flame__v1__executor_update__init(&r->up);
     r->up.executor_id = x->id;
-    r->up.credit = WINDOW_SINGLE;
+    r->up.credit = new_credit(r);
     rc = rpc_bidi_send(st, &r->up.base);
+    pthread_t reader;
+    bool reading = !rc && pthread_create(&reader, NULL, reader_main, r) == 0;
+    if (!rc && !reading)
+        rc = fl_error(FLAME_ERR_INTERNAL, "executor %s: cannot start the stream reader", x->id);
     while (!rc) {
-        if (r->q.len)
-            rc = run_and_report(r);
-        else if (r->unbind || r->dead)
+        size_t k = take_batch(r, &rc);
+        if (rc)
             break;
-        else
-            rc = take_work(r);
+        if (k)
+            run_batch(r, k);
+        else if (!wait_work(r))
+            break; /* unbind with the queue done, the end of the stream, a dead service */
     }
-    if (!rc)
-        rc = finish(r);
+    if (!rc && r->nout) /* the last outcomes */
+        take_batch(r, &rc);
+    rc = finish(r, rc);
+    if (reading)
+        pthread_join(reader, NULL);
     em_exec_set_stream(x, NULL);
     rpc_stream_free(st);
+    for (size_t i = 0; i < r->nout; i++) {
+        fl_task_result_clear(&r->res[i]);
+        free(r->msgs[i]);
+    }
     runq_pop(&r->q, r->q.len);
     free(r->q.v);
+    pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->send_mu);
+    pthread_cond_destroy(&r->cv);
     free(r);
     return rc;
 }

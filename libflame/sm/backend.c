@@ -210,7 +210,7 @@ static void launch_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
                       e->ex->id);
     if (!st && e->nrun)
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
-                      "executor %s still runs task %u; complete it first", e->ex->id, e->run[0]->id);
+                      "executor %s still runs task %u; complete it first", e->ex->id, e->run[0].t->id);
     if (st) {
         sm_reply_error(sm, call, st);
     } else if (e->ex->state != FLAME_EXECUTOR_BOUND || !e->sess) {
@@ -246,6 +246,12 @@ static void executor_stream(rpc_call *call, const ProtobufCMessage *msg, void *c
         if (!e->stream)
             sm_exec_stream_open(sm, e, call);
         sm_session *ss = e->sess;
+        /* started before returned before outcomes: the order the executor
+         * decided them in */
+        for (size_t i = 0; i < req->n_started && ss; i++)
+            sm_dispatch_started(sm, e, req->started[i]);
+        for (size_t i = 0; i < req->n_returned && ss; i++)
+            sm_dispatch_returned(sm, e, req->returned[i]);
         for (size_t i = 0; i < req->n_outcomes && ss; i++) {
             const Flame__V1__TaskOutcome *o = req->outcomes[i];
             fl_task *t = sm_dispatch_take(e, o->task_id);
@@ -276,7 +282,7 @@ static void complete_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx
         sm_reply_error(sm, call, st);
     } else {
         const Flame__V1__TaskResult *r = req->task_result;
-        fl_task *t = sm_dispatch_take(e, e->run[0]->id);
+        fl_task *t = sm_dispatch_take(e, e->run[0].t->id);
         sm_task_complete(sm, e->sess, t, r->return_code, r->_output_case ? &r->output : NULL,
                          r->_message_case ? r->message : NULL);
         sm_reply_result(sm, call);

@@ -1,8 +1,10 @@
 /* Task hand-out: each session's FIFO of Pending tasks, the executors parked
  * in LaunchTask (waiters, served first, in order) and those with an
- * ExecutorStream and credit (streamers, round robin). A task handed out
- * becomes Running and joins its executor's running set; ExecutorWork
- * batches are queued at the flush. */
+ * ExecutorStream and credit (streamers, round robin, none holding more than
+ * its share of the session's work). A task handed to a waiter is Running at
+ * once; one sent ahead on a stream stays Pending until the executor says it
+ * started it, and an idle streamer may take back what a busy one has not
+ * started (revoke). ExecutorWork batches are queued at the flush. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,19 +12,34 @@
 
 /* ---- pending queues ------------------------------------------------------ */
 
+static void pq_reserve(sm_session *ss)
+{
+    if (ss->pq_len < ss->pq_cap)
+        return;
+    size_t cap = ss->pq_cap ? ss->pq_cap * 2 : 64;
+    uint32_t *q = fl_malloc(cap * sizeof *q);
+    for (size_t i = 0; i < ss->pq_len; i++)
+        q[i] = ss->pq[(ss->pq_head + i) % ss->pq_cap];
+    free(ss->pq);
+    ss->pq = q;
+    ss->pq_cap = cap;
+    ss->pq_head = 0;
+}
+
 static void pq_push(sm_session *ss, uint32_t id)
 {
-    if (ss->pq_len == ss->pq_cap) {
-        size_t cap = ss->pq_cap ? ss->pq_cap * 2 : 64;
-        uint32_t *q = fl_malloc(cap * sizeof *q);
-        for (size_t i = 0; i < ss->pq_len; i++)
-            q[i] = ss->pq[(ss->pq_head + i) % ss->pq_cap];
-        free(ss->pq);
-        ss->pq = q;
-        ss->pq_cap = cap;
-        ss->pq_head = 0;
-    }
+    pq_reserve(ss);
     ss->pq[(ss->pq_head + ss->pq_len) % ss->pq_cap] = id;
+    ss->pq_len++;
+}
+
+/* A task an executor gave back goes first: it was handed out before the
+ * ones still queued. */
+static void pq_push_front(sm_session *ss, uint32_t id)
+{
+    pq_reserve(ss);
+    ss->pq_head = (ss->pq_head + ss->pq_cap - 1) % ss->pq_cap;
+    ss->pq[ss->pq_head] = id;
     ss->pq_len++;
 }
 
@@ -51,37 +68,85 @@ void sm_dispatch_drop_queue(sm_session *ss)
     ss->pq_len = ss->pq_cap = ss->pq_head = 0;
 }
 
-/* ---- running sets --------------------------------------------------------- */
+/* ---- the tasks an executor holds ------------------------------------------ */
 
-static void run_add(sm_exec *e, fl_task *t)
+static void run_add(sm_exec *e, fl_task *t, uint8_t flags)
 {
     if (e->nrun == e->caprun) {
         e->caprun = e->caprun ? e->caprun * 2 : 8;
         e->run = fl_realloc(e->run, e->caprun * sizeof *e->run);
     }
-    e->run[e->nrun++] = t;
+    e->run[e->nrun++] = (struct sm_held){ t, flags };
+}
+
+static struct sm_held *run_find(sm_exec *e, uint64_t id)
+{
+    for (uint32_t i = 0; i < e->nrun; i++)
+        if (e->run[i].t->id == id)
+            return &e->run[i];
+    return NULL;
+}
+
+static void unrevoke(sm_exec *e, struct sm_held *h)
+{
+    if (!(h->flags & SM_HELD_REVOKING))
+        return;
+    h->flags &= (uint8_t)~SM_HELD_REVOKING;
+    e->nrevoking--;
+    if (e->sess && e->sess->revoking)
+        e->sess->revoking--;
 }
 
 fl_task *sm_dispatch_take(sm_exec *e, uint64_t id)
 {
-    for (uint32_t i = 0; i < e->nrun; i++)
-        if (e->run[i]->id == id) {
-            fl_task *t = e->run[i];
-            memmove(e->run + i, e->run + i + 1, (e->nrun - i - 1) * sizeof *e->run);
-            e->nrun--;
-            return t;
-        }
-    return NULL;
+    struct sm_held *h = run_find(e, id);
+    if (!h)
+        return NULL;
+    unrevoke(e, h);
+    fl_task *t = h->t;
+    uint32_t i = (uint32_t)(h - e->run);
+    memmove(e->run + i, e->run + i + 1, (e->nrun - i - 1) * sizeof *e->run);
+    e->nrun--;
+    return t;
 }
 
-static void set_running(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
+uint32_t sm_dispatch_clear(sm_exec *e)
+{
+    uint32_t n = e->nrun;
+    for (uint32_t i = 0; i < n; i++)
+        unrevoke(e, &e->run[i]);
+    e->nrun = 0;
+    return n;
+}
+
+static void set_running(sm_t *sm, sm_session *ss, fl_task *t)
 {
     /* the event's message is a static string: no per-task allocation */
     fl_task_set_state(ss->s, t, FLAME_TASK_RUNNING, NULL, fl_now_ms());
-    run_add(e, t);
     /* Running is not persisted (after a restart a Running task is Pending
      * again anyway): only watchers hear of it */
     sm_watch_task_changed(sm, ss, t);
+}
+
+void sm_dispatch_started(sm_t *sm, sm_exec *e, uint64_t id)
+{
+    struct sm_held *h = run_find(e, id);
+    if (!h || (h->flags & SM_HELD_STARTED))
+        return;
+    unrevoke(e, h); /* too late to give it back */
+    h->flags |= SM_HELD_STARTED;
+    if (h->t->state == FLAME_TASK_PENDING && e->sess)
+        set_running(sm, e->sess, h->t);
+}
+
+void sm_dispatch_returned(sm_t *sm, sm_exec *e, uint64_t id)
+{
+    struct sm_held *h = run_find(e, id);
+    if (!h || (h->flags & SM_HELD_STARTED))
+        return;
+    fl_task *t = sm_dispatch_take(e, id);
+    if (t->state == FLAME_TASK_PENDING && e->sess)
+        pq_push_front(e->sess, t->id);
 }
 
 /* ---- LaunchTask waiters --------------------------------------------------- */
@@ -141,7 +206,8 @@ void sm_dispatch_launch_none(sm_t *sm, sm_exec *e)
 /* Gives task t to executor e (which waits in LaunchTask). */
 static void launch(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
 {
-    set_running(sm, e, ss, t);
+    run_add(e, t, SM_HELD_STARTED);
+    set_running(sm, ss, t);
     size_t n;
     uint8_t *task = fl_wire_pack_task(ss->s, t, &n);
     fl_buf b = { 0 };
@@ -167,10 +233,11 @@ static void exec_dirty(sm_t *sm, sm_exec *e)
     }
 }
 
-/* Adds task t to the ExecutorWork being built for streaming executor e. */
+/* Adds task t to the ExecutorWork being built for streaming executor e.
+ * It stays Pending until the executor says it started it. */
 static void stream_task(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
 {
-    set_running(sm, e, ss, t);
+    run_add(e, t, 0);
     exec_dirty(sm, e);
     size_t n;
     uint8_t *task = fl_wire_pack_task(ss->s, t, &n);
@@ -187,12 +254,16 @@ void sm_dispatch_stream_add(sm_exec *e)
     if (e->snext)
         e->snext->sprev = e;
     e->sess->streamers = e;
+    e->sess->nstreamers++;
+    e->streaming = true;
 }
 
 void sm_dispatch_stream_remove(sm_exec *e)
 {
-    if (!e->stream || !e->sess)
+    if (!e->streaming || !e->sess)
         return;
+    e->streaming = false;
+    e->sess->nstreamers--;
     if (e->sprev)
         e->sprev->snext = e->snext;
     else if (e->sess->streamers == e)
@@ -254,6 +325,48 @@ void sm_dispatch_collect(sm_t *sm)
 
 /* ---- hand-out ------------------------------------------------------------- */
 
+/* Asks a busy streamer to give back half of the tasks it was sent ahead
+ * and has not started, for an idle streamer of the same session. One
+ * request at a time per session: what comes back is handed out again. */
+static void steal(sm_t *sm, sm_session *ss)
+{
+    sm_exec *idle = NULL;
+    for (sm_exec *e = ss->streamers; e && !idle; e = e->snext)
+        if (e->credit && !e->nrun)
+            idle = e;
+    if (!idle)
+        return;
+    sm_exec *victim = NULL;
+    uint32_t most = 0;
+    for (sm_exec *e = ss->streamers; e; e = e->snext) {
+        uint32_t unstarted = 0, started = 0;
+        for (uint32_t i = 0; i < e->nrun; i++) {
+            if (e->run[i].flags & SM_HELD_STARTED)
+                started++;
+            else if (!(e->run[i].flags & SM_HELD_REVOKING))
+                unstarted++;
+        }
+        if (started && unstarted > most) {
+            most = unstarted;
+            victim = e;
+        }
+    }
+    if (!victim)
+        return;
+    exec_dirty(sm, victim);
+    uint32_t want = (most + 1) / 2;
+    for (uint32_t i = victim->nrun; i-- > 0 && want;) {
+        struct sm_held *h = &victim->run[i];
+        if (h->flags & (SM_HELD_STARTED | SM_HELD_REVOKING))
+            continue;
+        h->flags |= SM_HELD_REVOKING;
+        victim->nrevoking++;
+        ss->revoking++;
+        fl_wire_put_varint(&victim->out, 3, h->t->id); /* ExecutorWork.revoke */
+        want--;
+    }
+}
+
 void sm_dispatch(sm_t *sm, sm_session *ss)
 {
     while (ss->waiters && ss->pq_len) {
@@ -262,11 +375,19 @@ void sm_dispatch(sm_t *sm, sm_session *ss)
             break;
         launch(sm, ss->waiters, ss, t);
     }
-    /* round robin over the streams that have credit */
-    while (ss->pq_len && ss->streamers) {
+    if (!ss->streamers)
+        return;
+    /* no streamer holds more than its share of the session's work, so tasks
+     * that take time spread over all of them; round robin over the streams
+     * that have credit */
+    const fl_session *s = ss->s;
+    uint32_t work = (uint32_t)(s->counts[FLAME_TASK_PENDING] + s->counts[FLAME_TASK_RUNNING]);
+    uint32_t n = ss->nstreamers ? ss->nstreamers : 1;
+    uint32_t share = work / n + (work % n != 0);
+    while (ss->pq_len) {
         bool gave = false;
         for (sm_exec *e = ss->streamers; e && ss->pq_len; e = e->snext) {
-            if (!e->credit)
+            if (!e->credit || e->nrun >= share)
                 continue;
             fl_task *t = pq_pop(ss);
             if (!t)
@@ -277,4 +398,6 @@ void sm_dispatch(sm_t *sm, sm_session *ss)
         if (!gave)
             break;
     }
+    if (!ss->pq_len && !ss->revoking)
+        steal(sm, ss);
 }

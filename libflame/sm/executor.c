@@ -48,18 +48,20 @@ sm_exec *sm_exec_create(sm_t *sm, sm_node *n, sm_session *ss)
     return e;
 }
 
-/* The executor's running tasks (if any) go back to Pending. */
+/* The executor's tasks (if any) go back: Running ones become Pending
+ * again; those sent ahead and never started were Pending all along. */
 static void requeue(sm_t *sm, sm_exec *e, const char *why)
 {
     sm_session *ss = e->sess;
-    uint32_t n = e->nrun;
-    e->nrun = 0;
+    uint32_t n = sm_dispatch_clear(e);
     for (uint32_t i = 0; i < n && ss; i++) {
-        fl_task *t = e->run[i];
-        if (t->state != FLAME_TASK_RUNNING)
-            continue;
-        fl_task_set_state(ss->s, t, FLAME_TASK_PENDING, why, fl_now_ms());
-        sm_task_requeued(sm, ss, t);
+        fl_task *t = e->run[i].t;
+        if (t->state == FLAME_TASK_RUNNING) {
+            fl_task_set_state(ss->s, t, FLAME_TASK_PENDING, why, fl_now_ms());
+            sm_task_requeued(sm, ss, t);
+        } else if (t->state == FLAME_TASK_PENDING) {
+            sm_dispatch_queue(sm, ss, t);
+        }
     }
     if (n && ss) {
         sm_dispatch(sm, ss);
@@ -143,7 +145,7 @@ void sm_exec_detach_session(sm_t *sm, sm_session *ss)
             continue;
         sm_dispatch_launch_none(sm, e);
         sm_dispatch_stream_close(sm, e, RPC_NOT_FOUND, "the session was deleted");
-        e->nrun = 0;
+        sm_dispatch_clear(e);
         e->sess = NULL;
         if (fl_executor_transition_ok(e->ex->state, FLAME_EXECUTOR_UNBINDING))
             set_state(e, FLAME_EXECUTOR_UNBINDING);

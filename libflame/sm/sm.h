@@ -47,6 +47,8 @@ typedef struct sm_session {
     struct sm_swatch *swatches;      /* WatchSession calls */
     uint32_t sched_hint;             /* scratch: 1 + its index in a snapshot */
     bool held;                       /* scratch: an executor refers to it */
+    uint32_t nstreamers;             /* executors in streamers */
+    uint32_t revoking;               /* tasks asked back from executors, not answered yet */
 } sm_session;
 
 /* A WatchSession call: outcomes of tasks >= from, batched per flush. */
@@ -73,17 +75,27 @@ typedef struct sm_node {
 
 /* An executor, server side (not persisted: executors are rebuilt by the
  * executor managers after a restart). */
+enum { SM_HELD_STARTED = 1, SM_HELD_REVOKING = 2 };
+
 typedef struct sm_exec {
     fl_executor *ex;                 /* the model: id, node, state (its table) */
     sm_session *sess;                /* BINDING/BOUND/UNBINDING */
-    fl_task **run;                   /* running on it, in hand-out order */
+    /* Tasks handed to it, in hand-out order. A task sent ahead on the
+     * ExecutorStream stays Pending until the executor says it started it;
+     * until then it can be asked back (revoked) for an idle executor. */
+    struct sm_held {
+        fl_task *t;
+        uint8_t flags;               /* SM_HELD_* */
+    } *run;
     uint32_t nrun, caprun;
+    uint32_t nrevoking;              /* entries with SM_HELD_REVOKING */
     rpc_call *bind_call, *launch_call;
     struct sm_exec *wprev, *wnext;   /* in sess->waiters */
     bool waiting;
     rpc_call *stream;                /* ExecutorStream, when open */
     uint32_t credit;                 /* tasks it may still be sent */
     struct sm_exec *sprev, *snext;   /* in sess->streamers */
+    bool streaming;                  /* in sess->streamers */
     fl_buf out;                      /* ExecutorWork being built */
     uint32_t nout;
     const struct sm_launcher *launcher; /* its node's, at creation */
@@ -293,6 +305,13 @@ void sm_dispatch_stream_close(sm_t *sm, sm_exec *e, int code, const char *why);
 void sm_dispatch_stream_unbind(sm_t *sm, sm_exec *e);
 /* A task e reported back leaves its running set (NULL: not there). */
 fl_task *sm_dispatch_take(sm_exec *e, uint64_t id);
+/* Forgets every task handed to e; returns how many there were (e->run
+ * keeps them for the caller to walk until the next hand-out). */
+uint32_t sm_dispatch_clear(sm_exec *e);
+/* The executor started task id (it is Running now), or gave it back
+ * unstarted after a revoke (it is queued again, first). */
+void sm_dispatch_started(sm_t *sm, sm_exec *e, uint64_t id);
+void sm_dispatch_returned(sm_t *sm, sm_exec *e, uint64_t id);
 /* Before e is freed. */
 void sm_dispatch_forget(sm_t *sm, sm_exec *e);
 /* At the flush: queue the ExecutorWork built in this batch. */

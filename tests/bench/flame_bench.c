@@ -5,6 +5,8 @@
  *   cold-start APP       CreateSession -> first result with no executor (ms)
  *   fill N PAYLOAD       N tasks with PAYLOAD-byte inputs, all run (tasks/s)
  *   sched S N E          one scheduler cycle on S sessions, N nodes, E executors (ms)
+ *   makespan N MS E [S]  S sessions (default 1) sharing E bound executors run
+ *                        N tasks of MS ms each: first submit -> last outcome (s)
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -334,6 +336,111 @@ static int sched(size_t ns, size_t nn, size_t ne)
     return 0;
 }
 
+/* ---- makespan: tasks that take time, on executors already bound ---- */
+
+typedef struct mk {
+    flame_session *s;
+    size_t n;
+    int ms;
+    double t0, t1;
+    flame_status st;
+    size_t seen, ok;
+} mk;
+
+static int mk_cb(const flame_task_outcome *o, size_t n, void *payload)
+{
+    mk *m = payload;
+    for (size_t i = 0; i < n; i++)
+        m->ok += o[i].state == FLAME_TASK_SUCCEED;
+    m->seen += n;
+    return m->seen >= m->n;
+}
+
+static void *mk_run(void *arg)
+{
+    mk *m = arg;
+    char in[64];
+    int len = snprintf(in, sizeof in, "{\"duration\": %d}", m->ms);
+    flame_bytes *v = calloc(m->n, sizeof *v);
+    for (size_t i = 0; i < m->n; i++)
+        v[i] = (flame_bytes){ (const uint8_t *)in, (size_t)len };
+    uint64_t *ids = calloc(m->n, sizeof *ids);
+    m->t0 = now_us();
+    m->st = flame_task_create_many(m->s, v, m->n, ids);
+    if (!m->st)
+        m->st = flame_session_watch(m->s, ids[0], mk_cb, m, 600000);
+    m->t1 = now_us();
+    free(ids);
+    free(v);
+    return NULL;
+}
+
+/* Executors of the cluster bound to session id. */
+static size_t bound_to(flame_client *c, const char *id)
+{
+    flame_executor_info **v;
+    size_t n, k = 0;
+    if (flame_executor_list(&v, &n, c))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        k += v[i]->state == FLAME_EXECUTOR_BOUND && v[i]->session_id &&
+             strcmp(v[i]->session_id, id) == 0;
+    flame_executor_info_list_free(v, n);
+    return k;
+}
+
+static int makespan(flame_client *c, size_t n, int ms, size_t execs, size_t nsess)
+{
+    mk *m = calloc(nsess, sizeof *m);
+    for (size_t i = 0; i < nsess; i++) {
+        flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
+        spec.application = "flmping";
+        spec.min_instances = (uint32_t)(execs / nsess);
+        if (flame_session_create(&m[i].s, c, NULL, &spec))
+            return die("create session");
+        m[i].n = n;
+        m[i].ms = ms;
+    }
+    /* every session holds its executors before the clock starts */
+    for (int tries = 0;; tries++) {
+        size_t ready = 0;
+        for (size_t i = 0; i < nsess; i++)
+            ready += bound_to(c, flame_session_id(m[i].s)) >= execs / nsess;
+        if (ready == nsess)
+            break;
+        if (tries == 600) {
+            fprintf(stderr, "flame_bench: the sessions did not get %zu executors in 60 s\n",
+                    execs);
+            return 1;
+        }
+        struct timespec ts = { 0, 100000000 };
+        nanosleep(&ts, NULL);
+    }
+    pthread_t *th = calloc(nsess, sizeof *th);
+    for (size_t i = 0; i < nsess; i++)
+        pthread_create(&th[i], NULL, mk_run, &m[i]);
+    double t0 = 0, t1 = 0;
+    size_t ok = 0;
+    int rc = 0;
+    for (size_t i = 0; i < nsess; i++) {
+        pthread_join(th[i], NULL);
+        if (m[i].st)
+            rc = die("run");
+        t0 = i == 0 || m[i].t0 < t0 ? m[i].t0 : t0;
+        t1 = m[i].t1 > t1 ? m[i].t1 : t1;
+        ok += m[i].ok;
+        flame_session_close(m[i].s);
+        flame_session_free(m[i].s);
+    }
+    double ideal = (double)((n * nsess + execs - 1) / execs) * ms / 1000.0;
+    printf("{\"makespan_s\": %.3f, \"ideal_s\": %.3f, \"tasks\": %zu, \"ms\": %d, "
+           "\"executors\": %zu, \"sessions\": %zu, \"succeed\": %zu}\n",
+           (t1 - t0) / 1e6, ideal, n, ms, execs, nsess, ok);
+    free(th);
+    free(m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -358,6 +465,9 @@ int main(int argc, char **argv)
         rc = session_create(c, strtoul(argv[2], NULL, 10));
     else if (strcmp(argv[1], "cold-start") == 0 && argc == 3)
         rc = cold_start(c, argv[2]);
+    else if (strcmp(argv[1], "makespan") == 0 && (argc == 5 || argc == 6))
+        rc = makespan(c, strtoul(argv[2], NULL, 10), atoi(argv[3]), strtoul(argv[4], NULL, 10),
+                      argc == 6 ? strtoul(argv[5], NULL, 10) : 1);
     else if (strcmp(argv[1], "fill") == 0 && argc == 4)
         rc = fill(c, strtoul(argv[2], NULL, 10), strtoul(argv[3], NULL, 10));
     else

@@ -2,8 +2,9 @@
 python3-grpcio with stubs generated from our shim.proto, not our library.
 
 Inputs: b"count" (state kept across the session's tasks), b"fail:MSG",
-b"crash", b"pid", b"common", b"sleep:MS". Common data b"refuse" makes
-OnSessionEnter fail.
+b"crash", b"pid", b"common", b"sleep:MS", b"spawn:MS" (submits b"sleep:MS"
+to its own session through FLAME_ENDPOINT and waits for it). Common data
+b"refuse" makes OnSessionEnter fail.
 """
 import os
 import sys
@@ -40,10 +41,27 @@ class Service(shim_pb2_grpc.InstanceServicer):
             return types_pb2.TaskResult(return_code=0, output=str(os.getpid()).encode())
         if data == b"common":
             return types_pb2.TaskResult(return_code=0, output=self.common)
+        if data.startswith(b"spawn:"):
+            return self.spawn(request.session_id, b"sleep:" + data[6:])
         if data.startswith(b"sleep:"):
             time.sleep(int(data[6:]) / 1000.0)
             return types_pb2.TaskResult(return_code=0, output=b"slept")
         return types_pb2.TaskResult(return_code=0, output=data)
+
+    def spawn(self, session_id, data):
+        """A task that runs a task of its own session and waits for it."""
+        import frontend_pb2
+        import frontend_pb2_grpc
+        target = os.environ["FLAME_ENDPOINT"].split("://", 1)[-1]
+        with grpc.insecure_channel(target) as ch:
+            fe = frontend_pb2_grpc.FrontendStub(ch)
+            t = fe.CreateTask(frontend_pb2.CreateTaskRequest(
+                task=types_pb2.TaskSpec(session_id=session_id, input=data)))
+            last = None
+            for last in fe.WatchTask(frontend_pb2.WatchTaskRequest(
+                    session_id=session_id, task_id=t.metadata.id), timeout=60):
+                pass
+        return types_pb2.TaskResult(return_code=0, output=b"child:" + last.spec.output)
 
     def OnSessionLeave(self, request, context):
         return types_pb2.Result(return_code=0)

@@ -1,0 +1,41 @@
+"""Dispatch of tasks that take time: a task is Running only while a service
+has it, tasks sent ahead to a busy executor are taken back by an idle one,
+and a task that waits for another task of its own session never deadlocks."""
+from test_execution import open_session, register_pyservice, run_task, wait_for, wait_node
+
+
+def task_state(pb, fe, sid, tid):
+    return fe.GetTask(pb.fe.GetTaskRequest(session_id=sid, task_id=tid)).status.state
+
+
+def test_a_task_sent_ahead_stays_pending_until_started(cluster, pb, cfe):
+    wait_node(pb, cfe)
+    register_pyservice(pb, cfe, "ahead")
+    open_session(pb, cfe, "ahead-1", "ahead", max_instances=1)
+    first, second = (cfe.CreateTask(pb.fe.CreateTaskRequest(task=pb.types.TaskSpec(
+        session_id="ahead-1", input=d))).metadata.id for d in (b"sleep:1500", b"sleep:10"))
+    wait_for(lambda: task_state(pb, cfe, "ahead-1", first) == pb.types.Running,
+             what="the first task to run")
+    # the one executor has the second task queued behind the first (its
+    # window is two), but no service has it yet: it is Pending, not Running
+    for _ in range(5):
+        assert task_state(pb, cfe, "ahead-1", second) == pb.types.Pending
+        assert task_state(pb, cfe, "ahead-1", first) == pb.types.Running
+    wait_for(lambda: task_state(pb, cfe, "ahead-1", second) == pb.types.Succeed,
+             what="the second task")
+    s = cfe.GetSession(pb.fe.GetSessionRequest(session_id="ahead-1"))
+    assert (s.status.succeed, s.status.failed) == (2, 0)
+
+
+def test_a_task_waiting_for_a_task_of_its_session_does_not_deadlock(cluster, pb, cfe):
+    """The child is sent ahead to the parent's executor, which is busy with
+    the parent until the child ends: a second executor must take it back."""
+    wait_node(pb, cfe)
+    register_pyservice(pb, cfe, "nested")
+    open_session(pb, cfe, "nested-1", "nested", max_instances=2)
+    for _ in range(3):
+        last = run_task(pb, cfe, "nested-1", b"spawn:50", timeout=30)
+        assert last.status.state == pb.types.Succeed, last
+        assert last.spec.output == b"child:slept"
+    s = cfe.GetSession(pb.fe.GetSessionRequest(session_id="nested-1"))
+    assert (s.status.succeed, s.status.failed, s.status.pending) == (6, 0, 0)
