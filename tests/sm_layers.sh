@@ -11,7 +11,7 @@ dir=${1:?usage: sm_layers.sh libflame/sm}
 
 # top to bottom
 order="frontend.c backend.c
-engine.c options.c
+engine.c options.c validate.c
 schedule.c builtin.c app.c node.c session.c executor.c task.c launch_none.c
 dispatch.c watch.c reply.c"
 

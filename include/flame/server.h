@@ -38,6 +38,21 @@ typedef struct flame_server_options {
  * cannot use the macro, e.g. bindings). */
 void flame_server_options_init(flame_server_options *opts);
 
+/* cluster.limits (ours): what one client may ask of the session manager.
+ * 0 in a field: its default. */
+typedef struct flame_cluster_limits {
+    uint32_t max_tasks_per_request; /* CreateTasks/RunSession; default 1024 */
+    size_t max_message_size;        /* bytes, both ways; default 64 MiB (task inputs and
+                                       common data: at most (this - 64 KiB) / 2) */
+    size_t max_send_queue;          /* bytes queued to one slow reader before its call is
+                                       cancelled (RESOURCE_EXHAUSTED); default 16 MiB */
+    int max_concurrent_streams;     /* calls per connection; default 100 */
+    int handshake_timeout_ms;       /* a connection's set-up; default 10000 */
+    int idle_timeout_ms;            /* a connection without calls is closed; default 300000 */
+    int keepalive_ms;               /* pings to find vanished peers; default 60000 */
+    int shutdown_grace_ms;          /* a stop waits this long for calls; default 2000 */
+} flame_cluster_limits;
+
 /* The cluster configuration as read from Flame's YAML
  * (`cluster: {name, endpoint, storage, resreq, policies, schedule_interval}`).
  * Library-allocated; free with flame_cluster_config_free(). */
@@ -52,6 +67,7 @@ typedef struct flame_cluster_config {
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_ca_file;
+    flame_cluster_limits limits;
 } flame_cluster_config;
 
 /* Reads and validates a cluster config file. FLAME_ERR_CONFIG with a

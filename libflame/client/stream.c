@@ -36,11 +36,25 @@ flame_status flame_session_stream_open(flame_session_stream **out, flame_session
     return FLAME_OK;
 }
 
+/* The server's default cluster.limits.max_tasks_per_request. */
+#define SUBMIT_MAX_TASKS 1024
+
+static flame_status submit_chunk(flame_session_stream *x, const flame_bytes *inputs, size_t n);
+
 flame_status flame_session_stream_submit(flame_session_stream *x, const flame_bytes *inputs,
                                          size_t n)
 {
     if (!x)
         return fl_client_bad_arg("flame_session_stream_submit", "stream is NULL");
+    flame_status st = FLAME_OK;
+    for (size_t done = 0; done < n && !st; done += SUBMIT_MAX_TASKS)
+        st = submit_chunk(x, inputs ? inputs + done : NULL,
+                          n - done < SUBMIT_MAX_TASKS ? n - done : SUBMIT_MAX_TASKS);
+    return st;
+}
+
+static flame_status submit_chunk(flame_session_stream *x, const flame_bytes *inputs, size_t n)
+{
     Flame__V1__RunSessionRequest r = FLAME__V1__RUN_SESSION_REQUEST__INIT;
     ProtobufCBinaryData one, *bins = NULL;
     bool all_inputs = inputs != NULL;

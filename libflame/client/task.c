@@ -36,7 +36,7 @@ flame_status flame_task_create(flame_task **out, flame_session *s, const void *i
 }
 
 #define CREATE_MANY_BYTES (1u << 20) /* per call */
-#define CREATE_MANY_TASKS 8192
+#define CREATE_MANY_TASKS 1024 /* the server's default cluster.limits.max_tasks_per_request */
 
 flame_status flame_task_create_many(flame_session *s, const flame_bytes *inputs, size_t n,
                                     uint64_t *ids)

@@ -1,5 +1,6 @@
 /* Flame's cluster YAML: cluster: {name, endpoint, storage, resreq, policies,
- * schedule_interval, tls: {cert_file, key_file, ca_file}}. Read by the
+ * schedule_interval, tls: {cert_file, key_file, ca_file}} and ours:
+ * cluster.limits: {max_tasks_per_request, max_message_size, ...}. Read by the
  * session manager and the executor manager. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,82 @@ static flame_status read_resreq(fl_yaml *y, yaml_node_t *n, flame_resreq *r)
             char key[64];
             snprintf(key, sizeof key, "cluster.resreq.%s", keys[i]);
             return bad(y, v, key, "expected a number with an optional k/m/g suffix");
+        }
+    }
+    return FLAME_OK;
+}
+
+/* ---- cluster.limits ------------------------------------------------------ */
+
+/* A byte count: an integer with an optional k, m or g suffix (1024-based). */
+static bool parse_size(const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    int shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: break;
+    }
+    if (*end || v > (UINT64_MAX >> shift))
+        return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
+static flame_status read_limits(fl_yaml *y, yaml_node_t *n, flame_cluster_limits *l)
+{
+    if (n->type != YAML_MAPPING_NODE)
+        return bad(y, n, "cluster.limits", "expected a mapping");
+    static const struct {
+        const char *key;
+        bool size;      /* a byte count (k/m/g suffixes) */
+        uint64_t min, max;
+    } keys[] = {
+        { "max_tasks_per_request", false, 1, 1000000 },
+        { "max_message_size", true, 64 << 10, 1u << 30 },
+        { "max_send_queue", true, 64 << 10, 1ull << 34 },
+        { "max_concurrent_streams", false, 1, 1000000 },
+        { "handshake_timeout", false, 100, 3600000 },
+        { "idle_timeout", false, 1000, INT32_MAX },
+        { "keepalive", false, 1000, INT32_MAX },
+        { "shutdown_grace", false, 10, 600000 },
+    };
+    for (size_t i = 0; i < FL_ARRAY_LEN(keys); i++) {
+        yaml_node_t *v = fl_yaml_get(y, n, keys[i].key);
+        if (!v)
+            continue;
+        char key[64], why[128];
+        snprintf(key, sizeof key, "cluster.limits.%s", keys[i].key);
+        uint64_t x;
+        if (keys[i].size ? !parse_size(fl_yaml_str(v), &x) : false)
+            return bad(y, v, key, "expected a byte count, e.g. 64m");
+        if (!keys[i].size) {
+            int64_t iv;
+            flame_status st = fl_yaml_int(y, v, key, &iv);
+            if (st)
+                return st;
+            x = iv < 0 ? 0 : (uint64_t)iv;
+        }
+        if (x < keys[i].min || x > keys[i].max) {
+            snprintf(why, sizeof why, "must be between %llu and %llu%s",
+                     (unsigned long long)keys[i].min, (unsigned long long)keys[i].max,
+                     keys[i].size ? " bytes" : i >= 4 ? " (ms)" : "");
+            return bad(y, v, key, why);
+        }
+        switch (i) {
+        case 0: l->max_tasks_per_request = (uint32_t)x; break;
+        case 1: l->max_message_size = (size_t)x; break;
+        case 2: l->max_send_queue = (size_t)x; break;
+        case 3: l->max_concurrent_streams = (int)x; break;
+        case 4: l->handshake_timeout_ms = (int)x; break;
+        case 5: l->idle_timeout_ms = (int)x; break;
+        case 6: l->keepalive_ms = (int)x; break;
+        default: l->shutdown_grace_ms = (int)x; break;
         }
     }
     return FLAME_OK;
@@ -195,6 +272,9 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
                 c->pub.tls_ca_file = kept;
         }
     }
+    v = fl_yaml_get(&y, cl, "limits");
+    if (v && !fl_yaml_is_null(v) && (st = read_limits(&y, v, &c->pub.limits)))
+        goto out;
 out:
     fl_yaml_free(&y);
     if (st) {

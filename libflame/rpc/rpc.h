@@ -117,6 +117,24 @@ typedef struct rpc_server_hooks {
 typedef int (*rpc_authorize_fn)(rpc_call *call, const char *peer, char *message,
                                 size_t message_size, void *ctx);
 
+/* The owner's own checks of a request, after rpc/'s generic ones (valid
+ * UTF-8 in every string, valid field numbers: rpc_message_valid) and
+ * before the handler; same contract as rpc_authorize_fn (RPC_OK, or a code
+ * and a message: the call is finished with it, the handler never runs). */
+typedef int (*rpc_validate_fn)(rpc_call *call, const ProtobufCMessage *req, char *message,
+                               size_t message_size, void *ctx);
+
+/* What one peer may hold of the server. 0 in any field: its default. */
+typedef struct rpc_limits {
+    size_t max_send_queue_bytes;   /* per call, queued and not yet sent; default 16 MiB */
+    size_t max_send_queue_msgs;    /* per call; default 4096 */
+    int max_concurrent_streams;    /* per connection; default 100 */
+    int handshake_timeout_ms;      /* connection set-up; default 10 s */
+    int idle_timeout_ms;           /* a connection without calls is closed; default 5 min */
+    int keepalive_ms;              /* pings to find dead peers; default 60 s (timeout 20 s) */
+    int shutdown_grace_ms;         /* rpc_server_shutdown waits this long for calls; default 2 s */
+} rpc_limits;
+
 #define RPC_SERVER_OPTIONS_VERSION 1
 typedef struct rpc_server_options {
     int version;
@@ -125,9 +143,12 @@ typedef struct rpc_server_options {
     rpc_tls tls;                /* copied by rpc_server_new */
     rpc_authorize_fn authorize; /* NULL: every call is allowed */
     void *authorize_ctx;
+    rpc_validate_fn validate;   /* NULL: rpc/'s generic checks only */
+    void *validate_ctx;
+    rpc_limits limits;
 } rpc_server_options;
 #define RPC_SERVER_OPTIONS_INIT { RPC_SERVER_OPTIONS_VERSION, 0, { NULL, NULL, 0, NULL }, \
-                                  { NULL, NULL, NULL }, NULL, NULL }
+                                  { NULL, NULL, NULL }, NULL, NULL, NULL, NULL, { 0 } }
 
 /* Builds the dispatch table from the services (path "/" + desc->name + "/"
  * + method name); the tables may be freed once this returns. ctx is passed
@@ -151,9 +172,22 @@ void rpc_call_reply_packed(rpc_call *call, const uint8_t *data, size_t len);
 /* Ends the call with a status and a one-line message (after queued sends). */
 void rpc_call_finish(rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Streams: queue one message. Returns false when the call is gone. */
+/* Streams: queue one message. Returns false when the call is gone. A call
+ * whose queue would pass rpc_limits' bounds (its reader fell behind) is
+ * cancelled instead: the peer gets RESOURCE_EXHAUSTED, the queue is freed
+ * at once and the on_cancel callback runs before this returns false. */
 bool rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
 bool rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t len);
+/* Bytes queued on the call and not yet taken by gRPC. */
+size_t rpc_call_queued(const rpc_call *call);
+/* Calls fn once, on the server thread (a later loop turn), when the call's
+ * queue has drained to at most low_water bytes. A producer that can wait (a
+ * listing) queues a chunk, registers, and resumes here, so a slow reader
+ * never makes it build more. When the call ends first,
+ * fn is still called once, with rpc_call_alive() false (maybe from inside
+ * a send): it must then only free what it holds. */
+void rpc_call_on_drain(rpc_call *call, size_t low_water, void (*fn)(rpc_call *call, void *arg),
+                       void *arg);
 /* Called once if the peer cancels (or the server stops) before the call is
  * finished; after it the owner must forget the call. */
 void rpc_call_on_cancel(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
@@ -170,6 +204,24 @@ rpc_kind rpc_call_kind(const rpc_call *call);
 /* The client's verified identity (from its certificate), or NULL: always
  * NULL on plaintext connections, the only kind there is today. */
 const char *rpc_call_peer_identity(const rpc_call *call);
+
+/* validate.c: rpc/'s generic checks, from the descriptor alone: every
+ * string (nested, repeated, the chosen member of a oneof) is UTF-8, and
+ * every unknown field has a valid number (1 .. 2^29-1). false with a
+ * reason ("field Node.name: not valid UTF-8") in why. */
+bool rpc_message_valid(const ProtobufCMessage *msg, char *why, size_t why_size);
+/* Visits every message of a tree (f NULL: entering m) and every value
+ * present in it (v points at the field's storage: char ** for a string,
+ * ProtobufCBinaryData * for bytes, ProtobufCMessage ** for a message, the
+ * number itself otherwise; each element of a repeated field in turn).
+ * Stops at the first false visit and returns false; false too beyond 32
+ * levels of nesting. */
+typedef bool (*rpc_field_visit)(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                                const void *v, void *arg);
+bool rpc_message_walk(const ProtobufCMessage *msg, rpc_field_visit visit, void *arg);
+/* Offset of the first byte of s that is not valid UTF-8, (size_t)-1 if
+ * none. */
+size_t rpc_utf8_invalid_at(const uint8_t *s, size_t n);
 
 /* ---- client ------------------------------------------------------------ */
 

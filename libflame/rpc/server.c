@@ -9,13 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "rpc_internal.h"
 #include "util/util.h"
 
 #define N_PENDING_REQUESTS 32
 
-enum tag_kind { TAG_NEW, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_SHUTDOWN };
+enum tag_kind { TAG_NEW, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_DRAIN, TAG_SHUTDOWN };
 
 struct tag {
     enum tag_kind kind;
@@ -24,6 +27,7 @@ struct tag {
 
 struct outmsg {
     grpc_byte_buffer *bb; /* NULL: status only */
+    size_t len;           /* bytes of bb */
     bool final;
     int code;
     char *details;
@@ -47,7 +51,7 @@ struct rpc_call {
     char *path;
     grpc_byte_buffer *recv_buf;
     int close_cancelled;
-    struct tag t_new, t_recv, t_send, t_close;
+    struct tag t_new, t_recv, t_send, t_close, t_drain;
     int ops;            /* batches in flight */
     int refs;           /* holds by the owner (rpc_call_ref) */
     bool md_sent;
@@ -56,7 +60,11 @@ struct rpc_call {
     bool closed;        /* RECV_CLOSE_ON_SERVER came back */
     bool dead;          /* cancelled or finished: no more sends */
     struct outmsg *q_head, *q_tail;
+    size_t q_bytes, q_msgs;    /* queued, inflight included */
     struct outmsg *inflight;
+    void (*drain_fn)(rpc_call *, void *);
+    void *drain_arg;
+    size_t drain_low;
     grpc_slice inflight_details;
     void (*cancel_fn)(rpc_call *, void *);
     void *cancel_arg;
@@ -75,17 +83,65 @@ struct rpc_server {
     rpc_tls tls; /* owned copy */
     rpc_authorize_fn authorize;
     void *authorize_ctx;
+    rpc_validate_fn validate;
+    void *validate_ctx;
+    rpc_limits limits;         /* defaults filled in */
+    size_t freed_bytes;        /* queued bytes dropped since the last malloc_trim */
+    _Atomic int64_t shutdown_deadline; /* mono ns: calls still open then are cancelled */
     struct tag shutdown_tag;
     _Atomic bool shutting_down;
     bool shutdown_seen;
+    bool forced;               /* shutdown went past its grace period */
     bool started;
     int live;           /* calls allocated (incl. pending requests) */
     rpc_call *calls;
 };
 
+#define RPC_N_LIMIT_ARGS 5
+
+static void rpc_limits_defaults(rpc_limits *l)
+{
+    if (!l->max_send_queue_bytes)
+        l->max_send_queue_bytes = 16u << 20;
+    if (!l->max_send_queue_msgs)
+        l->max_send_queue_msgs = 4096;
+    if (!l->max_concurrent_streams)
+        l->max_concurrent_streams = 100;
+    if (!l->handshake_timeout_ms)
+        l->handshake_timeout_ms = 10000;
+    if (!l->idle_timeout_ms)
+        l->idle_timeout_ms = 300000;
+    if (!l->keepalive_ms)
+        l->keepalive_ms = 60000;
+    if (!l->shutdown_grace_ms)
+        l->shutdown_grace_ms = 2000;
+}
+
+static void int_arg(grpc_arg *a, const char *key, int value)
+{
+    a->type = GRPC_ARG_INTEGER;
+    a->key = (char *)key;
+    a->value.integer = value;
+}
+
+/* Connection limits: a peer that connects and says nothing is dropped after
+ * the handshake timeout, one that holds a connection without calls after
+ * the idle timeout, one that vanished after the keepalive ping goes
+ * unanswered. (gRPC 1.51 has no cap on the number of connections: the
+ * process's file descriptor limit is that cap.) */
+static void rpc_limit_args(grpc_arg *a, const rpc_limits *l)
+{
+    int_arg(&a[0], GRPC_ARG_MAX_CONCURRENT_STREAMS, l->max_concurrent_streams);
+    int_arg(&a[1], GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, l->handshake_timeout_ms);
+    int_arg(&a[2], GRPC_ARG_MAX_CONNECTION_IDLE_MS, l->idle_timeout_ms);
+    int_arg(&a[3], GRPC_ARG_KEEPALIVE_TIME_MS, l->keepalive_ms);
+    int_arg(&a[4], GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+}
+
 static void post_request(rpc_server *srv);
 static void pump(rpc_call *c);
 static void maybe_free(rpc_call *c);
+static void run_drain(rpc_call *c, bool force);
 
 /* Takes ownership of methods (n entries). */
 static rpc_server *server_new(struct entry *methods, size_t n, void *ctx,
@@ -101,7 +157,11 @@ static rpc_server *server_new(struct entry *methods, size_t n, void *ctx,
     rpc_tls_copy(&srv->tls, &o->tls);
     srv->authorize = o->authorize;
     srv->authorize_ctx = o->authorize_ctx;
-    grpc_arg args[4];
+    srv->validate = o->validate;
+    srv->validate_ctx = o->validate_ctx;
+    srv->limits = o->limits;
+    rpc_limits_defaults(&srv->limits);
+    grpc_arg args[4 + RPC_N_LIMIT_ARGS];
     rpc_size_args(args, srv->max_message);
     args[3].type = GRPC_ARG_STRING;
     args[3].key = (char *)GRPC_ARG_OPTIMIZATION_TARGET;
@@ -111,7 +171,8 @@ static rpc_server *server_new(struct entry *methods, size_t n, void *ctx,
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
     args[2].value.integer = 0;
-    grpc_channel_args cargs = { 4, args };
+    rpc_limit_args(args + 4, &srv->limits);
+    grpc_channel_args cargs = { FL_ARRAY_LEN(args), args };
     srv->server = grpc_server_create(&cargs, NULL);
     srv->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
@@ -180,6 +241,7 @@ static void post_request(rpc_server *srv)
     c->t_recv = (struct tag){ TAG_RECV, c };
     c->t_send = (struct tag){ TAG_SEND, c };
     c->t_close = (struct tag){ TAG_CLOSE, c };
+    c->t_drain = (struct tag){ TAG_DRAIN, c };
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->md);
     link_call(srv, c);
@@ -204,6 +266,20 @@ static void free_out(struct outmsg *m)
     free(m);
 }
 
+/* Drops what was queued and never sent (the call is gone). */
+static void drop_queue(rpc_call *c)
+{
+    while (c->q_head) {
+        struct outmsg *m = c->q_head;
+        c->q_head = m->next;
+        c->srv->freed_bytes += m->len;
+        free_out(m);
+    }
+    c->q_tail = NULL;
+    c->q_bytes = c->inflight ? c->inflight->len : 0;
+    c->q_msgs = c->inflight ? 1 : 0;
+}
+
 static void maybe_free(rpc_call *c)
 {
     if (c->ops > 0 || !c->closed || c->refs > 0)
@@ -216,11 +292,7 @@ static void maybe_free(rpc_call *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->live--;
-    while (c->q_head) {
-        struct outmsg *m = c->q_head;
-        c->q_head = m->next;
-        free_out(m);
-    }
+    drop_queue(c);
     if (c->recv_buf)
         grpc_byte_buffer_destroy(c->recv_buf);
     if (c->call)
@@ -243,10 +315,40 @@ static void start_recv(rpc_call *c)
     }
 }
 
+/* The reader fell behind: the call ends with RESOURCE_EXHAUSTED now, its
+ * queue is freed, and its owner hears of it as of a cancel. */
+static void cancel_exhausted(rpc_call *c, size_t more)
+{
+    fl_log(FL_LOG_WARN, "rpc", "%s: the client reads too slowly (%zu bytes in %zu messages "
+           "queued, %zu more); the call is cancelled", c->path, c->q_bytes, c->q_msgs, more);
+    drop_queue(c);
+    c->dead = true;
+    run_drain(c, true);
+    grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                 "the client reads too slowly: its send queue is full", NULL);
+    if (c->cancel_fn && !c->finishing) {
+        void (*fn)(rpc_call *, void *) = c->cancel_fn;
+        c->cancel_fn = NULL;
+        fn(c, c->cancel_arg);
+    }
+}
+
 static void enqueue(rpc_call *c, grpc_byte_buffer *bb, bool final, int code, char *details)
 {
+    size_t len = bb ? grpc_byte_buffer_length(bb) : 0;
+    if (!final && c->q_msgs &&
+        (c->q_bytes + len > c->srv->limits.max_send_queue_bytes ||
+         c->q_msgs + 1 > c->srv->limits.max_send_queue_msgs)) {
+        grpc_byte_buffer_destroy(bb);
+        c->srv->freed_bytes += len;
+        cancel_exhausted(c, len);
+        return;
+    }
     struct outmsg *m = fl_calloc(1, sizeof *m);
     m->bb = bb;
+    m->len = len;
+    c->q_bytes += len;
+    c->q_msgs++;
     m->final = final;
     m->code = code;
     m->details = details;
@@ -299,6 +401,8 @@ static void pump(rpc_call *c)
         fl_log(FL_LOG_ERROR, "rpc", "start_batch(send) failed on %s: %d", c->path, (int)e);
         c->ops--;
         c->sending = false;
+        c->q_bytes -= m->len;
+        c->q_msgs--;
         if (m->final)
             grpc_slice_unref(c->inflight_details);
         c->inflight = NULL;
@@ -348,7 +452,7 @@ bool rpc_call_send(rpc_call *c, const ProtobufCMessage *msg)
     if (c->dead || c->finishing)
         return false;
     enqueue(c, rpc_pack(msg), false, 0, NULL);
-    return true;
+    return !c->dead;
 }
 
 bool rpc_call_send_packed(rpc_call *c, const uint8_t *data, size_t len)
@@ -356,7 +460,40 @@ bool rpc_call_send_packed(rpc_call *c, const uint8_t *data, size_t len)
     if (c->dead || c->finishing)
         return false;
     enqueue(c, rpc_bytes(data, len), false, 0, NULL);
-    return true;
+    return !c->dead;
+}
+
+size_t rpc_call_queued(const rpc_call *c)
+{
+    return c->q_bytes;
+}
+
+void rpc_call_on_drain(rpc_call *c, size_t low_water, void (*fn)(rpc_call *, void *), void *arg)
+{
+    if (c->dead || c->finishing) {
+        fn(c, arg);
+        return;
+    }
+    c->drain_fn = fn;
+    c->drain_arg = arg;
+    c->drain_low = low_water;
+    if (!c->q_msgs) { /* no send will complete to call it: ask for a loop turn */
+        c->ops++;
+        if (grpc_call_start_batch(c->call, NULL, 0, &c->t_drain, NULL) != GRPC_CALL_OK)
+            c->ops--;
+    }
+}
+
+/* Runs a drain callback that is due (force: the call is gone), once. */
+static void run_drain(rpc_call *c, bool force)
+{
+    if (!c->drain_fn)
+        return;
+    if (!force && !c->dead && !c->finishing && c->q_bytes > c->drain_low)
+        return;
+    void (*fn)(rpc_call *, void *) = c->drain_fn;
+    c->drain_fn = NULL;
+    fn(c, c->drain_arg);
 }
 
 void rpc_call_on_cancel(rpc_call *c, void (*fn)(rpc_call *, void *), void *arg)
@@ -469,7 +606,16 @@ static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t le
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: malformed request message", c->path);
         return;
     }
-    m->handler(c, req, srv->ctx);
+    char why[256] = "";
+    int code = RPC_OK;
+    if (!rpc_message_valid(req, why, sizeof why))
+        code = RPC_INVALID_ARGUMENT;
+    else if (srv->validate)
+        code = srv->validate(c, req, why, sizeof why, srv->validate_ctx);
+    if (code == RPC_OK)
+        m->handler(c, req, srv->ctx);
+    else
+        rpc_call_finish(c, code, "%s: %s", c->path, *why ? why : "invalid request");
     protobuf_c_message_free_unpacked(req, NULL);
 }
 
@@ -507,6 +653,11 @@ static void on_send(rpc_call *c, bool ok)
     struct outmsg *m = c->inflight;
     c->inflight = NULL;
     c->sending = false;
+    if (m) {
+        c->q_bytes -= m->len;
+        c->q_msgs--;
+        c->srv->freed_bytes += m->len;
+    }
     if (m && m->final) {
         grpc_slice_unref(c->inflight_details);
         c->dead = true;
@@ -516,21 +667,17 @@ static void on_send(rpc_call *c, bool ok)
         c->dead = true;
     }
     pump(c);
+    run_drain(c, false);
 }
 
 static void on_close(rpc_call *c)
 {
     c->closed = true;
+    run_drain(c, true);
     bool was_alive = !c->dead;
     if (c->close_cancelled || was_alive) {
         c->dead = true;
-        /* drop what was never sent */
-        while (c->q_head) {
-            struct outmsg *m = c->q_head;
-            c->q_head = m->next;
-            free_out(m);
-        }
-        c->q_tail = NULL;
+        drop_queue(c);
         if (c->cancel_fn && !c->finishing) {
             void (*fn)(rpc_call *, void *) = c->cancel_fn;
             c->cancel_fn = NULL;
@@ -553,9 +700,52 @@ static void dispatch(rpc_server *srv, grpc_event ev)
     case TAG_RECV: on_recv(srv, c, ev.success); break;
     case TAG_SEND: on_send(c, ev.success); break;
     case TAG_CLOSE: on_close(c); break;
+    case TAG_DRAIN: run_drain(c, false); break;
     default: break;
     }
     maybe_free(c);
+}
+
+static void flush(rpc_server *srv)
+{
+    if (srv->hooks.flush)
+        srv->hooks.flush(srv->hooks.ctx);
+}
+
+/* glibc keeps freed memory of big queues for the next ones: once enough
+ * went back, hand it to the kernel while idle (costs a few ms). */
+static void trim(rpc_server *srv)
+{
+    if (srv->freed_bytes < (64u << 20))
+        return;
+    srv->freed_bytes = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
+/* Shutdown waits for the calls and connections to end, at most the grace
+ * period; then open calls are cancelled again, and a second grace period
+ * later the loop stops whatever peers still hold (a connection that never
+ * finished its handshake, a peer that never reads). */
+static bool shutdown_overdue(rpc_server *srv)
+{
+    if (!srv->shutting_down || srv->shutdown_seen || !srv->shutdown_deadline)
+        return false;
+    int64_t now = fl_mono_ns();
+    if (now < srv->shutdown_deadline)
+        return false;
+    if (!srv->forced) {
+        fl_log(FL_LOG_WARN, "rpc", "shutdown: %d call(s) still open after %d ms; cancelling them",
+               srv->live, srv->limits.shutdown_grace_ms);
+        grpc_server_cancel_all_calls(srv->server);
+        srv->forced = true;
+        srv->shutdown_deadline = now + (int64_t)srv->limits.shutdown_grace_ms * 1000000;
+        return false;
+    }
+    fl_log(FL_LOG_WARN, "rpc", "shutdown: peers still hold %d call(s); stopping without them",
+           srv->live);
+    return true;
 }
 
 void rpc_server_run(rpc_server *srv)
@@ -574,15 +764,18 @@ void rpc_server_run(rpc_server *srv)
             int64_t wait = next_tick - fl_mono_ns();
             if (wait < 0)
                 wait = 0;
-            if (srv->shutdown_seen && wait > 100000000)
+            if ((srv->shutdown_seen || srv->shutting_down) && wait > 100000000)
                 wait = 100000000;
             dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(wait, GPR_TIMESPAN));
         }
         grpc_event ev = grpc_completion_queue_next(srv->cq, dl, NULL);
         if (ev.type == GRPC_QUEUE_TIMEOUT) {
+            if (shutdown_overdue(srv))
+                break;
+            if (!dirty)
+                trim(srv);
             if (dirty) {
-                if (srv->hooks.flush)
-                    srv->hooks.flush(srv->hooks.ctx);
+                flush(srv);
                 dirty = false;
                 batch = 0;
             }
@@ -600,14 +793,12 @@ void rpc_server_run(rpc_server *srv)
         dispatch(srv, ev);
         dirty = true;
         if (++batch >= 256) {
-            if (srv->hooks.flush)
-                srv->hooks.flush(srv->hooks.ctx);
+            flush(srv);
             dirty = false;
             batch = 0;
         }
     }
-    if (srv->hooks.flush)
-        srv->hooks.flush(srv->hooks.ctx);
+    flush(srv);
 }
 
 void rpc_server_shutdown(rpc_server *srv)
@@ -615,6 +806,7 @@ void rpc_server_shutdown(rpc_server *srv)
     bool expected = false;
     if (!atomic_compare_exchange_strong(&srv->shutting_down, &expected, true))
         return;
+    srv->shutdown_deadline = fl_mono_ns() + (int64_t)srv->limits.shutdown_grace_ms * 1000000;
     grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
     /* the shutdown tag comes only once every call is done: parked calls
      * must be cancelled now, not when it arrives */

@@ -127,7 +127,13 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
     sm->default_resreq = cfg ? cfg->resreq : (flame_resreq){ 1, 1ULL << 30, 0 };
     sm->schedule_interval_ms = o.schedule_interval_ms ? o.schedule_interval_ms
                                : cfg ? cfg->schedule_interval_ms : 500;
-    sm->max_message = o.max_message_size ? o.max_message_size : RPC_DEFAULT_MAX_MESSAGE;
+    flame_cluster_limits lim = cfg ? cfg->limits : (flame_cluster_limits){ 0 };
+    sm->max_message = o.max_message_size      ? o.max_message_size
+                      : lim.max_message_size ? lim.max_message_size
+                                              : RPC_DEFAULT_MAX_MESSAGE;
+    /* a Task carries its input and output: both fit in one reply */
+    sm->max_task_data = (sm->max_message - (64u << 10)) / 2;
+    sm->max_tasks_per_request = lim.max_tasks_per_request ? lim.max_tasks_per_request : 1024;
     sm->name = fl_strdup(cfg ? cfg->name : "flame");
     const char *endpoint = o.endpoint ? o.endpoint : cfg ? cfg->endpoint : FL_DEFAULT_ENDPOINT;
     const char *storage = o.storage ? o.storage : cfg ? cfg->storage : "sqlite://flame.db";
@@ -160,6 +166,11 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
     rpc_server_options ro = RPC_SERVER_OPTIONS_INIT;
     ro.max_message = sm->max_message;
     ro.hooks = (rpc_server_hooks){ sm_flush, sm_tick, sm->schedule_interval_ms, sm };
+    ro.validate = sm_validate_request;
+    ro.validate_ctx = sm;
+    ro.limits = (rpc_limits){ lim.max_send_queue, 0, lim.max_concurrent_streams,
+                              lim.handshake_timeout_ms, lim.idle_timeout_ms, lim.keepalive_ms,
+                              lim.shutdown_grace_ms };
     sm->rpc = rpc_server_new(services, FL_ARRAY_LEN(services), sm, &ro);
     sm->port = rpc_server_listen(sm->rpc, addr);
     if (sm->port < 0) {

@@ -440,6 +440,47 @@ static void watch_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     }
 }
 
+/* ListTask goes out in chunks: one chunk of a session's tasks is queued,
+ * the next only once the reader has taken most of it, so a reader that
+ * never reads holds one chunk and the engine never packs a whole session
+ * at once. The listing covers the tasks that existed when it began. */
+#define LIST_CHUNK_BYTES (1u << 20)
+#define LIST_CHUNK_TASKS 1024
+
+typedef struct task_lister {
+    sm_t *sm;
+    char *session_id;
+    uint32_t next, end; /* task indexes */
+} task_lister;
+
+static void list_task_chunk(rpc_call *call, void *arg)
+{
+    task_lister *l = arg;
+    sm_session *ss = rpc_call_alive(call) ? sm_session_get(l->sm, l->session_id) : NULL;
+    if (rpc_call_alive(call) && !ss)
+        sm_finish(l->sm, call, RPC_NOT_FOUND, "session %s was deleted", l->session_id);
+    size_t bytes = 0, sent = 0;
+    while (ss && l->next < l->end && bytes < LIST_CHUNK_BYTES && sent < LIST_CHUNK_TASKS) {
+        fl_task *t = l->next < ss->s->ntasks ? ss->s->tasks[l->next] : NULL;
+        l->next++;
+        if (!t)
+            continue;
+        size_t n;
+        uint8_t *buf = fl_wire_pack_task(ss->s, t, &n);
+        sm_send(l->sm, call, buf, n);
+        bytes += n;
+        sent++;
+    }
+    if (ss && l->next < l->end) {
+        sm_on_drain(l->sm, call, LIST_CHUNK_BYTES / 4, list_task_chunk, l);
+        return;
+    }
+    if (ss)
+        sm_finish(l->sm, call, RPC_OK, "%s", "");
+    free(l->session_id);
+    free(l);
+}
+
 static void list_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
@@ -447,16 +488,13 @@ static void list_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     sm_session *ss = sm_session_get(sm, req->session_id);
     if (!ss) {
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
-    } else {
-        for (uint32_t i = 0; i < ss->s->ntasks; i++) {
-            if (!ss->s->tasks[i])
-                continue;
-            size_t n;
-            uint8_t *buf = fl_wire_pack_task(ss->s, ss->s->tasks[i], &n);
-            sm_send(sm, call, buf, n);
-        }
-        sm_finish(sm, call, RPC_OK, "%s", "");
+        return;
     }
+    task_lister *l = fl_calloc(1, sizeof *l);
+    l->sm = sm;
+    l->session_id = fl_strdup(req->session_id);
+    l->end = ss->s->ntasks;
+    list_task_chunk(call, l);
 }
 
 static const rpc_method methods[] = {

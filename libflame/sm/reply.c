@@ -82,6 +82,14 @@ void sm_finish(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
     va_end(ap);
 }
 
+void sm_on_drain(sm_t *sm, rpc_call *call, size_t low_water, void (*fn)(rpc_call *, void *),
+                 void *arg)
+{
+    defer(sm, call, OUT_DRAIN, 0, NULL, NULL, low_water);
+    sm->out[sm->n_out - 1].fn = fn;
+    sm->out[sm->n_out - 1].arg = arg;
+}
+
 void sm_close(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
 {
     va_list ap;
@@ -106,6 +114,8 @@ void sm_reply_flush(sm_t *sm, flame_status commit)
             rpc_call_reply_packed(o->call, o->data, o->len);
         else if (o->kind == OUT_SEND || o->kind == OUT_PUSH)
             rpc_call_send_packed(o->call, o->data, o->len);
+        else if (o->kind == OUT_DRAIN)
+            rpc_call_on_drain(o->call, o->len, o->fn, o->arg);
         else
             rpc_call_finish(o->call, o->code, "%s", o->msg ? o->msg : "");
         rpc_call_unref(o->call);

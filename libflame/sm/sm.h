@@ -104,11 +104,13 @@ typedef struct sm_exec {
 /* An answer waiting for the commit (reply.c). */
 typedef struct sm_out {
     rpc_call *call; /* held with rpc_call_ref */
-    enum { OUT_REPLY, OUT_SEND, OUT_PUSH, OUT_FINISH, OUT_CLOSE } kind;
+    enum { OUT_REPLY, OUT_SEND, OUT_PUSH, OUT_FINISH, OUT_CLOSE, OUT_DRAIN } kind;
     int code;
     char *msg;
     uint8_t *data;
-    size_t len;
+    size_t len;                    /* OUT_DRAIN: the low water mark */
+    void (*fn)(rpc_call *, void *); /* OUT_DRAIN */
+    void *arg;
 } sm_out;
 
 struct flame_session_manager {
@@ -118,6 +120,8 @@ struct flame_session_manager {
     int port;
     flame_resreq default_resreq;
     size_t max_message;
+    size_t max_task_data;            /* an input or common data, at most */
+    uint32_t max_tasks_per_request;  /* CreateTasks, RunSession */
     int schedule_interval_ms;
     char *name;
 
@@ -182,6 +186,10 @@ void sm_tick(void *ctx);
  * on, closed with it); tests hand in failing engines this way. */
 flame_status sm_start(flame_session_manager **out, const flame_server_options *opts,
                       fl_store *store);
+
+/* ---- validate.c: every request, before its handler (rpc_validate_fn) ---- */
+int sm_validate_request(rpc_call *call, const ProtobufCMessage *req, char *why, size_t size,
+                        void *ctx);
 
 /* ---- app.c: applications ------------------------------------------------- */
 /* Both take a (fl_wire_app_new; NULL: no spec given) and free it when they
@@ -355,6 +363,11 @@ void sm_push_msg(sm_t *sm, rpc_call *call, const ProtobufCMessage *msg);
 /* Ends a call: with RPC_OK, the end of a stream of sends. */
 void sm_finish(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* After what was sent so far went out: fn(call, arg) once the call's queue
+ * is down to low_water bytes (rpc_call_on_drain: it is also called, with
+ * the call gone, when the call ends first). */
+void sm_on_drain(sm_t *sm, rpc_call *call, size_t low_water, void (*fn)(rpc_call *, void *),
+                 void *arg);
 /* Ends a control stream (ExecutorStream, WatchNode). */
 void sm_close(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
