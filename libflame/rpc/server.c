@@ -821,6 +821,13 @@ void rpc_server_free(rpc_server *srv)
         rpc_server_shutdown(srv);
         rpc_server_run(srv);
     }
+    if (srv->started && !srv->shutdown_seen) {
+        /* the loop gave up on peers that held on past both grace periods:
+         * gRPC still owns their calls, so its objects stay (the process is
+         * stopping) rather than wait for ever */
+        fl_log(FL_LOG_WARN, "rpc", "server left behind with %d call(s) held by peers", srv->live);
+        return;
+    }
     grpc_server_destroy(srv->server);
     grpc_completion_queue_shutdown(srv->cq);
     for (;;) {

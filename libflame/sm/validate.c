@@ -42,6 +42,18 @@ static bool is_id_field(const ProtobufCMessageDescriptor *d, const char *name)
             strcmp(d->short_name, "Metadata") == 0);
 }
 
+/* What an identifier field names, for messages. */
+static const char *id_kind(const ProtobufCMessageDescriptor *d, const char *field)
+{
+    if (strcmp(field, "session_id") == 0)
+        return "session id";
+    if (strcmp(field, "task_id") == 0)
+        return "task id";
+    if (strcmp(field, "application") == 0 || strstr(d->short_name, "Application"))
+        return "application name";
+    return "node name";
+}
+
 static bool check_field(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
                         const void *v, void *arg)
 {
@@ -58,8 +70,11 @@ static bool check_field(const ProtobufCMessage *m, const ProtobufCFieldDescripto
          * ~30 bytes more) and only looked up: their length is enough */
         if (strcmp(f->name, "executor_id") == 0)
             return strlen(s) <= 300 || refuse(c, d, f, "%s", "is longer than 300 characters");
-        if (!fl_name_valid(s, &why))
-            return refuse(c, d, f, "it %s", why);
+        if (!fl_name_valid(s, &why)) {
+            snprintf(c->why, c->size, "invalid %s \"%.64s\": it %s (field %s.%s)",
+                     id_kind(d, f->name), s, why, d->short_name, f->name);
+            return false;
+        }
     } else if (f->type == PROTOBUF_C_TYPE_BYTES && c->frontend) {
         const ProtobufCBinaryData *b = v;
         if (b->len > c->sm->max_task_data) {

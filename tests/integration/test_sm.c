@@ -497,7 +497,10 @@ START_TEST(oversized_input)
     size_t n = 2 << 20;
     char *big = calloc(1, n);
     ck_assert_int_eq(flame_task_create(NULL, s, big, n), FLAME_ERR_RESOURCE_EXHAUSTED);
-    ck_assert_int_eq(flame_task_create(NULL, s, big, 512 << 10), FLAME_OK);
+    /* an input leaves room for its output in a Task reply: (1 MiB - 64 KiB) / 2 */
+    ck_assert_int_eq(flame_task_create(NULL, s, big, 512 << 10), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "above the limit of 491520"));
+    ck_assert_int_eq(flame_task_create(NULL, s, big, 480 << 10), FLAME_OK);
     free(big);
     flame_session_free(s);
 }

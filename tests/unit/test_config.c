@@ -90,6 +90,42 @@ START_TEST(bad_configs_name_the_key)
 }
 END_TEST
 
+START_TEST(limits_block)
+{
+    flame_cluster_config *c;
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  name: x\n")), FLAME_OK);
+    ck_assert_uint_eq(c->limits.max_tasks_per_request, 0); /* 0: the default */
+    flame_cluster_config_free(c);
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+        "cluster:\n"
+        "  limits:\n"
+        "    max_tasks_per_request: 100\n"
+        "    max_message_size: 8m\n"
+        "    max_send_queue: 512k\n"
+        "    max_concurrent_streams: 10\n"
+        "    handshake_timeout: 3000\n"
+        "    idle_timeout: 60000\n"
+        "    keepalive: 30000\n"
+        "    shutdown_grace: 500\n")), FLAME_OK);
+    ck_assert_uint_eq(c->limits.max_tasks_per_request, 100);
+    ck_assert_uint_eq(c->limits.max_message_size, 8u << 20);
+    ck_assert_uint_eq(c->limits.max_send_queue, 512u << 10);
+    ck_assert_int_eq(c->limits.max_concurrent_streams, 10);
+    ck_assert_int_eq(c->limits.handshake_timeout_ms, 3000);
+    ck_assert_int_eq(c->limits.idle_timeout_ms, 60000);
+    ck_assert_int_eq(c->limits.keepalive_ms, 30000);
+    ck_assert_int_eq(c->limits.shutdown_grace_ms, 500);
+    flame_cluster_config_free(c);
+    expect_bad("cluster:\n  limits: 5\n", "cluster.limits");
+    expect_bad("cluster:\n  limits:\n    max_tasks_per_request: 0\n",
+               "cluster.limits.max_tasks_per_request: must be between 1 and");
+    expect_bad("cluster:\n  limits:\n    max_message_size: 2x\n",
+               "cluster.limits.max_message_size: expected a byte count");
+    expect_bad("cluster:\n  limits:\n    max_message_size: 4g\n", "cluster.limits.max_message_size");
+    expect_bad("cluster:\n  limits:\n    shutdown_grace: soon\n", "cluster.limits.shutdown_grace");
+}
+END_TEST
+
 START_TEST(missing_file)
 {
     flame_cluster_config *c;
@@ -163,6 +199,7 @@ int main(void)
     tcase_add_test(tc, full_config);
     tcase_add_test(tc, defaults_and_mapping_resreq);
     tcase_add_test(tc, bad_configs_name_the_key);
+    tcase_add_test(tc, limits_block);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, client_endpoint_resolution);
     tcase_add_test(tc, endpoint_parsing);

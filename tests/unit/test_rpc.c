@@ -545,6 +545,35 @@ START_TEST(tls_is_refused_until_implemented)
 }
 END_TEST
 
+START_TEST(utf8_and_field_numbers_are_checked)
+{
+    static const struct { const char *s; size_t bad_at; } cases[] = {
+        { "plain", (size_t)-1 },       { "h\xc3\xa9llo \xe2\x9c\x93", (size_t)-1 },
+        { "\xf0\x9d\x84\x9e", (size_t)-1 }, { "a\xff", 1 },
+        { "\xc0\xaf", 0 },              /* overlong '/' */
+        { "x\xed\xa0\x80", 1 },         /* a surrogate */
+        { "\xf4\x90\x80\x80", 0 },      /* above U+10FFFF */
+        { "ab\xe2\x9c", 2 },             /* cut short */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_uint_eq(rpc_utf8_invalid_at((const uint8_t *)cases[i].s, strlen(cases[i].s)),
+                          cases[i].bad_at);
+    char why[128];
+    Flame__V1__Result r = result(1, "fine");
+    ck_assert(rpc_message_valid(&r.base, why, sizeof why));
+    r.message = (char *)"bad \xff";
+    ck_assert(!rpc_message_valid(&r.base, why, sizeof why));
+    ck_assert_str_eq(why, "field Result.message: not valid UTF-8");
+    /* field 0 in a padded tag: protobuf-c takes it, a re-pack would not unpack */
+    const uint8_t field0[] = { 0x08, 0x01, 0x80, 0x00, 0x01 };
+    ProtobufCMessage *m = protobuf_c_message_unpack(RESULT, NULL, sizeof field0, field0);
+    ck_assert_ptr_nonnull(m);
+    ck_assert(!rpc_message_valid(m, why, sizeof why));
+    ck_assert_str_eq(why, "message Result: invalid field number 0");
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+END_TEST
+
 START_TEST(paths_are_interned)
 {
     const char *a = rpc_path(&echo_desc, "Bidi");
@@ -572,6 +601,7 @@ int main(void)
     tcase_add_test(tc, max_message_is_resource_exhausted);
     tcase_add_test(tc, shutdown_completes_parked_calls);
     tcase_add_test(tc, tls_is_refused_until_implemented);
+    tcase_add_test(tc, utf8_and_field_numbers_are_checked);
     tcase_add_test(tc, paths_are_interned);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
