@@ -59,6 +59,9 @@ typedef struct sm_swatch {
     fl_buf pending;                  /* packed TaskOutcome fields (field 1) */
     uint32_t npending;
     bool dirty;
+    uint64_t backlog_next, backlog_end; /* WatchSession: ids still to scan (0: none) */
+    bool draining;                   /* a backlog chunk's drain callback is due */
+    struct flame_session_manager *sm; /* for that callback */
     struct sm_swatch *prev, *next;   /* in ss->swatches */
     struct sm_swatch *dnext;         /* in sm->dirty_swatches */
 } sm_swatch;

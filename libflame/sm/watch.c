@@ -101,11 +101,12 @@ static void swatch_unlink(sm_swatch *w)
     w->ss = NULL;
 }
 
-/* Frees w now, or at the next flush when it still has a batch queued. */
+/* Frees w now, or at the next flush when it still has a batch queued (or
+ * when its backlog's drain callback comes back). */
 static void swatch_release(sm_swatch *w)
 {
     w->call = NULL;
-    if (!w->dirty) {
+    if (!w->dirty && !w->draining) {
         fl_buf_free(&w->pending);
         free(w);
     }
@@ -122,7 +123,7 @@ static void swatch_cancelled(rpc_call *call, void *arg)
 static void swatch_maybe_end(sm_t *sm, sm_swatch *w)
 {
     fl_session *s = w->ss->s;
-    if (s->state != FLAME_SESSION_CLOSED || s->counts[FLAME_TASK_PENDING] ||
+    if (w->backlog_next || s->state != FLAME_SESSION_CLOSED || s->counts[FLAME_TASK_PENDING] ||
         s->counts[FLAME_TASK_RUNNING])
         return;
     rpc_call *call = w->call;
@@ -137,6 +138,43 @@ static void swatch_maybe_end(sm_t *sm, sm_swatch *w)
     swatch_release(w);
 }
 
+/* The outcomes of what already finished go out in chunks, the next once the
+ * reader took most of the last: a slow reader holds one chunk, and a
+ * session of a million tasks is never packed at once. Outcomes of tasks in
+ * the part not scanned yet wait for the scan (no duplicates). */
+#define BACKLOG_CHUNK_BYTES (1u << 20)
+#define BACKLOG_CHUNK_TASKS 4096
+
+static void swatch_backlog(rpc_call *call, void *arg)
+{
+    sm_swatch *w = arg;
+    w->draining = false;
+    if (!w->call || !rpc_call_alive(call) || !w->ss) {
+        if (!w->call && !w->dirty)
+            free(w);
+        return;
+    }
+    sm_t *sm = w->sm;
+    fl_session *s = w->ss->s;
+    uint32_t n = 0;
+    while (w->backlog_next && w->pending.len < BACKLOG_CHUNK_BYTES && n < BACKLOG_CHUNK_TASKS) {
+        fl_task *t = w->backlog_next <= s->ntasks ? s->tasks[w->backlog_next - 1] : NULL;
+        if (t && fl_task_terminal(t->state)) {
+            swatch_add_outcome(sm, w, t);
+            n++;
+        }
+        w->backlog_next = w->backlog_next < w->backlog_end ? w->backlog_next + 1 : 0;
+    }
+    /* an empty first message says the watch is in place */
+    swatch_mark_dirty(sm, w);
+    if (w->backlog_next) {
+        w->draining = true;
+        sm_on_drain(sm, call, BACKLOG_CHUNK_BYTES / 4, swatch_backlog, w);
+    } else {
+        swatch_maybe_end(sm, w);
+    }
+}
+
 sm_swatch *sm_swatch_new(sm_t *sm, sm_session *ss, rpc_call *call, uint64_t from, bool backlog)
 {
     sm_swatch *w = fl_calloc(1, sizeof *w);
@@ -148,16 +186,13 @@ sm_swatch *sm_swatch_new(sm_t *sm, sm_session *ss, rpc_call *call, uint64_t from
         w->next->prev = w;
     ss->swatches = w;
     rpc_call_on_cancel(call, swatch_cancelled, w);
+    if (backlog && w->from <= ss->s->ntasks) {
+        w->backlog_next = w->from;
+        w->backlog_end = ss->s->ntasks;
+    }
     if (backlog) {
-        /* what is already finished, in batches */
-        for (uint64_t id = w->from; id <= ss->s->ntasks; id++) {
-            fl_task *t = ss->s->tasks[id - 1];
-            if (t && fl_task_terminal(t->state))
-                swatch_add_outcome(sm, w, t);
-        }
-        /* an empty first message says the watch is in place */
-        swatch_mark_dirty(sm, w);
-        swatch_maybe_end(sm, w);
+        w->sm = sm;
+        swatch_backlog(call, w);
     }
     return w;
 }
@@ -174,7 +209,8 @@ void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t)
     /* the end of the watch is decided by the caller once all changes are
      * in (closing a session cancels many tasks at once) */
     for (sm_swatch *w = ss->swatches; w; w = w->next)
-        if (t->id >= w->from)
+        if (t->id >= w->from && !(w->backlog_next && t->id >= w->backlog_next &&
+                                  t->id <= w->backlog_end))
             swatch_add_outcome(sm, w, t);
 }
 
@@ -209,7 +245,7 @@ void sm_watch_collect(sm_t *sm)
         }
         fl_buf_free(&w->pending);
         w->npending = 0;
-        if (!w->call) /* dropped while dirty */
+        if (!w->call && !w->draining) /* dropped while dirty */
             free(w);
     }
     sm->dirty_swatches = NULL;

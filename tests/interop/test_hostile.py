@@ -298,6 +298,30 @@ def test_slow_readers_hold_bounded_memory(pb):
         d.stop()
 
 
+def test_watch_session_backlog_in_chunks(pb):
+    """The outcomes of 20,000 finished tasks come in several messages, each
+    task once, and the watch ends; a watcher that never reads meanwhile
+    holds no more than a chunk."""
+    d = Daemon()
+    try:
+        fe = pb.grpc.FrontendStub(d.ch)
+        session(pb, fe)
+        for _ in range(20):
+            fe.CreateTasks(pb.fe.CreateTasksRequest(session_id="s-1", count=1000))
+        fe.CloseSession(pb.fe.CloseSessionRequest(session_id="s-1"))  # all Cancelled
+        req = pb.fe.WatchSessionRequest(session_id="s-1", from_task_id=1)
+        stuck = raw_call(d.port, "/flame.v1.Frontend/WatchSession", req.SerializeToString())
+        ids, messages = [], 0
+        for batch in fe.WatchSession(req, timeout=30):
+            messages += 1
+            ids += [o.task_id for o in batch.outcomes]
+        assert sorted(ids) == list(range(1, 20001))
+        assert messages >= 5
+        stuck.close()
+    finally:
+        d.stop()
+
+
 def h2_frame(ftype, flags, stream, payload=b""):
     return (len(payload).to_bytes(3, "big") + bytes([ftype, flags]) +
             stream.to_bytes(4, "big") + payload)
