@@ -181,7 +181,9 @@ bool rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t len);
 /* Bytes queued on the call and not yet taken by gRPC. */
 size_t rpc_call_queued(const rpc_call *call);
 /* Calls fn once, on the server thread (a later loop turn), when the call's
- * queue has drained to at most low_water bytes. A producer that can wait (a
+ * queue has drained to at most low_water bytes and a quarter of
+ * rpc_limits.max_send_queue_msgs messages (so a chunk of up to that many
+ * messages always fits). A producer that can wait (a
  * listing) queues a chunk, registers, and resumes here, so a slow reader
  * never makes it build more. When the call ends first,
  * fn is still called once, with rpc_call_alive() false (maybe from inside

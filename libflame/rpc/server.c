@@ -489,7 +489,8 @@ static void run_drain(rpc_call *c, bool force)
 {
     if (!c->drain_fn)
         return;
-    if (!force && !c->dead && !c->finishing && c->q_bytes > c->drain_low)
+    if (!force && !c->dead && !c->finishing &&
+        (c->q_bytes > c->drain_low || c->q_msgs > c->srv->limits.max_send_queue_msgs / 4))
         return;
     void (*fn)(rpc_call *, void *) = c->drain_fn;
     c->drain_fn = NULL;

@@ -318,6 +318,9 @@ def test_watch_session_backlog_in_chunks(pb):
         assert sorted(ids) == list(range(1, 20001))
         assert messages >= 5
         stuck.close()
+        # small messages in numbers: the listing is paced by count as well
+        listed = [x.metadata.id for x in fe.ListTask(pb.fe.ListTaskRequest(session_id="s-1"))]
+        assert listed == [str(i) for i in range(1, 20001)]
     finally:
         d.stop()
 
