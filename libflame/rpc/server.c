@@ -707,12 +707,6 @@ static void dispatch(rpc_server *srv, grpc_event ev)
     maybe_free(c);
 }
 
-static void flush(rpc_server *srv)
-{
-    if (srv->hooks.flush)
-        srv->hooks.flush(srv->hooks.ctx);
-}
-
 /* glibc keeps freed memory of big queues for the next ones: once enough
  * went back, hand it to the kernel while idle (costs a few ms). */
 static void trim(rpc_server *srv)
@@ -776,7 +770,8 @@ void rpc_server_run(rpc_server *srv)
             if (!dirty)
                 trim(srv);
             if (dirty) {
-                flush(srv);
+                if (srv->hooks.flush)
+                    srv->hooks.flush(srv->hooks.ctx);
                 dirty = false;
                 batch = 0;
             }
@@ -794,12 +789,14 @@ void rpc_server_run(rpc_server *srv)
         dispatch(srv, ev);
         dirty = true;
         if (++batch >= 256) {
-            flush(srv);
+            if (srv->hooks.flush)
+                srv->hooks.flush(srv->hooks.ctx);
             dirty = false;
             batch = 0;
         }
     }
-    flush(srv);
+    if (srv->hooks.flush)
+        srv->hooks.flush(srv->hooks.ctx);
 }
 
 void rpc_server_shutdown(rpc_server *srv)

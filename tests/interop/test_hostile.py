@@ -101,6 +101,7 @@ class Bystander:
 
     def __init__(self, pb, port, session_id):
         self.ch = channel(port)
+        grpc.channel_ready_future(self.ch).result(timeout=10)  # a client already there
         self.fe = pb.grpc.FrontendStub(self.ch)
         self.req = pb.fe.GetSessionRequest(session_id=session_id)
         self.calls, self.errors, self.slowest = 0, [], 0.0
