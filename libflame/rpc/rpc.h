@@ -129,7 +129,9 @@ typedef struct rpc_server_hooks {
 
 /* Decides whether a call may proceed; runs on the server thread once per
  * call, before its first request message reaches the handler. peer: the
- * verified identity of the client (rpc_call_peer_identity). Return RPC_OK
+ * common name of the client's verified certificate, or NULL
+ * (rpc_call_peer_identity; the whole certificate: rpc_call_peer_cert,
+ * TLS or not: rpc_call_is_tls). Return RPC_OK
  * to let it through, or a code (RPC_PERMISSION_DENIED,
  * RPC_UNAUTHENTICATED...) to finish the call with it and the message
  * written into message (message_size bytes; left empty: "permission
