@@ -68,10 +68,10 @@ static flame_status db_error(sqlite_store *s, const char *what)
     return fl_error(FLAME_ERR_IO, "storage %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-static flame_status exec(sqlite_store *s, const char *sql)
+static flame_status exec(sqlite_store *s, const char *sql, const char *what)
 {
     if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return db_error(s, sql);
+        return db_error(s, what);
     return FLAME_OK;
 }
 
@@ -85,7 +85,7 @@ static flame_status begin(sqlite_store *s)
         return fl_error(FLAME_ERR_IO, "storage %s: the batch was rolled back after an earlier error",
                         s->path);
     }
-    flame_status st = exec(s, "BEGIN");
+    flame_status st = exec(s, "BEGIN", "begin a batch");
     if (st == FLAME_OK)
         s->in_txn = true;
     return st;
@@ -430,10 +430,10 @@ static flame_status migrate(sqlite_store *s)
                         version, SCHEMA_VERSION);
     for (int v = version; v < SCHEMA_VERSION; v++) {
         char *sql = fl_sprintf("BEGIN; %s PRAGMA user_version = %d; COMMIT;", migrations[v], v + 1);
-        flame_status st = exec(s, sql);
+        flame_status st = exec(s, sql, "migrate the schema");
         free(sql);
         if (st) {
-            exec(s, "ROLLBACK");
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* keeps the cause */
             return st;
         }
     }
@@ -490,7 +490,7 @@ flame_status fl_store_sqlite_open(fl_store **out, const char *path)
     sqlite3_busy_timeout(s->db, 5000);
     /* WAL + synchronous=NORMAL: a commit is in the WAL (survives kill -9)
      * without an fsync per transaction. */
-    st = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    st = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "open");
     if (!st)
         st = migrate(s);
     for (int i = 0; !st && i < Q_COUNT; i++)
@@ -512,5 +512,5 @@ flame_status fl_store_sqlite_limit(fl_store *st, unsigned pages)
     /* sqlite keeps the cap at least the database's current size */
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA max_page_count = %u", pages ? pages : 0xfffffffeU);
-    return exec((sqlite_store *)st, sql);
+    return exec((sqlite_store *)st, sql, "max_page_count");
 }
