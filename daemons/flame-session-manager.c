@@ -56,6 +56,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit: a storage error it reports, not a crash */
 
     flame_session_manager *sm;
     flame_status st = flame_session_manager_start(&sm, &o);

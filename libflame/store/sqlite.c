@@ -57,11 +57,28 @@ typedef struct sqlite_store {
     bool in_txn;
 } sqlite_store;
 
+/* The system's part of a storage failure: sqlite's record of it, else the
+ * errno the failed call left when it is one a write to storage gives
+ * (sqlite does not keep it for its WAL file). */
+static int sys_errno(sqlite_store *s, int saved)
+{
+    int sys = sqlite3_system_errno(s->db);
+    if (sys)
+        return sys;
+    switch (saved) {
+    case ENOSPC: case EFBIG: case EDQUOT: case EIO: case EROFS:
+        return saved;
+    default:
+        return 0;
+    }
+}
+
 /* sqlite's message, and the system's when the failure was the system's
  * (a full disk: "database or disk is full (No space left on device)"). */
 static flame_status db_error(sqlite_store *s, const char *what)
 {
-    int rc = sqlite3_errcode(s->db) & 0xff, sys = sqlite3_system_errno(s->db);
+    int saved = errno; /* the caller's failed sqlite call left it */
+    int rc = sqlite3_errcode(s->db) & 0xff, sys = sys_errno(s, saved);
     if (sys && (rc == SQLITE_FULL || rc == SQLITE_IOERR || rc == SQLITE_CANTOPEN))
         return fl_error(FLAME_ERR_IO, "storage %s: %s: %s (%s)", s->path, what,
                         sqlite3_errmsg(s->db), strerror(sys));
@@ -268,7 +285,7 @@ static flame_status scan_end(sqlite_store *s, sqlite3_stmt *q, int rc, const cha
     flame_status st = FLAME_OK;
     if (rc != SQLITE_DONE) {
         char why[300];
-        int sys = sqlite3_system_errno(s->db);
+        int sys = sys_errno(s, errno);
         snprintf(why, sizeof why, "%s%s%s%s", sqlite3_errmsg(s->db), sys ? " (" : "",
                  sys ? strerror(sys) : "", sys ? ")" : "");
         st = load_error(s, table, why);

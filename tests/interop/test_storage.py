@@ -1,0 +1,79 @@
+"""Storage failures tell the truth, with real daemons: the session manager's
+files stop growing (RLIMIT_FSIZE set from outside with prlimit, so its
+writes fail with EFBIG as on a disk that cannot take more), and what the
+clients were told, what ran and what a restart finds all agree."""
+import os
+import resource
+import time
+
+import grpc
+
+from test_execution import open_session, register_pyservice, wait_for, wait_node
+
+
+def tasks(pb, fe, sid):
+    return list(fe.ListTask(pb.fe.ListTaskRequest(session_id=sid), timeout=30))
+
+
+def marks(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return f.read().split()
+
+
+def create(pb, fe, sid, data):
+    return fe.CreateTask(pb.fe.CreateTaskRequest(task=pb.types.TaskSpec(session_id=sid,
+                                                                        input=data)))
+
+
+def test_files_stop_growing(cluster, pb, cfe):
+    wait_node(pb, cfe)
+    register_pyservice(pb, cfe, "marker")
+    open_session(pb, cfe, "disk", "marker")
+    ran = os.path.join(cluster.workdir, "ran")
+    pad = b":" + b"x" * 8000  # the log of writes grows fast
+    create(pb, cfe, "disk", b"mark:%s:first" % ran.encode() + pad)
+    wait_for(lambda: "first" in marks(ran), what="the first task")
+
+    # from now on no file of the session manager may grow past this size
+    limit = max(os.path.getsize(cluster.db + "-wal"), 1 << 16) + (1 << 16)
+    resource.prlimit(cluster.proc.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    acked, failed = ["first"], []
+    for i in range(400):
+        tag = f"t{i}"
+        try:
+            create(pb, cfe, "disk", b"mark:%s:%s" % (ran.encode(), tag.encode()) + pad)
+            assert not failed, "a write past the limit succeeded"
+            acked.append(tag)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INTERNAL, e
+            assert "storage commit failed" in e.details() and "File too large" in e.details(), \
+                e.details()
+            failed.append(tag)
+            if len(failed) == 5:
+                break
+    assert len(failed) == 5
+    assert cluster.alive()
+    # nothing of a failed batch reached an executor
+    assert not set(marks(ran)) & set(failed)
+    with open(os.path.join(cluster.workdir, "sm.log"), errors="replace") as f:
+        assert "ERROR sm: commit failed" in f.read()
+
+    # room again: everything acknowledged runs, nothing else ever did
+    resource.prlimit(cluster.proc.pid, resource.RLIMIT_FSIZE,
+                     (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    create(pb, cfe, "disk", b"mark:%s:after" % ran.encode() + pad)
+    acked.append("after")
+    wait_for(lambda: set(marks(ran)) >= set(acked), what="the acknowledged tasks")
+    assert set(marks(ran)) == set(acked)
+    done = wait_for(lambda: (lambda ts: ts if all(t.status.state == pb.types.Succeed for t in ts)
+                             else None)(tasks(pb, cfe, "disk")), what="every task to succeed")
+    assert [t.spec.output.decode() for t in done] == acked
+
+    # a restart finds exactly what the clients were told
+    cluster.stop()
+    cluster.start()
+    after = tasks(pb, cfe, "disk")
+    assert [t.spec.input.split(b":")[2].decode() for t in after] == acked
+    assert all(t.status.state == pb.types.Succeed for t in after)
