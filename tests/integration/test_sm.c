@@ -478,6 +478,28 @@ static void assert_task_state(flame_session *s, const char *id, flame_task_state
     flame_task_free(t);
 }
 
+/* What failed_batch_is_undone's failed batches did not change. */
+static void assert_undone(flame_session *s)
+{
+    flame_session_info *info;
+    ck_assert_int_eq(flame_session_get(&info, client, "u-lost"), FLAME_ERR_NOT_FOUND);
+    flame_session_state state;
+    ck_assert_int_eq(session_pending("u-1", &state), 1);
+    ck_assert_int_eq(state, FLAME_SESSION_OPEN);
+    assert_task_state(s, "1", FLAME_TASK_PENDING);
+    ck_assert_int_eq(session_pending("u-closed", &state), 0);
+    ck_assert_int_eq(state, FLAME_SESSION_CLOSED);
+    flame_application *a;
+    ck_assert_int_eq(flame_application_get(&a, client, "new"), FLAME_ERR_NOT_FOUND);
+    ck_assert_int_eq(flame_application_get(&a, client, "old"), FLAME_OK);
+    ck_assert_str_eq(a->spec->command, "/bin/true");
+    flame_application_free(a);
+    /* the open session still holds its application */
+    flame_application_spec as = FLAME_APPLICATION_SPEC_INIT;
+    as.command = "/bin/false";
+    ck_assert_int_eq(flame_application_update(client, "app", &as), FLAME_ERR_FAILED_PRECONDITION);
+}
+
 /* A failed commit leaves memory as it was: what the batch created is gone,
  * what it deleted or changed is back, and the engine goes on. */
 START_TEST(failed_batch_is_undone)
@@ -510,24 +532,17 @@ START_TEST(failed_batch_is_undone)
     ck_assert_int_eq(flame_application_unregister(client, "old"), FLAME_ERR_INTERNAL);
     ck_assert_int_eq(flame_task_create(NULL, s, "two", 3), FLAME_ERR_INTERNAL);
     atomic_store(&fs->fail, false);
+    assert_undone(s);
+    /* and the disk says the same */
+    flame_session_free(s);
+    flame_session_free(c);
+    stop_sm();
+    start_sm(0);
+    ck_assert_int_eq(flame_session_open(&s, client, "u-1", NULL), FLAME_OK);
+    ck_assert_int_eq(flame_session_attach(&c, client, "u-closed"), FLAME_OK);
+    assert_undone(s);
 
-    flame_session_info *info;
-    ck_assert_int_eq(flame_session_get(&info, client, "u-lost"), FLAME_ERR_NOT_FOUND);
-    flame_session_state state;
-    ck_assert_int_eq(session_pending("u-1", &state), 1);
-    ck_assert_int_eq(state, FLAME_SESSION_OPEN);
-    assert_task_state(s, "1", FLAME_TASK_PENDING);
-    ck_assert_int_eq(session_pending("u-closed", &state), 0);
-    ck_assert_int_eq(state, FLAME_SESSION_CLOSED);
-    flame_application *a;
-    ck_assert_int_eq(flame_application_get(&a, client, "new"), FLAME_ERR_NOT_FOUND);
-    ck_assert_int_eq(flame_application_get(&a, client, "old"), FLAME_OK);
-    ck_assert_str_eq(a->spec->command, "/bin/true");
-    flame_application_free(a);
-    /* the open session still holds its application */
-    ck_assert_int_eq(flame_application_update(client, "app", &as), FLAME_ERR_FAILED_PRECONDITION);
-
-    /* the engine goes on: ids continue after what was acknowledged */
+    /* ids continue after what was acknowledged; the undone changes can be made */
     flame_task *t;
     ck_assert_int_eq(flame_task_create(&t, s, "three", 5), FLAME_OK);
     ck_assert_str_eq(t->id, "2");
@@ -603,6 +618,32 @@ START_TEST(full_disk_tells_the_truth)
     ck_assert_int_eq(memcmp(list[n - 1]->input.data, "after", 5), 0);
     flame_task_list_free(list, n);
     flame_session_free(s);
+}
+END_TEST
+
+/* A database that cannot be read completely stops the start, naming the
+ * file and the table: no session manager on part of its state. */
+START_TEST(damaged_database_stops_the_start)
+{
+    register_app("app");
+    stop_sm(); /* the last connection folds the WAL into the file */
+    FILE *f = fopen(db, "r+b");
+    ck_assert_ptr_nonnull(f);
+    char junk[4096];
+    memset(junk, 0x5a, sizeof junk);
+    ck_assert_int_eq(fseek(f, 4096, SEEK_SET), 0); /* page 2: the applications table */
+    ck_assert_uint_eq(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+    fclose(f);
+    flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
+    char storage[300];
+    snprintf(storage, sizeof storage, "sqlite://%s", db);
+    o.endpoint = "http://127.0.0.1:0";
+    o.storage = storage;
+    flame_session_manager *x = NULL;
+    ck_assert_int_eq(flame_session_manager_start(&x, &o), FLAME_ERR_IO);
+    ck_assert_ptr_null(x);
+    ck_assert_msg(strstr(flame_error_last(), db) && strstr(flame_error_last(), "table applications"),
+                  "%s", flame_error_last());
 }
 END_TEST
 
@@ -783,6 +824,7 @@ int main(void)
     tcase_add_test(tc, failed_write_fails_the_reply);
     tcase_add_test(tc, failed_batch_is_undone);
     tcase_add_test(tc, full_disk_tells_the_truth);
+    tcase_add_test(tc, damaged_database_stops_the_start);
     tcase_add_test(tc, bad_input_keeps_daemon_up);
     tcase_add_test(tc, oversized_input);
     tcase_add_test(tc, batched_client_api);
