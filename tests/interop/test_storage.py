@@ -28,6 +28,8 @@ def create(pb, fe, sid, data):
 
 
 def test_files_stop_growing(cluster, pb, cfe):
+    """Also: the database, its WAL and SHM, the work and log directories and
+    the Instance sockets are private to the daemons' user."""
     wait_node(pb, cfe)
     register_pyservice(pb, cfe, "marker")
     open_session(pb, cfe, "disk", "marker")
@@ -35,6 +37,14 @@ def test_files_stop_growing(cluster, pb, cfe):
     pad = b":" + b"x" * 8000  # the log of writes grows fast
     create(pb, cfe, "disk", b"mark:%s:first" % ran.encode() + pad)
     wait_for(lambda: "first" in marks(ran), what="the first task")
+
+    # what the daemons created is their user's alone
+    work = os.path.join(cluster.workdir, "work")
+    socks = [os.path.join(work, f) for f in os.listdir(work) if f.endswith(".sock")]
+    assert socks
+    for path in [cluster.db, cluster.db + "-wal", cluster.db + "-shm", work,
+                 os.path.join(work, "logs")] + socks:
+        assert os.stat(path).st_mode & 0o077 == 0, f"{path}: {oct(os.stat(path).st_mode)}"
 
     # from now on no file of the session manager may grow past this size
     limit = max(os.path.getsize(cluster.db + "-wal"), 1 << 16) + (1 << 16)
