@@ -65,13 +65,18 @@ void sm_journal_session_deleted(sm_t *sm, sm_session *ss)
     u->prev = ss->prev;
 }
 
-void sm_journal_session_closed(sm_t *sm, sm_session *ss)
+void sm_journal_session_closed(sm_t *sm, sm_session *ss, int64_t etime, fl_task **cancelled,
+                               size_t n)
 {
     sm_change *u = record(sm, UNDO_SESSION_CLOSE);
-    if (u) {
-        u->ss = ss;
-        u->etime = ss->s->etime;
+    if (!u) {
+        free(cancelled);
+        return;
     }
+    u->ss = ss;
+    u->etime = etime;
+    u->tasks = cancelled; /* one pointer per task: a close may cancel millions */
+    u->n = (uint32_t)n;
 }
 
 void sm_journal_tasks_added(sm_t *sm, sm_session *ss)
@@ -122,6 +127,9 @@ void sm_journal_clear(sm_t *sm)
             break;
         case UNDO_TASK:
             free(u->output);
+            break;
+        case UNDO_SESSION_CLOSE:
+            free(u->tasks);
             break;
         default:
             break;

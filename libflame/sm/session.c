@@ -157,12 +157,7 @@ flame_status sm_session_close(sm_t *sm, sm_session *ss)
 {
     fl_session *s = ss->s;
     bool was_open = s->state == FLAME_SESSION_OPEN;
-    if (was_open && !s->counts[FLAME_TASK_RUNNING]) { /* it will close: journal what changes */
-        sm_journal_session_closed(sm, ss);
-        for (uint32_t i = 0; i < s->ntasks; i++)
-            if (s->tasks[i] && s->tasks[i]->state == FLAME_TASK_PENDING)
-                sm_journal_task(sm, ss, s->tasks[i], false);
-    }
+    int64_t etime = s->etime;
     fl_task **changed;
     size_t n;
     flame_status st = fl_session_close(s, fl_now_ms(), &changed, &n);
@@ -170,7 +165,10 @@ flame_status sm_session_close(sm_t *sm, sm_session *ss)
         return st;
     for (size_t i = 0; i < n; i++)
         sm_task_finished(sm, ss, changed[i]);
-    free(changed);
+    if (was_open)
+        sm_journal_session_closed(sm, ss, etime, changed, n);
+    else
+        free(changed);
     sm_swatch_end_done(sm, ss);
     if (was_open) {
         sm->sched_dirty = true;

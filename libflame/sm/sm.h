@@ -120,7 +120,7 @@ typedef struct sm_change {
         UNDO_APP_DEL,       /* app: unregistered (owned) */
         UNDO_SESSION_ADD,   /* ss: created */
         UNDO_SESSION_DEL,   /* ss: deleted (owned, unlinked), prev: its neighbour */
-        UNDO_SESSION_CLOSE, /* ss: closed; etime before */
+        UNDO_SESSION_CLOSE, /* ss: closed; etime before, tasks: the n it cancelled */
         UNDO_TASKS_ADD,     /* ss: tasks n+1.. created */
         UNDO_TASK,          /* t of ss: state, etime, events (n) and output before */
     } kind;
@@ -130,6 +130,7 @@ typedef struct sm_change {
     fl_app *app;
     sm_session *ss, *prev;
     fl_task *t;
+    fl_task **tasks;                 /* owned (the array) */
     uint8_t *output;                 /* owned */
     int64_t etime;
 } sm_change;
@@ -338,13 +339,16 @@ void sm_sched_run(sm_t *sm);
 
 /* ---- journal.c: the batch's changes, kept until its commit ---------------- */
 /* Each is called before the change it records (deletions: before the
- * object leaves the books; the journal then owns it). */
+ * object leaves the books; the journal then owns it), unless it says. */
 void sm_journal_app_added(sm_t *sm, fl_app *a);
 void sm_journal_app_replaced(sm_t *sm, fl_app *old);
 void sm_journal_app_deleted(sm_t *sm, fl_app *a);
 void sm_journal_session_added(sm_t *sm, sm_session *ss);
 void sm_journal_session_deleted(sm_t *sm, sm_session *ss);
-void sm_journal_session_closed(sm_t *sm, sm_session *ss);
+/* After the close: etime was the session's before it; takes cancelled, the
+ * n tasks the close cancelled (fl_session_close's array). */
+void sm_journal_session_closed(sm_t *sm, sm_session *ss, int64_t etime, fl_task **cancelled,
+                               size_t n);
 void sm_journal_tasks_added(sm_t *sm, sm_session *ss);
 /* output: the journal takes t's output (the caller sets a new one). */
 void sm_journal_task(sm_t *sm, sm_session *ss, fl_task *t, bool output);

@@ -103,6 +103,17 @@ static void undo_one(sm_t *sm, sm_change *u, touched *tc, const char *why)
         break;
     case UNDO_SESSION_CLOSE: {
         fl_session *s = u->ss->s;
+        /* the tasks it cancelled were Pending, with one event less */
+        for (uint32_t i = 0; i < u->n; i++) {
+            fl_task *t = u->tasks[i];
+            s->counts[t->state]--;
+            s->counts[FLAME_TASK_PENDING]++;
+            t->state = FLAME_TASK_PENDING;
+            t->etime = 0;
+            fl_events_truncate(&t->events, t->events.n - 1u);
+        }
+        if (u->n)
+            touch(tc, u->ss);
         s->state = FLAME_SESSION_OPEN;
         s->etime = u->etime;
         fl_app *a = sm_app_get(sm, s->app);

@@ -41,6 +41,7 @@ flame_status fl_store_open(fl_store **out, const char *url);
 
 /* Writes are batched: a failed one fails the batch's commit (which then
  * drops the whole batch), so no acknowledgement rides on a lost write. */
+/* Records the batch's first failed write, with the thread's last error. */
 void fl_store_write_failed(fl_store *st, flame_status r);
 static inline flame_status fl_store_wrote(fl_store *st, flame_status r)
 {
