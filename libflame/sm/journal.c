@@ -136,6 +136,11 @@ void sm_journal_clear(sm_t *sm)
         }
     }
     sm->njournal = 0;
+    if (sm->capjournal > 4096) { /* a huge batch does not keep its room */
+        free(sm->journal);
+        sm->journal = NULL;
+        sm->capjournal = 0;
+    }
 }
 
 void sm_session_free(sm_t *sm, sm_session *ss)

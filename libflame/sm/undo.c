@@ -112,6 +112,8 @@ static void undo_one(sm_t *sm, sm_change *u, touched *tc, const char *why)
             t->etime = 0;
             fl_events_truncate(&t->events, t->events.n - 1u);
         }
+        free(u->tasks);
+        u->tasks = NULL;
         if (u->n)
             touch(tc, u->ss);
         s->state = FLAME_SESSION_OPEN;
