@@ -1,13 +1,17 @@
 """Storage failures tell the truth, with real daemons: the session manager's
 files stop growing (RLIMIT_FSIZE set from outside with prlimit, so its
-writes fail with EFBIG as on a disk that cannot take more), and what the
-clients were told, what ran and what a restart finds all agree."""
+writes fail with EFBIG as on a disk that cannot take more), or its disk is
+full (a small tmpfs, where mounts are allowed), and what the clients were
+told, what ran and what a restart finds all agree."""
 import os
 import resource
-import time
+import shutil
+import subprocess
 
 import grpc
+import pytest
 
+from conftest import Daemon, channel
 from test_execution import open_session, register_pyservice, wait_for, wait_node
 
 
@@ -87,3 +91,52 @@ def test_files_stop_growing(cluster, pb, cfe):
     after = tasks(pb, cfe, "disk")
     assert [t.spec.input.split(b":")[2].decode() for t in after] == acked
     assert all(t.status.state == pb.types.Succeed for t in after)
+
+
+def test_a_full_disk(pb, tmp_path):
+    """A real ENOSPC: the database on a 512 KiB tmpfs (needs the right to
+    mount; skipped where there is none)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if not shutil.which("mount") or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
+            capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    d = Daemon(str(tmp_path))
+    d.db = str(mnt / "flame.db")
+    try:
+        d.start()
+        ch = channel(d.port)
+        fe = pb.grpc.FrontendStub(ch)
+        fe.RegisterApplication(pb.fe.RegisterApplicationRequest(
+            name="app", application=pb.types.ApplicationSpec(command="/bin/true")))
+        open_session(pb, fe, "full", "app")
+        acked, failed = 0, 0
+        while failed < 3:
+            assert acked < 200, "the disk never filled"
+            try:
+                create(pb, fe, "full", b"%06d" % acked + b"x" * 16000)
+                assert not failed, "a write on the full disk succeeded"
+                acked += 1
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.INTERNAL, e
+                assert "database or disk is full (No space left on device)" in e.details(), \
+                    e.details()
+                failed += 1
+        assert len(tasks(pb, fe, "full")) == acked
+
+        subprocess.run(["mount", "-o", "remount,size=16m", str(mnt)], check=True)
+        t = create(pb, fe, "full", b"after")
+        assert t.metadata.id == str(acked + 1)
+        ch.close()
+        d.stop()
+        d.start()
+        ch = channel(d.port)
+        fe = pb.grpc.FrontendStub(ch)
+        after = tasks(pb, fe, "full")
+        assert [x.spec.input[:6] for x in after[:-1]] == [b"%06d" % i for i in range(acked)]
+        assert after[-1].spec.input == b"after"
+        ch.close()
+    finally:
+        d.stop()
+        subprocess.run(["umount", str(mnt)])
