@@ -79,6 +79,17 @@ void sm_journal_session_closed(sm_t *sm, sm_session *ss, int64_t etime, fl_task 
     u->n = (uint32_t)n;
 }
 
+void sm_journal_session_bind(sm_t *sm, sm_session *ss)
+{
+    sm_change *u = record(sm, UNDO_SESSION_BIND);
+    if (u) {
+        u->ss = ss;
+        u->n = ss->s->events.n;
+        u->bind_failures = ss->s->bind_failures;
+        u->unschedulable = ss->s->unschedulable;
+    }
+}
+
 void sm_journal_tasks_added(sm_t *sm, sm_session *ss)
 {
     sm_change *u = record(sm, UNDO_TASKS_ADD);

@@ -121,12 +121,14 @@ typedef struct sm_change {
         UNDO_SESSION_ADD,   /* ss: created */
         UNDO_SESSION_DEL,   /* ss: deleted (owned, unlinked), prev: its neighbour */
         UNDO_SESSION_CLOSE, /* ss: closed; etime before, tasks: the n it cancelled */
+        UNDO_SESSION_BIND,  /* ss: n events, bind_failures, unschedulable before */
         UNDO_TASKS_ADD,     /* ss: tasks n+1.. created */
         UNDO_TASK,          /* t of ss: state, etime, events (n) and output before */
     } kind;
     uint8_t state;
     bool took_output, has_output;    /* TASK: the output changes */
-    uint32_t n, output_len;
+    bool unschedulable;
+    uint32_t n, output_len, bind_failures;
     fl_app *app;
     sm_session *ss, *prev;
     fl_task *t;
@@ -350,6 +352,8 @@ void sm_journal_session_deleted(sm_t *sm, sm_session *ss);
 void sm_journal_session_closed(sm_t *sm, sm_session *ss, int64_t etime, fl_task **cancelled,
                                size_t n);
 void sm_journal_tasks_added(sm_t *sm, sm_session *ss);
+/* Its bind failures (events, count, unschedulable) are about to change. */
+void sm_journal_session_bind(sm_t *sm, sm_session *ss);
 /* output: the journal takes t's output (the caller sets a new one). */
 void sm_journal_task(sm_t *sm, sm_session *ss, fl_task *t, bool output);
 /* The batch is on disk: frees what the journal kept. */

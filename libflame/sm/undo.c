@@ -124,6 +124,12 @@ static void undo_one(sm_t *sm, sm_change *u, touched *tc, const char *why)
         sm->sched_dirty = true;
         break;
     }
+    case UNDO_SESSION_BIND:
+        fl_events_truncate(&u->ss->s->events, u->n);
+        u->ss->s->bind_failures = u->bind_failures;
+        u->ss->s->unschedulable = u->unschedulable;
+        sm->sched_dirty = true;
+        break;
     case UNDO_TASKS_ADD:
         tasks_unadd(sm, u->ss, u->n, why);
         touch(tc, u->ss);
