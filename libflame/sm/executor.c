@@ -57,6 +57,7 @@ static void requeue(sm_t *sm, sm_exec *e, const char *why)
     for (uint32_t i = 0; i < n && ss; i++) {
         fl_task *t = e->run[i].t;
         if (t->state == FLAME_TASK_RUNNING) {
+            sm_journal_task(sm, ss, t, false);
             fl_task_set_state(ss->s, t, FLAME_TASK_PENDING, why, fl_now_ms());
             sm_task_requeued(sm, ss, t);
         } else if (t->state == FLAME_TASK_PENDING) {
