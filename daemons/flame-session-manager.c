@@ -10,12 +10,15 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: flame-session-manager [--config FILE] [--endpoint URL] [--storage URL]\n"
+            "Usage: flame-session-manager [--config FILE] [--endpoint URL] [--storage URL] "
+            "[--insecure]\n"
             "\n"
             "Serves flame.v1 (Frontend and Backend) for a Flame cluster.\n"
             "  -c, --config FILE     Flame's cluster YAML (cluster: {name, endpoint, storage, ...})\n"
             "  -e, --endpoint URL    listen on URL (overrides cluster.endpoint), e.g. http://127.0.0.1:8080\n"
             "  -s, --storage URL     sqlite://PATH or none (overrides cluster.storage)\n"
+            "      --insecure        allow a non-loopback endpoint without TLS: every client\n"
+            "                        that reaches it is admin (logged at WARN on every start)\n"
             "  -h, --help            show this help\n"
             "  -V, --version         show the version\n");
 }
@@ -26,6 +29,7 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' },
         { "endpoint", required_argument, NULL, 'e' },
         { "storage", required_argument, NULL, 's' },
+        { "insecure", no_argument, NULL, 'I' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -37,6 +41,7 @@ int main(int argc, char **argv)
         case 'c': o.config_file = optarg; break;
         case 'e': o.endpoint = optarg; break;
         case 's': o.storage = optarg; break;
+        case 'I': o.insecure = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("flame-session-manager %s\n", flame_version()); return 0;
         default: usage(stderr); return 2;

@@ -61,6 +61,8 @@ struct rpc_call {
     void (*cancel_fn)(rpc_call *, void *);
     void *cancel_arg;
     void *user;
+    void *auth;
+    void (*auth_release)(void *);
     struct rpc_call *prev, *next; /* live calls */
 };
 
@@ -227,6 +229,8 @@ static void maybe_free(rpc_call *c)
         grpc_call_unref(c->call);
     grpc_call_details_destroy(&c->details);
     grpc_metadata_array_destroy(&c->md);
+    if (c->auth_release)
+        c->auth_release(c->auth);
     free(c->path);
     free(c);
 }
@@ -401,19 +405,39 @@ rpc_kind rpc_call_kind(const rpc_call *c)
     return c->method ? c->method->kind : RPC_KIND_UNARY;
 }
 
-const char *rpc_call_peer_identity(const rpc_call *c)
+bool rpc_call_is_tls(const rpc_call *c)
 {
-    (void)c; /* plaintext only: no verified identity yet */
+    (void)c; /* plaintext only, for now */
+    return false;
+}
+
+const char *rpc_call_peer_cert(const rpc_call *c)
+{
+    (void)c;
     return NULL;
 }
 
-/* The authorization hook's verdict; false when it finished the call. */
-static bool authorized(rpc_server *srv, rpc_call *c)
+void rpc_call_set_auth(rpc_call *c, void *auth, void (*release)(void *))
+{
+    if (c->auth_release)
+        c->auth_release(c->auth);
+    c->auth = auth;
+    c->auth_release = release;
+}
+
+void *rpc_call_auth(const rpc_call *c)
+{
+    return c->auth;
+}
+
+/* The authorization hook's verdict on the call (req NULL) or on one of its
+ * requests; false when it finished the call. */
+static bool authorized(rpc_server *srv, rpc_call *c, const ProtobufCMessage *req)
 {
     if (!srv->authorize)
         return true;
-    char msg[256] = "";
-    int code = srv->authorize(c, rpc_call_peer_identity(c), msg, sizeof msg, srv->authorize_ctx);
+    char msg[512] = "";
+    int code = srv->authorize(c, req, msg, sizeof msg, srv->authorize_ctx);
     if (code == RPC_OK)
         return true;
     rpc_call_finish(c, code, "%s: %s", c->path, *msg ? msg : "permission denied");
@@ -447,7 +471,7 @@ static void on_new(rpc_server *srv, rpc_call *c, bool ok)
         rpc_call_finish(c, RPC_UNIMPLEMENTED, "unknown method %s", c->path);
         return;
     }
-    if (authorized(srv, c))
+    if (authorized(srv, c, NULL))
         start_recv(c);
 }
 
@@ -469,7 +493,8 @@ static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t le
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: malformed request message", c->path);
         return;
     }
-    m->handler(c, req, srv->ctx);
+    if (authorized(srv, c, req))
+        m->handler(c, req, srv->ctx);
     protobuf_c_message_free_unpacked(req, NULL);
 }
 
