@@ -63,6 +63,9 @@ struct rpc_call {
     void *user;
     void *auth;
     void (*auth_release)(void *);
+    bool peer_known;    /* peer_cert, peer_cn and is_tls are read */
+    bool is_tls;
+    char *peer_cert, *peer_cn;
     struct rpc_call *prev, *next; /* live calls */
 };
 
@@ -75,6 +78,7 @@ struct rpc_server {
     rpc_server_hooks hooks;
     size_t max_message;
     rpc_tls tls; /* owned copy */
+    rpc_cert_watch *watches; /* of the TLS ports; freed after the server */
     rpc_authorize_fn authorize;
     void *authorize_ctx;
     struct tag shutdown_tag;
@@ -150,7 +154,7 @@ rpc_server *rpc_server_new(const rpc_service *services, size_t n_services, void 
 int rpc_server_listen(rpc_server *srv, const char *addr)
 {
     grpc_server_credentials *creds;
-    if (rpc_server_credentials(&creds, &srv->tls))
+    if (rpc_server_credentials(&creds, &srv->tls, &srv->watches))
         return -1;
     int port = grpc_server_add_http2_port(srv->server, addr, creds);
     grpc_server_credentials_release(creds);
@@ -232,6 +236,8 @@ static void maybe_free(rpc_call *c)
     if (c->auth_release)
         c->auth_release(c->auth);
     free(c->path);
+    free(c->peer_cert);
+    free(c->peer_cn);
     free(c);
 }
 
@@ -405,16 +411,52 @@ rpc_kind rpc_call_kind(const rpc_call *c)
     return c->method ? c->method->kind : RPC_KIND_UNARY;
 }
 
-bool rpc_call_is_tls(const rpc_call *c)
+static char *property(grpc_auth_context *ctx, const char *name)
 {
-    (void)c; /* plaintext only, for now */
-    return false;
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, name);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    return p ? fl_strndup(p->value, p->value_length) : NULL;
+}
+
+/* Reads what the handshake left in the call's auth context, once. */
+static void know_peer(const rpc_call *cc)
+{
+    rpc_call *c = (rpc_call *)cc; /* a cache: logically const */
+    if (c->peer_known)
+        return;
+    c->peer_known = true;
+    if (!rpc_tls_enabled(&c->srv->tls) || !c->call)
+        return;
+    grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+    if (!ctx)
+        return;
+    char *type = property(ctx, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+    c->is_tls = type && strcmp(type, GRPC_SSL_TRANSPORT_SECURITY_TYPE) == 0;
+    free(type);
+    if (c->is_tls) {
+        /* present only for a certificate that verified */
+        c->peer_cert = property(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+        c->peer_cn = property(ctx, GRPC_X509_CN_PROPERTY_NAME);
+    }
+    grpc_auth_context_release(ctx);
+}
+
+const char *rpc_call_peer_identity(const rpc_call *c)
+{
+    know_peer(c);
+    return c->peer_cert ? c->peer_cn : NULL;
 }
 
 const char *rpc_call_peer_cert(const rpc_call *c)
 {
-    (void)c;
-    return NULL;
+    know_peer(c);
+    return c->peer_cert;
+}
+
+bool rpc_call_is_tls(const rpc_call *c)
+{
+    know_peer(c);
+    return c->is_tls;
 }
 
 void rpc_call_set_auth(rpc_call *c, void *auth, void (*release)(void *))
@@ -662,6 +704,7 @@ void rpc_server_free(rpc_server *srv)
             break;
     }
     grpc_completion_queue_destroy(srv->cq);
+    rpc_cert_watch_free(srv->watches);
     rpc_tls_clear(&srv->tls);
     free(srv->methods);
     free(srv);
