@@ -71,6 +71,11 @@ typedef struct rpc_tls {
 } rpc_tls;
 #define RPC_TLS_INIT { NULL, NULL, NULL, false, false }
 
+/* Whether tls asks for TLS at all. */
+bool rpc_tls_enabled(const rpc_tls *tls);
+void rpc_tls_copy(rpc_tls *dst, const rpc_tls *src); /* deep copy */
+void rpc_tls_clear(rpc_tls *tls);                    /* frees a copy */
+
 /* Reads and checks the files of tls (PEM, the key matches the certificate,
  * what a server needs is there). FLAME_ERR_CONFIG naming the setting and
  * the file: "cert_file: /etc/flame/server.crt: No such file or directory";

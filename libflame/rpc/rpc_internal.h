@@ -20,9 +20,6 @@ void rpc_size_args(grpc_arg *args, size_t max_message);
 
 /* credentials.c: the one place each side's credentials are made. Errors:
  * FLAME_ERR_CONFIG naming the setting ("cert_file: PATH: why"). */
-bool rpc_tls_enabled(const rpc_tls *tls);
-void rpc_tls_copy(rpc_tls *dst, const rpc_tls *src); /* deep copy */
-void rpc_tls_clear(rpc_tls *tls);                    /* frees a copy */
 /* What reloads a TLS server's certificates; gRPC holds it by pointer
  * without freeing it, so each one made is pushed on *watches and must live
  * until the server is destroyed (then rpc_cert_watch_free the list). */

@@ -89,22 +89,26 @@ static const char *executor_node(void *ctx, const char *id)
 
 /* Without TLS every client is admin: only loopback, unless the operator
  * says otherwise. */
-static flame_status check_plaintext(const fl_endpoint *ep, bool insecure)
+static flame_status check_plaintext(const char *endpoint, bool insecure)
 {
-    if (fl_endpoint_loopback(ep)) {
+    fl_endpoint ep;
+    flame_status st = fl_endpoint_parse(&ep, endpoint, FLAME_ERR_CONFIG);
+    if (st)
+        return st;
+    if (fl_endpoint_loopback(&ep))
         fl_log(FL_LOG_INFO, "sm", "no TLS (cluster.tls): listening on loopback only (%s); every "
                "local client is the identity \"%s\" with role admin (development mode)",
-               ep->target, FL_IDENTITY_LOCAL);
-        return FLAME_OK;
-    }
-    if (!insecure)
-        return fl_error(FLAME_ERR_CONFIG, "endpoint %s is not a loopback address and TLS is off: "
-                        "every client that reaches it would be admin; configure cluster.tls, "
-                        "listen on 127.0.0.1, or pass --insecure", ep->url);
-    fl_log(FL_LOG_WARN, "sm", "INSECURE: listening on %s without TLS (--insecure): anyone who "
-           "reaches this port is admin, can run any command on every node and read every "
-           "session; configure cluster.tls", ep->target);
-    return FLAME_OK;
+               ep.target, FL_IDENTITY_LOCAL);
+    else if (!insecure)
+        st = fl_error(FLAME_ERR_CONFIG, "endpoint %s is not a loopback address and TLS is off: "
+                      "every client that reaches it would be admin; configure cluster.tls, "
+                      "listen on 127.0.0.1, or pass --insecure", ep.url);
+    else
+        fl_log(FL_LOG_WARN, "sm", "INSECURE: listening on %s without TLS (--insecure): anyone "
+               "who reaches this port is admin, can run any command on every node and read "
+               "every session; configure cluster.tls", ep.target);
+    fl_endpoint_clear(&ep);
+    return st;
 }
 
 /* ---- life cycle --------------------------------------------------------- */
@@ -132,6 +136,7 @@ static void sm_free(sm_t *sm)
     free(sm->out);
     free(sm->dirty_execs);
     free(sm->name);
+    fl_server_tls_clear(&sm->tls);
     free(sm);
 }
 
@@ -147,8 +152,8 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
     flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
     if (opts && opts->version >= 2)
         o = *opts;
-    else if (opts) /* version 1: the fields before insecure */
-        memcpy(&o, opts, offsetof(flame_server_options, insecure));
+    else if (opts) /* version 1: the fields before TLS */
+        memcpy(&o, opts, offsetof(flame_server_options, tls_cert_file));
     flame_cluster_config *cfg = NULL;
     if (o.config_file) {
         flame_status st = flame_cluster_config_load(&cfg, o.config_file);
@@ -175,14 +180,21 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
     if (!st) {
         if ((size_t)snprintf(addr, sizeof addr, "%s", ep.target) >= sizeof addr)
             st = fl_error(FLAME_ERR_CONFIG, "endpoint \"%s\": too long", endpoint);
-        if (!st)
-            st = check_plaintext(&ep, o.insecure);
         fl_endpoint_clear(&ep);
     }
+    if (!st)
+        st = fl_server_tls_resolve(&sm->tls, &o, cfg);
+    if (!st && !rpc_tls_enabled(&sm->tls.tls))
+        st = check_plaintext(endpoint, o.insecure);
     if (!st) {
         const ProtobufCServiceDescriptor *descs[] = { sm_frontend_service.desc,
                                                       sm_backend_service.desc };
-        fl_auth_options ao = { NULL, NULL, FL_ROLE_NONE, { session_owner, executor_node, sm } };
+        /* server-side TLS as Flame means it: clients without a certificate
+         * (flamepy) are users unless the operator says none */
+        const char *anon = sm->tls.anonymous_role ? sm->tls.anonymous_role : "user";
+        fl_auth_options ao = { sm->tls.crl_file, sm->tls.tls.ca_file,
+                               (fl_role)fl_role_parse(anon),
+                               { session_owner, executor_node, sm } };
         st = fl_auth_new(&sm->auth, &ao, descs, FL_ARRAY_LEN(descs));
     }
     if (!st && !sm->store)
@@ -206,6 +218,7 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
     rpc_server_options ro = RPC_SERVER_OPTIONS_INIT;
     ro.max_message = sm->max_message;
     ro.hooks = (rpc_server_hooks){ sm_flush, sm_tick, sm->schedule_interval_ms, sm };
+    ro.tls = sm->tls.tls; /* TLS whatever the endpoint's scheme, as Flame */
     ro.authorize = fl_auth_authorize;
     ro.authorize_ctx = sm->auth;
     sm->rpc = rpc_server_new(services, FL_ARRAY_LEN(services), sm, &ro);
@@ -220,8 +233,13 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
         sm_free(sm);
         return fl_error(FLAME_ERR_INTERNAL, "cannot start the engine thread");
     }
-    fl_log(FL_LOG_INFO, "sm", "session manager %s listening on %s (port %d), storage %s",
-           sm->name, addr, sm->port, sm->store->ops->name);
+    fl_log(FL_LOG_INFO, "sm", "session manager %s listening on %s (port %d, %s), storage %s",
+           sm->name, addr, sm->port,
+           !rpc_tls_enabled(&sm->tls.tls) ? "plaintext"
+           : sm->tls.tls.mutual           ? "mutual TLS"
+           : sm->tls.tls.ca_file          ? "TLS, client certificates verified when presented"
+                                          : "TLS",
+           sm->store->ops->name);
     *out = sm;
     return FLAME_OK;
 }
