@@ -167,3 +167,30 @@ def test_flmping_over_mtls_with_an_executor_manager_on_mtls(mtls, pb):
         assert out.returncode != 0
     finally:
         mtls.stop_em()
+
+
+def test_executor_manager_without_a_node_certificate_is_refused(mtls, pb):
+    """Mutual TLS also guards the Backend: an executor manager that
+    presents no certificate never registers, and the refusal is logged."""
+    import time
+    em_log = os.path.join(mtls.workdir, "em-nocert.log")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FLAME_CERT_FILE", "FLAME_KEY_FILE")}
+    em = subprocess.Popen([os.environ["FLAME_EM_BIN"], "--endpoint", mtls.url, "--work-dir",
+                           os.path.join(mtls.workdir, "work"), "--node", "no-cert",
+                           "--tls-ca", os.path.join(pki(), "ca.crt")],
+                          env=env, stdout=open(em_log, "ab"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 10
+        while "the client presented no certificate" not in sm_log(mtls):
+            assert time.time() < deadline, sm_log(mtls)
+            time.sleep(0.05)
+        ch = channel(mtls.port, tls_credentials())
+        try:
+            nodes = pb.grpc.FrontendStub(ch).ListNodes(pb.fe.ListNodesRequest(), timeout=10).nodes
+        finally:
+            ch.close()
+        assert [n for n in nodes if n.metadata.name == "no-cert"] == []
+    finally:
+        em.terminate()
+        assert em.wait(20) == 0
