@@ -61,8 +61,10 @@ def test_mutual_tls_handshake_matrix(mtls, pb):
     assert code_of(pb, port, tls_credentials(cert="rogue")) == grpc.StatusCode.UNAVAILABLE
     assert code_of(pb, port, tls_credentials(cert="expired")) == grpc.StatusCode.UNAVAILABLE
     assert code_of(pb, port, tls_credentials(ca="other-ca")) == grpc.StatusCode.UNAVAILABLE
-    for cert in ("admin", "user", "node"):
+    for cert in ("admin", "user"):
         assert code_of(pb, port, tls_credentials(cert=cert)) == grpc.StatusCode.OK, cert
+    # the handshake passes; a node certificate speaks only the Backend (auth/)
+    assert code_of(pb, port, tls_credentials(cert="node")) == grpc.StatusCode.PERMISSION_DENIED
     log = sm_log(mtls)
     assert "TLS handshake refused" in log
     assert "the client presented no certificate; mutual TLS requires one" in log
