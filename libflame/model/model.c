@@ -41,6 +41,15 @@ fl_event fl_events_get(const fl_events *e, uint32_t i)
     return (fl_event){ c.code, e->msgs ? e->msgs[i] : NULL, c.time };
 }
 
+void fl_events_truncate(fl_events *e, uint32_t n)
+{
+    for (; e->n > n; e->n--)
+        if (e->msgs) {
+            free(e->msgs[e->n - 1]);
+            e->msgs[e->n - 1] = NULL;
+        }
+}
+
 void fl_events_free(fl_events *e)
 {
     if (e->msgs)
@@ -176,6 +185,7 @@ fl_session *fl_session_new(const char *id, const fl_session_spec *spec,
     fl_session *s = fl_calloc(1, sizeof *s);
     s->id = fl_strdup(id);
     s->app = fl_strdup(spec->application);
+    s->owner = fl_strdup("");
     if (spec->has_common_data) {
         s->has_common_data = true;
         s->common_data_len = spec->common_data_len;
@@ -203,6 +213,7 @@ void fl_session_free(fl_session *s)
     fl_events_free(&s->events);
     free(s->common_data);
     free(s->app);
+    free(s->owner);
     free(s->id);
     free(s);
 }

@@ -3,6 +3,7 @@
  * spawner of sandbox/) and talks flame.v1 Instance to it over a Unix socket.
  * Threads: a shim is used by one executor thread at a time. */
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +44,14 @@ typedef struct host_shim {
 } host_shim;
 
 static atomic_uint sock_seq;
+static char *short_dir; /* a private directory for sockets whose path is too long */
+static pthread_once_t short_once = PTHREAD_ONCE_INIT;
+
+static void make_short_dir(void)
+{
+    char tmpl[] = "/tmp/flame-XXXXXX"; /* mkdtemp: 0700, a name nobody could take first */
+    short_dir = fl_strdup(mkdtemp(tmpl) ? tmpl : "/tmp");
+}
 
 static void msleep(int ms)
 {
@@ -101,7 +110,11 @@ static bool env_overridden(const Flame__V1__ApplicationSpec *spec, const char *e
     size_t n = strcspn(entry, "=");
     if ((n == 23 && strncmp(entry, "FLAME_INSTANCE_ENDPOINT", n) == 0) ||
         (n == 17 && strncmp(entry, "FLAME_EXECUTOR_ID", n) == 0) ||
-        (n == 14 && strncmp(entry, "FLAME_ENDPOINT", n) == 0))
+        (n == 14 && strncmp(entry, "FLAME_ENDPOINT", n) == 0) ||
+        (n == 13 && strncmp(entry, "FLAME_CA_FILE", n) == 0) ||
+        /* the executor manager's own identity is not the service's */
+        (n == 15 && strncmp(entry, "FLAME_CERT_FILE", n) == 0) ||
+        (n == 14 && strncmp(entry, "FLAME_KEY_FILE", n) == 0))
         return true;
     for (size_t i = 0; i < spec->n_environments; i++)
         if (strlen(spec->environments[i]->name) == n &&
@@ -172,7 +185,8 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     char *sock = fl_sprintf("%s/%s.sock", ctx->work_dir, ctx->executor_id);
     if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         free(sock);
-        sock = fl_sprintf("/tmp/flame-%d-%u.sock", (int)getpid(), atomic_fetch_add(&sock_seq, 1));
+        pthread_once(&short_once, make_short_dir);
+        sock = fl_sprintf("%s/%u.sock", short_dir, atomic_fetch_add(&sock_seq, 1));
     }
     h->sock = sock;
     unlink(sock);
@@ -186,12 +200,12 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **envp = fl_calloc(nenv + spec->n_environments + 4, sizeof *envp);
+    char **envp = fl_calloc(nenv + spec->n_environments + 5, sizeof *envp);
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
         if (!env_overridden(spec, environ[i]))
             envp[k++] = environ[i];
-    char **owned = fl_calloc(spec->n_environments + 4, sizeof *owned);
+    char **owned = fl_calloc(spec->n_environments + 5, sizeof *owned);
     size_t no = 0;
     for (size_t i = 0; i < spec->n_environments; i++)
         envp[k++] = owned[no++] = fl_sprintf("%s=%s", spec->environments[i]->name,
@@ -199,6 +213,8 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     envp[k++] = owned[no++] = fl_sprintf("FLAME_INSTANCE_ENDPOINT=%s", sock);
     envp[k++] = owned[no++] = fl_sprintf("FLAME_EXECUTOR_ID=%s", ctx->executor_id);
     envp[k++] = owned[no++] = fl_sprintf("FLAME_ENDPOINT=%s", ctx->endpoint ? ctx->endpoint : "");
+    if (ctx->ca_file)
+        envp[k++] = owned[no++] = fl_sprintf("FLAME_CA_FILE=%s", ctx->ca_file);
 
     fl_spawn_spec ss = {
         .path = cmd,

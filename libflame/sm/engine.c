@@ -1,12 +1,13 @@
 /* The session manager's engine: start/stop, restore from storage, and the
- * rpc loop's hooks: the flush after each batch of calls (a scheduling
- * cycle when one is due, the commit, then every answer that waited for it)
- * and the periodic tick.
+ * rpc loop's hooks: the flush after each batch of calls (the commit, or
+ * the batch undone when it fails; then a scheduling cycle when one is due,
+ * the hand-outs, and every answer that waited) and the periodic tick.
  *
  * Threads: sm_start() runs on the caller's thread until the engine thread
  * (engine_main, the rpc loop) starts; from then on every handler and hook
  * runs on the engine thread and owns all state without locks.
  * flame_session_manager_stop() stops the loop and joins the thread first. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,16 +22,24 @@
 void sm_flush(void *ctx)
 {
     sm_t *sm = ctx;
+    sm_watch_collect(sm); /* outcomes of the batch: they stand or fall with it */
+    if (fl_store_commit(sm->store)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", flame_error_last());
+        fl_log(FL_LOG_ERROR, "sm", "commit failed, the batch is undone: %s", why);
+        sm_reply_fail(sm, why);
+        sm_undo(sm, why);
+    } else {
+        sm_journal_clear(sm);
+    }
+    /* executors and their managers hear only of what is on disk */
     if (sm->sched && (sm->sched_dirty ||
                       (sm->sched_soft && fl_mono_ns() - sm->sched_last_ns > SCHED_SOFT_NS)))
         sm_sched_run(sm);
-    sm_watch_collect(sm);
+    sm_dispatch_run(sm);
     sm_dispatch_collect(sm);
-    flame_status st = fl_store_commit(sm->store);
-    if (st)
-        fl_log(FL_LOG_ERROR, "sm", "commit failed: %s", flame_error_last());
     /* answers go out only now: what a client saw acknowledged is on disk */
-    sm_reply_flush(sm, st);
+    sm_reply_flush(sm);
 }
 
 void sm_tick(void *ctx)
@@ -39,7 +48,7 @@ void sm_tick(void *ctx)
     int64_t now_s = fl_now_ms() / 1000;
     sm_execs_expire(sm, now_s);
     sm_nodes_expire(sm, now_s);
-    sm_sched_run(sm);
+    sm->sched_dirty = true; /* the cycle runs at the flush, after the commit */
 }
 
 /* ---- restore ------------------------------------------------------------ */
@@ -72,6 +81,44 @@ static void load_task(void *ctx, const char *sid, fl_task *t)
     sm_task_restored(sm, ss, t);
 }
 
+/* ---- authorization: ownership questions auth/ asks of the books ---------- */
+
+static const char *session_owner(void *ctx, const char *id)
+{
+    sm_session *ss = sm_session_get(ctx, id);
+    return ss ? ss->s->owner : NULL;
+}
+
+static const char *executor_node(void *ctx, const char *id)
+{
+    sm_exec *e = sm_exec_get(ctx, id);
+    return e ? e->ex->node : NULL;
+}
+
+/* Without TLS every client is admin: only loopback, unless the operator
+ * says otherwise. */
+static flame_status check_plaintext(const char *endpoint, bool insecure)
+{
+    fl_endpoint ep;
+    flame_status st = fl_endpoint_parse(&ep, endpoint, FLAME_ERR_CONFIG);
+    if (st)
+        return st;
+    if (fl_endpoint_loopback(&ep))
+        fl_log(FL_LOG_INFO, "sm", "no TLS (cluster.tls): listening on loopback only (%s); every "
+               "local client is the identity \"%s\" with role admin (development mode)",
+               ep.target, FL_IDENTITY_LOCAL);
+    else if (!insecure)
+        st = fl_error(FLAME_ERR_CONFIG, "endpoint %s is not a loopback address and TLS is off: "
+                      "every client that reaches it would be admin; configure cluster.tls, "
+                      "listen on 127.0.0.1, or pass --insecure", ep.url);
+    else
+        fl_log(FL_LOG_WARN, "sm", "INSECURE: listening on %s without TLS (--insecure): anyone "
+               "who reaches this port is admin, can run any command on every node and read "
+               "every session; configure cluster.tls", ep.target);
+    fl_endpoint_clear(&ep);
+    return st;
+}
+
 /* ---- life cycle --------------------------------------------------------- */
 
 static void *engine_main(void *arg)
@@ -83,6 +130,7 @@ static void *engine_main(void *arg)
 
 static void sm_free(sm_t *sm)
 {
+    sm_journal_clear(sm);
     sm_execs_free(sm);
     sm_nodes_free(sm);
     sm_sessions_free(sm);
@@ -93,9 +141,13 @@ static void sm_free(sm_t *sm)
         fl_app_free(v);
     fl_map_free(&sm->apps);
     fl_store_close(sm->store);
+    fl_auth_free(sm->auth);
     free(sm->out);
     free(sm->dirty_execs);
+    free(sm->due);
+    free(sm->journal);
     free(sm->name);
+    fl_server_tls_clear(&sm->tls);
     free(sm);
 }
 
@@ -109,8 +161,10 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
                       fl_store *store)
 {
     flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
-    if (opts)
+    if (opts && opts->version >= 2)
         o = *opts;
+    else if (opts) /* version 1: the fields before TLS */
+        memcpy(&o, opts, offsetof(flame_server_options, tls_cert_file));
     flame_cluster_config *cfg = NULL;
     if (o.config_file) {
         flame_status st = flame_cluster_config_load(&cfg, o.config_file);
@@ -145,6 +199,21 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
             st = fl_error(FLAME_ERR_CONFIG, "endpoint \"%s\": too long", endpoint);
         fl_endpoint_clear(&ep);
     }
+    if (!st)
+        st = fl_server_tls_resolve(&sm->tls, &o, cfg);
+    if (!st && !rpc_tls_enabled(&sm->tls.tls))
+        st = check_plaintext(endpoint, o.insecure);
+    if (!st) {
+        const ProtobufCServiceDescriptor *descs[] = { sm_frontend_service.desc,
+                                                      sm_backend_service.desc };
+        /* server-side TLS as Flame means it: clients without a certificate
+         * (flamepy) are users unless the operator says none */
+        const char *anon = sm->tls.anonymous_role ? sm->tls.anonymous_role : "user";
+        fl_auth_options ao = { sm->tls.crl_file, sm->tls.tls.ca_file,
+                               (fl_role)fl_role_parse(anon),
+                               { session_owner, executor_node, sm } };
+        st = fl_auth_new(&sm->auth, &ao, descs, FL_ARRAY_LEN(descs));
+    }
     if (!st && !sm->store)
         st = fl_store_open(&sm->store, storage);
     flame_cluster_config_free(cfg);
@@ -162,10 +231,14 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
         sm_free(sm);
         return st;
     }
+    sm_journal_clear(sm);
     const rpc_service services[] = { sm_frontend_service, sm_backend_service };
     rpc_server_options ro = RPC_SERVER_OPTIONS_INIT;
     ro.max_message = sm->max_message;
     ro.hooks = (rpc_server_hooks){ sm_flush, sm_tick, sm->schedule_interval_ms, sm };
+    ro.tls = sm->tls.tls; /* TLS whatever the endpoint's scheme, as Flame */
+    ro.authorize = fl_auth_authorize;
+    ro.authorize_ctx = sm->auth;
     ro.validate = sm_validate_request;
     ro.validate_ctx = sm;
     ro.limits = (rpc_limits){ lim.max_send_queue, 0, lim.max_concurrent_streams,
@@ -183,8 +256,13 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
         sm_free(sm);
         return fl_error(FLAME_ERR_INTERNAL, "cannot start the engine thread");
     }
-    fl_log(FL_LOG_INFO, "sm", "session manager %s listening on %s (port %d), storage %s",
-           sm->name, addr, sm->port, sm->store->ops->name);
+    fl_log(FL_LOG_INFO, "sm", "session manager %s listening on %s (port %d, %s), storage %s",
+           sm->name, addr, sm->port,
+           !rpc_tls_enabled(&sm->tls.tls) ? "plaintext"
+           : sm->tls.tls.mutual           ? "mutual TLS"
+           : sm->tls.tls.ca_file          ? "TLS, client certificates verified when presented"
+                                          : "TLS",
+           sm->store->ops->name);
     *out = sm;
     return FLAME_OK;
 }

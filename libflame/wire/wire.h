@@ -47,6 +47,9 @@ void fl_wire_fill_session_done(Flame__V1__Session *m);
 uint8_t *fl_wire_pack_session(const fl_session *s, size_t *len);
 /* An Application around the spec bytes a->blob (not re-packed). */
 uint8_t *fl_wire_pack_app(const fl_app *a, size_t *len);
+/* As fl_wire_pack_app without the spec's environments (they may hold
+ * secrets): what a non-admin sees. */
+uint8_t *fl_wire_pack_app_public(const fl_app *a, size_t *len);
 /* session_id: the session it is bound to, or NULL (a Void executor then
  * reports the session it was created for). */
 void fl_wire_fill_executor(Flame__V1__Executor *m, const fl_executor *e, const char *session_id);
@@ -66,7 +69,7 @@ fl_app *fl_wire_app_unpack(const char *name, const uint8_t *blob, size_t len, in
 /* A view of m (out points into m). */
 void fl_wire_session_spec(fl_session_spec *out, const Flame__V1__SessionSpec *m);
 /* Appends the events kept by fl_wire_pack_events to e. */
-void fl_wire_unpack_events(fl_events *e, const uint8_t *data, size_t len);
+bool fl_wire_unpack_events(fl_events *e, const uint8_t *data, size_t len); /* false: undecodable */
 /* A node in state Unknown from what its executor manager registered: the
  * caller sets its state (fl_node_set_state). */
 fl_node *fl_wire_node(const Flame__V1__Node *m, const char *name);

@@ -3,7 +3,8 @@ python3-grpcio with stubs generated from our shim.proto, not our library.
 
 Inputs: b"count" (state kept across the session's tasks), b"fail:MSG",
 b"crash", b"pid", b"common", b"sleep:MS", b"spawn:MS" (submits b"sleep:MS"
-to its own session through FLAME_ENDPOINT and waits for it). Common data
+to its own session through FLAME_ENDPOINT and waits for it), b"mark:PATH:TAG:..."
+(appends TAG to the file PATH: proof that the task ran). Common data
 b"refuse" makes OnSessionEnter fail.
 """
 import os
@@ -43,6 +44,11 @@ class Service(shim_pb2_grpc.InstanceServicer):
             return types_pb2.TaskResult(return_code=0, output=self.common)
         if data.startswith(b"spawn:"):
             return self.spawn(request.session_id, b"sleep:" + data[6:])
+        if data.startswith(b"mark:"):
+            path, tag = data.split(b":")[1:3]
+            with open(path, "ab") as f:
+                f.write(tag + b"\n")
+            return types_pb2.TaskResult(return_code=0, output=tag)
         if data.startswith(b"sleep:"):
             time.sleep(int(data[6:]) / 1000.0)
             return types_pb2.TaskResult(return_code=0, output=b"slept")
@@ -52,8 +58,20 @@ class Service(shim_pb2_grpc.InstanceServicer):
         """A task that runs a task of its own session and waits for it."""
         import frontend_pb2
         import frontend_pb2_grpc
-        target = os.environ["FLAME_ENDPOINT"].split("://", 1)[-1]
-        with grpc.insecure_channel(target) as ch:
+        endpoint = os.environ["FLAME_ENDPOINT"]
+        target = endpoint.split("://", 1)[-1]
+        if endpoint.startswith("https://"):
+            # FLAME_CA_FILE comes from the executor manager; a certificate,
+            # when the application's environment names one
+            def read(var):
+                path = os.environ.get(var)
+                return open(path, "rb").read() if path else None
+            creds = grpc.ssl_channel_credentials(read("FLAME_CA_FILE"), read("FLAME_KEY_FILE"),
+                                                 read("FLAME_CERT_FILE"))
+            ch = grpc.secure_channel(target, creds)
+        else:
+            ch = grpc.insecure_channel(target)
+        with ch:
             fe = frontend_pb2_grpc.FrontendStub(ch)
             t = fe.CreateTask(frontend_pb2.CreateTaskRequest(
                 task=types_pb2.TaskSpec(session_id=session_id, input=data)))
