@@ -794,6 +794,67 @@ START_TEST(tls_bad_settings_are_config_errors)
 }
 END_TEST
 
+/* A handler that queues faster than any reader: 100 messages of 10 KB. */
+static _Atomic int flood_sent, flood_cancelled;
+
+static void flood_cancel(rpc_call *call, void *arg)
+{
+    flood_cancelled++;
+}
+
+static void flood_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+{
+    static char big[10000];
+    memset(big, 'x', sizeof big - 1);
+    rpc_call_on_cancel(call, flood_cancel, NULL);
+    for (flood_sent = 0; flood_sent < 100; flood_sent++) {
+        Flame__V1__Result r = result(flood_sent, big);
+        if (!rpc_call_send(call, &r.base))
+            break;
+    }
+    rpc_call_finish(call, RPC_OK, "%s", ""); /* dropped: the call is gone */
+}
+
+START_TEST(send_queue_is_bounded)
+{
+    static const rpc_method flood_table[] = { { "ServerStream", RPC_KIND_SERVER_STREAM, flood_h } };
+    rpc_service svc = { &echo_desc, flood_table, 1 };
+    rpc_server_options o = RPC_SERVER_OPTIONS_INIT;
+    o.limits.max_send_queue_bytes = 64 << 10;
+    rpc_server *s = rpc_server_new(&svc, 1, NULL, &o);
+    int port = rpc_server_listen(s, "127.0.0.1:0");
+    ck_assert_int_gt(port, 0);
+    pthread_t th;
+    pthread_create(&th, NULL, serve, s);
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", port);
+    rpc_channel *c;
+    ck_assert_int_eq(rpc_channel_new(&c, target, NULL), FLAME_OK);
+    Flame__V1__Result req = result(0, NULL);
+    rpc_stream *st;
+    ck_assert_int_eq(rpc_stream_open(&st, c, PATH("ServerStream"), &req.base, 5000), FLAME_OK);
+    flame_status rc;
+    int got = 0;
+    ProtobufCMessage *m;
+    while ((rc = rpc_stream_next(st, RESULT, &m)) == FLAME_OK && m) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        got++;
+    }
+    ck_assert_int_eq(rc, FLAME_ERR_RESOURCE_EXHAUSTED);
+    ck_assert_int_eq(rpc_last_code(), RPC_RESOURCE_EXHAUSTED);
+    /* the bound held: about 64 KB queued, then the call ended */
+    ck_assert_int_ge(flood_sent, 5);
+    ck_assert_int_le(flood_sent, 8);
+    ck_assert_int_le(got, flood_sent);
+    ck_assert_int_eq(flood_cancelled, 1);
+    rpc_stream_free(st);
+    rpc_channel_free(c);
+    rpc_server_shutdown(s);
+    pthread_join(th, NULL);
+    rpc_server_free(s);
+}
+END_TEST
+
 START_TEST(utf8_and_field_numbers_are_checked)
 {
     static const struct { const char *s; size_t bad_at; } cases[] = {
@@ -852,6 +913,7 @@ int main(void)
     tcase_add_test(tc, max_message_is_resource_exhausted);
     tcase_add_test(tc, shutdown_completes_parked_calls);
     tcase_add_test(tc, utf8_and_field_numbers_are_checked);
+    tcase_add_test(tc, send_queue_is_bounded);
     tcase_add_test(tc, paths_are_interned);
     suite_add_tcase(s, tc);
     /* the PKI is made once, with the openssl CLI */
