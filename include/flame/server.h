@@ -65,7 +65,8 @@ typedef struct flame_cluster_limits {
                                        common data: at most (this - 64 KiB) / 2) */
     size_t max_send_queue;          /* bytes queued to one slow reader before its call is
                                        cancelled (RESOURCE_EXHAUSTED); default 16 MiB */
-    int max_concurrent_streams;     /* calls per connection; default 100 */
+    int max_concurrent_streams;     /* calls per connection, parked ones
+                                       included; default 1000 */
     int handshake_timeout_ms;       /* a connection's set-up; default 10000 */
     int idle_timeout_ms;            /* a connection without calls is closed; default 300000 */
     int keepalive_ms;               /* pings to find vanished peers; default 60000 */

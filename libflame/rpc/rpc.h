@@ -151,7 +151,7 @@ typedef int (*rpc_validate_fn)(rpc_call *call, const ProtobufCMessage *req, char
 typedef struct rpc_limits {
     size_t max_send_queue_bytes;   /* per call, queued and not yet sent; default 16 MiB */
     size_t max_send_queue_msgs;    /* per call; default 4096 */
-    int max_concurrent_streams;    /* per connection; default 100 */
+    int max_concurrent_streams;    /* per connection; default 1000 (parked calls count) */
     int handshake_timeout_ms;      /* connection set-up; default 10 s */
     int idle_timeout_ms;           /* a connection without calls is closed; default 5 min */
     int keepalive_ms;              /* pings to find dead peers; default 60 s (timeout 20 s) */

@@ -112,7 +112,7 @@ static void rpc_limits_defaults(rpc_limits *l)
     if (!l->max_send_queue_msgs)
         l->max_send_queue_msgs = 4096;
     if (!l->max_concurrent_streams)
-        l->max_concurrent_streams = 100;
+        l->max_concurrent_streams = 1000;
     if (!l->handshake_timeout_ms)
         l->handshake_timeout_ms = 10000;
     if (!l->idle_timeout_ms)
