@@ -201,8 +201,6 @@ void rpc_call_finish(rpc_call *call, int code, const char *fmt, ...)
  * at once and the on_cancel callback runs before this returns false. */
 bool rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
 bool rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t len);
-/* Bytes queued on the call and not yet taken by gRPC. */
-size_t rpc_call_queued(const rpc_call *call);
 /* Calls fn once, on the server thread (a later loop turn), when the call's
  * queue has drained to at most low_water bytes and a quarter of
  * rpc_limits.max_send_queue_msgs messages (so a chunk of up to that many

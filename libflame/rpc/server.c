@@ -471,11 +471,6 @@ bool rpc_call_send_packed(rpc_call *c, const uint8_t *data, size_t len)
     return !c->dead;
 }
 
-size_t rpc_call_queued(const rpc_call *c)
-{
-    return c->q_bytes;
-}
-
 void rpc_call_on_drain(rpc_call *c, size_t low_water, void (*fn)(rpc_call *, void *), void *arg)
 {
     if (c->dead || c->finishing) {
