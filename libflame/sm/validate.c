@@ -4,8 +4,10 @@
  * fl_name_valid), a request creates at most limits.max_tasks_per_request
  * tasks (a large batch holds the engine thread for a few ms at most), and
  * task inputs and common data leave room in a reply under the maximum
- * message size. Engine thread. */
+ * message size; an application spec encodes back to itself (it is stored
+ * re-packed). Engine thread. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sm.h"
@@ -110,11 +112,39 @@ static const char *too_many(const sm_t *sm, const ProtobufCMessage *req, char *b
     return buf;
 }
 
+/* An application's spec is stored re-packed (fl_wire_app_new) and unpacked
+ * again at every start: one whose re-packed bytes would not unpack is
+ * refused now, not lost at the next restart. */
+static bool app_spec_repacks(const ProtobufCMessage *req, char *why, size_t size)
+{
+    const Flame__V1__ApplicationSpec *spec = NULL;
+    if (req->descriptor == &flame__v1__register_application_request__descriptor)
+        spec = ((const Flame__V1__RegisterApplicationRequest *)req)->application;
+    else if (req->descriptor == &flame__v1__update_application_request__descriptor)
+        spec = ((const Flame__V1__UpdateApplicationRequest *)req)->application;
+    if (!spec)
+        return true;
+    size_t len = flame__v1__application_spec__get_packed_size(spec);
+    uint8_t *blob = fl_malloc(len ? len : 1);
+    flame__v1__application_spec__pack(spec, blob);
+    Flame__V1__ApplicationSpec *back = flame__v1__application_spec__unpack(NULL, len, blob);
+    free(blob);
+    if (back) {
+        flame__v1__application_spec__free_unpacked(back, NULL);
+        return true;
+    }
+    snprintf(why, size, "field %s.application: does not encode back to a valid ApplicationSpec",
+             req->descriptor->short_name);
+    return false;
+}
+
 int sm_validate_request(rpc_call *call, const ProtobufCMessage *req, char *why, size_t size,
                         void *ctx)
 {
     const sm_t *sm = ctx;
     if (too_many(sm, req, why, size))
+        return RPC_INVALID_ARGUMENT;
+    if (!app_spec_repacks(req, why, size))
         return RPC_INVALID_ARGUMENT;
     struct check c = { sm, strncmp(rpc_call_method(call), "/flame.v1.Frontend/", 19) == 0, why,
                        size };

@@ -693,6 +693,25 @@ START_TEST(oversized_input)
 }
 END_TEST
 
+/* The last line of defence for stored specs, reached here without rpc/'s
+ * generic check (which refuses this field 0 first): a spec whose re-packed
+ * bytes would not unpack is refused, not lost at the next restart. */
+START_TEST(app_spec_must_repack)
+{
+    /* {name "x"; application: {<field 0, padded tag>, command "c"}} */
+    const uint8_t bytes[] = { 0x0a, 0x01, 'x', 0x12, 0x06, 0x80, 0x00, 0x01, 0x2a, 0x01, 'c' };
+    ProtobufCMessage *req = protobuf_c_message_unpack(
+        &flame__v1__register_application_request__descriptor, NULL, sizeof bytes, bytes);
+    ck_assert_ptr_nonnull(req);
+    sm_t fake = { 0 };
+    char why[256] = "";
+    ck_assert_int_eq(sm_validate_request(NULL, req, why, sizeof why, &fake), RPC_INVALID_ARGUMENT);
+    ck_assert_str_eq(why, "field RegisterApplicationRequest.application: does not encode back to "
+                          "a valid ApplicationSpec");
+    protobuf_c_message_free_unpacked(req, NULL);
+}
+END_TEST
+
 static int count_cancelled(const flame_task_outcome *o, size_t n, void *payload)
 {
     size_t *c = payload;
@@ -830,6 +849,7 @@ int main(void)
     tcase_add_test(tc, damaged_database_stops_the_start);
     tcase_add_test(tc, bad_input_keeps_daemon_up);
     tcase_add_test(tc, oversized_input);
+    tcase_add_test(tc, app_spec_must_repack);
     tcase_add_test(tc, batched_client_api);
     tcase_add_test(tc, session_map);
     tcase_add_test(tc, init_functions_match_the_macros);
