@@ -335,10 +335,11 @@ static void cancel_exhausted(rpc_call *c, size_t more)
     drop_queue(c);
     c->dead = true;
     run_drain(c, true);
-    grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                                 "the client reads too slowly: its send queue is full", NULL);
     if (!c->finishing)
         owner_forgets(c);
+    /* last: the peer may act on it at once */
+    grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                 "the client reads too slowly: its send queue is full", NULL);
 }
 
 static void enqueue(rpc_call *c, grpc_byte_buffer *bb, bool final, int code, char *details)
