@@ -6,22 +6,12 @@ set -uo pipefail
 build="$1"
 adm="$build/cli/flmadm"
 tmp=$(mktemp -d)
-pass=0 failn=0
+. "$(dirname "$0")/tap.sh"
 trap 'rm -rf "$tmp"' EXIT
 export FLAME_HOME="$tmp/home"
 ca="$FLAME_HOME/ca"
 out="$tmp/out"
 
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { failn=$((failn + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/#   /'; }
-check() { # check NAME EXPECTED_RC PATTERN -- command...
-    local name="$1" want="$2" pat="$3"; shift 4
-    local out rc
-    out=$("$@" 2>&1); rc=$?
-    if [ "$rc" -ne "$want" ]; then bad "$name (exit $rc, wanted $want)" "$out"; return; fi
-    if [ -n "$pat" ] && ! grep -qE -- "$pat" <<<"$out"; then bad "$name (no /$pat/)" "$out"; return; fi
-    ok "$name"
-}
 mode() { stat -c %a "$1"; }
 check_mode() { # check_mode PATH MODE
     local m; m=$(mode "$1" 2>&1)
@@ -165,5 +155,5 @@ check "still revoked after the rewrite" 2 'certificate revoked' -- verify_crl "$
 check_mode "$ca/ca.key" 600
 check_mode "$ca" 700
 
-echo "# $pass passed, $failn failed"
+echo "$pass passed, $failn failed"
 [ "$failn" -eq 0 ]
