@@ -30,16 +30,34 @@ typedef struct flame_server_options {
     const char *storage;         /* "sqlite://PATH" (default "sqlite://flame.db") or "none" */
     size_t max_message_size;     /* bytes; default 64 MiB */
     int schedule_interval_ms;    /* default 500 */
+    /* TLS (override cluster.tls.*): with a cert and key the server speaks
+     * TLS whatever the endpoint's scheme; ca_file verifies client
+     * certificates, tls_mutual (1) requires them; crl_file lists revoked
+     * ones. Files are checked at start (FLAME_ERR_CONFIG naming the key)
+     * and reloaded when they change. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_ca_file;
+    int tls_mutual;
+    const char *tls_crl_file;
+    /* Role of TLS clients without a certificate: "none" or "user" (never
+     * "admin"); overrides cluster.auth.anonymous_role. */
+    const char *auth_anonymous_role;
 } flame_server_options;
 
-#define FLAME_SERVER_OPTIONS_INIT { FLAME_SERVER_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0 }
+#define FLAME_SERVER_OPTIONS_INIT { FLAME_SERVER_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, \
+    NULL, NULL, NULL, 0, NULL, NULL }
 
 /* Sets *opts to FLAME_SERVER_OPTIONS_INIT of this library (for callers that
  * cannot use the macro, e.g. bindings). */
 void flame_server_options_init(flame_server_options *opts);
 
 /* The cluster configuration as read from Flame's YAML
- * (`cluster: {name, endpoint, storage, resreq, policies, schedule_interval}`).
+ * (`cluster: {name, endpoint, storage, resreq, policies, schedule_interval,
+ * tls: {cert_file, key_file, ca_file, mutual, crl_file},
+ * auth: {anonymous_role}}`). cluster.tls present means the session manager
+ * serves TLS (cert_file and key_file are then required); mutual: client
+ * certificates required (ca_file required). Unset strings are NULL.
  * Library-allocated; free with flame_cluster_config_free(). */
 typedef struct flame_cluster_config {
     const char *name;
@@ -52,6 +70,9 @@ typedef struct flame_cluster_config {
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_ca_file;
+    int tls_mutual;                  /* cluster.tls.mutual */
+    const char *tls_crl_file;        /* cluster.tls.crl_file */
+    const char *auth_anonymous_role; /* cluster.auth.anonymous_role: "none" or "user" */
 } flame_cluster_config;
 
 /* Reads and validates a cluster config file. FLAME_ERR_CONFIG with a

@@ -53,14 +53,34 @@ enum {
 flame_status rpc_code_to_status(int code);
 int rpc_status_to_code(flame_status status);
 
-/* TLS settings of a server or channel (paths to PEM files). All NULL:
- * plaintext. TLS itself is not implemented yet: a set field makes
- * rpc_server_listen()/rpc_channel_new() fail with FLAME_ERR_CONFIG. */
+/* TLS settings of a server or channel (paths to PEM files). Nothing set:
+ * plaintext.
+ * Servers: cert_file + key_file (required), ca_file verifies client
+ * certificates: requested and verified when presented, or required with
+ * mutual. Without ca_file no client certificate is asked for. The files
+ * are re-read when they change (new handshakes use the new ones).
+ * Channels: TLS when enabled or any file is set; ca_file verifies the
+ * server (NULL: gRPC's default roots); cert_file + key_file: the client
+ * certificate presented. */
 typedef struct rpc_tls {
     const char *cert_file;
     const char *key_file;
     const char *ca_file;
+    bool mutual;  /* servers: a client certificate is required */
+    bool enabled; /* channels: TLS even with no file set */
 } rpc_tls;
+#define RPC_TLS_INIT { NULL, NULL, NULL, false, false }
+
+/* Whether tls asks for TLS at all. */
+bool rpc_tls_enabled(const rpc_tls *tls);
+void rpc_tls_copy(rpc_tls *dst, const rpc_tls *src); /* deep copy */
+void rpc_tls_clear(rpc_tls *tls);                    /* frees a copy */
+
+/* Reads and checks the files of tls (PEM, the key matches the certificate,
+ * what a server needs is there). FLAME_ERR_CONFIG naming the setting and
+ * the file: "cert_file: /etc/flame/server.crt: No such file or directory";
+ * callers prefix it with where the setting came from. Nothing set: OK. */
+flame_status rpc_tls_check(const rpc_tls *tls, bool server);
 
 /* Stable "/package.Service/Method" for a method of a protoc-c service
  * descriptor (the one place client paths are spelled; gRPC keeps the
@@ -127,7 +147,7 @@ typedef struct rpc_server_options {
     void *authorize_ctx;
 } rpc_server_options;
 #define RPC_SERVER_OPTIONS_INIT { RPC_SERVER_OPTIONS_VERSION, 0, { NULL, NULL, 0, NULL }, \
-                                  { NULL, NULL, NULL }, NULL, NULL }
+                                  RPC_TLS_INIT, NULL, NULL }
 
 /* Builds the dispatch table from the services (path "/" + desc->name + "/"
  * + method name); the tables may be freed once this returns. ctx is passed
@@ -167,9 +187,14 @@ bool rpc_call_alive(const rpc_call *call);
 /* "/flame.v1.Frontend/CreateTask" */
 const char *rpc_call_method(const rpc_call *call);
 rpc_kind rpc_call_kind(const rpc_call *call);
-/* The client's verified identity (from its certificate), or NULL: always
- * NULL on plaintext connections, the only kind there is today. */
+/* The subject common name of the client's verified certificate, or NULL
+ * (no certificate, or plaintext). Owned by the call. */
 const char *rpc_call_peer_identity(const rpc_call *call);
+/* The PEM of the client's verified certificate (gRPC's "x509_pem_cert"),
+ * or NULL (no certificate, or plaintext). Owned by the call. */
+const char *rpc_call_peer_cert(const rpc_call *call);
+/* Whether the call came over TLS. */
+bool rpc_call_is_tls(const rpc_call *call);
 
 /* ---- client ------------------------------------------------------------ */
 
@@ -182,11 +207,12 @@ typedef struct rpc_channel_options {
     size_t max_message; /* bytes, both ways; 0: RPC_DEFAULT_MAX_MESSAGE */
     rpc_tls tls;
 } rpc_channel_options;
-#define RPC_CHANNEL_OPTIONS_INIT { RPC_CHANNEL_OPTIONS_VERSION, 0, { NULL, NULL, NULL } }
+#define RPC_CHANNEL_OPTIONS_INIT { RPC_CHANNEL_OPTIONS_VERSION, 0, RPC_TLS_INIT }
 
 /* target: "host:port" or "unix:PATH"; opts may be NULL. Connects lazily:
- * fails only on bad options (FLAME_ERR_CONFIG for TLS settings, not
- * supported yet). Calls on a channel are thread-safe. */
+ * fails only on bad options (FLAME_ERR_CONFIG for TLS files that cannot be
+ * read or are not PEM, see rpc_tls_check). Calls on a channel are
+ * thread-safe. */
 flame_status rpc_channel_new(rpc_channel **out, const char *target,
                              const rpc_channel_options *opts);
 void rpc_channel_free(rpc_channel *ch);

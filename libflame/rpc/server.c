@@ -61,6 +61,9 @@ struct rpc_call {
     void (*cancel_fn)(rpc_call *, void *);
     void *cancel_arg;
     void *user;
+    bool peer_known;    /* peer_cert, peer_cn and is_tls are read */
+    bool is_tls;
+    char *peer_cert, *peer_cn;
     struct rpc_call *prev, *next; /* live calls */
 };
 
@@ -73,6 +76,7 @@ struct rpc_server {
     rpc_server_hooks hooks;
     size_t max_message;
     rpc_tls tls; /* owned copy */
+    rpc_cert_watch *watches; /* of the TLS ports; freed after the server */
     rpc_authorize_fn authorize;
     void *authorize_ctx;
     struct tag shutdown_tag;
@@ -148,7 +152,7 @@ rpc_server *rpc_server_new(const rpc_service *services, size_t n_services, void 
 int rpc_server_listen(rpc_server *srv, const char *addr)
 {
     grpc_server_credentials *creds;
-    if (rpc_server_credentials(&creds, &srv->tls))
+    if (rpc_server_credentials(&creds, &srv->tls, &srv->watches))
         return -1;
     int port = grpc_server_add_http2_port(srv->server, addr, creds);
     grpc_server_credentials_release(creds);
@@ -228,6 +232,8 @@ static void maybe_free(rpc_call *c)
     grpc_call_details_destroy(&c->details);
     grpc_metadata_array_destroy(&c->md);
     free(c->path);
+    free(c->peer_cert);
+    free(c->peer_cn);
     free(c);
 }
 
@@ -401,10 +407,52 @@ rpc_kind rpc_call_kind(const rpc_call *c)
     return c->method ? c->method->kind : RPC_KIND_UNARY;
 }
 
+static char *property(grpc_auth_context *ctx, const char *name)
+{
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, name);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    return p ? fl_strndup(p->value, p->value_length) : NULL;
+}
+
+/* Reads what the handshake left in the call's auth context, once. */
+static void know_peer(const rpc_call *cc)
+{
+    rpc_call *c = (rpc_call *)cc; /* a cache: logically const */
+    if (c->peer_known)
+        return;
+    c->peer_known = true;
+    if (!rpc_tls_enabled(&c->srv->tls) || !c->call)
+        return;
+    grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+    if (!ctx)
+        return;
+    char *type = property(ctx, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+    c->is_tls = type && strcmp(type, GRPC_SSL_TRANSPORT_SECURITY_TYPE) == 0;
+    free(type);
+    if (c->is_tls) {
+        /* present only for a certificate that verified */
+        c->peer_cert = property(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+        c->peer_cn = property(ctx, GRPC_X509_CN_PROPERTY_NAME);
+    }
+    grpc_auth_context_release(ctx);
+}
+
 const char *rpc_call_peer_identity(const rpc_call *c)
 {
-    (void)c; /* plaintext only: no verified identity yet */
-    return NULL;
+    know_peer(c);
+    return c->peer_cert ? c->peer_cn : NULL;
+}
+
+const char *rpc_call_peer_cert(const rpc_call *c)
+{
+    know_peer(c);
+    return c->peer_cert;
+}
+
+bool rpc_call_is_tls(const rpc_call *c)
+{
+    know_peer(c);
+    return c->is_tls;
 }
 
 /* The authorization hook's verdict; false when it finished the call. */
@@ -637,6 +685,7 @@ void rpc_server_free(rpc_server *srv)
             break;
     }
     grpc_completion_queue_destroy(srv->cq);
+    rpc_cert_watch_free(srv->watches);
     rpc_tls_clear(&srv->tls);
     free(srv->methods);
     free(srv);

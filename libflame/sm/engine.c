@@ -96,6 +96,7 @@ static void sm_free(sm_t *sm)
     free(sm->out);
     free(sm->dirty_execs);
     free(sm->name);
+    fl_server_tls_clear(&sm->tls);
     free(sm);
 }
 
@@ -139,6 +140,8 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
             st = fl_error(FLAME_ERR_CONFIG, "endpoint \"%s\": too long", endpoint);
         fl_endpoint_clear(&ep);
     }
+    if (!st)
+        st = fl_server_tls_resolve(&sm->tls, &o, cfg);
     if (!st && !sm->store)
         st = fl_store_open(&sm->store, storage);
     flame_cluster_config_free(cfg);
@@ -160,6 +163,7 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
     rpc_server_options ro = RPC_SERVER_OPTIONS_INIT;
     ro.max_message = sm->max_message;
     ro.hooks = (rpc_server_hooks){ sm_flush, sm_tick, sm->schedule_interval_ms, sm };
+    ro.tls = sm->tls.tls; /* TLS whatever the endpoint's scheme, as Flame */
     sm->rpc = rpc_server_new(services, FL_ARRAY_LEN(services), sm, &ro);
     sm->port = rpc_server_listen(sm->rpc, addr);
     if (sm->port < 0) {
@@ -172,8 +176,13 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
         sm_free(sm);
         return fl_error(FLAME_ERR_INTERNAL, "cannot start the engine thread");
     }
-    fl_log(FL_LOG_INFO, "sm", "session manager %s listening on %s (port %d), storage %s",
-           sm->name, addr, sm->port, sm->store->ops->name);
+    fl_log(FL_LOG_INFO, "sm", "session manager %s listening on %s (port %d, %s), storage %s",
+           sm->name, addr, sm->port,
+           !rpc_tls_enabled(&sm->tls.tls) ? "plaintext"
+           : sm->tls.tls.mutual           ? "mutual TLS"
+           : sm->tls.tls.ca_file          ? "TLS, client certificates verified when presented"
+                                          : "TLS",
+           sm->store->ops->name);
     *out = sm;
     return FLAME_OK;
 }

@@ -18,6 +18,7 @@
 
 #include "flame/scheduler.h"
 #include "flame/server.h"
+#include "config/tls.h"
 #include "model/model.h"
 #include "rpc/rpc.h"
 #include "store/store.h"
@@ -120,6 +121,9 @@ struct flame_session_manager {
     size_t max_message;
     int schedule_interval_ms;
     char *name;
+    /* TLS and auth settings as started with (tls.tls.cert_file set: TLS;
+     * tls.crl_file, tls.anonymous_role: for auth/) */
+    fl_server_tls tls;
 
     fl_map apps;     /* name -> fl_app */
     fl_map sessions; /* id -> sm_session */
