@@ -179,10 +179,10 @@ for i in $(seq 100); do
 done
 if ! alive "$pidfile_em"; then
     # the executor manager speaks for its node with the node's certificate
-    em_env=()
-    [ "$mode" = tls ] && em_env=(FLAME_CERT_FILE="$node_crt" FLAME_KEY_FILE="$node_key")
-    env "${em_env[@]}" setsid nohup "$build/daemons/flame-executor-manager" \
-        --config "$FLAME_HOME/cluster.yaml" --node "$node" --work-dir "$FLAME_HOME/work" \
+    em_tls=()
+    [ "$mode" = tls ] && em_tls=(--tls-cert "$node_crt" --tls-key "$node_key")
+    setsid nohup "$build/daemons/flame-executor-manager" --config "$FLAME_HOME/cluster.yaml" \
+        --node "$node" --work-dir "$FLAME_HOME/work" "${em_tls[@]}" \
         >>"$FLAME_HOME/logs/executor-manager.log" 2>&1 </dev/null &
     echo $! >"$pidfile_em"
 fi
