@@ -339,13 +339,18 @@ int adm_serial_hex(char *buf, size_t n, const X509 *cert)
     return 0;
 }
 
-time_t adm_not_after(const X509 *cert)
+time_t adm_time(const ASN1_TIME *t)
 {
     struct tm tm;
     memset(&tm, 0, sizeof tm);
-    if (!ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm))
+    if (!t || !ASN1_TIME_to_tm(t, &tm))
         return 0;
     return timegm(&tm);
+}
+
+time_t adm_not_after(const X509 *cert)
+{
+    return adm_time(X509_get0_notAfter(cert));
 }
 
 X509 *adm_load_cert(const char *path)

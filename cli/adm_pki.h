@@ -54,6 +54,8 @@ X509_CRL *adm_crl_new(const adm_index *idx, long number, int days, X509 *ca, EVP
 
 /* Upper-case hex of CERT's serial into BUF. */
 int adm_serial_hex(char *buf, size_t n, const X509 *cert);
+/* T as a time_t (0 when it cannot be read). */
+time_t adm_time(const ASN1_TIME *t);
 /* CERT's notAfter as a time_t. */
 time_t adm_not_after(const X509 *cert);
 

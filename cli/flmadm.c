@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -213,7 +214,7 @@ static int ca_write_crl(ca *c, int days)
         for (size_t i = 0; i < c->idx.n; i++)
             revoked += c->idx.v[i].revoked;
         char next[32];
-        cli_format_time(next, sizeof next, ((int64_t)time(NULL) + (int64_t)days * 86400) * 1000);
+        cli_format_time(next, sizeof next, (int64_t)adm_time(X509_CRL_get0_nextUpdate(crl)) * 1000);
         printf("Wrote the CRL %s: %zu revoked, next update %s.\n", path, revoked, next);
     }
     free(path);
@@ -424,6 +425,13 @@ out:
     return rc;
 }
 
+/* Whether A and B are the same existing directory. */
+static bool same_dir(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int cmd_issue(opts *o, int argc, char **argv)
 {
     if (argc != 2)
@@ -444,6 +452,12 @@ static int cmd_issue(opts *o, int argc, char **argv)
     if (!adm_name_valid(name))
         return usage_error("a name is 1 to 64 of A-Z a-z 0-9 . _ @ - (not starting with . or -), not \"%s\"",
                            name);
+    if (strcmp(name, "ca") == 0)
+        return usage_error("the name ca is taken by the CA's own ca.crt beside the files issued");
+    if (same_dir(o->out, o->dir)) {
+        adm_fail("--out is the CA directory: keys issued do not belong beside the CA's own");
+        return 1;
+    }
     char file[ADM_NAME_MAX + 8];
     issue_paths p = { 0 };
     snprintf(file, sizeof file, "%s.key", name);
@@ -473,13 +487,13 @@ static void print_crl_status(const char *dir)
     BIO *in = BIO_new_file(path, "r");
     X509_CRL *crl = in ? PEM_read_bio_X509_CRL(in, NULL, NULL, NULL) : NULL;
     BIO_free(in);
-    struct tm tm;
-    if (!crl || !X509_CRL_get0_nextUpdate(crl) || !ASN1_TIME_to_tm(X509_CRL_get0_nextUpdate(crl), &tm)) {
+    time_t next_update = crl ? adm_time(X509_CRL_get0_nextUpdate(crl)) : 0;
+    if (!next_update) {
         ERR_clear_error();
         printf("\nCRL %s: missing or unreadable (flmadm crl writes it)\n", path);
     } else {
         char next[32];
-        cli_format_time(next, sizeof next, (int64_t)timegm(&tm) * 1000);
+        cli_format_time(next, sizeof next, (int64_t)next_update * 1000);
         printf("\nCRL %s: next update %s\n", path, next);
     }
     X509_CRL_free(crl);
@@ -514,7 +528,9 @@ static int cmd_list(opts *o, int argc, char **argv)
 
 /* ---- revoke, crl ---- */
 
-static size_t revoke_matching(ca *c, const char *target, const char *role)
+/* Marks the valid certificates with serial TARGET, else those named TARGET
+ * (of ROLE when given), revoked now; sets changed[i] for each. */
+static size_t revoke_matching(ca *c, const char *target, const char *role, bool *changed)
 {
     time_t now = time(NULL);
     adm_entry *bys = adm_index_find_serial(&c->idx, target);
@@ -526,7 +542,7 @@ static size_t revoke_matching(ca *c, const char *target, const char *role)
             continue;
         e->revoked = true;
         e->revoked_at = now;
-        printf("Revoked %s (%s %s).\n", e->serial, e->role, e->name);
+        changed[i] = true;
         n++;
     }
     return n;
@@ -539,12 +555,20 @@ static int cmd_revoke(opts *o, int argc, char **argv)
     ca c;
     if (ca_open(&c, o->dir, true) != 0)
         return 1;
+    bool *changed = calloc(c.idx.n + 1, sizeof *changed);
+    if (!changed)
+        abort();
     int rc = 1;
-    if (revoke_matching(&c, argv[0], o->role) == 0)
+    if (revoke_matching(&c, argv[0], o->role, changed) == 0) {
         adm_fail("no valid certificate has the serial or name %s%s%s", argv[0],
                  o->role ? " and role " : "", o->role ? o->role : "");
-    else if (ca_save_index(&c) == 0 && ca_write_crl(&c, o->crl_days) == 0)
-        rc = 0;
+    } else if (ca_save_index(&c) == 0) {
+        for (size_t i = 0; i < c.idx.n; i++)
+            if (changed[i])
+                printf("Revoked %s (%s %s).\n", c.idx.v[i].serial, c.idx.v[i].role, c.idx.v[i].name);
+        rc = ca_write_crl(&c, o->crl_days) != 0;
+    }
+    free(changed);
     ca_close(&c);
     return rc;
 }
