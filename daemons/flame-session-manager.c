@@ -12,6 +12,7 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: flame-session-manager [--config FILE] [--endpoint URL] [--storage URL]\n"
             "                             [--tls-cert FILE --tls-key FILE [--tls-ca FILE [--mtls]]]\n"
+            "                             [--insecure]\n"
             "\n"
             "Serves flame.v1 (Frontend and Backend) for a Flame cluster.\n"
             "  -c, --config FILE     Flame's cluster YAML (cluster: {name, endpoint, storage, tls, ...})\n"
@@ -25,6 +26,8 @@ static void usage(FILE *f)
             "      --anonymous-role none|user\n"
             "                        role of TLS clients without a certificate\n"
             "                        (cluster.auth.anonymous_role)\n"
+            "      --insecure        allow a non-loopback endpoint without TLS: every client\n"
+            "                        that reaches it is admin (logged at WARN on every start)\n"
             "  -h, --help            show this help\n"
             "  -V, --version         show the version\n");
 }
@@ -41,6 +44,7 @@ int main(int argc, char **argv)
         { "mtls", no_argument, NULL, 4 },
         { "tls-crl", required_argument, NULL, 5 },
         { "anonymous-role", required_argument, NULL, 6 },
+        { "insecure", no_argument, NULL, 'I' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -58,6 +62,7 @@ int main(int argc, char **argv)
         case 4: o.tls_mutual = 1; break;
         case 5: o.tls_crl_file = optarg; break;
         case 6: o.auth_anonymous_role = optarg; break;
+        case 'I': o.insecure = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("flame-session-manager %s\n", flame_version()); return 0;
         default: usage(stderr); return 2;

@@ -48,6 +48,8 @@ const (
 	Unimplemented      Code = -9
 	Internal           Code = -13
 	TaskFailed         Code = -14
+	PermissionDenied   Code = -15
+	Unauthenticated    Code = -16
 )
 
 // Error is a libflame error: its code and its one-line message.

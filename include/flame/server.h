@@ -19,7 +19,7 @@ extern "C" {
 
 typedef struct flame_session_manager flame_session_manager;
 
-#define FLAME_SERVER_OPTIONS_VERSION 1
+#define FLAME_SERVER_OPTIONS_VERSION 2
 
 /* Every field is optional (NULL/0: the config file's value, else the
  * default). Fields set here override the config file. */
@@ -30,6 +30,7 @@ typedef struct flame_server_options {
     const char *storage;         /* "sqlite://PATH" (default "sqlite://flame.db") or "none" */
     size_t max_message_size;     /* bytes; default 64 MiB */
     int schedule_interval_ms;    /* default 500 */
+    /* version 2: */
     /* TLS (override cluster.tls.*): with a cert and key the server speaks
      * TLS whatever the endpoint's scheme; ca_file verifies client
      * certificates, tls_mutual (1) requires them; crl_file lists revoked
@@ -43,10 +44,14 @@ typedef struct flame_server_options {
     /* Role of TLS clients without a certificate: "none" or "user" (never
      * "admin"); overrides cluster.auth.anonymous_role. */
     const char *auth_anonymous_role;
+    /* 1: allow a non-loopback endpoint without TLS (every client is then
+     * admin; logged at WARN on every start). 0: such an endpoint is
+     * FLAME_ERR_CONFIG. */
+    int insecure;
 } flame_server_options;
 
 #define FLAME_SERVER_OPTIONS_INIT { FLAME_SERVER_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, \
-    NULL, NULL, NULL, 0, NULL, NULL }
+    NULL, NULL, NULL, 0, NULL, NULL, 0 }
 
 /* Sets *opts to FLAME_SERVER_OPTIONS_INIT of this library (for callers that
  * cannot use the macro, e.g. bindings). */
@@ -83,7 +88,9 @@ void flame_cluster_config_free(flame_cluster_config *config);
 
 /* Opens the storage, restores the state, registers the built-in
  * applications when absent, binds the endpoint and starts serving on a
- * thread of its own. Returns once the port is bound. */
+ * thread of its own. Returns once the port is bound. Without TLS the
+ * endpoint must be a loopback one (every local client is then the
+ * identity `local`, role admin) unless opts->insecure is set. */
 flame_status flame_session_manager_start(flame_session_manager **out,
                                          const flame_server_options *opts);
 

@@ -1,4 +1,5 @@
 /* Endpoint parsing and the client's endpoint resolution (see endpoint.h). */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -144,4 +145,29 @@ flame_status fl_endpoint_resolve(fl_endpoint *out, const char *explicit_endpoint
     }
     context_clear(&ctx);
     return st;
+}
+
+bool fl_endpoint_loopback(const fl_endpoint *ep)
+{
+    const char *t = ep->target;
+    if (strncmp(t, "unix:", 5) == 0)
+        return true;
+    char host[256];
+    const char *end = strrchr(t, ':');
+    size_t n = end ? (size_t)(end - t) : strlen(t);
+    if (n >= 2 && t[0] == '[' && t[n - 1] == ']') /* [::1]:port */
+        t++, n -= 2;
+    if (n >= sizeof host)
+        return false;
+    memcpy(host, t, n);
+    host[n] = 0;
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
 }

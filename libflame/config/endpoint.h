@@ -30,6 +30,11 @@ typedef struct fl_endpoint {
 flame_status fl_endpoint_parse(fl_endpoint *out, const char *text, flame_status code);
 void fl_endpoint_clear(fl_endpoint *ep);
 
+/* Does the endpoint listen only on this machine (127.0.0.0/8, ::1,
+ * localhost, a unix: socket)? Host names other than localhost are not
+ * resolved: they count as reachable from outside. */
+bool fl_endpoint_loopback(const fl_endpoint *ep);
+
 /* Finds and parses the endpoint a client uses: explicit_endpoint, else
  * $FLAME_ENDPOINT, else the current context of $FLAME_CONFIG or
  * ~/.flame/flame.yaml (flamepy's format), else FL_DEFAULT_ENDPOINT; and

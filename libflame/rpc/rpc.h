@@ -127,14 +127,15 @@ typedef struct rpc_server_hooks {
     void *ctx;
 } rpc_server_hooks;
 
-/* Decides whether a call may proceed; runs on the server thread once per
- * call, before its first request message reaches the handler. peer: the
- * verified identity of the client (rpc_call_peer_identity). Return RPC_OK
- * to let it through, or a code (RPC_PERMISSION_DENIED,
+/* Decides whether a call may go on; runs on the server thread. First once
+ * per call with req == NULL, before any request is read (who is calling,
+ * may they call this method); then with every request message, unpacked,
+ * right before the handler gets it (may they touch what it names). Return
+ * RPC_OK to let it through, or a code (RPC_PERMISSION_DENIED,
  * RPC_UNAUTHENTICATED...) to finish the call with it and the message
  * written into message (message_size bytes; left empty: "permission
  * denied"). */
-typedef int (*rpc_authorize_fn)(rpc_call *call, const char *peer, char *message,
+typedef int (*rpc_authorize_fn)(rpc_call *call, const ProtobufCMessage *req, char *message,
                                 size_t message_size, void *ctx);
 
 #define RPC_SERVER_OPTIONS_VERSION 1
@@ -195,6 +196,11 @@ const char *rpc_call_peer_identity(const rpc_call *call);
 const char *rpc_call_peer_cert(const rpc_call *call);
 /* Whether the call came over TLS. */
 bool rpc_call_is_tls(const rpc_call *call);
+/* What the authorization hook learned about the caller, kept with the call
+ * (apart from rpc_call_user, which is the handler's); release (may be
+ * NULL) is called on it when the call is freed. */
+void rpc_call_set_auth(rpc_call *call, void *auth, void (*release)(void *auth));
+void *rpc_call_auth(const rpc_call *call);
 
 /* ---- client ------------------------------------------------------------ */
 

@@ -61,6 +61,8 @@ struct rpc_call {
     void (*cancel_fn)(rpc_call *, void *);
     void *cancel_arg;
     void *user;
+    void *auth;
+    void (*auth_release)(void *);
     bool peer_known;    /* peer_cert, peer_cn and is_tls are read */
     bool is_tls;
     char *peer_cert, *peer_cn;
@@ -231,6 +233,8 @@ static void maybe_free(rpc_call *c)
         grpc_call_unref(c->call);
     grpc_call_details_destroy(&c->details);
     grpc_metadata_array_destroy(&c->md);
+    if (c->auth_release)
+        c->auth_release(c->auth);
     free(c->path);
     free(c->peer_cert);
     free(c->peer_cn);
@@ -455,13 +459,27 @@ bool rpc_call_is_tls(const rpc_call *c)
     return c->is_tls;
 }
 
-/* The authorization hook's verdict; false when it finished the call. */
-static bool authorized(rpc_server *srv, rpc_call *c)
+void rpc_call_set_auth(rpc_call *c, void *auth, void (*release)(void *))
+{
+    if (c->auth_release)
+        c->auth_release(c->auth);
+    c->auth = auth;
+    c->auth_release = release;
+}
+
+void *rpc_call_auth(const rpc_call *c)
+{
+    return c->auth;
+}
+
+/* The authorization hook's verdict on the call (req NULL) or on one of its
+ * requests; false when it finished the call. */
+static bool authorized(rpc_server *srv, rpc_call *c, const ProtobufCMessage *req)
 {
     if (!srv->authorize)
         return true;
-    char msg[256] = "";
-    int code = srv->authorize(c, rpc_call_peer_identity(c), msg, sizeof msg, srv->authorize_ctx);
+    char msg[512] = "";
+    int code = srv->authorize(c, req, msg, sizeof msg, srv->authorize_ctx);
     if (code == RPC_OK)
         return true;
     rpc_call_finish(c, code, "%s: %s", c->path, *msg ? msg : "permission denied");
@@ -495,7 +513,7 @@ static void on_new(rpc_server *srv, rpc_call *c, bool ok)
         rpc_call_finish(c, RPC_UNIMPLEMENTED, "unknown method %s", c->path);
         return;
     }
-    if (authorized(srv, c))
+    if (authorized(srv, c, NULL))
         start_recv(c);
 }
 
@@ -517,7 +535,8 @@ static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t le
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: malformed request message", c->path);
         return;
     }
-    m->handler(c, req, srv->ctx);
+    if (authorized(srv, c, req))
+        m->handler(c, req, srv->ctx);
     protobuf_c_message_free_unpacked(req, NULL);
 }
 

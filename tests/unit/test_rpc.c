@@ -142,9 +142,20 @@ static const rpc_method echo_table[] = {
     { "Park", RPC_KIND_UNARY, park_h },
 };
 
-static int authorize(rpc_call *call, const char *peer, char *message, size_t size, void *ctx)
+/* Secret is closed to all; a Unary request asking for 666 is refused by
+ * what it says. */
+static int authorize(rpc_call *call, const ProtobufCMessage *req, char *message, size_t size,
+                     void *ctx)
 {
+    if (req) {
+        if (strcmp(rpc_call_method(call), PATH("Unary")) != 0 ||
+            ((const Flame__V1__Result *)req)->return_code != 666)
+            return RPC_OK;
+        snprintf(message, size, "not this one");
+        return RPC_PERMISSION_DENIED;
+    }
     authorized_calls++;
+    const char *peer = rpc_call_peer_identity(call);
     if (peer)
         peer_seen = true;
     snprintf(peer_cn, sizeof peer_cn, "%s", peer ? peer : "");
@@ -352,6 +363,22 @@ START_TEST(authorization_denies_before_handler)
     ck_assert_str_eq(flame_error_last(), "/test.Echo/Secret: not for you");
     ck_assert_int_eq(secret_calls, 0);
     ck_assert_int_eq(authorized_calls, 1);
+}
+END_TEST
+
+START_TEST(authorization_sees_the_request)
+{
+    Flame__V1__Result req = result(666, NULL), *resp = NULL;
+    ck_assert_int_ne(rpc_unary(ch, PATH("Unary"), &req.base, RESULT, (ProtobufCMessage **)&resp,
+                               5000), FLAME_OK);
+    ck_assert_int_eq(rpc_last_code(), RPC_PERMISSION_DENIED);
+    ck_assert_str_eq(flame_error_last(), "/test.Echo/Unary: not this one");
+    ck_assert_int_eq(handled, 0);
+    req = result(665, NULL);
+    ck_assert_int_eq(rpc_unary(ch, PATH("Unary"), &req.base, RESULT, (ProtobufCMessage **)&resp,
+                               5000), FLAME_OK);
+    flame__v1__result__free_unpacked(resp, NULL);
+    ck_assert_int_eq(handled, 1);
 }
 END_TEST
 
@@ -762,6 +789,7 @@ int main(void)
     tcase_add_test(tc, malformed_request_never_reaches_handler);
     tcase_add_test(tc, unknown_method_is_unimplemented);
     tcase_add_test(tc, authorization_denies_before_handler);
+    tcase_add_test(tc, authorization_sees_the_request);
     tcase_add_test(tc, server_stream);
     tcase_add_test(tc, bidi_stream);
     tcase_add_test(tc, client_stream);
