@@ -4,7 +4,7 @@
 # cluster, then the default one with mutual TLS: the CA and certificates it
 # makes, the configs it writes, clients that find the cluster with no flags,
 # clients without the right credentials refused, a second run reusing
-# everything, --stop. Usage: test_quickstart.sh SOURCE_DIR BUILD_DIR
+# everything, a user added and revoked with flmadm, --stop. Usage: test_quickstart.sh SOURCE_DIR BUILD_DIR
 set -uo pipefail
 src="$1" build="$2"
 tmp=$(mktemp -d)
@@ -50,7 +50,7 @@ for k in "$fh/ca/ca.key" "$fh/certs/server/flame-session-manager.key" "$fh/certs
     "$fh/certs/user/$user.key"; do
     [ "$(mode "$k")" = 600 ] && ok "$(basename "$k") is 0600" || bad "$k is $(mode "$k")"
 done
-check "flmadm lists the three certificates" 0 '' -- test "$("$build/cli/flmadm" list | grep -c Valid)" = 3
+check "flmadm lists the three certificates" 0 '' -- test "$("$build/cli/flmadm" list | grep -c 'Valid$')" = 3
 check "the user is an admin" 0 " $user +admin " -- "$build/cli/flmadm" list
 for want in "endpoint: \"https://127.0.0.1:$FLAME_PORT\"" "mutual: true" "crl_file: \"$fh/ca/crl.pem\"" \
     "ca_file: \"$fh/ca/ca.crt\""; do
@@ -73,6 +73,17 @@ check "an admin certificate of another CA is refused" 1 '' -- env FLAME_CONFIG="
 check "the server's certificate does not make a client" 1 '' -- env FLAME_CONFIG="$tmp/nocert.yaml" \
     FLAME_CERT_FILE="$fh/certs/server/flame-session-manager.crt" \
     FLAME_KEY_FILE="$fh/certs/server/flame-session-manager.key" "$flmctl" list -a
+
+# ---- a user added and revoked as the README says ----
+check "flmadm issue user bob" 0 'user certificate of bob' -- "$build/cli/flmadm" issue user bob --out "$tmp/bob"
+bob=(env FLAME_CONFIG="$tmp/nocert.yaml" FLAME_CERT_FILE="$tmp/bob/bob.crt" FLAME_KEY_FILE="$tmp/bob/bob.key")
+check "bob runs tasks" 0 '2 tasks was completed' -- "${bob[@]}" "$build/cli/flmping" -t 2
+check "bob sees his own session only" 0 '' -- test "$("${bob[@]}" "$flmctl" list -s | grep -c '^flmping-')" = 1
+check "bob may not list the nodes" 1 'user "bob" may not' -- "${bob[@]}" "$flmctl" list -n
+check "flmadm revoke bob" 0 'Revoked .*user bob' -- "$build/cli/flmadm" revoke bob
+for _ in $(seq 50); do "${bob[@]}" "$flmctl" list -s >/dev/null 2>&1 || break; sleep 0.1; done
+check "bob is refused once the CRL is reloaded" 1 'certificate of bob .* is revoked' -- "${bob[@]}" "$flmctl" list -s
+check "the admin is not" 0 'flmping-' -- "$flmctl" list -s
 
 # ---- again: everything reused ----
 serials=$("$build/cli/flmadm" list)
