@@ -72,6 +72,14 @@ void fl_auth_free(fl_auth *a)
     free(a);
 }
 
+static int revoked(const fl_auth *a, const fl_identity *id, char *msg, size_t size)
+{
+    if (!fl_crl_revoked(a->crl, id->serial))
+        return RPC_OK;
+    snprintf(msg, size, "certificate of %s (serial %s) is revoked", id->name, id->serial);
+    return RPC_UNAUTHENTICATED;
+}
+
 int fl_auth_identify(fl_auth *a, bool tls, const char *pem, fl_identity **out, char *msg,
                      size_t size)
 {
@@ -102,10 +110,9 @@ int fl_auth_identify(fl_auth *a, bool tls, const char *pem, fl_identity **out, c
         fl_map_put(&a->cache, pem, id);
     }
     fl_crl_refresh(a->crl, CRL_CHECK_MS);
-    if (fl_crl_revoked(a->crl, id->serial)) {
-        snprintf(msg, size, "certificate of %s (serial %s) is revoked", id->name, id->serial);
-        return RPC_UNAUTHENTICATED;
-    }
+    int code = revoked(a, id, msg, size);
+    if (code)
+        return code;
     fl_identity_ref(id);
     *out = id;
     return RPC_OK;
@@ -140,7 +147,12 @@ int fl_auth_authorize(rpc_call *call, const ProtobufCMessage *req, char *msg, si
         }
     } else {
         const auth_call *ac = rpc_call_auth(call);
-        code = fl_policy_check_request(ac->rule, ac->id, req, &a->lookup, msg, size);
+        /* a stream's later messages too: a revocation cuts open streams
+         * (RunSession, ExecutorStream, WatchNode) at their next message */
+        fl_crl_refresh(a->crl, CRL_CHECK_MS);
+        code = revoked(a, ac->id, msg, size);
+        if (!code)
+            code = fl_policy_check_request(ac->rule, ac->id, req, &a->lookup, msg, size);
     }
     if (!code)
         return RPC_OK;

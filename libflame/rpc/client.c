@@ -156,6 +156,11 @@ static flame_status status_error(const char *method, grpc_status_code code, grpc
     flame_status st = rpc_code_to_status((int)code);
     if (code == GRPC_STATUS_UNAVAILABLE && !*d)
         fl_error(st, "%s: server unavailable", method);
+    else if (code == GRPC_STATUS_UNAVAILABLE && strstr(d, "Socket closed"))
+        /* all gRPC tells a client whose TLS handshake the server refused */
+        fl_error(st, "%s (the server closed the connection: if it speaks TLS, the endpoint must "
+                     "be https:// and, with mutual TLS, a certificate from its CA is needed; "
+                     "the server logs why it refused)", d);
     else if (code == GRPC_STATUS_DEADLINE_EXCEEDED)
         fl_error(st, "%s: deadline exceeded%s%s", method, *d ? ": " : "", d);
     else

@@ -224,8 +224,10 @@ static bool same_sig(const struct file_sig a[3], const struct file_sig b[3])
 static grpc_ssl_server_certificate_config *make_config(const pems *p)
 {
     grpc_ssl_pem_key_cert_pair pair = { p->key, p->cert };
-    /* copies the strings */
-    return grpc_ssl_server_certificate_config_create(p->ca, &pair, 1);
+    /* gRPC asserts a root with a fetcher even when no client certificate
+     * is asked for (no ca_file): give it the server's own, never used
+     * then. Copies the strings. */
+    return grpc_ssl_server_certificate_config_create(p->ca ? p->ca : p->cert, &pair, 1);
 }
 
 /* gRPC's certificate config fetcher: runs before every handshake. */

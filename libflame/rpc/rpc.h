@@ -128,9 +128,11 @@ typedef struct rpc_server_hooks {
 } rpc_server_hooks;
 
 /* Decides whether a call may go on; runs on the server thread. First once
- * per call with req == NULL, before any request is read (who is calling,
- * may they call this method); then with every request message, unpacked,
- * right before the handler gets it (may they touch what it names). Return
+ * per call with req == NULL, before any request is read (who is calling:
+ * rpc_call_is_tls, rpc_call_peer_cert; may they call this method); then
+ * with every request message, unpacked, right before the handler gets it
+ * (may they touch what it names; refused on an open stream, its owner hears
+ * of it through rpc_call_on_cancel). Return
  * RPC_OK to let it through, or a code (RPC_PERMISSION_DENIED,
  * RPC_UNAUTHENTICATED...) to finish the call with it and the message
  * written into message (message_size bytes; left empty: "permission

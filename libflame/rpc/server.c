@@ -472,6 +472,15 @@ void *rpc_call_auth(const rpc_call *c)
     return c->auth;
 }
 
+/* Tells the owner of a parked call that it is gone (rpc_call_on_cancel). */
+static void owner_forgets(rpc_call *c)
+{
+    void (*fn)(rpc_call *, void *) = c->cancel_fn;
+    c->cancel_fn = NULL;
+    if (fn)
+        fn(c, c->cancel_arg);
+}
+
 /* The authorization hook's verdict on the call (req NULL) or on one of its
  * requests; false when it finished the call. */
 static bool authorized(rpc_server *srv, rpc_call *c, const ProtobufCMessage *req)
@@ -483,6 +492,9 @@ static bool authorized(rpc_server *srv, rpc_call *c, const ProtobufCMessage *req
     if (code == RPC_OK)
         return true;
     rpc_call_finish(c, code, "%s: %s", c->path, *msg ? msg : "permission denied");
+    /* a stream its handler parked ends here: the owner must forget it
+     * (its sends fail from now on; it would send on a freed call) */
+    owner_forgets(c);
     return false;
 }
 
@@ -598,11 +610,8 @@ static void on_close(rpc_call *c)
             free_out(m);
         }
         c->q_tail = NULL;
-        if (c->cancel_fn && !c->finishing) {
-            void (*fn)(rpc_call *, void *) = c->cancel_fn;
-            c->cancel_fn = NULL;
-            fn(c, c->cancel_arg);
-        }
+        if (!c->finishing)
+            owner_forgets(c);
     }
 }
 

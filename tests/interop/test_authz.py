@@ -376,11 +376,22 @@ def test_a_revoked_certificate(pb, pki, mtls):
 
 
 def test_a_crl_is_reloaded_when_it_changes(pb, pki):
+    """New calls are refused once the file changes, and an open stream at
+    its next message."""
     d = SecureDaemon(pki, crl="crl-empty.pem")
     d.start()
     try:
+        register_app(pb, Client(pb, d, "admin").fe)
         c = Client(pb, d, "revoked")
-        assert len(c.fe.ListSession(pb.fe.ListSessionRequest(), timeout=T).sessions) == 0
+        create_session(pb, c.fe, "m-1")
+        out = queue.Queue()
+
+        def requests():
+            while (m := out.get()) is not None:
+                yield m
+        stream = c.fe.RunSession(requests(), timeout=30)
+        out.put(pb.fe.RunSessionRequest(session_id="m-1", count=1))
+        assert next(stream).created_count == 1
         tmp = d.crl + ".new"
         shutil.copy(os.path.join(pki, "crl.pem"), tmp)
         os.rename(tmp, d.crl)
@@ -390,10 +401,17 @@ def test_a_crl_is_reloaded_when_it_changes(pb, pki):
                 c.fe.ListSession(pb.fe.ListSessionRequest(), timeout=T)
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.UNAUTHENTICATED
-                assert "(serial" in e.details() and "is revoked" in e.details()
+                assert "certificate of mallory (serial" in e.details()
+                assert "is revoked" in e.details()
                 break
             assert time.time() < deadline, "the new CRL was not taken"
             time.sleep(0.2)
+        out.put(pb.fe.RunSessionRequest(count=1))
+        with pytest.raises(grpc.RpcError) as e:
+            next(stream)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "is revoked" in e.value.details()
+        out.put(None)
         c.ch.close()
     finally:
         d.cleanup()

@@ -103,6 +103,12 @@ static void client_stream_h(rpc_call *call, const ProtobufCMessage *m, void *ctx
     rpc_call_reply(call, &r.base);
 }
 
+static void on_cancel(rpc_call *call, void *arg)
+{
+    cancels++;
+    send_in_cancel = rpc_call_send(call, NULL);
+}
+
 static void bidi_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
 {
     if (!m) {
@@ -112,12 +118,7 @@ static void bidi_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
     handled++;
     Flame__V1__Result r = result(as_result(m)->return_code * 2, NULL);
     rpc_call_send(call, &r.base);
-}
-
-static void on_cancel(rpc_call *call, void *arg)
-{
-    cancels++;
-    send_in_cancel = rpc_call_send(call, NULL);
+    rpc_call_on_cancel(call, on_cancel, NULL); /* the owner of an open stream */
 }
 
 /* Parks the call; return_code 1 also takes a ref (released by the test). */
@@ -142,13 +143,14 @@ static const rpc_method echo_table[] = {
     { "Park", RPC_KIND_UNARY, park_h },
 };
 
-/* Secret is closed to all; a Unary request asking for 666 is refused by
- * what it says. */
+/* Secret is closed to all; a Unary or Bidi request asking for 666 is
+ * refused by what it says. */
 static int authorize(rpc_call *call, const ProtobufCMessage *req, char *message, size_t size,
                      void *ctx)
 {
     if (req) {
-        if (strcmp(rpc_call_method(call), PATH("Unary")) != 0 ||
+        if ((strcmp(rpc_call_method(call), PATH("Unary")) != 0 &&
+             strcmp(rpc_call_method(call), PATH("Bidi")) != 0) ||
             ((const Flame__V1__Result *)req)->return_code != 666)
             return RPC_OK;
         snprintf(message, size, "not this one");
@@ -419,6 +421,27 @@ START_TEST(bidi_stream)
     ProtobufCMessage *m;
     ck_assert_int_eq(rpc_stream_next(st, RESULT, &m), FLAME_OK);
     ck_assert_ptr_null(m); /* the handler saw the half-close and finished */
+    rpc_stream_free(st);
+}
+END_TEST
+
+START_TEST(a_denied_message_ends_a_stream_and_tells_its_owner)
+{
+    rpc_stream *st;
+    ck_assert_int_eq(rpc_bidi_open(&st, ch, PATH("Bidi")), FLAME_OK);
+    Flame__V1__Result req = result(1, NULL);
+    ck_assert_int_eq(rpc_bidi_send(st, &req.base), FLAME_OK);
+    ProtobufCMessage *m;
+    ck_assert_int_eq(rpc_stream_next(st, RESULT, &m), FLAME_OK);
+    protobuf_c_message_free_unpacked(m, NULL);
+    req = result(666, NULL);
+    ck_assert_int_eq(rpc_bidi_send(st, &req.base), FLAME_OK);
+    ck_assert_int_ne(rpc_stream_next(st, RESULT, &m), FLAME_OK);
+    ck_assert_int_eq(rpc_last_code(), RPC_PERMISSION_DENIED);
+    ck_assert_str_eq(flame_error_last(), "/test.Echo/Bidi: not this one");
+    ck_assert(wait_for(&cancels, 1));
+    ck_assert(!send_in_cancel); /* the call is finishing: the owner's sends fail */
+    ck_assert_int_eq(handled, 1);
     rpc_stream_free(st);
 }
 END_TEST
@@ -790,6 +813,7 @@ int main(void)
     tcase_add_test(tc, unknown_method_is_unimplemented);
     tcase_add_test(tc, authorization_denies_before_handler);
     tcase_add_test(tc, authorization_sees_the_request);
+    tcase_add_test(tc, a_denied_message_ends_a_stream_and_tells_its_owner);
     tcase_add_test(tc, server_stream);
     tcase_add_test(tc, bidi_stream);
     tcase_add_test(tc, client_stream);
