@@ -454,6 +454,9 @@ static int cmd_issue(opts *o, int argc, char **argv)
                            name);
     if (strcmp(name, "ca") == 0)
         return usage_error("the name ca is taken by the CA's own ca.crt beside the files issued");
+    /* auth/ refuses them: the identities of plaintext and certificate-less clients */
+    if (strcmp(name, "local") == 0 || strcmp(name, "anonymous") == 0)
+        return usage_error("the name %s is reserved for clients without a certificate", name);
     if (same_dir(o->out, o->dir)) {
         adm_fail("--out is the CA directory: keys issued do not belong beside the CA's own");
         return 1;

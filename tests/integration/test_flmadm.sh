@@ -110,6 +110,8 @@ s2=$(openssl x509 -in "$out/bob.crt" -noout -serial)
 [ "$s1" != "$s2" ] && [ ${#s1} -ge 30 ] && ok "fresh random serials" || bad "serials $s1 $s2"
 check "issue into the CA dir: refused" 1 'the CA directory' -- "$adm" issue user ca2 --out "$ca"
 check "the name ca: usage error" 2 'name ca is taken' -- "$adm" issue user ca --out "$out"
+check "the name local: usage error" 2 'reserved' -- "$adm" issue user local --out "$out"
+check "the name anonymous: usage error" 2 'reserved' -- "$adm" issue node anonymous --out "$out"
 sum=$(sha256sum "$out/bob.key")
 check "issue over existing files: refused" 1 'use --force' -- "$adm" issue user bob --out "$out"
 [ "$sum" = "$(sha256sum "$out/bob.key")" ] && ok "bob.key untouched" || bad "bob.key changed"
