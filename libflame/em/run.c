@@ -321,6 +321,14 @@ static size_t take_batch(session_run *r, flame_status *rc)
     return k;
 }
 
+static void batch_free(session_run *r, size_t k)
+{
+    for (size_t i = 0; i < k; i++) {
+        free(r->batch[i].id);
+        free(r->batch[i].input);
+    }
+}
+
 /* Runs the batch taken and learns how long its tasks take. Their outcomes
  * go out with the next take_batch. What a dead service could not run is
  * requeued by the session manager (started, never reported). */
@@ -330,10 +338,7 @@ static void run_batch(session_run *r, size_t k)
     r->nout = run_tasks(r, r->batch, k);
     double per = (double)(fl_mono_ns() - t0) / 1e3 / (double)k;
     r->avg_us = r->avg_us > 0 ? 0.7 * r->avg_us + 0.3 * per : per;
-    for (size_t i = 0; i < k; i++) {
-        free(r->batch[i].id);
-        free(r->batch[i].input);
-    }
+    batch_free(r, k);
     size_t kb = batch_size(r);
     pthread_mutex_lock(&r->mu);
     r->running = 0;
@@ -396,8 +401,10 @@ flame_status em_run_session(em_exec *x, fl_shim *shim, const fl_shim_session *ct
         rc = fl_error(FLAME_ERR_INTERNAL, "executor %s: cannot start the stream reader", x->id);
     while (!rc) {
         size_t k = take_batch(r, &rc);
-        if (rc)
+        if (rc) { /* taken but never run: the session manager requeues them */
+            batch_free(r, k);
             break;
+        }
         if (k)
             run_batch(r, k);
         else if (!wait_work(r))
