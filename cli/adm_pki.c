@@ -115,13 +115,18 @@ int adm_san_push(GENERAL_NAMES *gens, GENERAL_NAME *gn)
     return 0;
 }
 
+static int name_add(X509_NAME *n, const char *field, const char *value)
+{
+    return X509_NAME_add_entry_by_txt(n, field, MBSTRING_UTF8, (const unsigned char *)value, -1,
+                                      -1, 0);
+}
+
 /* O=Flame[, OU=role], CN=name */
 static X509_NAME *subject_new(const char *ou, const char *cn)
 {
     X509_NAME *n = X509_NAME_new();
-    if (!n || !X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"Flame", -1, -1, 0) ||
-        (ou && !X509_NAME_add_entry_by_txt(n, "OU", MBSTRING_UTF8, (const unsigned char *)ou, -1, -1, 0)) ||
-        !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0)) {
+    if (!n || !name_add(n, "O", "Flame") || (ou && !name_add(n, "OU", ou)) ||
+        !name_add(n, "CN", cn)) {
         X509_NAME_free(n);
         adm_fail("cannot build the subject name");
         return NULL;
@@ -290,7 +295,8 @@ static int crl_add_extensions(X509_CRL *crl, long number, X509 *ca)
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, ca, NULL, NULL, crl, 0);
-    X509_EXTENSION *aki = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always");
+    X509_EXTENSION *aki =
+        X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always");
     ok = aki && X509_CRL_add_ext(crl, aki, -1);
     X509_EXTENSION_free(aki);
     if (!ok)

@@ -154,7 +154,8 @@ static int ca_open(ca *c, const char *dir, bool write)
     memset(c, 0, sizeof *c);
     c->dir = dir;
     c->lock = -1;
-    char *crt = adm_path(dir, "ca.crt"), *key = adm_path(dir, "ca.key"), *ix = adm_path(dir, "index.txt");
+    char *crt = adm_path(dir, "ca.crt"), *key = adm_path(dir, "ca.key");
+    char *ix = adm_path(dir, "index.txt");
     int rc = -1;
     if (!adm_exists(crt)) {
         adm_fail("no CA in %s (create one with: flmadm ca init --dir %s)", dir, dir);
@@ -252,7 +253,8 @@ static int ca_write_files(const char *dir, EVP_PKEY *key, X509 *cert)
 static int cmd_ca(opts *o, int argc, char **argv)
 {
     if (argc != 1 || strcmp(argv[0], "init") != 0)
-        return usage_error("the ca command is: flmadm ca init [--dir DIR] [--name NAME] [--days N]");
+        return usage_error("the ca command is: flmadm ca init [--dir DIR] [--name NAME] "
+                           "[--days N]");
     const char *name = o->name ? o->name : "Flame CA";
     if (!ca_name_valid(name))
         return usage_error("--name takes 1 to 64 printable characters, not \"%s\"", name);
@@ -343,7 +345,8 @@ static int copy_ca_cert(const ca *c, const char *path)
     } else if (adm_exists(path)) {
         char *have = adm_read_file(path, NULL);
         if (!have || strcmp(have, want) != 0)
-            fprintf(stderr, "flmadm: warning: %s is not this CA's certificate (%s); left as it is\n",
+            fprintf(stderr,
+                    "flmadm: warning: %s is not this CA's certificate (%s); left as it is\n",
                     path, src);
         free(have);
     } else {
@@ -413,7 +416,8 @@ static int issue(const opts *o, const char *role, const char *name, const issue_
         goto out;
     char until[32];
     cli_format_time(until, sizeof until, (int64_t)adm_not_after(x) * 1000);
-    printf("Issued the %s certificate of %s: serial %s, valid until %s.\n", role, name, serial, until);
+    printf("Issued the %s certificate of %s: serial %s, valid until %s.\n", role, name, serial,
+           until);
     printf("  %s\n  %s  (0600)\n  %s\n", p->crt, p->key, p->ca);
     note_older(&c, serial, role, name);
     rc = 0;
@@ -429,7 +433,8 @@ out:
 static bool same_dir(const char *a, const char *b)
 {
     struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
 
 static int cmd_issue(opts *o, int argc, char **argv)
@@ -450,8 +455,8 @@ static int cmd_issue(opts *o, int argc, char **argv)
     if (sk_GENERAL_NAME_num(o->sans) > 0 && strcmp(kind, "server") != 0)
         return usage_error("--san is for issue server, not issue %s", kind);
     if (!adm_name_valid(name))
-        return usage_error("a name is 1 to 64 of A-Z a-z 0-9 . _ @ - (not starting with . or -), not \"%s\"",
-                           name);
+        return usage_error("a name is 1 to 64 of A-Z a-z 0-9 . _ @ - (not starting with . or "
+                           "-), not \"%s\"", name);
     if (strcmp(name, "ca") == 0)
         return usage_error("the name ca is taken by the CA's own ca.crt beside the files issued");
     /* auth/ refuses them: the identities of plaintext and certificate-less clients */
@@ -568,7 +573,8 @@ static int cmd_revoke(opts *o, int argc, char **argv)
     } else if (ca_save_index(&c) == 0) {
         for (size_t i = 0; i < c.idx.n; i++)
             if (changed[i])
-                printf("Revoked %s (%s %s).\n", c.idx.v[i].serial, c.idx.v[i].role, c.idx.v[i].name);
+                printf("Revoked %s (%s %s).\n", c.idx.v[i].serial, c.idx.v[i].role,
+                       c.idx.v[i].name);
         rc = ca_write_crl(&c, o->crl_days) != 0;
     }
     free(changed);
