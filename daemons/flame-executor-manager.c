@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <flame/flame.h>
 
@@ -34,6 +35,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    umask(077); /* what the daemon creates (database, work, logs, sockets) is its user's */
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "endpoint", required_argument, NULL, 'e' },

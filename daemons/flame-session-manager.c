@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <flame/flame.h>
 
@@ -34,6 +35,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    umask(077); /* what the daemon creates (database, work, logs, sockets) is its user's */
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "endpoint", required_argument, NULL, 'e' },
@@ -80,6 +82,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit: a storage error it reports, not a crash */
 
     flame_session_manager *sm;
     flame_status st = flame_session_manager_start(&sm, &o);

@@ -1,7 +1,9 @@
 /* A storage engine for tests whose writes fail on demand: it wraps a real
- * engine and, while `fail` is set, refuses put_task and put_session with
- * FLAME_ERR_IO. `fail` may be flipped from another thread than the one
- * writing (the session manager's engine thread). */
+ * engine and, while `fail` is set, refuses every write with FLAME_ERR_IO. `fail` may be flipped from another thread than the one
+ * writing (the session manager's engine thread). `cap` (>= 0) caps a
+ * wrapped sqlite database at that many pages at the next write, on the
+ * writing thread (fl_store_sqlite_limit: 1 is "full now", 0 no cap), so
+ * the writes past it really fail with SQLITE_FULL. */
 #ifndef FAILING_STORE_H
 #define FAILING_STORE_H
 
@@ -15,6 +17,7 @@ typedef struct failing_store {
     fl_store base;
     fl_store *inner;
     atomic_bool fail;
+    atomic_int cap;
 } failing_store;
 
 static fl_store *fs_inner(fl_store *st)
@@ -24,6 +27,9 @@ static fl_store *fs_inner(fl_store *st)
 
 static flame_status fs_refuse(fl_store *st)
 {
+    int cap = atomic_exchange(&((failing_store *)st)->cap, -1);
+    if (cap >= 0)
+        fl_store_sqlite_limit(fs_inner(st), (unsigned)cap);
     if (atomic_load(&((failing_store *)st)->fail))
         return fl_error(FLAME_ERR_IO, "storage: injected write failure");
     return FLAME_OK;
@@ -31,11 +37,13 @@ static flame_status fs_refuse(fl_store *st)
 
 static flame_status fs_put_app(fl_store *st, const fl_app *a)
 {
-    return fs_inner(st)->ops->put_app(fs_inner(st), a);
+    flame_status r = fs_refuse(st);
+    return r ? r : fs_inner(st)->ops->put_app(fs_inner(st), a);
 }
 static flame_status fs_del_app(fl_store *st, const char *name)
 {
-    return fs_inner(st)->ops->del_app(fs_inner(st), name);
+    flame_status r = fs_refuse(st);
+    return r ? r : fs_inner(st)->ops->del_app(fs_inner(st), name);
 }
 static flame_status fs_put_session(fl_store *st, const fl_session *s)
 {
@@ -44,7 +52,8 @@ static flame_status fs_put_session(fl_store *st, const fl_session *s)
 }
 static flame_status fs_del_session(fl_store *st, const char *id)
 {
-    return fs_inner(st)->ops->del_session(fs_inner(st), id);
+    flame_status r = fs_refuse(st);
+    return r ? r : fs_inner(st)->ops->del_session(fs_inner(st), id);
 }
 static flame_status fs_put_task(fl_store *st, const fl_session *s, const fl_task *t)
 {
@@ -88,6 +97,7 @@ static inline flame_status failing_store_open(failing_store **out, const char *u
     }
     fs->base.ops = &failing_store_ops;
     atomic_init(&fs->fail, false);
+    atomic_init(&fs->cap, -1);
     *out = fs;
     return FLAME_OK;
 }

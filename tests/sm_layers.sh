@@ -12,8 +12,8 @@ dir=${1:?usage: sm_layers.sh libflame/sm}
 # top to bottom
 order="frontend.c backend.c
 engine.c options.c
-schedule.c builtin.c app.c node.c session.c executor.c task.c launch_none.c
-dispatch.c watch.c reply.c"
+undo.c schedule.c builtin.c app.c node.c session.c executor.c task.c launch_none.c
+journal.c dispatch.c watch.c reply.c"
 
 defs() {
     grep -v '^static' "$dir/$1" | grep -v ';[[:space:]]*$' |

@@ -19,17 +19,23 @@
 #include "flame/server.h"
 #include "util/util.h"
 
+/* Work and log directories hold the executors' sockets, inputs and logs:
+ * created private (0700); an existing one open to others is reported. */
 static int mkdir_p(const char *path)
 {
     char *p = fl_strdup(path);
     for (char *s = p + 1; *s; s++) {
         if (*s == '/') {
             *s = 0;
-            mkdir(p, 0755);
+            mkdir(p, 0700);
             *s = '/';
         }
     }
-    int rc = mkdir(p, 0755);
+    int rc = mkdir(p, 0700);
+    struct stat sb;
+    if (rc != 0 && errno == EEXIST && stat(p, &sb) == 0 && (sb.st_mode & 077))
+        fl_log(FL_LOG_WARN, "em", "%s is open to other users (mode %03o); 0700 keeps the "
+               "executors' sockets and logs private", p, (unsigned)(sb.st_mode & 0777));
     free(p);
     return rc == 0 || errno == EEXIST ? 0 : -1;
 }

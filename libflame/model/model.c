@@ -41,6 +41,15 @@ fl_event fl_events_get(const fl_events *e, uint32_t i)
     return (fl_event){ c.code, e->msgs ? e->msgs[i] : NULL, c.time };
 }
 
+void fl_events_truncate(fl_events *e, uint32_t n)
+{
+    for (; e->n > n; e->n--)
+        if (e->msgs) {
+            free(e->msgs[e->n - 1]);
+            e->msgs[e->n - 1] = NULL;
+        }
+}
+
 void fl_events_free(fl_events *e)
 {
     if (e->msgs)

@@ -44,6 +44,8 @@ typedef struct fl_events {
 /* The i-th event (i < e->n). */
 fl_event fl_events_get(const fl_events *e, uint32_t i);
 void fl_events_add(fl_events *e, int32_t code, const char *message, int64_t time);
+/* Forgets the events from the n-th on (a change undone). */
+void fl_events_truncate(fl_events *e, uint32_t n);
 void fl_events_free(fl_events *e);
 const char *fl_event_default_message(int32_t code);
 

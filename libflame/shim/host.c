@@ -3,6 +3,7 @@
  * spawner of sandbox/) and talks flame.v1 Instance to it over a Unix socket.
  * Threads: a shim is used by one executor thread at a time. */
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +44,14 @@ typedef struct host_shim {
 } host_shim;
 
 static atomic_uint sock_seq;
+static char *short_dir; /* a private directory for sockets whose path is too long */
+static pthread_once_t short_once = PTHREAD_ONCE_INIT;
+
+static void make_short_dir(void)
+{
+    char tmpl[] = "/tmp/flame-XXXXXX"; /* mkdtemp: 0700, a name nobody could take first */
+    short_dir = fl_strdup(mkdtemp(tmpl) ? tmpl : "/tmp");
+}
 
 static void msleep(int ms)
 {
@@ -176,7 +185,8 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     char *sock = fl_sprintf("%s/%s.sock", ctx->work_dir, ctx->executor_id);
     if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         free(sock);
-        sock = fl_sprintf("/tmp/flame-%d-%u.sock", (int)getpid(), atomic_fetch_add(&sock_seq, 1));
+        pthread_once(&short_once, make_short_dir);
+        sock = fl_sprintf("%s/%u.sock", short_dir, atomic_fetch_add(&sock_seq, 1));
     }
     h->sock = sock;
     unlink(sock);

@@ -13,6 +13,7 @@ flame_status sm_app_register(sm_t *sm, const char *name, fl_app *a)
         fl_app_free(a);
         return st;
     }
+    sm_journal_app_added(sm, a);
     fl_map_put(&sm->apps, a->name, a);
     fl_store_put_app(sm->store, a);
     return FLAME_OK;
@@ -37,7 +38,7 @@ flame_status sm_app_update(sm_t *sm, const char *name, fl_app *na)
     na->ctime = a->ctime;
     na->state = a->state;
     fl_map_put(&sm->apps, na->name, na);
-    fl_app_free(a);
+    sm_journal_app_replaced(sm, a); /* freed once the batch is committed */
     fl_store_put_app(sm->store, na);
     return FLAME_OK;
 }
@@ -59,6 +60,6 @@ flame_status sm_app_unregister(sm_t *sm, const char *name)
     fl_store_del_app(sm->store, a->name);
     fl_map_del(&sm->apps, a->name);
     fl_log(FL_LOG_INFO, "sm", "application %s unregistered", a->name);
-    fl_app_free(a);
+    sm_journal_app_deleted(sm, a); /* freed once the batch is committed */
     return FLAME_OK;
 }

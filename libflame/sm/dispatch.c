@@ -4,7 +4,9 @@
  * its share of the session's work). A task handed to a waiter is Running at
  * once; one sent ahead on a stream stays Pending until the executor says it
  * started it, and an idle streamer may take back what a busy one has not
- * started (revoke). ExecutorWork batches are queued at the flush. */
+ * started (revoke). Hand-outs happen at the flush, after the batch's
+ * commit (sm_dispatch only marks the session), so no executor is ever sent
+ * a task its batch failed to store; ExecutorWork batches are queued then. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,11 +63,49 @@ void sm_dispatch_queue(sm_t *sm, sm_session *ss, fl_task *t)
     pq_push(ss, t->id);
 }
 
-void sm_dispatch_drop_queue(sm_session *ss)
+void sm_dispatch_drop_queue(sm_t *sm, sm_session *ss)
 {
     free(ss->pq);
     ss->pq = NULL;
     ss->pq_len = ss->pq_cap = ss->pq_head = 0;
+    if (ss->dispatch_due)
+        for (size_t i = 0; i < sm->ndue; i++)
+            if (sm->due[i] == ss)
+                sm->due[i] = sm->due[--sm->ndue];
+    ss->dispatch_due = false;
+}
+
+void sm_dispatch_resync(sm_t *sm, sm_session *ss)
+{
+    const fl_session *s = ss->s;
+    uint8_t *seen = fl_calloc(s->ntasks + 1, 1); /* held or queued */
+    size_t it = 0;
+    void *v;
+    while (fl_map_next(&sm->execs, &it, NULL, &v)) {
+        const sm_exec *e = v;
+        for (uint32_t i = 0; e->sess == ss && i < e->nrun; i++)
+            if (e->run[i].t->id <= s->ntasks)
+                seen[e->run[i].t->id] = 1;
+    }
+    uint32_t *old = ss->pq;
+    size_t head = ss->pq_head, len = ss->pq_len, cap = ss->pq_cap;
+    ss->pq = NULL;
+    ss->pq_head = ss->pq_len = ss->pq_cap = 0;
+    /* the queue's order first, then the tasks the undo made Pending again */
+    for (size_t i = 0; i < len; i++) {
+        uint32_t id = old[(head + i) % cap];
+        if (id && id <= s->ntasks && !seen[id] && s->tasks[id - 1] &&
+            s->tasks[id - 1]->state == FLAME_TASK_PENDING) {
+            seen[id] = 1;
+            pq_push(ss, id);
+        }
+    }
+    for (uint32_t id = 1; id <= s->ntasks; id++)
+        if (!seen[id] && s->tasks[id - 1] && s->tasks[id - 1]->state == FLAME_TASK_PENDING)
+            pq_push(ss, id);
+    free(old);
+    free(seen);
+    sm_dispatch(sm, ss);
 }
 
 /* ---- the tasks an executor holds ------------------------------------------ */
@@ -369,6 +409,18 @@ static void steal(sm_t *sm, sm_session *ss)
 
 void sm_dispatch(sm_t *sm, sm_session *ss)
 {
+    if (ss->dispatch_due)
+        return;
+    if (sm->ndue == sm->capdue) {
+        sm->capdue = sm->capdue ? sm->capdue * 2 : 16;
+        sm->due = fl_realloc(sm->due, sm->capdue * sizeof *sm->due);
+    }
+    sm->due[sm->ndue++] = ss;
+    ss->dispatch_due = true;
+}
+
+static void hand_out(sm_t *sm, sm_session *ss)
+{
     while (ss->waiters && ss->pq_len) {
         fl_task *t = pq_pop(ss);
         if (!t)
@@ -400,4 +452,15 @@ void sm_dispatch(sm_t *sm, sm_session *ss)
     }
     if (!ss->pq_len && !ss->revoking)
         steal(sm, ss);
+}
+
+void sm_dispatch_run(sm_t *sm)
+{
+    /* a hand-out marks no session: the list does not grow under us */
+    for (size_t i = 0; i < sm->ndue; i++) {
+        sm_session *ss = sm->due[i];
+        ss->dispatch_due = false;
+        hand_out(sm, ss);
+    }
+    sm->ndue = 0;
 }

@@ -1,7 +1,7 @@
 /* The session manager's engine: start/stop, restore from storage, and the
- * rpc loop's hooks: the flush after each batch of calls (a scheduling
- * cycle when one is due, the commit, then every answer that waited for it)
- * and the periodic tick.
+ * rpc loop's hooks: the flush after each batch of calls (the commit, or
+ * the batch undone when it fails; then a scheduling cycle when one is due,
+ * the hand-outs, and every answer that waited) and the periodic tick.
  *
  * Threads: sm_start() runs on the caller's thread until the engine thread
  * (engine_main, the rpc loop) starts; from then on every handler and hook
@@ -22,16 +22,24 @@
 void sm_flush(void *ctx)
 {
     sm_t *sm = ctx;
+    sm_watch_collect(sm); /* outcomes of the batch: they stand or fall with it */
+    if (fl_store_commit(sm->store)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", flame_error_last());
+        fl_log(FL_LOG_ERROR, "sm", "commit failed, the batch is undone: %s", why);
+        sm_reply_fail(sm, why);
+        sm_undo(sm, why);
+    } else {
+        sm_journal_clear(sm);
+    }
+    /* executors and their managers hear only of what is on disk */
     if (sm->sched && (sm->sched_dirty ||
                       (sm->sched_soft && fl_mono_ns() - sm->sched_last_ns > SCHED_SOFT_NS)))
         sm_sched_run(sm);
-    sm_watch_collect(sm);
+    sm_dispatch_run(sm);
     sm_dispatch_collect(sm);
-    flame_status st = fl_store_commit(sm->store);
-    if (st)
-        fl_log(FL_LOG_ERROR, "sm", "commit failed: %s", flame_error_last());
     /* answers go out only now: what a client saw acknowledged is on disk */
-    sm_reply_flush(sm, st);
+    sm_reply_flush(sm);
 }
 
 void sm_tick(void *ctx)
@@ -40,7 +48,7 @@ void sm_tick(void *ctx)
     int64_t now_s = fl_now_ms() / 1000;
     sm_execs_expire(sm, now_s);
     sm_nodes_expire(sm, now_s);
-    sm_sched_run(sm);
+    sm->sched_dirty = true; /* the cycle runs at the flush, after the commit */
 }
 
 /* ---- restore ------------------------------------------------------------ */
@@ -122,6 +130,7 @@ static void *engine_main(void *arg)
 
 static void sm_free(sm_t *sm)
 {
+    sm_journal_clear(sm);
     sm_execs_free(sm);
     sm_nodes_free(sm);
     sm_sessions_free(sm);
@@ -135,6 +144,8 @@ static void sm_free(sm_t *sm)
     fl_auth_free(sm->auth);
     free(sm->out);
     free(sm->dirty_execs);
+    free(sm->due);
+    free(sm->journal);
     free(sm->name);
     fl_server_tls_clear(&sm->tls);
     free(sm);
@@ -214,6 +225,7 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
         sm_free(sm);
         return st;
     }
+    sm_journal_clear(sm);
     const rpc_service services[] = { sm_frontend_service, sm_backend_service };
     rpc_server_options ro = RPC_SERVER_OPTIONS_INIT;
     ro.max_message = sm->max_message;

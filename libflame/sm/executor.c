@@ -57,6 +57,7 @@ static void requeue(sm_t *sm, sm_exec *e, const char *why)
     for (uint32_t i = 0; i < n && ss; i++) {
         fl_task *t = e->run[i].t;
         if (t->state == FLAME_TASK_RUNNING) {
+            sm_journal_task(sm, ss, t, false);
             fl_task_set_state(ss->s, t, FLAME_TASK_PENDING, why, fl_now_ms());
             sm_task_requeued(sm, ss, t);
         } else if (t->state == FLAME_TASK_PENDING) {
@@ -244,6 +245,7 @@ static void bind_failed(sm_t *sm, sm_exec *e, const char *message)
     if (!ss)
         return;
     fl_session *s = ss->s;
+    sm_journal_session_bind(sm, ss);
     char *msg = fl_sprintf("failed to bind session %s on executor %s: %s", s->id, e->ex->id,
                            message && *message ? message : "the service refused the session");
     fl_events_add(&s->events, 1001, msg, fl_now_ms());
@@ -266,6 +268,7 @@ void sm_exec_bind_completed(sm_t *sm, sm_exec *e, bool ok, const char *message)
     } else if (e->ex->state == FLAME_EXECUTOR_BINDING) {
         set_state(e, FLAME_EXECUTOR_BOUND);
         if (e->sess && e->sess->s->bind_failures) {
+            sm_journal_session_bind(sm, e->sess);
             e->sess->s->bind_failures = 0;
             fl_store_put_session(sm->store, e->sess->s);
         }

@@ -90,19 +90,25 @@ void sm_close(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
     va_end(ap);
 }
 
-void sm_reply_flush(sm_t *sm, flame_status commit)
+void sm_reply_fail(sm_t *sm, const char *why)
 {
-    char why[256] = "";
-    if (commit)
-        snprintf(why, sizeof why, "%s", flame_error_last());
     for (size_t i = 0; i < sm->n_out; i++) {
         sm_out *o = &sm->out[i];
-        bool acks = o->kind == OUT_REPLY || o->kind == OUT_SEND ||
-                    (o->kind == OUT_FINISH && o->code == RPC_OK);
+        if (o->kind != OUT_REPLY && o->kind != OUT_SEND && o->kind != OUT_FINISH)
+            continue;
         /* the first failed answer ends the call; rpc drops the rest */
-        if (commit && acks)
-            rpc_call_finish(o->call, RPC_INTERNAL, "storage commit failed: %s", why);
-        else if (o->kind == OUT_REPLY)
+        free(o->data);
+        free(o->msg);
+        *o = (sm_out){ o->call, OUT_FINISH, RPC_INTERNAL,
+                       fl_sprintf("storage commit failed: %s", why), NULL, 0 };
+    }
+}
+
+void sm_reply_flush(sm_t *sm)
+{
+    for (size_t i = 0; i < sm->n_out; i++) {
+        sm_out *o = &sm->out[i];
+        if (o->kind == OUT_REPLY)
             rpc_call_reply_packed(o->call, o->data, o->len);
         else if (o->kind == OUT_SEND || o->kind == OUT_PUSH)
             rpc_call_send_packed(o->call, o->data, o->len);

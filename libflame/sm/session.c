@@ -6,6 +6,25 @@
 
 #include "sm.h"
 
+/* Puts ss in the books after prev (NULL: first). */
+static void link_session(sm_t *sm, sm_session *ss, sm_session *prev)
+{
+    ss->prev = prev;
+    ss->next = prev ? prev->next : sm->first;
+    if (ss->next)
+        ss->next->prev = ss;
+    else
+        sm->last = ss;
+    if (prev)
+        prev->next = ss;
+    else
+        sm->first = ss;
+    fl_map_put(&sm->sessions, ss->s->id, ss);
+    fl_app *a = fl_map_get(&sm->apps, ss->s->app);
+    if (a && ss->s->state == FLAME_SESSION_OPEN)
+        a->open_sessions++;
+}
+
 void sm_session_add(sm_t *sm, fl_session *s)
 {
     sm_session *ss = fl_calloc(1, sizeof *ss);
@@ -14,34 +33,23 @@ void sm_session_add(sm_t *sm, fl_session *s)
         s->seq = sm->next_seq;
     if (s->seq >= sm->next_seq)
         sm->next_seq = s->seq + 1;
-    ss->prev = sm->last;
-    if (sm->last)
-        sm->last->next = ss;
-    else
-        sm->first = ss;
-    sm->last = ss;
-    fl_map_put(&sm->sessions, s->id, ss);
-    fl_app *a = fl_map_get(&sm->apps, s->app);
-    if (a && s->state == FLAME_SESSION_OPEN)
-        a->open_sessions++;
+    link_session(sm, ss, sm->last);
 }
 
-static void session_free(sm_session *ss)
+void sm_session_relink(sm_t *sm, sm_session *ss, sm_session *prev)
 {
-    fl_session_free(ss->s);
-    sm_dispatch_drop_queue(ss);
-    free(ss);
+    link_session(sm, ss, prev);
 }
 
-void sm_session_delete(sm_t *sm, sm_session *ss)
+/* Takes ss out of the books; its executors and watchers let go of it. */
+static void unlink_session(sm_t *sm, sm_session *ss, int code, const char *why)
 {
     fl_session *s = ss->s;
-    fl_store_del_session(sm->store, s->id);
     sm_exec_detach_session(sm, ss);
-    sm_swatch_drop_all(sm, ss, RPC_NOT_FOUND, "the session was deleted");
+    sm_swatch_drop_all(sm, ss, code, why);
     for (uint32_t i = 0; i < s->ntasks; i++)
         if (s->tasks[i])
-            sm_watch_task_drop_all(sm, s->tasks[i], RPC_NOT_FOUND, "the session was deleted");
+            sm_watch_task_drop_all(sm, s->tasks[i], code, why);
     fl_app *a = fl_map_get(&sm->apps, s->app);
     if (a && s->state == FLAME_SESSION_OPEN && a->open_sessions)
         a->open_sessions--;
@@ -54,14 +62,26 @@ void sm_session_delete(sm_t *sm, sm_session *ss)
         ss->next->prev = ss->prev;
     else
         sm->last = ss->prev;
-    session_free(ss);
+}
+
+void sm_session_delete(sm_t *sm, sm_session *ss)
+{
+    fl_store_del_session(sm->store, ss->s->id);
+    sm_journal_session_deleted(sm, ss); /* keeps ss until the commit */
+    unlink_session(sm, ss, RPC_NOT_FOUND, "the session was deleted");
+}
+
+void sm_session_discard(sm_t *sm, sm_session *ss, int code, const char *why)
+{
+    unlink_session(sm, ss, code, why);
+    sm_session_free(sm, ss);
 }
 
 void sm_sessions_free(sm_t *sm)
 {
     for (sm_session *ss = sm->first, *next; ss; ss = next) {
         next = ss->next;
-        session_free(ss);
+        sm_session_free(sm, ss);
     }
     sm->first = sm->last = NULL;
     fl_map_free(&sm->sessions);
@@ -130,6 +150,7 @@ fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_sp
     free(s->owner);
     s->owner = fl_strdup(owner ? owner : "");
     sm_session_add(sm, s);
+    sm_journal_session_added(sm, sm->last);
     fl_store_put_session(sm->store, s);
     fl_log(FL_LOG_DEBUG, "sm", "session %s created by %s", s->id, s->owner);
     return s;
@@ -139,6 +160,7 @@ flame_status sm_session_close(sm_t *sm, sm_session *ss)
 {
     fl_session *s = ss->s;
     bool was_open = s->state == FLAME_SESSION_OPEN;
+    int64_t etime = s->etime;
     fl_task **changed;
     size_t n;
     flame_status st = fl_session_close(s, fl_now_ms(), &changed, &n);
@@ -146,7 +168,10 @@ flame_status sm_session_close(sm_t *sm, sm_session *ss)
         return st;
     for (size_t i = 0; i < n; i++)
         sm_task_finished(sm, ss, changed[i]);
-    free(changed);
+    if (was_open)
+        sm_journal_session_closed(sm, ss, etime, changed, n);
+    else
+        free(changed);
     sm_swatch_end_done(sm, ss);
     if (was_open) {
         sm->sched_dirty = true;

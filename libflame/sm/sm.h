@@ -5,10 +5,19 @@
  *   handlers  frontend.c, backend.c: unpack, check, call the core, answer;
  *             nothing calls them (engine.c registers their tables)
  *   engine    engine.c: start/stop, restore, the flush after a batch, tick
- *   core      schedule.c, builtin.c, app.c, node.c, session.c, executor.c,
- *             task.c, launch_none.c
- *   services  dispatch.c (task hand-out), watch.c (watchers), reply.c
- *             (every answer, sent after the commit)
+ *   core      undo.c (a failed batch undone), schedule.c, builtin.c, app.c,
+ *             node.c, session.c, executor.c, task.c, launch_none.c
+ *   services  journal.c (what a batch changed), dispatch.c (task hand-out),
+ *             watch.c (watchers), reply.c (every answer, sent after the
+ *             commit)
+ *
+ * A batch is what the engine does between two flushes. Its changes to the
+ * books go into the journal; the flush commits them, and when the commit
+ * fails it undoes them (newest first), so memory again matches the disk,
+ * and turns the batch's answers into INTERNAL errors naming the cause.
+ * Tasks are handed out and the scheduler's decisions applied only after
+ * the commit, so executors and executor managers never see a batch that
+ * did not reach the disk.
  *   below     store/, model/, wire/ (flame.v1 <-> model), sched/, rpc/
  */
 #ifndef FL_SM_H
@@ -51,6 +60,8 @@ typedef struct sm_session {
     bool held;                       /* scratch: an executor refers to it */
     uint32_t nstreamers;             /* executors in streamers */
     uint32_t revoking;               /* tasks asked back from executors, not answered yet */
+    bool dispatch_due;               /* in sm->due: hand out at the flush */
+    bool undo_touched;               /* scratch of sm_undo */
 } sm_session;
 
 /* A WatchSession call: outcomes of tasks >= from, batched per flush. */
@@ -103,6 +114,31 @@ typedef struct sm_exec {
     const struct sm_launcher *launcher; /* its node's, at creation */
 } sm_exec;
 
+/* A change of the batch, as the journal keeps it to undo it (journal.c). */
+typedef struct sm_change {
+    enum {
+        UNDO_APP_ADD,       /* app: registered */
+        UNDO_APP_REPLACE,   /* app: the one an update replaced (owned) */
+        UNDO_APP_DEL,       /* app: unregistered (owned) */
+        UNDO_SESSION_ADD,   /* ss: created */
+        UNDO_SESSION_DEL,   /* ss: deleted (owned, unlinked), prev: its neighbour */
+        UNDO_SESSION_CLOSE, /* ss: closed; etime before, tasks: the n it cancelled */
+        UNDO_SESSION_BIND,  /* ss: n events, bind_failures, unschedulable before */
+        UNDO_TASKS_ADD,     /* ss: tasks n+1.. created */
+        UNDO_TASK,          /* t of ss: state, etime, events (n) and output before */
+    } kind;
+    uint8_t state;
+    bool took_output, has_output;    /* TASK: the output changes */
+    bool unschedulable;
+    uint32_t n, output_len, bind_failures;
+    fl_app *app;
+    sm_session *ss, *prev;
+    fl_task *t;
+    fl_task **tasks;                 /* owned (the array) */
+    uint8_t *output;                 /* owned */
+    int64_t etime;
+} sm_change;
+
 /* An answer waiting for the commit (reply.c). */
 typedef struct sm_out {
     rpc_call *call; /* held with rpc_call_ref */
@@ -146,6 +182,11 @@ struct flame_session_manager {
     sm_swatch *dirty_swatches;
     sm_exec **dirty_execs;           /* with ExecutorWork to send */
     size_t ndirty_execs, capdirty_execs;
+    sm_session **due;                /* sessions with tasks to hand out */
+    size_t ndue, capdue;
+    sm_change *journal;               /* the batch's changes, oldest first */
+    size_t njournal, capjournal;
+    bool undoing;                    /* sm_undo runs: nothing is journaled */
 };
 
 typedef flame_session_manager sm_t;
@@ -189,6 +230,14 @@ void sm_tick(void *ctx);
 flame_status sm_start(flame_session_manager **out, const flame_server_options *opts,
                       fl_store *store);
 
+/* ---- undo.c: a failed batch undone -------------------------------------- */
+/* Undoes the journal newest first: what the batch created is gone, what it
+ * deleted is back, changed tasks and sessions are as they were (a task
+ * whose completion was lost is Pending again and runs again), and the
+ * pending queues are rebuilt. Watchers of what disappears end with
+ * INTERNAL (why). */
+void sm_undo(sm_t *sm, const char *why);
+
 /* ---- app.c: applications ------------------------------------------------- */
 /* Both take a (fl_wire_app_new; NULL: no spec given) and free it when they
  * refuse it. */
@@ -213,8 +262,13 @@ fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_sp
                               const char *owner);
 /* Closes: Pending tasks are Cancelled, watchers hear of it. */
 flame_status sm_session_close(sm_t *sm, sm_session *ss);
-/* Deletes from storage and memory; ss is freed. */
+/* Deletes from storage and memory; ss goes to the journal (freed once the
+ * batch is committed). */
 void sm_session_delete(sm_t *sm, sm_session *ss);
+/* Undo: a session deleted in the batch goes back after prev (NULL: first);
+ * one created in the batch is forgotten (its watchers end with code). */
+void sm_session_relink(sm_t *sm, sm_session *ss, sm_session *prev);
+void sm_session_discard(sm_t *sm, sm_session *ss, int code, const char *why);
 void sm_sessions_free(sm_t *sm);
 
 /* ---- task.c: tasks, and the typed notifications of their changes --------- */
@@ -293,11 +347,40 @@ extern const sm_launcher sm_launcher_none;
 /* ---- schedule.c: a scheduling cycle (snapshot, decide, apply) ------------- */
 void sm_sched_run(sm_t *sm);
 
+/* ---- journal.c: the batch's changes, kept until its commit ---------------- */
+/* Each is called before the change it records (deletions: before the
+ * object leaves the books; the journal then owns it), unless it says. */
+void sm_journal_app_added(sm_t *sm, fl_app *a);
+void sm_journal_app_replaced(sm_t *sm, fl_app *old);
+void sm_journal_app_deleted(sm_t *sm, fl_app *a);
+void sm_journal_session_added(sm_t *sm, sm_session *ss);
+void sm_journal_session_deleted(sm_t *sm, sm_session *ss);
+/* After the close: etime was the session's before it; takes cancelled, the
+ * n tasks the close cancelled (fl_session_close's array). */
+void sm_journal_session_closed(sm_t *sm, sm_session *ss, int64_t etime, fl_task **cancelled,
+                               size_t n);
+void sm_journal_tasks_added(sm_t *sm, sm_session *ss);
+/* Its bind failures (events, count, unschedulable) are about to change. */
+void sm_journal_session_bind(sm_t *sm, sm_session *ss);
+/* output: the journal takes t's output (the caller sets a new one). */
+void sm_journal_task(sm_t *sm, sm_session *ss, fl_task *t, bool output);
+/* The batch is on disk: frees what the journal kept. */
+void sm_journal_clear(sm_t *sm);
+/* Frees a session that is in no book any more (here: the journal frees the
+ * sessions a batch deleted). */
+void sm_session_free(sm_t *sm, sm_session *ss);
+
 /* ---- dispatch.c: handing Pending tasks to executors ----------------------- */
-/* Queues a Pending task of ss; sm_dispatch hands queued tasks out. */
+/* Queues a Pending task of ss; sm_dispatch marks ss for the hand-out, which
+ * happens at the flush, after the commit (sm_dispatch_run). */
 void sm_dispatch_queue(sm_t *sm, sm_session *ss, fl_task *t);
 void sm_dispatch(sm_t *sm, sm_session *ss);
-void sm_dispatch_drop_queue(sm_session *ss);
+void sm_dispatch_run(sm_t *sm);
+void sm_dispatch_drop_queue(sm_t *sm, sm_session *ss);
+/* After an undo: the queue holds exactly the Pending tasks no executor
+ * holds (tasks the undo removed are gone from it, tasks it made Pending
+ * again are in it). */
+void sm_dispatch_resync(sm_t *sm, sm_session *ss);
 /* LaunchTask: e waits for a task (FIFO per session). */
 void sm_dispatch_wait(sm_t *sm, sm_exec *e, rpc_call *call);
 void sm_dispatch_unwait(sm_exec *e);
@@ -347,8 +430,9 @@ void sm_watch_collect(sm_t *sm);
 
 /* ---- reply.c: every answer, sent after the batch is committed ------------- */
 /* The calls take ownership of data (malloc'ed; NULL with len 0: empty). If
- * the commit fails, replies, sends and OK finishes become INTERNAL errors
- * (they would acknowledge what is not on disk); pushes and closes go out. */
+ * the commit fails, the batch's replies, sends and finishes become INTERNAL
+ * errors with the cause (sm_reply_fail: each may speak of what is not on
+ * disk, errors included); pushes and closes of control streams go out. */
 void sm_reply(sm_t *sm, rpc_call *call, uint8_t *data, size_t len);
 void sm_reply_msg(sm_t *sm, rpc_call *call, const ProtobufCMessage *msg);
 /* An empty Result, or the thread's last error as a gRPC status. */
@@ -366,7 +450,9 @@ void sm_finish(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
 /* Ends a control stream (ExecutorStream, WatchNode). */
 void sm_close(sm_t *sm, rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* After the commit (status commit): sends everything queued. */
-void sm_reply_flush(sm_t *sm, flame_status commit);
+/* The commit failed (why): what the batch queued so far fails instead. */
+void sm_reply_fail(sm_t *sm, const char *why);
+/* Sends everything queued. */
+void sm_reply_flush(sm_t *sm);
 
 #endif

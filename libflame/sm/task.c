@@ -67,6 +67,8 @@ flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *i
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "count (%u) differs from the number of inputs (%zu)", count, n_inputs);
     int64_t now = fl_now_ms();
+    if (*n)
+        sm_journal_tasks_added(sm, ss);
     *first = ss->s->ntasks + 1;
     for (size_t i = 0; i < *n; i++) {
         fl_task *t = n_inputs ? fl_session_add_task(ss->s, inputs[i].data, inputs[i].len, true, now)
@@ -79,8 +81,8 @@ flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *i
 void sm_task_complete(sm_t *sm, sm_session *ss, fl_task *t, int rc,
                       const ProtobufCBinaryData *output, const char *msg)
 {
+    sm_journal_task(sm, ss, t, output != NULL);
     if (output) {
-        free(t->output);
         t->has_output = true;
         t->output_len = (uint32_t)output->len;
         t->output = output->len ? fl_memdup(output->data, output->len) : NULL;

@@ -173,9 +173,13 @@ void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t)
 {
     /* the end of the watch is decided by the caller once all changes are
      * in (closing a session cancels many tasks at once) */
-    for (sm_swatch *w = ss->swatches; w; w = w->next)
-        if (t->id >= w->from)
+    for (sm_swatch *w = ss->swatches, *next; w; w = next) {
+        next = w->next;
+        if (!rpc_call_alive(w->call)) /* ended from our side (a failed commit) */
+            sm_swatch_drop(w);
+        else if (t->id >= w->from)
             swatch_add_outcome(sm, w, t);
+    }
 }
 
 void sm_swatch_end_done(sm_t *sm, sm_session *ss)

@@ -1,7 +1,14 @@
-/* The sqlite engine: WAL, one transaction per group commit. */
+/* The sqlite engine: WAL, one transaction per group commit. A failed write
+ * leaves nothing of its batch on disk; a load that cannot read every row
+ * refuses to start; the files are private to the daemon's user. */
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "store.h"
 #include "util/util.h"
@@ -53,27 +60,52 @@ typedef struct sqlite_store {
     bool in_txn;
 } sqlite_store;
 
+/* The system's part of a storage failure: sqlite's record of it, else the
+ * errno the failed call left when it is one a write to storage gives
+ * (sqlite does not keep it for its WAL file). */
+static int sys_errno(sqlite_store *s, int saved)
+{
+    int sys = sqlite3_system_errno(s->db);
+    if (sys)
+        return sys;
+    switch (saved) {
+    case ENOSPC: case EFBIG: case EDQUOT: case EIO: case EROFS:
+        return saved;
+    default:
+        return 0;
+    }
+}
+
+/* sqlite's message, and the system's when the failure was the system's
+ * (a full disk: "database or disk is full (No space left on device)"). */
 static flame_status db_error(sqlite_store *s, const char *what)
 {
+    int saved = errno; /* the caller's failed sqlite call left it */
+    int rc = sqlite3_errcode(s->db) & 0xff, sys = sys_errno(s, saved);
+    if (sys && (rc == SQLITE_FULL || rc == SQLITE_IOERR || rc == SQLITE_CANTOPEN))
+        return fl_error(FLAME_ERR_IO, "storage %s: %s: %s (%s)", s->path, what,
+                        sqlite3_errmsg(s->db), strerror(sys));
     return fl_error(FLAME_ERR_IO, "storage %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-static flame_status exec(sqlite_store *s, const char *sql)
+static flame_status exec(sqlite_store *s, const char *sql, const char *what)
 {
-    char *err = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        flame_status st = fl_error(FLAME_ERR_IO, "storage %s: %s", s->path, err ? err : "error");
-        sqlite3_free(err);
-        return st;
-    }
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_error(s, what);
     return FLAME_OK;
 }
 
 static flame_status begin(sqlite_store *s)
 {
-    if (s->in_txn)
-        return FLAME_OK;
-    flame_status st = exec(s, "BEGIN");
+    if (s->in_txn) {
+        if (!sqlite3_get_autocommit(s->db))
+            return FLAME_OK;
+        /* sqlite rolled the batch back after a failed write (a full disk
+         * does that): the rest of the batch must not reach the disk alone */
+        return fl_error(FLAME_ERR_IO, "storage %s: the batch was rolled back after an earlier error",
+                        s->path);
+    }
+    flame_status st = exec(s, "BEGIN", "begin a batch");
     if (st == FLAME_OK)
         s->in_txn = true;
     return st;
@@ -207,9 +239,12 @@ static flame_status commit(fl_store *st)
     if (!s->in_txn)
         return FLAME_OK;
     s->in_txn = false;
-    if (exec(s, "COMMIT") != FLAME_OK) {
-        flame_status r = db_error(s, "commit");
-        exec(s, "ROLLBACK");
+    if (sqlite3_get_autocommit(s->db))
+        return fl_error(FLAME_ERR_IO, "storage %s: commit: the batch was rolled back", s->path);
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        flame_status r = db_error(s, "commit"); /* before the rollback replaces the cause */
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return r;
     }
     return FLAME_OK;
@@ -221,7 +256,8 @@ static void rollback(fl_store *st)
     if (!s->in_txn)
         return;
     s->in_txn = false;
-    exec(s, "ROLLBACK");
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static uint8_t *col_blob(sqlite3_stmt *q, int i, bool *has, size_t *len)
@@ -237,40 +273,89 @@ static uint8_t *col_blob(sqlite3_stmt *q, int i, bool *has, size_t *len)
     return *len ? fl_memdup(p, *len) : NULL;
 }
 
+/* A load stops at the first row it cannot read: starting on part of the
+ * state would make acknowledged work disappear. */
+static flame_status load_error(sqlite_store *s, const char *table, const char *why)
+{
+    return fl_error(FLAME_ERR_IO,
+                    "storage %s: table %s: %s; the database is damaged, refusing to start on "
+                    "part of it (restore a backup, or move the file away to start empty)",
+                    s->path, table, why);
+}
+
+/* The end of a table's scan: every row read, or the error that stopped it. */
+static flame_status scan_end(sqlite_store *s, sqlite3_stmt *q, int rc, const char *table)
+{
+    flame_status st = FLAME_OK;
+    if (rc != SQLITE_DONE) {
+        char why[300];
+        int sys = sys_errno(s, errno);
+        snprintf(why, sizeof why, "%s%s%s%s", sqlite3_errmsg(s->db), sys ? " (" : "",
+                 sys ? strerror(sys) : "", sys ? ")" : "");
+        st = load_error(s, table, why);
+    }
+    sqlite3_finalize(q);
+    return st;
+}
+
+static flame_status scan_start(sqlite_store *s, sqlite3_stmt **q, const char *sql,
+                               const char *table)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, q, NULL) == SQLITE_OK)
+        return FLAME_OK;
+    return load_error(s, table, sqlite3_errmsg(s->db));
+}
+
+static flame_status bad_row(sqlite_store *s, sqlite3_stmt *q, const char *table,
+                            const char *key, const char *what)
+{
+    char why[400];
+    snprintf(why, sizeof why, "row %.200s: %s does not decode", key ? key : "(no key)", what);
+    sqlite3_finalize(q);
+    return load_error(s, table, why);
+}
+
 static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app *),
                          void (*on_session)(void *, fl_session *),
                          void (*on_task)(void *, const char *, fl_task *))
 {
     sqlite_store *s = (sqlite_store *)st;
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, "SELECT name, spec, state, creation_time FROM applications",
-                           -1, &q, NULL) != SQLITE_OK)
-        return db_error(s, "load applications");
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        fl_app *a = fl_wire_app_unpack((const char *)sqlite3_column_text(q, 0), sqlite3_column_blob(q, 1),
-                               (size_t)sqlite3_column_bytes(q, 1), sqlite3_column_int64(q, 3));
-        if (!a) {
-            fl_log(FL_LOG_WARN, "store", "application %s: unreadable spec, skipped",
-                   sqlite3_column_text(q, 0));
-            continue;
-        }
+    int rc;
+    flame_status r = scan_start(s, &q, "SELECT name, spec, state, creation_time FROM applications",
+                                "applications");
+    if (r)
+        return r;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(q, 0);
+        fl_app *a = name ? fl_wire_app_unpack(name, sqlite3_column_blob(q, 1),
+                                              (size_t)sqlite3_column_bytes(q, 1),
+                                              sqlite3_column_int64(q, 3))
+                         : NULL;
+        if (!a)
+            return bad_row(s, q, "applications", name, "the spec");
         a->state = sqlite3_column_int(q, 2);
         on_app(ctx, a);
     }
-    sqlite3_finalize(q);
+    if ((r = scan_end(s, q, rc, "applications")))
+        return r;
 
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT id, seq, application, common_data, min_instances, "
-                           "max_instances, priority, cpu, memory, gpu, state, creation_time, "
-                           "completion_time, events, bind_failures, owner FROM sessions "
-                           "ORDER BY seq",
-                           -1, &q, NULL) != SQLITE_OK)
-        return db_error(s, "load sessions");
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    r = scan_start(s, &q,
+                   "SELECT id, seq, application, common_data, min_instances, "
+                   "max_instances, priority, cpu, memory, gpu, state, creation_time, "
+                   "completion_time, events, bind_failures, owner FROM sessions ORDER BY seq",
+                   "sessions");
+    if (r)
+        return r;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(q, 0);
+        const char *app = (const char *)sqlite3_column_text(q, 2);
+        if (!id || !app)
+            return bad_row(s, q, "sessions", id, "the id or application");
         fl_session *x = fl_calloc(1, sizeof *x);
-        x->id = fl_strdup((const char *)sqlite3_column_text(q, 0));
+        x->id = fl_strdup(id);
         x->seq = (uint64_t)sqlite3_column_int64(q, 1);
-        x->app = fl_strdup((const char *)sqlite3_column_text(q, 2));
+        x->app = fl_strdup(app);
         x->common_data = col_blob(q, 3, &x->has_common_data, &x->common_data_len);
         x->min_instances = (uint32_t)sqlite3_column_int64(q, 4);
         x->has_max = sqlite3_column_type(q, 5) != SQLITE_NULL;
@@ -282,24 +367,39 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
         x->state = sqlite3_column_int(q, 10);
         x->ctime = sqlite3_column_int64(q, 11);
         x->etime = sqlite3_column_int64(q, 12);
-        fl_wire_unpack_events(&x->events, sqlite3_column_blob(q, 13), (size_t)sqlite3_column_bytes(q, 13));
+        bool ok = fl_wire_unpack_events(&x->events, sqlite3_column_blob(q, 13),
+                                        (size_t)sqlite3_column_bytes(q, 13));
         x->bind_failures = (uint32_t)sqlite3_column_int64(q, 14);
         const char *owner = (const char *)sqlite3_column_text(q, 15);
         x->owner = fl_strdup(owner ? owner : "");
         x->batch_size = 1;
+        if (!ok) {
+            fl_session_free(x);
+            return bad_row(s, q, "sessions", id, "the events");
+        }
         on_session(ctx, x);
     }
-    sqlite3_finalize(q);
+    if ((r = scan_end(s, q, rc, "sessions")))
+        return r;
 
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT session_id, id, state, creation_time, completion_time, input, "
-                           "output, events FROM tasks ORDER BY session_id, id",
-                           -1, &q, NULL) != SQLITE_OK)
-        return db_error(s, "load tasks");
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    r = scan_start(s, &q,
+                   "SELECT session_id, id, state, creation_time, completion_time, input, "
+                   "output, events FROM tasks ORDER BY session_id, id",
+                   "tasks");
+    if (r)
+        return r;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *sid = (const char *)sqlite3_column_text(q, 0);
+        int64_t id = sqlite3_column_int64(q, 1);
+        int state = sqlite3_column_int(q, 2);
+        if (!sid || id <= 0 || id > UINT32_MAX || state < 0 || state > FLAME_TASK_CANCELLED) {
+            char key[300];
+            snprintf(key, sizeof key, "%.200s/%lld", sid ? sid : "?", (long long)id);
+            return bad_row(s, q, "tasks", key, "the key or state");
+        }
         fl_task *t = fl_calloc(1, sizeof *t);
-        t->id = (uint32_t)sqlite3_column_int64(q, 1);
-        t->state = (uint8_t)sqlite3_column_int(q, 2);
+        t->id = (uint32_t)id;
+        t->state = (uint8_t)state;
         t->ctime = sqlite3_column_int64(q, 3);
         t->etime = sqlite3_column_int64(q, 4);
         bool has;
@@ -310,15 +410,16 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
         t->output = col_blob(q, 6, &has, &n);
         t->has_output = has;
         t->output_len = (uint32_t)n;
-        fl_wire_unpack_events(&t->events, sqlite3_column_blob(q, 7), (size_t)sqlite3_column_bytes(q, 7));
-        if (t->id == 0) {
+        if (!fl_wire_unpack_events(&t->events, sqlite3_column_blob(q, 7),
+                                   (size_t)sqlite3_column_bytes(q, 7))) {
+            char key[300];
+            snprintf(key, sizeof key, "%.200s/%u", sid, t->id);
             fl_task_free(t);
-            continue;
+            return bad_row(s, q, "tasks", key, "the events");
         }
-        on_task(ctx, (const char *)sqlite3_column_text(q, 0), t);
+        on_task(ctx, sid, t);
     }
-    sqlite3_finalize(q);
-    return FLAME_OK;
+    return scan_end(s, q, rc, "tasks");
 }
 
 static void close_sqlite(fl_store *st)
@@ -352,12 +453,39 @@ static flame_status migrate(sqlite_store *s)
                         version, SCHEMA_VERSION);
     for (int v = version; v < SCHEMA_VERSION; v++) {
         char *sql = fl_sprintf("BEGIN; %s PRAGMA user_version = %d; COMMIT;", migrations[v], v + 1);
-        flame_status st = exec(s, sql);
+        flame_status st = exec(s, sql, "migrate the schema");
         free(sql);
         if (st) {
-            exec(s, "ROLLBACK");
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* keeps the cause */
             return st;
         }
+    }
+    return FLAME_OK;
+}
+
+/* The database holds every session's inputs and outputs and every
+ * application's environment: it, its WAL and its shared-memory file are
+ * the daemon user's alone. sqlite gives the WAL and -shm the mode of the
+ * database file, so creating that one 0600 covers all three; files left
+ * readable by an older version are tightened. */
+static flame_status make_private(const char *path)
+{
+    if (!*path || *path == ':' || strncmp(path, "file:", 5) == 0)
+        return FLAME_OK; /* in memory, or a URI sqlite resolves itself */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return fl_error(FLAME_ERR_IO, "storage %s: cannot open: %s", path, strerror(errno));
+    close(fd);
+    static const char *const suffix[] = { "", "-wal", "-shm" };
+    for (size_t i = 0; i < FL_ARRAY_LEN(suffix); i++) {
+        char *p = fl_sprintf("%s%s", path, suffix[i]);
+        struct stat sb;
+        if (stat(p, &sb) == 0 && (sb.st_mode & 077) && sb.st_uid == geteuid()) {
+            if (chmod(p, sb.st_mode & 0700) == 0)
+                fl_log(FL_LOG_WARN, "store", "%s was readable by others (mode %03o); now %03o", p,
+                       (unsigned)(sb.st_mode & 0777), (unsigned)(sb.st_mode & 0700));
+        }
+        free(p);
     }
     return FLAME_OK;
 }
@@ -367,10 +495,16 @@ flame_status fl_store_sqlite_open(fl_store **out, const char *path)
     sqlite_store *s = fl_calloc(1, sizeof *s);
     s->base.ops = &sqlite_ops;
     s->path = fl_strdup(path);
+    flame_status st = make_private(path);
+    if (st) {
+        free(s->path);
+        free(s);
+        return st;
+    }
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        flame_status st = fl_error(FLAME_ERR_IO, "storage %s: cannot open: %s", path,
-                                   s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        st = fl_error(FLAME_ERR_IO, "storage %s: cannot open: %s", path,
+                      s->db ? sqlite3_errmsg(s->db) : "out of memory");
         sqlite3_close(s->db);
         free(s->path);
         free(s);
@@ -379,7 +513,7 @@ flame_status fl_store_sqlite_open(fl_store **out, const char *path)
     sqlite3_busy_timeout(s->db, 5000);
     /* WAL + synchronous=NORMAL: a commit is in the WAL (survives kill -9)
      * without an fsync per transaction. */
-    flame_status st = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    st = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "open");
     if (!st)
         st = migrate(s);
     for (int i = 0; !st && i < Q_COUNT; i++)
@@ -392,4 +526,14 @@ flame_status fl_store_sqlite_open(fl_store **out, const char *path)
     }
     *out = &s->base;
     return FLAME_OK;
+}
+
+flame_status fl_store_sqlite_limit(fl_store *st, unsigned pages)
+{
+    if (st->ops != &sqlite_ops)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "storage: %s is not sqlite", st->ops->name);
+    /* sqlite keeps the cap at least the database's current size */
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %u", pages ? pages : 0xfffffffeU);
+    return exec((sqlite_store *)st, sql, "max_page_count");
 }

@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,12 @@ flame_status fl_store_open(fl_store **out, const char *url)
                     url);
 }
 
+void fl_store_write_failed(fl_store *st, flame_status r)
+{
+    st->failed = r;
+    snprintf(st->why, sizeof st->why, "%s", flame_error_last());
+}
+
 flame_status fl_store_commit(fl_store *st)
 {
     if (!st->dirty)
@@ -29,7 +36,9 @@ flame_status fl_store_commit(fl_store *st)
     st->failed = FLAME_OK;
     if (st->ops->rollback)
         st->ops->rollback(st);
-    return fl_error(failed, "a write of this batch failed; the batch was dropped");
+    /* the first failed write's own message: later errors (a rollback's)
+     * would hide the cause */
+    return fl_error(failed, "%s (the batch was dropped)", st->why);
 }
 
 void fl_store_close(fl_store *st)

@@ -32,6 +32,7 @@ struct fl_store {
     const fl_store_ops *ops;
     bool dirty;          /* writes since the last commit */
     flame_status failed; /* the first write since then that failed */
+    char why[256];       /* and its message (the commit's error names it) */
 };
 
 /* url: "none" or "sqlite://PATH" (PATH absolute, or relative to the
@@ -40,10 +41,12 @@ flame_status fl_store_open(fl_store **out, const char *url);
 
 /* Writes are batched: a failed one fails the batch's commit (which then
  * drops the whole batch), so no acknowledgement rides on a lost write. */
+/* Records the batch's first failed write, with the thread's last error. */
+void fl_store_write_failed(fl_store *st, flame_status r);
 static inline flame_status fl_store_wrote(fl_store *st, flame_status r)
 {
     if (r && !st->failed)
-        st->failed = r;
+        fl_store_write_failed(st, r);
     return r;
 }
 
@@ -73,12 +76,19 @@ static inline flame_status fl_store_put_task(fl_store *st, const fl_session *s, 
     return fl_store_wrote(st, st->ops->put_task(st, s, t));
 }
 /* Makes the batch durable; fails (and drops the batch) when one of its
- * writes failed. */
+ * writes failed. The error message carries the engine's cause (e.g.
+ * sqlite's "database or disk is full" and the system's errno text). */
 flame_status fl_store_commit(fl_store *st);
 void fl_store_close(fl_store *st);
 
 /* Engines */
 flame_status fl_store_none_open(fl_store **out);
+/* Creates the database (and its WAL and shared-memory files) private to
+ * the daemon's user (0600); tightens an existing one that is not. */
 flame_status fl_store_sqlite_open(fl_store **out, const char *path);
+/* Test hook: caps the sqlite database at pages pages of its page size, so
+ * a write past it fails with SQLITE_FULL ("database or disk is full") as
+ * on a full disk; pages 0 removes the cap (sqlite's default). */
+flame_status fl_store_sqlite_limit(fl_store *st, unsigned pages);
 
 #endif

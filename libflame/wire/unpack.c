@@ -95,16 +95,17 @@ void fl_wire_session_spec(fl_session_spec *out, const Flame__V1__SessionSpec *m)
     }
 }
 
-void fl_wire_unpack_events(fl_events *e, const uint8_t *data, size_t len)
+bool fl_wire_unpack_events(fl_events *e, const uint8_t *data, size_t len)
 {
     Flame__V1__TaskStatus *ts = flame__v1__task_status__unpack(NULL, len, data);
     if (!ts)
-        return;
+        return false;
     for (size_t i = 0; i < ts->n_events; i++) {
         Flame__V1__Event *ev = ts->events[i];
         fl_events_add(e, ev->code, ev->_message_case ? ev->message : NULL, ev->creation_time);
     }
     flame__v1__task_status__free_unpacked(ts, NULL);
+    return true;
 }
 
 static flame_resreq resreq(const Flame__V1__ResourceRequirement *r)

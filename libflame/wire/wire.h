@@ -69,7 +69,7 @@ fl_app *fl_wire_app_unpack(const char *name, const uint8_t *blob, size_t len, in
 /* A view of m (out points into m). */
 void fl_wire_session_spec(fl_session_spec *out, const Flame__V1__SessionSpec *m);
 /* Appends the events kept by fl_wire_pack_events to e. */
-void fl_wire_unpack_events(fl_events *e, const uint8_t *data, size_t len);
+bool fl_wire_unpack_events(fl_events *e, const uint8_t *data, size_t len); /* false: undecodable */
 /* A node in state Unknown from what its executor manager registered: the
  * caller sets its state (fl_node_set_state). */
 fl_node *fl_wire_node(const Flame__V1__Node *m, const char *name);

@@ -460,6 +460,193 @@ START_TEST(failed_write_fails_the_reply)
 }
 END_TEST
 
+static int64_t session_pending(const char *id, flame_session_state *state)
+{
+    flame_session_info *info;
+    ck_assert_int_eq(flame_session_get(&info, client, id), FLAME_OK);
+    int64_t n = info->pending;
+    *state = info->state;
+    flame_session_info_free(info);
+    return n;
+}
+
+static void assert_task_state(flame_session *s, const char *id, flame_task_state want)
+{
+    flame_task *t;
+    ck_assert_int_eq(flame_task_get(&t, s, id), FLAME_OK);
+    ck_assert_int_eq(t->state, want);
+    flame_task_free(t);
+}
+
+/* What failed_batch_is_undone's failed batches did not change. */
+static void assert_undone(flame_session *s)
+{
+    flame_session_info *info;
+    ck_assert_int_eq(flame_session_get(&info, client, "u-lost"), FLAME_ERR_NOT_FOUND);
+    flame_session_state state;
+    ck_assert_int_eq(session_pending("u-1", &state), 1);
+    ck_assert_int_eq(state, FLAME_SESSION_OPEN);
+    assert_task_state(s, "1", FLAME_TASK_PENDING);
+    ck_assert_int_eq(session_pending("u-closed", &state), 0);
+    ck_assert_int_eq(state, FLAME_SESSION_CLOSED);
+    flame_application *a;
+    ck_assert_int_eq(flame_application_get(&a, client, "new"), FLAME_ERR_NOT_FOUND);
+    ck_assert_int_eq(flame_application_get(&a, client, "old"), FLAME_OK);
+    ck_assert_str_eq(a->spec->command, "/bin/true");
+    flame_application_free(a);
+    /* the open session still holds its application */
+    flame_application_spec as = FLAME_APPLICATION_SPEC_INIT;
+    as.command = "/bin/false";
+    ck_assert_int_eq(flame_application_update(client, "app", &as), FLAME_ERR_FAILED_PRECONDITION);
+}
+
+/* A failed commit leaves memory as it was: what the batch created is gone,
+ * what it deleted or changed is back, and the engine goes on. */
+START_TEST(failed_batch_is_undone)
+{
+    stop_sm();
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s", db);
+    failing_store *fs;
+    ck_assert_int_eq(failing_store_open(&fs, url), FLAME_OK);
+    start_sm_on(0, &fs->base);
+    register_app("app");
+    register_app("old");
+    flame_session *s = new_session("app", "u-1");
+    ck_assert_int_eq(flame_task_create(NULL, s, "one", 3), FLAME_OK);
+    flame_session *c = new_session("app", "u-closed");
+    ck_assert_int_eq(flame_session_close(c), FLAME_OK);
+
+    atomic_store(&fs->fail, true);
+    flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
+    spec.application = "app";
+    flame_session *x = NULL;
+    ck_assert_int_eq(flame_session_create(&x, client, "u-lost", &spec), FLAME_ERR_INTERNAL);
+    ck_assert_msg(strstr(flame_error_last(), "injected write failure"), "%s", flame_error_last());
+    ck_assert_int_eq(flame_session_close(s), FLAME_ERR_INTERNAL);
+    ck_assert_int_eq(flame_session_delete(client, "u-closed"), FLAME_ERR_INTERNAL);
+    flame_application_spec as = FLAME_APPLICATION_SPEC_INIT;
+    as.command = "/bin/false";
+    ck_assert_int_eq(flame_application_register(client, "new", &as), FLAME_ERR_INTERNAL);
+    ck_assert_int_eq(flame_application_update(client, "old", &as), FLAME_ERR_INTERNAL);
+    ck_assert_int_eq(flame_application_unregister(client, "old"), FLAME_ERR_INTERNAL);
+    ck_assert_int_eq(flame_task_create(NULL, s, "two", 3), FLAME_ERR_INTERNAL);
+    atomic_store(&fs->fail, false);
+    assert_undone(s);
+    /* and the disk says the same */
+    flame_session_free(s);
+    flame_session_free(c);
+    stop_sm();
+    start_sm(0);
+    ck_assert_int_eq(flame_session_open(&s, client, "u-1", NULL), FLAME_OK);
+    ck_assert_int_eq(flame_session_attach(&c, client, "u-closed"), FLAME_OK);
+    assert_undone(s);
+
+    /* ids continue after what was acknowledged; the undone changes can be made */
+    flame_task *t;
+    ck_assert_int_eq(flame_task_create(&t, s, "three", 5), FLAME_OK);
+    ck_assert_str_eq(t->id, "2");
+    flame_task_free(t);
+    ck_assert_int_eq(flame_session_close(s), FLAME_OK);
+    assert_task_state(s, "1", FLAME_TASK_CANCELLED);
+    ck_assert_int_eq(flame_session_delete(client, "u-closed"), FLAME_OK);
+    ck_assert_int_eq(flame_application_unregister(client, "old"), FLAME_OK);
+    flame_session_free(s);
+    flame_session_free(c);
+}
+END_TEST
+
+/* A real full database (sqlite capped at its size: SQLITE_FULL, as on a
+ * full disk): the clients whose tasks did not fit hear INTERNAL with
+ * sqlite's words, those tasks are not listed, what was acknowledged before
+ * is intact, new work commits once there is room, and a restart shows
+ * exactly what the clients were told. */
+START_TEST(full_disk_tells_the_truth)
+{
+    stop_sm();
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s", db);
+    failing_store *fs;
+    ck_assert_int_eq(failing_store_open(&fs, url), FLAME_OK);
+    start_sm_on(0, &fs->base);
+    register_app("app");
+    flame_session *s = new_session("app", "full");
+    ck_assert_int_eq(flame_task_create(NULL, s, "first", 5), FLAME_OK);
+    atomic_store(&fs->cap, 1);
+    static uint8_t big[3000];
+    int acked = 1, failed = 0;
+    for (int i = 0; i < 200 && failed < 5; i++) {
+        memset(big, 'a' + i % 26, sizeof big);
+        flame_task *t = NULL;
+        flame_status r = flame_task_create(&t, s, big, sizeof big);
+        if (r == FLAME_OK) {
+            ck_assert_int_eq(atoi(t->id), acked + 1);
+            acked++;
+            flame_task_free(t);
+            continue;
+        }
+        ck_assert_int_eq(r, FLAME_ERR_INTERNAL);
+        ck_assert_msg(strstr(flame_error_last(), "database or disk is full"), "%s",
+                      flame_error_last());
+        failed++;
+    }
+    ck_assert_int_eq(failed, 5);
+    flame_bytes in[2] = { { big, sizeof big }, { big, sizeof big } };
+    ck_assert_int_eq(flame_task_create_many(s, in, 2, NULL), FLAME_ERR_INTERNAL);
+
+    flame_task **list;
+    size_t n;
+    ck_assert_int_eq(flame_task_list(&list, &n, s), FLAME_OK);
+    ck_assert_uint_eq(n, (size_t)acked);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(list[i]->state, FLAME_TASK_PENDING);
+    ck_assert_int_eq(memcmp(list[0]->input.data, "first", 5), 0);
+    flame_task_list_free(list, n);
+
+    atomic_store(&fs->cap, 0); /* room again */
+    flame_task *t;
+    ck_assert_int_eq(flame_task_create(&t, s, "after", 5), FLAME_OK);
+    ck_assert_int_eq(atoi(t->id), acked + 1);
+    flame_task_free(t);
+    flame_session_free(s);
+    stop_sm();
+
+    start_sm(0);
+    ck_assert_int_eq(flame_session_open(&s, client, "full", NULL), FLAME_OK);
+    ck_assert_int_eq(flame_task_list(&list, &n, s), FLAME_OK);
+    ck_assert_uint_eq(n, (size_t)acked + 1);
+    ck_assert_int_eq(memcmp(list[n - 1]->input.data, "after", 5), 0);
+    flame_task_list_free(list, n);
+    flame_session_free(s);
+}
+END_TEST
+
+/* A database that cannot be read completely stops the start, naming the
+ * file and the table: no session manager on part of its state. */
+START_TEST(damaged_database_stops_the_start)
+{
+    register_app("app");
+    stop_sm(); /* the last connection folds the WAL into the file */
+    FILE *f = fopen(db, "r+b");
+    ck_assert_ptr_nonnull(f);
+    char junk[4096];
+    memset(junk, 0x5a, sizeof junk);
+    ck_assert_int_eq(fseek(f, 4096, SEEK_SET), 0); /* page 2: the applications table */
+    ck_assert_uint_eq(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+    fclose(f);
+    flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
+    char storage[300];
+    snprintf(storage, sizeof storage, "sqlite://%s", db);
+    o.endpoint = "http://127.0.0.1:0";
+    o.storage = storage;
+    flame_session_manager *x = NULL;
+    ck_assert_int_eq(flame_session_manager_start(&x, &o), FLAME_ERR_IO);
+    ck_assert_ptr_null(x);
+    ck_assert_msg(strstr(flame_error_last(), db) && strstr(flame_error_last(), "table applications"),
+                  "%s", flame_error_last());
+}
+END_TEST
+
 START_TEST(bad_input_keeps_daemon_up)
 {
     char *target = endpoint + strlen("http://");
@@ -635,6 +822,9 @@ int main(void)
     tcase_add_test(tc, many_threads_one_client);
     tcase_add_test(tc, restart_keeps_state);
     tcase_add_test(tc, failed_write_fails_the_reply);
+    tcase_add_test(tc, failed_batch_is_undone);
+    tcase_add_test(tc, full_disk_tells_the_truth);
+    tcase_add_test(tc, damaged_database_stops_the_start);
     tcase_add_test(tc, bad_input_keeps_daemon_up);
     tcase_add_test(tc, oversized_input);
     tcase_add_test(tc, batched_client_api);

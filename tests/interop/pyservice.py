@@ -3,7 +3,8 @@ python3-grpcio with stubs generated from our shim.proto, not our library.
 
 Inputs: b"count" (state kept across the session's tasks), b"fail:MSG",
 b"crash", b"pid", b"common", b"sleep:MS", b"spawn:MS" (submits b"sleep:MS"
-to its own session through FLAME_ENDPOINT and waits for it). Common data
+to its own session through FLAME_ENDPOINT and waits for it), b"mark:PATH:TAG:..."
+(appends TAG to the file PATH: proof that the task ran). Common data
 b"refuse" makes OnSessionEnter fail.
 """
 import os
@@ -43,6 +44,11 @@ class Service(shim_pb2_grpc.InstanceServicer):
             return types_pb2.TaskResult(return_code=0, output=self.common)
         if data.startswith(b"spawn:"):
             return self.spawn(request.session_id, b"sleep:" + data[6:])
+        if data.startswith(b"mark:"):
+            path, tag = data.split(b":")[1:3]
+            with open(path, "ab") as f:
+                f.write(tag + b"\n")
+            return types_pb2.TaskResult(return_code=0, output=tag)
         if data.startswith(b"sleep:"):
             time.sleep(int(data[6:]) / 1000.0)
             return types_pb2.TaskResult(return_code=0, output=b"slept")

@@ -1,10 +1,14 @@
 /* Unit tests of libflame/store: the sqlite engine survives a reopen; a
- * failed write fails its batch's commit, and the batch is dropped. */
+ * failed write fails its batch's commit, and the batch is dropped; a full
+ * database names the cause; a damaged one is refused, not loaded in part;
+ * the files are private. */
 #include <check.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../failing_store.h"
@@ -220,6 +224,209 @@ START_TEST(failed_write_fails_the_commit)
 }
 END_TEST
 
+/* Counts what a load hands over (and frees it). */
+typedef struct counted {
+    int apps, sessions, tasks;
+} counted;
+static void count_app(void *ctx, fl_app *a)
+{
+    ((counted *)ctx)->apps++;
+    fl_app_free(a);
+}
+static void count_session(void *ctx, fl_session *s)
+{
+    ((counted *)ctx)->sessions++;
+    fl_session_free(s);
+}
+static void count_task(void *ctx, const char *sid, fl_task *t)
+{
+    ((counted *)ctx)->tasks++;
+    fl_task_free(t);
+}
+
+static flame_status load_counted(fl_store *st, counted *c)
+{
+    *c = (counted){ 0 };
+    return st->ops->load(st, c, count_app, count_session, count_task);
+}
+
+/* A session of n tasks with inputs of len bytes, committed. */
+static void fill(fl_store *st, const char *sid, int n, size_t len)
+{
+    fl_session_spec ss = { .application = "app" };
+    fl_session *s = fl_session_new(sid, &ss, NULL, 100);
+    ck_assert_int_eq(fl_store_put_session(st, s), FLAME_OK);
+    uint8_t *in = fl_calloc(1, len);
+    for (int i = 0; i < n; i++) {
+        memset(in, 'a' + i % 26, len);
+        ck_assert_int_eq(fl_store_put_task(st, s, fl_session_add_task(s, in, len, true, 101)),
+                         FLAME_OK);
+    }
+    free(in);
+    ck_assert_int_eq(fl_store_commit(st), FLAME_OK);
+    fl_session_free(s);
+}
+
+/* A real SQLITE_FULL (the database capped at its size): the commit fails
+ * with sqlite's own words, nothing of the batch (not even its writes after
+ * the failed one) is on disk, and the next batch commits once there is room. */
+START_TEST(full_database_names_the_cause)
+{
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s", dbpath);
+    fl_store *st;
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    fill(st, "before", 3, 100);
+    ck_assert_int_eq(fl_store_sqlite_limit(st, 1), FLAME_OK);
+    fl_session_spec ss = { .application = "app" };
+    fl_session *s = fl_session_new("lost", &ss, NULL, 100);
+    fl_store_put_session(st, s);
+    uint8_t in[3000];
+    memset(in, 'x', sizeof in);
+    int failed = 0;
+    for (int i = 0; i < 50; i++)
+        if (fl_store_put_task(st, s, fl_session_add_task(s, in, sizeof in, true, 101)))
+            failed++;
+    ck_assert_int_gt(failed, 0);
+    ck_assert_int_eq(fl_store_commit(st), FLAME_ERR_IO);
+    ck_assert_msg(strstr(flame_error_last(), "database or disk is full") &&
+                      strstr(flame_error_last(), dbpath),
+                  "%s", flame_error_last());
+    /* room again: the next batch commits */
+    ck_assert_int_eq(fl_store_sqlite_limit(st, 0), FLAME_OK);
+    fill(st, "after", 2, 100);
+    fl_store_close(st);
+    fl_session_free(s);
+
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    counted c;
+    ck_assert_int_eq(load_counted(st, &c), FLAME_OK);
+    ck_assert_int_eq(c.sessions, 2);
+    ck_assert_int_eq(c.tasks, 5);
+    fl_store_close(st);
+}
+END_TEST
+
+static void overwrite(const char *path, off_t at, size_t len)
+{
+    int fd = open(path, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    char junk[4096];
+    memset(junk, 0xa5, sizeof junk);
+    ck_assert_int_eq(pwrite(fd, junk, len < sizeof junk ? len : sizeof junk, at),
+                     (ssize_t)(len < sizeof junk ? len : sizeof junk));
+    close(fd);
+}
+
+static void assert_refused(const char *url)
+{
+    fl_store *st;
+    counted c;
+    flame_status r = fl_store_open(&st, url);
+    if (r == FLAME_OK) { /* the damage may be met only by the load */
+        r = load_counted(st, &c);
+        fl_store_close(st);
+    }
+    ck_assert_int_eq(r, FLAME_ERR_IO);
+    ck_assert_msg(strstr(flame_error_last(), dbpath), "%s", flame_error_last());
+}
+
+/* A load that meets damage mid-table stops and says where, instead of
+ * starting on what it could read. */
+START_TEST(damaged_database_refused)
+{
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s", dbpath);
+    fl_store *st;
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    fill(st, "s", 300, 500);
+    fl_store_close(st); /* the last connection checkpoints the WAL into the file */
+    struct stat sb;
+    ck_assert_int_eq(stat(dbpath, &sb), 0);
+    ck_assert_int_gt(sb.st_size, 40 * 4096);
+
+    /* pages in the middle of the tasks table overwritten */
+    overwrite(dbpath, 20 * 4096, 4096);
+    assert_refused(url);
+    ck_assert_msg(strstr(flame_error_last(), "table tasks") ||
+                      strstr(flame_error_last(), "malformed"),
+                  "%s", flame_error_last());
+
+    /* the file cut in half */
+    ck_assert_int_eq(truncate(dbpath, sb.st_size / 2), 0);
+    assert_refused(url);
+}
+END_TEST
+
+/* A row whose stored bytes do not decode stops the load too, naming the
+ * table and the row. */
+START_TEST(undecodable_row_refused)
+{
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s", dbpath);
+    fl_store *st;
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    fill(st, "s", 3, 10);
+    fl_store_close(st);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "UPDATE tasks SET events = x'ffff' WHERE id = 2", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    counted c;
+    ck_assert_int_eq(load_counted(st, &c), FLAME_ERR_IO);
+    ck_assert_msg(strstr(flame_error_last(), "table tasks: row s/2: the events does not decode"),
+                  "%s", flame_error_last());
+    fl_store_close(st);
+
+    ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "UPDATE tasks SET events = NULL WHERE id = 2;"
+                                  "INSERT INTO applications VALUES('bad', x'ffff', 0, 1)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    ck_assert_int_eq(load_counted(st, &c), FLAME_ERR_IO);
+    ck_assert_msg(strstr(flame_error_last(), "table applications: row bad"), "%s",
+                  flame_error_last());
+    fl_store_close(st);
+}
+END_TEST
+
+static void assert_private(const char *suffix)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s%s", dbpath, suffix);
+    struct stat sb;
+    ck_assert_int_eq(stat(p, &sb), 0);
+    ck_assert_msg((sb.st_mode & 077) == 0, "%s has mode %03o", p, sb.st_mode & 0777);
+}
+
+/* The database, its WAL and its shared memory are the daemon user's alone,
+ * whatever the umask; an older file readable by others is tightened. */
+START_TEST(files_are_private)
+{
+    char url[300];
+    snprintf(url, sizeof url, "sqlite://%s", dbpath);
+    mode_t old = umask(0);
+    fl_store *st;
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    fill(st, "s", 1, 10); /* the WAL exists once written */
+    assert_private("");
+    assert_private("-wal");
+    assert_private("-shm");
+    fl_store_close(st);
+    ck_assert_int_eq(chmod(dbpath, 0644), 0);
+    ck_assert_int_eq(fl_store_open(&st, url), FLAME_OK);
+    assert_private("");
+    fl_store_close(st);
+    umask(old);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("store");
@@ -229,6 +436,10 @@ int main(void)
     tcase_add_test(tc, bad_urls);
     tcase_add_test(tc, newer_schema_refused);
     tcase_add_test(tc, failed_write_fails_the_commit);
+    tcase_add_test(tc, full_database_names_the_cause);
+    tcase_add_test(tc, damaged_database_refused);
+    tcase_add_test(tc, undecodable_row_refused);
+    tcase_add_test(tc, files_are_private);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
