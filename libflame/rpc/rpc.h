@@ -62,6 +62,13 @@ typedef struct rpc_tls {
     const char *ca_file;
 } rpc_tls;
 
+/* protobuf_c_message_unpack, minus what protobuf-c accepts but cannot
+ * re-pack into bytes it accepts again (an unknown field numbered 0): every
+ * message from a peer goes through here, so a copy of one (pack, unpack)
+ * never yields NULL. NULL when malformed. */
+ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *desc, size_t len,
+                             const uint8_t *data);
+
 /* Stable "/package.Service/Method" for a method of a protoc-c service
  * descriptor (the one place client paths are spelled; gRPC keeps the
  * pointer, so the string lives as long as the process). A method the

@@ -182,6 +182,11 @@ void sm_tick(void *ctx);
  * on, closed with it); tests hand in failing engines this way. */
 flame_status sm_start(flame_session_manager **out, const flame_server_options *opts,
                       fl_store *store);
+/* The same engine without network or thread (tests/fuzz/): the caller is
+ * the engine thread and drives sm->rpc with rpc/inject.h; it ends every
+ * injected call before sm_stop_inproc(). store NULL: opts->storage. */
+flame_status sm_start_inproc(sm_t **out, const flame_server_options *opts, fl_store *store);
+void sm_stop_inproc(sm_t *sm);
 
 /* ---- app.c: applications ------------------------------------------------- */
 /* Both take a (fl_wire_app_new; NULL: no spec given) and free it when they
