@@ -161,7 +161,8 @@ void rpc_call_finish(rpc_call *call, int code, const char *fmt, ...)
 /* Streams: queue one message. Returns false when the call is gone. */
 bool rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
 bool rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t len);
-/* Called once if the peer cancels (or the server stops) before the call is
+/* Called once if the peer cancels, sends a malformed message on a stream
+ * (rpc/ then ends the call), or the server stops, before the call is
  * finished; after it the owner must forget the call. */
 void rpc_call_on_cancel(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
 /* Keeps the call's memory alive across events (sends on a dead call are

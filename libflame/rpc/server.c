@@ -474,6 +474,15 @@ static bool streams_in(const rpc_call *c)
     return c->method->kind == RPC_KIND_CLIENT_STREAM || c->method->kind == RPC_KIND_BIDI;
 }
 
+/* Tells the owner of a parked call that it is gone (rpc_call_on_cancel). */
+static void owner_forgets(rpc_call *c)
+{
+    void (*fn)(rpc_call *, void *) = c->cancel_fn;
+    c->cancel_fn = NULL;
+    if (fn)
+        fn(c, c->cancel_arg);
+}
+
 /* Hands one request (NULL: the client half-closed) to the handler. */
 static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t len)
 {
@@ -484,6 +493,9 @@ static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t le
     }
     ProtobufCMessage *req = rpc_unpack(m->input, len, data);
     if (!req) {
+        /* a stream its handler parked ends here: the owner must forget it
+         * (it would send on a freed call) */
+        owner_forgets(c);
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: malformed request message", c->path);
         return;
     }
@@ -555,11 +567,8 @@ static void on_close(rpc_call *c)
             free_out(m);
         }
         c->q_tail = NULL;
-        if (c->cancel_fn && !c->finishing) {
-            void (*fn)(rpc_call *, void *) = c->cancel_fn;
-            c->cancel_fn = NULL;
-            fn(c, c->cancel_arg);
-        }
+        if (!c->finishing)
+            owner_forgets(c);
     }
 }
 

@@ -4,7 +4,8 @@
 # New corpus entries and crash reproducers go to WORK_DIR (default: a
 # temporary directory, removed afterwards), never into the seed corpus.
 # Prints one summary line; exits non-zero on a crash, a leak, an
-# out-of-memory or a timeout, naming the reproducer.
+# out-of-memory or a timeout, naming the reproducer. FUZZ_SEED: libFuzzer's
+# -seed (default 0: a random one).
 set -uo pipefail
 fuzzer="$1" seeds="$2" secs="$3" work="${4:-}"
 name="$(basename "$fuzzer")"
@@ -18,7 +19,7 @@ dict=()
 [ -f "$seeds.dict" ] && dict=(-dict="$seeds.dict")
 ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" \
 UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
-"$fuzzer" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+"$fuzzer" -max_total_time="$secs" -seed="${FUZZ_SEED:-0}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" \
     "$work/corpus" "$seeds" >"$log" 2>&1
 rc=$?
