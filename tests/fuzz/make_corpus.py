@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the seed corpus of the fuzz targets (tests/fuzz/corpus/<target>/)
 from proto/ with python protobuf: small valid messages and call scripts,
-plus the known crashers of issue 8 (a non-canonical varint field number,
+plus the known crashers of issue 8. Files named found-* are
+reproducers the fuzzers found: kept as they are (a non-canonical varint field number,
 invalid UTF-8, a count of 2^32-1). Run it again after a proto change:
     tests/fuzz/make_corpus.py
 The call scripts follow tests/fuzz/inject_driver.h; method numbers come
@@ -23,6 +24,7 @@ subprocess.check_call(["protoc", "-I", PROTO, f"--python_out={stubs}"] +
                       [os.path.join(PROTO, p) for p in
                        ("types.proto", "frontend.proto", "backend.proto", "shim.proto")])
 sys.path.insert(0, stubs)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import types_pb2 as T  # noqa: E402
 import frontend_pb2 as F  # noqa: E402
 import backend_pb2 as B  # noqa: E402
@@ -37,6 +39,14 @@ def table(path):
 
 SM_METHODS = table("sm/frontend.c") + table("sm/backend.c")
 SHIM_METHODS = table("service/service.c")
+
+
+def clear(target):
+    """Removes what this script wrote; found-* (fuzzers' findings) stay."""
+    d = os.path.join(OUT, target)
+    for f in os.listdir(d) if os.path.isdir(d) else []:
+        if not f.startswith("found-"):
+            os.remove(os.path.join(d, f))
 
 
 def write(target, name, data):
@@ -74,75 +84,16 @@ class Script:
         self.rec(6, 0)
 
 
-def app_spec(command="/bin/true"):
-    return T.ApplicationSpec(shim=T.Host, description="fuzz", labels=["a"], command=command,
-                             arguments=["-x"],
-                             environments=[T.Environment(name="K", value="V")],
-                             working_directory="/tmp", max_instances=4, delay_release=1,
-                             schema=T.ApplicationSchema(input="{}", output="{}"))
-
-
-def node(name="n1"):
-    res = T.ResourceRequirement(cpu=8, memory=16 << 30)
-    return T.Node(metadata=T.Metadata(id=name, name=name), spec=T.NodeSpec(hostname=name),
-                  status=T.NodeStatus(state=T.Ready, capacity=res, allocatable=res,
-                                      info=T.NodeInfo(arch="x86_64", os="linux"),
-                                      addresses=[T.NodeAddress(type="ip", address="127.0.0.1")]))
-
-
-def session_spec(app="fz"):
-    return T.SessionSpec(application=app, common_data=b"cd", min_instances=0, max_instances=2,
-                         batch_size=1, priority=1,
-                         resreq=T.ResourceRequirement(cpu=1, memory=1 << 20))
+from requests_v1 import app_spec, node, session_spec, valid_requests  # noqa: E402
 
 
 # ---- fuzz_sm: the session manager --------------------------------------
-shutil.rmtree(os.path.join(OUT, "fuzz_sm"), ignore_errors=True)
+clear("fuzz_sm")
 EXEC = "n1-0-1"  # fuzz_sm makes executor ids "<node>-0-<n>"
 
 # every method once, with a valid request
 every = Script(SM_METHODS)
-valid = {
-    "RegisterApplication": F.RegisterApplicationRequest(name="fz", application=app_spec()),
-    "UpdateApplication": F.UpdateApplicationRequest(name="fz", application=app_spec("/bin/echo")),
-    "GetApplication": F.GetApplicationRequest(name="fz"),
-    "ListApplication": F.ListApplicationRequest(),
-    "ListExecutor": F.ListExecutorRequest(),
-    "ListNodes": F.ListNodesRequest(),
-    "GetNode": F.GetNodeRequest(name="n1"),
-    "CreateSession": F.CreateSessionRequest(session_id="s1", session=session_spec()),
-    "OpenSession": F.OpenSessionRequest(session_id="s1", session=session_spec()),
-    "GetSession": F.GetSessionRequest(session_id="s1"),
-    "ListSession": F.ListSessionRequest(),
-    "CreateTask": F.CreateTaskRequest(task=T.TaskSpec(session_id="s1", input=b"in")),
-    "CreateTasks": F.CreateTasksRequest(session_id="s1", inputs=[b"a", b"b"]),
-    "GetTask": F.GetTaskRequest(task_id="1", session_id="s1"),
-    "WatchTask": F.WatchTaskRequest(task_id="1", session_id="s1"),
-    "ListTask": F.ListTaskRequest(session_id="s1"),
-    "WatchSession": F.WatchSessionRequest(session_id="s1", from_task_id=1),
-    "RunSession": F.RunSessionRequest(session_id="s1", inputs=[b"r"], count=0),
-    "CloseSession": F.CloseSessionRequest(session_id="s1"),
-    "DeleteSession": F.DeleteSessionRequest(session_id="s1"),
-    "UnregisterApplication": F.UnregisterApplicationRequest(name="fz"),
-    "RegisterNode": B.RegisterNodeRequest(node=node()),
-    "SyncNode": B.SyncNodeRequest(node=node()),
-    "WatchNode": B.WatchNodeRequest(heartbeat=B.NodeHeartbeat(node_name="n1",
-                                                              status=node().status)),
-    "RegisterExecutor": B.RegisterExecutorRequest(
-        executor_id=EXEC, executor_spec=T.ExecutorSpec(node="n1", shim=T.Host,
-                                                       resreq=T.ResourceRequirement(cpu=1))),
-    "BindExecutor": B.BindExecutorRequest(executor_id=EXEC),
-    "BindExecutorCompleted": B.BindExecutorCompletedRequest(executor_id=EXEC,
-                                                            result=T.Result(return_code=0)),
-    "LaunchTask": B.LaunchTaskRequest(executor_id=EXEC),
-    "CompleteTask": B.CompleteTaskRequest(
-        executor_id=EXEC, task_result=T.TaskResult(return_code=0, output=b"o", message="m")),
-    "ExecutorStream": B.ExecutorUpdate(executor_id=EXEC, credit=4),
-    "UnbindExecutor": B.UnbindExecutorRequest(executor_id=EXEC),
-    "UnbindExecutorCompleted": B.UnbindExecutorCompletedRequest(executor_id=EXEC),
-    "UnregisterExecutor": B.UnregisterExecutorRequest(executor_id=EXEC),
-    "ReleaseNode": B.ReleaseNodeRequest(node_name="n1"),
-}
+valid = valid_requests(T, F, B, EXEC)
 missing = set(SM_METHODS) - set(valid)
 assert not missing, f"make_corpus.py: no request for {missing}"
 for m in SM_METHODS:
@@ -259,7 +210,7 @@ with open(os.path.join(OUT, "..", "known", "fuzz_sm", "count-2pow32-1"), "wb") a
     f.write(c.b)
 
 # ---- fuzz_shim: the Instance server of a C service -----------------------
-shutil.rmtree(os.path.join(OUT, "fuzz_shim"), ignore_errors=True)
+clear("fuzz_shim")
 sh = Script(SHIM_METHODS)
 sh.call("OnSessionEnter", S.SessionContext(session_id="s1", common_data=b"cd",
                                            application=S.ApplicationContext(name="fz", shim=T.Host,
@@ -280,7 +231,7 @@ write("fuzz_shim", "bad-utf8-field0", sh.b)
 
 # ---- fuzz_wire: one message of each kind (first byte: the type's index,
 # which fuzz_wire assigns; the fuzzer finds the others) -------------------
-shutil.rmtree(os.path.join(OUT, "fuzz_wire"), ignore_errors=True)
+clear("fuzz_wire")
 samples = [valid[m].SerializeToString() for m in SM_METHODS] + [
     app_spec().SerializeToString(), node().SerializeToString(),
     T.TaskStatus(events=[T.Event(code=1, message="e", creation_time=5)]).SerializeToString(),
@@ -293,10 +244,9 @@ for i, data in enumerate(samples):
     for t in range(0, 64, 16):  # a few type indexes per sample
         write("fuzz_wire", f"msg-{i}-{t}", bytes([(i + t) % 64]) + data)
 write("fuzz_wire", "encoders", b"\xff" + struct.pack("<Qi", 2**63 + 5, -7) + b"out")
-write("fuzz_wire", "crash-result-field0-noncanonical", b"\x04\x80\x00\x00")
 
 # ---- fuzz_yaml: the cluster config, application files, the context file --
-shutil.rmtree(os.path.join(OUT, "fuzz_yaml"), ignore_errors=True)
+clear("fuzz_yaml")
 write("fuzz_yaml", "cluster", b"\x00" + b"""cluster:
   name: flame
   endpoint: http://127.0.0.1:8080
@@ -357,7 +307,7 @@ contexts:
 write("fuzz_yaml", "anchors", b"\x00a: &x [*x, *x]\nb: *x\n")
 
 # ---- fuzz_endpoint -----------------------------------------------------
-shutil.rmtree(os.path.join(OUT, "fuzz_endpoint"), ignore_errors=True)
+clear("fuzz_endpoint")
 for i, e in enumerate([b"http://127.0.0.1:8080", b"127.0.0.1:0", b"https://host:443",
                        b"http://[::1]:8080", b"unix:/tmp/s", b"http://host:99999", b"host"]):
     write("fuzz_endpoint", f"ep-{i}", e)
