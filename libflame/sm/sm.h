@@ -256,6 +256,8 @@ void sm_exec_unbound(sm_t *sm, sm_exec *e);
 /* ExecutorStream opened by a Bound executor, and its clean end. */
 void sm_exec_stream_open(sm_t *sm, sm_exec *e, rpc_call *call);
 void sm_exec_stream_end(sm_t *sm, rpc_call *call);
+/* The executor whose ExecutorStream call is, or NULL. */
+sm_exec *sm_exec_of_stream(sm_t *sm, rpc_call *call);
 /* Tick: Void executors whose manager never registered them. */
 void sm_execs_expire(sm_t *sm, int64_t now_s);
 void sm_execs_free(sm_t *sm);
