@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_sm fuzz_shim fuzz_wire fuzz_yaml fuzz_endpoint)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_sm fuzz_sm_sqlite fuzz_shim fuzz_wire fuzz_yaml fuzz_endpoint)
 cc="$(command -v clang || command -v clang-14 || true)"
 if [ -z "$cc" ]; then
     echo "fuzz.sh: clang not found (Debian: clang libclang-rt-14-dev; scripts/deps.sh installs them)" >&2
@@ -30,7 +30,9 @@ failed=0
 for t in "${targets[@]}"; do
     work=()
     [ "${FUZZ_SMOKE:-0}" = 1 ] && export FUZZ_SEED="${FUZZ_SEED:-1}" || work=("$work_root/$t")
-    tests/fuzz/run_one.sh "build-fuzz/tests/fuzz/$t" "tests/fuzz/corpus/$t" "$secs" "${work[@]}" ||
+    # fuzz_sm_sqlite: the same scripts as fuzz_sm
+    tests/fuzz/run_one.sh "build-fuzz/tests/fuzz/$t" "tests/fuzz/corpus/${t%_sqlite}" "$secs" \
+        "${work[@]}" ||
         failed=1
 done
 if [ $failed -ne 0 ]; then

@@ -29,20 +29,20 @@ static int invoke(const flame_task_context *ctx, flame_task_result *r, void *pay
 }
 
 static flame_service svc = { FLAME_SERVICE_VERSION, enter, invoke, NULL, NULL };
-static rpc_server *srv;
+static fuzz_server fs;
 static fuzz_method methods[8];
 static size_t n_methods;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fl_log_set_level(FL_LOG_ERROR + 1);
-    srv = rpc_server_new(&fl_instance_service, 1, &svc, NULL);
+    fs.srv = rpc_server_new(&fl_instance_service, 1, &svc, NULL);
     n_methods = fuzz_methods(&fl_instance_service, 1, methods, FL_ARRAY_LEN(methods));
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fuzz_drive(srv, methods, n_methods, data, size);
+    fuzz_drive(&fs, methods, n_methods, data, size);
     return 0;
 }

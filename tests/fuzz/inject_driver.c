@@ -116,9 +116,10 @@ static void end_slot(struct slot *s)
     s->call = NULL;
 }
 
-void fuzz_drive(rpc_server *srv, const fuzz_method *methods, size_t n, const uint8_t *data,
+void fuzz_drive(fuzz_server *fs, const fuzz_method *methods, size_t n, const uint8_t *data,
                 size_t size)
 {
+    rpc_server *srv = fs->srv;
     struct drive dr = { .methods = methods, .n = n,
                         .check_utf8 = getenv("FUZZ_UTF8") && atoi(getenv("FUZZ_UTF8")) };
     rpc_inject_set_sink(srv, check_answer, &dr);
@@ -154,6 +155,15 @@ void fuzz_drive(rpc_server *srv, const fuzz_method *methods, size_t n, const uin
             rpc_inject_tick(srv);
             break;
         default:
+            if (!fs->restart)
+                break;
+            rpc_inject_flush(srv);
+            for (int i = 0; i < N_SLOTS; i++)
+                end_slot(&dr.slots[i]);
+            rpc_inject_flush(srv);
+            fs->restart(fs);
+            srv = fs->srv;
+            rpc_inject_set_sink(srv, check_answer, &dr);
             break;
         }
         if (!(op & 0x80))

@@ -83,6 +83,9 @@ class Script:
     def tick(self):
         self.rec(6, 0)
 
+    def restart(self):
+        self.rec(7, 0)
+
 
 from requests_v1 import app_spec, node, session_spec, valid_requests  # noqa: E402
 
@@ -159,6 +162,26 @@ launch.call("LaunchTask", valid["LaunchTask"], slot=4)
 launch.end(1)
 launch.tick()
 write("fuzz_sm", "launch-complete", launch.b)
+
+# a restart in the middle: what was stored comes back (fuzz_sm_sqlite)
+rs = Script(SM_METHODS)
+for m in ("RegisterApplication", "CreateSession", "CreateTask", "CreateTasks", "RegisterNode"):
+    rs.call(m, valid[m])
+rs.call("CloseSession", F.CloseSessionRequest(session_id="s1"))
+rs.call("CreateSession", F.CreateSessionRequest(session_id="s2", session=session_spec()))
+rs.restart()
+for m in ("ListApplication", "ListSession", "ListTask", "GetTask", "ListNodes"):
+    rs.call(m, valid[m], slot=1)
+rs.call("DeleteSession", valid["DeleteSession"])
+rs.restart()
+rs.call("ListSession", valid["ListSession"])
+write("fuzz_sm", "restart", rs.b)
+c = Script(SM_METHODS)
+spec = app_spec().SerializeToString() + b"\x80\x00\x01"
+c.call("RegisterApplication", b"\x0a\x02fz\x12" + bytes([len(spec)]) + spec)
+c.restart()
+c.call("ListApplication", valid["ListApplication"])
+write("fuzz_sm", "crash-field0-app-restart", c.b)
 
 # RunSession: a bidi stream of inputs, then the half-close
 run = Script(SM_METHODS)
