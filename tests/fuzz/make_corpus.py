@@ -215,10 +215,14 @@ for m in ("RegisterApplication", "UpdateApplication"):
 # invalid UTF-8 in proto3 strings (python refuses to write them: by hand)
 c = Script(SM_METHODS)
 bad = b"\xff\xfe\xc3"
-spec = app_spec().SerializeToString() + b"\x12" + bytes([len(bad)]) + bad  # description
-c.call("RegisterApplication", b"\x0a\x03f\xc3z\x12" + bytes([len(spec)]) + spec)
+env = b"\x0a\x01K\x12" + bytes([len(bad)]) + bad
+spec = (app_spec().SerializeToString() + b"\x12" + bytes([len(bad)]) + bad  # description
+        + b"\x1a" + bytes([len(bad)]) + bad + b"\x3a" + bytes([len(env)]) + env)  # label, env
+c.call("RegisterApplication", b"\x0a\x02fz\x12" + bytes([len(spec)]) + spec)
 c.call("ListApplication", valid["ListApplication"])
-c.call("CreateSession", b"\x0a\x02s\xff\x12\x04\x12\x02f\xff")
+c.call("RegisterApplication", b"\x0a\x03f\xc3z\x12" + bytes([len(spec)]) + spec)
+c.call("CreateSession", b"\x0a\x02s\xff\x12\x04\x12\x02fz")
+c.call("CreateTask", b"\x0a\x05\x12\x03s\xff1")
 c.call("ListSession", valid["ListSession"])
 write("fuzz_sm", "utf8-invalid-strings", c.b)
 # CreateTasks count 2^32-1 (stalled the daemon, then out of memory)
