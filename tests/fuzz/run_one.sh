@@ -15,6 +15,7 @@ if [ -z "$work" ]; then
 fi
 mkdir -p "$work/corpus" "$work/artifacts"
 log="$work/log"
+touch "$work/.start" # reproducers of earlier runs in a kept WORK_DIR are not news
 dict=()
 [ -f "$seeds.dict" ] && dict=(-dict="$seeds.dict")
 ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}" \
@@ -31,7 +32,7 @@ ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
 corp=$(ls "$work/corpus" | wc -l)
 printf '%-14s %4ss  execs %-9s %6s/s  cov %-5s ft %-6s new-corpus %-5s rss %sMB' \
     "$name" "$secs" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$corp" "${rss:-?}"
-crash=$(ls "$work/artifacts" 2>/dev/null | head -1)
+crash=$(find "$work/artifacts" -type f -newer "$work/.start" -printf '%f\n' | head -1)
 if [ $rc -ne 0 ] || [ -n "$crash" ]; then
     echo "  FINDING"
     grep -m1 -E '^==[0-9]+==ERROR|runtime error|ERROR: libFuzzer|^fuzz:' "$log" | sed 's/^/    /'
