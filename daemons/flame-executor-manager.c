@@ -12,6 +12,7 @@ static void usage(FILE *f)
     fprintf(f,
             "Usage: flame-executor-manager [--config FILE] [--endpoint URL] [--work-dir DIR]\n"
             "                              [--node NAME] [--resources cpu=N,mem=SIZE]\n"
+            "                              [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
             "\n"
             "Runs the executors of one node for a Flame session manager.\n"
             "  -c, --config FILE       Flame's cluster YAML (cluster.endpoint)\n"
@@ -21,6 +22,12 @@ static void usage(FILE *f)
             "  -r, --resources SPEC    what executors may use (default: the machine's CPUs and memory)\n"
             "  -T, --task-timeout SEC  fail a task whose service does not answer in SEC seconds\n"
             "                          and restart the service (default: no limit)\n"
+            "      --tls-ca FILE       for an https:// endpoint: the CA that verifies the\n"
+            "                          session manager (default: cluster.tls.ca_file, else\n"
+            "                          $FLAME_CA_FILE, else the system's roots)\n"
+            "      --tls-cert FILE     the node's certificate, presented to the session manager\n"
+            "      --tls-key FILE      and its key (default: $FLAME_CERT_FILE, $FLAME_KEY_FILE;\n"
+            "                          never cluster.tls.cert_file/key_file, the server's)\n"
             "  -h, --help              show this help\n"
             "  -V, --version           show the version\n");
 }
@@ -34,6 +41,9 @@ int main(int argc, char **argv)
         { "node", required_argument, NULL, 'n' },
         { "resources", required_argument, NULL, 'r' },
         { "task-timeout", required_argument, NULL, 'T' },
+        { "tls-ca", required_argument, NULL, 1 },
+        { "tls-cert", required_argument, NULL, 2 },
+        { "tls-key", required_argument, NULL, 3 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -64,6 +74,9 @@ int main(int argc, char **argv)
             o.task_timeout_ms = (int)(sec * 1000);
             break;
         }
+        case 1: o.tls_ca_file = optarg; break;
+        case 2: o.tls_cert_file = optarg; break;
+        case 3: o.tls_key_file = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("flame-executor-manager %s\n", flame_version()); return 0;
         default: usage(stderr); return 2;

@@ -11,11 +11,23 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: flame-session-manager [--config FILE] [--endpoint URL] [--storage URL]\n"
+            "                             [--tls-cert FILE --tls-key FILE [--tls-ca FILE [--mtls]]]\n"
+            "                             [--insecure]\n"
             "\n"
             "Serves flame.v1 (Frontend and Backend) for a Flame cluster.\n"
-            "  -c, --config FILE     Flame's cluster YAML (cluster: {name, endpoint, storage, ...})\n"
+            "  -c, --config FILE     Flame's cluster YAML (cluster: {name, endpoint, storage, tls, ...})\n"
             "  -e, --endpoint URL    listen on URL (overrides cluster.endpoint), e.g. http://127.0.0.1:8080\n"
             "  -s, --storage URL     sqlite://PATH or none (overrides cluster.storage)\n"
+            "      --tls-cert FILE   serve TLS with this certificate (cluster.tls.cert_file)\n"
+            "      --tls-key FILE    and its private key (cluster.tls.key_file)\n"
+            "      --tls-ca FILE     verify client certificates with this CA (cluster.tls.ca_file)\n"
+            "      --mtls            require client certificates (cluster.tls.mutual: true)\n"
+            "      --tls-crl FILE    revoked certificates (cluster.tls.crl_file)\n"
+            "      --anonymous-role none|user\n"
+            "                        role of TLS clients without a certificate\n"
+            "                        (cluster.auth.anonymous_role)\n"
+            "      --insecure        allow a non-loopback endpoint without TLS: every client\n"
+            "                        that reaches it is admin (logged at WARN on every start)\n"
             "  -h, --help            show this help\n"
             "  -V, --version         show the version\n");
 }
@@ -26,6 +38,13 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' },
         { "endpoint", required_argument, NULL, 'e' },
         { "storage", required_argument, NULL, 's' },
+        { "tls-cert", required_argument, NULL, 1 },
+        { "tls-key", required_argument, NULL, 2 },
+        { "tls-ca", required_argument, NULL, 3 },
+        { "mtls", no_argument, NULL, 4 },
+        { "tls-crl", required_argument, NULL, 5 },
+        { "anonymous-role", required_argument, NULL, 6 },
+        { "insecure", no_argument, NULL, 'I' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -37,6 +56,13 @@ int main(int argc, char **argv)
         case 'c': o.config_file = optarg; break;
         case 'e': o.endpoint = optarg; break;
         case 's': o.storage = optarg; break;
+        case 1: o.tls_cert_file = optarg; break;
+        case 2: o.tls_key_file = optarg; break;
+        case 3: o.tls_ca_file = optarg; break;
+        case 4: o.tls_mutual = 1; break;
+        case 5: o.tls_crl_file = optarg; break;
+        case 6: o.auth_anonymous_role = optarg; break;
+        case 'I': o.insecure = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("flame-session-manager %s\n", flame_version()); return 0;
         default: usage(stderr); return 2;

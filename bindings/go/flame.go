@@ -48,6 +48,8 @@ const (
 	Unimplemented      Code = -9
 	Internal           Code = -13
 	TaskFailed         Code = -14
+	PermissionDenied   Code = -15
+	Unauthenticated    Code = -16
 )
 
 // Error is a libflame error: its code and its one-line message.
@@ -76,19 +78,47 @@ type Client struct {
 	c *C.flame_client
 }
 
-// Connect connects to endpoint ("http://host:port"); "" uses
-// $FLAME_ENDPOINT, then ~/.flame/flame.yaml, then http://127.0.0.1:8080.
+// Connect connects to endpoint ("http://host:port" or "https://host:port");
+// "" uses $FLAME_ENDPOINT, then ~/.flame/flame.yaml, then
+// http://127.0.0.1:8080.
 func Connect(endpoint string) (*Client, error) {
+	return ConnectWith(ConnectOptions{Endpoint: endpoint})
+}
+
+// ConnectOptions are the settings of ConnectWith; "" is the default of each.
+type ConnectOptions struct {
+	Endpoint string // as Connect's
+	// TLS, for an https:// endpoint only (PEM files). CAFile verifies the
+	// server (default: the flame.yaml context's cluster.tls.ca_file, then
+	// $FLAME_CA_FILE, then the system's roots); CertFile and KeyFile are the
+	// client's certificate (default: the context's, then $FLAME_CERT_FILE and
+	// $FLAME_KEY_FILE), required by a cluster with mutual TLS.
+	CAFile, CertFile, KeyFile string
+}
+
+// cstr is s as a C string to free, or nil for "".
+func cstr(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	return C.CString(s)
+}
+
+// ConnectWith connects with the given options.
+func ConnectWith(opts ConnectOptions) (*Client, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var cep *C.char
-	if endpoint != "" {
-		cep = C.CString(endpoint)
-		defer C.free(unsafe.Pointer(cep))
-	}
 	var o C.flame_client_options
 	C.flame_client_options_init(&o)
-	o.endpoint = cep
+	o.endpoint = cstr(opts.Endpoint)
+	o.tls_ca_file = cstr(opts.CAFile)
+	o.tls_cert_file = cstr(opts.CertFile)
+	o.tls_key_file = cstr(opts.KeyFile)
+	defer func() {
+		for _, p := range []*C.char{o.endpoint, o.tls_ca_file, o.tls_cert_file, o.tls_key_file} {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
 	cl := &Client{}
 	if st := C.flame_client_connect(&cl.c, &o); st != 0 {
 		return nil, lastError(st)

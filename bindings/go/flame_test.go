@@ -230,3 +230,54 @@ func TestMap(t *testing.T) {
 		t.Fatalf("session %+v %v", info, err)
 	}
 }
+
+// TestTLS connects over mutual TLS to a session manager of its own, with
+// certificates made by tests/tls/make_certs.sh.
+func TestTLS(t *testing.T) {
+	build, _ := filepath.Abs("../../build")
+	if b := os.Getenv("FLAME_BUILD_DIR"); b != "" {
+		build = b
+	}
+	pki := t.TempDir()
+	if out, err := exec.Command("sh", "../../tests/tls/make_certs.sh", pki).CombinedOutput(); err != nil {
+		t.Fatalf("make_certs: %v %s", err, out)
+	}
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ep := fmt.Sprintf("https://127.0.0.1:%d", port)
+	sm := exec.Command(filepath.Join(build, "daemons/flame-session-manager"), "--endpoint", ep,
+		"--storage", "none", "--tls-cert", pki+"/server.crt", "--tls-key", pki+"/server.key",
+		"--tls-ca", pki+"/ca.crt", "--mtls")
+	if err := sm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		sm.Process.Signal(os.Interrupt)
+		sm.Wait()
+	}()
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c, err := ConnectWith(ConnectOptions{Endpoint: ep, CAFile: pki + "/ca.crt",
+		CertFile: pki + "/admin.crt", KeyFile: pki + "/admin.key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.GetApplication("flmping"); err != nil {
+		t.Fatalf("over mTLS: %v", err)
+	}
+	anon, err := ConnectWith(ConnectOptions{Endpoint: ep, CAFile: pki + "/ca.crt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, err := anon.GetApplication("flmping"); err == nil {
+		t.Fatal("a client without a certificate got in")
+	}
+}

@@ -36,29 +36,40 @@ typedef struct flame_session flame_session;
 
 typedef struct flame_client_options {
     int version;            /* FLAME_CLIENT_OPTIONS_VERSION */
-    /* "http://host:port" (or "host:port"). NULL: $FLAME_ENDPOINT, else the
-     * current context of ~/.flame/flame.yaml, else http://127.0.0.1:8080. */
+    /* "http://host:port", "https://host:port" (TLS) or "host:port". NULL:
+     * $FLAME_ENDPOINT, else the current context of ~/.flame/flame.yaml
+     * ($FLAME_CONFIG), else http://127.0.0.1:8080. */
     const char *endpoint;
     int timeout_ms;         /* deadline of each unary call; 0: 30000 */
     size_t max_message_size; /* bytes; 0: 64 MiB */
+    /* TLS, used for https:// endpoints only (PEM files). NULL: the current
+     * context's cluster.tls.{ca_file,cert_file,key_file} in flame.yaml,
+     * else $FLAME_CA_FILE, $FLAME_CERT_FILE, $FLAME_KEY_FILE. No CA: the
+     * system's roots verify the server. A cert and key: the client's
+     * certificate (its identity; required by a server with mutual TLS). */
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
 } flame_client_options;
 
-#define FLAME_CLIENT_OPTIONS_INIT { FLAME_CLIENT_OPTIONS_VERSION, NULL, 0, 0 }
+#define FLAME_CLIENT_OPTIONS_INIT { FLAME_CLIENT_OPTIONS_VERSION, NULL, 0, 0, NULL, NULL, NULL }
 
 /* Sets *opts to FLAME_CLIENT_OPTIONS_INIT of this library (for callers that
  * cannot use the macro, e.g. bindings). */
 void flame_client_options_init(flame_client_options *opts);
 
 /* Creates a client. Does not block on the network: the first call connects.
- * opts may be NULL for the defaults. Free with flame_client_free(). */
+ * opts may be NULL for the defaults. Free with flame_client_free().
+ * FLAME_ERR_INVALID_ARGUMENT for a bad endpoint, FLAME_ERR_CONFIG for TLS
+ * files that cannot be read or are not PEM (the message names the file). */
 flame_status flame_client_connect(flame_client **out, const flame_client_options *opts);
 
 /* Frees the client. Calls still running on other threads must have returned.
  * Session handles made from it must be freed first. */
 void flame_client_free(flame_client *client);
 
-/* The endpoint this client talks to, as "http://host:port". Owned by the
- * client. */
+/* The endpoint this client talks to, as "http://host:port" or
+ * "https://host:port". Owned by the client. */
 const char *flame_client_endpoint(const flame_client *client);
 
 /* ---- applications ------------------------------------------------------ */

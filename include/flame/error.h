@@ -27,7 +27,9 @@ typedef enum flame_status {
     FLAME_ERR_IO = -11,               /* file or storage error */
     FLAME_ERR_CONFIG = -12,           /* bad configuration file */
     FLAME_ERR_INTERNAL = -13,         /* anything else */
-    FLAME_ERR_TASK_FAILED = -14       /* the task ran and failed */
+    FLAME_ERR_TASK_FAILED = -14,      /* the task ran and failed */
+    FLAME_ERR_PERMISSION_DENIED = -15, /* the caller's role may not do this */
+    FLAME_ERR_UNAUTHENTICATED = -16   /* who the caller is could not be established */
 } flame_status;
 
 /* The message of the last failure on this thread ("" when none). The string

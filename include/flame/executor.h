@@ -44,10 +44,20 @@ typedef struct flame_executor_options {
     /* A task whose service does not answer within this many ms fails with
      * a message saying so, and the service is restarted; 0: no limit. */
     int task_timeout_ms;
+    /* TLS, for an https:// endpoint only (PEM files). The CA that verifies
+     * the session manager: NULL: cluster.tls.ca_file of config_file, else
+     * the client's (flame.yaml context, $FLAME_CA_FILE), else the system's
+     * roots. The node's own certificate and key (its identity; required
+     * by a session manager with mutual TLS): NULL: $FLAME_CERT_FILE and
+     * $FLAME_KEY_FILE. cluster.tls.cert_file/key_file are the server's and
+     * are never presented. */
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
 } flame_executor_options;
 
 #define FLAME_EXECUTOR_OPTIONS_INIT { FLAME_EXECUTOR_OPTIONS_VERSION, NULL, NULL, NULL, NULL, \
-    NULL, 0, { 0, 0, 0 }, 0, NULL, 0, 0 }
+    NULL, 0, { 0, 0, 0 }, 0, NULL, 0, 0, NULL, NULL, NULL }
 
 /* Sets *opts to FLAME_EXECUTOR_OPTIONS_INIT of this library (for callers
  * that cannot use the macro, e.g. bindings). */

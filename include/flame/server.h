@@ -19,7 +19,7 @@ extern "C" {
 
 typedef struct flame_session_manager flame_session_manager;
 
-#define FLAME_SERVER_OPTIONS_VERSION 1
+#define FLAME_SERVER_OPTIONS_VERSION 2
 
 /* Every field is optional (NULL/0: the config file's value, else the
  * default). Fields set here override the config file. */
@@ -30,16 +30,39 @@ typedef struct flame_server_options {
     const char *storage;         /* "sqlite://PATH" (default "sqlite://flame.db") or "none" */
     size_t max_message_size;     /* bytes; default 64 MiB */
     int schedule_interval_ms;    /* default 500 */
+    /* version 2: */
+    /* TLS (override cluster.tls.*): with a cert and key the server speaks
+     * TLS whatever the endpoint's scheme; ca_file verifies client
+     * certificates, tls_mutual (1) requires them; crl_file lists revoked
+     * ones. Files are checked at start (FLAME_ERR_CONFIG naming the key)
+     * and reloaded when they change. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_ca_file;
+    int tls_mutual;
+    const char *tls_crl_file;
+    /* Role of TLS clients without a certificate: "none" or "user" (never
+     * "admin"); overrides cluster.auth.anonymous_role. */
+    const char *auth_anonymous_role;
+    /* 1: allow a non-loopback endpoint without TLS (every client is then
+     * admin; logged at WARN on every start). 0: such an endpoint is
+     * FLAME_ERR_CONFIG. */
+    int insecure;
 } flame_server_options;
 
-#define FLAME_SERVER_OPTIONS_INIT { FLAME_SERVER_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0 }
+#define FLAME_SERVER_OPTIONS_INIT { FLAME_SERVER_OPTIONS_VERSION, NULL, NULL, NULL, 0, 0, \
+    NULL, NULL, NULL, 0, NULL, NULL, 0 }
 
 /* Sets *opts to FLAME_SERVER_OPTIONS_INIT of this library (for callers that
  * cannot use the macro, e.g. bindings). */
 void flame_server_options_init(flame_server_options *opts);
 
 /* The cluster configuration as read from Flame's YAML
- * (`cluster: {name, endpoint, storage, resreq, policies, schedule_interval}`).
+ * (`cluster: {name, endpoint, storage, resreq, policies, schedule_interval,
+ * tls: {cert_file, key_file, ca_file, mutual, crl_file},
+ * auth: {anonymous_role}}`). cluster.tls present means the session manager
+ * serves TLS (cert_file and key_file are then required); mutual: client
+ * certificates required (ca_file required). Unset strings are NULL.
  * Library-allocated; free with flame_cluster_config_free(). */
 typedef struct flame_cluster_config {
     const char *name;
@@ -52,6 +75,9 @@ typedef struct flame_cluster_config {
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_ca_file;
+    int tls_mutual;                  /* cluster.tls.mutual */
+    const char *tls_crl_file;        /* cluster.tls.crl_file */
+    const char *auth_anonymous_role; /* cluster.auth.anonymous_role: "none" or "user" */
 } flame_cluster_config;
 
 /* Reads and validates a cluster config file. FLAME_ERR_CONFIG with a
@@ -62,7 +88,9 @@ void flame_cluster_config_free(flame_cluster_config *config);
 
 /* Opens the storage, restores the state, registers the built-in
  * applications when absent, binds the endpoint and starts serving on a
- * thread of its own. Returns once the port is bound. */
+ * thread of its own. Returns once the port is bound. Without TLS the
+ * endpoint must be a loopback one (every local client is then the
+ * identity `local`, role admin) unless opts->insecure is set. */
 flame_status flame_session_manager_start(flame_session_manager **out,
                                          const flame_server_options *opts);
 

@@ -38,6 +38,12 @@ flame_status flame_client_connect(flame_client **out, const flame_client_options
         return st;
     rpc_channel_options co = RPC_CHANNEL_OPTIONS_INIT;
     co.max_message = o.max_message_size;
+    if (ep.tls) { /* the scheme decides, as in flamepy */
+        co.tls.enabled = true;
+        co.tls.ca_file = o.tls_ca_file ? o.tls_ca_file : ep.ca_file;
+        co.tls.cert_file = o.tls_cert_file ? o.tls_cert_file : ep.cert_file;
+        co.tls.key_file = o.tls_key_file ? o.tls_key_file : ep.key_file;
+    }
     rpc_channel *ch;
     st = rpc_channel_new(&ch, ep.target, &co);
     if (st) {

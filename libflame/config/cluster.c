@@ -1,18 +1,22 @@
 /* Flame's cluster YAML: cluster: {name, endpoint, storage, resreq, policies,
- * schedule_interval, tls: {cert_file, key_file, ca_file}}. Read by the
- * session manager and the executor manager. */
+ * schedule_interval, tls: {cert_file, key_file, ca_file, mutual, crl_file},
+ * auth: {anonymous_role}}. Read by the session manager and the executor
+ * manager. Only the shape is checked here: the files of tls are the
+ * session manager's (an executor manager reading the same file needs only
+ * ca_file), so the one that uses them checks them (config/tls.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/endpoint.h"
+#include "config/tls.h"
 #include "flame/server.h"
 #include "util/util.h"
 #include "util/yaml.h"
 
 typedef struct config_impl {
     flame_cluster_config pub;
-    char *strs[8];
+    char *strs[10];
     char **policies;
 } config_impl;
 
@@ -67,6 +71,82 @@ static flame_status read_resreq(fl_yaml *y, yaml_node_t *n, flame_resreq *r)
             return bad(y, v, key, "expected a number with an optional k/m/g suffix");
         }
     }
+    return FLAME_OK;
+}
+
+static flame_status read_bool(fl_yaml *y, yaml_node_t *n, const char *key, int *out)
+{
+    static const char *yes[] = { "true", "True", "TRUE", "yes", "on", "1" };
+    static const char *no[] = { "false", "False", "FALSE", "no", "off", "0" };
+    const char *s = fl_yaml_str(n);
+    for (size_t i = 0; s && i < FL_ARRAY_LEN(yes); i++) {
+        if (strcmp(s, yes[i]) == 0)
+            return *out = 1, FLAME_OK;
+        if (strcmp(s, no[i]) == 0)
+            return *out = 0, FLAME_OK;
+    }
+    return bad(y, n, key, "expected true or false");
+}
+
+/* cluster.tls: {cert_file, key_file, ca_file, mutual, crl_file} */
+static flame_status read_tls(fl_yaml *y, yaml_node_t *cl, config_impl *c)
+{
+    yaml_node_t *v = fl_yaml_get(y, cl, "tls");
+    if (!v || fl_yaml_is_null(v))
+        return FLAME_OK;
+    if (v->type != YAML_MAPPING_NODE)
+        return bad(y, v, "cluster.tls", "expected a mapping {cert_file, key_file, ca_file, "
+                                        "mutual, crl_file}");
+    static const char *tk[] = { "cert_file", "key_file", "ca_file", "crl_file" };
+    const char **dst[] = { &c->pub.tls_cert_file, &c->pub.tls_key_file, &c->pub.tls_ca_file,
+                           &c->pub.tls_crl_file };
+    static const int slots[] = { 3, 4, 5, 6 };
+    flame_status st;
+    for (size_t i = 0; i < FL_ARRAY_LEN(tk); i++) {
+        yaml_node_t *f = fl_yaml_get(y, v, tk[i]);
+        const char *s;
+        char key[64];
+        snprintf(key, sizeof key, "cluster.tls.%s", tk[i]);
+        if (!f)
+            continue;
+        if ((st = fl_yaml_string(y, f, key, &s)))
+            return st;
+        if (!*s)
+            return bad(y, f, key, "must not be empty");
+        *dst[i] = keep(c, slots[i], s);
+    }
+    /* Flame's meaning: tls present = the server speaks TLS, with these */
+    if (!c->pub.tls_cert_file || !c->pub.tls_key_file)
+        return bad(y, v, !c->pub.tls_cert_file ? "cluster.tls.cert_file" : "cluster.tls.key_file",
+                   "required when cluster.tls is present");
+    yaml_node_t *m = fl_yaml_get(y, v, "mutual");
+    if (m && (st = read_bool(y, m, "cluster.tls.mutual", &c->pub.tls_mutual)))
+        return st;
+    if (c->pub.tls_mutual && !c->pub.tls_ca_file)
+        return bad(y, m, "cluster.tls.ca_file", "required with mutual: true (it verifies the "
+                                                "client certificates)");
+    return FLAME_OK;
+}
+
+/* cluster.auth: {anonymous_role} */
+static flame_status read_auth(fl_yaml *y, yaml_node_t *cl, config_impl *c)
+{
+    yaml_node_t *v = fl_yaml_get(y, cl, "auth");
+    if (!v || fl_yaml_is_null(v))
+        return FLAME_OK;
+    if (v->type != YAML_MAPPING_NODE)
+        return bad(y, v, "cluster.auth", "expected a mapping {anonymous_role}");
+    yaml_node_t *r = fl_yaml_get(y, v, "anonymous_role");
+    if (!r)
+        return FLAME_OK;
+    const char *s;
+    flame_status st = fl_yaml_string(y, r, "cluster.auth.anonymous_role", &s);
+    if (st)
+        return st;
+    const char *why;
+    if (!fl_anonymous_role_valid(s, &why))
+        return bad(y, r, "cluster.auth.anonymous_role", why);
+    c->pub.auth_anonymous_role = keep(c, 7, s);
     return FLAME_OK;
 }
 
@@ -170,31 +250,8 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
         }
     }
     c->pub.policies = (const char *const *)c->policies;
-    v = fl_yaml_get(&y, cl, "tls");
-    if (v && !fl_yaml_is_null(v)) {
-        if (v->type != YAML_MAPPING_NODE) {
-            st = bad(&y, v, "cluster.tls", "expected a mapping {cert_file, key_file, ca_file}");
-            goto out;
-        }
-        static const char *tk[] = { "cert_file", "key_file", "ca_file" };
-        for (int i = 0; i < 3; i++) {
-            yaml_node_t *f = fl_yaml_get(&y, v, tk[i]);
-            const char *s;
-            char key[64];
-            snprintf(key, sizeof key, "cluster.tls.%s", tk[i]);
-            if (!f)
-                continue;
-            if ((st = fl_yaml_string(&y, f, key, &s)))
-                goto out;
-            const char *kept = keep(c, 3 + i, s);
-            if (i == 0)
-                c->pub.tls_cert_file = kept;
-            else if (i == 1)
-                c->pub.tls_key_file = kept;
-            else
-                c->pub.tls_ca_file = kept;
-        }
-    }
+    if ((st = read_tls(&y, cl, c)) || (st = read_auth(&y, cl, c)))
+        goto out;
 out:
     fl_yaml_free(&y);
     if (st) {

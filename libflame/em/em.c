@@ -51,6 +51,7 @@ static void em_free(flame_executor_manager *em)
 {
     rpc_channel_free(em->ch);
     free(em->endpoint);
+    free(em->ca_file);
     free(em->node);
     free(em->work_dir);
     free(em->log_dir);
@@ -80,20 +81,47 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
     fl_endpoint ep;
     flame_status st = fl_endpoint_resolve(&ep, o.endpoint ? o.endpoint
                                                : cfg ? cfg->endpoint : NULL);
-    flame_cluster_config_free(cfg);
-    if (st)
-        return st;
-    rpc_channel *ch;
-    if ((st = rpc_channel_new(&ch, ep.target, NULL))) {
-        fl_endpoint_clear(&ep);
+    if (st) {
+        flame_cluster_config_free(cfg);
         return st;
     }
+    rpc_channel_options co = RPC_CHANNEL_OPTIONS_INIT;
+    char *ca_abs = NULL;
+    if (ep.tls) {
+        co.tls.enabled = true;
+        co.tls.ca_file = o.tls_ca_file                ? o.tls_ca_file
+                         : cfg && cfg->tls_ca_file ? cfg->tls_ca_file
+                                                      : ep.ca_file;
+        co.tls.cert_file = o.tls_cert_file ? o.tls_cert_file : getenv("FLAME_CERT_FILE");
+        co.tls.key_file = o.tls_key_file ? o.tls_key_file : getenv("FLAME_KEY_FILE");
+        if (co.tls.cert_file && !*co.tls.cert_file)
+            co.tls.cert_file = NULL;
+        if (co.tls.key_file && !*co.tls.key_file)
+            co.tls.key_file = NULL;
+        /* services get it as FLAME_CA_FILE, from a directory of their own */
+        ca_abs = co.tls.ca_file ? realpath(co.tls.ca_file, NULL) : NULL;
+    }
+    rpc_channel *ch;
+    st = rpc_channel_new(&ch, ep.target, &co);
+    flame_cluster_config_free(cfg);
+    if (st) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", flame_error_last());
+        fl_endpoint_clear(&ep);
+        free(ca_abs);
+        return fl_error(st, "TLS %s", why);
+    }
+    if (ep.tls)
+        fl_log(FL_LOG_INFO, "em", "TLS to %s: server verified with %s, %s", ep.url,
+               co.tls.ca_file ? co.tls.ca_file : "the system's roots",
+               co.tls.cert_file ? "presenting the node certificate" : "no client certificate");
     flame_executor_manager *em = fl_calloc(1, sizeof *em);
     pthread_mutex_init(&em->mu, NULL);
     pthread_cond_init(&em->cv, NULL);
     em->endpoint = ep.url;
     ep.url = NULL;
     em->ch = ch;
+    em->ca_file = ca_abs;
     fl_endpoint_clear(&ep);
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);

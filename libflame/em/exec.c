@@ -113,6 +113,7 @@ static em_state on_bind(em_exec *x, em_binding *b)
         .application = s->spec ? s->spec->application : "",
         .app_spec = spec,
         .endpoint = em->endpoint,
+        .ca_file = em->ca_file,
         .work_dir = em->work_dir,
         .log_dir = em->log_dir,
         .bin_dir = em->bin_dir,

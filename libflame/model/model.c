@@ -176,6 +176,7 @@ fl_session *fl_session_new(const char *id, const fl_session_spec *spec,
     fl_session *s = fl_calloc(1, sizeof *s);
     s->id = fl_strdup(id);
     s->app = fl_strdup(spec->application);
+    s->owner = fl_strdup("");
     if (spec->has_common_data) {
         s->has_common_data = true;
         s->common_data_len = spec->common_data_len;
@@ -203,6 +204,7 @@ void fl_session_free(fl_session *s)
     fl_events_free(&s->events);
     free(s->common_data);
     free(s->app);
+    free(s->owner);
     free(s->id);
     free(s);
 }

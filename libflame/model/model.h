@@ -121,6 +121,7 @@ typedef struct fl_task {
 typedef struct fl_session {
     char *id;
     char *app;
+    char *owner;         /* the identity that created it; "": admins only */
     bool has_common_data, has_max;
     uint8_t *common_data;
     size_t common_data_len;

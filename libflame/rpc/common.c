@@ -5,13 +5,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <grpc/support/log.h>
+
 #include "rpc_internal.h"
 #include "util/util.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* What a refused TLS handshake most likely means, by OpenSSL's reason. */
+static const char *handshake_hint(const char *m)
+{
+    if (strstr(m, "peer did not return a certificate"))
+        return " (the client presented no certificate; mutual TLS requires one)";
+    if (strstr(m, "wrong version number") || strstr(m, "http request"))
+        return " (the peer speaks plaintext: use an https:// endpoint and a CA)";
+    if (strstr(m, "certificate verify failed"))
+        return " (the peer's certificate does not verify against the CA: another CA, "
+               "expired, or not yet valid)";
+    if (strstr(m, "unknown ca") || strstr(m, "bad certificate") ||
+        strstr(m, "certificate expired"))
+        return " (the peer refused our certificate)";
+    return "";
+}
+
+/* gRPC logs through fl_log, in the format of ours. A refused TLS handshake
+ * is said plainly: the client is only told "Socket closed" or "Ssl
+ * handshake failed", and gRPC does not tell the server's code at all.
+ * Runs on any gRPC thread (fl_log is thread-safe). */
+static void grpc_log(gpr_log_func_args *a)
+{
+    const char *m = a->message;
+    const char *fatal = strstr(m, "Handshake failed with fatal error ");
+    if (fatal) {
+        fatal += strlen("Handshake failed with fatal error ");
+        fl_log(FL_LOG_WARN, "rpc", "TLS handshake refused: %s%s", fatal, handshake_hint(m));
+        return;
+    }
+    int level = a->severity == GPR_LOG_SEVERITY_ERROR  ? FL_LOG_ERROR
+                : a->severity == GPR_LOG_SEVERITY_INFO ? FL_LOG_INFO
+                                                       : FL_LOG_DEBUG;
+    fl_log(level, "grpc", "%s (%s:%d)", m, a->file, a->line);
+}
+
 static void do_init(void)
 {
+    gpr_set_log_function(grpc_log);
     grpc_init();
 }
 
@@ -33,6 +71,8 @@ flame_status rpc_code_to_status(int code)
     case RPC_FAILED_PRECONDITION: return FLAME_ERR_FAILED_PRECONDITION;
     case RPC_UNIMPLEMENTED: return FLAME_ERR_UNIMPLEMENTED;
     case RPC_UNAVAILABLE: return FLAME_ERR_UNAVAILABLE;
+    case RPC_PERMISSION_DENIED: return FLAME_ERR_PERMISSION_DENIED;
+    case RPC_UNAUTHENTICATED: return FLAME_ERR_UNAUTHENTICATED;
     default: return FLAME_ERR_INTERNAL;
     }
 }
@@ -51,6 +91,8 @@ int rpc_status_to_code(flame_status s)
     case FLAME_ERR_CANCELLED: return RPC_CANCELLED;
     case FLAME_ERR_RESOURCE_EXHAUSTED: return RPC_RESOURCE_EXHAUSTED;
     case FLAME_ERR_UNIMPLEMENTED: return RPC_UNIMPLEMENTED;
+    case FLAME_ERR_PERMISSION_DENIED: return RPC_PERMISSION_DENIED;
+    case FLAME_ERR_UNAUTHENTICATED: return RPC_UNAUTHENTICATED;
     default: return RPC_INTERNAL;
     }
 }

@@ -53,14 +53,34 @@ enum {
 flame_status rpc_code_to_status(int code);
 int rpc_status_to_code(flame_status status);
 
-/* TLS settings of a server or channel (paths to PEM files). All NULL:
- * plaintext. TLS itself is not implemented yet: a set field makes
- * rpc_server_listen()/rpc_channel_new() fail with FLAME_ERR_CONFIG. */
+/* TLS settings of a server or channel (paths to PEM files). Nothing set:
+ * plaintext.
+ * Servers: cert_file + key_file (required), ca_file verifies client
+ * certificates: requested and verified when presented, or required with
+ * mutual. Without ca_file no client certificate is asked for. The files
+ * are re-read when they change (new handshakes use the new ones).
+ * Channels: TLS when enabled or any file is set; ca_file verifies the
+ * server (NULL: gRPC's default roots); cert_file + key_file: the client
+ * certificate presented. */
 typedef struct rpc_tls {
     const char *cert_file;
     const char *key_file;
     const char *ca_file;
+    bool mutual;  /* servers: a client certificate is required */
+    bool enabled; /* channels: TLS even with no file set */
 } rpc_tls;
+#define RPC_TLS_INIT { NULL, NULL, NULL, false, false }
+
+/* Whether tls asks for TLS at all. */
+bool rpc_tls_enabled(const rpc_tls *tls);
+void rpc_tls_copy(rpc_tls *dst, const rpc_tls *src); /* deep copy */
+void rpc_tls_clear(rpc_tls *tls);                    /* frees a copy */
+
+/* Reads and checks the files of tls (PEM, the key matches the certificate,
+ * what a server needs is there). FLAME_ERR_CONFIG naming the setting and
+ * the file: "cert_file: /etc/flame/server.crt: No such file or directory";
+ * callers prefix it with where the setting came from. Nothing set: OK. */
+flame_status rpc_tls_check(const rpc_tls *tls, bool server);
 
 /* protobuf_c_message_unpack, minus what protobuf-c accepts but cannot
  * re-pack into bytes it accepts again (an unknown field numbered 0): every
@@ -114,14 +134,15 @@ typedef struct rpc_server_hooks {
     void *ctx;
 } rpc_server_hooks;
 
-/* Decides whether a call may proceed; runs on the server thread once per
- * call, before its first request message reaches the handler. peer: the
- * verified identity of the client (rpc_call_peer_identity). Return RPC_OK
- * to let it through, or a code (RPC_PERMISSION_DENIED,
+/* Decides whether a call may go on; runs on the server thread. First once
+ * per call with req == NULL, before any request is read (who is calling,
+ * may they call this method); then with every request message, unpacked,
+ * right before the handler gets it (may they touch what it names). Return
+ * RPC_OK to let it through, or a code (RPC_PERMISSION_DENIED,
  * RPC_UNAUTHENTICATED...) to finish the call with it and the message
  * written into message (message_size bytes; left empty: "permission
  * denied"). */
-typedef int (*rpc_authorize_fn)(rpc_call *call, const char *peer, char *message,
+typedef int (*rpc_authorize_fn)(rpc_call *call, const ProtobufCMessage *req, char *message,
                                 size_t message_size, void *ctx);
 
 #define RPC_SERVER_OPTIONS_VERSION 1
@@ -134,7 +155,7 @@ typedef struct rpc_server_options {
     void *authorize_ctx;
 } rpc_server_options;
 #define RPC_SERVER_OPTIONS_INIT { RPC_SERVER_OPTIONS_VERSION, 0, { NULL, NULL, 0, NULL }, \
-                                  { NULL, NULL, NULL }, NULL, NULL }
+                                  RPC_TLS_INIT, NULL, NULL }
 
 /* Builds the dispatch table from the services (path "/" + desc->name + "/"
  * + method name); the tables may be freed once this returns. ctx is passed
@@ -161,9 +182,9 @@ void rpc_call_finish(rpc_call *call, int code, const char *fmt, ...)
 /* Streams: queue one message. Returns false when the call is gone. */
 bool rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
 bool rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t len);
-/* Called once if the peer cancels, sends a malformed message on a stream
- * (rpc/ then ends the call), or the server stops, before the call is
- * finished; after it the owner must forget the call. */
+/* Called once if the peer cancels, sends a malformed or refused message on
+ * a stream (rpc/ then ends the call), or the server stops, before the call
+ * is finished; after it the owner must forget the call. */
 void rpc_call_on_cancel(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
 /* Keeps the call's memory alive across events (sends on a dead call are
  * dropped); every ref needs an unref. */
@@ -175,9 +196,19 @@ bool rpc_call_alive(const rpc_call *call);
 /* "/flame.v1.Frontend/CreateTask" */
 const char *rpc_call_method(const rpc_call *call);
 rpc_kind rpc_call_kind(const rpc_call *call);
-/* The client's verified identity (from its certificate), or NULL: always
- * NULL on plaintext connections, the only kind there is today. */
+/* The subject common name of the client's verified certificate, or NULL
+ * (no certificate, or plaintext). Owned by the call. */
 const char *rpc_call_peer_identity(const rpc_call *call);
+/* The PEM of the client's verified certificate (gRPC's "x509_pem_cert"),
+ * or NULL (no certificate, or plaintext). Owned by the call. */
+const char *rpc_call_peer_cert(const rpc_call *call);
+/* Whether the call came over TLS. */
+bool rpc_call_is_tls(const rpc_call *call);
+/* What the authorization hook learned about the caller, kept with the call
+ * (apart from rpc_call_user, which is the handler's); release (may be
+ * NULL) is called on it when the call is freed. */
+void rpc_call_set_auth(rpc_call *call, void *auth, void (*release)(void *auth));
+void *rpc_call_auth(const rpc_call *call);
 
 /* ---- client ------------------------------------------------------------ */
 
@@ -190,11 +221,12 @@ typedef struct rpc_channel_options {
     size_t max_message; /* bytes, both ways; 0: RPC_DEFAULT_MAX_MESSAGE */
     rpc_tls tls;
 } rpc_channel_options;
-#define RPC_CHANNEL_OPTIONS_INIT { RPC_CHANNEL_OPTIONS_VERSION, 0, { NULL, NULL, NULL } }
+#define RPC_CHANNEL_OPTIONS_INIT { RPC_CHANNEL_OPTIONS_VERSION, 0, RPC_TLS_INIT }
 
 /* target: "host:port" or "unix:PATH"; opts may be NULL. Connects lazily:
- * fails only on bad options (FLAME_ERR_CONFIG for TLS settings, not
- * supported yet). Calls on a channel are thread-safe. */
+ * fails only on bad options (FLAME_ERR_CONFIG for TLS files that cannot be
+ * read or are not PEM, see rpc_tls_check). Calls on a channel are
+ * thread-safe. */
 flame_status rpc_channel_new(rpc_channel **out, const char *target,
                              const rpc_channel_options *opts);
 void rpc_channel_free(rpc_channel *ch);

@@ -18,12 +18,15 @@ char *rpc_slice_str(grpc_slice s);            /* malloc'ed copy */
 /* Fills args[0..1] with the send/receive message size limits. */
 void rpc_size_args(grpc_arg *args, size_t max_message);
 
-/* credentials.c: the one place each side's credentials are made (Security
- * plugs TLS in here). Errors: FLAME_ERR_CONFIG while TLS is unsupported. */
-bool rpc_tls_enabled(const rpc_tls *tls);
-void rpc_tls_copy(rpc_tls *dst, const rpc_tls *src); /* deep copy */
-void rpc_tls_clear(rpc_tls *tls);                    /* frees a copy */
-flame_status rpc_server_credentials(grpc_server_credentials **out, const rpc_tls *tls);
+/* credentials.c: the one place each side's credentials are made. Errors:
+ * FLAME_ERR_CONFIG naming the setting ("cert_file: PATH: why"). */
+/* What reloads a TLS server's certificates; gRPC holds it by pointer
+ * without freeing it, so each one made is pushed on *watches and must live
+ * until the server is destroyed (then rpc_cert_watch_free the list). */
+typedef struct rpc_cert_watch rpc_cert_watch;
+flame_status rpc_server_credentials(grpc_server_credentials **out, const rpc_tls *tls,
+                                    rpc_cert_watch **watches);
+void rpc_cert_watch_free(rpc_cert_watch *list);
 flame_status rpc_channel_credentials(grpc_channel_credentials **out, const rpc_tls *tls);
 
 #endif

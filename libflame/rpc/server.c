@@ -63,6 +63,11 @@ struct rpc_call {
     void (*cancel_fn)(rpc_call *, void *);
     void *cancel_arg;
     void *user;
+    void *auth;
+    void (*auth_release)(void *);
+    bool peer_known;    /* peer_cert, peer_cn and is_tls are read */
+    bool is_tls;
+    char *peer_cert, *peer_cn;
     struct rpc_call *prev, *next; /* live calls */
 };
 
@@ -75,6 +80,7 @@ struct rpc_server {
     rpc_server_hooks hooks;
     size_t max_message;
     rpc_tls tls; /* owned copy */
+    rpc_cert_watch *watches; /* of the TLS ports; freed after the server */
     rpc_authorize_fn authorize;
     void *authorize_ctx;
     struct tag shutdown_tag;
@@ -155,7 +161,7 @@ rpc_server *rpc_server_new(const rpc_service *services, size_t n_services, void 
 int rpc_server_listen(rpc_server *srv, const char *addr)
 {
     grpc_server_credentials *creds;
-    if (rpc_server_credentials(&creds, &srv->tls))
+    if (rpc_server_credentials(&creds, &srv->tls, &srv->watches))
         return -1;
     int port = grpc_server_add_http2_port(srv->server, addr, creds);
     grpc_server_credentials_release(creds);
@@ -234,7 +240,11 @@ static void maybe_free(rpc_call *c)
         grpc_call_unref(c->call);
     grpc_call_details_destroy(&c->details);
     grpc_metadata_array_destroy(&c->md);
+    if (c->auth_release)
+        c->auth_release(c->auth);
     free(c->path);
+    free(c->peer_cert);
+    free(c->peer_cn);
     free(c);
 }
 
@@ -412,22 +422,90 @@ rpc_kind rpc_call_kind(const rpc_call *c)
     return c->method ? c->method->kind : RPC_KIND_UNARY;
 }
 
-const char *rpc_call_peer_identity(const rpc_call *c)
+static char *property(grpc_auth_context *ctx, const char *name)
 {
-    (void)c; /* plaintext only: no verified identity yet */
-    return NULL;
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, name);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    return p ? fl_strndup(p->value, p->value_length) : NULL;
 }
 
-/* The authorization hook's verdict; false when it finished the call. */
-static bool authorized(rpc_server *srv, rpc_call *c)
+/* Reads what the handshake left in the call's auth context, once. */
+static void know_peer(const rpc_call *cc)
+{
+    rpc_call *c = (rpc_call *)cc; /* a cache: logically const */
+    if (c->peer_known)
+        return;
+    c->peer_known = true;
+    if (!rpc_tls_enabled(&c->srv->tls) || !c->call)
+        return;
+    grpc_auth_context *ctx = grpc_call_auth_context(c->call);
+    if (!ctx)
+        return;
+    char *type = property(ctx, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+    c->is_tls = type && strcmp(type, GRPC_SSL_TRANSPORT_SECURITY_TYPE) == 0;
+    free(type);
+    if (c->is_tls) {
+        /* present only for a certificate that verified */
+        c->peer_cert = property(ctx, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+        c->peer_cn = property(ctx, GRPC_X509_CN_PROPERTY_NAME);
+    }
+    grpc_auth_context_release(ctx);
+}
+
+const char *rpc_call_peer_identity(const rpc_call *c)
+{
+    know_peer(c);
+    return c->peer_cert ? c->peer_cn : NULL;
+}
+
+const char *rpc_call_peer_cert(const rpc_call *c)
+{
+    know_peer(c);
+    return c->peer_cert;
+}
+
+bool rpc_call_is_tls(const rpc_call *c)
+{
+    know_peer(c);
+    return c->is_tls;
+}
+
+void rpc_call_set_auth(rpc_call *c, void *auth, void (*release)(void *))
+{
+    if (c->auth_release)
+        c->auth_release(c->auth);
+    c->auth = auth;
+    c->auth_release = release;
+}
+
+void *rpc_call_auth(const rpc_call *c)
+{
+    return c->auth;
+}
+
+/* Tells the owner of a parked call that it is gone (rpc_call_on_cancel). */
+static void owner_forgets(rpc_call *c)
+{
+    void (*fn)(rpc_call *, void *) = c->cancel_fn;
+    c->cancel_fn = NULL;
+    if (fn)
+        fn(c, c->cancel_arg);
+}
+
+/* The authorization hook's verdict on the call (req NULL) or on one of its
+ * requests; false when it finished the call. */
+static bool authorized(rpc_server *srv, rpc_call *c, const ProtobufCMessage *req)
 {
     if (!srv->authorize)
         return true;
-    char msg[256] = "";
-    int code = srv->authorize(c, rpc_call_peer_identity(c), msg, sizeof msg, srv->authorize_ctx);
+    char msg[512] = "";
+    int code = srv->authorize(c, req, msg, sizeof msg, srv->authorize_ctx);
     if (code == RPC_OK)
         return true;
     rpc_call_finish(c, code, "%s: %s", c->path, *msg ? msg : "permission denied");
+    /* a stream its handler parked ends here: the owner must forget it
+     * (its sends fail from now on; it would send on a freed call) */
+    owner_forgets(c);
     return false;
 }
 
@@ -444,7 +522,7 @@ static bool accept_call(rpc_server *srv, rpc_call *c)
         rpc_call_finish(c, RPC_UNIMPLEMENTED, "unknown method %s", c->path);
         return false;
     }
-    return authorized(srv, c);
+    return authorized(srv, c, NULL);
 }
 
 static void on_new(rpc_server *srv, rpc_call *c, bool ok)
@@ -474,15 +552,6 @@ static bool streams_in(const rpc_call *c)
     return c->method->kind == RPC_KIND_CLIENT_STREAM || c->method->kind == RPC_KIND_BIDI;
 }
 
-/* Tells the owner of a parked call that it is gone (rpc_call_on_cancel). */
-static void owner_forgets(rpc_call *c)
-{
-    void (*fn)(rpc_call *, void *) = c->cancel_fn;
-    c->cancel_fn = NULL;
-    if (fn)
-        fn(c, c->cancel_arg);
-}
-
 /* Hands one request (NULL: the client half-closed) to the handler. */
 static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t len)
 {
@@ -493,13 +562,14 @@ static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t le
     }
     ProtobufCMessage *req = rpc_unpack(m->input, len, data);
     if (!req) {
-        /* a stream its handler parked ends here: the owner must forget it
-         * (it would send on a freed call) */
-        owner_forgets(c);
         rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: malformed request message", c->path);
+        /* a stream its handler parked ends here: the owner must forget it
+         * (fuzz_sm: it kept the call and sent on it once freed) */
+        owner_forgets(c);
         return;
     }
-    m->handler(c, req, srv->ctx);
+    if (authorized(srv, c, req))
+        m->handler(c, req, srv->ctx);
     protobuf_c_message_free_unpacked(req, NULL);
 }
 
@@ -670,6 +740,7 @@ void rpc_server_free(rpc_server *srv)
             break;
     }
     grpc_completion_queue_destroy(srv->cq);
+    rpc_cert_watch_free(srv->watches);
     rpc_tls_clear(&srv->tls);
     free(srv->methods);
     free(srv);

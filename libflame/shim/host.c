@@ -101,7 +101,11 @@ static bool env_overridden(const Flame__V1__ApplicationSpec *spec, const char *e
     size_t n = strcspn(entry, "=");
     if ((n == 23 && strncmp(entry, "FLAME_INSTANCE_ENDPOINT", n) == 0) ||
         (n == 17 && strncmp(entry, "FLAME_EXECUTOR_ID", n) == 0) ||
-        (n == 14 && strncmp(entry, "FLAME_ENDPOINT", n) == 0))
+        (n == 14 && strncmp(entry, "FLAME_ENDPOINT", n) == 0) ||
+        (n == 13 && strncmp(entry, "FLAME_CA_FILE", n) == 0) ||
+        /* the executor manager's own identity is not the service's */
+        (n == 15 && strncmp(entry, "FLAME_CERT_FILE", n) == 0) ||
+        (n == 14 && strncmp(entry, "FLAME_KEY_FILE", n) == 0))
         return true;
     for (size_t i = 0; i < spec->n_environments; i++)
         if (strlen(spec->environments[i]->name) == n &&
@@ -186,12 +190,12 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **envp = fl_calloc(nenv + spec->n_environments + 4, sizeof *envp);
+    char **envp = fl_calloc(nenv + spec->n_environments + 5, sizeof *envp);
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
         if (!env_overridden(spec, environ[i]))
             envp[k++] = environ[i];
-    char **owned = fl_calloc(spec->n_environments + 4, sizeof *owned);
+    char **owned = fl_calloc(spec->n_environments + 5, sizeof *owned);
     size_t no = 0;
     for (size_t i = 0; i < spec->n_environments; i++)
         envp[k++] = owned[no++] = fl_sprintf("%s=%s", spec->environments[i]->name,
@@ -199,6 +203,8 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     envp[k++] = owned[no++] = fl_sprintf("FLAME_INSTANCE_ENDPOINT=%s", sock);
     envp[k++] = owned[no++] = fl_sprintf("FLAME_EXECUTOR_ID=%s", ctx->executor_id);
     envp[k++] = owned[no++] = fl_sprintf("FLAME_ENDPOINT=%s", ctx->endpoint ? ctx->endpoint : "");
+    if (ctx->ca_file)
+        envp[k++] = owned[no++] = fl_sprintf("FLAME_CA_FILE=%s", ctx->ca_file);
 
     fl_spawn_spec ss = {
         .path = cmd,

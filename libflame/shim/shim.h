@@ -23,6 +23,7 @@ typedef struct fl_shim_session {
                                     * the shim's own */
     flame_bytes common_data;
     const char *endpoint;       /* FLAME_ENDPOINT for the service */
+    const char *ca_file;        /* FLAME_CA_FILE for the service (TLS), or NULL */
     const char *work_dir;       /* per-executor directories live below */
     const char *log_dir;
     const char *bin_dir;        /* where built-in service programs live */

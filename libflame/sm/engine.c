@@ -7,6 +7,7 @@
  * (engine_main, the rpc loop) starts; from then on every handler and hook
  * runs on the engine thread and owns all state without locks.
  * flame_session_manager_stop() stops the loop and joins the thread first. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,44 @@ static void load_task(void *ctx, const char *sid, fl_task *t)
     sm_task_restored(sm, ss, t);
 }
 
+/* ---- authorization: ownership questions auth/ asks of the books ---------- */
+
+static const char *session_owner(void *ctx, const char *id)
+{
+    sm_session *ss = sm_session_get(ctx, id);
+    return ss ? ss->s->owner : NULL;
+}
+
+static const char *executor_node(void *ctx, const char *id)
+{
+    sm_exec *e = sm_exec_get(ctx, id);
+    return e ? e->ex->node : NULL;
+}
+
+/* Without TLS every client is admin: only loopback, unless the operator
+ * says otherwise. */
+static flame_status check_plaintext(const char *endpoint, bool insecure)
+{
+    fl_endpoint ep;
+    flame_status st = fl_endpoint_parse(&ep, endpoint, FLAME_ERR_CONFIG);
+    if (st)
+        return st;
+    if (fl_endpoint_loopback(&ep))
+        fl_log(FL_LOG_INFO, "sm", "no TLS (cluster.tls): listening on loopback only (%s); every "
+               "local client is the identity \"%s\" with role admin (development mode)",
+               ep.target, FL_IDENTITY_LOCAL);
+    else if (!insecure)
+        st = fl_error(FLAME_ERR_CONFIG, "endpoint %s is not a loopback address and TLS is off: "
+                      "every client that reaches it would be admin; configure cluster.tls, "
+                      "listen on 127.0.0.1, or pass --insecure", ep.url);
+    else
+        fl_log(FL_LOG_WARN, "sm", "INSECURE: listening on %s without TLS (--insecure): anyone "
+               "who reaches this port is admin, can run any command on every node and read "
+               "every session; configure cluster.tls", ep.target);
+    fl_endpoint_clear(&ep);
+    return st;
+}
+
 /* ---- life cycle --------------------------------------------------------- */
 
 static void *engine_main(void *arg)
@@ -93,9 +132,11 @@ static void sm_free(sm_t *sm)
         fl_app_free(v);
     fl_map_free(&sm->apps);
     fl_store_close(sm->store);
+    fl_auth_free(sm->auth);
     free(sm->out);
     free(sm->dirty_execs);
     free(sm->name);
+    fl_server_tls_clear(&sm->tls);
     free(sm);
 }
 
@@ -109,8 +150,10 @@ static flame_status start(flame_session_manager **out, const flame_server_option
                           fl_store *store, bool network)
 {
     flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
-    if (opts)
+    if (opts && opts->version >= 2)
         o = *opts;
+    else if (opts) /* version 1: the fields before TLS */
+        memcpy(&o, opts, offsetof(flame_server_options, tls_cert_file));
     flame_cluster_config *cfg = NULL;
     if (o.config_file) {
         flame_status st = flame_cluster_config_load(&cfg, o.config_file);
@@ -139,6 +182,21 @@ static flame_status start(flame_session_manager **out, const flame_server_option
             st = fl_error(FLAME_ERR_CONFIG, "endpoint \"%s\": too long", endpoint);
         fl_endpoint_clear(&ep);
     }
+    if (!st)
+        st = fl_server_tls_resolve(&sm->tls, &o, cfg);
+    if (!st && !rpc_tls_enabled(&sm->tls.tls))
+        st = check_plaintext(endpoint, o.insecure);
+    if (!st) {
+        const ProtobufCServiceDescriptor *descs[] = { sm_frontend_service.desc,
+                                                      sm_backend_service.desc };
+        /* server-side TLS as Flame means it: clients without a certificate
+         * (flamepy) are users unless the operator says none */
+        const char *anon = sm->tls.anonymous_role ? sm->tls.anonymous_role : "user";
+        fl_auth_options ao = { sm->tls.crl_file, sm->tls.tls.ca_file,
+                               (fl_role)fl_role_parse(anon),
+                               { session_owner, executor_node, sm } };
+        st = fl_auth_new(&sm->auth, &ao, descs, FL_ARRAY_LEN(descs));
+    }
     if (!st && !sm->store)
         st = fl_store_open(&sm->store, storage);
     flame_cluster_config_free(cfg);
@@ -160,6 +218,9 @@ static flame_status start(flame_session_manager **out, const flame_server_option
     rpc_server_options ro = RPC_SERVER_OPTIONS_INIT;
     ro.max_message = sm->max_message;
     ro.hooks = (rpc_server_hooks){ sm_flush, sm_tick, sm->schedule_interval_ms, sm };
+    ro.tls = sm->tls.tls; /* TLS whatever the endpoint's scheme, as Flame */
+    ro.authorize = fl_auth_authorize;
+    ro.authorize_ctx = sm->auth;
     sm->rpc = rpc_server_new(services, FL_ARRAY_LEN(services), sm, &ro);
     if (!network) {
         *out = sm;
@@ -176,8 +237,13 @@ static flame_status start(flame_session_manager **out, const flame_server_option
         sm_free(sm);
         return fl_error(FLAME_ERR_INTERNAL, "cannot start the engine thread");
     }
-    fl_log(FL_LOG_INFO, "sm", "session manager %s listening on %s (port %d), storage %s",
-           sm->name, addr, sm->port, sm->store->ops->name);
+    fl_log(FL_LOG_INFO, "sm", "session manager %s listening on %s (port %d, %s), storage %s",
+           sm->name, addr, sm->port,
+           !rpc_tls_enabled(&sm->tls.tls) ? "plaintext"
+           : sm->tls.tls.mutual           ? "mutual TLS"
+           : sm->tls.tls.ca_file          ? "TLS, client certificates verified when presented"
+                                          : "TLS",
+           sm->store->ops->name);
     *out = sm;
     return FLAME_OK;
 }

@@ -4,7 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "sm.h"
+
+/* The caller, as the authorization hook identified it (engine.c installs
+ * the hook for every call). */
+static const fl_identity *caller(const rpc_call *call)
+{
+    return fl_auth_call_identity(call);
+}
+
+/* Application environments may hold secrets: admins only see them. */
+static uint8_t *pack_app_for(const rpc_call *call, const fl_app *a, size_t *len)
+{
+    return caller(call)->role == FL_ROLE_ADMIN ? fl_wire_pack_app(a, len)
+                                               : fl_wire_pack_app_public(a, len);
+}
 
 static void reply_session(sm_t *sm, rpc_call *call, const fl_session *s)
 {
@@ -62,7 +77,7 @@ static void get_application(rpc_call *call, const ProtobufCMessage *msg, void *c
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "application %s not found", req->name));
     } else {
         size_t n;
-        uint8_t *buf = fl_wire_pack_app(a, &n);
+        uint8_t *buf = pack_app_for(call, a, &n);
         sm_reply(sm, call, buf, n);
     }
 }
@@ -85,7 +100,7 @@ static void list_application(rpc_call *call, const ProtobufCMessage *msg, void *
     fl_buf b = { 0 }; /* ApplicationList: each one as field 1 */
     for (size_t i = 0; i < k; i++) {
         size_t xn;
-        uint8_t *x = fl_wire_pack_app(v[i], &xn);
+        uint8_t *x = pack_app_for(call, v[i], &xn);
         fl_wire_put_bytes(&b, 1, x, xn);
         free(x);
     }
@@ -180,7 +195,7 @@ static void create_session_rpc(rpc_call *call, const ProtobufCMessage *msg, void
     if (st)
         sm_reply_error(sm, call, st);
     else
-        reply_session(sm, call, sm_session_create(sm, req->session_id, spec));
+        reply_session(sm, call, sm_session_create(sm, req->session_id, spec, caller(call)->name));
 }
 
 static void open_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
@@ -209,7 +224,8 @@ static void open_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         if (!st)
             st = sm_session_check_spec(sm, spec);
         if (!st)
-            reply_session(sm, call, sm_session_create(sm, req->session_id, spec));
+            reply_session(sm, call,
+                          sm_session_create(sm, req->session_id, spec, caller(call)->name));
     }
     if (st)
         sm_reply_error(sm, call, st);
@@ -254,13 +270,17 @@ static void get_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
 }
 
+/* Admins see every session, users only their own. */
 static void list_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
+    const fl_identity *id = caller(call);
     size_t n = sm->sessions.len, k = 0;
     Flame__V1__Session *msgs = fl_calloc(n ? n : 1, sizeof *msgs);
     Flame__V1__Session **ptrs = fl_calloc(n ? n : 1, sizeof *ptrs);
     for (sm_session *ss = sm->first; ss && k < n; ss = ss->next) {
+        if (id->role != FL_ROLE_ADMIN && strcmp(ss->s->owner, id->name))
+            continue;
         fl_wire_fill_session(&msgs[k], ss->s);
         ptrs[k] = &msgs[k];
         k++;

@@ -113,7 +113,8 @@ flame_status sm_session_check_new_id(sm_t *sm, const char *id)
     return FLAME_OK;
 }
 
-fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_spec *spec)
+fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_spec *spec,
+                              const char *owner)
 {
     char id[300];
     if (want_id && *want_id) {
@@ -126,9 +127,11 @@ fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_sp
         } while (fl_map_get(&sm->sessions, id));
     }
     fl_session *s = fl_session_new(id, spec, &sm->default_resreq, fl_now_ms());
+    free(s->owner);
+    s->owner = fl_strdup(owner ? owner : "");
     sm_session_add(sm, s);
     fl_store_put_session(sm->store, s);
-    fl_log(FL_LOG_DEBUG, "sm", "session %s created", s->id);
+    fl_log(FL_LOG_DEBUG, "sm", "session %s created by %s", s->id, s->owner);
     return s;
 }
 

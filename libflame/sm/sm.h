@@ -16,8 +16,10 @@
 
 #include <pthread.h>
 
+#include "auth/auth.h"
 #include "flame/scheduler.h"
 #include "flame/server.h"
+#include "config/tls.h"
 #include "model/model.h"
 #include "rpc/rpc.h"
 #include "store/store.h"
@@ -113,6 +115,7 @@ typedef struct sm_out {
 
 struct flame_session_manager {
     rpc_server *rpc;
+    fl_auth *auth;   /* the authorization hook's: identities, CRL, policy */
     fl_store *store;
     pthread_t thread;
     int port;
@@ -120,6 +123,9 @@ struct flame_session_manager {
     size_t max_message;
     int schedule_interval_ms;
     char *name;
+    /* TLS and auth settings as started with (tls.tls.cert_file set: TLS;
+     * tls.crl_file, tls.anonymous_role: for auth/) */
+    fl_server_tls tls;
 
     fl_map apps;     /* name -> fl_app */
     fl_map sessions; /* id -> sm_session */
@@ -206,8 +212,10 @@ void sm_session_add(sm_t *sm, fl_session *s);
  * names an enabled application and sane instance bounds. */
 flame_status sm_session_check_new_id(sm_t *sm, const char *id);
 flame_status sm_session_check_spec(sm_t *sm, const fl_session_spec *spec);
-/* Creates and persists a session (want_id empty or NULL: a generated id). */
-fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_spec *spec);
+/* Creates and persists a session (want_id empty or NULL: a generated id),
+ * owned by owner (the creator's identity). */
+fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_spec *spec,
+                              const char *owner);
 /* Closes: Pending tasks are Cancelled, watchers hear of it. */
 flame_status sm_session_close(sm_t *sm, sm_session *ss);
 /* Deletes from storage and memory; ss is freed. */

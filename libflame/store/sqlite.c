@@ -17,8 +17,9 @@ static const char *const queries[Q_COUNT] = {
     [Q_DEL_APP_SESSIONS_TASKS] = "SELECT 1", /* unused: sessions are deleted one by one */
     [Q_PUT_SESSION] = "INSERT OR REPLACE INTO sessions(id, seq, application, common_data, "
                       "min_instances, max_instances, priority, cpu, memory, gpu, state, "
-                      "creation_time, completion_time, events, bind_failures) "
-                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                      "creation_time, completion_time, events, bind_failures, owner) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                      "?16)",
     [Q_DEL_SESSION] = "DELETE FROM sessions WHERE id = ?1",
     [Q_DEL_SESSION_TASKS] = "DELETE FROM tasks WHERE session_id = ?1",
     [Q_PUT_TASK] = "INSERT OR REPLACE INTO tasks(session_id, id, state, creation_time, "
@@ -38,6 +39,8 @@ static const char *const migrations[] = {
     "CREATE TABLE tasks(session_id TEXT NOT NULL, id INTEGER NOT NULL, state INTEGER NOT NULL,"
     "  creation_time INTEGER NOT NULL, completion_time INTEGER, input BLOB, output BLOB,"
     "  events BLOB, PRIMARY KEY(session_id, id)) WITHOUT ROWID;",
+    /* 2: sessions record who created them; older ones are admins' only */
+    "ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT '';",
 };
 
 #define SCHEMA_VERSION ((int)FL_ARRAY_LEN(migrations))
@@ -153,6 +156,7 @@ static flame_status put_session(fl_store *st, const fl_session *x)
         sqlite3_bind_null(q, 13);
     sqlite3_bind_blob64(q, 14, ev, elen, SQLITE_STATIC);
     sqlite3_bind_int64(q, 15, x->bind_failures);
+    sqlite3_bind_text(q, 16, x->owner ? x->owner : "", -1, SQLITE_STATIC);
     flame_status r = step(s, q, "put session");
     free(ev);
     return r;
@@ -258,7 +262,8 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
     if (sqlite3_prepare_v2(s->db,
                            "SELECT id, seq, application, common_data, min_instances, "
                            "max_instances, priority, cpu, memory, gpu, state, creation_time, "
-                           "completion_time, events, bind_failures FROM sessions ORDER BY seq",
+                           "completion_time, events, bind_failures, owner FROM sessions "
+                           "ORDER BY seq",
                            -1, &q, NULL) != SQLITE_OK)
         return db_error(s, "load sessions");
     while (sqlite3_step(q) == SQLITE_ROW) {
@@ -279,6 +284,8 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
         x->etime = sqlite3_column_int64(q, 12);
         fl_wire_unpack_events(&x->events, sqlite3_column_blob(q, 13), (size_t)sqlite3_column_bytes(q, 13));
         x->bind_failures = (uint32_t)sqlite3_column_int64(q, 14);
+        const char *owner = (const char *)sqlite3_column_text(q, 15);
+        x->owner = fl_strdup(owner ? owner : "");
         x->batch_size = 1;
         on_session(ctx, x);
     }

@@ -63,6 +63,8 @@ const char *flame_status_str(flame_status s)
     case FLAME_ERR_CONFIG: return "CONFIG";
     case FLAME_ERR_INTERNAL: return "INTERNAL";
     case FLAME_ERR_TASK_FAILED: return "TASK_FAILED";
+    case FLAME_ERR_PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case FLAME_ERR_UNAUTHENTICATED: return "UNAUTHENTICATED";
     }
     return "UNKNOWN";
 }

@@ -317,3 +317,26 @@ uint8_t *fl_wire_pack_node(const fl_node *n, size_t *len)
     fl_wire_fill_node_done(&m);
     return buf;
 }
+
+uint8_t *fl_wire_pack_app_public(const fl_app *a, size_t *len)
+{
+    fl_app view = *a;
+    uint8_t *blob = NULL;
+    Flame__V1__ApplicationSpec *sp =
+        a->blob_len ? flame__v1__application_spec__unpack(NULL, a->blob_len, a->blob) : NULL;
+    if (a->blob_len && !sp) {
+        view.blob_len = 0; /* what cannot be filtered is not shown */
+    } else if (sp && sp->n_environments) {
+        size_t n_env = sp->n_environments;
+        sp->n_environments = 0;
+        view.blob_len = flame__v1__application_spec__get_packed_size(sp);
+        view.blob = blob = fl_malloc(view.blob_len ? view.blob_len : 1);
+        flame__v1__application_spec__pack(sp, blob);
+        sp->n_environments = n_env; /* freed with the rest */
+    }
+    if (sp)
+        flame__v1__application_spec__free_unpacked(sp, NULL);
+    uint8_t *out = fl_wire_pack_app(&view, len);
+    free(blob);
+    return out;
+}

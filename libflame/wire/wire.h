@@ -47,6 +47,9 @@ void fl_wire_fill_session_done(Flame__V1__Session *m);
 uint8_t *fl_wire_pack_session(const fl_session *s, size_t *len);
 /* An Application around the spec bytes a->blob (not re-packed). */
 uint8_t *fl_wire_pack_app(const fl_app *a, size_t *len);
+/* As fl_wire_pack_app without the spec's environments (they may hold
+ * secrets): what a non-admin sees. */
+uint8_t *fl_wire_pack_app_public(const fl_app *a, size_t *len);
 /* session_id: the session it is bound to, or NULL (a Void executor then
  * reports the session it was created for). */
 void fl_wire_fill_executor(Flame__V1__Executor *m, const fl_executor *e, const char *session_id);

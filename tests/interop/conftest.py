@@ -1,6 +1,13 @@
 """Fixtures for the interop tests: a second, independent flame.v1 client
 (Debian's python3-grpcio with stubs generated from our proto/) against the
-real flame-session-manager daemon."""
+real flame-session-manager daemon.
+
+FLAME_TEST_TLS=1 runs every daemon with mutual TLS: the session manager
+with the test PKI's server certificate (tests/tls/make_certs.sh), the
+executor manager presenting the node certificate, and every client (grpcio
+here, the CLIs through FLAME_CA_FILE/FLAME_CERT_FILE/FLAME_KEY_FILE) the
+admin certificate. Tests reach the daemon through Daemon.url and channel()."""
+import atexit
 import os
 import shutil
 import signal
@@ -21,6 +28,45 @@ SM_BIN = os.environ.get("FLAME_SM_BIN")
 EM_BIN = os.environ.get("FLAME_EM_BIN")
 BUILD_DIR = os.environ.get("FLAME_BUILD_DIR")
 PROTO_DIR = os.environ.get("FLAME_PROTO_DIR")
+MAKE_CERTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tls",
+                          "make_certs.sh")
+TLS = os.environ.get("FLAME_TEST_TLS") == "1"
+
+_pki = None
+
+
+def pki():
+    """The test PKI (made once per run with the openssl CLI): a directory
+    of NAME.crt/NAME.key, see tests/tls/make_certs.sh."""
+    global _pki
+    if _pki is None:
+        d = tempfile.mkdtemp(prefix="flame-pki-")
+        atexit.register(shutil.rmtree, d, True)
+        subprocess.check_call(["sh", MAKE_CERTS, d])
+        _pki = d
+    return _pki
+
+
+def pem(name):
+    with open(os.path.join(pki(), name), "rb") as f:
+        return f.read()
+
+
+def tls_credentials(ca="ca", cert="admin"):
+    """grpcio channel credentials: root certificates of ca, and the client
+    certificate cert (None: none, as flamepy)."""
+    import grpc
+    return grpc.ssl_channel_credentials(
+        root_certificates=pem(f"{ca}.crt"),
+        private_key=pem(f"{cert}.key") if cert else None,
+        certificate_chain=pem(f"{cert}.crt") if cert else None)
+
+
+if TLS:
+    # the CLIs started by the tests are admin clients, as the grpcio stubs
+    os.environ["FLAME_CA_FILE"] = os.path.join(pki(), "ca.crt")
+    os.environ["FLAME_CERT_FILE"] = os.path.join(pki(), "admin.crt")
+    os.environ["FLAME_KEY_FILE"] = os.path.join(pki(), "admin.key")
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +101,14 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def channel(port):
+def channel(port, tls=None):
+    """A grpcio channel to the daemon on port: TLS as the suite runs, or
+    with the given credentials."""
     import grpc
+    if tls is None and TLS:
+        tls = tls_credentials()
+    if tls:
+        return grpc.secure_channel(f"127.0.0.1:{port}", tls, options=CHANNEL_OPTIONS)
     return grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS)
 
 
@@ -69,9 +121,14 @@ def free_port():
 
 
 class Daemon:
-    def __init__(self, workdir):
+    def __init__(self, workdir, tls=TLS, tls_yaml=None):
+        """tls: mutual TLS with the test PKI; tls_yaml: the cluster.tls
+        block to use instead (its files: names in the PKI)."""
         self.workdir = workdir
+        self.tls = tls or tls_yaml is not None
+        self.tls_yaml = tls_yaml
         self.port = free_port()
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
         self.db = os.path.join(workdir, "flame.db")
         self.proc = None
         self.em = None
@@ -80,7 +137,7 @@ class Daemon:
         import grpc
         log = open(os.path.join(self.workdir, "sm.log"), "ab")
         self.proc = subprocess.Popen(
-            [SM_BIN, "--endpoint", f"http://127.0.0.1:{self.port}",
+            [SM_BIN, "--endpoint", self.url,
              "--storage", f"sqlite://{self.db}", "--config", self.config()],
             stdout=log, stderr=log)
         deadline = time.time() + 10
@@ -92,7 +149,7 @@ class Daemon:
             except OSError:
                 assert time.time() < deadline, "the session manager did not listen"
                 time.sleep(0.01)
-        ch = channel(self.port)
+        ch = channel(self.port, tls_credentials() if self.tls else False)
         try:
             grpc.channel_ready_future(ch).result(timeout=10)
         except grpc.FutureTimeoutError:
@@ -107,6 +164,17 @@ class Daemon:
         path = os.path.join(self.workdir, "cluster.yaml")
         with open(path, "w") as f:
             f.write("cluster:\n  resreq: cpu=1,mem=64m\n  schedule_interval: 100\n")
+            if self.tls:
+                d = pki()
+                block = self.tls_yaml or {"cert_file": "server.crt", "key_file": "server.key",
+                                          "ca_file": "ca.crt", "mutual": True}
+                f.write("  tls:\n")
+                for k, v in block.items():
+                    if isinstance(v, bool):
+                        v = "true" if v else "false"
+                    elif not v.startswith("/"):
+                        v = os.path.join(d, v)
+                    f.write(f"    {k}: {v}\n")
         return path
 
     def kill9(self):
@@ -116,10 +184,15 @@ class Daemon:
     def start_em(self):
         self.em_log = os.path.join(self.workdir, f"em-{time.time_ns()}.log")
         log = open(self.em_log, "ab")
+        tls = []
+        if self.tls:  # the node's own certificate, never the server's
+            d = pki()
+            tls = ["--tls-ca", os.path.join(d, "ca.crt"), "--tls-cert",
+                   os.path.join(d, "node.crt"), "--tls-key", os.path.join(d, "node.key")]
         self.em = subprocess.Popen(
-            [EM_BIN, "--endpoint", f"http://127.0.0.1:{self.port}",
+            [EM_BIN, "--endpoint", self.url,
              "--work-dir", os.path.join(self.workdir, "work"), "--node", "test-node",
-             "--resources", "cpu=2,mem=1g", "--task-timeout", "3"],
+             "--resources", "cpu=2,mem=1g", "--task-timeout", "3"] + tls,
             stdout=log, stderr=log)
 
     def kill9_em(self):

@@ -52,8 +52,20 @@ class Service(shim_pb2_grpc.InstanceServicer):
         """A task that runs a task of its own session and waits for it."""
         import frontend_pb2
         import frontend_pb2_grpc
-        target = os.environ["FLAME_ENDPOINT"].split("://", 1)[-1]
-        with grpc.insecure_channel(target) as ch:
+        endpoint = os.environ["FLAME_ENDPOINT"]
+        target = endpoint.split("://", 1)[-1]
+        if endpoint.startswith("https://"):
+            # FLAME_CA_FILE comes from the executor manager; a certificate,
+            # when the application's environment names one
+            def read(var):
+                path = os.environ.get(var)
+                return open(path, "rb").read() if path else None
+            creds = grpc.ssl_channel_credentials(read("FLAME_CA_FILE"), read("FLAME_KEY_FILE"),
+                                                 read("FLAME_CERT_FILE"))
+            ch = grpc.secure_channel(target, creds)
+        else:
+            ch = grpc.insecure_channel(target)
+        with ch:
             fe = frontend_pb2_grpc.FrontendStub(ch)
             t = fe.CreateTask(frontend_pb2.CreateTaskRequest(
                 task=types_pb2.TaskSpec(session_id=session_id, input=data)))

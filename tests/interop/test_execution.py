@@ -8,7 +8,7 @@ import time
 import grpc
 import pytest
 
-from conftest import BUILD_DIR
+from conftest import BUILD_DIR, TLS, pki
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -41,6 +41,9 @@ def register_pyservice(pb, fe, name, delay_release=None):
         command=sys.executable if sys.executable.startswith("/usr/bin") else "/usr/bin/python3",
         arguments=[os.path.join(HERE, "pyservice.py")],
         environments=[t.Environment(name="PYTHONPATH", value=pb.stubs_dir)])
+    if TLS:  # the service calls back as a client: with mutual TLS it needs a certificate
+        for var, file in (("FLAME_CERT_FILE", "admin.crt"), ("FLAME_KEY_FILE", "admin.key")):
+            spec.environments.append(t.Environment(name=var, value=os.path.join(pki(), file)))
     if delay_release is not None:
         spec.delay_release = delay_release
     fe.RegisterApplication(pb.fe.RegisterApplicationRequest(name=name, application=spec))
@@ -68,7 +71,7 @@ def wait_node(pb, fe):
 def test_flmping_1000(cluster, pb, cfe):
     wait_node(pb, cfe)
     out = subprocess.run([os.path.join(BUILD_DIR, "cli", "flmping"), "-t", "1000",
-                          "--endpoint", f"http://127.0.0.1:{cluster.port}"],
+                          "--endpoint", cluster.url],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -78,7 +81,7 @@ def test_flmping_1000(cluster, pb, cfe):
     assert len(rows) == 1000
     assert lines[-1].startswith("1000 tasks was completed in ")
     perf = subprocess.run([os.path.join(BUILD_DIR, "cli", "flmping"), "-t", "200", "-p",
-                           "--endpoint", f"http://127.0.0.1:{cluster.port}"],
+                           "--endpoint", cluster.url],
                           capture_output=True, text=True, timeout=120)
     assert perf.returncode == 0, perf.stderr
     assert "BENCHMARK RESULTS" in perf.stdout and "Succeeded:   200" in perf.stdout
@@ -211,7 +214,7 @@ def test_hanging_service_fails_only_its_task(cluster, pb, cfe):
 def test_flmexec(cluster, pb, cfe):
     wait_node(pb, cfe)
     flmexec = os.path.join(BUILD_DIR, "cli", "flmexec")
-    ep = ["--endpoint", f"http://127.0.0.1:{cluster.port}"]
+    ep = ["--endpoint", cluster.url]
     out = subprocess.run([flmexec, "-c", "echo hello; echo world"] + ep,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -289,7 +292,7 @@ def test_many_sessions_with_priorities_all_finish(cluster, pb, cfe):
     wait_node(pb, cfe)
     flmping = os.path.join(BUILD_DIR, "cli", "flmping")
     procs = [subprocess.Popen([flmping, "-t", "500", "-p", "-P", str(i % 3), "--endpoint",
-                               f"http://127.0.0.1:{cluster.port}"],
+                               cluster.url],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(8)]
     for p in procs:
@@ -307,7 +310,7 @@ def test_flmping_rides_out_a_session_manager_restart(cluster, pb, cfe):
     manager restarts, and reports each task once."""
     wait_node(pb, cfe)
     p = subprocess.Popen([os.path.join(BUILD_DIR, "cli", "flmping"), "-t", "300", "-d", "5", "-p",
-                          "--endpoint", f"http://127.0.0.1:{cluster.port}"],
+                          "--endpoint", cluster.url],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(0.5)  # tasks are in, some have run
     cluster.kill9()

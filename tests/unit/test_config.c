@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config/endpoint.h"
+#include "config/tls.h"
 #include "flame/server.h"
 #include "util/util.h"
 
@@ -87,6 +88,100 @@ START_TEST(bad_configs_name_the_key)
     expect_bad("other: 1\n", "cluster");
     expect_bad("cluster:\n  name: [unclosed\n", "invalid YAML");
     expect_bad("", "empty");
+    expect_bad("cluster:\n  tls: yes\n", "cluster.tls: expected a mapping");
+    expect_bad("cluster:\n  tls: {ca_file: ca.crt}\n",
+               "cluster.tls.cert_file: required when cluster.tls is present");
+    expect_bad("cluster:\n  tls: {cert_file: s.crt}\n", "cluster.tls.key_file: required");
+    expect_bad("cluster:\n  tls: {cert_file: s.crt, key_file: s.key, mutual: true}\n",
+               "cluster.tls.ca_file: required with mutual: true");
+    expect_bad("cluster:\n  tls: {cert_file: s.crt, key_file: s.key, ca_file: c, mutual: maybe}\n",
+               "cluster.tls.mutual: expected true or false");
+    expect_bad("cluster:\n  auth: {anonymous_role: admin}\n",
+               "cluster.auth.anonymous_role: must not be admin");
+    expect_bad("cluster:\n  auth: {anonymous_role: root}\n",
+               "cluster.auth.anonymous_role: expected none or user");
+    expect_bad("cluster:\n  auth: none\n", "cluster.auth: expected a mapping");
+}
+END_TEST
+
+START_TEST(tls_and_auth_config)
+{
+    flame_cluster_config *c;
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+        "cluster:\n"
+        "  endpoint: https://127.0.0.1:8443\n"
+        "  tls:\n"
+        "    cert_file: /etc/flame/server.crt\n"
+        "    key_file: /etc/flame/server.key\n"
+        "    ca_file: /etc/flame/ca.crt\n"
+        "    mutual: true\n"
+        "    crl_file: /etc/flame/crl.pem\n"
+        "  auth:\n"
+        "    anonymous_role: user\n")), FLAME_OK);
+    ck_assert_str_eq(c->endpoint, "https://127.0.0.1:8443");
+    ck_assert_str_eq(c->tls_cert_file, "/etc/flame/server.crt");
+    ck_assert_str_eq(c->tls_key_file, "/etc/flame/server.key");
+    ck_assert_str_eq(c->tls_ca_file, "/etc/flame/ca.crt");
+    ck_assert_int_eq(c->tls_mutual, 1);
+    ck_assert_str_eq(c->tls_crl_file, "/etc/flame/crl.pem");
+    ck_assert_str_eq(c->auth_anonymous_role, "user");
+    /* the files are the session manager's to check, at its start */
+    fl_server_tls t;
+    ck_assert_int_eq(fl_server_tls_resolve(&t, NULL, c), FLAME_ERR_CONFIG);
+    ck_assert_str_eq(flame_error_last(),
+                     "cluster.tls.cert_file: /etc/flame/server.crt: No such file or directory");
+    fl_server_tls_clear(&t);
+    /* options override the file */
+    flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
+    o.tls_crl_file = "/nonexistent/crl.pem";
+    o.auth_anonymous_role = "admin";
+    ck_assert_int_eq(fl_server_tls_resolve(&t, &o, c), FLAME_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "cluster.auth.anonymous_role: must not be"));
+    fl_server_tls_clear(&t);
+    flame_cluster_config_free(c);
+    /* Flame's shape: server-side TLS only */
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+        "cluster:\n  tls: {cert_file: a.crt, key_file: a.key}\n")), FLAME_OK);
+    ck_assert_int_eq(c->tls_mutual, 0);
+    ck_assert_ptr_null(c->tls_ca_file);
+    ck_assert_ptr_null(c->auth_anonymous_role);
+    flame_cluster_config_free(c);
+    /* no tls: plaintext, and nothing to check */
+    ck_assert_int_eq(fl_server_tls_resolve(&t, NULL, NULL), FLAME_OK);
+    ck_assert(!rpc_tls_enabled(&t.tls));
+    fl_server_tls_clear(&t);
+}
+END_TEST
+
+START_TEST(client_tls_resolution)
+{
+    fl_endpoint ep;
+    unsetenv("FLAME_ENDPOINT");
+    setenv("FLAME_CONFIG", write_file("current-context: a\ncontexts:\n"
+                                      "  - name: a\n    cluster:\n"
+                                      "      endpoint: https://a:1\n"
+                                      "      tls: {ca_file: /pki/ca.crt}\n"), 1);
+    setenv("FLAME_CA_FILE", "/env/ca.crt", 1);
+    setenv("FLAME_CERT_FILE", "/env/me.crt", 1);
+    setenv("FLAME_KEY_FILE", "/env/me.key", 1);
+    ck_assert_int_eq(fl_endpoint_resolve(&ep, NULL), FLAME_OK);
+    ck_assert(ep.tls);
+    ck_assert_str_eq(ep.url, "https://a:1");
+    ck_assert_str_eq(ep.ca_file, "/pki/ca.crt"); /* the context's first */
+    ck_assert_str_eq(ep.cert_file, "/env/me.crt"); /* the environment fills in */
+    ck_assert_str_eq(ep.key_file, "/env/me.key");
+    fl_endpoint_clear(&ep);
+    /* an endpoint given otherwise keeps the context's TLS files */
+    ck_assert_int_eq(fl_endpoint_resolve(&ep, "https://b:2"), FLAME_OK);
+    ck_assert_str_eq(ep.ca_file, "/pki/ca.crt");
+    fl_endpoint_clear(&ep);
+    unsetenv("FLAME_CONFIG");
+    ck_assert_int_eq(fl_endpoint_resolve(&ep, "https://b:2"), FLAME_OK);
+    ck_assert_str_eq(ep.ca_file, "/env/ca.crt");
+    fl_endpoint_clear(&ep);
+    unsetenv("FLAME_CA_FILE");
+    unsetenv("FLAME_CERT_FILE");
+    unsetenv("FLAME_KEY_FILE");
 }
 END_TEST
 
@@ -145,13 +240,19 @@ START_TEST(endpoint_parsing)
     fl_endpoint_clear(&ep);
     ck_assert_int_eq(fl_endpoint_parse(&ep, "ftp://x:1", FLAME_ERR_INVALID_ARGUMENT),
                      FLAME_ERR_INVALID_ARGUMENT);
-    ck_assert_str_eq(flame_error_last(), "endpoint ftp://x:1: unknown scheme (use http://)");
+    ck_assert_str_eq(flame_error_last(),
+                     "endpoint ftp://x:1: unknown scheme (use http:// or https://)");
     ck_assert_int_eq(fl_endpoint_parse(&ep, "http://noport", FLAME_ERR_CONFIG), FLAME_ERR_CONFIG);
-    ck_assert_str_eq(flame_error_last(), "endpoint \"http://noport\": expected http://HOST:PORT");
+    ck_assert_str_eq(flame_error_last(), "endpoint \"http://noport\": expected http://HOST:PORT "
+                                         "or https://HOST:PORT");
     ck_assert_int_eq(fl_endpoint_parse(&ep, "http://:1", FLAME_ERR_CONFIG), FLAME_ERR_CONFIG);
     ck_assert_int_eq(fl_endpoint_parse(&ep, "http://h:", FLAME_ERR_CONFIG), FLAME_ERR_CONFIG);
-    ck_assert_int_eq(fl_endpoint_parse(&ep, "https://h:1", FLAME_ERR_CONFIG), FLAME_ERR_CONFIG);
-    ck_assert_str_eq(flame_error_last(), "endpoint https://h:1: TLS is not supported yet; use http://");
+    ck_assert_int_eq(fl_endpoint_parse(&ep, "https://h:1", FLAME_ERR_CONFIG), FLAME_OK);
+    ck_assert(ep.tls);
+    ck_assert_str_eq(ep.target, "h:1");
+    ck_assert_str_eq(ep.url, "https://h:1");
+    fl_endpoint_clear(&ep);
+    ck_assert_int_eq(fl_endpoint_parse(&ep, "https://h", FLAME_ERR_CONFIG), FLAME_ERR_CONFIG);
 }
 END_TEST
 
@@ -163,6 +264,8 @@ int main(void)
     tcase_add_test(tc, full_config);
     tcase_add_test(tc, defaults_and_mapping_resreq);
     tcase_add_test(tc, bad_configs_name_the_key);
+    tcase_add_test(tc, tls_and_auth_config);
+    tcase_add_test(tc, client_tls_resolution);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, client_endpoint_resolution);
     tcase_add_test(tc, endpoint_parsing);

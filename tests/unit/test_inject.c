@@ -71,7 +71,8 @@ static void bidi(rpc_call *call, const ProtobufCMessage *req, void *ctx)
     rpc_call_send(call, req);
 }
 
-static int deny_unary(rpc_call *call, const char *peer, char *msg, size_t size, void *ctx)
+static int deny_unary(rpc_call *call, const ProtobufCMessage *req, char *msg, size_t size,
+                      void *ctx)
 {
     if (strstr(rpc_call_method(call), "Unary"))
         return RPC_PERMISSION_DENIED;

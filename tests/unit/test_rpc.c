@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rpc/rpc.h"
 #include "util/util.h"
@@ -44,6 +45,9 @@ static rpc_call *parked[32];   /* server thread only */
 static bool send_in_cancel;    /* rpc_call_send's answer inside on_cancel */
 static _Atomic int authorized_calls;
 static _Atomic bool peer_seen; /* the hook got a non-NULL identity */
+static char peer_cn[64];       /* the identity the hook got (server thread) */
+static _Atomic bool peer_tls;  /* rpc_call_is_tls in the hook */
+static _Atomic bool peer_pem;  /* rpc_call_peer_cert was a PEM certificate */
 
 static Flame__V1__Result result(int rc, const char *msg)
 {
@@ -99,6 +103,12 @@ static void client_stream_h(rpc_call *call, const ProtobufCMessage *m, void *ctx
     rpc_call_reply(call, &r.base);
 }
 
+static void on_cancel(rpc_call *call, void *arg)
+{
+    cancels++;
+    send_in_cancel = rpc_call_send(call, NULL);
+}
+
 static void bidi_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
 {
     if (!m) {
@@ -108,12 +118,7 @@ static void bidi_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
     handled++;
     Flame__V1__Result r = result(as_result(m)->return_code * 2, NULL);
     rpc_call_send(call, &r.base);
-}
-
-static void on_cancel(rpc_call *call, void *arg)
-{
-    cancels++;
-    send_in_cancel = rpc_call_send(call, NULL);
+    rpc_call_on_cancel(call, on_cancel, NULL); /* the owner of an open stream */
 }
 
 /* Parks the call; return_code 1 also takes a ref (released by the test). */
@@ -138,11 +143,28 @@ static const rpc_method echo_table[] = {
     { "Park", RPC_KIND_UNARY, park_h },
 };
 
-static int authorize(rpc_call *call, const char *peer, char *message, size_t size, void *ctx)
+/* Secret is closed to all; a Unary or Bidi request asking for 666 is
+ * refused by what it says. */
+static int authorize(rpc_call *call, const ProtobufCMessage *req, char *message, size_t size,
+                     void *ctx)
 {
+    if (req) {
+        if ((strcmp(rpc_call_method(call), PATH("Unary")) != 0 &&
+             strcmp(rpc_call_method(call), PATH("Bidi")) != 0) ||
+            ((const Flame__V1__Result *)req)->return_code != 666)
+            return RPC_OK;
+        snprintf(message, size, "not this one");
+        return RPC_PERMISSION_DENIED;
+    }
     authorized_calls++;
+    const char *peer = rpc_call_peer_identity(call);
     if (peer)
         peer_seen = true;
+    snprintf(peer_cn, sizeof peer_cn, "%s", peer ? peer : "");
+    peer_tls = rpc_call_is_tls(call);
+    const char *pem = rpc_call_peer_cert(call);
+    peer_pem = pem && strncmp(pem, "-----BEGIN CERTIFICATE-----", 27) == 0;
+    ck_assert(!pem == !peer);
     if (strcmp(rpc_call_method(call), PATH("Secret")) != 0)
         return RPC_OK;
     snprintf(message, size, "not for you");
@@ -204,10 +226,12 @@ static void *serve(void *arg)
     return NULL;
 }
 
-static void setup(void)
+/* Starts the server (TLS when tls is not NULL); returns its port. */
+static int start_server(const rpc_tls *tls)
 {
     handled = secret_calls = cancels = parked_n = authorized_calls = 0;
-    peer_seen = false;
+    peer_seen = peer_tls = peer_pem = false;
+    peer_cn[0] = 0;
     send_in_cancel = true;
     rpc_service svc = { &echo_desc, echo_table, FL_ARRAY_LEN(echo_table) };
     rpc_server_options o = RPC_SERVER_OPTIONS_INIT;
@@ -215,11 +239,19 @@ static void setup(void)
     o.hooks.tick = tick;
     o.hooks.tick_ms = 5;
     o.authorize = authorize;
+    if (tls)
+        o.tls = *tls;
     srv = rpc_server_new(&svc, 1, NULL, &o);
     int port = rpc_server_listen(srv, "127.0.0.1:0");
-    ck_assert_int_gt(port, 0);
+    ck_assert_msg(port > 0, "listen: %s", flame_error_last());
     pthread_create(&srv_thread, NULL, serve, srv);
     srv_joined = false;
+    return port;
+}
+
+static void setup(void)
+{
+    int port = start_server(NULL);
     char target[64];
     snprintf(target, sizeof target, "127.0.0.1:%d", port);
     ck_assert_int_eq(rpc_channel_new(&ch, target, NULL), FLAME_OK);
@@ -336,6 +368,22 @@ START_TEST(authorization_denies_before_handler)
 }
 END_TEST
 
+START_TEST(authorization_sees_the_request)
+{
+    Flame__V1__Result req = result(666, NULL), *resp = NULL;
+    ck_assert_int_ne(rpc_unary(ch, PATH("Unary"), &req.base, RESULT, (ProtobufCMessage **)&resp,
+                               5000), FLAME_OK);
+    ck_assert_int_eq(rpc_last_code(), RPC_PERMISSION_DENIED);
+    ck_assert_str_eq(flame_error_last(), "/test.Echo/Unary: not this one");
+    ck_assert_int_eq(handled, 0);
+    req = result(665, NULL);
+    ck_assert_int_eq(rpc_unary(ch, PATH("Unary"), &req.base, RESULT, (ProtobufCMessage **)&resp,
+                               5000), FLAME_OK);
+    flame__v1__result__free_unpacked(resp, NULL);
+    ck_assert_int_eq(handled, 1);
+}
+END_TEST
+
 START_TEST(server_stream)
 {
     Flame__V1__Result req = result(5, NULL);
@@ -373,6 +421,27 @@ START_TEST(bidi_stream)
     ProtobufCMessage *m;
     ck_assert_int_eq(rpc_stream_next(st, RESULT, &m), FLAME_OK);
     ck_assert_ptr_null(m); /* the handler saw the half-close and finished */
+    rpc_stream_free(st);
+}
+END_TEST
+
+START_TEST(a_denied_message_ends_a_stream_and_tells_its_owner)
+{
+    rpc_stream *st;
+    ck_assert_int_eq(rpc_bidi_open(&st, ch, PATH("Bidi")), FLAME_OK);
+    Flame__V1__Result req = result(1, NULL);
+    ck_assert_int_eq(rpc_bidi_send(st, &req.base), FLAME_OK);
+    ProtobufCMessage *m;
+    ck_assert_int_eq(rpc_stream_next(st, RESULT, &m), FLAME_OK);
+    protobuf_c_message_free_unpacked(m, NULL);
+    req = result(666, NULL);
+    ck_assert_int_eq(rpc_bidi_send(st, &req.base), FLAME_OK);
+    ck_assert_int_ne(rpc_stream_next(st, RESULT, &m), FLAME_OK);
+    ck_assert_int_eq(rpc_last_code(), RPC_PERMISSION_DENIED);
+    ck_assert_str_eq(flame_error_last(), "/test.Echo/Bidi: not this one");
+    ck_assert(wait_for(&cancels, 1));
+    ck_assert(!send_in_cancel); /* the call is finishing: the owner's sends fail */
+    ck_assert_int_eq(handled, 1);
     rpc_stream_free(st);
 }
 END_TEST
@@ -527,17 +596,197 @@ START_TEST(shutdown_completes_parked_calls)
 }
 END_TEST
 
-START_TEST(tls_is_refused_until_implemented)
+/* ---- TLS ------------------------------------------------------------------ */
+
+static char certs[256]; /* the test PKI: tests/tls/make_certs.sh */
+
+/* "<certs>/<name>" in one of a few rotating buffers. */
+static const char *pki(const char *name)
 {
+    static char buf[8][320];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", certs, name);
+    return p;
+}
+
+static int tls_port;
+
+static void tls_setup(void)
+{
+    ch = NULL;
+    srv = NULL;
+    srv_joined = true; /* until a test starts one */
+    tls_port = 0;
+}
+
+/* A TLS server with the test PKI's server certificate; mutual: client
+ * certificates required. */
+static void tls_server(bool mutual)
+{
+    rpc_tls t = RPC_TLS_INIT;
+    t.cert_file = pki("server.crt");
+    t.key_file = pki("server.key");
+    t.ca_file = pki("ca.crt");
+    t.mutual = mutual;
+    tls_port = start_server(&t);
+}
+
+/* One Unary call on a new channel (ca, cert: names in the PKI, or NULL;
+ * tls false: plaintext). Returns the gRPC code. */
+static int call_as(bool tls, const char *ca, const char *cert)
+{
+    rpc_channel_options co = RPC_CHANNEL_OPTIONS_INIT;
+    co.tls.enabled = tls;
+    char crt[64], key[64];
+    if (ca)
+        co.tls.ca_file = pki(ca);
+    if (cert) {
+        snprintf(crt, sizeof crt, "%s.crt", cert);
+        snprintf(key, sizeof key, "%s.key", cert);
+        co.tls.cert_file = pki(crt);
+        co.tls.key_file = pki(key);
+    }
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", tls_port);
+    rpc_channel *c;
+    ck_assert_msg(rpc_channel_new(&c, target, &co) == FLAME_OK, "%s", flame_error_last());
+    Flame__V1__Result req = result(1, NULL), *resp;
+    flame_status st = rpc_unary(c, PATH("Unary"), &req.base, RESULT, (ProtobufCMessage **)&resp,
+                                5000);
+    int code = st ? rpc_last_code() : RPC_OK;
+    if (!st)
+        flame__v1__result__free_unpacked(resp, NULL);
+    rpc_channel_free(c);
+    return code;
+}
+
+START_TEST(tls_client_certificate_is_the_peer)
+{
+    tls_server(true);
+    ck_assert_int_eq(call_as(true, "ca.crt", "user"), RPC_OK);
+    ck_assert(peer_tls);
+    ck_assert(peer_pem);
+    ck_assert_str_eq(peer_cn, "bob");
+    ck_assert_int_eq(call_as(true, "ca.crt", "node"), RPC_OK);
+    ck_assert_str_eq(peer_cn, "test-node");
+    ck_assert_int_eq(handled, 2);
+}
+END_TEST
+
+START_TEST(tls_without_client_certificate)
+{
+    /* mutual off (Flame's server-side TLS): a client with only the CA gets
+     * in, with no identity; a certificate, when presented, is verified */
+    tls_server(false);
+    ck_assert_int_eq(call_as(true, "ca.crt", NULL), RPC_OK);
+    ck_assert(peer_tls);
+    ck_assert(!peer_seen && !peer_pem);
+    ck_assert_int_eq(call_as(true, "ca.crt", "admin"), RPC_OK);
+    ck_assert_str_eq(peer_cn, "alice");
+    ck_assert_int_eq(call_as(true, "ca.crt", "rogue"), RPC_UNAVAILABLE);
+    ck_assert_int_eq(call_as(true, "ca.crt", "expired"), RPC_UNAVAILABLE);
+    ck_assert_int_eq(handled, 2);
+}
+END_TEST
+
+START_TEST(tls_handshake_refusals)
+{
+    tls_server(true);
+    ck_assert_int_eq(call_as(false, NULL, NULL), RPC_UNAVAILABLE);           /* plaintext */
+    ck_assert_int_eq(call_as(true, "ca.crt", NULL), RPC_UNAVAILABLE);        /* no cert */
+    ck_assert_int_eq(call_as(true, "ca.crt", "rogue"), RPC_UNAVAILABLE);     /* wrong CA */
+    ck_assert_int_eq(call_as(true, "ca.crt", "expired"), RPC_UNAVAILABLE);   /* expired */
+    ck_assert_int_eq(call_as(true, "other-ca.crt", "user"), RPC_UNAVAILABLE); /* server unverified */
+    ck_assert_int_eq(authorized_calls, 0);
+    ck_assert_int_eq(handled, 0);
+    ck_assert_int_eq(call_as(true, "ca.crt", "user"), RPC_OK);
+}
+END_TEST
+
+static void copy_file(const char *from, const char *to)
+{
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    FILE *in = fopen(from, "rb"), *out = fopen(tmp, "wb");
+    ck_assert(in && out);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+    ck_assert_int_eq(rename(tmp, to), 0); /* as a careful operator replaces them */
+}
+
+START_TEST(tls_certificates_reload_without_restart)
+{
+    char live_crt[320], live_key[320];
+    snprintf(live_crt, sizeof live_crt, "%s", pki("live.crt"));
+    snprintf(live_key, sizeof live_key, "%s", pki("live.key"));
+    copy_file(pki("server.crt"), live_crt);
+    copy_file(pki("server.key"), live_key);
+    rpc_tls t = RPC_TLS_INIT;
+    t.cert_file = live_crt;
+    t.key_file = live_key;
+    t.ca_file = pki("ca.crt");
+    tls_port = start_server(&t);
+    ck_assert_int_eq(call_as(true, "ca.crt", "user"), RPC_OK);
+    ck_assert_int_eq(call_as(true, "other-ca.crt", "user"), RPC_UNAVAILABLE);
+    /* the server's certificate now comes from the other CA */
+    copy_file(pki("other-server.key"), live_key);
+    copy_file(pki("other-server.crt"), live_crt);
+    ck_assert_int_eq(call_as(true, "other-ca.crt", "user"), RPC_OK);
+    ck_assert_int_eq(call_as(true, "ca.crt", "user"), RPC_UNAVAILABLE);
+    /* a file that does not load keeps what is in use */
+    copy_file(pki("ca.crt"), live_key);
+    ck_assert_int_eq(call_as(true, "other-ca.crt", "user"), RPC_OK);
+    unlink(live_crt);
+    unlink(live_key);
+}
+END_TEST
+
+static void ck_check_fails(const rpc_tls *t, bool server, const char *want)
+{
+    ck_assert_int_eq(rpc_tls_check(t, server), FLAME_ERR_CONFIG);
+    ck_assert_msg(strstr(flame_error_last(), want), "\"%s\" lacks \"%s\"", flame_error_last(),
+                  want);
+}
+
+START_TEST(tls_bad_settings_are_config_errors)
+{
+    rpc_tls t = RPC_TLS_INIT;
+    t.cert_file = "/nonexistent/server.crt";
+    t.key_file = pki("server.key");
+    ck_check_fails(&t, true, "cert_file: /nonexistent/server.crt: No such file or directory");
+    t.cert_file = pki("server.crt");
+    t.key_file = pki("user.key");
+    ck_check_fails(&t, true, "key_file: ");
+    ck_check_fails(&t, true, "does not match the certificate");
+    t.key_file = pki("ca.crt");
+    ck_check_fails(&t, true, "no PEM private key");
+    t.key_file = pki("server.key");
+    t.ca_file = pki("server.key");
+    ck_check_fails(&t, true, "ca_file: ");
+    t.ca_file = NULL;
+    t.mutual = true;
+    ck_check_fails(&t, true, "ca_file: required with mutual TLS");
+    t.mutual = false;
+    ck_assert_int_eq(rpc_tls_check(&t, true), FLAME_OK);
+    rpc_tls only_key = RPC_TLS_INIT;
+    only_key.key_file = pki("server.key");
+    ck_check_fails(&only_key, true, "cert_file: required");
+    ck_check_fails(&only_key, false, "cert_file: required with key_file");
+    /* the same checks stop a channel and a server from starting */
     rpc_channel_options co = RPC_CHANNEL_OPTIONS_INIT;
     co.tls.ca_file = "/nonexistent/ca.pem";
     rpc_channel *c = NULL;
     ck_assert_int_eq(rpc_channel_new(&c, "127.0.0.1:1", &co), FLAME_ERR_CONFIG);
     ck_assert_ptr_null(c);
-    ck_assert_ptr_nonnull(strstr(flame_error_last(), "TLS is not supported yet"));
     rpc_service svc = { &echo_desc, echo_table, 1 };
     rpc_server_options so = RPC_SERVER_OPTIONS_INIT;
     so.tls.cert_file = "/nonexistent/cert.pem";
+    so.tls.key_file = pki("server.key");
     rpc_server *s = rpc_server_new(&svc, 1, NULL, &so);
     ck_assert_int_eq(rpc_server_listen(s, "127.0.0.1:0"), -1);
     ck_assert_int_eq(flame_error_last_code(), FLAME_ERR_CONFIG);
@@ -563,6 +812,8 @@ int main(void)
     tcase_add_test(tc, malformed_request_never_reaches_handler);
     tcase_add_test(tc, unknown_method_is_unimplemented);
     tcase_add_test(tc, authorization_denies_before_handler);
+    tcase_add_test(tc, authorization_sees_the_request);
+    tcase_add_test(tc, a_denied_message_ends_a_stream_and_tells_its_owner);
     tcase_add_test(tc, server_stream);
     tcase_add_test(tc, bidi_stream);
     tcase_add_test(tc, client_stream);
@@ -571,13 +822,33 @@ int main(void)
     tcase_add_test(tc, ref_keeps_call_past_cancel);
     tcase_add_test(tc, max_message_is_resource_exhausted);
     tcase_add_test(tc, shutdown_completes_parked_calls);
-    tcase_add_test(tc, tls_is_refused_until_implemented);
     tcase_add_test(tc, paths_are_interned);
     suite_add_tcase(s, tc);
+    /* the PKI is made once, with the openssl CLI */
+    const char *script = getenv("FLAME_MAKE_CERTS");
+    snprintf(certs, sizeof certs, "/tmp/flame-test-rpc-certs-%d", (int)getpid());
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "sh '%s' '%s'", script ? script : "tests/tls/make_certs.sh", certs);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cannot make the test certificates: %s\n", cmd);
+        return 1;
+    }
+    TCase *tt = tcase_create("tls");
+    tcase_add_checked_fixture(tt, tls_setup, teardown);
+    tcase_set_timeout(tt, 30);
+    tcase_add_test(tt, tls_client_certificate_is_the_peer);
+    tcase_add_test(tt, tls_without_client_certificate);
+    tcase_add_test(tt, tls_handshake_refusals);
+    tcase_add_test(tt, tls_certificates_reload_without_restart);
+    tcase_add_test(tt, tls_bad_settings_are_config_errors);
+    suite_add_tcase(s, tt);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", certs);
     return failed ? 1 : 0;
 }

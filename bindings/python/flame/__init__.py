@@ -26,12 +26,18 @@ _lock = threading.Lock()
 _client = None
 
 
-def connect(endpoint=None):
+def connect(endpoint=None, ca_file=None, cert_file=None, key_file=None):
     """Connects to a session manager (default: $FLAME_ENDPOINT, then
     ~/.flame/flame.yaml, then http://127.0.0.1:8080) and makes it the
-    default of the module-level functions."""
+    default of the module-level functions.
+
+    An https:// endpoint speaks TLS: ca_file verifies the server (default:
+    the context's cluster.tls.ca_file, $FLAME_CA_FILE, else the system's
+    roots); cert_file and key_file are the client's certificate (default:
+    the context's, else $FLAME_CERT_FILE/$FLAME_KEY_FILE), required by a
+    cluster with mutual TLS."""
     global _client
-    c = Client(endpoint)
+    c = Client(endpoint, ca_file, cert_file, key_file)
     with _lock:
         _client = c
     return c

@@ -60,13 +60,16 @@ static PyTypeObject SessionType;
 
 static int Client_init(ClientObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = { "endpoint", NULL };
-    const char *endpoint = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|z", kwlist, &endpoint))
+    static char *kwlist[] = { "endpoint", "ca_file", "cert_file", "key_file", NULL };
+    const char *endpoint = NULL, *ca = NULL, *cert = NULL, *key = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzzz", kwlist, &endpoint, &ca, &cert, &key))
         return -1;
     flame_client_options o;
     flame_client_options_init(&o);
     o.endpoint = endpoint;
+    o.tls_ca_file = ca;
+    o.tls_cert_file = cert;
+    o.tls_key_file = key;
     if (flame_client_connect(&self->c, &o) != FLAME_OK) {
         raise_flame();
         return -1;

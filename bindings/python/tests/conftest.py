@@ -28,10 +28,10 @@ class Cluster:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.sm = None
 
-    def start_sm(self):
+    def start_sm(self, extra=()):
         self.sm = subprocess.Popen([os.path.join(BUILD, "daemons", "flame-session-manager"),
                                     "--endpoint", self.endpoint,
-                                    "--storage", f"sqlite://{self.tmp}/flame.db"],
+                                    "--storage", f"sqlite://{self.tmp}/flame.db", *extra],
                                    stdout=open(f"{self.tmp}/sm.log", "ab"), stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while True:
