@@ -492,6 +492,16 @@ static void owner_forgets(rpc_call *c)
         fn(c, c->cancel_arg);
 }
 
+/* rpc/ ends a call on its own ("<path>: why"): a stream its handler parked
+ * ends here, so the owner must forget it (its sends fail from now on; it
+ * would send on a freed call: fuzz_sm). Every refusal of a request goes
+ * through here. */
+static void refuse(rpc_call *c, int code, const char *why)
+{
+    rpc_call_finish(c, code, "%s: %s", c->path, why);
+    owner_forgets(c);
+}
+
 /* The authorization hook's verdict on the call (req NULL) or on one of its
  * requests; false when it finished the call. */
 static bool authorized(rpc_server *srv, rpc_call *c, const ProtobufCMessage *req)
@@ -502,10 +512,7 @@ static bool authorized(rpc_server *srv, rpc_call *c, const ProtobufCMessage *req
     int code = srv->authorize(c, req, msg, sizeof msg, srv->authorize_ctx);
     if (code == RPC_OK)
         return true;
-    rpc_call_finish(c, code, "%s: %s", c->path, *msg ? msg : "permission denied");
-    /* a stream its handler parked ends here: the owner must forget it
-     * (its sends fail from now on; it would send on a freed call) */
-    owner_forgets(c);
+    refuse(c, code, *msg ? msg : "permission denied");
     return false;
 }
 
@@ -562,10 +569,7 @@ static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t le
     }
     ProtobufCMessage *req = rpc_unpack(m->input, len, data);
     if (!req) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: malformed request message", c->path);
-        /* a stream its handler parked ends here: the owner must forget it
-         * (fuzz_sm: it kept the call and sent on it once freed) */
-        owner_forgets(c);
+        refuse(c, RPC_INVALID_ARGUMENT, "malformed request message");
         return;
     }
     if (authorized(srv, c, req))

@@ -143,6 +143,33 @@ life.call("ReleaseNode", valid["ReleaseNode"])
 life.tick()
 write("fuzz_sm", "executor-life-cycle", life.b)
 
+# a parked stream refused at a later message (malformed, or invalid UTF-8
+# once requests are validated) must be forgotten by its owner: fuzz_sm found
+# the executor, and a RunSession watch, keeping the freed call
+for name, later in (("malformed", b"\x12\x02\x08"),
+                    ("utf8", b"\x12\x05\x08\x01\x22\x01\xff")):
+    ps = Script(SM_METHODS)
+    for m in ("RegisterApplication", "RegisterNode"):
+        ps.call(m, valid[m])
+    ps.call("WatchNode", valid["WatchNode"], slot=1)
+    ps.call("CreateSession", valid["CreateSession"])
+    ps.call("CreateTasks", valid["CreateTasks"])
+    ps.tick()
+    ps.call("RegisterExecutor", valid["RegisterExecutor"])
+    ps.call("BindExecutor", valid["BindExecutor"], slot=3)
+    ps.tick()
+    ps.call("BindExecutorCompleted", valid["BindExecutorCompleted"])
+    ps.call("ExecutorStream", valid["ExecutorStream"], slot=4)
+    ps.send(4, later)  # ExecutorUpdate.outcomes: cut short, or message "\xff"
+    ps.call("RunSession", valid["RunSession"], slot=5)
+    ps.send(5, later.replace(b"\x12", b"\x0a", 1))  # RunSessionRequest.session_id
+    ps.end(4)
+    ps.end(5)
+    ps.call("CreateTask", valid["CreateTask"])
+    ps.tick()
+    ps.end(1)  # the node leaves: its executor closes its stream
+    write("fuzz_sm", f"parked-stream-refused-{name}", ps.b)
+
 # the older path: LaunchTask / CompleteTask
 launch = Script(SM_METHODS)
 for m in ("RegisterApplication", "RegisterNode"):
