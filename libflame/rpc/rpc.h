@@ -82,6 +82,13 @@ void rpc_tls_clear(rpc_tls *tls);                    /* frees a copy */
  * callers prefix it with where the setting came from. Nothing set: OK. */
 flame_status rpc_tls_check(const rpc_tls *tls, bool server);
 
+/* protobuf_c_message_unpack, minus what protobuf-c accepts but cannot
+ * re-pack into bytes it accepts again (an unknown field numbered 0): every
+ * message from a peer goes through here, so a copy of one (pack, unpack)
+ * never yields NULL. NULL when malformed. */
+ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *desc, size_t len,
+                             const uint8_t *data);
+
 /* Stable "/package.Service/Method" for a method of a protoc-c service
  * descriptor (the one place client paths are spelled; gRPC keeps the
  * pointer, so the string lives as long as the process). A method the
@@ -177,8 +184,9 @@ void rpc_call_finish(rpc_call *call, int code, const char *fmt, ...)
 /* Streams: queue one message. Returns false when the call is gone. */
 bool rpc_call_send(rpc_call *call, const ProtobufCMessage *msg);
 bool rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t len);
-/* Called once if the peer cancels (or the server stops) before the call is
- * finished; after it the owner must forget the call. */
+/* Called once if the peer cancels, sends a malformed or refused message on
+ * a stream (rpc/ then ends the call), or the server stops, before the call
+ * is finished; after it the owner must forget the call. */
 void rpc_call_on_cancel(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
 /* Keeps the call's memory alive across events (sends on a dead call are
  * dropped); every ref needs an unref. */
