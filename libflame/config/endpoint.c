@@ -134,13 +134,14 @@ flame_status fl_endpoint_resolve(fl_endpoint *out, const char *explicit_endpoint
         text = ctx.endpoint ? ctx.endpoint : FL_DEFAULT_ENDPOINT;
     st = fl_endpoint_parse(out, text, FLAME_ERR_INVALID_ARGUMENT);
     if (!st) {
-        /* the environment fills in what the context leaves out (flamepy's
+        /* the environment is more specific than the file: what it names
+         * wins, and it fills in what the context leaves out (flamepy's
          * FLAME_CA_FILE) */
         static const char *const env[3] = { "FLAME_CA_FILE", "FLAME_CERT_FILE", "FLAME_KEY_FILE" };
         char **dst[3] = { &out->ca_file, &out->cert_file, &out->key_file };
         for (int i = 0; i < 3; i++) {
             const char *e = getenv(env[i]);
-            *dst[i] = ctx.tls[i] ? fl_strdup(ctx.tls[i]) : e && *e ? fl_strdup(e) : NULL;
+            *dst[i] = e && *e ? fl_strdup(e) : ctx.tls[i] ? fl_strdup(ctx.tls[i]) : NULL;
         }
     }
     context_clear(&ctx);

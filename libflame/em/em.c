@@ -109,10 +109,10 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
     }
     rpc_channel *ch;
     st = rpc_channel_new(&ch, ep.target, &co);
-    flame_cluster_config_free(cfg);
     if (st) {
         char why[512];
         snprintf(why, sizeof why, "%s", flame_error_last());
+        flame_cluster_config_free(cfg);
         fl_endpoint_clear(&ep);
         free(ca_abs);
         return fl_error(st, "TLS %s", why);
@@ -121,6 +121,7 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
         fl_log(FL_LOG_INFO, "em", "TLS to %s: server verified with %s, %s", ep.url,
                co.tls.ca_file ? co.tls.ca_file : "the system's roots",
                co.tls.cert_file ? "presenting the node certificate" : "no client certificate");
+    flame_cluster_config_free(cfg); /* co.tls.ca_file may point into it */
     flame_executor_manager *em = fl_calloc(1, sizeof *em);
     pthread_mutex_init(&em->mu, NULL);
     pthread_cond_init(&em->cv, NULL);

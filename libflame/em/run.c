@@ -321,9 +321,6 @@ static size_t take_batch(session_run *r, flame_status *rc)
     return k;
 }
 
-/* Runs the batch taken and learns how long its tasks take. Their outcomes
- * go out with the next take_batch. What a dead service could not run is
- * requeued by the session manager (started, never reported). */
 static void batch_free(session_run *r, size_t k)
 {
     for (size_t i = 0; i < k; i++) {
@@ -332,6 +329,9 @@ static void batch_free(session_run *r, size_t k)
     }
 }
 
+/* Runs the batch taken and learns how long its tasks take. Their outcomes
+ * go out with the next take_batch. What a dead service could not run is
+ * requeued by the session manager (started, never reported). */
 static void run_batch(session_run *r, size_t k)
 {
     int64_t t0 = fl_mono_ns();
@@ -401,7 +401,7 @@ flame_status em_run_session(em_exec *x, fl_shim *shim, const fl_shim_session *ct
         rc = fl_error(FLAME_ERR_INTERNAL, "executor %s: cannot start the stream reader", x->id);
     while (!rc) {
         size_t k = take_batch(r, &rc);
-        if (rc) { /* never started: the session manager runs it again */
+        if (rc) { /* taken but never run: the session manager requeues them */
             batch_free(r, k);
             break;
         }

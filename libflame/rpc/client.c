@@ -306,7 +306,7 @@ flame_status rpc_unary_cancellable(rpc_channel *c, const char *method, const Pro
     flame_status st = unary_bb(c, method, rpc_pack(req), &s, timeout_ms, cancel);
     if (st != FLAME_OK)
         return st;
-    *resp = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    *resp = rpc_unpack(desc, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
     grpc_slice_unref(s);
     if (!*resp)
         return fl_error(FLAME_ERR_INTERNAL, "%s: malformed response", method);
@@ -397,7 +397,7 @@ flame_status rpc_stream_next(rpc_stream *st, const ProtobufCMessageDescriptor *d
     if (bb) {
         grpc_slice s = rpc_flatten(bb);
         grpc_byte_buffer_destroy(bb);
-        *msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+        *msg = rpc_unpack(desc, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
         grpc_slice_unref(s);
         if (!*msg)
             return fl_error(FLAME_ERR_INTERNAL, "%s: malformed message", st->method);

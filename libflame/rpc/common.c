@@ -193,3 +193,47 @@ const char *rpc_path(const ProtobufCServiceDescriptor *service, const char *meth
     }
     return sp->paths[idx];
 }
+
+/* protobuf-c reads a field number written as a non-canonical varint (0x80
+ * 0x00 is field 0) and keeps it as an unknown field, but writes it back
+ * canonically, which it then refuses: a copy path (pack, then unpack)
+ * would get NULL. No valid message has field 0. */
+static bool fields_valid(const ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return false;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *p = (const char *)m + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)p;
+            for (size_t j = 0; j < n; j++)
+                if (v[j] && !fields_valid(v[j]))
+                    return false;
+        } else {
+            if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                *(const uint32_t *)((const char *)m + f->quantifier_offset) != f->id)
+                continue;
+            const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
+            if (sub && !fields_valid(sub))
+                return false;
+        }
+    }
+    return true;
+}
+
+ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *desc, size_t len,
+                             const uint8_t *data)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
+    if (m && !fields_valid(m)) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return NULL;
+    }
+    return m;
+}

@@ -82,6 +82,13 @@ void rpc_tls_clear(rpc_tls *tls);                    /* frees a copy */
  * callers prefix it with where the setting came from. Nothing set: OK. */
 flame_status rpc_tls_check(const rpc_tls *tls, bool server);
 
+/* protobuf_c_message_unpack, minus what protobuf-c accepts but cannot
+ * re-pack into bytes it accepts again (an unknown field numbered 0): every
+ * message from a peer goes through here, so a copy of one (pack, unpack)
+ * never yields NULL. NULL when malformed. */
+ProtobufCMessage *rpc_unpack(const ProtobufCMessageDescriptor *desc, size_t len,
+                             const uint8_t *data);
+
 /* Stable "/package.Service/Method" for a method of a protoc-c service
  * descriptor (the one place client paths are spelled; gRPC keeps the
  * pointer, so the string lives as long as the process). A method the
@@ -204,15 +211,16 @@ bool rpc_call_send_packed(rpc_call *call, const uint8_t *data, size_t len);
 /* Calls fn once, on the server thread (a later loop turn), when the call's
  * queue has drained to at most low_water bytes and a quarter of
  * rpc_limits.max_send_queue_msgs messages (so a chunk of up to that many
- * messages always fits). A producer that can wait (a
- * listing) queues a chunk, registers, and resumes here, so a slow reader
- * never makes it build more. When the call ends first,
- * fn is still called once, with rpc_call_alive() false (maybe from inside
- * a send): it must then only free what it holds. */
+ * messages always fits). A producer that can wait (a listing) queues a
+ * chunk, registers, and resumes here, so a slow reader never makes it build
+ * more. When the call ends first, fn is still called once, with
+ * rpc_call_alive() false (maybe from inside a send): it must then only free
+ * what it holds. */
 void rpc_call_on_drain(rpc_call *call, size_t low_water, void (*fn)(rpc_call *call, void *arg),
                        void *arg);
-/* Called once if the peer cancels (or the server stops) before the call is
- * finished; after it the owner must forget the call. */
+/* Called once if the peer cancels, sends a malformed or refused message on
+ * a stream (rpc/ then ends the call), or the server stops, before the call
+ * is finished; after it the owner must forget the call. */
 void rpc_call_on_cancel(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
 /* Keeps the call's memory alive across events (sends on a dead call are
  * dropped); every ref needs an unref. */

@@ -13,6 +13,7 @@
 #include <malloc.h>
 #endif
 
+#include "inject.h"
 #include "rpc_internal.h"
 #include "util/util.h"
 
@@ -59,6 +60,7 @@ struct rpc_call {
     bool finishing;     /* a final status is queued or sent */
     bool closed;        /* RECV_CLOSE_ON_SERVER came back */
     bool dead;          /* cancelled or finished: no more sends */
+    bool recv_over;     /* injected calls: no more messages will come */
     struct outmsg *q_head, *q_tail;
     size_t q_bytes, q_msgs;    /* queued, inflight included */
     struct outmsg *inflight;
@@ -101,6 +103,8 @@ struct rpc_server {
     bool started;
     int live;           /* calls allocated (incl. pending requests) */
     rpc_call *calls;
+    rpc_inject_sink sink; /* what injected calls send (inject.h) */
+    void *sink_arg;
 };
 
 #define RPC_N_LIMIT_ARGS 5
@@ -149,6 +153,9 @@ static void pump(rpc_call *c);
 static void maybe_free(rpc_call *c);
 static void run_drain(rpc_call *c, bool force);
 static void owner_forgets(rpc_call *c);
+static void on_send(rpc_call *c, bool ok);
+static void on_close(rpc_call *c);
+static void inject_send(rpc_call *c, struct outmsg *m);
 
 /* Takes ownership of methods (n entries). */
 static rpc_server *server_new(struct entry *methods, size_t n, void *ctx,
@@ -380,6 +387,10 @@ static void pump(rpc_call *c)
     c->q_head = m->next;
     if (!c->q_head)
         c->q_tail = NULL;
+    if (!c->call) {
+        inject_send(c, m);
+        return;
+    }
     grpc_op ops[3];
     size_t n = 0;
     memset(ops, 0, sizeof ops);
@@ -481,7 +492,9 @@ void rpc_call_on_drain(rpc_call *c, size_t low_water, void (*fn)(rpc_call *, voi
     c->drain_fn = fn;
     c->drain_arg = arg;
     c->drain_low = low_water;
-    if (!c->q_msgs) { /* no send will complete to call it: ask for a loop turn */
+    if (!c->q_msgs && !c->call) { /* injected: its sends are done already */
+        run_drain(c, false);
+    } else if (!c->q_msgs) { /* no send will complete to call it: ask for a loop turn */
         c->ops++;
         if (grpc_call_start_batch(c->call, NULL, 0, &c->t_drain, NULL) != GRPC_CALL_OK)
             c->ops--;
@@ -613,6 +626,16 @@ static void owner_forgets(rpc_call *c)
         fn(c, c->cancel_arg);
 }
 
+/* rpc/ ends a call on its own ("<path>: why"): a stream its handler parked
+ * ends here, so the owner must forget it (its sends fail from now on; it
+ * would send on a freed call: fuzz_sm). Every refusal of a request goes
+ * through here. */
+static void refuse(rpc_call *c, int code, const char *why)
+{
+    rpc_call_finish(c, code, "%s: %s", c->path, why);
+    owner_forgets(c);
+}
+
 /* The authorization hook's verdict on the call (req NULL) or on one of its
  * requests; false when it finished the call. */
 static bool authorized(rpc_server *srv, rpc_call *c, const ProtobufCMessage *req)
@@ -623,11 +646,24 @@ static bool authorized(rpc_server *srv, rpc_call *c, const ProtobufCMessage *req
     int code = srv->authorize(c, req, msg, sizeof msg, srv->authorize_ctx);
     if (code == RPC_OK)
         return true;
-    rpc_call_finish(c, code, "%s: %s", c->path, *msg ? msg : "permission denied");
-    /* a stream its handler parked ends here: the owner must forget it
-     * (its sends fail from now on; it would send on a freed call) */
-    owner_forgets(c);
+    refuse(c, code, *msg ? msg : "permission denied");
     return false;
+}
+
+/* A new call's method (UNIMPLEMENTED when unknown) and authorization;
+ * false when the call was finished here. */
+static bool accept_call(rpc_server *srv, rpc_call *c)
+{
+    for (size_t i = 0; i < srv->n_methods; i++)
+        if (strcmp(srv->methods[i].path, c->path) == 0) {
+            c->method = &srv->methods[i];
+            break;
+        }
+    if (!c->method) {
+        rpc_call_finish(c, RPC_UNIMPLEMENTED, "unknown method %s", c->path);
+        return false;
+    }
+    return authorized(srv, c, NULL);
 }
 
 static void on_new(rpc_server *srv, rpc_call *c, bool ok)
@@ -640,11 +676,6 @@ static void on_new(rpc_server *srv, rpc_call *c, bool ok)
         return;
     }
     c->path = rpc_slice_str(c->details.method);
-    for (size_t i = 0; i < srv->n_methods; i++)
-        if (strcmp(srv->methods[i].path, c->path) == 0) {
-            c->method = &srv->methods[i];
-            break;
-        }
     grpc_op op = { 0 };
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &c->close_cancelled;
@@ -653,11 +684,7 @@ static void on_new(rpc_server *srv, rpc_call *c, bool ok)
         c->ops--;
         c->closed = true;
     }
-    if (!c->method) {
-        rpc_call_finish(c, RPC_UNIMPLEMENTED, "unknown method %s", c->path);
-        return;
-    }
-    if (authorized(srv, c, NULL))
+    if (accept_call(srv, c))
         start_recv(c);
 }
 
@@ -674,9 +701,9 @@ static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t le
         m->handler(c, NULL, srv->ctx);
         return;
     }
-    ProtobufCMessage *req = protobuf_c_message_unpack(m->input, NULL, len, data);
+    ProtobufCMessage *req = rpc_unpack(m->input, len, data);
     if (!req) {
-        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: malformed request message", c->path);
+        refuse(c, RPC_INVALID_ARGUMENT, "malformed request message");
         return;
     }
     char why[256] = "";
@@ -685,39 +712,43 @@ static void deliver(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t le
         code = RPC_INVALID_ARGUMENT;
     else if (srv->validate)
         code = srv->validate(c, req, why, sizeof why, srv->validate_ctx);
-    if (code != RPC_OK) {
-        rpc_call_finish(c, code, "%s: %s", c->path, *why ? why : "invalid request");
-        owner_forgets(c); /* as after a denial: a parked stream ends here */
-    } else if (authorized(srv, c, req)) {
+    if (code != RPC_OK)
+        refuse(c, code, *why ? why : "invalid request");
+    else if (authorized(srv, c, req))
         m->handler(c, req, srv->ctx);
-    }
     protobuf_c_message_free_unpacked(req, NULL);
+}
+
+/* One received message (data, len), or the end of the client's messages
+ * (data NULL): what the network and rpc_inject_message share. */
+static void receive(rpc_server *srv, rpc_call *c, const uint8_t *data, size_t len)
+{
+    /* an empty message is valid protobuf: never pass NULL for it */
+    static const uint8_t empty[1];
+    if (data)
+        deliver(srv, c, len ? data : empty, len);
+    else if (streams_in(c))
+        deliver(srv, c, NULL, 0);
+    else
+        rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: no request message", c->path);
 }
 
 static void on_recv(rpc_server *srv, rpc_call *c, bool ok)
 {
     grpc_byte_buffer *bb = c->recv_buf;
     c->recv_buf = NULL;
-    if (c->dead || c->finishing) {
+    if (c->dead || c->finishing || !ok) {
         if (bb)
             grpc_byte_buffer_destroy(bb);
         return;
     }
-    if (!ok || !bb) {
-        if (streams_in(c) && ok)
-            deliver(srv, c, NULL, 0);
-        else if (ok)
-            rpc_call_finish(c, RPC_INVALID_ARGUMENT, "%s: no request message", c->path);
-        if (bb)
-            grpc_byte_buffer_destroy(bb);
+    if (!bb) {
+        receive(srv, c, NULL, 0);
         return;
     }
     grpc_slice s = rpc_flatten(bb);
     grpc_byte_buffer_destroy(bb);
-    /* an empty message is valid protobuf: never pass NULL for it */
-    static const uint8_t empty[1];
-    size_t len = GRPC_SLICE_LENGTH(s);
-    deliver(srv, c, len ? GRPC_SLICE_START_PTR(s) : empty, len);
+    receive(srv, c, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s));
     grpc_slice_unref(s);
     if (streams_in(c) && !c->dead && !c->finishing)
         start_recv(c);
@@ -909,4 +940,76 @@ void rpc_server_free(rpc_server *srv)
     rpc_tls_clear(&srv->tls);
     free(srv->methods);
     free(srv);
+}
+
+/* ---- in-process injection (inject.h) -------------------------------------
+ * A fake call has no grpc_call: what it sends completes at once (and goes
+ * to the sink), a final status is followed by the close, and the injector's
+ * end is the peer going away. Everything else is the real path above. */
+
+void rpc_inject_set_sink(rpc_server *srv, rpc_inject_sink fn, void *arg)
+{
+    srv->sink = fn;
+    srv->sink_arg = arg;
+}
+
+static void inject_send(rpc_call *c, struct outmsg *m)
+{
+    rpc_server *srv = c->srv;
+    bool final = m->final;
+    if (srv->sink) {
+        grpc_slice s = m->bb ? rpc_flatten(m->bb) : grpc_empty_slice();
+        srv->sink(srv->sink_arg, c, m->bb ? GRPC_SLICE_START_PTR(s) : NULL, GRPC_SLICE_LENGTH(s),
+                  final, m->code, m->details);
+        grpc_slice_unref(s);
+    }
+    c->md_sent = true;
+    c->inflight = m;
+    c->inflight_details = grpc_empty_slice();
+    c->sending = true;
+    on_send(c, true);
+    if (final)
+        on_close(c);
+}
+
+rpc_call *rpc_inject_open(rpc_server *srv, const char *path)
+{
+    rpc_call *c = fl_calloc(1, sizeof *c);
+    c->srv = srv;
+    grpc_call_details_init(&c->details);
+    grpc_metadata_array_init(&c->md);
+    link_call(srv, c);
+    c->refs = 1; /* the injector's, until rpc_inject_end */
+    c->path = fl_strdup(path);
+    accept_call(srv, c);
+    return c;
+}
+
+void rpc_inject_message(rpc_call *c, const uint8_t *data, size_t len)
+{
+    if (c->dead || c->finishing || c->recv_over)
+        return;
+    c->recv_over = !data || !streams_in(c);
+    receive(c->srv, c, data, len);
+}
+
+void rpc_inject_end(rpc_call *c)
+{
+    if (!c->closed) {
+        c->close_cancelled = 1;
+        on_close(c);
+    }
+    rpc_call_unref(c);
+}
+
+void rpc_inject_flush(rpc_server *srv)
+{
+    if (srv->hooks.flush)
+        srv->hooks.flush(srv->hooks.ctx);
+}
+
+void rpc_inject_tick(rpc_server *srv)
+{
+    if (srv->hooks.tick)
+        srv->hooks.tick(srv->hooks.ctx);
 }

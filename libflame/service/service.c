@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "flame/service.h"
-#include "rpc/rpc.h"
+#include "instance.h"
 #include "result.h"
 #include "util/util.h"
 
@@ -153,7 +153,7 @@ static const rpc_method instance_methods[] = {
     { "OnSessionLeave", RPC_KIND_UNARY, on_leave },
     { "OnTaskInvokeBatch", RPC_KIND_UNARY, on_invoke_batch },
 };
-static const rpc_service instance_service = {
+const rpc_service fl_instance_service = {
     &flame__v1__instance__descriptor, instance_methods, FL_ARRAY_LEN(instance_methods)
 };
 
@@ -182,7 +182,7 @@ flame_status flame_service_run(const flame_service *service)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, &old);
-    rpc_server *srv = rpc_server_new(&instance_service, 1, (void *)service, NULL);
+    rpc_server *srv = rpc_server_new(&fl_instance_service, 1, (void *)service, NULL);
     char *addr = fl_sprintf("unix:%s", path);
     int port = rpc_server_listen(srv, addr);
     free(addr);

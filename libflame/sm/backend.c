@@ -231,6 +231,17 @@ static void executor_stream(rpc_call *call, const ProtobufCMessage *msg, void *c
     }
     const Flame__V1__ExecutorUpdate *req = (const Flame__V1__ExecutorUpdate *)msg;
     sm_exec *e = sm_exec_get(sm, req->executor_id);
+    sm_exec *owner = e && e->stream == call ? e : sm_exec_of_stream(sm, call);
+    if (owner && !req->executor_id[0]) {
+        e = owner; /* the id is needed in the first message only */
+    } else if (owner && owner != e) {
+        /* the stream must be let go before it is closed (fuzz_sm: its
+         * executor kept the freed call) */
+        sm_exec_stream_end(sm, call);
+        sm_close(sm, call, RPC_INVALID_ARGUMENT, "the stream of executor %s named executor %s",
+                 owner->ex->id, req->executor_id);
+        return;
+    }
     if (e && e->stream && e->stream != call) {
         sm_close(sm, call, RPC_FAILED_PRECONDITION, "executor %s already has a stream", e->ex->id);
     } else if (!e) {

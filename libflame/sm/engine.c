@@ -157,8 +157,8 @@ flame_status flame_session_manager_start(flame_session_manager **out,
     return sm_start(out, opts, NULL);
 }
 
-flame_status sm_start(flame_session_manager **out, const flame_server_options *opts,
-                      fl_store *store)
+static flame_status start(flame_session_manager **out, const flame_server_options *opts,
+                          fl_store *store, bool network)
 {
     flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
     if (opts && opts->version >= 2)
@@ -245,6 +245,10 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
                               lim.handshake_timeout_ms, lim.idle_timeout_ms, lim.keepalive_ms,
                               lim.shutdown_grace_ms };
     sm->rpc = rpc_server_new(services, FL_ARRAY_LEN(services), sm, &ro);
+    if (!network) {
+        *out = sm;
+        return FLAME_OK;
+    }
     sm->port = rpc_server_listen(sm->rpc, addr);
     if (sm->port < 0) {
         rpc_server_free(sm->rpc);
@@ -265,6 +269,24 @@ flame_status sm_start(flame_session_manager **out, const flame_server_options *o
            sm->store->ops->name);
     *out = sm;
     return FLAME_OK;
+}
+
+flame_status sm_start(flame_session_manager **out, const flame_server_options *opts,
+                      fl_store *store)
+{
+    return start(out, opts, store, true);
+}
+
+flame_status sm_start_inproc(sm_t **out, const flame_server_options *opts, fl_store *store)
+{
+    return start(out, opts, store, false);
+}
+
+void sm_stop_inproc(sm_t *sm)
+{
+    sm_flush(sm);
+    rpc_server_free(sm->rpc);
+    sm_free(sm);
 }
 
 int flame_session_manager_port(const flame_session_manager *sm)

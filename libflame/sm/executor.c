@@ -327,14 +327,19 @@ void sm_exec_stream_open(sm_t *sm, sm_exec *e, rpc_call *call)
     sm_dispatch_stream_add(e);
 }
 
-void sm_exec_stream_end(sm_t *sm, rpc_call *call)
+sm_exec *sm_exec_of_stream(sm_t *sm, rpc_call *call)
 {
     size_t it = 0;
     void *v;
-    sm_exec *e = NULL;
     while (fl_map_next(&sm->execs, &it, NULL, &v))
         if (((sm_exec *)v)->stream == call)
-            e = v;
+            return v;
+    return NULL;
+}
+
+void sm_exec_stream_end(sm_t *sm, rpc_call *call)
+{
+    sm_exec *e = sm_exec_of_stream(sm, call);
     if (e)
         stream_gone(sm, e, "its executor left the session before the task completed");
     rpc_call_on_cancel(call, NULL, NULL);

@@ -114,19 +114,21 @@ void sm_reply_fail(sm_t *sm, const char *why)
 
 void sm_reply_flush(sm_t *sm)
 {
+    /* a drain callback may queue more answers meanwhile (sm->out grows):
+     * each entry is copied out first, and the new ones go out in this pass */
     for (size_t i = 0; i < sm->n_out; i++) {
-        sm_out *o = &sm->out[i];
-        if (o->kind == OUT_REPLY)
-            rpc_call_reply_packed(o->call, o->data, o->len);
-        else if (o->kind == OUT_SEND || o->kind == OUT_PUSH)
-            rpc_call_send_packed(o->call, o->data, o->len);
-        else if (o->kind == OUT_DRAIN)
-            rpc_call_on_drain(o->call, o->len, o->fn, o->arg);
+        sm_out o = sm->out[i];
+        if (o.kind == OUT_REPLY)
+            rpc_call_reply_packed(o.call, o.data, o.len);
+        else if (o.kind == OUT_SEND || o.kind == OUT_PUSH)
+            rpc_call_send_packed(o.call, o.data, o.len);
+        else if (o.kind == OUT_DRAIN)
+            rpc_call_on_drain(o.call, o.len, o.fn, o.arg);
         else
-            rpc_call_finish(o->call, o->code, "%s", o->msg ? o->msg : "");
-        rpc_call_unref(o->call);
-        free(o->data);
-        free(o->msg);
+            rpc_call_finish(o.call, o.code, "%s", o.msg ? o.msg : "");
+        rpc_call_unref(o.call);
+        free(o.data);
+        free(o.msg);
     }
     sm->n_out = 0;
 }

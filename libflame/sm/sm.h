@@ -236,6 +236,11 @@ void sm_tick(void *ctx);
  * on, closed with it); tests hand in failing engines this way. */
 flame_status sm_start(flame_session_manager **out, const flame_server_options *opts,
                       fl_store *store);
+/* The same engine without network or thread (tests/fuzz/): the caller is
+ * the engine thread and drives sm->rpc with rpc/inject.h; it ends every
+ * injected call before sm_stop_inproc(). store NULL: opts->storage. */
+flame_status sm_start_inproc(sm_t **out, const flame_server_options *opts, fl_store *store);
+void sm_stop_inproc(sm_t *sm);
 
 /* ---- validate.c: every request, before its handler (rpc_validate_fn) ---- */
 int sm_validate_request(rpc_call *call, const ProtobufCMessage *req, char *why, size_t size,
@@ -323,6 +328,8 @@ void sm_exec_unbound(sm_t *sm, sm_exec *e);
 /* ExecutorStream opened by a Bound executor, and its clean end. */
 void sm_exec_stream_open(sm_t *sm, sm_exec *e, rpc_call *call);
 void sm_exec_stream_end(sm_t *sm, rpc_call *call);
+/* The executor whose ExecutorStream call is, or NULL. */
+sm_exec *sm_exec_of_stream(sm_t *sm, rpc_call *call);
 /* Tick: Void executors whose manager never registered them. */
 void sm_execs_expire(sm_t *sm, int64_t now_s);
 void sm_execs_free(sm_t *sm);

@@ -6,21 +6,11 @@ build="$1"
 sm="$build/daemons/flame-session-manager"
 flmctl="$build/cli/flmctl"
 tmp=$(mktemp -d)
-pass=0 failn=0
+. "$(dirname "$0")/tap.sh"
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { failn=$((failn + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/#   /'; }
-check() { # check NAME EXPECTED_RC PATTERN -- command...
-    local name="$1" want="$2" pat="$3"; shift 4
-    local out rc
-    out=$("$@" 2>&1); rc=$?
-    if [ "$rc" -ne "$want" ]; then bad "$name (exit $rc, wanted $want)" "$out"; return; fi
-    if [ -n "$pat" ] && ! grep -qE -- "$pat" <<<"$out"; then bad "$name (no /$pat/)" "$out"; return; fi
-    ok "$name"
-}
 wait_ready() {
     for _ in $(seq 100); do "$flmctl" list -a >/dev/null 2>&1 && return 0; sleep 0.1; done
     echo "# the session manager did not come up:"; sed 's/^/#   /' "$tmp/sm.log"; return 1

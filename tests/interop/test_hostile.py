@@ -106,7 +106,7 @@ class Bystander:
         self.req = pb.fe.GetSessionRequest(session_id=session_id)
         self.calls, self.errors, self.slowest = 0, [], 0.0
         self.stop_ev = threading.Event()
-        self.thread = threading.Thread(target=self.run)
+        self.thread = threading.Thread(target=self.run, daemon=True)  # a failed test never joins it
         self.thread.start()
 
     def run(self):
@@ -236,7 +236,8 @@ def test_non_canonical_field_zero(pb, sm, method, wrap):
             data = data.replace(b"flmping", b"new-app")
     code, details = code_of(lambda: sm.raw(method, data))
     assert code == grpc.StatusCode.INVALID_ARGUMENT, details
-    assert "field number 0" in details
+    # rpc_unpack or the generic check, whichever sees it first
+    assert "malformed request message" in details or "field number 0" in details
     assert sm.proc.poll() is None
     names = [a.metadata.name for a in fe.ListApplication(pb.fe.ListApplicationRequest()).applications]
     assert "new-app" not in names

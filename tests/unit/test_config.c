@@ -167,14 +167,18 @@ START_TEST(client_tls_resolution)
     ck_assert_int_eq(fl_endpoint_resolve(&ep, NULL), FLAME_OK);
     ck_assert(ep.tls);
     ck_assert_str_eq(ep.url, "https://a:1");
-    ck_assert_str_eq(ep.ca_file, "/pki/ca.crt"); /* the context's first */
-    ck_assert_str_eq(ep.cert_file, "/env/me.crt"); /* the environment fills in */
+    ck_assert_str_eq(ep.ca_file, "/env/ca.crt"); /* the environment wins */
+    ck_assert_str_eq(ep.cert_file, "/env/me.crt");
     ck_assert_str_eq(ep.key_file, "/env/me.key");
     fl_endpoint_clear(&ep);
-    /* an endpoint given otherwise keeps the context's TLS files */
+    /* the context fills in what the environment leaves out, also for an
+     * endpoint given otherwise */
+    unsetenv("FLAME_CA_FILE");
     ck_assert_int_eq(fl_endpoint_resolve(&ep, "https://b:2"), FLAME_OK);
     ck_assert_str_eq(ep.ca_file, "/pki/ca.crt");
+    ck_assert_str_eq(ep.cert_file, "/env/me.crt");
     fl_endpoint_clear(&ep);
+    setenv("FLAME_CA_FILE", "/env/ca.crt", 1);
     unsetenv("FLAME_CONFIG");
     ck_assert_int_eq(fl_endpoint_resolve(&ep, "https://b:2"), FLAME_OK);
     ck_assert_str_eq(ep.ca_file, "/env/ca.crt");

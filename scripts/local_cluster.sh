@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Starts a local Flame cluster from a build directory, with mutual TLS:
+# creates (once) a cluster CA and the certificates of the session manager,
+# of this host's executor manager and of the current user (role admin),
+# starts a session manager and an executor manager in the background (state,
+# certificates and logs under $FLAME_HOME, default ~/.flame; port
+# $FLAME_PORT, default 8080), writes the client config $FLAME_HOME/flame.yaml,
+# runs flmping and `flmctl list -s` over mTLS, and leaves the cluster running.
+# scripts/quickstart.sh is this after installing packages and building.
+#   scripts/local_cluster.sh [--build DIR]             start (or reuse) it
+#   scripts/local_cluster.sh [--build DIR] --insecure  the same over plaintext
+#                              on loopback, no certificates (development only)
+#   scripts/local_cluster.sh --stop                    stop it
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+build="$root/build"
+export FLAME_HOME="${FLAME_HOME:-$HOME/.flame}"
+port="${FLAME_PORT:-8080}"
+pidfile_sm="$FLAME_HOME/session-manager.pid"
+pidfile_em="$FLAME_HOME/executor-manager.pid"
+modefile="$FLAME_HOME/quickstart.mode"
+ca="$FLAME_HOME/ca"
+certs="$FLAME_HOME/certs"
+marker="# written by scripts/quickstart.sh (rewritten while this line is here)"
+
+usage() { # usage EXIT_CODE
+    sed -n '10,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit "$1"
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+stop() {
+    for f in "$pidfile_em" "$pidfile_sm"; do
+        if alive "$f"; then
+            pid=$(cat "$f")
+            kill "$pid"
+            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            echo "stopped $(basename "$f" .pid) ($pid)"
+        fi
+        rm -f "$f"
+    done
+}
+
+mode=tls
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --stop) stop; rm -f "$modefile"; exit 0 ;;
+        --insecure) mode=insecure ;;
+        --build) [ $# -ge 2 ] || usage 2; build=$(cd "$2" && pwd); shift ;;
+        -h|--help) usage 0 ;;
+        *) echo "local_cluster: unknown option $1" >&2; usage 2 ;;
+    esac
+    shift
+done
+flmadm="$build/cli/flmadm"
+flmctl="$build/cli/flmctl"
+if [ "$mode" = insecure ]; then
+    cat >&2 <<'EOF'
+################################################################################
+## --insecure: PLAINTEXT gRPC on 127.0.0.1, no certificates.
+## Every local process is an admin of this cluster and nothing is encrypted.
+## For development on this machine only; without --insecure the cluster
+## requires mutual TLS.
+################################################################################
+EOF
+fi
+
+mkdir -p "$FLAME_HOME/logs"
+chmod 700 "$FLAME_HOME"
+
+# A running cluster of the other mode is restarted in this one.
+if { alive "$pidfile_sm" || alive "$pidfile_em"; } && [ "$(cat "$modefile" 2>/dev/null)" != "$mode" ]; then
+    echo "== restarting the cluster in $mode mode"
+    stop
+fi
+
+# The CA and the three certificates, made once; a new CA re-issues them all.
+setup_certs() {
+    local force=()
+    if [ ! -f "$ca/ca.crt" ]; then
+        echo "== creating the cluster CA in $ca"
+        "$flmadm" ca init --dir "$ca" --name "Flame CA $(hostname)"
+        force=(--force)
+    fi
+    issue_once() { # KIND NAME [options]
+        local kind=$1 name=$2; shift 2
+        local out="$certs/$kind"
+        if [ ${#force[@]} -eq 0 ] && [ -f "$out/$name.crt" ] && [ -f "$out/$name.key" ]; then
+            return 0
+        fi
+        "$flmadm" issue "$kind" "$name" --dir "$ca" --out "$out" "${force[@]}" "$@"
+    }
+    issue_once server flame-session-manager
+    issue_once node "$node"
+    issue_once user "$user" --role admin
+}
+
+user=$(id -un)
+node=$(hostname)   # the executor manager's node name (its default)
+if [ "$mode" = tls ]; then
+    scheme=https
+    setup_certs
+    server_crt="$certs/server/flame-session-manager.crt"
+    server_key="$certs/server/flame-session-manager.key"
+    node_crt="$certs/node/$node.crt" node_key="$certs/node/$node.key"
+    user_crt="$certs/user/$user.crt" user_key="$certs/user/$user.key"
+    tls_cluster=$(cat <<YAML
+  tls:
+    cert_file: "$server_crt"
+    key_file: "$server_key"
+    ca_file: "$ca/ca.crt"
+    mutual: true
+    crl_file: "$ca/crl.pem"
+YAML
+)
+    tls_context=$(cat <<YAML
+      tls:
+        ca_file: "$ca/ca.crt"
+        cert_file: "$user_crt"
+        key_file: "$user_key"
+YAML
+)
+else
+    scheme=http tls_cluster="" tls_context=""
+fi
+endpoint="$scheme://127.0.0.1:$port"
+
+cat >"$FLAME_HOME/cluster.yaml" <<YAML
+$marker
+cluster:
+  name: flame
+  endpoint: "$endpoint"
+  storage: "sqlite://$FLAME_HOME/flame.db"
+  resreq: "cpu=1,mem=1g"
+  schedule_interval: 500
+$tls_cluster
+YAML
+
+# The client config: clients (flmctl, flmping, Python, Go) find the cluster
+# and the user's certificate with no flags. A file of the user's own is kept
+# aside, not lost.
+client_cfg="$FLAME_HOME/flame.yaml"
+if [ -f "$client_cfg" ] && ! grep -qxF "$marker" "$client_cfg"; then
+    backup="$client_cfg.$(date +%Y%m%d%H%M%S).bak"
+    mv "$client_cfg" "$backup"
+    echo "local_cluster: your $client_cfg was moved to $backup" >&2
+fi
+cat >"$client_cfg" <<YAML
+$marker
+current-context: flame
+contexts:
+  - name: flame
+    cluster:
+      endpoint: "$endpoint"
+$tls_context
+YAML
+echo "$mode" >"$modefile"
+
+# Our own calls name the files explicitly, so a stray FLAME_* variable of the
+# caller's does not change what is checked.
+export FLAME_CONFIG="$client_cfg"
+unset FLAME_ENDPOINT FLAME_CA_FILE FLAME_CERT_FILE FLAME_KEY_FILE
+
+if ! alive "$pidfile_sm"; then
+    setsid nohup "$build/daemons/flame-session-manager" --config "$FLAME_HOME/cluster.yaml" \
+        >>"$FLAME_HOME/logs/session-manager.log" 2>&1 </dev/null &
+    echo $! >"$pidfile_sm"
+fi
+for i in $(seq 100); do
+    "$flmctl" list -a >/dev/null 2>&1 && break
+    if ! alive "$pidfile_sm" || [ "$i" = 100 ]; then
+        echo "local_cluster: the session manager did not start; see $FLAME_HOME/logs/session-manager.log" >&2
+        tail -5 "$FLAME_HOME/logs/session-manager.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+if ! alive "$pidfile_em"; then
+    # the executor manager speaks for its node with the node's certificate
+    em_tls=()
+    [ "$mode" = tls ] && em_tls=(--tls-cert "$node_crt" --tls-key "$node_key")
+    setsid nohup "$build/daemons/flame-executor-manager" --config "$FLAME_HOME/cluster.yaml" \
+        --node "$node" --work-dir "$FLAME_HOME/work" "${em_tls[@]}" \
+        >>"$FLAME_HOME/logs/executor-manager.log" 2>&1 </dev/null &
+    echo $! >"$pidfile_em"
+fi
+for i in $(seq 100); do
+    "$flmctl" list -n 2>/dev/null | grep -q " Ready " && break
+    if ! alive "$pidfile_em" || [ "$i" = 100 ]; then
+        echo "local_cluster: the executor manager did not register; see $FLAME_HOME/logs/executor-manager.log" >&2
+        tail -5 "$FLAME_HOME/logs/executor-manager.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+if [ "$mode" = tls ]; then
+    echo "== cluster up at $endpoint with mutual TLS (you are $user, role admin; state and logs in $FLAME_HOME)"
+else
+    echo "== cluster up at $endpoint, PLAINTEXT (--insecure; state and logs in $FLAME_HOME)"
+fi
+"$build/cli/flmping"
+echo
+"$flmctl" list -s
+echo
+if [ "$client_cfg" != "$HOME/.flame/flame.yaml" ]; then
+    echo "Clients find this cluster with: export FLAME_CONFIG=$client_cfg"
+fi
+echo "The cluster keeps running: build/cli/flmctl list -s | build/cli/flmping -t 1000 | scripts/quickstart.sh --stop"
+[ "$mode" = tls ] && echo "Certificates: build/cli/flmadm list (see README, Certificates)"
+exit 0
