@@ -558,7 +558,10 @@ static void forward(int sig)
  * and exits as the service did (a signal as 128+N). */
 static _Noreturn void init_main(const fl_spawn_spec *spec)
 {
-    pid_t pid = fork();
+    /* the raw system call, not fork(): glibc's fork takes locks (malloc's)
+     * another thread of the executor manager may have held when we were
+     * cloned from it; they are never released in this copy */
+    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid == 0) {
         sigset_t none;
         sigemptyset(&none);
@@ -677,8 +680,11 @@ static _Noreturn void child_main(const fl_box *b, const fl_spawn_spec *spec, int
     sethostname("flame", 5);
     /* the namespace's root is not mapped: changing uid keeps its
      * capabilities, dropped below */
-    if (setgroups(0, NULL) != 0 || setresgid(b->uid, b->uid, b->uid) != 0 ||
-        setresuid(b->uid, b->uid, b->uid) != 0)
+    /* raw system calls: glibc's wrappers would signal every thread it
+     * believes this process has (they stayed behind in the parent) */
+    if (syscall(SYS_setgroups, 0, NULL) != 0 ||
+        syscall(SYS_setresgid, b->uid, b->uid, b->uid) != 0 ||
+        syscall(SYS_setresuid, b->uid, b->uid, b->uid) != 0)
         die("take the sandbox's uid");
     if (!b->cgroups) { /* rlimits in the cgroups' place */
         if (b->memory)
