@@ -772,6 +772,9 @@ static flame_status process_spawn(const fl_spawner *sp, fl_process *p, const fl_
         return st;
     }
     if (!cg_make(&b->cgroups, spec->name, spec)) {
+        if (caps.cgroup)
+            fl_log(FL_LOG_WARN, "sandbox", "%s: cannot make its cgroup (%s); rlimits instead",
+                   spec->name, strerror(errno));
         cg_remove(b->cgroups);
         b->cgroups = NULL;
     }
