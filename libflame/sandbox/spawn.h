@@ -3,9 +3,9 @@
  * level. The level decides how the process is confined; what it runs
  * (command, arguments, environment) is the caller's business.
  *
- * Levels: "none" (fork/exec, no confinement). The sandbox levels of
- * Security II ("process": namespaces, seccomp, ...; "microvm") plug in
- * as further rows of the table in spawn.c.
+ * Levels: "none" (fork/exec, no confinement), "microvm" (microvm.c: a
+ * QEMU microvm guest per process). The process sandbox of Security II plugs
+ * in as a further row of the table in spawn.c.
  *
  * Threads: no shared state; an fl_process belongs to one thread at a time.
  * parent_death_signal follows the *thread* that spawned the process (Linux
@@ -15,6 +15,7 @@
 #define FL_SANDBOX_SPAWN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "flame/error.h"
@@ -33,6 +34,9 @@ typedef struct fl_spawn_spec {
                               * NULL, or it cannot be opened: inherited */
     bool new_group;          /* its own process group: signals reach the group */
     int parent_death_signal; /* sent when the spawning thread dies; 0: none */
+    /* Sandbox levels other than none: */
+    uint64_t cpus;               /* cores; 0: no limit */
+    uint64_t memory;             /* bytes; 0: no limit */
 } fl_spawn_spec;
 
 typedef struct fl_spawner fl_spawner;
@@ -76,5 +80,8 @@ void fl_process_stop(fl_process *p, int grace_ms);
 /* "exited with code N", "was killed by signal N" for a wait status;
  * malloc'ed. */
 char *fl_exit_text(int status);
+
+/* The levels other than none (their files in this directory). */
+extern const fl_spawner fl_spawner_microvm;
 
 #endif

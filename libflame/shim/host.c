@@ -217,6 +217,9 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
         envp[k++] = owned[no++] = fl_sprintf("FLAME_CA_FILE=%s", ctx->ca_file);
 
     fl_spawn_spec ss = {
+        .sandbox = ctx->sandbox,
+        .cpus = ctx->cpus,
+        .memory = ctx->memory,
         .path = cmd,
         .argv = argv,
         .envp = envp,
