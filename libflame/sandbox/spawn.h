@@ -3,9 +3,9 @@
  * level. The level decides how the process is confined; what it runs
  * (command, arguments, environment) is the caller's business.
  *
- * Levels: "none" (fork/exec, no confinement), "microvm" (microvm.c: a
- * QEMU microvm guest per process). The process sandbox of Security II plugs
- * in as a further row of the table in spawn.c.
+ * Levels: "none" (fork/exec, no confinement), "process" (process.c:
+ * namespaces, seccomp, Landlock, cgroups, ...), "microvm" (microvm.c: a
+ * QEMU microvm guest per process), rows of the table in spawn.c.
  *
  * Threads: no shared state; an fl_process belongs to one thread at a time.
  * parent_death_signal follows the *thread* that spawned the process (Linux
@@ -35,8 +35,16 @@ typedef struct fl_spawn_spec {
     bool new_group;          /* its own process group: signals reach the group */
     int parent_death_signal; /* sent when the spawning thread dies; 0: none */
     /* Sandbox levels other than none: */
+    const char *name;            /* the sandbox's (the executor id): its cgroup */
+    const char *root_dir;        /* an empty directory of ours its root is mounted on */
+    const char *network;         /* "none" (NULL: loopback only) or "host" */
+    const char *const *ro_paths; /* NULL-terminated absolute paths shown read-only inside
+                                  * (the system's library dirs and the program always) */
+    const char *const *rw_dirs;  /* NULL-terminated (at most 4): writable inside, handed to
+                                  * the sandbox's uid */
     uint64_t cpus;               /* cores; 0: no limit */
     uint64_t memory;             /* bytes; 0: no limit */
+    unsigned max_pids;           /* 0: FL_SANDBOX_PIDS */
 } fl_spawn_spec;
 
 typedef struct fl_spawner fl_spawner;
@@ -48,6 +56,7 @@ typedef struct fl_process {
     bool group;  /* signals go to its process group */
     bool reaped; /* it exited and was waited for: status is set */
     int status;  /* its wait status */
+    struct fl_box *box; /* the sandbox around it (process level) */
 } fl_process;
 
 /* One sandbox level. */
@@ -65,6 +74,9 @@ struct fl_spawner {
     void (*stop)(fl_process *p, int grace_ms);
 };
 
+extern const fl_spawner fl_spawner_process;
+extern const fl_spawner fl_spawner_microvm;
+
 /* The spawner of a level (NULL: "none"). FLAME_ERR_INVALID_ARGUMENT naming
  * the level and the known ones if there is no such level. */
 flame_status fl_spawner_find(const fl_spawner **out, const char *level);
@@ -80,8 +92,5 @@ void fl_process_stop(fl_process *p, int grace_ms);
 /* "exited with code N", "was killed by signal N" for a wait status;
  * malloc'ed. */
 char *fl_exit_text(int status);
-
-/* The levels other than none (their files in this directory). */
-extern const fl_spawner fl_spawner_microvm;
 
 #endif
