@@ -29,6 +29,11 @@ static void usage(FILE *f)
             "      --tls-cert FILE     the node's certificate, presented to the session manager\n"
             "      --tls-key FILE      and its key (default: $FLAME_CERT_FILE, $FLAME_KEY_FILE;\n"
             "                          never cluster.tls.cert_file/key_file, the server's)\n"
+            "      --microvm-accel A   the microvm level's accelerator: kvm (default) or tcg\n"
+            "                          (emulation, slow; only when chosen, never a fallback)\n"
+            "      --microvm-image DIR its kernel and initramfs (scripts/microvm-image.sh; default\n"
+            "                          $FLAME_MICROVM_IMAGE, else ~/.cache/flame/microvm/current)\n"
+            "      --microvm-pool N    VMs kept booted per application (default 0)\n"
             "  -h, --help              show this help\n"
             "  -V, --version           show the version\n");
 }
@@ -46,6 +51,9 @@ int main(int argc, char **argv)
         { "tls-ca", required_argument, NULL, 1 },
         { "tls-cert", required_argument, NULL, 2 },
         { "tls-key", required_argument, NULL, 3 },
+        { "microvm-accel", required_argument, NULL, 4 },
+        { "microvm-image", required_argument, NULL, 5 },
+        { "microvm-pool", required_argument, NULL, 6 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -79,6 +87,18 @@ int main(int argc, char **argv)
         case 1: o.tls_ca_file = optarg; break;
         case 2: o.tls_cert_file = optarg; break;
         case 3: o.tls_key_file = optarg; break;
+        case 4: o.microvm_accel = optarg; break;
+        case 5: o.microvm_image = optarg; break;
+        case 6: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 0 || n > 64) {
+                fprintf(stderr, "flame-executor-manager: --microvm-pool takes 0..64\n");
+                return 2;
+            }
+            o.microvm_pool = (int)n;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         case 'V': printf("flame-executor-manager %s\n", flame_version()); return 0;
         default: usage(stderr); return 2;

@@ -118,6 +118,9 @@ static em_state on_bind(em_exec *x, em_binding *b)
         .log_dir = em->log_dir,
         .bin_dir = em->bin_dir,
         .task_timeout_ms = em->task_timeout_ms,
+        .sandbox = spec->sandbox && spec->sandbox[0] ? spec->sandbox : NULL,
+        .cpus = s->spec && s->spec->resreq ? s->spec->resreq->cpu : 0,
+        .memory = s->spec && s->spec->resreq ? s->spec->resreq->memory : 0,
     };
     if (s->spec && s->spec->_common_data_case) {
         b->ctx.common_data.data = s->spec->common_data.data ? s->spec->common_data.data

@@ -114,7 +114,7 @@ flame_status fl_microvm_configure(const fl_microvm_config *c)
     if (!c)
         c = &def;
     if (c->accel && strcmp(c->accel, "kvm") != 0 && strcmp(c->accel, "tcg") != 0)
-        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+        return fl_error(FLAME_ERR_CONFIG,
                         "microvm: unknown accelerator \"%s\" (kvm or tcg)", c->accel);
     fl_microvm_shutdown();
     pthread_mutex_lock(&lock);

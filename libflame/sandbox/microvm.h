@@ -26,7 +26,7 @@ typedef struct fl_microvm_config {
 } fl_microvm_config;
 
 /* Copies the settings (the strings too). NULL: the defaults. Stops the VMs
- * of the pool. FLAME_ERR_INVALID_ARGUMENT for an unknown accelerator. */
+ * of the pool. FLAME_ERR_CONFIG for an unknown accelerator. */
 flame_status fl_microvm_configure(const fl_microvm_config *cfg);
 
 /* VMs booted and waiting in the pool (all applications). */

@@ -129,7 +129,7 @@ START_TEST(image_missing)
     sh->ops->free(sh);
     c.image_dir = NULL;
     c.accel = "warp";
-    ck_assert_int_eq(fl_microvm_configure(&c), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(fl_microvm_configure(&c), FLAME_ERR_CONFIG);
 }
 END_TEST
 
