@@ -589,6 +589,8 @@ static void *pool_main(void *arg)
         if (v) {
             v->next = pooled;
             pooled = v;
+            fl_log(FL_LOG_INFO, "microvm", "pool: a VM is ready for %s (%zu of %d)", v->key,
+                   pooled_for(v->key), cfg.pool_size);
         }
     }
     pthread_mutex_unlock(&lock);
