@@ -313,6 +313,10 @@ static pid_t start_qemu(const boot_cfg *b, const vm_spec *s, const char *dir, co
                      "-cpu", b->tcg ? "max" : "host", "-m", mem, "-smp", smp,
                      "-kernel", b->kernel, "-initrd", b->initrd, "-append", append,
                      "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+                     /* QEMU's own seccomp filter: a guest that breaks into QEMU still
+                      * cannot exec, fork, raise privileges or use obsolete calls */
+                     "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+                                 "resourcecontrol=deny",
                      "-no-reboot", "-device", "virtio-serial-device",
                      "-chardev", ctl, "-device", "virtserialport,chardev=ctl,name=flame.ctl",
                      "-chardev", inst, "-device", "virtserialport,chardev=inst,name=flame.instance",
@@ -589,8 +593,8 @@ static void *pool_main(void *arg)
         if (v) {
             v->next = pooled;
             pooled = v;
-            fl_log(FL_LOG_INFO, "microvm", "pool: a VM is ready for %s (%zu of %d)", v->key,
-                   pooled_for(v->key), cfg.pool_size);
+            fl_log(FL_LOG_INFO, "microvm", "pool: a VM is ready for %s (%zu of %d)",
+                   wanted ? wanted->path : "?", pooled_for(v->key), cfg.pool_size);
         }
     }
     pthread_mutex_unlock(&lock);
@@ -637,6 +641,11 @@ static const char *instance_endpoint(char *const *envp)
 
 static flame_status microvm_spawn(const fl_spawner *sp, fl_process *p, const fl_spawn_spec *spec)
 {
+    if (spec->network && strcmp(spec->network, "none") != 0)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                        "microvm: network \"%s\" is not available in a VM (its guest has no "
+                        "network device); use sandbox: process for it",
+                        spec->network);
     const char *sock = instance_endpoint(spec->envp);
     if (!sock)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
