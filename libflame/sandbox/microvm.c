@@ -9,7 +9,9 @@
  * Once the service listens, the instance socket is renamed to the spec's
  * FLAME_INSTANCE_ENDPOINT: the host shim connects there and speaks flame.v1
  * Instance gRPC to the service as to a local one. An fl_process of this level
- * is the QEMU process; stopping it ends the VM.
+ * is the QEMU process; stopping it ends the VM. When the service exits the
+ * agent tells how and ends the guest: the process's status is the service's
+ * (QEMU's own when the VM died otherwise).
  *
  * The pool: after a spawn, the VMs of that application (same program,
  * arguments, environment and size) are topped up to pool_size in the
@@ -52,6 +54,8 @@ typedef struct vm {
     char *dir;      /* ours: ctl.sock, inst.sock, console.log */
     int ctl;        /* connected to flame.ctl */
     char *key;      /* the application it runs (pool) */
+    char *log_to;   /* a pooled VM's executor log: its console is appended
+                     * there when it stops */
     bool reaped;
     int status;
     struct vm *next;
@@ -63,6 +67,7 @@ typedef struct vm_spec {
     char *path, *cwd;
     char **argv, **envp;
     unsigned cpus, memory_mb;
+    struct vm_spec *next; /* the pool's list of applications */
 } vm_spec;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,7 +75,7 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static fl_microvm_config cfg; /* strings owned */
 static vm *live;              /* handed to fl_process (by pid) */
 static vm *pooled;            /* booted, service started, waiting */
-static vm_spec *wanted;       /* the application the pool refills (last spawned) */
+static vm_spec *wanted;       /* the applications the pool keeps VMs of */
 static pthread_t pool_thread;
 static bool pool_running, stopping;
 
@@ -98,8 +103,11 @@ void fl_microvm_shutdown(void)
     pool_running = stopping = false;
     vm *v = pooled;
     pooled = NULL;
-    free_vm_spec(wanted);
-    wanted = NULL;
+    while (wanted) {
+        vm_spec *next = wanted->next;
+        free_vm_spec(wanted);
+        wanted = next;
+    }
     pthread_mutex_unlock(&lock);
     while (v) {
         vm *next = v->next;
@@ -280,6 +288,7 @@ static vm_spec *copy_vm_spec(const vm_spec *w)
     s->cwd = fl_strdup(w->cwd);
     s->argv = copy_strv(w->argv);
     s->envp = copy_strv(w->envp);
+    s->next = NULL;
     return s;
 }
 
@@ -351,10 +360,29 @@ static pid_t start_qemu(const boot_cfg *b, const vm_spec *s, const char *dir, co
     return pid;
 }
 
+/* The service's own end, if the agent told it before the guest went down:
+ * "exit code N" / "exit signal N" on the control port. */
+static void read_exit(vm *v)
+{
+    char buf[1024];
+    ssize_t n = v->ctl >= 0 ? recv(v->ctl, buf, sizeof buf - 1, MSG_DONTWAIT) : -1;
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    char *e = strstr(buf, "exit ");
+    int x;
+    if (e && sscanf(e, "exit code %d", &x) == 1)
+        v->status = (x & 0xff) << 8;
+    else if (e && sscanf(e, "exit signal %d", &x) == 1)
+        v->status = x & 0x7f;
+}
+
 static bool vm_reap(vm *v, bool block)
 {
-    if (!v->reaped && waitpid(v->pid, &v->status, block ? 0 : WNOHANG) == v->pid)
+    if (!v->reaped && waitpid(v->pid, &v->status, block ? 0 : WNOHANG) == v->pid) {
         v->reaped = true;
+        read_exit(v);
+    }
     return v->reaped;
 }
 
@@ -382,12 +410,32 @@ static void rm_dir(const char *dir)
     rmdir(dir);
 }
 
+/* Appends a pooled VM's console to its executor's log. */
+static void keep_console(const vm *v)
+{
+    char *path = fl_sprintf("%s/console.log", v->dir);
+    FILE *in = fopen(path, "r"), *out = fopen(v->log_to, "a");
+    char buf[8192];
+    size_t n;
+    while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    free(path);
+}
+
 static void vm_free(vm *v, int grace_ms)
 {
     if (!v)
         return;
     if (v->pid > 0)
         vm_kill(v, grace_ms);
+    if (v->log_to) {
+        keep_console(v);
+        free(v->log_to);
+    }
     if (v->ctl >= 0)
         close(v->ctl);
     if (v->dir) {
@@ -570,12 +618,14 @@ static void *pool_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&lock);
     while (!stopping) {
-        int size = cfg.pool_size;
-        if (!wanted || pooled_for(wanted->key) >= (size_t)size) {
+        vm_spec *w = wanted;
+        while (w && pooled_for(w->key) >= (size_t)cfg.pool_size)
+            w = w->next;
+        if (!w) {
             pthread_cond_wait(&wake, &lock);
             continue;
         }
-        vm_spec *s = copy_vm_spec(wanted);
+        vm_spec *s = copy_vm_spec(w);
         pthread_mutex_unlock(&lock);
         boot_cfg b;
         vm *v = NULL;
@@ -588,20 +638,21 @@ static void *pool_main(void *arg)
             fl_log(FL_LOG_WARN, "microvm", "pool: %s", flame_error_last());
             msleep(1000);
         }
-        free_vm_spec(s);
         pthread_mutex_lock(&lock);
         if (v) {
             v->next = pooled;
             pooled = v;
-            fl_log(FL_LOG_INFO, "microvm", "pool: a VM is ready for %s (%zu of %d)",
-                   wanted ? wanted->path : "?", pooled_for(v->key), cfg.pool_size);
+            fl_log(FL_LOG_INFO, "microvm", "pool: a VM is ready for %s (%zu of %d)", s->path,
+                   pooled_for(v->key), cfg.pool_size);
         }
+        free_vm_spec(s);
     }
     pthread_mutex_unlock(&lock);
     return NULL;
 }
 
-/* Asks the pool thread to keep pool_size VMs of this application. */
+/* Asks the pool thread to keep pool_size VMs of this application (the
+ * applications most recently bound first). */
 static void pool_refill(vm_spec *s)
 {
     pthread_mutex_lock(&lock);
@@ -610,7 +661,15 @@ static void pool_refill(vm_spec *s)
         free_vm_spec(s);
         return;
     }
-    free_vm_spec(wanted);
+    for (vm_spec **pp = &wanted; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->key, s->key) == 0) {
+            vm_spec *old = *pp;
+            *pp = old->next;
+            free_vm_spec(old);
+            break;
+        }
+    }
+    s->next = wanted;
     wanted = s;
     if (!pool_running)
         pool_running = pthread_create(&pool_thread, NULL, pool_main, NULL) == 0;
@@ -657,16 +716,16 @@ static flame_status microvm_spawn(const fl_spawner *sp, fl_process *p, const fl_
     vm_spec *s = make_vm_spec(spec);
     vm *v = pool_take(s->key);
     if (v && spec->log_file) {
-        /* the pooled VM's console, where the shim says its log is */
-        char *console = fl_sprintf("%s/console.log", v->dir);
-        if (rename(console, spec->log_file) != 0) {
-            FILE *f = fopen(spec->log_file, "a");
-            if (f) {
-                fprintf(f, "microvm: this VM's console is %s\n", console);
-                fclose(f);
-            }
+        /* the pooled VM's console: in its directory while it runs, then
+         * where the shim says the service's log is */
+        v->log_to = fl_strdup(spec->log_file);
+        FILE *f = fopen(spec->log_file, "a");
+        if (f) {
+            fprintf(f, "microvm: a VM from the pool; its console is %s/console.log until it "
+                       "stops, then below\n",
+                    v->dir);
+            fclose(f);
         }
-        free(console);
     }
     if (!v)
         st = vm_create(&v, &b, s, spec->log_file, spec->parent_death_signal);
