@@ -32,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -200,14 +202,18 @@ static flame_status resolve_boot_cfg(boot_cfg *b)
                       "initramfs.img); build it with scripts/microvm-image.sh",
                       dir);
     } else if (!b->tcg) {
+        /* a KVM device answers its API version (12 since Linux 2.6.22) */
         int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-        if (fd < 0)
+        int api = fd >= 0 ? ioctl(fd, KVM_GET_API_VERSION, 0) : -1;
+        const char *why = fd < 0 ? strerror(errno) : api != KVM_API_VERSION ? "not a KVM device"
+                                                                           : NULL;
+        if (why)
             st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
                           "microvm: KVM is not available (/dev/kvm: %s); this node's "
                           "accelerator is kvm (tcg, much slower, only when chosen: "
                           "--microvm-accel tcg)",
-                          strerror(errno));
-        else
+                          why);
+        if (fd >= 0)
             close(fd);
     }
     if (!st && !b->qemu && !(b->qemu = find_on_path("qemu-system-x86_64")))

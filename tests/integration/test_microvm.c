@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sandbox/microvm.h"
@@ -144,6 +147,41 @@ START_TEST(image_missing)
 }
 END_TEST
 
+/* Without KVM (here: /dev/kvm hidden behind /dev/null in a mount namespace
+ * of a child), the default accelerator fails the bind saying so. */
+START_TEST(kvm_missing)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+            mount("/dev/null", "/dev/kvm", NULL, MS_BIND, NULL) != 0)
+            _exit(77);
+        if (fl_microvm_configure(NULL) != FLAME_OK)
+            _exit(1);
+        Flame__V1__ApplicationSpec app = FLAME__V1__APPLICATION_SPEC__INIT;
+        char cmd[512];
+        fl_shim_session ctx = session("e-kvm", &app, cmd);
+        fl_shim *sh = fl_shim_host_new();
+        char *msg = NULL;
+        flame_status st = sh->ops->enter(sh, &ctx, &msg);
+        printf("microvm: without KVM: %s\n", msg ? msg : "(entered)");
+        fflush(stdout);
+        _exit(st != FLAME_OK && msg && strstr(msg, "KVM is not available") &&
+                      strstr(msg, "--microvm-accel tcg")
+                  ? 0
+                  : 1);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        printf("microvm: kvm_missing not checked: no mount namespace here\n");
+        return;
+    }
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 START_TEST(tasks_in_vms)
 {
     fl_microvm_config c = { .accel = "tcg", .pool_size = 1 };
@@ -252,6 +290,7 @@ int main(int argc, char **argv)
     TCase *tc = tcase_create("tcg");
     tcase_set_timeout(tc, 400);
     tcase_add_test(tc, image_missing);
+    tcase_add_test(tc, kvm_missing);
     tcase_add_test(tc, tasks_in_vms);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
