@@ -18,7 +18,7 @@
  * background, with the service already started: a later spawn only takes
  * one and renames its socket. Pooled services start before their executor
  * exists, so their FLAME_EXECUTOR_ID is the one of the spawn that filled
- * the pool.
+ * the pool. The pool serves the POOL_APPS applications bound most recently.
  *
  * Threads: `lock` guards the settings, the pool and the list of live VMs;
  * a spawn blocks its caller while a VM boots (outside the lock). The pool
@@ -50,6 +50,7 @@
 #define START_TIMEOUT_MS 60000
 #define DEFAULT_MEMORY_MB 256
 #define MIN_MEMORY_MB 128
+#define POOL_APPS 8 /* applications the pool keeps VMs of: the most recently bound */
 
 typedef struct vm {
     pid_t pid;      /* QEMU */
@@ -619,6 +620,20 @@ static vm *pool_take(const char *key)
     return v;
 }
 
+/* Takes an application off the pool's list (under the lock); NULL if not
+ * there. */
+static vm_spec *unwant(const char *key)
+{
+    for (vm_spec **pp = &wanted; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->key, key) == 0) {
+            vm_spec *s = *pp;
+            *pp = s->next;
+            return s;
+        }
+    }
+    return NULL;
+}
+
 static void *pool_main(void *arg)
 {
     (void)arg;
@@ -640,11 +655,13 @@ static void *pool_main(void *arg)
             st = vm_create(&v, &b, s, NULL, SIGKILL);
             free_boot_cfg(&b);
         }
-        if (st) {
-            fl_log(FL_LOG_WARN, "microvm", "pool: %s", flame_error_last());
-            msleep(1000);
-        }
         pthread_mutex_lock(&lock);
+        if (st) {
+            /* no retry loop: the application's next bind asks again */
+            fl_log(FL_LOG_WARN, "microvm", "pool: %s; the pool stops for %s until its next bind",
+                   flame_error_last(), s->path);
+            free_vm_spec(unwant(s->key));
+        }
         if (v) {
             v->next = pooled;
             pooled = v;
@@ -667,20 +684,42 @@ static void pool_refill(vm_spec *s)
         free_vm_spec(s);
         return;
     }
-    for (vm_spec **pp = &wanted; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->key, s->key) == 0) {
-            vm_spec *old = *pp;
-            *pp = old->next;
-            free_vm_spec(old);
-            break;
-        }
-    }
+    free_vm_spec(unwant(s->key));
     s->next = wanted;
     wanted = s;
+    /* past POOL_APPS, the least recently bound application leaves the pool */
+    vm_spec **pp = &wanted;
+    for (int i = 0; *pp && i < POOL_APPS; i++)
+        pp = &(*pp)->next;
+    vm_spec *gone = *pp;
+    *pp = NULL;
+    vm *drop = NULL;
+    for (vm_spec *g = gone; g; g = g->next) {
+        for (vm **vp = &pooled; *vp;) {
+            vm *v = *vp;
+            if (strcmp(v->key, g->key) == 0) {
+                *vp = v->next;
+                v->next = drop;
+                drop = v;
+            } else {
+                vp = &v->next;
+            }
+        }
+    }
     if (!pool_running)
         pool_running = pthread_create(&pool_thread, NULL, pool_main, NULL) == 0;
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
+    while (gone) {
+        vm_spec *next = gone->next;
+        free_vm_spec(gone);
+        gone = next;
+    }
+    while (drop) {
+        vm *next = drop->next;
+        vm_free(drop, 0);
+        drop = next;
+    }
 }
 
 /* ---- the spawner --------------------------------------------------------- */
