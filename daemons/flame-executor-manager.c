@@ -29,6 +29,12 @@ static void usage(FILE *f)
             "      --tls-cert FILE     the node's certificate, presented to the session manager\n"
             "      --tls-key FILE      and its key (default: $FLAME_CERT_FILE, $FLAME_KEY_FILE;\n"
             "                          never cluster.tls.cert_file/key_file, the server's)\n"
+            "      --sandbox LEVEL     the sandbox of applications that name none: none,\n"
+            "                          process or microvm (default process)\n"
+            "      --sandbox-allow LIST  the levels this node runs, comma-separated (default\n"
+            "                          all); other applications' binds fail saying so\n"
+            "      --sandbox-uids A-B  the uids/gids of process-level executors, one each\n"
+            "                          (default 100000-165535)\n"
             "      --microvm-accel A   the microvm level's accelerator: kvm (default) or tcg\n"
             "                          (emulation, slow; only when chosen, never a fallback)\n"
             "      --microvm-image DIR its kernel and initramfs (scripts/microvm-image.sh; default\n"
@@ -51,9 +57,12 @@ int main(int argc, char **argv)
         { "tls-ca", required_argument, NULL, 1 },
         { "tls-cert", required_argument, NULL, 2 },
         { "tls-key", required_argument, NULL, 3 },
-        { "microvm-accel", required_argument, NULL, 4 },
-        { "microvm-image", required_argument, NULL, 5 },
-        { "microvm-pool", required_argument, NULL, 6 },
+        { "sandbox", required_argument, NULL, 4 },
+        { "sandbox-allow", required_argument, NULL, 5 },
+        { "sandbox-uids", required_argument, NULL, 6 },
+        { "microvm-accel", required_argument, NULL, 7 },
+        { "microvm-image", required_argument, NULL, 8 },
+        { "microvm-pool", required_argument, NULL, 9 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -87,9 +96,22 @@ int main(int argc, char **argv)
         case 1: o.tls_ca_file = optarg; break;
         case 2: o.tls_cert_file = optarg; break;
         case 3: o.tls_key_file = optarg; break;
-        case 4: o.microvm_accel = optarg; break;
-        case 5: o.microvm_image = optarg; break;
+        case 4: o.sandbox_default = optarg; break;
+        case 5: o.sandbox_allow = optarg; break;
         case 6: {
+            unsigned a, b;
+            char extra;
+            if (sscanf(optarg, "%u-%u%c", &a, &b, &extra) != 2 || b < a) {
+                fprintf(stderr, "flame-executor-manager: --sandbox-uids takes FIRST-LAST\n");
+                return 2;
+            }
+            o.sandbox_uid_first = a;
+            o.sandbox_uid_count = b - a + 1;
+            break;
+        }
+        case 7: o.microvm_accel = optarg; break;
+        case 8: o.microvm_image = optarg; break;
+        case 9: {
             char *end;
             long n = strtol(optarg, &end, 10);
             if (*end || n < 0 || n > 64) {

@@ -17,8 +17,8 @@
  * arguments, environment and size) are topped up to pool_size in the
  * background, with the service already started: a later spawn only takes
  * one and renames its socket. Pooled services start before their executor
- * exists, so their FLAME_EXECUTOR_ID is the one of the spawn that filled
- * the pool. The pool serves the POOL_APPS applications bound most recently.
+ * exists, so their FLAME_EXECUTOR_ID and HOME are the ones of the spawn
+ * that filled the pool (HOME is a directory of the guest's own anyway). The pool serves the POOL_APPS applications bound most recently.
  *
  * Threads: `lock` guards the settings, the pool and the list of live VMs;
  * a spawn blocks its caller while a VM boots (outside the lock). The pool
@@ -255,11 +255,12 @@ static char **copy_strv(char *const *v)
     return out;
 }
 
-/* Per-executor variables: not part of what makes an application. */
+/* Per-executor variables (the host shim's HOME of a sandboxed service is its
+ * executor's directory): not part of what makes an application. */
 static bool per_executor(const char *e)
 {
     return strncmp(e, "FLAME_INSTANCE_ENDPOINT=", 24) == 0 ||
-           strncmp(e, "FLAME_EXECUTOR_ID=", 18) == 0;
+           strncmp(e, "FLAME_EXECUTOR_ID=", 18) == 0 || strncmp(e, "HOME=", 5) == 0;
 }
 
 static vm_spec *make_vm_spec(const fl_spawn_spec *spec)

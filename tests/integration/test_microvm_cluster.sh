@@ -59,6 +59,8 @@ $(tail -n 20 "$tmp"/work/logs/*.log 2>/dev/null)"
     for _ in $(seq 600); do grep -q "pool: a VM is ready" "$tmp/em.log" && break; sleep 0.1; done
 done
 
+grep -qs "a VM from the pool" "$tmp"/work/logs/*.log && ok "the warm bind took a VM from the pool" ||
+    bad "no bind took a pooled VM" "$(tail -n 20 "$tmp/em.log")"
 vms=$(pgrep -P "$em_pid" qemu-system-x86)
 [ -n "$vms" ] && ok "the pool keeps a VM booted" || bad "no pooled VM" "$(tail -n 20 "$tmp/em.log")"
 kill "$em_pid"
