@@ -7,7 +7,8 @@ pkgs=(gcc pkg-config meson ninja-build
       libcjson-dev check libsqlite3-dev libyaml-dev libseccomp-dev
       python3 python3-dev python3-venv python3-setuptools python3-wheel
       python3-grpcio python3-protobuf python3-pytest protobuf-compiler protobuf-compiler-grpc
-      clang libclang-rt-14-dev)  # clang: the fuzz targets only (scripts/fuzz.sh)
+      clang libclang-rt-14-dev     # the fuzz targets only (scripts/fuzz.sh)
+      qemu-system-x86)             # the microvm sandbox level; its kernel and busybox: scripts/microvm-image.sh
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
