@@ -285,6 +285,8 @@ static int view_app(flame_client *c, const char *name, int json)
         JSTR("working_directory", s->working_directory);
         JSTR("url", s->url);
         JSTR("installer", s->installer);
+        cJSON_AddStringToObject(o, "sandbox", s->sandbox ? s->sandbox : "default");
+        cJSON_AddStringToObject(o, "network", s->network ? s->network : "none");
         if (s->arguments_len)
             cJSON_AddItemToObject(o, "arguments", cJSON_CreateStringArray(s->arguments, (int)s->arguments_len));
         if (s->labels_len)
@@ -328,6 +330,8 @@ static int view_app(flame_client *c, const char *name, int json)
             printf("DelayRelease: %llds\n", (long long)s->delay_release);
         PSTR("URL:", s->url);
         PSTR("Installer:", s->installer);
+        printf("%-13s%s\n", "Sandbox:", s->sandbox ? s->sandbox : "default (the node's)");
+        printf("%-13s%s\n", "Network:", s->network ? s->network : "none");
         PSTR("Schema.input:", s->schema_input);
         PSTR("Schema.output:", s->schema_output);
     }

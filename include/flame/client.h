@@ -74,7 +74,7 @@ const char *flame_client_endpoint(const flame_client *client);
 
 /* ---- applications ------------------------------------------------------ */
 
-#define FLAME_APPLICATION_SPEC_VERSION 1
+#define FLAME_APPLICATION_SPEC_VERSION 2
 
 /* An application's spec. Every pointer may be NULL (unset). As input it is
  * read during the call only; in a returned flame_application the library
@@ -101,10 +101,16 @@ typedef struct flame_application_spec {
     const char *schema_common_data;
     const char *url;
     const char *installer;
+    /* version 2: the sandbox its executors run in: "none", "process" or
+     * "microvm"; NULL: the node's default (process). Registering "none" is
+     * for admins. network: "none" (loopback only, the default) or "host". */
+    const char *sandbox;
+    const char *network;
 } flame_application_spec;
 
 #define FLAME_APPLICATION_SPEC_INIT { FLAME_APPLICATION_SPEC_VERSION, FLAME_SHIM_HOST, \
-    NULL, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL }
+    NULL, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, \
+    NULL, NULL }
 
 /* Sets *spec to FLAME_APPLICATION_SPEC_INIT of this library. */
 void flame_application_spec_init(flame_application_spec *spec);

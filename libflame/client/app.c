@@ -66,6 +66,10 @@ static void spec_fill(spec_msg *x, const flame_application_spec *s)
     }
     if (s->url) { m->url = (char *)s->url; m->_url_case = 12; }
     if (s->installer) { m->installer = (char *)s->installer; m->_installer_case = 13; }
+    if (s->version >= 2 && s->sandbox)
+        m->sandbox = (char *)s->sandbox;
+    if (s->version >= 2 && s->network)
+        m->network = (char *)s->network;
 }
 
 static void spec_done(spec_msg *x)

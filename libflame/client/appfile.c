@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "client.h"
+#include "model/model.h"
 #include "util/util.h"
 #include "util/yaml.h"
 
@@ -196,10 +197,17 @@ static flame_status parse_doc(fl_yaml *y, flame_application *a)
         (st = str_field(y, spec, "working_directory", &s->working_directory)) ||
         (st = str_field(y, spec, "url", &s->url)) ||
         (st = str_field(y, spec, "installer", &s->installer)) ||
+        (st = str_field(y, spec, "sandbox", &s->sandbox)) ||
+        (st = str_field(y, spec, "network", &s->network)) ||
         (st = str_list(y, spec, "labels", &s->labels, &s->labels_len)) ||
         (st = str_list(y, spec, "arguments", &s->arguments, &s->arguments_len)) ||
         (st = envs(y, spec, s)) || (st = schema(y, spec, s)))
         return st;
+    if (s->sandbox && !fl_sandbox_level_known(s->sandbox))
+        return bad(y, fl_yaml_get(y, spec, "sandbox"), "spec.sandbox",
+                   "expected none, process or microvm");
+    if (s->network && strcmp(s->network, "none") != 0 && strcmp(s->network, "host") != 0)
+        return bad(y, fl_yaml_get(y, spec, "network"), "spec.network", "expected none or host");
     if (s->working_directory && s->working_directory[0] != '/')
         return bad(y, fl_yaml_get(y, spec, "working_directory"), "spec.working_directory",
                    "must be an absolute path");

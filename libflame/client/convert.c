@@ -248,6 +248,8 @@ flame_application *fl_application_from(const Flame__V1__Application *m)
     }
     s->url = OPT_STR(sp, url);
     s->installer = OPT_STR(sp, installer);
+    s->sandbox = sp->sandbox && sp->sandbox[0] ? fl_strdup(sp->sandbox) : NULL;
+    s->network = sp->network && sp->network[0] ? fl_strdup(sp->network) : NULL;
     return a;
 }
 
@@ -271,6 +273,8 @@ static void application_spec_free(flame_application_spec *s)
     free((char *)s->schema_common_data);
     free((char *)s->url);
     free((char *)s->installer);
+    free((char *)s->sandbox);
+    free((char *)s->network);
     free(s);
 }
 

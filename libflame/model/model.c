@@ -83,6 +83,12 @@ static bool json_valid(const char *s)
     return true;
 }
 
+bool fl_sandbox_level_known(const char *level)
+{
+    return strcmp(level, "none") == 0 || strcmp(level, "process") == 0 ||
+           strcmp(level, "microvm") == 0;
+}
+
 flame_status fl_app_validate(const char *name, const fl_app_spec *spec)
 {
     const char *why;
@@ -108,6 +114,14 @@ flame_status fl_app_validate(const char *name, const fl_app_spec *spec)
                             "application %s: environment variable name \"%s\" is invalid", name,
                             env);
     }
+    if (spec->sandbox && !fl_sandbox_level_known(spec->sandbox))
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "application %s: sandbox \"%.32s\" is not one of none, process, microvm",
+                        name, spec->sandbox);
+    if (spec->network && strcmp(spec->network, "none") != 0 && strcmp(spec->network, "host") != 0)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "application %s: network \"%.32s\" is not one of none, host", name,
+                        spec->network);
     const char *docs[3] = { spec->schema_input, spec->schema_output, spec->schema_common_data };
     const char *names[3] = { "input", "output", "common_data" };
     for (int i = 0; i < 3; i++)
@@ -144,6 +158,9 @@ void fl_app_spec_free(fl_app_spec *spec)
     free(spec->schema_common_data);
     free(spec->url);
     free(spec->installer);
+    free(spec->sandbox);
+    free(spec->network);
+    free(spec->owner);
     free(spec);
 }
 

@@ -77,9 +77,15 @@ typedef struct fl_app_spec {
     char *schema_common_data;
     char *url;
     char *installer;
+    char *sandbox;              /* "none", "process", "microvm"; NULL: the node's default */
+    char *network;              /* "none", "host"; NULL: "none" */
+    char *owner;                /* the user who registered it; NULL: admins' */
 } fl_app_spec;
 
 void fl_app_spec_free(fl_app_spec *spec); /* NULL is a no-op */
+
+/* The sandbox levels an application may name: none, process, microvm. */
+bool fl_sandbox_level_known(const char *level);
 
 typedef struct fl_app {
     char *name;

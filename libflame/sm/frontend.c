@@ -31,12 +31,60 @@ static void reply_session(sm_t *sm, rpc_call *call, const fl_session *s)
 
 /* ---- applications ------------------------------------------------------- */
 
+/* Who may write an application (Security II): admins any; a user only
+ * sandboxed ones (process or microvm; no level given means process, never
+ * the node's default, which may be none) of their own, never the built-ins
+ * or an admin's. The new spec is made from m with its owner set by us.
+ * *out NULL: refused, the error set. */
+static flame_status app_for(fl_app **out, const rpc_call *call, sm_t *sm, const char *name,
+                            Flame__V1__ApplicationSpec *m)
+{
+    const fl_identity *id = caller(call);
+    *out = NULL;
+    if (!m)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: no spec given",
+                        name ? name : "");
+    fl_app *old = name ? sm_app_get(sm, name) : NULL;
+    char *sandbox = m->sandbox, *owner = m->owner;
+    if (id->role != FL_ROLE_ADMIN && !id->serial[0])
+        return fl_error(FLAME_ERR_PERMISSION_DENIED,
+                        "user %s may not write applications: that takes a certificate (an "
+                        "application has an owner)", id->name);
+    if (id->role != FL_ROLE_ADMIN) {
+        const char *had = old && old->spec->owner ? old->spec->owner : "";
+        if (old && strcmp(had, id->name) != 0)
+            return fl_error(FLAME_ERR_PERMISSION_DENIED,
+                            "user %s may not change application %s: it belongs to %s", id->name, name, had[0] ? had : "the admins");
+        if (!m->sandbox || !m->sandbox[0])
+            m->sandbox = "process";
+        if (strcmp(m->sandbox, "none") == 0) {
+            m->sandbox = sandbox;
+            return fl_error(FLAME_ERR_PERMISSION_DENIED,
+                            "user %s may not register application %s with sandbox none "
+                            "(unconfined executors are for admins; use process or microvm)",
+                            id->name, name ? name : "");
+        }
+        m->owner = (char *)id->name;
+    } else {
+        /* an admin's update keeps the owner; a registration is the admins' */
+        m->owner = old && old->spec->owner ? old->spec->owner : "";
+    }
+    *out = fl_wire_app_new(name, m, fl_now_ms());
+    m->sandbox = sandbox; /* the request's own strings go back before it is freed */
+    m->owner = owner;
+    return FLAME_OK;
+}
+
 static void register_application(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    const Flame__V1__RegisterApplicationRequest *req = (const Flame__V1__RegisterApplicationRequest *)msg;
-    flame_status st =
-        sm_app_register(sm, req->name, fl_wire_app_new(req->name, req->application, fl_now_ms()));
+    Flame__V1__RegisterApplicationRequest *req = (Flame__V1__RegisterApplicationRequest *)msg;
+    fl_app *a;
+    flame_status st = app_for(&a, call, sm, req->name, req->application);
+    if (!st)
+        st = sm_app_register(sm, req->name, a);
+    else
+        fl_app_free(a);
     if (st) {
         sm_reply_error(sm, call, st);
     } else {
@@ -48,9 +96,11 @@ static void register_application(rpc_call *call, const ProtobufCMessage *msg, vo
 static void update_application(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
-    const Flame__V1__UpdateApplicationRequest *req = (const Flame__V1__UpdateApplicationRequest *)msg;
-    flame_status st =
-        sm_app_update(sm, req->name, fl_wire_app_new(req->name, req->application, fl_now_ms()));
+    Flame__V1__UpdateApplicationRequest *req = (Flame__V1__UpdateApplicationRequest *)msg;
+    fl_app *a;
+    flame_status st = app_for(&a, call, sm, req->name, req->application);
+    if (!st)
+        st = sm_app_update(sm, req->name, a);
     if (st)
         sm_reply_error(sm, call, st);
     else
@@ -61,7 +111,15 @@ static void unregister_application(rpc_call *call, const ProtobufCMessage *msg, 
 {
     sm_t *sm = ctx;
     const Flame__V1__UnregisterApplicationRequest *req = (const Flame__V1__UnregisterApplicationRequest *)msg;
-    flame_status st = sm_app_unregister(sm, req->name);
+    const fl_identity *id = caller(call);
+    fl_app *a = id->role == FL_ROLE_ADMIN || !req->name ? NULL : sm_app_get(sm, req->name);
+    const char *owner = a && a->spec->owner ? a->spec->owner : "";
+    flame_status st =
+        a && strcmp(owner, id->name) != 0
+            ? fl_error(FLAME_ERR_PERMISSION_DENIED,
+                       "user %s may not unregister application %s: it belongs to %s", id->name,
+                       req->name, owner[0] ? owner : "the admins")
+            : sm_app_unregister(sm, req->name);
     if (st)
         sm_reply_error(sm, call, st);
     else

@@ -53,6 +53,9 @@ static fl_app_spec *app_spec(const Flame__V1__ApplicationSpec *m)
     }
     s->url = opt_str(m->_url_case, m->url);
     s->installer = opt_str(m->_installer_case, m->installer);
+    s->sandbox = opt_str(m->sandbox && m->sandbox[0], m->sandbox);
+    s->network = opt_str(m->network && m->network[0], m->network);
+    s->owner = opt_str(m->owner && m->owner[0], m->owner);
     return s;
 }
 

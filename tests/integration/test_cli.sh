@@ -39,6 +39,8 @@ spec:
   working_directory: /tmp
   max_instances: 2
   delay_release: 10
+  sandbox: process
+  network: host
 ---
 metadata:
   name: bare-app
@@ -47,10 +49,17 @@ check "register two documents" 0 'Application bare-app was registered' -- "$flmc
 check "register again: exists" 1 'already exists' -- "$flmctl" register -f "$tmp/app.yaml"
 check "view -a" 0 'Environment: GREETING=hello' -- "$flmctl" view -a echo-app
 check "view -a -o json" 0 '"max_instances":[[:space:]]*2' -- "$flmctl" view -a echo-app -o json
+check "view -a shows the sandbox" 0 'Sandbox: +process' -- "$flmctl" view -a echo-app
+check "view -a shows the network" 0 'Network: +host' -- "$flmctl" view -a echo-app
+check "view -a: no level is the node's" 0 'Sandbox: +default' -- "$flmctl" view -a bare-app
 check "view unknown application" 1 'application nope not found' -- "$flmctl" view -a nope
 
 printf 'metadata:\n  name: x\nspec:\n  working_directory: relative\n' >"$tmp/bad.yaml"
 check "bad app yaml names the key" 1 'spec.working_directory' -- "$flmctl" register -f "$tmp/bad.yaml"
+printf 'metadata:\n  name: x\nspec:\n  sandbox: jail\n' >"$tmp/bad.yaml"
+check "bad sandbox level names the key" 1 'spec.sandbox: expected none, process or microvm' -- "$flmctl" register -f "$tmp/bad.yaml"
+printf 'metadata:\n  name: x\nspec:\n  network: bridge\n' >"$tmp/bad.yaml"
+check "bad network names the key" 1 'spec.network: expected none or host' -- "$flmctl" register -f "$tmp/bad.yaml"
 printf 'metadata: [\n' >"$tmp/broken.yaml"
 check "broken yaml" 1 'invalid YAML' -- "$flmctl" register -f "$tmp/broken.yaml"
 

@@ -285,6 +285,8 @@ static PyObject *Client_register_application(ClientObject *self, PyObject *args,
     spec.working_directory = dict_str(d, "working_directory");
     spec.url = dict_str(d, "url");
     spec.installer = dict_str(d, "installer");
+    spec.sandbox = dict_str(d, "sandbox");
+    spec.network = dict_str(d, "network");
     spec.arguments = str_list(d, "arguments", &spec.arguments_len);
     spec.labels = str_list(d, "labels", &spec.labels_len);
     flame_env *envs = NULL;
