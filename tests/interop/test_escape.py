@@ -234,7 +234,7 @@ def test_none_level_control(cluster, pb, cfe, listener, scratch):
     can tell an escape from a block."""
     wait_node(pb, cfe)
     pid = em_pid(cluster)
-    register(pb, cfe, "escape-none", "none")
+    register(pb, cfe, "escape-none", "none", network="host")
     open_session(pb, cfe, "ctl", "escape-none", max_instances=1)
     who = assert_through(pb, cfe, "ctl", "whoami")
     assert "NoNewPrivs=0" in who, who
