@@ -108,8 +108,11 @@ static void none_stop(fl_process *p, int grace_ms)
 
 /* ---- the table ---------------------------------------------------------- */
 
-static const fl_spawner spawners[] = {
-    { "none", none_spawn, none_signal, none_reap, none_stop },
+static const fl_spawner none = { "none", none_spawn, none_signal, none_reap, none_stop };
+
+static const fl_spawner *const spawners[] = {
+    &none,
+    &fl_spawner_process,
 };
 
 flame_status fl_spawner_find(const fl_spawner **out, const char *level)
@@ -117,15 +120,15 @@ flame_status fl_spawner_find(const fl_spawner **out, const char *level)
     if (!level)
         level = "none";
     for (size_t i = 0; i < FL_ARRAY_LEN(spawners); i++) {
-        if (strcmp(spawners[i].level, level) == 0) {
-            *out = &spawners[i];
+        if (strcmp(spawners[i]->level, level) == 0) {
+            *out = spawners[i];
             return FLAME_OK;
         }
     }
     char known[128] = "";
     for (size_t i = 0; i < FL_ARRAY_LEN(spawners); i++)
         snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
-                 spawners[i].level);
+                 spawners[i]->level);
     return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                     "unknown sandbox level \"%s\" (this executor has: %s)", level, known);
 }

@@ -3,9 +3,9 @@
  * level. The level decides how the process is confined; what it runs
  * (command, arguments, environment) is the caller's business.
  *
- * Levels: "none" (fork/exec, no confinement). The sandbox levels of
- * Security II ("process": namespaces, seccomp, ...; "microvm") plug in
- * as further rows of the table in spawn.c.
+ * Levels: "none" (fork/exec, no confinement), "process" (process.c:
+ * namespaces, seccomp, Landlock, cgroups, ...). Further levels ("microvm")
+ * plug in as rows of the table in spawn.c.
  *
  * Threads: no shared state; an fl_process belongs to one thread at a time.
  * parent_death_signal follows the *thread* that spawned the process (Linux
@@ -15,6 +15,7 @@
 #define FL_SANDBOX_SPAWN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "flame/error.h"
@@ -33,6 +34,17 @@ typedef struct fl_spawn_spec {
                               * NULL, or it cannot be opened: inherited */
     bool new_group;          /* its own process group: signals reach the group */
     int parent_death_signal; /* sent when the spawning thread dies; 0: none */
+    /* Sandbox levels other than none: */
+    const char *name;            /* the sandbox's (the executor id): its cgroup */
+    const char *root_dir;        /* an empty directory of ours its root is mounted on */
+    const char *network;         /* "none" (NULL: loopback only) or "host" */
+    const char *const *ro_paths; /* NULL-terminated absolute paths shown read-only inside
+                                  * (the system's library dirs and the program always) */
+    const char *const *rw_dirs;  /* NULL-terminated (at most 4): writable inside, handed to
+                                  * the sandbox's uid */
+    uint64_t cpus;               /* cores; 0: no limit */
+    uint64_t memory;             /* bytes; 0: no limit */
+    unsigned max_pids;           /* 0: FL_SANDBOX_PIDS */
 } fl_spawn_spec;
 
 typedef struct fl_spawner fl_spawner;
@@ -44,6 +56,7 @@ typedef struct fl_process {
     bool group;  /* signals go to its process group */
     bool reaped; /* it exited and was waited for: status is set */
     int status;  /* its wait status */
+    struct fl_box *box; /* the sandbox around it (process level) */
 } fl_process;
 
 /* One sandbox level. */
@@ -60,6 +73,8 @@ struct fl_spawner {
      * what is left of its group and forgets it (pid 0; status stays). */
     void (*stop)(fl_process *p, int grace_ms);
 };
+
+extern const fl_spawner fl_spawner_process;
 
 /* The spawner of a level (NULL: "none"). FLAME_ERR_INVALID_ARGUMENT naming
  * the level and the known ones if there is no such level. */
