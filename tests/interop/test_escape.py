@@ -255,3 +255,58 @@ def test_none_level_control(cluster, pb, cfe, listener, scratch):
         assert "ran with uid 4242" in assert_through(pb, cfe, "ctl", f"setuid:{suid}")
     cfe.CloseSession(pb.fe.CloseSessionRequest(session_id="ctl"))
     assert_node_serves(cluster, pid)
+
+
+# ---- the level "microvm": what applies to a VM -----------------------------
+
+def first_task_or_skip(pb, fe, sid, what, timeout=120):
+    """Runs the session's first task; skips the test, with the bind's own
+    message, when the node cannot start the microVM (no level, no KVM, no
+    image: never a silent downgrade)."""
+    t = fe.CreateTask(pb.fe.CreateTaskRequest(task=pb.types.TaskSpec(session_id=sid,
+                                                                      input=what.encode())))
+
+    def done():
+        s = fe.GetSession(pb.fe.GetSessionRequest(session_id=sid))
+        fails = [e.message for e in s.status.events if e.code == 1001]
+        if fails:
+            return ("skip", fails[0])
+        task = fe.GetTask(pb.fe.GetTaskRequest(session_id=sid, task_id=t.metadata.id))
+        return task.status.state in (pb.types.Succeed, pb.types.Failed) and ("ran", task)
+    how, v = wait_for(done, timeout=timeout, what="the microVM's first task")
+    if how == "skip":
+        fe.CloseSession(pb.fe.CloseSessionRequest(session_id=sid))
+        pytest.skip(f"the microvm level is not available on this node: {v}")
+    return v
+
+
+def test_microvm_keeps_the_host_untouched(cluster, pb, cfe, listener, scratch):
+    """In a VM the guest's own files and processes are its business: what
+    counts is that nothing reaches the host."""
+    wait_node(pb, cfe)
+    pid = em_pid(cluster)
+    register(pb, cfe, "escape-vm", "microvm")
+    open_session(pb, cfe, "vm", "escape-vm", max_instances=1)
+    first_task_or_skip(pb, cfe, "vm", "whoami")
+    tag = uuid.uuid4().hex[:8]
+    targets = [f"/etc/flame-escape-{tag}", os.path.join(cluster.workdir, "work", f"x-{tag}"),
+               os.path.join(scratch, f"x-{tag}")]
+    for path in targets:
+        attack(pb, cfe, "vm", f"write:{path}")
+        assert not os.path.exists(path), f"{path} was written on the host"
+    planted = os.path.join(scratch, "planted")
+    with open(planted, "w") as f:
+        f.write("a file of the host's\n")
+    assert not attack(pb, cfe, "vm", f"read:{planted}")[0]
+    assert not attack(pb, cfe, "vm", f"ps:{pid}")[0]
+    attack(pb, cfe, "vm", f"kill:{pid}")
+    attack(pb, cfe, "vm", f"ptrace:{pid}")
+    attack(pb, cfe, "vm", f"connect:127.0.0.1:{listener.port}")
+    ip = host_ip()
+    if ip:
+        attack(pb, cfe, "vm", f"connect:{ip}:{listener.port}")
+    assert listener.accepted == 0
+    for what in ("mount", "module", "forkbomb:5000", "alloc:2048"):
+        attack(pb, cfe, "vm", what)  # inside the guest: its kernel's business
+    cfe.CloseSession(pb.fe.CloseSessionRequest(session_id="vm"))
+    assert_node_serves(cluster, pid)
