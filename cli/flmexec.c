@@ -1,6 +1,7 @@
 /* flmexec: run a shell or Python script through the built-in flmexec
  * application and print its output (client.h only). */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,38 @@ static char *slurp(FILE *f)
     if (buf)
         buf[n] = 0;
     return buf;
+}
+
+/* Waits for the task; gives up, with the bind's own message (e.g. a node
+ * without the microvm level), once the session manager stops trying to
+ * give the session an executor (event 1002 after repeated bind failures):
+ * then FLAME_OK with *out NULL, the reason printed. */
+static flame_status wait_task(flame_task **out, flame_client *client, flame_session *s,
+                              const char *task_id)
+{
+    for (;;) {
+        flame_status st = flame_task_wait(out, s, task_id, 1000);
+        if (st != FLAME_ERR_TIMEOUT)
+            return st;
+        flame_session_info *info;
+        if ((st = flame_session_get(&info, client, flame_session_id(s))))
+            return st;
+        const char *bind = NULL;
+        bool gave_up = false;
+        for (size_t i = 0; i < info->events_len; i++) {
+            if (info->events[i].code == 1001 && info->events[i].message)
+                bind = info->events[i].message;
+            gave_up |= info->events[i].code == 1002;
+        }
+        if (gave_up)
+            fprintf(stderr, "flmexec: the script cannot run: %s\n",
+                    bind ? bind : "the session gets no executor");
+        flame_session_info_free(info);
+        if (gave_up) {
+            *out = NULL;
+            return FLAME_OK;
+        }
+    }
 }
 
 int main(int argc, char **argv)
@@ -127,8 +160,10 @@ int main(int argc, char **argv)
     flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
     spec.application = app;
     if (flame_client_connect(&client, &co) || flame_session_create(&s, client, NULL, &spec) ||
-        flame_task_create(&t, s, json, strlen(json)) || flame_task_wait(&done, s, t->id, -1)) {
+        flame_task_create(&t, s, json, strlen(json)) || wait_task(&done, client, s, t->id)) {
         fprintf(stderr, "flmexec: %s\n", flame_error_last());
+    } else if (!done) {
+        /* no executor for it: wait_task said why */
     } else if (done->state != FLAME_TASK_SUCCEED) {
         fprintf(stderr, "flmexec: %s\n", done->message ? done->message : "the task failed");
     } else {

@@ -104,3 +104,17 @@ def test_scripts_cannot_escape(cluster, pb, cfe, tmp_path):
     ok = flmexec(cluster, "-l", "python", "-c", "print('a normal script')")
     assert ok.returncode == 0 and ok.stdout == "a normal script\n", ok.stderr
     assert_node_serves(cluster, pid)
+
+
+def test_microvm_on_request(cluster, pb, cfe):
+    """flmexec --sandbox microvm runs the script in a VM, or, on a node
+    that cannot start one, fails with the bind's message (never hangs,
+    never runs it elsewhere)."""
+    wait_node(pb, cfe)
+    r = flmexec(cluster, "--sandbox", "microvm", "-c", "echo in a vm", timeout=180)
+    if r.returncode == 0:
+        assert r.stdout == "in a vm\n"
+    else:
+        assert "cannot run" in r.stderr and "microvm" in r.stderr, r.stderr
+    bad = flmexec(cluster, "--sandbox", "none", "-c", "true")
+    assert bad.returncode == 2 and "never runs unconfined" in bad.stderr
