@@ -29,6 +29,12 @@ static void usage(FILE *f)
             "      --tls-cert FILE     the node's certificate, presented to the session manager\n"
             "      --tls-key FILE      and its key (default: $FLAME_CERT_FILE, $FLAME_KEY_FILE;\n"
             "                          never cluster.tls.cert_file/key_file, the server's)\n"
+            "      --sandbox LEVEL     the sandbox of applications that name none: none,\n"
+            "                          process or microvm (default process)\n"
+            "      --sandbox-allow LIST  the levels this node runs, comma-separated (default\n"
+            "                          all); other applications' binds fail saying so\n"
+            "      --sandbox-uids A-B  the uids/gids of process-level executors, one each\n"
+            "                          (default 100000-165535)\n"
             "  -h, --help              show this help\n"
             "  -V, --version           show the version\n");
 }
@@ -46,6 +52,9 @@ int main(int argc, char **argv)
         { "tls-ca", required_argument, NULL, 1 },
         { "tls-cert", required_argument, NULL, 2 },
         { "tls-key", required_argument, NULL, 3 },
+        { "sandbox", required_argument, NULL, 4 },
+        { "sandbox-allow", required_argument, NULL, 5 },
+        { "sandbox-uids", required_argument, NULL, 6 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -79,6 +88,19 @@ int main(int argc, char **argv)
         case 1: o.tls_ca_file = optarg; break;
         case 2: o.tls_cert_file = optarg; break;
         case 3: o.tls_key_file = optarg; break;
+        case 4: o.sandbox_default = optarg; break;
+        case 5: o.sandbox_allow = optarg; break;
+        case 6: {
+            unsigned a, b;
+            char extra;
+            if (sscanf(optarg, "%u-%u%c", &a, &b, &extra) != 2 || b < a) {
+                fprintf(stderr, "flame-executor-manager: --sandbox-uids takes FIRST-LAST\n");
+                return 2;
+            }
+            o.sandbox_uid_first = a;
+            o.sandbox_uid_count = b - a + 1;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         case 'V': printf("flame-executor-manager %s\n", flame_version()); return 0;
         default: usage(stderr); return 2;

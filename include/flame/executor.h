@@ -25,7 +25,7 @@ typedef struct flame_inproc_service {
     const flame_service *service;
 } flame_inproc_service;
 
-#define FLAME_EXECUTOR_OPTIONS_VERSION 1
+#define FLAME_EXECUTOR_OPTIONS_VERSION 2
 
 typedef struct flame_executor_options {
     int version;                 /* FLAME_EXECUTOR_OPTIONS_VERSION */
@@ -54,10 +54,21 @@ typedef struct flame_executor_options {
     const char *tls_ca_file;
     const char *tls_cert_file;
     const char *tls_key_file;
+    /* Version 2 (Security II). The sandbox level of applications that name
+     * none: "none", "process" or "microvm"; NULL: "process". The levels this
+     * node runs, comma-separated; NULL: all three. A session of an
+     * application whose level this node does not run fails its bind with a
+     * message saying so (never a weaker level instead). */
+    const char *sandbox_default;
+    const char *sandbox_allow;
+    /* The uids (= gids) given to process-level executors, one each:
+     * sandbox_uid_first .. + sandbox_uid_count - 1; 0: 100000, 65536. */
+    unsigned sandbox_uid_first;
+    unsigned sandbox_uid_count;
 } flame_executor_options;
 
 #define FLAME_EXECUTOR_OPTIONS_INIT { FLAME_EXECUTOR_OPTIONS_VERSION, NULL, NULL, NULL, NULL, \
-    NULL, 0, { 0, 0, 0 }, 0, NULL, 0, 0, NULL, NULL, NULL }
+    NULL, 0, { 0, 0, 0 }, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0 }
 
 /* Sets *opts to FLAME_EXECUTOR_OPTIONS_INIT of this library (for callers
  * that cannot use the macro, e.g. bindings). */

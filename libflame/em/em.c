@@ -16,6 +16,8 @@
 
 #include "config/endpoint.h"
 #include "em.h"
+#include "model/model.h"
+#include "sandbox/process.h"
 #include "flame/server.h"
 #include "util/util.h"
 
@@ -53,6 +55,36 @@ static char *self_dir(void)
     return fl_strdup(buf);
 }
 
+/* The sandbox settings: known levels only, the default among the allowed. */
+static flame_status sandbox_check(const flame_executor_options *o)
+{
+    const char *def = o->sandbox_default ? o->sandbox_default : "process";
+    if (!fl_sandbox_level_known(def))
+        return fl_error(FLAME_ERR_CONFIG,
+                        "sandbox level \"%s\" is not one of none, process, microvm", def);
+    if (o->sandbox_allow) {
+        char *list = fl_strdup(o->sandbox_allow), *save = NULL;
+        bool has_def = false;
+        for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (!fl_sandbox_level_known(t)) {
+                flame_status st = fl_error(FLAME_ERR_CONFIG, "allowed sandbox level \"%s\" is "
+                                           "not one of none, process, microvm", t);
+                free(list);
+                return st;
+            }
+            has_def |= strcmp(t, def) == 0;
+        }
+        free(list);
+        if (!has_def)
+            return fl_error(FLAME_ERR_CONFIG, "the default sandbox level %s is not among the "
+                            "allowed ones (%s)", def, o->sandbox_allow);
+    }
+    if (o->sandbox_uid_count && o->sandbox_uid_first < 1000)
+        return fl_error(FLAME_ERR_CONFIG, "sandbox uids must not start below 1000 (%u): they "
+                        "would be the host's users'", o->sandbox_uid_first);
+    return FLAME_OK;
+}
+
 static void em_free(flame_executor_manager *em)
 {
     rpc_channel_free(em->ch);
@@ -62,6 +94,8 @@ static void em_free(flame_executor_manager *em)
     free(em->work_dir);
     free(em->log_dir);
     free(em->bin_dir);
+    free(em->sandbox_default);
+    free(em->sandbox_allow);
     for (size_t i = 0; i < em->inproc_len; i++)
         free((char *)em->inproc[i].application);
     free(em->inproc);
@@ -76,8 +110,15 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
     if (!out)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "flame_executor_manager_start: out is NULL");
     flame_executor_options o = FLAME_EXECUTOR_OPTIONS_INIT;
+    flame_status st0;
     if (opts)
         o = *opts;
+    if (o.version < 2) { /* not in a version-1 caller's struct */
+        o.sandbox_default = o.sandbox_allow = NULL;
+        o.sandbox_uid_first = o.sandbox_uid_count = 0;
+    }
+    if ((st0 = sandbox_check(&o)))
+        return st0;
     flame_cluster_config *cfg = NULL;
     if (o.config_file) {
         flame_status st = flame_cluster_config_load(&cfg, o.config_file);
@@ -167,6 +208,18 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
         }
         em->inproc_len = o.inproc_len;
     }
+    em->sandbox_default = fl_strdup(o.sandbox_default ? o.sandbox_default : "process");
+    em->sandbox_allow = fl_sprintf(",%s,", o.sandbox_allow ? o.sandbox_allow
+                                                           : "none,process,microvm");
+    fl_sandbox_config sc = { o.sandbox_uid_first, o.sandbox_uid_count };
+    fl_sandbox_process_configure(&sc);
+    if (strstr(em->sandbox_allow, ",process,")) {
+        char *report = fl_sandbox_process_probe();
+        fl_log(FL_LOG_INFO, "em", "%s", report);
+        free(report);
+    }
+    fl_log(FL_LOG_INFO, "em", "sandbox: default %s, allowed %.*s", em->sandbox_default,
+           (int)strlen(em->sandbox_allow) - 2, em->sandbox_allow + 1);
     if (pthread_create(&em->thread, NULL, em_node_main, em) != 0) {
         em_free(em);
         return fl_error(FLAME_ERR_INTERNAL, "cannot start the executor manager thread");

@@ -39,6 +39,8 @@ struct flame_executor_manager {
     flame_resreq res;
     int heartbeat_ms;
     int task_timeout_ms;
+    char *sandbox_default; /* the level of applications that name none */
+    char *sandbox_allow;   /* ",none,process," : the levels this node runs */
     flame_inproc_service *inproc;
     size_t inproc_len;
     rpc_channel *ch;

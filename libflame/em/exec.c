@@ -19,6 +19,7 @@
  * Threads and locks: each executor's thread runs only its own em_exec; the
  * node thread starts executors and tears them down (em->mu guards the list,
  * x->mu the executor's stream; see em.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,7 +119,13 @@ static em_state on_bind(em_exec *x, em_binding *b)
         .log_dir = em->log_dir,
         .bin_dir = em->bin_dir,
         .task_timeout_ms = em->task_timeout_ms,
+        .sandbox = spec->sandbox && spec->sandbox[0] ? spec->sandbox : em->sandbox_default,
+        .network = spec->network && spec->network[0] ? spec->network : NULL,
     };
+    if (s->spec && s->spec->_resreq_case && s->spec->resreq) {
+        b->ctx.cpus = s->spec->resreq->cpu;
+        b->ctx.memory = s->spec->resreq->memory;
+    }
     if (s->spec && s->spec->_common_data_case) {
         b->ctx.common_data.data = s->spec->common_data.data ? s->spec->common_data.data
                                                             : (const uint8_t *)"";
@@ -127,11 +134,24 @@ static em_state on_bind(em_exec *x, em_binding *b)
     return EM_ENTER;
 }
 
+static bool sandbox_allowed(const flame_executor_manager *em, const char *level)
+{
+    char key[32];
+    snprintf(key, sizeof key, ",%s,", level);
+    return strlen(level) < 16 && strstr(em->sandbox_allow, key) != NULL;
+}
+
 /* Picks the shim, installs the application and enters the session. On
  * failure *message says why. */
 static flame_status enter_session(em_exec *x, em_binding *b, char **message)
 {
     const Flame__V1__ApplicationSpec *spec = b->ctx.app_spec;
+    if (!sandbox_allowed(x->em, b->ctx.sandbox)) {
+        *message = fl_sprintf("application %s asks for sandbox %s, which node %s does not run "
+                              "(it runs: %.*s)", b->ctx.application, b->ctx.sandbox, x->em->node,
+                              (int)strlen(x->em->sandbox_allow) - 2, x->em->sandbox_allow + 1);
+        return FLAME_ERR_FAILED_PRECONDITION;
+    }
     fl_shim_choice choice = { spec->shim, spec->_command_case ? spec->command : NULL,
                               inproc_for(x->em, b->ctx.application) };
     flame_status st = fl_shim_new(&b->shim, &choice, message);

@@ -431,6 +431,9 @@ static int make_point(const char *root, const char *path, bool dir)
     }
     if (dir)
         return mkdir(p, 0755) == 0 || errno == EEXIST ? 0 : -1;
+    struct stat st;
+    if (lstat(p, &st) == 0) /* inside a directory bound before */
+        return 0;
     int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return errno == EEXIST ? 0 : -1;
@@ -516,14 +519,13 @@ static int landlock(const fl_box *b)
     return rc;
 }
 
-/* Exit codes of the child before the program runs (beside spawn.h's). */
-#define EXIT_SETUP 125
+#define EXIT_SETUP FL_SPAWN_EXIT_SANDBOX
 
 static volatile pid_t service_pid;
 static int child_log = -1;
 
 /* Says which step failed into the service's log (no stdio: see the top). */
-static _Noreturn void die(const char *step)
+static _Noreturn void die_at(const char *step, const char *path)
 {
     int e = errno;
     char num[16];
@@ -534,10 +536,16 @@ static _Noreturn void die(const char *step)
     static const char head[] = "flame process sandbox: cannot ";
     int fd = child_log >= 0 ? child_log : 2;
     if (write(fd, head, sizeof head - 1) < 0 || write(fd, step, strlen(step)) < 0 ||
+        (path && (write(fd, " ", 1) < 0 || write(fd, path, strlen(path)) < 0)) ||
         write(fd, " (errno ", 8) < 0 || write(fd, num + sizeof num - n, (size_t)n) < 0 ||
         write(fd, ")\n", 2) < 0)
         _exit(EXIT_SETUP);
     _exit(EXIT_SETUP);
+}
+
+static _Noreturn void die(const char *step)
+{
+    die_at(step, NULL);
 }
 
 static void forward(int sig)
@@ -624,7 +632,7 @@ static _Noreturn void child_main(const fl_box *b, const fl_spawn_spec *spec, int
     int fds[MAX_BINDS], devfds[FL_ARRAY_LEN(b->devs)];
     for (int i = 0; i < b->n_binds; i++)
         if (!b->binds[i].link && (fds[i] = open(b->binds[i].src, O_PATH | O_CLOEXEC)) < 0)
-            die("open a path to bind");
+            die_at("open", b->binds[i].src);
     for (int i = 0; i < b->n_devs; i++)
         if ((devfds[i] = open(b->devs[i].src, O_PATH | O_CLOEXEC)) < 0)
             die("open a device");
@@ -644,7 +652,7 @@ static _Noreturn void child_main(const fl_box *b, const fl_spawn_spec *spec, int
             snprintf(p, sizeof p, "%s%s", root, x->src);
             symlink(x->target, p);
         } else if (bind_into(root, x->src, fds[i], x->flags, x->rw) != 0) {
-            die("bind a path");
+            die_at("bind", x->src);
         }
     }
     snprintf(p, sizeof p, "%s/proc", root);

@@ -23,6 +23,7 @@
 /* How a child reports what went wrong before its program ran. */
 #define FL_SPAWN_EXIT_CHDIR 126 /* it could not enter spec->cwd */
 #define FL_SPAWN_EXIT_EXEC 127  /* spec->path could not be executed */
+#define FL_SPAWN_EXIT_SANDBOX 125 /* its sandbox could not be set up (the log says why) */
 
 typedef struct fl_spawn_spec {
     const char *sandbox;     /* the level by name; NULL: "none" */

@@ -2,6 +2,7 @@
  * process group, working directory, environment and log file, started by the
  * spawner of sandbox/) and talks flame.v1 Instance to it over a Unix socket.
  * Threads: a shim is used by one executor thread at a time. */
+#include <dlfcn.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +38,8 @@ typedef struct host_shim {
     fl_process proc;     /* the service process */
     char *sock;
     char *dir;           /* per-executor directory we made (removed at the end) */
+    char *sock_dir;      /* a sandboxed service's socket directory, when not dir */
+    char *root_dir;      /* the mount point of a sandbox's root */
     char *log;
     rpc_channel *ch;
     int task_timeout_ms;
@@ -143,8 +146,92 @@ static void cleanup(host_shim *h)
         free(h->dir);
         h->dir = NULL;
     }
+    if (h->sock_dir) {
+        rm_rf(h->sock_dir);
+        free(h->sock_dir);
+        h->sock_dir = NULL;
+    }
+    free(h->root_dir); /* the spawner removed the directory */
+    h->root_dir = NULL;
     free(h->log);
     h->log = NULL;
+}
+
+/* A list of malloc'ed strings, NULL-terminated. */
+typedef struct fl_strv {
+    char **v;
+    size_t n;
+} fl_strv;
+
+static void strv_add(fl_strv *s, char *str)
+{
+    s->v = fl_realloc(s->v, (s->n + 2) * sizeof *s->v);
+    s->v[s->n++] = str;
+    s->v[s->n] = NULL;
+}
+
+static void fl_strv_clear(fl_strv *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    *s = (fl_strv){ 0 };
+}
+
+/* An absolute path the service names: a directory as is, a file's
+ * directory; never "/" or a top-level directory (/etc, /root, /tmp, ...):
+ * one argument must not show the host's whole tree. */
+static void add_path_of(fl_strv *s, const char *p)
+{
+    struct stat st;
+    if (!p || p[0] != '/' || stat(p, &st) != 0)
+        return;
+    char *d = fl_strdup(p);
+    if (!S_ISDIR(st.st_mode))
+        *strrchr(d, '/') = 0;
+    size_t n = strlen(d);
+    while (n > 1 && d[n - 1] == '/')
+        d[--n] = 0;
+    const char *second = d[0] ? strchr(d + 1, '/') : NULL;
+    if (second && second[1])
+        strv_add(s, d);
+    else
+        free(d);
+}
+
+/* What a sandboxed service sees read-only beside the system's library
+ * directories: the application's own directory (its program's, its
+ * working_directory, the paths its arguments name), the Flame library and
+ * its PYTHONPATH and LD_LIBRARY_PATH. */
+static void sandbox_paths(fl_strv *ro, const char *cmd, char *const *argv, char *const *envp,
+                          const fl_shim_session *ctx)
+{
+    add_path_of(ro, cmd);
+    if (ctx->working_directory && ctx->working_directory[0])
+        add_path_of(ro, ctx->working_directory);
+    for (size_t i = 1; argv[i]; i++)
+        add_path_of(ro, argv[i]);
+    /* the Flame library this node runs: services built with it link it */
+    Dl_info self;
+    if (dladdr((void *)sandbox_paths, &self) && self.dli_fname)
+        add_path_of(ro, self.dli_fname);
+    for (size_t i = 0; envp[i]; i++) {
+        size_t skip = strncmp(envp[i], "PYTHONPATH=", 11) == 0        ? 11
+                      : strncmp(envp[i], "LD_LIBRARY_PATH=", 16) == 0 ? 16
+                                                                      : 0;
+        if (!skip)
+            continue;
+        const char *p = envp[i] + skip;
+        while (*p) {
+            size_t n = strcspn(p, ":");
+            char *one = fl_sprintf("%.*s", (int)n, p);
+            add_path_of(ro, one);
+            free(one);
+            p += n + (p[n] == ':');
+        }
+    }
+    if (ctx->ca_file) /* the file only: keys may live beside it */
+        strv_add(ro, fl_strdup(ctx->ca_file));
 }
 
 static bool can_connect(const char *path)
@@ -173,20 +260,29 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
                               ctx->application);
         return FLAME_ERR_NOT_FOUND;
     }
-    /* directories: the application's working_directory, or one of ours */
-    const char *cwd;
-    if (ctx->working_directory && ctx->working_directory[0]) {
-        cwd = ctx->working_directory;
-    } else {
+    /* directories: the application's working_directory, or one of ours; a
+     * sandboxed service always has one of ours (its only writable place
+     * beside /tmp) and its socket in a directory of its own */
+    bool boxed = ctx->sandbox && strcmp(ctx->sandbox, "none") != 0;
+    bool has_wd = ctx->working_directory && ctx->working_directory[0];
+    if (!has_wd || boxed) {
         h->dir = fl_sprintf("%s/%s", ctx->work_dir, ctx->executor_id);
         mkdir(h->dir, 0700);
-        cwd = h->dir;
     }
-    char *sock = fl_sprintf("%s/%s.sock", ctx->work_dir, ctx->executor_id);
+    const char *cwd = has_wd ? ctx->working_directory : h->dir;
+    char *sock = boxed ? fl_sprintf("%s/service.sock", h->dir)
+                       : fl_sprintf("%s/%s.sock", ctx->work_dir, ctx->executor_id);
     if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         free(sock);
         pthread_once(&short_once, make_short_dir);
-        sock = fl_sprintf("%s/%u.sock", short_dir, atomic_fetch_add(&sock_seq, 1));
+        unsigned n = atomic_fetch_add(&sock_seq, 1);
+        if (boxed) {
+            h->sock_dir = fl_sprintf("%s/%u", short_dir, n);
+            mkdir(h->sock_dir, 0700);
+            sock = fl_sprintf("%s/s", h->sock_dir);
+        } else {
+            sock = fl_sprintf("%s/%u.sock", short_dir, n);
+        }
     }
     h->sock = sock;
     unlink(sock);
@@ -200,12 +296,13 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **envp = fl_calloc(nenv + spec->n_environments + 5, sizeof *envp);
+    char **envp = fl_calloc(nenv + spec->n_environments + 6, sizeof *envp);
     size_t k = 0;
     for (size_t i = 0; i < nenv; i++)
-        if (!env_overridden(spec, environ[i]))
+        if (!env_overridden(spec, environ[i]) &&
+            !(boxed && strncmp(environ[i], "HOME=", 5) == 0))
             envp[k++] = environ[i];
-    char **owned = fl_calloc(spec->n_environments + 5, sizeof *owned);
+    char **owned = fl_calloc(spec->n_environments + 6, sizeof *owned);
     size_t no = 0;
     for (size_t i = 0; i < spec->n_environments; i++)
         envp[k++] = owned[no++] = fl_sprintf("%s=%s", spec->environments[i]->name,
@@ -215,6 +312,14 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     envp[k++] = owned[no++] = fl_sprintf("FLAME_ENDPOINT=%s", ctx->endpoint ? ctx->endpoint : "");
     if (ctx->ca_file)
         envp[k++] = owned[no++] = fl_sprintf("FLAME_CA_FILE=%s", ctx->ca_file);
+    if (boxed) /* the host's HOME is not inside */
+        envp[k++] = owned[no++] = fl_sprintf("HOME=%s", h->dir);
+    fl_strv ro = { 0 };
+    if (boxed) {
+        sandbox_paths(&ro, cmd, argv, envp, ctx);
+        h->root_dir = fl_sprintf("%s/%s.root", ctx->work_dir, ctx->executor_id);
+    }
+    const char *rw[] = { h->dir, h->sock_dir, NULL };
 
     fl_spawn_spec ss = {
         .path = cmd,
@@ -226,8 +331,17 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
         /* if the executor's thread dies with its manager (kill -9), so
          * does the service */
         .parent_death_signal = SIGKILL,
+        .sandbox = ctx->sandbox,
+        .name = ctx->executor_id,
+        .root_dir = h->root_dir,
+        .network = ctx->network,
+        .ro_paths = (const char *const *)ro.v,
+        .rw_dirs = rw,
+        .cpus = ctx->cpus,
+        .memory = ctx->memory,
     };
     flame_status st = fl_spawn(&h->proc, &ss);
+    fl_strv_clear(&ro);
     free(argv);
     for (size_t i = 0; i < no; i++)
         free(owned[i]);
@@ -246,6 +360,9 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
             char *how = fl_exit_text(status);
             if (WIFEXITED(status) && WEXITSTATUS(status) == FL_SPAWN_EXIT_CHDIR)
                 *message = fl_sprintf("cannot enter the working directory %s", cwd);
+            else if (WIFEXITED(status) && WEXITSTATUS(status) == FL_SPAWN_EXIT_SANDBOX)
+                *message = fl_sprintf("the %s sandbox of %s could not be set up (its log "
+                                      "says why: %s)", ctx->sandbox, cmd, h->log);
             else
                 *message = fl_sprintf("service %s %s before listening on %s (its log: %s)", cmd,
                                       how, sock, h->log);

@@ -28,6 +28,9 @@ typedef struct fl_shim_session {
     const char *log_dir;
     const char *bin_dir;        /* where built-in service programs live */
     int task_timeout_ms;        /* 0: none */
+    const char *sandbox;        /* the level its service runs at (sandbox/spawn.h) */
+    const char *network;        /* "none" (NULL) or "host" */
+    uint64_t cpus, memory;      /* the session's resreq: the sandbox's limits; 0: none */
 } fl_shim_session;
 
 typedef struct fl_shim fl_shim;
