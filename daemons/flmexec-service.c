@@ -6,12 +6,15 @@
  * Every script runs under limits, so that "run this LLM-written script" is
  * safe alongside the sandbox the executor manager puts this service in:
  * wall-clock time (the script's process group is killed), address space
- * (RLIMIT_AS), file size (RLIMIT_FSIZE: its output and what it writes) and
+ * (RLIMIT_AS), file size (RLIMIT_FSIZE: its output and what it writes),
+ * processes (RLIMIT_NPROC, within the sandbox's own pids limit) and
  * no core dumps. The application sets them through its environment
  * (FLMEXEC_TIME_LIMIT in seconds, FLMEXEC_MEMORY_LIMIT as bytes or with a
- * k/m/g suffix, FLMEXEC_OUTPUT_LIMIT likewise); a task may ask for less,
+ * k/m/g suffix, FLMEXEC_OUTPUT_LIMIT likewise, FLMEXEC_PROCESS_LIMIT: the
+ * processes it may start, RLIMIT_NPROC); a task may ask for less,
  * never for more. A script stopped by a limit fails with a message that
  * names the limit. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -35,9 +38,10 @@ typedef struct limits {
     double time_s;      /* wall clock */
     long long memory;   /* bytes of address space */
     long long output;   /* bytes per file the script writes, stdout included */
+    long long processes; /* processes and threads it may add */
 } limits;
 
-static limits app_limits = { 60, 512LL << 20, 64LL << 20 };
+static limits app_limits = { 60, 512LL << 20, 64LL << 20, 64 };
 
 /* "123", "64k", "512m", "2g" (binary units); -1 if malformed or < 1. */
 static long long parse_size(const char *s)
@@ -59,7 +63,7 @@ static long long parse_size(const char *s)
 static void read_app_limits(void)
 {
     const char *t = getenv("FLMEXEC_TIME_LIMIT"), *m = getenv("FLMEXEC_MEMORY_LIMIT");
-    const char *o = getenv("FLMEXEC_OUTPUT_LIMIT");
+    const char *o = getenv("FLMEXEC_OUTPUT_LIMIT"), *p = getenv("FLMEXEC_PROCESS_LIMIT");
     char *end;
     double secs = t ? strtod(t, &end) : 0;
     if (t && (end == t || *end || secs <= 0))
@@ -75,6 +79,35 @@ static void read_app_limits(void)
         fprintf(stderr, "flmexec-service: FLMEXEC_OUTPUT_LIMIT=%s is not a size: ignored\n", o);
     else if (o)
         app_limits.output = v;
+    if (p && (v = parse_size(p)) < 0)
+        fprintf(stderr, "flmexec-service: FLMEXEC_PROCESS_LIMIT=%s is not a count: ignored\n", p);
+    else if (p)
+        app_limits.processes = v;
+}
+
+/* Processes and threads this process's uid may already have, as far as it
+ * can see: RLIMIT_NPROC counts them all, so the script's limit is on top.
+ * In the sandbox /proc shows only the executor's own. */
+static long long tasks_running(void)
+{
+    long long n = 0;
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    while (proc && (e = readdir(proc))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/%s/task", e->d_name);
+        DIR *t = opendir(path);
+        struct dirent *x;
+        while (t && (x = readdir(t)))
+            n += x->d_name[0] != '.';
+        if (t)
+            closedir(t);
+    }
+    if (proc)
+        closedir(proc);
+    return n;
 }
 
 /* The task's own limits, each at most the application's; NULL, or a
@@ -184,6 +217,10 @@ static void failure(char *buf, size_t len, const char *lang, const limits *l, bo
     else if (out_of_memory(err))
         snprintf(buf, len, "the %s script hit its memory limit of %.0f MiB", lang,
                  (double)l->memory / MIB);
+    else if (err && (strstr(err, "Resource temporarily unavailable") ||
+                    strstr(err, "Cannot fork") || strstr(err, "can't fork")))
+        snprintf(buf, len, "the %s script hit its process limit of %lld more processes", lang,
+                 l->processes);
     else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ)
         snprintf(buf, len, "the %s script hit its output limit of %.0f MiB per file", lang,
                  (double)l->output / MIB);
@@ -238,12 +275,14 @@ static int invoke(const flame_task_context *task, flame_task_result *result, voi
         (void)w;
         lseek(fin, 0, SEEK_SET);
     }
+    long long nproc = tasks_running() + lim.processes;
     /* only async-signal-safe calls in the child: the library has threads */
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0); /* the script and what it starts: killed as one */
         set_limit(RLIMIT_AS, lim.memory);
         set_limit(RLIMIT_FSIZE, lim.output);
+        set_limit(RLIMIT_NPROC, nproc);
         set_limit(RLIMIT_CORE, 0);
         dup2(fin, 0);
         dup2(fout, 1);
