@@ -40,8 +40,11 @@ class Agent(flame.FlameService):
 
 def register(name, role):
     try:
+        # sandboxed (the node's default level), with the host's network:
+        # the agent calls the session manager to fan out its tool calls
         flame.register_application(name, {"command": sys.executable,
-                                          "arguments": [os.path.abspath(__file__), "--serve", role]})
+                                          "arguments": [os.path.abspath(__file__), "--serve", role],
+                                          "network": "host"})
     except flame.FlameError as e:
         if "already exists" not in str(e):
             raise

@@ -207,6 +207,15 @@ static void sandbox_paths(fl_strv *ro, const char *cmd, char *const *argv, char 
                           const fl_shim_session *ctx)
 {
     add_path_of(ro, cmd);
+    /* a program in a Python venv needs the venv (pyvenv.cfg, site-packages) */
+    char *venv = fl_sprintf("%s", cmd);
+    for (int up = 0; up < 2 && strrchr(venv, '/'); up++)
+        *strrchr(venv, '/') = 0;
+    char *cfg = fl_sprintf("%s/pyvenv.cfg", venv);
+    if (venv[0] && access(cfg, R_OK) == 0)
+        add_path_of(ro, venv);
+    free(cfg);
+    free(venv);
     if (ctx->working_directory && ctx->working_directory[0])
         add_path_of(ro, ctx->working_directory);
     for (size_t i = 1; argv[i]; i++)
