@@ -42,7 +42,7 @@ def cluster():
         finally:
             d.stop()
     finally:
-        if not os.environ.get("KEEP"): shutil.rmtree(d.workdir, ignore_errors=True)
+        shutil.rmtree(d.workdir, ignore_errors=True)
 
 
 class Listener:
