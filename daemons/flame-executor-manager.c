@@ -35,6 +35,11 @@ static void usage(FILE *f)
             "                          all); other applications' binds fail saying so\n"
             "      --sandbox-uids A-B  the uids/gids of process-level executors, one each\n"
             "                          (default 100000-165535)\n"
+            "      --microvm-accel A   the microvm level's accelerator: kvm (default) or tcg\n"
+            "                          (emulation, slow; only when chosen, never a fallback)\n"
+            "      --microvm-image DIR its kernel and initramfs (scripts/microvm-image.sh; default\n"
+            "                          $FLAME_MICROVM_IMAGE, else ~/.cache/flame/microvm/current)\n"
+            "      --microvm-pool N    VMs kept booted per application (default 0)\n"
             "  -h, --help              show this help\n"
             "  -V, --version           show the version\n");
 }
@@ -55,6 +60,9 @@ int main(int argc, char **argv)
         { "sandbox", required_argument, NULL, 4 },
         { "sandbox-allow", required_argument, NULL, 5 },
         { "sandbox-uids", required_argument, NULL, 6 },
+        { "microvm-accel", required_argument, NULL, 7 },
+        { "microvm-image", required_argument, NULL, 8 },
+        { "microvm-pool", required_argument, NULL, 9 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -99,6 +107,18 @@ int main(int argc, char **argv)
             }
             o.sandbox_uid_first = a;
             o.sandbox_uid_count = b - a + 1;
+            break;
+        }
+        case 7: o.microvm_accel = optarg; break;
+        case 8: o.microvm_image = optarg; break;
+        case 9: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 0 || n > 64) {
+                fprintf(stderr, "flame-executor-manager: --microvm-pool takes 0..64\n");
+                return 2;
+            }
+            o.microvm_pool = (int)n;
             break;
         }
         case 'h': usage(stdout); return 0;

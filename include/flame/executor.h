@@ -65,10 +65,19 @@ typedef struct flame_executor_options {
      * sandbox_uid_first .. + sandbox_uid_count - 1; 0: 100000, 65536. */
     unsigned sandbox_uid_first;
     unsigned sandbox_uid_count;
+    /* Version 2. The microvm sandbox level: the accelerator, "kvm"
+     * (NULL) or "tcg" (emulation, slow: only when chosen, never a fallback);
+     * the image directory (vmlinuz + initramfs.img of
+     * scripts/microvm-image.sh; NULL: $FLAME_MICROVM_IMAGE, else
+     * ~/.cache/flame/microvm/current); VMs kept booted per application, the
+     * service started, for fast binds (0: none). */
+    const char *microvm_accel;
+    const char *microvm_image;
+    int microvm_pool;
 } flame_executor_options;
 
 #define FLAME_EXECUTOR_OPTIONS_INIT { FLAME_EXECUTOR_OPTIONS_VERSION, NULL, NULL, NULL, NULL, \
-    NULL, 0, { 0, 0, 0 }, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0 }
+    NULL, 0, { 0, 0, 0 }, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, 0 }
 
 /* Sets *opts to FLAME_EXECUTOR_OPTIONS_INIT of this library (for callers
  * that cannot use the macro, e.g. bindings). */

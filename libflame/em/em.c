@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "sandbox/process.h"
 #include "flame/server.h"
+#include "sandbox/microvm.h"
 #include "util/util.h"
 
 /* Work and log directories hold the executors' sockets, inputs and logs:
@@ -116,9 +117,15 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
     if (o.version < 2) { /* not in a version-1 caller's struct */
         o.sandbox_default = o.sandbox_allow = NULL;
         o.sandbox_uid_first = o.sandbox_uid_count = 0;
+        o.microvm_accel = o.microvm_image = NULL;
+        o.microvm_pool = 0;
     }
     if ((st0 = sandbox_check(&o)))
         return st0;
+    fl_microvm_config mc = { .image_dir = o.microvm_image, .accel = o.microvm_accel,
+                             .pool_size = o.microvm_pool > 0 ? o.microvm_pool : 0 };
+    if (fl_microvm_configure(&mc))
+        return FLAME_ERR_CONFIG; /* the message says which setting */
     flame_cluster_config *cfg = NULL;
     if (o.config_file) {
         flame_status st = flame_cluster_config_load(&cfg, o.config_file);
@@ -244,5 +251,6 @@ void flame_executor_manager_stop(flame_executor_manager *em)
         rpc_stream_cancel(em->watch);
     pthread_mutex_unlock(&em->mu);
     pthread_join(em->thread, NULL);
+    fl_microvm_shutdown(); /* the pool's VMs */
     em_free(em);
 }

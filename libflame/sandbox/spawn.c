@@ -113,6 +113,7 @@ static const fl_spawner none = { "none", none_spawn, none_signal, none_reap, non
 static const fl_spawner *const spawners[] = {
     &none,
     &fl_spawner_process,
+    &fl_spawner_microvm,
 };
 
 flame_status fl_spawner_find(const fl_spawner **out, const char *level)

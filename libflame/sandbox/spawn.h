@@ -4,8 +4,8 @@
  * (command, arguments, environment) is the caller's business.
  *
  * Levels: "none" (fork/exec, no confinement), "process" (process.c:
- * namespaces, seccomp, Landlock, cgroups, ...). Further levels ("microvm")
- * plug in as rows of the table in spawn.c.
+ * namespaces, seccomp, Landlock, cgroups, ...), "microvm" (microvm.c: a
+ * QEMU microvm guest per process), rows of the table in spawn.c.
  *
  * Threads: no shared state; an fl_process belongs to one thread at a time.
  * parent_death_signal follows the *thread* that spawned the process (Linux
@@ -76,6 +76,7 @@ struct fl_spawner {
 };
 
 extern const fl_spawner fl_spawner_process;
+extern const fl_spawner fl_spawner_microvm;
 
 /* The spawner of a level (NULL: "none"). FLAME_ERR_INVALID_ARGUMENT naming
  * the level and the known ones if there is no such level. */

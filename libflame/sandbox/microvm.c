@@ -1,0 +1,847 @@
+/* The "microvm" sandbox level: each service in a QEMU microvm guest of its
+ * own, booted from the image of scripts/microvm-image.sh, and a pool of
+ * pre-booted VMs per application.
+ *
+ * A VM has two virtio-serial ports, each QEMU's end a Unix socket in a
+ * private directory of ours: flame.ctl (the guest agent says "booted", we
+ * send the start request, it answers "ready" or "error <why>") and
+ * flame.instance (the agent bridges it to the service's Instance socket).
+ * Once the service listens, the instance socket is renamed to the spec's
+ * FLAME_INSTANCE_ENDPOINT: the host shim connects there and speaks flame.v1
+ * Instance gRPC to the service as to a local one. An fl_process of this level
+ * is the QEMU process; stopping it ends the VM. When the service exits the
+ * agent tells how and ends the guest: the process's status is the service's
+ * (QEMU's own when the VM died otherwise).
+ *
+ * The pool: after a spawn, the VMs of that application (same program,
+ * arguments, environment and size) are topped up to pool_size in the
+ * background, with the service already started: a later spawn only takes
+ * one and renames its socket. Pooled services start before their executor
+ * exists, so their FLAME_EXECUTOR_ID and HOME are the ones of the spawn
+ * that filled the pool (HOME is a directory of the guest's own anyway). The pool serves the POOL_APPS applications bound most recently.
+ *
+ * Threads: `lock` guards the settings, the pool and the list of live VMs;
+ * a spawn blocks its caller while a VM boots (outside the lock). The pool
+ * thread boots VMs one at a time; the parent-death signal of a pooled VM
+ * follows that thread, which lives until fl_microvm_shutdown. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "microvm.h"
+#include "spawn.h"
+#include "util/util.h"
+
+#define DEFAULT_BOOT_TIMEOUT_MS 120000
+#define START_TIMEOUT_MS 60000
+#define DEFAULT_MEMORY_MB 256
+#define MIN_MEMORY_MB 128
+#define POOL_APPS 8 /* applications the pool keeps VMs of: the most recently bound */
+
+typedef struct vm {
+    pid_t pid;      /* QEMU */
+    char *dir;      /* ours: ctl.sock, inst.sock, console.log */
+    int ctl;        /* connected to flame.ctl */
+    char *key;      /* the application it runs (pool) */
+    char *log_to;   /* a pooled VM's executor log: its console is appended
+                     * there when it stops */
+    bool reaped;
+    int status;
+    struct vm *next;
+} vm;
+
+/* What a VM is booted with (copied: the pool keeps it). */
+typedef struct vm_spec {
+    char *key;
+    char *path, *cwd;
+    char **argv, **envp;
+    unsigned cpus, memory_mb;
+    struct vm_spec *next; /* the pool's list of applications */
+} vm_spec;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static fl_microvm_config cfg; /* strings owned */
+static vm *live;              /* handed to fl_process (by pid) */
+static vm *pooled;            /* booted, service started, waiting */
+static vm_spec *wanted;       /* the applications the pool keeps VMs of */
+static pthread_t pool_thread;
+static bool pool_running, stopping;
+
+static void msleep(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+/* ---- settings ------------------------------------------------------------ */
+
+static void free_vm_spec(vm_spec *s);
+static void vm_free(vm *v, int grace_ms);
+
+void fl_microvm_shutdown(void)
+{
+    pthread_mutex_lock(&lock);
+    bool joined = pool_running;
+    stopping = true;
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&lock);
+    if (joined)
+        pthread_join(pool_thread, NULL);
+    pthread_mutex_lock(&lock);
+    pool_running = stopping = false;
+    vm *v = pooled;
+    pooled = NULL;
+    while (wanted) {
+        vm_spec *next = wanted->next;
+        free_vm_spec(wanted);
+        wanted = next;
+    }
+    pthread_mutex_unlock(&lock);
+    while (v) {
+        vm *next = v->next;
+        vm_free(v, 0);
+        v = next;
+    }
+}
+
+flame_status fl_microvm_configure(const fl_microvm_config *c)
+{
+    fl_microvm_config def = { 0 };
+    if (!c)
+        c = &def;
+    if (c->accel && strcmp(c->accel, "kvm") != 0 && strcmp(c->accel, "tcg") != 0)
+        return fl_error(FLAME_ERR_CONFIG,
+                        "microvm: unknown accelerator \"%s\" (kvm or tcg)", c->accel);
+    fl_microvm_shutdown();
+    pthread_mutex_lock(&lock);
+    free((char *)cfg.image_dir);
+    free((char *)cfg.accel);
+    free((char *)cfg.qemu);
+    cfg = *c;
+    cfg.image_dir = fl_strdup(c->image_dir);
+    cfg.accel = fl_strdup(c->accel);
+    cfg.qemu = fl_strdup(c->qemu);
+    pthread_mutex_unlock(&lock);
+    return FLAME_OK;
+}
+
+size_t fl_microvm_pool_count(void)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&lock);
+    for (vm *v = pooled; v; v = v->next)
+        n++;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+/* What one VM boot needs, resolved from the settings. */
+typedef struct boot_cfg {
+    char *kernel, *initrd, *qemu;
+    bool tcg;
+    int boot_timeout_ms;
+} boot_cfg;
+
+static void free_boot_cfg(boot_cfg *b)
+{
+    free(b->kernel);
+    free(b->initrd);
+    free(b->qemu);
+}
+
+static char *find_on_path(const char *cmd)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        char *p = fl_sprintf("%.*s/%s", (int)n, path, cmd);
+        if (access(p, X_OK) == 0)
+            return p;
+        free(p);
+        path += n + (path[n] == ':');
+    }
+    return NULL;
+}
+
+/* Fails with a message naming what is missing: KVM, the image, QEMU. */
+static flame_status resolve_boot_cfg(boot_cfg *b)
+{
+    memset(b, 0, sizeof *b);
+    pthread_mutex_lock(&lock);
+    char *dir = fl_strdup(cfg.image_dir);
+    b->tcg = cfg.accel && strcmp(cfg.accel, "tcg") == 0;
+    b->qemu = cfg.qemu ? fl_strdup(cfg.qemu) : NULL;
+    b->boot_timeout_ms = cfg.boot_timeout_ms > 0 ? cfg.boot_timeout_ms : DEFAULT_BOOT_TIMEOUT_MS;
+    pthread_mutex_unlock(&lock);
+    if (!dir && getenv("FLAME_MICROVM_IMAGE"))
+        dir = fl_strdup(getenv("FLAME_MICROVM_IMAGE"));
+    if (!dir)
+        dir = fl_sprintf("%s/.cache/flame/microvm/current", getenv("HOME") ? getenv("HOME") : "");
+    b->kernel = fl_sprintf("%s/vmlinuz", dir);
+    b->initrd = fl_sprintf("%s/initramfs.img", dir);
+    flame_status st = FLAME_OK;
+    if (access(b->kernel, R_OK) != 0 || access(b->initrd, R_OK) != 0) {
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                      "microvm: the VM image is missing (%s: no readable vmlinuz and "
+                      "initramfs.img); build it with scripts/microvm-image.sh",
+                      dir);
+    } else if (!b->tcg) {
+        /* a KVM device answers its API version (12 since Linux 2.6.22) */
+        int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+        int api = fd >= 0 ? ioctl(fd, KVM_GET_API_VERSION, 0) : -1;
+        const char *why = fd < 0 ? strerror(errno) : api != KVM_API_VERSION ? "not a KVM device"
+                                                                           : NULL;
+        if (why)
+            st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                          "microvm: KVM is not available (/dev/kvm: %s); this node's "
+                          "accelerator is kvm (tcg, much slower, only when chosen: "
+                          "--microvm-accel tcg)",
+                          why);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (!st && !b->qemu && !(b->qemu = find_on_path("qemu-system-x86_64")))
+        st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                      "microvm: qemu-system-x86_64 is not installed (Debian: qemu-system-x86)");
+    free(dir);
+    if (st)
+        free_boot_cfg(b);
+    return st;
+}
+
+/* ---- one VM -------------------------------------------------------------- */
+
+static void free_vm_spec(vm_spec *s)
+{
+    if (!s)
+        return;
+    free(s->key);
+    free(s->path);
+    free(s->cwd);
+    for (char **a = s->argv; a && *a; a++)
+        free(*a);
+    free(s->argv);
+    for (char **e = s->envp; e && *e; e++)
+        free(*e);
+    free(s->envp);
+    free(s);
+}
+
+static char **copy_strv(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **out = fl_calloc(n + 1, sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = fl_strdup(v[i]);
+    return out;
+}
+
+/* Per-executor variables (the host shim's HOME of a sandboxed service is its
+ * executor's directory): not part of what makes an application. */
+static bool per_executor(const char *e)
+{
+    return strncmp(e, "FLAME_INSTANCE_ENDPOINT=", 24) == 0 ||
+           strncmp(e, "FLAME_EXECUTOR_ID=", 18) == 0 || strncmp(e, "HOME=", 5) == 0;
+}
+
+static vm_spec *make_vm_spec(const fl_spawn_spec *spec)
+{
+    vm_spec *s = fl_calloc(1, sizeof *s);
+    s->path = fl_strdup(spec->path);
+    s->cwd = fl_strdup(spec->cwd ? spec->cwd : "/tmp");
+    s->argv = copy_strv(spec->argv);
+    s->envp = copy_strv(spec->envp);
+    uint64_t mb = spec->memory >> 20;
+    s->memory_mb = mb == 0 ? DEFAULT_MEMORY_MB : mb < MIN_MEMORY_MB ? MIN_MEMORY_MB
+                   : mb > 65536 ? 65536 : (unsigned)mb;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    s->cpus = spec->cpus == 0 ? 1 : spec->cpus > (uint64_t)ncpu ? (unsigned)ncpu
+                                                                : (unsigned)spec->cpus;
+    fl_buf k = { 0 };
+    fl_buf_printf(&k, "%u %u %s", s->cpus, s->memory_mb, s->path);
+    for (char **a = s->argv; *a; a++)
+        fl_buf_printf(&k, "\x1f%s", *a);
+    for (char **e = s->envp; *e; e++)
+        if (!per_executor(*e))
+            fl_buf_printf(&k, "\x1e%s", *e);
+    s->key = fl_buf_detach(&k);
+    return s;
+}
+
+static vm_spec *copy_vm_spec(const vm_spec *w)
+{
+    vm_spec *s = fl_calloc(1, sizeof *s);
+    *s = *w;
+    s->key = fl_strdup(w->key);
+    s->path = fl_strdup(w->path);
+    s->cwd = fl_strdup(w->cwd);
+    s->argv = copy_strv(w->argv);
+    s->envp = copy_strv(w->envp);
+    s->next = NULL;
+    return s;
+}
+
+/* The TSC rate TCG guests run at (the host's): saves the guest a PIT
+ * calibration that fails when the emulation runs late on a busy host, after
+ * which the kernel stalls. */
+static unsigned host_tsc_khz(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    double mhz = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (unsigned)(mhz * 1000);
+}
+
+static pid_t start_qemu(const boot_cfg *b, const vm_spec *s, const char *dir, const char *log,
+                        int death_signal)
+{
+    unsigned khz = b->tcg ? host_tsc_khz() : 0;
+    char *append = fl_sprintf("console=ttyS0 edd=off rdinit=/init quiet panic=-1%s%.0u",
+                              khz ? " tsc=reliable tsc_early_khz=" : "", khz);
+    char *mem = fl_sprintf("%u", s->memory_mb);
+    char *smp = fl_sprintf("%u", s->cpus);
+    char *ctl = fl_sprintf("socket,id=ctl,path=%s/ctl.sock,server=on,wait=off", dir);
+    char *inst = fl_sprintf("socket,id=inst,path=%s/inst.sock,server=on,wait=off", dir);
+    char *argv[] = { b->qemu, "-M", "microvm,isa-serial=on", "-accel", b->tcg ? "tcg" : "kvm",
+                     "-cpu", b->tcg ? "max" : "host", "-m", mem, "-smp", smp,
+                     "-kernel", b->kernel, "-initrd", b->initrd, "-append", append,
+                     "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+                     /* QEMU's own seccomp filter: a guest that breaks into QEMU still
+                      * cannot exec, fork, raise privileges or use obsolete calls */
+                     "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+                                 "resourcecontrol=deny",
+                     "-no-reboot", "-device", "virtio-serial-device",
+                     "-chardev", ctl, "-device", "virtserialport,chardev=ctl,name=flame.ctl",
+                     "-chardev", inst, "-device", "virtserialport,chardev=inst,name=flame.instance",
+                     NULL };
+    int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* only async-signal-safe calls: this process has threads */
+        if (death_signal)
+            prctl(PR_SET_PDEATHSIG, death_signal);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        if (logfd >= 0) {
+            dup2(logfd, 1);
+            dup2(logfd, 2);
+        }
+        execv(b->qemu, argv);
+        _exit(FL_SPAWN_EXIT_EXEC);
+    }
+    if (logfd >= 0)
+        close(logfd);
+    free(append);
+    free(mem);
+    free(smp);
+    free(ctl);
+    free(inst);
+    return pid;
+}
+
+/* The service's own end, if the agent told it before the guest went down:
+ * "exit code N" / "exit signal N" on the control port. */
+static void read_exit(vm *v)
+{
+    char buf[1024];
+    ssize_t n = v->ctl >= 0 ? recv(v->ctl, buf, sizeof buf - 1, MSG_DONTWAIT) : -1;
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    char *e = strstr(buf, "exit ");
+    int x;
+    if (e && sscanf(e, "exit code %d", &x) == 1)
+        v->status = (x & 0xff) << 8;
+    else if (e && sscanf(e, "exit signal %d", &x) == 1)
+        v->status = x & 0x7f;
+}
+
+static bool vm_reap(vm *v, bool block)
+{
+    if (!v->reaped && waitpid(v->pid, &v->status, block ? 0 : WNOHANG) == v->pid) {
+        v->reaped = true;
+        read_exit(v);
+    }
+    return v->reaped;
+}
+
+static void vm_kill(vm *v, int grace_ms)
+{
+    if (!vm_reap(v, false)) {
+        kill(v->pid, SIGTERM);
+        for (int waited = 0; waited < grace_ms && !vm_reap(v, false); waited += 10)
+            msleep(10);
+        if (!vm_reap(v, false)) {
+            kill(v->pid, SIGKILL);
+            vm_reap(v, true);
+        }
+    }
+}
+
+static void rm_dir(const char *dir)
+{
+    static const char *const names[] = { "ctl.sock", "inst.sock", "console.log" };
+    for (size_t i = 0; i < FL_ARRAY_LEN(names); i++) {
+        char *p = fl_sprintf("%s/%s", dir, names[i]);
+        unlink(p);
+        free(p);
+    }
+    rmdir(dir);
+}
+
+/* Appends a pooled VM's console to its executor's log. */
+static void keep_console(const vm *v)
+{
+    char *path = fl_sprintf("%s/console.log", v->dir);
+    FILE *in = fopen(path, "r"), *out = fopen(v->log_to, "a");
+    char buf[8192];
+    size_t n;
+    while (in && out && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, out);
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    free(path);
+}
+
+static void vm_free(vm *v, int grace_ms)
+{
+    if (!v)
+        return;
+    if (v->pid > 0)
+        vm_kill(v, grace_ms);
+    if (v->log_to) {
+        keep_console(v);
+        free(v->log_to);
+    }
+    if (v->ctl >= 0)
+        close(v->ctl);
+    if (v->dir) {
+        rm_dir(v->dir);
+        free(v->dir);
+    }
+    free(v->key);
+    free(v);
+}
+
+/* Reads one line from the control port; false on timeout or when QEMU is
+ * gone. */
+static bool read_line(vm *v, char *line, size_t size, int timeout_ms)
+{
+    size_t n = 0;
+    int64_t deadline = fl_mono_ns() + (int64_t)timeout_ms * 1000000;
+    while (n < size - 1) {
+        int left = (int)((deadline - fl_mono_ns()) / 1000000);
+        struct pollfd pfd = { v->ctl, POLLIN, 0 };
+        if (left <= 0 || vm_reap(v, false))
+            return false;
+        if (poll(&pfd, 1, left < 200 ? left : 200) <= 0)
+            continue;
+        ssize_t r = read(v->ctl, line + n, 1);
+        if (r <= 0)
+            return false;
+        if (line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = 0;
+    return true;
+}
+
+static flame_status vm_failed(vm *v, const char *what, const char *log)
+{
+    if (vm_reap(v, false)) {
+        char *how = fl_exit_text(v->status);
+        flame_status st = fl_error(FLAME_ERR_UNAVAILABLE, "microvm: QEMU %s %s (its log: %s)",
+                                   how, what, log);
+        free(how);
+        return st;
+    }
+    return fl_error(FLAME_ERR_TIMEOUT, "microvm: the VM timed out %s (its log: %s)", what, log);
+}
+
+/* Boots a VM up to its agent's "booted". */
+static flame_status vm_boot(vm **out, const boot_cfg *b, const vm_spec *s, const char *log,
+                            int death_signal)
+{
+    char tmpl[] = "/tmp/flame-vm-XXXXXX"; /* short: Unix socket paths */
+    if (!mkdtemp(tmpl))
+        return fl_error(FLAME_ERR_INTERNAL, "microvm: mkdtemp: %s", strerror(errno));
+    vm *v = fl_calloc(1, sizeof *v);
+    v->ctl = -1;
+    v->dir = fl_strdup(tmpl);
+    char *own_log = log ? NULL : fl_sprintf("%s/console.log", v->dir);
+    if (!log)
+        log = own_log;
+    v->pid = start_qemu(b, s, v->dir, log, death_signal);
+    flame_status st = FLAME_OK;
+    if (v->pid < 0) {
+        st = fl_error(FLAME_ERR_INTERNAL, "microvm: cannot start %s: %s", b->qemu,
+                      strerror(errno));
+        v->pid = 0;
+        goto out;
+    }
+    /* QEMU creates the control socket before the guest runs */
+    char *path = fl_sprintf("%s/ctl.sock", v->dir);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    free(path);
+    v->ctl = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int waited = 0;
+    while (connect(v->ctl, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (vm_reap(v, false) || waited >= b->boot_timeout_ms) {
+            st = vm_failed(v, "before its control socket was there", log);
+            goto out;
+        }
+        msleep(5);
+        waited += 5;
+    }
+    char line[512];
+    if (!read_line(v, line, sizeof line, b->boot_timeout_ms - waited)) {
+        st = vm_failed(v, "before the guest agent was up", log);
+        goto out;
+    }
+    if (strcmp(line, "booted") != 0)
+        st = fl_error(FLAME_ERR_INTERNAL, "microvm: the guest agent said \"%s\"", line);
+out:
+    free(own_log);
+    if (st) {
+        vm_free(v, 0);
+        return st;
+    }
+    *out = v;
+    return FLAME_OK;
+}
+
+/* Sends the start request; FLAME_OK once the service listens in the VM. */
+static flame_status vm_start(vm *v, const vm_spec *s, const char *log)
+{
+    fl_buf req = { 0 };
+    size_t argc = 0, envc = 0;
+    while (s->argv[argc])
+        argc++;
+    while (s->envp[envc])
+        envc++;
+    fl_buf_add(&req, s->path, strlen(s->path) + 1);
+    fl_buf_add(&req, s->cwd, strlen(s->cwd) + 1);
+    fl_buf_printf(&req, "%zu", argc);
+    fl_buf_add(&req, "", 1);
+    for (size_t i = 0; i < argc; i++)
+        fl_buf_add(&req, s->argv[i], strlen(s->argv[i]) + 1);
+    fl_buf_printf(&req, "%zu", envc);
+    fl_buf_add(&req, "", 1);
+    for (size_t i = 0; i < envc; i++)
+        fl_buf_add(&req, s->envp[i], strlen(s->envp[i]) + 1);
+    char head[64];
+    int hn = snprintf(head, sizeof head, "start %zu\n", req.len);
+    bool sent = write(v->ctl, head, (size_t)hn) == hn &&
+                write(v->ctl, req.data, req.len) == (ssize_t)req.len;
+    fl_buf_free(&req);
+    char line[512];
+    if (!sent || !read_line(v, line, sizeof line, START_TIMEOUT_MS))
+        return vm_failed(v, "before its service listened", log);
+    if (strncmp(line, "error ", 6) == 0)
+        return fl_error(FLAME_ERR_UNAVAILABLE, "microvm: %s (the VM's log: %s)", line + 6, log);
+    if (strcmp(line, "ready") != 0)
+        return fl_error(FLAME_ERR_INTERNAL, "microvm: the guest agent said \"%s\"", line);
+    return FLAME_OK;
+}
+
+static flame_status vm_create(vm **out, const boot_cfg *b, const vm_spec *s, const char *log,
+                              int death_signal)
+{
+    vm *v;
+    flame_status st = vm_boot(&v, b, s, log, death_signal);
+    if (st)
+        return st;
+    if ((st = vm_start(v, s, log ? log : "console.log in its directory"))) {
+        vm_free(v, 0);
+        return st;
+    }
+    v->key = fl_strdup(s->key);
+    *out = v;
+    return FLAME_OK;
+}
+
+/* ---- the pool ------------------------------------------------------------ */
+
+static size_t pooled_for(const char *key)
+{
+    size_t n = 0;
+    for (vm *v = pooled; v; v = v->next)
+        n += strcmp(v->key, key) == 0;
+    return n;
+}
+
+static vm *pool_take(const char *key)
+{
+    pthread_mutex_lock(&lock);
+    vm **pp = &pooled, *v = NULL;
+    while (*pp && strcmp((*pp)->key, key) != 0)
+        pp = &(*pp)->next;
+    while ((v = *pp) && vm_reap(v, false)) { /* died while waiting: drop it */
+        *pp = v->next;
+        pthread_mutex_unlock(&lock);
+        vm_free(v, 0);
+        return pool_take(key);
+    }
+    if (v)
+        *pp = v->next;
+    pthread_mutex_unlock(&lock);
+    return v;
+}
+
+/* Takes an application off the pool's list (under the lock); NULL if not
+ * there. */
+static vm_spec *unwant(const char *key)
+{
+    for (vm_spec **pp = &wanted; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->key, key) == 0) {
+            vm_spec *s = *pp;
+            *pp = s->next;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void *pool_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    while (!stopping) {
+        vm_spec *w = wanted;
+        while (w && pooled_for(w->key) >= (size_t)cfg.pool_size)
+            w = w->next;
+        if (!w) {
+            pthread_cond_wait(&wake, &lock);
+            continue;
+        }
+        vm_spec *s = copy_vm_spec(w);
+        pthread_mutex_unlock(&lock);
+        boot_cfg b;
+        vm *v = NULL;
+        flame_status st = resolve_boot_cfg(&b);
+        if (!st) {
+            st = vm_create(&v, &b, s, NULL, SIGKILL);
+            free_boot_cfg(&b);
+        }
+        pthread_mutex_lock(&lock);
+        if (st) {
+            /* no retry loop: the application's next bind asks again */
+            fl_log(FL_LOG_WARN, "microvm", "pool: %s; the pool stops for %s until its next bind",
+                   flame_error_last(), s->path);
+            free_vm_spec(unwant(s->key));
+        }
+        if (v) {
+            v->next = pooled;
+            pooled = v;
+            fl_log(FL_LOG_INFO, "microvm", "pool: a VM is ready for %s (%zu of %d)", s->path,
+                   pooled_for(v->key), cfg.pool_size);
+        }
+        free_vm_spec(s);
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+/* Asks the pool thread to keep pool_size VMs of this application (the
+ * applications most recently bound first). */
+static void pool_refill(vm_spec *s)
+{
+    pthread_mutex_lock(&lock);
+    if (cfg.pool_size <= 0 || stopping) {
+        pthread_mutex_unlock(&lock);
+        free_vm_spec(s);
+        return;
+    }
+    free_vm_spec(unwant(s->key));
+    s->next = wanted;
+    wanted = s;
+    /* past POOL_APPS, the least recently bound application leaves the pool */
+    vm_spec **pp = &wanted;
+    for (int i = 0; *pp && i < POOL_APPS; i++)
+        pp = &(*pp)->next;
+    vm_spec *gone = *pp;
+    *pp = NULL;
+    vm *drop = NULL;
+    for (vm_spec *g = gone; g; g = g->next) {
+        for (vm **vp = &pooled; *vp;) {
+            vm *v = *vp;
+            if (strcmp(v->key, g->key) == 0) {
+                *vp = v->next;
+                v->next = drop;
+                drop = v;
+            } else {
+                vp = &v->next;
+            }
+        }
+    }
+    if (!pool_running)
+        pool_running = pthread_create(&pool_thread, NULL, pool_main, NULL) == 0;
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&lock);
+    while (gone) {
+        vm_spec *next = gone->next;
+        free_vm_spec(gone);
+        gone = next;
+    }
+    while (drop) {
+        vm *next = drop->next;
+        vm_free(drop, 0);
+        drop = next;
+    }
+}
+
+/* ---- the spawner --------------------------------------------------------- */
+
+static vm *find_live(pid_t pid, bool unlink_it)
+{
+    vm **pp = &live;
+    while (*pp && (*pp)->pid != pid)
+        pp = &(*pp)->next;
+    vm *v = *pp;
+    if (v && unlink_it)
+        *pp = v->next;
+    return v;
+}
+
+static const char *instance_endpoint(char *const *envp)
+{
+    for (; envp && *envp; envp++)
+        if (strncmp(*envp, "FLAME_INSTANCE_ENDPOINT=", 24) == 0)
+            return *envp + 24;
+    return NULL;
+}
+
+static flame_status microvm_spawn(const fl_spawner *sp, fl_process *p, const fl_spawn_spec *spec)
+{
+    if (spec->network && strcmp(spec->network, "none") != 0)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                        "microvm: network \"%s\" is not available in a VM (its guest has no "
+                        "network device); use sandbox: process for it",
+                        spec->network);
+    const char *sock = instance_endpoint(spec->envp);
+    if (!sock)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "microvm: the spec has no FLAME_INSTANCE_ENDPOINT to serve");
+    boot_cfg b;
+    flame_status st = resolve_boot_cfg(&b);
+    if (st)
+        return st;
+    vm_spec *s = make_vm_spec(spec);
+    vm *v = pool_take(s->key);
+    if (v && spec->log_file) {
+        /* the pooled VM's console: in its directory while it runs, then
+         * where the shim says the service's log is */
+        v->log_to = fl_strdup(spec->log_file);
+        FILE *f = fopen(spec->log_file, "a");
+        if (f) {
+            fprintf(f, "microvm: a VM from the pool; its console is %s/console.log until it "
+                       "stops, then below\n",
+                    v->dir);
+            fclose(f);
+        }
+    }
+    if (!v)
+        st = vm_create(&v, &b, s, spec->log_file, spec->parent_death_signal);
+    free_boot_cfg(&b);
+    if (st) {
+        free_vm_spec(s);
+        return st;
+    }
+    char *inst = fl_sprintf("%s/inst.sock", v->dir);
+    if (rename(inst, sock) != 0) {
+        st = fl_error(FLAME_ERR_INTERNAL, "microvm: cannot move %s to %s: %s", inst, sock,
+                      strerror(errno));
+        free(inst);
+        vm_free(v, 0);
+        free_vm_spec(s);
+        return st;
+    }
+    free(inst);
+    pthread_mutex_lock(&lock);
+    v->next = live;
+    live = v;
+    pthread_mutex_unlock(&lock);
+    p->spawner = sp;
+    p->pid = v->pid;
+    p->group = false;
+    p->reaped = false;
+    p->status = 0;
+    pool_refill(s);
+    return FLAME_OK;
+}
+
+static int microvm_signal(fl_process *p, int sig)
+{
+    if (p->pid <= 0) {
+        errno = ESRCH;
+        return -1;
+    }
+    return kill(p->pid, sig);
+}
+
+static bool microvm_reap(fl_process *p, bool block)
+{
+    if (p->pid <= 0 || p->reaped)
+        return p->reaped;
+    pthread_mutex_lock(&lock);
+    vm *v = find_live(p->pid, false);
+    pthread_mutex_unlock(&lock);
+    /* the VM is only freed by stop, from this fl_process's thread */
+    if (v && vm_reap(v, block)) {
+        p->reaped = true;
+        p->status = v->status;
+    }
+    return p->reaped;
+}
+
+static void microvm_stop(fl_process *p, int grace_ms)
+{
+    if (p->pid <= 0)
+        return;
+    pthread_mutex_lock(&lock);
+    vm *v = find_live(p->pid, true);
+    pthread_mutex_unlock(&lock);
+    if (v) {
+        vm_kill(v, grace_ms);
+        p->reaped = true;
+        p->status = v->status;
+        vm_free(v, 0);
+    }
+    p->pid = 0;
+}
+
+const fl_spawner fl_spawner_microvm = { "microvm", microvm_spawn, microvm_signal, microvm_reap,
+                                        microvm_stop };
