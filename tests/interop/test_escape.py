@@ -27,12 +27,42 @@ ESCAPE = os.environ.get("FLAME_ESCAPE_SERVICE") or os.path.join(
 WORK_PARENT = "/var/tmp" if os.path.isdir("/var/tmp") else BUILD_DIR
 
 
+_vm_image = []
+
+
+def vm_image():
+    """A microvm image holding the escape service (scripts/microvm-image.sh:
+    idempotent, a few seconds), cached in the build dir next to the shared
+    Debian packages; (dir, None) or (None, why not)."""
+    if not _vm_image:
+        cache = os.path.join(BUILD_DIR, "microvm-escape")
+        shared = os.path.expanduser("~/.cache/flame/microvm/debs")
+        os.makedirs(cache, exist_ok=True)
+        if os.path.isdir(shared) and not os.path.exists(os.path.join(cache, "debs")):
+            os.symlink(shared, os.path.join(cache, "debs"))
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                              "microvm-image.sh")
+        r = subprocess.run(["bash", script, "--build", BUILD_DIR, "--service", ESCAPE],
+                           env=dict(os.environ, FLAME_MICROVM_CACHE=cache),
+                           capture_output=True, text=True, timeout=600)
+        out = r.stdout.strip().splitlines()
+        _vm_image.append((out[-1], None) if r.returncode == 0 and out else
+                         (None, (r.stderr or r.stdout)[-500:]))
+    return _vm_image[0]
+
+
 @pytest.fixture
-def cluster():
+def cluster(request):
     """As conftest's, with its files outside /tmp: a sandbox has a /tmp of
     its own, where a write to a host path below /tmp would land unseen by
-    the host and prove nothing."""
+    the host and prove nothing. The microvm tests (test_microvm_*) get the
+    escape service's VM image, under TCG (KVM guests hang on these hosts)."""
     d = Daemon(tempfile.mkdtemp(prefix="flame-escape-cluster-", dir=WORK_PARENT))
+    if request.node.name.startswith("test_microvm"):
+        image, why = vm_image()
+        if not image:
+            pytest.skip(f"no microvm image with the escape service: {why}")
+        d.em_args = ["--microvm-accel", "tcg", "--microvm-image", image]
     d.start()
     d.start_em()
     yield d
