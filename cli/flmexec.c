@@ -1,6 +1,7 @@
 /* flmexec: run a shell or Python script through the built-in flmexec
  * application and print its output (client.h only). */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +12,24 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: flmexec [-l shell|python] [-i INPUT] (-c CODE | FILE | -)\n"
+            "Usage: flmexec [-l shell|python] [-i INPUT] [limits] (-c CODE | FILE | -)\n"
             "\n"
             "Runs a script as a task of the built-in flmexec application and prints its stdout.\n"
-            "  -l, --language LANG   shell (default) or python\n"
-            "  -c, --code CODE       the script itself\n"
-            "  -i, --input TEXT      the script's standard input\n"
-            "      --endpoint URL    the session manager\n"
-            "  -h, --help            show this help\n");
+            "The script runs in a sandbox (no network, its own files only) under a time and a\n"
+            "memory limit; a script stopped by one fails with a message naming it.\n"
+            "  -l, --language LANG      shell (default) or python\n"
+            "  -c, --code CODE          the script itself\n"
+            "  -i, --input TEXT         the script's standard input\n"
+            "  -t, --time-limit SEC     stop the script after SEC seconds (at most the\n"
+            "                           application's limit, 60 s unless it sets another)\n"
+            "  -m, --memory-limit SIZE  its address space, e.g. 256m (at most the\n"
+            "                           application's limit, 512m unless it sets another)\n"
+            "      --sandbox LEVEL      process (default: application flmexec) or microvm\n"
+            "                           (application flmexec-microvm)\n"
+            "  -a, --app NAME           another application running flmexec-service, e.g. one\n"
+            "                           an admin registered with network: host\n"
+            "      --endpoint URL       the session manager\n"
+            "  -h, --help               show this help\n");
 }
 
 static char *slurp(FILE *f)
@@ -36,21 +47,79 @@ static char *slurp(FILE *f)
     return buf;
 }
 
+/* Waits for the task; gives up, with the bind's own message (e.g. a node
+ * without the microvm level), once the session manager stops trying to
+ * give the session an executor (event 1002 after repeated bind failures):
+ * then FLAME_OK with *out NULL, the reason printed. */
+static flame_status wait_task(flame_task **out, flame_client *client, flame_session *s,
+                              const char *task_id)
+{
+    for (;;) {
+        flame_status st = flame_task_wait(out, s, task_id, 1000);
+        if (st != FLAME_ERR_TIMEOUT)
+            return st;
+        flame_session_info *info;
+        if ((st = flame_session_get(&info, client, flame_session_id(s))))
+            return st;
+        const char *bind = NULL;
+        bool gave_up = false;
+        for (size_t i = 0; i < info->events_len; i++) {
+            if (info->events[i].code == 1001 && info->events[i].message)
+                bind = info->events[i].message;
+            gave_up |= info->events[i].code == 1002;
+        }
+        if (gave_up)
+            fprintf(stderr, "flmexec: the script cannot run: %s\n",
+                    bind ? bind : "the session gets no executor");
+        flame_session_info_free(info);
+        if (gave_up) {
+            *out = NULL;
+            return FLAME_OK;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "language", required_argument, NULL, 'l' }, { "code", required_argument, NULL, 'c' },
         { "input", required_argument, NULL, 'i' },    { "endpoint", required_argument, NULL, 'E' },
+        { "time-limit", required_argument, NULL, 't' },
+        { "memory-limit", required_argument, NULL, 'm' },
+        { "sandbox", required_argument, NULL, 'S' },  { "app", required_argument, NULL, 'a' },
         { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
     };
     const char *lang = "shell", *code = NULL, *input = NULL, *endpoint = NULL;
+    const char *memory = NULL, *app = "flmexec";
+    double secs = 0;
+    char *end;
     int c;
-    while ((c = getopt_long(argc, argv, "l:c:i:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:c:i:t:m:a:h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': lang = optarg; break;
         case 'c': code = optarg; break;
         case 'i': input = optarg; break;
         case 'E': endpoint = optarg; break;
+        case 'm': memory = optarg; break;
+        case 'a': app = optarg; break;
+        case 't':
+            secs = strtod(optarg, &end);
+            if (end == optarg || *end || secs <= 0) {
+                fprintf(stderr, "flmexec: --time-limit takes seconds > 0\n");
+                return 2;
+            }
+            break;
+        case 'S':
+            if (strcmp(optarg, "process") == 0) {
+                app = "flmexec";
+            } else if (strcmp(optarg, "microvm") == 0) {
+                app = "flmexec-microvm";
+            } else {
+                fprintf(stderr, "flmexec: --sandbox is process or microvm (a script never "
+                                "runs unconfined)\n");
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -75,6 +144,10 @@ int main(int argc, char **argv)
     cJSON_AddStringToObject(in, "code", code);
     if (input)
         cJSON_AddStringToObject(in, "input", input);
+    if (secs > 0)
+        cJSON_AddNumberToObject(in, "time_limit", secs);
+    if (memory)
+        cJSON_AddStringToObject(in, "memory_limit", memory);
     char *json = cJSON_PrintUnformatted(in);
     cJSON_Delete(in);
 
@@ -85,10 +158,12 @@ int main(int argc, char **argv)
     flame_session *s = NULL;
     flame_task *t = NULL, *done = NULL;
     flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
-    spec.application = "flmexec";
+    spec.application = app;
     if (flame_client_connect(&client, &co) || flame_session_create(&s, client, NULL, &spec) ||
-        flame_task_create(&t, s, json, strlen(json)) || flame_task_wait(&done, s, t->id, -1)) {
+        flame_task_create(&t, s, json, strlen(json)) || wait_task(&done, client, s, t->id)) {
         fprintf(stderr, "flmexec: %s\n", flame_error_last());
+    } else if (!done) {
+        /* no executor for it: wait_task said why */
     } else if (done->state != FLAME_TASK_SUCCEED) {
         fprintf(stderr, "flmexec: %s\n", done->message ? done->message : "the task failed");
     } else {

@@ -135,10 +135,13 @@ START_TEST(applications)
     flame_application **list;
     size_t n;
     ck_assert_int_eq(flame_application_list(&list, &n, client), FLAME_OK);
-    ck_assert_uint_eq(n, 3); /* flmexec, flmping (built in) and py-app, by name */
+    ck_assert_uint_eq(n, 4); /* flmexec, flmexec-microvm, flmping (built in), py-app */
     ck_assert_str_eq(list[0]->name, "flmexec");
-    ck_assert_str_eq(list[1]->name, "flmping");
-    ck_assert_str_eq(list[2]->name, "py-app");
+    ck_assert_str_eq(list[0]->spec->sandbox, "process"); /* never the node's default */
+    ck_assert_str_eq(list[1]->name, "flmexec-microvm");
+    ck_assert_str_eq(list[1]->spec->sandbox, "microvm");
+    ck_assert_str_eq(list[2]->name, "flmping");
+    ck_assert_str_eq(list[3]->name, "py-app");
     flame_application_list_free(list, n);
 
     /* update and unregister are refused while a session is open */

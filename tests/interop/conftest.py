@@ -132,6 +132,7 @@ class Daemon:
         self.db = os.path.join(workdir, "flame.db")
         self.proc = None
         self.em = None
+        self.em_args = []  # more executor manager options
 
     def start(self):
         import grpc
@@ -192,7 +193,7 @@ class Daemon:
         self.em = subprocess.Popen(
             [EM_BIN, "--endpoint", self.url,
              "--work-dir", os.path.join(self.workdir, "work"), "--node", "test-node",
-             "--resources", "cpu=2,mem=1g", "--task-timeout", "3"] + tls,
+             "--resources", "cpu=2,mem=1g", "--task-timeout", "3"] + tls + self.em_args,
             stdout=log, stderr=log)
 
     def kill9_em(self):
