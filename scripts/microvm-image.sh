@@ -112,7 +112,11 @@ mkdir -p "$tmp"
 (cd "$stage" && find . | "$busybox" cpio -o -H newc 2>/dev/null | gzip -1 > "$tmp/initramfs.img")
 cp "$vmlinuz" "$tmp/vmlinuz"
 echo "$key kernel=$kver busybox=$bbver" > "$tmp/KEY"
-rm -rf "$out"
-mv "$tmp" "$out"
+# publish atomically; never replace a published image (a test may be booting
+# it): a run that loses the race to the same key drops its own copy
+if ! mv -T "$tmp" "$out" 2>/dev/null; then
+    rm -rf "$tmp"
+    [ -e "$out/KEY" ] || { echo "microvm-image: cannot publish $out" >&2; exit 1; }
+fi
 ln -sfn "image-$key" "$cache/current"
 echo "$out"
