@@ -99,7 +99,9 @@ cat > "$stage/init" <<'EOF'
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs -o mode=1777 tmp /tmp
+# /tmp stays on the (writable) initramfs root: a tmpfs over it would hide
+# services whose host path is under /tmp (a build dir there)
+chmod 1777 /tmp
 mount -t tmpfs run /run
 for m in virtio_ring virtio virtio_mmio virtio_console; do
     insmod /lib/modules/$m.ko
