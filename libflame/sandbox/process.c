@@ -874,15 +874,7 @@ static void process_stop(fl_process *p, int grace_ms)
 {
     if (p->pid <= 0)
         return;
-    if (!process_reap(p, false)) {
-        process_signal(p, SIGTERM);
-        for (int waited = 0; waited < grace_ms && !process_reap(p, false); waited += 10)
-            msleep(10);
-        if (!process_reap(p, false)) {
-            process_signal(p, SIGKILL);
-            process_reap(p, true);
-        }
-    }
+    fl_spawn_terminate(p, grace_ms, process_signal, process_reap);
     box_free(p->box); /* its cgroups go with anything left in them */
     p->box = NULL;
     p->pid = 0;

@@ -87,19 +87,25 @@ static bool none_reap(fl_process *p, bool block)
     return p->reaped;
 }
 
+void fl_spawn_terminate(fl_process *p, int grace_ms, int (*sig)(fl_process *, int),
+                        bool (*reap)(fl_process *, bool))
+{
+    if (reap(p, false))
+        return;
+    sig(p, SIGTERM);
+    for (int waited = 0; waited < grace_ms && !reap(p, false); waited += 10)
+        msleep(10);
+    if (!reap(p, false)) {
+        sig(p, SIGKILL);
+        reap(p, true);
+    }
+}
+
 static void none_stop(fl_process *p, int grace_ms)
 {
     if (p->pid <= 0)
         return;
-    if (!none_reap(p, false)) {
-        none_signal(p, SIGTERM);
-        for (int waited = 0; waited < grace_ms && !none_reap(p, false); waited += 10)
-            msleep(10);
-        if (!none_reap(p, false)) {
-            none_signal(p, SIGKILL);
-            none_reap(p, true);
-        }
-    }
+    fl_spawn_terminate(p, grace_ms, none_signal, none_reap);
     /* anything left in its process group goes too */
     if (p->group)
         kill(-p->pid, SIGKILL);

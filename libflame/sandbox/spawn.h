@@ -94,4 +94,10 @@ void fl_process_stop(fl_process *p, int grace_ms);
  * malloc'ed. */
 char *fl_exit_text(int status);
 
+/* For spawners: the stop every level shares once its process is reaped or
+ * not: SIGTERM, up to grace_ms for it to go, then SIGKILL and a blocking
+ * reap, through the level's own signal and reap. */
+void fl_spawn_terminate(fl_process *p, int grace_ms, int (*sig)(fl_process *, int),
+                        bool (*reap)(fl_process *, bool));
+
 #endif
