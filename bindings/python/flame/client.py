@@ -65,7 +65,7 @@ class Connection:
     """
 
     def __init__(self, endpoint: Optional[str] = None, ca_file: Optional[str] = None,
-                 cert_file: Optional[str] = None, key_file: Optional[str] = None):
+                 cert_file: Optional[str] = None, key_file: Optional[str] = None) -> None:
         self._c = _flame.Client(endpoint, ca_file, cert_file, key_file)
 
     @classmethod
@@ -231,7 +231,7 @@ class _Completions:
     task registered after it started.
     """
 
-    def __init__(self, handle: Any, session_id: str):
+    def __init__(self, handle: Any, session_id: str) -> None:
         self._h = handle
         self._sid = session_id
         self._lock = threading.Lock()
@@ -374,7 +374,7 @@ class Session:
     failed: int
     events: List[Event]
 
-    def __init__(self, connection: Connection, id: SessionID, handle: Any = None):
+    def __init__(self, connection: Connection, id: SessionID, handle: Any = None) -> None:
         self.connection = connection
         self.id = id
         self._handle = handle
@@ -475,6 +475,7 @@ class Session:
         """Runs one task and returns its output (bytes, or None). A failed
         task raises FlameError (code INTERNAL, status TASK_FAILED) with the
         task's message."""
+        _check_bytes(input_data, "input_data")
         return self._h.invoke(input_data)
 
     def run(self, input_data: Optional[bytes]) -> concurrent.futures.Future:
@@ -534,7 +535,7 @@ class TaskWatcher:
     (flamepy's TaskWatcher). The watch runs on a helper thread while the
     iterator is consumed."""
 
-    def __init__(self, handle: Any, task_id: str, timeout_ms: int = -1):
+    def __init__(self, handle: Any, task_id: str, timeout_ms: int = -1) -> None:
         self._q: "queue.Queue[Any]" = queue.Queue()
         self._done = object()
 

@@ -81,7 +81,7 @@ class SessionContext:
     common_data: Any
 
     def __init__(self, session_id: str, application: ApplicationContext,
-                 common_data: Optional[bytes]):
+                 common_data: Optional[bytes]) -> None:
         self.session_id = session_id
         self.application = application
         self.common_data = _CommonData(common_data) if common_data is not None else _NoCommonData()
@@ -121,7 +121,7 @@ class FlameService:
 class _Adapter:
     """What the C extension calls: dicts in, the service's callbacks out."""
 
-    def __init__(self, service: FlameService):
+    def __init__(self, service: FlameService) -> None:
         self._s = service
 
     def _enter(self, d: Dict[str, Any]) -> None:

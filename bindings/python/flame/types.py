@@ -126,11 +126,13 @@ class _LegacyKeys:
     _legacy: Optional[Dict[str, Any]]
 
     def __getitem__(self, key: str) -> Any:
+        """The earlier dict's value for key."""
         if self._legacy is None:
             raise TypeError(f"{type(self).__name__} made by hand has no legacy keys")
         return self._legacy[key]
 
     def keys(self) -> Any:
+        """The keys `record["key"]` knows."""
         return (self._legacy or {}).keys()
 
 
