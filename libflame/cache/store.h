@@ -85,7 +85,8 @@ flame_status cache_store_patch(cache_store *s, const char *key, cache_payload *p
  * clients); NULL: FLAME_ERR_NOT_FOUND or a read error (flame_error_last).
  * Valid until the next call that changes the store. */
 cache_obj *cache_store_get(cache_store *s, const char *key);
-/* A full key, an `<app>/<ssn>` prefix or `<app>/ *` (all sessions): memory and disk. */
+/* A full key, an `<app>/<ssn>` prefix or `<app>/` then `*` (all sessions):
+ * memory and disk. */
 flame_status cache_store_delete(cache_store *s, const char *pattern);
 /* Iteration over every known object: for (size_t i = 0; (o = cache_store_next(s, &i));) */
 cache_obj *cache_store_next(cache_store *s, size_t *iter);
