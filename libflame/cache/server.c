@@ -588,7 +588,7 @@ flame_status flame_cache_server_start(flame_cache_server **out,
     flame_cache_server *srv = fl_calloc(1, sizeof *srv);
     srv->max_object = o.max_object_size ? o.max_object_size : 1ull << 30;
     if (fl_cache_endpoint_parse(&ep, endpoint)) {
-        st = fl_error(FLAME_ERR_CONFIG, "cache.endpoint: %s", flame_error_last());
+        st = cache_error_wrap(FLAME_ERR_CONFIG, "cache.endpoint");
         goto fail;
     }
     if (strcmp(policy, "lru") != 0 && strcmp(policy, "none") != 0) {
@@ -602,7 +602,7 @@ flame_status flame_cache_server_start(flame_cache_server **out,
             goto fail_ep;
         }
         if ((st = rpc_tls_check(&tls, true))) {
-            st = fl_error(st, "cache.tls.%s", flame_error_last());
+            st = cache_error_wrap(st, "cache.tls");
             goto fail_ep;
         }
     } else {
@@ -628,8 +628,9 @@ flame_status flame_cache_server_start(flame_cache_server **out,
     srv->rpc = rpc_server_new(&svc, 1, srv, &ro);
     srv->port = rpc_server_listen(srv->rpc, ep.target);
     if (srv->port < 0) {
-        st = fl_error(FLAME_ERR_UNAVAILABLE, "cache: cannot listen on %s: %s", ep.target,
-                      flame_error_last());
+        char where[300];
+        snprintf(where, sizeof where, "cache: cannot listen on %s", ep.target);
+        st = cache_error_wrap(FLAME_ERR_UNAVAILABLE, where);
         goto fail_ep;
     }
     char host[64];

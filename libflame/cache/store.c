@@ -42,6 +42,13 @@ static uint64_t payload_size(const cache_payload *p)
     return n;
 }
 
+flame_status cache_error_wrap(flame_status st, const char *prefix)
+{
+    char why[512];
+    snprintf(why, sizeof why, "%s", flame_error_last());
+    return fl_error(st, "%s: %s", prefix, why);
+}
+
 /* ---- keys --------------------------------------------------------------- */
 
 int cache_key_kind(const char *key, const char **why)
@@ -233,12 +240,12 @@ static flame_status read_payload(const char *path, uint64_t max, cache_payload *
     st = ipc_file_read(buf, len, max + (1u << 20), &schema, &msgs, &n);
     free(buf);
     if (st)
-        return fl_error(st, "cache: %s: %s", path, flame_error_last());
+        return cache_error_wrap(st, path);
     ipc_schema_info si;
     *p = (cache_payload){ 0 };
     *version = 0;
     if ((st = ipc_schema_parse(schema.header, schema.header_len, &si))) {
-        st = fl_error(st, "cache: %s: %s", path, flame_error_last());
+        st = cache_error_wrap(st, path);
     } else if (si.native) {
         *p = (cache_payload){ true, schema, msgs, n, NULL, 0 };
         *version = si.version;
@@ -252,7 +259,7 @@ static flame_status read_payload(const char *path, uint64_t max, cache_payload *
                 st = ipc_opaque_rows(&si, &msgs[i], max, &data, &has, version);
         }
         if (st)
-            st = fl_error(st, "cache: %s: %s", path, flame_error_last());
+            st = cache_error_wrap(st, path);
         p->data = data.b;
         p->len = data.len;
     }

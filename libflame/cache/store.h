@@ -91,6 +91,10 @@ flame_status cache_store_delete(cache_store *s, const char *pattern);
 /* Iteration over every known object: for (size_t i = 0; (o = cache_store_next(s, &i));) */
 cache_obj *cache_store_next(cache_store *s, size_t *iter);
 
+/* Sets the last error to "<prefix>: <the last error>" and returns st (the
+ * last error is copied first: fl_error writes into the same buffer). */
+flame_status cache_error_wrap(flame_status st, const char *prefix);
+
 /* Memory accounting (tests, logs). */
 uint64_t cache_store_memory(const cache_store *s);
 size_t cache_store_loaded(const cache_store *s);
