@@ -494,8 +494,9 @@ void ipc_file_write(fb_builder *out, const uint8_t *schema, size_t schema_len,
                     const ipc_msg *msgs, size_t n)
 {
     static const uint8_t magic[8] = { 'A', 'R', 'R', 'O', 'W', '1', 0, 0 };
-    uint8_t (*blocks)[24] = fl_calloc(n + 1, 24);
-    size_t nrb = 0;
+    /* Blocks: [0] dictionaries, [1] record batches (24-byte structs) */
+    uint8_t (*blocks[2])[24] = { fl_calloc(n + 1, 24), fl_calloc(n + 1, 24) };
+    size_t nb[2] = { 0, 0 };
     fbb_bytes(out, magic, 8);
     ipc_encapsulate(out, schema, schema_len);
     for (size_t i = 0; i < n; i++) {
@@ -505,16 +506,17 @@ void ipc_file_write(fb_builder *out, const uint8_t *schema, size_t schema_len,
         fbb_bytes(out, msgs[i].body, msgs[i].body_len);
         fbb_pad(out, 8);
         int64_t bl;
-        if (ipc_message_type(msgs[i].header, msgs[i].header_len, &bl) != IPC_RECORD_BATCH)
-            continue; /* dictionaries are in the stream; native tables keep none */
-        uint64_t vals[3] = { at, meta, msgs[i].body_len };
-        for (int k = 0; k < 8; k++) {
-            blocks[nrb][k] = (uint8_t)(vals[0] >> (8 * k));
-            blocks[nrb][16 + k] = (uint8_t)(vals[2] >> (8 * k));
+        int type = ipc_message_type(msgs[i].header, msgs[i].header_len, &bl);
+        if (type != IPC_RECORD_BATCH && type != IPC_DICTIONARY_BATCH)
+            continue;
+        int k = type == IPC_RECORD_BATCH;
+        uint8_t *blk = blocks[k][nb[k]++];
+        for (int j = 0; j < 8; j++) {
+            blk[j] = (uint8_t)((uint64_t)at >> (8 * j));
+            blk[16 + j] = (uint8_t)((uint64_t)msgs[i].body_len >> (8 * j));
         }
-        for (int k = 0; k < 4; k++)
-            blocks[nrb][8 + k] = (uint8_t)(vals[1] >> (8 * k));
-        nrb++;
+        for (int j = 0; j < 4; j++)
+            blk[8 + j] = (uint8_t)(meta >> (8 * j));
     }
     put_u32(out, 0xffffffffu);
     put_u32(out, 0);
@@ -526,8 +528,8 @@ void ipc_file_write(fb_builder *out, const uint8_t *schema, size_t schema_len,
                      { 3, 4, 0, true } };
     size_t pos[4];
     fbb_patch(&f, 0, fbb_table(&f, s, 4, pos));
-    fbb_patch(&f, pos[2], fbb_vector(&f, 0, 24, 8, NULL));
-    fbb_patch(&f, pos[3], fbb_vector(&f, (uint32_t)nrb, 24, 8, blocks));
+    fbb_patch(&f, pos[2], fbb_vector(&f, (uint32_t)nb[0], 24, 8, blocks[0]));
+    fbb_patch(&f, pos[3], fbb_vector(&f, (uint32_t)nb[1], 24, 8, blocks[1]));
     fbb_pad(&f, 8);
     fb_reader r = { schema, schema_len, false };
     int type;
@@ -539,7 +541,8 @@ void ipc_file_write(fb_builder *out, const uint8_t *schema, size_t schema_len,
     put_u32(out, (uint32_t)f.len);
     fbb_bytes(out, "ARROW1", 6);
     fbb_free(&f);
-    free(blocks);
+    free(blocks[0]);
+    free(blocks[1]);
 }
 
 flame_status ipc_file_read(const uint8_t *p, size_t n, uint64_t max_total, ipc_msg *schema,

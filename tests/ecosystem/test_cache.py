@@ -193,6 +193,16 @@ def test_fs_store_restart_and_layout(object_cache, tmp_path):
     assert base.to_pydict() == {"version": [1], "data": [b"base"]}
     d1 = pa.ipc.open_file(store / "app/ssn/obj.deltas/1.arrow").read_all()
     assert d1.to_pydict() == {"version": [3], "data": [b"d1"]}
+    # a native table with a dictionary column survives the restart too
+    table = pa.table({"cat": pa.array(["a", "b", "a"]).dictionary_encode(), "n": [1, 2, 3]})
+    table = table.replace_schema_metadata({b"flame.cache.format": b"arrow-table-v1",
+                                           b"flame.cache.version": b"0"})
+    w, r = cl.do_put(fl.FlightDescriptor.for_path("app/ssn/dict"), table.schema)
+    w.write_table(table)
+    w.done_writing()
+    r.read()
+    w.close()
+    assert get(cl, "app/ssn/dict").to_pydict() == table.to_pydict()
     cl.close()
     c1.stop()
 
@@ -201,6 +211,8 @@ def test_fs_store_restart_and_layout(object_cache, tmp_path):
     full = get(cl, "app/ssn/obj:0").to_pydict()
     assert full == {"version": [1, 2, 3], "kind": ["base", "patch", "patch"],
                     "data": [b"base", b"d0", b"d1"]}
+    assert get(cl, "app/ssn/dict").to_pydict() == table.to_pydict()
+    assert pa.ipc.open_file(store / "app/ssn/dict.arrow").read_all().to_pydict() == table.to_pydict()
     assert put(cl, fl.FlightDescriptor.for_command(b"PATCH:app/ssn/obj"), b"d2")["version"] == 4
     assert put(cl, fl.FlightDescriptor.for_path("app/ssn/obj"), b"b2")["version"] == 5
     assert not (store / "app/ssn/obj.deltas").exists()
@@ -374,3 +386,16 @@ def test_flamepy_tls(object_cache, pki):
     # a plaintext client gets no answer
     with pytest.raises(Exception):
         put(fl.FlightClient(f"grpc://127.0.0.1:{c.port}"), fl.FlightDescriptor.for_path("a/b"), b"x")
+
+
+def test_mutual_tls(object_cache, pki):
+    c = object_cache(tls=(pki / "server.crt", pki / "server.key"),
+                     args=["--tls-ca", str(pki / "ca.crt"), "--mtls"])
+    ca = (pki / "ca.crt").read_bytes()
+    anon = fl.FlightClient(c.location, tls_root_certs=ca)
+    with pytest.raises(Exception):
+        put(anon, fl.FlightDescriptor.for_path("a/b"), b"x")
+    me = fl.FlightClient(c.location, tls_root_certs=ca, cert_chain=(pki / "user.crt").read_bytes(),
+                         private_key=(pki / "user.key").read_bytes())
+    assert put(me, fl.FlightDescriptor.for_path("a/b"), b"x")["version"] == 1
+    me.close()
