@@ -196,8 +196,8 @@ flame_status ipc_rows(const ipc_schema_info *s, const ipc_msg *m, uint64_t max, 
                         "(version, data)");
     if (rows == 0)
         return FLAME_OK;
-    if (rows > m->body_len)
-        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "record batch: more rows than bytes");
+    if (rows > INT32_MAX || (!zstd && rows > m->body_len))
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "record batch: more rows than its body holds");
     for (uint32_t i = 0; i < nnodes; i++)
         if (fbr_read(&r, nodes + 16 * (size_t)i, 8) != rows ||
             fbr_read(&r, nodes + 16 * (size_t)i + 8, 8) != 0)
