@@ -330,6 +330,49 @@ START_TEST(server_and_client)
 }
 END_TEST
 
+static char certs[128];
+
+/* grpcs: the C client's downloader with the CA, and refused without it */
+START_TEST(tls_get)
+{
+    char crt[256], key[256], ca[256], other[256];
+    snprintf(crt, sizeof crt, "%s/server.crt", certs);
+    snprintf(key, sizeof key, "%s/server.key", certs);
+    snprintf(ca, sizeof ca, "%s/ca.crt", certs);
+    snprintf(other, sizeof other, "%s/other-ca.crt", certs);
+    flame_cache_server_options so = FLAME_CACHE_SERVER_OPTIONS_INIT;
+    so.endpoint = "grpcs://127.0.0.1:0";
+    so.tls_cert_file = crt;
+    so.tls_key_file = key;
+    flame_cache_server *srv;
+    ck_assert_int_eq(flame_cache_server_start(&srv, &so), FLAME_OK);
+    ck_assert_ptr_nonnull(strstr(flame_cache_server_uri(srv), "grpc+tls://"));
+    char ep[64], url[128];
+    snprintf(ep, sizeof ep, "grpcs://127.0.0.1:%d", flame_cache_server_port(srv));
+    flame_cache *c;
+    flame_cache_options co = FLAME_CACHE_OPTIONS_INIT;
+    co.ca_file = ca;
+    ck_assert_int_eq(flame_cache_connect(&c, ep, &co), FLAME_OK);
+    flame_cache_ref ref;
+    ck_assert_int_eq(flame_cache_put(c, "app/pkg/x.tgz", "tls", 3, &ref), FLAME_OK);
+    flame_cache_ref_clear(&ref);
+    flame_cache_close(c);
+    snprintf(url, sizeof url, "%s/app/pkg/x.tgz", ep);
+    void *data;
+    size_t len;
+    ck_assert_int_eq(flame_cache_get(url, NULL, ca, &data, &len), FLAME_OK);
+    ck_assert_uint_eq(len, 3);
+    free(data);
+    ck_assert_int_ne(flame_cache_get(url, NULL, other, &data, &len), FLAME_OK);
+    /* a grpcs endpoint without a certificate does not start */
+    so.tls_cert_file = NULL;
+    flame_cache_server *bad = NULL;
+    ck_assert_int_eq(flame_cache_server_start(&bad, &so), FLAME_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "cache.tls"));
+    flame_cache_server_stop(srv);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cache");
@@ -345,9 +388,25 @@ int main(void)
     tcase_add_test(tc, store_versions_disk_and_eviction);
     tcase_add_test(tc, server_and_client);
     suite_add_tcase(s, tc);
+    const char *script = getenv("FLAME_MAKE_CERTS");
+    snprintf(certs, sizeof certs, "/tmp/flame-test-cache-certs-%d", (int)getpid());
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "sh '%s' '%s'", script ? script : "tests/tls/make_certs.sh", certs);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cannot make the test certificates: %s\n", cmd);
+        return 1;
+    }
+    TCase *tt = tcase_create("tls");
+    tcase_set_timeout(tt, 60);
+    tcase_add_checked_fixture(tt, setup, teardown);
+    tcase_add_test(tt, tls_get);
+    suite_add_tcase(s, tt);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
+    if (system(cmd) != 0)
+        failed++;
     return failed ? 1 : 0;
 }
