@@ -111,6 +111,8 @@ static void grow(fb_builder *b, size_t n)
 
 void fbb_bytes(fb_builder *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return;
     grow(b, n);
     if (p)
         memcpy(b->b + b->len, p, n);

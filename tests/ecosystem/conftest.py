@@ -76,17 +76,23 @@ class ObjectCache:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
+        """SIGTERM; the daemon must exit 0 without a sanitizer report."""
+        if not self.proc:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.terminate()
             try:
-                self.proc.wait(timeout=30)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        if self.proc:
-            self.proc.stdout.close()
-            self.log.close()
-        self.proc = None
+                proc.kill()
+                proc.wait(timeout=30)
+        proc.stdout.close()
+        self.log.seek(0)
+        log = self.log.read()
+        self.log.close()
+        assert proc.returncode == 0 and "Sanitizer" not in log, \
+            f"flame-object-cache exited {proc.returncode}:\n{log[-4000:]}"
 
 
 @pytest.fixture
