@@ -3,8 +3,11 @@ with their import changed to `import flame as flamepy`, on our package —
 both against a real cluster of ours (session manager + executor manager from
 the build directory).
 
-Environment (flamepy_swap.sh sets it): FLAME_BUILD_DIR, FLAME_SWAP_PKG (a
-directory with our `flame` package built for this interpreter)."""
+Run by tests/ecosystem/run.sh flamepy_swap (meson test
+ecosystem-flamepy_swap). Environment: FLAME_BUILD_DIR; FLAME_SWAP_PKG may
+name a directory where our `flame` package is already built for this
+interpreter (else it is built here from bindings/python, as a user would
+pip-install it)."""
 import os
 import re
 import shutil
@@ -17,9 +20,26 @@ import time
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 PROGRAMS = os.path.join(HERE, "flamepy_programs")
-BUILD = os.environ["FLAME_BUILD_DIR"]
-PKG = os.environ["FLAME_SWAP_PKG"]
+BUILD = os.path.abspath(os.environ.get("FLAME_BUILD_DIR") or os.path.join(ROOT, "build"))
+
+
+@pytest.fixture(scope="module")
+def pkg(tmp_path_factory):
+    """A directory with our package, pip-installed for this interpreter."""
+    if os.environ.get("FLAME_SWAP_PKG"):
+        return os.environ["FLAME_SWAP_PKG"]
+    work = tmp_path_factory.mktemp("flame-pkg")
+    src = work / "src"
+    shutil.copytree(os.path.join(ROOT, "bindings", "python"), src)  # setuptools writes beside it
+    env = dict(os.environ, FLAME_SOURCE_DIR=ROOT, FLAME_BUILD_DIR=BUILD)
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        "--no-build-isolation", "--no-index", "--no-deps", "--target",
+                        str(work / "pkg"), str(src)], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return str(work / "pkg")
 
 
 def free_port():
@@ -45,6 +65,11 @@ def cluster():
                            "--endpoint", endpoint, "--work-dir", f"{tmp}/work",
                            "--resources", "cpu=4,mem=4g", "--sandbox", "none"],
                           stdout=open(f"{tmp}/em.log", "ab"), stderr=subprocess.STDOUT)
+    cache = subprocess.Popen([os.path.join(BUILD, "daemons", "flame-object-cache"), "-e",
+                              "grpc://127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+    line = cache.stdout.readline()  # "... listening on port N (URI)"; bounded by its exit
+    assert "listening on port" in line, line
+    cache_endpoint = f"grpc://127.0.0.1:{int(line.split('port ')[1].split()[0])}"
     flmctl = os.path.join(BUILD, "cli", "flmctl")
     deadline = time.time() + 30
     while True:
@@ -53,10 +78,11 @@ def cluster():
             break
         assert time.time() < deadline, f"the cluster did not come up: {r.stdout}{r.stderr}"
         time.sleep(0.1)
-    yield endpoint, tmp
+    yield endpoint, tmp, cache_endpoint
     em.terminate()
     sm.terminate()
-    assert em.wait(30) == 0 and sm.wait(30) == 0
+    cache.terminate()
+    assert em.wait(30) == 0 and sm.wait(30) == 0 and cache.wait(30) == 0
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -78,19 +104,20 @@ def test_swap_changes_only_imports():
 
 @pytest.mark.parametrize("sdk", ["flamepy", "flame"])
 @pytest.mark.parametrize("program", programs())
-def test_program(cluster, program, sdk, tmp_path):
-    endpoint, tmp = cluster
+def test_program(cluster, pkg, program, sdk, tmp_path):
+    endpoint, tmp, cache_endpoint = cluster
     progdir = tmp_path / "programs"
     progdir.mkdir()
     for name in os.listdir(PROGRAMS):
         if name.endswith(".py"):
             src = open(os.path.join(PROGRAMS, name)).read()
             (progdir / name).write_text(swap_imports(src) if sdk == "flame" else src)
-    env = dict(os.environ, FLAME_ENDPOINT=endpoint, SWAP_TAG=f"{sdk}-{os.getpid()}",
+    env = dict(os.environ, FLAME_ENDPOINT=endpoint, FLAME_CACHE_ENDPOINT=cache_endpoint,
+               SWAP_TAG=f"{sdk}-{os.getpid()}",
                HOME=str(tmp_path))  # flamepy reads ~/.flame/flame.yaml: not this machine's
     env.pop("PYTHONPATH", None)
     if sdk == "flame":
-        env["PYTHONPATH"] = PKG
+        env["PYTHONPATH"] = pkg
         lib = os.path.join(BUILD, "libflame")
         env["LD_LIBRARY_PATH"] = lib + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
     p = subprocess.Popen([sys.executable, os.path.join(HERE, "run_prog.py"), str(progdir / program),
@@ -111,3 +138,34 @@ def test_program(cluster, program, sdk, tmp_path):
             err += f"\n--- {path} (tail)\n" + "".join(open(path, errors="replace").readlines()[-20:])
     assert p.returncode == 0, f"{program} on {sdk}:\n{out}\n{err}"
     assert f"PASS {program[:-3]}" in out and f"ran on {sdk}" in out
+
+
+CROSS = """
+import flame, flamepy
+ours = flame.put_object("cross/s", {"from": "flame", "n": [1, 2]})
+theirs_view = flamepy.get_object(flamepy.ObjectRef(ours.endpoint, ours.key, 0))
+assert theirs_view == {"from": "flame", "n": [1, 2]}, theirs_view
+theirs = flamepy.put_object("cross/s", ("from flamepy", 3.5))
+assert flame.get_object(flame.ObjectRef(theirs.endpoint, theirs.key)) == ("from flamepy", 3.5)
+p = flamepy.core.patch_object(theirs, [9])
+assert flame.get_object(flame.ObjectRef(p.endpoint, p.key), lambda b, d: (b, d)) == (("from flamepy", 3.5), [[9]])
+q = flame.patch_object(flame.ObjectRef(theirs.endpoint, theirs.key), [10])
+got = flamepy.get_object(flamepy.ObjectRef(q.endpoint, q.key, 0), lambda b, d: d)
+assert got == [[9], [10]], got
+assert flame.ObjectRef.decode(theirs.encode()) == flame.ObjectRef(theirs.endpoint, theirs.key, theirs.version)
+back = flamepy.ObjectRef.decode(flame.ObjectRef(ours.endpoint, ours.key, ours.version).encode())
+assert (back.endpoint, back.key, back.version) == (ours.endpoint, ours.key, ours.version)
+print("PASS cross")
+"""
+
+
+def test_cache_objects_cross_sdks(cluster, pkg, tmp_path):
+    """What one SDK stores in the cache, the other reads: objects, patches,
+    ObjectRefs' BSON."""
+    _endpoint, _tmp, cache_endpoint = cluster
+    lib = os.path.join(BUILD, "libflame")
+    env = dict(os.environ, FLAME_CACHE_ENDPOINT=cache_endpoint, HOME=str(tmp_path), PYTHONPATH=pkg,
+               LD_LIBRARY_PATH=lib)
+    r = subprocess.run([sys.executable, "-c", CROSS], env=env, capture_output=True, text=True,
+                       timeout=120, cwd=str(tmp_path))
+    assert r.returncode == 0 and "PASS cross" in r.stdout, r.stdout + r.stderr

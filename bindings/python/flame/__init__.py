@@ -7,10 +7,20 @@ Client:   flame.create_session("app") -> Session; session.invoke(b"..."),
           await session.invoke_async(b"...")
 Service:  class S(flame.FlameService): ...; flame.run(S())
 Errors:   flame.FlameError with .code (FlameErrorCode), .message, .status
+Cache:    ref = flame.put_object("app/session", obj); flame.get_object(ref)
 
 Blocking calls release the GIL.
 """
 from . import _flame
+from .cache import (
+    WILDCARD_SESSION,
+    ObjectRef,
+    delete_objects,
+    get_object,
+    patch_object,
+    put_object,
+    update_object,
+)
 from .client import (
     Client,
     Connection,
@@ -98,4 +108,9 @@ __all__ = [
     "Connection", "ConnectionInstance", "Client", "Session", "TaskWatcher",
     # service
     "ApplicationContext", "SessionContext", "TaskContext", "FlameService", "run",
+    # object cache
+    "ObjectRef", "WILDCARD_SESSION", "get_object", "put_object", "update_object", "patch_object",
+    "delete_objects",
 ]
+
+from . import core  # noqa: E402,F401  (flamepy.core's names, as flamepy.core is reachable)

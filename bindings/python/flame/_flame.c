@@ -830,6 +830,165 @@ static PyTypeObject SessionType = {
     .tp_getset = Session_getset,
 };
 
+/* ---- the object cache (cache.h's client) -------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    flame_cache *c;
+} CacheObject;
+
+static int Cache_init(CacheObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "endpoint", "ca_file", NULL };
+    const char *endpoint = NULL, *ca = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zz", kwlist, &endpoint, &ca))
+        return -1;
+    flame_cache_options o;
+    flame_cache_options_init(&o);
+    o.ca_file = ca;
+    if (flame_cache_connect(&self->c, endpoint, &o) != FLAME_OK) {
+        raise_flame();
+        return -1;
+    }
+    return 0;
+}
+
+static void Cache_dealloc(CacheObject *self)
+{
+    flame_cache_close(self->c);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *ref_tuple(flame_cache_ref *ref)
+{
+    PyObject *t = Py_BuildValue("(ssL)", ref->endpoint ? ref->endpoint : "",
+                                ref->key ? ref->key : "", (long long)ref->version);
+    flame_cache_ref_clear(ref);
+    return t;
+}
+
+/* put(key_or_prefix, data, patch=False) -> (endpoint, key, version) */
+static PyObject *Cache_put(CacheObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "key", "data", "patch", NULL };
+    const char *key;
+    Py_buffer data;
+    int patch = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sy*|p", kwlist, &key, &data, &patch))
+        return NULL;
+    flame_cache_ref ref = { 0 };
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = patch ? flame_cache_patch(self->c, key, data.buf, (size_t)data.len, &ref)
+               : flame_cache_put(self->c, key, data.buf, (size_t)data.len, &ref);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (st)
+        return raise_flame();
+    return ref_tuple(&ref);
+}
+
+/* fetch(key, known_version=0) -> (version, not_modified, base or None,
+ * [(version, patch bytes)]) */
+static PyObject *Cache_fetch(CacheObject *self, PyObject *args)
+{
+    const char *key;
+    unsigned long long known = 0;
+    if (!PyArg_ParseTuple(args, "s|K", &key, &known))
+        return NULL;
+    flame_cache_object o;
+    memset(&o, 0, sizeof o);
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_cache_fetch(self->c, key, (uint64_t)known, &o);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    PyObject *patches = PyList_New((Py_ssize_t)o.n_patches);
+    for (size_t i = 0; patches && i < o.n_patches; i++) {
+        PyObject *t = Py_BuildValue("(Ky#)", (unsigned long long)o.patches[i].version,
+                                    (const char *)o.patches[i].data,
+                                    (Py_ssize_t)o.patches[i].len);
+        if (!t) {
+            Py_CLEAR(patches);
+            break;
+        }
+        PyList_SET_ITEM(patches, (Py_ssize_t)i, t);
+    }
+    PyObject *base = o.has_base ? PyBytes_FromStringAndSize((const char *)o.base,
+                                                            (Py_ssize_t)o.base_len)
+                                : (Py_INCREF(Py_None), Py_None);
+    PyObject *r = patches && base ? Py_BuildValue("(KiOO)", (unsigned long long)o.version,
+                                                  o.not_modified, base, patches)
+                                  : NULL;
+    Py_XDECREF(patches);
+    Py_XDECREF(base);
+    flame_cache_object_clear(&o);
+    return r;
+}
+
+static PyObject *Cache_delete(CacheObject *self, PyObject *args)
+{
+    const char *pattern;
+    if (!PyArg_ParseTuple(args, "s", &pattern))
+        return NULL;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_cache_delete(self->c, pattern);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Cache_methods[] = {
+    { "put", (PyCFunction)(void (*)(void))Cache_put, METH_VARARGS | METH_KEYWORDS, NULL },
+    { "fetch", (PyCFunction)Cache_fetch, METH_VARARGS, NULL },
+    { "delete", (PyCFunction)Cache_delete, METH_VARARGS, NULL },
+    { NULL, NULL, 0, NULL },
+};
+
+static PyTypeObject CacheType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "flame._flame.Cache",
+    .tp_basicsize = sizeof(CacheObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Cache_init,
+    .tp_dealloc = (destructor)Cache_dealloc,
+    .tp_methods = Cache_methods,
+};
+
+/* ref_encode(endpoint, key, version) -> BSON bytes, as flamepy's ObjectRef */
+static PyObject *mod_ref_encode(PyObject *mod, PyObject *args)
+{
+    const char *endpoint, *key;
+    long long version;
+    if (!PyArg_ParseTuple(args, "ssL", &endpoint, &key, &version))
+        return NULL;
+    flame_cache_ref ref = { (char *)endpoint, (char *)key, version };
+    void *data = NULL;
+    size_t len = 0;
+    if (flame_cache_ref_encode(&ref, &data, &len))
+        return raise_flame();
+    PyObject *r = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+    free(data);
+    return r;
+}
+
+/* ref_decode(bytes) -> (endpoint, key, version) */
+static PyObject *mod_ref_decode(PyObject *mod, PyObject *args)
+{
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "y*", &b))
+        return NULL;
+    flame_cache_ref ref = { 0 };
+    flame_status st = flame_cache_ref_decode(&ref, b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    if (st)
+        return raise_flame();
+    return ref_tuple(&ref);
+}
+
 /* ---- the service side: run(service) ------------------------------------ */
 
 static PyObject *py_service;
@@ -945,6 +1104,8 @@ static PyMethodDef module_methods[] = {
     { "run", mod_run, METH_VARARGS, NULL },
     { "version", mod_version, METH_NOARGS, NULL },
     { "_set_error_factory", mod_set_error_factory, METH_O, NULL },
+    { "ref_encode", mod_ref_encode, METH_VARARGS, NULL },
+    { "ref_decode", mod_ref_decode, METH_VARARGS, NULL },
     { NULL, NULL, 0, NULL },
 };
 
@@ -952,7 +1113,8 @@ static struct PyModuleDef module = { PyModuleDef_HEAD_INIT, "_flame", NULL, -1, 
 
 PyMODINIT_FUNC PyInit__flame(void)
 {
-    if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&SessionType) < 0)
+    if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&SessionType) < 0 ||
+        PyType_Ready(&CacheType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m)
@@ -961,5 +1123,7 @@ PyMODINIT_FUNC PyInit__flame(void)
     PyModule_AddObject(m, "Client", (PyObject *)&ClientType);
     Py_INCREF(&SessionType);
     PyModule_AddObject(m, "Session", (PyObject *)&SessionType);
+    Py_INCREF(&CacheType);
+    PyModule_AddObject(m, "Cache", (PyObject *)&CacheType);
     return m;
 }
