@@ -984,8 +984,10 @@ static PyObject *mod_ref_decode(PyObject *mod, PyObject *args)
     flame_cache_ref ref = { 0 };
     flame_status st = flame_cache_ref_decode(&ref, b.buf, (size_t)b.len);
     PyBuffer_Release(&b);
-    if (st)
+    if (st) {
+        flame_cache_ref_clear(&ref);
         return raise_flame();
+    }
     return ref_tuple(&ref);
 }
 
