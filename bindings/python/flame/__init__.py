@@ -67,6 +67,7 @@ from .types import (
     FlameError,
     FlameErrorCode,
     FlamePackage,
+    FlameTimeoutError,
     Message,
     Node,
     ResourceRequirement,
@@ -96,7 +97,7 @@ __all__ = [
     # enums
     "SessionState", "TaskState", "ApplicationState", "FlameErrorCode", "Shim",
     # errors
-    "FlameError",
+    "FlameError", "FlameTimeoutError",
     # records
     "Event", "ResourceRequirement", "SessionAttributes", "ApplicationSchema",
     "ApplicationAttributes", "Task", "Application", "Executor", "Node", "FlamePackage",

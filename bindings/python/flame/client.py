@@ -27,6 +27,7 @@ from .types import (
     FlameClientTls,
     FlameError,
     FlameErrorCode,
+    FlameTimeoutError,
     Node,
     ResourceRequirement,
     SessionAttributes,
@@ -466,7 +467,8 @@ class Session:
                    timeout_ms: Optional[int] = None) -> "TaskWatcher":
         """Iterates over the task at each state as it happens, the current
         one first, until it ends. timeout (seconds; flamepy's) or timeout_ms
-        bounds the whole watch (FlameError, status TIMEOUT)."""
+        bounds the whole watch (FlameTimeoutError: a FlameError with status
+        TIMEOUT that is also a TimeoutError)."""
         if timeout_ms is None:
             timeout_ms = -1 if timeout is None else max(1, int(timeout * 1000))
         return TaskWatcher(self._h, str(task_id), timeout_ms)
@@ -557,6 +559,8 @@ class TaskWatcher:
             raise StopIteration
         if isinstance(item, BaseException):
             self._q.put(self._done)
+            if isinstance(item, FlameError) and item.status == "TIMEOUT":
+                raise FlameTimeoutError(item.code, item.message, item.status) from item
             raise item
         return Task._from_dict(item)
 

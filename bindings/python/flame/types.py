@@ -108,10 +108,18 @@ class FlameError(Exception):
     def __repr__(self) -> str:
         return f"FlameError({self.code.name}, {self.message!r}, status={self.status!r})"
 
+    def __reduce__(self) -> Any:
+        return (type(self), (self.code, self.message, self.status))
+
     @classmethod
     def _from_status(cls, status: int, name: str, message: str) -> "FlameError":
         """What the C extension raises for a libflame status."""
         return cls(_STATUS_CODES.get(name, FlameErrorCode.INTERNAL), message, name)
+
+
+class FlameTimeoutError(FlameError, TimeoutError):
+    """A FlameError (status TIMEOUT) that is also a TimeoutError, what
+    flamepy's TaskWatcher raises when its timeout passes."""
 
 
 def _time(ms: int) -> Optional[datetime]:

@@ -161,3 +161,13 @@ def test_core_module_and_types():
     assert (e.code, e.message, str(e)) == (FlameErrorCode.INVALID_STATE, "x", "x (code: INVALID_STATE)")
     import pickle
     assert str(pickle.loads(pickle.dumps(e))) == str(e)
+
+
+def test_watch_timeout_is_a_timeout_error(cluster):
+    s = flame.create_session("flmping")
+    t = s.create_task(b'{"duration": 5000}')
+    with pytest.raises(TimeoutError) as e:  # flamepy's TaskWatcher raises TimeoutError
+        list(s.watch_task(t.id, timeout=0.3))
+    assert isinstance(e.value, flame.FlameError) and e.value.status == "TIMEOUT"
+    assert [x.state for x in s.watch_task(t.id)][-1] == TaskState.SUCCEED
+    s.close()
