@@ -241,7 +241,7 @@ class _Completions:
         self._inflight: Dict[int, int] = {}  # token -> lowest id its task can have
         self._token = 0
         self._highest = 0  # highest id seen registered
-        self._running = False
+        self._active = 0  # token of the completion thread running, 0: none
 
     def submit(self, input: Optional[bytes]) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
@@ -265,21 +265,21 @@ class _Completions:
                 self._futures[tid] = fut
             if not self._inflight:
                 self._early.clear()
-            start = self._futures and not self._running
+            start = bool(self._futures) and not self._active
             if start:
-                self._running = True
+                self._active = token
         if early is not None:
             _complete(fut, self._sid, early)
         if start:
-            threading.Thread(target=self._loop, name=f"flame-completions-{self._sid}",
-                             daemon=True).start()
+            threading.Thread(target=self._loop, args=(token,),
+                             name=f"flame-completions-{self._sid}", daemon=True).start()
         return fut
 
     def _from(self) -> int:
         """The lowest id a registered or in-flight task can have (lock held)."""
         return min(list(self._futures) + list(self._inflight.values()))
 
-    def _on_outcomes(self, outcomes: List[tuple]) -> bool:
+    def _on_outcomes(self, outcomes: List[tuple], me: int) -> bool:
         done = []
         with self._lock:
             for o in outcomes:
@@ -289,35 +289,42 @@ class _Completions:
                 elif self._inflight:
                     self._early[o[0]] = o
             stop = not self._futures and not self._inflight
-            if stop:
-                self._running = False
+            if stop and self._active == me:
+                self._active = 0  # the next run() starts a new thread
         for fut, o in done:
             _complete(fut, self._sid, o)
         return stop
 
-    def _loop(self) -> None:
+    def _loop(self, me: int) -> None:
+        """The completion thread `me`: watches until nothing is outstanding,
+        or fails what is left when the session ends or the watch fails."""
+        def on_outcomes(outcomes: List[tuple]) -> bool:
+            return self._on_outcomes(outcomes, me)
         while True:
             with self._lock:
                 for tid in [t for t, f in self._futures.items() if f.cancelled()]:
                     del self._futures[tid]
                 if not self._futures and not self._inflight:
-                    self._running = False
+                    if self._active == me:
+                        self._active = 0
                     return
                 start = self._from()
             err: Optional[BaseException] = None
             try:
-                ended = self._h.watch_outcomes(start, self._on_outcomes, _WATCH_SLICE_MS)
+                ended = self._h.watch_outcomes(start, on_outcomes, _WATCH_SLICE_MS)
             except BaseException as e:  # handed to the futures
                 ended, err = True, e
             if not ended:
                 continue  # a slice passed: look again at what is outstanding
             with self._lock:
-                if not self._running:
-                    return  # stopped by _on_outcomes: nothing outstanding
+                if self._active != me:
+                    # stopped by on_outcomes with nothing outstanding; what
+                    # was registered since is another thread's
+                    return
                 # the session ended (or the watch failed) with futures left
                 left = list(self._futures.values())
                 self._futures.clear()
-                self._running = False
+                self._active = 0
             if err is None:
                 err = FlameError(FlameErrorCode.INVALID_STATE,
                                  f"session {self._sid} ended before its tasks did")

@@ -19,7 +19,8 @@ class FakeHandle:
     the batches the test queues (None ends the session; an exception is
     raised)."""
 
-    def __init__(self):
+    def __init__(self, stop_gate=None):
+        self.stop_gate = stop_gate  # an Event a stopped watch waits for before it returns
         self.ids = queue.Queue()
         self.batches = queue.Queue()
         self.watch_starts = queue.Queue()
@@ -38,6 +39,8 @@ class FakeHandle:
             if isinstance(b, BaseException):
                 raise b
             if cb(b):
+                if self.stop_gate is not None:
+                    assert self.stop_gate.wait(WAIT)
                 return True
 
 
@@ -138,3 +141,23 @@ def test_a_cancelled_future_is_left_alone():
     assert f1.cancel()
     h.batches.put([ok(1), ok(2)])
     assert f2.result(WAIT) == b"out" and f1.cancelled()
+
+
+def test_a_run_between_a_stop_and_its_thread_exit():
+    """The callback stopped the watch (nothing outstanding); before that
+    thread is done, run() registers a new future and starts another: the
+    stopping thread must leave it alone."""
+    gate = threading.Event()
+    h = FakeHandle(stop_gate=gate)
+    c = _Completions(h, "s")
+    h.ids.put(1)
+    f1 = c.submit(b"a")
+    assert h.watch_starts.get(timeout=WAIT) == 1
+    h.batches.put([ok(1, b"one")])
+    assert f1.result(WAIT) == b"one"  # the first watch now waits at the gate
+    h.ids.put(2)
+    f2 = c.submit(b"b")
+    assert h.watch_starts.get(timeout=WAIT) == 2  # a second thread
+    gate.set()  # the first thread returns from its watch
+    h.batches.put([ok(2, b"two")])
+    assert f2.result(WAIT) == b"two"
