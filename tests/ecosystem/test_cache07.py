@@ -298,3 +298,89 @@ def test_tls(object_cache, pki, pb):
     md = put07(stub, pb, "app/ssn", b"secret")
     assert md.endpoint.startswith("grpc+tls://")
     assert get07(stub, pb, md.key)[1] == [(1, b"secret")]
+
+
+# ---- flame-rs 0.7.0's own cache client (tests/ecosystem/rust-cache07) ----------------------
+
+RUST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rust-cache07")
+# conftest points HOME at an empty directory: the toolchain is under the user's own
+REAL_HOME = __import__("pwd").getpwuid(os.getuid()).pw_dir
+CARGO_TARGET = os.environ.get("FLAME_CARGO_TARGET_DIR",
+                              os.path.join(REAL_HOME, ".cache", "flame", "cargo-target"))
+
+
+def _skip(reason):
+    print(f"SKIP: {reason}", flush=True)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def rust_cache_bin():
+    """Builds the crate (the target dir is shared with tests/ecosystem/rust: the
+    dependencies are built once per machine)."""
+    import shutil
+    import subprocess
+    import time
+    cargo = next((c for c in (shutil.which("cargo"), os.path.join(REAL_HOME, ".cargo/bin/cargo"))
+                  if c and os.access(c, os.X_OK)), None)
+    if not cargo:
+        _skip("cargo not found (scripts/rust.sh installs Rust with rustup into ~/.cargo)")
+    env = dict(os.environ, CARGO_TARGET_DIR=CARGO_TARGET,
+               RUSTUP_HOME=os.environ.get("RUSTUP_HOME", os.path.join(REAL_HOME, ".rustup")),
+               CARGO_HOME=os.environ.get("CARGO_HOME", os.path.join(REAL_HOME, ".cargo")))
+    env["PATH"] = os.path.dirname(cargo) + os.pathsep + env.get("PATH", "")
+    t0 = time.time()
+    p = subprocess.run([cargo, "build", "--locked", "-q", "-j2"], cwd=RUST_DIR, env=env,
+                       capture_output=True, text=True, timeout=1500)
+    if p.returncode != 0:
+        err = p.stderr[-3000:]
+        if any(s in err for s in ("failed to download", "Couldn't resolve host", "failed to get",
+                                  "network failure", "spurious network")):
+            _skip(f"crates.io unreachable, flame-rs 0.7.0 cannot be fetched:\n{err}")
+        if "requires rustc" in err:
+            _skip(f"rustc too old for flame-rs 0.7.0's dependencies:\n{err}")
+        raise AssertionError(f"cargo build of tests/ecosystem/rust-cache07 failed:\n{err}")
+    print(f"flame07-cache built in {time.time() - t0:.1f} s", flush=True)
+    return os.path.join(CARGO_TARGET, "debug", "flame07-cache")
+
+
+def run_rust(binary, cache, arg, ca_file=None):
+    """Runs flame07-cache with a flame.yaml of its own (flame-rs's put_object reads one)."""
+    import subprocess
+    import tempfile
+    home = tempfile.mkdtemp(prefix="rs-cache07-", dir=os.environ["HOME"])
+    os.makedirs(os.path.join(home, ".flame"))
+    tls = f"\n      tls: {{ca_file: '{ca_file}'}}" if ca_file else ""
+    with open(os.path.join(home, ".flame", "flame.yaml"), "w") as f:
+        f.write("current-context: flame\ncontexts:\n  - name: flame\n"
+                "    cluster: {endpoint: 'http://127.0.0.1:9'}\n"
+                f"    cache:\n      endpoint: '{cache.endpoint}'{tls}\n")
+    env = dict(os.environ, HOME=home)
+    p = subprocess.run([binary, arg], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"flame07-cache failed:\n{p.stdout}\n{p.stderr}"
+    return p.stdout
+
+
+def test_flame_rs_cache_client(rust_cache_bin, cache, flight):
+    key = flight_put(flight, fl.FlightDescriptor.for_path("app/ssn"), b"from flight")["key"]
+    flight_put(flight, fl.FlightDescriptor.for_command(f"PATCH:{key}".encode()), b"+flight")
+    out = run_rust(rust_cache_bin, cache, key)
+    for step in ("put/patch/get ok", "big ok", "objectref ok", "flight object ok", "delete ok"):
+        assert step in out, out
+    keep, version = [ln.split()[1:] for ln in out.splitlines() if ln.startswith("KEEP ")][0]
+    assert version == "2"
+    # what flame-rs put and patched, Flight reads: base and patch
+    t = flight_get(flight, keep + ":0")
+    assert t.column("data").to_pylist() == [b"for flight", b"+07"]
+    assert sorted(f.descriptor.path[0].decode() for f in flight.list_flights()) == \
+        sorted([key, keep])
+
+
+def test_flame_rs_cache_client_tls(rust_cache_bin, object_cache, pki):
+    c = object_cache(tls=(pki / "server.crt", pki / "server.key"))
+    f = fl.FlightClient(c.location, tls_root_certs=(pki / "ca.crt").read_bytes())
+    key = flight_put(f, fl.FlightDescriptor.for_path("app/ssn"), b"from flight")["key"]
+    flight_put(f, fl.FlightDescriptor.for_command(f"PATCH:{key}".encode()), b"+flight")
+    out = run_rust(rust_cache_bin, c, key, ca_file=pki / "ca.crt")
+    assert "delete ok" in out and "KEEP " in out, out
+    f.close()
