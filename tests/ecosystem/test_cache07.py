@@ -355,7 +355,9 @@ def run_rust(binary, cache, arg, ca_file=None):
         f.write("current-context: flame\ncontexts:\n  - name: flame\n"
                 "    cluster: {endpoint: 'http://127.0.0.1:9'}\n"
                 f"    cache:\n      endpoint: '{cache.endpoint}'{tls}\n")
-    env = dict(os.environ, HOME=home)
+    # flame-rs lets FLAME_* variables override the file (an earlier test's use_cache set some)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAME_")}
+    env["HOME"] = home
     p = subprocess.run([binary, arg], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, f"flame07-cache failed:\n{p.stdout}\n{p.stderr}"
     return p.stdout
