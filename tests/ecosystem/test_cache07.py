@@ -374,8 +374,12 @@ def test_flame_rs_cache_client(rust_cache_bin, cache, flight):
     # what flame-rs put and patched, Flight reads: base and patch
     t = flight_get(flight, keep + ":0")
     assert t.column("data").to_pylist() == [b"for flight", b"+07"]
+    # the package, as the grpc:// installer reads it (DoGet <key>:0, data concatenated)
+    pkg, size = [ln.split()[1:] for ln in out.splitlines() if ln.startswith("PKG ")][0]
+    data = b"".join(flight_get(flight, pkg + ":0").column("data").to_pylist())
+    assert len(data) == int(size) and data == bytes(i % 241 for i in range(int(size)))
     assert sorted(f.descriptor.path[0].decode() for f in flight.list_flights()) == \
-        sorted([key, keep])
+        sorted([key, keep, pkg])
 
 
 def test_flame_rs_cache_client_tls(rust_cache_bin, object_cache, pki):

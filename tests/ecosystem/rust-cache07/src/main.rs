@@ -4,11 +4,15 @@
 //! the file). Puts, patches, gets and deletes through flame-rs's
 //! own functions, reads FLIGHT_KEY (an object pyarrow.flight put, base
 //! "from flight" and one patch "+flight"), and leaves one object for the
-//! caller to read through Flight: it prints `KEEP <key> <version>`. One line
+//! caller to read through Flight: it prints `KEEP <key> <version>`, and an
+//! application package (upload_package, what a Flame 0.7 user deploys with)
+//! the grpc:// installer reads through Flight: `PKG <key> <size>`. One line
 //! per step; exits non-zero with the reason on the first failure.
 use bytes::Bytes;
-use flame_rs::apis::FlameError;
-use flame_rs::{delete_objects, get_object, patch_object, put_object, FlameMessage, ObjectRef};
+use flame_rs::apis::{FlameContext, FlameError};
+use flame_rs::{
+    delete_objects, get_object, patch_object, put_object, upload_package, FlameMessage, ObjectRef,
+};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -92,5 +96,17 @@ async fn main() -> Res<()> {
     let keep = put_object("rs/keep", &Raw(Bytes::from_static(b"for flight"))).await?;
     let keep = patch_object(&keep, &Raw(Bytes::from_static(b"+07"))).await?;
     println!("KEEP {} {}", keep.key, keep.version);
+
+    // a package file (streamed from disk in 1 MiB chunks), uploaded twice:
+    // upload_package deletes the old one first
+    let path = std::env::temp_dir().join(format!("flame07-cache-{}.tar.gz", std::process::id()));
+    let pkg: Vec<u8> = (0..(2 << 20) + 3).map(|i| (i % 241) as u8).collect();
+    std::fs::write(&path, &pkg)?;
+    let ctx = FlameContext::from_file_with_env(None)?;
+    upload_package(&ctx, "rs", "pkg.tar.gz", &path).await?;
+    let pr = upload_package(&ctx, "rs", "pkg.tar.gz", &path).await?;
+    std::fs::remove_file(&path)?;
+    check(pr.key == "rs/pkg/pkg.tar.gz" && pr.version == 1, format!("package: {:?}", pr))?;
+    println!("PKG {} {}", pr.key, pkg.len());
     Ok(())
 }
