@@ -390,3 +390,34 @@ def test_flame_rs_cache_client_tls(rust_cache_bin, object_cache, pki):
     out = run_rust(rust_cache_bin, c, key, ca_file=pki / "ca.crt")
     assert "delete ok" in out and "KEEP " in out, out
     f.close()
+
+
+def test_evicted_objects_keep_their_metadata(object_cache, pb, tmp_path):
+    """With an fs store, evicted objects leave memory only: List still tells
+    their versions, sizes and types, and Get loads them back."""
+    c = object_cache(storage=tmp_path / "store", args=["--max-objects", "1"])
+    stub = pb[1].ObjectCacheServiceStub(grpc.insecure_channel(f"127.0.0.1:{c.port}"))
+    for i in range(4):
+        put07(stub, pb, f"app/ssn/o{i}", b"b" * (i + 1), f"t{i}")
+        for _ in range(i):
+            put07(stub, pb, f"app/ssn/o{i}", b"p", f"t{i}", patch=True)
+    listed = {m.key: (m.version, m.size, m.data_type) for m in stub.List(pb[0].CacheListRequest())}
+    assert listed == {f"app/ssn/o{i}": (i + 1, 2 * i + 1, f"t{i}") for i in range(4)}
+    for i in range(4):
+        h, parts = get07(stub, pb, f"app/ssn/o{i}")
+        assert (h.version, h.data_type) == (i + 1, f"t{i}")
+        assert parts == [(1, b"b" * (i + 1))] + [(v, b"p") for v in range(2, i + 2)]
+
+
+def test_mutual_tls(object_cache, pki, pb):
+    c = object_cache(tls=(pki / "server.crt", pki / "server.key"),
+                     args=["--tls-ca", str(pki / "ca.crt"), "--mtls"])
+    ca = (pki / "ca.crt").read_bytes()
+    anon = pb[1].ObjectCacheServiceStub(
+        grpc.secure_channel(f"127.0.0.1:{c.port}", grpc.ssl_channel_credentials(ca)))
+    with pytest.raises(grpc.RpcError):
+        put07(anon, pb, "app/ssn", b"x")
+    creds = grpc.ssl_channel_credentials(ca, (pki / "user.key").read_bytes(),
+                                         (pki / "user.crt").read_bytes())
+    me = pb[1].ObjectCacheServiceStub(grpc.secure_channel(f"127.0.0.1:{c.port}", creds))
+    assert get07(me, pb, put07(me, pb, "app/ssn", b"mine").key)[1] == [(1, b"mine")]
