@@ -97,7 +97,8 @@ flame_status fl_app_validate(const char *name, const fl_app_spec *spec)
                         name ? name : "", why);
     if (!spec)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: no spec given", name);
-    if (spec->shim != FLAME_SHIM_HOST && spec->shim != FLAME_SHIM_WASM)
+    if (spec->shim != FLAME_SHIM_HOST && spec->shim != FLAME_SHIM_WASM &&
+        spec->shim != FLAME_SHIM_CRI)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: unknown shim %d", name,
                         spec->shim);
     if (spec->working_directory && spec->working_directory[0] != '/')
@@ -281,6 +282,32 @@ flame_status fl_session_close(fl_session *s, int64_t now, fl_task ***changed, si
     *changed = v;
     *n_changed = k;
     return FLAME_OK;
+}
+
+flame_status fl_session_suspend(fl_session *s, bool held)
+{
+    if (s->state == FLAME_SESSION_CLOSED)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed", s->id);
+    if (s->state == FLAME_SESSION_OPEN)
+        s->state = held || s->counts[FLAME_TASK_RUNNING] ? FLAME_SESSION_SUSPENDING
+                                                         : FLAME_SESSION_SUSPENDED;
+    return FLAME_OK;
+}
+
+flame_status fl_session_resume(fl_session *s)
+{
+    if (s->state == FLAME_SESSION_CLOSED)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed", s->id);
+    s->state = FLAME_SESSION_OPEN;
+    return FLAME_OK;
+}
+
+bool fl_session_suspend_done(fl_session *s, bool held)
+{
+    if (s->state != FLAME_SESSION_SUSPENDING || held || s->counts[FLAME_TASK_RUNNING])
+        return false;
+    s->state = FLAME_SESSION_SUSPENDED;
+    return true;
 }
 
 /* ---- tasks -------------------------------------------------------------- */

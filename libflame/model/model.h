@@ -167,6 +167,20 @@ bool fl_session_spec_matches(const fl_session *s, const fl_session_spec *spec,
  * a task is Running. Closing a Closed session is a no-op. */
 flame_status fl_session_close(fl_session *s, int64_t now, fl_task ***changed, size_t *n_changed);
 
+/* Flame 0.7's suspension: Open -> Suspending while executors still hold
+ * the session (held), else Suspended; a suspended one stays as it is.
+ * FAILED_PRECONDITION when Closed. Pending tasks stay Pending. */
+flame_status fl_session_suspend(fl_session *s, bool held);
+/* Suspending or Suspended -> Open; Open: no-op; FAILED_PRECONDITION when
+ * Closed. */
+flame_status fl_session_resume(fl_session *s);
+/* Suspending -> Suspended once nothing holds it; whether it changed. */
+bool fl_session_suspend_done(fl_session *s, bool held);
+static inline bool fl_session_suspended(const fl_session *s)
+{
+    return s->state == FLAME_SESSION_SUSPENDING || s->state == FLAME_SESSION_SUSPENDED;
+}
+
 /* Tasks */
 fl_task *fl_session_add_task(fl_session *s, const uint8_t *input, size_t len, bool has_input,
                              int64_t now);

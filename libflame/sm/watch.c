@@ -37,10 +37,99 @@ void sm_watch_task(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t)
     rpc_call_on_cancel(call, watch_cancelled, w);
 }
 
+/* ---- WatchTasks streams ---------------------------------------------------- */
+
+static void stream_unlink(fl_watch *w)
+{
+    if (w->sprev)
+        w->sprev->snext = w->snext;
+    else
+        w->stream->watches = w->snext;
+    if (w->snext)
+        w->snext->sprev = w->sprev;
+}
+
+/* Frees the stream's watches and the stream; the call forgets it. */
+static void wstream_free(rpc_call *call, sm_wstream *ws)
+{
+    while (ws->watches) {
+        fl_watch *w = ws->watches;
+        ws->watches = w->snext;
+        watch_unlink(w);
+        free(w);
+    }
+    free(ws);
+    rpc_call_set_user(call, NULL);
+}
+
+static void wstream_cancelled(rpc_call *call, void *arg)
+{
+    wstream_free(call, arg);
+}
+
+void sm_wstream_watch(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t)
+{
+    sm_wstream *ws = rpc_call_user(call);
+    if (!ws) {
+        ws = fl_calloc(1, sizeof *ws);
+        rpc_call_set_user(call, ws);
+        rpc_call_on_cancel(call, wstream_cancelled, ws);
+    }
+    fl_watch *w = fl_calloc(1, sizeof *w);
+    w->call = call;
+    w->sess = ss;
+    w->task = t;
+    w->stream = ws;
+    w->next = t->watchers;
+    if (t->watchers)
+        t->watchers->prev = w;
+    t->watchers = w;
+    w->snext = ws->watches;
+    if (ws->watches)
+        ws->watches->sprev = w;
+    ws->watches = w;
+}
+
+void sm_wstream_end(sm_t *sm, rpc_call *call, int code, const char *msg)
+{
+    sm_wstream *ws = rpc_call_user(call);
+    if (ws) {
+        rpc_call_on_cancel(call, NULL, NULL);
+        wstream_free(call, ws);
+    }
+    sm_finish(sm, call, code, "%s", msg ? msg : "");
+}
+
+void sm_wstream_half_closed(sm_t *sm, rpc_call *call)
+{
+    sm_wstream *ws = rpc_call_user(call);
+    if (!ws || !ws->watches)
+        sm_wstream_end(sm, call, RPC_OK, "");
+    else
+        ws->half_closed = true;
+}
+
+/* A watched task ended: the stream goes on (or ends, when the client is
+ * done and this was its last task). */
+static void wstream_task_done(sm_t *sm, fl_watch *w)
+{
+    sm_wstream *ws = w->stream;
+    rpc_call *call = w->call;
+    watch_unlink(w);
+    stream_unlink(w);
+    free(w);
+    if (ws->half_closed && !ws->watches)
+        sm_wstream_end(sm, call, RPC_OK, "");
+}
+
 void sm_watch_task_drop_all(sm_t *sm, fl_task *t, int code, const char *msg)
 {
     while (t->watchers) {
         fl_watch *w = t->watchers;
+        if (w->stream) { /* the whole stream ends: its other watches too */
+            sm_wstream_end(sm, w->call, code, msg);
+            continue;
+        }
         watch_unlink(w);
         rpc_call_on_cancel(w->call, NULL, NULL);
         sm_finish(sm, w->call, code, "%s", msg);
@@ -58,7 +147,9 @@ void sm_watch_task_changed(sm_t *sm, sm_session *ss, fl_task *t)
     for (fl_watch *w = t->watchers, *next; w; w = next) {
         next = w->next;
         sm_send(sm, w->call, fl_memdup(data, len ? len : 1), len);
-        if (done) {
+        if (done && w->stream) {
+            wstream_task_done(sm, w);
+        } else if (done) {
             watch_unlink(w);
             rpc_call_on_cancel(w->call, NULL, NULL);
             sm_finish(sm, w->call, RPC_OK, "%s", "");

@@ -230,6 +230,7 @@ void fl_wire_fill_executor(Flame__V1__Executor *m, const fl_executor *e, const c
     sp->node = e->node;
     sp->resreq = new_resreq(e->resreq);
     sp->shim = (Flame__V1__Shim)e->shim;
+    sp->application = e->app ? e->app : (char *)"";
     Flame__V1__ExecutorStatus *st = fl_malloc(sizeof *st);
     flame__v1__executor_status__init(st);
     st->state = (Flame__V1__ExecutorState)e->state;
