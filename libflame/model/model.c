@@ -214,7 +214,14 @@ fl_session *fl_session_new(const char *id, const fl_session_spec *spec,
     s->has_max = spec->has_max_instances;
     s->max_instances = spec->max_instances;
     s->priority = spec->priority;
-    s->batch_size = 1;
+    s->batch_size = spec->batch_size ? spec->batch_size : 1;
+    size_t nt = spec->n_tokens < FL_MAX_TOKENS ? spec->n_tokens : FL_MAX_TOKENS;
+    if (nt) {
+        s->tokens = fl_calloc(2 * nt, sizeof *s->tokens);
+        for (size_t i = 0; i < 2 * nt; i++)
+            s->tokens[i] = fl_strdup(spec->tokens[i] ? spec->tokens[i] : "");
+        s->n_tokens = (uint32_t)nt;
+    }
     s->resreq = spec_resreq(spec, dflt);
     s->state = FLAME_SESSION_OPEN;
     s->ctime = now;
@@ -230,6 +237,9 @@ void fl_session_free(fl_session *s)
     free(s->tasks);
     fl_events_free(&s->events);
     free(s->common_data);
+    for (uint32_t i = 0; i < 2 * s->n_tokens; i++)
+        free(s->tokens[i]);
+    free(s->tokens);
     free(s->app);
     free(s->owner);
     free(s->id);

@@ -99,6 +99,8 @@ typedef struct fl_app {
 
 struct fl_watch;
 
+#define FL_MAX_TOKENS 64
+
 /* What a client asks for when it creates a session. A view: the strings
  * and bytes are the caller's (fl_session_new copies them). */
 typedef struct fl_session_spec {
@@ -112,6 +114,12 @@ typedef struct fl_session_spec {
     uint32_t priority;
     bool has_resreq;
     flame_resreq resreq;
+    uint32_t batch_size;        /* Flame 0.7's gang size; 0: 1 */
+    /* Flame 0.7: session-scoped service credentials, key and value in turn
+     * (tokens[2i], tokens[2i+1]); n_tokens may exceed FL_MAX_TOKENS (the
+     * session manager refuses such a spec), only that many are kept. */
+    size_t n_tokens;
+    const char *tokens[2 * FL_MAX_TOKENS];
 } fl_session_spec;
 
 typedef struct fl_task {
@@ -134,6 +142,9 @@ typedef struct fl_session {
     uint8_t *common_data;
     size_t common_data_len;
     uint32_t min_instances, max_instances, priority, batch_size;
+    char **tokens;       /* Flame 0.7: 2 * n_tokens strings, key and value in turn
+                          * (in memory only: not stored) */
+    uint32_t n_tokens;
     flame_resreq resreq; /* the cluster default when the client gave none */
     int state;           /* flame_session_state */
     int64_t ctime, etime;

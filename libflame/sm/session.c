@@ -113,6 +113,9 @@ flame_status sm_session_check_spec(sm_t *sm, const fl_session_spec *spec)
     if (a->state != FLAME_APPLICATION_ENABLED)
         return fl_error(FLAME_ERR_FAILED_PRECONDITION, "application %s is disabled",
                         spec->application);
+    if (spec->n_tokens > FL_MAX_TOKENS)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "a session takes at most %d tokens (%zu given)",
+                        FL_MAX_TOKENS, spec->n_tokens);
     if (spec->has_max_instances && spec->max_instances < spec->min_instances)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "max_instances (%u) is smaller than min_instances (%u)",
