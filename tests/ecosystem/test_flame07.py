@@ -1,0 +1,175 @@
+"""Both generations of Flame's SDKs against one cluster of ours.
+
+flame-rs 0.7.0 (crates.io; tests/ecosystem/rust: a client and a service)
+runs its checks (WatchTasks, plural lists, suspend/resume, a 0.7 service's
+wrapped replies) while a 0.6-style client (grpcio with stubs from proto/,
+the singular calls) works the same cluster; and many concurrent WatchTask
+streams on one connection, each dropped on its final message as Flame
+0.6's flmping does, all complete.
+
+The Rust build goes to ~/.cache/flame/cargo-target (FLAME_CARGO_TARGET_DIR),
+outside the repo, so it is built once per machine. Without cargo, or with
+crates.io unreachable, the Rust test is skipped with the reason printed."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUST_DIR = os.path.join(HERE, "rust")
+TARGET = os.environ.get("FLAME_CARGO_TARGET_DIR",
+                        os.path.expanduser("~/.cache/flame/cargo-target"))
+N_TASKS = int(os.environ.get("FLAME07_TASKS", "30000"))
+N_STREAMS = int(os.environ.get("FLAME07_STREAMS", "30000"))
+
+_spec = importlib.util.spec_from_file_location(
+    "interop_conftest", os.path.join(HERE, "..", "interop", "conftest.py"))
+interop = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(interop)
+pb = interop.pb  # the stubs fixture
+
+
+def cargo():
+    for c in (shutil.which("cargo"), os.path.expanduser("~/.cargo/bin/cargo")):
+        if c and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+def skip(reason):
+    print(f"SKIP: {reason}", flush=True)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def rust_bins():
+    """Builds the crate (once per machine: the target dir is a cache)."""
+    c = cargo()
+    if not c:
+        skip("cargo not found (scripts/deps.sh installs Rust with rustup into ~/.cargo); "
+             "flame-rs 0.7.0 needs rustc >= 1.85, Debian 12's 1.63 is too old")
+    env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
+    env["PATH"] = os.path.dirname(c) + os.pathsep + env.get("PATH", "")
+    t0 = time.time()
+    p = subprocess.run([c, "build", "--locked", "-q", "-j2"], cwd=RUST_DIR, env=env,
+                       capture_output=True, text=True, timeout=1500)
+    if p.returncode != 0:
+        err = p.stderr[-3000:]
+        if any(s in err for s in ("failed to download", "Couldn't resolve host",
+                                  "failed to get", "network failure", "spurious network")):
+            skip(f"crates.io unreachable, flame-rs 0.7.0 cannot be fetched:\n{err}")
+        raise AssertionError(f"cargo build of tests/ecosystem/rust failed:\n{err}")
+    print(f"flame-rs 0.7.0 client and service built in {time.time() - t0:.1f} s "
+          f"(target dir {TARGET})", flush=True)
+    return (os.path.join(TARGET, "debug", "flame07-client"),
+            os.path.join(TARGET, "debug", "flame07-service"))
+
+
+@pytest.fixture
+def cluster():
+    d = interop.Daemon(tempfile.mkdtemp(prefix="flame-eco07-"))
+    d.start()
+    d.start_em()
+    yield d
+    try:
+        try:
+            d.stop_em()
+        finally:
+            d.stop()
+    finally:
+        if not os.environ.get("FLAME07_KEEP"):
+            shutil.rmtree(d.workdir, ignore_errors=True)
+
+
+def old_generation_flow(port, pb, n, errors):
+    """What a flamepy 0.6-era client does, with 0.6's singular calls."""
+    try:
+        ch = interop.channel(port)
+        fe = pb.grpc.FrontendStub(ch)
+        spec = pb.types.SessionSpec(application="flmping", batch_size=1)
+        s = fe.CreateSession(pb.fe.CreateSessionRequest(session_id="py06", session=spec))
+        assert s.metadata.id == "py06"
+        ids = [fe.CreateTask(pb.fe.CreateTaskRequest(
+            task=pb.types.TaskSpec(session_id="py06"))).metadata.id for _ in range(n)]
+        for tid in ids:
+            last = None
+            for last in fe.WatchTask(pb.fe.WatchTaskRequest(session_id="py06", task_id=tid),
+                                     timeout=300):
+                pass
+            assert last.status.state == pb.types.Succeed, last
+        assert any(x.metadata.id == "py06"
+                   for x in fe.ListSession(pb.fe.ListSessionRequest()).sessions)
+        assert len(list(fe.ListTask(pb.fe.ListTaskRequest(session_id="py06")))) == n
+        assert any(a.metadata.name == "flmping"
+                   for a in fe.ListApplication(pb.fe.ListApplicationRequest()).applications)
+        fe.CloseSession(pb.fe.CloseSessionRequest(session_id="py06"))
+        ch.close()
+    except BaseException as e:  # reported by the test thread
+        errors.append(e)
+
+
+def test_flame_rs_07_beside_06(cluster, pb, rust_bins):
+    client, service = rust_bins
+    errors = []
+    old = threading.Thread(target=old_generation_flow, args=(cluster.port, pb, 300, errors))
+    t0 = time.time()
+    proc = subprocess.Popen([client, cluster.url, service, str(N_TASKS)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    old.start()
+    out, _ = proc.communicate(timeout=1200)
+    old.join(timeout=600)
+    print(out)
+    print(f"flame07-client took {time.time() - t0:.1f} s", flush=True)
+    assert proc.returncode == 0, f"flame07-client failed:\n{out}"
+    assert "all checks passed" in out
+    assert not old.is_alive(), "the 0.6-style client did not finish"
+    assert not errors, f"the 0.6-style client failed beside it: {errors[0]!r}"
+
+
+def test_many_watch_streams_one_connection(cluster, pb):
+    """N_STREAMS WatchTask streams open at once on one channel, each
+    cancelled by the client as soon as its final message arrives (as Flame
+    0.6's flmping does over h2): every one sees its task end, and the
+    connection still works after."""
+    import asyncio
+    import grpc
+
+    async def run():
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{cluster.port}",
+                                             options=interop.CHANNEL_OPTIONS) as ch:
+            fe = pb.grpc.FrontendStub(ch)
+            spec = pb.types.SessionSpec(application="flmping", batch_size=1)
+            await fe.CreateSession(pb.fe.CreateSessionRequest(session_id="many", session=spec))
+            first = None
+            left = N_STREAMS
+            while left:
+                k = min(left, 1000)
+                r = await fe.CreateTasks(pb.fe.CreateTasksRequest(session_id="many", count=k))
+                first = first or r.first_task_id
+                left -= k
+
+            async def watch(tid):
+                call = fe.WatchTask(pb.fe.WatchTaskRequest(session_id="many", task_id=str(tid)),
+                                    timeout=900)
+                async for t in call:
+                    if t.status.state == pb.types.Succeed:
+                        call.cancel()  # drop the stream on the final message
+                        return True
+                return False
+
+            t0 = time.time()
+            done = await asyncio.gather(*(watch(first + i) for i in range(N_STREAMS)))
+            took = time.time() - t0
+            s = await fe.GetSession(pb.fe.GetSessionRequest(session_id="many"))
+            return sum(done), took, s
+
+    ok, took, s = asyncio.run(run())
+    print(f"{N_STREAMS} concurrent WatchTask streams on one connection: {ok} saw their task "
+          f"end in {took:.1f} s", flush=True)
+    assert ok == N_STREAMS
+    assert s.status.succeed == N_STREAMS
