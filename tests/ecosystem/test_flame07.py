@@ -67,7 +67,8 @@ def rust_bins():
     print(f"flame-rs 0.7.0 client and service built in {time.time() - t0:.1f} s "
           f"(target dir {TARGET})", flush=True)
     return (os.path.join(TARGET, "debug", "flame07-client"),
-            os.path.join(TARGET, "debug", "flame07-service"))
+            os.path.join(TARGET, "debug", "flame07-service"),
+            os.path.join(TARGET, "debug", "flame06-watch"))
 
 
 @pytest.fixture
@@ -114,7 +115,7 @@ def old_generation_flow(port, pb, n, errors):
 
 
 def test_flame_rs_07_beside_06(cluster, pb, rust_bins):
-    client, service = rust_bins
+    client, service, _ = rust_bins
     errors = []
     old = threading.Thread(target=old_generation_flow, args=(cluster.port, pb, 300, errors))
     t0 = time.time()
@@ -173,3 +174,22 @@ def test_many_watch_streams_one_connection(cluster, pb):
           f"end in {took:.1f} s", flush=True)
     assert ok == N_STREAMS
     assert s.status.succeed == N_STREAMS
+
+
+def test_flmping06_pattern_over_h2(cluster, pb, rust_bins):
+    """Flame 0.6's flmping over Rust's h2: N_STREAMS CreateTask calls and
+    WatchTask streams at once on one connection, each stream dropped on its
+    final message. Trailers sent apart from the last message made h2 reset
+    those streams itself and, after 2,000-3,000 of them, end the connection
+    with GOAWAY too_many_internal_resets."""
+    ch = interop.channel(cluster.port)
+    fe = pb.grpc.FrontendStub(ch)
+    spec = pb.types.SessionSpec(application="flmping", batch_size=1)
+    fe.CreateSession(pb.fe.CreateSessionRequest(session_id="h2", session=spec))
+    p = subprocess.run([rust_bins[2], cluster.url, "h2", str(N_STREAMS)], capture_output=True,
+                       text=True, timeout=1200)
+    print(p.stdout + p.stderr[-2000:], flush=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    s = fe.GetSession(pb.fe.GetSessionRequest(session_id="h2"))
+    assert s.status.succeed == N_STREAMS
+    ch.close()
