@@ -390,9 +390,18 @@ static void list_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     reply_session_list(ctx, call, NULL);
 }
 
+/* The ids filter is matched by a scan per session: it is bounded. */
+#define LIST_SESSIONS_MAX_IDS 1024
+
 static void list_sessions(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
-    reply_session_list(ctx, call, (const Flame__V1__ListSessionsRequest *)msg);
+    const Flame__V1__ListSessionsRequest *req = (const Flame__V1__ListSessionsRequest *)msg;
+    if (req->n_ids > LIST_SESSIONS_MAX_IDS)
+        sm_reply_error(ctx, call, fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                                           "ListSessions: at most %d ids (%zu given)",
+                                           LIST_SESSIONS_MAX_IDS, req->n_ids));
+    else
+        reply_session_list(ctx, call, req);
 }
 
 /* SuspendSession / ResumeSession (Flame 0.7). */

@@ -196,3 +196,90 @@ def test_flmping06_pattern_over_h2(cluster, pb, rust_bins):
     s = fe.GetSession(pb.fe.GetSessionRequest(session_id="h2"))
     assert s.status.succeed == N_STREAMS
     ch.close()
+
+
+def test_generation_07_calls_grpcio(daemon07, pb):
+    """Flame 0.7's calls from grpcio (no Rust needed): WatchTasks on one
+    bidirectional stream, the plural lists and their filters, suspend and
+    resume of a session no executor serves (no node here)."""
+    import queue
+    import grpc
+    ch = interop.channel(daemon07.port)
+    fe = pb.grpc.FrontendStub(ch)
+    T, F = pb.types, pb.fe
+    spec = T.SessionSpec(application="flmping", batch_size=1)
+    fe.CreateSession(F.CreateSessionRequest(session_id="g7", session=spec))
+    fe.CreateSession(F.CreateSessionRequest(session_id="g7b", session=spec))
+    ids = [fe.CreateTask(F.CreateTaskRequest(task=T.TaskSpec(session_id="g7"))).metadata.id
+           for _ in range(3)]
+
+    # suspend: nothing holds it, so Suspended at once; tasks still come in
+    s = fe.SuspendSession(F.SuspendSessionRequest(session_id="g7"))
+    assert s.status.state == T.Suspended
+    ids.append(fe.CreateTask(F.CreateTaskRequest(task=T.TaskSpec(session_id="g7"))).metadata.id)
+    got = fe.ListSessions(F.ListSessionsRequest(state=T.Suspended)).sessions
+    assert [x.metadata.id for x in got] == ["g7"]
+    got = fe.ListSessions(F.ListSessionsRequest(ids=["g7b", "nope"])).sessions
+    assert [x.metadata.id for x in got] == ["g7b"]
+    got = fe.ListSessions(F.ListSessionsRequest(application="flmping")).sessions
+    assert sorted(x.metadata.id for x in got) == ["g7", "g7b"]
+    assert len(fe.ListSessions(F.ListSessionsRequest(application="other")).sessions) == 0
+    assert fe.ResumeSession(F.ResumeSessionRequest(session_id="g7")).status.state == T.Open
+    assert fe.ResumeSession(F.ResumeSessionRequest(session_id="g7")).status.state == T.Open
+    with pytest.raises(grpc.RpcError) as e:
+        fe.SuspendSession(F.SuspendSessionRequest(session_id="nope"))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+    apps = fe.ListApplications(F.ListApplicationsRequest()).applications
+    assert "flmping" in [a.metadata.name for a in apps]
+    assert len(fe.ListApplications(F.ListApplicationsRequest(state=T.Disabled)).applications) == 0
+    assert len(list(fe.ListTasks(F.ListTasksRequest(session_id="g7")))) == 4
+    fe.ListExecutors(F.ListExecutorsRequest())
+
+    # WatchTasks: every watched task's state now, then its changes; the
+    # stream stays open after they end, until the client ends it
+    reqs = queue.Queue()
+
+    def requests():
+        while True:
+            r = reqs.get()
+            if r is None:
+                return
+            yield r
+
+    stream = fe.WatchTasks(requests(), timeout=120)
+    for tid in ids:
+        reqs.put(F.WatchTaskRequest(session_id="g7", task_id=tid))
+    seen = {}
+    for _ in ids:
+        t = next(stream)
+        seen[t.metadata.id] = t.status.state
+    assert seen == {tid: T.Pending for tid in ids}
+    # closing the session cancels them: each watch hears of it
+    fe.CloseSession(F.CloseSessionRequest(session_id="g7"))
+    ended = {}
+    while len(ended) < len(ids):
+        t = next(stream)
+        ended[t.metadata.id] = t.status.state
+    assert ended == {tid: T.Cancelled for tid in ids}
+    reqs.put(F.WatchTaskRequest(session_id="g7", task_id=ids[0]))  # already ended
+    assert next(stream).status.state == T.Cancelled
+    reqs.put(None)  # half-close: nothing left to watch, the stream ends OK
+    assert list(stream) == []
+
+    stream = fe.WatchTasks(iter([F.WatchTaskRequest(session_id="g7", task_id="999")]), timeout=60)
+    with pytest.raises(grpc.RpcError) as e:
+        list(stream)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    ch.close()
+
+
+@pytest.fixture
+def daemon07():
+    d = interop.Daemon(tempfile.mkdtemp(prefix="flame-eco07-"))
+    d.start()
+    yield d
+    try:
+        d.stop()
+    finally:
+        shutil.rmtree(d.workdir, ignore_errors=True)
