@@ -450,8 +450,8 @@ void sm_watch_task(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t);
 /* t changed state: its watchers get it (and end when it is terminal). */
 void sm_watch_task_changed(sm_t *sm, sm_session *ss, fl_task *t);
 void sm_watch_task_drop_all(sm_t *sm, fl_task *t, int code, const char *msg);
-/* WatchTasks: call (a bidi stream) waits for t too; its changes go out
- * until it ends, and the stream goes on. */
+/* WatchTasks: call (a bidi stream) waits for t too (once, however often it
+ * asks); its changes go out until it ends, and the stream goes on. */
 void sm_wstream_watch(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t);
 /* The client half-closed: the stream ends once its watched tasks have. */
 void sm_wstream_half_closed(sm_t *sm, rpc_call *call);

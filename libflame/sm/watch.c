@@ -69,6 +69,11 @@ static void wstream_cancelled(rpc_call *call, void *arg)
 
 void sm_wstream_watch(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t)
 {
+    /* a task asked for twice is watched once: a stream holds at most one
+     * watch per task */
+    for (fl_watch *o = t->watchers; o; o = o->next)
+        if (o->call == call)
+            return;
     sm_wstream *ws = rpc_call_user(call);
     if (!ws) {
         ws = fl_calloc(1, sizeof *ws);
