@@ -222,6 +222,12 @@ void rpc_call_on_drain(rpc_call *call, size_t low_water, void (*fn)(rpc_call *ca
  * a stream (rpc/ then ends the call), or the server stops, before the call
  * is finished; after it the owner must forget the call. */
 void rpc_call_on_cancel(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
+/* Called once when the call is over for good, however it ended (finished
+ * by its owner, also with an error somebody else queued for it; cancelled;
+ * refused), after the drain and cancel callbacks: an owner whose state
+ * outlives its own answers (a watch) lets go of the call here. fn NULL:
+ * none. */
+void rpc_call_on_end(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
 /* Keeps the call's memory alive across events (sends on a dead call are
  * dropped); every ref needs an unref. */
 void rpc_call_ref(rpc_call *call);

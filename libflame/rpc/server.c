@@ -70,6 +70,8 @@ struct rpc_call {
     grpc_slice inflight_details;
     void (*cancel_fn)(rpc_call *, void *);
     void *cancel_arg;
+    void (*end_fn)(rpc_call *, void *);
+    void *end_arg;
     void *user;
     void *auth;
     void (*auth_release)(void *);
@@ -566,6 +568,12 @@ void rpc_call_on_cancel(rpc_call *c, void (*fn)(rpc_call *, void *), void *arg)
     c->cancel_arg = arg;
 }
 
+void rpc_call_on_end(rpc_call *c, void (*fn)(rpc_call *, void *), void *arg)
+{
+    c->end_fn = fn;
+    c->end_arg = arg;
+}
+
 void rpc_call_ref(rpc_call *c)
 {
     c->refs++;
@@ -833,6 +841,10 @@ static void on_close(rpc_call *c)
         if (!c->finishing)
             owner_forgets(c);
     }
+    void (*fn)(rpc_call *, void *) = c->end_fn;
+    c->end_fn = NULL;
+    if (fn)
+        fn(c, c->end_arg);
 }
 
 static void dispatch(rpc_server *srv, grpc_event ev)

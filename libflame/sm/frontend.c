@@ -668,14 +668,9 @@ static void watch_tasks(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     const Flame__V1__WatchTaskRequest *req = (const Flame__V1__WatchTaskRequest *)msg;
     sm_session *ss;
     fl_task *t = find_task(sm, req->session_id, req->task_id, &ss);
-    if (!t) {
+    if (!t)
         sm_wstream_end(sm, call, RPC_NOT_FOUND, flame_error_last());
-        return;
-    }
-    size_t n;
-    uint8_t *buf = fl_wire_pack_task(ss->s, t, &n);
-    sm_send(sm, call, buf, n);
-    if (!fl_task_terminal(t->state))
+    else
         sm_wstream_watch(sm, call, ss, t);
 }
 

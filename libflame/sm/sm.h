@@ -47,12 +47,20 @@ typedef struct fl_watch {
     struct fl_watch *prev, *next;   /* the task's watchers */
     struct sm_wstream *stream;
     struct fl_watch *sprev, *snext; /* the stream's watches */
+    struct fl_watch *rnext;         /* the stream's ready list */
+    bool ready;                     /* its task has news for the stream */
 } fl_watch;
 
-/* A WatchTasks stream (Flame 0.7): one per client session, many tasks. */
+/* A WatchTasks stream (Flame 0.7): one per client session, many tasks.
+ * News goes out a chunk at a time, the next once the reader took most of
+ * the last; a watch's news is its task as it is when sent. */
 typedef struct sm_wstream {
+    rpc_call *call;                 /* NULL: gone, a drain callback frees it */
+    struct flame_session_manager *sm;
     fl_watch *watches;
+    fl_watch *ready_head, *ready_tail; /* watches with news, oldest first */
     bool half_closed;               /* the client sends no more: end after the last */
+    bool draining;                  /* a chunk is out: its drain callback is due */
 } sm_wstream;
 
 struct sm_exec;
@@ -451,7 +459,8 @@ void sm_watch_task(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t);
 void sm_watch_task_changed(sm_t *sm, sm_session *ss, fl_task *t);
 void sm_watch_task_drop_all(sm_t *sm, fl_task *t, int code, const char *msg);
 /* WatchTasks: call (a bidi stream) waits for t too (once, however often it
- * asks); its changes go out until it ends, and the stream goes on. */
+ * asks): t as it is now and after every change goes out until it ends, and
+ * the stream goes on. */
 void sm_wstream_watch(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t);
 /* The client half-closed: the stream ends once its watched tasks have. */
 void sm_wstream_half_closed(sm_t *sm, rpc_call *call);

@@ -39,6 +39,9 @@ void sm_watch_task(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t)
 
 /* ---- WatchTasks streams ---------------------------------------------------- */
 
+#define WSTREAM_CHUNK_BYTES (1u << 20)
+#define WSTREAM_CHUNK_MSGS 1024
+
 static void stream_unlink(fl_watch *w)
 {
     if (w->sprev)
@@ -49,8 +52,9 @@ static void stream_unlink(fl_watch *w)
         w->snext->sprev = w->sprev;
 }
 
-/* Frees the stream's watches and the stream; the call forgets it. */
-static void wstream_free(rpc_call *call, sm_wstream *ws)
+/* The stream lets go of its call: its watches are freed; the stream too,
+ * unless a drain callback is due (that frees it). */
+static void wstream_release(sm_wstream *ws)
 {
     while (ws->watches) {
         fl_watch *w = ws->watches;
@@ -58,27 +62,107 @@ static void wstream_free(rpc_call *call, sm_wstream *ws)
         watch_unlink(w);
         free(w);
     }
-    free(ws);
-    rpc_call_set_user(call, NULL);
+    ws->ready_head = ws->ready_tail = NULL;
+    if (ws->call)
+        rpc_call_set_user(ws->call, NULL);
+    ws->call = NULL;
+    if (!ws->draining)
+        free(ws);
 }
 
-static void wstream_cancelled(rpc_call *call, void *arg)
+/* The call is over (cancelled, refused, or ended by a failed commit). */
+static void wstream_call_ended(rpc_call *call, void *arg)
 {
-    wstream_free(call, arg);
+    wstream_release(arg);
+}
+
+static void wstream_end(sm_wstream *ws, int code, const char *msg)
+{
+    rpc_call *call = ws->call;
+    sm_t *sm = ws->sm;
+    rpc_call_on_end(call, NULL, NULL);
+    wstream_release(ws);
+    sm_finish(sm, call, code, "%s", msg ? msg : "");
+}
+
+static void wstream_drained(rpc_call *call, void *arg);
+
+/* Sends the news of the ready watches, one chunk; a watch whose task ended
+ * goes with it. */
+static void wstream_pump(sm_t *sm, sm_wstream *ws)
+{
+    /* a call ended by a failed commit sends nothing more; its end
+     * callback releases the stream */
+    if (ws->draining || !ws->call || !rpc_call_alive(ws->call))
+        return;
+    size_t bytes = 0;
+    uint32_t n = 0;
+    while (ws->ready_head && bytes < WSTREAM_CHUNK_BYTES && n < WSTREAM_CHUNK_MSGS) {
+        fl_watch *w = ws->ready_head;
+        ws->ready_head = w->rnext;
+        if (!ws->ready_head)
+            ws->ready_tail = NULL;
+        w->ready = false;
+        size_t len;
+        uint8_t *data = fl_wire_pack_task(w->sess->s, w->task, &len);
+        sm_send(sm, ws->call, data, len);
+        bytes += len;
+        n++;
+        if (fl_task_terminal(w->task->state)) {
+            watch_unlink(w);
+            stream_unlink(w);
+            free(w);
+        }
+    }
+    if (ws->half_closed && !ws->watches) {
+        wstream_end(ws, RPC_OK, ""); /* the status goes with the last news */
+    } else if (n) {
+        ws->draining = true;
+        sm_on_drain(sm, ws->call, WSTREAM_CHUNK_BYTES / 4, wstream_drained, ws);
+    }
+}
+
+static void wstream_drained(rpc_call *call, void *arg)
+{
+    sm_wstream *ws = arg;
+    ws->draining = false;
+    if (!ws->call) /* released meanwhile */
+        free(ws);
+    else if (rpc_call_alive(call))
+        wstream_pump(ws->sm, ws);
+    /* a call that is over: its end callback comes next and releases it */
+}
+
+static void wstream_ready(sm_t *sm, fl_watch *w)
+{
+    sm_wstream *ws = w->stream;
+    if (!w->ready) {
+        w->ready = true;
+        w->rnext = NULL;
+        if (ws->ready_tail)
+            ws->ready_tail->rnext = w;
+        else
+            ws->ready_head = w;
+        ws->ready_tail = w;
+    }
+    wstream_pump(sm, ws);
 }
 
 void sm_wstream_watch(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t)
 {
-    /* a task asked for twice is watched once: a stream holds at most one
-     * watch per task */
+    /* a task asked for twice is watched once (its state goes out again) */
     for (fl_watch *o = t->watchers; o; o = o->next)
-        if (o->call == call)
+        if (o->call == call && o->stream) {
+            wstream_ready(sm, o);
             return;
+        }
     sm_wstream *ws = rpc_call_user(call);
     if (!ws) {
         ws = fl_calloc(1, sizeof *ws);
+        ws->call = call;
+        ws->sm = sm;
         rpc_call_set_user(call, ws);
-        rpc_call_on_cancel(call, wstream_cancelled, ws);
+        rpc_call_on_end(call, wstream_call_ended, ws);
     }
     fl_watch *w = fl_calloc(1, sizeof *w);
     w->call = call;
@@ -93,16 +177,17 @@ void sm_wstream_watch(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t)
     if (ws->watches)
         ws->watches->sprev = w;
     ws->watches = w;
+    wstream_ready(sm, w);
 }
 
 void sm_wstream_end(sm_t *sm, rpc_call *call, int code, const char *msg)
 {
     sm_wstream *ws = rpc_call_user(call);
     if (ws) {
-        rpc_call_on_cancel(call, NULL, NULL);
-        wstream_free(call, ws);
+        wstream_end(ws, code, msg);
+    } else {
+        sm_finish(sm, call, code, "%s", msg ? msg : "");
     }
-    sm_finish(sm, call, code, "%s", msg ? msg : "");
 }
 
 void sm_wstream_half_closed(sm_t *sm, rpc_call *call)
@@ -112,19 +197,6 @@ void sm_wstream_half_closed(sm_t *sm, rpc_call *call)
         sm_wstream_end(sm, call, RPC_OK, "");
     else
         ws->half_closed = true;
-}
-
-/* A watched task ended: the stream goes on (or ends, when the client is
- * done and this was its last task). */
-static void wstream_task_done(sm_t *sm, fl_watch *w)
-{
-    sm_wstream *ws = w->stream;
-    rpc_call *call = w->call;
-    watch_unlink(w);
-    stream_unlink(w);
-    free(w);
-    if (ws->half_closed && !ws->watches)
-        sm_wstream_end(sm, call, RPC_OK, "");
 }
 
 void sm_watch_task_drop_all(sm_t *sm, fl_task *t, int code, const char *msg)
@@ -147,14 +219,16 @@ void sm_watch_task_changed(sm_t *sm, sm_session *ss, fl_task *t)
     if (!t->watchers)
         return;
     size_t len;
-    uint8_t *data = fl_wire_pack_task(ss->s, t, &len);
+    uint8_t *data = fl_wire_pack_task(ss->s, t, &len); /* for the WatchTask calls */
     bool done = fl_task_terminal(t->state);
     for (fl_watch *w = t->watchers, *next; w; w = next) {
         next = w->next;
+        if (w->stream) { /* news for its stream, sent as the stream can take it */
+            wstream_ready(sm, w);
+            continue;
+        }
         sm_send(sm, w->call, fl_memdup(data, len ? len : 1), len);
-        if (done && w->stream) {
-            wstream_task_done(sm, w);
-        } else if (done) {
+        if (done) {
             watch_unlink(w);
             rpc_call_on_cancel(w->call, NULL, NULL);
             sm_finish(sm, w->call, RPC_OK, "%s", "");

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use flame_rs::apis::{FlameError, SessionState, TaskState};
 use flame_rs::client::{ApplicationAttributes, Connection, Session, SessionAttributes, SessionFilter};
-use futures::future::try_join_all;
-use futures::{stream, StreamExt, TryStreamExt};
+use futures::future::join_all;
+use futures::{stream, StreamExt};
 use flame07_ecosystem::Text;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -41,6 +41,31 @@ fn attrs(id: &str, app: &str) -> SessionAttributes {
     }
 }
 
+/// The values, and the errors as text.
+fn split<T>(v: Vec<Result<T, FlameError>>) -> (Vec<T>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut err = Vec::new();
+    for r in v {
+        match r {
+            Ok(x) => ok.push(x),
+            Err(e) => err.push(e.to_string()),
+        }
+    }
+    (ok, err)
+}
+
+/// "<count> x <error>" for each distinct error: every cause shows.
+fn tally(errors: &[String]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for e in errors {
+        match counts.iter_mut().find(|(x, _)| x == e) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((e.clone(), 1)),
+        }
+    }
+    counts.iter().map(|(e, c)| format!("{c} x {e}")).collect::<Vec<_>>().join("; ")
+}
+
 async fn wait_state(conn: &Connection, id: &str, want: SessionState) -> Res<Session> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -59,17 +84,20 @@ async fn many(conn: &Connection, n: usize) -> Res<()> {
     let t0 = Instant::now();
     // create in parallel (a bounded number in flight); each run() registers
     // its task on the session's one WatchTasks stream
-    let futures = stream::iter(0..n)
+    let created: Vec<_> = stream::iter(0..n)
         .map(|_| ssn.run::<(), ()>(()))
         .buffer_unordered(256)
-        .try_collect::<Vec<_>>()
-        .await?;
-    let created = t0.elapsed();
-    let results = try_join_all(futures).await?;
+        .collect()
+        .await;
+    let (futures, errors) = split(created);
+    check(errors.is_empty(), format!("creating {n} tasks: {}", tally(&errors)))?;
+    let create_time = t0.elapsed();
+    let (results, errors) = split(join_all(futures).await);
+    check(errors.is_empty(), format!("waiting for {n} tasks: {}", tally(&errors)))?;
     let ok = results.iter().filter(|r| r.is_succeed()).count();
     check(ok == n, format!("{ok} of {n} flmping tasks succeeded"))?;
     println!("ok - {n} tasks run through WatchTasks (created in {:.1} s, all done in {:.1} s)",
-             created.as_secs_f64(), t0.elapsed().as_secs_f64());
+             create_time.as_secs_f64(), t0.elapsed().as_secs_f64());
 
     let tasks = ssn.list_tasks().await?;
     check(tasks.len() == n, format!("ListTasks gave {} tasks, not {n}", tasks.len()))?;
