@@ -199,7 +199,10 @@ void rpc_server_free(rpc_server *srv);
 void rpc_call_reply(rpc_call *call, const ProtobufCMessage *msg);
 /* Reply with already packed bytes. */
 void rpc_call_reply_packed(rpc_call *call, const uint8_t *data, size_t len);
-/* Ends the call with a status and a one-line message (after queued sends). */
+/* Ends the call with a status and a one-line message (after queued sends).
+ * A stream's last message and its status go out in one batch (a message is
+ * held until the end of the loop turn for that), so they reach the peer
+ * together. */
 void rpc_call_finish(rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Streams: queue one message. Returns false when the call is gone. A call
