@@ -283,3 +283,88 @@ def daemon07():
         d.stop()
     finally:
         shutil.rmtree(d.workdir, ignore_errors=True)
+
+
+class FlameOnly:
+    """A gRPC proxy in front of our session manager that answers only what
+    Flame's own session manager has: our additions (CreateTasks,
+    WatchSession, RunSession, OnTaskInvokeBatch) get UNIMPLEMENTED, and an
+    empty session id is refused (Flame would store it)."""
+    OURS = {"CreateTasks", "WatchSession", "RunSession"}
+
+    def __init__(self, target_port):
+        import grpc
+        from concurrent import futures
+        self.up = grpc.insecure_channel(f"127.0.0.1:{target_port}")
+        self.refused = []
+        self.created = []
+        proxy = self
+
+        class Handler(grpc.GenericRpcHandler):
+            def service(self, details):
+                method = details.method.rsplit("/", 1)[-1]
+                if method in FlameOnly.OURS:
+                    def unimplemented(req, ctx):
+                        proxy.refused.append(method)
+                        ctx.abort(grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {method}")
+                    return grpc.unary_unary_rpc_method_handler(unimplemented)
+                streams = method in ("WatchTask", "ListTask")
+                call = (proxy.up.unary_stream if streams else proxy.up.unary_unary)(details.method)
+
+                def forward(req, ctx):
+                    if method == "CreateSession":
+                        sid = proxy.session_id(req)
+                        proxy.created.append(sid)
+                        if not sid:
+                            ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty session id")
+                    try:
+                        return call(req) if not streams else list(call(req))
+                    except grpc.RpcError as e:
+                        ctx.abort(e.code(), e.details())
+
+                if streams:
+                    return grpc.unary_stream_rpc_method_handler(lambda r, c: iter(forward(r, c)))
+                return grpc.unary_unary_rpc_method_handler(forward)
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
+                                  handlers=[Handler()])
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    @staticmethod
+    def session_id(raw):
+        """CreateSessionRequest.session_id (field 1) of the raw bytes."""
+        if len(raw) >= 2 and raw[0] == 0x0A:
+            n, i, shift = 0, 1, 0
+            while True:
+                b = raw[i]
+                n |= (b & 0x7F) << shift
+                i += 1
+                shift += 7
+                if not b & 0x80:
+                    break
+            return raw[i:i + n].decode()
+        return ""
+
+    def stop(self):
+        self.server.stop(None)
+        self.up.close()
+
+
+def test_our_clients_against_flame_semantics(cluster):
+    """Our flmping through a server with Flame's calls only: it names its
+    session itself and falls back from CreateTasks and WatchSession to
+    CreateTask and polling."""
+    proxy = FlameOnly(cluster.port)
+    try:
+        flmping = os.path.join(interop.BUILD_DIR, "cli", "flmping")
+        p = subprocess.run([flmping, "--endpoint", f"http://127.0.0.1:{proxy.port}", "-t", "20"],
+                           capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, FLAME_CONFIG="/nonexistent"))
+        print(p.stdout[-1500:], p.stderr[-1500:], flush=True)
+        assert p.returncode == 0, p.stderr
+        assert "20 tasks was completed" in p.stdout
+        assert len(proxy.created) == 1 and proxy.created[0].startswith("flmping-"), proxy.created
+        assert "CreateTasks" in proxy.refused and "WatchSession" in proxy.refused
+    finally:
+        proxy.stop()
