@@ -2,6 +2,8 @@
 # Installs the Debian 12 packages Flame in C needs to build and test, when
 # they are missing (as root; otherwise it only reports what is missing).
 set -euo pipefail
+# Rust for the flame-rs 0.7.0 ecosystem test (not a Debian package: too old)
+"$(dirname "$0")/rust.sh" || echo "deps: no Rust toolchain; the flame-rs test will skip" >&2
 pkgs=(gcc pkg-config meson ninja-build
       libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcurl4-openssl-dev
       libcjson-dev libbson-dev libzstd-dev check libsqlite3-dev libyaml-dev libseccomp-dev

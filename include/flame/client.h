@@ -200,8 +200,9 @@ typedef struct flame_session_info {
     const flame_session_spec *spec; /* never NULL; owned by the info */
 } flame_session_info;
 
-/* Creates a session and returns a handle to it. session_id NULL or "" lets
- * the server choose one. ALREADY_EXISTS for a taken id, NOT_FOUND for an
+/* Creates a session and returns a handle to it. session_id NULL or "": the
+ * library names it "<application>-<6 random [a-z0-9]>" (Flame's own
+ * session manager makes no ids). ALREADY_EXISTS for a taken id, NOT_FOUND for an
  * unknown application, INVALID_ARGUMENT for a bad spec. */
 flame_status flame_session_create(flame_session **out, flame_client *client,
                                   const char *session_id, const flame_session_spec *spec);

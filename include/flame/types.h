@@ -12,7 +12,11 @@ extern "C" {
 /* Wire enums: values equal flame.v1's. */
 typedef enum flame_session_state {
     FLAME_SESSION_OPEN = 0,
-    FLAME_SESSION_CLOSED = 1
+    FLAME_SESSION_CLOSED = 1,
+    /* Flame 0.7: suspended by a client (its executors unbinding, then
+     * none); ResumeSession opens it again. */
+    FLAME_SESSION_SUSPENDING = 2,
+    FLAME_SESSION_SUSPENDED = 3
 } flame_session_state;
 
 typedef enum flame_task_state {
@@ -25,7 +29,8 @@ typedef enum flame_task_state {
 
 typedef enum flame_shim {
     FLAME_SHIM_HOST = 0,
-    FLAME_SHIM_WASM = 1
+    FLAME_SHIM_WASM = 1,
+    FLAME_SHIM_CRI = 3 /* Flame 0.7 */
 } flame_shim;
 
 typedef enum flame_application_state {

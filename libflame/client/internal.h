@@ -39,6 +39,20 @@ flame_status fl_client_call(flame_client *c, const char *method, const ProtobufC
 flame_status fl_client_call_result(flame_client *c, const char *method,
                                    const ProtobufCMessage *req);
 
+/* ---- fallback.c: against Flame's own session manager ---------------------- */
+
+/* A new session id, "<application>-<6 random [a-z0-9]>" (clients name
+ * sessions themselves: Flame's session manager does not). */
+void fl_client_session_id(char *out, size_t size, const char *application);
+/* flame_task_create_many over CreateTask, one call per task (a server
+ * without CreateTasks). */
+flame_status fl_client_create_each(flame_session *s, const flame_bytes *inputs, size_t n,
+                                   uint64_t *ids);
+/* flame_session_watch by polling ListTask and GetSession (a server without
+ * WatchSession); same contract. */
+flame_status fl_client_watch_polled(flame_session *s, uint64_t from_task_id,
+                                    flame_session_watch_cb cb, void *payload, int timeout_ms);
+
 /* ---- convert.c: protobuf -> public structs (library-allocated) ---------- */
 
 flame_task *fl_task_from(const Flame__V1__Task *m);

@@ -82,6 +82,8 @@ flame_status flame_session_watch(flame_session *s, uint64_t from_task_id,
     fl_resumable_close(&rs);
     free(v);
     free(seen.bits);
+    if (rc == FLAME_ERR_UNIMPLEMENTED) /* Flame's own server: no WatchSession */
+        rc = fl_client_watch_polled(s, r.from_task_id, cb, payload, timeout_ms);
     return rc;
 }
 

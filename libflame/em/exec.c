@@ -122,6 +122,7 @@ static em_state on_bind(em_exec *x, em_binding *b)
         .sandbox = spec->sandbox && spec->sandbox[0] ? spec->sandbox : em->sandbox_default,
         .network = spec->network && spec->network[0] ? spec->network : NULL,
     };
+    b->ctx.session_spec = s->spec;
     if (s->spec && s->spec->_resreq_case && s->spec->resreq) {
         b->ctx.cpus = s->spec->resreq->cpu;
         b->ctx.memory = s->spec->resreq->memory;

@@ -199,7 +199,10 @@ void rpc_server_free(rpc_server *srv);
 void rpc_call_reply(rpc_call *call, const ProtobufCMessage *msg);
 /* Reply with already packed bytes. */
 void rpc_call_reply_packed(rpc_call *call, const uint8_t *data, size_t len);
-/* Ends the call with a status and a one-line message (after queued sends). */
+/* Ends the call with a status and a one-line message (after queued sends).
+ * A stream's last message and its status go out in one batch (a message is
+ * held until the end of the loop turn for that), so they reach the peer
+ * together. */
 void rpc_call_finish(rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Streams: queue one message. Returns false when the call is gone. A call
@@ -222,6 +225,12 @@ void rpc_call_on_drain(rpc_call *call, size_t low_water, void (*fn)(rpc_call *ca
  * a stream (rpc/ then ends the call), or the server stops, before the call
  * is finished; after it the owner must forget the call. */
 void rpc_call_on_cancel(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
+/* Called once when the call is over for good, however it ended (finished
+ * by its owner, also with an error somebody else queued for it; cancelled;
+ * refused), after the drain and cancel callbacks: an owner whose state
+ * outlives its own answers (a watch) lets go of the call here. fn NULL:
+ * none. */
+void rpc_call_on_end(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
 /* Keeps the call's memory alive across events (sends on a dead call are
  * dropped); every ref needs an unref. */
 void rpc_call_ref(rpc_call *call);

@@ -70,9 +70,13 @@ struct rpc_call {
     grpc_slice inflight_details;
     void (*cancel_fn)(rpc_call *, void *);
     void *cancel_arg;
+    void (*end_fn)(rpc_call *, void *);
+    void *end_arg;
     void *user;
     void *auth;
     void (*auth_release)(void *);
+    bool kicked;        /* in srv->kicks: its first message waits for the loop turn's end */
+    struct rpc_call *knext;
     bool peer_known;    /* peer_cert, peer_cn and is_tls are read */
     bool is_tls;
     char *peer_cert, *peer_cn;
@@ -103,6 +107,7 @@ struct rpc_server {
     bool started;
     int live;           /* calls allocated (incl. pending requests) */
     rpc_call *calls;
+    rpc_call *kicks;    /* calls whose sending starts at the end of this loop turn */
     rpc_inject_sink sink; /* what injected calls send (inject.h) */
     void *sink_arg;
 };
@@ -156,6 +161,7 @@ static void owner_forgets(rpc_call *c);
 static void on_send(rpc_call *c, bool ok);
 static void on_close(rpc_call *c);
 static void inject_send(rpc_call *c, struct outmsg *m);
+static void kick_later(rpc_call *c);
 
 /* Takes ownership of methods (n entries). */
 static rpc_server *server_new(struct entry *methods, size_t n, void *ctx,
@@ -373,7 +379,38 @@ static void enqueue(rpc_call *c, grpc_byte_buffer *bb, bool final, int code, cha
     else
         c->q_head = m;
     c->q_tail = m;
-    pump(c);
+    if (!final && c->call && !c->sending)
+        kick_later(c);
+    else
+        pump(c);
+}
+
+/* A stream's message that would go out alone waits for the end of the loop
+ * turn: when the handler ends the call in the same turn, pump() sends the
+ * message and the status in one batch. Clients that drop a stream on its
+ * last message (Flame 0.6's flmping, over h2) otherwise reset the stream
+ * before the trailers arrive, and h2 answers enough of those with GOAWAY
+ * too_many_internal_resets. */
+static void kick_later(rpc_call *c)
+{
+    if (c->kicked)
+        return;
+    c->kicked = true;
+    c->refs++;
+    c->knext = c->srv->kicks;
+    c->srv->kicks = c;
+}
+
+static void kick_all(rpc_server *srv)
+{
+    while (srv->kicks) {
+        rpc_call *c = srv->kicks;
+        srv->kicks = c->knext;
+        c->knext = NULL;
+        c->kicked = false;
+        pump(c);
+        rpc_call_unref(c);
+    }
 }
 
 static void pump(rpc_call *c)
@@ -385,6 +422,17 @@ static void pump(rpc_call *c)
     }
     struct outmsg *m = c->q_head;
     c->q_head = m->next;
+    if (m->bb && !m->final && c->q_head && c->q_head->final && !c->q_head->bb) {
+        /* the last message and the status: one batch (kick_later) */
+        struct outmsg *st = c->q_head;
+        c->q_head = st->next;
+        m->final = true;
+        m->code = st->code;
+        m->details = st->details;
+        st->details = NULL;
+        c->q_msgs--;
+        free_out(st);
+    }
     if (!c->q_head)
         c->q_tail = NULL;
     if (!c->call) {
@@ -518,6 +566,12 @@ void rpc_call_on_cancel(rpc_call *c, void (*fn)(rpc_call *, void *), void *arg)
 {
     c->cancel_fn = fn;
     c->cancel_arg = arg;
+}
+
+void rpc_call_on_end(rpc_call *c, void (*fn)(rpc_call *, void *), void *arg)
+{
+    c->end_fn = fn;
+    c->end_arg = arg;
 }
 
 void rpc_call_ref(rpc_call *c)
@@ -787,6 +841,10 @@ static void on_close(rpc_call *c)
         if (!c->finishing)
             owner_forgets(c);
     }
+    void (*fn)(rpc_call *, void *) = c->end_fn;
+    c->end_fn = NULL;
+    if (fn)
+        fn(c, c->end_arg);
 }
 
 static void dispatch(rpc_server *srv, grpc_event ev)
@@ -852,6 +910,7 @@ void rpc_server_run(rpc_server *srv)
     bool dirty = false;
     int batch = 0;
     for (;;) {
+        kick_all(srv);
         if (srv->shutdown_seen && srv->live == 0)
             break;
         gpr_timespec dl;
@@ -899,6 +958,7 @@ void rpc_server_run(rpc_server *srv)
     }
     if (srv->hooks.flush)
         srv->hooks.flush(srv->hooks.ctx);
+    kick_all(srv);
 }
 
 void rpc_server_shutdown(rpc_server *srv)

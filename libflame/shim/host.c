@@ -21,6 +21,7 @@
 #include "sandbox/spawn.h"
 #include "shim.h"
 #include "util/util.h"
+#include "wire/wire.h"
 
 #include "shim.pb-c.h"
 
@@ -32,6 +33,46 @@ extern char **environ;
 #define TERM_GRACE_MS 3000
 
 #define INSTANCE(name) rpc_path(&flame__v1__instance__descriptor, name)
+
+/* An Instance call whose reply a 0.6 service sends bare (bare) and a 0.7
+ * one wrapped (wrapped, its field 1 the bare message; fl_wire_reply_wrapped
+ * tells them apart). *top: what to free; *inner: the bare reply in it (an
+ * empty one when a wrapped reply has none; NULL with an error). */
+static flame_status instance_call(rpc_channel *ch, const char *method, const ProtobufCMessage *req,
+                                  const ProtobufCMessageDescriptor *bare,
+                                  const ProtobufCMessageDescriptor *wrapped,
+                                  ProtobufCMessage **top, const ProtobufCMessage **inner,
+                                  int timeout_ms)
+{
+    *top = NULL;
+    *inner = NULL;
+    size_t len = protobuf_c_message_get_packed_size(req), rlen;
+    uint8_t *buf = fl_malloc(len ? len : 1), *resp;
+    protobuf_c_message_pack(req, buf);
+    flame_status st = rpc_unary_raw(ch, method, buf, len, &resp, &rlen, timeout_ms);
+    free(buf);
+    if (st)
+        return st;
+    bool is_wrapped = fl_wire_reply_wrapped(resp, rlen);
+    *top = rpc_unpack(is_wrapped ? wrapped : bare, rlen, resp);
+    free(resp);
+    if (!*top)
+        return fl_error(FLAME_ERR_INTERNAL, "%s: the service's reply is not a %s", method,
+                        (is_wrapped ? wrapped : bare)->name);
+    if (!is_wrapped) {
+        *inner = *top;
+        return FLAME_OK;
+    }
+    /* field 1 of both wrappers is the bare reply */
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(wrapped, 1);
+    *inner = *(const ProtobufCMessage **)((const char *)*top + f->offset);
+    if (!*inner) { /* wrapped without one: an empty (successful) reply */
+        protobuf_c_message_free_unpacked(*top, NULL);
+        *top = rpc_unpack(bare, 0, (const uint8_t *)"");
+        *inner = *top;
+    }
+    return FLAME_OK;
+}
 
 typedef struct host_shim {
     fl_shim base;
@@ -433,15 +474,33 @@ static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **m
         sc.common_data.data = (uint8_t *)ctx->common_data.data;
         sc.common_data.len = ctx->common_data.len;
     }
+    /* Flame 0.7's fields (a 0.6 service skips them) */
+    const Flame__V1__SessionSpec *ss = ctx->session_spec;
+    sc.batch_size = ss && ss->batch_size ? ss->batch_size : 1;
+    size_t ntok = ss ? ss->n_tokens : 0;
+    Flame__V1__SessionContext__TokensEntry *tok = fl_calloc(ntok + 1, sizeof *tok);
+    Flame__V1__SessionContext__TokensEntry **tokp = fl_calloc(ntok + 1, sizeof *tokp);
+    for (size_t i = 0; i < ntok; i++) {
+        flame__v1__session_context__tokens_entry__init(&tok[i]);
+        tok[i].key = ss->tokens[i]->key;
+        tok[i].value = ss->tokens[i]->value;
+        tokp[i] = &tok[i];
+    }
+    sc.n_tokens = ntok;
+    sc.tokens = tokp;
     ProtobufCMessage *resp;
-    st = rpc_unary(h->ch, INSTANCE("OnSessionEnter"), &sc.base,
-                   &flame__v1__result__descriptor, &resp, ENTER_TIMEOUT_MS);
+    const ProtobufCMessage *inner;
+    st = instance_call(h->ch, INSTANCE("OnSessionEnter"), &sc.base, &flame__v1__result__descriptor,
+                       &flame__v1__on_session_enter_response__descriptor, &resp, &inner,
+                       ENTER_TIMEOUT_MS);
+    free(tok);
+    free(tokp);
     if (st) {
         *message = fl_sprintf("OnSessionEnter failed: %s", flame_error_last());
         cleanup(h);
         return st;
     }
-    Flame__V1__Result *r = (Flame__V1__Result *)resp;
+    const Flame__V1__Result *r = (const Flame__V1__Result *)inner;
     if (r->return_code != 0) {
         *message = fl_sprintf("OnSessionEnter returned %d: %s", r->return_code,
                               r->_message_case ? r->message : "(no message)");
@@ -471,8 +530,11 @@ static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int
         tc.input.len = task->input.len;
     }
     ProtobufCMessage *resp;
-    flame_status st = rpc_unary(h->ch, INSTANCE("OnTaskInvoke"), &tc.base,
-                                &flame__v1__task_result__descriptor, &resp, h->task_timeout_ms);
+    const ProtobufCMessage *inner;
+    flame_status st = instance_call(h->ch, INSTANCE("OnTaskInvoke"), &tc.base,
+                                    &flame__v1__task_result__descriptor,
+                                    &flame__v1__on_task_invoke_response__descriptor, &resp, &inner,
+                                    h->task_timeout_ms);
     if (st == FLAME_ERR_TIMEOUT && !reap(h, false)) {
         *message = fl_sprintf("the service did not answer task %s within %d ms; it was stopped "
                               "and the session goes on with a new service process",
@@ -495,7 +557,7 @@ static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int
         }
         return FLAME_ERR_UNAVAILABLE;
     }
-    Flame__V1__TaskResult *r = (Flame__V1__TaskResult *)resp;
+    const Flame__V1__TaskResult *r = (const Flame__V1__TaskResult *)inner;
     *rc = r->return_code;
     if (r->_output_case)
         flame_task_result_set_output(result, r->output.data, r->output.len);

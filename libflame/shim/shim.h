@@ -31,6 +31,7 @@ typedef struct fl_shim_session {
     const char *sandbox;        /* the level its service runs at (sandbox/spawn.h) */
     const char *network;        /* "none" (NULL) or "host" */
     uint64_t cpus, memory;      /* the session's resreq: the sandbox's limits; 0: none */
+    const void *session_spec;   /* const Flame__V1__SessionSpec * (tokens, batch_size), or NULL */
 } fl_shim_session;
 
 typedef struct fl_shim fl_shim;

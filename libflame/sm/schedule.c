@@ -39,11 +39,12 @@ static int64_t delay_release_ms(const fl_app *a)
     return a && a->spec->has_delay_release ? a->spec->delay_release * 1000 : 60000;
 }
 
-/* No executor manager here runs Wasm: such sessions wait (stay Pending). */
+/* No executor manager here runs Wasm or CRI: such sessions wait (stay
+ * Pending). */
 static bool wasm_app(sm_t *sm, const char *name)
 {
     fl_app *a = sm_app_get(sm, name);
-    return a && a->spec->shim == FLAME_SHIM_WASM;
+    return a && a->spec->shim != FLAME_SHIM_HOST;
 }
 
 void sm_sched_run(sm_t *sm)
@@ -81,6 +82,7 @@ void sm_sched_run(sm_t *sm)
     for (sm_session *ss = sm->first; ss; ss = ss->next) {
         fl_session *s = ss->s;
         ss->sched_hint = 0;
+        sm_session_suspend_check(sm, ss);
         /* closed sessions matter only while executors still hold them */
         if (s->state != FLAME_SESSION_OPEN && !s->counts[FLAME_TASK_RUNNING] && !ss->held)
             continue;

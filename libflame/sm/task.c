@@ -60,7 +60,7 @@ flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *i
                           size_t n_inputs, uint32_t count, uint64_t *first, size_t *n)
 {
     *n = n_inputs ? n_inputs : count;
-    if (ss->s->state != FLAME_SESSION_OPEN)
+    if (ss->s->state == FLAME_SESSION_CLOSED) /* a suspended one queues them */
         return fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed; it takes no new tasks",
                         ss->s->id);
     if (n_inputs && count && count != n_inputs)

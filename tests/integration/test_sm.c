@@ -183,7 +183,7 @@ START_TEST(sessions)
     spec.max_instances = 1;
     ck_assert_int_eq(flame_session_create(&dup, client, "x", &spec), FLAME_ERR_INVALID_ARGUMENT);
 
-    /* the server picks an id: <app>-<6 chars> */
+    /* no id given: the library names it <app>-<6 chars> */
     flame_session *gen = new_session("app", NULL);
     ck_assert_int_eq(strncmp(flame_session_id(gen), "app-", 4), 0);
     ck_assert_uint_eq(strlen(flame_session_id(gen)), 10);
