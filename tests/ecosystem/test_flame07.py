@@ -19,11 +19,10 @@ import threading
 import time
 
 import pytest
+from conftest import cargo_build
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUST_DIR = os.path.join(HERE, "rust")
-TARGET = os.environ.get("FLAME_CARGO_TARGET_DIR",
-                        os.path.expanduser("~/.cache/flame/cargo-target"))
 N_TASKS = int(os.environ.get("FLAME07_TASKS", "30000"))
 N_STREAMS = int(os.environ.get("FLAME07_STREAMS", "30000"))
 
@@ -34,44 +33,10 @@ _spec.loader.exec_module(interop)
 pb = interop.pb  # the stubs fixture
 
 
-def cargo():
-    for c in (shutil.which("cargo"), os.path.expanduser("~/.cargo/bin/cargo")):
-        if c and os.access(c, os.X_OK):
-            return c
-    return None
-
-
-def skip(reason):
-    print(f"SKIP: {reason}", flush=True)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def rust_bins():
     """Builds the crate (once per machine: the target dir is a cache)."""
-    c = cargo()
-    if not c:
-        skip("cargo not found (scripts/deps.sh installs Rust with rustup into ~/.cargo); "
-             "its locked dependencies need rustc >= 1.89, Debian 12's 1.63 is too old")
-    env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
-    env["PATH"] = os.path.dirname(c) + os.pathsep + env.get("PATH", "")
-    t0 = time.time()
-    p = subprocess.run([c, "build", "--locked", "-q", "-j2"], cwd=RUST_DIR, env=env,
-                       capture_output=True, text=True, timeout=1500)
-    if p.returncode != 0:
-        err = p.stderr[-3000:]
-        if any(s in err for s in ("failed to download", "Couldn't resolve host",
-                                  "failed to get", "network failure", "spurious network")):
-            skip(f"crates.io unreachable, flame-rs 0.7.0 cannot be fetched:\n{err}")
-        if "requires rustc" in err:
-            skip(f"rustc too old for flame-rs 0.7.0's dependencies (scripts/rust.sh installs a "
-                 f"new one):\n{err}")
-        raise AssertionError(f"cargo build of tests/ecosystem/rust failed:\n{err}")
-    print(f"flame-rs 0.7.0 client and service built in {time.time() - t0:.1f} s "
-          f"(target dir {TARGET})", flush=True)
-    return (os.path.join(TARGET, "debug", "flame07-client"),
-            os.path.join(TARGET, "debug", "flame07-service"),
-            os.path.join(TARGET, "debug", "flame06-watch"))
+    return cargo_build(RUST_DIR, "flame07-client", "flame07-service", "flame06-watch")
 
 
 @pytest.fixture
