@@ -1,3 +1,4 @@
+/* Tables and value formatting shared by the command-line tools. */
 #include "table.h"
 
 #include <ctype.h>
@@ -26,15 +27,23 @@ void cli_table_row(cli_table *t, const char *const *cells)
     t->nrows++;
 }
 
-void cli_table_print(const cli_table *t)
+static size_t *column_widths(const cli_table *t)
 {
     size_t *w = calloc(t->ncols, sizeof *w);
+    if (!w)
+        abort();
     for (size_t r = 0; r < t->nrows; r++)
         for (size_t c = 0; c < t->ncols; c++) {
             size_t l = strlen(t->cells[r * t->ncols + c]);
             if (l > w[c])
                 w[c] = l;
         }
+    return w;
+}
+
+void cli_table_print(const cli_table *t)
+{
+    size_t *w = column_widths(t);
     for (size_t r = 0; r < t->nrows; r++) {
         for (size_t c = 0; c < t->ncols; c++) {
             const char *s = t->cells[r * t->ncols + c];
@@ -43,6 +52,21 @@ void cli_table_print(const cli_table *t)
             else
                 printf("%-*s  ", (int)w[c], s);
         }
+        printf("\n");
+    }
+    free(w);
+}
+
+/* As comfy-table prints with its NOTHING preset (Flame's tools use it): no
+ * borders, every cell padded by one space on each side and to its column's
+ * width, so columns are two spaces apart and each line starts with a space
+ * and ends with one. */
+void cli_table_print_comfy(const cli_table *t)
+{
+    size_t *w = column_widths(t);
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (size_t c = 0; c < t->ncols; c++)
+            printf(" %-*s ", (int)w[c], t->cells[r * t->ncols + c]);
         printf("\n");
     }
     free(w);
@@ -84,6 +108,35 @@ void cli_format_time(char *buf, size_t n, int64_t ms)
     struct tm tm;
     localtime_r(&t, &tm);
     strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void cli_human_count(char *buf, size_t n, uint64_t v)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 1 < n; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && o + 2 < n)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = 0;
+}
+
+void cli_byte_size(char *buf, size_t n, uint64_t v)
+{
+    static const char units[] = "KMGTPE";
+    if (v < 1000) {
+        snprintf(buf, n, "%llu B", (unsigned long long)v);
+        return;
+    }
+    double x = (double)v;
+    int u = -1;
+    while (x >= 1000 && u < 5) {
+        x /= 1000;
+        u++;
+    }
+    snprintf(buf, n, "%.1f %cB", x, units[u]);
 }
 
 void cli_format_bytes(char *buf, size_t n, const flame_bytes *b)

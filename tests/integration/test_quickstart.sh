@@ -31,7 +31,7 @@ out=$(lc --insecure 2>&1); rc=$?
 [ "$rc" = 0 ] && ok "--insecure starts a cluster" || bad "--insecure: exit $rc" "$out
 $(logs)"
 grep -q 'PLAINTEXT gRPC' <<<"$out" && ok "--insecure says so loudly" || bad "no warning" "$out"
-[ "$(grep -cE '^flmping-[^ ]+ +[0-9]+ +Succeed ' <<<"$out")" = 10 ] && ok "--insecure: flmping ran 10 tasks" || bad "flmping" "$out"
+[ "$(grep -cE '^ flmping-[^ ]+ +[0-9]+ +Succeed ' <<<"$out")" = 10 ] && ok "--insecure: flmping ran 10 tasks" || bad "flmping" "$out"
 grep -q "endpoint: \"http://127.0.0.1:$FLAME_PORT\"" "$fh/cluster.yaml" && ok "--insecure: an http endpoint" ||
     bad "--insecure cluster.yaml" "$(cat "$fh/cluster.yaml")"
 ls "$fh"/flame.yaml.*.bak >/dev/null 2>&1 && grep -q 'current-context: mine' "$fh"/flame.yaml.*.bak &&
@@ -45,7 +45,7 @@ $(logs)"
 grep -q 'restarting the cluster in tls mode' <<<"$out" && ok "the plaintext cluster is restarted" ||
     bad "no restart" "$out"
 grep -q 'with mutual TLS' <<<"$out" && ok "it says mutual TLS" || bad "no mutual TLS line" "$out"
-[ "$(grep -cE '^flmping-[^ ]+ +[0-9]+ +Succeed ' <<<"$out")" = 10 ] && ok "flmping ran 10 tasks over mTLS" || bad "flmping over mTLS" "$out"
+[ "$(grep -cE '^ flmping-[^ ]+ +[0-9]+ +Succeed ' <<<"$out")" = 10 ] && ok "flmping ran 10 tasks over mTLS" || bad "flmping over mTLS" "$out"
 [ "$(mode "$fh/ca")" = 700 ] && ok "the CA dir is 0700" || bad "the CA dir is $(mode "$fh/ca")"
 user=$(id -un) host=$(hostname)
 for k in "$fh/ca/ca.key" "$fh/certs/server/flame-session-manager.key" "$fh/certs/node/$host.key" \
