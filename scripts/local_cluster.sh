@@ -29,7 +29,50 @@ usage() { # usage EXIT_CODE
     exit "$1"
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# ---- is what runs and answers ours? (the truth checks) ----
+# alive PIDFILE: the pid in it runs one of our daemons (not a reused pid)
+alive() {
+    [ -f "$1" ] || return 1
+    local pid exe
+    pid=$(cat "$1")
+    kill -0 "$pid" 2>/dev/null || return 1
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0 # no /proc: trust the pid
+    case "$(basename "${exe% (deleted)}")" in flame-*) return 0 ;; *) return 1 ;; esac
+}
+# listener_pids PORT: the pids listening on TCP PORT, as far as ss can tell
+listener_pids() {
+    ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
+port_in_use() { # PORT
+    ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+describe_pids() { # PID... -> "pid 12 (name), ..."
+    local out="" p
+    for p in "$@"; do out="$out${out:+, }pid $p ($(ps -o comm= -p "$p" 2>/dev/null || echo '?'))"; done
+    echo "$out"
+}
+# Before our session manager starts: the port must be free.
+check_port_free() {
+    port_in_use "$port" || return 0
+    local pids
+    pids=$(listener_pids "$port" | tr '\n' ' ')
+    echo "local_cluster: port $port is already taken by another program${pids:+: $(describe_pids $pids)}," >&2
+    echo "  not by this cluster's session manager; stop it, or start this cluster on another port" >&2
+    echo "  with FLAME_PORT=<port> $0" >&2
+    exit 1
+}
+# Once it answers: what listens on the port is our session manager.
+check_listener_is_ours() {
+    local pids
+    pids=$(listener_pids "$port")
+    [ -n "$pids" ] || return 0 # ss cannot tell: the check before the start stands
+    if ! grep -qx "$(cat "$pidfile_sm")" <<<"$pids"; then
+        echo "local_cluster: a session manager of another program answers on port $port" \
+            "($(describe_pids $pids)), not this cluster's; stop it or set FLAME_PORT" >&2
+        exit 1
+    fi
+}
 
 stop() {
     for f in "$pidfile_em" "$pidfile_sm"; do
@@ -70,11 +113,13 @@ fi
 mkdir -p "$FLAME_HOME/logs"
 chmod 700 "$FLAME_HOME"
 
-# A running cluster of the other mode is restarted in this one.
-if { alive "$pidfile_sm" || alive "$pidfile_em"; } && [ "$(cat "$modefile" 2>/dev/null)" != "$mode" ]; then
-    echo "== restarting the cluster in $mode mode"
+# A running cluster of the other mode, or on another port, is restarted.
+if { alive "$pidfile_sm" || alive "$pidfile_em"; } && [ "$(cat "$modefile" 2>/dev/null)" != "$mode $port" ]; then
+    echo "== restarting the cluster in $mode mode on port $port"
     stop
 fi
+# before anything is written: a port someone else has is an error
+alive "$pidfile_sm" || check_port_free
 
 # The CA and the three certificates, made once; a new CA re-issues them all.
 setup_certs() {
@@ -156,7 +201,7 @@ contexts:
       endpoint: "$endpoint"
 $tls_context
 YAML
-echo "$mode" >"$modefile"
+echo "$mode $port" >"$modefile"
 
 # Our own calls name the files explicitly, so a stray FLAME_* variable of the
 # caller's does not change what is checked.
@@ -177,6 +222,7 @@ for i in $(seq 100); do
     fi
     sleep 0.1
 done
+check_listener_is_ours
 if ! alive "$pidfile_em"; then
     # the executor manager speaks for its node with the node's certificate
     em_tls=()
@@ -187,7 +233,8 @@ if ! alive "$pidfile_em"; then
     echo $! >"$pidfile_em"
 fi
 for i in $(seq 100); do
-    "$flmctl" list -n 2>/dev/null | grep -q " Ready " && break
+    # our node, Ready (a node of someone else's would not do)
+    "$flmctl" list -n 2>/dev/null | grep -qE "^ $node +[^ ]+ +Ready " && break
     if ! alive "$pidfile_em" || [ "$i" = 100 ]; then
         echo "local_cluster: the executor manager did not register; see $FLAME_HOME/logs/executor-manager.log" >&2
         tail -5 "$FLAME_HOME/logs/executor-manager.log" >&2
