@@ -213,6 +213,11 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    flame_resreq rr = { 1, 0, 0 };
+    if (resreq && flame_resreq_parse(&rr, resreq)) {
+        fprintf(stderr, "flmping: -r: %s\n", flame_error_last());
+        return 2;
+    }
     flame_client_options co = FLAME_CLIENT_OPTIONS_INIT;
     co.endpoint = endpoint;
     flame_client *client;
@@ -221,17 +226,11 @@ int main(int argc, char **argv)
     flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
     spec.application = app;
     spec.priority = (uint32_t)priority;
+    spec.has_resreq = resreq != NULL;
+    spec.resreq = rr;
     if (common) {
         spec.common_data.data = (const uint8_t *)common;
         spec.common_data.len = strlen(common);
-    }
-    if (resreq) {
-        spec.has_resreq = 1;
-        spec.resreq = (flame_resreq){ 1, 0, 0 };
-        if (flame_resreq_parse(&spec.resreq, resreq)) {
-            flame_client_free(client);
-            return fail("--resreq");
-        }
     }
     /* Flame does not name sessions, its clients do: so does flmping */
     char sid[128];

@@ -52,14 +52,14 @@ describe_pids() { # PID... -> "pid 12 (name), ..."
     for p in "$@"; do out="$out${out:+, }pid $p ($(ps -o comm= -p "$p" 2>/dev/null || echo '?'))"; done
     echo "$out"
 }
-# Before our session manager starts: the port must be free.
+# check_port_free PORT WHAT: before our WHAT starts, PORT must be free.
 check_port_free() {
-    port_in_use "$port" || return 0
+    port_in_use "$1" || return 0
     local pids
-    pids=$(listener_pids "$port" | tr '\n' ' ')
-    echo "local_cluster: port $port is already taken by another program${pids:+: $(describe_pids $pids)}," >&2
-    echo "  not by this cluster's session manager; stop it, or start this cluster on another port" >&2
-    echo "  with FLAME_PORT=<port> $0" >&2
+    pids=$(listener_pids "$1" | tr '\n' ' ')
+    echo "local_cluster: port $1 is already taken by another program${pids:+: $(describe_pids $pids)}," >&2
+    echo "  not by this cluster's $2; stop it, or start this cluster on another port" >&2
+    echo "  (FLAME_PORT, FLAME_CACHE_PORT)" >&2
     exit 1
 }
 # Once it answers: what listens on the port is our session manager.
@@ -119,7 +119,7 @@ if { alive "$pidfile_sm" || alive "$pidfile_em"; } && [ "$(cat "$modefile" 2>/de
     stop
 fi
 # before anything is written: a port someone else has is an error
-alive "$pidfile_sm" || check_port_free
+alive "$pidfile_sm" || check_port_free "$port" "session manager"
 
 # The CA and the three certificates, made once; a new CA re-issues them all.
 setup_certs() {
