@@ -301,7 +301,7 @@ def test_many_sessions_with_priorities_all_finish(cluster, pb, cfe):
     for p in procs:
         out, _ = p.communicate(timeout=120)
         assert p.returncode == 0, out
-        assert "Succeeded:   500" in out, out
+        assert "Succeeded:       500/500" in out, out
     # once the sessions are closed their executors come back to Idle
     wait_for(lambda: all(e.status.state == pb.types.ExecutorIdle for e in
                          cfe.ListExecutor(pb.fe.ListExecutorRequest()).executors),
@@ -321,4 +321,4 @@ def test_flmping_rides_out_a_session_manager_restart(cluster, pb, cfe):
     cluster.start()
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0, out
-    assert "Succeeded:   300" in out and "Failed:      0" in out, out
+    assert "Succeeded:       300/300" in out and "Failed:          0" in out, out
