@@ -133,8 +133,12 @@ static void session_name(char *buf, size_t n, const char *app)
 static void failure_output(flame_session *s, const char *id, char **out)
 {
     flame_task *t;
-    if (flame_task_get(&t, s, id) != FLAME_OK || !t->events_len)
+    if (flame_task_get(&t, s, id) != FLAME_OK)
         return;
+    if (!t->events_len) {
+        flame_task_free(t);
+        return;
+    }
     const flame_event *e = &t->events[t->events_len - 1];
     char buf[512];
     snprintf(buf, sizeof buf, "code <%d>: %s", e->code,
@@ -234,10 +238,15 @@ int main(int argc, char **argv)
     }
     /* Flame does not name sessions, its clients do: so does flmping */
     char sid[128];
-    session_name(sid, sizeof sid, app);
     double t0 = cli_now_ms();
     flame_session *s;
-    if (flame_session_create(&s, client, sid, &spec)) {
+    flame_status st;
+    int tries = 0;
+    do { /* a name taken already (1 in 36^6) gets another */
+        session_name(sid, sizeof sid, app);
+        st = flame_session_create(&s, client, sid, &spec);
+    } while (st == FLAME_ERR_ALREADY_EXISTS && ++tries < 3);
+    if (st) {
         flame_client_free(client);
         return fail("create session");
     }
