@@ -35,6 +35,7 @@ typedef struct cmd_args {
     const char *a, *s, *t, *p, *r, *f, *n;
     char what;          /* list: 'a', 's', 'e' or 'n' */
     int json;           /* -o json */
+    int wide;           /* list -o wide: our columns after Flame's */
     const char *state;  /* list -s --state */
     const char *app;    /* list -s --app */
     long limit;         /* list -s --limit; < 0: all */
@@ -109,15 +110,16 @@ static void print_json(cJSON *o)
 
 /* ---- list --------------------------------------------------------------- */
 
-static int list_apps(flame_client *c)
+static int list_apps(flame_client *c, int wide)
 {
     flame_application **v;
     size_t n;
     if (flame_application_list(&v, &n, c))
         return fail();
-    static const char *hdr[] = { "Name", "State", "Shim", "Tags", "Created", "Command" };
+    static const char *hdr[] = { "Name", "State", "Shim", "Tags", "Created", "Command",
+                                 "Sandbox", "Network" };
     cli_table t;
-    cli_table_init(&t, 6, hdr);
+    cli_table_init(&t, wide ? 8 : 6, hdr);
     for (size_t i = 0; i < n; i++) {
         char created[32], tags[256] = "";
         format_clock(created, sizeof created, v[i]->creation_time, 0);
@@ -127,7 +129,9 @@ static int list_apps(flame_client *c)
         const char *row[] = { v[i]->name,
                               v[i]->state == FLAME_APPLICATION_ENABLED ? "Enabled" : "Disabled",
                               flame_shim_str(v[i]->spec->shim), tags, created,
-                              v[i]->spec->command ? v[i]->spec->command : "" };
+                              v[i]->spec->command ? v[i]->spec->command : "",
+                              v[i]->spec->sandbox ? v[i]->spec->sandbox : "default",
+                              v[i]->spec->network ? v[i]->spec->network : "none" };
         cli_table_row(&t, row);
     }
     cli_table_print_comfy(&t);
@@ -154,9 +158,10 @@ static int list_sessions(flame_client *c, const cmd_args *x)
         return fail();
     qsort(v, n, sizeof *v, session_order);
     static const char *hdr[] = { "ID", "State", "App", "Resources", "Priority", "Pending",
-                                 "Running", "Succeed", "Failed", "Created" };
+                                 "Running", "Succeed", "Failed", "Created", "Cancelled",
+                                 "Completed" };
     cli_table t;
-    cli_table_init(&t, 10, hdr);
+    cli_table_init(&t, x->wide ? 12 : 10, hdr);
     long shown = 0;
     for (size_t i = 0; i < n && (x->limit < 0 || shown < x->limit); i++) {
         const flame_session_info *s = v[i];
@@ -164,7 +169,7 @@ static int list_sessions(flame_client *c, const cmd_args *x)
             continue;
         if (x->app && strcmp(x->app, s->spec->application) != 0)
             continue;
-        char rr[64], prio[16], pe[16], ru[16], su[16], fa[16], created[32];
+        char rr[64], prio[16], pe[16], ru[16], su[16], fa[16], created[32], ca[16], done[32];
         format_resources(rr, sizeof rr, &s->spec->resreq);
         snprintf(prio, sizeof prio, "%u", s->spec->priority);
         snprintf(pe, sizeof pe, "%d", s->pending);
@@ -172,8 +177,10 @@ static int list_sessions(flame_client *c, const cmd_args *x)
         snprintf(su, sizeof su, "%d", s->succeed);
         snprintf(fa, sizeof fa, "%d", s->failed);
         format_clock(created, sizeof created, s->creation_time, 0);
+        snprintf(ca, sizeof ca, "%d", s->cancelled);
+        format_clock(done, sizeof done, s->completion_time, 0);
         const char *row[] = { s->id, flame_session_state_str(s->state), s->spec->application, rr,
-                              prio, pe, ru, su, fa, created };
+                              prio, pe, ru, su, fa, created, ca, done };
         cli_table_row(&t, row);
         shown++;
     }
@@ -183,19 +190,21 @@ static int list_sessions(flame_client *c, const cmd_args *x)
     return 0;
 }
 
-static int list_executors(flame_client *c)
+static int list_executors(flame_client *c, int wide)
 {
     flame_executor_info **v;
     size_t n;
     if (flame_executor_list(&v, &n, c))
         return fail();
-    static const char *hdr[] = { "ID", "State", "Session", "Node" };
+    static const char *hdr[] = { "ID", "State", "Session", "Node", "Resources", "Shim" };
     cli_table t;
-    cli_table_init(&t, 4, hdr);
+    cli_table_init(&t, wide ? 6 : 4, hdr);
     for (size_t i = 0; i < n; i++) {
+        char rr[64];
+        format_resources(rr, sizeof rr, &v[i]->resreq);
         const char *row[] = { v[i]->id, flame_executor_state_str(v[i]->state),
                               v[i]->session_id && *v[i]->session_id ? v[i]->session_id : "-",
-                              v[i]->node };
+                              v[i]->node, rr, flame_shim_str(v[i]->shim) };
         cli_table_row(&t, row);
     }
     cli_table_print_comfy(&t);
@@ -204,21 +213,25 @@ static int list_executors(flame_client *c)
     return 0;
 }
 
-static int list_nodes(flame_client *c)
+static int list_nodes(flame_client *c, int wide)
 {
     flame_node_info **v;
     size_t n;
     if (flame_node_list(&v, &n, c))
         return fail();
-    static const char *hdr[] = { "NAME", "HOSTNAME", "STATUS", "CPU", "MEMORY", "ARCH", "OS" };
+    static const char *hdr[] = { "NAME", "HOSTNAME", "STATUS", "CPU", "MEMORY", "ARCH", "OS",
+                                 "ALLOCATABLE", "HEARTBEAT" };
     cli_table t;
-    cli_table_init(&t, 7, hdr);
+    cli_table_init(&t, wide ? 9 : 7, hdr);
     for (size_t i = 0; i < n; i++) {
-        char cpu[32], mem[32];
+        char cpu[32], mem[32], alloc[64], hb[32];
         snprintf(cpu, sizeof cpu, "%llu", (unsigned long long)v[i]->capacity.cpu);
         format_mem(mem, sizeof mem, v[i]->capacity.memory);
+        format_resources(alloc, sizeof alloc, &v[i]->allocatable);
+        format_clock(hb, sizeof hb, v[i]->last_heartbeat_time * 1000, 0);
         const char *row[] = { v[i]->name, v[i]->hostname ? v[i]->hostname : "",
-                              flame_node_state_str(v[i]->state), cpu, mem, v[i]->arch, v[i]->os };
+                              flame_node_state_str(v[i]->state), cpu, mem, v[i]->arch, v[i]->os,
+                              alloc, hb };
         cli_table_row(&t, row);
     }
     cli_table_print_comfy(&t);
@@ -606,10 +619,10 @@ static int cmd_list(flame_client *c, const cmd_args *x)
     if (x->what != 's' && (x->state || x->app || x->limit >= 0))
         return usage_error("--state, --app and --limit go with list -s");
     switch (x->what) {
-    case 'a': return list_apps(c);
+    case 'a': return list_apps(c, x->wide);
     case 's': return list_sessions(c, x);
-    case 'e': return list_executors(c);
-    case 'n': return list_nodes(c);
+    case 'e': return list_executors(c, x->wide);
+    case 'n': return list_nodes(c, x->wide);
     default: return usage_error("list needs one of -a, -s, -e, -n");
     }
 }
@@ -718,7 +731,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    { "list", "asenh", cmd_list, "-a|-s|-e|-n [--state S] [--app APP] [--limit N]",
+    { "list", "asenho:", cmd_list, "-a|-s|-e|-n [-o wide] [--state S] [--app APP] [--limit N]",
       "list applications, sessions, executors or nodes",
       "  -a, --application   applications\n"
       "  -s, --session       sessions (Open first)\n"
@@ -726,7 +739,9 @@ static const command commands[] = {
       "      --app APP       only sessions of application APP\n"
       "      --limit N       at most N sessions\n"
       "  -e, --executor      executors\n"
-      "  -n, --node          nodes\n" },
+      "  -n, --node          nodes\n"
+      "  -o, --output wide   Flame's columns, then ours (sandbox and network; cancelled\n"
+      "                      and completion; resources and shim; allocatable, heartbeat)\n" },
     { "view", "a:s:t:n:o:h", cmd_view, "-a NAME | -s ID [-t TASK] | -n NODE [-o json]",
       "show an application, a session, one of its tasks, or a node",
       "  -a, --application NAME   the application\n"
@@ -848,6 +863,7 @@ int main(int argc, char **argv)
         { "state", required_argument, NULL, OPT_STATE },
         { "app", required_argument, NULL, OPT_APP },
         { "limit", required_argument, NULL, OPT_LIMIT },
+        { "output", required_argument, NULL, 'o' },
         { "endpoint", required_argument, NULL, 'E' }, { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -909,7 +925,11 @@ int main(int argc, char **argv)
         snprintf(msg, sizeof msg, "%s: unexpected argument \"%s\"", name, cargv[optind]);
         return usage_error(msg);
     }
-    if (o) {
+    if (o && list_cmd) {
+        if (strcmp(o, "wide") != 0)
+            return usage_error("list -o takes only \"wide\"");
+        x.wide = 1;
+    } else if (o) {
         if (strcmp(o, "json") != 0)
             return usage_error("-o takes only \"json\"");
         x.json = 1;

@@ -93,6 +93,9 @@ check "list -s --state closed shows no open one" 1 '' -- sh -c "'$flmctl' list -
 check "list -s --app" 0 '' -- test "$("$flmctl" list -s --app bare-app | grep -c bare-app)" = 2
 check "list -s --limit" 0 '' -- test "$("$flmctl" list -s --limit 2 | wc -l)" = 3
 check "list -s: open sessions first" 0 '' -- test "$("$flmctl" list -s | awk 'NR>1 {print $2}' | tr '\n' ' ')" = "Open Open Closed "
+check "list -s -o wide: ours after Flame's columns" 0 '^ ID +State +App +Resources +Priority +Pending +Running +Succeed +Failed +Created +Cancelled +Completed +$' -- "$flmctl" list -s -o wide
+check "list -a -o wide" 0 '^ echo-app .* process +host +$' -- "$flmctl" list -a -o wide
+check "list -o json is not a list format" 2 'list -o takes only "wide"' -- "$flmctl" list -a -o json
 check "list -s --state bad" 2 '--state takes open or closed' -- "$flmctl" list -s --state maybe
 check "--limit without -s" 2 'go with list -s' -- "$flmctl" list -a --limit 1
 check "list -s --limit bad" 2 '--limit takes' -- "$flmctl" list -s --limit -1
