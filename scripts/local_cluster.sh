@@ -2,7 +2,8 @@
 # Starts a local Flame cluster from a build directory, with mutual TLS:
 # creates (once) a cluster CA and the certificates of the session manager,
 # of this host's executor manager and of the current user (role admin),
-# starts a session manager and an executor manager in the background (state,
+# starts a session manager, the object cache (port $FLAME_CACHE_PORT, default
+# 9090; grpcs with the cluster CA) and an executor manager in the background (state,
 # certificates and logs under $FLAME_HOME, default ~/.flame; port
 # $FLAME_PORT, default 8080), writes the client config $FLAME_HOME/flame.yaml,
 # runs flmping and `flmctl list -s` over mTLS, and leaves the cluster running.
@@ -19,13 +20,15 @@ export FLAME_HOME="${FLAME_HOME:-$HOME/.flame}"
 port="${FLAME_PORT:-8080}"
 pidfile_sm="$FLAME_HOME/session-manager.pid"
 pidfile_em="$FLAME_HOME/executor-manager.pid"
+pidfile_cache="$FLAME_HOME/object-cache.pid"
+cache_port="${FLAME_CACHE_PORT:-9090}"
 modefile="$FLAME_HOME/quickstart.mode"
 ca="$FLAME_HOME/ca"
 certs="$FLAME_HOME/certs"
 marker="# written by scripts/quickstart.sh (rewritten while this line is here)"
 
 usage() { # usage EXIT_CODE
-    sed -n '10,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '11,14p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit "$1"
 }
 
@@ -62,20 +65,21 @@ check_port_free() {
     echo "  (FLAME_PORT, FLAME_CACHE_PORT)" >&2
     exit 1
 }
-# Once it answers: what listens on the port is our session manager.
+# check_listener_is_ours PORT PIDFILE WHAT: once it answers, what listens on
+# PORT is our WHAT.
 check_listener_is_ours() {
     local pids
-    pids=$(listener_pids "$port")
+    pids=$(listener_pids "$1")
     [ -n "$pids" ] || return 0 # ss cannot tell: the check before the start stands
-    if ! grep -qx "$(cat "$pidfile_sm")" <<<"$pids"; then
-        echo "local_cluster: a session manager of another program answers on port $port" \
-            "($(describe_pids $pids)), not this cluster's; stop it or set FLAME_PORT" >&2
+    if ! grep -qx "$(cat "$2")" <<<"$pids"; then
+        echo "local_cluster: another program answers on port $1 ($(describe_pids $pids))," \
+            "not this cluster's $3; stop it or pick another port" >&2
         exit 1
     fi
 }
 
 stop() {
-    for f in "$pidfile_em" "$pidfile_sm"; do
+    for f in "$pidfile_em" "$pidfile_cache" "$pidfile_sm"; do
         if alive "$f"; then
             pid=$(cat "$f")
             kill "$pid"
@@ -114,12 +118,14 @@ mkdir -p "$FLAME_HOME/logs"
 chmod 700 "$FLAME_HOME"
 
 # A running cluster of the other mode, or on another port, is restarted.
-if { alive "$pidfile_sm" || alive "$pidfile_em"; } && [ "$(cat "$modefile" 2>/dev/null)" != "$mode $port" ]; then
-    echo "== restarting the cluster in $mode mode on port $port"
+if { alive "$pidfile_sm" || alive "$pidfile_em" || alive "$pidfile_cache"; } &&
+    [ "$(cat "$modefile" 2>/dev/null)" != "$mode $port $cache_port" ]; then
+    echo "== restarting the cluster in $mode mode on port $port (object cache $cache_port)"
     stop
 fi
 # before anything is written: a port someone else has is an error
 alive "$pidfile_sm" || check_port_free "$port" "session manager"
+alive "$pidfile_cache" || check_port_free "$cache_port" "object cache"
 
 # The CA and the three certificates, made once; a new CA re-issues them all.
 setup_certs() {
@@ -138,6 +144,7 @@ setup_certs() {
         "$flmadm" issue "$kind" "$name" --dir "$ca" --out "$out" "${force[@]}" "$@"
     }
     issue_once server flame-session-manager
+    issue_once server flame-object-cache
     issue_once node "$node"
     issue_once user "$user" --role admin
 }
@@ -167,8 +174,22 @@ YAML
         key_file: "$user_key"
 YAML
 )
+    cache_endpoint="grpcs://127.0.0.1:$cache_port"
+    tls_cache=$(cat <<YAML
+  tls:
+    cert_file: "$certs/server/flame-object-cache.crt"
+    key_file: "$certs/server/flame-object-cache.key"
+    ca_file: "$ca/ca.crt"
+YAML
+)
+    tls_cache_context=$(cat <<YAML
+      tls:
+        ca_file: "$ca/ca.crt"
+YAML
+)
 else
-    scheme=http tls_cluster="" tls_context=""
+    scheme=http tls_cluster="" tls_context="" tls_cache="" tls_cache_context=""
+    cache_endpoint="grpc://127.0.0.1:$cache_port"
 fi
 endpoint="$scheme://127.0.0.1:$port"
 
@@ -181,6 +202,10 @@ cluster:
   resreq: "cpu=1,mem=1g"
   schedule_interval: 500
 $tls_cluster
+cache:
+  endpoint: "$cache_endpoint"
+  storage: "fs://$FLAME_HOME/cache"
+$tls_cache
 YAML
 
 # The client config: clients (flmctl, flmping, Python, Go) find the cluster
@@ -200,8 +225,11 @@ contexts:
     cluster:
       endpoint: "$endpoint"
 $tls_context
+    cache:
+      endpoint: "$cache_endpoint"
+$tls_cache_context
 YAML
-echo "$mode $port" >"$modefile"
+echo "$mode $port $cache_port" >"$modefile"
 
 # Our own calls name the files explicitly, so a stray FLAME_* variable of the
 # caller's does not change what is checked.
@@ -222,7 +250,22 @@ for i in $(seq 100); do
     fi
     sleep 0.1
 done
-check_listener_is_ours
+check_listener_is_ours "$port" "$pidfile_sm" "session manager"
+if ! alive "$pidfile_cache"; then
+    setsid nohup "$build/daemons/flame-object-cache" --config "$FLAME_HOME/cluster.yaml" \
+        >>"$FLAME_HOME/logs/object-cache.log" 2>&1 </dev/null &
+    echo $! >"$pidfile_cache"
+fi
+for i in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$cache_port") 2>/dev/null && break
+    if ! alive "$pidfile_cache" || [ "$i" = 100 ]; then
+        echo "local_cluster: the object cache did not start; see $FLAME_HOME/logs/object-cache.log" >&2
+        tail -5 "$FLAME_HOME/logs/object-cache.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+check_listener_is_ours "$cache_port" "$pidfile_cache" "object cache"
 if ! alive "$pidfile_em"; then
     # the executor manager speaks for its node with the node's certificate
     em_tls=()
@@ -244,8 +287,10 @@ for i in $(seq 100); do
 done
 if [ "$mode" = tls ]; then
     echo "== cluster up at $endpoint with mutual TLS (you are $user, role admin; state and logs in $FLAME_HOME)"
+    echo "== object cache at $cache_endpoint (TLS, the cluster CA)"
 else
     echo "== cluster up at $endpoint, PLAINTEXT (--insecure; state and logs in $FLAME_HOME)"
+    echo "== object cache at $cache_endpoint"
 fi
 "$build/cli/flmping"
 echo
