@@ -47,7 +47,7 @@ typedef struct watch_state {
     char *states;    /* by task id - 1 */
     char **outputs;  /* by task id - 1 (not with -p) */
     flame_status status;
-    char error[256];
+    char error[1024]; /* the core's errors carry the session's events */
 } watch_state;
 
 /* The flmping service answers {"hostname", "duration" (ms), "memory"
