@@ -59,31 +59,6 @@ static void format_clock(char *buf, size_t n, int64_t ms, int with_ms)
         snprintf(buf + l, n - l, ".%03d", (int)(ms % 1000));
 }
 
-/* Bytes as Flame's flmctl shows memory: "1Gi", "512Mi", "64Ki" or "100B". */
-static void format_mem(char *buf, size_t n, uint64_t m)
-{
-    static const char *units[] = { "Gi", "Mi", "Ki" };
-    static const int shifts[] = { 30, 20, 10 };
-    for (int i = 0; i < 3; i++)
-        if (m && m % (1ULL << shifts[i]) == 0) {
-            snprintf(buf, n, "%llu%s", (unsigned long long)(m >> shifts[i]), units[i]);
-            return;
-        }
-    snprintf(buf, n, "%lluB", (unsigned long long)m);
-}
-
-/* "cpu=1,mem=1Gi,gpu=0", or "-" when the session asks for nothing. */
-static void format_resources(char *buf, size_t n, const flame_resreq *r)
-{
-    if (!r->cpu && !r->memory && !r->gpu) {
-        snprintf(buf, n, "-");
-        return;
-    }
-    char mem[32];
-    format_mem(mem, sizeof mem, r->memory);
-    snprintf(buf, n, "cpu=%llu,mem=%s,gpu=%d", (unsigned long long)r->cpu, mem, r->gpu);
-}
-
 /* A label line of flmctl view: Flame pads labels with {:<15}. */
 static void label(const char *name, const char *value)
 {
@@ -170,7 +145,7 @@ static int list_sessions(flame_client *c, const cmd_args *x)
         if (x->app && strcmp(x->app, s->spec->application) != 0)
             continue;
         char rr[64], prio[16], pe[16], ru[16], su[16], fa[16], created[32], ca[16], done[32];
-        format_resources(rr, sizeof rr, &s->spec->resreq);
+        cli_format_resreq(rr, sizeof rr, &s->spec->resreq);
         snprintf(prio, sizeof prio, "%u", s->spec->priority);
         snprintf(pe, sizeof pe, "%d", s->pending);
         snprintf(ru, sizeof ru, "%d", s->running);
@@ -201,7 +176,7 @@ static int list_executors(flame_client *c, int wide)
     cli_table_init(&t, wide ? 6 : 4, hdr);
     for (size_t i = 0; i < n; i++) {
         char rr[64];
-        format_resources(rr, sizeof rr, &v[i]->resreq);
+        cli_format_resreq(rr, sizeof rr, &v[i]->resreq);
         const char *row[] = { v[i]->id, flame_executor_state_str(v[i]->state),
                               v[i]->session_id && *v[i]->session_id ? v[i]->session_id : "-",
                               v[i]->node, rr, flame_shim_str(v[i]->shim) };
@@ -226,8 +201,8 @@ static int list_nodes(flame_client *c, int wide)
     for (size_t i = 0; i < n; i++) {
         char cpu[32], mem[32], alloc[64], hb[32];
         snprintf(cpu, sizeof cpu, "%llu", (unsigned long long)v[i]->capacity.cpu);
-        format_mem(mem, sizeof mem, v[i]->capacity.memory);
-        format_resources(alloc, sizeof alloc, &v[i]->allocatable);
+        cli_format_mem(mem, sizeof mem, v[i]->capacity.memory);
+        cli_format_resreq(alloc, sizeof alloc, &v[i]->allocatable);
         format_clock(hb, sizeof hb, v[i]->last_heartbeat_time * 1000, 0);
         const char *row[] = { v[i]->name, v[i]->hostname ? v[i]->hostname : "",
                               flame_node_state_str(v[i]->state), cpu, mem, v[i]->arch, v[i]->os,
@@ -328,7 +303,7 @@ static int view_session(flame_client *c, const char *sid, int json)
     if (flame_session_get(&s, c, sid))
         return fail();
     char rr[64];
-    format_resources(rr, sizeof rr, &s->spec->resreq);
+    cli_format_resreq(rr, sizeof rr, &s->spec->resreq);
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", s->id);
@@ -492,9 +467,9 @@ static int view_node(flame_client *c, const char *name, int json)
     const flame_node_info *d = v[i];
     char cpu[32], mem[32], acpu[32], amem[32], hb[32];
     snprintf(cpu, sizeof cpu, "%llu", (unsigned long long)d->capacity.cpu);
-    format_mem(mem, sizeof mem, d->capacity.memory);
+    cli_format_mem(mem, sizeof mem, d->capacity.memory);
     snprintf(acpu, sizeof acpu, "%llu", (unsigned long long)d->allocatable.cpu);
-    format_mem(amem, sizeof amem, d->allocatable.memory);
+    cli_format_mem(amem, sizeof amem, d->allocatable.memory);
     cli_format_time(hb, sizeof hb, d->last_heartbeat_time * 1000);
     if (json) {
         cJSON *o = cJSON_CreateObject();

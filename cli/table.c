@@ -79,22 +79,26 @@ void cli_table_free(cli_table *t)
     free(t->cells);
 }
 
-static void format_mem(char *buf, size_t n, uint64_t m)
+void cli_format_mem(char *buf, size_t n, uint64_t m)
 {
-    static const char units[] = { 't', 'g', 'm', 'k' };
-    static const int shifts[] = { 40, 30, 20, 10 };
-    for (int i = 0; i < 4; i++)
+    static const char *units[] = { "Gi", "Mi", "Ki" };
+    static const int shifts[] = { 30, 20, 10 };
+    for (int i = 0; i < 3; i++)
         if (m && m % (1ULL << shifts[i]) == 0) {
-            snprintf(buf, n, "%llu%c", (unsigned long long)(m >> shifts[i]), units[i]);
+            snprintf(buf, n, "%llu%s", (unsigned long long)(m >> shifts[i]), units[i]);
             return;
         }
-    snprintf(buf, n, "%llu", (unsigned long long)m);
+    snprintf(buf, n, "%lluB", (unsigned long long)m);
 }
 
 void cli_format_resreq(char *buf, size_t n, const flame_resreq *r)
 {
+    if (!r->cpu && !r->memory && !r->gpu) {
+        snprintf(buf, n, "-");
+        return;
+    }
     char mem[32];
-    format_mem(mem, sizeof mem, r->memory);
+    cli_format_mem(mem, sizeof mem, r->memory);
     snprintf(buf, n, "cpu=%llu,mem=%s,gpu=%d", (unsigned long long)r->cpu, mem, r->gpu);
 }
 

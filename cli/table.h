@@ -21,7 +21,9 @@ void cli_table_print(const cli_table *t);
 void cli_table_print_comfy(const cli_table *t);
 void cli_table_free(cli_table *t);
 
-/* "cpu=1,mem=1g,gpu=0" */
+/* Memory as Flame's flmctl shows it: "1Gi", "512Mi", "64Ki" or "100B". */
+void cli_format_mem(char *buf, size_t n, uint64_t m);
+/* "cpu=1,mem=1Gi,gpu=0" (Flame's flmctl), or "-" when it asks for nothing. */
 void cli_format_resreq(char *buf, size_t n, const flame_resreq *r);
 /* Unix ms -> "YYYY-MM-DD HH:MM:SS" local time; "-" for 0. */
 void cli_format_time(char *buf, size_t n, int64_t ms);
