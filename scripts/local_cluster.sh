@@ -33,8 +33,9 @@ usage() { # usage EXIT_CODE
 }
 
 # ---- is what runs and answers ours? (the truth checks) ----
-# alive PIDFILE: the pid in it runs one of our daemons (not a reused pid)
-alive() {
+# ours PIDFILE: the pid in it runs one of our daemons (not a pid the system
+# gave to something else since)
+ours() {
     [ -f "$1" ] || return 1
     local pid exe
     pid=$(cat "$1")
@@ -42,6 +43,9 @@ alive() {
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0 # no /proc: trust the pid
     case "$(basename "${exe% (deleted)}")" in flame-*) return 0 ;; *) return 1 ;; esac
 }
+# alive PIDFILE: the process we just started still runs (while it starts it
+# is still setsid or nohup on its way to the daemon)
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 # listener_pids PORT: the pids listening on TCP PORT, as far as ss can tell
 listener_pids() {
     ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
@@ -80,7 +84,7 @@ check_listener_is_ours() {
 
 stop() {
     for f in "$pidfile_em" "$pidfile_cache" "$pidfile_sm"; do
-        if alive "$f"; then
+        if ours "$f"; then
             pid=$(cat "$f")
             kill "$pid"
             for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -118,14 +122,14 @@ mkdir -p "$FLAME_HOME/logs"
 chmod 700 "$FLAME_HOME"
 
 # A running cluster of the other mode, or on another port, is restarted.
-if { alive "$pidfile_sm" || alive "$pidfile_em" || alive "$pidfile_cache"; } &&
+if { ours "$pidfile_sm" || ours "$pidfile_em" || ours "$pidfile_cache"; } &&
     [ "$(cat "$modefile" 2>/dev/null)" != "$mode $port $cache_port" ]; then
     echo "== restarting the cluster in $mode mode on port $port (object cache $cache_port)"
     stop
 fi
 # before anything is written: a port someone else has is an error
-alive "$pidfile_sm" || check_port_free "$port" "session manager"
-alive "$pidfile_cache" || check_port_free "$cache_port" "object cache"
+ours "$pidfile_sm" || check_port_free "$port" "session manager"
+ours "$pidfile_cache" || check_port_free "$cache_port" "object cache"
 
 # The CA and the three certificates, made once; a new CA re-issues them all.
 setup_certs() {
@@ -236,7 +240,7 @@ echo "$mode $port $cache_port" >"$modefile"
 export FLAME_CONFIG="$client_cfg"
 unset FLAME_ENDPOINT FLAME_CA_FILE FLAME_CERT_FILE FLAME_KEY_FILE
 
-if ! alive "$pidfile_sm"; then
+if ! ours "$pidfile_sm"; then
     setsid nohup "$build/daemons/flame-session-manager" --config "$FLAME_HOME/cluster.yaml" \
         >>"$FLAME_HOME/logs/session-manager.log" 2>&1 </dev/null &
     echo $! >"$pidfile_sm"
@@ -251,7 +255,7 @@ for i in $(seq 100); do
     sleep 0.1
 done
 check_listener_is_ours "$port" "$pidfile_sm" "session manager"
-if ! alive "$pidfile_cache"; then
+if ! ours "$pidfile_cache"; then
     setsid nohup "$build/daemons/flame-object-cache" --config "$FLAME_HOME/cluster.yaml" \
         >>"$FLAME_HOME/logs/object-cache.log" 2>&1 </dev/null &
     echo $! >"$pidfile_cache"
@@ -266,7 +270,7 @@ for i in $(seq 100); do
     sleep 0.1
 done
 check_listener_is_ours "$cache_port" "$pidfile_cache" "object cache"
-if ! alive "$pidfile_em"; then
+if ! ours "$pidfile_em"; then
     # the executor manager speaks for its node with the node's certificate
     em_tls=()
     [ "$mode" = tls ] && em_tls=(--tls-cert "$node_crt" --tls-key "$node_key")
