@@ -65,6 +65,12 @@ while IFS= read -r json; do
     out=$(cd "$tmp/repo" && timeout 600 bash -c "$run" 2>&1 </dev/null)
     rc=$?
     if [ "$rc" -ne 0 ]; then
+        # pip with build isolation fetches setuptools from PyPI: unreachable, it is skipped
+        if grep -q 'pip install' <<<"$bare" && ! grep -q -- '--no-build-isolation' <<<"$bare" &&
+            ! python3 -c 'import urllib.request; urllib.request.urlopen("https://pypi.org/simple/setuptools/", timeout=15)' 2>/dev/null; then
+            echo "ok - $where: $bare # SKIP PyPI is unreachable from here (exit $rc); its offline twin runs"
+            continue
+        fi
         bad "$where: $bare (exit $rc)" "$(tail -n 20 <<<"$out")"
         continue
     fi
