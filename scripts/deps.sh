@@ -10,6 +10,7 @@ pkgs=(gcc pkg-config meson ninja-build
       python3 python3-dev python3-venv python3-setuptools python3-wheel
       python3-grpcio python3-protobuf python3-pytest protobuf-compiler protobuf-compiler-grpc
       clang libclang-rt-14-dev     # the fuzz targets only (scripts/fuzz.sh)
+      golang-go                    # the Go binding (Debian 12: Go 1.19, what bindings/go/go.mod asks)
       qemu-system-x86)             # the microvm sandbox level; its kernel and busybox: scripts/microvm-image.sh
 missing=()
 for p in "${pkgs[@]}"; do
