@@ -68,6 +68,9 @@ int flame_session_manager_healthy(void *sm, char *why, size_t size);
 int flame_session_manager_ready(void *sm, char *why, size_t size);
 int flame_executor_manager_healthy(void *em, char *why, size_t size);
 int flame_executor_manager_ready(void *em, char *why, size_t size);
+/* The object cache (flame/cache.h's server): healthy and ready while its
+ * loop serves. */
+int flame_object_cache_healthy(void *srv, char *why, size_t size);
 
 /* Log lines on stderr: "text" (the default: "<time> <LEVEL> <module>:
  * message") or "json" (one object per line: time, level, module, msg).

@@ -20,6 +20,7 @@
 
 #define N_PENDING_REQUESTS 32
 #define RPC_N_CODES 17 /* OK .. UNAUTHENTICATED */
+#define RPC_PROBE_STUCK_NS (15 * 1000000000LL)
 
 enum tag_kind { TAG_NEW, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_DRAIN, TAG_SHUTDOWN };
 
@@ -104,6 +105,7 @@ struct rpc_server {
     _Atomic int64_t shutdown_deadline; /* mono ns: calls still open then are cancelled */
     struct tag shutdown_tag;
     _Atomic bool shutting_down;
+    _Atomic int64_t loop_ns;   /* mono: the loop last turned (rpc_server_probe) */
     bool shutdown_seen;
     bool forced;               /* shutdown went past its grace period */
     bool started;
@@ -906,6 +908,7 @@ void rpc_server_run(rpc_server *srv)
     bool dirty = false;
     int batch = 0;
     for (;;) {
+        atomic_store_explicit(&srv->loop_ns, fl_mono_ns(), memory_order_relaxed);
         if (srv->shutdown_seen && srv->live == 0)
             break;
         gpr_timespec dl;
@@ -953,6 +956,23 @@ void rpc_server_run(rpc_server *srv)
     }
     if (srv->hooks.flush)
         srv->hooks.flush(srv->hooks.ctx);
+}
+
+int rpc_server_probe(const rpc_server *srv, char *why, size_t size)
+{
+    int64_t last = atomic_load_explicit(&srv->loop_ns, memory_order_relaxed);
+    int64_t age = fl_mono_ns() - last;
+    if (srv->shutting_down) {
+        snprintf(why, size, "the server is stopping");
+        return 0;
+    }
+    /* the loop turns at least every tick (1 s without hooks) */
+    if (!last || age > RPC_PROBE_STUCK_NS) {
+        snprintf(why, size, "the rpc loop last turned %.1f s ago (stuck?)",
+                 last ? (double)age / 1e9 : -1.0);
+        return 0;
+    }
+    return 1;
 }
 
 void rpc_server_shutdown(rpc_server *srv)
