@@ -27,6 +27,7 @@ BUILD = os.path.abspath(sys.argv[1])
 SM = os.path.join(BUILD, "daemons", "flame-session-manager")
 EM = os.path.join(BUILD, "daemons", "flame-executor-manager")
 FLMPING = os.path.join(BUILD, "cli", "flmping")
+CACHE = os.path.join(BUILD, "daemons", "flame-object-cache")
 TASKS = 30
 WAIT = 90  # seconds: every wait below is bounded by this, generous on a loaded machine
 
@@ -149,7 +150,7 @@ def hostile(port, name):
 
 
 def main():
-    for b in (SM, EM, FLMPING):
+    for b in (SM, EM, FLMPING, CACHE):
         if not os.access(b, os.X_OK):
             print("missing %s" % b)
             return 1
@@ -178,12 +179,23 @@ def main():
         check(wait_for(lambda: http(em_m, "/readyz")[0] == 200, "em /readyz 200") is True,
               "executor manager ready after it registered")
 
+        cache = start([CACHE, "-e", "grpc://127.0.0.1:%d" % free_port(), "-s", "none",
+                       "--metrics", "127.0.0.1:0"], tmp, "cache")
+        cache_m = metrics_port(cache)
+        check(wait_for(lambda: http(cache_m, "/readyz")[0] == 200, "cache /readyz 200") is True,
+              "object cache ready once serving")
+        code, body = http(cache_m, "/metrics")
+        check(code == 200 and 'daemon="flame-object-cache"' in body,
+              "object cache /metrics names its build")
+
         code, body = http(sm_m, "/metrics")
         check(code == 200 and "# TYPE flame_tasks_total counter" in body,
               "session manager /metrics in the text format")
         hostile(sm_m, "session manager")
         hostile(em_m, "executor manager")
-        check(sm.poll() is None and em.poll() is None, "both daemons survived the hostile input")
+        hostile(cache_m, "object cache")
+        check(sm.poll() is None and em.poll() is None and cache.poll() is None,
+              "the daemons survived the hostile input")
 
         prom = shutil.which("prometheus")
         if prom:
@@ -195,7 +207,10 @@ def main():
                         "  - job_name: sm\n"
                         "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
                         "  - job_name: em\n"
-                        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n" % (sm_m, em_m))
+                        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+                        "  - job_name: cache\n"
+                        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+                        % (sm_m, em_m, cache_m))
             start([prom, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(tmp, "tsdb"),
                    "--web.listen-address=127.0.0.1:%d" % prom_port, "--log.level=warn"],
                   tmp, "prometheus")
@@ -228,6 +243,7 @@ def main():
 
             value_is('up{job="sm"}', lambda v: v == [1.0], "the session manager is up")
             value_is('up{job="em"}', lambda v: v == [1.0], "the executor manager is up")
+            value_is('up{job="cache"}', lambda v: v == [1.0], "the object cache is up")
             value_is('flame_tasks_total{job="sm",state="succeed"}', lambda v: v == [TASKS],
                      "flame_tasks_total{state=succeed} equals the tasks run")
             value_is('flame_task_latency_seconds_count{job="sm"}', lambda v: v == [TASKS],
@@ -252,11 +268,11 @@ def main():
                      "the executor manager bound executors")
             value_is('sum(flame_em_shim_call_seconds_count{job="em"})', lambda v: v[0] >= 1,
                      "shim calls timed")
-            value_is('flame_process_resident_memory_bytes', lambda v: len(v) == 2 and
-                     all(x > 1e6 for x in v), "both report their memory")
-            value_is('flame_process_open_fds', lambda v: len(v) == 2 and all(x > 2 for x in v),
-                     "both report their open files")
-            value_is('flame_build_info', lambda v: v == [1.0, 1.0], "both report their build")
+            value_is('flame_process_resident_memory_bytes', lambda v: len(v) == 3 and
+                     all(x > 1e6 for x in v), "all three report their memory")
+            value_is('flame_process_open_fds', lambda v: len(v) == 3 and all(x > 2 for x in v),
+                     "all three report their open files")
+            value_is('flame_build_info', lambda v: v == [1.0] * 3, "all three report their build")
 
         # JSON logs: every line of the session manager's stderr is an object
         sm.err.flush()
