@@ -136,10 +136,11 @@ int main(int argc, char **argv)
         }
     }
     char *metrics_addr;
-    if (flame_operations_config(o.config_file, "executor_manager", log_format, metrics_flag,
-                                &metrics_addr) != FLAME_OK) {
+    flame_status ost = flame_operations_config(o.config_file, "executor_manager", log_format,
+                                               metrics_flag, &metrics_addr);
+    if (ost != FLAME_OK) {
         fprintf(stderr, "flame-executor-manager: %s\n", flame_error_last());
-        return 2;
+        return ost == FLAME_ERR_CONFIG ? 2 : 1;
     }
     sigset_t set;
     sigemptyset(&set);
