@@ -81,7 +81,8 @@ flame_status flame_log_set_format(const char *format);
  * file's log.format, else text) and sets *address (malloc'ed; NULL: serve
  * no metrics) to metrics_flag, else the config file's metrics.<key> (key:
  * "session_manager", "executor_manager" or "object_cache"). config_file
- * NULL: flags only. FLAME_ERR_CONFIG naming the key on bad input. */
+ * NULL: flags only. FLAME_ERR_CONFIG naming the key on bad input (a bad
+ * address or format too); FLAME_ERR_IO when the file cannot be read. */
 flame_status flame_operations_config(const char *config_file, const char *key,
                                      const char *log_format, const char *metrics_flag,
                                      char **address);

@@ -339,7 +339,16 @@ flame_status flame_operations_config(const char *config_file, const char *key,
             : strcmp(key, "executor_manager") == 0 ? cfg->metrics_executor_manager
             : strcmp(key, "object_cache") == 0     ? cfg->metrics_object_cache
                                                    : NULL;
-    *address = a && *a ? fl_strdup(a) : NULL;
+    if (a && *a) { /* a bad address stops the daemon before it starts */
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        bool loopback;
+        if ((st = parse_address(a, &ss, &sl, &loopback))) {
+            flame_cluster_config_free(cfg);
+            return st;
+        }
+        *address = fl_strdup(a);
+    }
     flame_cluster_config_free(cfg);
     return FLAME_OK;
 }

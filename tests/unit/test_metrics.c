@@ -273,6 +273,9 @@ START_TEST(config_sections)
     ck_assert_ptr_null(addr);
     ck_assert_int_eq(flame_operations_config(NULL, "object_cache", "xml", NULL, &addr),
                      FLAME_ERR_CONFIG);
+    ck_assert_int_eq(flame_operations_config(NULL, "object_cache", NULL, "host:1", &addr),
+                     FLAME_ERR_CONFIG);
+    ck_assert_ptr_null(addr);
 
     ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
         "cluster: {name: t}\nmetrics: {session_manger: 1}\n")), FLAME_ERR_CONFIG);
