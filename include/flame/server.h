@@ -111,6 +111,15 @@ typedef struct flame_cluster_config {
     const char *cache_tls_cert_file;     /* cache.tls (required with grpcs://): */
     const char *cache_tls_key_file;
     const char *cache_tls_ca_file;
+    /* metrics: {session_manager, executor_manager, object_cache} (ours):
+     * where each daemon serves /metrics, /healthz and /readyz, as
+     * "[HOST:]PORT" (HOST default 127.0.0.1; include/flame/metrics.h);
+     * NULL: that daemon serves none unless its --metrics flag says so.
+     * log: {format}: "text" (default) or "json" (ours). */
+    const char *metrics_session_manager;
+    const char *metrics_executor_manager;
+    const char *metrics_object_cache;
+    const char *log_format;
 } flame_cluster_config;
 
 /* Reads and validates a cluster config file. FLAME_ERR_CONFIG with a

@@ -50,6 +50,8 @@ struct flame_executor_manager {
     atomic_bool stopping;
     rpc_stream *watch; /* the WatchNode stream while connected */
     em_exec *execs;
+    _Atomic int64_t alive_ns; /* mono: the node loop or a heartbeat last moved */
+    atomic_bool node_done;    /* the node thread returned */
 };
 
 /* One executor: its thread runs the life cycle in exec.c. */
@@ -63,6 +65,13 @@ struct em_exec {
     bool cancelled;       /* torn down: a stream set from now on is cancelled */
     struct em_exec *next; /* in em->execs */
 };
+
+/* metrics.c: the metrics (any thread). step: exec.c's em_state (-1: none). */
+#define EM_METRICS_N_STEPS 7
+enum { EM_SHIM_ENTER, EM_SHIM_INVOKE, EM_SHIM_INVOKE_BATCH };
+void em_metrics_step(int from, int to);
+void em_metrics_bind(bool ok);
+void em_metrics_shim(int op, int64_t ns);
 
 /* node.c: the node thread (pthread start routine; arg is the manager). */
 void *em_node_main(void *arg);

@@ -170,13 +170,17 @@ static flame_status enter_session(em_exec *x, em_binding *b, char **message)
         return st;
     b->ctx.command = b->inst.command;
     b->ctx.working_directory = b->inst.working_directory;
-    return b->shim->ops->enter(b->shim, &b->ctx, message);
+    int64_t t0 = fl_mono_ns();
+    st = b->shim->ops->enter(b->shim, &b->ctx, message);
+    em_metrics_shim(EM_SHIM_ENTER, fl_mono_ns() - t0);
+    return st;
 }
 
 static em_state on_enter(em_exec *x, em_binding *b)
 {
     char *msg = NULL;
     flame_status entered = enter_session(x, b, &msg);
+    em_metrics_bind(entered == FLAME_OK);
     Flame__V1__Result result = FLAME__V1__RESULT__INIT;
     Flame__V1__BindExecutorCompletedRequest bc = FLAME__V1__BIND_EXECUTOR_COMPLETED_REQUEST__INIT;
     bc.executor_id = x->id;
@@ -259,8 +263,11 @@ static void *exec_main(void *arg)
 {
     em_exec *x = arg;
     em_binding b = { 0 };
-    for (em_state s = EM_REGISTER; s != EM_DONE;)
-        s = steps[s](x, &b);
+    em_metrics_step(-1, EM_REGISTER);
+    for (em_state s = EM_REGISTER, next; s != EM_DONE; s = next) {
+        next = steps[s](x, &b);
+        em_metrics_step(s, next == EM_DONE ? -1 : (int)next);
+    }
     return NULL;
 }
 

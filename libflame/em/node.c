@@ -124,6 +124,7 @@ static void *heartbeat_main(void *arg)
             break;
         if (send_heartbeat(h->em, h->st) != FLAME_OK)
             break;
+        atomic_store(&h->em->alive_ns, fl_mono_ns()); /* the health probe */
     }
     return NULL;
 }
@@ -219,7 +220,10 @@ static node_state (*const node_steps[NODE_STOP])(node_conn *c) = {
 void *em_node_main(void *arg)
 {
     node_conn c = { arg, NULL, BACKOFF_MIN_MS };
-    for (node_state s = NODE_CONNECT; s != NODE_STOP;)
+    for (node_state s = NODE_CONNECT; s != NODE_STOP;) {
+        atomic_store(&c.em->alive_ns, fl_mono_ns()); /* the health probe */
         s = node_steps[s](&c);
+    }
+    atomic_store(&c.em->node_done, true);
     return NULL;
 }

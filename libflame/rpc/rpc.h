@@ -193,6 +193,9 @@ int rpc_server_listen(rpc_server *srv, const char *addr);
 void rpc_server_run(rpc_server *srv);
 /* Thread-safe: asks the loop to stop (open calls are cancelled). */
 void rpc_server_shutdown(rpc_server *srv);
+/* Thread-safe, for health probes: 1 while the loop turns (it did within
+ * 15 s and is not stopping); else 0 with why. */
+int rpc_server_probe(const rpc_server *srv, char *why, size_t size);
 void rpc_server_free(rpc_server *srv);
 
 /* Server-thread only. Unary: reply with msg (NULL: empty) and status OK. */

@@ -142,4 +142,5 @@ void sm_sched_run(sm_t *sm)
     free(apps);
     free(sess);
     free(ex);
+    sm_metrics_cycle(fl_mono_ns() - sm->sched_last_ns);
 }

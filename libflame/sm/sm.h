@@ -24,6 +24,7 @@
 #define FL_SM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "auth/auth.h"
 #include "flame/scheduler.h"
@@ -212,6 +213,8 @@ struct flame_session_manager {
     sm_change *journal;               /* the batch's changes, oldest first */
     size_t njournal, capjournal;
     bool undoing;                    /* sm_undo runs: nothing is journaled */
+    _Atomic int64_t tick_ns;         /* mono ns of the last tick (the health probe) */
+    atomic_bool serving;             /* store open, port bound, engine running */
 };
 
 typedef flame_session_manager sm_t;
@@ -370,6 +373,12 @@ void sm_node_watch_end(sm_t *sm, rpc_call *call);
 /* Tick: nodes that stopped sending heartbeats. */
 void sm_nodes_expire(sm_t *sm, int64_t now_s);
 void sm_nodes_free(sm_t *sm);
+
+/* ---- metrics.c: the metrics of the books, and the probes ------------------ */
+void sm_metrics_tick(sm_t *sm);            /* gauges by state; the tick's time */
+void sm_metrics_task_done(const fl_task *t); /* t reached a final state */
+void sm_metrics_cycle(int64_t ns);
+void sm_metrics_commit(int64_t ns, bool failed);
 
 /* ---- launcher: how executors are started on a node (the provider seam) ---- */
 typedef struct sm_launcher {

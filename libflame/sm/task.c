@@ -26,6 +26,7 @@ void sm_task_created(sm_t *sm, sm_session *ss, fl_task *t)
 
 void sm_task_finished(sm_t *sm, sm_session *ss, fl_task *t)
 {
+    sm_metrics_task_done(t);
     fl_store_put_task(sm->store, ss->s, t);
     if (ss->swatches)
         sm_swatch_outcome(sm, ss, t);
