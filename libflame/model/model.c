@@ -63,11 +63,12 @@ void fl_events_free(fl_events *e)
 const char *fl_event_default_message(int32_t code)
 {
     switch (code) {
-    case FLAME_TASK_PENDING: return "task pending";
-    case FLAME_TASK_RUNNING: return "task running";
-    case FLAME_TASK_SUCCEED: return "task succeeded";
-    case FLAME_TASK_FAILED: return "task failed";
-    case FLAME_TASK_CANCELLED: return "task cancelled";
+    /* Flame's words (its storage layer's task events) */
+    case FLAME_TASK_PENDING: return "Task was created with state <Pending>";
+    case FLAME_TASK_RUNNING: return "Task was running with state <Running>";
+    case FLAME_TASK_SUCCEED: return "Task was completed with state <Succeed>";
+    case FLAME_TASK_FAILED: return "Task was completed with state <Failed>";
+    case FLAME_TASK_CANCELLED: return "Task was completed with state <Cancelled>";
     default: return NULL;
     }
 }

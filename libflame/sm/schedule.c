@@ -46,6 +46,49 @@ static bool wasm_app(sm_t *sm, const char *name)
     return a && a->spec->shim == FLAME_SHIM_WASM;
 }
 
+/* Has the session ever been told no node fits it (event 1003)? */
+static bool told_unfit(const fl_session *s)
+{
+    for (uint32_t i = s->events.n; i-- > 0;)
+        if (fl_events_get(&s->events, i).code == FLAME_EVENT_UNSCHEDULABLE)
+            return true;
+    return false;
+}
+
+/* A session with work and no executor that no registered node could ever
+ * hold (its resreq is larger than every node's allocatable) waits for
+ * ever: it gets event 1003 saying so, once, and clients stop waiting on
+ * it (client/). No node at all is not this case: one may register. */
+static void check_unfit(sm_t *sm, sm_session *ss)
+{
+    fl_session *s = ss->s;
+    if (s->state != FLAME_SESSION_OPEN || !s->counts[FLAME_TASK_PENDING] || ss->held ||
+        !sm->nodes.len || told_unfit(s))
+        return;
+    const flame_resreq *r = &s->resreq;
+    size_t it = 0;
+    void *v;
+    const fl_node *big = NULL;
+    while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
+        const flame_resreq *a = &((sm_node *)v)->node->allocatable;
+        if (a->cpu >= r->cpu && a->memory >= r->memory && a->gpu >= r->gpu)
+            return;
+        if (!big || a->cpu > big->allocatable.cpu)
+            big = ((sm_node *)v)->node;
+    }
+    sm_journal_session_bind(sm, ss);
+    char *msg = fl_sprintf("No node can run session %s: it asks for cpu=%llu, mem=%llu bytes, "
+                           "gpu=%d per executor, and the largest node, %s, has cpu=%llu, "
+                           "mem=%llu bytes, gpu=%d",
+                           s->id, (unsigned long long)r->cpu, (unsigned long long)r->memory,
+                           (int)r->gpu, big->name, (unsigned long long)big->allocatable.cpu,
+                           (unsigned long long)big->allocatable.memory, (int)big->allocatable.gpu);
+    fl_events_add(&s->events, FLAME_EVENT_UNSCHEDULABLE, msg, fl_now_ms());
+    fl_log(FL_LOG_WARN, "sm", "%s", msg);
+    free(msg);
+    fl_store_put_session(sm->store, s);
+}
+
 void sm_sched_run(sm_t *sm)
 {
     sm->sched_dirty = false;
@@ -140,4 +183,6 @@ void sm_sched_run(sm_t *sm)
     free(apps);
     free(sess);
     free(ex);
+    for (sm_session *ss = sm->first; ss; ss = ss->next)
+        check_unfit(sm, ss);
 }
