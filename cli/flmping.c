@@ -45,7 +45,7 @@ typedef struct watch_state {
     char *states;    /* by task id - 1 */
     char **outputs;  /* by task id - 1 (not with -p) */
     flame_status status;
-    char error[256];
+    char error[1024]; /* the core's errors carry the session's events */
 } watch_state;
 
 static int on_outcomes(const flame_task_outcome *o, size_t n, void *payload)

@@ -105,6 +105,17 @@ flame_status fl_app_validate(const char *name, const fl_app_spec *spec)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "application %s: working_directory \"%s\" is not an absolute path", name,
                         spec->working_directory);
+    /* a relative path would be looked up in the service's own directory,
+     * never the registering user's: refused unless working_directory (or
+     * an installed package, url) says where it is; bare names are looked
+     * up on PATH and $VARs are expanded by the executor manager */
+    const char *cmd = spec->command;
+    if (cmd && cmd[0] && cmd[0] != '/' && cmd[0] != '$' && strchr(cmd, '/') &&
+        !spec->working_directory && !spec->url)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "application %s: command \"%s\" is a relative path; give an absolute "
+                        "path, a program name found on PATH, or a working_directory it is "
+                        "relative to", name, cmd);
     if (spec->has_delay_release && spec->delay_release < 0)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: delay_release is negative",
                         name);
