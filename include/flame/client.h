@@ -293,6 +293,13 @@ flame_status flame_task_list(flame_task ***out, size_t *count, flame_session *se
  * missing command, a service that refuses the session), or no node can
  * fit its resreq (event 1003). The tasks stay Pending, as in Flame. */
 
+/* The same check, for a caller that waits in short slices of its own
+ * (each wait above checks only after a few seconds of silence within
+ * one call): FLAME_ERR_FAILED_PRECONDITION as described when the
+ * session cannot run, FLAME_OK otherwise (also when the session manager
+ * does not answer). One GetSession call. */
+flame_status flame_session_check(flame_session *session);
+
 /* Called with the task's current state first, then at each change. The task
  * is only valid during the call. Return 0 to go on, non-zero to stop. */
 typedef int (*flame_task_watch_cb)(const flame_task *task, void *payload);

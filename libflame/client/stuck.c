@@ -30,7 +30,7 @@ flame_status fl_session_stuck(flame_client *c, const char *session_id)
      * (binds already under way when 1002 came may add 1001s after it) */
     if (st && st->state == FLAME__V1__SESSION_STATE__Open && st->pending > 0 && st->running == 0) {
         const Flame__V1__Event *why = NULL, *bind = NULL;
-        for (size_t i = st->n_events; i-- > 0 && !why;) {
+        for (size_t i = st->n_events; i-- > 0 && !(why && bind);) {
             const Flame__V1__Event *e = st->events[i];
             if (e->code == FLAME_EVENT_BIND_FAILED && !bind)
                 bind = e;
@@ -49,4 +49,11 @@ flame_status fl_session_stuck(flame_client *c, const char *session_id)
     }
     protobuf_c_message_free_unpacked(resp, NULL);
     return rc;
+}
+
+flame_status flame_session_check(flame_session *s)
+{
+    if (!s)
+        return fl_client_bad_arg("flame_session_check", "session is NULL");
+    return fl_session_stuck(s->client, s->id);
 }
