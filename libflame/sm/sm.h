@@ -166,6 +166,7 @@ struct flame_session_manager {
     uint32_t max_tasks_per_request;  /* CreateTasks, RunSession */
     int schedule_interval_ms;
     uint32_t retry_limits;           /* cluster.recovery.session.retry_limits */
+    int64_t nodes_seen_ms;           /* the last scheduling cycle that saw a node */
     char *name;
     /* TLS and auth settings as started with (tls.tls.cert_file set: TLS;
      * tls.crl_file, tls.anonymous_role: for auth/) */

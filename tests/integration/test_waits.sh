@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Integration: nothing waits silently for ever. A real session manager and
 # executor manager (2 CPUs); our CLIs against sessions that can never get
-# an executor (a resreq no node fits, a command that does not exist) must
+# an executor (no node yet, a resreq no node fits, a missing command) must
 # exit with the session's own reason within a bound; a relative command
 # is refused at registration; flmping rides out a kill -9 and restart of
 # the session manager, five times in a row. Usage: test_waits.sh BUILD_DIR
@@ -45,13 +45,17 @@ start_sm() {
     return 1
 }
 start_sm || exit 1
+
+# bounded: a wait that hangs is killed by timeout (exit 124), never passes
+bounded() { timeout 90 "$@"; }
+
+check "flmping: no executor manager at all, says so and exits" 1 'no executor manager has registered a node' -- \
+    bounded "$flmping" -t 1
+
 "$em" --endpoint "$FLAME_ENDPOINT" --work-dir "$tmp/work" --node waits-node \
     --resources cpu=2,mem=1g >"$tmp/em.log" 2>&1 &
 empid=$!
 for _ in $(seq 200); do "$flmctl" list -n 2>/dev/null | grep -q 'waits-node.*Ready' && break; sleep 0.1; done
-
-# bounded: a wait that hangs is killed by timeout (exit 124), never passes
-bounded() { timeout 90 "$@"; }
 
 check "flmping: no node fits cpu=64, says so and exits" 1 'No node can run session .*cpu=64' -- \
     bounded "$flmping" -t 2 -r cpu=64,mem=64m
