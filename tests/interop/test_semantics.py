@@ -3,6 +3,7 @@ grpcio: OpenSession/CreateTask/CloseSession codes and Flame's texts, task
 events, bind-failure events 1001/1002 with retry_limits from the config,
 event 1003 for a session no node can fit, and nested tasks that never
 deadlock."""
+import os
 import shutil
 import tempfile
 
@@ -66,13 +67,34 @@ def test_open_create_close_codes_and_texts(pb, fe):
     assert task.status.events[-1].code == t.Cancelled
 
 
-def test_close_with_running_tasks_and_task_events(cluster, pb, cfe):
+@pytest.fixture
+def patient_cluster():
+    """A cluster whose executor manager lets a task run a minute (the
+    default fixture's fails a task after 3 s)."""
+    d = Daemon(tempfile.mkdtemp(prefix="flame-patient-"))
+    d.em_args = ["--task-timeout", "60"]
+    d.start()
+    d.start_em()
+    yield d
+    try:
+        try:
+            d.stop_em()
+        finally:
+            d.stop()
+    finally:
+        shutil.rmtree(d.workdir, ignore_errors=True)
+
+
+def test_close_with_running_tasks_and_task_events(patient_cluster, pb):
     t, f = pb.types, pb.fe
+    ch = channel(patient_cluster.port)
+    cfe = pb.grpc.FrontendStub(ch)
     wait_node(pb, cfe)
     register_pyservice(pb, cfe, "closer")
     open_session(pb, cfe, "run-1", "closer", max_instances=1)
+    gate = os.path.join(patient_cluster.workdir, "gate")
     slow = cfe.CreateTask(f.CreateTaskRequest(task=t.TaskSpec(session_id="run-1",
-                                                                input=b"sleep:3000")))
+                                                                input=b"wait:" + gate.encode())))
     queued = cfe.CreateTask(f.CreateTaskRequest(task=t.TaskSpec(session_id="run-1", input=b"x")))
     wait_for(lambda: cfe.GetTask(f.GetTaskRequest(session_id="run-1", task_id=slow.metadata.id))
              .status.state == t.Running, what="the slow task to run")
@@ -80,13 +102,14 @@ def test_close_with_running_tasks_and_task_events(cluster, pb, cfe):
     assert code == grpc.StatusCode.INTERNAL
     assert msg.startswith("Cannot close session with running tasks"), msg
     s = cfe.GetSession(f.GetSessionRequest(session_id="run-1"))
-    assert s.status.state == t.Open
+    assert s.status.state == t.Open and s.status.pending == 1 and s.status.running == 1
+    open(gate, "w").close()
     # once nothing runs, the close goes through (what our clients do after
     # their last outcome)
     for tid in (slow.metadata.id, queued.metadata.id):
         for last in cfe.WatchTask(f.WatchTaskRequest(session_id="run-1", task_id=tid), timeout=60):
             pass
-        assert last.status.state == t.Succeed
+        assert last.status.state == t.Succeed, last
     done = cfe.GetTask(f.GetTaskRequest(session_id="run-1", task_id=slow.metadata.id))
     evs = [(e.code, e.message) for e in done.status.events]
     assert evs[0] == (t.Pending, "Task was created with state <Pending>")
@@ -99,6 +122,7 @@ def test_close_with_running_tasks_and_task_events(cluster, pb, cfe):
     assert failed.status.state == t.Failed
     assert (failed.status.events[-1].code, failed.status.events[-1].message) == (t.Failed, "broken")
     cfe.CloseSession(f.CloseSessionRequest(session_id="run-2"))
+    ch.close()
 
 
 class RetryDaemon(Daemon):
