@@ -23,15 +23,8 @@ int main(int argc, char **argv)
     flame_client *c;
     if (flame_client_connect(&c, NULL))
         goto fail;
-    /* the service runs in a directory of its own, not ours: the session
-     * manager refuses a relative command path, so give it an absolute one */
-    char *service = realpath(argv[1], NULL);
-    if (!service) {
-        fprintf(stderr, "pi_client: %s: no such service program\n", argv[1]);
-        return 1;
-    }
     flame_application_spec app = FLAME_APPLICATION_SPEC_INIT;
-    app.command = service;
+    app.command = argv[1];
     if (flame_application_register(c, "pi-c", &app) && flame_error_last_code() != FLAME_ERR_ALREADY_EXISTS)
         goto fail;
     flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
@@ -65,7 +58,6 @@ int main(int argc, char **argv)
     printf("pi ~= %.6f (%zu tasks x %ld samples, %zu failed) in %.3f s\n", pi, tasks, samples,
            failed, secs);
     free(inputs);
-    free(service);
     return failed ? 1 : 0;
 fail:
     fprintf(stderr, "pi_client: %s\n", flame_error_last());
