@@ -218,3 +218,45 @@ def test_nested_tasks_never_deadlock(cluster, pb, cfe):
         s = cfe.GetSession(f.GetSessionRequest(session_id=sid))
         assert (s.status.succeed, s.status.failed, s.status.pending) == (n, 0, 0), (sid, s.status)
         cfe.CloseSession(f.CloseSessionRequest(session_id=sid))
+
+
+@pytest.fixture
+def wide_cluster():
+    """A node with room for four executors (the default fixture's two)."""
+    d = Daemon(tempfile.mkdtemp(prefix="flame-wide-"))
+    d.em_args = ["--resources", "cpu=4,mem=2g"]
+    d.start()
+    d.start_em()
+    yield d
+    try:
+        try:
+            d.stop_em()
+        finally:
+            d.stop()
+    finally:
+        shutil.rmtree(d.workdir, ignore_errors=True)
+
+
+def test_several_parents_waiting_for_children_never_deadlock(wide_cluster, pb):
+    """Three tasks at once, each submitting a task to its own session and
+    waiting for it, on room for four executors: the parents hold three, and
+    every child must reach the fourth (none may wait behind a busy parent's
+    executor)."""
+    t, f = pb.types, pb.fe
+    ch = channel(wide_cluster.port)
+    fe = pb.grpc.FrontendStub(ch)
+    wait_node(pb, fe)
+    register_pyservice(pb, fe, "nest-wide")
+    open_session(pb, fe, "wide", "nest-wide")
+    for round_ in range(2):
+        ids = [fe.CreateTask(f.CreateTaskRequest(task=t.TaskSpec(
+            session_id="wide", input=b"spawn:100"))).metadata.id for _ in range(3)]
+        for tid in ids:
+            for last in fe.WatchTask(f.WatchTaskRequest(session_id="wide", task_id=tid),
+                                     timeout=120):
+                pass
+            assert last.status.state == t.Succeed and last.spec.output == b"child:slept", last
+    s = fe.GetSession(f.GetSessionRequest(session_id="wide"))
+    assert (s.status.succeed, s.status.failed, s.status.pending) == (12, 0, 0), s.status
+    fe.CloseSession(f.CloseSessionRequest(session_id="wide"))
+    ch.close()
