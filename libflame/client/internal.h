@@ -4,6 +4,7 @@
 #ifndef FL_CLIENT_CORE_H
 #define FL_CLIENT_CORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "flame/client.h"
@@ -15,6 +16,7 @@ struct flame_client {
     rpc_channel *ch;
     char *endpoint;
     int timeout_ms;
+    atomic_bool reached;  /* a call got an answer: UNAVAILABLE later is a restart */
 };
 
 struct flame_session {

@@ -97,5 +97,8 @@ for i in 1 2 3 4 5; do
     fi
 done
 
+check "a first call to an endpoint nobody serves fails at once" 1 'flmctl: ' -- \
+    timeout 10 "$flmctl" --endpoint "http://127.0.0.1:1" list -s
+
 echo "$pass passed, $failn failed"
 [ "$failn" -eq 0 ]

@@ -46,3 +46,19 @@ def test_relative_command_is_refused(cluster):
     with pytest.raises(flame.FlameError) as e:
         flame.register_application("py-relative", {"command": "build/examples/pi_service"})
     assert "relative path" in str(e.value)
+
+
+def test_a_call_rides_out_a_restarting_session_manager(cluster):
+    """A call that changes nothing when repeated (get, close) made while
+    the session manager is down waits for it to come back."""
+    s = flame.create_session("flmping")  # the client has reached the server
+    cluster.kill9_sm()
+    back = threading.Timer(1.0, cluster.start_sm)
+    back.start()
+    try:
+        got = bounded(lambda: flame.get_session(s.id), seconds=60)
+    finally:
+        back.join()
+    assert "error" not in got, got
+    got = bounded(s.close, seconds=60)
+    assert "error" not in got, got
