@@ -47,36 +47,19 @@ static char *slurp(FILE *f)
     return buf;
 }
 
-/* Waits for the task; gives up, with the bind's own message (e.g. a node
- * without the microvm level), once the session manager stops trying to
- * give the session an executor (event 1002 after repeated bind failures):
- * then FLAME_OK with *out NULL, the reason printed. */
-static flame_status wait_task(flame_task **out, flame_client *client, flame_session *s,
-                              const char *task_id)
+/* Waits for the task; the client core gives up, with the session's own
+ * event (e.g. a bind that keeps failing on a node without the microvm
+ * level), once the session gets no executor: then FLAME_OK with *out
+ * NULL, the reason printed. */
+static flame_status wait_task(flame_task **out, flame_session *s, const char *task_id)
 {
-    for (;;) {
-        flame_status st = flame_task_wait(out, s, task_id, 1000);
-        if (st != FLAME_ERR_TIMEOUT)
-            return st;
-        flame_session_info *info;
-        if ((st = flame_session_get(&info, client, flame_session_id(s))))
-            return st;
-        const char *bind = NULL;
-        bool gave_up = false;
-        for (size_t i = 0; i < info->events_len; i++) {
-            if (info->events[i].code == 1001 && info->events[i].message)
-                bind = info->events[i].message;
-            gave_up |= info->events[i].code == 1002;
-        }
-        if (gave_up)
-            fprintf(stderr, "flmexec: the script cannot run: %s\n",
-                    bind ? bind : "the session gets no executor");
-        flame_session_info_free(info);
-        if (gave_up) {
-            *out = NULL;
-            return FLAME_OK;
-        }
+    flame_status st = flame_task_wait(out, s, task_id, -1);
+    if (st == FLAME_ERR_FAILED_PRECONDITION) {
+        fprintf(stderr, "flmexec: the script cannot run: %s\n", flame_error_last());
+        *out = NULL;
+        return FLAME_OK;
     }
+    return st;
 }
 
 int main(int argc, char **argv)
@@ -160,7 +143,7 @@ int main(int argc, char **argv)
     flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
     spec.application = app;
     if (flame_client_connect(&client, &co) || flame_session_create(&s, client, NULL, &spec) ||
-        flame_task_create(&t, s, json, strlen(json)) || wait_task(&done, client, s, t->id)) {
+        flame_task_create(&t, s, json, strlen(json)) || wait_task(&done, s, t->id)) {
         fprintf(stderr, "flmexec: %s\n", flame_error_last());
     } else if (!done) {
         /* no executor for it: wait_task said why */

@@ -284,6 +284,23 @@ flame_status flame_task_get(flame_task **out, flame_session *session, const char
 /* All tasks of the session in id order. */
 flame_status flame_task_list(flame_task ***out, size_t *count, flame_session *session);
 
+/* Every wait below (watch, wait, map, stream next) is bounded by the
+ * session itself too: when it hears nothing for a few seconds it asks
+ * whether the session can run at all, and ends with
+ * FLAME_ERR_FAILED_PRECONDITION "session ID cannot run: ..." (the text of
+ * the session's event) when the session has Pending tasks, none Running,
+ * and gets no executor: its binds failed
+ * cluster.recovery.session.retry_limits times in a row (event 1002: a
+ * missing command, a service that refuses the session), or no node can
+ * fit its resreq (event 1003). The tasks stay Pending, as in Flame. */
+
+/* The same check, for a caller that waits in short slices of its own
+ * (each wait above checks only after a few seconds of silence within
+ * one call): FLAME_ERR_FAILED_PRECONDITION as described when the
+ * session cannot run, FLAME_OK otherwise (also when the session manager
+ * does not answer). One GetSession call. */
+flame_status flame_session_check(flame_session *session);
+
 /* Called with the task's current state first, then at each change. The task
  * is only valid during the call. Return 0 to go on, non-zero to stop. */
 typedef int (*flame_task_watch_cb)(const flame_task *task, void *payload);

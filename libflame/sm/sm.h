@@ -184,6 +184,8 @@ struct flame_session_manager {
     size_t max_task_data;            /* an input or common data, at most */
     uint32_t max_tasks_per_request;  /* CreateTasks, RunSession */
     int schedule_interval_ms;
+    uint32_t retry_limits;           /* cluster.recovery.session.retry_limits */
+    int64_t nodes_seen_ms;           /* the last scheduling cycle that saw a node */
     char *name;
     /* TLS and auth settings as started with (tls.tls.cert_file set: TLS;
      * tls.crl_file, tls.anonymous_role: for auth/) */
@@ -348,8 +350,9 @@ void sm_exec_wait_bind(sm_t *sm, sm_exec *e, rpc_call *call);
 void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss);
 void sm_exec_unbind(sm_t *sm, sm_exec *e);
 void sm_exec_release(sm_t *sm, sm_exec *e);
-/* BindExecutorCompleted: ok, or the service refused the session. */
-void sm_exec_bind_completed(sm_t *sm, sm_exec *e, bool ok, const char *message);
+/* BindExecutorCompleted: rc 0, or the service refused the session with
+ * return code rc (Flame's EM: 10 install, 11 shim, 12 on_session_enter). */
+void sm_exec_bind_completed(sm_t *sm, sm_exec *e, int rc, const char *message);
 /* UnbindExecutor (the executor leaves on its own) and its completion. */
 void sm_exec_unbinding(sm_t *sm, sm_exec *e);
 void sm_exec_unbound(sm_t *sm, sm_exec *e);
