@@ -3,7 +3,7 @@
 # they are missing (as root; otherwise it only reports what is missing).
 set -euo pipefail
 pkgs=(gcc pkg-config meson ninja-build
-      libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcurl4-openssl-dev
+      libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcurl4-openssl-dev libarchive-dev
       libcjson-dev check libsqlite3-dev libyaml-dev libseccomp-dev
       python3 python3-dev python3-venv python3-setuptools python3-wheel
       python3-grpcio python3-protobuf python3-pytest protobuf-compiler protobuf-compiler-grpc

@@ -95,6 +95,8 @@ static void em_free(flame_executor_manager *em)
     free(em->work_dir);
     free(em->log_dir);
     free(em->bin_dir);
+    free(em->cache_endpoint);
+    free(em->cache_ca_file);
     free(em->sandbox_default);
     free(em->sandbox_allow);
     for (size_t i = 0; i < em->inproc_len; i++)

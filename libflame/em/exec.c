@@ -121,6 +121,7 @@ static em_state on_bind(em_exec *x, em_binding *b)
         .task_timeout_ms = em->task_timeout_ms,
         .sandbox = spec->sandbox && spec->sandbox[0] ? spec->sandbox : em->sandbox_default,
         .network = spec->network && spec->network[0] ? spec->network : NULL,
+        .cache_endpoint = em->cache_endpoint,
     };
     if (s->spec && s->spec->_resreq_case && s->spec->resreq) {
         b->ctx.cpus = s->spec->resreq->cpu;
@@ -141,11 +142,31 @@ static bool sandbox_allowed(const flame_executor_manager *em, const char *level)
     return strlen(level) < 16 && strstr(em->sandbox_allow, key) != NULL;
 }
 
+/* Bind failures as Flame reports them in BindExecutorCompleted. */
+#define BIND_RC_INSTALL 10
+#define BIND_RC_SHIM 11
+#define BIND_RC_ENTER 12
+
+/* The application's environments, expanded against ours (NULL-terminated,
+ * malloc'ed strings). */
+static char **app_env(const Flame__V1__ApplicationSpec *spec)
+{
+    extern char **environ;
+    char **env = fl_calloc(spec->n_environments + 1, sizeof *env);
+    for (size_t i = 0; i < spec->n_environments; i++) {
+        char *v = fl_expand_vars(spec->environments[i]->value, environ, NULL);
+        env[i] = fl_sprintf("%s=%s", spec->environments[i]->name, v);
+        free(v);
+    }
+    return env;
+}
+
 /* Picks the shim, installs the application and enters the session. On
- * failure *message says why. */
-static flame_status enter_session(em_exec *x, em_binding *b, char **message)
+ * failure *message says why and *rc is Flame's return code for it. */
+static flame_status enter_session(em_exec *x, em_binding *b, int *rc, char **message)
 {
     const Flame__V1__ApplicationSpec *spec = b->ctx.app_spec;
+    *rc = BIND_RC_SHIM;
     if (!sandbox_allowed(x->em, b->ctx.sandbox)) {
         *message = fl_sprintf("application %s asks for sandbox %s, which node %s does not run "
                               "(it runs: %.*s)", b->ctx.application, b->ctx.sandbox, x->em->node,
@@ -157,6 +178,8 @@ static flame_status enter_session(em_exec *x, em_binding *b, char **message)
     flame_status st = fl_shim_new(&b->shim, &choice, message);
     if (st)
         return st;
+    *rc = BIND_RC_INSTALL;
+    char **env = app_env(spec);
     fl_install_request req = {
         .application = b->ctx.application,
         .url = spec->_url_case ? spec->url : NULL,
@@ -164,25 +187,35 @@ static flame_status enter_session(em_exec *x, em_binding *b, char **message)
         .command = choice.command,
         .working_directory = spec->_working_directory_case ? spec->working_directory : NULL,
         .work_dir = x->em->work_dir,
+        .app_env = env,
+        .cache_ca_file = x->em->cache_ca_file,
     };
-    if ((st = fl_install(fl_installer_for(&req), &req, &b->inst, message)))
+    const fl_installer *in = fl_installer_for(&req, message);
+    st = in ? fl_install(in, &req, &b->inst, message) : FLAME_ERR_INVALID_ARGUMENT;
+    for (size_t i = 0; env[i]; i++)
+        free(env[i]);
+    free(env);
+    if (st)
         return st;
     b->ctx.command = b->inst.command;
     b->ctx.working_directory = b->inst.working_directory;
+    b->ctx.installation = &b->inst;
+    *rc = BIND_RC_ENTER;
     return b->shim->ops->enter(b->shim, &b->ctx, message);
 }
 
 static em_state on_enter(em_exec *x, em_binding *b)
 {
     char *msg = NULL;
-    flame_status entered = enter_session(x, b, &msg);
+    int rc = 0;
+    flame_status entered = enter_session(x, b, &rc, &msg);
     Flame__V1__Result result = FLAME__V1__RESULT__INIT;
     Flame__V1__BindExecutorCompletedRequest bc = FLAME__V1__BIND_EXECUTOR_COMPLETED_REQUEST__INIT;
     bc.executor_id = x->id;
     bc._result_case = FLAME__V1__BIND_EXECUTOR_COMPLETED_REQUEST___RESULT_RESULT;
     bc.result = &result;
     if (entered) {
-        result.return_code = 1;
+        result.return_code = rc;
         result._message_case = FLAME__V1__RESULT___MESSAGE_MESSAGE;
         result.message = msg ? msg : "the service did not start";
         fl_log(FL_LOG_WARN, "em", "executor %s: session %s: %s", x->id, b->ctx.session_id,

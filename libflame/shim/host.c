@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "rpc/rpc.h"
+#include "env.h"
+#include "install/install.h"
 #include "sandbox/spawn.h"
 #include "shim.h"
 #include "util/util.h"
@@ -78,52 +80,6 @@ static void rm_rf(const char *path)
 static bool reap(host_shim *h, bool block)
 {
     return fl_process_reap(&h->proc, block);
-}
-
-/* Finds a command: with a '/', as is; else next to the built-in services,
- * then on PATH. */
-static char *resolve(const char *cmd, const char *bin_dir)
-{
-    if (strchr(cmd, '/'))
-        return fl_strdup(cmd);
-    if (bin_dir) {
-        char *p = fl_sprintf("%s/%s", bin_dir, cmd);
-        if (access(p, X_OK) == 0)
-            return p;
-        free(p);
-    }
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        char *p = fl_sprintf("%.*s/%s", (int)n, path, cmd);
-        if (access(p, X_OK) == 0)
-            return p;
-        free(p);
-        path += n;
-        if (*path == ':')
-            path++;
-    }
-    return NULL;
-}
-
-static bool env_overridden(const Flame__V1__ApplicationSpec *spec, const char *entry)
-{
-    size_t n = strcspn(entry, "=");
-    if ((n == 23 && strncmp(entry, "FLAME_INSTANCE_ENDPOINT", n) == 0) ||
-        (n == 17 && strncmp(entry, "FLAME_EXECUTOR_ID", n) == 0) ||
-        (n == 14 && strncmp(entry, "FLAME_ENDPOINT", n) == 0) ||
-        (n == 13 && strncmp(entry, "FLAME_CA_FILE", n) == 0) ||
-        /* the executor manager's own identity is not the service's */
-        (n == 15 && strncmp(entry, "FLAME_CERT_FILE", n) == 0) ||
-        (n == 14 && strncmp(entry, "FLAME_KEY_FILE", n) == 0))
-        return true;
-    for (size_t i = 0; i < spec->n_environments; i++)
-        if (strlen(spec->environments[i]->name) == n &&
-            strncmp(spec->environments[i]->name, entry, n) == 0)
-            return true;
-    return false;
 }
 
 static void stop_process(host_shim *h)
@@ -241,6 +197,8 @@ static void sandbox_paths(fl_strv *ro, const char *cmd, char *const *argv, char 
     }
     if (ctx->ca_file) /* the file only: keys may live beside it */
         strv_add(ro, fl_strdup(ctx->ca_file));
+    if (ctx->installation && ctx->installation->release_dir) /* its package */
+        strv_add(ro, fl_strdup(ctx->installation->release_dir));
 }
 
 static bool can_connect(const char *path)
@@ -257,17 +215,10 @@ static bool can_connect(const char *path)
 
 static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **message)
 {
-    const Flame__V1__ApplicationSpec *spec = ctx->app_spec;
     const char *command = ctx->command;
     if (!command || !command[0]) {
         *message = fl_sprintf("application %s has no command to run", ctx->application);
         return FLAME_ERR_FAILED_PRECONDITION;
-    }
-    char *cmd = resolve(command, ctx->bin_dir);
-    if (!cmd) {
-        *message = fl_sprintf("command \"%s\" of application %s was not found", command,
-                              ctx->application);
-        return FLAME_ERR_NOT_FOUND;
     }
     /* directories: the application's working_directory, or one of ours; a
      * sandboxed service always has one of ours (its only writable place
@@ -297,32 +248,21 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     unlink(sock);
     h->log = fl_sprintf("%s/%s.log", ctx->log_dir, ctx->executor_id);
 
-    size_t argc = spec->n_arguments;
-    char **argv = fl_calloc(argc + 2, sizeof *argv);
-    argv[0] = (char *)command;
-    for (size_t i = 0; i < argc; i++)
-        argv[i + 1] = spec->arguments[i];
-    size_t nenv = 0;
-    while (environ[nenv])
-        nenv++;
-    char **envp = fl_calloc(nenv + spec->n_environments + 6, sizeof *envp);
-    size_t k = 0;
-    for (size_t i = 0; i < nenv; i++)
-        if (!env_overridden(spec, environ[i]) &&
-            !(boxed && strncmp(environ[i], "HOME=", 5) == 0))
-            envp[k++] = environ[i];
-    char **owned = fl_calloc(spec->n_environments + 6, sizeof *owned);
-    size_t no = 0;
-    for (size_t i = 0; i < spec->n_environments; i++)
-        envp[k++] = owned[no++] = fl_sprintf("%s=%s", spec->environments[i]->name,
-                                             spec->environments[i]->value);
-    envp[k++] = owned[no++] = fl_sprintf("FLAME_INSTANCE_ENDPOINT=%s", sock);
-    envp[k++] = owned[no++] = fl_sprintf("FLAME_EXECUTOR_ID=%s", ctx->executor_id);
-    envp[k++] = owned[no++] = fl_sprintf("FLAME_ENDPOINT=%s", ctx->endpoint ? ctx->endpoint : "");
-    if (ctx->ca_file)
-        envp[k++] = owned[no++] = fl_sprintf("FLAME_CA_FILE=%s", ctx->ca_file);
-    if (boxed) /* the host's HOME is not inside */
-        envp[k++] = owned[no++] = fl_sprintf("HOME=%s", h->dir);
+    /* a sandboxed service has its HOME and TMPDIR in its own directory (the
+     * host's are not inside); others share a TMPDIR per application */
+    char *tmp = boxed ? fl_sprintf("%s/tmp", h->dir)
+                      : fl_sprintf("%s/apps/%s/tmp", ctx->work_dir, ctx->application);
+    fl_service_env se;
+    fl_service_env_build(&se, ctx, sock, boxed ? h->dir : NULL, tmp);
+    free(tmp);
+    char *cmd = fl_service_resolve(&se, command, ctx->bin_dir);
+    if (!cmd) {
+        *message = fl_sprintf("command \"%s\" of application %s was not found", se.command,
+                              ctx->application);
+        fl_service_env_clear(&se);
+        return FLAME_ERR_NOT_FOUND;
+    }
+    char **argv = se.argv, **envp = se.envp;
     fl_strv ro = { 0 };
     if (boxed) {
         sandbox_paths(&ro, cmd, argv, envp, ctx);
@@ -351,11 +291,7 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     };
     flame_status st = fl_spawn(&h->proc, &ss);
     fl_strv_clear(&ro);
-    free(argv);
-    for (size_t i = 0; i < no; i++)
-        free(owned[i]);
-    free(owned);
-    free(envp);
+    fl_service_env_clear(&se);
     if (st) {
         *message = fl_strdup(flame_error_last());
         free(cmd);

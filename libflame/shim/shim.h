@@ -31,6 +31,9 @@ typedef struct fl_shim_session {
     const char *sandbox;        /* the level its service runs at (sandbox/spawn.h) */
     const char *network;        /* "none" (NULL) or "host" */
     uint64_t cpus, memory;      /* the session's resreq: the sandbox's limits; 0: none */
+    const struct fl_installation *installation; /* its variables and release
+                                                 * directory (install.h), or NULL */
+    const char *cache_endpoint; /* FLAME_CACHE_ENDPOINT for the service, or NULL */
 } fl_shim_session;
 
 typedef struct fl_shim fl_shim;
