@@ -213,6 +213,7 @@ flame_status fl_release_prepare(const fl_install_request *req, const char *insta
 
 flame_status fl_release_done(fl_release *rel, char **message)
 {
+    fl_make_readable(rel->dir);
     char *done = fl_sprintf("%s/.installed", rel->dir);
     int fd = open(done, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     free(done);

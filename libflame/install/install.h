@@ -122,7 +122,8 @@ flame_status fl_extract(const char *archive, const char *dir, char **message);
  * locks it (flock: executor managers sharing FLAME_HOME), and unless an
  * earlier install finished (installed), fetches the package into download/
  * (reused when there) and extracts it to src/. The installer then adds its
- * part and calls fl_release_done; fl_release_clear unlocks. */
+ * part and calls fl_release_done (which makes the release readable by all
+ * and marks it installed); fl_release_clear unlocks. */
 typedef struct fl_release {
     char *home; /* $FLAME_HOME */
     char *dir;  /* $FLAME_HOME/data/apps/<app>/releases/<hash> */
@@ -140,6 +141,11 @@ void fl_release_clear(fl_release *rel);
  * FLAME_PYTHON_VERSION, and $FLAME_HOME/lib/python<v>/site-packages on
  * PYTHONPATH and LD_LIBRARY_PATH when it exists. */
 void fl_install_base_env(fl_installation *out, const char *home, const char *pyver);
+
+/* chmod a+rX over a tree (no link followed): a release is read by
+ * sandboxed services under uids of their own, whatever the manager's
+ * umask was when it was made. */
+void fl_make_readable(const char *path);
 
 /* Removes a directory tree (no symbolic link is followed). */
 void fl_rm_rf(const char *path);

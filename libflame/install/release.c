@@ -109,13 +109,19 @@ int fl_mkdir_p(const char *path)
         if (*s != '/')
             continue;
         *s = 0;
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        if (mkdir(p, 0755) == 0)
+            chmod(p, 0755); /* whatever the umask: sandboxed services read below */
+        else if (errno != EEXIST) {
             free(p);
             return -1;
         }
         *s = '/';
     }
-    int rc = mkdir(p, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    int rc = 0;
+    if (mkdir(p, 0755) == 0)
+        chmod(p, 0755);
+    else if (errno != EEXIST)
+        rc = -1;
     free(p);
     return rc;
 }
@@ -140,6 +146,20 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 {
     remove(path);
     return 0;
+}
+
+static int readable_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    if (flag == FTW_D || flag == FTW_DP)
+        chmod(path, (sb->st_mode & 07777) | 0555);
+    else if (flag == FTW_F)
+        chmod(path, (sb->st_mode & 07777) | 0444 | (sb->st_mode & 0100 ? 0111 : 0));
+    return 0;
+}
+
+void fl_make_readable(const char *path)
+{
+    nftw(path, readable_entry, 16, FTW_PHYS);
 }
 
 void fl_rm_rf(const char *path)
