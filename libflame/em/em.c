@@ -171,8 +171,14 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
         fl_log(FL_LOG_INFO, "em", "TLS to %s: server verified with %s, %s", ep.url,
                co.tls.ca_file ? co.tls.ca_file : "the system's roots",
                co.tls.cert_file ? "presenting the node certificate" : "no client certificate");
+    /* services get the cluster yaml's cache endpoint as FLAME_CACHE_ENDPOINT;
+     * grpcs:// packages are fetched with its CA */
+    char *cache_ep = cfg && cfg->cache_endpoint ? fl_strdup(cfg->cache_endpoint) : NULL;
+    char *cache_ca = cfg && cfg->cache_tls_ca_file ? realpath(cfg->cache_tls_ca_file, NULL) : NULL;
     flame_cluster_config_free(cfg); /* co.tls.ca_file may point into it */
     flame_executor_manager *em = fl_calloc(1, sizeof *em);
+    em->cache_endpoint = cache_ep;
+    em->cache_ca_file = cache_ca;
     pthread_mutex_init(&em->mu, NULL);
     pthread_cond_init(&em->cv, NULL);
     em->endpoint = ep.url;
