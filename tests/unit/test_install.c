@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "install/install.h"
+#include "shim/env.h"
 #include "shim/shim.h"
 
 #include "types.pb-c.h"
@@ -235,6 +237,96 @@ START_TEST(a_failed_install_says_why_and_leaves_nothing)
 }
 END_TEST
 
+static const char *envp_get(char **envp, const char *name)
+{
+    return fl_env_lookup(envp, name);
+}
+
+START_TEST(service_env_is_flames)
+{
+    setenv("FLAME_HOME", "/opt/fh", 1);
+    setenv("PATH", "/usr/bin:/bin", 1);
+    setenv("EM_ONLY", "from-em", 1);
+    setenv("FLAME_KEY_FILE", "/secret/node.key", 1);
+    unsetenv("RUST_LOG");
+    unsetenv("PYTHONPATH");
+    Flame__V1__Environment e1 = FLAME__V1__ENVIRONMENT__INIT, e2 = FLAME__V1__ENVIRONMENT__INIT;
+    Flame__V1__Environment e3 = FLAME__V1__ENVIRONMENT__INIT;
+    e1.name = "GREETING", e1.value = "hi $EM_ONLY at ${FLAME_HOME}";
+    e2.name = "PYTHONPATH", e2.value = "/app/py";
+    e3.name = "UV_CACHE_DIR", e3.value = "/app/uv";
+    Flame__V1__Environment *envs[] = { &e1, &e2, &e3 };
+    char *args[] = { "--home=${FLAME_HOME}", "$GREETING", "$NOPE", "${FLAME_PYTHON_VERSION}" };
+    Flame__V1__ApplicationSpec spec = FLAME__V1__APPLICATION_SPEC__INIT;
+    spec.n_environments = 3;
+    spec.environments = envs;
+    spec.n_arguments = 4;
+    spec.arguments = args;
+    fl_installation inst = { 0 };
+    fl_installation_var(&inst, "PYTHONPATH", "/rel/deps:/rel/src", FL_ENV_PREPEND);
+    fl_installation_var(&inst, "PATH", "/rel/deps/bin", FL_ENV_PREPEND);
+    fl_installation_var(&inst, "UV_CACHE_DIR", "/fh/cache/uv", FL_ENV_DEFAULT);
+    fl_installation_var(&inst, "FLAME_PYTHON_VERSION", "3.11", FL_ENV_DEFAULT);
+    fl_shim_session ctx = {
+        .executor_id = "x-1",
+        .application = "app",
+        .app_spec = &spec,
+        .command = "${FLAME_HOME}/bin/uv",
+        .endpoint = "http://sm:8080",
+        .cache_endpoint = "grpc://cache:9090",
+        .installation = &inst,
+    };
+    char tmp[] = "/tmp/flame-envtest-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    fl_service_env se;
+    fl_service_env_build(&se, &ctx, "/run/x-1.sock", NULL, tmp);
+    ck_assert_str_eq(se.command, "/opt/fh/bin/uv");
+    ck_assert_str_eq(se.argv[0], "/opt/fh/bin/uv");
+    ck_assert_str_eq(se.argv[1], "--home=/opt/fh");
+    ck_assert_str_eq(se.argv[2], "hi from-em at /opt/fh"); /* the launch env first */
+    ck_assert_str_eq(se.argv[3], "$NOPE");                 /* unknown: as written */
+    ck_assert_str_eq(se.argv[4], "3.11");                  /* an installer variable */
+    ck_assert_ptr_null(se.argv[5]);
+    ck_assert_str_eq(envp_get(se.envp, "GREETING"), "hi from-em at /opt/fh");
+    ck_assert_str_eq(envp_get(se.envp, "PYTHONPATH"), "/rel/deps:/rel/src:/app/py");
+    ck_assert_str_eq(envp_get(se.envp, "PATH"), "/rel/deps/bin:/usr/bin:/bin");
+    ck_assert_str_eq(envp_get(se.envp, "UV_CACHE_DIR"), "/app/uv"); /* the app's stays */
+    ck_assert_str_eq(envp_get(se.envp, "RUST_LOG"), "info");
+    ck_assert_str_eq(envp_get(se.envp, "FLAME_LOG"), "info");
+    ck_assert_str_eq(envp_get(se.envp, "FLAME_INSTANCE_ENDPOINT"), "/run/x-1.sock");
+    ck_assert_str_eq(envp_get(se.envp, "FLAME_ENDPOINT"), "http://sm:8080");
+    ck_assert_str_eq(envp_get(se.envp, "FLAME_CACHE_ENDPOINT"), "grpc://cache:9090");
+    ck_assert_str_eq(envp_get(se.envp, "TMPDIR"), tmp);
+    ck_assert_str_eq(envp_get(se.envp, "TEMP"), tmp);
+    ck_assert_str_eq(envp_get(se.envp, "EM_ONLY"), "from-em"); /* inherited */
+    ck_assert_str_eq(envp_get(se.envp, "FLAME_HOME"), "/opt/fh");
+    ck_assert_ptr_null(envp_get(se.envp, "FLAME_KEY_FILE")); /* the node's identity: never */
+    size_t n = 0;
+    for (size_t i = 0; se.envp[i]; i++)
+        n += strncmp(se.envp[i], "PATH=", 5) == 0;
+    ck_assert_uint_eq(n, 1); /* one of each */
+
+    /* ${FLAME_HOME}/bin/NAME missing: NAME from the node's bin directory */
+    char bin[300], prog[400];
+    snprintf(bin, sizeof bin, "%s/bin", tmp);
+    fl_mkdir_p(bin);
+    snprintf(prog, sizeof prog, "%s/uv", bin);
+    FILE *f = fopen(prog, "w");
+    fclose(f);
+    chmod(prog, 0755);
+    char *where = fl_service_resolve(&se, "${FLAME_HOME}/bin/uv", bin);
+    ck_assert_str_eq(where, prog);
+    free(where);
+    where = fl_service_resolve(&se, "/opt/fh/bin/uv", bin); /* written so: as is */
+    ck_assert_str_eq(where, "/opt/fh/bin/uv");
+    free(where);
+    fl_service_env_clear(&se);
+    fl_installation_clear(&inst);
+    fl_rm_rf(tmp);
+    unsetenv("FLAME_KEY_FILE");
+}
+END_TEST
+
 static int dummy_invoke(const flame_task_context *t, flame_task_result *r, void *p)
 {
     return 0;
@@ -285,6 +377,7 @@ int main(void)
     tcase_add_test(tc, expansion_is_shellexpand);
     tcase_add_test(tc, python_version_and_url_names);
     tcase_add_test(tc, extraction_refuses_hostile_archives);
+    tcase_add_test(tc, service_env_is_flames);
     tcase_add_test(tc, the_shim_is_chosen_from_the_table);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
