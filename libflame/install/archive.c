@@ -17,6 +17,10 @@
 #include "install.h"
 #include "util/util.h"
 
+/* A package that unpacks to more is refused before anything is written. */
+#define MAX_MEMBERS 1000000
+#define MAX_UNPACKED (16LL << 30)
+
 static bool has_suffix(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
@@ -88,8 +92,12 @@ flame_status fl_extract(const char *archive, const char *dir, char **message)
     struct archive_entry *e;
     int r;
     flame_status st = FLAME_OK;
+    long long members = 0, unpacked = 0;
     while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
         const char *why = unsafe(e);
+        unpacked += archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+        if (!why && (++members > MAX_MEMBERS || unpacked > MAX_UNPACKED))
+            why = "more than 1,000,000 members or 16 GiB unpacked";
         if (why) {
             *message = fl_sprintf("refused the package %s: %s (%s)", archive, why,
                                   archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
@@ -114,6 +122,7 @@ flame_status fl_extract(const char *archive, const char *dir, char **message)
     archive_write_disk_set_options(w, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
                                           ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                           ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+    long long written = 0;
     while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
         char *to = fl_sprintf("%s/%s", dir, archive_entry_pathname(e));
         archive_entry_set_pathname(e, to);
@@ -132,16 +141,24 @@ flame_status fl_extract(const char *archive, const char *dir, char **message)
         size_t len;
         la_int64_t off;
         int d;
-        while ((d = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK)
+        while ((d = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
+            written += (long long)len; /* sizes a header did not declare count too */
+            if (written > MAX_UNPACKED) {
+                d = ARCHIVE_FATAL;
+                break;
+            }
             if (archive_write_data_block(w, buf, len, off) < ARCHIVE_WARN)
                 break;
+        }
         if (d < ARCHIVE_WARN || archive_write_finish_entry(w) < ARCHIVE_WARN) {
             r = ARCHIVE_FATAL;
             break;
         }
     }
     if (r != ARCHIVE_EOF) {
-        const char *err = archive_error_string(w) ? archive_error_string(w) : archive_error_string(a);
+        const char *err = written > MAX_UNPACKED   ? "more than 16 GiB unpacked"
+                          : archive_error_string(w) ? archive_error_string(w)
+                                                    : archive_error_string(a);
         *message = fl_sprintf("cannot extract the package %s: %s", archive, err ? err : "error");
         st = FLAME_ERR_IO;
     }
