@@ -1,10 +1,11 @@
 /* Fetching a package to a file (Flame's appmgr/downloader.rs): file://
  * copies, http(s):// downloads with libcurl (300 s, redirects among http(s)
- * only), grpc(s):// reads an object of the cache. Every fetch is bounded by
+ * only; libcurl is loaded on first use, dl.h), grpc(s):// reads an object
+ * of the cache. Every fetch is bounded by
  * FL_FETCH_MAX_BYTES and lands in <path>.part first, renamed once complete,
  * so a half-fetched package is never taken for a whole one.
- * Threads: curl_global_init runs once (pthread_once); each fetch has its
- * own handle. */
+ * Threads: libcurl is loaded and initialized once (dl.c); each fetch has
+ * its own handle. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -15,10 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "flame/cache.h"
 
+#include "dl.h"
 #include "install.h"
 #include "util/util.h"
 
@@ -42,44 +42,39 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg)
     return fwrite(data, 1, len, s->f);
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 static flame_status fetch_http(const char *url, FILE *f, char **message)
 {
-    pthread_once(&curl_once, curl_init);
-    CURL *c = curl_easy_init();
+    const fl_curl_api *cu = fl_curl_api_get(message);
+    if (!cu)
+        return FLAME_ERR_UNAVAILABLE;
+    CURL *c = cu->curl_easy_init();
     if (!c) {
         *message = fl_strdup("cannot start an HTTP download (libcurl)");
         return FLAME_ERR_INTERNAL;
     }
     sink s = { f, 0, false };
     char err[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)HTTP_TIMEOUT_S);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)FL_FETCH_MAX_BYTES);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
+    cu->curl_easy_setopt(c, CURLOPT_URL, url);
+    cu->curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+    cu->curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    cu->curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+    cu->curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)HTTP_TIMEOUT_S);
+    cu->curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    cu->curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    cu->curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+    cu->curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    cu->curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)FL_FETCH_MAX_BYTES);
+    cu->curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = cu->curl_easy_perform(c);
+    cu->curl_easy_cleanup(c);
     if (s.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
         *message = fl_sprintf("failed to download %s: larger than %lld bytes", url,
                               FL_FETCH_MAX_BYTES);
         return FLAME_ERR_RESOURCE_EXHAUSTED;
     }
     if (rc != CURLE_OK) {
-        *message = fl_sprintf("failed to download %s: %s", url, err[0] ? err : curl_easy_strerror(rc));
+        *message = fl_sprintf("failed to download %s: %s", url, err[0] ? err : cu->curl_easy_strerror(rc));
         return rc == CURLE_OPERATION_TIMEDOUT ? FLAME_ERR_TIMEOUT : FLAME_ERR_UNAVAILABLE;
     }
     return FLAME_OK;

@@ -248,9 +248,11 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     unlink(sock);
     h->log = fl_sprintf("%s/%s.log", ctx->log_dir, ctx->executor_id);
 
-    /* a sandboxed service has its HOME and TMPDIR in its own directory (the
-     * host's are not inside); others share a TMPDIR per application */
-    char *tmp = boxed ? fl_sprintf("%s/tmp", h->dir)
+    /* a sandboxed service has its HOME in its own directory (the host's is
+     * not inside) and a private /tmp as TMPDIR (the same for every executor:
+     * a microVM pool matches services by their environment); others share
+     * a TMPDIR per application */
+    char *tmp = boxed ? fl_strdup("/tmp")
                       : fl_sprintf("%s/apps/%s/tmp", ctx->work_dir, ctx->application);
     fl_service_env se;
     fl_service_env_build(&se, ctx, sock, boxed ? h->dir : NULL, tmp);
