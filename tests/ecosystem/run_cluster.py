@@ -98,12 +98,18 @@ class Cluster:
             return False
 
     def stop(self):
-        for p in (self.em, self.sm):
+        """SIGTERM to both; each must exit 0 without a sanitizer report."""
+        bad = []
+        for p, log in ((self.em, "em.log"), (self.sm, "sm.log")):
             if p and p.poll() is None:
                 p.terminate()
                 try:
-                    p.wait(timeout=20)
+                    p.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+            text = self.log(log) if p else ""
+            if p and (p.returncode != 0 or "Sanitizer" in text):
+                bad.append(f"{log}: exit {p.returncode}\n{text[-4000:]}")
         shutil.rmtree(self.dir, ignore_errors=True)
+        assert not bad, "\n".join(bad)
