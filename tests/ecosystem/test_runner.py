@@ -32,6 +32,11 @@ def add(a, b):
     return a + b
 
 
+def dumps_toml(d):
+    import tomli_w  # from the Runner's dependencies, installed by uv on the node
+    return tomli_w.dumps(d)
+
+
 class Greeter:
     def hello(self, name):
         return f"hello {name}"
@@ -126,8 +131,31 @@ def test_runner_function_class_object(project):
         print("install log:", text[-3000:], "\nem log:", project.log("em.log")[-3000:])
         raise
     # close() unregistered the application
+    assert_unregistered("eco-runner")
+
+
+def assert_unregistered(name):
     try:
-        gone = flamepy.get_application("eco-runner") is None
+        gone = flamepy.get_application(name) is None
     except flamepy.FlameError as e:
         gone = e.code == flamepy.FlameErrorCode.NOT_FOUND or "not found" in str(e).lower()
     assert gone
+
+
+def test_runner_dependencies(project):
+    """Runner(dependencies=...): flamepy generates a pyproject.toml with them
+    and the python installer's uv installs them (from PyPI) into deps/."""
+    import ecomath
+    from flamepy.runner import Runner
+    try:
+        with Runner("eco-deps", dependencies=["tomli-w"], python_version="3.11") as rr:
+            dumps = rr.service(ecomath.dumps_toml)
+            assert dumps({"a": 1}).get() == "a = 1\n"
+    except Exception:
+        log = os.path.join(project.home, "logs", "install", "eco-deps.log")
+        text = open(log).read() if os.path.exists(log) else "(no install log)"
+        if "pypi.org" in text and ("connect" in text or "dns" in text.lower()):
+            pytest.skip(f"uv could not reach PyPI for tomli-w: {text[-500:]}")
+        print("install log:", text[-3000:])
+        raise
+    assert_unregistered("eco-deps")
