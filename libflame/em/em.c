@@ -220,8 +220,10 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
                                                            : "none,process,microvm");
     /* two process sandboxes made ahead: a bind finds its sandbox ready */
     bool process_allowed = strstr(em->sandbox_allow, ",process,") != NULL;
+    /* FLAME_SANDBOX_CGROUP_ROOT: where executors' cgroups go, e.g. a
+     * subtree delegated to this manager (default /sys/fs/cgroup) */
     fl_sandbox_config sc = { o.sandbox_uid_first, o.sandbox_uid_count, process_allowed ? 2 : 0,
-                             NULL };
+                             getenv("FLAME_SANDBOX_CGROUP_ROOT") };
     fl_sandbox_process_configure(&sc);
     if (process_allowed) {
         char *report = fl_sandbox_process_probe();

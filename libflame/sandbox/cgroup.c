@@ -120,9 +120,9 @@ static void v2_missing(const char *dir, const char *controller, const char *inst
            instead);
 }
 
-void fl_cgroup_limit(fl_cgroup *cg, pid_t pid, uint64_t cpus, uint64_t memory, unsigned pids)
+void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids)
 {
-    char v[64], pidv[32];
+    char v[64];
     cg->memory_limited = cg->pids_limited = cg->cpu_limited = false;
     if (cg->version == 2) {
         const char *d = cg->dirs[0];
@@ -141,8 +141,9 @@ void fl_cgroup_limit(fl_cgroup *cg, pid_t pid, uint64_t cpus, uint64_t memory, u
             v2_missing(d, "pids", "processes are limited by RLIMIT_NPROC instead");
         }
         if (v2_has(d, "cpu")) {
-            snprintf(v, sizeof v, "%llu 100000", (unsigned long long)cpus * 100000);
-            cg->cpu_limited = !cpus || cg_write(d, "cpu.max", v);
+            if (cpus)
+                snprintf(v, sizeof v, "%llu 100000", (unsigned long long)cpus * 100000);
+            cg->cpu_limited = cg_write(d, "cpu.max", cpus ? v : "max 100000") || !cpus;
         } else if (cpus) {
             v2_missing(d, "cpu", "cpu time is not limited");
         }
@@ -160,14 +161,10 @@ void fl_cgroup_limit(fl_cgroup *cg, pid_t pid, uint64_t cpus, uint64_t memory, u
         snprintf(v, sizeof v, "%u", pids);
         cg->pids_limited = cg_write(cg->dirs[1], "pids.max", v);
     }
-    if (cg->dirs[2] && cpus) {
-        snprintf(v, sizeof v, "%llu", (unsigned long long)cpus * 100000);
-        snprintf(pidv, sizeof pidv, "%d", (int)pid);
-        cg->cpu_limited = cg_write(cg->dirs[2], "cpu.cfs_period_us", "100000") &&
-                          cg_write(cg->dirs[2], "cpu.cfs_quota_us", v) &&
-                          cg_write(cg->dirs[2], "cgroup.procs", pidv);
-    } else {
-        cg->cpu_limited = !cpus;
+    if (cg->dirs[2]) { /* -1: none (a box made ahead may have had one) */
+        snprintf(v, sizeof v, "%lld", cpus ? (long long)cpus * 100000 : -1LL);
+        cg->cpu_limited = (cg_write(cg->dirs[2], "cpu.cfs_period_us", "100000") &&
+                           cg_write(cg->dirs[2], "cpu.cfs_quota_us", v)) || !cpus;
     }
 }
 
@@ -177,7 +174,7 @@ bool fl_cgroup_join(const fl_cgroup *cg, pid_t pid)
     snprintf(v, sizeof v, "%d", (int)pid);
     bool ok = true;
     for (size_t i = 0; i < FL_ARRAY_LEN(cg->dirs); i++)
-        if (cg->dirs[i] && !(cg->version == 1 && i == 2)) /* v1 cpu: fl_cgroup_limit's */
+        if (cg->dirs[i])
             ok = cg_write(cg->dirs[i], "cgroup.procs", v) && ok;
     return ok;
 }

@@ -35,14 +35,12 @@ bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *na
 
 /* Writes the limits (cpus in cores, memory in bytes; 0: none) and records
  * which took. A v2 controller that is not enabled for the cgroup is logged
- * once per hierarchy with what the caller does instead. v1: pid (joined
- * already) enters the cpu hierarchy only with a cpu limit: a task group
- * costs a little on every wakeup, for nothing without a quota (and the
- * join is cheap, unlike the memory hierarchy's). */
-void fl_cgroup_limit(fl_cgroup *cg, pid_t pid, uint64_t cpus, uint64_t memory, unsigned pids);
+ * once per hierarchy with what the caller does instead. Limits may be
+ * written after the join (a join is the slow part: a v1 join waits for an
+ * RCU grace period, ~1-10 ms, so boxes made ahead join early). */
+void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids);
 
-/* Moves pid into cg (v1: its memory and pids hierarchies; cpu: see
- * fl_cgroup_limit). false if one refused. */
+/* Moves pid into every directory of cg. false if one refused. */
 bool fl_cgroup_join(const fl_cgroup *cg, pid_t pid);
 
 /* Kills what is left in it (bounded wait) and removes the directories;
