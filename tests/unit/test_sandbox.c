@@ -246,6 +246,45 @@ START_TEST(a_sandbox_made_ahead_that_died_is_not_used)
 }
 END_TEST
 
+START_TEST(new_settings_drop_the_sandboxes_made_ahead)
+{
+    fl_sandbox_config c = { 0, 0, 2, NULL };
+    fl_sandbox_process_configure(&c);
+    pool_wait(2);
+    /* another uid range: the boxes holding uids of the old one go */
+    fl_sandbox_config other = { 300000, 1000, 2, NULL };
+    fl_sandbox_process_configure(&other);
+    ck_assert(WIFEXITED(run("id -u > out", 0, NULL)));
+    unsigned uid = (unsigned)atoi(read_file(out));
+    ck_assert_msg(uid >= 300000 && uid < 301000, "uid %u", uid);
+    fl_sandbox_process_shutdown();
+    int left = my_cgroups();
+    ck_assert_msg(left <= 0, "%d cgroups left", left);
+}
+END_TEST
+
+START_TEST(an_environment_past_the_box_is_refused)
+{
+    /* 2 MB of environment: more than a box holds (and than execve takes) */
+    size_t n = 2u << 20;
+    char *big = fl_malloc(n + 8);
+    memcpy(big, "BIG=", 4);
+    memset(big + 4, 'x', n);
+    big[n + 4] = 0;
+    char *argv[] = { "true", NULL };
+    char *envp[] = { big, NULL };
+    const char *rw[] = { work, NULL };
+    fl_spawn_spec spec = { .sandbox = "process", .path = "/bin/true", .argv = argv, .envp = envp,
+                           .cwd = work, .name = "big", .root_dir = root, .rw_dirs = rw };
+    fl_process p = { 0 };
+    ck_assert_int_eq(fl_spawn(&p, &spec), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(flame_error_last(), "larger than"), "%s", flame_error_last());
+    free(big);
+    /* the box it took is gone with its uid: the next spawn runs */
+    ck_assert(WIFEXITED(run("true", 0, NULL)));
+}
+END_TEST
+
 /* ---- cgroup v2 ------------------------------------------------------------ */
 
 /* A cgroup2 hierarchy we may write: the host's root when it is v2, else a
@@ -374,6 +413,8 @@ int main(void)
     tcase_set_timeout(pool, 60);
     tcase_add_test(pool, a_sandbox_made_ahead_serves_one_spawn);
     tcase_add_test(pool, a_sandbox_made_ahead_that_died_is_not_used);
+    tcase_add_test(pool, an_environment_past_the_box_is_refused);
+    tcase_add_test(pool, new_settings_drop_the_sandboxes_made_ahead);
     suite_add_tcase(s, pool);
     TCase *v2 = tcase_create("cgroup2");
     tcase_add_checked_fixture(v2, setup, teardown);
