@@ -721,6 +721,9 @@ static flame_status box_make(bool net_host, fl_box **out)
     }
     b->pid = pid;
     b->go = go[1];
+    /* its init has it; what is cloned or forked from now on (other boxes,
+     * services of level none, QEMU) must not see this box's spawn */
+    madvise(b, sizeof *b + BOX_ARENA, MADV_DONTFORK);
     char path[64], map[64];
     snprintf(map, sizeof map, "%u %u 1\n", (unsigned)b->uid, (unsigned)b->uid);
     snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
