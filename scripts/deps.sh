@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(gcc pkg-config meson ninja-build
       libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcurl4-openssl-dev
-      libcjson-dev check libsqlite3-dev libyaml-dev libseccomp-dev
+      libcjson-dev libbson-dev libzstd-dev check libsqlite3-dev libyaml-dev libseccomp-dev
       python3 python3-dev python3-venv python3-setuptools python3-wheel
       python3-grpcio python3-protobuf python3-pytest protobuf-compiler protobuf-compiler-grpc
       clang libclang-rt-14-dev     # the fuzz targets only (scripts/fuzz.sh)

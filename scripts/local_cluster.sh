@@ -2,7 +2,8 @@
 # Starts a local Flame cluster from a build directory, with mutual TLS:
 # creates (once) a cluster CA and the certificates of the session manager,
 # of this host's executor manager and of the current user (role admin),
-# starts a session manager and an executor manager in the background (state,
+# starts a session manager, the object cache (port $FLAME_CACHE_PORT, default
+# 9090; grpcs with the cluster CA) and an executor manager in the background (state,
 # certificates and logs under $FLAME_HOME, default ~/.flame; port
 # $FLAME_PORT, default 8080), writes the client config $FLAME_HOME/flame.yaml,
 # runs flmping and `flmctl list -s` over mTLS, and leaves the cluster running.
@@ -19,20 +20,22 @@ export FLAME_HOME="${FLAME_HOME:-$HOME/.flame}"
 port="${FLAME_PORT:-8080}"
 pidfile_sm="$FLAME_HOME/session-manager.pid"
 pidfile_em="$FLAME_HOME/executor-manager.pid"
+pidfile_cache="$FLAME_HOME/object-cache.pid"
+cache_port="${FLAME_CACHE_PORT:-9090}"
 modefile="$FLAME_HOME/quickstart.mode"
 ca="$FLAME_HOME/ca"
 certs="$FLAME_HOME/certs"
 marker="# written by scripts/quickstart.sh (rewritten while this line is here)"
 
 usage() { # usage EXIT_CODE
-    sed -n '10,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '11,14p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit "$1"
 }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 stop() {
-    for f in "$pidfile_em" "$pidfile_sm"; do
+    for f in "$pidfile_em" "$pidfile_cache" "$pidfile_sm"; do
         if alive "$f"; then
             pid=$(cat "$f")
             kill "$pid"
@@ -93,6 +96,7 @@ setup_certs() {
         "$flmadm" issue "$kind" "$name" --dir "$ca" --out "$out" "${force[@]}" "$@"
     }
     issue_once server flame-session-manager
+    issue_once server flame-object-cache
     issue_once node "$node"
     issue_once user "$user" --role admin
 }
@@ -122,8 +126,22 @@ YAML
         key_file: "$user_key"
 YAML
 )
+    cache_endpoint="grpcs://127.0.0.1:$cache_port"
+    tls_cache=$(cat <<YAML
+  tls:
+    cert_file: "$certs/server/flame-object-cache.crt"
+    key_file: "$certs/server/flame-object-cache.key"
+    ca_file: "$ca/ca.crt"
+YAML
+)
+    tls_cache_context=$(cat <<YAML
+      tls:
+        ca_file: "$ca/ca.crt"
+YAML
+)
 else
-    scheme=http tls_cluster="" tls_context=""
+    scheme=http tls_cluster="" tls_context="" tls_cache="" tls_cache_context=""
+    cache_endpoint="grpc://127.0.0.1:$cache_port"
 fi
 endpoint="$scheme://127.0.0.1:$port"
 
@@ -136,6 +154,10 @@ cluster:
   resreq: "cpu=1,mem=1g"
   schedule_interval: 500
 $tls_cluster
+cache:
+  endpoint: "$cache_endpoint"
+  storage: "fs://$FLAME_HOME/cache"
+$tls_cache
 YAML
 
 # The client config: clients (flmctl, flmping, Python, Go) find the cluster
@@ -155,6 +177,9 @@ contexts:
     cluster:
       endpoint: "$endpoint"
 $tls_context
+    cache:
+      endpoint: "$cache_endpoint"
+$tls_cache_context
 YAML
 echo "$mode" >"$modefile"
 
@@ -173,6 +198,20 @@ for i in $(seq 100); do
     if ! alive "$pidfile_sm" || [ "$i" = 100 ]; then
         echo "local_cluster: the session manager did not start; see $FLAME_HOME/logs/session-manager.log" >&2
         tail -5 "$FLAME_HOME/logs/session-manager.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+if ! alive "$pidfile_cache"; then
+    setsid nohup "$build/daemons/flame-object-cache" --config "$FLAME_HOME/cluster.yaml" \
+        >>"$FLAME_HOME/logs/object-cache.log" 2>&1 </dev/null &
+    echo $! >"$pidfile_cache"
+fi
+for i in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$cache_port") 2>/dev/null && break
+    if ! alive "$pidfile_cache" || [ "$i" = 100 ]; then
+        echo "local_cluster: the object cache did not start; see $FLAME_HOME/logs/object-cache.log" >&2
+        tail -5 "$FLAME_HOME/logs/object-cache.log" >&2
         exit 1
     fi
     sleep 0.1
@@ -197,8 +236,10 @@ for i in $(seq 100); do
 done
 if [ "$mode" = tls ]; then
     echo "== cluster up at $endpoint with mutual TLS (you are $user, role admin; state and logs in $FLAME_HOME)"
+    echo "== object cache at $cache_endpoint (TLS, the cluster CA)"
 else
     echo "== cluster up at $endpoint, PLAINTEXT (--insecure; state and logs in $FLAME_HOME)"
+    echo "== object cache at $cache_endpoint"
 fi
 "$build/cli/flmping"
 echo

@@ -24,6 +24,7 @@ setup(
     description="Flame in C: Python client and service API over libflame",
     license="Apache-2.0",
     packages=["flame"],
+    package_data={"flame": ["py.typed"]},
     ext_modules=[Extension(
         "flame._flame",
         sources=["flame/_flame.c"],

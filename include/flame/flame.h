@@ -10,5 +10,6 @@
 #include "scheduler.h"
 #include "executor.h"
 #include "server.h"
+#include "cache.h"
 
 #endif

@@ -95,11 +95,28 @@ typedef struct flame_cluster_config {
     const char *tls_crl_file;        /* cluster.tls.crl_file */
     const char *auth_anonymous_role; /* cluster.auth.anonymous_role: "none" or "user" */
     flame_cluster_limits limits;
+    /* cache: {endpoint, network_interface, storage, eviction: {policy,
+     * max_memory, max_objects}, tls: {cert_file, key_file, ca_file}}, the
+     * object cache's section (Flame's). Env overrides, applied by the
+     * loader: FLAME_CACHE_STORAGE, FLAME_CACHE_EVICTION_POLICY,
+     * FLAME_CACHE_MAX_MEMORY, FLAME_CACHE_MAX_OBJECTS. */
+    const char *cache_endpoint;          /* default "grpc://127.0.0.1:9090"; grpcs:// = TLS */
+    const char *cache_network_interface; /* regex of the interface whose first IPv4 is
+                                            bound and advertised; NULL: the endpoint's host */
+    const char *cache_storage;           /* NULL: memory only; "fs://PATH", "file://PATH",
+                                            "none" or a path (relative: under $FLAME_HOME) */
+    const char *cache_eviction_policy;   /* "lru" (default) or "none" */
+    uint64_t cache_max_memory;           /* bytes kept in memory; default 1 GiB */
+    uint64_t cache_max_objects;          /* objects kept in memory; 0: no limit */
+    const char *cache_tls_cert_file;     /* cache.tls (required with grpcs://): */
+    const char *cache_tls_key_file;
+    const char *cache_tls_ca_file;
 } flame_cluster_config;
 
 /* Reads and validates a cluster config file. FLAME_ERR_CONFIG with a
- * message naming the file and the key on bad input; FLAME_ERR_IO when the
- * file cannot be read. */
+ * message naming the file and the key on bad input (an unknown key of the
+ * cache section too); FLAME_ERR_IO when the file cannot be read. path NULL:
+ * the defaults, with the FLAME_CACHE_* overrides. */
 flame_status flame_cluster_config_load(flame_cluster_config **out, const char *path);
 void flame_cluster_config_free(flame_cluster_config *config);
 

@@ -1,7 +1,8 @@
 /* Flame's cluster YAML: cluster: {name, endpoint, storage, resreq, policies,
  * schedule_interval, tls: {cert_file, key_file, ca_file, mutual, crl_file},
  * auth: {anonymous_role}} and ours: limits: {max_tasks_per_request,
- * max_message_size, ...}. Read by the session manager and the executor
+ * max_message_size, ...}; cache: {endpoint, network_interface, storage,
+ * eviction, tls} with the FLAME_CACHE_* overrides. Read by the session manager and the executor
  * manager. Only the shape is checked here: the files of tls are the
  * session manager's (an executor manager reading the same file needs only
  * ca_file), so the one that uses them checks them (config/tls.c). */
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/endpoint.h"
 #include "config/endpoint.h"
 #include "config/tls.h"
 #include "flame/server.h"
@@ -17,7 +19,7 @@
 
 typedef struct config_impl {
     flame_cluster_config pub;
-    char *strs[10];
+    char *strs[20]; /* 0-9: cluster, 10-19: cache */
     char **policies;
 } config_impl;
 
@@ -227,10 +229,172 @@ static flame_status read_auth(fl_yaml *y, yaml_node_t *cl, config_impl *c)
     return FLAME_OK;
 }
 
+
+/* ---- cache: (the object cache) ----------------------------------------- */
+
+enum { CACHE_ENDPOINT = 10, CACHE_IFACE, CACHE_STORAGE, CACHE_POLICY, CACHE_CERT, CACHE_KEY,
+       CACHE_CA };
+
+/* Every key of mapping n must be one of keys (else an error naming it). */
+static flame_status only_keys(fl_yaml *y, yaml_node_t *n, const char *where,
+                              const char *const *keys, size_t n_keys)
+{
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(&y->doc, p->key);
+        const char *name = fl_yaml_str(k);
+        size_t i = 0;
+        while (name && i < n_keys && strcmp(name, keys[i]) != 0)
+            i++;
+        if (!name || i == n_keys) {
+            char key[128];
+            snprintf(key, sizeof key, "%s.%s", where, name ? name : "?");
+            return bad(y, k, key, "unknown key");
+        }
+    }
+    return FLAME_OK;
+}
+
+static flame_status cache_string(fl_yaml *y, yaml_node_t *map, const char *name,
+                                 const char *where, config_impl *c, int slot, const char **dst)
+{
+    yaml_node_t *v = fl_yaml_get(y, map, name);
+    if (!v || fl_yaml_is_null(v))
+        return FLAME_OK;
+    char key[64];
+    const char *s;
+    snprintf(key, sizeof key, "%s.%s", where, name);
+    flame_status st = fl_yaml_string(y, v, key, &s);
+    if (st)
+        return st;
+    *dst = keep(c, slot, s);
+    return FLAME_OK;
+}
+
+static bool cache_policy_valid(const char *s)
+{
+    return strcmp(s, "lru") == 0 || strcmp(s, "none") == 0;
+}
+
+/* Flame's parse_memory_size: a count with an optional K/M/G (binary) suffix,
+ * "B", "KB", "KiB" and the like accepted too. */
+static bool cache_memory(const char *s, uint64_t *out)
+{
+    char buf[64];
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    memcpy(buf, s, n + 1);
+    if (n > 1 && (buf[n - 1] == 'B' || buf[n - 1] == 'b'))
+        buf[--n] = 0;
+    if (n > 1 && buf[n - 1] == 'i')
+        buf[--n] = 0;
+    return parse_size(buf, out);
+}
+
+static flame_status read_cache(fl_yaml *y, yaml_node_t *root, config_impl *c)
+{
+    static const char *const keys[] = { "endpoint", "network_interface", "storage", "eviction",
+                                        "tls", "pprof" };
+    static const char *const ev_keys[] = { "policy", "max_memory", "max_objects" };
+    static const char *const tls_keys[] = { "cert_file", "key_file", "ca_file" };
+    yaml_node_t *n = fl_yaml_get(y, root, "cache");
+    flame_status st;
+    if (!n || fl_yaml_is_null(n))
+        return FLAME_OK;
+    if (n->type != YAML_MAPPING_NODE)
+        return bad(y, n, "cache", "expected a mapping {endpoint, network_interface, storage, "
+                                  "eviction, tls}");
+    if ((st = only_keys(y, n, "cache", keys, FL_ARRAY_LEN(keys))) ||
+        (st = cache_string(y, n, "endpoint", "cache", c, CACHE_ENDPOINT, &c->pub.cache_endpoint)) ||
+        (st = cache_string(y, n, "network_interface", "cache", c, CACHE_IFACE,
+                           &c->pub.cache_network_interface)) ||
+        (st = cache_string(y, n, "storage", "cache", c, CACHE_STORAGE, &c->pub.cache_storage)))
+        return st;
+    fl_cache_endpoint ep;
+    if (fl_cache_endpoint_parse(&ep, c->pub.cache_endpoint))
+        return bad(y, fl_yaml_get(y, n, "endpoint"), "cache.endpoint", flame_error_last());
+    bool tls = ep.tls;
+    fl_cache_endpoint_clear(&ep);
+    yaml_node_t *ev = fl_yaml_get(y, n, "eviction");
+    if (ev && !fl_yaml_is_null(ev)) {
+        if (ev->type != YAML_MAPPING_NODE)
+            return bad(y, ev, "cache.eviction", "expected a mapping {policy, max_memory, "
+                                                "max_objects}");
+        if ((st = only_keys(y, ev, "cache.eviction", ev_keys, FL_ARRAY_LEN(ev_keys))) ||
+            (st = cache_string(y, ev, "policy", "cache.eviction", c, CACHE_POLICY,
+                               &c->pub.cache_eviction_policy)))
+            return st;
+        if (!cache_policy_valid(c->pub.cache_eviction_policy))
+            return bad(y, fl_yaml_get(y, ev, "policy"), "cache.eviction.policy",
+                       "expected lru or none");
+        yaml_node_t *v = fl_yaml_get(y, ev, "max_memory");
+        if (v && !fl_yaml_is_null(v) && !cache_memory(fl_yaml_str(v), &c->pub.cache_max_memory))
+            return bad(y, v, "cache.eviction.max_memory", "expected a size, e.g. 1G or 512M");
+        v = fl_yaml_get(y, ev, "max_objects");
+        int64_t mo;
+        if (v && !fl_yaml_is_null(v)) {
+            if ((st = fl_yaml_int(y, v, "cache.eviction.max_objects", &mo)))
+                return st;
+            if (mo < 0)
+                return bad(y, v, "cache.eviction.max_objects", "must not be negative");
+            c->pub.cache_max_objects = (uint64_t)mo;
+        }
+    }
+    yaml_node_t *t = fl_yaml_get(y, n, "tls");
+    if (t && !fl_yaml_is_null(t)) {
+        if (t->type != YAML_MAPPING_NODE)
+            return bad(y, t, "cache.tls", "expected a mapping {cert_file, key_file, ca_file}");
+        const char **dst[] = { &c->pub.cache_tls_cert_file, &c->pub.cache_tls_key_file,
+                               &c->pub.cache_tls_ca_file };
+        if ((st = only_keys(y, t, "cache.tls", tls_keys, FL_ARRAY_LEN(tls_keys))))
+            return st;
+        for (int i = 0; i < 3; i++) {
+            if ((st = cache_string(y, t, tls_keys[i], "cache.tls", c, CACHE_CERT + i, dst[i])))
+                return st;
+            if (*dst[i] && !**dst[i])
+                return bad(y, fl_yaml_get(y, t, tls_keys[i]), i == 0 ? "cache.tls.cert_file" :
+                           i == 1 ? "cache.tls.key_file" : "cache.tls.ca_file",
+                           "must not be empty");
+        }
+        if (!c->pub.cache_tls_cert_file || !c->pub.cache_tls_key_file)
+            return bad(y, t, !c->pub.cache_tls_cert_file ? "cache.tls.cert_file"
+                                                         : "cache.tls.key_file",
+                       "required when cache.tls is present");
+    } else if (tls) {
+        return bad(y, fl_yaml_get(y, n, "endpoint"), "cache.tls",
+                   "required with a grpcs:// endpoint (cert_file, key_file)");
+    }
+    return FLAME_OK;
+}
+
+/* Flame's env overrides of the cache section. */
+static flame_status cache_env(config_impl *c)
+{
+    const char *s = getenv("FLAME_CACHE_STORAGE");
+    if (s)
+        c->pub.cache_storage = keep(c, CACHE_STORAGE, s);
+    if ((s = getenv("FLAME_CACHE_EVICTION_POLICY")) && *s) {
+        if (!cache_policy_valid(s))
+            return fl_error(FLAME_ERR_CONFIG, "FLAME_CACHE_EVICTION_POLICY=%s: expected lru or "
+                            "none", s);
+        c->pub.cache_eviction_policy = keep(c, CACHE_POLICY, s);
+    }
+    if ((s = getenv("FLAME_CACHE_MAX_MEMORY")) && *s && !cache_memory(s, &c->pub.cache_max_memory))
+        return fl_error(FLAME_ERR_CONFIG, "FLAME_CACHE_MAX_MEMORY=%s: expected a size, e.g. 1G", s);
+    if ((s = getenv("FLAME_CACHE_MAX_OBJECTS")) && *s) {
+        char *end;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (*s < '0' || *s > '9' || *end)
+            return fl_error(FLAME_ERR_CONFIG, "FLAME_CACHE_MAX_OBJECTS=%s: expected a count", s);
+        c->pub.cache_max_objects = v;
+    }
+    return FLAME_OK;
+}
+
 flame_status flame_cluster_config_load(flame_cluster_config **out, const char *path)
 {
-    fl_yaml y;
-    flame_status st = fl_yaml_load_file(&y, path);
+    fl_yaml y = { 0 };
+    flame_status st = path ? fl_yaml_load_file(&y, path) : FLAME_OK;
     if (st)
         return st;
     config_impl *c = fl_calloc(1, sizeof *c);
@@ -239,6 +403,11 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     c->pub.storage = keep(c, 2, "sqlite://flame.db");
     c->pub.resreq = (flame_resreq){ 1, 1ULL << 30, 0 };
     c->pub.schedule_interval_ms = 500;
+    c->pub.cache_endpoint = keep(c, CACHE_ENDPOINT, FL_CACHE_DEFAULT_ENDPOINT);
+    c->pub.cache_eviction_policy = keep(c, CACHE_POLICY, "lru");
+    c->pub.cache_max_memory = 1ull << 30;
+    if (!path)
+        goto out;
 
     yaml_node_t *root = fl_yaml_root(&y);
     yaml_node_t *cl = fl_yaml_get(&y, root, "cluster");
@@ -332,8 +501,12 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     v = fl_yaml_get(&y, cl, "limits");
     if (v && !fl_yaml_is_null(v) && (st = read_limits(&y, v, &c->pub.limits)))
         goto out;
+    st = read_cache(&y, root, c);
 out:
-    fl_yaml_free(&y);
+    if (!st)
+        st = cache_env(c);
+    if (path)
+        fl_yaml_free(&y);
     if (st) {
         flame_cluster_config_free(&c->pub);
         return st;

@@ -13,6 +13,8 @@ export HOME="$tmp/home"
 unset FLAME_HOME FLAME_CONFIG FLAME_ENDPOINT FLAME_CA_FILE FLAME_CERT_FILE FLAME_KEY_FILE
 FLAME_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export FLAME_PORT
+FLAME_CACHE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export FLAME_CACHE_PORT
 fh="$HOME/.flame"
 lc() { "$src/scripts/local_cluster.sh" --build "$build" "$@"; }
 cleanup() { lc --stop >/dev/null 2>&1; rm -rf "$tmp"; }
@@ -52,16 +54,20 @@ for k in "$fh/ca/ca.key" "$fh/certs/server/flame-session-manager.key" "$fh/certs
     "$fh/certs/user/$user.key"; do
     [ "$(mode "$k")" = 600 ] && ok "$(basename "$k") is 0600" || bad "$k is $(mode "$k")"
 done
-check "flmadm lists the three certificates" 0 '' -- test "$("$build/cli/flmadm" list | grep -c 'Valid$')" = 3
+check "flmadm lists the four certificates" 0 '' -- test "$("$build/cli/flmadm" list | grep -c 'Valid$')" = 4
 check "the user is an admin" 0 " $user +admin " -- "$build/cli/flmadm" list
 for want in "endpoint: \"https://127.0.0.1:$FLAME_PORT\"" "mutual: true" "crl_file: \"$fh/ca/crl.pem\"" \
-    "ca_file: \"$fh/ca/ca.crt\""; do
+    "ca_file: \"$fh/ca/ca.crt\"" "endpoint: \"grpcs://127.0.0.1:$FLAME_CACHE_PORT\"" \
+    "cert_file: \"$fh/certs/server/flame-object-cache.crt\""; do
     grep -qF "$want" "$fh/cluster.yaml" && ok "cluster.yaml: $want" || bad "cluster.yaml lacks $want" "$(cat "$fh/cluster.yaml")"
 done
 for want in "endpoint: \"https://127.0.0.1:$FLAME_PORT\"" "cert_file: \"$fh/certs/user/$user.crt\"" \
     "key_file: \"$fh/certs/user/$user.key\"" "ca_file: \"$fh/ca/ca.crt\""; do
     grep -qF "$want" "$fh/flame.yaml" && ok "flame.yaml: $want" || bad "flame.yaml lacks $want" "$(cat "$fh/flame.yaml")"
 done
+grep -qF "endpoint: \"grpcs://127.0.0.1:$FLAME_CACHE_PORT\"" "$fh/flame.yaml" && ok "flame.yaml: the cache endpoint" ||
+    bad "flame.yaml lacks the cache endpoint" "$(cat "$fh/flame.yaml")"
+check "the object cache listens" 0 '' -- bash -c "exec 3<>/dev/tcp/127.0.0.1/$FLAME_CACHE_PORT"
 check "a client finds the cluster and the certificate with no flags" 0 'flmping' -- "${flmctl[@]}" list -a
 check "flmping with no flags" 0 '10 tasks was completed' -- "${flmping[@]}"
 check "a plaintext client is refused" 1 '' -- env FLAME_ENDPOINT="http://127.0.0.1:$FLAME_PORT" "${flmctl[@]}" list -a

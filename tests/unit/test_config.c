@@ -225,6 +225,81 @@ START_TEST(limits_block)
 }
 END_TEST
 
+START_TEST(cache_section)
+{
+    flame_cluster_config *c;
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  name: x\n")), FLAME_OK);
+    ck_assert_str_eq(c->cache_endpoint, "grpc://127.0.0.1:9090");
+    ck_assert_ptr_null(c->cache_storage);
+    ck_assert_str_eq(c->cache_eviction_policy, "lru");
+    ck_assert_uint_eq(c->cache_max_memory, 1ull << 30);
+    ck_assert_uint_eq(c->cache_max_objects, 0);
+    flame_cluster_config_free(c);
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+        "cluster:\n  name: x\n"
+        "cache:\n"
+        "  endpoint: grpcs://10.0.0.1:9191\n"
+        "  network_interface: \"eth.*\"\n"
+        "  storage: fs:///var/lib/flame/cache\n"
+        "  eviction: {policy: none, max_memory: 512M, max_objects: 7}\n"
+        "  tls: {cert_file: /c.crt, key_file: /c.key, ca_file: /ca.crt}\n")), FLAME_OK);
+    ck_assert_str_eq(c->cache_endpoint, "grpcs://10.0.0.1:9191");
+    ck_assert_str_eq(c->cache_network_interface, "eth.*");
+    ck_assert_str_eq(c->cache_storage, "fs:///var/lib/flame/cache");
+    ck_assert_str_eq(c->cache_eviction_policy, "none");
+    ck_assert_uint_eq(c->cache_max_memory, 512ull << 20);
+    ck_assert_uint_eq(c->cache_max_objects, 7);
+    ck_assert_str_eq(c->cache_tls_cert_file, "/c.crt");
+    ck_assert_str_eq(c->cache_tls_key_file, "/c.key");
+    ck_assert_str_eq(c->cache_tls_ca_file, "/ca.crt");
+    flame_cluster_config_free(c);
+
+    /* env overrides */
+    setenv("FLAME_CACHE_STORAGE", "/tmp/x", 1);
+    setenv("FLAME_CACHE_MAX_MEMORY", "2G", 1);
+    setenv("FLAME_CACHE_MAX_OBJECTS", "3", 1);
+    setenv("FLAME_CACHE_EVICTION_POLICY", "none", 1);
+    ck_assert_int_eq(flame_cluster_config_load(&c, NULL), FLAME_OK);
+    ck_assert_str_eq(c->cache_storage, "/tmp/x");
+    ck_assert_uint_eq(c->cache_max_memory, 2ull << 30);
+    ck_assert_uint_eq(c->cache_max_objects, 3);
+    ck_assert_str_eq(c->cache_eviction_policy, "none");
+    ck_assert_str_eq(c->cache_endpoint, "grpc://127.0.0.1:9090");
+    flame_cluster_config_free(c);
+    setenv("FLAME_CACHE_MAX_MEMORY", "lots", 1);
+    c = NULL;
+    ck_assert_int_eq(flame_cluster_config_load(&c, NULL), FLAME_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "FLAME_CACHE_MAX_MEMORY"));
+    unsetenv("FLAME_CACHE_STORAGE");
+    unsetenv("FLAME_CACHE_MAX_MEMORY");
+    unsetenv("FLAME_CACHE_MAX_OBJECTS");
+    unsetenv("FLAME_CACHE_EVICTION_POLICY");
+
+    static const struct { const char *yaml, *key; } bads[] = {
+        { "cache:\n  endpoint: ftp://x:1\n", "cache.endpoint" },
+        { "cache:\n  endpoint: grpc://x:99999\n", "cache.endpoint" },
+        { "cache:\n  endpoin: grpc://x:1\n", "cache.endpoin" },
+        { "cache:\n  eviction: {policy: fifo}\n", "cache.eviction.policy" },
+        { "cache:\n  eviction: {max_memory: lots}\n", "cache.eviction.max_memory" },
+        { "cache:\n  eviction: {max_objects: -1}\n", "cache.eviction.max_objects" },
+        { "cache:\n  eviction: {size: 1}\n", "cache.eviction.size" },
+        { "cache:\n  tls: {cert_file: /a}\n", "cache.tls.key_file" },
+        { "cache:\n  tls: {cert_file: /a, key_file: /b, mutual: true}\n", "cache.tls.mutual" },
+        { "cache:\n  endpoint: grpcs://x:1\n", "cache.tls" },
+        { "cache: [1]\n", "cache" },
+    };
+    for (size_t i = 0; i < FL_ARRAY_LEN(bads); i++) {
+        char text[256];
+        snprintf(text, sizeof text, "cluster:\n  name: x\n%s", bads[i].yaml);
+        c = NULL;
+        ck_assert_int_eq(flame_cluster_config_load(&c, write_file(text)), FLAME_ERR_CONFIG);
+        ck_assert_msg(strstr(flame_error_last(), bads[i].key), "%s: %s", bads[i].key,
+                      flame_error_last());
+        ck_assert_ptr_null(c);
+    }
+}
+END_TEST
+
 START_TEST(missing_file)
 {
     flame_cluster_config *c;
@@ -307,6 +382,7 @@ int main(void)
     tcase_add_test(tc, limits_block);
     tcase_add_test(tc, tls_and_auth_config);
     tcase_add_test(tc, client_tls_resolution);
+    tcase_add_test(tc, cache_section);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, client_endpoint_resolution);
     tcase_add_test(tc, endpoint_parsing);

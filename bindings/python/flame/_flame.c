@@ -1,6 +1,10 @@
 /* flame._flame: the C extension behind the `flame` package. Thin: every
  * call goes to libflame's client core (client.h) or service API
- * (service.h); blocking calls release the GIL. */
+ * (service.h); blocking calls release the GIL. The Python layer (client.py,
+ * types.py, service.py) turns what it returns into flamepy's shapes.
+ *
+ * Threads: any Python thread may call in; watch callbacks run on the thread
+ * that called watch_outcomes/watch_task and take the GIL for each call. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -9,16 +13,29 @@
 
 #include <flame/flame.h>
 
-static PyObject *FlameError;
+/* Set by the Python layer (_set_error_factory): called as
+ * factory(status: int, status_name: str, message: str) and returns the
+ * exception to raise (flame.FlameError). */
+static PyObject *error_factory;
+
+static PyObject *raise_status(flame_status st, const char *message)
+{
+    if (!error_factory) {
+        PyErr_Format(PyExc_RuntimeError, "%s (%s)", message, flame_status_str(st));
+        return NULL;
+    }
+    PyObject *e = PyObject_CallFunction(error_factory, "iss", (int)st, flame_status_str(st),
+                                        message);
+    if (e) {
+        PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+        Py_DECREF(e);
+    }
+    return NULL;
+}
 
 static PyObject *raise_flame(void)
 {
-    PyObject *args = Py_BuildValue("(si)", flame_error_last(), (int)flame_error_last_code());
-    if (args) {
-        PyErr_SetObject(FlameError, args);
-        Py_DECREF(args);
-    }
-    return NULL;
+    return raise_status(flame_error_last_code(), flame_error_last());
 }
 
 static PyObject *bytes_or_none(flame_bytes b)
@@ -118,18 +135,18 @@ static int parse_resreq(PyObject *obj, flame_session_spec *spec)
 }
 
 /* create_session(application, common_data=None, session_id=None, min_instances=0,
- *                max_instances=None, priority=0, resreq=None, open=False) */
+ *                max_instances=None, priority=0, resreq=None, open=False, batch_size=1) */
 static PyObject *Client_create_session(ClientObject *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = { "application", "common_data", "session_id", "min_instances",
-                              "max_instances", "priority", "resreq", "open", NULL };
+                              "max_instances", "priority", "resreq", "open", "batch_size", NULL };
     const char *app, *sid = NULL;
     Py_buffer cd = { 0 };
-    unsigned int min_i = 0, prio = 0;
+    unsigned int min_i = 0, prio = 0, batch = 1;
     PyObject *max_o = Py_None, *resreq = Py_None;
     int open = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|z*zIOIOp", kwlist, &app, &cd, &sid, &min_i,
-                                     &max_o, &prio, &resreq, &open))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|z*zIOIOpI", kwlist, &app, &cd, &sid, &min_i,
+                                     &max_o, &prio, &resreq, &open, &batch))
         return NULL;
     flame_session_spec spec;
     flame_session_spec_init(&spec);
@@ -140,6 +157,7 @@ static PyObject *Client_create_session(ClientObject *self, PyObject *args, PyObj
     }
     spec.min_instances = min_i;
     spec.priority = prio;
+    spec.batch_size = batch;
     if (max_o != Py_None) {
         spec.has_max_instances = 1;
         spec.max_instances = (uint32_t)PyLong_AsUnsignedLong(max_o);
@@ -175,6 +193,18 @@ static PyObject *Client_open_session(ClientObject *self, PyObject *args)
     return make_session(self, s);
 }
 
+/* attach_session(id): a handle without a call to the server */
+static PyObject *Client_attach_session(ClientObject *self, PyObject *args)
+{
+    const char *sid;
+    if (!PyArg_ParseTuple(args, "s", &sid))
+        return NULL;
+    flame_session *s = NULL;
+    if (flame_session_attach(&s, self->c, sid))
+        return raise_flame();
+    return make_session(self, s);
+}
+
 static PyObject *events_list(const flame_event *ev, size_t n)
 {
     PyObject *l = PyList_New((Py_ssize_t)n);
@@ -200,6 +230,9 @@ static PyObject *session_dict(const flame_session_info *s)
         PyObject *m = s->spec->has_max_instances ? PyLong_FromUnsignedLong(s->spec->max_instances)
                                                  : (Py_INCREF(Py_None), Py_None);
         PyDict_SetItemString(d, "max_instances", m);
+        Py_DECREF(m);
+        m = PyLong_FromUnsignedLong(s->spec->batch_size);
+        PyDict_SetItemString(d, "batch_size", m);
         Py_DECREF(m);
     }
     return d;
@@ -276,9 +309,18 @@ static PyObject *Client_register_application(ClientObject *self, PyObject *args,
         return NULL;
     flame_application_spec spec;
     flame_application_spec_init(&spec);
-    const char *shim = dict_str(d, "shim");
-    spec.shim = shim && (strcmp(shim, "Wasm") == 0 || strcmp(shim, "wasm") == 0) ? FLAME_SHIM_WASM
-                                                                                : FLAME_SHIM_HOST;
+    PyObject *shim_o = PyDict_GetItemString(d, "shim");
+    if (shim_o && PyLong_Check(shim_o)) {
+        spec.shim = PyLong_AsLong(shim_o) == FLAME_SHIM_WASM ? FLAME_SHIM_WASM : FLAME_SHIM_HOST;
+    } else {
+        const char *shim = dict_str(d, "shim");
+        spec.shim = shim && (strcmp(shim, "Wasm") == 0 || strcmp(shim, "wasm") == 0)
+                        ? FLAME_SHIM_WASM
+                        : FLAME_SHIM_HOST;
+    }
+    spec.schema_input = dict_str(d, "schema_input");
+    spec.schema_output = dict_str(d, "schema_output");
+    spec.schema_common_data = dict_str(d, "schema_common_data");
     spec.description = dict_str(d, "description");
     spec.image = dict_str(d, "image");
     spec.command = dict_str(d, "command");
@@ -356,7 +398,18 @@ static PyObject *app_dict(const flame_application *a)
         PyDict_SetItemString(envs, s->environments[i].name, v);
         Py_XDECREF(v);
     }
-    return Py_BuildValue("{s:s,s:s,s:s,s:L,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "name", a->name, "state",
+    PyObject *labels = PyList_New((Py_ssize_t)s->labels_len);
+    for (size_t i = 0; labels && i < s->labels_len; i++)
+        PyList_SET_ITEM(labels, (Py_ssize_t)i, PyUnicode_FromString(s->labels[i]));
+    PyObject *d = Py_BuildValue(
+        "{s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "image", str_or_none(s->image), "labels", labels,
+        "schema_input", str_or_none(s->schema_input), "schema_output",
+        str_or_none(s->schema_output), "schema_common_data", str_or_none(s->schema_common_data),
+        "installer", str_or_none(s->installer), "sandbox", str_or_none(s->sandbox), "network",
+        str_or_none(s->network), "delay_release",
+        s->has_delay_release ? PyLong_FromLongLong(s->delay_release)
+                             : (Py_INCREF(Py_None), Py_None));
+    PyObject *base = Py_BuildValue("{s:s,s:s,s:s,s:L,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "name", a->name, "state",
                          a->state == FLAME_APPLICATION_ENABLED ? "Enabled" : "Disabled", "shim",
                          flame_shim_str(s->shim), "creation_time", (long long)a->creation_time,
                          "command", str_or_none(s->command), "arguments", args, "environments",
@@ -365,6 +418,13 @@ static PyObject *app_dict(const flame_application *a)
                          str_or_none(s->url), "max_instances",
                          s->has_max_instances ? PyLong_FromUnsignedLong(s->max_instances)
                                               : (Py_INCREF(Py_None), Py_None));
+    if (base && d && PyDict_Update(base, d) == 0) {
+        Py_DECREF(d);
+        return base;
+    }
+    Py_XDECREF(base);
+    Py_XDECREF(d);
+    return NULL;
 }
 
 static PyObject *Client_get_application(ClientObject *self, PyObject *args)
@@ -449,6 +509,7 @@ static PyMethodDef Client_methods[] = {
     { "create_session", (PyCFunction)(void (*)(void))Client_create_session,
       METH_VARARGS | METH_KEYWORDS, NULL },
     { "open_session", (PyCFunction)Client_open_session, METH_VARARGS, NULL },
+    { "attach_session", (PyCFunction)Client_attach_session, METH_VARARGS, NULL },
     { "get_session", (PyCFunction)Client_get_session, METH_VARARGS, NULL },
     { "list_sessions", (PyCFunction)Client_list_sessions, METH_NOARGS, NULL },
     { "register_application", (PyCFunction)(void (*)(void))Client_register_application,
@@ -522,11 +583,7 @@ static PyObject *Session_invoke(SessionObject *self, PyObject *args)
     if (done->state == FLAME_TASK_SUCCEED) {
         r = bytes_or_none(done->output);
     } else {
-        PyObject *a = Py_BuildValue("(si)", done->message ? done->message : "the task failed",
-                                    (int)FLAME_ERR_TASK_FAILED);
-        PyErr_SetObject(FlameError, a);
-        Py_XDECREF(a);
-        r = NULL;
+        r = raise_status(FLAME_ERR_TASK_FAILED, done->message ? done->message : "the task failed");
     }
     flame_task_free(done);
     return r;
@@ -568,10 +625,7 @@ static PyObject *Session_map(SessionObject *self, PyObject *args)
     PyObject *out = NULL;
     for (Py_ssize_t i = 0; i < n; i++)
         if (o[i].state != FLAME_TASK_SUCCEED) {
-            PyObject *a = Py_BuildValue("(si)", o[i].message ? o[i].message : "a task failed",
-                                        (int)FLAME_ERR_TASK_FAILED);
-            PyErr_SetObject(FlameError, a);
-            Py_XDECREF(a);
+            raise_status(FLAME_ERR_TASK_FAILED, o[i].message ? o[i].message : "a task failed");
             goto done;
         }
     out = PyList_New(n);
@@ -580,6 +634,90 @@ static PyObject *Session_map(SessionObject *self, PyObject *args)
 done:
     flame_task_outcome_list_free(o, (size_t)n);
     return out;
+}
+
+/* submit(input, full=False) -> the task's id (str), or with full the task
+ * (dict) as created: CreateTask, without waiting for the task */
+static PyObject *Session_submit(SessionObject *self, PyObject *args)
+{
+    Py_buffer in = { 0 };
+    int full = 0;
+    if (!PyArg_ParseTuple(args, "z*|p", &in, &full))
+        return NULL;
+    flame_task *t = NULL;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_task_create(&t, self->s, in.buf, (size_t)in.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&in);
+    if (st)
+        return raise_flame();
+    PyObject *r = full ? task_dict(t) : PyUnicode_FromString(t->id);
+    flame_task_free(t);
+    return r;
+}
+
+typedef struct {
+    PyObject *cb;
+    PyObject *exc_type, *exc_value, *exc_tb; /* what the callback raised */
+} outcomes_payload;
+
+static int outcomes_cb(const flame_task_outcome *o, size_t n, void *payload)
+{
+    outcomes_payload *p = payload;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int stop = 1;
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; l && i < n; i++) {
+        PyObject *t = Py_BuildValue("(KsNNL)", (unsigned long long)o[i].task_id,
+                                    flame_task_state_str(o[i].state), bytes_or_none(o[i].output),
+                                    str_or_none(o[i].message), (long long)o[i].completion_time);
+        if (!t) {
+            Py_CLEAR(l);
+            break;
+        }
+        PyList_SET_ITEM(l, (Py_ssize_t)i, t);
+    }
+    PyObject *r = l ? PyObject_CallFunctionObjArgs(p->cb, l, NULL) : NULL;
+    Py_XDECREF(l);
+    if (r) {
+        stop = PyObject_IsTrue(r) == 1;
+        Py_DECREF(r);
+    }
+    if (PyErr_Occurred()) {
+        stop = 1; /* re-raised by watch_outcomes */
+        PyErr_Fetch(&p->exc_type, &p->exc_value, &p->exc_tb);
+    }
+    PyGILState_Release(g);
+    return stop;
+}
+
+/* watch_outcomes(from_task_id, callback, timeout_ms=-1) -> bool: the
+ * session's outcome stream (flame_session_watch). callback(list of
+ * (task_id, state, output, message, completion_time)) for each batch, on
+ * this thread; a true return stops it. Returns True when stopped by the
+ * callback or when the session is closed with nothing left to run, False on
+ * timeout; what the callback raises stops the watch and is raised here. */
+static PyObject *Session_watch_outcomes(SessionObject *self, PyObject *args)
+{
+    unsigned long long from;
+    int timeout = -1;
+    outcomes_payload p = { NULL, NULL, NULL, NULL };
+    if (!PyArg_ParseTuple(args, "KO|i", &from, &p.cb, &timeout))
+        return NULL;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_session_watch(self->s, (uint64_t)from, outcomes_cb, &p, timeout);
+    Py_END_ALLOW_THREADS
+    if (p.exc_type) {
+        PyErr_Restore(p.exc_type, p.exc_value, p.exc_tb);
+        return NULL;
+    }
+    if (st == FLAME_ERR_TIMEOUT)
+        Py_RETURN_FALSE;
+    if (st)
+        return raise_flame();
+    Py_RETURN_TRUE;
 }
 
 static PyObject *Session_list_tasks(SessionObject *self, PyObject *unused)
@@ -669,6 +807,8 @@ static PyObject *Session_close(SessionObject *self, PyObject *unused)
 static PyMethodDef Session_methods[] = {
     { "invoke", (PyCFunction)Session_invoke, METH_VARARGS, NULL },
     { "map", (PyCFunction)Session_map, METH_VARARGS, NULL },
+    { "submit", (PyCFunction)Session_submit, METH_VARARGS, NULL },
+    { "watch_outcomes", (PyCFunction)Session_watch_outcomes, METH_VARARGS, NULL },
     { "list_tasks", (PyCFunction)Session_list_tasks, METH_NOARGS, NULL },
     { "get_task", (PyCFunction)Session_get_task, METH_VARARGS, NULL },
     { "watch_task", (PyCFunction)Session_watch_task, METH_VARARGS, NULL },
@@ -689,6 +829,167 @@ static PyTypeObject SessionType = {
     .tp_methods = Session_methods,
     .tp_getset = Session_getset,
 };
+
+/* ---- the object cache (cache.h's client) -------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    flame_cache *c;
+} CacheObject;
+
+static int Cache_init(CacheObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "endpoint", "ca_file", NULL };
+    const char *endpoint = NULL, *ca = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zz", kwlist, &endpoint, &ca))
+        return -1;
+    flame_cache_options o;
+    flame_cache_options_init(&o);
+    o.ca_file = ca;
+    if (flame_cache_connect(&self->c, endpoint, &o) != FLAME_OK) {
+        raise_flame();
+        return -1;
+    }
+    return 0;
+}
+
+static void Cache_dealloc(CacheObject *self)
+{
+    flame_cache_close(self->c);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *ref_tuple(flame_cache_ref *ref)
+{
+    PyObject *t = Py_BuildValue("(ssL)", ref->endpoint ? ref->endpoint : "",
+                                ref->key ? ref->key : "", (long long)ref->version);
+    flame_cache_ref_clear(ref);
+    return t;
+}
+
+/* put(key_or_prefix, data, patch=False) -> (endpoint, key, version) */
+static PyObject *Cache_put(CacheObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = { "key", "data", "patch", NULL };
+    const char *key;
+    Py_buffer data;
+    int patch = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sy*|p", kwlist, &key, &data, &patch))
+        return NULL;
+    flame_cache_ref ref = { 0 };
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = patch ? flame_cache_patch(self->c, key, data.buf, (size_t)data.len, &ref)
+               : flame_cache_put(self->c, key, data.buf, (size_t)data.len, &ref);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (st)
+        return raise_flame();
+    return ref_tuple(&ref);
+}
+
+/* fetch(key, known_version=0) -> (version, not_modified, base or None,
+ * [(version, patch bytes)]) */
+static PyObject *Cache_fetch(CacheObject *self, PyObject *args)
+{
+    const char *key;
+    unsigned long long known = 0;
+    if (!PyArg_ParseTuple(args, "s|K", &key, &known))
+        return NULL;
+    flame_cache_object o;
+    memset(&o, 0, sizeof o);
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_cache_fetch(self->c, key, (uint64_t)known, &o);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    PyObject *patches = PyList_New((Py_ssize_t)o.n_patches);
+    for (size_t i = 0; patches && i < o.n_patches; i++) {
+        PyObject *t = Py_BuildValue("(Ky#)", (unsigned long long)o.patches[i].version,
+                                    (const char *)o.patches[i].data,
+                                    (Py_ssize_t)o.patches[i].len);
+        if (!t) {
+            Py_CLEAR(patches);
+            break;
+        }
+        PyList_SET_ITEM(patches, (Py_ssize_t)i, t);
+    }
+    PyObject *base = o.has_base ? PyBytes_FromStringAndSize((const char *)o.base,
+                                                            (Py_ssize_t)o.base_len)
+                                : (Py_INCREF(Py_None), Py_None);
+    PyObject *r = patches && base ? Py_BuildValue("(KiOO)", (unsigned long long)o.version,
+                                                  o.not_modified, base, patches)
+                                  : NULL;
+    Py_XDECREF(patches);
+    Py_XDECREF(base);
+    flame_cache_object_clear(&o);
+    return r;
+}
+
+static PyObject *Cache_delete(CacheObject *self, PyObject *args)
+{
+    const char *pattern;
+    if (!PyArg_ParseTuple(args, "s", &pattern))
+        return NULL;
+    flame_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = flame_cache_delete(self->c, pattern);
+    Py_END_ALLOW_THREADS
+    if (st)
+        return raise_flame();
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Cache_methods[] = {
+    { "put", (PyCFunction)(void (*)(void))Cache_put, METH_VARARGS | METH_KEYWORDS, NULL },
+    { "fetch", (PyCFunction)Cache_fetch, METH_VARARGS, NULL },
+    { "delete", (PyCFunction)Cache_delete, METH_VARARGS, NULL },
+    { NULL, NULL, 0, NULL },
+};
+
+static PyTypeObject CacheType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "flame._flame.Cache",
+    .tp_basicsize = sizeof(CacheObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Cache_init,
+    .tp_dealloc = (destructor)Cache_dealloc,
+    .tp_methods = Cache_methods,
+};
+
+/* ref_encode(endpoint, key, version) -> BSON bytes, as flamepy's ObjectRef */
+static PyObject *mod_ref_encode(PyObject *mod, PyObject *args)
+{
+    const char *endpoint, *key;
+    long long version;
+    if (!PyArg_ParseTuple(args, "ssL", &endpoint, &key, &version))
+        return NULL;
+    flame_cache_ref ref = { (char *)endpoint, (char *)key, version };
+    void *data = NULL;
+    size_t len = 0;
+    if (flame_cache_ref_encode(&ref, &data, &len))
+        return raise_flame();
+    PyObject *r = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+    free(data);
+    return r;
+}
+
+/* ref_decode(bytes) -> (endpoint, key, version) */
+static PyObject *mod_ref_decode(PyObject *mod, PyObject *args)
+{
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "y*", &b))
+        return NULL;
+    flame_cache_ref ref = { 0 };
+    flame_status st = flame_cache_ref_decode(&ref, b.buf, (size_t)b.len);
+    PyBuffer_Release(&b);
+    if (st) {
+        flame_cache_ref_clear(&ref);
+        return raise_flame();
+    }
+    return ref_tuple(&ref);
+}
 
 /* ---- the service side: run(service) ------------------------------------ */
 
@@ -789,6 +1090,13 @@ static PyObject *mod_run(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *mod_set_error_factory(PyObject *mod, PyObject *factory)
+{
+    Py_INCREF(factory);
+    Py_XSETREF(error_factory, factory);
+    Py_RETURN_NONE;
+}
+
 static PyObject *mod_version(PyObject *mod, PyObject *unused)
 {
     return PyUnicode_FromString(flame_version());
@@ -797,6 +1105,9 @@ static PyObject *mod_version(PyObject *mod, PyObject *unused)
 static PyMethodDef module_methods[] = {
     { "run", mod_run, METH_VARARGS, NULL },
     { "version", mod_version, METH_NOARGS, NULL },
+    { "_set_error_factory", mod_set_error_factory, METH_O, NULL },
+    { "ref_encode", mod_ref_encode, METH_VARARGS, NULL },
+    { "ref_decode", mod_ref_decode, METH_VARARGS, NULL },
     { NULL, NULL, 0, NULL },
 };
 
@@ -804,16 +1115,17 @@ static struct PyModuleDef module = { PyModuleDef_HEAD_INIT, "_flame", NULL, -1, 
 
 PyMODINIT_FUNC PyInit__flame(void)
 {
-    if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&SessionType) < 0)
+    if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&SessionType) < 0 ||
+        PyType_Ready(&CacheType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
-    FlameError = PyErr_NewException("flame.FlameError", NULL, NULL);
-    PyModule_AddObject(m, "FlameError", FlameError);
     Py_INCREF(&ClientType);
     PyModule_AddObject(m, "Client", (PyObject *)&ClientType);
     Py_INCREF(&SessionType);
     PyModule_AddObject(m, "Session", (PyObject *)&SessionType);
+    Py_INCREF(&CacheType);
+    PyModule_AddObject(m, "Cache", (PyObject *)&CacheType);
     return m;
 }
