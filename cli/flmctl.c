@@ -287,6 +287,7 @@ static int view_app(flame_client *c, const char *name, int json)
         JSTR("installer", s->installer);
         cJSON_AddStringToObject(o, "sandbox", s->sandbox ? s->sandbox : "default");
         cJSON_AddStringToObject(o, "network", s->network ? s->network : "none");
+        cJSON_AddBoolToObject(o, "sandbox_reuse", s->sandbox_reuse != 0);
         if (s->arguments_len)
             cJSON_AddItemToObject(o, "arguments", cJSON_CreateStringArray(s->arguments, (int)s->arguments_len));
         if (s->labels_len)
@@ -332,6 +333,7 @@ static int view_app(flame_client *c, const char *name, int json)
         PSTR("Installer:", s->installer);
         printf("%-13s%s\n", "Sandbox:", s->sandbox ? s->sandbox : "default (the node's)");
         printf("%-13s%s\n", "Network:", s->network ? s->network : "none");
+        printf("%-13s%s\n", "Reuse:", s->sandbox_reuse ? "by the same owner" : "no");
         PSTR("Schema.input:", s->schema_input);
         PSTR("Schema.output:", s->schema_output);
     }

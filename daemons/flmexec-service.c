@@ -3,8 +3,8 @@
  * "input": [byte, ...]|null}; its output is JSON {"data": [byte, ...]}, the
  * script's stdout. The code is written to /tmp/flame/script/<lang>-<rand>/
  * main.sh|main.py (removed afterwards) and run there: shell with the runtime
- * sh, bash (default), zsh, csh, tcsh, ksh or fish (bare or as /bin/X,
- * /usr/bin/X); python as `uv run --python <v> main.py` ($FLAME_HOME/bin/uv,
+ * sh, bash (default; sh where there is no bash), zsh, csh, tcsh, ksh or
+ * fish (bare or as /bin/X, /usr/bin/X); python as `uv run --python <v> main.py` ($FLAME_HOME/bin/uv,
  * else /usr/bin/uv, else uv on PATH; where none can run, python<v> runs the
  * script itself), <v> being the runtime ("python" prefix stripped), else
  * $FLAME_PYTHON_VERSION, else the newest $FLAME_HOME/lib/python<v>/
@@ -514,6 +514,11 @@ static int invoke(const flame_task_context *task, flame_task_result *result, voi
         snprintf(shell_path, sizeof shell_path, "/bin/%s", shell);
         if (access(shell_path, X_OK) != 0)
             snprintf(shell_path, sizeof shell_path, "/usr/bin/%s", shell);
+        /* no runtime asked for and no bash (a microVM's busybox): sh */
+        if (!rt && access(shell_path, X_OK) != 0) {
+            shell = "sh";
+            snprintf(shell_path, sizeof shell_path, "/bin/sh");
+        }
     } else {
         snprintf(uv, sizeof uv, "%s/bin/uv", flame_home());
         if (access(uv, X_OK) != 0)

@@ -1,7 +1,9 @@
 /* Flame in C — the object cache: the server (flame-object-cache) and a C
  * client. Both speak Flame's cache protocol, Arrow Flight: flamepy's cache
  * functions and pyarrow.flight work against the server unchanged, and the
- * client works against Flame's own cache.
+ * client works against Flame's own cache. The server also serves Flame
+ * 0.7's flame.v1.ObjectCacheService (flame-rs 0.7.0) on the same port,
+ * over the same objects (README: Object cache).
  *
  * Keys are `<app>/<session>/<object>`; a PUT to `<app>/<session>` gets a
  * server-made object id; `<app>/` then `*` (delete only) names every

@@ -4,6 +4,8 @@
  * Handshake, DoExchange and PollFlightInfo are UNIMPLEMENTED: rpc/ answers
  * methods without a handler so).
  *
+ * Flame 0.7's ObjectCacheService (service07.c) is served on the same port.
+ *
  * Threads: one, the server's (rpc_server_run): every handler and the store
  * run there; start/stop are called from the owner's thread. */
 #include <arpa/inet.h>
@@ -18,7 +20,7 @@
 
 #include "Flight.pb-c.h"
 #include "cache/endpoint.h"
-#include "cache/store.h"
+#include "cache/server.h"
 #include "flame/cache.h"
 #include "flame/server.h"
 #include "rpc/rpc.h"
@@ -26,15 +28,6 @@
 
 typedef Arrow__Flight__Protocol__FlightData FlightData;
 typedef Arrow__Flight__Protocol__FlightDescriptor FlightDescriptor;
-
-struct flame_cache_server {
-    rpc_server *rpc;
-    cache_store *store;
-    pthread_t thread;
-    int port;
-    char *uri;
-    uint64_t max_object;
-};
 
 void flame_cache_server_options_init(flame_cache_server_options *opts)
 {
@@ -194,7 +187,7 @@ static void put_fail(rpc_call *call, put_state *ps, int code, const char *why)
     rpc_call_finish(call, code, "%s", why);
 }
 
-static void uuid4(char out[37])
+void cache_uuid4(char out[37])
 {
     uint8_t r[16];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
@@ -258,7 +251,7 @@ static void put_first(rpc_call *call, flame_cache_server *srv, const FlightData 
     }
     if (kind == CACHE_KEY_PREFIX) {
         char id[37];
-        uuid4(id);
+        cache_uuid4(id);
         char *full = fl_sprintf("%s/%s", key, id);
         free(key);
         key = full;
@@ -617,15 +610,18 @@ flame_status flame_cache_server_start(flame_cache_server **out,
     free(root);
     if (st)
         goto fail_ep;
-    rpc_service svc = { &arrow__flight__protocol__flight_service__descriptor, methods,
-                        FL_ARRAY_LEN(methods) };
+    /* both protocols on one port, over one store */
+    rpc_service svc[] = {
+        { &arrow__flight__protocol__flight_service__descriptor, methods, FL_ARRAY_LEN(methods) },
+        cache07_service,
+    };
     rpc_server_options ro = RPC_SERVER_OPTIONS_INIT;
     /* one object travels in one message; a reply holds an object */
     ro.max_message = (size_t)srv->max_object + (1u << 20);
     ro.limits.max_send_queue_bytes = 2 * ro.max_message;
     ro.limits.max_send_queue_msgs = 1u << 20;
     ro.tls = tls;
-    srv->rpc = rpc_server_new(&svc, 1, srv, &ro);
+    srv->rpc = rpc_server_new(svc, FL_ARRAY_LEN(svc), srv, &ro);
     srv->port = rpc_server_listen(srv->rpc, ep.target);
     if (srv->port < 0) {
         char where[300];

@@ -31,6 +31,7 @@ void cache_payload_clear(cache_payload *p)
         ipc_msg_clear(&p->msgs[i]);
     free(p->msgs);
     free(p->data);
+    free(p->data_type);
     *p = (cache_payload){ 0 };
 }
 
@@ -119,6 +120,11 @@ static char *delta_path(const cache_store *s, const char *key, size_t n)
                            : fl_sprintf("%s/%s.deltas/%zu.arrow", s->root, key, n);
 }
 
+static char *type_path(const cache_store *s, const char *key)
+{
+    return fl_sprintf("%s/%s.type", s->root, key);
+}
+
 static flame_status mkdirs(const char *path) /* every parent of path */
 {
     char *d = fl_strdup(path);
@@ -193,6 +199,45 @@ static flame_status read_file(const char *path, uint64_t max, uint8_t **out, siz
     *out = b;
     *len = got;
     return FLAME_OK;
+}
+
+#define CACHE_MAX_DATA_TYPE 256
+
+/* Flame 0.7's data_type of key from `<obj>.type` (NULL: none, "raw"). */
+static char *read_type(const cache_store *s, const char *key)
+{
+    char *path = type_path(s, key);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    char *t = NULL;
+    if (read_file(path, CACHE_MAX_DATA_TYPE, &b, &len) == FLAME_OK)
+        t = fl_strndup((const char *)b, len);
+    free(b);
+    free(path);
+    return t;
+}
+
+/* Writes `<obj>.type` for a type other than "raw", removes it otherwise. */
+static flame_status write_type(const cache_store *s, const char *key, const char *type)
+{
+    char *path = type_path(s, key);
+    flame_status st = FLAME_OK;
+    if (type && strcmp(type, "raw") != 0) {
+        fb_builder b = { (uint8_t *)type, strlen(type), 0 };
+        st = write_file(path, &b);
+    } else {
+        unlink(path);
+    }
+    free(path);
+    return st;
+}
+
+static int64_t mtime_ms(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return fl_now_ms();
+    return (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
 }
 
 /* An opaque value as a one-row file (version, data), ZSTD bodies. */
@@ -315,7 +360,7 @@ static void unload(cache_store *s, cache_obj *o)
     if (!o->loaded)
         return;
     lru_unlink(s, o);
-    cache_payload_clear(&o->base);
+    cache_payload_clear(&o->base); /* o->data_type stays: listings need it */
     for (size_t i = 0; i < o->n_deltas; i++)
         free(o->deltas[i].data);
     free(o->deltas);
@@ -329,6 +374,7 @@ static void obj_free(cache_store *s, cache_obj *o)
 {
     unload(s, o);
     free(o->key);
+    free(o->data_type);
     free(o);
 }
 
@@ -388,6 +434,7 @@ static cache_obj *load(cache_store *s, const char *key, cache_obj *o)
     cache_payload p;
     uint64_t version;
     flame_status st = read_payload(path, s->o.max_object, &p, &version);
+    int64_t created = st ? 0 : mtime_ms(path);
     free(path);
     if (st) {
         if (st == FLAME_ERR_NOT_FOUND)
@@ -427,6 +474,9 @@ static cache_obj *load(cache_store *s, const char *key, cache_obj *o)
     }
     o->native = p.native;
     o->base = p;
+    free(o->data_type);
+    o->data_type = read_type(s, key);
+    o->created_ms = created;
     o->base_version = version ? version : 1;
     o->version = o->base_version;
     o->deltas = deltas;
@@ -467,6 +517,8 @@ flame_status cache_store_put(cache_store *s, const char *key, cache_payload *p,
         flame_status st = p->native ? write_native(path, p, v)
                                     : write_opaque(path, v, p->data, p->len);
         free(path);
+        if (!st)
+            st = write_type(s, key, p->data_type);
         if (st) {
             cache_payload_clear(p);
             return st;
@@ -482,6 +534,10 @@ flame_status cache_store_put(cache_store *s, const char *key, cache_payload *p,
     }
     unload(s, o);
     o->native = p->native;
+    free(o->data_type);
+    o->data_type = p->data_type;
+    p->data_type = NULL;
+    o->created_ms = fl_now_ms();
     o->base = *p;
     *p = (cache_payload){ 0 };
     o->base_version = o->version = v;
@@ -551,6 +607,9 @@ flame_status cache_store_delete(cache_store *s, const char *pattern)
         char *path;
         if (kind == CACHE_KEY_FULL) {
             path = obj_path(s, pattern);
+            unlink(path);
+            free(path);
+            path = type_path(s, pattern);
             unlink(path);
             free(path);
             path = delta_path(s, pattern, (size_t)-1);

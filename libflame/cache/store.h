@@ -30,6 +30,7 @@ typedef struct cache_payload {
     size_t n_msgs;
     uint8_t *data;         /* opaque: every data value, concatenated */
     size_t len;
+    char *data_type;       /* PUT: Flame 0.7's data_type (malloc'ed); NULL: "raw" */
 } cache_payload;
 
 void cache_payload_clear(cache_payload *p);
@@ -42,6 +43,8 @@ typedef struct cache_obj {
     size_t n_deltas;
     bool native;
     bool loaded;           /* the data below is in memory */
+    char *data_type;       /* Flame 0.7's client-defined type; NULL: "raw" (kept unloaded) */
+    int64_t created_ms;    /* Unix ms of the last PUT (loaded from disk: the file's mtime) */
     cache_payload base;
     cache_delta *deltas;
     struct cache_obj *prev, *next; /* LRU list, most recent first (loaded only) */
@@ -74,7 +77,9 @@ enum { CACHE_KEY_FULL = 1, CACHE_KEY_PREFIX = 2, CACHE_KEY_ALL = 4 };
 int cache_key_kind(const char *key, const char **why);
 
 /* PUT: replaces the base, drops the deltas; *version = current + 1. The
- * payload is taken over (cleared) whatever the outcome. */
+ * payload is taken over (cleared) whatever the outcome. Its data_type
+ * (Flame 0.7's) becomes the object's; with an fs store a type other than
+ * "raw" is kept beside the object in `<obj>.type`. */
 flame_status cache_store_put(cache_store *s, const char *key, cache_payload *p,
                              uint64_t *version);
 /* PATCH: appends an opaque delta at current + 1. NOT_FOUND "object <k> not

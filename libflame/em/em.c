@@ -226,9 +226,14 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
     em->sandbox_default = fl_strdup(o.sandbox_default ? o.sandbox_default : "process");
     em->sandbox_allow = fl_sprintf(",%s,", o.sandbox_allow ? o.sandbox_allow
                                                            : "none,process,microvm");
-    fl_sandbox_config sc = { o.sandbox_uid_first, o.sandbox_uid_count };
+    /* two process sandboxes made ahead: a bind finds its sandbox ready */
+    bool process_allowed = strstr(em->sandbox_allow, ",process,") != NULL;
+    /* FLAME_SANDBOX_CGROUP_ROOT: where executors' cgroups go, e.g. a
+     * subtree delegated to this manager (default /sys/fs/cgroup) */
+    fl_sandbox_config sc = { o.sandbox_uid_first, o.sandbox_uid_count, process_allowed ? 2 : 0,
+                             getenv("FLAME_SANDBOX_CGROUP_ROOT") };
     fl_sandbox_process_configure(&sc);
-    if (strstr(em->sandbox_allow, ",process,")) {
+    if (process_allowed) {
         char *report = fl_sandbox_process_probe();
         fl_log(FL_LOG_INFO, "em", "%s", report);
         free(report);
@@ -260,5 +265,6 @@ void flame_executor_manager_stop(flame_executor_manager *em)
     pthread_mutex_unlock(&em->mu);
     pthread_join(em->thread, NULL);
     fl_microvm_shutdown(); /* the pool's VMs */
+    fl_sandbox_process_shutdown(); /* the sandboxes made ahead */
     em_free(em);
 }

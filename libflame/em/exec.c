@@ -46,6 +46,13 @@ typedef struct em_binding {
     fl_shim *shim;
     bool entered;            /* the service entered the session */
     flame_status st;         /* how the last call to the session manager went */
+    bool reuse;              /* the session manager lets the kept service serve it */
+    /* Kept across bindings: the service left running by the last session
+     * of an application that opts into sandbox reuse, and its application.
+     * The next bind uses it only where the session manager says so (same
+     * application and owner); else it is stopped first. */
+    fl_shim *kept;
+    char *kept_app;
 } em_binding;
 
 flame_status em_exec_call(em_exec *x, const char *method, const ProtobufCMessage *req,
@@ -108,6 +115,7 @@ static em_state on_bind(em_exec *x, em_binding *b)
         r->_application_case && r->application && r->application->spec ? r->application->spec
                                                                         : &empty;
     b->resp = resp;
+    b->reuse = r->sandbox_reuse;
     b->ctx = (fl_shim_session){
         .executor_id = x->id,
         .session_id = s->metadata ? s->metadata->id : "",
@@ -161,6 +169,18 @@ static char **app_env(const Flame__V1__ApplicationSpec *spec)
     return env;
 }
 
+/* Stops the service kept from the last session, if any. */
+static void drop_kept(em_binding *b)
+{
+    if (b->kept) {
+        b->kept->ops->leave(b->kept);
+        b->kept->ops->free(b->kept);
+    }
+    b->kept = NULL;
+    free(b->kept_app);
+    b->kept_app = NULL;
+}
+
 /* Picks the shim, installs the application and enters the session. On
  * failure *message says why and *rc is Flame's return code for it. */
 static flame_status enter_session(em_exec *x, em_binding *b, int *rc, char **message)
@@ -175,7 +195,14 @@ static flame_status enter_session(em_exec *x, em_binding *b, int *rc, char **mes
     }
     fl_shim_choice choice = { spec->shim, spec->_command_case ? spec->command : NULL,
                               inproc_for(x->em, b->ctx.application) };
-    flame_status st = fl_shim_new(&b->shim, &choice, message);
+    if (b->kept && b->reuse && strcmp(b->kept_app, b->ctx.application) == 0)
+        b->shim = b->kept; /* its enter finds the service running */
+    else
+        drop_kept(b);
+    b->kept = NULL;
+    free(b->kept_app);
+    b->kept_app = NULL;
+    flame_status st = b->shim ? FLAME_OK : fl_shim_new(&b->shim, &choice, message);
     if (st)
         return st;
     *rc = BIND_RC_INSTALL;
@@ -236,15 +263,27 @@ static em_state on_run(em_exec *x, em_binding *b)
 
 static em_state on_leave(em_exec *x, em_binding *b)
 {
-    if (b->shim) {
+    /* the service outlives the session only where its application opts in
+     * and the connection stays (the next bind decides whether it serves) */
+    const Flame__V1__ApplicationSpec *spec = b->ctx.app_spec;
+    fl_shim *kept = NULL;
+    if (b->shim && b->entered && spec && spec->sandbox_reuse && !x->em->stopping &&
+        b->st != FLAME_ERR_UNAVAILABLE && b->st != FLAME_ERR_CANCELLED &&
+        b->shim->ops->leave_keep && b->shim->ops->leave_keep(b->shim))
+        kept = b->shim;
+    else if (b->shim)
         b->shim->ops->leave(b->shim);
+    if (b->shim && !kept)
         b->shim->ops->free(b->shim);
-    }
+    char *kept_app = kept ? fl_strdup(b->ctx.application) : NULL;
     fl_installation_clear(&b->inst);
     protobuf_c_message_free_unpacked(b->resp, NULL);
     flame_status st = b->st;
     bool entered = b->entered;
+    drop_kept(b); /* a kept one the session did not use (its enter failed before) */
     memset(b, 0, sizeof *b);
+    b->kept = kept;
+    b->kept_app = kept_app;
     /* a lost connection ends the executor; a refusal still ends in an unbind */
     if (st && (st == FLAME_ERR_UNAVAILABLE || st == FLAME_ERR_CANCELLED || x->em->stopping))
         return EM_RELEASE;
@@ -293,6 +332,7 @@ static void *exec_main(void *arg)
     em_binding b = { 0 };
     for (em_state s = EM_REGISTER; s != EM_DONE;)
         s = steps[s](x, &b);
+    drop_kept(&b);
     return NULL;
 }
 

@@ -46,6 +46,7 @@ typedef struct host_shim {
     rpc_channel *ch;
     int task_timeout_ms;
     bool no_batch;       /* the service answered OnTaskInvokeBatch with UNIMPLEMENTED */
+    bool kept;           /* left a session with its service kept (leave_keep) */
 } host_shim;
 
 static atomic_uint sock_seq;
@@ -339,10 +340,16 @@ static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **m
 {
     host_shim *h = (host_shim *)sh;
     *message = NULL;
-    cleanup(h);
+    /* the service kept from the last session, if it still runs */
+    bool reuse = h->kept && h->ch && !reap(h, false);
+    h->kept = false;
     h->task_timeout_ms = ctx->task_timeout_ms;
-    h->no_batch = false;
-    flame_status st = spawn(h, ctx, message);
+    flame_status st = FLAME_OK;
+    if (!reuse) {
+        cleanup(h);
+        h->no_batch = false;
+        st = spawn(h, ctx, message);
+    }
     if (st) {
         cleanup(h);
         return st;
@@ -500,17 +507,35 @@ static flame_status host_invoke_batch(fl_shim *sh, const flame_task_context *tas
     return FLAME_OK;
 }
 
+/* OnSessionLeave; true when the service answered and still runs. */
+static bool session_leave(host_shim *h)
+{
+    if (!h->ch || reap(h, false))
+        return false;
+    Flame__V1__EmptyRequest e = FLAME__V1__EMPTY_REQUEST__INIT;
+    ProtobufCMessage *resp;
+    if (rpc_unary(h->ch, INSTANCE("OnSessionLeave"), &e.base, &flame__v1__result__descriptor,
+                  &resp, LEAVE_TIMEOUT_MS) != FLAME_OK)
+        return false;
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return !reap(h, false);
+}
+
 static void host_leave(fl_shim *sh)
 {
     host_shim *h = (host_shim *)sh;
-    if (h->ch && !reap(h, false)) {
-        Flame__V1__EmptyRequest e = FLAME__V1__EMPTY_REQUEST__INIT;
-        ProtobufCMessage *resp;
-        if (rpc_unary(h->ch, INSTANCE("OnSessionLeave"), &e.base,
-                      &flame__v1__result__descriptor, &resp, LEAVE_TIMEOUT_MS) == FLAME_OK)
-            protobuf_c_message_free_unpacked(resp, NULL);
-    }
+    session_leave(h);
+    h->kept = false;
     cleanup(h);
+}
+
+static bool host_leave_keep(fl_shim *sh)
+{
+    host_shim *h = (host_shim *)sh;
+    h->kept = session_leave(h);
+    if (!h->kept)
+        cleanup(h);
+    return h->kept;
 }
 
 static void host_free(fl_shim *sh)
@@ -521,7 +546,7 @@ static void host_free(fl_shim *sh)
 }
 
 static const fl_shim_ops host_ops = { "host", host_enter, host_invoke, host_invoke_batch,
-                                      host_leave, host_free };
+                                      host_leave, host_free, host_leave_keep };
 
 fl_shim *fl_shim_host_new(void)
 {

@@ -56,6 +56,11 @@ typedef struct fl_shim_ops {
     /* Leaves the session and stops the service (bounded in time). */
     void (*leave)(fl_shim *sh);
     void (*free)(fl_shim *sh);
+    /* Optional: leaves the session but keeps the service (and its sandbox)
+     * running, for enter() of the next session of the same application to
+     * use (sandbox reuse, em/exec.c). false: it could not, and left and
+     * stopped as leave() does. */
+    bool (*leave_keep)(fl_shim *sh);
 } fl_shim_ops;
 
 struct fl_shim {
