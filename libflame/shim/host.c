@@ -26,8 +26,6 @@
 
 #include "shim.pb-c.h"
 
-extern char **environ;
-
 #define LISTEN_TIMEOUT_MS 30000
 #define ENTER_TIMEOUT_MS 60000
 #define LEAVE_TIMEOUT_MS 10000
