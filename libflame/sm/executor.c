@@ -71,6 +71,8 @@ static void requeue(sm_t *sm, sm_exec *e, const char *why)
 
 static void exec_destroy(sm_exec *e)
 {
+    free(e->last_spec);
+    free(e->last_owner);
     free(e->run);
     fl_executor_free(e->ex);
     free(e);
@@ -178,6 +180,18 @@ static void bind_cancelled(rpc_call *call, void *arg)
     e->bind_call = NULL;
 }
 
+/* May the executor's service (and sandbox) from its last session serve
+ * this one? Only where the application opts in, is the same as registered
+ * then (a new spec needs a new service) and both sessions have the same
+ * owner: a service keeps what a session left in it, which must never reach
+ * another user. */
+static bool may_reuse(const sm_exec *e, const fl_app *a, const fl_session *s)
+{
+    return a->spec && a->spec->sandbox_reuse && e->last_spec && e->last_owner &&
+           e->last_spec_len == a->blob_len && memcmp(e->last_spec, a->blob, a->blob_len) == 0 &&
+           strcmp(e->last_owner, s->owner ? s->owner : "") == 0;
+}
+
 void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss)
 {
     if (!fl_executor_transition_ok(e->ex->state, FLAME_EXECUTOR_BINDING))
@@ -200,6 +214,13 @@ void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss)
     x = fl_wire_pack_session(ss->s, &n);
     fl_wire_put_bytes(&b, 2, x, n);
     free(x);
+    if (a && may_reuse(e, a, ss->s))
+        fl_wire_put_varint(&b, 1001, 1); /* BindExecutorResponse.sandbox_reuse */
+    free(e->last_spec);
+    e->last_spec = a ? fl_memdup(a->blob, a->blob_len) : NULL;
+    e->last_spec_len = a ? a->blob_len : 0;
+    free(e->last_owner);
+    e->last_owner = fl_strdup(ss->s->owner ? ss->s->owner : "");
     rpc_call_on_cancel(e->bind_call, NULL, NULL);
     size_t blen = b.len;
     sm_reply(sm, e->bind_call, (uint8_t *)fl_buf_detach(&b), blen);

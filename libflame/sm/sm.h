@@ -133,6 +133,11 @@ typedef struct sm_exec {
     fl_buf out;                      /* ExecutorWork being built */
     uint32_t nout;
     const struct sm_launcher *launcher; /* its node's, at creation */
+    /* What its last bind was (sandbox reuse: executor.c): the application
+     * as then registered (its packed spec) and the session's owner. */
+    uint8_t *last_spec;
+    size_t last_spec_len;
+    char *last_owner;
 } sm_exec;
 
 /* A change of the batch, as the journal keeps it to undo it (journal.c). */

@@ -135,12 +135,18 @@ START_TEST(applications)
     flame_application **list;
     size_t n;
     ck_assert_int_eq(flame_application_list(&list, &n, client), FLAME_OK);
-    ck_assert_uint_eq(n, 4); /* flmexec, flmexec-microvm, flmping (built in), py-app */
+    ck_assert_uint_eq(n, 4); /* flmexec, flmping, flmrun (Flame's built-ins), py-app */
     ck_assert_str_eq(list[0]->name, "flmexec");
     ck_assert_str_eq(list[0]->spec->sandbox, "process"); /* never the node's default */
-    ck_assert_str_eq(list[1]->name, "flmexec-microvm");
-    ck_assert_str_eq(list[1]->spec->sandbox, "microvm");
-    ck_assert_str_eq(list[2]->name, "flmping");
+    ck_assert_str_eq(list[0]->spec->command, "${FLAME_HOME}/bin/flmexec-service");
+    ck_assert_uint_eq(list[0]->spec->max_instances, 1000000);
+    ck_assert_int_eq(list[0]->spec->delay_release, 60);
+    ck_assert_str_eq(list[1]->name, "flmping");
+    ck_assert_str_eq(list[1]->spec->url, "file://${FLAME_HOME}/bin/flmping-service");
+    ck_assert_str_eq(list[2]->name, "flmrun");
+    ck_assert_str_eq(list[2]->spec->installer, "python");
+    ck_assert_uint_eq(list[2]->spec->arguments_len, 6);
+    ck_assert_str_eq(list[2]->spec->arguments[2], "python${FLAME_PYTHON_VERSION}");
     ck_assert_str_eq(list[3]->name, "py-app");
     flame_application_list_free(list, n);
 
