@@ -1,5 +1,6 @@
 /* An executor's cgroup(s) under v2 or v1 (cgroup.h).
  * Threads: no shared state but the log-once flags (atomics). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -177,6 +178,44 @@ bool fl_cgroup_join(const fl_cgroup *cg, pid_t pid)
         if (cg->dirs[i])
             ok = cg_write(cg->dirs[i], "cgroup.procs", v) && ok;
     return ok;
+}
+
+static int sweep_dir(const char *parent)
+{
+    DIR *d = opendir(parent);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (pid <= 0 || *end != '-' || (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+            continue;
+        char p[900];
+        snprintf(p, sizeof p, "%s/%s", parent, e->d_name);
+        /* a minute old at least: a manager in another pid namespace may be
+         * making it right now (its pid means nothing here) */
+        struct stat st;
+        if (stat(p, &st) == 0 && st.st_mtime + 60 < time(NULL))
+            n += rmdir(p) == 0; /* an empty one only */
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+int fl_cgroup_sweep(const char *root, int version)
+{
+    char parent[600];
+    int n = 0;
+    if (version == 2) {
+        snprintf(parent, sizeof parent, "%s/flame", root);
+        n += sweep_dir(parent);
+    } else if (version == 1) {
+        for (size_t i = 0; i < FL_ARRAY_LEN(v1_controllers); i++) {
+            snprintf(parent, sizeof parent, "%s/%s/flame", root, v1_controllers[i]);
+            n += sweep_dir(parent);
+        }
+    }
+    return n;
 }
 
 void fl_cgroup_remove(fl_cgroup *cg)

@@ -47,4 +47,10 @@ bool fl_cgroup_join(const fl_cgroup *cg, pid_t pid);
  * cg is empty afterwards. NULL or empty: nothing. */
 void fl_cgroup_remove(fl_cgroup *cg);
 
+/* Removes the empty cgroups named "<pid>-..." under root's flame
+ * directories whose pid no longer runs and that are a minute old: those of
+ * a manager that died without removing its own (kill -9). Returns how many
+ * went. */
+int fl_cgroup_sweep(const char *root, int version);
+
 #endif

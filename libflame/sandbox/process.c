@@ -102,6 +102,10 @@ void fl_sandbox_process_configure(const fl_sandbox_config *c)
         caps.cgroup = fl_cgroup_probe(cgroup_root);
     }
     pthread_mutex_unlock(&slots_lock);
+    int swept = caps.cgroup ? fl_cgroup_sweep(cgroup_root, caps.cgroup) : 0;
+    if (swept)
+        fl_log(FL_LOG_INFO, "sandbox", "removed %d empty cgroups of executor managers that are "
+               "gone", swept);
     pool_resize(c->pool < FL_SANDBOX_POOL_MAX ? c->pool : FL_SANDBOX_POOL_MAX);
 }
 

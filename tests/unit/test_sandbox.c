@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -369,6 +370,42 @@ START_TEST(the_v2_code_runs_against_a_cgroup2_hierarchy)
 }
 END_TEST
 
+START_TEST(cgroups_of_gone_managers_are_swept)
+{
+    /* a v2-shaped tree in a plain directory: the sweep only reads names,
+     * times and removes empty directories */
+    char flame[600], p[700];
+    snprintf(flame, sizeof flame, "%s/flame", dir);
+    ck_assert_int_eq(mkdir(flame, 0755), 0);
+    const char *names[] = { "999999999-100000", "999999999-100001", "keep-me", NULL };
+    for (int i = 0; names[i]; i++) {
+        snprintf(p, sizeof p, "%s/%s", flame, names[i]);
+        ck_assert_int_eq(mkdir(p, 0755), 0);
+    }
+    snprintf(p, sizeof p, "%s/%d-100002", flame, (int)getpid()); /* ours: alive */
+    ck_assert_int_eq(mkdir(p, 0755), 0);
+    /* the first two are old; the second is not empty */
+    struct timeval old[2] = { { time(NULL) - 3600, 0 }, { time(NULL) - 3600, 0 } };
+    snprintf(p, sizeof p, "%s/999999999-100001/cgroup.procs", flame);
+    FILE *f = fopen(p, "w");
+    fclose(f);
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", flame, names[i]);
+        ck_assert_int_eq(utimes(p, old), 0);
+    }
+    snprintf(p, sizeof p, "%s/%d-100002", flame, (int)getpid());
+    ck_assert_int_eq(utimes(p, old), 0);
+    ck_assert_int_eq(fl_cgroup_sweep(dir, 2), 1);
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/999999999-100000", flame);
+    ck_assert_int_ne(stat(p, &sb), 0);
+    for (int i = 1; names[i]; i++) {
+        snprintf(p, sizeof p, "%s/%s", flame, names[i]);
+        ck_assert_int_eq(stat(p, &sb), 0);
+    }
+}
+END_TEST
+
 START_TEST(a_sandbox_on_a_cgroup2_hierarchy)
 {
     const char *root = cgroup2_mount();
@@ -421,6 +458,7 @@ int main(void)
     tcase_set_timeout(v2, 30);
     tcase_add_test(v2, the_v2_code_runs_against_a_cgroup2_hierarchy);
     tcase_add_test(v2, a_sandbox_on_a_cgroup2_hierarchy);
+    tcase_add_test(v2, cgroups_of_gone_managers_are_swept);
     suite_add_tcase(s, v2);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
