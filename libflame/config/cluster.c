@@ -274,9 +274,58 @@ static flame_status only_keys(fl_yaml *y, yaml_node_t *n, const char *where,
             i++;
         if (!name || i == n_keys) {
             char key[128];
-            snprintf(key, sizeof key, "%s.%s", where, name ? name : "?");
+            snprintf(key, sizeof key, "%s%s%s", where, *where ? "." : "", name ? name : "?");
             return bad(y, k, key, "unknown key");
         }
+    }
+    return FLAME_OK;
+}
+
+/* Every key this file knows, so a misspelt one is an error naming it rather
+ * than a setting silently not taken. Flame's own `executors:` section is
+ * accepted and not read (its shim and limits are per node here). The cache:,
+ * metrics: and log: sections check their own keys. */
+static flame_status known_keys(fl_yaml *y, yaml_node_t *root, yaml_node_t *cl)
+{
+    static const char *const top[] = { "cluster", "executors", "cache", "metrics", "log" };
+    static const char *const cluster[] = { "name", "endpoint", "storage", "resreq", "slot",
+                                           "schedule_interval", "policies", "policy", "limits",
+                                           "tls", "auth", "recovery" };
+    static const char *const limits[] = { "max_tasks_per_request", "max_message_size",
+                                          "max_send_queue", "max_concurrent_streams",
+                                          "handshake_timeout", "idle_timeout", "keepalive",
+                                          "shutdown_grace" };
+    static const char *const tls[] = { "cert_file", "key_file", "ca_file", "mutual", "crl_file" };
+    static const char *const auth[] = { "anonymous_role" };
+    static const char *const recovery[] = { "session" };
+    static const char *const session[] = { "retry_limits" };
+    static const struct {
+        const char *path, *parent, *key;
+        const char *const *keys;
+        size_t n;
+    } maps[] = {
+        { "cluster.limits", "cluster", "limits", limits, FL_ARRAY_LEN(limits) },
+        { "cluster.tls", "cluster", "tls", tls, FL_ARRAY_LEN(tls) },
+        { "cluster.auth", "cluster", "auth", auth, FL_ARRAY_LEN(auth) },
+        { "cluster.recovery", "cluster", "recovery", recovery, FL_ARRAY_LEN(recovery) },
+        { "cluster.recovery.session", "cluster.recovery", "session", session,
+          FL_ARRAY_LEN(session) },
+    };
+    flame_status st;
+    if ((st = only_keys(y, root, "", top, FL_ARRAY_LEN(top))) ||
+        (st = only_keys(y, cl, "cluster", cluster, FL_ARRAY_LEN(cluster))))
+        return st;
+    yaml_node_t *found[FL_ARRAY_LEN(maps)];
+    for (size_t i = 0; i < FL_ARRAY_LEN(maps); i++) {
+        yaml_node_t *parent = cl;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(maps[i].parent, maps[j].path) == 0)
+                parent = found[j];
+        found[i] = parent ? fl_yaml_get(y, parent, maps[i].key) : NULL;
+        if (found[i] && found[i]->type != YAML_MAPPING_NODE)
+            found[i] = NULL; /* its reader says what it expected */
+        if (found[i] && (st = only_keys(y, found[i], maps[i].path, maps[i].keys, maps[i].n)))
+            return st;
     }
     return FLAME_OK;
 }
@@ -483,6 +532,8 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
         st = bad(&y, cl ? cl : root, "cluster", "missing, or not a mapping");
         goto out;
     }
+    if ((st = known_keys(&y, root, cl)))
+        goto out;
     static const struct { const char *key; int slot; } strs[] = {
         { "name", 0 }, { "endpoint", 1 }, { "storage", 2 },
     };

@@ -101,6 +101,16 @@ START_TEST(bad_configs_name_the_key)
     expect_bad("cluster:\n  auth: {anonymous_role: root}\n",
                "cluster.auth.anonymous_role: expected none or user");
     expect_bad("cluster:\n  auth: none\n", "cluster.auth: expected a mapping");
+    /* a misspelt key is named, at every level */
+    expect_bad("cluster: {name: a}\ncahce: {}\n", ":2: cahce: unknown key");
+    expect_bad("cluster:\n  schedul_interval: 5\n", "cluster.schedul_interval: unknown key");
+    expect_bad("cluster:\n  limits: {max_task_per_request: 5}\n",
+               "cluster.limits.max_task_per_request: unknown key");
+    expect_bad("cluster:\n  tls: {cert_file: s.crt, key_file: s.key, ca: c}\n",
+               "cluster.tls.ca: unknown key");
+    expect_bad("cluster:\n  auth: {anonymous: none}\n", "cluster.auth.anonymous: unknown key");
+    expect_bad("cluster:\n  recovery: {session: {retry_limit: 3}}\n",
+               "cluster.recovery.session.retry_limit: unknown key");
 }
 END_TEST
 
