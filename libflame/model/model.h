@@ -80,6 +80,7 @@ typedef struct fl_app_spec {
     char *sandbox;              /* "none", "process", "microvm"; NULL: the node's default */
     char *network;              /* "none", "host"; NULL: "none" */
     char *owner;                /* the user who registered it; NULL: admins' */
+    char *stdio_mode;           /* the stdio shim's: "frame", "line"; NULL: frame */
 } fl_app_spec;
 
 void fl_app_spec_free(fl_app_spec *spec); /* NULL is a no-op */
