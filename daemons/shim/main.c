@@ -4,8 +4,11 @@
  * own program over its stdin/stdout (stdio.c) or HTTP (rest.c).
  *
  *   flame-shim stdio|rest [--timeout-ms N] [--max-frame BYTES] [--line]
- *              [--url URL] [--health PATH] [--venv DIR] [-- PROGRAM ARGS...]
+ *              [--url URL] [--health PATH] [--venv DIR] [--see PATH]
+ *              [-- PROGRAM ARGS...]
  *
+ * --see PATH: a path the program needs (its interpreter's installation):
+ * the host shim shows the paths our arguments name inside the sandbox.
  * --venv DIR: a Python venv the program lives in: VIRTUAL_ENV is set and
  * DIR/bin goes first on PATH. Threads: main's only (flame_service_run runs
  * the callbacks on one thread of its own). */
@@ -73,6 +76,8 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--health") == 0 && v && v[0] == '/') {
             o.health = v;
             i++;
+        } else if (strcmp(a, "--see") == 0 && v && v[0] == '/') {
+            i++; /* for the host shim: it shows the paths our arguments name */
         } else if (strcmp(a, "--venv") == 0 && v && v[0] == '/') {
             use_venv(v);
             i++;

@@ -49,6 +49,31 @@ static char *venv_of(const char *command)
     return d;
 }
 
+/* The installation of the program a symlink names (a venv's python is a
+ * link to its base interpreter, which may live under a private home, e.g.
+ * pyenv's): the directory above the real file's bin/, or NULL when the
+ * command is no link to elsewhere. Naming it to flame-shim (--see) shows it
+ * read-only inside the sandbox. */
+static char *real_prefix(const char *command)
+{
+    if (!command || command[0] != '/')
+        return NULL;
+    char *real = realpath(command, NULL);
+    if (!real || strcmp(real, command) == 0) {
+        free(real);
+        return NULL;
+    }
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(real, '/');
+        if (!slash || slash == real) {
+            free(real);
+            return NULL;
+        }
+        *slash = 0;
+    }
+    return real;
+}
+
 static flame_status bridge_enter(fl_shim *sh, const fl_shim_session *ctx, char **message)
 {
     bridge_shim *b = (bridge_shim *)sh;
@@ -84,6 +109,10 @@ static flame_status bridge_enter(fl_shim *sh, const fl_shim_session *ctx, char *
     if (has_cmd && (owned[1] = venv_of(ctx->command))) {
         args[n++] = "--venv";
         args[n++] = owned[1];
+    }
+    if (has_cmd && (owned[2] = real_prefix(ctx->command))) {
+        args[n++] = "--see";
+        args[n++] = owned[2];
     }
     if (has_cmd) {
         args[n++] = "--";
