@@ -304,6 +304,82 @@ static int on_invoke(const flame_task_context *t, flame_task_result *result, voi
     return S.o->line ? invoke_line(t, result) : invoke_frame(t, result);
 }
 
+/* Frame mode, a batch: the frames of a window of tasks that fits in a pipe
+ * buffer go out together, then their answers are read in order, so the
+ * program works while we write and no side blocks on a full pipe. When a
+ * task fails the program (crash, malformed answer, timeout), the tasks sent
+ * after it in its window got no answer: they fail saying so (they may have
+ * run, so they are not sent again), and the next window starts the program
+ * again. */
+#define WINDOW_BYTES (60 << 10)
+
+static void on_batch(const flame_task_context *t, size_t n, int *rcs, flame_task_result **res,
+                     void *payload)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (S.o->line) {
+            rcs[i] = on_invoke(&t[i], res[i], payload);
+            i++;
+            continue;
+        }
+        char *why = ensure_running();
+        if (why) {
+            rcs[i] = fail(res[i], xprintf("cannot start the program for task %s: %s",
+                                          t[i].task_id, why));
+            free(why);
+            i++;
+            continue;
+        }
+        size_t end = i, bytes = 0;
+        do {
+            bytes += 5 + (t[end].input.data ? t[end].input.len : 0);
+            end++;
+        } while (end < n && bytes + 5 + (t[end].input.data ? t[end].input.len : 0) <= WINDOW_BYTES);
+        size_t sent = i;
+        while (sent < end &&
+               send_frame('T', t[sent].input.data, t[sent].input.data ? t[sent].input.len : 0,
+                          deadline()) == 0)
+            sent++;
+        size_t k = i;
+        const char *failed = NULL; /* the task the program failed on */
+        for (; k < sent; k++) {
+            char type, *p;
+            size_t len;
+            char *what = xprintf("while running task %s", t[k].task_id);
+            why = recv_frame(&type, &p, &len, what);
+            free(what);
+            if (why) {
+                rcs[k] = fail(res[k], why);
+                failed = t[k].task_id;
+                k++;
+                break;
+            }
+            if (type == 'O') {
+                flame_task_result_set_output(res[k], p, len);
+                rcs[k] = 0;
+            } else {
+                if (len > MAX_MESSAGE)
+                    p[MAX_MESSAGE] = 0;
+                flame_task_result_set_message(res[k], len ? p : "the program failed the task");
+                rcs[k] = 1;
+            }
+            free(p);
+        }
+        if (k < end) { /* it failed a task, or took no more frames */
+            child_stop(&S.c, SHIM_STOP_GRACE_MS);
+            for (size_t j = k; j < end; j++)
+                rcs[j] = fail(res[j], failed ? xprintf("task %s got no answer: the program failed "
+                                                       "on task %s of the same batch first (it may "
+                                                       "have run; it is not sent again)",
+                                                       t[j].task_id, failed)
+                                             : xprintf("task %s was not run: the program stopped "
+                                                       "reading its stdin", t[j].task_id));
+        }
+        i = end;
+    }
+}
+
 static void on_leave(void *payload)
 {
     if (child_alive(&S.c) && !S.o->line)
@@ -315,7 +391,7 @@ static void on_leave(void *payload)
 int stdio_main(const shim_opts *o)
 {
     S.o = o;
-    flame_service svc = { FLAME_SERVICE_VERSION, on_enter, on_invoke, on_leave, NULL };
+    flame_service svc = { FLAME_SERVICE_VERSION, on_enter, on_invoke, on_leave, NULL, on_batch };
     flame_status st = flame_service_run(&svc);
     child_stop(&S.c, SHIM_STOP_GRACE_MS);
     free(S.common);

@@ -202,3 +202,15 @@ def test_yaml_refuses_a_bad_stdio_mode(cluster, tmp_path):
     r = subprocess.run([FLMCTL, "register", "-f", str(tmp_path / "bad.yaml")],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "expected frame or line" in r.stdout + r.stderr, r
+
+
+def test_many_tasks_at_once(cluster):
+    """Tasks submitted together reach flame-shim in batches, whose frames go
+    to the program pipelined: every answer still belongs to its task."""
+    s = flamepy.create_session("bad-frames")
+    try:
+        futures = [s.run(b"t%d" % i) for i in range(500)]
+        got = [f.result(timeout=300) for f in futures]
+    finally:
+        s.close()
+    assert got == [b"t%d" % i for i in range(500)], logs(cluster["tmp"])
