@@ -13,6 +13,7 @@ pkgs=(gcc pkg-config meson ninja-build
       clang libclang-rt-14-dev     # the fuzz targets only (scripts/fuzz.sh)
       golang-go                    # the Go binding (Debian 12: Go 1.19, what bindings/go/go.mod asks)
       qemu-system-x86              # the microvm sandbox level; its kernel and busybox: scripts/microvm-image.sh
+      mmdebstrap buildah umoci systemd  # deployment artefacts (scripts/image.sh, systemd-analyze)
       prometheus)                  # the metrics test scrapes the daemons with it (tests/integration/test_metrics.sh)
 missing=()
 for p in "${pkgs[@]}"; do
