@@ -10,7 +10,7 @@
 #      run; written as an OCI layout directory and an oci-archive.
 #   scripts/image.sh [--build DIR] [--tag TAG]   prints the OCI layout's path
 # `podman load -i <dir>/flame.oci.tar` or `skopeo copy oci:<dir>:TAG docker://REGISTRY/flame:TAG`
-# take it further. Cached outside the repo in ${FLAME_IMAGE_CACHE:-~/.cache/flame/image}:
+# take it further. FLAME_IMAGE_TOOL=umoci skips buildah. Cached outside the repo in ${FLAME_IMAGE_CACHE:-~/.cache/flame/image}:
 # the Debian root by its package list and suite, the image by the content
 # hash of the root's key and the installed files; a second run with the same
 # build does nothing. Exit 77 (with a printed reason) where Debian's mirror
@@ -108,7 +108,7 @@ rm -rf "$work/merged"
 files_key=$(cd "$stage" && tar --sort=name --mtime=@0 --numeric-owner -cf - . | sha256sum | cut -c1-16)
 revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 # the revision label must tell the truth: a new commit, a new image
-key=$( { echo "$base_key $files_key $tag $revision"; sed -n '/^# ---- 3/,$p' "$0"; } | sha256sum | cut -c1-16)
+key=$( { echo "$base_key $files_key $tag $revision ${FLAME_IMAGE_TOOL:-}"; sed -n '/^# ---- 3/,$p' "$0"; } | sha256sum | cut -c1-16)
 out=$cache/flame-$tag-$key
 if [ -f "$out/oci/index.json" ]; then
     echo "$out/oci"
@@ -127,7 +127,8 @@ cmd='["--config", "/etc/flame/flame-cluster.yaml"]'
 assembled=""
 blabels=()
 for l in "${labels[@]}"; do blabels+=(--label "$l"); done
-if command -v buildah >/dev/null; then
+tool=${FLAME_IMAGE_TOOL:-}   # buildah or umoci; default: buildah, else umoci
+if [ "$tool" != umoci ] && command -v buildah >/dev/null; then
     # storage of our own (vfs: no overlay mounts needed), removed afterwards
     b=(buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs)
     if c=$("${b[@]}" from scratch 2>"$work/buildah.log") &&
@@ -164,7 +165,17 @@ if [ -z "$assembled" ] && command -v umoci >/dev/null; then
 fi
 [ -n "$assembled" ] || die "neither buildah nor umoci (apt-get install buildah umoci)"
 echo "$assembled" >"$work/out/assembled-by"
-tar -C "$work/out/oci" -cf "$work/out/flame.oci.tar" .
+# the archive names the image in full, so `podman load` calls it localhost/flame:TAG
+cp -al "$work/out/oci" "$work/arch"
+rm "$work/arch/index.json"
+python3 - "$work/out/oci/index.json" "$work/arch/index.json" "localhost/flame:$tag" <<'PY'
+import json, sys
+i = json.load(open(sys.argv[1]))
+for m in i["manifests"]:
+    m.setdefault("annotations", {})["org.opencontainers.image.ref.name"] = sys.argv[3]
+json.dump(i, open(sys.argv[2], "w"))
+PY
+tar -C "$work/arch" -cf "$work/out/flame.oci.tar" .
 rm -rf "$out"
 mv "$work/out" "$out"
 # older images of this tag: one kept

@@ -69,6 +69,21 @@ print(f"image: {len(m['layers'])} layers, {size / 1e6:.1f} MB of blobs")
 open(os.path.join(os.path.dirname(rootfs), "bindir"), "w").write(cfg["Entrypoint"][0].rsplit("/", 1)[0])
 sys.exit(1 if fails else 0)
 PY
+# a real consumer of the archive: podman loads it (storage in our temp dir).
+# `podman run` cannot start containers on this machine (crun: setrlimit
+# RLIMIT_NPROC: EPERM), so the daemons run below by unshare + chroot.
+if command -v podman >/dev/null; then
+    P=(podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver vfs
+       --cgroup-manager cgroupfs --events-backend file)
+    timeout 300 "${P[@]}" load -q -i "$out/../flame.oci.tar" >"$work/load" 2>&1 ||
+        { cat "$work/load"; echo "FAIL: podman load of flame.oci.tar"; exit 1; }
+    got=$("${P[@]}" image inspect "localhost/flame:$version" \
+          --format '{{.Config.User}} {{index .Config.Labels "org.opencontainers.image.title"}}' 2>&1)
+    [ "$got" = "65532:65532 flame" ] || { echo "FAIL: podman sees $got"; exit 1; }
+    echo "ok: podman loads the archive ($(cat "$work/load"))"
+    "${P[@]}" rmi -a -f >/dev/null 2>&1
+    rm -rf "$work/podman" 2>/dev/null || true
+fi
 root=$work/rootfs
 bindir=$(cat "$work/bindir")
 grep -q '^flame:x:65532:65532:' "$root/etc/passwd" || { echo "FAIL: no user flame (65532) in the image"; exit 1; }
@@ -92,20 +107,21 @@ inroot --userspec=65532:65532 "$root" "$bindir/flame-object-cache" \
     --endpoint "grpc://127.0.0.1:$cp" --storage fs:///var/lib/flame/cache \
     --metrics "127.0.0.1:$cm" >"$work/cache.log" 2>&1 &
 pids+=($!)
-ready() { # PORT WHAT LOG
-    for _ in $(seq 300); do
+ready() { # PORT WHAT LOG PID
+    for _ in $(seq 600); do
         [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz")" = 200 ] && { echo "ok: $2 in the image is ready"; return 0; }
+        kill -0 "$4" 2>/dev/null || { echo "FAIL: $2 in the image exited"; tail -20 "$3"; return 1; }
         sleep 0.1
     done
-    echo "FAIL: $2 in the image not ready in 30 s"; tail -20 "$3"; return 1
+    echo "FAIL: $2 in the image not ready in 60 s"; tail -20 "$3"; return 1
 }
-ready "$smm" "session manager" "$work/sm.log" || exit 1
-ready "$cm" "object cache" "$work/cache.log" || exit 1
+ready "$smm" "session manager" "$work/sm.log" "${pids[0]}" || exit 1
+ready "$cm" "object cache" "$work/cache.log" "${pids[1]}" || exit 1
 inroot "$root" "$bindir/flame-executor-manager" \
     --endpoint "http://127.0.0.1:$sm" --node image-node --work-dir /var/lib/flame/work \
     --sandbox none --sandbox-allow none --resources cpu=2,mem=2g --metrics "127.0.0.1:$em" >"$work/em.log" 2>&1 &
 pids+=($!)
-ready "$em" "executor manager" "$work/em.log" || exit 1
+ready "$em" "executor manager" "$work/em.log" "${pids[2]}" || exit 1
 ping=$(FLAME_ENDPOINT="http://127.0.0.1:$sm" FLAME_CONFIG=/nonexistent.yaml \
        timeout 120 unshare -m -p -f --mount-proc="$root/proc" chroot --userspec=65532:65532 "$root" \
        "$bindir/flmping" -t 20 2>&1) || { echo "$ping"; echo "FAIL: flmping in the image"; tail -20 "$work/em.log"; exit 1; }
