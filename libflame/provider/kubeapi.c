@@ -368,13 +368,13 @@ static flame_status perform(const kube_api *a, const char *method, const char *p
         return FLAME_OK;
     if (rc != CURLE_OK) {
         if (x->too_big)
-            return fl_error(FLAME_ERR_UNAVAILABLE, "kubernetes: %s %s: answer over %u bytes",
+            return fl_error(FLAME_ERR_UNAVAILABLE, "%s %s: answer over %u bytes",
                             method, path, MAX_RESPONSE);
         /* a stream that ran to its bound is a normal end */
         if (rc == CURLE_OPERATION_TIMEDOUT && x->on_line && *status == 200)
             return FLAME_OK;
         *status = 0;
-        return fl_error(FLAME_ERR_UNAVAILABLE, "kubernetes: %s %s%s: %s", method, a->server,
+        return fl_error(FLAME_ERR_UNAVAILABLE, "%s %s%s: %s", method, a->server,
                         path, curl_easy_strerror(rc));
     }
     return FLAME_OK;

@@ -836,6 +836,10 @@ flame_status fl_provider_new(fl_provider **out, const flame_cluster_config *cfg,
     }
     fl_log(FL_LOG_INFO, "kubernetes", "provider kubernetes: %s, namespace %s, image %s, pods "
            "reach the session manager at %s", p->api.server, p->ns, p->image, p->endpoint);
+    if (!cfg->k8s_endpoint && (strstr(p->endpoint, "://127.") || strstr(p->endpoint, "localhost")))
+        fl_log(FL_LOG_WARN, "kubernetes", "pods are told to reach the session manager at %s, a "
+               "loopback address: set kubernetes.endpoint (e.g. its Service's address)",
+               p->endpoint);
     *out = p;
     return FLAME_OK;
 }
