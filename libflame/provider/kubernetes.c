@@ -374,6 +374,11 @@ static bool on_event(void *arg, char *line)
     return go_on;
 }
 
+static bool watch_stopping(void *arg)
+{
+    return stopping(((watch_ctx *)arg)->p);
+}
+
 static void *watch_main(void *arg)
 {
     fl_provider *p = arg;
@@ -400,8 +405,8 @@ static void *watch_main(void *arg)
         free(extra);
         watch_ctx w = { p, false, NULL };
         long status = 0;
-        flame_status st = kube_stream(&p->api, path, WATCH_TIMEOUT_MS, on_event, stopping, &w,
-                                      &status);
+        flame_status st = kube_stream(&p->api, path, WATCH_TIMEOUT_MS, on_event, watch_stopping,
+                                      &w, &status);
         free(path);
         if (stopping(p)) {
             free(w.error);
