@@ -35,6 +35,7 @@
 #define CREATES_PER_ROUND 20
 #define BACKOFF_MAX_MS 30000
 #define REPORT_EVERY_MS 60000      /* the same error is logged once a minute */
+#define REPORT_GAP_MS 10000        /* another error at most every 10 s */
 
 #define LABEL_MANAGED "app.kubernetes.io/managed-by"
 #define LABEL_CLUSTER "flame.io/cluster"
@@ -111,14 +112,16 @@ static void pods_clear(fl_map *m)
     fl_map_free(m);
 }
 
-/* Logs an error once, then again only if it changes or a minute passed;
- * msg NULL: the slot works again (said once). */
+/* Logs an error once, then another one after 10 s, the same one after a
+ * minute; msg NULL: the slot works again (said once). */
 static void report(fl_provider *p, int slot, const char *msg)
 {
     int64_t now = fl_now_ms();
     pthread_mutex_lock(&p->mu);
     bool same = msg && p->last_error[slot] && strcmp(p->last_error[slot], msg) == 0;
-    bool log_it = msg ? !same || now - p->last_error_ms[slot] >= REPORT_EVERY_MS
+    /* an outage fails every request of a round: one line per few seconds */
+    bool log_it = msg ? !p->last_error[slot] ||
+                        now - p->last_error_ms[slot] >= (same ? REPORT_EVERY_MS : REPORT_GAP_MS)
                       : p->last_error[slot] != NULL;
     if (log_it || !msg) {
         free(p->last_error[slot]);

@@ -192,7 +192,7 @@ wait_count "" 0 && ok "every session closed: no pod left" || bad "no pod left" "
 stop_sm
 
 # 5. a token without rights: 403, readable, and the session manager serves on
-: >"$tmp/sm.log"
+mv "$tmp/sm.log" "$tmp/sm1.log"
 write_config "$tmp/kube/kubeconfig.norights"
 start_sm || exit 1
 s4=$(new_session 1 cpu=1,mem=128m)
@@ -210,5 +210,7 @@ printf 'cluster:\n  name: x\nprovider: kubernetes\nkubernetes:\n  namespace: def
 out=$("$sm" --config "$tmp/bad.yaml" 2>&1 & p=$!; sleep 2; kill $p 2>/dev/null; wait $p)
 grep -q 'kubernetes.image' <<<"$out" && ok "a missing kubernetes.image is named" || bad "a missing kubernetes.image is named" "$out"
 
+echo "# the provider's log lines:"
+grep -h 'kubernetes' "$tmp/sm1.log" "$tmp/sm.log" | sed 's/^/#   /'
 echo "$pass passed, $failn failed"
 [ "$failn" -eq 0 ]
