@@ -434,7 +434,7 @@ static flame_status read_provider(fl_yaml *y, yaml_node_t *root, config_impl *c)
 {
     static const char *const keys[] = { "namespace", "image", "kubeconfig", "endpoint",
                                         "service_account", "labels", "resources", "max_pods",
-                                        "scale_down_delay" };
+                                        "scale_down_delay", "tls_secret" };
     flame_cluster_config *p = &c->pub;
     flame_status st;
     p->k8s_scale_down_delay_ms = 60000;
@@ -456,13 +456,14 @@ static flame_status read_provider(fl_yaml *y, yaml_node_t *root, config_impl *c)
     if (n->type != YAML_MAPPING_NODE)
         return bad(y, n, "kubernetes", "expected a mapping {namespace, image, kubeconfig, "
                                        "endpoint, service_account, labels, resources, max_pods, "
-                                       "scale_down_delay}");
+                                       "scale_down_delay, tls_secret}");
     if ((st = only_keys(y, n, "kubernetes", keys, FL_ARRAY_LEN(keys))) ||
         (st = k8s_string(y, n, "namespace", c, 1, &p->k8s_namespace)) ||
         (st = k8s_string(y, n, "image", c, 2, &p->k8s_image)) ||
         (st = k8s_string(y, n, "kubeconfig", c, 3, &p->k8s_kubeconfig)) ||
         (st = k8s_string(y, n, "endpoint", c, 4, &p->k8s_endpoint)) ||
-        (st = k8s_string(y, n, "service_account", c, 5, &p->k8s_service_account)))
+        (st = k8s_string(y, n, "service_account", c, 5, &p->k8s_service_account)) ||
+        (st = k8s_string(y, n, "tls_secret", c, 7, &p->k8s_tls_secret)))
         return st;
     if (k8s && !p->k8s_image)
         return bad(y, n, "kubernetes.image", "required with provider: kubernetes (the executor "

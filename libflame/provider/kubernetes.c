@@ -42,6 +42,7 @@
 #define LABEL_SESSION "flame.io/session"
 #define LABEL_APP "flame.io/application"
 #define ANNOT_SESSION "flame.io/session-id"
+#define TLS_DIR "/etc/flame/tls"
 
 typedef struct kpod {
     char *name;
@@ -63,7 +64,7 @@ enum { SLOT_WATCH, SLOT_RECONCILE, SLOTS };
 
 struct fl_provider {
     kube_api api;
-    char *ns, *image, *endpoint, *service_account, *cluster;
+    char *ns, *image, *endpoint, *service_account, *cluster, *tls_secret;
     char *selector;         /* URL-encoded label selector of our pods */
     cJSON *extra_labels;    /* object */
     flame_resreq dflt;
@@ -499,9 +500,22 @@ static char *pod_json(fl_provider *p, const create_req *c)
              (unsigned long long)r.memory);
     const char *cmd[] = { "flame-executor-manager" };
     const char *args[] = { "--endpoint", p->endpoint, "--node", "$(FLAME_NODE_NAME)",
-                           "--resources", res };
+                           "--resources", res, "--tls-ca", TLS_DIR "/ca.crt", "--tls-cert",
+                           TLS_DIR "/tls.crt", "--tls-key", TLS_DIR "/tls.key" };
     cJSON_AddItemToObject(ctr, "command", cJSON_CreateStringArray(cmd, 1));
-    cJSON_AddItemToObject(ctr, "args", cJSON_CreateStringArray(args, 6));
+    cJSON_AddItemToObject(ctr, "args", cJSON_CreateStringArray(args, p->tls_secret ? 12 : 6));
+    if (p->tls_secret) { /* the node's certificate and the CA, from a Secret */
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "name", "flame-tls");
+        cJSON_AddStringToObject(m, "mountPath", TLS_DIR);
+        cJSON_AddBoolToObject(m, "readOnly", true);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(ctr, "volumeMounts"), m);
+        cJSON *vol = cJSON_CreateObject();
+        cJSON_AddStringToObject(vol, "name", "flame-tls");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(vol, "secret"), "secretName",
+                                p->tls_secret);
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "volumes"), vol);
+    }
     cJSON *env = cJSON_AddArrayToObject(ctr, "env");
     cJSON *e = cJSON_CreateObject();
     cJSON_AddItemToArray(env, e);
@@ -771,6 +785,7 @@ static void provider_destroy(fl_provider *p)
     free(p->image);
     free(p->endpoint);
     free(p->service_account);
+    free(p->tls_secret);
     free(p->cluster);
     free(p->selector);
     cJSON_Delete(p->extra_labels);
@@ -816,6 +831,7 @@ flame_status fl_provider_new(fl_provider **out, const flame_cluster_config *cfg,
     p->image = fl_strdup(cfg->k8s_image);
     p->endpoint = fl_strdup(cfg->k8s_endpoint ? cfg->k8s_endpoint : sm_endpoint);
     p->service_account = fl_strdup(cfg->k8s_service_account);
+    p->tls_secret = fl_strdup(cfg->k8s_tls_secret);
     char lv[64];
     label_value(cfg->name ? cfg->name : "flame", lv);
     p->cluster = fl_strdup(lv);

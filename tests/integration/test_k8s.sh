@@ -74,6 +74,7 @@ kubernetes:
   endpoint: "http://flame-session-manager.flame.svc:8080"
   labels: {team: qa}
   scale_down_delay: 0
+  tls_secret: flame-node-tls
 EOF
 }
 start_sm() {
@@ -134,6 +135,8 @@ check_pod "the pod runs an executor manager that registers back" \
     "p['spec']['containers'][0]['command']==['flame-executor-manager'] and 'http://flame-session-manager.flame.svc:8080' in p['spec']['containers'][0]['args'] and p['spec']['containers'][0]['image']=='flame-executor-manager:test'"
 check_pod "the node name is the pod's" \
     "p['spec']['containers'][0]['env'][0]['valueFrom']['fieldRef']['fieldPath']=='metadata.name'"
+check_pod "the node's TLS files come from the Secret" \
+    "p['spec']['volumes'][0]['secret']['secretName']=='flame-node-tls' and p['spec']['containers'][0]['volumeMounts'][0]['mountPath']=='/etc/flame/tls' and '/etc/flame/tls/tls.key' in p['spec']['containers'][0]['args']"
 check_pod "it stays Pending (no kubelet)" "p['status']['phase']=='Pending'"
 sleep 3
 [ "$(count "flame.io/session=$s1")" = 3 ] && ok "no extra pods after a while" || bad "no extra pods" "$(pods)"

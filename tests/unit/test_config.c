@@ -319,7 +319,8 @@ START_TEST(provider_section)
         "  labels: {team: ml, tier: gpu}\n"
         "  resources: cpu=2,mem=1g\n"
         "  max_pods: 7\n"
-        "  scale_down_delay: 0\n")), FLAME_OK);
+        "  scale_down_delay: 0\n"
+        "  tls_secret: flame-tls\n")), FLAME_OK);
     ck_assert_str_eq(c->provider, "kubernetes");
     ck_assert_str_eq(c->k8s_namespace, "flame");
     ck_assert_str_eq(c->k8s_image, "flame:1");
@@ -331,6 +332,7 @@ START_TEST(provider_section)
     ck_assert_uint_eq(c->k8s_resources.memory, 1ull << 30);
     ck_assert_uint_eq(c->k8s_max_pods, 7);
     ck_assert_int_eq(c->k8s_scale_down_delay_ms, 0);
+    ck_assert_str_eq(c->k8s_tls_secret, "flame-tls");
     flame_cluster_config_free(c);
     expect_bad("cluster:\n  name: t\nprovider: yarn\n", "provider: expected none or kubernetes");
     expect_bad("cluster:\n  name: t\nprovider: kubernetes\n", "kubernetes: required");
