@@ -142,5 +142,6 @@ void sm_sched_run(sm_t *sm)
     free(apps);
     free(sess);
     free(ex);
+    sm_provide(sm);
     sm_metrics_cycle(fl_mono_ns() - sm->sched_last_ns);
 }
