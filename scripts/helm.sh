@@ -4,7 +4,7 @@
 #                                 ${FLAME_HELM_CACHE:-~/.cache/flame/helm}/<version>/helm, prints its path
 #   scripts/helm.sh certs [--ca DIR] [--flmadm PATH] [--release NAME] [--namespace NS]
 #                         [--executor-managers N]
-#                                 prints the chart's three TLS Secrets (kubectl apply -f -),
+#                                 prints the chart's four TLS Secrets (kubectl apply -f -),
 #                                 made by flmadm with the cluster CA in DIR (created when missing)
 #   scripts/helm.sh -- ARGS...    runs that helm
 # Exit 77 (with a printed reason) where helm cannot be built here (no Go, no proxy).
@@ -78,6 +78,10 @@ certs() {
     secret "$cache-tls" --from-file=tls.crt="$out/cache/$cache.crt" \
         --from-file=tls.key="$out/cache/$cache.key" --from-file=ca.crt="$ca/ca.crt"
     secret "$full-executor-manager-tls" --from-file=ca.crt="$ca/ca.crt" "${args[@]}"
+    # provider: kubernetes mounts one Secret (ca.crt, tls.crt, tls.key) in every pod it makes
+    "$flmadm" issue node "$full-node" --dir "$ca" --out "$out/node" --force >&2
+    secret "$full-node-tls" --from-file=tls.crt="$out/node/$full-node.crt" \
+        --from-file=tls.key="$out/node/$full-node.key" --from-file=ca.crt="$ca/ca.crt"
 }
 
 case "${1:-}" in

@@ -25,8 +25,10 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-export HOME=$work/home XDG_CACHE_HOME=$work/cache XDG_CONFIG_HOME=$work/config XDG_DATA_HOME=$work/data
-mkdir -p "$HOME"
+# helm's and kubectl's state in the temp dir (HOME stays: the caches of
+# helm.sh and kube-apiserver.sh live under it)
+export HELM_CACHE_HOME=$work/helm/cache HELM_CONFIG_HOME=$work/helm/config HELM_DATA_HOME=$work/helm/data
+export KUBECONFIG=$work/no-kubeconfig
 
 "$helm" lint --strict "$chart" >"$work/lint" 2>&1 || { cat "$work/lint"; echo "FAIL: helm lint"; exit 1; }
 echo "ok: helm lint --strict"
@@ -34,7 +36,7 @@ echo "ok: helm lint --strict"
 ns=flame-test
 variants=(default notls k8s nosandbox)
 declare -A sets=([default]="" [notls]="--set tls.enabled=false"
-                 [k8s]="--set cluster.provider=kubernetes --set executorManager.replicas=0"
+                 [k8s]="--set provider=kubernetes --set executorManager.replicas=0"
                  [nosandbox]="--set executorManager.sandbox=none")
 for v in "${variants[@]}"; do
     # shellcheck disable=SC2086
@@ -71,7 +73,15 @@ for v in ("default", "notls", "k8s", "nosandbox"):
     want(("tls" in cluster.get("cluster", {})) == tls and
          (cluster.get("cluster", {}).get("tls", {}).get("mutual") is True) == tls,
          f"{v}: mutual TLS {'on' if tls else 'off'} in the config")
-    want((cluster.get("cluster", {}).get("provider") == "kubernetes") == (v == "k8s"), f"{v}: provider")
+    k8s = cluster.get("kubernetes", {})
+    want((cluster.get("provider") == "kubernetes") == (v == "k8s"), f"{v}: provider")
+    if v == "k8s":
+        want(k8s.get("image") == "localhost/flame:0.1.0" and k8s.get("namespace") == "flame-test"
+             and k8s.get("endpoint") == "https://flame-session-manager.flame-test.svc:8080"
+             and k8s.get("tls_secret") == "flame-node-tls", f"{v}: kubernetes section {k8s}")
+        sm_pod = sm["spec"]["template"]["spec"]
+        want(sm_pod["serviceAccountName"] == "flame-session-manager"
+             and sm_pod["automountServiceAccountToken"] is True, f"{v}: the session manager has the provider's token")
     role = docs.get(("Role", "flame-session-manager"))
     want(role is not None and set(role["rules"][0]["verbs"]) >= {"create", "delete", "list", "watch", "get"}
          and role["rules"][0]["resources"] == ["pods"], f"{v}: Role for pods")
@@ -106,12 +116,13 @@ s = {d["metadata"]["name"]: d for d in yaml.safe_load_all(open(sys.argv[1])) if 
 want = {"flame-session-manager-tls": {"tls.crt", "tls.key", "ca.crt"},
         "flame-object-cache-tls": {"tls.crt", "tls.key", "ca.crt"},
         "flame-executor-manager-tls": {"ca.crt", "flame-executor-manager-0.crt", "flame-executor-manager-0.key",
-                                        "flame-executor-manager-1.crt", "flame-executor-manager-1.key"}}
+                                        "flame-executor-manager-1.crt", "flame-executor-manager-1.key"},
+        "flame-node-tls": {"tls.crt", "tls.key", "ca.crt"}}
 for n, keys in want.items():
     got = set(s.get(n, {}).get("data", {}))
     assert got == keys, f"Secret {n}: {sorted(got)}, want {sorted(keys)}"
     assert b"BEGIN CERTIFICATE" in base64.b64decode(s[n]["data"]["ca.crt"])
-print("ok: scripts/helm.sh certs made the three Secrets")
+print("ok: scripts/helm.sh certs made the four Secrets")
 PY
 [ $? = 0 ] || exit 1
 
@@ -137,4 +148,24 @@ for v in "${variants[@]}"; do
         cat "$work/apply"; echo "FAIL: the API server rejects the $v rendering"; exit 1
     fi
     echo "ok: kubectl apply --dry-run=server accepts the $v rendering ($(grep -c . "$work/apply") objects)"
+done
+# Pod Security Standards: with sandbox none every pod meets "restricted"
+# (the API server warns about any that does not); the default's executor
+# managers need "privileged" (SYS_ADMIN, no seccomp profile) and are named
+"${k[@]}" create namespace flame-restricted >/dev/null &&
+    "${k[@]}" label namespace flame-restricted pod-security.kubernetes.io/warn=restricted >/dev/null ||
+    { echo "FAIL: create namespace flame-restricted"; exit 1; }
+for v in nosandbox default; do
+    "$helm" template flame "$chart" --namespace flame-restricted ${sets[$v]} >"$work/r-$v.yaml" &&
+        "${k[@]}" apply --dry-run=server -n flame-restricted -f "$work/r-$v.yaml" >"$work/apply" 2>&1 ||
+        { cat "$work/apply"; echo "FAIL: apply $v in flame-restricted"; exit 1; }
+    warned=$(grep -i '^Warning:' "$work/apply" | sed 's/^/  /')
+    if [ $v = nosandbox ]; then
+        [ -z "$warned" ] || { echo "$warned"; echo "FAIL: sandbox none is not restricted"; exit 1; }
+        echo "ok: with sandbox none every pod meets the restricted Pod Security Standard"
+    else
+        grep -q 'executor-manager' <<<"$warned" && ! grep -qE 'session-manager|object-cache' <<<"$warned" ||
+            { echo "$warned"; echo "FAIL: want warnings for the executor managers only"; exit 1; }
+        echo "ok: by default only the executor managers fall outside restricted:"; echo "$warned"
+    fi
 done
