@@ -721,12 +721,19 @@ void fl_provider_demand_set(fl_provider *p, const fl_provider_demand *d, size_t 
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
+    /* most cycles change nothing: then nothing is copied */
     bool changed = !p->have_demand || n != p->demand.len;
+    for (size_t i = 0; i < n && !changed; i++) {
+        kdemand *old = fl_map_get(&p->demand, d[i].session_id);
+        changed = !old || old->want != d[i].executors || old->open != d[i].open;
+    }
+    if (!changed) {
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
     fl_map fresh = { 0 };
     for (size_t i = 0; i < n; i++) {
         kdemand *old = fl_map_get(&p->demand, d[i].session_id);
-        if (!old || old->want != d[i].executors || old->open != d[i].open)
-            changed = true;
         kdemand *k = fl_calloc(1, sizeof *k);
         k->session = fl_strdup(d[i].session_id);
         k->app = fl_strdup(d[i].app);
@@ -746,8 +753,7 @@ void fl_provider_demand_set(fl_provider *p, const fl_provider_demand *d, size_t 
     fl_map_free(&p->demand);
     p->demand = fresh;
     p->have_demand = true;
-    if (changed)
-        kick(p);
+    kick(p);
     pthread_mutex_unlock(&p->mu);
 }
 
