@@ -393,6 +393,7 @@ static int view_app(flame_client *c, const char *name, int json)
         JSTR("installer", s->installer);
         cJSON_AddStringToObject(o, "sandbox", s->sandbox ? s->sandbox : "default");
         cJSON_AddStringToObject(o, "network", s->network ? s->network : "none");
+        cJSON_AddBoolToObject(o, "sandbox_reuse", s->sandbox_reuse != 0);
         if (s->arguments_len)
             cJSON_AddItemToObject(o, "arguments", cJSON_CreateStringArray(s->arguments, (int)s->arguments_len));
         if (s->labels_len)
@@ -445,6 +446,7 @@ static int view_app(flame_client *c, const char *name, int json)
         label("Created:", created);
         label("Sandbox:", s->sandbox ? s->sandbox : "default (the node's)");
         label("Network:", s->network ? s->network : "none");
+        label("Reuse:", s->sandbox_reuse ? "by the same owner" : "no");
     }
     flame_application_free(a);
     return 0;

@@ -5,7 +5,7 @@ set -euo pipefail
 # Rust for the flame-rs 0.7.0 ecosystem test (not a Debian package: too old)
 "$(dirname "$0")/rust.sh" || echo "deps: no Rust toolchain; the flame-rs test will skip" >&2
 pkgs=(gcc pkg-config meson ninja-build
-      libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcurl4-openssl-dev
+      libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libcurl4-openssl-dev libarchive-dev
       libcjson-dev libbson-dev libzstd-dev check libsqlite3-dev libyaml-dev libseccomp-dev
       libmicrohttpd-dev
       python3 python3-dev python3-venv python3-setuptools python3-wheel

@@ -76,7 +76,7 @@ typedef struct flame_cluster_limits {
 /* The cluster configuration as read from Flame's YAML
  * (`cluster: {name, endpoint, storage, resreq, policies, schedule_interval,
  * tls: {cert_file, key_file, ca_file, mutual, crl_file},
- * auth: {anonymous_role}}`). cluster.tls present means the session manager
+ * auth: {anonymous_role}, recovery: {session: {retry_limits}}}`). cluster.tls present means the session manager
  * serves TLS (cert_file and key_file are then required); mutual: client
  * certificates required (ca_file required). Unset strings are NULL.
  * Library-allocated; free with flame_cluster_config_free(). */
@@ -120,6 +120,9 @@ typedef struct flame_cluster_config {
     const char *metrics_executor_manager;
     const char *metrics_object_cache;
     const char *log_format;
+    /* cluster.recovery.session.retry_limits: failed binds of a session in
+     * a row before it gets no more executors (event 1002); default 5 */
+    uint32_t session_retry_limits;
     /* provider: none|kubernetes (ours) — who launches executors: `none`
      * (default), executor managers register themselves; `kubernetes`, the
      * session manager creates executor-manager pods for the sessions'

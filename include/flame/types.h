@@ -27,6 +27,16 @@ typedef enum flame_task_state {
     FLAME_TASK_CANCELLED = 4
 } flame_task_state;
 
+/* Session event codes beside the task states (a task's event code is its
+ * new state): 1001 and 1002 are Flame's; 1003 is ours. A session whose
+ * latest such event is 1002 or 1003 gets no executor, and the client's
+ * waits end with FLAME_ERR_FAILED_PRECONDITION naming the event. */
+enum {
+    FLAME_EVENT_BIND_FAILED = 1001,   /* an executor failed to enter the session */
+    FLAME_EVENT_RETRY_LIMIT = 1002,   /* too many bind failures in a row */
+    FLAME_EVENT_UNSCHEDULABLE = 1003  /* no node can ever fit its resreq */
+};
+
 typedef enum flame_shim {
     FLAME_SHIM_HOST = 0,
     FLAME_SHIM_WASM = 1,

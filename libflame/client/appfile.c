@@ -218,6 +218,14 @@ static flame_status parse_doc(fl_yaml *y, flame_application *a)
         (st = str_list(y, spec, "arguments", &s->arguments, &s->arguments_len)) ||
         (st = envs(y, spec, s)) || (st = schema(y, spec, s)))
         return st;
+    v = fl_yaml_get(y, spec, "sandbox_reuse");
+    if (v && !fl_yaml_is_null(v)) {
+        const char *t = fl_yaml_str(v);
+        if (t && strcmp(t, "true") == 0)
+            s->sandbox_reuse = 1;
+        else if (!t || strcmp(t, "false") != 0)
+            return bad(y, v, "spec.sandbox_reuse", "expected true or false");
+    }
     if (s->sandbox && !fl_sandbox_level_known(s->sandbox))
         return bad(y, fl_yaml_get(y, spec, "sandbox"), "spec.sandbox",
                    "expected none, process or microvm");

@@ -1,11 +1,11 @@
 /* Flame's cluster YAML: cluster: {name, endpoint, storage, resreq, policies,
  * schedule_interval, tls: {cert_file, key_file, ca_file, mutual, crl_file},
- * auth: {anonymous_role}} and ours: limits: {max_tasks_per_request,
- * max_message_size, ...}; cache: {endpoint, network_interface, storage,
- * eviction, tls} with the FLAME_CACHE_* overrides; metrics: {session_manager,
- * executor_manager, object_cache} and log: {format} (ours); provider:
- * none|kubernetes and kubernetes: {namespace, image, ...} (ours). Read by the
- * session manager and the executor manager. Only the shape is checked here: the files of tls are the
+ * auth: {anonymous_role}, recovery: {session: {retry_limits}}} and ours: limits:
+ * {max_tasks_per_request, max_message_size, ...}; cache: {endpoint, network_interface,
+ * storage, eviction, tls} with the FLAME_CACHE_* overrides; metrics: {session_manager,
+ * executor_manager, object_cache} and log: {format} (ours); provider: none|kubernetes
+ * and kubernetes: {namespace, image, ...} (ours). Read by the session manager and the
+ * executor manager. Only the shape is checked here: the files of tls are the
  * session manager's (an executor manager reading the same file needs only
  * ca_file), so the one that uses them checks them (config/tls.c). */
 #include <stdio.h>
@@ -155,6 +155,32 @@ static flame_status read_limits(fl_yaml *y, yaml_node_t *n, flame_cluster_limits
         default: l->shutdown_grace_ms = (int)x; break;
         }
     }
+    return FLAME_OK;
+}
+
+/* cluster.recovery.session.retry_limits (Flame's key; default 5). */
+static flame_status read_recovery(fl_yaml *y, yaml_node_t *cl, uint32_t *out)
+{
+    yaml_node_t *r = fl_yaml_get(y, cl, "recovery");
+    if (!r || fl_yaml_is_null(r))
+        return FLAME_OK;
+    if (r->type != YAML_MAPPING_NODE)
+        return bad(y, r, "cluster.recovery", "expected a mapping");
+    yaml_node_t *s = fl_yaml_get(y, r, "session");
+    if (!s || fl_yaml_is_null(s))
+        return FLAME_OK;
+    if (s->type != YAML_MAPPING_NODE)
+        return bad(y, s, "cluster.recovery.session", "expected a mapping");
+    yaml_node_t *v = fl_yaml_get(y, s, "retry_limits");
+    if (!v)
+        return FLAME_OK;
+    int64_t n;
+    flame_status st = fl_yaml_int(y, v, "cluster.recovery.session.retry_limits", &n);
+    if (st)
+        return st;
+    if (n < 1 || n > 1000000)
+        return bad(y, v, "cluster.recovery.session.retry_limits", "must be between 1 and 1000000");
+    *out = (uint32_t)n;
     return FLAME_OK;
 }
 
@@ -548,6 +574,7 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     c->pub.cache_endpoint = keep(c, CACHE_ENDPOINT, FL_CACHE_DEFAULT_ENDPOINT);
     c->pub.cache_eviction_policy = keep(c, CACHE_POLICY, "lru");
     c->pub.cache_max_memory = 1ull << 30;
+    c->pub.session_retry_limits = 5;
     c->pub.k8s_scale_down_delay_ms = 60000;
     if (!path)
         goto out;
@@ -643,6 +670,8 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
         goto out;
     v = fl_yaml_get(&y, cl, "limits");
     if (v && !fl_yaml_is_null(v) && (st = read_limits(&y, v, &c->pub.limits)))
+        goto out;
+    if ((st = read_recovery(&y, cl, &c->pub.session_retry_limits)))
         goto out;
     if (!(st = read_cache(&y, root, c)) && !(st = read_metrics(&y, root, c)))
         st = read_provider(&y, root, c);

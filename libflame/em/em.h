@@ -34,6 +34,8 @@ typedef struct em_exec em_exec;
 struct flame_executor_manager {
     char *endpoint; /* http(s)://host:port, handed to services as FLAME_ENDPOINT */
     char *ca_file;  /* absolute; with TLS, handed to services as FLAME_CA_FILE */
+    char *cache_endpoint; /* FLAME_CACHE_ENDPOINT for services, or NULL */
+    char *cache_ca_file;  /* the cache's CA (grpcs:// packages), or NULL */
     char *node;
     char *work_dir, *log_dir, *bin_dir;
     flame_resreq res;

@@ -63,11 +63,12 @@ void fl_events_free(fl_events *e)
 const char *fl_event_default_message(int32_t code)
 {
     switch (code) {
-    case FLAME_TASK_PENDING: return "task pending";
-    case FLAME_TASK_RUNNING: return "task running";
-    case FLAME_TASK_SUCCEED: return "task succeeded";
-    case FLAME_TASK_FAILED: return "task failed";
-    case FLAME_TASK_CANCELLED: return "task cancelled";
+    /* Flame's words (its storage layer's task events) */
+    case FLAME_TASK_PENDING: return "Task was created with state <Pending>";
+    case FLAME_TASK_RUNNING: return "Task was running with state <Running>";
+    case FLAME_TASK_SUCCEED: return "Task was completed with state <Succeed>";
+    case FLAME_TASK_FAILED: return "Task was completed with state <Failed>";
+    case FLAME_TASK_CANCELLED: return "Task was completed with state <Cancelled>";
     default: return NULL;
     }
 }
@@ -105,6 +106,17 @@ flame_status fl_app_validate(const char *name, const fl_app_spec *spec)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "application %s: working_directory \"%s\" is not an absolute path", name,
                         spec->working_directory);
+    /* a relative path would be looked up in the service's own directory,
+     * never the registering user's: refused unless working_directory (or
+     * an installed package, url) says where it is; bare names are looked
+     * up on PATH and $VARs are expanded by the executor manager */
+    const char *cmd = spec->command;
+    if (cmd && cmd[0] && cmd[0] != '/' && cmd[0] != '$' && strchr(cmd, '/') &&
+        !spec->working_directory && !spec->url)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "application %s: command \"%s\" is a relative path; give an absolute "
+                        "path, a program name found on PATH, or a working_directory it is "
+                        "relative to", name, cmd);
     if (spec->has_delay_release && spec->delay_release < 0)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: delay_release is negative",
                         name);

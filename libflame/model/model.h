@@ -80,6 +80,7 @@ typedef struct fl_app_spec {
     char *sandbox;              /* "none", "process", "microvm"; NULL: the node's default */
     char *network;              /* "none", "host"; NULL: "none" */
     char *owner;                /* the user who registered it; NULL: admins' */
+    bool sandbox_reuse;         /* its service may serve the owner's next session */
 } fl_app_spec;
 
 void fl_app_spec_free(fl_app_spec *spec); /* NULL is a no-op */

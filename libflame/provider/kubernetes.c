@@ -850,7 +850,10 @@ flame_status fl_provider_new(fl_provider **out, const flame_cluster_config *cfg,
                                                                     : cfg->resreq;
     p->max_pods = cfg->k8s_max_pods ? cfg->k8s_max_pods : 100;
     p->scale_down_ms = cfg->k8s_scale_down_delay_ms >= 0 ? cfg->k8s_scale_down_delay_ms : 60000;
-    kube_global_init();
+    if ((st = kube_global_init())) {
+        provider_destroy(p);
+        return st;
+    }
     if (pthread_create(&p->watcher, NULL, watch_main, p) != 0) {
         provider_destroy(p);
         return fl_error(FLAME_ERR_INTERNAL, "kubernetes: cannot start the watch thread");

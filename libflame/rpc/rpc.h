@@ -322,6 +322,12 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *ch, const char *meth
                              const ProtobufCMessage *req, int timeout_ms);
 flame_status rpc_stream_next(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
                              ProtobufCMessage **msg);
+/* As next(), but once timeout_ms (>= 0) pass without a message it
+ * returns FLAME_OK with *msg NULL and *idle true, and leaves the stream
+ * as it was: the read stays posted and the next call of either picks it
+ * up. *idle is false otherwise (idle may be NULL with timeout_ms < 0). */
+flame_status rpc_stream_next_timed(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
+                                   ProtobufCMessage **msg, int timeout_ms, bool *idle);
 void rpc_stream_cancel(rpc_stream *st);
 /* A bidirectional stream: open (no deadline), then send() from one thread
  * while next() reads on another. */

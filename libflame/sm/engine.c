@@ -196,6 +196,7 @@ static flame_status start(flame_session_manager **out, const flame_server_option
     /* a Task carries its input and output: both fit in one reply */
     sm->max_task_data = (sm->max_message - (64u << 10)) / 2;
     sm->max_tasks_per_request = lim.max_tasks_per_request ? lim.max_tasks_per_request : 1024;
+    sm->retry_limits = cfg && cfg->session_retry_limits ? cfg->session_retry_limits : 5;
     sm->name = fl_strdup(cfg ? cfg->name : "flame");
     const char *endpoint = o.endpoint ? o.endpoint : cfg ? cfg->endpoint : FL_DEFAULT_ENDPOINT;
     const char *storage = o.storage ? o.storage : cfg ? cfg->storage : "sqlite://flame.db";

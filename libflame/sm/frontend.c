@@ -282,7 +282,7 @@ static void open_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "OpenSession needs a session id");
     } else if (ss) {
         if (ss->s->state != FLAME_SESSION_OPEN)
-            st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed", ss->s->id);
+            st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "session %s is not open", ss->s->id);
         else if (spec && !fl_session_spec_matches(ss->s, spec, &sm->default_resreq, &why))
             st = fl_error(FLAME_ERR_INVALID_ARGUMENT,
                           "session %s exists with a different %s", ss->s->id, why);

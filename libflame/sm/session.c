@@ -166,6 +166,12 @@ flame_status sm_session_close(sm_t *sm, sm_session *ss)
     int64_t etime = s->etime;
     fl_task **changed;
     size_t n;
+    /* Flame's answer, code and words (its InvalidState for this is
+     * mapped to INTERNAL); closing a Closed session is a no-op */
+    if (was_open && s->counts[FLAME_TASK_RUNNING] > 0)
+        return fl_error(FLAME_ERR_INTERNAL, "Cannot close session with running tasks (session %s "
+                        "has %d running; close it after they complete)", s->id,
+                        s->counts[FLAME_TASK_RUNNING]);
     flame_status st = fl_session_close(s, fl_now_ms(), &changed, &n);
     if (st)
         return st;

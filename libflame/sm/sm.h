@@ -134,6 +134,11 @@ typedef struct sm_exec {
     fl_buf out;                      /* ExecutorWork being built */
     uint32_t nout;
     const struct sm_launcher *launcher; /* its node's, at creation */
+    /* What its last bind was (sandbox reuse: executor.c): the application
+     * as then registered (its packed spec) and the session's owner. */
+    uint8_t *last_spec;
+    size_t last_spec_len;
+    char *last_owner;
 } sm_exec;
 
 /* A change of the batch, as the journal keeps it to undo it (journal.c). */
@@ -185,6 +190,8 @@ struct flame_session_manager {
     size_t max_task_data;            /* an input or common data, at most */
     uint32_t max_tasks_per_request;  /* CreateTasks, RunSession */
     int schedule_interval_ms;
+    uint32_t retry_limits;           /* cluster.recovery.session.retry_limits */
+    int64_t nodes_seen_ms;           /* the last scheduling cycle that saw a node */
     char *name;
     /* TLS and auth settings as started with (tls.tls.cert_file set: TLS;
      * tls.crl_file, tls.anonymous_role: for auth/) */
@@ -350,8 +357,9 @@ void sm_exec_wait_bind(sm_t *sm, sm_exec *e, rpc_call *call);
 void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss);
 void sm_exec_unbind(sm_t *sm, sm_exec *e);
 void sm_exec_release(sm_t *sm, sm_exec *e);
-/* BindExecutorCompleted: ok, or the service refused the session. */
-void sm_exec_bind_completed(sm_t *sm, sm_exec *e, bool ok, const char *message);
+/* BindExecutorCompleted: rc 0, or the service refused the session with
+ * return code rc (Flame's EM: 10 install, 11 shim, 12 on_session_enter). */
+void sm_exec_bind_completed(sm_t *sm, sm_exec *e, int rc, const char *message);
 /* UnbindExecutor (the executor leaves on its own) and its completion. */
 void sm_exec_unbinding(sm_t *sm, sm_exec *e);
 void sm_exec_unbound(sm_t *sm, sm_exec *e);

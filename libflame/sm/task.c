@@ -62,8 +62,9 @@ flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *i
 {
     *n = n_inputs ? n_inputs : count;
     if (ss->s->state == FLAME_SESSION_CLOSED) /* a suspended one queues them */
-        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed; it takes no new tasks",
-                        ss->s->id);
+        /* Flame's words and code (its fs engine): InvalidState */
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "Cannot create task in closed session %s", ss->s->id);
     if (n_inputs && count && count != n_inputs)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "count (%u) differs from the number of inputs (%zu)", count, n_inputs);

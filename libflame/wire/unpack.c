@@ -56,6 +56,7 @@ static fl_app_spec *app_spec(const Flame__V1__ApplicationSpec *m)
     s->sandbox = opt_str(m->sandbox && m->sandbox[0], m->sandbox);
     s->network = opt_str(m->network && m->network[0], m->network);
     s->owner = opt_str(m->owner && m->owner[0], m->owner);
+    s->sandbox_reuse = m->sandbox_reuse;
     return s;
 }
 

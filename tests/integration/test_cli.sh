@@ -41,6 +41,7 @@ spec:
   delay_release: 10
   sandbox: process
   network: host
+  sandbox_reuse: true
 ---
 metadata:
   name: bare-app
@@ -52,6 +53,8 @@ check "view -a -o json" 0 '"max_instances":[[:space:]]*2' -- "$flmctl" view -a e
 check "view -a shows the sandbox" 0 'Sandbox: +process' -- "$flmctl" view -a echo-app
 check "view -a shows the network" 0 'Network: +host' -- "$flmctl" view -a echo-app
 check "view -a: no level is the node's" 0 'Sandbox: +default' -- "$flmctl" view -a bare-app
+check "view -a shows sandbox reuse" 0 'Reuse: +by the same owner' -- "$flmctl" view -a echo-app
+check "view -a: no reuse by default" 0 'Reuse: +no' -- "$flmctl" view -a bare-app
 check "view unknown application" 1 'application nope not found' -- "$flmctl" view -a nope
 
 printf 'metadata:\n  name: x\nspec:\n  working_directory: relative\n' >"$tmp/bad.yaml"
@@ -68,6 +71,8 @@ printf 'metadata:\n  name: x\nkind: App\n' >"$tmp/bad.yaml"
 check "an unknown top-level key" 1 ':3: kind: unknown key' -- "$flmctl" register -f "$tmp/bad.yaml"
 printf 'metadata:\n  name: x\nspec:\n  schema:\n    inputs: {}\n' >"$tmp/bad.yaml"
 check "an unknown schema key" 1 'spec.schema.inputs: unknown key' -- "$flmctl" register -f "$tmp/bad.yaml"
+printf 'metadata:\n  name: x\nspec:\n  sandbox_reuse: sometimes\n' >"$tmp/bad.yaml"
+check "bad sandbox_reuse names the key" 1 'spec.sandbox_reuse: expected true or false' -- "$flmctl" register -f "$tmp/bad.yaml"
 printf 'metadata: [\n' >"$tmp/broken.yaml"
 check "broken yaml" 1 'invalid YAML' -- "$flmctl" register -f "$tmp/broken.yaml"
 

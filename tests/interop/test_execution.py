@@ -265,7 +265,7 @@ def test_batched_path(cluster, pb, cfe):
     assert n == 51
     with pytest.raises(grpc.RpcError) as e:
         cfe.CreateTasks(f.CreateTasksRequest(session_id="b-1", count=1))
-    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_inproc_builtin_service(cluster, pb, cfe):

@@ -371,6 +371,24 @@ START_TEST(app_validation)
     ck_assert_ptr_nonnull(strstr(flame_error_last(), "schema.output"));
     sp.schema_output = "{\"type\": \"string\"}";
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
+    /* commands: absolute, a name on PATH, $VAR/..., or relative to a
+     * working_directory or an installed package; a bare relative path no */
+    const char *fine[] = { "/usr/bin/env", "python3", "${FLAME_APP_DIR}/bin/svc", "inproc:flmping" };
+    sp.working_directory = NULL;
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+        sp.command = (char *)fine[i];
+        ck_assert_msg(fl_app_validate("ok", &sp) == FLAME_OK, "%s refused", fine[i]);
+    }
+    sp.command = "build/examples/pi_service";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "is a relative path"));
+    sp.command = "./svc";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    sp.working_directory = "/opt/app";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
+    sp.working_directory = NULL;
+    sp.url = "file:///tmp/app.tar.gz";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
 }
 END_TEST
 
