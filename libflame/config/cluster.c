@@ -3,9 +3,9 @@
  * auth: {anonymous_role}, recovery: {session: {retry_limits}}} and ours: limits:
  * {max_tasks_per_request, max_message_size, ...}; cache: {endpoint, network_interface,
  * storage, eviction, tls} with the FLAME_CACHE_* overrides; metrics: {session_manager,
- * executor_manager, object_cache} and log: {format} (ours); provider:
- * none|kubernetes and kubernetes: {namespace, image, ...} (ours). Read by the
- * session manager and the executor manager. Only the shape is checked here: the files of tls are the
+ * executor_manager, object_cache} and log: {format} (ours); provider: none|kubernetes
+ * and kubernetes: {namespace, image, ...} (ours). Read by the session manager and the
+ * executor manager. Only the shape is checked here: the files of tls are the
  * session manager's (an executor manager reading the same file needs only
  * ca_file), so the one that uses them checks them (config/tls.c). */
 #include <stdio.h>

@@ -2,7 +2,6 @@
  * service account, and bounded requests over libcurl.
  *
  * Threads: see kubeapi.h (a loaded kube_api is only read). */
-#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "install/dl.h" /* libcurl, loaded on first use */
 #include "provider/kubeapi.h"
 #include "util/util.h"
 #include "util/yaml.h"
@@ -18,16 +18,20 @@
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define MAX_RESPONSE (64u << 20) /* a list of every pod of ours fits */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init(void)
+/* The loaded libcurl, or NULL with the error set. */
+static const fl_curl_api *curl_api(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    char *why = NULL;
+    const fl_curl_api *c = fl_curl_api_get(&why);
+    if (!c)
+        fl_error(FLAME_ERR_UNAVAILABLE, "kubernetes: %s", why ? why : "libcurl not loaded");
+    free(why);
+    return c;
 }
 
-void kube_global_init(void)
+flame_status kube_global_init(void)
 {
-    pthread_once(&curl_once, curl_init);
+    return curl_api() ? FLAME_OK : FLAME_ERR_UNAVAILABLE;
 }
 
 void kube_api_clear(kube_api *a)
@@ -285,81 +289,83 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
     return 0;
 }
 
-static CURL *handle(const kube_api *a, const char *method, const char *path, long timeout_ms,
-                    struct curl_slist **hdrs, char **auth)
+static CURL *handle(const fl_curl_api *cu, const kube_api *a, const char *method,
+                    const char *path, long timeout_ms, struct curl_slist **hdrs, char **auth)
 {
-    CURL *c = curl_easy_init();
+    CURL *c = cu->curl_easy_init();
     if (!c)
         return NULL;
     char *url = fl_sprintf("%s%s", a->server, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
+    cu->curl_easy_setopt(c, CURLOPT_URL, url);
     free(url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 5000 ? timeout_ms : 5000L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+    cu->curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    cu->curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    cu->curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    cu->curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 5000 ? timeout_ms : 5000L);
+    cu->curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
     if (a->insecure) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        cu->curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        cu->curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     if (a->ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file);
+        cu->curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file);
     if (a->ca_pem) {
         struct curl_blob blob = { a->ca_pem, a->ca_pem_len, CURL_BLOB_COPY };
-        curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+        cu->curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
     }
     if (a->cert_file)
-        curl_easy_setopt(c, CURLOPT_SSLCERT, a->cert_file);
+        cu->curl_easy_setopt(c, CURLOPT_SSLCERT, a->cert_file);
     if (a->key_file)
-        curl_easy_setopt(c, CURLOPT_SSLKEY, a->key_file);
+        cu->curl_easy_setopt(c, CURLOPT_SSLKEY, a->key_file);
     if (a->cert_pem) {
         struct curl_blob blob = { a->cert_pem, a->cert_pem_len, CURL_BLOB_COPY };
-        curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &blob);
+        cu->curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &blob);
     }
     if (a->key_pem) {
         struct curl_blob blob = { a->key_pem, a->key_pem_len, CURL_BLOB_COPY };
-        curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &blob);
+        cu->curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &blob);
     }
     char *token = a->token ? fl_strdup(a->token) : NULL;
     if (!token && a->token_file && (token = read_file(a->token_file, NULL)))
         trim(token);
-    *hdrs = curl_slist_append(NULL, "Accept: application/json");
-    *hdrs = curl_slist_append(*hdrs, "Content-Type: application/json");
+    *hdrs = cu->curl_slist_append(NULL, "Accept: application/json");
+    *hdrs = cu->curl_slist_append(*hdrs, "Content-Type: application/json");
     *auth = NULL;
     if (token && *token) {
         *auth = fl_sprintf("Authorization: Bearer %s", token);
-        *hdrs = curl_slist_append(*hdrs, *auth);
+        *hdrs = cu->curl_slist_append(*hdrs, *auth);
     }
     free(token);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "flame-session-manager");
+    cu->curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
+    cu->curl_easy_setopt(c, CURLOPT_USERAGENT, "flame-session-manager");
     return c;
 }
 
 static flame_status perform(const kube_api *a, const char *method, const char *path,
                             const char *body, long timeout_ms, xfer *x, long *status)
 {
-    kube_global_init();
     *status = 0;
+    const fl_curl_api *cu = curl_api();
+    if (!cu)
+        return FLAME_ERR_UNAVAILABLE;
     struct curl_slist *hdrs = NULL;
     char *auth = NULL;
-    CURL *c = handle(a, method, path, timeout_ms, &hdrs, &auth);
+    CURL *c = handle(cu, a, method, path, timeout_ms, &hdrs, &auth);
     if (!c)
         return fl_error(FLAME_ERR_INTERNAL, "kubernetes: curl_easy_init failed");
     if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+        cu->curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    cu->curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    cu->curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
     if (x->stop) {
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
-        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        cu->curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        cu->curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
+        cu->curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     }
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(hdrs);
+    CURLcode rc = cu->curl_easy_perform(c);
+    cu->curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    cu->curl_easy_cleanup(c);
+    cu->curl_slist_free_all(hdrs);
     if (auth) {
         memset(auth, 0, strlen(auth));
         free(auth);
@@ -375,7 +381,7 @@ static flame_status perform(const kube_api *a, const char *method, const char *p
             return FLAME_OK;
         *status = 0;
         return fl_error(FLAME_ERR_UNAVAILABLE, "%s %s%s: %s", method, a->server,
-                        path, curl_easy_strerror(rc));
+                        path, cu->curl_easy_strerror(rc));
     }
     return FLAME_OK;
 }

@@ -1,4 +1,5 @@
-/* A minimal Kubernetes API client over libcurl: credentials (a kubeconfig,
+/* A minimal Kubernetes API client over libcurl (loaded on first use,
+ * install/dl.h): credentials (a kubeconfig,
  * or the in-cluster service account) and bounded HTTPS requests, one-shot
  * or streamed line by line (watches). No client library.
  *
@@ -25,7 +26,9 @@ typedef struct kube_api {
     char *namespace;               /* the context's, or in-cluster; NULL: none said */
 } kube_api;
 
-void kube_global_init(void);
+/* Loads libcurl (dlopen, once); FLAME_ERR_UNAVAILABLE naming what is
+ * missing. */
+flame_status kube_global_init(void);
 
 /* kubeconfig NULL: in-cluster (KUBERNETES_SERVICE_HOST/PORT and
  * /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace}).

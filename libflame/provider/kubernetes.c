@@ -721,12 +721,19 @@ void fl_provider_demand_set(fl_provider *p, const fl_provider_demand *d, size_t 
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
+    /* most cycles change nothing: then nothing is copied */
     bool changed = !p->have_demand || n != p->demand.len;
+    for (size_t i = 0; i < n && !changed; i++) {
+        kdemand *old = fl_map_get(&p->demand, d[i].session_id);
+        changed = !old || old->want != d[i].executors || old->open != d[i].open;
+    }
+    if (!changed) {
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
     fl_map fresh = { 0 };
     for (size_t i = 0; i < n; i++) {
         kdemand *old = fl_map_get(&p->demand, d[i].session_id);
-        if (!old || old->want != d[i].executors || old->open != d[i].open)
-            changed = true;
         kdemand *k = fl_calloc(1, sizeof *k);
         k->session = fl_strdup(d[i].session_id);
         k->app = fl_strdup(d[i].app);
@@ -746,8 +753,7 @@ void fl_provider_demand_set(fl_provider *p, const fl_provider_demand *d, size_t 
     fl_map_free(&p->demand);
     p->demand = fresh;
     p->have_demand = true;
-    if (changed)
-        kick(p);
+    kick(p);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -844,7 +850,10 @@ flame_status fl_provider_new(fl_provider **out, const flame_cluster_config *cfg,
                                                                     : cfg->resreq;
     p->max_pods = cfg->k8s_max_pods ? cfg->k8s_max_pods : 100;
     p->scale_down_ms = cfg->k8s_scale_down_delay_ms >= 0 ? cfg->k8s_scale_down_delay_ms : 60000;
-    kube_global_init();
+    if ((st = kube_global_init())) {
+        provider_destroy(p);
+        return st;
+    }
     if (pthread_create(&p->watcher, NULL, watch_main, p) != 0) {
         provider_destroy(p);
         return fl_error(FLAME_ERR_INTERNAL, "kubernetes: cannot start the watch thread");

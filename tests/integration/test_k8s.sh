@@ -83,7 +83,11 @@ start_sm() {
     for _ in $(seq 200); do "$flmctl" list -s >/dev/null 2>&1 && return 0; sleep 0.1; done
     echo "# the session manager did not come up:"; sed 's/^/#   /' "$tmp/sm.log"; return 1
 }
-stop_sm() { kill "$pid"; wait "$pid" 2>/dev/null; pid=; }
+stop_sm() { # a clean stop (a sanitizer's report would make it fail)
+    kill "$pid"; wait "$pid"; local rc=$?; pid=
+    [ $rc -eq 0 ] && ok "the session manager stops cleanly" ||
+        bad "the session manager stops cleanly (exit $rc)" "$(tail -30 "$tmp/sm.log")"
+}
 
 # pods of ours with label selector $1: "NAME PHASE" lines
 pods() {
