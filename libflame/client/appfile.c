@@ -172,7 +172,7 @@ static flame_status parse_doc(fl_yaml *y, flame_application *a)
     static const char *const spec_keys[] = {
         "shim", "description", "labels", "image", "command", "arguments", "environments",
         "working_directory", "max_instances", "delay_release", "schema", "url", "installer",
-        "sandbox", "network", "sandbox_reuse", NULL,
+        "sandbox", "network", "sandbox_reuse", "stdio_mode", "rest_url", "rest_health", NULL,
     };
     static const char *const schema_keys[] = { "input", "output", "common_data", NULL };
     yaml_node_t *root = fl_yaml_root(y);
