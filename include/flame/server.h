@@ -111,6 +111,12 @@ typedef struct flame_cluster_config {
     const char *cache_tls_cert_file;     /* cache.tls (required with grpcs://): */
     const char *cache_tls_key_file;
     const char *cache_tls_ca_file;
+    /* cluster.node_timeout (ours), ms: a node whose heartbeats stop for
+     * this long is NotReady (its executors are released and their tasks
+     * run elsewhere) even when its connection stays open, and an executor
+     * manager that hears no acknowledgement for this long reconnects.
+     * Default 10000; "10s", "500ms" or a number of ms. */
+    int node_timeout_ms;
 } flame_cluster_config;
 
 /* Reads and validates a cluster config file. FLAME_ERR_CONFIG with a

@@ -47,7 +47,7 @@ void sm_tick(void *ctx)
     sm_t *sm = ctx;
     int64_t now_s = fl_now_ms() / 1000;
     sm_execs_expire(sm, now_s);
-    sm_nodes_expire(sm, now_s);
+    sm_nodes_expire(sm);
     sm->sched_dirty = true; /* the cycle runs at the flush, after the commit */
 }
 
@@ -181,6 +181,7 @@ static flame_status start(flame_session_manager **out, const flame_server_option
     sm->default_resreq = cfg ? cfg->resreq : (flame_resreq){ 1, 1ULL << 30, 0 };
     sm->schedule_interval_ms = o.schedule_interval_ms ? o.schedule_interval_ms
                                : cfg ? cfg->schedule_interval_ms : 500;
+    sm->node_timeout_ms = cfg ? cfg->node_timeout_ms : 10000;
     flame_cluster_limits lim = cfg ? cfg->limits : (flame_cluster_limits){ 0 };
     sm->max_message = o.max_message_size      ? o.max_message_size
                       : lim.max_message_size ? lim.max_message_size

@@ -87,6 +87,7 @@ typedef struct sm_node {
     rpc_call *watch;                 /* the WatchNode stream, NULL when gone */
     uint32_t sched_hint;             /* scratch: 1 + its index in a snapshot */
     const struct sm_launcher *launcher; /* how executors are started on it */
+    int64_t heard_ms;                /* monotonic: its last registration or heartbeat */
 } sm_node;
 
 /* An executor, server side (not persisted: executors are rebuilt by the
@@ -165,6 +166,7 @@ struct flame_session_manager {
     size_t max_task_data;            /* an input or common data, at most */
     uint32_t max_tasks_per_request;  /* CreateTasks, RunSession */
     int schedule_interval_ms;
+    int node_timeout_ms;             /* cluster.node_timeout: silent nodes are lost */
     char *name;
     /* TLS and auth settings as started with (tls.tls.cert_file set: TLS;
      * tls.crl_file, tls.anonymous_role: for auth/) */
@@ -343,7 +345,7 @@ void sm_node_heartbeat(sm_t *sm, sm_node *n, rpc_call *call);
 /* The WatchNode stream half-closed: the executor manager is leaving. */
 void sm_node_watch_end(sm_t *sm, rpc_call *call);
 /* Tick: nodes that stopped sending heartbeats. */
-void sm_nodes_expire(sm_t *sm, int64_t now_s);
+void sm_nodes_expire(sm_t *sm);
 void sm_nodes_free(sm_t *sm);
 
 /* ---- launcher: how executors are started on a node (the provider seam) ---- */
