@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Integration: a cluster spread over network namespaces (scripts/testbed.sh),
+# with mutual TLS and certificates that carry the namespaces' addresses:
+# the session manager on node 0, executor managers on nodes 1-3, clients
+# (flmping, flmctl) on node 4. Checks that tasks spread over the nodes,
+# then node failure in the middle of a 20,000-task run: an executor manager
+# killed (kill -9), another cut off with its connection left open (the
+# session manager finds it by cluster.node_timeout), both rejoining; then a
+# session manager killed and restarted on the same sqlite while a node is
+# cut off. Prints the figures: detection time, tasks re-run, tasks lost.
+# Skips (exit 77, with the reason) where network namespaces cannot be made.
+# Usage: test_testbed.sh SOURCE_DIR BUILD_DIR
+set -uo pipefail
+src="$1" build="$(cd "$2" && pwd)"
+. "$(dirname "$0")/tap.sh"
+tb="$src/scripts/testbed.sh"
+if ! why=$("$tb" check 2>&1); then
+    echo "SKIP: $why"
+    exit 77
+fi
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+TIMEOUT_MS=3000   # cluster.node_timeout of this bed
+TASKS=20000
+id=""
+cleanup() {
+    [ -n "$id" ] && "$tb" down "$id"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+out=$("$tb" up 5) || { echo "testbed up failed: $out"; exit 1; }
+id=$(head -1 <<<"$out")
+echo "# bed $id: $(tail -n +2 <<<"$out" | tr '\n' ';')"
+on() { local i=$1; shift; "$tb" exec "$id" "$i" "$@"; }
+sm_ip=$("$tb" addr "$id" 0)
+port=18080
+endpoint="https://$sm_ip:$port"
+
+# ---- certificates: the quickstart's flmadm flow, the server's with its address ----
+adm="$build/cli/flmadm"
+{
+    "$adm" ca init --dir "$tmp/ca" --name "Flame testbed CA" &&
+        "$adm" issue server flame-session-manager --dir "$tmp/ca" --out "$tmp/certs/server" --san "IP:$sm_ip" &&
+        "$adm" issue user admin --role admin --dir "$tmp/ca" --out "$tmp/certs/user" &&
+        for i in 1 2 3; do "$adm" issue node "node$i" --dir "$tmp/ca" --out "$tmp/certs/node" || exit 1; done
+} >"$tmp/adm.log" 2>&1 && ok "flmadm: a CA, the server's certificate with IP:$sm_ip, three nodes, an admin" ||
+    bad "flmadm" "$(cat "$tmp/adm.log")"
+openssl x509 -noout -ext subjectAltName -in "$tmp/certs/server/flame-session-manager.crt" 2>/dev/null |
+    grep -q "IP Address:$sm_ip" && ok "the server certificate carries $sm_ip" || bad "no SAN $sm_ip"
+
+cat >"$tmp/cluster.yaml" <<YAML
+cluster:
+  name: testbed
+  endpoint: "$endpoint"
+  storage: "sqlite://$tmp/flame.db"
+  schedule_interval: 200
+  node_timeout: ${TIMEOUT_MS}ms
+  tls:
+    cert_file: "$tmp/certs/server/flame-session-manager.crt"
+    key_file: "$tmp/certs/server/flame-session-manager.key"
+    ca_file: "$tmp/ca/ca.crt"
+    mutual: true
+YAML
+cat >"$tmp/flame.yaml" <<YAML
+current-context: bed
+contexts:
+  - name: bed
+    cluster:
+      endpoint: "$endpoint"
+      tls:
+        ca_file: "$tmp/ca/ca.crt"
+        cert_file: "$tmp/certs/user/admin.crt"
+        key_file: "$tmp/certs/user/admin.key"
+YAML
+export FLAME_CONFIG="$tmp/flame.yaml"
+unset FLAME_ENDPOINT FLAME_CA_FILE FLAME_CERT_FILE FLAME_KEY_FILE
+flmctl() { on 4 timeout 60 "$build/cli/flmctl" "$@"; }
+
+sm_pid=""
+start_sm() {
+    on 0 "$build/daemons/flame-session-manager" --config "$tmp/cluster.yaml" >>"$tmp/sm.log" 2>&1 &
+    sm_pid=$!
+    for _ in $(seq 200); do flmctl list -a >/dev/null 2>&1 && return 0; sleep 0.1; done
+    return 1
+}
+declare -A em_pid
+start_em() { # I
+    local i=$1
+    on "$i" "$build/daemons/flame-executor-manager" --config "$tmp/cluster.yaml" --node "node$i" \
+        --work-dir "$tmp/work$i" --resources cpu=4,mem=16g --sandbox-uids "$((200000 + i * 1000))-$((200999 + i * 1000))" \
+        --tls-cert "$tmp/certs/node/node$i.crt" --tls-key "$tmp/certs/node/node$i.key" \
+        >>"$tmp/em$i.log" 2>&1 &
+    em_pid[$i]=$!
+}
+node_state() { flmctl list -n 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'; }
+wait_state() { # NODE STATE SECONDS
+    local end=$((SECONDS + $3))
+    while [ $SECONDS -lt $end ]; do [ "$(node_state "$1")" = "$2" ] && return 0; sleep 0.1; done
+    return 1
+}
+now_ms() { date +%s%3N; }
+logs() { for f in "$tmp"/*.log; do echo "== $f"; tail -n 15 "$f"; done; }
+# Succeed and Failed of the session whose ID starts with $1
+counts() { flmctl list -s | awk -v p="$1" 'index($1, p) == 1 { print $8, $9 }'; }
+
+start_sm && ok "the session manager serves mTLS on $endpoint (node 0)" || { bad "session manager" "$(logs)"; exit 1; }
+for i in 1 2 3; do start_em "$i"; done
+all=1
+for i in 1 2 3; do wait_state "node$i" Ready 30 || all=0; done
+[ "$all" = 1 ] && ok "three executor managers (nodes 1-3) registered over mTLS" || bad "nodes" "$(flmctl list -n; logs)"
+check "a plaintext client is refused" 1 '' -- on 4 env FLAME_ENDPOINT="http://$sm_ip:$port" timeout 20 "$build/cli/flmctl" list -a
+
+# ---- tasks spread over the nodes ----
+on 4 timeout 120 "$build/cli/flmping" -t 240 -d 100 >"$tmp/spread.out" 2>&1 &
+ping_pid=$!
+declare -A seen
+while kill -0 "$ping_pid" 2>/dev/null; do
+    while read -r node cnt; do
+        [ "${seen[$node]:-0}" -lt "$cnt" ] && seen[$node]=$cnt
+    done < <(flmctl list -e 2>/dev/null | awk 'NR > 1 && $2 != "Void" { c[$3]++ } END { for (n in c) print n, c[n] }')
+    sleep 0.2
+done
+wait "$ping_pid"; rc=$?
+[ "$rc" = 0 ] && grep -q '240 tasks was completed' "$tmp/spread.out" && ok "flmping from node 4: 240 tasks" ||
+    bad "flmping" "$(tail "$tmp/spread.out"; logs)"
+echo "# executors per node (most seen at once): node1=${seen[node1]:-0} node2=${seen[node2]:-0} node3=${seen[node3]:-0}"
+[ "${seen[node1]:-0}" -ge 1 ] && [ "${seen[node2]:-0}" -ge 1 ] && [ "${seen[node3]:-0}" -ge 1 ] &&
+    ok "the session's executors spread over the three nodes" || bad "executors did not spread" "$(flmctl list -e)"
+
+# ---- node failure in the middle of a 20,000-task run ----
+rerun_before=$(grep -o 'executor [^ ]*: [0-9]* running task' "$tmp/sm.log" | awk '{ s += $3 } END { print s + 0 }')
+on 4 timeout 300 "$build/cli/flmping" -p -t "$TASKS" -d 2 >"$tmp/big.out" 2>&1 &
+ping_pid=$!
+sid=""
+for _ in $(seq 300); do
+    read -r succ _ < <(counts flmping- | sort -n | tail -1)
+    sid=$(flmctl list -s | awk '$2 == "Open" && index($1, "flmping-") == 1 { print $1 }' | tail -1)
+    [ -n "$sid" ] && [ "${succ:-0}" -ge 1 ] && break
+    sleep 0.1
+done
+read -r succ _ < <(counts "$sid")
+echo "# session $sid: $succ of $TASKS tasks done when the nodes fail"
+[ "${succ:-0}" -lt "$TASKS" ] && ok "the failures come in the middle of the run" || bad "the run ended before the failures"
+kill -9 "${em_pid[1]}"
+t0=$(now_ms)
+wait_state node1 NotReady 30 && d1=$(($(now_ms) - t0)) && ok "node1 (kill -9) NotReady after ${d1} ms" ||
+    bad "node1 stayed $(node_state node1)" "$(logs)"
+"$tb" cut "$id" 2
+t0=$(now_ms)
+wait_state node2 NotReady $((TIMEOUT_MS / 1000 + 30)) && d2=$(($(now_ms) - t0)) &&
+    ok "node2 (link cut, connection open) NotReady after ${d2} ms (node_timeout ${TIMEOUT_MS} ms)" ||
+    bad "node2 stayed $(node_state node2)" "$(logs)"
+echo "# detection: kill -9 ${d1:-?} ms; cut link ${d2:-?} ms (node_timeout ${TIMEOUT_MS} ms)"
+[ "$(flmctl list -e | awk '$3 == "node1" || $3 == "node2"' | wc -l)" = 0 ] &&
+    ok "the lost nodes' executors are released" || bad "executors left on lost nodes" "$(flmctl list -e)"
+wait "$ping_pid"; rc=$?
+[ "$rc" = 0 ] && ok "the 20,000-task session finished on the node left (exit 0)" || bad "flmping exit $rc" "$(tail "$tmp/big.out"; logs)"
+read -r succ failed < <(counts "$sid")
+lost=$((TASKS - ${succ:-0}))
+rerun=$(($(grep -o 'executor [^ ]*: [0-9]* running task' "$tmp/sm.log" | awk '{ s += $3 } END { print s + 0 }') - rerun_before))
+echo "# tasks: $TASKS; succeeded ${succ:-?}; failed ${failed:-?}; re-run $rerun; lost $lost"
+[ "$lost" = 0 ] && [ "${failed:-1}" = 0 ] && ok "no task lost, none failed ($rerun re-run)" || bad "tasks lost: $lost, failed: ${failed:-?}"
+[ "$rerun" -ge 1 ] && ok "the lost nodes' running tasks ran again elsewhere" || bad "no task re-ran" "$(grep -i lost "$tmp/sm.log" | tail)"
+
+# both come back
+"$tb" heal "$id" 2
+start_em 1
+wait_state node1 Ready 30 && ok "node1 rejoins once restarted" || bad "node1: $(node_state node1)" "$(logs)"
+wait_state node2 Ready $((TIMEOUT_MS / 1000 + 40)) && ok "node2 rejoins once its link is back" ||
+    bad "node2: $(node_state node2)" "$(logs)"
+check "the cluster runs tasks on the rejoined nodes" 0 '60 tasks was completed' -- on 4 timeout 120 "$build/cli/flmping" -t 60 -d 20
+
+# ---- a session manager restart while a node is cut off ----
+"$tb" cut "$id" 3
+kill -9 "$sm_pid"
+wait "$sm_pid" 2>/dev/null
+start_sm && ok "the session manager restarts on the same sqlite (node3 cut off)" || bad "restart" "$(logs)"
+all=1
+for i in 1 2; do wait_state "node$i" Ready 40 || all=0; done
+[ "$all" = 1 ] && ok "nodes 1 and 2 rejoin the restarted session manager" || bad "rejoin" "$(flmctl list -n; logs)"
+[ "$(node_state node3)" != Ready ] && ok "node3, cut off, is not Ready" || bad "node3 Ready while cut off"
+check "tasks run while node3 is cut off" 0 '200 tasks was completed' -- on 4 timeout 120 "$build/cli/flmping" -t 200 -d 5
+"$tb" heal "$id" 3
+wait_state node3 Ready $((TIMEOUT_MS / 1000 + 40)) && ok "node3 rejoins once its link is back" ||
+    bad "node3: $(node_state node3)" "$(logs)"
+read -r succ failed < <(counts "$sid")
+[ "${succ:-0}" = "$TASKS" ] && ok "the 20,000-task session is still whole after the restart" || bad "after restart: $succ succeeded"
+
+for i in 1 2 3; do kill "${em_pid[$i]}" 2>/dev/null; done
+kill "$sm_pid" 2>/dev/null
+wait 2>/dev/null
+if grep -q 'Sanitizer' "$tmp"/*.log; then bad "a sanitizer report" "$(grep -h -A5 Sanitizer "$tmp"/*.log)"
+else ok "no sanitizer report in the daemons' logs"; fi
+echo "$pass passed, $failn failed"
+[ "$failn" -eq 0 ]
