@@ -25,7 +25,7 @@ TASKS=20000
 id=""
 cleanup() {
     [ -n "$id" ] && "$tb" down "$id"
-    rm -rf "$tmp"
+    if [ -n "${TESTBED_KEEP:-}" ]; then echo "# kept $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 out=$("$tb" up 5) || { echo "testbed up failed: $out"; exit 1; }
@@ -78,7 +78,7 @@ flmctl() { on 4 timeout 60 "$build/cli/flmctl" "$@"; }
 
 sm_pid=""
 start_sm() {
-    on 0 "$build/daemons/flame-session-manager" --config "$tmp/cluster.yaml" >>"$tmp/sm.log" 2>&1 &
+    "$tb" exec "$id" 0 "$build/daemons/flame-session-manager" --config "$tmp/cluster.yaml" >>"$tmp/sm.log" 2>&1 &
     sm_pid=$!
     for _ in $(seq 200); do flmctl list -a >/dev/null 2>&1 && return 0; sleep 0.1; done
     return 1
@@ -86,7 +86,7 @@ start_sm() {
 declare -A em_pid
 start_em() { # I
     local i=$1
-    on "$i" "$build/daemons/flame-executor-manager" --config "$tmp/cluster.yaml" --node "node$i" \
+    "$tb" exec "$id" "$i" "$build/daemons/flame-executor-manager" --config "$tmp/cluster.yaml" --node "node$i" \
         --work-dir "$tmp/work$i" --resources cpu=4,mem=16g --sandbox-uids "$((200000 + i * 1000))-$((200999 + i * 1000))" \
         --tls-cert "$tmp/certs/node/node$i.crt" --tls-key "$tmp/certs/node/node$i.key" \
         >>"$tmp/em$i.log" 2>&1 &
@@ -111,7 +111,7 @@ for i in 1 2 3; do wait_state "node$i" Ready 30 || all=0; done
 check "a plaintext client is refused" 1 '' -- on 4 env FLAME_ENDPOINT="http://$sm_ip:$port" timeout 20 "$build/cli/flmctl" list -a
 
 # ---- tasks spread over the nodes ----
-on 4 timeout 120 "$build/cli/flmping" -t 240 -d 100 >"$tmp/spread.out" 2>&1 &
+"$tb" exec "$id" 4 timeout 120 "$build/cli/flmping" -t 240 -d 100 >"$tmp/spread.out" 2>&1 &
 ping_pid=$!
 declare -A seen
 while kill -0 "$ping_pid" 2>/dev/null; do
@@ -129,7 +129,7 @@ echo "# executors per node (most seen at once): node1=${seen[node1]:-0} node2=${
 
 # ---- node failure in the middle of a 20,000-task run ----
 rerun_before=$(grep -o 'executor [^ ]*: [0-9]* running task' "$tmp/sm.log" | awk '{ s += $3 } END { print s + 0 }')
-on 4 timeout 300 "$build/cli/flmping" -p -t "$TASKS" -d 2 >"$tmp/big.out" 2>&1 &
+"$tb" exec "$id" 4 timeout 300 "$build/cli/flmping" -p -t "$TASKS" -d 2 >"$tmp/big.out" 2>&1 &
 ping_pid=$!
 sid=""
 for _ in $(seq 300); do
