@@ -2,16 +2,17 @@
 # Integration: a cluster spread over network namespaces (scripts/testbed.sh),
 # with mutual TLS and certificates that carry the namespaces' addresses:
 # the session manager on node 0, executor managers on nodes 1-3, clients
-# (flmping, flmctl) on node 4. Checks that tasks spread over the nodes,
+# (flmping, flmctl, and the Python and Go bindings) on node 4. Checks that tasks spread over the nodes,
 # then node failure in the middle of a 20,000-task run: an executor manager
 # killed (kill -9), another cut off with its connection left open (the
 # session manager finds it by cluster.node_timeout), both rejoining; then a
 # session manager killed and restarted on the same sqlite while a node is
 # cut off. Prints the figures: detection time, tasks re-run, tasks lost.
 # Skips (exit 77, with the reason) where network namespaces cannot be made.
-# Usage: test_testbed.sh SOURCE_DIR BUILD_DIR
+# Usage: test_testbed.sh SOURCE_DIR BUILD_DIR [bindings]
 set -uo pipefail
-src="$1" build="$(cd "$2" && pwd)"
+src="$(cd "$1" && pwd)" build="$(cd "$2" && pwd)"
+bindings=${3:-}   # "bindings": run the Python and Go clients too (not under the sanitizer)
 . "$(dirname "$0")/tap.sh"
 tb="$src/scripts/testbed.sh"
 if ! why=$("$tb" check 2>&1); then
@@ -126,6 +127,120 @@ wait "$ping_pid"; rc=$?
 echo "# executors per node (most seen at once): node1=${seen[node1]:-0} node2=${seen[node2]:-0} node3=${seen[node3]:-0}"
 [ "${seen[node1]:-0}" -ge 1 ] && [ "${seen[node2]:-0}" -ge 1 ] && [ "${seen[node3]:-0}" -ge 1 ] &&
     ok "the session's executors spread over the three nodes" || bad "executors did not spread" "$(flmctl list -e)"
+
+# ---- Python (our binding) and Go clients on node 4: their sessions spread too ----
+# Executors of sessions whose id starts with $1 per node, the most seen at
+# once while process $2 runs; prints "node1=N node2=N node3=N".
+spread() {
+    local -A most=()
+    while kill -0 "$2" 2>/dev/null; do
+        while read -r node cnt; do
+            [ "${most[$node]:-0}" -lt "$cnt" ] && most[$node]=$cnt
+        done < <(flmctl list -e 2>/dev/null | awk -v p="$1" 'NR > 1 && index($4, p) == 1 { c[$3]++ } END { for (n in c) print n, c[n] }')
+        sleep 0.2
+    done
+    echo "node1=${most[node1]:-0} node2=${most[node2]:-0} node3=${most[node3]:-0}"
+}
+spread_ok() { [[ "$1" =~ node1=[1-9].*node2=[1-9].*node3=[1-9] ]]; }
+if [ -n "$bindings" ]; then
+    cp -r "$src/bindings/python" "$tmp/py"
+    if (cd "$tmp/py" && FLAME_SOURCE_DIR="$src" FLAME_BUILD_DIR="$build" python3 setup.py -q build_ext --inplace) \
+        >"$tmp/pybuild.log" 2>&1; then
+        cat >"$tmp/client.py" <<'PY'
+import concurrent.futures, sys
+import flame
+n = int(sys.argv[1])
+s = flame.create_session("flmping", session_id=sys.argv[2])
+futs = [s.run(b'{"duration": 100}') for _ in range(n)]
+done = 0
+for f in concurrent.futures.as_completed(futs, timeout=300):
+    f.result()  # raises when the task failed
+    done += 1
+s.close()
+print(f"python: {done} of {n} tasks done")
+PY
+        "$tb" exec "$id" 4 env PYTHONPATH="$tmp/py" timeout 300 python3 "$tmp/client.py" 240 "py-$id" >"$tmp/py.out" 2>&1 &
+        p=$!
+        got=$(spread "py-$id" "$p")
+        wait "$p"; rc=$?
+        echo "# python session: executors per node $got"
+        [ "$rc" = 0 ] && grep -q "240 of 240" "$tmp/py.out" && ok "the Python binding on node 4 ran 240 tasks over mTLS" ||
+            bad "python client (exit $rc)" "$(cat "$tmp/py.out")"
+        spread_ok "$got" && ok "the Python session's executors spread over the three nodes" || bad "python: $got"
+    else
+        bad "the Python binding does not build" "$(tail "$tmp/pybuild.log")"
+    fi
+    if command -v go >/dev/null; then
+        mkdir -p "$tmp/goclient"
+        cat >"$tmp/goclient/go.mod" <<GOMOD
+module testbedclient
+
+go 1.21
+
+require github.com/flame-in-c/flame/bindings/go v0.0.0
+
+replace github.com/flame-in-c/flame/bindings/go => $src/bindings/go
+GOMOD
+        cat >"$tmp/goclient/main.go" <<'GO'
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+
+	flame "github.com/flame-in-c/flame/bindings/go"
+)
+
+func main() {
+	n, _ := strconv.Atoi(os.Args[1])
+	cl, err := flame.Connect("")
+	if err != nil {
+		fmt.Println("connect:", err)
+		os.Exit(1)
+	}
+	s, err := cl.CreateSession(os.Args[2], flame.SessionSpec{Application: "flmping"})
+	if err != nil {
+		fmt.Println("create:", err)
+		os.Exit(1)
+	}
+	inputs := make([][]byte, n)
+	for i := range inputs {
+		inputs[i] = []byte(`{"duration": 100}`)
+	}
+	res, err := s.Map(context.Background(), inputs)
+	if err != nil {
+		fmt.Println("map:", err)
+		os.Exit(1)
+	}
+	done := 0
+	for _, r := range res {
+		if r.Err == nil {
+			done++
+		}
+	}
+	s.Close()
+	fmt.Printf("go: %d of %d tasks done\n", done, n)
+}
+GO
+        if (cd "$tmp/goclient" && GOPROXY=off GOFLAGS=-mod=mod CGO_LDFLAGS="-L$build/libflame -Wl,-rpath,$build/libflame" \
+            CGO_CFLAGS="-I$src/include" go build -o "$tmp/goclient/client" .) >"$tmp/gobuild.log" 2>&1; then
+            "$tb" exec "$id" 4 timeout 300 "$tmp/goclient/client" 240 "go-$id" >"$tmp/go.out" 2>&1 &
+            p=$!
+            got=$(spread "go-$id" "$p")
+            wait "$p"; rc=$?
+            echo "# go session: executors per node $got"
+            [ "$rc" = 0 ] && grep -q "240 of 240" "$tmp/go.out" && ok "the Go binding on node 4 ran 240 tasks over mTLS" ||
+                bad "go client (exit $rc)" "$(cat "$tmp/go.out")"
+            spread_ok "$got" && ok "the Go session's executors spread over the three nodes" || bad "go: $got"
+        else
+            bad "the Go client does not build" "$(tail "$tmp/gobuild.log")"
+        fi
+    else
+        echo "# SKIP the Go client: go is not installed"
+    fi
+fi
 
 # ---- node failure in the middle of a 20,000-task run ----
 rerun_before=$(grep -o 'executor [^ ]*: [0-9]* running task' "$tmp/sm.log" | awk '{ s += $3 } END { print s + 0 }')
