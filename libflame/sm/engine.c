@@ -78,6 +78,8 @@ static void load_task(void *ctx, const char *sid, fl_task *t)
         fl_task_free(t);
         return;
     }
+    if (t->state == FLAME_TASK_RUNNING)
+        sm->restored_running++;
     sm_task_restored(sm, ss, t);
 }
 
@@ -227,6 +229,9 @@ static flame_status start(flame_session_manager **out, const flame_server_option
         sm_free(sm);
         return st;
     }
+    if (sm->restored_running) /* operators (and the test bed) count what runs twice */
+        fl_log(FL_LOG_WARN, "sm", "%u task(s) were running when the session manager stopped: "
+               "back to Pending", sm->restored_running);
     sm_register_builtins(sm);
     if ((st = fl_store_commit(sm->store))) {
         sm_free(sm);

@@ -167,6 +167,7 @@ struct flame_session_manager {
     uint32_t max_tasks_per_request;  /* CreateTasks, RunSession */
     int schedule_interval_ms;
     int node_timeout_ms;             /* cluster.node_timeout: silent nodes are lost */
+    uint32_t restored_running;       /* tasks Running when the last process stopped */
     char *name;
     /* TLS and auth settings as started with (tls.tls.cert_file set: TLS;
      * tls.crl_file, tls.anonymous_role: for auth/) */
