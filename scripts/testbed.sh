@@ -12,13 +12,14 @@
 #   scripts/testbed.sh cut ID I       cuts node I off (its switch port goes
 #                                     down: its own link stays up, packets vanish)
 #   scripts/testbed.sh heal ID I      undoes cut and lossy
-#   scripts/testbed.sh lossy ID I     100% packet loss on node I (tc netem)
+#   scripts/testbed.sh lossy ID I     100% packet loss on node I (tc netem: needs
+#                                     the kernel's sch_netem; exit 1 saying so)
 #   scripts/testbed.sh down ID        removes every namespace of the bed
 #   scripts/testbed.sh check          exit 0 when namespaces can be made here
 set -euo pipefail
 
 usage() {
-    sed -n '9,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '9,18p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -113,7 +114,11 @@ case "$cmd" in
     addr) [ $# -eq 2 ] || usage; addr "$1" "$2" ;;
     exec) [ $# -ge 3 ] || usage; id=$1 i=$2; shift 2; exec ip netns exec "$(ns "$id" "$i")" "$@" ;;
     cut) [ $# -eq 2 ] || usage; ip -n "$(sw "$1")" link set "p$2" down ;;
-    lossy) [ $# -eq 2 ] || usage; tc -n "$(ns "$1" "$2")" qdisc replace dev eth0 root netem loss 100% ;;
+    lossy)
+        [ $# -eq 2 ] || usage
+        tc -n "$(ns "$1" "$2")" qdisc replace dev eth0 root netem loss 100% ||
+            { echo "testbed: tc netem is not available here (sch_netem); use cut" >&2; exit 1; }
+        ;;
     heal)
         [ $# -eq 2 ] || usage
         ip -n "$(sw "$1")" link set "p$2" up
