@@ -46,8 +46,10 @@ adm="$build/cli/flmadm"
         for i in 1 2 3; do "$adm" issue node "node$i" --dir "$tmp/ca" --out "$tmp/certs/node" || exit 1; done
 } >"$tmp/adm.log" 2>&1 && ok "flmadm: a CA, the server's certificate with IP:$sm_ip, three nodes, an admin" ||
     bad "flmadm" "$(cat "$tmp/adm.log")"
-openssl x509 -noout -ext subjectAltName -in "$tmp/certs/server/flame-session-manager.crt" 2>/dev/null |
-    grep -q "IP Address:$sm_ip" && ok "the server certificate carries $sm_ip" || bad "no SAN $sm_ip"
+if command -v openssl >/dev/null; then
+    openssl x509 -noout -ext subjectAltName -in "$tmp/certs/server/flame-session-manager.crt" 2>/dev/null |
+        grep -q "IP Address:$sm_ip" && ok "the server certificate carries $sm_ip" || bad "no SAN $sm_ip"
+fi # else the mTLS connections below show it
 
 cat >"$tmp/cluster.yaml" <<YAML
 cluster:
