@@ -9,10 +9,16 @@
 # session manager killed and restarted on the same sqlite while a node is
 # cut off. Prints the figures: detection time, tasks re-run, tasks lost.
 # Skips (exit 77, with the reason) where network namespaces cannot be made.
-# Usage: test_testbed.sh SOURCE_DIR BUILD_DIR [bindings]
+# Usage: test_testbed.sh SOURCE_DIR BUILD_DIR [bindings|sanitize]
 set -uo pipefail
 src="$(cd "$1" && pwd)" build="$(cd "$2" && pwd)"
-bindings=${3:-}   # "bindings": run the Python and Go clients too (not under the sanitizer)
+# "bindings": run the Python and Go clients too; "sanitize": the sanitizer
+# build (no bindings; executors at the none level: ASan's shadow memory
+# does not fit under the process level's RLIMIT_AS)
+mode=${3:-}
+bindings="" sandbox=()
+[ "$mode" = bindings ] && bindings=1
+[ "$mode" = sanitize ] && sandbox=(--sandbox none)
 . "$(dirname "$0")/tap.sh"
 tb="$src/scripts/testbed.sh"
 if ! why=$("$tb" check 2>&1); then
@@ -90,7 +96,7 @@ declare -A em_pid
 start_em() { # I
     local i=$1
     "$tb" exec "$id" "$i" "$build/daemons/flame-executor-manager" --config "$tmp/cluster.yaml" --node "node$i" \
-        --work-dir "$tmp/work$i" --resources cpu=4,mem=16g --sandbox-uids "$((200000 + i * 1000))-$((200999 + i * 1000))" \
+        --work-dir "$tmp/work$i" --resources cpu=4,mem=16g "${sandbox[@]}" --sandbox-uids "$((200000 + i * 1000))-$((200999 + i * 1000))" \
         --tls-cert "$tmp/certs/node/node$i.crt" --tls-key "$tmp/certs/node/node$i.key" \
         >>"$tmp/em$i.log" 2>&1 &
     em_pid[$i]=$!

@@ -56,6 +56,7 @@ START_TEST(full_config)
     ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  node_timeout: 2500\n")),
                      FLAME_OK);
     ck_assert_int_eq(c->node_timeout_ms, 2500);
+    flame_cluster_config_free(c);
 }
 END_TEST
 
