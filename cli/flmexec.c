@@ -1,5 +1,8 @@
 /* flmexec: run a shell or Python script through the built-in flmexec
- * application and print its output (client.h only). */
+ * application (Flame's contract: JSON {language, runtime?, code, input} in,
+ * {"data": [...]} out, see daemons/flmexec-service.c) and print its output
+ * (client.h only). Exits 0 when the script exited 0; 1 when it did not (its
+ * stderr and why, printed) or could not run. */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,12 +15,14 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: flmexec [-l shell|python] [-i INPUT] [limits] (-c CODE | FILE | -)\n"
+            "Usage: flmexec [-l shell|python] [-r RUNTIME] [-i INPUT] [limits] (-c CODE | FILE | -)\n"
             "\n"
             "Runs a script as a task of the built-in flmexec application and prints its stdout.\n"
             "The script runs in a sandbox (no network, its own files only) under a time and a\n"
             "memory limit; a script stopped by one fails with a message naming it.\n"
             "  -l, --language LANG      shell (default) or python\n"
+            "  -r, --runtime RUNTIME    the shell (bash, sh, zsh, ksh, ...; default bash) or\n"
+            "                           the Python version (e.g. 3.11)\n"
             "  -c, --code CODE          the script itself\n"
             "  -i, --input TEXT         the script's standard input\n"
             "  -t, --time-limit SEC     stop the script after SEC seconds (at most the\n"
@@ -25,7 +30,8 @@ static void usage(FILE *f)
             "  -m, --memory-limit SIZE  its address space, e.g. 256m (at most the\n"
             "                           application's limit, 512m unless it sets another)\n"
             "      --sandbox LEVEL      process (default: application flmexec) or microvm\n"
-            "                           (application flmexec-microvm)\n"
+            "                           (application flmexec-microvm, which an admin registers:\n"
+            "                           flmctl register -f examples/flmexec-microvm.yaml)\n"
             "  -a, --app NAME           another application running flmexec-service, e.g. one\n"
             "                           an admin registered with network: host\n"
             "      --endpoint URL       the session manager\n"
@@ -47,57 +53,71 @@ static char *slurp(FILE *f)
     return buf;
 }
 
-/* Waits for the task; gives up, with the bind's own message (e.g. a node
- * without the microvm level), once the session manager stops trying to
- * give the session an executor (event 1002 after repeated bind failures):
- * then FLAME_OK with *out NULL, the reason printed. */
-static flame_status wait_task(flame_task **out, flame_client *client, flame_session *s,
-                              const char *task_id)
+/* Waits for the task; the client core gives up, with the session's own
+ * event (e.g. a bind that keeps failing on a node without the microvm
+ * level), once the session gets no executor: then FLAME_OK with *out
+ * NULL, the reason printed. */
+static flame_status wait_task(flame_task **out, flame_session *s, const char *task_id)
 {
-    for (;;) {
-        flame_status st = flame_task_wait(out, s, task_id, 1000);
-        if (st != FLAME_ERR_TIMEOUT)
-            return st;
-        flame_session_info *info;
-        if ((st = flame_session_get(&info, client, flame_session_id(s))))
-            return st;
-        const char *bind = NULL;
-        bool gave_up = false;
-        for (size_t i = 0; i < info->events_len; i++) {
-            if (info->events[i].code == 1001 && info->events[i].message)
-                bind = info->events[i].message;
-            gave_up |= info->events[i].code == 1002;
-        }
-        if (gave_up)
-            fprintf(stderr, "flmexec: the script cannot run: %s\n",
-                    bind ? bind : "the session gets no executor");
-        flame_session_info_free(info);
-        if (gave_up) {
-            *out = NULL;
-            return FLAME_OK;
-        }
+    flame_status st = flame_task_wait(out, s, task_id, -1);
+    if (st == FLAME_ERR_FAILED_PRECONDITION) {
+        fprintf(stderr, "flmexec: the script cannot run: %s\n", flame_error_last());
+        *out = NULL;
+        return FLAME_OK;
     }
+    return st;
+}
+
+/* Prints the script's stdout (the output's "data") and, when it exited
+ * non-zero, why and its stderr; returns the exit status for flmexec. */
+static int print_output(const flame_bytes *output)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)output->data, output->len);
+    cJSON *data = cJSON_GetObjectItem(o, "data");
+    if (!cJSON_IsArray(data)) {
+        fprintf(stderr, "flmexec: the service's output is not flmexec output JSON\n");
+        cJSON_Delete(o);
+        return 1;
+    }
+    const cJSON *b;
+    cJSON_ArrayForEach(b, data)
+        putchar(cJSON_IsNumber(b) ? b->valueint & 0xff : '?');
+    fflush(stdout);
+    const cJSON *code = cJSON_GetObjectItem(o, "exit_code");
+    const cJSON *err = cJSON_GetObjectItem(o, "stderr");
+    const cJSON *why = cJSON_GetObjectItem(o, "error");
+    const char *text = cJSON_IsString(err) ? err->valuestring : "";
+    int rc = cJSON_IsNumber(code) && code->valueint != 0 ? 1 : 0;
+    if (rc)
+        fprintf(stderr, "flmexec: %s: %s", cJSON_IsString(why) ? why->valuestring
+                                                                : "the script failed", text);
+    else
+        fputs(text, stderr);
+    cJSON_Delete(o);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "language", required_argument, NULL, 'l' }, { "code", required_argument, NULL, 'c' },
+        { "runtime", required_argument, NULL, 'r' },
         { "input", required_argument, NULL, 'i' },    { "endpoint", required_argument, NULL, 'E' },
         { "time-limit", required_argument, NULL, 't' },
         { "memory-limit", required_argument, NULL, 'm' },
         { "sandbox", required_argument, NULL, 'S' },  { "app", required_argument, NULL, 'a' },
         { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
     };
-    const char *lang = "shell", *code = NULL, *input = NULL, *endpoint = NULL;
+    const char *lang = "shell", *code = NULL, *input = NULL, *endpoint = NULL, *runtime = NULL;
     const char *memory = NULL, *app = "flmexec";
     double secs = 0;
     char *end;
     int c;
-    while ((c = getopt_long(argc, argv, "l:c:i:t:m:a:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:r:c:i:t:m:a:h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': lang = optarg; break;
         case 'c': code = optarg; break;
+        case 'r': runtime = optarg; break;
         case 'i': input = optarg; break;
         case 'E': endpoint = optarg; break;
         case 'm': memory = optarg; break;
@@ -141,9 +161,12 @@ int main(int argc, char **argv)
     }
     cJSON *in = cJSON_CreateObject();
     cJSON_AddStringToObject(in, "language", lang);
+    if (runtime)
+        cJSON_AddStringToObject(in, "runtime", runtime);
     cJSON_AddStringToObject(in, "code", code);
-    if (input)
-        cJSON_AddStringToObject(in, "input", input);
+    cJSON *bytes = cJSON_AddArrayToObject(in, "input");
+    for (const char *p = input; p && *p; p++)
+        cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)*p));
     if (secs > 0)
         cJSON_AddNumberToObject(in, "time_limit", secs);
     if (memory)
@@ -159,17 +182,21 @@ int main(int argc, char **argv)
     flame_task *t = NULL, *done = NULL;
     flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
     spec.application = app;
-    if (flame_client_connect(&client, &co) || flame_session_create(&s, client, NULL, &spec) ||
-        flame_task_create(&t, s, json, strlen(json)) || wait_task(&done, client, s, t->id)) {
+    flame_status st = FLAME_OK;
+    if ((st = flame_client_connect(&client, &co)) ||
+        (st = flame_session_create(&s, client, NULL, &spec)) ||
+        (st = flame_task_create(&t, s, json, strlen(json))) ||
+        (st = wait_task(&done, s, t->id))) {
         fprintf(stderr, "flmexec: %s\n", flame_error_last());
+        if (st == FLAME_ERR_NOT_FOUND && strcmp(app, "flmexec-microvm") == 0)
+            fprintf(stderr, "flmexec: an admin registers it: flmctl register -f "
+                            "examples/flmexec-microvm.yaml\n");
     } else if (!done) {
         /* no executor for it: wait_task said why */
     } else if (done->state != FLAME_TASK_SUCCEED) {
         fprintf(stderr, "flmexec: %s\n", done->message ? done->message : "the task failed");
     } else {
-        if (done->output.data)
-            fwrite(done->output.data, 1, done->output.len, stdout);
-        rc = 0;
+        rc = print_output(&done->output);
     }
     if (s)
         flame_session_close(s);

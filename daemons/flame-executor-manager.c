@@ -40,6 +40,10 @@ static void usage(FILE *f)
             "      --microvm-image DIR its kernel and initramfs (scripts/microvm-image.sh; default\n"
             "                          $FLAME_MICROVM_IMAGE, else ~/.cache/flame/microvm/current)\n"
             "      --microvm-pool N    VMs kept booted per application (default 0)\n"
+            "      --metrics [HOST:]PORT  serve /metrics, /healthz and /readyz there (HOST\n"
+            "                          default 127.0.0.1; plain HTTP; overrides\n"
+            "                          metrics.executor_manager)\n"
+            "      --log-format text|json  log lines as text (default) or JSON (log.format)\n"
             "  -h, --help              show this help\n"
             "  -V, --version           show the version\n");
 }
@@ -63,11 +67,14 @@ int main(int argc, char **argv)
         { "microvm-accel", required_argument, NULL, 7 },
         { "microvm-image", required_argument, NULL, 8 },
         { "microvm-pool", required_argument, NULL, 9 },
+        { "metrics", required_argument, NULL, 20 },
+        { "log-format", required_argument, NULL, 21 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     flame_executor_options o = FLAME_EXECUTOR_OPTIONS_INIT;
+    const char *metrics_flag = NULL, *log_format = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "c:e:w:n:r:T:hV", opts, NULL)) != -1) {
         switch (c) {
@@ -121,10 +128,19 @@ int main(int argc, char **argv)
             o.microvm_pool = (int)n;
             break;
         }
+        case 20: metrics_flag = optarg; break;
+        case 21: log_format = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("flame-executor-manager %s\n", flame_version()); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    char *metrics_addr;
+    flame_status ost = flame_operations_config(o.config_file, "executor_manager", log_format,
+                                               metrics_flag, &metrics_addr);
+    if (ost != FLAME_OK) {
+        fprintf(stderr, "flame-executor-manager: %s\n", flame_error_last());
+        return ost == FLAME_ERR_CONFIG ? 2 : 1;
     }
     sigset_t set;
     sigemptyset(&set);
@@ -137,13 +153,32 @@ int main(int argc, char **argv)
     flame_status st = flame_executor_manager_start(&em, &o);
     if (st != FLAME_OK) {
         fprintf(stderr, "flame-executor-manager: %s\n", flame_error_last());
+        free(metrics_addr);
         return st == FLAME_ERR_CONFIG ? 2 : 1;
     }
     printf("flame-executor-manager running node %s\n", flame_executor_manager_node(em));
+    flame_metrics_server *ms = NULL;
+    if (metrics_addr) {
+        flame_metrics_options mo = FLAME_METRICS_OPTIONS_INIT;
+        mo.address = metrics_addr;
+        mo.daemon = "flame-executor-manager";
+        mo.healthy = flame_executor_manager_healthy;
+        mo.ready = flame_executor_manager_ready;
+        mo.probe_ctx = em;
+        st = flame_metrics_start(&ms, &mo);
+        free(metrics_addr);
+        if (st != FLAME_OK) {
+            fprintf(stderr, "flame-executor-manager: %s\n", flame_error_last());
+            flame_executor_manager_stop(em);
+            return st == FLAME_ERR_CONFIG ? 2 : 1;
+        }
+        printf("flame-executor-manager metrics on port %d\n", flame_metrics_port(ms));
+    }
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "flame-executor-manager: signal %d, stopping\n", sig);
+    flame_metrics_stop(ms);
     flame_executor_manager_stop(em);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <flame/cache.h>
+#include <flame/metrics.h>
 #include <flame/version.h>
 
 static void usage(FILE *f)
@@ -31,6 +32,11 @@ static void usage(FILE *f)
             "      --tls-key FILE    and its private key (cache.tls.key_file)\n"
             "      --tls-ca FILE     CA of client certificates (cache.tls.ca_file)\n"
             "      --mtls            require client certificates signed by it\n"
+            "      --metrics [HOST:]PORT\n"
+            "                        serve /metrics, /healthz and /readyz there (HOST default\n"
+            "                        127.0.0.1; plain HTTP; overrides metrics.object_cache)\n"
+            "      --log-format text|json\n"
+            "                        log lines as text (default) or JSON objects (log.format)\n"
             "  -h, --help            show this help\n"
             "  -V, --version         show the version\n");
 }
@@ -66,11 +72,14 @@ int main(int argc, char **argv)
         { "max-objects", required_argument, NULL, 6 },
         { "max-object-size", required_argument, NULL, 7 },
         { "advertise", required_argument, NULL, 8 },
+        { "metrics", required_argument, NULL, 20 },
+        { "log-format", required_argument, NULL, 21 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     flame_cache_server_options o = FLAME_CACHE_SERVER_OPTIONS_INIT;
+    const char *metrics_flag = NULL, *log_format = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "c:e:s:hV", opts, NULL)) != -1) {
         switch (c) {
@@ -85,6 +94,8 @@ int main(int argc, char **argv)
         case 6: if (size_arg(optarg, &o.max_objects)) return 2; break;
         case 7: if (size_arg(optarg, &o.max_object_size)) return 2; break;
         case 8: o.advertise_host = optarg; break;
+        case 20: metrics_flag = optarg; break;
+        case 21: log_format = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("flame-object-cache %s\n", flame_version()); return 0;
         default: usage(stderr); return 2;
@@ -93,6 +104,13 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "flame-object-cache: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
+    }
+    char *metrics_addr;
+    flame_status ost = flame_operations_config(o.config_file, "object_cache", log_format,
+                                               metrics_flag, &metrics_addr);
+    if (ost != FLAME_OK) {
+        fprintf(stderr, "flame-object-cache: %s\n", flame_error_last());
+        return ost == FLAME_ERR_CONFIG ? 2 : 1;
     }
     sigset_t set;
     sigemptyset(&set);
@@ -107,14 +125,32 @@ int main(int argc, char **argv)
     flame_status st = flame_cache_server_start(&srv, &o);
     if (st != FLAME_OK) {
         fprintf(stderr, "flame-object-cache: %s\n", flame_error_last());
+        free(metrics_addr);
         return st == FLAME_ERR_CONFIG ? 2 : 1;
     }
     printf("flame-object-cache listening on port %d (%s)\n", flame_cache_server_port(srv),
            flame_cache_server_uri(srv));
+    flame_metrics_server *ms = NULL;
+    if (metrics_addr) {
+        flame_metrics_options mo = FLAME_METRICS_OPTIONS_INIT;
+        mo.address = metrics_addr;
+        mo.daemon = "flame-object-cache";
+        mo.healthy = flame_object_cache_healthy;
+        mo.probe_ctx = srv;
+        st = flame_metrics_start(&ms, &mo);
+        free(metrics_addr);
+        if (st != FLAME_OK) {
+            fprintf(stderr, "flame-object-cache: %s\n", flame_error_last());
+            flame_cache_server_stop(srv);
+            return st == FLAME_ERR_CONFIG ? 2 : 1;
+        }
+        printf("flame-object-cache metrics on port %d\n", flame_metrics_port(ms));
+    }
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "flame-object-cache: signal %d, stopping\n", sig);
+    flame_metrics_stop(ms);
     flame_cache_server_stop(srv);
     return 0;
 }

@@ -29,6 +29,11 @@ static void usage(FILE *f)
             "                        (cluster.auth.anonymous_role)\n"
             "      --insecure        allow a non-loopback endpoint without TLS: every client\n"
             "                        that reaches it is admin (logged at WARN on every start)\n"
+            "      --metrics [HOST:]PORT\n"
+            "                        serve /metrics, /healthz and /readyz there (HOST default\n"
+            "                        127.0.0.1; plain HTTP; overrides metrics.session_manager)\n"
+            "      --log-format text|json\n"
+            "                        log lines as text (default) or JSON objects (log.format)\n"
             "  -h, --help            show this help\n"
             "  -V, --version         show the version\n");
 }
@@ -47,11 +52,14 @@ int main(int argc, char **argv)
         { "tls-crl", required_argument, NULL, 5 },
         { "anonymous-role", required_argument, NULL, 6 },
         { "insecure", no_argument, NULL, 'I' },
+        { "metrics", required_argument, NULL, 20 },
+        { "log-format", required_argument, NULL, 21 },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     flame_server_options o = FLAME_SERVER_OPTIONS_INIT;
+    const char *metrics_flag = NULL, *log_format = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "c:e:s:hV", opts, NULL)) != -1) {
         switch (c) {
@@ -65,6 +73,8 @@ int main(int argc, char **argv)
         case 5: o.tls_crl_file = optarg; break;
         case 6: o.auth_anonymous_role = optarg; break;
         case 'I': o.insecure = 1; break;
+        case 20: metrics_flag = optarg; break;
+        case 21: log_format = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("flame-session-manager %s\n", flame_version()); return 0;
         default: usage(stderr); return 2;
@@ -73,6 +83,13 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "flame-session-manager: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
+    }
+    char *metrics_addr;
+    flame_status ost = flame_operations_config(o.config_file, "session_manager", log_format,
+                                               metrics_flag, &metrics_addr);
+    if (ost != FLAME_OK) {
+        fprintf(stderr, "flame-session-manager: %s\n", flame_error_last());
+        return ost == FLAME_ERR_CONFIG ? 2 : 1;
     }
     /* Signals are taken synchronously by sigwait below. */
     sigset_t set;
@@ -88,13 +105,32 @@ int main(int argc, char **argv)
     flame_status st = flame_session_manager_start(&sm, &o);
     if (st != FLAME_OK) {
         fprintf(stderr, "flame-session-manager: %s\n", flame_error_last());
+        free(metrics_addr);
         return st == FLAME_ERR_CONFIG ? 2 : 1;
     }
     printf("flame-session-manager listening on port %d\n", flame_session_manager_port(sm));
+    flame_metrics_server *ms = NULL;
+    if (metrics_addr) {
+        flame_metrics_options mo = FLAME_METRICS_OPTIONS_INIT;
+        mo.address = metrics_addr;
+        mo.daemon = "flame-session-manager";
+        mo.healthy = flame_session_manager_healthy;
+        mo.ready = flame_session_manager_ready;
+        mo.probe_ctx = sm;
+        st = flame_metrics_start(&ms, &mo);
+        free(metrics_addr);
+        if (st != FLAME_OK) {
+            fprintf(stderr, "flame-session-manager: %s\n", flame_error_last());
+            flame_session_manager_stop(sm);
+            return st == FLAME_ERR_CONFIG ? 2 : 1;
+        }
+        printf("flame-session-manager metrics on port %d\n", flame_metrics_port(ms));
+    }
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "flame-session-manager: signal %d, stopping\n", sig);
+    flame_metrics_stop(ms);
     flame_session_manager_stop(sm);
     return 0;
 }

@@ -1,7 +1,20 @@
-/* The built-in flmexec service: runs a shell or Python script per task.
- * Input JSON {"language": "shell"|"python", "code": str, "input": str?,
- * "time_limit": seconds?, "memory_limit": bytes or "64m"?}; the output is the
- * script's stdout; a non-zero exit fails the task with its stderr.
+/* The built-in flmexec service, Flame's contract (flmexec/src/): a task's
+ * input is JSON {"language": "shell"|"python", "runtime": str?, "code": str,
+ * "input": [byte, ...]|null}; its output is JSON {"data": [byte, ...]}, the
+ * script's stdout. The code is written to /tmp/flame/script/<lang>-<rand>/
+ * main.sh|main.py (removed afterwards) and run there: shell with the runtime
+ * sh, bash (default; sh where there is no bash), zsh, csh, tcsh, ksh or
+ * fish (bare or as /bin/X, /usr/bin/X); python as `uv run --python <v> main.py` ($FLAME_HOME/bin/uv,
+ * else /usr/bin/uv, else uv on PATH; where none can run, python<v> runs the
+ * script itself), <v> being the runtime ("python" prefix stripped), else
+ * $FLAME_PYTHON_VERSION, else the newest $FLAME_HOME/lib/python<v>/
+ * site-packages, else the newest python3.N on PATH, else 3.12; that
+ * site-packages goes first on PYTHONPATH. The input bytes are the script's
+ * stdin (null: an empty stdin, where Flame leaves it open and a reading
+ * script hangs). A non-zero exit is not an error: the output says it, with
+ * our two additions "exit_code" and "stderr" (its last 4 KiB). Errors (bad
+ * JSON, an unsupported language or shell, a script that cannot be started)
+ * fail the task with return code -1 and Flame's texts.
  *
  * Every script runs under limits, so that "run this LLM-written script" is
  * safe alongside the sandbox the executor manager puts this service in:
@@ -11,19 +24,24 @@
  * no core dumps. The application sets them through its environment
  * (FLMEXEC_TIME_LIMIT in seconds, FLMEXEC_MEMORY_LIMIT as bytes or with a
  * k/m/g suffix, FLMEXEC_OUTPUT_LIMIT likewise, FLMEXEC_PROCESS_LIMIT: the
- * processes it may start, RLIMIT_NPROC); a task may ask for less,
- * never for more. A script stopped by a limit fails with a message that
- * names the limit. */
+ * processes it may start, RLIMIT_NPROC); a task may ask for less
+ * ("time_limit", "memory_limit"), never for more. A script stopped by a
+ * limit (killed, timed out) fails its task with a message naming the limit;
+ * one that exited non-zero after hitting one (MemoryError, a failed fork)
+ * says so in the output's "error". */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -239,43 +257,284 @@ static void set_limit(int resource, long long v)
     setrlimit(resource, &rl);
 }
 
+/* Fails the task as Flame's flmexec does: return code -1, the text as the
+ * message. */
+static int fail(flame_task_result *result, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int fail(flame_task_result *result, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    flame_task_result_set_message(result, msg);
+    return -1;
+}
+
+/* The shell of a runtime: sh, bash, zsh, csh, tcsh, ksh, fish, bare or as
+ * /bin/X or /usr/bin/X; NULL if not one of them. */
+static const char *shell_of(const char *runtime)
+{
+    static const char *const shells[] = { "sh", "bash", "zsh", "csh", "tcsh", "ksh", "fish" };
+    const char *name = strncmp(runtime, "/bin/", 5) == 0       ? runtime + 5
+                       : strncmp(runtime, "/usr/bin/", 9) == 0 ? runtime + 9
+                                                               : runtime;
+    for (size_t i = 0; i < sizeof shells / sizeof *shells; i++)
+        if (strcmp(name, shells[i]) == 0)
+            return shells[i];
+    return NULL;
+}
+
+static const char *flame_home(void)
+{
+    const char *h = getenv("FLAME_HOME");
+    return h && *h ? h : "/usr/local/flame";
+}
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Keeps the newer of *best and v ("3.12" > "3.9"). */
+static void newer(char *best, size_t len, const char *v)
+{
+    if (!*v || strspn(v, "0123456789.") != strlen(v))
+        return;
+    const char *a = v, *b = best;
+    while (*best && (*a || *b)) {
+        char *ea, *eb;
+        long x = strtol(a, &ea, 10), y = strtol(b, &eb, 10);
+        if (x != y) {
+            if (x < y)
+                return;
+            break;
+        }
+        if (!*ea && !*eb)
+            return;
+        a = *ea == '.' ? ea + 1 : ea;
+        b = *eb == '.' ? eb + 1 : eb;
+    }
+    snprintf(best, len, "%s", v);
+}
+
+/* The Python version of a script (see the top of the file). */
+static void python_version(char *out, size_t len, const char *runtime)
+{
+    const char *v = runtime && *runtime ? runtime : getenv("FLAME_PYTHON_VERSION");
+    if (v && *v) {
+        snprintf(out, len, "%s", strncmp(v, "python", 6) == 0 ? v + 6 : v);
+        return;
+    }
+    out[0] = 0;
+    char lib[4096];
+    snprintf(lib, sizeof lib, "%s/lib", flame_home());
+    DIR *d = opendir(lib);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char sp[4400];
+        snprintf(sp, sizeof sp, "%s/%s/site-packages", lib, e->d_name);
+        if (strncmp(e->d_name, "python", 6) == 0 && is_dir(sp))
+            newer(out, len, e->d_name + 6);
+    }
+    if (d)
+        closedir(d);
+    const char *path = getenv("PATH");
+    while (!out[0] && path && *path) { /* no site-packages: the newest python3.N */
+        size_t n = strcspn(path, ":");
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)n, path);
+        DIR *pd = n ? opendir(dir) : NULL;
+        char found[32] = "";
+        while (pd && (e = readdir(pd)))
+            if (strncmp(e->d_name, "python3.", 8) == 0)
+                newer(found, sizeof found, e->d_name + 6);
+        if (pd)
+            closedir(pd);
+        if (found[0])
+            snprintf(out, len, "%s", found);
+        path += n + (path[n] == ':');
+    }
+    if (!out[0])
+        snprintf(out, len, "3.12");
+}
+
+/* The input bytes: an array of integers 0..255 (Flame's), or a string (our
+ * older clients'). */
+static bool input_bytes(const cJSON *input, char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    if (!input || cJSON_IsNull(input))
+        return true;
+    if (cJSON_IsString(input)) {
+        *data = strdup(input->valuestring);
+        *len = strlen(input->valuestring);
+        return true;
+    }
+    if (!cJSON_IsArray(input))
+        return false;
+    int n = cJSON_GetArraySize(input);
+    *data = malloc(n > 0 ? (size_t)n : 1);
+    const cJSON *b;
+    cJSON_ArrayForEach(b, input) {
+        if (!cJSON_IsNumber(b) || b->valuedouble < 0 || b->valuedouble > 255 ||
+            b->valuedouble != (int)b->valuedouble) {
+            free(*data);
+            *data = NULL;
+            return false;
+        }
+        (*data)[(*len)++] = (char)b->valueint;
+    }
+    return true;
+}
+
+static void rm_script_dir(const char *dir, const char *file)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    unlink(p);
+    rmdir(dir);
+}
+
+/* The output: {"data": [...], "exit_code": n, "stderr": "...", "error"?}. */
+static void set_output(flame_task_result *result, const char *out, size_t olen, int exit_code,
+                       const char *err, const char *error)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *data = cJSON_AddArrayToObject(o, "data");
+    for (size_t i = 0; i < olen; i++)
+        cJSON_AddItemToArray(data, cJSON_CreateNumber((unsigned char)out[i]));
+    cJSON_AddNumberToObject(o, "exit_code", exit_code);
+    cJSON_AddStringToObject(o, "stderr", err ? err : "");
+    if (error)
+        cJSON_AddStringToObject(o, "error", error);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    flame_task_result_set_output(result, json, strlen(json));
+    free(json);
+}
+
+/* The last 4 KiB of stderr, cut at a UTF-8 boundary (cJSON escapes the
+ * rest). */
+static const char *err_tail(char *err, size_t elen)
+{
+    if (!err)
+        return "";
+    size_t from = elen > 4096 ? elen - 4096 : 0;
+    while (from < elen && ((unsigned char)err[from] & 0xC0) == 0x80)
+        from++;
+    err[elen] = 0;
+    return err + from;
+}
+
 static int invoke(const flame_task_context *task, flame_task_result *result, void *payload)
 {
     cJSON *in = task->input.data ? cJSON_ParseWithLength((const char *)task->input.data,
                                                          task->input.len) : NULL;
-    cJSON *lang = cJSON_GetObjectItem(in, "language"), *code = cJSON_GetObjectItem(in, "code");
-    cJSON *input = cJSON_GetObjectItem(in, "input");
-    if (!cJSON_IsString(code)) {
+    if (!cJSON_IsObject(in)) {
         cJSON_Delete(in);
-        flame_task_result_set_message(result, "flmexec: input must be JSON like "
-                                              "{\"language\": \"shell\", \"code\": \"echo hi\"}");
-        return 1;
+        return fail(result, "Failed to parse input: expected JSON {\"language\", \"runtime\"?, "
+                            "\"code\", \"input\"?}");
     }
-    const char *l = cJSON_IsString(lang) ? lang->valuestring : "shell";
-    const char *interp;
-    if (strcmp(l, "shell") == 0 || strcmp(l, "sh") == 0)
-        interp = "/bin/sh";
-    else if (strcmp(l, "python") == 0 || strcmp(l, "python3") == 0)
-        interp = "python3";
-    else {
+    cJSON *lang = cJSON_GetObjectItem(in, "language"), *code = cJSON_GetObjectItem(in, "code");
+    cJSON *runtime = cJSON_GetObjectItem(in, "runtime");
+    if (!cJSON_IsString(lang) || !cJSON_IsString(code) ||
+        (runtime && !cJSON_IsNull(runtime) && !cJSON_IsString(runtime))) {
         cJSON_Delete(in);
-        flame_task_result_set_message(result, "flmexec: language must be \"shell\" or \"python\"");
-        return 1;
+        return fail(result, "Failed to parse input: \"language\" and \"code\" must be strings");
+    }
+    const char *rt = cJSON_IsString(runtime) && runtime->valuestring[0] ? runtime->valuestring
+                                                                        : NULL;
+    bool python = strcasecmp(lang->valuestring, "python") == 0;
+    const char *shell = NULL;
+    char pyver[32] = "";
+    if (strcasecmp(lang->valuestring, "shell") == 0) {
+        if (!(shell = shell_of(rt ? rt : "bash"))) {
+            int rc = fail(result, "Unsupported shell runtime: %s", rt);
+            cJSON_Delete(in);
+            return rc;
+        }
+    } else if (python) {
+        python_version(pyver, sizeof pyver, rt);
+    } else {
+        int rc = fail(result, "Unsupported language: %s", lang->valuestring);
+        cJSON_Delete(in);
+        return rc;
+    }
+    char *stdin_data;
+    size_t stdin_len;
+    if (!input_bytes(cJSON_GetObjectItem(in, "input"), &stdin_data, &stdin_len)) {
+        cJSON_Delete(in);
+        return fail(result, "Failed to parse input: \"input\" must be an array of bytes or null");
     }
     limits lim;
     const char *bad = task_limits(in, &lim);
     if (bad) {
+        free(stdin_data);
         cJSON_Delete(in);
-        flame_task_result_set_message(result, bad);
-        return 1;
+        return fail(result, "%s", bad);
     }
+    /* the script's directory and file */
+    mkdir("/tmp/flame", 0777);
+    mkdir("/tmp/flame/script", 0777);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/flame/script/%s-XXXXXX", python ? "python" : "shell");
+    const char *file = python ? "main.py" : "main.sh";
+    int fd = -1;
+    if (mkdtemp(dir)) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/%s", dir, file);
+        fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    }
+    size_t clen = strlen(code->valuestring);
+    if (fd < 0 || write(fd, code->valuestring, clen) != (ssize_t)clen) {
+        int rc = fail(result, "Failed to write the script to %s: %s", dir, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        rm_script_dir(dir, file);
+        free(stdin_data);
+        cJSON_Delete(in);
+        return rc;
+    }
+    close(fd);
     int fin = tmpfd(), fout = tmpfd(), ferr = tmpfd();
-    if (cJSON_IsString(input) && fin >= 0) {
-        ssize_t w = write(fin, input->valuestring, strlen(input->valuestring));
+    if (stdin_len && fin >= 0) {
+        ssize_t w = write(fin, stdin_data, stdin_len);
         (void)w;
         lseek(fin, 0, SEEK_SET);
     }
+    free(stdin_data);
+
+    /* what to run, prepared before fork: the child only calls exec */
+    char shell_path[64], uv[4200], py[48], pypath[8400] = "", sp[4200];
+    if (shell) {
+        snprintf(shell_path, sizeof shell_path, "/bin/%s", shell);
+        if (access(shell_path, X_OK) != 0)
+            snprintf(shell_path, sizeof shell_path, "/usr/bin/%s", shell);
+        /* no runtime asked for and no bash (a microVM's busybox): sh */
+        if (!rt && access(shell_path, X_OK) != 0) {
+            shell = "sh";
+            snprintf(shell_path, sizeof shell_path, "/bin/sh");
+        }
+    } else {
+        snprintf(uv, sizeof uv, "%s/bin/uv", flame_home());
+        if (access(uv, X_OK) != 0)
+            snprintf(uv, sizeof uv, "/usr/bin/uv");
+        if (access(uv, X_OK) != 0)
+            snprintf(uv, sizeof uv, "uv");
+        snprintf(py, sizeof py, "python%s", pyver);
+        snprintf(sp, sizeof sp, "%s/lib/python%s/site-packages", flame_home(), pyver);
+        const char *old = getenv("PYTHONPATH");
+        if (is_dir(sp))
+            snprintf(pypath, sizeof pypath, "%s%s%s", sp, old && *old ? ":" : "", old ? old : "");
+    }
     long long nproc = tasks_running() + lim.processes;
+    int spawn_pipe[2] = { -1, -1 }; /* the child's exec errno, if every exec failed */
+    if (pipe2(spawn_pipe, O_CLOEXEC) != 0)
+        spawn_pipe[0] = spawn_pipe[1] = -1;
     /* only async-signal-safe calls in the child: the library has threads */
     pid_t pid = fork();
     if (pid == 0) {
@@ -287,9 +546,27 @@ static int invoke(const flame_task_context *task, flame_task_result *result, voi
         dup2(fin, 0);
         dup2(fout, 1);
         dup2(ferr, 2);
-        execlp(interp, interp, "-c", code->valuestring, (char *)NULL);
+        if (chdir(dir) == 0) {
+            if (shell) {
+                execl(shell_path, shell, file, (char *)NULL);
+            } else {
+                if (pypath[0])
+                    setenv("PYTHONPATH", pypath, 1); /* after fork: this process's own copy */
+                execlp(uv, "uv", "run", "--python", pyver, file, (char *)NULL);
+                execlp(py, py, file, (char *)NULL);
+                execlp("python3", "python3", file, (char *)NULL);
+            }
+        }
+        int e = errno;
+        ssize_t w = write(spawn_pipe[1], &e, sizeof e);
+        (void)w;
         _exit(127);
     }
+    close(spawn_pipe[1]);
+    int spawn_errno = 0;
+    if (pid > 0 && read(spawn_pipe[0], &spawn_errno, sizeof spawn_errno) != sizeof spawn_errno)
+        spawn_errno = 0;
+    close(spawn_pipe[0]);
     int status = 0;
     bool timed_out = false;
     if (pid > 0) {
@@ -301,23 +578,29 @@ static int invoke(const flame_task_context *task, flame_task_result *result, voi
         }
         kill(-pid, SIGKILL); /* what the script left running goes with it */
     }
+    rm_script_dir(dir, file);
     size_t olen, elen;
     char *out = read_all(fout, &olen), *err = read_all(ferr, &elen);
     if (err)
-        err[elen < 4096 ? elen : 4095] = 0;
+        err = realloc(err, elen + 1);
+    const char *tail = err_tail(err, elen);
+    const char *l = python ? "python" : "shell";
     int rc = 0;
-    if (pid < 0 || timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char what[200], msg[700];
-        if (pid < 0)
-            snprintf(what, sizeof what, "cannot start the %s script: %s", l, strerror(errno));
-        else
-            failure(what, sizeof what, l, &lim, timed_out, status, err);
-        snprintf(msg, sizeof msg, "flmexec: %s: %.*s", what, (int)(elen > 400 ? 400 : elen),
-                 err ? err : "");
-        flame_task_result_set_message(result, msg);
-        rc = 1;
+    if (pid < 0 || spawn_errno) {
+        rc = fail(result, "Failed to run the %s script with %s: %s", l,
+                  shell ? shell_path : py, strerror(pid < 0 ? errno : spawn_errno));
+    } else if (timed_out || !WIFEXITED(status)) {
+        char what[200];
+        failure(what, sizeof what, l, &lim, timed_out, status, tail);
+        rc = fail(result, "flmexec: %s: %.*s", what, 400, tail);
+    } else {
+        char what[200];
+        bool failed = WEXITSTATUS(status) != 0;
+        if (failed)
+            failure(what, sizeof what, l, &lim, false, status, tail);
+        set_output(result, out ? out : "", out ? olen : 0, WEXITSTATUS(status), tail,
+                   failed ? what : NULL);
     }
-    flame_task_result_set_output(result, out ? out : "", out ? olen : 0);
     free(out);
     free(err);
     close(fin);

@@ -92,7 +92,7 @@ done
 t_spawned=$(date +%s%3N)
 ready=0
 for _ in $(seq 1200); do # at most ~2 min
-    ready=$(ctl list -n 2>/dev/null | awk '$2 == "Ready"' | wc -l)
+    ready=$(ctl list -n 2>/dev/null | awk 'NR > 1 && / Ready /' | wc -l)
     [ "$ready" -ge "$nodes" ] && break
     sleep 0.1
 done

@@ -32,11 +32,59 @@ usage() { # usage EXIT_CODE
     exit "$1"
 }
 
+# ---- is what runs and answers ours? (the truth checks) ----
+# ours PIDFILE: the pid in it runs one of our daemons (not a pid the system
+# gave to something else since)
+ours() {
+    [ -f "$1" ] || return 1
+    local pid exe
+    pid=$(cat "$1")
+    kill -0 "$pid" 2>/dev/null || return 1
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 0 # no /proc: trust the pid
+    case "$(basename "${exe% (deleted)}")" in flame-*) return 0 ;; *) return 1 ;; esac
+}
+# alive PIDFILE: the process we just started still runs (while it starts it
+# is still setsid or nohup on its way to the daemon)
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# listener_pids PORT: the pids listening on TCP PORT, as far as ss can tell
+listener_pids() {
+    ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
+port_in_use() { # PORT
+    ss -Hltn "sport = :$1" 2>/dev/null | grep -q . && return 0
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+describe_pids() { # PID... -> "pid 12 (name), ..."
+    local out="" p
+    for p in "$@"; do out="$out${out:+, }pid $p ($(ps -o comm= -p "$p" 2>/dev/null || echo '?'))"; done
+    echo "$out"
+}
+# check_port_free PORT WHAT: before our WHAT starts, PORT must be free.
+check_port_free() {
+    port_in_use "$1" || return 0
+    local pids
+    pids=$(listener_pids "$1" | tr '\n' ' ')
+    echo "local_cluster: port $1 is already taken by another program${pids:+: $(describe_pids $pids)}," >&2
+    echo "  not by this cluster's $2; stop it, or start this cluster on another port" >&2
+    echo "  (FLAME_PORT, FLAME_CACHE_PORT)" >&2
+    exit 1
+}
+# check_listener_is_ours PORT PIDFILE WHAT: once it answers, what listens on
+# PORT is our WHAT.
+check_listener_is_ours() {
+    local pids
+    pids=$(listener_pids "$1")
+    [ -n "$pids" ] || return 0 # ss cannot tell: the check before the start stands
+    if ! grep -qx "$(cat "$2")" <<<"$pids"; then
+        echo "local_cluster: another program answers on port $1 ($(describe_pids $pids))," \
+            "not this cluster's $3; stop it or pick another port" >&2
+        exit 1
+    fi
+}
 
 stop() {
     for f in "$pidfile_em" "$pidfile_cache" "$pidfile_sm"; do
-        if alive "$f"; then
+        if ours "$f"; then
             pid=$(cat "$f")
             kill "$pid"
             for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -73,11 +121,15 @@ fi
 mkdir -p "$FLAME_HOME/logs"
 chmod 700 "$FLAME_HOME"
 
-# A running cluster of the other mode is restarted in this one.
-if { alive "$pidfile_sm" || alive "$pidfile_em"; } && [ "$(cat "$modefile" 2>/dev/null)" != "$mode" ]; then
-    echo "== restarting the cluster in $mode mode"
+# A running cluster of the other mode, or on another port, is restarted.
+if { ours "$pidfile_sm" || ours "$pidfile_em" || ours "$pidfile_cache"; } &&
+    [ "$(cat "$modefile" 2>/dev/null)" != "$mode $port $cache_port" ]; then
+    echo "== restarting the cluster in $mode mode on port $port (object cache $cache_port)"
     stop
 fi
+# before anything is written: a port someone else has is an error
+ours "$pidfile_sm" || check_port_free "$port" "session manager"
+ours "$pidfile_cache" || check_port_free "$cache_port" "object cache"
 
 # The CA and the three certificates, made once; a new CA re-issues them all.
 setup_certs() {
@@ -181,14 +233,14 @@ $tls_context
       endpoint: "$cache_endpoint"
 $tls_cache_context
 YAML
-echo "$mode" >"$modefile"
+echo "$mode $port $cache_port" >"$modefile"
 
 # Our own calls name the files explicitly, so a stray FLAME_* variable of the
 # caller's does not change what is checked.
 export FLAME_CONFIG="$client_cfg"
 unset FLAME_ENDPOINT FLAME_CA_FILE FLAME_CERT_FILE FLAME_KEY_FILE
 
-if ! alive "$pidfile_sm"; then
+if ! ours "$pidfile_sm"; then
     setsid nohup "$build/daemons/flame-session-manager" --config "$FLAME_HOME/cluster.yaml" \
         >>"$FLAME_HOME/logs/session-manager.log" 2>&1 </dev/null &
     echo $! >"$pidfile_sm"
@@ -202,7 +254,8 @@ for i in $(seq 100); do
     fi
     sleep 0.1
 done
-if ! alive "$pidfile_cache"; then
+check_listener_is_ours "$port" "$pidfile_sm" "session manager"
+if ! ours "$pidfile_cache"; then
     setsid nohup "$build/daemons/flame-object-cache" --config "$FLAME_HOME/cluster.yaml" \
         >>"$FLAME_HOME/logs/object-cache.log" 2>&1 </dev/null &
     echo $! >"$pidfile_cache"
@@ -216,7 +269,8 @@ for i in $(seq 100); do
     fi
     sleep 0.1
 done
-if ! alive "$pidfile_em"; then
+check_listener_is_ours "$cache_port" "$pidfile_cache" "object cache"
+if ! ours "$pidfile_em"; then
     # the executor manager speaks for its node with the node's certificate
     em_tls=()
     [ "$mode" = tls ] && em_tls=(--tls-cert "$node_crt" --tls-key "$node_key")
@@ -226,7 +280,8 @@ if ! alive "$pidfile_em"; then
     echo $! >"$pidfile_em"
 fi
 for i in $(seq 100); do
-    "$flmctl" list -n 2>/dev/null | grep -q " Ready " && break
+    # our node, Ready (a node of someone else's would not do)
+    "$flmctl" list -n 2>/dev/null | grep -qE "^ $node +[^ ]+ +Ready " && break
     if ! alive "$pidfile_em" || [ "$i" = 100 ]; then
         echo "local_cluster: the executor manager did not register; see $FLAME_HOME/logs/executor-manager.log" >&2
         tail -5 "$FLAME_HOME/logs/executor-manager.log" >&2

@@ -443,7 +443,9 @@ func (s *Session) Close() error {
 
 // Invoke runs one task and returns its output. A failed task returns an
 // Error with code TaskFailed and the task's message. The context's deadline
-// and cancellation are honoured (the task itself is not cancelled).
+// and cancellation are honoured (the task itself is not cancelled). A
+// session that cannot run (no executor: event 1002 or 1003) ends the wait
+// with an Error of code FailedPrecondition naming the session's event.
 func (s *Session) Invoke(ctx context.Context, input []byte) ([]byte, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -457,9 +459,16 @@ func (s *Session) Invoke(ctx context.Context, input []byte) ([]byte, error) {
 		return nil, lastError(st)
 	}
 	defer C.flame_task_free(t)
+	silent := time.Duration(0) // waits in short slices: the core's check is ours to call
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if silent >= 3*time.Second {
+			if st := C.flame_session_check(s.s); st != 0 {
+				return nil, lastError(st)
+			}
+			silent = 0
 		}
 		wait := 200 * time.Millisecond
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
@@ -471,6 +480,7 @@ func (s *Session) Invoke(ctx context.Context, input []byte) ([]byte, error) {
 		var done *C.flame_task
 		st := C.flame_task_wait(&done, s.s, t.id, C.int(wait.Milliseconds()))
 		if Code(st) == Timeout {
+			silent += wait
 			continue
 		}
 		if st != 0 {

@@ -118,8 +118,8 @@ func TestInvokeAndRun(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Invoke(ctx, []byte("{}")); !IsCode(err, FailedPrecondition) {
-		t.Fatalf("want FailedPrecondition on a closed session, got %v", err)
+	if _, err := s.Invoke(ctx, []byte("{}")); !IsCode(err, InvalidArgument) {
+		t.Fatalf("want InvalidArgument on a closed session (Flame's code), got %v", err)
 	}
 	all, err := c.ListSessions()
 	if err != nil || len(all) == 0 {

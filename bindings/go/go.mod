@@ -1,3 +1,3 @@
 module github.com/flame-in-c/flame/bindings/go
 
-go 1.21
+go 1.19

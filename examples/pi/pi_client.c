@@ -2,7 +2,10 @@
  * TASKS tasks of SAMPLES samples each in one session with
  * flame_session_map (one batched submission, one outcome stream) and
  * prints the estimate and the time.
- * usage: pi_client SERVICE_PATH [TASKS [SAMPLES]] */
+ * usage: pi_client SERVICE_PATH [TASKS [SAMPLES]]
+ * SERVICE_PATH may be relative: it is registered as an absolute path (the
+ * executor manager runs the service from a directory of its own). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +26,23 @@ int main(int argc, char **argv)
     flame_client *c;
     if (flame_client_connect(&c, NULL))
         goto fail;
+    char service[PATH_MAX];
+    if (!realpath(argv[1], service)) {
+        perror(argv[1]);
+        return 1;
+    }
     flame_application_spec app = FLAME_APPLICATION_SPEC_INIT;
-    app.command = argv[1];
-    if (flame_application_register(c, "pi-c", &app) && flame_error_last_code() != FLAME_ERR_ALREADY_EXISTS)
-        goto fail;
+    app.command = service;
+    /* registered once; a later run with another path updates it */
+    if (flame_application_register(c, "pi-c", &app)) {
+        flame_application *old;
+        if (flame_error_last_code() != FLAME_ERR_ALREADY_EXISTS || flame_application_get(&old, c, "pi-c"))
+            goto fail;
+        int same = old->spec->command && strcmp(old->spec->command, service) == 0;
+        flame_application_free(old);
+        if (!same && flame_application_update(c, "pi-c", &app))
+            goto fail;
+    }
     flame_session_spec spec = FLAME_SESSION_SPEC_INIT;
     spec.application = "pi-c";
     flame_session *s;

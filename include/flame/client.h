@@ -74,7 +74,7 @@ const char *flame_client_endpoint(const flame_client *client);
 
 /* ---- applications ------------------------------------------------------ */
 
-#define FLAME_APPLICATION_SPEC_VERSION 2
+#define FLAME_APPLICATION_SPEC_VERSION 3
 
 /* An application's spec. Every pointer may be NULL (unset). As input it is
  * read during the call only; in a returned flame_application the library
@@ -106,11 +106,15 @@ typedef struct flame_application_spec {
      * for admins. network: "none" (loopback only, the default) or "host". */
     const char *sandbox;
     const char *network;
+    /* version 3: 1 lets the service process and its sandbox serve the next
+     * session of the same owner on the same executor (0: a new one for
+     * every session, the default). */
+    int sandbox_reuse;
 } flame_application_spec;
 
 #define FLAME_APPLICATION_SPEC_INIT { FLAME_APPLICATION_SPEC_VERSION, FLAME_SHIM_HOST, \
     NULL, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, \
-    NULL, NULL }
+    NULL, NULL, 0 }
 
 /* Sets *spec to FLAME_APPLICATION_SPEC_INIT of this library. */
 void flame_application_spec_init(flame_application_spec *spec);
@@ -200,8 +204,9 @@ typedef struct flame_session_info {
     const flame_session_spec *spec; /* never NULL; owned by the info */
 } flame_session_info;
 
-/* Creates a session and returns a handle to it. session_id NULL or "" lets
- * the server choose one. ALREADY_EXISTS for a taken id, NOT_FOUND for an
+/* Creates a session and returns a handle to it. session_id NULL or "": the
+ * library names it "<application>-<6 random [a-z0-9]>" (Flame's own
+ * session manager makes no ids). ALREADY_EXISTS for a taken id, NOT_FOUND for an
  * unknown application, INVALID_ARGUMENT for a bad spec. */
 flame_status flame_session_create(flame_session **out, flame_client *client,
                                   const char *session_id, const flame_session_spec *spec);
@@ -282,6 +287,23 @@ flame_status flame_task_get(flame_task **out, flame_session *session, const char
 
 /* All tasks of the session in id order. */
 flame_status flame_task_list(flame_task ***out, size_t *count, flame_session *session);
+
+/* Every wait below (watch, wait, map, stream next) is bounded by the
+ * session itself too: when it hears nothing for a few seconds it asks
+ * whether the session can run at all, and ends with
+ * FLAME_ERR_FAILED_PRECONDITION "session ID cannot run: ..." (the text of
+ * the session's event) when the session has Pending tasks, none Running,
+ * and gets no executor: its binds failed
+ * cluster.recovery.session.retry_limits times in a row (event 1002: a
+ * missing command, a service that refuses the session), or no node can
+ * fit its resreq (event 1003). The tasks stay Pending, as in Flame. */
+
+/* The same check, for a caller that waits in short slices of its own
+ * (each wait above checks only after a few seconds of silence within
+ * one call): FLAME_ERR_FAILED_PRECONDITION as described when the
+ * session cannot run, FLAME_OK otherwise (also when the session manager
+ * does not answer). One GetSession call. */
+flame_status flame_session_check(flame_session *session);
 
 /* Called with the task's current state first, then at each change. The task
  * is only valid during the call. Return 0 to go on, non-zero to stop. */

@@ -11,5 +11,6 @@
 #include "executor.h"
 #include "server.h"
 #include "cache.h"
+#include "metrics.h"
 
 #endif

@@ -76,7 +76,7 @@ typedef struct flame_cluster_limits {
 /* The cluster configuration as read from Flame's YAML
  * (`cluster: {name, endpoint, storage, resreq, policies, schedule_interval,
  * tls: {cert_file, key_file, ca_file, mutual, crl_file},
- * auth: {anonymous_role}}`). cluster.tls present means the session manager
+ * auth: {anonymous_role}, recovery: {session: {retry_limits}}}`). cluster.tls present means the session manager
  * serves TLS (cert_file and key_file are then required); mutual: client
  * certificates required (ca_file required). Unset strings are NULL.
  * Library-allocated; free with flame_cluster_config_free(). */
@@ -111,6 +111,18 @@ typedef struct flame_cluster_config {
     const char *cache_tls_cert_file;     /* cache.tls (required with grpcs://): */
     const char *cache_tls_key_file;
     const char *cache_tls_ca_file;
+    /* metrics: {session_manager, executor_manager, object_cache} (ours):
+     * where each daemon serves /metrics, /healthz and /readyz, as
+     * "[HOST:]PORT" (HOST default 127.0.0.1; include/flame/metrics.h);
+     * NULL: that daemon serves none unless its --metrics flag says so.
+     * log: {format}: "text" (default) or "json" (ours). */
+    const char *metrics_session_manager;
+    const char *metrics_executor_manager;
+    const char *metrics_object_cache;
+    const char *log_format;
+    /* cluster.recovery.session.retry_limits: failed binds of a session in
+     * a row before it gets no more executors (event 1002); default 5 */
+    uint32_t session_retry_limits;
     /* cluster.node_timeout (ours), ms: a node whose heartbeats stop for
      * this long is NotReady (its executors are released and their tasks
      * run elsewhere) even when its connection stays open, and an executor

@@ -12,7 +12,11 @@ extern "C" {
 /* Wire enums: values equal flame.v1's. */
 typedef enum flame_session_state {
     FLAME_SESSION_OPEN = 0,
-    FLAME_SESSION_CLOSED = 1
+    FLAME_SESSION_CLOSED = 1,
+    /* Flame 0.7: suspended by a client (its executors unbinding, then
+     * none); ResumeSession opens it again. */
+    FLAME_SESSION_SUSPENDING = 2,
+    FLAME_SESSION_SUSPENDED = 3
 } flame_session_state;
 
 typedef enum flame_task_state {
@@ -23,9 +27,20 @@ typedef enum flame_task_state {
     FLAME_TASK_CANCELLED = 4
 } flame_task_state;
 
+/* Session event codes beside the task states (a task's event code is its
+ * new state): 1001 and 1002 are Flame's; 1003 is ours. A session whose
+ * latest such event is 1002 or 1003 gets no executor, and the client's
+ * waits end with FLAME_ERR_FAILED_PRECONDITION naming the event. */
+enum {
+    FLAME_EVENT_BIND_FAILED = 1001,   /* an executor failed to enter the session */
+    FLAME_EVENT_RETRY_LIMIT = 1002,   /* too many bind failures in a row */
+    FLAME_EVENT_UNSCHEDULABLE = 1003  /* no node can ever fit its resreq */
+};
+
 typedef enum flame_shim {
     FLAME_SHIM_HOST = 0,
-    FLAME_SHIM_WASM = 1
+    FLAME_SHIM_WASM = 1,
+    FLAME_SHIM_CRI = 3 /* Flame 0.7 */
 } flame_shim;
 
 typedef enum flame_application_state {

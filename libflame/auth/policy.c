@@ -54,6 +54,14 @@ static const fl_rule rules[] = {
     { FE, "CreateTasks", ANY, FL_OWN_SESSION, "session_id", "create tasks in", frontend_why },
     { FE, "WatchSession", ANY, FL_OWN_SESSION, "session_id", "watch", frontend_why },
     { FE, "RunSession", ANY, FL_OWN_SESSION, "session_id", "run tasks in", frontend_why },
+    /* Frontend: Flame 0.7's generation, as their 0.6 counterparts */
+    { FE, "ListApplications", ANY, FL_OWN_NONE, NULL, "list", frontend_why },
+    { FE, "ListExecutors", ADMIN, FL_OWN_NONE, NULL, "list", cluster_why },
+    { FE, "ListSessions", ANY, FL_OWN_NONE, NULL, "list", frontend_why },
+    { FE, "ListTasks", ANY, FL_OWN_SESSION, "session_id", "list tasks of", frontend_why },
+    { FE, "WatchTasks", ANY, FL_OWN_SESSION, "session_id", "watch tasks of", frontend_why },
+    { FE, "SuspendSession", ANY, FL_OWN_SESSION, "session_id", "suspend", frontend_why },
+    { FE, "ResumeSession", ANY, FL_OWN_SESSION, "session_id", "resume", frontend_why },
     /* Backend: a node speaks for itself and its executors */
     { BE, "RegisterNode", NODES, FL_OWN_NODE, "node.metadata.name|node.spec.hostname",
       "register", backend_why },

@@ -676,3 +676,10 @@ void flame_cache_server_stop(flame_cache_server *srv)
     pthread_join(srv->thread, NULL);
     server_free(srv);
 }
+
+/* The /healthz and /readyz probe (flame/metrics.h): serving once started,
+ * while its rpc loop turns. */
+int flame_object_cache_healthy(void *srv, char *why, size_t size)
+{
+    return rpc_server_probe(((flame_cache_server *)srv)->rpc, why, size);
+}

@@ -70,6 +70,8 @@ static void spec_fill(spec_msg *x, const flame_application_spec *s)
         m->sandbox = (char *)s->sandbox;
     if (s->version >= 2 && s->network)
         m->network = (char *)s->network;
+    if (s->version >= 3)
+        m->sandbox_reuse = s->sandbox_reuse != 0;
 }
 
 static void spec_done(spec_msg *x)

@@ -166,8 +166,24 @@ static flame_status schema(fl_yaml *y, yaml_node_t *spec, flame_application_spec
 
 static flame_status parse_doc(fl_yaml *y, flame_application *a)
 {
+    /* a misspelt key is an error, not a silently ignored setting */
+    static const char *const top_keys[] = { "metadata", "spec", NULL };
+    static const char *const md_keys[] = { "name", NULL };
+    static const char *const spec_keys[] = {
+        "shim", "description", "labels", "image", "command", "arguments", "environments",
+        "working_directory", "max_instances", "delay_release", "schema", "url", "installer",
+        "sandbox", "network", "sandbox_reuse", NULL,
+    };
+    static const char *const schema_keys[] = { "input", "output", "common_data", NULL };
     yaml_node_t *root = fl_yaml_root(y);
     yaml_node_t *md = fl_yaml_get(y, root, "metadata");
+    yaml_node_t *sp = fl_yaml_get(y, root, "spec");
+    flame_status st;
+    if ((st = fl_yaml_check_keys(y, root, "", top_keys)) ||
+        (st = fl_yaml_check_keys(y, md, "metadata", md_keys)) ||
+        (st = fl_yaml_check_keys(y, sp, "spec", spec_keys)) ||
+        (st = fl_yaml_check_keys(y, fl_yaml_get(y, sp, "schema"), "spec.schema", schema_keys)))
+        return st;
     const char *name = fl_yaml_str(fl_yaml_get(y, md, "name"));
     if (!name || !*name)
         return bad(y, md ? md : root, "metadata.name", "missing");
@@ -180,7 +196,6 @@ static flame_status parse_doc(fl_yaml *y, flame_application *a)
         return FLAME_OK; /* an application with no command at all is allowed */
     if (spec->type != YAML_MAPPING_NODE)
         return bad(y, spec, "spec", "expected a mapping");
-    flame_status st;
     yaml_node_t *v = fl_yaml_get(y, spec, "shim");
     if (v && !fl_yaml_is_null(v)) {
         const char *sh = fl_yaml_str(v);
@@ -203,6 +218,14 @@ static flame_status parse_doc(fl_yaml *y, flame_application *a)
         (st = str_list(y, spec, "arguments", &s->arguments, &s->arguments_len)) ||
         (st = envs(y, spec, s)) || (st = schema(y, spec, s)))
         return st;
+    v = fl_yaml_get(y, spec, "sandbox_reuse");
+    if (v && !fl_yaml_is_null(v)) {
+        const char *t = fl_yaml_str(v);
+        if (t && strcmp(t, "true") == 0)
+            s->sandbox_reuse = 1;
+        else if (!t || strcmp(t, "false") != 0)
+            return bad(y, v, "spec.sandbox_reuse", "expected true or false");
+    }
     if (s->sandbox && !fl_sandbox_level_known(s->sandbox))
         return bad(y, fl_yaml_get(y, spec, "sandbox"), "spec.sandbox",
                    "expected none, process or microvm");

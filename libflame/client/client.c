@@ -6,6 +6,7 @@
  * connect, so every call may run on any thread (rpc/ owns the locking). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 #include "config/endpoint.h"
@@ -74,10 +75,40 @@ const char *flame_client_endpoint(const flame_client *c)
     return c ? c->endpoint : NULL;
 }
 
+/* Calls that change nothing when repeated (OpenSession returns the
+ * session its lost first try created; CloseSession is idempotent): a
+ * session-manager restart (UNAVAILABLE once the client has reached it;
+ * before that it is a wrong endpoint, said at once) is ridden out by
+ * trying again until the call's deadline. */
+static bool repeatable(const char *method)
+{
+    static const char *const names[] = {
+        "GetSession", "OpenSession", "CloseSession", "GetTask", "GetApplication", "GetNode",
+        "ListApplication", "ListSession", "ListExecutor", "ListNodes",
+    };
+    const char *m = strrchr(method, '/');
+    m = m ? m + 1 : method;
+    for (size_t i = 0; i < FL_ARRAY_LEN(names); i++)
+        if (strcmp(m, names[i]) == 0)
+            return true;
+    return false;
+}
+
 flame_status fl_client_call(flame_client *c, const char *method, const ProtobufCMessage *req,
                             const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp)
 {
-    return rpc_unary(c->ch, method, req, desc, resp, c->timeout_ms);
+    int64_t end = fl_mono_ns() + (int64_t)c->timeout_ms * 1000000;
+    for (int backoff_ms = 50;; backoff_ms = backoff_ms * 2 > 1000 ? 1000 : backoff_ms * 2) {
+        int64_t left_ms = (end - fl_mono_ns()) / 1000000;
+        flame_status st = rpc_unary(c->ch, method, req, desc, resp, left_ms > 1 ? (int)left_ms : 1);
+        if (st != FLAME_ERR_UNAVAILABLE) /* an answer, error or not */
+            atomic_store(&c->reached, true);
+        if (st != FLAME_ERR_UNAVAILABLE || !atomic_load(&c->reached) || !repeatable(method) ||
+            left_ms <= backoff_ms)
+            return st;
+        struct timespec ts = { backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000 };
+        nanosleep(&ts, NULL);
+    }
 }
 
 flame_status fl_client_call_result(flame_client *c, const char *method,

@@ -250,6 +250,7 @@ flame_application *fl_application_from(const Flame__V1__Application *m)
     s->installer = OPT_STR(sp, installer);
     s->sandbox = sp->sandbox && sp->sandbox[0] ? fl_strdup(sp->sandbox) : NULL;
     s->network = sp->network && sp->network[0] ? fl_strdup(sp->network) : NULL;
+    s->sandbox_reuse = sp->sandbox_reuse;
     return a;
 }
 

@@ -4,6 +4,7 @@
 #ifndef FL_CLIENT_CORE_H
 #define FL_CLIENT_CORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "flame/client.h"
@@ -15,6 +16,7 @@ struct flame_client {
     rpc_channel *ch;
     char *endpoint;
     int timeout_ms;
+    atomic_bool reached;  /* a call got an answer: UNAVAILABLE later is a restart */
 };
 
 struct flame_session {
@@ -38,6 +40,20 @@ flame_status fl_client_call(flame_client *c, const char *method, const ProtobufC
  * FLAME_ERR_INTERNAL with the result's message. */
 flame_status fl_client_call_result(flame_client *c, const char *method,
                                    const ProtobufCMessage *req);
+
+/* ---- fallback.c: against Flame's own session manager ---------------------- */
+
+/* A new session id, "<application>-<6 random [a-z0-9]>" (clients name
+ * sessions themselves: Flame's session manager does not). */
+void fl_client_session_id(char *out, size_t size, const char *application);
+/* flame_task_create_many over CreateTask, one call per task (a server
+ * without CreateTasks). */
+flame_status fl_client_create_each(flame_session *s, const flame_bytes *inputs, size_t n,
+                                   uint64_t *ids);
+/* flame_session_watch by polling ListTask and GetSession (a server without
+ * WatchSession); same contract. */
+flame_status fl_client_watch_polled(flame_session *s, uint64_t from_task_id,
+                                    flame_session_watch_cb cb, void *payload, int timeout_ms);
 
 /* ---- convert.c: protobuf -> public structs (library-allocated) ---------- */
 
@@ -66,11 +82,16 @@ typedef struct fl_resumable {
     const ProtobufCMessageDescriptor *desc; /* of the responses */
     int64_t deadline_ns;                    /* monotonic; 0: none */
     bool end_is_break;                      /* a clean end is a lost stream too */
+    /* set: after FL_STUCK_CHECK_MS without a message, fl_session_stuck()
+     * of this session; its error ends the wait */
+    flame_client *client;
+    const char *session_id;
     rpc_stream *st;
     int backoff_ms;
 } fl_resumable;
 
-/* timeout_ms < 0: no deadline. Opens nothing yet. */
+/* timeout_ms < 0: no deadline. Opens nothing yet; client and session_id
+ * are unset (no check for a stuck session). */
 void fl_resumable_init(fl_resumable *r, rpc_channel *ch, const char *method,
                        const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
                        int timeout_ms);
@@ -82,5 +103,16 @@ flame_status fl_resumable_next(fl_resumable *r, ProtobufCMessage **msg);
 
 /* Cancels the stream if open. The struct may be reused after init(). */
 void fl_resumable_close(fl_resumable *r);
+
+/* ---- stuck.c: a session that cannot run ends the waits on it ----------- */
+
+/* How long a wait hears nothing before it asks (and between two asks). */
+#define FL_STUCK_CHECK_MS 3000
+
+/* FLAME_ERR_FAILED_PRECONDITION, with the session's event in the message,
+ * when the session has Pending tasks, none Running, and its latest
+ * executor event says it gets no executor (1002, 1003); FLAME_OK
+ * otherwise, also when the session manager does not answer. */
+flame_status fl_session_stuck(flame_client *c, const char *session_id);
 
 #endif

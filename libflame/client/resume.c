@@ -1,6 +1,7 @@
 /* A server stream that comes back after a session-manager restart: the one
- * reconnect loop behind flame_session_watch and flame_task_watch. A
- * fl_resumable belongs to the thread that reads it. */
+ * reconnect loop behind flame_session_watch and flame_task_watch, which
+ * also gives up on a session that cannot run (stuck.c). A fl_resumable
+ * belongs to the thread that reads it. */
 #include <string.h>
 #include <time.h>
 
@@ -64,7 +65,17 @@ flame_status fl_resumable_next(fl_resumable *r, ProtobufCMessage **msg)
                 return st;
             }
         }
-        st = rpc_stream_next(r->st, r->desc, msg);
+        if (r->session_id) {
+            bool idle;
+            while (!(st = rpc_stream_next_timed(r->st, r->desc, msg, FL_STUCK_CHECK_MS, &idle)) &&
+                   idle) {
+                flame_status stuck = fl_session_stuck(r->client, r->session_id);
+                if (stuck)
+                    return stuck; /* the stream stays open until close() */
+            }
+        } else {
+            st = rpc_stream_next(r->st, r->desc, msg);
+        }
         if (!st && *msg) {
             r->backoff_ms = BACKOFF_FIRST_MS;
             return FLAME_OK;

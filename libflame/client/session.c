@@ -77,7 +77,12 @@ flame_status flame_session_create(flame_session **out, flame_client *c, const ch
     session_spec_msg x;
     session_spec_fill(&x, spec);
     Flame__V1__CreateSessionRequest r = FLAME__V1__CREATE_SESSION_REQUEST__INIT;
-    r.session_id = (char *)(session_id ? session_id : "");
+    char made[256];
+    if (!session_id || !*session_id) { /* never an empty id: Flame would store it */
+        fl_client_session_id(made, sizeof made, spec->application);
+        session_id = made;
+    }
+    r.session_id = (char *)session_id;
     r.session = &x.m;
     char *id;
     flame_status st = session_call(NULL, &id, c, FE("CreateSession"), &r.base);

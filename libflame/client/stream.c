@@ -9,6 +9,8 @@
 
 struct flame_session_stream {
     rpc_stream *st;
+    flame_client *client;            /* for the stuck-session check */
+    char *session_id;
     uint64_t acked;
     flame_task_outcome *v;
     size_t cap;
@@ -32,6 +34,8 @@ flame_status flame_session_stream_open(flame_session_stream **out, flame_session
         free(x);
         return st;
     }
+    x->client = s->client;
+    x->session_id = fl_strdup(s->id);
     *out = x;
     return FLAME_OK;
 }
@@ -85,7 +89,14 @@ flame_status flame_session_stream_next(flame_session_stream *x, flame_session_wa
     if (!x)
         return fl_client_bad_arg("flame_session_stream_next", "stream is NULL");
     ProtobufCMessage *m;
-    flame_status st = rpc_stream_next(x->st, &flame__v1__task_outcomes__descriptor, &m);
+    bool idle;
+    flame_status st;
+    while (!(st = rpc_stream_next_timed(x->st, &flame__v1__task_outcomes__descriptor, &m,
+                                        FL_STUCK_CHECK_MS, &idle)) && idle) {
+        flame_status stuck = fl_session_stuck(x->client, x->session_id);
+        if (stuck)
+            return stuck;
+    }
     if (st)
         return st;
     if (!m)
@@ -115,6 +126,7 @@ void flame_session_stream_close(flame_session_stream *x)
     rpc_bidi_close_send(x->st);
     rpc_stream_cancel(x->st);
     rpc_stream_free(x->st);
+    free(x->session_id);
     free(x->v);
     free(x);
 }

@@ -74,6 +74,10 @@ flame_status flame_task_create_many(flame_session *s, const flame_bytes *inputs,
         ProtobufCMessage *resp;
         st = fl_client_call(s->client, FE("CreateTasks"), &r.base,
                             &flame__v1__create_tasks_response__descriptor, &resp);
+        if (st == FLAME_ERR_UNIMPLEMENTED && done == 0) { /* Flame's own server */
+            free(bins);
+            return fl_client_create_each(s, inputs, n, ids);
+        }
         if (st)
             break;
         Flame__V1__CreateTasksResponse *cr = (Flame__V1__CreateTasksResponse *)resp;

@@ -58,6 +58,8 @@ flame_status flame_session_watch(flame_session *s, uint64_t from_task_id,
     fl_resumable rs;
     fl_resumable_init(&rs, s->client->ch, FE("WatchSession"), &r.base,
                       &flame__v1__task_outcomes__descriptor, timeout_ms);
+    rs.client = s->client;
+    rs.session_id = s->id;
     flame_task_outcome *v = NULL;
     size_t cap = 0;
     flame_status rc;
@@ -82,6 +84,8 @@ flame_status flame_session_watch(flame_session *s, uint64_t from_task_id,
     fl_resumable_close(&rs);
     free(v);
     free(seen.bits);
+    if (rc == FLAME_ERR_UNIMPLEMENTED) /* Flame's own server: no WatchSession */
+        rc = fl_client_watch_polled(s, r.from_task_id, cb, payload, timeout_ms);
     return rc;
 }
 
@@ -99,6 +103,8 @@ flame_status flame_task_watch(flame_session *s, const char *task_id, flame_task_
     fl_resumable_init(&rs, s->client->ch, FE("WatchTask"), &r.base, &flame__v1__task__descriptor,
                       timeout_ms);
     rs.what = what;
+    rs.client = s->client;
+    rs.session_id = s->id;
     /* the stream ends after the terminal state, which we stop at: an
      * earlier end is a restart, and the callback then sees the current
      * state once more */

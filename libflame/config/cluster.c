@@ -1,8 +1,9 @@
 /* Flame's cluster YAML: cluster: {name, endpoint, storage, resreq, policies,
  * schedule_interval, tls: {cert_file, key_file, ca_file, mutual, crl_file},
- * auth: {anonymous_role}} and ours: node_timeout, limits: {max_tasks_per_request,
- * max_message_size, ...}; cache: {endpoint, network_interface, storage,
- * eviction, tls} with the FLAME_CACHE_* overrides. Read by the session manager and the executor
+ * auth: {anonymous_role}, recovery: {session: {retry_limits}}} and ours: node_timeout,
+ * limits: {max_tasks_per_request, max_message_size, ...}; cache: {endpoint, network_interface,
+ * storage, eviction, tls} with the FLAME_CACHE_* overrides; metrics: {session_manager,
+ * executor_manager, object_cache} and log: {format} (ours). Read by the session manager and the executor
  * manager. Only the shape is checked here: the files of tls are the
  * session manager's (an executor manager reading the same file needs only
  * ca_file), so the one that uses them checks them (config/tls.c). */
@@ -19,7 +20,7 @@
 
 typedef struct config_impl {
     flame_cluster_config pub;
-    char *strs[20]; /* 0-9: cluster, 10-19: cache */
+    char *strs[24]; /* 0-9: cluster, 10-19: cache, 20-23: metrics and log */
     char **policies;
 } config_impl;
 
@@ -167,6 +168,32 @@ static flame_status read_limits(fl_yaml *y, yaml_node_t *n, flame_cluster_limits
         default: l->shutdown_grace_ms = (int)x; break;
         }
     }
+    return FLAME_OK;
+}
+
+/* cluster.recovery.session.retry_limits (Flame's key; default 5). */
+static flame_status read_recovery(fl_yaml *y, yaml_node_t *cl, uint32_t *out)
+{
+    yaml_node_t *r = fl_yaml_get(y, cl, "recovery");
+    if (!r || fl_yaml_is_null(r))
+        return FLAME_OK;
+    if (r->type != YAML_MAPPING_NODE)
+        return bad(y, r, "cluster.recovery", "expected a mapping");
+    yaml_node_t *s = fl_yaml_get(y, r, "session");
+    if (!s || fl_yaml_is_null(s))
+        return FLAME_OK;
+    if (s->type != YAML_MAPPING_NODE)
+        return bad(y, s, "cluster.recovery.session", "expected a mapping");
+    yaml_node_t *v = fl_yaml_get(y, s, "retry_limits");
+    if (!v)
+        return FLAME_OK;
+    int64_t n;
+    flame_status st = fl_yaml_int(y, v, "cluster.recovery.session.retry_limits", &n);
+    if (st)
+        return st;
+    if (n < 1 || n > 1000000)
+        return bad(y, v, "cluster.recovery.session.retry_limits", "must be between 1 and 1000000");
+    *out = (uint32_t)n;
     return FLAME_OK;
 }
 
@@ -384,6 +411,42 @@ static flame_status read_cache(fl_yaml *y, yaml_node_t *root, config_impl *c)
     return FLAME_OK;
 }
 
+/* ---- metrics: and log: (ours; operations) --------------------------------- */
+
+enum { METRICS_SM = 20, METRICS_EM, METRICS_CACHE, LOG_FORMAT };
+
+static flame_status read_metrics(fl_yaml *y, yaml_node_t *root, config_impl *c)
+{
+    static const char *const keys[] = { "session_manager", "executor_manager", "object_cache" };
+    const char **dst[] = { &c->pub.metrics_session_manager, &c->pub.metrics_executor_manager,
+                           &c->pub.metrics_object_cache };
+    flame_status st;
+    yaml_node_t *n = fl_yaml_get(y, root, "metrics");
+    if (n && !fl_yaml_is_null(n)) {
+        if (n->type != YAML_MAPPING_NODE)
+            return bad(y, n, "metrics", "expected a mapping {session_manager, executor_manager, "
+                       "object_cache} of [HOST:]PORT addresses");
+        if ((st = only_keys(y, n, "metrics", keys, FL_ARRAY_LEN(keys))))
+            return st;
+        for (size_t i = 0; i < FL_ARRAY_LEN(keys); i++)
+            if ((st = cache_string(y, n, keys[i], "metrics", c, METRICS_SM + (int)i, dst[i])))
+                return st;
+    }
+    static const char *const log_keys[] = { "format" };
+    n = fl_yaml_get(y, root, "log");
+    if (!n || fl_yaml_is_null(n))
+        return FLAME_OK;
+    if (n->type != YAML_MAPPING_NODE)
+        return bad(y, n, "log", "expected a mapping {format}");
+    if ((st = only_keys(y, n, "log", log_keys, 1)) ||
+        (st = cache_string(y, n, "format", "log", c, LOG_FORMAT, &c->pub.log_format)))
+        return st;
+    if (c->pub.log_format && strcmp(c->pub.log_format, "text") != 0 &&
+        strcmp(c->pub.log_format, "json") != 0)
+        return bad(y, fl_yaml_get(y, n, "format"), "log.format", "expected text or json");
+    return FLAME_OK;
+}
+
 /* Flame's env overrides of the cache section. */
 static flame_status cache_env(config_impl *c)
 {
@@ -424,6 +487,7 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     c->pub.cache_endpoint = keep(c, CACHE_ENDPOINT, FL_CACHE_DEFAULT_ENDPOINT);
     c->pub.cache_eviction_policy = keep(c, CACHE_POLICY, "lru");
     c->pub.cache_max_memory = 1ull << 30;
+    c->pub.session_retry_limits = 5;
     if (!path)
         goto out;
 
@@ -522,7 +586,10 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     v = fl_yaml_get(&y, cl, "limits");
     if (v && !fl_yaml_is_null(v) && (st = read_limits(&y, v, &c->pub.limits)))
         goto out;
-    st = read_cache(&y, root, c);
+    if ((st = read_recovery(&y, cl, &c->pub.session_retry_limits)))
+        goto out;
+    if (!(st = read_cache(&y, root, c)))
+        st = read_metrics(&y, root, c);
 out:
     if (!st)
         st = cache_env(c);

@@ -95,6 +95,8 @@ static void em_free(flame_executor_manager *em)
     free(em->work_dir);
     free(em->log_dir);
     free(em->bin_dir);
+    free(em->cache_endpoint);
+    free(em->cache_ca_file);
     free(em->sandbox_default);
     free(em->sandbox_allow);
     for (size_t i = 0; i < em->inproc_len; i++)
@@ -169,9 +171,15 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
         fl_log(FL_LOG_INFO, "em", "TLS to %s: server verified with %s, %s", ep.url,
                co.tls.ca_file ? co.tls.ca_file : "the system's roots",
                co.tls.cert_file ? "presenting the node certificate" : "no client certificate");
+    /* services get the cluster yaml's cache endpoint as FLAME_CACHE_ENDPOINT;
+     * grpcs:// packages are fetched with its CA */
+    char *cache_ep = cfg && cfg->cache_endpoint ? fl_strdup(cfg->cache_endpoint) : NULL;
+    char *cache_ca = cfg && cfg->cache_tls_ca_file ? realpath(cfg->cache_tls_ca_file, NULL) : NULL;
     int node_timeout_ms = cfg ? cfg->node_timeout_ms : 10000;
     flame_cluster_config_free(cfg); /* co.tls.ca_file may point into it */
     flame_executor_manager *em = fl_calloc(1, sizeof *em);
+    em->cache_endpoint = cache_ep;
+    em->cache_ca_file = cache_ca;
     pthread_mutex_init(&em->mu, NULL);
     pthread_cond_init(&em->cv, NULL);
     em->endpoint = ep.url;
@@ -223,9 +231,14 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
     em->sandbox_default = fl_strdup(o.sandbox_default ? o.sandbox_default : "process");
     em->sandbox_allow = fl_sprintf(",%s,", o.sandbox_allow ? o.sandbox_allow
                                                            : "none,process,microvm");
-    fl_sandbox_config sc = { o.sandbox_uid_first, o.sandbox_uid_count };
+    /* two process sandboxes made ahead: a bind finds its sandbox ready */
+    bool process_allowed = strstr(em->sandbox_allow, ",process,") != NULL;
+    /* FLAME_SANDBOX_CGROUP_ROOT: where executors' cgroups go, e.g. a
+     * subtree delegated to this manager (default /sys/fs/cgroup) */
+    fl_sandbox_config sc = { o.sandbox_uid_first, o.sandbox_uid_count, process_allowed ? 2 : 0,
+                             getenv("FLAME_SANDBOX_CGROUP_ROOT") };
     fl_sandbox_process_configure(&sc);
-    if (strstr(em->sandbox_allow, ",process,")) {
+    if (process_allowed) {
         char *report = fl_sandbox_process_probe();
         fl_log(FL_LOG_INFO, "em", "%s", report);
         free(report);
@@ -257,5 +270,6 @@ void flame_executor_manager_stop(flame_executor_manager *em)
     pthread_mutex_unlock(&em->mu);
     pthread_join(em->thread, NULL);
     fl_microvm_shutdown(); /* the pool's VMs */
+    fl_sandbox_process_shutdown(); /* the sandboxes made ahead */
     em_free(em);
 }

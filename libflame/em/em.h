@@ -34,6 +34,8 @@ typedef struct em_exec em_exec;
 struct flame_executor_manager {
     char *endpoint; /* http(s)://host:port, handed to services as FLAME_ENDPOINT */
     char *ca_file;  /* absolute; with TLS, handed to services as FLAME_CA_FILE */
+    char *cache_endpoint; /* FLAME_CACHE_ENDPOINT for services, or NULL */
+    char *cache_ca_file;  /* the cache's CA (grpcs:// packages), or NULL */
     char *node;
     char *work_dir, *log_dir, *bin_dir;
     flame_resreq res;
@@ -51,6 +53,8 @@ struct flame_executor_manager {
     atomic_bool stopping;
     rpc_stream *watch; /* the WatchNode stream while connected */
     em_exec *execs;
+    _Atomic int64_t alive_ns; /* mono: the node loop or a heartbeat last moved */
+    atomic_bool node_done;    /* the node thread returned */
 };
 
 /* One executor: its thread runs the life cycle in exec.c. */
@@ -64,6 +68,13 @@ struct em_exec {
     bool cancelled;       /* torn down: a stream set from now on is cancelled */
     struct em_exec *next; /* in em->execs */
 };
+
+/* metrics.c: the metrics (any thread). step: exec.c's em_state (-1: none). */
+#define EM_METRICS_N_STEPS 7
+enum { EM_SHIM_ENTER, EM_SHIM_INVOKE, EM_SHIM_INVOKE_BATCH };
+void em_metrics_step(int from, int to);
+void em_metrics_bind(bool ok);
+void em_metrics_shim(int op, int64_t ns);
 
 /* node.c: the node thread (pthread start routine; arg is the manager). */
 void *em_node_main(void *arg);

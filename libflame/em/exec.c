@@ -46,6 +46,13 @@ typedef struct em_binding {
     fl_shim *shim;
     bool entered;            /* the service entered the session */
     flame_status st;         /* how the last call to the session manager went */
+    bool reuse;              /* the session manager lets the kept service serve it */
+    /* Kept across bindings: the service left running by the last session
+     * of an application that opts into sandbox reuse, and its application.
+     * The next bind uses it only where the session manager says so (same
+     * application and owner); else it is stopped first. */
+    fl_shim *kept;
+    char *kept_app;
 } em_binding;
 
 flame_status em_exec_call(em_exec *x, const char *method, const ProtobufCMessage *req,
@@ -108,6 +115,7 @@ static em_state on_bind(em_exec *x, em_binding *b)
         r->_application_case && r->application && r->application->spec ? r->application->spec
                                                                         : &empty;
     b->resp = resp;
+    b->reuse = r->sandbox_reuse;
     b->ctx = (fl_shim_session){
         .executor_id = x->id,
         .session_id = s->metadata ? s->metadata->id : "",
@@ -121,7 +129,9 @@ static em_state on_bind(em_exec *x, em_binding *b)
         .task_timeout_ms = em->task_timeout_ms,
         .sandbox = spec->sandbox && spec->sandbox[0] ? spec->sandbox : em->sandbox_default,
         .network = spec->network && spec->network[0] ? spec->network : NULL,
+        .cache_endpoint = em->cache_endpoint,
     };
+    b->ctx.session_spec = s->spec;
     if (s->spec && s->spec->_resreq_case && s->spec->resreq) {
         b->ctx.cpus = s->spec->resreq->cpu;
         b->ctx.memory = s->spec->resreq->memory;
@@ -141,11 +151,43 @@ static bool sandbox_allowed(const flame_executor_manager *em, const char *level)
     return strlen(level) < 16 && strstr(em->sandbox_allow, key) != NULL;
 }
 
+/* Bind failures as Flame reports them in BindExecutorCompleted. */
+#define BIND_RC_INSTALL 10
+#define BIND_RC_SHIM 11
+#define BIND_RC_ENTER 12
+
+/* The application's environments, expanded against ours (NULL-terminated,
+ * malloc'ed strings). */
+static char **app_env(const Flame__V1__ApplicationSpec *spec)
+{
+    extern char **environ;
+    char **env = fl_calloc(spec->n_environments + 1, sizeof *env);
+    for (size_t i = 0; i < spec->n_environments; i++) {
+        char *v = fl_expand_vars(spec->environments[i]->value, environ, NULL);
+        env[i] = fl_sprintf("%s=%s", spec->environments[i]->name, v);
+        free(v);
+    }
+    return env;
+}
+
+/* Stops the service kept from the last session, if any. */
+static void drop_kept(em_binding *b)
+{
+    if (b->kept) {
+        b->kept->ops->leave(b->kept);
+        b->kept->ops->free(b->kept);
+    }
+    b->kept = NULL;
+    free(b->kept_app);
+    b->kept_app = NULL;
+}
+
 /* Picks the shim, installs the application and enters the session. On
- * failure *message says why. */
-static flame_status enter_session(em_exec *x, em_binding *b, char **message)
+ * failure *message says why and *rc is Flame's return code for it. */
+static flame_status enter_session(em_exec *x, em_binding *b, int *rc, char **message)
 {
     const Flame__V1__ApplicationSpec *spec = b->ctx.app_spec;
+    *rc = BIND_RC_SHIM;
     if (!sandbox_allowed(x->em, b->ctx.sandbox)) {
         *message = fl_sprintf("application %s asks for sandbox %s, which node %s does not run "
                               "(it runs: %.*s)", b->ctx.application, b->ctx.sandbox, x->em->node,
@@ -154,9 +196,18 @@ static flame_status enter_session(em_exec *x, em_binding *b, char **message)
     }
     fl_shim_choice choice = { spec->shim, spec->_command_case ? spec->command : NULL,
                               inproc_for(x->em, b->ctx.application) };
-    flame_status st = fl_shim_new(&b->shim, &choice, message);
+    if (b->kept && b->reuse && strcmp(b->kept_app, b->ctx.application) == 0)
+        b->shim = b->kept; /* its enter finds the service running */
+    else
+        drop_kept(b);
+    b->kept = NULL;
+    free(b->kept_app);
+    b->kept_app = NULL;
+    flame_status st = b->shim ? FLAME_OK : fl_shim_new(&b->shim, &choice, message);
     if (st)
         return st;
+    *rc = BIND_RC_INSTALL;
+    char **env = app_env(spec);
     fl_install_request req = {
         .application = b->ctx.application,
         .url = spec->_url_case ? spec->url : NULL,
@@ -164,25 +215,39 @@ static flame_status enter_session(em_exec *x, em_binding *b, char **message)
         .command = choice.command,
         .working_directory = spec->_working_directory_case ? spec->working_directory : NULL,
         .work_dir = x->em->work_dir,
+        .app_env = env,
+        .cache_ca_file = x->em->cache_ca_file,
     };
-    if ((st = fl_install(fl_installer_for(&req), &req, &b->inst, message)))
+    const fl_installer *in = fl_installer_for(&req, message);
+    st = in ? fl_install(in, &req, &b->inst, message) : FLAME_ERR_INVALID_ARGUMENT;
+    for (size_t i = 0; env[i]; i++)
+        free(env[i]);
+    free(env);
+    if (st)
         return st;
     b->ctx.command = b->inst.command;
     b->ctx.working_directory = b->inst.working_directory;
-    return b->shim->ops->enter(b->shim, &b->ctx, message);
+    b->ctx.installation = &b->inst;
+    *rc = BIND_RC_ENTER;
+    int64_t t0 = fl_mono_ns();
+    st = b->shim->ops->enter(b->shim, &b->ctx, message);
+    em_metrics_shim(EM_SHIM_ENTER, fl_mono_ns() - t0);
+    return st;
 }
 
 static em_state on_enter(em_exec *x, em_binding *b)
 {
     char *msg = NULL;
-    flame_status entered = enter_session(x, b, &msg);
+    int rc = 0;
+    flame_status entered = enter_session(x, b, &rc, &msg);
+    em_metrics_bind(entered == FLAME_OK);
     Flame__V1__Result result = FLAME__V1__RESULT__INIT;
     Flame__V1__BindExecutorCompletedRequest bc = FLAME__V1__BIND_EXECUTOR_COMPLETED_REQUEST__INIT;
     bc.executor_id = x->id;
     bc._result_case = FLAME__V1__BIND_EXECUTOR_COMPLETED_REQUEST___RESULT_RESULT;
     bc.result = &result;
     if (entered) {
-        result.return_code = 1;
+        result.return_code = rc;
         result._message_case = FLAME__V1__RESULT___MESSAGE_MESSAGE;
         result.message = msg ? msg : "the service did not start";
         fl_log(FL_LOG_WARN, "em", "executor %s: session %s: %s", x->id, b->ctx.session_id,
@@ -203,15 +268,27 @@ static em_state on_run(em_exec *x, em_binding *b)
 
 static em_state on_leave(em_exec *x, em_binding *b)
 {
-    if (b->shim) {
+    /* the service outlives the session only where its application opts in
+     * and the connection stays (the next bind decides whether it serves) */
+    const Flame__V1__ApplicationSpec *spec = b->ctx.app_spec;
+    fl_shim *kept = NULL;
+    if (b->shim && b->entered && spec && spec->sandbox_reuse && !x->em->stopping &&
+        b->st != FLAME_ERR_UNAVAILABLE && b->st != FLAME_ERR_CANCELLED &&
+        b->shim->ops->leave_keep && b->shim->ops->leave_keep(b->shim))
+        kept = b->shim;
+    else if (b->shim)
         b->shim->ops->leave(b->shim);
+    if (b->shim && !kept)
         b->shim->ops->free(b->shim);
-    }
+    char *kept_app = kept ? fl_strdup(b->ctx.application) : NULL;
     fl_installation_clear(&b->inst);
     protobuf_c_message_free_unpacked(b->resp, NULL);
     flame_status st = b->st;
     bool entered = b->entered;
+    drop_kept(b); /* a kept one the session did not use (its enter failed before) */
     memset(b, 0, sizeof *b);
+    b->kept = kept;
+    b->kept_app = kept_app;
     /* a lost connection ends the executor; a refusal still ends in an unbind */
     if (st && (st == FLAME_ERR_UNAVAILABLE || st == FLAME_ERR_CANCELLED || x->em->stopping))
         return EM_RELEASE;
@@ -258,8 +335,12 @@ static void *exec_main(void *arg)
 {
     em_exec *x = arg;
     em_binding b = { 0 };
-    for (em_state s = EM_REGISTER; s != EM_DONE;)
-        s = steps[s](x, &b);
+    em_metrics_step(-1, EM_REGISTER);
+    for (em_state s = EM_REGISTER, next; s != EM_DONE; s = next) {
+        next = steps[s](x, &b);
+        em_metrics_step(s, next == EM_DONE ? -1 : (int)next);
+    }
+    drop_kept(&b);
     return NULL;
 }
 

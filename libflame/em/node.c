@@ -12,8 +12,9 @@
  * heartbeat thread sends on the same stream (gRPC allows one sender beside
  * the reader) and cancels it when the session manager has not answered for
  * cluster.node_timeout (a cut link or a dead peer whose connection looks
- * open); the reader stamps hb_arg.heard_ms on every message. em->mu guards em->watch, which flame_executor_manager_stop
- * cancels to wake the node thread. */
+ * open); the reader stamps hb_arg.heard_ms on every message. em->mu guards
+ * em->watch, which flame_executor_manager_stop cancels to wake the node
+ * thread. */
 #include <stdlib.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -141,6 +142,7 @@ static void *heartbeat_main(void *arg)
         }
         if (send_heartbeat(em, h->st) != FLAME_OK)
             break;
+        atomic_store(&h->em->alive_ns, fl_mono_ns()); /* the health probe */
     }
     return NULL;
 }
@@ -237,7 +239,10 @@ static node_state (*const node_steps[NODE_STOP])(node_conn *c) = {
 void *em_node_main(void *arg)
 {
     node_conn c = { arg, NULL, BACKOFF_MIN_MS };
-    for (node_state s = NODE_CONNECT; s != NODE_STOP;)
+    for (node_state s = NODE_CONNECT; s != NODE_STOP;) {
+        atomic_store(&c.em->alive_ns, fl_mono_ns()); /* the health probe */
         s = node_steps[s](&c);
+    }
+    atomic_store(&c.em->node_done, true);
     return NULL;
 }

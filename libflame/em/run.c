@@ -152,8 +152,11 @@ static size_t run_tasks(session_run *r, const qtask *q, size_t n)
     size_t done = 0;
     char *msg = NULL;
     flame_status st = FLAME_ERR_UNIMPLEMENTED;
-    if (shim->ops->invoke_batch && n > 1 && r->batching >= 0)
+    if (shim->ops->invoke_batch && n > 1 && r->batching >= 0) {
+        int64_t t0 = fl_mono_ns();
         st = shim->ops->invoke_batch(shim, tc, n, rcs, r->res, &msg);
+        em_metrics_shim(EM_SHIM_INVOKE_BATCH, fl_mono_ns() - t0);
+    }
     if (st == FLAME_ERR_UNIMPLEMENTED && n > 1)
         r->batching = -1;
     if (st == FLAME_OK) {
@@ -173,7 +176,10 @@ static size_t run_tasks(session_run *r, const qtask *q, size_t n)
     for (; done < n; done++) {
         int rc = 0;
         msg = NULL;
-        if (shim->ops->invoke(shim, &tc[done], &rc, &r->res[done], &msg) == FLAME_OK) {
+        int64_t t0 = fl_mono_ns();
+        st = shim->ops->invoke(shim, &tc[done], &rc, &r->res[done], &msg);
+        em_metrics_shim(EM_SHIM_INVOKE, fl_mono_ns() - t0);
+        if (st == FLAME_OK) {
             set_outcome(&r->out[done], &q[done], rc, &r->res[done], NULL);
             continue;
         }

@@ -63,11 +63,12 @@ void fl_events_free(fl_events *e)
 const char *fl_event_default_message(int32_t code)
 {
     switch (code) {
-    case FLAME_TASK_PENDING: return "task pending";
-    case FLAME_TASK_RUNNING: return "task running";
-    case FLAME_TASK_SUCCEED: return "task succeeded";
-    case FLAME_TASK_FAILED: return "task failed";
-    case FLAME_TASK_CANCELLED: return "task cancelled";
+    /* Flame's words (its storage layer's task events) */
+    case FLAME_TASK_PENDING: return "Task was created with state <Pending>";
+    case FLAME_TASK_RUNNING: return "Task was running with state <Running>";
+    case FLAME_TASK_SUCCEED: return "Task was completed with state <Succeed>";
+    case FLAME_TASK_FAILED: return "Task was completed with state <Failed>";
+    case FLAME_TASK_CANCELLED: return "Task was completed with state <Cancelled>";
     default: return NULL;
     }
 }
@@ -97,13 +98,25 @@ flame_status fl_app_validate(const char *name, const fl_app_spec *spec)
                         name ? name : "", why);
     if (!spec)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: no spec given", name);
-    if (spec->shim != FLAME_SHIM_HOST && spec->shim != FLAME_SHIM_WASM)
+    if (spec->shim != FLAME_SHIM_HOST && spec->shim != FLAME_SHIM_WASM &&
+        spec->shim != FLAME_SHIM_CRI)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: unknown shim %d", name,
                         spec->shim);
     if (spec->working_directory && spec->working_directory[0] != '/')
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "application %s: working_directory \"%s\" is not an absolute path", name,
                         spec->working_directory);
+    /* a relative path would be looked up in the service's own directory,
+     * never the registering user's: refused unless working_directory (or
+     * an installed package, url) says where it is; bare names are looked
+     * up on PATH and $VARs are expanded by the executor manager */
+    const char *cmd = spec->command;
+    if (cmd && cmd[0] && cmd[0] != '/' && cmd[0] != '$' && strchr(cmd, '/') &&
+        !spec->working_directory && !spec->url)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "application %s: command \"%s\" is a relative path; give an absolute "
+                        "path, a program name found on PATH, or a working_directory it is "
+                        "relative to", name, cmd);
     if (spec->has_delay_release && spec->delay_release < 0)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: delay_release is negative",
                         name);
@@ -213,7 +226,14 @@ fl_session *fl_session_new(const char *id, const fl_session_spec *spec,
     s->has_max = spec->has_max_instances;
     s->max_instances = spec->max_instances;
     s->priority = spec->priority;
-    s->batch_size = 1;
+    s->batch_size = spec->batch_size ? spec->batch_size : 1;
+    size_t nt = spec->n_tokens < FL_MAX_TOKENS ? spec->n_tokens : FL_MAX_TOKENS;
+    if (nt) {
+        s->tokens = fl_calloc(2 * nt, sizeof *s->tokens);
+        for (size_t i = 0; i < 2 * nt; i++)
+            s->tokens[i] = fl_strdup(spec->tokens[i] ? spec->tokens[i] : "");
+        s->n_tokens = (uint32_t)nt;
+    }
     s->resreq = spec_resreq(spec, dflt);
     s->state = FLAME_SESSION_OPEN;
     s->ctime = now;
@@ -229,6 +249,9 @@ void fl_session_free(fl_session *s)
     free(s->tasks);
     fl_events_free(&s->events);
     free(s->common_data);
+    for (uint32_t i = 0; i < 2 * s->n_tokens; i++)
+        free(s->tokens[i]);
+    free(s->tokens);
     free(s->app);
     free(s->owner);
     free(s->id);
@@ -281,6 +304,32 @@ flame_status fl_session_close(fl_session *s, int64_t now, fl_task ***changed, si
     *changed = v;
     *n_changed = k;
     return FLAME_OK;
+}
+
+flame_status fl_session_suspend(fl_session *s, bool held)
+{
+    if (s->state == FLAME_SESSION_CLOSED)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed", s->id);
+    if (s->state == FLAME_SESSION_OPEN)
+        s->state = held || s->counts[FLAME_TASK_RUNNING] ? FLAME_SESSION_SUSPENDING
+                                                         : FLAME_SESSION_SUSPENDED;
+    return FLAME_OK;
+}
+
+flame_status fl_session_resume(fl_session *s)
+{
+    if (s->state == FLAME_SESSION_CLOSED)
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed", s->id);
+    s->state = FLAME_SESSION_OPEN;
+    return FLAME_OK;
+}
+
+bool fl_session_suspend_done(fl_session *s, bool held)
+{
+    if (s->state != FLAME_SESSION_SUSPENDING || held || s->counts[FLAME_TASK_RUNNING])
+        return false;
+    s->state = FLAME_SESSION_SUSPENDED;
+    return true;
 }
 
 /* ---- tasks -------------------------------------------------------------- */

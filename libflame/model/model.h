@@ -80,6 +80,7 @@ typedef struct fl_app_spec {
     char *sandbox;              /* "none", "process", "microvm"; NULL: the node's default */
     char *network;              /* "none", "host"; NULL: "none" */
     char *owner;                /* the user who registered it; NULL: admins' */
+    bool sandbox_reuse;         /* its service may serve the owner's next session */
 } fl_app_spec;
 
 void fl_app_spec_free(fl_app_spec *spec); /* NULL is a no-op */
@@ -99,6 +100,8 @@ typedef struct fl_app {
 
 struct fl_watch;
 
+#define FL_MAX_TOKENS 64
+
 /* What a client asks for when it creates a session. A view: the strings
  * and bytes are the caller's (fl_session_new copies them). */
 typedef struct fl_session_spec {
@@ -112,6 +115,12 @@ typedef struct fl_session_spec {
     uint32_t priority;
     bool has_resreq;
     flame_resreq resreq;
+    uint32_t batch_size;        /* Flame 0.7's gang size; 0: 1 */
+    /* Flame 0.7: session-scoped service credentials, key and value in turn
+     * (tokens[2i], tokens[2i+1]); n_tokens may exceed FL_MAX_TOKENS (the
+     * session manager refuses such a spec), only that many are kept. */
+    size_t n_tokens;
+    const char *tokens[2 * FL_MAX_TOKENS];
 } fl_session_spec;
 
 typedef struct fl_task {
@@ -134,6 +143,9 @@ typedef struct fl_session {
     uint8_t *common_data;
     size_t common_data_len;
     uint32_t min_instances, max_instances, priority, batch_size;
+    char **tokens;       /* Flame 0.7: 2 * n_tokens strings, key and value in turn
+                          * (in memory only: not stored) */
+    uint32_t n_tokens;
     flame_resreq resreq; /* the cluster default when the client gave none */
     int state;           /* flame_session_state */
     int64_t ctime, etime;
@@ -166,6 +178,20 @@ bool fl_session_spec_matches(const fl_session *s, const fl_session_spec *spec,
  * malloc'ed array); the session becomes Closed. FAILED_PRECONDITION while
  * a task is Running. Closing a Closed session is a no-op. */
 flame_status fl_session_close(fl_session *s, int64_t now, fl_task ***changed, size_t *n_changed);
+
+/* Flame 0.7's suspension: Open -> Suspending while executors still hold
+ * the session (held), else Suspended; a suspended one stays as it is.
+ * FAILED_PRECONDITION when Closed. Pending tasks stay Pending. */
+flame_status fl_session_suspend(fl_session *s, bool held);
+/* Suspending or Suspended -> Open; Open: no-op; FAILED_PRECONDITION when
+ * Closed. */
+flame_status fl_session_resume(fl_session *s);
+/* Suspending -> Suspended once nothing holds it; whether it changed. */
+bool fl_session_suspend_done(fl_session *s, bool held);
+static inline bool fl_session_suspended(const fl_session *s)
+{
+    return s->state == FLAME_SESSION_SUSPENDING || s->state == FLAME_SESSION_SUSPENDED;
+}
 
 /* Tasks */
 fl_task *fl_session_add_task(fl_session *s, const uint8_t *input, size_t len, bool has_input,

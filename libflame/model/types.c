@@ -9,7 +9,8 @@
 
 const char *flame_session_state_str(flame_session_state s)
 {
-    return s == FLAME_SESSION_OPEN ? "Open" : s == FLAME_SESSION_CLOSED ? "Closed" : "Unknown";
+    static const char *n[] = { "Open", "Closed", "Suspending", "Suspended" };
+    return (unsigned)s < FL_ARRAY_LEN(n) ? n[s] : "Unknown";
 }
 
 const char *flame_task_state_str(flame_task_state s)

@@ -86,6 +86,9 @@ struct rpc_stream {
     bool status_started;
     bool md_received;
     bool ended;
+    bool reading;                /* a read is posted (read_tag, read_bb) */
+    int read_tag;
+    grpc_byte_buffer *read_bb;
     char method[128];
 };
 
@@ -337,21 +340,22 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *c, const char *metho
     grpc_metadata_array_init(&st->trailing);
     st->details = grpc_empty_slice();
     grpc_byte_buffer *bb = rpc_pack(req);
-    grpc_op ops[4];
+    grpc_op ops[3];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = bb;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &st->md;
     int tag;
     flame_status s = FLAME_OK;
-    if (grpc_call_start_batch(st->call, ops, 4, &tag, NULL) != GRPC_CALL_OK)
+    if (grpc_call_start_batch(st->call, ops, 3, &tag, NULL) != GRPC_CALL_OK)
         s = fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the call", method);
     else
         pluck(st->cq, &tag);
-    st->md_received = true;
+    /* the server's headers are read with the first message: a server may
+     * hold them until it has something to say (a watch of a session that
+     * does not move), and next_timed() must not block in open() */
+    st->md_received = false;
     grpc_byte_buffer_destroy(bb);
     /* the status op is started now so that errors are reported as soon as
      * the stream ends */
@@ -374,26 +378,46 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *c, const char *metho
 flame_status rpc_stream_next(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
                              ProtobufCMessage **msg)
 {
+    return rpc_stream_next_timed(st, desc, msg, -1, NULL);
+}
+
+flame_status rpc_stream_next_timed(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
+                                   ProtobufCMessage **msg, int timeout_ms, bool *idle)
+{
     *msg = NULL;
+    if (idle)
+        *idle = false;
     if (st->ended)
         return FLAME_OK;
-    grpc_byte_buffer *bb = NULL;
-    grpc_op ops[2];
-    size_t n = 0;
-    memset(ops, 0, sizeof ops);
-    if (!st->md_received) {
-        ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
-        ops[n].data.recv_initial_metadata.recv_initial_metadata = &st->md;
+    if (!st->reading) {
+        grpc_op ops[2];
+        size_t n = 0;
+        memset(ops, 0, sizeof ops);
+        if (!st->md_received) {
+            ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+            ops[n].data.recv_initial_metadata.recv_initial_metadata = &st->md;
+            n++;
+            st->md_received = true;
+        }
+        ops[n].op = GRPC_OP_RECV_MESSAGE;
+        ops[n].data.recv_message.recv_message = &st->read_bb;
         n++;
-        st->md_received = true;
+        st->read_bb = NULL;
+        if (grpc_call_start_batch(st->call, ops, n, &st->read_tag, NULL) != GRPC_CALL_OK)
+            return fl_error(FLAME_ERR_INTERNAL, "%s: cannot read the stream", st->method);
+        st->reading = true;
     }
-    ops[n].op = GRPC_OP_RECV_MESSAGE;
-    ops[n].data.recv_message.recv_message = &bb;
-    n++;
-    int tag;
-    if (grpc_call_start_batch(st->call, ops, n, &tag, NULL) != GRPC_CALL_OK)
-        return fl_error(FLAME_ERR_INTERNAL, "%s: cannot read the stream", st->method);
-    pluck(st->cq, &tag);
+    gpr_timespec dl = timeout_ms < 0 ? gpr_inf_future(GPR_CLOCK_REALTIME)
+                                     : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                                    gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    grpc_event ev = grpc_completion_queue_pluck(st->cq, &st->read_tag, dl, NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) {
+        *idle = true;
+        return FLAME_OK;
+    }
+    st->reading = false;
+    grpc_byte_buffer *bb = st->read_bb;
+    st->read_bb = NULL;
     if (bb) {
         grpc_slice s = rpc_flatten(bb);
         grpc_byte_buffer_destroy(bb);
@@ -524,6 +548,12 @@ void rpc_stream_free(rpc_stream *st)
 {
     if (!st)
         return;
+    if (st->reading) { /* a timed read gave up: its batch ends with the cancel */
+        grpc_call_cancel(st->call, NULL);
+        pluck(st->cq, &st->read_tag);
+        if (st->read_bb)
+            grpc_byte_buffer_destroy(st->read_bb);
+    }
     if (st->status_started) {
         grpc_call_cancel(st->call, NULL);
         pluck(st->cq, &st->status);

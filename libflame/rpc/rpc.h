@@ -193,13 +193,19 @@ int rpc_server_listen(rpc_server *srv, const char *addr);
 void rpc_server_run(rpc_server *srv);
 /* Thread-safe: asks the loop to stop (open calls are cancelled). */
 void rpc_server_shutdown(rpc_server *srv);
+/* Thread-safe, for health probes: 1 while the loop turns (it did within
+ * 15 s and is not stopping); else 0 with why. */
+int rpc_server_probe(const rpc_server *srv, char *why, size_t size);
 void rpc_server_free(rpc_server *srv);
 
 /* Server-thread only. Unary: reply with msg (NULL: empty) and status OK. */
 void rpc_call_reply(rpc_call *call, const ProtobufCMessage *msg);
 /* Reply with already packed bytes. */
 void rpc_call_reply_packed(rpc_call *call, const uint8_t *data, size_t len);
-/* Ends the call with a status and a one-line message (after queued sends). */
+/* Ends the call with a status and a one-line message (after queued sends).
+ * A stream's last message and its status go out in one batch (a message is
+ * held until the end of the loop turn for that), so they reach the peer
+ * together. */
 void rpc_call_finish(rpc_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Streams: queue one message. Returns false when the call is gone. A call
@@ -222,6 +228,12 @@ void rpc_call_on_drain(rpc_call *call, size_t low_water, void (*fn)(rpc_call *ca
  * a stream (rpc/ then ends the call), or the server stops, before the call
  * is finished; after it the owner must forget the call. */
 void rpc_call_on_cancel(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
+/* Called once when the call is over for good, however it ended (finished
+ * by its owner, also with an error somebody else queued for it; cancelled;
+ * refused), after the drain and cancel callbacks: an owner whose state
+ * outlives its own answers (a watch) lets go of the call here. fn NULL:
+ * none. */
+void rpc_call_on_end(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
 /* Keeps the call's memory alive across events (sends on a dead call are
  * dropped); every ref needs an unref. */
 void rpc_call_ref(rpc_call *call);
@@ -310,6 +322,12 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *ch, const char *meth
                              const ProtobufCMessage *req, int timeout_ms);
 flame_status rpc_stream_next(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
                              ProtobufCMessage **msg);
+/* As next(), but once timeout_ms (>= 0) pass without a message it
+ * returns FLAME_OK with *msg NULL and *idle true, and leaves the stream
+ * as it was: the read stays posted and the next call of either picks it
+ * up. *idle is false otherwise (idle may be NULL with timeout_ms < 0). */
+flame_status rpc_stream_next_timed(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
+                                   ProtobufCMessage **msg, int timeout_ms, bool *idle);
 void rpc_stream_cancel(rpc_stream *st);
 /* A bidirectional stream: open (no deadline), then send() from one thread
  * while next() reads on another. */

@@ -15,9 +15,12 @@
 
 #include "inject.h"
 #include "rpc_internal.h"
+#include "util/metrics.h"
 #include "util/util.h"
 
 #define N_PENDING_REQUESTS 32
+#define RPC_N_CODES 17 /* OK .. UNAUTHENTICATED */
+#define RPC_PROBE_STUCK_NS (15 * 1000000000LL)
 
 enum tag_kind { TAG_NEW, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_DRAIN, TAG_SHUTDOWN };
 
@@ -41,6 +44,8 @@ struct entry {
     rpc_kind kind;
     const ProtobufCMessageDescriptor *input;
     rpc_handler handler;
+    /* its series (metrics), found on first use: by code, and its duration */
+    struct fl_series *ends[RPC_N_CODES], *duration;
 };
 
 struct rpc_call {
@@ -58,6 +63,8 @@ struct rpc_call {
     bool md_sent;
     bool sending;
     bool finishing;     /* a final status is queued or sent */
+    bool counted;       /* its end is in the metrics */
+    int64_t start_ns;   /* mono: when it arrived */
     bool closed;        /* RECV_CLOSE_ON_SERVER came back */
     bool dead;          /* cancelled or finished: no more sends */
     bool recv_over;     /* injected calls: no more messages will come */
@@ -70,9 +77,13 @@ struct rpc_call {
     grpc_slice inflight_details;
     void (*cancel_fn)(rpc_call *, void *);
     void *cancel_arg;
+    void (*end_fn)(rpc_call *, void *);
+    void *end_arg;
     void *user;
     void *auth;
     void (*auth_release)(void *);
+    bool kicked;        /* in srv->kicks: its first message waits for the loop turn's end */
+    struct rpc_call *knext;
     bool peer_known;    /* peer_cert, peer_cn and is_tls are read */
     bool is_tls;
     char *peer_cert, *peer_cn;
@@ -98,11 +109,13 @@ struct rpc_server {
     _Atomic int64_t shutdown_deadline; /* mono ns: calls still open then are cancelled */
     struct tag shutdown_tag;
     _Atomic bool shutting_down;
+    _Atomic int64_t loop_ns;   /* mono: the loop last turned (rpc_server_probe) */
     bool shutdown_seen;
     bool forced;               /* shutdown went past its grace period */
     bool started;
     int live;           /* calls allocated (incl. pending requests) */
     rpc_call *calls;
+    rpc_call *kicks;    /* calls whose sending starts at the end of this loop turn */
     rpc_inject_sink sink; /* what injected calls send (inject.h) */
     void *sink_arg;
 };
@@ -155,7 +168,9 @@ static void run_drain(rpc_call *c, bool force);
 static void owner_forgets(rpc_call *c);
 static void on_send(rpc_call *c, bool ok);
 static void on_close(rpc_call *c);
+static void count_end(rpc_call *c, int code);
 static void inject_send(rpc_call *c, struct outmsg *m);
+static void kick_later(rpc_call *c);
 
 /* Takes ownership of methods (n entries). */
 static rpc_server *server_new(struct entry *methods, size_t n, void *ctx,
@@ -341,6 +356,7 @@ static void cancel_exhausted(rpc_call *c, size_t more)
            "queued, %zu more); the call is cancelled", c->path, c->q_bytes, c->q_msgs, more);
     drop_queue(c);
     c->dead = true;
+    count_end(c, RPC_RESOURCE_EXHAUSTED);
     run_drain(c, true);
     if (!c->finishing)
         owner_forgets(c);
@@ -349,8 +365,51 @@ static void cancel_exhausted(rpc_call *c, size_t more)
                                  "the client reads too slowly: its send queue is full", NULL);
 }
 
+/* The metrics' one hook: every call's end, once, by method and code
+ * (unknown methods share one label: a client cannot grow the series). */
+static void count_end(rpc_call *c, int code)
+{
+    static const char *names[RPC_N_CODES] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "UNAUTHENTICATED" };
+    if (c->counted)
+        return;
+    c->counted = true;
+    if (code < 0 || code >= RPC_N_CODES)
+        code = RPC_UNKNOWN;
+    struct entry *m = (struct entry *)c->method;
+    char svc[128] = "unknown";
+    const char *meth = "unknown";
+    if (m && (!m->ends[code] || !m->duration)) {
+        const char *slash = strrchr(m->path, '/');
+        snprintf(svc, sizeof svc, "%.*s", (int)(slash - m->path - 1), m->path + 1);
+        meth = slash + 1;
+    }
+    struct fl_series *s = m ? m->ends[code] : NULL;
+    if (!s) {
+        s = fl_counter("flame_rpc_requests_total", "gRPC calls served, by service, method and "
+                       "status code.", "service", svc, "method", meth, "code", names[code], NULL);
+        if (m)
+            m->ends[code] = s;
+    }
+    fl_counter_add(s, 1);
+    if (!m)
+        return;
+    if (!m->duration)
+        m->duration = fl_histogram("flame_rpc_duration_seconds", "Time from a gRPC call's "
+                                   "arrival to its final status, by method (streams: their "
+                                   "life).", fl_metrics_latency_buckets,
+                                   fl_metrics_latency_nbuckets, "service", svc, "method", meth,
+                                   NULL);
+    fl_histogram_observe(m->duration, (double)(fl_mono_ns() - c->start_ns) / 1e9);
+}
+
 static void enqueue(rpc_call *c, grpc_byte_buffer *bb, bool final, int code, char *details)
 {
+    if (final)
+        count_end(c, code);
     size_t len = bb ? grpc_byte_buffer_length(bb) : 0;
     if (!final && c->q_msgs &&
         (c->q_bytes + len > c->srv->limits.max_send_queue_bytes ||
@@ -373,7 +432,38 @@ static void enqueue(rpc_call *c, grpc_byte_buffer *bb, bool final, int code, cha
     else
         c->q_head = m;
     c->q_tail = m;
-    pump(c);
+    if (!final && c->call && !c->sending)
+        kick_later(c);
+    else
+        pump(c);
+}
+
+/* A stream's message that would go out alone waits for the end of the loop
+ * turn: when the handler ends the call in the same turn, pump() sends the
+ * message and the status in one batch. Clients that drop a stream on its
+ * last message (Flame 0.6's flmping, over h2) otherwise reset the stream
+ * before the trailers arrive, and h2 answers enough of those with GOAWAY
+ * too_many_internal_resets. */
+static void kick_later(rpc_call *c)
+{
+    if (c->kicked)
+        return;
+    c->kicked = true;
+    c->refs++;
+    c->knext = c->srv->kicks;
+    c->srv->kicks = c;
+}
+
+static void kick_all(rpc_server *srv)
+{
+    while (srv->kicks) {
+        rpc_call *c = srv->kicks;
+        srv->kicks = c->knext;
+        c->knext = NULL;
+        c->kicked = false;
+        pump(c);
+        rpc_call_unref(c);
+    }
 }
 
 static void pump(rpc_call *c)
@@ -385,6 +475,17 @@ static void pump(rpc_call *c)
     }
     struct outmsg *m = c->q_head;
     c->q_head = m->next;
+    if (m->bb && !m->final && c->q_head && c->q_head->final && !c->q_head->bb) {
+        /* the last message and the status: one batch (kick_later) */
+        struct outmsg *st = c->q_head;
+        c->q_head = st->next;
+        m->final = true;
+        m->code = st->code;
+        m->details = st->details;
+        st->details = NULL;
+        c->q_msgs--;
+        free_out(st);
+    }
     if (!c->q_head)
         c->q_tail = NULL;
     if (!c->call) {
@@ -518,6 +619,12 @@ void rpc_call_on_cancel(rpc_call *c, void (*fn)(rpc_call *, void *), void *arg)
 {
     c->cancel_fn = fn;
     c->cancel_arg = arg;
+}
+
+void rpc_call_on_end(rpc_call *c, void (*fn)(rpc_call *, void *), void *arg)
+{
+    c->end_fn = fn;
+    c->end_arg = arg;
 }
 
 void rpc_call_ref(rpc_call *c)
@@ -676,6 +783,7 @@ static void on_new(rpc_server *srv, rpc_call *c, bool ok)
         return;
     }
     c->path = rpc_slice_str(c->details.method);
+    c->start_ns = fl_mono_ns();
     grpc_op op = { 0 };
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &c->close_cancelled;
@@ -782,11 +890,17 @@ static void on_close(rpc_call *c)
     run_drain(c, true);
     bool was_alive = !c->dead;
     if (c->close_cancelled || was_alive) {
+        if (c->close_cancelled && c->path)
+            count_end(c, RPC_CANCELLED);
         c->dead = true;
         drop_queue(c);
         if (!c->finishing)
             owner_forgets(c);
     }
+    void (*fn)(rpc_call *, void *) = c->end_fn;
+    c->end_fn = NULL;
+    if (fn)
+        fn(c, c->end_arg);
 }
 
 static void dispatch(rpc_server *srv, grpc_event ev)
@@ -852,6 +966,8 @@ void rpc_server_run(rpc_server *srv)
     bool dirty = false;
     int batch = 0;
     for (;;) {
+        kick_all(srv);
+        atomic_store_explicit(&srv->loop_ns, fl_mono_ns(), memory_order_relaxed);
         if (srv->shutdown_seen && srv->live == 0)
             break;
         gpr_timespec dl;
@@ -899,6 +1015,24 @@ void rpc_server_run(rpc_server *srv)
     }
     if (srv->hooks.flush)
         srv->hooks.flush(srv->hooks.ctx);
+    kick_all(srv);
+}
+
+int rpc_server_probe(const rpc_server *srv, char *why, size_t size)
+{
+    int64_t last = atomic_load_explicit(&srv->loop_ns, memory_order_relaxed);
+    int64_t age = fl_mono_ns() - last;
+    if (srv->shutting_down) {
+        snprintf(why, size, "the server is stopping");
+        return 0;
+    }
+    /* the loop turns at least every tick (1 s without hooks) */
+    if (!last || age > RPC_PROBE_STUCK_NS) {
+        snprintf(why, size, "the rpc loop last turned %.1f s ago (stuck?)",
+                 last ? (double)age / 1e9 : -1.0);
+        return 0;
+    }
+    return 1;
 }
 
 void rpc_server_shutdown(rpc_server *srv)
@@ -981,6 +1115,7 @@ rpc_call *rpc_inject_open(rpc_server *srv, const char *path)
     link_call(srv, c);
     c->refs = 1; /* the injector's, until rpc_inject_end */
     c->path = fl_strdup(path);
+    c->start_ns = fl_mono_ns();
     accept_call(srv, c);
     return c;
 }

@@ -93,8 +93,10 @@ void fl_spawn_terminate(fl_process *p, int grace_ms, int (*sig)(fl_process *, in
     if (reap(p, false))
         return;
     sig(p, SIGTERM);
-    for (int waited = 0; waited < grace_ms && !reap(p, false); waited += 10)
-        msleep(10);
+    /* most services are gone within a millisecond or two: short steps
+     * first (a bind may be waiting for this stop), then 10 ms ones */
+    for (int waited = 0, step; waited < grace_ms && !reap(p, false); waited += step)
+        msleep(step = waited < 50 ? 1 : 10);
     if (!reap(p, false)) {
         sig(p, SIGKILL);
         reap(p, true);

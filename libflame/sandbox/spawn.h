@@ -10,7 +10,8 @@
  * Threads: no shared state; an fl_process belongs to one thread at a time.
  * parent_death_signal follows the *thread* that spawned the process (Linux
  * PR_SET_PDEATHSIG), so spawn from a thread that lives as long as the
- * process should. */
+ * process should (the process level's sandboxes made ahead follow their
+ * pool's thread, which lives until fl_sandbox_process_shutdown). */
 #ifndef FL_SANDBOX_SPAWN_H
 #define FL_SANDBOX_SPAWN_H
 
@@ -36,7 +37,7 @@ typedef struct fl_spawn_spec {
     bool new_group;          /* its own process group: signals reach the group */
     int parent_death_signal; /* sent when the spawning thread dies; 0: none */
     /* Sandbox levels other than none: */
-    const char *name;            /* the sandbox's (the executor id): its cgroup */
+    const char *name;            /* the sandbox's (the executor id), for messages */
     const char *root_dir;        /* an empty directory of ours its root is mounted on */
     const char *network;         /* "none" (NULL: loopback only) or "host" */
     const char *const *ro_paths; /* NULL-terminated absolute paths shown read-only inside

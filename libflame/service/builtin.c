@@ -26,6 +26,8 @@ static int ping_invoke(const flame_task_context *task, flame_task_result *result
         memory = cJSON_IsNumber(m) ? (long)m->valuedouble : 0;
         cJSON_Delete(in);
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     char *mem = NULL;
     if (memory > 0) {
         mem = malloc((size_t)memory);
@@ -44,9 +46,22 @@ static int ping_invoke(const flame_task_context *task, flame_task_result *result
     static _Thread_local char host[256];
     if (!host[0])
         gethostname(host, sizeof host - 1);
-    char out[320];
-    int n = snprintf(out, sizeof out, "Completed on <%s>", host);
-    flame_task_result_set_output(result, out, (size_t)n);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long elapsed = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    /* the JSON Flame's flmping client decodes: it prints "Completed on
+     * <hostname> in <duration> milliseconds with <memory> memory" */
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "hostname", host);
+    cJSON_AddNumberToObject(out, "duration", (double)elapsed);
+    cJSON_AddNumberToObject(out, "memory", (double)(memory > 0 ? memory : 0));
+    char *txt = out ? cJSON_PrintUnformatted(out) : NULL;
+    cJSON_Delete(out);
+    if (!txt) {
+        flame_task_result_set_message(result, "flmping: out of memory");
+        return 1;
+    }
+    flame_task_result_set_output(result, txt, strlen(txt));
+    cJSON_free(txt);
     return 0;
 }
 

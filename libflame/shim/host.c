@@ -18,13 +18,14 @@
 #include <unistd.h>
 
 #include "rpc/rpc.h"
+#include "env.h"
+#include "install/install.h"
 #include "sandbox/spawn.h"
 #include "shim.h"
 #include "util/util.h"
+#include "wire/wire.h"
 
 #include "shim.pb-c.h"
-
-extern char **environ;
 
 #define LISTEN_TIMEOUT_MS 30000
 #define ENTER_TIMEOUT_MS 60000
@@ -32,6 +33,46 @@ extern char **environ;
 #define TERM_GRACE_MS 3000
 
 #define INSTANCE(name) rpc_path(&flame__v1__instance__descriptor, name)
+
+/* An Instance call whose reply a 0.6 service sends bare (bare) and a 0.7
+ * one wrapped (wrapped, its field 1 the bare message; fl_wire_reply_wrapped
+ * tells them apart). *top: what to free; *inner: the bare reply in it (an
+ * empty one when a wrapped reply has none; NULL with an error). */
+static flame_status instance_call(rpc_channel *ch, const char *method, const ProtobufCMessage *req,
+                                  const ProtobufCMessageDescriptor *bare,
+                                  const ProtobufCMessageDescriptor *wrapped,
+                                  ProtobufCMessage **top, const ProtobufCMessage **inner,
+                                  int timeout_ms)
+{
+    *top = NULL;
+    *inner = NULL;
+    size_t len = protobuf_c_message_get_packed_size(req), rlen;
+    uint8_t *buf = fl_malloc(len ? len : 1), *resp;
+    protobuf_c_message_pack(req, buf);
+    flame_status st = rpc_unary_raw(ch, method, buf, len, &resp, &rlen, timeout_ms);
+    free(buf);
+    if (st)
+        return st;
+    bool is_wrapped = fl_wire_reply_wrapped(resp, rlen);
+    *top = rpc_unpack(is_wrapped ? wrapped : bare, rlen, resp);
+    free(resp);
+    if (!*top)
+        return fl_error(FLAME_ERR_INTERNAL, "%s: the service's reply is not a %s", method,
+                        (is_wrapped ? wrapped : bare)->name);
+    if (!is_wrapped) {
+        *inner = *top;
+        return FLAME_OK;
+    }
+    /* field 1 of both wrappers is the bare reply */
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(wrapped, 1);
+    *inner = *(const ProtobufCMessage **)((const char *)*top + f->offset);
+    if (!*inner) { /* wrapped without one: an empty (successful) reply */
+        protobuf_c_message_free_unpacked(*top, NULL);
+        *top = rpc_unpack(bare, 0, (const uint8_t *)"");
+        *inner = *top;
+    }
+    return FLAME_OK;
+}
 
 typedef struct host_shim {
     fl_shim base;
@@ -44,6 +85,7 @@ typedef struct host_shim {
     rpc_channel *ch;
     int task_timeout_ms;
     bool no_batch;       /* the service answered OnTaskInvokeBatch with UNIMPLEMENTED */
+    bool kept;           /* left a session with its service kept (leave_keep) */
 } host_shim;
 
 static atomic_uint sock_seq;
@@ -78,52 +120,6 @@ static void rm_rf(const char *path)
 static bool reap(host_shim *h, bool block)
 {
     return fl_process_reap(&h->proc, block);
-}
-
-/* Finds a command: with a '/', as is; else next to the built-in services,
- * then on PATH. */
-static char *resolve(const char *cmd, const char *bin_dir)
-{
-    if (strchr(cmd, '/'))
-        return fl_strdup(cmd);
-    if (bin_dir) {
-        char *p = fl_sprintf("%s/%s", bin_dir, cmd);
-        if (access(p, X_OK) == 0)
-            return p;
-        free(p);
-    }
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        char *p = fl_sprintf("%.*s/%s", (int)n, path, cmd);
-        if (access(p, X_OK) == 0)
-            return p;
-        free(p);
-        path += n;
-        if (*path == ':')
-            path++;
-    }
-    return NULL;
-}
-
-static bool env_overridden(const Flame__V1__ApplicationSpec *spec, const char *entry)
-{
-    size_t n = strcspn(entry, "=");
-    if ((n == 23 && strncmp(entry, "FLAME_INSTANCE_ENDPOINT", n) == 0) ||
-        (n == 17 && strncmp(entry, "FLAME_EXECUTOR_ID", n) == 0) ||
-        (n == 14 && strncmp(entry, "FLAME_ENDPOINT", n) == 0) ||
-        (n == 13 && strncmp(entry, "FLAME_CA_FILE", n) == 0) ||
-        /* the executor manager's own identity is not the service's */
-        (n == 15 && strncmp(entry, "FLAME_CERT_FILE", n) == 0) ||
-        (n == 14 && strncmp(entry, "FLAME_KEY_FILE", n) == 0))
-        return true;
-    for (size_t i = 0; i < spec->n_environments; i++)
-        if (strlen(spec->environments[i]->name) == n &&
-            strncmp(spec->environments[i]->name, entry, n) == 0)
-            return true;
-    return false;
 }
 
 static void stop_process(host_shim *h)
@@ -241,6 +237,8 @@ static void sandbox_paths(fl_strv *ro, const char *cmd, char *const *argv, char 
     }
     if (ctx->ca_file) /* the file only: keys may live beside it */
         strv_add(ro, fl_strdup(ctx->ca_file));
+    if (ctx->installation && ctx->installation->release_dir) /* its package */
+        strv_add(ro, fl_strdup(ctx->installation->release_dir));
 }
 
 static bool can_connect(const char *path)
@@ -257,17 +255,10 @@ static bool can_connect(const char *path)
 
 static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **message)
 {
-    const Flame__V1__ApplicationSpec *spec = ctx->app_spec;
     const char *command = ctx->command;
     if (!command || !command[0]) {
         *message = fl_sprintf("application %s has no command to run", ctx->application);
         return FLAME_ERR_FAILED_PRECONDITION;
-    }
-    char *cmd = resolve(command, ctx->bin_dir);
-    if (!cmd) {
-        *message = fl_sprintf("command \"%s\" of application %s was not found", command,
-                              ctx->application);
-        return FLAME_ERR_NOT_FOUND;
     }
     /* directories: the application's working_directory, or one of ours; a
      * sandboxed service always has one of ours (its only writable place
@@ -297,32 +288,23 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     unlink(sock);
     h->log = fl_sprintf("%s/%s.log", ctx->log_dir, ctx->executor_id);
 
-    size_t argc = spec->n_arguments;
-    char **argv = fl_calloc(argc + 2, sizeof *argv);
-    argv[0] = (char *)command;
-    for (size_t i = 0; i < argc; i++)
-        argv[i + 1] = spec->arguments[i];
-    size_t nenv = 0;
-    while (environ[nenv])
-        nenv++;
-    char **envp = fl_calloc(nenv + spec->n_environments + 6, sizeof *envp);
-    size_t k = 0;
-    for (size_t i = 0; i < nenv; i++)
-        if (!env_overridden(spec, environ[i]) &&
-            !(boxed && strncmp(environ[i], "HOME=", 5) == 0))
-            envp[k++] = environ[i];
-    char **owned = fl_calloc(spec->n_environments + 6, sizeof *owned);
-    size_t no = 0;
-    for (size_t i = 0; i < spec->n_environments; i++)
-        envp[k++] = owned[no++] = fl_sprintf("%s=%s", spec->environments[i]->name,
-                                             spec->environments[i]->value);
-    envp[k++] = owned[no++] = fl_sprintf("FLAME_INSTANCE_ENDPOINT=%s", sock);
-    envp[k++] = owned[no++] = fl_sprintf("FLAME_EXECUTOR_ID=%s", ctx->executor_id);
-    envp[k++] = owned[no++] = fl_sprintf("FLAME_ENDPOINT=%s", ctx->endpoint ? ctx->endpoint : "");
-    if (ctx->ca_file)
-        envp[k++] = owned[no++] = fl_sprintf("FLAME_CA_FILE=%s", ctx->ca_file);
-    if (boxed) /* the host's HOME is not inside */
-        envp[k++] = owned[no++] = fl_sprintf("HOME=%s", h->dir);
+    /* a sandboxed service has its HOME in its own directory (the host's is
+     * not inside) and a private /tmp as TMPDIR (the same for every executor:
+     * a microVM pool matches services by their environment); others share
+     * a TMPDIR per application */
+    char *tmp = boxed ? fl_strdup("/tmp")
+                      : fl_sprintf("%s/apps/%s/tmp", ctx->work_dir, ctx->application);
+    fl_service_env se;
+    fl_service_env_build(&se, ctx, sock, boxed ? h->dir : NULL, tmp);
+    free(tmp);
+    char *cmd = fl_service_resolve(&se, command, ctx->bin_dir);
+    if (!cmd) {
+        *message = fl_sprintf("command \"%s\" of application %s was not found", se.command,
+                              ctx->application);
+        fl_service_env_clear(&se);
+        return FLAME_ERR_NOT_FOUND;
+    }
+    char **argv = se.argv, **envp = se.envp;
     fl_strv ro = { 0 };
     if (boxed) {
         sandbox_paths(&ro, cmd, argv, envp, ctx);
@@ -351,11 +333,7 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     };
     flame_status st = fl_spawn(&h->proc, &ss);
     fl_strv_clear(&ro);
-    free(argv);
-    for (size_t i = 0; i < no; i++)
-        free(owned[i]);
-    free(owned);
-    free(envp);
+    fl_service_env_clear(&se);
     if (st) {
         *message = fl_strdup(flame_error_last());
         free(cmd);
@@ -401,10 +379,16 @@ static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **m
 {
     host_shim *h = (host_shim *)sh;
     *message = NULL;
-    cleanup(h);
+    /* the service kept from the last session, if it still runs */
+    bool reuse = h->kept && h->ch && !reap(h, false);
+    h->kept = false;
     h->task_timeout_ms = ctx->task_timeout_ms;
-    h->no_batch = false;
-    flame_status st = spawn(h, ctx, message);
+    flame_status st = FLAME_OK;
+    if (!reuse) {
+        cleanup(h);
+        h->no_batch = false;
+        st = spawn(h, ctx, message);
+    }
     if (st) {
         cleanup(h);
         return st;
@@ -433,15 +417,33 @@ static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **m
         sc.common_data.data = (uint8_t *)ctx->common_data.data;
         sc.common_data.len = ctx->common_data.len;
     }
+    /* Flame 0.7's fields (a 0.6 service skips them) */
+    const Flame__V1__SessionSpec *ss = ctx->session_spec;
+    sc.batch_size = ss && ss->batch_size ? ss->batch_size : 1;
+    size_t ntok = ss ? ss->n_tokens : 0;
+    Flame__V1__SessionContext__TokensEntry *tok = fl_calloc(ntok + 1, sizeof *tok);
+    Flame__V1__SessionContext__TokensEntry **tokp = fl_calloc(ntok + 1, sizeof *tokp);
+    for (size_t i = 0; i < ntok; i++) {
+        flame__v1__session_context__tokens_entry__init(&tok[i]);
+        tok[i].key = ss->tokens[i]->key;
+        tok[i].value = ss->tokens[i]->value;
+        tokp[i] = &tok[i];
+    }
+    sc.n_tokens = ntok;
+    sc.tokens = tokp;
     ProtobufCMessage *resp;
-    st = rpc_unary(h->ch, INSTANCE("OnSessionEnter"), &sc.base,
-                   &flame__v1__result__descriptor, &resp, ENTER_TIMEOUT_MS);
+    const ProtobufCMessage *inner;
+    st = instance_call(h->ch, INSTANCE("OnSessionEnter"), &sc.base, &flame__v1__result__descriptor,
+                       &flame__v1__on_session_enter_response__descriptor, &resp, &inner,
+                       ENTER_TIMEOUT_MS);
+    free(tok);
+    free(tokp);
     if (st) {
         *message = fl_sprintf("OnSessionEnter failed: %s", flame_error_last());
         cleanup(h);
         return st;
     }
-    Flame__V1__Result *r = (Flame__V1__Result *)resp;
+    const Flame__V1__Result *r = (const Flame__V1__Result *)inner;
     if (r->return_code != 0) {
         *message = fl_sprintf("OnSessionEnter returned %d: %s", r->return_code,
                               r->_message_case ? r->message : "(no message)");
@@ -471,8 +473,11 @@ static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int
         tc.input.len = task->input.len;
     }
     ProtobufCMessage *resp;
-    flame_status st = rpc_unary(h->ch, INSTANCE("OnTaskInvoke"), &tc.base,
-                                &flame__v1__task_result__descriptor, &resp, h->task_timeout_ms);
+    const ProtobufCMessage *inner;
+    flame_status st = instance_call(h->ch, INSTANCE("OnTaskInvoke"), &tc.base,
+                                    &flame__v1__task_result__descriptor,
+                                    &flame__v1__on_task_invoke_response__descriptor, &resp, &inner,
+                                    h->task_timeout_ms);
     if (st == FLAME_ERR_TIMEOUT && !reap(h, false)) {
         *message = fl_sprintf("the service did not answer task %s within %d ms; it was stopped "
                               "and the session goes on with a new service process",
@@ -495,7 +500,7 @@ static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int
         }
         return FLAME_ERR_UNAVAILABLE;
     }
-    Flame__V1__TaskResult *r = (Flame__V1__TaskResult *)resp;
+    const Flame__V1__TaskResult *r = (const Flame__V1__TaskResult *)inner;
     *rc = r->return_code;
     if (r->_output_case)
         flame_task_result_set_output(result, r->output.data, r->output.len);
@@ -562,17 +567,35 @@ static flame_status host_invoke_batch(fl_shim *sh, const flame_task_context *tas
     return FLAME_OK;
 }
 
+/* OnSessionLeave; true when the service answered and still runs. */
+static bool session_leave(host_shim *h)
+{
+    if (!h->ch || reap(h, false))
+        return false;
+    Flame__V1__EmptyRequest e = FLAME__V1__EMPTY_REQUEST__INIT;
+    ProtobufCMessage *resp;
+    if (rpc_unary(h->ch, INSTANCE("OnSessionLeave"), &e.base, &flame__v1__result__descriptor,
+                  &resp, LEAVE_TIMEOUT_MS) != FLAME_OK)
+        return false;
+    protobuf_c_message_free_unpacked(resp, NULL);
+    return !reap(h, false);
+}
+
 static void host_leave(fl_shim *sh)
 {
     host_shim *h = (host_shim *)sh;
-    if (h->ch && !reap(h, false)) {
-        Flame__V1__EmptyRequest e = FLAME__V1__EMPTY_REQUEST__INIT;
-        ProtobufCMessage *resp;
-        if (rpc_unary(h->ch, INSTANCE("OnSessionLeave"), &e.base,
-                      &flame__v1__result__descriptor, &resp, LEAVE_TIMEOUT_MS) == FLAME_OK)
-            protobuf_c_message_free_unpacked(resp, NULL);
-    }
+    session_leave(h);
+    h->kept = false;
     cleanup(h);
+}
+
+static bool host_leave_keep(fl_shim *sh)
+{
+    host_shim *h = (host_shim *)sh;
+    h->kept = session_leave(h);
+    if (!h->kept)
+        cleanup(h);
+    return h->kept;
 }
 
 static void host_free(fl_shim *sh)
@@ -583,7 +606,7 @@ static void host_free(fl_shim *sh)
 }
 
 static const fl_shim_ops host_ops = { "host", host_enter, host_invoke, host_invoke_batch,
-                                      host_leave, host_free };
+                                      host_leave, host_free, host_leave_keep };
 
 fl_shim *fl_shim_host_new(void)
 {

@@ -31,6 +31,10 @@ typedef struct fl_shim_session {
     const char *sandbox;        /* the level its service runs at (sandbox/spawn.h) */
     const char *network;        /* "none" (NULL) or "host" */
     uint64_t cpus, memory;      /* the session's resreq: the sandbox's limits; 0: none */
+    const void *session_spec;   /* const Flame__V1__SessionSpec * (tokens, batch_size), or NULL */
+    const struct fl_installation *installation; /* its variables and release
+                                                 * directory (install.h), or NULL */
+    const char *cache_endpoint; /* FLAME_CACHE_ENDPOINT for the service, or NULL */
 } fl_shim_session;
 
 typedef struct fl_shim fl_shim;
@@ -53,6 +57,11 @@ typedef struct fl_shim_ops {
     /* Leaves the session and stops the service (bounded in time). */
     void (*leave)(fl_shim *sh);
     void (*free)(fl_shim *sh);
+    /* Optional: leaves the session but keeps the service (and its sandbox)
+     * running, for enter() of the next session of the same application to
+     * use (sandbox reuse, em/exec.c). false: it could not, and left and
+     * stopped as leave() does. */
+    bool (*leave_keep)(fl_shim *sh);
 } fl_shim_ops;
 
 struct fl_shim {

@@ -158,8 +158,8 @@ static void bind_executor_completed(rpc_call *call, const ProtobufCMessage *msg,
         sm_reply_error(sm, call, st);
     } else {
         const Flame__V1__Result *r = req->_result_case ? req->result : NULL;
-        bool ok = !r || r->return_code == 0;
-        sm_exec_bind_completed(sm, e, ok, !ok && r->_message_case ? r->message : NULL);
+        int rc = r ? r->return_code : 0;
+        sm_exec_bind_completed(sm, e, rc, rc && r->_message_case ? r->message : NULL);
         sm_reply_result(sm, call);
     }
 }

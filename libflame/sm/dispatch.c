@@ -460,7 +460,8 @@ void sm_dispatch_run(sm_t *sm)
     for (size_t i = 0; i < sm->ndue; i++) {
         sm_session *ss = sm->due[i];
         ss->dispatch_due = false;
-        hand_out(sm, ss);
+        if (!fl_session_suspended(ss->s)) /* its tasks wait for ResumeSession */
+            hand_out(sm, ss);
     }
     sm->ndue = 0;
 }

@@ -23,7 +23,10 @@ void sm_flush(void *ctx)
 {
     sm_t *sm = ctx;
     sm_watch_collect(sm); /* outcomes of the batch: they stand or fall with it */
-    if (fl_store_commit(sm->store)) {
+    int64_t t0 = fl_mono_ns();
+    bool failed = fl_store_commit(sm->store) != FLAME_OK;
+    sm_metrics_commit(fl_mono_ns() - t0, failed);
+    if (failed) {
         char why[512];
         snprintf(why, sizeof why, "%s", flame_error_last());
         fl_log(FL_LOG_ERROR, "sm", "commit failed, the batch is undone: %s", why);
@@ -48,6 +51,7 @@ void sm_tick(void *ctx)
     int64_t now_s = fl_now_ms() / 1000;
     sm_execs_expire(sm, now_s);
     sm_nodes_expire(sm);
+    sm_metrics_tick(sm);
     sm->sched_dirty = true; /* the cycle runs at the flush, after the commit */
 }
 
@@ -126,6 +130,8 @@ static flame_status check_plaintext(const char *endpoint, bool insecure)
 static void *engine_main(void *arg)
 {
     sm_t *sm = arg;
+    sm_metrics_tick(sm);
+    atomic_store(&sm->serving, true);
     rpc_server_run(sm->rpc);
     return NULL;
 }
@@ -191,6 +197,7 @@ static flame_status start(flame_session_manager **out, const flame_server_option
     /* a Task carries its input and output: both fit in one reply */
     sm->max_task_data = (sm->max_message - (64u << 10)) / 2;
     sm->max_tasks_per_request = lim.max_tasks_per_request ? lim.max_tasks_per_request : 1024;
+    sm->retry_limits = cfg && cfg->session_retry_limits ? cfg->session_retry_limits : 5;
     sm->name = fl_strdup(cfg ? cfg->name : "flame");
     const char *endpoint = o.endpoint ? o.endpoint : cfg ? cfg->endpoint : FL_DEFAULT_ENDPOINT;
     const char *storage = o.storage ? o.storage : cfg ? cfg->storage : "sqlite://flame.db";
@@ -304,6 +311,7 @@ void flame_session_manager_stop(flame_session_manager *sm)
 {
     if (!sm)
         return;
+    atomic_store(&sm->serving, false);
     rpc_server_shutdown(sm->rpc);
     pthread_join(sm->thread, NULL);
     rpc_server_free(sm->rpc);

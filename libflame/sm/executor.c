@@ -8,7 +8,6 @@
 
 #include "sm.h"
 
-#define BIND_FAILURES_MAX 5
 #define VOID_TIMEOUT_S 30
 
 /* Every state change goes through the model's table; the callers check
@@ -76,6 +75,8 @@ static void requeue(sm_t *sm, sm_exec *e, const char *why)
 
 static void exec_destroy(sm_exec *e)
 {
+    free(e->last_spec);
+    free(e->last_owner);
     free(e->run);
     fl_executor_free(e->ex);
     free(e);
@@ -183,6 +184,18 @@ static void bind_cancelled(rpc_call *call, void *arg)
     e->bind_call = NULL;
 }
 
+/* May the executor's service (and sandbox) from its last session serve
+ * this one? Only where the application opts in, is the same as registered
+ * then (a new spec needs a new service) and both sessions have the same
+ * owner: a service keeps what a session left in it, which must never reach
+ * another user. */
+static bool may_reuse(const sm_exec *e, const fl_app *a, const fl_session *s)
+{
+    return a->spec && a->spec->sandbox_reuse && e->last_spec && e->last_owner &&
+           e->last_spec_len == a->blob_len && memcmp(e->last_spec, a->blob, a->blob_len) == 0 &&
+           strcmp(e->last_owner, s->owner ? s->owner : "") == 0;
+}
+
 void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss)
 {
     if (!fl_executor_transition_ok(e->ex->state, FLAME_EXECUTOR_BINDING))
@@ -205,6 +218,13 @@ void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss)
     x = fl_wire_pack_session(ss->s, &n);
     fl_wire_put_bytes(&b, 2, x, n);
     free(x);
+    if (a && may_reuse(e, a, ss->s))
+        fl_wire_put_varint(&b, 1001, 1); /* BindExecutorResponse.sandbox_reuse */
+    free(e->last_spec);
+    e->last_spec = a ? fl_memdup(a->blob, a->blob_len) : NULL;
+    e->last_spec_len = a ? a->blob_len : 0;
+    free(e->last_owner);
+    e->last_owner = fl_strdup(ss->s->owner ? ss->s->owner : "");
     rpc_call_on_cancel(e->bind_call, NULL, NULL);
     size_t blen = b.len;
     sm_reply(sm, e->bind_call, (uint8_t *)fl_buf_detach(&b), blen);
@@ -241,7 +261,11 @@ void sm_exec_wait_bind(sm_t *sm, sm_exec *e, rpc_call *call)
     }
 }
 
-static void bind_failed(sm_t *sm, sm_exec *e, const char *message)
+/* Flame's bind failure (controller/executors/binding.rs): event 1001 per
+ * failure, and at cluster.recovery.session.retry_limits failures in a row
+ * event 1002, after which the session gets no more executors. Its Pending
+ * tasks stay Pending (clients see 1002 and stop waiting: client/). */
+static void bind_failed(sm_t *sm, sm_exec *e, int rc, const char *message)
 {
     sm_session *ss = e->sess;
     e->sess = NULL;
@@ -250,25 +274,28 @@ static void bind_failed(sm_t *sm, sm_exec *e, const char *message)
         return;
     fl_session *s = ss->s;
     sm_journal_session_bind(sm, ss);
-    char *msg = fl_sprintf("failed to bind session %s on executor %s: %s", s->id, e->ex->id,
+    char *msg = fl_sprintf("Executor %s on node %s failed to bind session with return_code %d: %s",
+                           e->ex->id, e->ex->node, rc,
                            message && *message ? message : "the service refused the session");
-    fl_events_add(&s->events, 1001, msg, fl_now_ms());
-    fl_log(FL_LOG_WARN, "sm", "%s", msg);
+    fl_events_add(&s->events, FLAME_EVENT_BIND_FAILED, msg, fl_now_ms());
+    fl_log(FL_LOG_WARN, "sm", "session %s: %s", s->id, msg);
     free(msg);
-    if (++s->bind_failures >= BIND_FAILURES_MAX && !s->unschedulable) {
+    if (++s->bind_failures >= sm->retry_limits && !s->unschedulable) {
         s->unschedulable = true;
-        msg = fl_sprintf("session %s failed to bind %d times in a row; it gets no more executors",
-                         s->id, BIND_FAILURES_MAX);
-        fl_events_add(&s->events, 1002, msg, fl_now_ms());
+        msg = fl_sprintf("Session retry limit reached after %u/%u failed attempts; new executor "
+                         "assignment is paused until the session is closed",
+                         s->bind_failures, sm->retry_limits);
+        fl_events_add(&s->events, FLAME_EVENT_RETRY_LIMIT, msg, fl_now_ms());
+        fl_log(FL_LOG_WARN, "sm", "session %s: %s", s->id, msg);
         free(msg);
     }
     fl_store_put_session(sm->store, s);
 }
 
-void sm_exec_bind_completed(sm_t *sm, sm_exec *e, bool ok, const char *message)
+void sm_exec_bind_completed(sm_t *sm, sm_exec *e, int rc, const char *message)
 {
-    if (!ok) {
-        bind_failed(sm, e, message);
+    if (rc) {
+        bind_failed(sm, e, rc, message);
     } else if (e->ex->state == FLAME_EXECUTOR_BINDING) {
         set_state(e, FLAME_EXECUTOR_BOUND);
         if (e->sess && e->sess->s->bind_failures) {

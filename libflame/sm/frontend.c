@@ -146,14 +146,16 @@ static int cmp_app(const void *x, const void *y)
     return strcmp(a->name, b->name);
 }
 
-static void list_application(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+/* state < 0: every application (ListApplication, and ListApplications
+ * without a filter). */
+static void reply_app_list(sm_t *sm, rpc_call *call, int state)
 {
-    sm_t *sm = ctx;
     size_t n = sm->apps.len, k = 0, it = 0;
     fl_app **v = fl_calloc(n ? n : 1, sizeof *v);
     void *val;
     while (fl_map_next(&sm->apps, &it, NULL, &val))
-        v[k++] = val;
+        if (state < 0 || ((fl_app *)val)->state == state)
+            v[k++] = val;
     qsort(v, k, sizeof *v, cmp_app);
     fl_buf b = { 0 }; /* ApplicationList: each one as field 1 */
     for (size_t i = 0; i < k; i++) {
@@ -165,6 +167,17 @@ static void list_application(rpc_call *call, const ProtobufCMessage *msg, void *
     free(v);
     size_t plen = b.len;
     sm_reply(sm, call, (uint8_t *)fl_buf_detach(&b), plen);
+}
+
+static void list_application(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    reply_app_list(ctx, call, -1);
+}
+
+static void list_applications(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    const Flame__V1__ListApplicationsRequest *req = (const Flame__V1__ListApplicationsRequest *)msg;
+    reply_app_list(ctx, call, req->_state_case ? (int)req->state : -1);
 }
 
 /* ---- executors and nodes ---------------------------------------------- */
@@ -269,7 +282,7 @@ static void open_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "OpenSession needs a session id");
     } else if (ss) {
         if (ss->s->state != FLAME_SESSION_OPEN)
-            st = fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed", ss->s->id);
+            st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "session %s is not open", ss->s->id);
         else if (spec && !fl_session_spec_matches(ss->s, spec, &sm->default_resreq, &why))
             st = fl_error(FLAME_ERR_INVALID_ARGUMENT,
                           "session %s exists with a different %s", ss->s->id, why);
@@ -328,16 +341,32 @@ static void get_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
 }
 
-/* Admins see every session, users only their own. */
-static void list_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+/* What a ListSessions request narrows the list to (NULL: nothing). */
+static bool session_matches(const fl_session *s, const Flame__V1__ListSessionsRequest *f)
 {
-    sm_t *sm = ctx;
+    if (!f)
+        return true;
+    if (f->_application_case && strcmp(s->app, f->application) != 0)
+        return false;
+    if (f->_state_case && s->state != (int)f->state)
+        return false;
+    bool named = f->n_ids == 0;
+    for (size_t i = 0; i < f->n_ids && !named; i++)
+        named = strcmp(s->id, f->ids[i]) == 0;
+    return named;
+}
+
+/* Admins see every session, users only their own. */
+static void reply_session_list(sm_t *sm, rpc_call *call, const Flame__V1__ListSessionsRequest *f)
+{
     const fl_identity *id = caller(call);
     size_t n = sm->sessions.len, k = 0;
     Flame__V1__Session *msgs = fl_calloc(n ? n : 1, sizeof *msgs);
     Flame__V1__Session **ptrs = fl_calloc(n ? n : 1, sizeof *ptrs);
     for (sm_session *ss = sm->first; ss && k < n; ss = ss->next) {
         if (id->role != FL_ROLE_ADMIN && strcmp(ss->s->owner, id->name))
+            continue;
+        if (!session_matches(ss->s, f))
             continue;
         fl_wire_fill_session(&msgs[k], ss->s);
         ptrs[k] = &msgs[k];
@@ -354,6 +383,48 @@ static void list_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     free(msgs);
     free(ptrs);
     sm_reply(sm, call, buf, plen);
+}
+
+static void list_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    reply_session_list(ctx, call, NULL);
+}
+
+/* The ids filter is matched by a scan per session: it is bounded. */
+#define LIST_SESSIONS_MAX_IDS 1024
+
+static void list_sessions(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    const Flame__V1__ListSessionsRequest *req = (const Flame__V1__ListSessionsRequest *)msg;
+    if (req->n_ids > LIST_SESSIONS_MAX_IDS)
+        sm_reply_error(ctx, call, fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                                           "ListSessions: at most %d ids (%zu given)",
+                                           LIST_SESSIONS_MAX_IDS, req->n_ids));
+    else
+        reply_session_list(ctx, call, req);
+}
+
+/* SuspendSession / ResumeSession (Flame 0.7). */
+static void suspend_or_resume(sm_t *sm, rpc_call *call, const char *id, bool suspend)
+{
+    sm_session *ss = sm_session_get(sm, id);
+    flame_status st = !ss     ? fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", id)
+                      : suspend ? sm_session_suspend(sm, ss)
+                                : sm_session_resume(sm, ss);
+    if (st)
+        sm_reply_error(sm, call, st);
+    else
+        reply_session(sm, call, ss->s);
+}
+
+static void suspend_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    suspend_or_resume(ctx, call, ((const Flame__V1__SuspendSessionRequest *)msg)->session_id, true);
+}
+
+static void resume_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    suspend_or_resume(ctx, call, ((const Flame__V1__ResumeSessionRequest *)msg)->session_id, false);
 }
 
 /* ---- tasks -------------------------------------------------------------- */
@@ -559,20 +630,48 @@ static void list_task_chunk(rpc_call *call, void *arg)
     free(l);
 }
 
-static void list_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+static void list_tasks_of(sm_t *sm, rpc_call *call, const char *session_id)
 {
-    sm_t *sm = ctx;
-    const Flame__V1__ListTaskRequest *req = (const Flame__V1__ListTaskRequest *)msg;
-    sm_session *ss = sm_session_get(sm, req->session_id);
+    sm_session *ss = sm_session_get(sm, session_id);
     if (!ss) {
-        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id));
+        sm_reply_error(sm, call, fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", session_id));
         return;
     }
     task_lister *l = fl_calloc(1, sizeof *l);
     l->sm = sm;
-    l->session_id = fl_strdup(req->session_id);
+    l->session_id = fl_strdup(session_id);
     l->end = ss->s->ntasks;
     list_task_chunk(call, l);
+}
+
+static void list_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    list_tasks_of(ctx, call, ((const Flame__V1__ListTaskRequest *)msg)->session_id);
+}
+
+static void list_tasks(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    list_tasks_of(ctx, call, ((const Flame__V1__ListTasksRequest *)msg)->session_id);
+}
+
+/* WatchTasks (Flame 0.7): each request adds a task to the stream's watch;
+ * its state now and every change after go out until it ends. The stream
+ * ends when the client ends it (after its last watched task ended), or on
+ * an unknown task. */
+static void watch_tasks(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
+{
+    sm_t *sm = ctx;
+    if (!msg) {
+        sm_wstream_half_closed(sm, call);
+        return;
+    }
+    const Flame__V1__WatchTaskRequest *req = (const Flame__V1__WatchTaskRequest *)msg;
+    sm_session *ss;
+    fl_task *t = find_task(sm, req->session_id, req->task_id, &ss);
+    if (!t)
+        sm_wstream_end(sm, call, RPC_NOT_FOUND, flame_error_last());
+    else
+        sm_wstream_watch(sm, call, ss, t);
 }
 
 static const rpc_method methods[] = {
@@ -597,6 +696,14 @@ static const rpc_method methods[] = {
     { "CreateTasks", RPC_KIND_UNARY, create_tasks },
     { "WatchSession", RPC_KIND_SERVER_STREAM, watch_session },
     { "RunSession", RPC_KIND_BIDI, run_session },
+    /* Flame 0.7 */
+    { "ListApplications", RPC_KIND_UNARY, list_applications },
+    { "ListExecutors", RPC_KIND_UNARY, list_executor },
+    { "ListSessions", RPC_KIND_UNARY, list_sessions },
+    { "ListTasks", RPC_KIND_SERVER_STREAM, list_tasks },
+    { "WatchTasks", RPC_KIND_BIDI, watch_tasks },
+    { "SuspendSession", RPC_KIND_UNARY, suspend_session },
+    { "ResumeSession", RPC_KIND_UNARY, resume_session },
 };
 const rpc_service sm_frontend_service = { &flame__v1__frontend__descriptor, methods,
                                            FL_ARRAY_LEN(methods) };

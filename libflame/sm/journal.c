@@ -79,6 +79,15 @@ void sm_journal_session_closed(sm_t *sm, sm_session *ss, int64_t etime, fl_task 
     u->n = (uint32_t)n;
 }
 
+void sm_journal_session_state(sm_t *sm, sm_session *ss)
+{
+    sm_change *u = record(sm, UNDO_SESSION_STATE);
+    if (u) {
+        u->ss = ss;
+        u->state = (uint8_t)ss->s->state;
+    }
+}
+
 void sm_journal_session_bind(sm_t *sm, sm_session *ss)
 {
     sm_change *u = record(sm, UNDO_SESSION_BIND);

@@ -39,11 +39,69 @@ static int64_t delay_release_ms(const fl_app *a)
     return a && a->spec->has_delay_release ? a->spec->delay_release * 1000 : 60000;
 }
 
-/* No executor manager here runs Wasm: such sessions wait (stay Pending). */
+/* No executor manager here runs Wasm or CRI: such sessions wait (stay
+ * Pending). */
 static bool wasm_app(sm_t *sm, const char *name)
 {
     fl_app *a = sm_app_get(sm, name);
-    return a && a->spec->shim == FLAME_SHIM_WASM;
+    return a && a->spec->shim != FLAME_SHIM_HOST;
+}
+
+/* Has the session ever been told no node fits it (event 1003)? */
+static bool told_unfit(const fl_session *s)
+{
+    for (uint32_t i = s->events.n; i-- > 0;)
+        if (fl_events_get(&s->events, i).code == FLAME_EVENT_UNSCHEDULABLE)
+            return true;
+    return false;
+}
+
+/* How long a session with work waits for a first node before it is told
+ * there is none (an executor manager that restarts comes back sooner). */
+#define NO_NODE_GRACE_MS 30000
+
+/* A session with work and no executor that no registered node could ever
+ * hold (its resreq is larger than every node's allocatable), or that has
+ * waited NO_NODE_GRACE_MS with no node registered at all, waits for ever:
+ * it gets event 1003 saying so, once, and clients stop waiting on it
+ * (client/). */
+static void check_unfit(sm_t *sm, sm_session *ss, int64_t now)
+{
+    fl_session *s = ss->s;
+    if (s->state != FLAME_SESSION_OPEN || !s->counts[FLAME_TASK_PENDING] || ss->held ||
+        told_unfit(s))
+        return;
+    char *msg;
+    if (!sm->nodes.len) {
+        if (now - s->ctime < NO_NODE_GRACE_MS || now - sm->nodes_seen_ms < NO_NODE_GRACE_MS)
+            return;
+        msg = fl_sprintf("No node can run session %s: no executor manager has registered a "
+                         "node for %d s (start flame-executor-manager against this session "
+                         "manager)", s->id, NO_NODE_GRACE_MS / 1000);
+    } else {
+        const flame_resreq *r = &s->resreq;
+        size_t it = 0;
+        void *v;
+        const fl_node *big = NULL;
+        while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
+            const flame_resreq *a = &((sm_node *)v)->node->allocatable;
+            if (a->cpu >= r->cpu && a->memory >= r->memory && a->gpu >= r->gpu)
+                return;
+            if (!big || a->cpu > big->allocatable.cpu)
+                big = ((sm_node *)v)->node;
+        }
+        msg = fl_sprintf("No node can run session %s: it asks for cpu=%llu, mem=%llu bytes, "
+                         "gpu=%d per executor, and the largest node, %s, has cpu=%llu, "
+                         "mem=%llu bytes, gpu=%d",
+                         s->id, (unsigned long long)r->cpu, (unsigned long long)r->memory,
+                         (int)r->gpu, big->name, (unsigned long long)big->allocatable.cpu,
+                         (unsigned long long)big->allocatable.memory, (int)big->allocatable.gpu);
+    }
+    sm_journal_session_bind(sm, ss);
+    fl_events_add(&s->events, FLAME_EVENT_UNSCHEDULABLE, msg, now);
+    fl_log(FL_LOG_WARN, "sm", "%s", msg);
+    free(msg);
+    fl_store_put_session(sm->store, s);
 }
 
 void sm_sched_run(sm_t *sm)
@@ -81,6 +139,7 @@ void sm_sched_run(sm_t *sm)
     for (sm_session *ss = sm->first; ss; ss = ss->next) {
         fl_session *s = ss->s;
         ss->sched_hint = 0;
+        sm_session_suspend_check(sm, ss);
         /* closed sessions matter only while executors still hold them */
         if (s->state != FLAME_SESSION_OPEN && !s->counts[FLAME_TASK_RUNNING] && !ss->held)
             continue;
@@ -140,4 +199,10 @@ void sm_sched_run(sm_t *sm)
     free(apps);
     free(sess);
     free(ex);
+    int64_t now = fl_now_ms();
+    if (sm->nodes.len || !sm->nodes_seen_ms)
+        sm->nodes_seen_ms = now; /* the first cycle: a start counts as a node seen */
+    for (sm_session *ss = sm->first; ss; ss = ss->next)
+        check_unfit(sm, ss, now);
+    sm_metrics_cycle(fl_mono_ns() - sm->sched_last_ns);
 }

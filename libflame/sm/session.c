@@ -21,7 +21,7 @@ static void link_session(sm_t *sm, sm_session *ss, sm_session *prev)
         sm->first = ss;
     fl_map_put(&sm->sessions, ss->s->id, ss);
     fl_app *a = fl_map_get(&sm->apps, ss->s->app);
-    if (a && ss->s->state == FLAME_SESSION_OPEN)
+    if (a && ss->s->state != FLAME_SESSION_CLOSED) /* suspended ones are open */
         a->open_sessions++;
 }
 
@@ -51,7 +51,7 @@ static void unlink_session(sm_t *sm, sm_session *ss, int code, const char *why)
         if (s->tasks[i])
             sm_watch_task_drop_all(sm, s->tasks[i], code, why);
     fl_app *a = fl_map_get(&sm->apps, s->app);
-    if (a && s->state == FLAME_SESSION_OPEN && a->open_sessions)
+    if (a && s->state != FLAME_SESSION_CLOSED && a->open_sessions)
         a->open_sessions--;
     fl_map_del(&sm->sessions, s->id);
     if (ss->prev)
@@ -113,6 +113,9 @@ flame_status sm_session_check_spec(sm_t *sm, const fl_session_spec *spec)
     if (a->state != FLAME_APPLICATION_ENABLED)
         return fl_error(FLAME_ERR_FAILED_PRECONDITION, "application %s is disabled",
                         spec->application);
+    if (spec->n_tokens > FL_MAX_TOKENS)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "a session takes at most %d tokens (%zu given)",
+                        FL_MAX_TOKENS, spec->n_tokens);
     if (spec->has_max_instances && spec->max_instances < spec->min_instances)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "max_instances (%u) is smaller than min_instances (%u)",
@@ -159,10 +162,16 @@ fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_sp
 flame_status sm_session_close(sm_t *sm, sm_session *ss)
 {
     fl_session *s = ss->s;
-    bool was_open = s->state == FLAME_SESSION_OPEN;
+    bool was_open = s->state != FLAME_SESSION_CLOSED;
     int64_t etime = s->etime;
     fl_task **changed;
     size_t n;
+    /* Flame's answer, code and words (its InvalidState for this is
+     * mapped to INTERNAL); closing a Closed session is a no-op */
+    if (was_open && s->counts[FLAME_TASK_RUNNING] > 0)
+        return fl_error(FLAME_ERR_INTERNAL, "Cannot close session with running tasks (session %s "
+                        "has %d running; close it after they complete)", s->id,
+                        s->counts[FLAME_TASK_RUNNING]);
     flame_status st = fl_session_close(s, fl_now_ms(), &changed, &n);
     if (st)
         return st;
@@ -181,4 +190,53 @@ flame_status sm_session_close(sm_t *sm, sm_session *ss)
         fl_store_put_session(sm->store, s);
     }
     return FLAME_OK;
+}
+
+/* ---- Flame 0.7: suspend and resume ---------------------------------------- */
+
+static void session_state_changed(sm_t *sm, sm_session *ss, int before)
+{
+    if (ss->s->state == before)
+        return;
+    fl_store_put_session(sm->store, ss->s);
+    sm->sched_dirty = true;
+    fl_log(FL_LOG_DEBUG, "sm", "session %s: %s -> %s", ss->s->id,
+           flame_session_state_str(before), flame_session_state_str(ss->s->state));
+}
+
+flame_status sm_session_suspend(sm_t *sm, sm_session *ss)
+{
+    int before = ss->s->state;
+    bool held = false;
+    size_t it = 0;
+    void *v;
+    while (!held && fl_map_next(&sm->execs, &it, NULL, &v))
+        held = ((sm_exec *)v)->sess == ss;
+    sm_journal_session_state(sm, ss);
+    flame_status st = fl_session_suspend(ss->s, held);
+    if (!st)
+        session_state_changed(sm, ss, before);
+    return st;
+}
+
+flame_status sm_session_resume(sm_t *sm, sm_session *ss)
+{
+    int before = ss->s->state;
+    sm_journal_session_state(sm, ss);
+    flame_status st = fl_session_resume(ss->s);
+    if (!st && before != ss->s->state) {
+        session_state_changed(sm, ss, before);
+        sm_dispatch(sm, ss); /* its Pending tasks may go out again */
+    }
+    return st;
+}
+
+void sm_session_suspend_check(sm_t *sm, sm_session *ss)
+{
+    if (ss->s->state != FLAME_SESSION_SUSPENDING || ss->held ||
+        ss->s->counts[FLAME_TASK_RUNNING])
+        return;
+    sm_journal_session_state(sm, ss);
+    fl_session_suspend_done(ss->s, false);
+    session_state_changed(sm, ss, FLAME_SESSION_SUSPENDING);
 }

@@ -24,6 +24,7 @@
 #define FL_SM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "auth/auth.h"
 #include "flame/scheduler.h"
@@ -38,13 +39,30 @@
 #include "backend.pb-c.h"
 #include "frontend.pb-c.h"
 
-/* A parked WatchTask call. */
+/* A parked WatchTask call, or one task a WatchTasks stream waits for
+ * (stream set: the call goes on after the task ends). */
 typedef struct fl_watch {
     rpc_call *call;
     struct sm_session *sess;
     fl_task *task;
-    struct fl_watch *prev, *next;
+    struct fl_watch *prev, *next;   /* the task's watchers */
+    struct sm_wstream *stream;
+    struct fl_watch *sprev, *snext; /* the stream's watches */
+    struct fl_watch *rnext;         /* the stream's ready list */
+    bool ready;                     /* its task has news for the stream */
 } fl_watch;
+
+/* A WatchTasks stream (Flame 0.7): one per client session, many tasks.
+ * News goes out a chunk at a time, the next once the reader took most of
+ * the last; a watch's news is its task as it is when sent. */
+typedef struct sm_wstream {
+    rpc_call *call;                 /* NULL: gone, a drain callback frees it */
+    struct flame_session_manager *sm;
+    fl_watch *watches;
+    fl_watch *ready_head, *ready_tail; /* watches with news, oldest first */
+    bool half_closed;               /* the client sends no more: end after the last */
+    bool draining;                  /* a chunk is out: its drain callback is due */
+} sm_wstream;
 
 struct sm_exec;
 
@@ -116,6 +134,11 @@ typedef struct sm_exec {
     fl_buf out;                      /* ExecutorWork being built */
     uint32_t nout;
     const struct sm_launcher *launcher; /* its node's, at creation */
+    /* What its last bind was (sandbox reuse: executor.c): the application
+     * as then registered (its packed spec) and the session's owner. */
+    uint8_t *last_spec;
+    size_t last_spec_len;
+    char *last_owner;
 } sm_exec;
 
 /* A change of the batch, as the journal keeps it to undo it (journal.c). */
@@ -130,6 +153,7 @@ typedef struct sm_change {
         UNDO_SESSION_BIND,  /* ss: n events, bind_failures, unschedulable before */
         UNDO_TASKS_ADD,     /* ss: tasks n+1.. created */
         UNDO_TASK,          /* t of ss: state, etime, events (n) and output before */
+        UNDO_SESSION_STATE, /* ss: suspended or resumed; state before */
     } kind;
     uint8_t state;
     bool took_output, has_output;    /* TASK: the output changes */
@@ -168,6 +192,8 @@ struct flame_session_manager {
     int schedule_interval_ms;
     int node_timeout_ms;             /* cluster.node_timeout: silent nodes are lost */
     uint32_t restored_running;       /* tasks Running when the last process stopped */
+    uint32_t retry_limits;           /* cluster.recovery.session.retry_limits */
+    int64_t nodes_seen_ms;           /* the last scheduling cycle that saw a node */
     char *name;
     /* TLS and auth settings as started with (tls.tls.cert_file set: TLS;
      * tls.crl_file, tls.anonymous_role: for auth/) */
@@ -197,6 +223,8 @@ struct flame_session_manager {
     sm_change *journal;               /* the batch's changes, oldest first */
     size_t njournal, capjournal;
     bool undoing;                    /* sm_undo runs: nothing is journaled */
+    _Atomic int64_t tick_ns;         /* mono ns of the last tick (the health probe) */
+    atomic_bool serving;             /* store open, port bound, engine running */
 };
 
 typedef flame_session_manager sm_t;
@@ -278,6 +306,13 @@ flame_status sm_session_check_spec(sm_t *sm, const fl_session_spec *spec);
  * owned by owner (the creator's identity). */
 fl_session *sm_session_create(sm_t *sm, const char *want_id, const fl_session_spec *spec,
                               const char *owner);
+/* Flame 0.7: suspends (no new executors, the bound ones unbind once their
+ * running tasks are done; Pending tasks wait) or resumes a session. */
+flame_status sm_session_suspend(sm_t *sm, sm_session *ss);
+flame_status sm_session_resume(sm_t *sm, sm_session *ss);
+/* Scheduling cycle: a Suspending session nothing holds any more becomes
+ * Suspended. */
+void sm_session_suspend_check(sm_t *sm, sm_session *ss);
 /* Closes: Pending tasks are Cancelled, watchers hear of it. */
 flame_status sm_session_close(sm_t *sm, sm_session *ss);
 /* Deletes from storage and memory; ss goes to the journal (freed once the
@@ -323,8 +358,9 @@ void sm_exec_wait_bind(sm_t *sm, sm_exec *e, rpc_call *call);
 void sm_exec_bind(sm_t *sm, sm_exec *e, sm_session *ss);
 void sm_exec_unbind(sm_t *sm, sm_exec *e);
 void sm_exec_release(sm_t *sm, sm_exec *e);
-/* BindExecutorCompleted: ok, or the service refused the session. */
-void sm_exec_bind_completed(sm_t *sm, sm_exec *e, bool ok, const char *message);
+/* BindExecutorCompleted: rc 0, or the service refused the session with
+ * return code rc (Flame's EM: 10 install, 11 shim, 12 on_session_enter). */
+void sm_exec_bind_completed(sm_t *sm, sm_exec *e, int rc, const char *message);
 /* UnbindExecutor (the executor leaves on its own) and its completion. */
 void sm_exec_unbinding(sm_t *sm, sm_exec *e);
 void sm_exec_unbound(sm_t *sm, sm_exec *e);
@@ -348,6 +384,12 @@ void sm_node_watch_end(sm_t *sm, rpc_call *call);
 /* Tick: nodes that stopped sending heartbeats. */
 void sm_nodes_expire(sm_t *sm);
 void sm_nodes_free(sm_t *sm);
+
+/* ---- metrics.c: the metrics of the books, and the probes ------------------ */
+void sm_metrics_tick(sm_t *sm);            /* gauges by state; the tick's time */
+void sm_metrics_task_done(const fl_task *t); /* t reached a final state */
+void sm_metrics_cycle(int64_t ns);
+void sm_metrics_commit(int64_t ns, bool failed);
 
 /* ---- launcher: how executors are started on a node (the provider seam) ---- */
 typedef struct sm_launcher {
@@ -380,6 +422,8 @@ void sm_journal_session_deleted(sm_t *sm, sm_session *ss);
 void sm_journal_session_closed(sm_t *sm, sm_session *ss, int64_t etime, fl_task **cancelled,
                                size_t n);
 void sm_journal_tasks_added(sm_t *sm, sm_session *ss);
+/* Its state is about to change (suspend, resume). */
+void sm_journal_session_state(sm_t *sm, sm_session *ss);
 /* Its bind failures (events, count, unschedulable) are about to change. */
 void sm_journal_session_bind(sm_t *sm, sm_session *ss);
 /* output: the journal takes t's output (the caller sets a new one). */
@@ -434,6 +478,14 @@ void sm_watch_task(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t);
 /* t changed state: its watchers get it (and end when it is terminal). */
 void sm_watch_task_changed(sm_t *sm, sm_session *ss, fl_task *t);
 void sm_watch_task_drop_all(sm_t *sm, fl_task *t, int code, const char *msg);
+/* WatchTasks: call (a bidi stream) waits for t too (once, however often it
+ * asks): t as it is now and after every change goes out until it ends, and
+ * the stream goes on. */
+void sm_wstream_watch(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t);
+/* The client half-closed: the stream ends once its watched tasks have. */
+void sm_wstream_half_closed(sm_t *sm, rpc_call *call);
+/* Ends the stream now with code (its watches are dropped). */
+void sm_wstream_end(sm_t *sm, rpc_call *call, int code, const char *msg);
 /* A watch of the outcomes of ss's tasks >= from. backlog: the outcomes of
  * tasks already finished come first (WatchSession). */
 sm_swatch *sm_swatch_new(sm_t *sm, sm_session *ss, rpc_call *call, uint64_t from, bool backlog);

@@ -26,6 +26,7 @@ void sm_task_created(sm_t *sm, sm_session *ss, fl_task *t)
 
 void sm_task_finished(sm_t *sm, sm_session *ss, fl_task *t)
 {
+    sm_metrics_task_done(t);
     fl_store_put_task(sm->store, ss->s, t);
     if (ss->swatches)
         sm_swatch_outcome(sm, ss, t);
@@ -60,9 +61,10 @@ flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *i
                           size_t n_inputs, uint32_t count, uint64_t *first, size_t *n)
 {
     *n = n_inputs ? n_inputs : count;
-    if (ss->s->state != FLAME_SESSION_OPEN)
-        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "session %s is closed; it takes no new tasks",
-                        ss->s->id);
+    if (ss->s->state == FLAME_SESSION_CLOSED) /* a suspended one queues them */
+        /* Flame's words and code (its fs engine): InvalidState */
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "Cannot create task in closed session %s", ss->s->id);
     if (n_inputs && count && count != n_inputs)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "count (%u) differs from the number of inputs (%zu)", count, n_inputs);

@@ -101,6 +101,10 @@ static void undo_one(sm_t *sm, sm_change *u, touched *tc, const char *why)
         touch(tc, u->ss); /* executors that held its tasks let them go */
         sm->sched_dirty = true;
         break;
+    case UNDO_SESSION_STATE:
+        u->ss->s->state = u->state;
+        sm->sched_dirty = true;
+        break;
     case UNDO_SESSION_CLOSE: {
         fl_session *s = u->ss->s;
         /* the tasks it cancelled were Pending, with one event less */

@@ -37,10 +37,176 @@ void sm_watch_task(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t)
     rpc_call_on_cancel(call, watch_cancelled, w);
 }
 
+/* ---- WatchTasks streams ---------------------------------------------------- */
+
+#define WSTREAM_CHUNK_BYTES (1u << 20)
+#define WSTREAM_CHUNK_MSGS 1024
+
+static void stream_unlink(fl_watch *w)
+{
+    if (w->sprev)
+        w->sprev->snext = w->snext;
+    else
+        w->stream->watches = w->snext;
+    if (w->snext)
+        w->snext->sprev = w->sprev;
+}
+
+/* The stream lets go of its call: its watches are freed; the stream too,
+ * unless a drain callback is due (that frees it). */
+static void wstream_release(sm_wstream *ws)
+{
+    while (ws->watches) {
+        fl_watch *w = ws->watches;
+        ws->watches = w->snext;
+        watch_unlink(w);
+        free(w);
+    }
+    ws->ready_head = ws->ready_tail = NULL;
+    if (ws->call)
+        rpc_call_set_user(ws->call, NULL);
+    ws->call = NULL;
+    if (!ws->draining)
+        free(ws);
+}
+
+/* The call is over (cancelled, refused, or ended by a failed commit). */
+static void wstream_call_ended(rpc_call *call, void *arg)
+{
+    wstream_release(arg);
+}
+
+static void wstream_end(sm_wstream *ws, int code, const char *msg)
+{
+    rpc_call *call = ws->call;
+    sm_t *sm = ws->sm;
+    rpc_call_on_end(call, NULL, NULL);
+    wstream_release(ws);
+    sm_finish(sm, call, code, "%s", msg ? msg : "");
+}
+
+static void wstream_drained(rpc_call *call, void *arg);
+
+/* Sends the news of the ready watches, one chunk; a watch whose task ended
+ * goes with it. */
+static void wstream_pump(sm_t *sm, sm_wstream *ws)
+{
+    /* a call ended by a failed commit sends nothing more; its end
+     * callback releases the stream */
+    if (ws->draining || !ws->call || !rpc_call_alive(ws->call))
+        return;
+    size_t bytes = 0;
+    uint32_t n = 0;
+    while (ws->ready_head && bytes < WSTREAM_CHUNK_BYTES && n < WSTREAM_CHUNK_MSGS) {
+        fl_watch *w = ws->ready_head;
+        ws->ready_head = w->rnext;
+        if (!ws->ready_head)
+            ws->ready_tail = NULL;
+        w->ready = false;
+        size_t len;
+        uint8_t *data = fl_wire_pack_task(w->sess->s, w->task, &len);
+        sm_send(sm, ws->call, data, len);
+        bytes += len;
+        n++;
+        if (fl_task_terminal(w->task->state)) {
+            watch_unlink(w);
+            stream_unlink(w);
+            free(w);
+        }
+    }
+    if (ws->half_closed && !ws->watches) {
+        wstream_end(ws, RPC_OK, ""); /* the status goes with the last news */
+    } else if (n) {
+        ws->draining = true;
+        sm_on_drain(sm, ws->call, WSTREAM_CHUNK_BYTES / 4, wstream_drained, ws);
+    }
+}
+
+static void wstream_drained(rpc_call *call, void *arg)
+{
+    sm_wstream *ws = arg;
+    ws->draining = false;
+    if (!ws->call) /* released meanwhile */
+        free(ws);
+    else if (rpc_call_alive(call))
+        wstream_pump(ws->sm, ws);
+    /* a call that is over: its end callback comes next and releases it */
+}
+
+static void wstream_ready(sm_t *sm, fl_watch *w)
+{
+    sm_wstream *ws = w->stream;
+    if (!w->ready) {
+        w->ready = true;
+        w->rnext = NULL;
+        if (ws->ready_tail)
+            ws->ready_tail->rnext = w;
+        else
+            ws->ready_head = w;
+        ws->ready_tail = w;
+    }
+    wstream_pump(sm, ws);
+}
+
+void sm_wstream_watch(sm_t *sm, rpc_call *call, sm_session *ss, fl_task *t)
+{
+    /* a task asked for twice is watched once (its state goes out again) */
+    for (fl_watch *o = t->watchers; o; o = o->next)
+        if (o->call == call && o->stream) {
+            wstream_ready(sm, o);
+            return;
+        }
+    sm_wstream *ws = rpc_call_user(call);
+    if (!ws) {
+        ws = fl_calloc(1, sizeof *ws);
+        ws->call = call;
+        ws->sm = sm;
+        rpc_call_set_user(call, ws);
+        rpc_call_on_end(call, wstream_call_ended, ws);
+    }
+    fl_watch *w = fl_calloc(1, sizeof *w);
+    w->call = call;
+    w->sess = ss;
+    w->task = t;
+    w->stream = ws;
+    w->next = t->watchers;
+    if (t->watchers)
+        t->watchers->prev = w;
+    t->watchers = w;
+    w->snext = ws->watches;
+    if (ws->watches)
+        ws->watches->sprev = w;
+    ws->watches = w;
+    wstream_ready(sm, w);
+}
+
+void sm_wstream_end(sm_t *sm, rpc_call *call, int code, const char *msg)
+{
+    sm_wstream *ws = rpc_call_user(call);
+    if (ws) {
+        wstream_end(ws, code, msg);
+    } else {
+        sm_finish(sm, call, code, "%s", msg ? msg : "");
+    }
+}
+
+void sm_wstream_half_closed(sm_t *sm, rpc_call *call)
+{
+    sm_wstream *ws = rpc_call_user(call);
+    if (!ws || !ws->watches)
+        sm_wstream_end(sm, call, RPC_OK, "");
+    else
+        ws->half_closed = true;
+}
+
 void sm_watch_task_drop_all(sm_t *sm, fl_task *t, int code, const char *msg)
 {
     while (t->watchers) {
         fl_watch *w = t->watchers;
+        if (w->stream) { /* the whole stream ends: its other watches too */
+            sm_wstream_end(sm, w->call, code, msg);
+            continue;
+        }
         watch_unlink(w);
         rpc_call_on_cancel(w->call, NULL, NULL);
         sm_finish(sm, w->call, code, "%s", msg);
@@ -53,10 +219,14 @@ void sm_watch_task_changed(sm_t *sm, sm_session *ss, fl_task *t)
     if (!t->watchers)
         return;
     size_t len;
-    uint8_t *data = fl_wire_pack_task(ss->s, t, &len);
+    uint8_t *data = fl_wire_pack_task(ss->s, t, &len); /* for the WatchTask calls */
     bool done = fl_task_terminal(t->state);
     for (fl_watch *w = t->watchers, *next; w; w = next) {
         next = w->next;
+        if (w->stream) { /* news for its stream, sent as the stream can take it */
+            wstream_ready(sm, w);
+            continue;
+        }
         sm_send(sm, w->call, fl_memdup(data, len ? len : 1), len);
         if (done) {
             watch_unlink(w);

@@ -1,5 +1,8 @@
 #include "util.h"
 
+#include "flame/metrics.h"
+
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,22 +95,72 @@ void fl_log_set_level(int level)
     log_level = level;
 }
 
+static _Atomic bool log_json;
+
+flame_status flame_log_set_format(const char *format)
+{
+    if (format && strcmp(format, "json") == 0)
+        log_json = true;
+    else if (format && strcmp(format, "text") == 0)
+        log_json = false;
+    else
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "log format \"%s\": expected text or json",
+                        format ? format : "");
+    return FLAME_OK;
+}
+
+/* msg as a JSON string body (quotes, backslashes and control characters
+ * escaped; bytes >= 0x80 pass: the message is UTF-8 or the reader copes). */
+static void json_escape(char *dst, size_t size, const char *src)
+{
+    size_t j = 0;
+    for (; *src && j + 7 < size; src++) {
+        unsigned char ch = (unsigned char)*src;
+        if (ch == '"' || ch == '\\') {
+            dst[j++] = '\\';
+            dst[j++] = (char)ch;
+        } else if (ch == '\n') {
+            dst[j++] = '\\';
+            dst[j++] = 'n';
+        } else if (ch < 0x20) {
+            j += (size_t)snprintf(dst + j, size - j, "\\u%04x", ch);
+        } else {
+            dst[j++] = (char)ch;
+        }
+    }
+    dst[j] = 0;
+}
+
 void fl_log(int level, const char *module, const char *fmt, ...)
 {
     static const char *names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
     if (level < log_level)
         return;
     char tbuf[32];
-    time_t t = time(NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
-    gmtime_r(&t, &tm);
+    gmtime_r(&ts.tv_sec, &tm);
     strftime(tbuf, sizeof tbuf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s %-5s %s: %s\n", tbuf, names[level], module, msg);
+    if (!log_json) {
+        /* one line per event: a message's own newlines would split it */
+        for (char *p = msg; *p; p++)
+            if (*p == '\n')
+                *p = ' ';
+        fprintf(stderr, "%s %-5s %s: %s\n", tbuf, names[level], module, msg);
+        return;
+    }
+    char emsg[sizeof msg * 6 + 8], emod[64];
+    json_escape(emsg, sizeof emsg, msg);
+    json_escape(emod, sizeof emod, module);
+    strftime(tbuf, sizeof tbuf, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"%s\"}\n",
+            tbuf, ts.tv_nsec / 1000000, names[level], emod, emsg);
 }
 
 void fl_buf_add(fl_buf *b, const void *data, size_t len)

@@ -106,6 +106,25 @@ yaml_node_t *fl_yaml_get(fl_yaml *y, yaml_node_t *map, const char *key)
     return NULL;
 }
 
+flame_status fl_yaml_check_keys(fl_yaml *y, yaml_node_t *map, const char *path,
+                                const char *const *known)
+{
+    if (!map || map->type != YAML_MAPPING_NODE)
+        return FLAME_OK;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(&y->doc, p->key);
+        const char *name = fl_yaml_str(k);
+        size_t i = 0;
+        while (name && known[i] && strcmp(known[i], name) != 0)
+            i++;
+        if (!name || !known[i])
+            return fl_error(FLAME_ERR_CONFIG, "%s:%zu: %s%s%s: unknown key", y->file,
+                            k ? k->start_mark.line + 1 : 0, path, *path ? "." : "",
+                            name ? name : "(not a string)");
+    }
+    return FLAME_OK;
+}
+
 const char *fl_yaml_str(yaml_node_t *n)
 {
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;

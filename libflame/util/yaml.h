@@ -29,6 +29,12 @@ yaml_node_t *fl_yaml_get(fl_yaml *y, yaml_node_t *map, const char *key);
 const char *fl_yaml_str(yaml_node_t *n);
 bool fl_yaml_is_null(yaml_node_t *n);
 
+/* FLAME_ERR_CONFIG naming "<path>.<key>" (file and line) for the first key of
+ * the mapping `map` that is not in `known` (NULL-terminated); FLAME_OK when
+ * every key is known or map is not a mapping. */
+flame_status fl_yaml_check_keys(fl_yaml *y, yaml_node_t *map, const char *path,
+                                const char *const *known);
+
 /* Typed reads that fail with a message naming `key` (a dotted path). */
 flame_status fl_yaml_int(fl_yaml *y, yaml_node_t *n, const char *key, int64_t *out);
 flame_status fl_yaml_string(fl_yaml *y, yaml_node_t *n, const char *key, const char **out);

@@ -128,6 +128,17 @@ void fl_wire_fill_session(Flame__V1__Session *m, const fl_session *s)
         spec->max_instances = s->max_instances;
     }
     spec->batch_size = s->batch_size ? s->batch_size : 1;
+    if (s->n_tokens) { /* one block of entries, as the events */
+        Flame__V1__SessionSpec__TokensEntry *e = fl_calloc(s->n_tokens, sizeof *e);
+        spec->tokens = fl_calloc(s->n_tokens, sizeof *spec->tokens);
+        for (uint32_t i = 0; i < s->n_tokens; i++) {
+            flame__v1__session_spec__tokens_entry__init(&e[i]);
+            e[i].key = s->tokens[2 * i];
+            e[i].value = s->tokens[2 * i + 1];
+            spec->tokens[i] = &e[i];
+        }
+        spec->n_tokens = s->n_tokens;
+    }
     spec->priority = s->priority;
     spec->_resreq_case = FLAME__V1__SESSION_SPEC___RESREQ_RESREQ;
     spec->resreq = new_resreq(s->resreq);
@@ -159,6 +170,10 @@ void fl_wire_fill_session_done(Flame__V1__Session *m)
         free(m->status->events);
     }
     free(m->status);
+    if (m->spec->n_tokens) {
+        free(m->spec->tokens[0]);
+        free(m->spec->tokens);
+    }
     free(m->spec->resreq);
     free(m->spec);
     free(m->metadata);
@@ -230,6 +245,7 @@ void fl_wire_fill_executor(Flame__V1__Executor *m, const fl_executor *e, const c
     sp->node = e->node;
     sp->resreq = new_resreq(e->resreq);
     sp->shim = (Flame__V1__Shim)e->shim;
+    sp->application = e->app ? e->app : (char *)"";
     Flame__V1__ExecutorStatus *st = fl_malloc(sizeof *st);
     flame__v1__executor_status__init(st);
     st->state = (Flame__V1__ExecutorState)e->state;

@@ -56,6 +56,7 @@ static fl_app_spec *app_spec(const Flame__V1__ApplicationSpec *m)
     s->sandbox = opt_str(m->sandbox && m->sandbox[0], m->sandbox);
     s->network = opt_str(m->network && m->network[0], m->network);
     s->owner = opt_str(m->owner && m->owner[0], m->owner);
+    s->sandbox_reuse = m->sandbox_reuse;
     return s;
 }
 
@@ -92,6 +93,12 @@ void fl_wire_session_spec(fl_session_spec *out, const Flame__V1__SessionSpec *m)
     out->has_max_instances = m->_max_instances_case != 0;
     out->max_instances = m->max_instances;
     out->priority = m->priority;
+    out->batch_size = m->batch_size;
+    out->n_tokens = m->n_tokens;
+    for (size_t i = 0; i < m->n_tokens && i < FL_MAX_TOKENS; i++) {
+        out->tokens[2 * i] = m->tokens[i]->key;
+        out->tokens[2 * i + 1] = m->tokens[i]->value;
+    }
     if (m->_resreq_case && m->resreq) {
         out->has_resreq = true;
         out->resreq = (flame_resreq){ m->resreq->cpu, m->resreq->memory, m->resreq->gpu };
@@ -138,4 +145,40 @@ fl_node *fl_wire_node(const Flame__V1__Node *m, const char *name)
         }
     }
     return n;
+}
+
+/* One varint at *p (< end); false when truncated or too long. */
+static bool get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+bool fl_wire_reply_wrapped(const uint8_t *data, size_t len)
+{
+    const uint8_t *p = data, *end = data + len;
+    uint64_t key, n;
+    while (p < end && get_varint(&p, end, &key)) {
+        unsigned type = (unsigned)(key & 7);
+        if (key >> 3 == 1)
+            return type == 2;
+        switch (type) {
+        case 0: if (!get_varint(&p, end, &n)) return false; break;
+        case 1: if ((size_t)(end - p) < 8) return false; p += 8; break;
+        case 5: if ((size_t)(end - p) < 4) return false; p += 4; break;
+        case 2:
+            if (!get_varint(&p, end, &n) || n > (uint64_t)(end - p))
+                return false;
+            p += n;
+            break;
+        default: return false;
+        }
+    }
+    return false;
 }

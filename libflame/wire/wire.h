@@ -68,6 +68,12 @@ fl_app *fl_wire_app_new(const char *name, const Flame__V1__ApplicationSpec *m, i
 fl_app *fl_wire_app_unpack(const char *name, const uint8_t *blob, size_t len, int64_t ctime);
 /* A view of m (out points into m). */
 void fl_wire_session_spec(fl_session_spec *out, const Flame__V1__SessionSpec *m);
+/* Flame 0.7 services wrap their Instance replies (OnSessionEnterResponse,
+ * OnTaskInvokeResponse: field 1 is the Result or TaskResult message), 0.6
+ * ones send them bare (field 1 is the varint return_code). Whether the
+ * packed reply data is a wrapped one: its field 1 is length-delimited. A
+ * reply without field 1, or one that does not parse, is taken as bare. */
+bool fl_wire_reply_wrapped(const uint8_t *data, size_t len);
 /* Appends the events kept by fl_wire_pack_events to e. */
 bool fl_wire_unpack_events(fl_events *e, const uint8_t *data, size_t len); /* false: undecodable */
 /* A node in state Unknown from what its executor manager registered: the

@@ -4,12 +4,15 @@ pyarrow from PyPI) against our daemons, built in $FLAME_BUILD_DIR.
 HOME points at an empty directory, so flamepy never reads the machine's
 ~/.flame/flame.yaml (a quick start's context would steer it)."""
 import os
+import shutil
 import subprocess
 import tempfile
 import time
 
 import pytest
 
+# The user's real home: Rust's toolchain and the shared build caches live there.
+REAL_HOME = __import__("pwd").getpwuid(os.getuid()).pw_dir
 _home = tempfile.mkdtemp(prefix="flame-eco-home-")
 os.environ["HOME"] = _home
 for _v in ("FLAME_ENDPOINT", "FLAME_CACHE_ENDPOINT", "FLAME_CACHE_STORAGE", "FLAME_CA_FILE"):
@@ -21,6 +24,46 @@ BUILD = os.environ.get("FLAME_BUILD_DIR") or os.path.join(
 
 def build_path(*parts):
     return os.path.join(BUILD, *parts)
+
+
+def skip(reason):
+    print(f"SKIP: {reason}", flush=True)
+    pytest.skip(reason)
+
+
+CARGO_TARGET = os.environ.get("FLAME_CARGO_TARGET_DIR",
+                              os.path.join(REAL_HOME, ".cache", "flame", "cargo-target"))
+
+
+def cargo_build(crate_dir, *binaries):
+    """Builds a crate of tests/ecosystem (flame-rs 0.7.0 from crates.io) into a
+    target dir outside the repo shared by every crate here, so the dependencies
+    are built once per machine; returns the paths of its binaries. Skips, saying
+    why, where cargo, crates.io or a new enough rustc is missing."""
+    cargo = next((c for c in (shutil.which("cargo"), os.path.join(REAL_HOME, ".cargo/bin/cargo"))
+                  if c and os.access(c, os.X_OK)), None)
+    if not cargo:
+        skip("cargo not found (scripts/rust.sh installs Rust with rustup into ~/.cargo); "
+             "flame-rs 0.7.0's locked dependencies need rustc >= 1.89, Debian 12's 1.63 is too old")
+    env = dict(os.environ, CARGO_TARGET_DIR=CARGO_TARGET,
+               RUSTUP_HOME=os.environ.get("RUSTUP_HOME", os.path.join(REAL_HOME, ".rustup")),
+               CARGO_HOME=os.environ.get("CARGO_HOME", os.path.join(REAL_HOME, ".cargo")))
+    env["PATH"] = os.path.dirname(cargo) + os.pathsep + env.get("PATH", "")
+    t0 = time.time()
+    p = subprocess.run([cargo, "build", "--locked", "-q", "-j2"], cwd=crate_dir, env=env,
+                       capture_output=True, text=True, timeout=1500)
+    if p.returncode != 0:
+        err = p.stderr[-3000:]
+        if any(s in err for s in ("failed to download", "Couldn't resolve host", "failed to get",
+                                  "network failure", "spurious network")):
+            skip(f"crates.io unreachable, flame-rs 0.7.0 cannot be fetched:\n{err}")
+        if "requires rustc" in err:
+            skip(f"rustc too old for flame-rs 0.7.0's dependencies (scripts/rust.sh installs a "
+                 f"new one):\n{err}")
+        raise AssertionError(f"cargo build of {crate_dir} failed:\n{err}")
+    print(f"{os.path.basename(crate_dir)} built in {time.time() - t0:.1f} s "
+          f"(target dir {CARGO_TARGET})", flush=True)
+    return [os.path.join(CARGO_TARGET, "debug", b) for b in binaries]
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from grpc_tools import protoc
 
 import flamepy.core.cache as fc
 
+from conftest import cargo_build
 from test_cache import batch, get as flight_get, put as flight_put, use_cache
 
 PROTO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "proto")
@@ -303,45 +304,13 @@ def test_tls(object_cache, pki, pb):
 # ---- flame-rs 0.7.0's own cache client (tests/ecosystem/rust-cache07) ----------------------
 
 RUST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rust-cache07")
-# conftest points HOME at an empty directory: the toolchain is under the user's own
-REAL_HOME = __import__("pwd").getpwuid(os.getuid()).pw_dir
-CARGO_TARGET = os.environ.get("FLAME_CARGO_TARGET_DIR",
-                              os.path.join(REAL_HOME, ".cache", "flame", "cargo-target"))
-
-
-def _skip(reason):
-    print(f"SKIP: {reason}", flush=True)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def rust_cache_bin():
     """Builds the crate (the target dir is shared with tests/ecosystem/rust: the
     dependencies are built once per machine)."""
-    import shutil
-    import subprocess
-    import time
-    cargo = next((c for c in (shutil.which("cargo"), os.path.join(REAL_HOME, ".cargo/bin/cargo"))
-                  if c and os.access(c, os.X_OK)), None)
-    if not cargo:
-        _skip("cargo not found (scripts/rust.sh installs Rust with rustup into ~/.cargo)")
-    env = dict(os.environ, CARGO_TARGET_DIR=CARGO_TARGET,
-               RUSTUP_HOME=os.environ.get("RUSTUP_HOME", os.path.join(REAL_HOME, ".rustup")),
-               CARGO_HOME=os.environ.get("CARGO_HOME", os.path.join(REAL_HOME, ".cargo")))
-    env["PATH"] = os.path.dirname(cargo) + os.pathsep + env.get("PATH", "")
-    t0 = time.time()
-    p = subprocess.run([cargo, "build", "--locked", "-q", "-j2"], cwd=RUST_DIR, env=env,
-                       capture_output=True, text=True, timeout=1500)
-    if p.returncode != 0:
-        err = p.stderr[-3000:]
-        if any(s in err for s in ("failed to download", "Couldn't resolve host", "failed to get",
-                                  "network failure", "spurious network")):
-            _skip(f"crates.io unreachable, flame-rs 0.7.0 cannot be fetched:\n{err}")
-        if "requires rustc" in err:
-            _skip(f"rustc too old for flame-rs 0.7.0's dependencies:\n{err}")
-        raise AssertionError(f"cargo build of tests/ecosystem/rust-cache07 failed:\n{err}")
-    print(f"flame07-cache built in {time.time() - t0:.1f} s", flush=True)
-    return os.path.join(CARGO_TARGET, "debug", "flame07-cache")
+    return cargo_build(RUST_DIR, "flame07-cache")[0]
 
 
 def run_rust(binary, cache, arg, ca_file=None):

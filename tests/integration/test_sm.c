@@ -135,12 +135,18 @@ START_TEST(applications)
     flame_application **list;
     size_t n;
     ck_assert_int_eq(flame_application_list(&list, &n, client), FLAME_OK);
-    ck_assert_uint_eq(n, 4); /* flmexec, flmexec-microvm, flmping (built in), py-app */
+    ck_assert_uint_eq(n, 4); /* flmexec, flmping, flmrun (Flame's built-ins), py-app */
     ck_assert_str_eq(list[0]->name, "flmexec");
     ck_assert_str_eq(list[0]->spec->sandbox, "process"); /* never the node's default */
-    ck_assert_str_eq(list[1]->name, "flmexec-microvm");
-    ck_assert_str_eq(list[1]->spec->sandbox, "microvm");
-    ck_assert_str_eq(list[2]->name, "flmping");
+    ck_assert_str_eq(list[0]->spec->command, "${FLAME_HOME}/bin/flmexec-service");
+    ck_assert_uint_eq(list[0]->spec->max_instances, 1000000);
+    ck_assert_int_eq(list[0]->spec->delay_release, 60);
+    ck_assert_str_eq(list[1]->name, "flmping");
+    ck_assert_str_eq(list[1]->spec->url, "file://${FLAME_HOME}/bin/flmping-service");
+    ck_assert_str_eq(list[2]->name, "flmrun");
+    ck_assert_str_eq(list[2]->spec->installer, "python");
+    ck_assert_uint_eq(list[2]->spec->arguments_len, 6);
+    ck_assert_str_eq(list[2]->spec->arguments[2], "python${FLAME_PYTHON_VERSION}");
     ck_assert_str_eq(list[3]->name, "py-app");
     flame_application_list_free(list, n);
 
@@ -183,7 +189,7 @@ START_TEST(sessions)
     spec.max_instances = 1;
     ck_assert_int_eq(flame_session_create(&dup, client, "x", &spec), FLAME_ERR_INVALID_ARGUMENT);
 
-    /* the server picks an id: <app>-<6 chars> */
+    /* no id given: the library names it <app>-<6 chars> */
     flame_session *gen = new_session("app", NULL);
     ck_assert_int_eq(strncmp(flame_session_id(gen), "app-", 4), 0);
     ck_assert_uint_eq(strlen(flame_session_id(gen)), 10);
@@ -219,9 +225,10 @@ START_TEST(sessions)
     ck_assert_int_gt(info->completion_time, 0);
     flame_session_info_free(info);
     ck_assert_int_eq(flame_session_close(o), FLAME_OK); /* again: fine */
-    ck_assert_int_eq(flame_task_create(NULL, o, "c", 1), FLAME_ERR_FAILED_PRECONDITION);
+    ck_assert_int_eq(flame_task_create(NULL, o, "c", 1), FLAME_ERR_INVALID_ARGUMENT);
     flame_session *o2;
-    ck_assert_int_eq(flame_session_open(&o2, client, "sess-new", &sp), FLAME_ERR_FAILED_PRECONDITION);
+    ck_assert_int_eq(flame_session_open(&o2, client, "sess-new", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(flame_error_last(), "session sess-new is not open");
 
     /* list shows Open and Closed sessions in creation order */
     flame_session_info **list;
@@ -769,7 +776,7 @@ START_TEST(batched_client_api)
     size_t all = 0;
     ck_assert_int_eq(flame_session_watch(s, 1, count_cancelled, &all, 10000), FLAME_OK);
     ck_assert_uint_eq(all, n + 2);
-    ck_assert_int_eq(flame_task_create_many(s, NULL, 5, NULL), FLAME_ERR_FAILED_PRECONDITION);
+    ck_assert_int_eq(flame_task_create_many(s, NULL, 5, NULL), FLAME_ERR_INVALID_ARGUMENT);
     free(in);
     free(ids);
     flame_session_free(s);
@@ -808,7 +815,7 @@ START_TEST(session_map)
         ck_assert_ptr_null(out[i].output.data);
     }
     flame_task_outcome_list_free(out, 3);
-    ck_assert_int_eq(flame_session_map(&out, s, in, 3, -1), FLAME_ERR_FAILED_PRECONDITION);
+    ck_assert_int_eq(flame_session_map(&out, s, in, 3, -1), FLAME_ERR_INVALID_ARGUMENT);
     flame_session_free(s);
 }
 END_TEST

@@ -4,7 +4,8 @@ python3-grpcio with stubs generated from our shim.proto, not our library.
 Inputs: b"count" (state kept across the session's tasks), b"fail:MSG",
 b"crash", b"pid", b"common", b"sleep:MS", b"spawn:MS" (submits b"sleep:MS"
 to its own session through FLAME_ENDPOINT and waits for it), b"mark:PATH:TAG:..."
-(appends TAG to the file PATH: proof that the task ran). Common data
+(appends TAG to the file PATH: proof that the task ran), b"wait:PATH" (runs
+until the file PATH exists, at most 60 s). Common data
 b"refuse" makes OnSessionEnter fail.
 """
 import os
@@ -49,6 +50,11 @@ class Service(shim_pb2_grpc.InstanceServicer):
             with open(path, "ab") as f:
                 f.write(tag + b"\n")
             return types_pb2.TaskResult(return_code=0, output=tag)
+        if data.startswith(b"wait:"):
+            path, deadline = data[5:].decode(), time.time() + 60
+            while not os.path.exists(path) and time.time() < deadline:
+                time.sleep(0.02)
+            return types_pb2.TaskResult(return_code=0, output=b"waited")
         if data.startswith(b"sleep:"):
             time.sleep(int(data[6:]) / 1000.0)
             return types_pb2.TaskResult(return_code=0, output=b"slept")

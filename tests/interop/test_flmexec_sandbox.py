@@ -11,6 +11,17 @@ from test_escape import cluster  # noqa: F401 (its files outside /tmp)
 from test_execution import wait_node
 
 FLMEXEC = os.path.join(BUILD_DIR, "cli", "flmexec")
+FLMCTL = os.path.join(BUILD_DIR, "cli", "flmctl")
+MICROVM_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples",
+                            "flmexec-microvm.yaml")
+
+
+def register_microvm(cluster):
+    """The documented way to a microVM flmexec: Flame's built-ins are three,
+    an admin registers examples/flmexec-microvm.yaml."""
+    r = subprocess.run([FLMCTL, "--endpoint", cluster.url, "register", "-f", MICROVM_YAML],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
 
 
 def flmexec(cluster, *args, timeout=60):
@@ -37,6 +48,7 @@ def test_builtin_runs_sandboxed_without_network(cluster, pb, cfe):
     wait_node(pb, cfe)
     a = cfe.GetApplication(pb.fe.GetApplicationRequest(name="flmexec"))
     assert (a.spec.sandbox, a.spec.network) == ("process", "none")
+    register_microvm(cluster)
     a = cfe.GetApplication(pb.fe.GetApplicationRequest(name="flmexec-microvm"))
     assert (a.spec.sandbox, a.spec.network) == ("microvm", "none")
 
@@ -115,6 +127,9 @@ def test_microvm_on_request(cluster, pb, cfe):
     that cannot start one, fails with the bind's message (never hangs,
     never runs it elsewhere)."""
     wait_node(pb, cfe)
+    missing = flmexec(cluster, "--sandbox", "microvm", "-c", "true")
+    assert missing.returncode == 1 and "flmexec-microvm.yaml" in missing.stderr, missing.stderr
+    register_microvm(cluster)
     r = flmexec(cluster, "--sandbox", "microvm", "-c", "echo in a vm", timeout=180)
     if r.returncode == 0:
         assert r.stdout == "in a vm\n"

@@ -150,7 +150,7 @@ def test_tasks_and_events(pb, fe):
     assert done.status.events[-1].code == t.Cancelled
     assert abs(done.status.events[-1].creation_time - now_ms()) < 60000
     assert code_of(lambda: fe.CreateTask(f.CreateTaskRequest(
-        task=t.TaskSpec(session_id="s", input=b"late"))))[0] == grpc.StatusCode.FAILED_PRECONDITION
+        task=t.TaskSpec(session_id="s", input=b"late"))))[0] == grpc.StatusCode.INVALID_ARGUMENT
     # unregister now deletes the closed session and its tasks
     fe.UnregisterApplication(f.UnregisterApplicationRequest(name="app"))
     assert code_of(lambda: fe.GetSession(f.GetSessionRequest(session_id="s")))[0] == \

@@ -65,7 +65,7 @@ class Mutator:
         out = [(msg, f) for f in msg.DESCRIPTOR.fields]
         if depth < 3:
             for f, v in msg.ListFields():
-                if f.message_type is None:
+                if f.message_type is None or f.message_type.GetOptions().map_entry:
                     continue
                 if f.label == f.LABEL_REPEATED:
                     for sub in v:
@@ -90,7 +90,9 @@ class Mutator:
 
     def set_field(self, msg, f):
         if f.message_type is not None:
-            if f.label == f.LABEL_REPEATED:
+            if f.message_type.GetOptions().map_entry:  # the map<string, string> tokens
+                getattr(msg, f.name)[self.value(f.message_type.fields[0])] = "v"
+            elif f.label == f.LABEL_REPEATED:
                 getattr(msg, f.name).add()
             else:
                 getattr(msg, f.name).SetInParent()
@@ -108,7 +110,10 @@ class Mutator:
         """Repeats an element of a repeated field many times."""
         n = self.r.choice([100, 1000, 20000])
         field = getattr(msg, f.name)
-        if f.message_type is not None:
+        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+            for i in range(n):
+                field["k%d" % i] = "v"
+        elif f.message_type is not None:
             proto = field[0] if len(field) else None
             for _ in range(min(n, 2000)):
                 e = field.add()
@@ -116,6 +121,8 @@ class Mutator:
                     e.CopyFrom(proto)
         else:
             v = field[0] if len(field) else self.value(f)
+            if isinstance(v, (bytes, str)) and len(v) > 1024:
+                n = min(n, 16)  # stays far below protobuf's 2 GB
             try:
                 field.extend([v] * n)
             except (ValueError, TypeError):

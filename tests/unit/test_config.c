@@ -240,6 +240,26 @@ START_TEST(limits_block)
 }
 END_TEST
 
+START_TEST(recovery_retry_limits)
+{
+    flame_cluster_config *c;
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  name: x\n")), FLAME_OK);
+    ck_assert_uint_eq(c->session_retry_limits, 5); /* Flame's default */
+    flame_cluster_config_free(c);
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+        "cluster:\n  recovery:\n    session:\n      retry_limits: 2\n")), FLAME_OK);
+    ck_assert_uint_eq(c->session_retry_limits, 2);
+    flame_cluster_config_free(c);
+    expect_bad("cluster:\n  recovery: 3\n", "cluster.recovery: expected a mapping");
+    expect_bad("cluster:\n  recovery:\n    session: 3\n",
+               "cluster.recovery.session: expected a mapping");
+    expect_bad("cluster:\n  recovery:\n    session:\n      retry_limits: 0\n",
+               "cluster.recovery.session.retry_limits: must be between 1 and");
+    expect_bad("cluster:\n  recovery:\n    session:\n      retry_limits: many\n",
+               "cluster.recovery.session.retry_limits");
+}
+END_TEST
+
 START_TEST(cache_section)
 {
     flame_cluster_config *c;
@@ -395,6 +415,7 @@ int main(void)
     tcase_add_test(tc, defaults_and_mapping_resreq);
     tcase_add_test(tc, bad_configs_name_the_key);
     tcase_add_test(tc, limits_block);
+    tcase_add_test(tc, recovery_retry_limits);
     tcase_add_test(tc, tls_and_auth_config);
     tcase_add_test(tc, client_tls_resolution);
     tcase_add_test(tc, cache_section);

@@ -56,6 +56,49 @@ START_TEST(counters_follow_states)
 }
 END_TEST
 
+/* Flame 0.7: Suspending while something holds the session, Suspended once
+ * nothing does; resume opens it; a closed session does neither. */
+START_TEST(suspend_and_resume)
+{
+    fl_session_spec sp = spec_for("app");
+    sp.batch_size = 4;
+    sp.n_tokens = 1;
+    sp.tokens[0] = "svc";
+    sp.tokens[1] = "secret";
+    fl_session *s = fl_session_new("s1", &sp, NULL, 1000);
+    ck_assert_uint_eq(s->batch_size, 4);
+    ck_assert_uint_eq(s->n_tokens, 1);
+    ck_assert_str_eq(s->tokens[1], "secret");
+    fl_task *a = fl_session_add_task(s, NULL, 0, false, 1);
+    fl_task_set_state(s, a, FLAME_TASK_RUNNING, NULL, 2);
+    ck_assert_int_eq(fl_session_suspend(s, false), FLAME_OK);
+    ck_assert_int_eq(s->state, FLAME_SESSION_SUSPENDING); /* a task runs */
+    ck_assert(fl_session_suspended(s));
+    ck_assert(!fl_session_suspend_done(s, false));
+    fl_task_set_state(s, a, FLAME_TASK_SUCCEED, NULL, 3);
+    ck_assert(!fl_session_suspend_done(s, true)); /* an executor still holds it */
+    ck_assert(fl_session_suspend_done(s, false));
+    ck_assert_int_eq(s->state, FLAME_SESSION_SUSPENDED);
+    ck_assert_int_eq(fl_session_suspend(s, true), FLAME_OK); /* stays as it is */
+    ck_assert_int_eq(s->state, FLAME_SESSION_SUSPENDED);
+    ck_assert_int_eq(fl_session_resume(s), FLAME_OK);
+    ck_assert_int_eq(s->state, FLAME_SESSION_OPEN);
+    ck_assert_int_eq(fl_session_resume(s), FLAME_OK); /* open: a no-op */
+    ck_assert_int_eq(fl_session_suspend(s, false), FLAME_OK);
+    ck_assert_int_eq(s->state, FLAME_SESSION_SUSPENDED); /* nothing held it */
+    fl_task **changed;
+    size_t n;
+    ck_assert_int_eq(fl_session_close(s, 4, &changed, &n), FLAME_OK);
+    free(changed);
+    ck_assert_int_eq(fl_session_suspend(s, false), FLAME_ERR_FAILED_PRECONDITION);
+    ck_assert_int_eq(fl_session_resume(s), FLAME_ERR_FAILED_PRECONDITION);
+    ck_assert_int_eq(s->state, FLAME_SESSION_CLOSED);
+    ck_assert_str_eq(flame_session_state_str(FLAME_SESSION_SUSPENDING), "Suspending");
+    ck_assert_str_eq(flame_session_state_str(FLAME_SESSION_SUSPENDED), "Suspended");
+    fl_session_free(s);
+}
+END_TEST
+
 START_TEST(close_cancels_pending_refuses_running)
 {
     fl_session_spec sp = spec_for("app");
@@ -328,6 +371,24 @@ START_TEST(app_validation)
     ck_assert_ptr_nonnull(strstr(flame_error_last(), "schema.output"));
     sp.schema_output = "{\"type\": \"string\"}";
     ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
+    /* commands: absolute, a name on PATH, $VAR/..., or relative to a
+     * working_directory or an installed package; a bare relative path no */
+    const char *fine[] = { "/usr/bin/env", "python3", "${FLAME_APP_DIR}/bin/svc", "inproc:flmping" };
+    sp.working_directory = NULL;
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+        sp.command = (char *)fine[i];
+        ck_assert_msg(fl_app_validate("ok", &sp) == FLAME_OK, "%s refused", fine[i]);
+    }
+    sp.command = "build/examples/pi_service";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(flame_error_last(), "is a relative path"));
+    sp.command = "./svc";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_ERR_INVALID_ARGUMENT);
+    sp.working_directory = "/opt/app";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
+    sp.working_directory = NULL;
+    sp.url = "file:///tmp/app.tar.gz";
+    ck_assert_int_eq(fl_app_validate("ok", &sp), FLAME_OK);
 }
 END_TEST
 
@@ -379,6 +440,7 @@ int main(void)
     tcase_add_test(tc, task_transitions);
     tcase_add_test(tc, counters_follow_states);
     tcase_add_test(tc, close_cancels_pending_refuses_running);
+    tcase_add_test(tc, suspend_and_resume);
     tcase_add_test(tc, executor_transitions);
     tcase_add_test(tc, executor_set_state);
     tcase_add_test(tc, executor_call_guards);

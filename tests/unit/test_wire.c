@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend.pb-c.h"
+#include "shim.pb-c.h"
 #include "wire/wire.h"
 
 /* A Task whose input is n bytes of a pattern, packed by protobuf-c. */
@@ -436,6 +437,68 @@ START_TEST(node_roundtrip)
 }
 END_TEST
 
+static uint8_t *packed(const ProtobufCMessage *m, size_t *len)
+{
+    *len = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = malloc(*len ? *len : 1);
+    protobuf_c_message_pack(m, b);
+    return b;
+}
+
+/* A 0.6 service's bare Result/TaskResult against a 0.7 service's wrapped
+ * replies: field 1 a varint in one, a message in the other. */
+START_TEST(instance_reply_generations)
+{
+    size_t n, m;
+    uint8_t *b, *x;
+    Flame__V1__Result r = FLAME__V1__RESULT__INIT;
+    r.return_code = -1;
+    r._message_case = FLAME__V1__RESULT___MESSAGE_MESSAGE;
+    r.message = "no";
+    b = packed(&r.base, &n);
+    ck_assert(!fl_wire_reply_wrapped(b, n));
+    free(b);
+    Flame__V1__OnSessionEnterResponse w = FLAME__V1__ON_SESSION_ENTER_RESPONSE__INIT;
+    w.result = &r;
+    b = packed(&w.base, &n);
+    ck_assert(fl_wire_reply_wrapped(b, n));
+    free(b);
+    /* attributes first on the wire: field 1 is still found */
+    Flame__V1__ExecutorAttributes at = FLAME__V1__EXECUTOR_ATTRIBUTES__INIT;
+    ProtobufCBinaryData key = { 4, (uint8_t *)"rs07" };
+    at.n_publish = 1;
+    at.publish = &key;
+    Flame__V1__OnSessionEnterResponse wa = FLAME__V1__ON_SESSION_ENTER_RESPONSE__INIT;
+    wa._attributes_case = FLAME__V1__ON_SESSION_ENTER_RESPONSE___ATTRIBUTES_ATTRIBUTES;
+    wa.attributes = &at;
+    x = packed(&wa.base, &n);
+    b = packed(&w.base, &m);
+    uint8_t *both = malloc(n + m);
+    memcpy(both, x, n);
+    memcpy(both + n, b, m);
+    ck_assert(fl_wire_reply_wrapped(both, n + m));
+    free(both);
+    free(x);
+    free(b);
+    Flame__V1__TaskResult tr = FLAME__V1__TASK_RESULT__INIT;
+    tr.return_code = 3;
+    b = packed(&tr.base, &n);
+    ck_assert(!fl_wire_reply_wrapped(b, n));
+    free(b);
+    Flame__V1__OnTaskInvokeResponse tw = FLAME__V1__ON_TASK_INVOKE_RESPONSE__INIT;
+    tw.task_result = &tr;
+    b = packed(&tw.base, &n);
+    ck_assert(fl_wire_reply_wrapped(b, n));
+    /* the key alone decides (the caller's unpack refuses a truncated one);
+     * nothing at all is a bare reply with every field at its default */
+    ck_assert(fl_wire_reply_wrapped(b, 1));
+    ck_assert(!fl_wire_reply_wrapped(b, 0));
+    free(b);
+    static const uint8_t bad[] = { 0x0a, 0x7f, 0x01 }; /* field 1: a length past the end */
+    ck_assert(fl_wire_reply_wrapped(bad, sizeof bad)); /* the type says it; unpack refuses it */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("wire");
@@ -453,6 +516,7 @@ int main(void)
     tcase_add_test(tc, events_roundtrip);
     tcase_add_test(tc, executor_message);
     tcase_add_test(tc, node_roundtrip);
+    tcase_add_test(tc, instance_reply_generations);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,245 @@
+/* An executor's cgroup(s) under v2 or v1 (cgroup.h).
+ * Threads: no shared state but the log-once flags (atomics). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "util/util.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+static const char *const v1_controllers[] = { "memory", "pids", "cpu" };
+
+static bool write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    close(fd);
+    return ok;
+}
+
+static bool cg_write(const char *dir, const char *file, const char *text)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    return write_file(p, text);
+}
+
+/* Is the controller in dir's cgroup.controllers (v2)? */
+static bool v2_has(const char *dir, const char *controller)
+{
+    char p[600], buf[512] = "";
+    snprintf(p, sizeof p, "%s/cgroup.controllers", dir);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    size_t n = strlen(controller);
+    for (char *s = buf; ok && (s = strstr(s, controller)); s += n)
+        if ((s == buf || s[-1] == ' ') && (s[n] == ' ' || s[n] == '\n' || !s[n]))
+            return true;
+    return false;
+}
+
+int fl_cgroup_probe(const char *root)
+{
+    struct statfs sf;
+    if (statfs(root, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)
+        return access(root, W_OK) == 0 ? 2 : 0;
+    char m[600], p[600];
+    snprintf(m, sizeof m, "%s/memory", root);
+    snprintf(p, sizeof p, "%s/pids", root);
+    return access(m, W_OK) == 0 && access(p, W_OK) == 0 ? 1 : 0;
+}
+
+bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *name)
+{
+    memset(cg, 0, sizeof *cg);
+    char parent[600];
+    if (version == 2) {
+        /* one controller a write: one the hierarchy lacks fails alone */
+        static const char *const enable[] = { "+memory", "+pids", "+cpu" };
+        snprintf(parent, sizeof parent, "%s/flame", root);
+        for (size_t i = 0; i < FL_ARRAY_LEN(enable); i++)
+            cg_write(root, "cgroup.subtree_control", enable[i]);
+        if (mkdir(parent, 0755) != 0 && errno != EEXIST)
+            return false;
+        for (size_t i = 0; i < FL_ARRAY_LEN(enable); i++)
+            cg_write(parent, "cgroup.subtree_control", enable[i]);
+        cg->dirs[0] = fl_sprintf("%s/%s", parent, name);
+        if (mkdir(cg->dirs[0], 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            fl_cgroup_remove(cg);
+            errno = e;
+            return false;
+        }
+        cg->version = 2;
+        return true;
+    }
+    if (version != 1)
+        return errno = ENOTSUP, false;
+    for (int i = 0; i < 3; i++) {
+        snprintf(parent, sizeof parent, "%s/%s/flame", root, v1_controllers[i]);
+        mkdir(parent, 0755);
+        char *d = fl_sprintf("%s/%s", parent, name);
+        if (mkdir(d, 0755) != 0 && errno != EEXIST) {
+            free(d);
+            if (i == 0) /* memory is the one that must be there */
+                return false;
+            continue;
+        }
+        cg->dirs[i] = d;
+    }
+    cg->version = 1;
+    return true;
+}
+
+/* Says once per resource that a v2 hierarchy lacks its controller. */
+static void v2_missing(const char *dir, const char *controller, const char *instead)
+{
+    static atomic_int said; /* one bit per controller */
+    int bit = controller[0] == 'm' ? 1 : controller[1] == 'i' ? 2 : 4;
+    if (atomic_fetch_or(&said, bit) & bit)
+        return;
+    fl_log(FL_LOG_WARN, "sandbox", "cgroup v2: the %s controller is not enabled for %s (its "
+           "cgroup.controllers lacks it; delegate it to this subtree); %s", controller, dir,
+           instead);
+}
+
+void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids)
+{
+    char v[64];
+    cg->memory_limited = cg->pids_limited = cg->cpu_limited = false;
+    if (cg->version == 2) {
+        const char *d = cg->dirs[0];
+        if (v2_has(d, "memory")) {
+            snprintf(v, sizeof v, "%llu", (unsigned long long)memory);
+            cg->memory_limited = !memory || cg_write(d, "memory.max", v);
+            if (memory)
+                cg_write(d, "memory.swap.max", "0"); /* absent without swap */
+        } else if (memory) {
+            v2_missing(d, "memory", "memory is limited by RLIMIT_AS instead");
+        }
+        if (v2_has(d, "pids")) {
+            snprintf(v, sizeof v, "%u", pids);
+            cg->pids_limited = cg_write(d, "pids.max", v);
+        } else {
+            v2_missing(d, "pids", "processes are limited by RLIMIT_NPROC instead");
+        }
+        if (v2_has(d, "cpu")) {
+            if (cpus)
+                snprintf(v, sizeof v, "%llu 100000", (unsigned long long)cpus * 100000);
+            cg->cpu_limited = cg_write(d, "cpu.max", cpus ? v : "max 100000") || !cpus;
+        } else if (cpus) {
+            v2_missing(d, "cpu", "cpu time is not limited");
+        }
+        return;
+    }
+    if (cg->version != 1)
+        return;
+    if (cg->dirs[0]) {
+        snprintf(v, sizeof v, "%llu", (unsigned long long)memory);
+        cg->memory_limited = !memory || cg_write(cg->dirs[0], "memory.limit_in_bytes", v);
+        if (memory) /* absent without swap accounting */
+            cg_write(cg->dirs[0], "memory.memsw.limit_in_bytes", v);
+    }
+    if (cg->dirs[1]) {
+        snprintf(v, sizeof v, "%u", pids);
+        cg->pids_limited = cg_write(cg->dirs[1], "pids.max", v);
+    }
+    if (cg->dirs[2]) { /* -1: none (a box made ahead may have had one) */
+        snprintf(v, sizeof v, "%lld", cpus ? (long long)cpus * 100000 : -1LL);
+        cg->cpu_limited = (cg_write(cg->dirs[2], "cpu.cfs_period_us", "100000") &&
+                           cg_write(cg->dirs[2], "cpu.cfs_quota_us", v)) || !cpus;
+    }
+}
+
+bool fl_cgroup_join(const fl_cgroup *cg, pid_t pid)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%d", (int)pid);
+    bool ok = true;
+    for (size_t i = 0; i < FL_ARRAY_LEN(cg->dirs); i++)
+        if (cg->dirs[i])
+            ok = cg_write(cg->dirs[i], "cgroup.procs", v) && ok;
+    return ok;
+}
+
+static int sweep_dir(const char *parent)
+{
+    DIR *d = opendir(parent);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (pid <= 0 || *end != '-' || (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+            continue;
+        char p[900];
+        snprintf(p, sizeof p, "%s/%s", parent, e->d_name);
+        /* a minute old at least: a manager in another pid namespace may be
+         * making it right now (its pid means nothing here) */
+        struct stat st;
+        if (stat(p, &st) == 0 && st.st_mtime + 60 < time(NULL))
+            n += rmdir(p) == 0; /* an empty one only */
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+int fl_cgroup_sweep(const char *root, int version)
+{
+    char parent[600];
+    int n = 0;
+    if (version == 2) {
+        snprintf(parent, sizeof parent, "%s/flame", root);
+        n += sweep_dir(parent);
+    } else if (version == 1) {
+        for (size_t i = 0; i < FL_ARRAY_LEN(v1_controllers); i++) {
+            snprintf(parent, sizeof parent, "%s/%s/flame", root, v1_controllers[i]);
+            n += sweep_dir(parent);
+        }
+    }
+    return n;
+}
+
+void fl_cgroup_remove(fl_cgroup *cg)
+{
+    if (!cg)
+        return;
+    for (size_t i = 0; i < FL_ARRAY_LEN(cg->dirs); i++) {
+        if (!cg->dirs[i])
+            continue;
+        char p[600];
+        snprintf(p, sizeof p, "%s/cgroup.procs", cg->dirs[i]);
+        /* a process killed a moment ago leaves its cgroup as it exits:
+         * short waits, up to about a second */
+        for (int tries = 0; tries < 200 && rmdir(cg->dirs[i]) != 0 && errno == EBUSY; tries++) {
+            FILE *f = fopen(p, "r");
+            int pid;
+            while (f && fscanf(f, "%d", &pid) == 1)
+                kill(pid, SIGKILL);
+            if (f)
+                fclose(f);
+            struct timespec ts = { 0, tries < 20 ? 500000 : 5000000 };
+            nanosleep(&ts, NULL);
+        }
+        free(cg->dirs[i]);
+    }
+    memset(cg, 0, sizeof *cg);
+}
