@@ -128,6 +128,10 @@ fill=$("$B/tests/flame_bench" fill 1000000 16)
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$sm_pid/status")
 rss_mb=$(python3 -c "print(round($rss_kb / 1024, 1))")
 
+echo "== shims: gRPC host, stdio and REST, process sandbox (scripts/bench_shims.sh)" >&2
+shims_py=$(scripts/pyvenv.sh 2>/dev/null) || shims_py= # fastapi, uvicorn: else no REST figure
+scripts/bench_shims.sh "$B" 20000 $shims_py | sed 's/^/  /' >&2 || echo "bench: the shim figures failed" >&2
+
 dask_tp=null dask_p50=null dask_line=
 if /usr/bin/python3 -c "import distributed" 2>/dev/null && [ -z "${BENCH_NO_DASK:-}" ]; then
     echo "== Dask (processes, worker-saturation=inf)" >&2

@@ -13,7 +13,11 @@ pkgs=(gcc pkg-config meson ninja-build
       clang libclang-rt-14-dev     # the fuzz targets only (scripts/fuzz.sh)
       golang-go                    # the Go binding (Debian 12: Go 1.19, what bindings/go/go.mod asks)
       qemu-system-x86              # the microvm sandbox level; its kernel and busybox: scripts/microvm-image.sh
-      prometheus)                  # the metrics test scrapes the daemons with it (tests/integration/test_metrics.sh)
+      mmdebstrap buildah umoci systemd  # deployment artefacts (scripts/image.sh, systemd-analyze)
+      prometheus                   # the metrics test scrapes the daemons with it (tests/integration/test_metrics.sh)
+      etcd-server)                 # the kubernetes provider's test (scripts/kube-apiserver.sh)
+# kubectl for that test: Debian's kubernetes-client, unless a kubectl is there
+command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,7 +12,7 @@ dir=${1:?usage: sm_layers.sh libflame/sm}
 # top to bottom
 order="frontend.c backend.c
 engine.c options.c validate.c
-undo.c schedule.c builtin.c app.c node.c session.c executor.c task.c launch_none.c metrics.c
+undo.c schedule.c builtin.c app.c node.c session.c executor.c task.c launch_none.c provide.c metrics.c
 journal.c dispatch.c watch.c reply.c"
 
 defs() {

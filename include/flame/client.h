@@ -74,7 +74,7 @@ const char *flame_client_endpoint(const flame_client *client);
 
 /* ---- applications ------------------------------------------------------ */
 
-#define FLAME_APPLICATION_SPEC_VERSION 3
+#define FLAME_APPLICATION_SPEC_VERSION 4
 
 /* An application's spec. Every pointer may be NULL (unset). As input it is
  * read during the call only; in a returned flame_application the library
@@ -110,11 +110,17 @@ typedef struct flame_application_spec {
      * session of the same owner on the same executor (0: a new one for
      * every session, the default). */
     int sandbox_reuse;
+    /* version 4: the stdio shim's mode, "frame" or "line" (NULL: frame); the
+     * REST shim's base URL of a service that already runs (NULL: the command
+     * is started and listens on $PORT) and its health path (NULL: /health). */
+    const char *stdio_mode;
+    const char *rest_url;
+    const char *rest_health;
 } flame_application_spec;
 
 #define FLAME_APPLICATION_SPEC_INIT { FLAME_APPLICATION_SPEC_VERSION, FLAME_SHIM_HOST, \
     NULL, NULL, 0, NULL, NULL, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, \
-    NULL, NULL, 0 }
+    NULL, NULL, 0, NULL, NULL, NULL }
 
 /* Sets *spec to FLAME_APPLICATION_SPEC_INIT of this library. */
 void flame_application_spec_init(flame_application_spec *spec);

@@ -123,6 +123,25 @@ typedef struct flame_cluster_config {
     /* cluster.recovery.session.retry_limits: failed binds of a session in
      * a row before it gets no more executors (event 1002); default 5 */
     uint32_t session_retry_limits;
+    /* provider: none|kubernetes (ours) — who launches executors: `none`
+     * (default), executor managers register themselves; `kubernetes`, the
+     * session manager creates executor-manager pods for the sessions'
+     * demand and deletes them on release, configured by the top-level
+     * kubernetes: {namespace, image, kubeconfig, endpoint, service_account,
+     * labels: {KEY: VALUE}, resources, max_pods, scale_down_delay,
+     * tls_secret}. */
+    const char *provider;            /* NULL: none */
+    const char *k8s_namespace;       /* NULL: the kubeconfig context's, the pod's, or "default" */
+    const char *k8s_image;           /* the executor manager's image (required) */
+    const char *k8s_kubeconfig;      /* NULL: in-cluster (service account token + CA) */
+    const char *k8s_endpoint;        /* the session manager as pods reach it; NULL: cluster.endpoint */
+    const char *k8s_service_account; /* the pods'; NULL: the namespace's default */
+    const char *k8s_labels;          /* extra pod labels, "k=v,k2=v2"; NULL: none */
+    flame_resreq k8s_resources;      /* a pod's when its session asks for nothing; 0: cluster.resreq */
+    uint32_t k8s_max_pods;           /* pods at most; default 100 */
+    int k8s_scale_down_delay_ms;     /* an open session's surplus pods wait this; default 60000 */
+    const char *k8s_tls_secret;      /* a Secret with ca.crt, tls.crt, tls.key mounted in the pods
+                                        for a TLS session manager; NULL: plaintext */
     /* cluster.node_timeout (ours), ms: a node whose heartbeats stop for
      * this long is NotReady (its executors are released and their tasks
      * run elsewhere) even when its connection stays open, and an executor

@@ -36,7 +36,7 @@ typedef struct flame_task_context {
  * failure message. Set through flame_task_result_set_* in the callback. */
 typedef struct flame_task_result flame_task_result;
 
-#define FLAME_SERVICE_VERSION 1
+#define FLAME_SERVICE_VERSION 2
 
 typedef struct flame_service {
     int version;                 /* FLAME_SERVICE_VERSION */
@@ -48,6 +48,12 @@ typedef struct flame_service {
     int (*on_task_invoke)(const flame_task_context *ctx, flame_task_result *result, void *payload);
     void (*on_session_leave)(void *payload);
     void *payload;
+    /* Version 2, optional (NULL: on_task_invoke per task): runs the n tasks
+     * of one OnTaskInvokeBatch at once, setting rcs[i] and results[i] as
+     * on_task_invoke would (a service that can overlap them, e.g. by
+     * pipelining them to another process). */
+    void (*on_task_invoke_batch)(const flame_task_context *tasks, size_t n, int *rcs,
+                                 flame_task_result **results, void *payload);
 } flame_service;
 
 /* Copies len bytes as the task's output. */

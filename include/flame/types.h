@@ -40,7 +40,9 @@ enum {
 typedef enum flame_shim {
     FLAME_SHIM_HOST = 0,
     FLAME_SHIM_WASM = 1,
-    FLAME_SHIM_CRI = 3 /* Flame 0.7 */
+    FLAME_SHIM_CRI = 3, /* Flame 0.7 */
+    FLAME_SHIM_STDIO = 1001, /* ours: stdin/stdout framing (README: Shims) */
+    FLAME_SHIM_REST = 1002   /* ours: an HTTP service */
 } flame_shim;
 
 typedef enum flame_application_state {

@@ -72,6 +72,11 @@ static void spec_fill(spec_msg *x, const flame_application_spec *s)
         m->network = (char *)s->network;
     if (s->version >= 3)
         m->sandbox_reuse = s->sandbox_reuse != 0;
+    if (s->version >= 4) {
+        m->stdio_mode = (char *)(s->stdio_mode ? s->stdio_mode : "");
+        m->rest_url = (char *)(s->rest_url ? s->rest_url : "");
+        m->rest_health = (char *)(s->rest_health ? s->rest_health : "");
+    }
 }
 
 static void spec_done(spec_msg *x)

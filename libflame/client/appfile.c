@@ -203,8 +203,12 @@ static flame_status parse_doc(fl_yaml *y, flame_application *a)
             s->shim = FLAME_SHIM_HOST;
         else if (sh && strcasecmp(sh, "wasm") == 0)
             s->shim = FLAME_SHIM_WASM;
+        else if (sh && strcasecmp(sh, "stdio") == 0)
+            s->shim = FLAME_SHIM_STDIO;
+        else if (sh && strcasecmp(sh, "rest") == 0)
+            s->shim = FLAME_SHIM_REST;
         else
-            return bad(y, v, "spec.shim", "expected Host or Wasm");
+            return bad(y, v, "spec.shim", "expected Host, Wasm, Stdio or Rest");
     }
     if ((st = str_field(y, spec, "description", &s->description)) ||
         (st = str_field(y, spec, "image", &s->image)) ||
@@ -214,6 +218,9 @@ static flame_status parse_doc(fl_yaml *y, flame_application *a)
         (st = str_field(y, spec, "installer", &s->installer)) ||
         (st = str_field(y, spec, "sandbox", &s->sandbox)) ||
         (st = str_field(y, spec, "network", &s->network)) ||
+        (st = str_field(y, spec, "stdio_mode", &s->stdio_mode)) ||
+        (st = str_field(y, spec, "rest_url", &s->rest_url)) ||
+        (st = str_field(y, spec, "rest_health", &s->rest_health)) ||
         (st = str_list(y, spec, "labels", &s->labels, &s->labels_len)) ||
         (st = str_list(y, spec, "arguments", &s->arguments, &s->arguments_len)) ||
         (st = envs(y, spec, s)) || (st = schema(y, spec, s)))
@@ -231,6 +238,9 @@ static flame_status parse_doc(fl_yaml *y, flame_application *a)
                    "expected none, process or microvm");
     if (s->network && strcmp(s->network, "none") != 0 && strcmp(s->network, "host") != 0)
         return bad(y, fl_yaml_get(y, spec, "network"), "spec.network", "expected none or host");
+    if (s->stdio_mode && strcmp(s->stdio_mode, "frame") != 0 && strcmp(s->stdio_mode, "line") != 0)
+        return bad(y, fl_yaml_get(y, spec, "stdio_mode"), "spec.stdio_mode",
+                   "expected frame or line");
     if (s->working_directory && s->working_directory[0] != '/')
         return bad(y, fl_yaml_get(y, spec, "working_directory"), "spec.working_directory",
                    "must be an absolute path");

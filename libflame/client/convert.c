@@ -251,6 +251,9 @@ flame_application *fl_application_from(const Flame__V1__Application *m)
     s->sandbox = sp->sandbox && sp->sandbox[0] ? fl_strdup(sp->sandbox) : NULL;
     s->network = sp->network && sp->network[0] ? fl_strdup(sp->network) : NULL;
     s->sandbox_reuse = sp->sandbox_reuse;
+    s->stdio_mode = sp->stdio_mode && sp->stdio_mode[0] ? fl_strdup(sp->stdio_mode) : NULL;
+    s->rest_url = sp->rest_url && sp->rest_url[0] ? fl_strdup(sp->rest_url) : NULL;
+    s->rest_health = sp->rest_health && sp->rest_health[0] ? fl_strdup(sp->rest_health) : NULL;
     return a;
 }
 
@@ -276,6 +279,9 @@ static void application_spec_free(flame_application_spec *s)
     free((char *)s->installer);
     free((char *)s->sandbox);
     free((char *)s->network);
+    free((char *)s->stdio_mode);
+    free((char *)s->rest_url);
+    free((char *)s->rest_health);
     free(s);
 }
 

@@ -3,8 +3,9 @@
  * auth: {anonymous_role}, recovery: {session: {retry_limits}}} and ours: node_timeout,
  * limits: {max_tasks_per_request, max_message_size, ...}; cache: {endpoint, network_interface,
  * storage, eviction, tls} with the FLAME_CACHE_* overrides; metrics: {session_manager,
- * executor_manager, object_cache} and log: {format} (ours). Read by the session manager and the executor
- * manager. Only the shape is checked here: the files of tls are the
+ * executor_manager, object_cache} and log: {format} (ours); provider: none|kubernetes
+ * and kubernetes: {namespace, image, ...} (ours). Read by the session manager and the
+ * executor manager. Only the shape is checked here: the files of tls are the
  * session manager's (an executor manager reading the same file needs only
  * ca_file), so the one that uses them checks them (config/tls.c). */
 #include <stdio.h>
@@ -22,6 +23,7 @@ typedef struct config_impl {
     flame_cluster_config pub;
     char *strs[24]; /* 0-9: cluster, 10-19: cache, 20-23: metrics and log */
     char **policies;
+    char *k8s[8];   /* provider and kubernetes: (read_provider) */
 } config_impl;
 
 static const char *keep(config_impl *c, int slot, const char *s)
@@ -38,6 +40,8 @@ void flame_cluster_config_free(flame_cluster_config *config)
         return;
     for (size_t i = 0; i < FL_ARRAY_LEN(c->strs); i++)
         free(c->strs[i]);
+    for (size_t i = 0; i < FL_ARRAY_LEN(c->k8s); i++)
+        free(c->k8s[i]);
     for (size_t i = 0; i < c->pub.policies_len; i++)
         free(c->policies[i]);
     free(c->policies);
@@ -291,9 +295,59 @@ static flame_status only_keys(fl_yaml *y, yaml_node_t *n, const char *where,
             i++;
         if (!name || i == n_keys) {
             char key[128];
-            snprintf(key, sizeof key, "%s.%s", where, name ? name : "?");
+            snprintf(key, sizeof key, "%s%s%s", where, *where ? "." : "", name ? name : "?");
             return bad(y, k, key, "unknown key");
         }
+    }
+    return FLAME_OK;
+}
+
+/* Every key this file knows, so a misspelt one is an error naming it rather
+ * than a setting silently not taken. Flame's own `executors:` section is
+ * accepted and not read (its shim and limits are per node here). The cache:,
+ * metrics:, log: and kubernetes: sections check their own keys. */
+static flame_status known_keys(fl_yaml *y, yaml_node_t *root, yaml_node_t *cl)
+{
+    static const char *const top[] = { "cluster", "executors", "cache", "metrics", "log",
+                                       "provider", "kubernetes" };
+    static const char *const cluster[] = { "name", "endpoint", "storage", "resreq", "slot",
+                                           "schedule_interval", "policies", "policy", "limits",
+                                           "tls", "auth", "recovery", "node_timeout" };
+    static const char *const limits[] = { "max_tasks_per_request", "max_message_size",
+                                          "max_send_queue", "max_concurrent_streams",
+                                          "handshake_timeout", "idle_timeout", "keepalive",
+                                          "shutdown_grace" };
+    static const char *const tls[] = { "cert_file", "key_file", "ca_file", "mutual", "crl_file" };
+    static const char *const auth[] = { "anonymous_role" };
+    static const char *const recovery[] = { "session" };
+    static const char *const session[] = { "retry_limits" };
+    static const struct {
+        const char *path, *parent, *key;
+        const char *const *keys;
+        size_t n;
+    } maps[] = {
+        { "cluster.limits", "cluster", "limits", limits, FL_ARRAY_LEN(limits) },
+        { "cluster.tls", "cluster", "tls", tls, FL_ARRAY_LEN(tls) },
+        { "cluster.auth", "cluster", "auth", auth, FL_ARRAY_LEN(auth) },
+        { "cluster.recovery", "cluster", "recovery", recovery, FL_ARRAY_LEN(recovery) },
+        { "cluster.recovery.session", "cluster.recovery", "session", session,
+          FL_ARRAY_LEN(session) },
+    };
+    flame_status st;
+    if ((st = only_keys(y, root, "", top, FL_ARRAY_LEN(top))) ||
+        (st = only_keys(y, cl, "cluster", cluster, FL_ARRAY_LEN(cluster))))
+        return st;
+    yaml_node_t *found[FL_ARRAY_LEN(maps)];
+    for (size_t i = 0; i < FL_ARRAY_LEN(maps); i++) {
+        yaml_node_t *parent = cl;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(maps[i].parent, maps[j].path) == 0)
+                parent = found[j];
+        found[i] = parent ? fl_yaml_get(y, parent, maps[i].key) : NULL;
+        if (found[i] && found[i]->type != YAML_MAPPING_NODE)
+            found[i] = NULL; /* its reader says what it expected */
+        if (found[i] && (st = only_keys(y, found[i], maps[i].path, maps[i].keys, maps[i].n)))
+            return st;
     }
     return FLAME_OK;
 }
@@ -447,6 +501,107 @@ static flame_status read_metrics(fl_yaml *y, yaml_node_t *root, config_impl *c)
     return FLAME_OK;
 }
 
+/* ---- provider: and kubernetes: (ours; libflame/provider/) ---------------- */
+
+static flame_status k8s_string(fl_yaml *y, yaml_node_t *map, const char *name, config_impl *c,
+                               int slot, const char **dst)
+{
+    yaml_node_t *v = fl_yaml_get(y, map, name);
+    if (!v || fl_yaml_is_null(v))
+        return FLAME_OK;
+    char key[64];
+    const char *s;
+    snprintf(key, sizeof key, "kubernetes.%s", name);
+    flame_status st = fl_yaml_string(y, v, key, &s);
+    if (st)
+        return st;
+    if (!*s)
+        return bad(y, v, key, "must not be empty");
+    free(c->k8s[slot]);
+    c->k8s[slot] = fl_strdup(s);
+    *dst = c->k8s[slot];
+    return FLAME_OK;
+}
+
+static flame_status read_provider(fl_yaml *y, yaml_node_t *root, config_impl *c)
+{
+    static const char *const keys[] = { "namespace", "image", "kubeconfig", "endpoint",
+                                        "service_account", "labels", "resources", "max_pods",
+                                        "scale_down_delay", "tls_secret" };
+    flame_cluster_config *p = &c->pub;
+    flame_status st;
+    p->k8s_scale_down_delay_ms = 60000;
+    yaml_node_t *v = fl_yaml_get(y, root, "provider");
+    if (v && !fl_yaml_is_null(v)) {
+        const char *s = fl_yaml_str(v);
+        if (!s || (strcmp(s, "none") != 0 && strcmp(s, "kubernetes") != 0))
+            return bad(y, v, "provider", "expected none or kubernetes");
+        c->k8s[0] = fl_strdup(s);
+        p->provider = c->k8s[0];
+    }
+    yaml_node_t *n = fl_yaml_get(y, root, "kubernetes");
+    bool k8s = p->provider && strcmp(p->provider, "kubernetes") == 0;
+    if (!n || fl_yaml_is_null(n)) {
+        if (k8s)
+            return bad(y, v, "kubernetes", "required with provider: kubernetes (image, ...)");
+        return FLAME_OK;
+    }
+    if (n->type != YAML_MAPPING_NODE)
+        return bad(y, n, "kubernetes", "expected a mapping {namespace, image, kubeconfig, "
+                                       "endpoint, service_account, labels, resources, max_pods, "
+                                       "scale_down_delay, tls_secret}");
+    if ((st = only_keys(y, n, "kubernetes", keys, FL_ARRAY_LEN(keys))) ||
+        (st = k8s_string(y, n, "namespace", c, 1, &p->k8s_namespace)) ||
+        (st = k8s_string(y, n, "image", c, 2, &p->k8s_image)) ||
+        (st = k8s_string(y, n, "kubeconfig", c, 3, &p->k8s_kubeconfig)) ||
+        (st = k8s_string(y, n, "endpoint", c, 4, &p->k8s_endpoint)) ||
+        (st = k8s_string(y, n, "service_account", c, 5, &p->k8s_service_account)) ||
+        (st = k8s_string(y, n, "tls_secret", c, 7, &p->k8s_tls_secret)))
+        return st;
+    if (k8s && !p->k8s_image)
+        return bad(y, n, "kubernetes.image", "required with provider: kubernetes (the executor "
+                                             "manager's image)");
+    yaml_node_t *l = fl_yaml_get(y, n, "labels");
+    if (l && !fl_yaml_is_null(l)) {
+        if (l->type != YAML_MAPPING_NODE)
+            return bad(y, l, "kubernetes.labels", "expected a mapping {KEY: VALUE}");
+        fl_buf b = { 0 };
+        for (yaml_node_pair_t *q = l->data.mapping.pairs.start; q < l->data.mapping.pairs.top;
+             q++) {
+            const char *k = fl_yaml_str(yaml_document_get_node(&y->doc, q->key));
+            const char *val = fl_yaml_str(yaml_document_get_node(&y->doc, q->value));
+            if (!k || !val || !*k || strchr(k, ',') || strchr(k, '=') || strchr(val, ',')) {
+                fl_buf_free(&b);
+                return bad(y, l, "kubernetes.labels", "expected KEY: VALUE pairs of label "
+                                                      "keys and values");
+            }
+            fl_buf_printf(&b, "%s%s=%s", b.len ? "," : "", k, val);
+        }
+        c->k8s[6] = fl_buf_detach(&b);
+        p->k8s_labels = c->k8s[6];
+    }
+    yaml_node_t *r = fl_yaml_get(y, n, "resources");
+    if (r && !fl_yaml_is_null(r) &&
+        (r->type != YAML_SCALAR_NODE || flame_resreq_parse(&p->k8s_resources, fl_yaml_str(r))))
+        return bad(y, r, "kubernetes.resources", "expected \"cpu=N,mem=SIZE\"");
+    int64_t x;
+    if ((r = fl_yaml_get(y, n, "max_pods")) && !fl_yaml_is_null(r)) {
+        if ((st = fl_yaml_int(y, r, "kubernetes.max_pods", &x)))
+            return st;
+        if (x < 1 || x > 100000)
+            return bad(y, r, "kubernetes.max_pods", "must be between 1 and 100000");
+        p->k8s_max_pods = (uint32_t)x;
+    }
+    if ((r = fl_yaml_get(y, n, "scale_down_delay")) && !fl_yaml_is_null(r)) {
+        if ((st = fl_yaml_int(y, r, "kubernetes.scale_down_delay", &x)))
+            return st;
+        if (x < 0 || x > 86400000)
+            return bad(y, r, "kubernetes.scale_down_delay", "must be between 0 and 86400000 (ms)");
+        p->k8s_scale_down_delay_ms = (int)x;
+    }
+    return FLAME_OK;
+}
+
 /* Flame's env overrides of the cache section. */
 static flame_status cache_env(config_impl *c)
 {
@@ -488,6 +643,7 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     c->pub.cache_eviction_policy = keep(c, CACHE_POLICY, "lru");
     c->pub.cache_max_memory = 1ull << 30;
     c->pub.session_retry_limits = 5;
+    c->pub.k8s_scale_down_delay_ms = 60000;
     if (!path)
         goto out;
 
@@ -501,6 +657,8 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
         st = bad(&y, cl ? cl : root, "cluster", "missing, or not a mapping");
         goto out;
     }
+    if ((st = known_keys(&y, root, cl)))
+        goto out;
     static const struct { const char *key; int slot; } strs[] = {
         { "name", 0 }, { "endpoint", 1 }, { "storage", 2 },
     };
@@ -588,8 +746,8 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
         goto out;
     if ((st = read_recovery(&y, cl, &c->pub.session_retry_limits)))
         goto out;
-    if (!(st = read_cache(&y, root, c)))
-        st = read_metrics(&y, root, c);
+    if (!(st = read_cache(&y, root, c)) && !(st = read_metrics(&y, root, c)))
+        st = read_provider(&y, root, c);
 out:
     if (!st)
         st = cache_env(c);

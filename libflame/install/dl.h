@@ -26,7 +26,8 @@
 
 #define FL_CURL_FUNCS(X)                                                                          \
     X(curl_global_init) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_perform)                \
-    X(curl_easy_cleanup) X(curl_easy_strerror)
+    X(curl_easy_cleanup) X(curl_easy_strerror)                                                    \
+    X(curl_easy_getinfo) X(curl_slist_append) X(curl_slist_free_all) /* provider/kubeapi.c */
 
 #define FL_DL_MEMBER(f) __typeof__(f) *f;
 

@@ -99,9 +99,15 @@ flame_status fl_app_validate(const char *name, const fl_app_spec *spec)
     if (!spec)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: no spec given", name);
     if (spec->shim != FLAME_SHIM_HOST && spec->shim != FLAME_SHIM_WASM &&
-        spec->shim != FLAME_SHIM_CRI)
+        spec->shim != FLAME_SHIM_CRI && spec->shim != FLAME_SHIM_STDIO &&
+        spec->shim != FLAME_SHIM_REST)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "application %s: unknown shim %d", name,
                         spec->shim);
+    if (spec->stdio_mode && spec->stdio_mode[0] && strcmp(spec->stdio_mode, "frame") != 0 &&
+        strcmp(spec->stdio_mode, "line") != 0)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "application %s: stdio_mode \"%.32s\" is neither frame nor line", name,
+                        spec->stdio_mode);
     if (spec->working_directory && spec->working_directory[0] != '/')
         return fl_error(FLAME_ERR_INVALID_ARGUMENT,
                         "application %s: working_directory \"%s\" is not an absolute path", name,
@@ -173,6 +179,7 @@ void fl_app_spec_free(fl_app_spec *spec)
     free(spec->installer);
     free(spec->sandbox);
     free(spec->network);
+    free(spec->stdio_mode);
     free(spec->owner);
     free(spec);
 }

@@ -81,6 +81,7 @@ typedef struct fl_app_spec {
     char *network;              /* "none", "host"; NULL: "none" */
     char *owner;                /* the user who registered it; NULL: admins' */
     bool sandbox_reuse;         /* its service may serve the owner's next session */
+    char *stdio_mode;           /* the stdio shim's: "frame", "line"; NULL: frame */
 } fl_app_spec;
 
 void fl_app_spec_free(fl_app_spec *spec); /* NULL is a no-op */

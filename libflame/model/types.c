@@ -28,7 +28,12 @@ const char *flame_executor_state_str(flame_executor_state s)
 
 const char *flame_shim_str(flame_shim s)
 {
-    return s == FLAME_SHIM_HOST ? "Host" : s == FLAME_SHIM_WASM ? "Wasm" : "Unknown";
+    return s == FLAME_SHIM_HOST    ? "Host"
+           : s == FLAME_SHIM_WASM  ? "Wasm"
+           : s == FLAME_SHIM_CRI   ? "Cri"
+           : s == FLAME_SHIM_STDIO ? "Stdio"
+           : s == FLAME_SHIM_REST  ? "Rest"
+                                   : "Unknown";
 }
 
 const char *flame_node_state_str(flame_node_state s)

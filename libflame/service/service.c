@@ -108,15 +108,26 @@ static void on_invoke_batch(rpc_call *call, const ProtobufCMessage *m, void *ctx
     flame_task_result *res = fl_calloc(n + 1, sizeof *res);
     Flame__V1__TaskResult *rs = fl_calloc(n + 1, sizeof *rs);
     Flame__V1__TaskResult **rp = fl_calloc(n + 1, sizeof *rp);
+    flame_task_context *tc = fl_calloc(n + 1, sizeof *tc);
+    flame_task_result **resp = fl_calloc(n + 1, sizeof *resp);
+    int *rcs = fl_calloc(n + 1, sizeof *rcs);
     for (size_t i = 0; i < n; i++) {
         const Flame__V1__TaskContext *t = req->tasks[i];
-        flame_task_context tc = { t->task_id, t->session_id, { NULL, 0 } };
+        tc[i] = (flame_task_context){ t->task_id, t->session_id, { NULL, 0 } };
         if (t->_input_case) {
-            tc.input.data = t->input.data ? t->input.data : (const uint8_t *)"";
-            tc.input.len = t->input.len;
+            tc[i].input.data = t->input.data ? t->input.data : (const uint8_t *)"";
+            tc[i].input.len = t->input.len;
         }
+        resp[i] = &res[i];
+    }
+    bool together = svc->version >= 2 && svc->on_task_invoke_batch;
+    if (together)
+        svc->on_task_invoke_batch(tc, n, rcs, resp, svc->payload);
+    for (size_t i = 0; i < n; i++) {
         flame__v1__task_result__init(&rs[i]);
-        rs[i].return_code = svc->on_task_invoke ? svc->on_task_invoke(&tc, &res[i], svc->payload) : 0;
+        rs[i].return_code = together              ? rcs[i]
+                            : svc->on_task_invoke ? svc->on_task_invoke(&tc[i], &res[i], svc->payload)
+                                                  : 0;
         if (res[i].has_output) {
             rs[i]._output_case = FLAME__V1__TASK_RESULT___OUTPUT_OUTPUT;
             rs[i].output.data = res[i].output;
@@ -137,6 +148,9 @@ static void on_invoke_batch(rpc_call *call, const ProtobufCMessage *m, void *ctx
     free(res);
     free(rs);
     free(rp);
+    free(tc);
+    free(resp);
+    free(rcs);
 }
 
 static void on_leave(rpc_call *call, const ProtobufCMessage *req, void *ctx)

@@ -23,6 +23,8 @@ typedef struct shim_kind {
 static const shim_kind kinds[] = {
     { "inproc", -1, fl_shim_inproc_new },
     { "host", FLAME__V1__SHIM__Host, host_new },
+    { "stdio", FLAME__V1__SHIM__Stdio, fl_shim_stdio_new },
+    { "rest", FLAME__V1__SHIM__Rest, fl_shim_rest_new },
 };
 
 static const shim_kind *kind_named(const char *name)

@@ -70,6 +70,10 @@ struct fl_shim {
 
 fl_shim *fl_shim_host_new(void);
 fl_shim *fl_shim_inproc_new(const flame_service *service);
+/* The stdio and REST shims (bridge.c): the host shim running flame-shim,
+ * which speaks to the application's program over its stdin/stdout or HTTP. */
+fl_shim *fl_shim_stdio_new(const flame_service *unused);
+fl_shim *fl_shim_rest_new(const flame_service *unused);
 
 /* What picks an application's shim. */
 typedef struct fl_shim_choice {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config/endpoint.h"
+#include "provider/provider.h"
 #include "sm.h"
 
 /* Demand changes of busy sessions wait at most this long for a cycle (the
@@ -138,6 +139,7 @@ static void *engine_main(void *arg)
 
 static void sm_free(sm_t *sm)
 {
+    fl_provider_free(sm->provider);
     sm_journal_clear(sm);
     sm_execs_free(sm);
     sm_nodes_free(sm);
@@ -226,6 +228,8 @@ static flame_status start(flame_session_manager **out, const flame_server_option
     }
     if (!st && !sm->store)
         st = fl_store_open(&sm->store, storage);
+    if (!st && network)
+        st = fl_provider_new(&sm->provider, cfg, endpoint);
     flame_cluster_config_free(cfg);
     if (st) {
         sm_free(sm);

@@ -204,5 +204,6 @@ void sm_sched_run(sm_t *sm)
         sm->nodes_seen_ms = now; /* the first cycle: a start counts as a node seen */
     for (sm_session *ss = sm->first; ss; ss = ss->next)
         check_unfit(sm, ss, now);
+    sm_provide(sm);
     sm_metrics_cycle(fl_mono_ns() - sm->sched_last_ns);
 }

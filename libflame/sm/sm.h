@@ -6,7 +6,8 @@
  *             nothing calls them (engine.c registers their tables)
  *   engine    engine.c: start/stop, restore, the flush after a batch, tick
  *   core      undo.c (a failed batch undone), schedule.c, builtin.c, app.c,
- *             node.c, session.c, executor.c, task.c, launch_none.c
+ *             node.c, session.c, executor.c, task.c, launch_none.c,
+ *             provide.c (the sessions' demand to the provider)
  *   services  journal.c (what a batch changed), dispatch.c (task hand-out),
  *             watch.c (watchers), reply.c (every answer, sent after the
  *             commit)
@@ -225,6 +226,7 @@ struct flame_session_manager {
     bool undoing;                    /* sm_undo runs: nothing is journaled */
     _Atomic int64_t tick_ns;         /* mono ns of the last tick (the health probe) */
     atomic_bool serving;             /* store open, port bound, engine running */
+    struct fl_provider *provider;    /* who launches executors; NULL: none (provide.c) */
 };
 
 typedef flame_session_manager sm_t;
@@ -405,6 +407,11 @@ typedef struct sm_launcher {
 /* launch_none.c: the executor manager of the node starts executors it is
  * sent on its WatchNode stream. */
 extern const sm_launcher sm_launcher_none;
+
+/* ---- provide.c: the provider hook (libflame/provider/) -------------------- */
+/* After a scheduling cycle: the sessions' demand goes to the provider,
+ * which launches executor managers for it (no-op without one). */
+void sm_provide(sm_t *sm);
 
 /* ---- schedule.c: a scheduling cycle (snapshot, decide, apply) ------------- */
 void sm_sched_run(sm_t *sm);

@@ -57,6 +57,7 @@ static fl_app_spec *app_spec(const Flame__V1__ApplicationSpec *m)
     s->network = opt_str(m->network && m->network[0], m->network);
     s->owner = opt_str(m->owner && m->owner[0], m->owner);
     s->sandbox_reuse = m->sandbox_reuse;
+    s->stdio_mode = opt_str(m->stdio_mode && m->stdio_mode[0], m->stdio_mode);
     return s;
 }
 

@@ -105,6 +105,11 @@ class Client:
         import backend_pb2
         import backend_pb2_grpc
         self.ch = daemon.channel(who)
+        # Connected before the first call: a call fails fast (UNAVAILABLE) when
+        # the first connection attempt of a new channel fails, which a loaded
+        # 2-core machine running the daemons under ASan made happen (a TLS
+        # handshake cut short); the readiness wait retries it, bounded by T.
+        grpc.channel_ready_future(self.ch).result(timeout=T)
         self.fe = pb.grpc.FrontendStub(self.ch)
         self.be = backend_pb2_grpc.BackendStub(self.ch)
         self.bpb = backend_pb2

@@ -116,6 +116,16 @@ START_TEST(bad_configs_name_the_key)
     expect_bad("cluster:\n  auth: {anonymous_role: root}\n",
                "cluster.auth.anonymous_role: expected none or user");
     expect_bad("cluster:\n  auth: none\n", "cluster.auth: expected a mapping");
+    /* a misspelt key is named, at every level */
+    expect_bad("cluster: {name: a}\ncahce: {}\n", ":2: cahce: unknown key");
+    expect_bad("cluster:\n  schedul_interval: 5\n", "cluster.schedul_interval: unknown key");
+    expect_bad("cluster:\n  limits: {max_task_per_request: 5}\n",
+               "cluster.limits.max_task_per_request: unknown key");
+    expect_bad("cluster:\n  tls: {cert_file: s.crt, key_file: s.key, ca: c}\n",
+               "cluster.tls.ca: unknown key");
+    expect_bad("cluster:\n  auth: {anonymous: none}\n", "cluster.auth.anonymous: unknown key");
+    expect_bad("cluster:\n  recovery: {session: {retry_limit: 3}}\n",
+               "cluster.recovery.session.retry_limit: unknown key");
 }
 END_TEST
 
@@ -335,6 +345,50 @@ START_TEST(cache_section)
 }
 END_TEST
 
+START_TEST(provider_section)
+{
+    flame_cluster_config *c;
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  name: t\n")), FLAME_OK);
+    ck_assert_ptr_null(c->provider);
+    ck_assert_int_eq(c->k8s_scale_down_delay_ms, 60000);
+    flame_cluster_config_free(c);
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+        "cluster:\n  name: t\n"
+        "provider: kubernetes\n"
+        "kubernetes:\n"
+        "  namespace: flame\n"
+        "  image: flame:1\n"
+        "  kubeconfig: /etc/kc\n"
+        "  endpoint: http://sm:8080\n"
+        "  service_account: fl\n"
+        "  labels: {team: ml, tier: gpu}\n"
+        "  resources: cpu=2,mem=1g\n"
+        "  max_pods: 7\n"
+        "  scale_down_delay: 0\n"
+        "  tls_secret: flame-tls\n")), FLAME_OK);
+    ck_assert_str_eq(c->provider, "kubernetes");
+    ck_assert_str_eq(c->k8s_namespace, "flame");
+    ck_assert_str_eq(c->k8s_image, "flame:1");
+    ck_assert_str_eq(c->k8s_kubeconfig, "/etc/kc");
+    ck_assert_str_eq(c->k8s_endpoint, "http://sm:8080");
+    ck_assert_str_eq(c->k8s_service_account, "fl");
+    ck_assert_str_eq(c->k8s_labels, "team=ml,tier=gpu");
+    ck_assert_uint_eq(c->k8s_resources.cpu, 2);
+    ck_assert_uint_eq(c->k8s_resources.memory, 1ull << 30);
+    ck_assert_uint_eq(c->k8s_max_pods, 7);
+    ck_assert_int_eq(c->k8s_scale_down_delay_ms, 0);
+    ck_assert_str_eq(c->k8s_tls_secret, "flame-tls");
+    flame_cluster_config_free(c);
+    expect_bad("cluster:\n  name: t\nprovider: yarn\n", "provider: expected none or kubernetes");
+    expect_bad("cluster:\n  name: t\nprovider: kubernetes\n", "kubernetes: required");
+    expect_bad("cluster:\n  name: t\nprovider: kubernetes\nkubernetes:\n  namespace: x\n",
+               "kubernetes.image: required");
+    expect_bad("cluster:\n  name: t\nkubernetes:\n  imag: x\n", "kubernetes.imag: unknown key");
+    expect_bad("cluster:\n  name: t\nkubernetes:\n  max_pods: 0\n", "kubernetes.max_pods");
+    expect_bad("cluster:\n  name: t\nkubernetes:\n  resources: cpu=x\n", "kubernetes.resources");
+}
+END_TEST
+
 START_TEST(missing_file)
 {
     flame_cluster_config *c;
@@ -419,6 +473,7 @@ int main(void)
     tcase_add_test(tc, tls_and_auth_config);
     tcase_add_test(tc, client_tls_resolution);
     tcase_add_test(tc, cache_section);
+    tcase_add_test(tc, provider_section);
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, client_endpoint_resolution);
     tcase_add_test(tc, endpoint_parsing);

@@ -191,6 +191,37 @@ END_TEST
 
 /* ---- pack/unpack ------------------------------------------------------- */
 
+/* Our shims: Stdio/Rest and their ApplicationSpec fields survive the blob;
+ * a stdio_mode other than frame or line is refused. */
+START_TEST(app_spec_shims)
+{
+    Flame__V1__ApplicationSpec m = FLAME__V1__APPLICATION_SPEC__INIT;
+    m.shim = FLAME__V1__SHIM__Stdio;
+    m.stdio_mode = "line";
+    m.rest_url = "http://h:1";
+    fl_app *a = fl_wire_app_new("app", &m, 5);
+    fl_app *b = fl_wire_app_unpack("app", a->blob, a->blob_len, 5);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(b->spec->shim, FLAME_SHIM_STDIO);
+    ck_assert_str_eq(b->spec->stdio_mode, "line");
+    ck_assert_int_eq(fl_app_validate("app", b->spec), FLAME_OK);
+    Flame__V1__ApplicationSpec *back = flame__v1__application_spec__unpack(NULL, b->blob_len, b->blob);
+    ck_assert_str_eq(back->rest_url, "http://h:1");
+    flame__v1__application_spec__free_unpacked(back, NULL);
+    fl_app_free(a);
+    fl_app_free(b);
+    m.stdio_mode = "lines";
+    a = fl_wire_app_new("app", &m, 5);
+    ck_assert_int_eq(fl_app_validate("app", a->spec), FLAME_ERR_INVALID_ARGUMENT);
+    fl_app_free(a);
+    m.stdio_mode = "";
+    m.shim = 7; /* nobody's */
+    a = fl_wire_app_new("app", &m, 5);
+    ck_assert_int_eq(fl_app_validate("app", a->spec), FLAME_ERR_INVALID_ARGUMENT);
+    fl_app_free(a);
+}
+END_TEST
+
 START_TEST(app_spec_roundtrip)
 {
     Flame__V1__ApplicationSpec m = FLAME__V1__APPLICATION_SPEC__INIT;
@@ -511,6 +542,7 @@ int main(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("convert");
     tcase_add_test(tc, app_spec_roundtrip);
+    tcase_add_test(tc, app_spec_shims);
     tcase_add_test(tc, app_pack_matches_protobuf_c);
     tcase_add_test(tc, session_spec_view);
     tcase_add_test(tc, events_roundtrip);

@@ -1,0 +1,55 @@
+// A stdio-shim service in Go, no Flame SDK (tests/ecosystem/test_shims.py):
+// frame mode, the same notes as examples/stdio-python/notes.py.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+)
+
+func send(w *bufio.Writer, kind byte, data []byte) {
+	var h [5]byte
+	h[0] = kind
+	binary.BigEndian.PutUint32(h[1:], uint32(len(data)))
+	w.Write(h[:])
+	w.Write(data)
+	w.Flush()
+}
+
+func main() {
+	r, w := bufio.NewReader(os.Stdin), bufio.NewWriter(os.Stdout)
+	var prefix []byte
+	var notes [][]byte
+	for {
+		var h [5]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return
+		}
+		data := make([]byte, binary.BigEndian.Uint32(h[1:]))
+		if _, err := io.ReadFull(r, data); err != nil {
+			return
+		}
+		switch h[0] {
+		case 'E':
+			prefix, notes = data, nil
+			send(w, 'O', nil)
+		case 'T':
+			switch string(data) {
+			case "fail":
+				send(w, 'X', []byte("asked to fail"))
+			case "crash":
+				fmt.Fprintln(os.Stderr, "notes.go: asked to crash")
+				os.Exit(3)
+			default:
+				notes = append(notes, data)
+				send(w, 'O', append(append(append([]byte{}, prefix...), ": "...), bytes.Join(notes, []byte(" | "))...))
+			}
+		case 'L':
+			return
+		}
+	}
+}

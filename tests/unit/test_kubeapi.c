@@ -1,0 +1,147 @@
+/* Unit tests of the Kubernetes credentials (provider/kubeapi.c): a
+ * kubeconfig with files or inline data, in-cluster settings, and the errors
+ * that name what is missing. The requests themselves are tested against a
+ * real API server (tests/integration/test_k8s.sh). */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "provider/kubeapi.h"
+#include "util/util.h"
+
+static char path[256];
+
+static const char *write_file(const char *text)
+{
+    snprintf(path, sizeof path, "/tmp/flame-test-kubeconfig-%d.yaml", getpid());
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void teardown(void)
+{
+    unlink(path);
+}
+
+START_TEST(kubeconfig_with_files)
+{
+    kube_api a;
+    ck_assert_int_eq(kube_api_load(&a, write_file(
+        "apiVersion: v1\nkind: Config\n"
+        "clusters:\n- name: other\n  cluster: {server: https://wrong:1}\n"
+        "- name: c\n  cluster:\n    server: https://10.0.0.1:6443/\n"
+        "    certificate-authority: pki/ca.crt\n"
+        "users:\n- name: u\n  user: {token: t0k3n}\n"
+        "contexts:\n- name: x\n  context: {cluster: c, user: u, namespace: ml}\n"
+        "current-context: x\n")), FLAME_OK);
+    ck_assert_str_eq(a.server, "https://10.0.0.1:6443");
+    ck_assert_str_eq(a.namespace, "ml");
+    ck_assert_str_eq(a.token, "t0k3n");
+    /* relative to the kubeconfig's directory */
+    ck_assert_str_eq(a.ca_file, "/tmp/pki/ca.crt");
+    ck_assert(!a.insecure);
+    kube_api_clear(&a);
+}
+END_TEST
+
+START_TEST(kubeconfig_with_data)
+{
+    kube_api a;
+    /* "PEM-CA" and "PEM-CERT" in base64 */
+    ck_assert_int_eq(kube_api_load(&a, write_file(
+        "clusters:\n- name: c\n  cluster:\n    server: https://h:443\n"
+        "    certificate-authority-data: UEVNLUNB\n"
+        "users:\n- name: u\n  user:\n    client-certificate-data: UEVNLUNFUlQ=\n"
+        "    client-key: /k.pem\n"
+        "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+        "current-context: x\n")), FLAME_OK);
+    ck_assert_uint_eq(a.ca_pem_len, 6);
+    ck_assert_mem_eq(a.ca_pem, "PEM-CA", 6);
+    ck_assert_uint_eq(a.cert_pem_len, 8);
+    ck_assert_mem_eq(a.cert_pem, "PEM-CERT", 8);
+    ck_assert_str_eq(a.key_file, "/k.pem");
+    ck_assert_ptr_null(a.namespace);
+    ck_assert_ptr_null(a.token);
+    kube_api_clear(&a);
+}
+END_TEST
+
+static void expect_bad(const char *yaml, const char *needle)
+{
+    kube_api a;
+    ck_assert_int_eq(kube_api_load(&a, write_file(yaml)), FLAME_ERR_CONFIG);
+    ck_assert_msg(strstr(flame_error_last(), needle), "\"%s\" lacks \"%s\"", flame_error_last(),
+                  needle);
+    ck_assert_ptr_null(a.server);
+}
+
+START_TEST(bad_kubeconfigs)
+{
+    expect_bad("clusters: []\n", "no current-context");
+    expect_bad("current-context: x\ncontexts:\n- name: y\n  context: {cluster: c}\n",
+               "no current-context");
+    expect_bad("current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+               "clusters:\n- name: c\n  cluster: {server: http://h:80}\n", "no https:// server");
+    expect_bad("current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n"
+               "clusters:\n- name: c\n  cluster: {server: https://h, certificate-authority-data: "
+               "\"%%%\"}\n", "not base64");
+    expect_bad("current-context: x\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+               "clusters:\n- name: c\n  cluster: {server: https://h}\n"
+               "users:\n- name: u\n  user: {exec: {command: aws}}\n", "exec/auth-provider");
+}
+END_TEST
+
+START_TEST(in_cluster_needs_the_environment)
+{
+    kube_api a;
+    unsetenv("KUBERNETES_SERVICE_HOST");
+    ck_assert_int_eq(kube_api_load(&a, NULL), FLAME_ERR_CONFIG);
+    ck_assert(strstr(flame_error_last(), "KUBERNETES_SERVICE_HOST"));
+    setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+    setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+    /* no service-account token mounted here */
+    if (access("/var/run/secrets/kubernetes.io/serviceaccount/token", R_OK) != 0) {
+        ck_assert_int_eq(kube_api_load(&a, NULL), FLAME_ERR_CONFIG);
+        ck_assert(strstr(flame_error_last(), "serviceaccount/token"));
+    }
+    unsetenv("KUBERNETES_SERVICE_HOST");
+    unsetenv("KUBERNETES_SERVICE_PORT");
+}
+END_TEST
+
+START_TEST(error_text)
+{
+    char *s = kube_error_text(403, "{\"kind\":\"Status\",\"reason\":\"Forbidden\","
+                                   "\"message\":\"pods is forbidden\",\"code\":403}");
+    ck_assert_str_eq(s, "403 Forbidden: pods is forbidden");
+    free(s);
+    s = kube_error_text(502, "bad gateway");
+    ck_assert_str_eq(s, "502 error: bad gateway");
+    free(s);
+    s = kube_error_text(500, NULL);
+    ck_assert_str_eq(s, "500 error: (no message)");
+    free(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("kubeapi");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_test(tc, kubeconfig_with_files);
+    tcase_add_test(tc, kubeconfig_with_data);
+    tcase_add_test(tc, bad_kubeconfigs);
+    tcase_add_test(tc, in_cluster_needs_the_environment);
+    tcase_add_test(tc, error_text);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
