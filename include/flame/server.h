@@ -142,6 +142,12 @@ typedef struct flame_cluster_config {
     int k8s_scale_down_delay_ms;     /* an open session's surplus pods wait this; default 60000 */
     const char *k8s_tls_secret;      /* a Secret with ca.crt, tls.crt, tls.key mounted in the pods
                                         for a TLS session manager; NULL: plaintext */
+    /* cluster.node_timeout (ours), ms: a node whose heartbeats stop for
+     * this long is NotReady (its executors are released and their tasks
+     * run elsewhere) even when its connection stays open, and an executor
+     * manager that hears no acknowledgement for this long reconnects.
+     * Default 10000; "10s", "500ms" or a number of ms. */
+    int node_timeout_ms;
 } flame_cluster_config;
 
 /* Reads and validates a cluster config file. FLAME_ERR_CONFIG with a

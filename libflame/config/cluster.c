@@ -1,7 +1,7 @@
 /* Flame's cluster YAML: cluster: {name, endpoint, storage, resreq, policies,
  * schedule_interval, tls: {cert_file, key_file, ca_file, mutual, crl_file},
- * auth: {anonymous_role}, recovery: {session: {retry_limits}}} and ours: limits:
- * {max_tasks_per_request, max_message_size, ...}; cache: {endpoint, network_interface,
+ * auth: {anonymous_role}, recovery: {session: {retry_limits}}} and ours: node_timeout,
+ * limits: {max_tasks_per_request, max_message_size, ...}; cache: {endpoint, network_interface,
  * storage, eviction, tls} with the FLAME_CACHE_* overrides; metrics: {session_manager,
  * executor_manager, object_cache} and log: {format} (ours); provider: none|kubernetes
  * and kubernetes: {namespace, image, ...} (ours). Read by the session manager and the
@@ -79,6 +79,23 @@ static flame_status read_resreq(fl_yaml *y, yaml_node_t *n, flame_resreq *r)
             return bad(y, v, key, "expected a number with an optional k/m/g suffix");
         }
     }
+    return FLAME_OK;
+}
+
+/* cluster.node_timeout: "10s", "1500ms" or a number of ms; 100 ms to 1 h. */
+static flame_status read_node_timeout(fl_yaml *y, yaml_node_t *n, int *out)
+{
+    const char *s = fl_yaml_str(n);
+    char *end = NULL;
+    long long v = s ? strtoll(s, &end, 10) : -1;
+    if (end && end != s && strcmp(end, "s") == 0)
+        v *= 1000;
+    else if (!end || end == s || (*end && strcmp(end, "ms") != 0))
+        v = -1;
+    if (v < 100 || v > 3600000)
+        return bad(y, n, "cluster.node_timeout",
+                   "expected a time between 100ms and 3600s (\"10s\", \"1500ms\" or ms)");
+    *out = (int)v;
     return FLAME_OK;
 }
 
@@ -295,7 +312,7 @@ static flame_status known_keys(fl_yaml *y, yaml_node_t *root, yaml_node_t *cl)
                                        "provider", "kubernetes" };
     static const char *const cluster[] = { "name", "endpoint", "storage", "resreq", "slot",
                                            "schedule_interval", "policies", "policy", "limits",
-                                           "tls", "auth", "recovery" };
+                                           "tls", "auth", "recovery", "node_timeout" };
     static const char *const limits[] = { "max_tasks_per_request", "max_message_size",
                                           "max_send_queue", "max_concurrent_streams",
                                           "handshake_timeout", "idle_timeout", "keepalive",
@@ -621,6 +638,7 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     c->pub.storage = keep(c, 2, "sqlite://flame.db");
     c->pub.resreq = (flame_resreq){ 1, 1ULL << 30, 0 };
     c->pub.schedule_interval_ms = 500;
+    c->pub.node_timeout_ms = 10000;
     c->pub.cache_endpoint = keep(c, CACHE_ENDPOINT, FL_CACHE_DEFAULT_ENDPOINT);
     c->pub.cache_eviction_policy = keep(c, CACHE_POLICY, "lru");
     c->pub.cache_max_memory = 1ull << 30;
@@ -692,6 +710,9 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
         }
         c->pub.schedule_interval_ms = (int)ms;
     }
+    v = fl_yaml_get(&y, cl, "node_timeout");
+    if (v && (st = read_node_timeout(&y, v, &c->pub.node_timeout_ms)))
+        goto out;
     v = fl_yaml_get(&y, cl, "policies");
     if (!v)
         v = fl_yaml_get(&y, cl, "policy");

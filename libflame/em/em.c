@@ -175,6 +175,7 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
      * grpcs:// packages are fetched with its CA */
     char *cache_ep = cfg && cfg->cache_endpoint ? fl_strdup(cfg->cache_endpoint) : NULL;
     char *cache_ca = cfg && cfg->cache_tls_ca_file ? realpath(cfg->cache_tls_ca_file, NULL) : NULL;
+    int node_timeout_ms = cfg ? cfg->node_timeout_ms : 10000;
     flame_cluster_config_free(cfg); /* co.tls.ca_file may point into it */
     flame_executor_manager *em = fl_calloc(1, sizeof *em);
     em->cache_endpoint = cache_ep;
@@ -213,7 +214,11 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
         em->res = (flame_resreq){ cpus > 0 ? (uint64_t)cpus : 1,
                                   pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0, 0 };
     }
-    em->heartbeat_ms = o.heartbeat_ms > 0 ? o.heartbeat_ms : 2000;
+    em->node_timeout_ms = node_timeout_ms;
+    /* a few heartbeats fit in the timeout, so one late packet loses nothing */
+    em->heartbeat_ms = o.heartbeat_ms > 0          ? o.heartbeat_ms
+                       : node_timeout_ms / 4 < 2000 ? node_timeout_ms / 4
+                                                    : 2000;
     em->task_timeout_ms = o.task_timeout_ms > 0 ? o.task_timeout_ms : 0;
     if (o.inproc_len) {
         em->inproc = fl_calloc(o.inproc_len, sizeof *em->inproc);

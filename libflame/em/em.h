@@ -40,6 +40,7 @@ struct flame_executor_manager {
     char *work_dir, *log_dir, *bin_dir;
     flame_resreq res;
     int heartbeat_ms;
+    int node_timeout_ms; /* cluster.node_timeout: no ack for this long = the manager is lost */
     int task_timeout_ms;
     char *sandbox_default; /* the level of applications that name none */
     char *sandbox_allow;   /* ",none,process," : the levels this node runs */

@@ -10,8 +10,11 @@
  *
  * Threads and locks: the node thread runs em_node_main; while it watches, a
  * heartbeat thread sends on the same stream (gRPC allows one sender beside
- * the reader). em->mu guards em->watch, which flame_executor_manager_stop
- * cancels to wake the node thread. */
+ * the reader) and cancels it when the session manager has not answered for
+ * cluster.node_timeout (a cut link or a dead peer whose connection looks
+ * open); the reader stamps hb_arg.heard_ms on every message. em->mu guards
+ * em->watch, which flame_executor_manager_stop cancels to wake the node
+ * thread. */
 #include <stdlib.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -113,16 +116,31 @@ typedef struct hb_arg {
     flame_executor_manager *em;
     rpc_stream *st;
     atomic_bool done;
+    _Atomic int64_t heard_ms; /* monotonic: the last message from the session manager */
 } hb_arg;
+
+static int64_t mono_ms(void)
+{
+    return fl_mono_ns() / 1000000;
+}
 
 static void *heartbeat_main(void *arg)
 {
     hb_arg *h = arg;
-    while (!h->em->stopping && !h->done) {
-        em_wait_ms(h->em, h->em->heartbeat_ms);
-        if (h->em->stopping || h->done)
+    flame_executor_manager *em = h->em;
+    while (!em->stopping && !h->done) {
+        em_wait_ms(em, em->heartbeat_ms);
+        if (em->stopping || h->done)
             break;
-        if (send_heartbeat(h->em, h->st) != FLAME_OK)
+        int64_t silent = mono_ms() - h->heard_ms;
+        if (silent > em->node_timeout_ms) {
+            fl_log(FL_LOG_WARN, "em", "no answer from the session manager for %lld ms "
+                   "(cluster.node_timeout %d ms); dropping the connection",
+                   (long long)silent, em->node_timeout_ms);
+            rpc_stream_cancel(h->st); /* wakes the reader: the node goes LOST */
+            break;
+        }
+        if (send_heartbeat(em, h->st) != FLAME_OK)
             break;
         atomic_store(&h->em->alive_ns, fl_mono_ns()); /* the health probe */
     }
@@ -167,13 +185,14 @@ static node_state on_watch(node_conn *c)
     em->watch = st;
     pthread_mutex_unlock(&em->mu);
     fl_log(FL_LOG_INFO, "em", "node %s connected to %s", em->node, em->endpoint);
-    hb_arg hb = { em, st, false };
+    hb_arg hb = { em, st, false, mono_ms() };
     pthread_t hbt;
     pthread_create(&hbt, NULL, heartbeat_main, &hb);
     while (!em->stopping) {
         ProtobufCMessage *m;
         if (rpc_stream_next(st, &flame__v1__watch_node_response__descriptor, &m) != FLAME_OK || !m)
             break;
+        hb.heard_ms = mono_ms();
         Flame__V1__WatchNodeResponse *r = (Flame__V1__WatchNodeResponse *)m;
         if (r->response_case == FLAME__V1__WATCH_NODE_RESPONSE__RESPONSE_EXECUTOR && r->executor &&
             r->executor->metadata && r->executor->metadata->id && r->executor->metadata->id[0])

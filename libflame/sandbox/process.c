@@ -496,6 +496,12 @@ static _Noreturn void init_main(const fl_spawn_spec *spec)
     }
     if (pid < 0)
         _exit(EXIT_SETUP);
+    /* init never execs, so O_CLOEXEC does not apply to it: without this it
+     * would hold the executor manager's sockets (its connection to the
+     * session manager stays open after a kill -9 of the manager) */
+    if (close_range(3, ~0U, 0) != 0)
+        for (int fd = 3; fd < 4096; fd++)
+            close(fd);
     service_pid = pid;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -51,7 +51,7 @@ void sm_tick(void *ctx)
     sm_t *sm = ctx;
     int64_t now_s = fl_now_ms() / 1000;
     sm_execs_expire(sm, now_s);
-    sm_nodes_expire(sm, now_s);
+    sm_nodes_expire(sm);
     sm_metrics_tick(sm);
     sm->sched_dirty = true; /* the cycle runs at the flush, after the commit */
 }
@@ -83,6 +83,8 @@ static void load_task(void *ctx, const char *sid, fl_task *t)
         fl_task_free(t);
         return;
     }
+    if (t->state == FLAME_TASK_RUNNING)
+        sm->restored_running++;
     sm_task_restored(sm, ss, t);
 }
 
@@ -189,6 +191,7 @@ static flame_status start(flame_session_manager **out, const flame_server_option
     sm->default_resreq = cfg ? cfg->resreq : (flame_resreq){ 1, 1ULL << 30, 0 };
     sm->schedule_interval_ms = o.schedule_interval_ms ? o.schedule_interval_ms
                                : cfg ? cfg->schedule_interval_ms : 500;
+    sm->node_timeout_ms = cfg ? cfg->node_timeout_ms : 10000;
     flame_cluster_limits lim = cfg ? cfg->limits : (flame_cluster_limits){ 0 };
     sm->max_message = o.max_message_size      ? o.max_message_size
                       : lim.max_message_size ? lim.max_message_size
@@ -237,6 +240,9 @@ static flame_status start(flame_session_manager **out, const flame_server_option
         sm_free(sm);
         return st;
     }
+    if (sm->restored_running) /* operators (and the test bed) count what runs twice */
+        fl_log(FL_LOG_WARN, "sm", "%u task(s) were running when the session manager stopped: "
+               "back to Pending", sm->restored_running);
     sm_register_builtins(sm);
     if ((st = fl_store_commit(sm->store))) {
         sm_free(sm);

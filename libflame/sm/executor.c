@@ -52,17 +52,21 @@ sm_exec *sm_exec_create(sm_t *sm, sm_node *n, sm_session *ss)
 static void requeue(sm_t *sm, sm_exec *e, const char *why)
 {
     sm_session *ss = e->sess;
-    uint32_t n = sm_dispatch_clear(e);
+    uint32_t n = sm_dispatch_clear(e), rerun = 0;
     for (uint32_t i = 0; i < n && ss; i++) {
         fl_task *t = e->run[i].t;
         if (t->state == FLAME_TASK_RUNNING) {
             sm_journal_task(sm, ss, t, false);
             fl_task_set_state(ss->s, t, FLAME_TASK_PENDING, why, fl_now_ms());
             sm_task_requeued(sm, ss, t);
+            rerun++;
         } else if (t->state == FLAME_TASK_PENDING) {
             sm_dispatch_queue(sm, ss, t);
         }
     }
+    if (rerun) /* operators (and the test bed) count what runs twice */
+        fl_log(FL_LOG_WARN, "sm", "executor %s: %u running task(s) of session %s back to "
+               "Pending: %s", e->ex->id, rerun, ss->s->id, why);
     if (n && ss) {
         sm_dispatch(sm, ss);
         sm->sched_dirty = true;

@@ -6,7 +6,10 @@
 
 #include "sm.h"
 
-#define HEARTBEAT_TIMEOUT_S 30
+static int64_t mono_ms(void)
+{
+    return fl_mono_ns() / 1000000;
+}
 
 static void node_free(sm_node *n)
 {
@@ -49,6 +52,7 @@ void sm_node_register(sm_t *sm, fl_node *node)
     n->node = node;
     fl_map_put(&sm->nodes, n->node->name, n);
     set_state(n, FLAME_NODE_READY);
+    n->heard_ms = mono_ms();
     fl_log(FL_LOG_INFO, "sm", "node %s registered", n->node->name);
     sm->sched_dirty = true;
 }
@@ -101,6 +105,7 @@ void sm_node_heartbeat(sm_t *sm, sm_node *n, rpc_call *call)
         sm->sched_dirty = true;
     }
     set_state(n, FLAME_NODE_READY); /* stamps the heartbeat */
+    n->heard_ms = mono_ms();
     Flame__V1__Acknowledgement ack = FLAME__V1__ACKNOWLEDGEMENT__INIT;
     ack.timestamp = fl_now_ms();
     Flame__V1__WatchNodeResponse r = FLAME__V1__WATCH_NODE_RESPONSE__INIT;
@@ -109,21 +114,29 @@ void sm_node_heartbeat(sm_t *sm, sm_node *n, rpc_call *call)
     sm_push_msg(sm, call, &r.base);
 }
 
-void sm_nodes_expire(sm_t *sm, int64_t now_s)
+/* A node is lost when it falls silent for node_timeout: its heartbeats
+ * stop while the connection stays open (a hung manager, a cut link), or it
+ * registered and never opened its WatchNode stream. Timed on the monotonic
+ * clock, so a wall-clock step loses no node. */
+void sm_nodes_expire(sm_t *sm)
 {
+    int64_t now = mono_ms();
     size_t it = 0;
     void *v;
     while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
         sm_node *n = v;
-        if (n->watch && now_s - n->node->last_heartbeat > HEARTBEAT_TIMEOUT_S) {
-            fl_log(FL_LOG_WARN, "sm", "node %s missed its heartbeats; its executors are lost",
-                   n->node->name);
+        if (n->node->state != FLAME_NODE_READY || now - n->heard_ms <= sm->node_timeout_ms)
+            continue;
+        fl_log(FL_LOG_WARN, "sm", "node %s silent for %lld ms (cluster.node_timeout %d ms); "
+               "its executors are lost", n->node->name, (long long)(now - n->heard_ms),
+               sm->node_timeout_ms);
+        if (n->watch) {
             rpc_call_on_cancel(n->watch, NULL, NULL);
-            sm_close(sm, n->watch, RPC_DEADLINE_EXCEEDED, "no heartbeat for %d s",
-                     HEARTBEAT_TIMEOUT_S);
+            sm_close(sm, n->watch, RPC_DEADLINE_EXCEEDED, "no heartbeat for %d ms",
+                     sm->node_timeout_ms);
             n->watch = NULL;
-            node_lost(sm, n, "the executor's node stopped sending heartbeats");
         }
+        node_lost(sm, n, "the executor's node stopped sending heartbeats");
     }
 }
 

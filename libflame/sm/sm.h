@@ -106,6 +106,7 @@ typedef struct sm_node {
     rpc_call *watch;                 /* the WatchNode stream, NULL when gone */
     uint32_t sched_hint;             /* scratch: 1 + its index in a snapshot */
     const struct sm_launcher *launcher; /* how executors are started on it */
+    int64_t heard_ms;                /* monotonic: its last registration or heartbeat */
 } sm_node;
 
 /* An executor, server side (not persisted: executors are rebuilt by the
@@ -190,6 +191,8 @@ struct flame_session_manager {
     size_t max_task_data;            /* an input or common data, at most */
     uint32_t max_tasks_per_request;  /* CreateTasks, RunSession */
     int schedule_interval_ms;
+    int node_timeout_ms;             /* cluster.node_timeout: silent nodes are lost */
+    uint32_t restored_running;       /* tasks Running when the last process stopped */
     uint32_t retry_limits;           /* cluster.recovery.session.retry_limits */
     int64_t nodes_seen_ms;           /* the last scheduling cycle that saw a node */
     char *name;
@@ -381,7 +384,7 @@ void sm_node_heartbeat(sm_t *sm, sm_node *n, rpc_call *call);
 /* The WatchNode stream half-closed: the executor manager is leaving. */
 void sm_node_watch_end(sm_t *sm, rpc_call *call);
 /* Tick: nodes that stopped sending heartbeats. */
-void sm_nodes_expire(sm_t *sm, int64_t now_s);
+void sm_nodes_expire(sm_t *sm);
 void sm_nodes_free(sm_t *sm);
 
 /* ---- metrics.c: the metrics of the books, and the probes ------------------ */

@@ -37,7 +37,8 @@ START_TEST(full_config)
         "  storage: none\n"
         "  resreq: \"cpu=2,mem=4g\"\n"
         "  policies: [priority, drf]\n"
-        "  schedule_interval: 250\n")), FLAME_OK);
+        "  schedule_interval: 250\n"
+        "  node_timeout: 4s\n")), FLAME_OK);
     ck_assert_str_eq(c->name, "test");
     ck_assert_str_eq(c->endpoint, "http://127.0.0.1:9999");
     ck_assert_str_eq(c->storage, "none");
@@ -46,6 +47,15 @@ START_TEST(full_config)
     ck_assert_uint_eq(c->policies_len, 2);
     ck_assert_str_eq(c->policies[1], "drf");
     ck_assert_int_eq(c->schedule_interval_ms, 250);
+    ck_assert_int_eq(c->node_timeout_ms, 4000);
+    flame_cluster_config_free(c);
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  node_timeout: 1500ms\n")),
+                     FLAME_OK);
+    ck_assert_int_eq(c->node_timeout_ms, 1500);
+    flame_cluster_config_free(c);
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  node_timeout: 2500\n")),
+                     FLAME_OK);
+    ck_assert_int_eq(c->node_timeout_ms, 2500);
     flame_cluster_config_free(c);
 }
 END_TEST
@@ -60,6 +70,7 @@ START_TEST(defaults_and_mapping_resreq)
     ck_assert_uint_eq(c->resreq.cpu, 4);
     ck_assert_uint_eq(c->resreq.memory, 512ULL << 20);
     ck_assert_int_eq(c->schedule_interval_ms, 500);
+    ck_assert_int_eq(c->node_timeout_ms, 10000);
     flame_cluster_config_free(c);
 }
 END_TEST
@@ -77,6 +88,10 @@ START_TEST(bad_configs_name_the_key)
 {
     expect_bad("cluster:\n  schedule_interval: soon\n", "cluster.schedule_interval");
     expect_bad("cluster:\n  schedule_interval: -5\n", "cluster.schedule_interval");
+    expect_bad("cluster:\n  node_timeout: soon\n", "cluster.node_timeout");
+    expect_bad("cluster:\n  node_timeout: 5m\n", "cluster.node_timeout");
+    expect_bad("cluster:\n  node_timeout: 10\n", "cluster.node_timeout: expected a time");
+    expect_bad("cluster:\n  node_timeout: 2h\n", "cluster.node_timeout");
     expect_bad("cluster:\n  resreq: {cpu: many}\n", "cluster.resreq.cpu");
     expect_bad("cluster:\n  storage: mysql://db\n", "cluster.storage");
     expect_bad("cluster:\n  endpoint: nowhere\n", "cluster.endpoint");
