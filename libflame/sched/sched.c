@@ -198,6 +198,12 @@ static int index_of(const fl_map *m, const char *key)
     return v ? (int)((intptr_t)v - 1) : -1;
 }
 
+/* Same name: most callers share the snapshot's name pointers. */
+static int same(const char *a, const char *b)
+{
+    return a == b || strcmp(a, b) == 0;
+}
+
 typedef struct sheap sheap;
 
 typedef struct cycle {
@@ -222,6 +228,15 @@ typedef struct cycle {
     size_t idle_left;                 /* IDLE executors not taken yet */
     int reclaims, release_tries;
     size_t release_cursor;
+    /* name -> 1 + index, built at the first lookup: with valid hints and
+     * shared name pointers a cycle needs few or none */
+    fl_map nm, am, sm;
+    int nm_built, am_built, sm_built;
+    struct {
+        const char *name;
+        int app;
+    } app_cache[16];                  /* by name pointer: the same pointer is the same name */
+    int bound_indexed;
 } cycle;
 
 static int64_t delay_of(const cycle *c, int app)
@@ -772,27 +787,64 @@ static int cmp_exec_id(const void *a, const void *b, void *execs)
     return strcmp(e[*(const int *)a].id, e[*(const int *)b].id);
 }
 
-static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
+static int node_index(cycle *c, const char *name)
+{
+    if (!name)
+        return -1;
+    if (!c->nm_built) {
+        c->nm_built = 1;
+        for (size_t i = 0; i < c->nn; i++)
+            fl_map_put(&c->nm, c->snap->nodes[i].name, (void *)(intptr_t)(i + 1));
+    }
+    return index_of(&c->nm, name);
+}
+
+static int session_index(cycle *c, const char *id)
+{
+    if (!id)
+        return -1;
+    if (!c->sm_built) {
+        c->sm_built = 1;
+        for (size_t i = 0; i < c->ns; i++)
+            fl_map_put(&c->sm, c->snap->sessions[i].id, (void *)(intptr_t)(i + 1));
+    }
+    return index_of(&c->sm, id);
+}
+
+static int app_index(cycle *c, const char *name)
+{
+    if (!name)
+        return -1;
+    size_t k = ((uintptr_t)name >> 4) % (sizeof c->app_cache / sizeof c->app_cache[0]);
+    if (c->app_cache[k].name == name)
+        return c->app_cache[k].app;
+    if (!c->am_built) {
+        c->am_built = 1;
+        for (size_t i = 0; i < c->na; i++)
+            fl_map_put(&c->am, c->snap->applications[i].name, (void *)(intptr_t)(i + 1));
+    }
+    c->app_cache[k].name = name;
+    c->app_cache[k].app = index_of(&c->am, name);
+    return c->app_cache[k].app;
+}
+
+static void prepare(cycle *c)
 {
     const flame_sched_snapshot *sn = c->snap;
     int *idle = fl_malloc((c->ne + 1) * sizeof *idle);
     for (size_t i = 0; i < c->nn; i++) {
         c->nodes[i].n = &sn->nodes[i];
         c->nodes[i].free = sn->nodes[i].allocatable;
-        fl_map_put(nm, sn->nodes[i].name, (void *)(intptr_t)(i + 1));
         if (sn->nodes[i].ready)
             take(&c->total, &sn->nodes[i].allocatable, +1);
     }
-    for (size_t i = 0; i < c->na; i++) {
+    for (size_t i = 0; i < c->na; i++)
         c->apps[i].a = &sn->applications[i];
-        fl_map_put(am, sn->applications[i].name, (void *)(intptr_t)(i + 1));
-    }
     for (size_t i = 0; i < c->ns; i++) {
         const flame_sched_session *s = &sn->sessions[i];
         s_sess *x = &c->sess[i];
         x->s = s;
-        x->app = index_of(am, s->application);
-        fl_map_put(sm, s->id, (void *)(intptr_t)(i + 1));
+        x->app = app_index(c, s->application);
         uint64_t want = (uint64_t)s->pending + s->running;
         if (want < s->min_instances)
             want = s->min_instances;
@@ -813,21 +865,20 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
         s_exec *x = &c->execs[i];
         x->e = e;
         if (e->node_hint && e->node_hint <= c->nn && e->node &&
-            strcmp(sn->nodes[e->node_hint - 1].name, e->node) == 0)
+            same(sn->nodes[e->node_hint - 1].name, e->node))
             x->node = (int)e->node_hint - 1;
         else
-            x->node = index_of(nm, e->node);
+            x->node = node_index(c, e->node);
         if (e->session_hint && e->session_hint <= c->ns && e->session_id &&
-            strcmp(sn->sessions[e->session_hint - 1].id, e->session_id) == 0)
+            same(sn->sessions[e->session_hint - 1].id, e->session_id))
             x->sess = (int)e->session_hint - 1;
         else
-            x->sess = index_of(sm, e->session_id);
+            x->sess = session_index(c, e->session_id);
         /* most executors serve their session's application: skip a lookup */
-        if (x->sess >= 0 && (!e->application ||
-                             strcmp(e->application, c->sess[x->sess].s->application) == 0))
+        if (x->sess >= 0 && (!e->application || same(e->application, c->sess[x->sess].s->application)))
             x->app = c->sess[x->sess].app;
         else
-            x->app = index_of(am, e->application);
+            x->app = app_index(c, e->application);
         if (e->state == FLAME_EXECUTOR_RELEASED || e->state == FLAME_EXECUTOR_UNKNOWN)
             continue;
         if (x->node >= 0)
@@ -906,8 +957,7 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     for (size_t i = 0; i <= c.nn; i++)
         c.node_idle_head[i] = -1;
     c.idle_next = fl_malloc((c.ne + 1) * sizeof *c.idle_next);
-    fl_map nm = { 0 }, am = { 0 }, smap = { 0 };
-    prepare(&c, &nm, &am, &smap);
+    prepare(&c);
 
     /* A: executors of closed, unschedulable or unknown sessions go back. */
     for (size_t i = 0; i < c.ne; i++) {
@@ -967,9 +1017,9 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
         }
     }
 
-    fl_map_free(&nm);
-    fl_map_free(&am);
-    fl_map_free(&smap);
+    fl_map_free(&c.nm);
+    fl_map_free(&c.am);
+    fl_map_free(&c.sm);
     for (size_t i = 0; i < c.ns; i++)
         free(c.sess[i].bound);
     for (size_t i = 0; i < c.na; i++)
