@@ -38,8 +38,8 @@ typedef struct s_sess {
     int reclaimed;                    /* took some by unbinding this cycle */
     int tried;                        /* as a victim, in this reclaim */
     int queued;                       /* in the heap of sessions to serve */
-    int *bound;                       /* its BOUND executors (indices) */
-    uint32_t nbound, capbound;
+    int *bound;                       /* its BOUND executors (indices, ascending) */
+    uint32_t nbound;
     uint32_t rank;                    /* position in id order (ties) */
 } s_sess;
 
@@ -51,12 +51,34 @@ typedef struct s_exec {
     int taken;                        /* decided on this cycle */
 } s_exec;
 
+/* The per-cycle arrays, kept across cycles: a cycle at scale then costs
+ * no allocation and no fresh pages. */
+enum {
+    B_NODES, B_APPS, B_SESS, B_EXECS, B_NHEAP, B_NPOS, B_BY_NAME, B_NODE_IDLE_HEAD,
+    B_IDLE_NEXT, B_NODE_BOUND_HEAD, B_BOUND_NEXT, B_BOUND, B_IDLE, B_ORDER, B_SHEAP, B_COUNT
+};
+
 struct flame_scheduler {
     flame_decision *dec;
     size_t ndec, capdec;
     unsigned char *out;               /* dec at the caller's decision stride */
     size_t capout;
+    void *buf[B_COUNT];
+    size_t capbuf[B_COUNT];           /* bytes */
 };
+
+/* Buffer k of sched with room for n + 1 elements of size bytes, zeroed. */
+static void *scratch(flame_scheduler *s, int k, size_t n, size_t size)
+{
+    size_t bytes = (n + 1) * size;
+    if (s->capbuf[k] < bytes) {
+        free(s->buf[k]);
+        s->buf[k] = fl_malloc(bytes);
+        s->capbuf[k] = bytes;
+    }
+    memset(s->buf[k], 0, bytes);
+    return s->buf[k];
+}
 
 /* Element sizes of snapshot version 1 (and 0): up to its last field, padded
  * as an array element. Later fields are appended after these. */
@@ -158,6 +180,8 @@ void flame_scheduler_free(flame_scheduler *s)
         return;
     free(s->dec);
     free(s->out);
+    for (int k = 0; k < B_COUNT; k++)
+        free(s->buf[k]);
     free(s);
 }
 
@@ -554,10 +578,11 @@ static int cmp_victim_exec(const void *a, const void *b, void *cv)
  * (most cycles have none). */
 static void index_bound(cycle *c)
 {
-    if (c->node_bound_head)
+    if (c->bound_indexed)
         return;
-    c->node_bound_head = fl_malloc((c->nn + 1) * sizeof *c->node_bound_head);
-    c->bound_next = fl_malloc((c->ne + 1) * sizeof *c->bound_next);
+    c->bound_indexed = 1;
+    c->node_bound_head = scratch(c->sch, B_NODE_BOUND_HEAD, c->nn, sizeof *c->node_bound_head);
+    c->bound_next = scratch(c->sch, B_BOUND_NEXT, c->ne, sizeof *c->bound_next);
     for (size_t i = 0; i < c->nn; i++)
         c->node_bound_head[i] = -1;
     for (size_t i = 0; i < c->ne; i++) {
@@ -831,7 +856,7 @@ static int app_index(cycle *c, const char *name)
 static void prepare(cycle *c)
 {
     const flame_sched_snapshot *sn = c->snap;
-    int *idle = fl_malloc((c->ne + 1) * sizeof *idle);
+    int *idle = scratch(c->sch, B_IDLE, c->ne, sizeof *idle);
     for (size_t i = 0; i < c->nn; i++) {
         c->nodes[i].n = &sn->nodes[i];
         c->nodes[i].free = sn->nodes[i].allocatable;
@@ -891,10 +916,24 @@ static void prepare(cycle *c)
                 c->apps[c->sess[x->sess].app].alloc++;
         }
         if (e->state == FLAME_EXECUTOR_BOUND && x->sess >= 0)
-            push_int(&c->sess[x->sess].bound, &c->sess[x->sess].nbound,
-                     &c->sess[x->sess].capbound, (int)i);
+            c->sess[x->sess].nbound++;
         if (e->state == FLAME_EXECUTOR_IDLE && x->node >= 0)
             idle[c->idle_left++] = (int)i;
+    }
+    /* each session's bound executors, in one array */
+    int *bound = scratch(c->sch, B_BOUND, c->ne, sizeof *bound);
+    size_t at = 0;
+    for (size_t i = 0; i < c->ns; i++) {
+        c->sess[i].bound = bound + at;
+        at += c->sess[i].nbound;
+        c->sess[i].nbound = 0;
+    }
+    for (size_t i = 0; i < c->ne; i++) {
+        const s_exec *x = &c->execs[i];
+        if (x->e->state == FLAME_EXECUTOR_BOUND && x->sess >= 0) {
+            s_sess *y = &c->sess[x->sess];
+            y->bound[y->nbound++] = (int)i;
+        }
     }
     /* ties between nodes go by name, between sessions by id: rank once */
     int *norder = c->by_name;
@@ -903,13 +942,12 @@ static void prepare(cycle *c)
     qsort_r(norder, c->nn, sizeof *norder, cmp_node_name, (void *)sn->nodes);
     for (size_t i = 0; i < c->nn; i++)
         c->nodes[norder[i]].rank = (uint32_t)i;
-    int *order = fl_malloc((c->ns + 1) * sizeof *order);
+    int *order = scratch(c->sch, B_ORDER, c->ns, sizeof *order);
     for (size_t i = 0; i < c->ns; i++)
         order[i] = (int)i;
     qsort_r(order, c->ns, sizeof *order, cmp_session_id, (void *)sn->sessions);
     for (size_t i = 0; i < c->ns; i++)
         c->sess[order[i]].rank = (uint32_t)i;
-    free(order);
     /* idle executors are handed out in id order (per application and per
      * node): deterministic */
     qsort_r(idle, c->idle_left, sizeof *idle, cmp_exec_id, (void *)sn->executors);
@@ -923,7 +961,6 @@ static void prepare(cycle *c)
         if (a)
             push_int(&a->idle, &a->nidle, &a->capidle, idle[k]);
     }
-    free(idle);
 }
 
 flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snapshot *in,
@@ -946,17 +983,17 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     c.na = snap->applications_len;
     c.ns = snap->sessions_len;
     c.ne = snap->executors_len;
-    c.nodes = fl_calloc(c.nn + 1, sizeof *c.nodes);
-    c.apps = fl_calloc(c.na + 1, sizeof *c.apps);
-    c.sess = fl_calloc(c.ns + 1, sizeof *c.sess);
-    c.execs = fl_calloc(c.ne + 1, sizeof *c.execs);
-    c.nheap = fl_calloc(c.nn + 1, sizeof *c.nheap);
-    c.npos = fl_calloc(c.nn + 1, sizeof *c.npos);
-    c.by_name = fl_calloc(c.nn + 1, sizeof *c.by_name);
-    c.node_idle_head = fl_malloc((c.nn + 1) * sizeof *c.node_idle_head);
+    c.nodes = scratch(sch, B_NODES, c.nn, sizeof *c.nodes);
+    c.apps = scratch(sch, B_APPS, c.na, sizeof *c.apps);
+    c.sess = scratch(sch, B_SESS, c.ns, sizeof *c.sess);
+    c.execs = scratch(sch, B_EXECS, c.ne, sizeof *c.execs);
+    c.nheap = scratch(sch, B_NHEAP, c.nn, sizeof *c.nheap);
+    c.npos = scratch(sch, B_NPOS, c.nn, sizeof *c.npos);
+    c.by_name = scratch(sch, B_BY_NAME, c.nn, sizeof *c.by_name);
+    c.node_idle_head = scratch(sch, B_NODE_IDLE_HEAD, c.nn, sizeof *c.node_idle_head);
     for (size_t i = 0; i <= c.nn; i++)
         c.node_idle_head[i] = -1;
-    c.idle_next = fl_malloc((c.ne + 1) * sizeof *c.idle_next);
+    c.idle_next = scratch(sch, B_IDLE_NEXT, c.ne, sizeof *c.idle_next);
     prepare(&c);
 
     /* A: executors of closed, unschedulable or unknown sessions go back. */
@@ -976,7 +1013,7 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     }
 
     /* B: hand out executors, best tier and smallest share first. */
-    sheap h = { fl_calloc(c.ns + 1, sizeof(int)), 0 };
+    sheap h = { scratch(sch, B_SHEAP, c.ns, sizeof(int)), 0 };
     c.serving = &h;
     for (size_t i = 0; i < c.ns; i++)
         if (wants(&c.sess[i]))
@@ -1004,7 +1041,6 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
             reclaim(&c, s);
         s->starving = 1;
     }
-    free(h.v);
 
     /* C: idle executors past their delay_release go. */
     for (size_t i = 0; i < c.ne; i++) {
@@ -1020,21 +1056,8 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     fl_map_free(&c.nm);
     fl_map_free(&c.am);
     fl_map_free(&c.sm);
-    for (size_t i = 0; i < c.ns; i++)
-        free(c.sess[i].bound);
     for (size_t i = 0; i < c.na; i++)
         free(c.apps[i].idle);
-    free(c.nheap);
-    free(c.npos);
-    free(c.by_name);
-    free(c.node_bound_head);
-    free(c.bound_next);
-    free(c.node_idle_head);
-    free(c.idle_next);
-    free(c.nodes);
-    free(c.apps);
-    free(c.sess);
-    free(c.execs);
     view_close(&v);
     *decisions = decisions_out(sch, snap->decision_size);
     *count = sch->ndec;
