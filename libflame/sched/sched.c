@@ -378,7 +378,12 @@ static int give_idle(cycle *c, s_sess *s)
     s_app *a = &c->apps[s->app];
     for (uint32_t i = a->next_idle; i < a->nidle; i++) {
         s_exec *x = &c->execs[a->idle[i]];
-        if (x->taken || x->node < 0 || !fits(&x->e->resreq, &s->s->resreq))
+        if (x->taken || x->node < 0) { /* for good: later sessions skip it too */
+            if (i == a->next_idle)
+                a->next_idle++;
+            continue;
+        }
+        if (!fits(&x->e->resreq, &s->s->resreq))
             continue;
         if (i == a->next_idle)
             a->next_idle++;
@@ -1020,10 +1025,15 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
             sheap_push(&c, &h, (int)i);
     nheap_build(&c);
     while (h.n) {
-        s_sess *s = &c.sess[sheap_pop(&c, &h)];
-        if (!wants(s))
+        /* s stays on top while it is given an executor (nothing else
+         * moves in the heap then): one sift instead of a pop and a push */
+        s_sess *s = &c.sess[h.v[0]];
+        if (!wants(s)) {
+            sheap_pop(&c, &h);
             continue;
+        }
         if (app_full(&c, s)) {
+            sheap_pop(&c, &h);
             if (!s->reclaimed)
                 reclaim_in_app(&c, s);
             s->starving = 1;
@@ -1034,9 +1044,12 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
             if (s->app >= 0)
                 c.apps[s->app].alloc++;
             if (wants(s))
-                sheap_push(&c, &h, (int)(s - c.sess));
+                sheap_down(&c, &h, 0);
+            else
+                sheap_pop(&c, &h);
             continue;
         }
+        sheap_pop(&c, &h);
         if (!s->reclaimed)
             reclaim(&c, s);
         s->starving = 1;
