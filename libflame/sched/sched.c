@@ -318,20 +318,30 @@ static void sheap_up(cycle *c, sheap *h, size_t i)
     }
 }
 
+/* Bottom-up: the hole goes down the better children to a leaf (one
+ * comparison a level), then the element comes up the little it must (the
+ * element sifted down is mostly a poor one). */
 static void sheap_down(cycle *c, sheap *h, size_t i)
 {
+    size_t start = i;
+    int x = h->v[i];
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->n && better(&c->sess[h->v[l]], &c->sess[h->v[m]]))
-            m = l;
-        if (r < h->n && better(&c->sess[h->v[r]], &c->sess[h->v[m]]))
-            m = r;
-        if (m == i)
-            return;
-        int t = h->v[i];
+        size_t l = 2 * i + 1, r = l + 1;
+        if (l >= h->n)
+            break;
+        size_t m = r < h->n && better(&c->sess[h->v[r]], &c->sess[h->v[l]]) ? r : l;
         h->v[i] = h->v[m];
-        h->v[m] = t;
         i = m;
+    }
+    h->v[i] = x;
+    while (i > start) {
+        size_t p = (i - 1) / 2;
+        if (!better(&c->sess[h->v[i]], &c->sess[h->v[p]]))
+            break;
+        int t = h->v[i];
+        h->v[i] = h->v[p];
+        h->v[p] = t;
+        i = p;
     }
 }
 
@@ -414,18 +424,29 @@ static void nheap_swap(cycle *c, size_t i, size_t j)
     c->npos[c->nheap[j]] = (int)j;
 }
 
+/* Bottom-up, as sheap_down. */
 static void nheap_down(cycle *c, size_t i)
 {
+    size_t start = i;
+    int x = c->nheap[i];
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < c->nheap_len && node_better(&c->nodes[c->nheap[l]], &c->nodes[c->nheap[m]]))
-            m = l;
-        if (r < c->nheap_len && node_better(&c->nodes[c->nheap[r]], &c->nodes[c->nheap[m]]))
-            m = r;
-        if (m == i)
-            return;
-        nheap_swap(c, i, m);
+        size_t l = 2 * i + 1, r = l + 1;
+        if (l >= c->nheap_len)
+            break;
+        size_t m = r < c->nheap_len &&
+                   node_better(&c->nodes[c->nheap[r]], &c->nodes[c->nheap[l]]) ? r : l;
+        c->nheap[i] = c->nheap[m];
+        c->npos[c->nheap[i]] = (int)i;
         i = m;
+    }
+    c->nheap[i] = x;
+    c->npos[x] = (int)i;
+    while (i > start) {
+        size_t p = (i - 1) / 2;
+        if (!node_better(&c->nodes[c->nheap[i]], &c->nodes[c->nheap[p]]))
+            break;
+        nheap_swap(c, i, p);
+        i = p;
     }
 }
 
