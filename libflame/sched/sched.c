@@ -41,6 +41,7 @@ typedef struct s_sess {
     int *bound;                       /* its BOUND executors (indices, ascending) */
     uint32_t nbound;
     uint32_t rank;                    /* position in id order (ties) */
+    uint32_t prio;                    /* s->priority, at hand for the heap */
 } s_sess;
 
 typedef struct s_exec {
@@ -67,8 +68,9 @@ struct flame_scheduler {
     size_t capbuf[B_COUNT];           /* bytes */
 };
 
-/* Buffer k of sched with room for n + 1 elements of size bytes, zeroed. */
-static void *scratch(flame_scheduler *s, int k, size_t n, size_t size)
+/* Buffer k of sched with room for n + 1 elements of size bytes; zeroed
+ * when zero (else the caller writes each element before reading it). */
+static void *scratch(flame_scheduler *s, int k, size_t n, size_t size, int zero)
 {
     size_t bytes = (n + 1) * size;
     if (s->capbuf[k] < bytes) {
@@ -76,7 +78,8 @@ static void *scratch(flame_scheduler *s, int k, size_t n, size_t size)
         s->buf[k] = fl_malloc(bytes);
         s->capbuf[k] = bytes;
     }
-    memset(s->buf[k], 0, bytes);
+    if (zero)
+        memset(s->buf[k], 0, bytes);
     return s->buf[k];
 }
 
@@ -285,8 +288,8 @@ static double share_with(const s_sess *s, int64_t delta)
 /* Orders sessions: tier (priority desc), then dominant share (asc), then id. */
 static int better(const s_sess *a, const s_sess *b)
 {
-    if (a->s->priority != b->s->priority)
-        return a->s->priority > b->s->priority;
+    if (a->prio != b->prio)
+        return a->prio > b->prio;
     double sa = share_with(a, 0), sb = share_with(b, 0);
     if (sa != sb)
         return sa < sb;
@@ -567,16 +570,16 @@ static int may_give(const s_sess *v, const s_sess *s)
         return 0;
     if (v->alloc > v->desired)
         return 1;
-    if (v->s->priority != s->s->priority)
-        return v->s->priority < s->s->priority;
+    if (v->prio != s->prio)
+        return v->prio < s->prio;
     return share_with(v, -1) >= share_with(s, +1) && share_with(v, -1) > share_with(s, 0);
 }
 
 /* Whom to take from first: the lowest tier, then the largest share. */
 static int better_victim(const s_sess *v, const s_sess *than)
 {
-    if (v->s->priority != than->s->priority)
-        return v->s->priority < than->s->priority;
+    if (v->prio != than->prio)
+        return v->prio < than->prio;
     if (share_with(v, 0) != share_with(than, 0))
         return share_with(v, 0) > share_with(than, 0);
     return v->rank < than->rank;
@@ -607,8 +610,8 @@ static void index_bound(cycle *c)
     if (c->bound_indexed)
         return;
     c->bound_indexed = 1;
-    c->node_bound_head = scratch(c->sch, B_NODE_BOUND_HEAD, c->nn, sizeof *c->node_bound_head);
-    c->bound_next = scratch(c->sch, B_BOUND_NEXT, c->ne, sizeof *c->bound_next);
+    c->node_bound_head = scratch(c->sch, B_NODE_BOUND_HEAD, c->nn, sizeof *c->node_bound_head, 0);
+    c->bound_next = scratch(c->sch, B_BOUND_NEXT, c->ne, sizeof *c->bound_next, 0);
     for (size_t i = 0; i < c->nn; i++)
         c->node_bound_head[i] = -1;
     for (size_t i = 0; i < c->ne; i++) {
@@ -882,7 +885,7 @@ static int app_index(cycle *c, const char *name)
 static void prepare(cycle *c)
 {
     const flame_sched_snapshot *sn = c->snap;
-    int *idle = scratch(c->sch, B_IDLE, c->ne, sizeof *idle);
+    int *idle = scratch(c->sch, B_IDLE, c->ne, sizeof *idle, 0);
     for (size_t i = 0; i < c->nn; i++) {
         c->nodes[i].n = &sn->nodes[i];
         c->nodes[i].free = sn->nodes[i].allocatable;
@@ -895,6 +898,7 @@ static void prepare(cycle *c)
         const flame_sched_session *s = &sn->sessions[i];
         s_sess *x = &c->sess[i];
         x->s = s;
+        x->prio = s->priority;
         x->app = app_index(c, s->application);
         uint64_t want = (uint64_t)s->pending + s->running;
         if (want < s->min_instances)
@@ -914,7 +918,7 @@ static void prepare(cycle *c)
     for (size_t i = 0; i < c->ne; i++) {
         const flame_sched_executor *e = &sn->executors[i];
         s_exec *x = &c->execs[i];
-        x->e = e;
+        *x = (s_exec){ .e = e };
         if (e->node_hint && e->node_hint <= c->nn && e->node &&
             same(sn->nodes[e->node_hint - 1].name, e->node))
             x->node = (int)e->node_hint - 1;
@@ -947,7 +951,7 @@ static void prepare(cycle *c)
             idle[c->idle_left++] = (int)i;
     }
     /* each session's bound executors, in one array */
-    int *bound = scratch(c->sch, B_BOUND, c->ne, sizeof *bound);
+    int *bound = scratch(c->sch, B_BOUND, c->ne, sizeof *bound, 0);
     size_t at = 0;
     for (size_t i = 0; i < c->ns; i++) {
         c->sess[i].bound = bound + at;
@@ -968,7 +972,7 @@ static void prepare(cycle *c)
     qsort_r(norder, c->nn, sizeof *norder, cmp_node_name, (void *)sn->nodes);
     for (size_t i = 0; i < c->nn; i++)
         c->nodes[norder[i]].rank = (uint32_t)i;
-    int *order = scratch(c->sch, B_ORDER, c->ns, sizeof *order);
+    int *order = scratch(c->sch, B_ORDER, c->ns, sizeof *order, 0);
     for (size_t i = 0; i < c->ns; i++)
         order[i] = (int)i;
     qsort_r(order, c->ns, sizeof *order, cmp_session_id, (void *)sn->sessions);
@@ -1009,17 +1013,17 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     c.na = snap->applications_len;
     c.ns = snap->sessions_len;
     c.ne = snap->executors_len;
-    c.nodes = scratch(sch, B_NODES, c.nn, sizeof *c.nodes);
-    c.apps = scratch(sch, B_APPS, c.na, sizeof *c.apps);
-    c.sess = scratch(sch, B_SESS, c.ns, sizeof *c.sess);
-    c.execs = scratch(sch, B_EXECS, c.ne, sizeof *c.execs);
-    c.nheap = scratch(sch, B_NHEAP, c.nn, sizeof *c.nheap);
-    c.npos = scratch(sch, B_NPOS, c.nn, sizeof *c.npos);
-    c.by_name = scratch(sch, B_BY_NAME, c.nn, sizeof *c.by_name);
-    c.node_idle_head = scratch(sch, B_NODE_IDLE_HEAD, c.nn, sizeof *c.node_idle_head);
+    c.nodes = scratch(sch, B_NODES, c.nn, sizeof *c.nodes, 0);
+    c.apps = scratch(sch, B_APPS, c.na, sizeof *c.apps, 1);
+    c.sess = scratch(sch, B_SESS, c.ns, sizeof *c.sess, 1);
+    c.execs = scratch(sch, B_EXECS, c.ne, sizeof *c.execs, 0);
+    c.nheap = scratch(sch, B_NHEAP, c.nn, sizeof *c.nheap, 0);
+    c.npos = scratch(sch, B_NPOS, c.nn, sizeof *c.npos, 0);
+    c.by_name = scratch(sch, B_BY_NAME, c.nn, sizeof *c.by_name, 0);
+    c.node_idle_head = scratch(sch, B_NODE_IDLE_HEAD, c.nn, sizeof *c.node_idle_head, 0);
     for (size_t i = 0; i <= c.nn; i++)
         c.node_idle_head[i] = -1;
-    c.idle_next = scratch(sch, B_IDLE_NEXT, c.ne, sizeof *c.idle_next);
+    c.idle_next = scratch(sch, B_IDLE_NEXT, c.ne, sizeof *c.idle_next, 0);
     prepare(&c);
 
     /* A: executors of closed, unschedulable or unknown sessions go back. */
@@ -1039,7 +1043,7 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     }
 
     /* B: hand out executors, best tier and smallest share first. */
-    sheap h = { scratch(sch, B_SHEAP, c.ns, sizeof(int)), 0 };
+    sheap h = { scratch(sch, B_SHEAP, c.ns, sizeof(int), 0), 0 };
     c.serving = &h;
     for (size_t i = 0; i < c.ns; i++)
         if (wants(&c.sess[i]))
