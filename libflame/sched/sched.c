@@ -36,7 +36,6 @@ typedef struct s_sess {
     double unit_share;                /* dominant share of one executor */
     int starving;                     /* could not be served this cycle */
     int reclaimed;                    /* took some by unbinding this cycle */
-    int tried;                        /* as a victim, in this reclaim */
     int queued;                       /* in the heap of sessions to serve */
     int *bound;                       /* its BOUND executors (indices, ascending) */
     uint32_t nbound;
@@ -326,6 +325,8 @@ static void sheap_up(cycle *c, sheap *h, size_t i)
  * element sifted down is mostly a poor one). */
 static void sheap_down(cycle *c, sheap *h, size_t i)
 {
+    if (i >= h->n)
+        return;
     size_t start = i;
     int x = h->v[i];
     for (;;) {
@@ -430,6 +431,8 @@ static void nheap_swap(cycle *c, size_t i, size_t j)
 /* Bottom-up, as sheap_down. */
 static void nheap_down(cycle *c, size_t i)
 {
+    if (i >= c->nheap_len) /* nheap_build of no ready node */
+        return;
     size_t start = i;
     int x = c->nheap[i];
     for (;;) {
@@ -710,22 +713,23 @@ static int cmp_node_rank(const void *a, const void *b, void *cv)
 static void reclaim_room(cycle *c, s_sess *s, int same_app)
 {
     index_bound(c);
+    /* the best victims, in one pass: a try that fails changes nothing, so
+     * the order of the rest stays */
+    s_sess *best[MAX_VICTIMS_TRIED];
+    size_t nbest = 0;
+    for (size_t i = 0; i < c->ns; i++) {
+        s_sess *v = &c->sess[i];
+        if (!v->nbound || (same_app && v->app != s->app) || !may_give(v, s) ||
+            (nbest == MAX_VICTIMS_TRIED && !better_victim(v, best[nbest - 1])))
+            continue;
+        size_t at = nbest < MAX_VICTIMS_TRIED ? nbest++ : nbest - 1;
+        for (; at > 0 && better_victim(v, best[at - 1]); at--)
+            best[at] = best[at - 1];
+        best[at] = v;
+    }
     int tries = 0;
-    s_sess *tried[MAX_VICTIMS_TRIED];
-    size_t ntried = 0;
-    while (ntried < MAX_VICTIMS_TRIED && tries < MAX_NODES_TRIED && !s->reclaimed) {
-        s_sess *victim = NULL;
-        for (size_t i = 0; i < c->ns; i++) {
-            s_sess *v = &c->sess[i];
-            if (v->tried || !v->nbound || (same_app && v->app != s->app) || !may_give(v, s) ||
-                (victim && !better_victim(v, victim)))
-                continue;
-            victim = v;
-        }
-        if (!victim)
-            break;
-        victim->tried = 1;
-        tried[ntried++] = victim;
+    for (size_t ntried = 0; ntried < nbest && tries < MAX_NODES_TRIED && !s->reclaimed; ntried++) {
+        s_sess *victim = best[ntried];
         int *nodes = fl_malloc(victim->nbound * sizeof *nodes);
         size_t nn = 0;
         for (uint32_t k = 0; k < victim->nbound; k++) {
@@ -748,8 +752,6 @@ static void reclaim_room(cycle *c, s_sess *s, int same_app)
         }
         free(nodes);
     }
-    for (size_t i = 0; i < ntried; i++)
-        tried[i]->tried = 0;
 }
 
 /* A starving s may take executors from sessions that may give them up. */
