@@ -36,11 +36,11 @@ typedef struct s_sess {
     double unit_share;                /* dominant share of one executor */
     int starving;                     /* could not be served this cycle */
     int reclaimed;                    /* took some by unbinding this cycle */
-    int tried;                        /* as a victim, in this reclaim */
     int queued;                       /* in the heap of sessions to serve */
-    int *bound;                       /* its BOUND executors (indices) */
-    uint32_t nbound, capbound;
+    int *bound;                       /* its BOUND executors (indices, ascending) */
+    uint32_t nbound;
     uint32_t rank;                    /* position in id order (ties) */
+    uint32_t prio;                    /* s->priority, at hand for the heap */
 } s_sess;
 
 typedef struct s_exec {
@@ -51,12 +51,36 @@ typedef struct s_exec {
     int taken;                        /* decided on this cycle */
 } s_exec;
 
+/* The per-cycle arrays, kept across cycles: a cycle at scale then costs
+ * no allocation and no fresh pages. */
+enum {
+    B_NODES, B_APPS, B_SESS, B_EXECS, B_NHEAP, B_NPOS, B_BY_NAME, B_NODE_IDLE_HEAD,
+    B_IDLE_NEXT, B_NODE_BOUND_HEAD, B_BOUND_NEXT, B_BOUND, B_IDLE, B_ORDER, B_SHEAP, B_COUNT
+};
+
 struct flame_scheduler {
     flame_decision *dec;
     size_t ndec, capdec;
     unsigned char *out;               /* dec at the caller's decision stride */
     size_t capout;
+    void *buf[B_COUNT];
+    size_t capbuf[B_COUNT];           /* bytes */
 };
+
+/* Buffer k of sched with room for n + 1 elements of size bytes; zeroed
+ * when zero (else the caller writes each element before reading it). */
+static void *scratch(flame_scheduler *s, int k, size_t n, size_t size, int zero)
+{
+    size_t bytes = (n + 1) * size;
+    if (s->capbuf[k] < bytes) {
+        free(s->buf[k]);
+        s->buf[k] = fl_malloc(bytes);
+        s->capbuf[k] = bytes;
+    }
+    if (zero)
+        memset(s->buf[k], 0, bytes);
+    return s->buf[k];
+}
 
 /* Element sizes of snapshot version 1 (and 0): up to its last field, padded
  * as an array element. Later fields are appended after these. */
@@ -158,6 +182,8 @@ void flame_scheduler_free(flame_scheduler *s)
         return;
     free(s->dec);
     free(s->out);
+    for (int k = 0; k < B_COUNT; k++)
+        free(s->buf[k]);
     free(s);
 }
 
@@ -198,6 +224,12 @@ static int index_of(const fl_map *m, const char *key)
     return v ? (int)((intptr_t)v - 1) : -1;
 }
 
+/* Same name: most callers share the snapshot's name pointers. */
+static int same(const char *a, const char *b)
+{
+    return a == b || strcmp(a, b) == 0;
+}
+
 typedef struct sheap sheap;
 
 typedef struct cycle {
@@ -222,6 +254,15 @@ typedef struct cycle {
     size_t idle_left;                 /* IDLE executors not taken yet */
     int reclaims, release_tries;
     size_t release_cursor;
+    /* name -> 1 + index, built at the first lookup: with valid hints and
+     * shared name pointers a cycle needs few or none */
+    fl_map nm, am, sm;
+    int nm_built, am_built, sm_built;
+    struct {
+        const char *name;
+        int app;
+    } app_cache[16];                  /* by name pointer: the same pointer is the same name */
+    int bound_indexed;
 } cycle;
 
 static int64_t delay_of(const cycle *c, int app)
@@ -246,8 +287,8 @@ static double share_with(const s_sess *s, int64_t delta)
 /* Orders sessions: tier (priority desc), then dominant share (asc), then id. */
 static int better(const s_sess *a, const s_sess *b)
 {
-    if (a->s->priority != b->s->priority)
-        return a->s->priority > b->s->priority;
+    if (a->prio != b->prio)
+        return a->prio > b->prio;
     double sa = share_with(a, 0), sb = share_with(b, 0);
     if (sa != sb)
         return sa < sb;
@@ -279,20 +320,32 @@ static void sheap_up(cycle *c, sheap *h, size_t i)
     }
 }
 
+/* Bottom-up: the hole goes down the better children to a leaf (one
+ * comparison a level), then the element comes up the little it must (the
+ * element sifted down is mostly a poor one). */
 static void sheap_down(cycle *c, sheap *h, size_t i)
 {
+    if (i >= h->n)
+        return;
+    size_t start = i;
+    int x = h->v[i];
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->n && better(&c->sess[h->v[l]], &c->sess[h->v[m]]))
-            m = l;
-        if (r < h->n && better(&c->sess[h->v[r]], &c->sess[h->v[m]]))
-            m = r;
-        if (m == i)
-            return;
-        int t = h->v[i];
+        size_t l = 2 * i + 1, r = l + 1;
+        if (l >= h->n)
+            break;
+        size_t m = r < h->n && better(&c->sess[h->v[r]], &c->sess[h->v[l]]) ? r : l;
         h->v[i] = h->v[m];
-        h->v[m] = t;
         i = m;
+    }
+    h->v[i] = x;
+    while (i > start) {
+        size_t p = (i - 1) / 2;
+        if (!better(&c->sess[h->v[i]], &c->sess[h->v[p]]))
+            break;
+        int t = h->v[i];
+        h->v[i] = h->v[p];
+        h->v[p] = t;
+        i = p;
     }
 }
 
@@ -339,7 +392,12 @@ static int give_idle(cycle *c, s_sess *s)
     s_app *a = &c->apps[s->app];
     for (uint32_t i = a->next_idle; i < a->nidle; i++) {
         s_exec *x = &c->execs[a->idle[i]];
-        if (x->taken || x->node < 0 || !fits(&x->e->resreq, &s->s->resreq))
+        if (x->taken || x->node < 0) { /* for good: later sessions skip it too */
+            if (i == a->next_idle)
+                a->next_idle++;
+            continue;
+        }
+        if (!fits(&x->e->resreq, &s->s->resreq))
             continue;
         if (i == a->next_idle)
             a->next_idle++;
@@ -370,18 +428,31 @@ static void nheap_swap(cycle *c, size_t i, size_t j)
     c->npos[c->nheap[j]] = (int)j;
 }
 
+/* Bottom-up, as sheap_down. */
 static void nheap_down(cycle *c, size_t i)
 {
+    if (i >= c->nheap_len) /* nheap_build of no ready node */
+        return;
+    size_t start = i;
+    int x = c->nheap[i];
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < c->nheap_len && node_better(&c->nodes[c->nheap[l]], &c->nodes[c->nheap[m]]))
-            m = l;
-        if (r < c->nheap_len && node_better(&c->nodes[c->nheap[r]], &c->nodes[c->nheap[m]]))
-            m = r;
-        if (m == i)
-            return;
-        nheap_swap(c, i, m);
+        size_t l = 2 * i + 1, r = l + 1;
+        if (l >= c->nheap_len)
+            break;
+        size_t m = r < c->nheap_len &&
+                   node_better(&c->nodes[c->nheap[r]], &c->nodes[c->nheap[l]]) ? r : l;
+        c->nheap[i] = c->nheap[m];
+        c->npos[c->nheap[i]] = (int)i;
         i = m;
+    }
+    c->nheap[i] = x;
+    c->npos[x] = (int)i;
+    while (i > start) {
+        size_t p = (i - 1) / 2;
+        if (!node_better(&c->nodes[c->nheap[i]], &c->nodes[c->nheap[p]]))
+            break;
+        nheap_swap(c, i, p);
+        i = p;
     }
 }
 
@@ -502,16 +573,16 @@ static int may_give(const s_sess *v, const s_sess *s)
         return 0;
     if (v->alloc > v->desired)
         return 1;
-    if (v->s->priority != s->s->priority)
-        return v->s->priority < s->s->priority;
+    if (v->prio != s->prio)
+        return v->prio < s->prio;
     return share_with(v, -1) >= share_with(s, +1) && share_with(v, -1) > share_with(s, 0);
 }
 
 /* Whom to take from first: the lowest tier, then the largest share. */
 static int better_victim(const s_sess *v, const s_sess *than)
 {
-    if (v->s->priority != than->s->priority)
-        return v->s->priority < than->s->priority;
+    if (v->prio != than->prio)
+        return v->prio < than->prio;
     if (share_with(v, 0) != share_with(than, 0))
         return share_with(v, 0) > share_with(than, 0);
     return v->rank < than->rank;
@@ -539,10 +610,11 @@ static int cmp_victim_exec(const void *a, const void *b, void *cv)
  * (most cycles have none). */
 static void index_bound(cycle *c)
 {
-    if (c->node_bound_head)
+    if (c->bound_indexed)
         return;
-    c->node_bound_head = fl_malloc((c->nn + 1) * sizeof *c->node_bound_head);
-    c->bound_next = fl_malloc((c->ne + 1) * sizeof *c->bound_next);
+    c->bound_indexed = 1;
+    c->node_bound_head = scratch(c->sch, B_NODE_BOUND_HEAD, c->nn, sizeof *c->node_bound_head, 0);
+    c->bound_next = scratch(c->sch, B_BOUND_NEXT, c->ne, sizeof *c->bound_next, 0);
     for (size_t i = 0; i < c->nn; i++)
         c->node_bound_head[i] = -1;
     for (size_t i = 0; i < c->ne; i++) {
@@ -641,22 +713,23 @@ static int cmp_node_rank(const void *a, const void *b, void *cv)
 static void reclaim_room(cycle *c, s_sess *s, int same_app)
 {
     index_bound(c);
+    /* the best victims, in one pass: a try that fails changes nothing, so
+     * the order of the rest stays */
+    s_sess *best[MAX_VICTIMS_TRIED];
+    size_t nbest = 0;
+    for (size_t i = 0; i < c->ns; i++) {
+        s_sess *v = &c->sess[i];
+        if (!v->nbound || (same_app && v->app != s->app) || !may_give(v, s) ||
+            (nbest == MAX_VICTIMS_TRIED && !better_victim(v, best[nbest - 1])))
+            continue;
+        size_t at = nbest < MAX_VICTIMS_TRIED ? nbest++ : nbest - 1;
+        for (; at > 0 && better_victim(v, best[at - 1]); at--)
+            best[at] = best[at - 1];
+        best[at] = v;
+    }
     int tries = 0;
-    s_sess *tried[MAX_VICTIMS_TRIED];
-    size_t ntried = 0;
-    while (ntried < MAX_VICTIMS_TRIED && tries < MAX_NODES_TRIED && !s->reclaimed) {
-        s_sess *victim = NULL;
-        for (size_t i = 0; i < c->ns; i++) {
-            s_sess *v = &c->sess[i];
-            if (v->tried || !v->nbound || (same_app && v->app != s->app) || !may_give(v, s) ||
-                (victim && !better_victim(v, victim)))
-                continue;
-            victim = v;
-        }
-        if (!victim)
-            break;
-        victim->tried = 1;
-        tried[ntried++] = victim;
+    for (size_t ntried = 0; ntried < nbest && tries < MAX_NODES_TRIED && !s->reclaimed; ntried++) {
+        s_sess *victim = best[ntried];
         int *nodes = fl_malloc(victim->nbound * sizeof *nodes);
         size_t nn = 0;
         for (uint32_t k = 0; k < victim->nbound; k++) {
@@ -679,8 +752,6 @@ static void reclaim_room(cycle *c, s_sess *s, int same_app)
         }
         free(nodes);
     }
-    for (size_t i = 0; i < ntried; i++)
-        tried[i]->tried = 0;
 }
 
 /* A starving s may take executors from sessions that may give them up. */
@@ -772,27 +843,65 @@ static int cmp_exec_id(const void *a, const void *b, void *execs)
     return strcmp(e[*(const int *)a].id, e[*(const int *)b].id);
 }
 
-static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
+static int node_index(cycle *c, const char *name)
+{
+    if (!name)
+        return -1;
+    if (!c->nm_built) {
+        c->nm_built = 1;
+        for (size_t i = 0; i < c->nn; i++)
+            fl_map_put(&c->nm, c->snap->nodes[i].name, (void *)(intptr_t)(i + 1));
+    }
+    return index_of(&c->nm, name);
+}
+
+static int session_index(cycle *c, const char *id)
+{
+    if (!id)
+        return -1;
+    if (!c->sm_built) {
+        c->sm_built = 1;
+        for (size_t i = 0; i < c->ns; i++)
+            fl_map_put(&c->sm, c->snap->sessions[i].id, (void *)(intptr_t)(i + 1));
+    }
+    return index_of(&c->sm, id);
+}
+
+static int app_index(cycle *c, const char *name)
+{
+    if (!name)
+        return -1;
+    size_t k = ((uintptr_t)name >> 4) % (sizeof c->app_cache / sizeof c->app_cache[0]);
+    if (c->app_cache[k].name == name)
+        return c->app_cache[k].app;
+    if (!c->am_built) {
+        c->am_built = 1;
+        for (size_t i = 0; i < c->na; i++)
+            fl_map_put(&c->am, c->snap->applications[i].name, (void *)(intptr_t)(i + 1));
+    }
+    c->app_cache[k].name = name;
+    c->app_cache[k].app = index_of(&c->am, name);
+    return c->app_cache[k].app;
+}
+
+static void prepare(cycle *c)
 {
     const flame_sched_snapshot *sn = c->snap;
-    int *idle = fl_malloc((c->ne + 1) * sizeof *idle);
+    int *idle = scratch(c->sch, B_IDLE, c->ne, sizeof *idle, 0);
     for (size_t i = 0; i < c->nn; i++) {
         c->nodes[i].n = &sn->nodes[i];
         c->nodes[i].free = sn->nodes[i].allocatable;
-        fl_map_put(nm, sn->nodes[i].name, (void *)(intptr_t)(i + 1));
         if (sn->nodes[i].ready)
             take(&c->total, &sn->nodes[i].allocatable, +1);
     }
-    for (size_t i = 0; i < c->na; i++) {
+    for (size_t i = 0; i < c->na; i++)
         c->apps[i].a = &sn->applications[i];
-        fl_map_put(am, sn->applications[i].name, (void *)(intptr_t)(i + 1));
-    }
     for (size_t i = 0; i < c->ns; i++) {
         const flame_sched_session *s = &sn->sessions[i];
         s_sess *x = &c->sess[i];
         x->s = s;
-        x->app = index_of(am, s->application);
-        fl_map_put(sm, s->id, (void *)(intptr_t)(i + 1));
+        x->prio = s->priority;
+        x->app = app_index(c, s->application);
         uint64_t want = (uint64_t)s->pending + s->running;
         if (want < s->min_instances)
             want = s->min_instances;
@@ -811,23 +920,22 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
     for (size_t i = 0; i < c->ne; i++) {
         const flame_sched_executor *e = &sn->executors[i];
         s_exec *x = &c->execs[i];
-        x->e = e;
+        *x = (s_exec){ .e = e };
         if (e->node_hint && e->node_hint <= c->nn && e->node &&
-            strcmp(sn->nodes[e->node_hint - 1].name, e->node) == 0)
+            same(sn->nodes[e->node_hint - 1].name, e->node))
             x->node = (int)e->node_hint - 1;
         else
-            x->node = index_of(nm, e->node);
+            x->node = node_index(c, e->node);
         if (e->session_hint && e->session_hint <= c->ns && e->session_id &&
-            strcmp(sn->sessions[e->session_hint - 1].id, e->session_id) == 0)
+            same(sn->sessions[e->session_hint - 1].id, e->session_id))
             x->sess = (int)e->session_hint - 1;
         else
-            x->sess = index_of(sm, e->session_id);
+            x->sess = session_index(c, e->session_id);
         /* most executors serve their session's application: skip a lookup */
-        if (x->sess >= 0 && (!e->application ||
-                             strcmp(e->application, c->sess[x->sess].s->application) == 0))
+        if (x->sess >= 0 && (!e->application || same(e->application, c->sess[x->sess].s->application)))
             x->app = c->sess[x->sess].app;
         else
-            x->app = index_of(am, e->application);
+            x->app = app_index(c, e->application);
         if (e->state == FLAME_EXECUTOR_RELEASED || e->state == FLAME_EXECUTOR_UNKNOWN)
             continue;
         if (x->node >= 0)
@@ -840,10 +948,24 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
                 c->apps[c->sess[x->sess].app].alloc++;
         }
         if (e->state == FLAME_EXECUTOR_BOUND && x->sess >= 0)
-            push_int(&c->sess[x->sess].bound, &c->sess[x->sess].nbound,
-                     &c->sess[x->sess].capbound, (int)i);
+            c->sess[x->sess].nbound++;
         if (e->state == FLAME_EXECUTOR_IDLE && x->node >= 0)
             idle[c->idle_left++] = (int)i;
+    }
+    /* each session's bound executors, in one array */
+    int *bound = scratch(c->sch, B_BOUND, c->ne, sizeof *bound, 0);
+    size_t at = 0;
+    for (size_t i = 0; i < c->ns; i++) {
+        c->sess[i].bound = bound + at;
+        at += c->sess[i].nbound;
+        c->sess[i].nbound = 0;
+    }
+    for (size_t i = 0; i < c->ne; i++) {
+        const s_exec *x = &c->execs[i];
+        if (x->e->state == FLAME_EXECUTOR_BOUND && x->sess >= 0) {
+            s_sess *y = &c->sess[x->sess];
+            y->bound[y->nbound++] = (int)i;
+        }
     }
     /* ties between nodes go by name, between sessions by id: rank once */
     int *norder = c->by_name;
@@ -852,13 +974,12 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
     qsort_r(norder, c->nn, sizeof *norder, cmp_node_name, (void *)sn->nodes);
     for (size_t i = 0; i < c->nn; i++)
         c->nodes[norder[i]].rank = (uint32_t)i;
-    int *order = fl_malloc((c->ns + 1) * sizeof *order);
+    int *order = scratch(c->sch, B_ORDER, c->ns, sizeof *order, 0);
     for (size_t i = 0; i < c->ns; i++)
         order[i] = (int)i;
     qsort_r(order, c->ns, sizeof *order, cmp_session_id, (void *)sn->sessions);
     for (size_t i = 0; i < c->ns; i++)
         c->sess[order[i]].rank = (uint32_t)i;
-    free(order);
     /* idle executors are handed out in id order (per application and per
      * node): deterministic */
     qsort_r(idle, c->idle_left, sizeof *idle, cmp_exec_id, (void *)sn->executors);
@@ -872,7 +993,6 @@ static void prepare(cycle *c, fl_map *nm, fl_map *am, fl_map *sm)
         if (a)
             push_int(&a->idle, &a->nidle, &a->capidle, idle[k]);
     }
-    free(idle);
 }
 
 flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snapshot *in,
@@ -895,19 +1015,18 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     c.na = snap->applications_len;
     c.ns = snap->sessions_len;
     c.ne = snap->executors_len;
-    c.nodes = fl_calloc(c.nn + 1, sizeof *c.nodes);
-    c.apps = fl_calloc(c.na + 1, sizeof *c.apps);
-    c.sess = fl_calloc(c.ns + 1, sizeof *c.sess);
-    c.execs = fl_calloc(c.ne + 1, sizeof *c.execs);
-    c.nheap = fl_calloc(c.nn + 1, sizeof *c.nheap);
-    c.npos = fl_calloc(c.nn + 1, sizeof *c.npos);
-    c.by_name = fl_calloc(c.nn + 1, sizeof *c.by_name);
-    c.node_idle_head = fl_malloc((c.nn + 1) * sizeof *c.node_idle_head);
+    c.nodes = scratch(sch, B_NODES, c.nn, sizeof *c.nodes, 0);
+    c.apps = scratch(sch, B_APPS, c.na, sizeof *c.apps, 1);
+    c.sess = scratch(sch, B_SESS, c.ns, sizeof *c.sess, 1);
+    c.execs = scratch(sch, B_EXECS, c.ne, sizeof *c.execs, 0);
+    c.nheap = scratch(sch, B_NHEAP, c.nn, sizeof *c.nheap, 0);
+    c.npos = scratch(sch, B_NPOS, c.nn, sizeof *c.npos, 0);
+    c.by_name = scratch(sch, B_BY_NAME, c.nn, sizeof *c.by_name, 0);
+    c.node_idle_head = scratch(sch, B_NODE_IDLE_HEAD, c.nn, sizeof *c.node_idle_head, 0);
     for (size_t i = 0; i <= c.nn; i++)
         c.node_idle_head[i] = -1;
-    c.idle_next = fl_malloc((c.ne + 1) * sizeof *c.idle_next);
-    fl_map nm = { 0 }, am = { 0 }, smap = { 0 };
-    prepare(&c, &nm, &am, &smap);
+    c.idle_next = scratch(sch, B_IDLE_NEXT, c.ne, sizeof *c.idle_next, 0);
+    prepare(&c);
 
     /* A: executors of closed, unschedulable or unknown sessions go back. */
     for (size_t i = 0; i < c.ne; i++) {
@@ -926,17 +1045,22 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     }
 
     /* B: hand out executors, best tier and smallest share first. */
-    sheap h = { fl_calloc(c.ns + 1, sizeof(int)), 0 };
+    sheap h = { scratch(sch, B_SHEAP, c.ns, sizeof(int), 0), 0 };
     c.serving = &h;
     for (size_t i = 0; i < c.ns; i++)
         if (wants(&c.sess[i]))
             sheap_push(&c, &h, (int)i);
     nheap_build(&c);
     while (h.n) {
-        s_sess *s = &c.sess[sheap_pop(&c, &h)];
-        if (!wants(s))
+        /* s stays on top while it is given an executor (nothing else
+         * moves in the heap then): one sift instead of a pop and a push */
+        s_sess *s = &c.sess[h.v[0]];
+        if (!wants(s)) {
+            sheap_pop(&c, &h);
             continue;
+        }
         if (app_full(&c, s)) {
+            sheap_pop(&c, &h);
             if (!s->reclaimed)
                 reclaim_in_app(&c, s);
             s->starving = 1;
@@ -947,14 +1071,16 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
             if (s->app >= 0)
                 c.apps[s->app].alloc++;
             if (wants(s))
-                sheap_push(&c, &h, (int)(s - c.sess));
+                sheap_down(&c, &h, 0);
+            else
+                sheap_pop(&c, &h);
             continue;
         }
+        sheap_pop(&c, &h);
         if (!s->reclaimed)
             reclaim(&c, s);
         s->starving = 1;
     }
-    free(h.v);
 
     /* C: idle executors past their delay_release go. */
     for (size_t i = 0; i < c.ne; i++) {
@@ -967,24 +1093,11 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
         }
     }
 
-    fl_map_free(&nm);
-    fl_map_free(&am);
-    fl_map_free(&smap);
-    for (size_t i = 0; i < c.ns; i++)
-        free(c.sess[i].bound);
+    fl_map_free(&c.nm);
+    fl_map_free(&c.am);
+    fl_map_free(&c.sm);
     for (size_t i = 0; i < c.na; i++)
         free(c.apps[i].idle);
-    free(c.nheap);
-    free(c.npos);
-    free(c.by_name);
-    free(c.node_bound_head);
-    free(c.bound_next);
-    free(c.node_idle_head);
-    free(c.idle_next);
-    free(c.nodes);
-    free(c.apps);
-    free(c.sess);
-    free(c.execs);
     view_close(&v);
     *decisions = decisions_out(sch, snap->decision_size);
     *count = sch->ndec;
