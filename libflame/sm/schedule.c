@@ -44,7 +44,7 @@ static int64_t delay_release_ms(const fl_app *a)
 static bool wasm_app(sm_t *sm, const char *name)
 {
     fl_app *a = sm_app_get(sm, name);
-    return a && a->spec->shim != FLAME_SHIM_HOST;
+    return a && (a->spec->shim == FLAME_SHIM_WASM || a->spec->shim == FLAME_SHIM_CRI);
 }
 
 /* Has the session ever been told no node fits it (event 1003)? */
