@@ -4,7 +4,8 @@
  *   session-create N     CreateSession round trips (us)
  *   cold-start APP       CreateSession -> first result with no executor (ms)
  *   fill N PAYLOAD       N tasks with PAYLOAD-byte inputs, all run (tasks/s)
- *   sched S N E          one scheduler cycle on S sessions, N nodes, E executors (ms)
+ *   sched S N E          scheduler cycles on S sessions, N nodes, E executors (ms):
+ *                        the first, then on the settled cluster full and incremental
  *   makespan N MS E [S]  S sessions (default 1) sharing E bound executors run
  *                        N tasks of MS ms each: first submit -> last outcome (s)
  */
@@ -277,62 +278,212 @@ static int fill(flame_client *c, size_t n, size_t payload)
     return a.w.seen == n ? 0 : 1;
 }
 
+/* ---- sched: the scheduler alone, on a synthetic cluster ---- */
+
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The cluster the bench plays: executors' ids live in one block, so a
+ * decision's id gives the executor's number; pos[number] is its place in
+ * ex (or -1 once released). */
+typedef struct bench_world {
+    flame_sched_node *nodes;
+    flame_sched_session *sess;
+    flame_sched_executor *ex;
+    size_t nn, ns, ne, cap;
+    char *ids;                   /* cap ids of ID_LEN bytes */
+    size_t nids;
+    long *pos;
+} bench_world;
+
+#define ID_LEN 32
+
+static long bench_exec(const bench_world *w, const char *id)
+{
+    return w->pos[(id - w->ids) / ID_LEN];
+}
+
+/* Applies decisions as the session manager would, executors created
+ * bound at once; a session's new executors each take one pending task. */
+static void bench_apply(bench_world *w, const flame_decision *d, size_t nd, long *sess_of_id)
+{
+    for (size_t i = 0; i < nd; i++) {
+        long x = d[i].executor_id ? bench_exec(w, d[i].executor_id) : -1;
+        long s = d[i].session_id ? sess_of_id[(d[i].session_id - w->sess[0].id) / 32] : -1;
+        switch (d[i].kind) {
+        case FLAME_DECISION_CREATE:
+        case FLAME_DECISION_BIND:
+            if (d[i].kind == FLAME_DECISION_CREATE) {
+                if (w->ne == w->cap || w->nids == w->cap)
+                    break;
+                char *id = w->ids + w->nids * ID_LEN;
+                snprintf(id, ID_LEN, "executor-%zu", w->nids % 1000000000);
+                w->pos[w->nids++] = (long)w->ne;
+                size_t n = 0;
+                while (strcmp(w->nodes[n].name, d[i].node) != 0)
+                    n++;
+                x = (long)w->ne++;
+                w->ex[x] = (flame_sched_executor){ id, w->nodes[n].name, w->sess[s].resreq,
+                                                   FLAME_EXECUTOR_IDLE, NULL, NULL, 0,
+                                                   (uint32_t)n + 1, 0 };
+            }
+            w->ex[x].state = FLAME_EXECUTOR_BOUND;
+            w->ex[x].session_id = w->sess[s].id;
+            w->ex[x].application = w->sess[s].application;
+            w->ex[x].session_hint = (uint32_t)s + 1;
+            if (w->sess[s].pending) {
+                w->sess[s].pending--;
+                w->sess[s].running++;
+            }
+            break;
+        case FLAME_DECISION_UNBIND:
+            w->ex[x].state = FLAME_EXECUTOR_IDLE;
+            w->ex[x].session_id = NULL;
+            w->ex[x].session_hint = 0;
+            w->ex[x].idle_since_ms = 1000;
+            break;
+        case FLAME_DECISION_RELEASE: { /* the last one takes its place */
+            w->pos[(w->ex[x].id - w->ids) / ID_LEN] = -1;
+            w->ex[x] = w->ex[--w->ne];
+            if ((size_t)x < w->ne)
+                w->pos[(w->ex[x].id - w->ids) / ID_LEN] = x;
+            break;
+        }
+        }
+    }
+}
+
+static double median(double *v, size_t n)
+{
+    return pct(v, n, 50);
+}
+
+/* The first cycle on a busy cluster (the figure before cycles were
+ * incremental), then the cluster settled (decisions applied until a cycle
+ * decides little) and, on it: a full cycle (a new scheduler) and the
+ * incremental cycle after a small change (a few sessions' tasks come and
+ * go), each the median of 7; cpu time beside wall time (the machine is
+ * shared). */
 static int sched(size_t ns, size_t nn, size_t ne)
 {
-    flame_sched_node *nodes = calloc(nn, sizeof *nodes);
-    flame_sched_session *sess = calloc(ns, sizeof *sess);
-    flame_sched_executor *ex = calloc(ne, sizeof *ex);
+    bench_world w = { 0 };
+    w.nn = nn;
+    w.ns = ns;
+    w.ne = ne;
+    w.cap = ne * 2;
+    w.nodes = calloc(nn, sizeof *w.nodes);
+    w.sess = calloc(ns, sizeof *w.sess);
+    w.ex = calloc(w.cap, sizeof *w.ex);
+    w.ids = calloc(w.cap, ID_LEN);
+    w.pos = calloc(w.cap, sizeof *w.pos);
+    long *sess_of_id = calloc(ns, sizeof *sess_of_id);
+    char *snames = calloc(ns, 32), *nnames = calloc(nn, 32), *anames = calloc(10, 32);
     flame_sched_application apps[10];
-    char **names = calloc(nn + ns + ne + 10, sizeof *names);
-    size_t k = 0;
     for (size_t i = 0; i < 10; i++) {
-        names[k] = malloc(32);
-        snprintf(names[k], 32, "app-%zu", i);
-        apps[i] = (flame_sched_application){ names[k++], 0, 0, 60000 };
+        snprintf(anames + i * 32, 32, "app-%zu", i);
+        apps[i] = (flame_sched_application){ anames + i * 32, 0, 0, 60000 };
     }
     for (size_t i = 0; i < nn; i++) {
-        names[k] = malloc(32);
-        snprintf(names[k], 32, "node-%zu", i);
-        nodes[i] = (flame_sched_node){ names[k++], { 128, 512ULL << 30, 0 }, 1 };
+        snprintf(nnames + i * 32, 32, "node-%zu", i);
+        w.nodes[i] = (flame_sched_node){ nnames + i * 32, { 128, 512ULL << 30, 0 }, 1 };
     }
     for (size_t i = 0; i < ns; i++) {
-        names[k] = malloc(32);
-        snprintf(names[k], 32, "session-%zu", i);
+        snprintf(snames + i * 32, 32, "session-%zu", i);
+        sess_of_id[i] = (long)i;
         /* busy sessions: some want more than they hold */
-        sess[i] = (flame_sched_session){ names[k++], apps[i % 10].name, (uint32_t)(i % 3),
-                                         { 1, 1ULL << 30, 0 }, 0, 0, 0,
-                                         (uint32_t)(i % 7) * 4, 5, 1, 1 };
+        w.sess[i] = (flame_sched_session){ snames + i * 32, apps[i % 10].name, (uint32_t)(i % 3),
+                                           { 1, 1ULL << 30, 0 }, 0, 0, 0,
+                                           (uint32_t)(i % 7) * 4, 5, 1, 1 };
     }
     for (size_t i = 0; i < ne; i++) {
-        names[k] = malloc(40);
-        snprintf(names[k], 40, "executor-%zu", i);
+        char *id = w.ids + i * ID_LEN;
+        snprintf(id, ID_LEN, "executor-%zu", i % 1000000000);
+        w.pos[i] = (long)i;
         size_t si = i % ns;
         int idle = i % 10 == 0;
-        ex[i] = (flame_sched_executor){ names[k++], nodes[i % nn].name, { 1, 1ULL << 30, 0 },
-                                        idle ? FLAME_EXECUTOR_IDLE : FLAME_EXECUTOR_BOUND,
-                                        idle ? NULL : sess[si].id, sess[si].application, 0,
-                                        (uint32_t)(i % nn) + 1, idle ? 0 : (uint32_t)si + 1 };
+        w.ex[i] = (flame_sched_executor){ id, w.nodes[i % nn].name, { 1, 1ULL << 30, 0 },
+                                          idle ? FLAME_EXECUTOR_IDLE : FLAME_EXECUTOR_BOUND,
+                                          idle ? NULL : w.sess[si].id, w.sess[si].application, 0,
+                                          (uint32_t)(i % nn) + 1, idle ? 0 : (uint32_t)si + 1 };
     }
-    flame_sched_snapshot snap = { nodes, nn, apps, 10, sess, ns, ex, ne };
+    w.nids = ne;
+    flame_sched_snapshot snap = FLAME_SCHED_SNAPSHOT_INIT;
+    snap.nodes = w.nodes;
+    snap.nodes_len = nn;
+    snap.applications = apps;
+    snap.applications_len = 10;
+    snap.sessions = w.sess;
+    snap.sessions_len = ns;
+    snap.executors = w.ex;
+    const flame_decision *d;
+    size_t nd = 0, first_nd = 0;
+    double first[7], first_cpu[7], full[7], full_cpu[7], inc[7], inc_cpu[7];
+    size_t full_nd = 0, inc_nd = 0;
+    for (int r = 0; r < 7; r++) { /* a new scheduler each time: nothing to reuse */
+        flame_scheduler *f;
+        flame_scheduler_new(&f);
+        snap.executors_len = w.ne;
+        double t0 = now_us(), c0 = cpu_ms();
+        flame_scheduler_cycle(f, &snap, 1000, &d, &first_nd);
+        first[r] = (now_us() - t0) / 1000.0;
+        first_cpu[r] = cpu_ms() - c0;
+        flame_scheduler_free(f);
+    }
     flame_scheduler *sc;
     flame_scheduler_new(&sc);
-    double v[7];
-    size_t nd = 0;
-    for (int r = 0; r < 7; r++) {
-        const flame_decision *d;
-        double t0 = now_us();
+    int cycles = 0;
+    do { /* settle */
+        snap.executors_len = w.ne;
         flame_scheduler_cycle(sc, &snap, 1000, &d, &nd);
-        v[r] = (now_us() - t0) / 1000.0;
+        bench_apply(&w, d, nd, sess_of_id);
+    } while (nd > 100 && ++cycles < 30);
+    for (int r = 0; r < 7; r++) {
+        flame_scheduler *f;
+        flame_scheduler_new(&f);
+        snap.executors_len = w.ne;
+        double t0 = now_us(), c0 = cpu_ms();
+        flame_scheduler_cycle(f, &snap, 1000, &d, &full_nd);
+        full[r] = (now_us() - t0) / 1000.0;
+        full_cpu[r] = cpu_ms() - c0;
+        flame_scheduler_free(f);
     }
-    printf("{\"sched_cycle_ms\": %.2f, \"decisions\": %zu, \"sessions\": %zu, \"nodes\": %zu, "
-           "\"executors\": %zu}\n", pct(v, 7, 50), nd, ns, nn, ne);
+    snap.executors_len = w.ne;
+    flame_scheduler_cycle(sc, &snap, 1000, &d, &nd);
+    for (int r = 0; r < 7; r++) { /* a small change: 10 sessions' tasks come and go */
+        for (size_t k = 0; k < 10; k++) {
+            flame_sched_session *s = &w.sess[(size_t)(r * 977 + k * 131) % ns];
+            if (r % 2 || !s->pending)
+                s->pending++;
+            else
+                s->pending--;
+        }
+        double t0 = now_us(), c0 = cpu_ms();
+        flame_scheduler_cycle(sc, &snap, 1000, &d, &inc_nd);
+        inc[r] = (now_us() - t0) / 1000.0;
+        inc_cpu[r] = cpu_ms() - c0;
+    }
+    printf("{\"sched_cycle_ms\": %.2f, \"sched_cycle_cpu_ms\": %.2f, \"decisions\": %zu, "
+           "\"sched_settled_full_ms\": %.2f, \"sched_settled_full_cpu_ms\": %.2f, "
+           "\"settled_decisions\": %zu, \"sched_incremental_ms\": %.2f, "
+           "\"sched_incremental_cpu_ms\": %.2f, \"incremental_decisions\": %zu, "
+           "\"settled_executors\": %zu, \"sessions\": %zu, \"nodes\": %zu, \"executors\": %zu}\n",
+           median(first, 7), median(first_cpu, 7), first_nd, median(full, 7),
+           median(full_cpu, 7), full_nd, median(inc, 7), median(inc_cpu, 7), inc_nd, w.ne, ns,
+           nn, ne);
     flame_scheduler_free(sc);
-    for (size_t i = 0; i < k; i++)
-        free(names[i]);
-    free(names);
-    free(nodes);
-    free(sess);
-    free(ex);
+    free(w.nodes);
+    free(w.sess);
+    free(w.ex);
+    free(w.ids);
+    free(w.pos);
+    free(sess_of_id);
+    free(snames);
+    free(nnames);
+    free(anames);
     return 0;
 }
 
