@@ -34,27 +34,25 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     c.execs = sc_scratch(sch, B_EXECS, c.ne, sizeof *c.execs, 0);
     c.nheap = sc_scratch(sch, B_NHEAP, c.nn, sizeof *c.nheap, 0);
     c.npos = sc_scratch(sch, B_NPOS, c.nn, sizeof *c.npos, 0);
-    c.by_name = sc_scratch(sch, B_BY_NAME, c.nn, sizeof *c.by_name, 0);
+    c.by_name = sc_keep(sch, B_BY_NAME, c.nn, sizeof *c.by_name);
     c.node_idle_head = sc_scratch(sch, B_NODE_IDLE_HEAD, c.nn, sizeof *c.node_idle_head, 0);
     for (size_t i = 0; i <= c.nn; i++)
         c.node_idle_head[i] = -1;
     c.idle_next = sc_scratch(sch, B_IDLE_NEXT, c.ne, sizeof *c.idle_next, 0);
+    c.phase_a = sc_scratch(sch, B_PHASE_A, c.ne, sizeof *c.phase_a, 0);
+    c.phase_c = sc_scratch(sch, B_PHASE_C, c.ne, sizeof *c.phase_c, 0);
     sc_prepare(&c);
 
     /* A: executors of closed, unschedulable or unknown sessions go back. */
-    for (size_t i = 0; i < c.ne; i++) {
-        s_exec *x = &c.execs[i];
-        if (x->e->state != FLAME_EXECUTOR_BOUND && x->e->state != FLAME_EXECUTOR_BINDING)
-            continue;
-        if (x->sess < 0 || !c.sess[x->sess].s->open || !c.sess[x->sess].s->schedulable) {
-            x->taken = 1;
-            if (x->sess >= 0) {
-                c.sess[x->sess].alloc--;
-                if (c.sess[x->sess].app >= 0)
-                    c.apps[c.sess[x->sess].app].alloc--;
-            }
-            sc_decide(sch, FLAME_DECISION_UNBIND, NULL, x->e->id, NULL);
+    for (size_t k = 0; k < c.nphase_a; k++) {
+        s_exec *x = &c.execs[c.phase_a[k]];
+        x->taken = 1;
+        if (x->sess >= 0) {
+            c.sess[x->sess].alloc--;
+            if (c.sess[x->sess].app >= 0)
+                c.apps[c.sess[x->sess].app].alloc--;
         }
+        sc_decide(sch, FLAME_DECISION_UNBIND, NULL, x->e->id, NULL);
     }
 
     /* B: hand out executors, best tier and smallest share first. */
@@ -96,11 +94,9 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     }
 
     /* C: idle executors past their delay_release go. */
-    for (size_t i = 0; i < c.ne; i++) {
-        s_exec *x = &c.execs[i];
-        if (x->taken || x->e->state != FLAME_EXECUTOR_IDLE)
-            continue;
-        if (now_ms - x->e->idle_since_ms >= delay_of(&c, x->app)) {
+    for (size_t k = 0; k < c.nphase_c; k++) {
+        s_exec *x = &c.execs[c.phase_c[k]];
+        if (!x->taken && now_ms - x->e->idle_since_ms >= delay_of(&c, x->app)) {
             x->taken = 1;
             sc_decide(sch, FLAME_DECISION_RELEASE, NULL, x->e->id, NULL);
         }

@@ -3,6 +3,7 @@
  *                snapshot versions and strides, the decisions
  *   prepare.c    a cycle's view of the snapshot: indices, ranks, what each
  *                node has free, what each session and application holds
+ *   order.c      the orders for ties, kept from one cycle to the next
  *   heap.c       the heaps: sessions to serve, nodes by free room
  *   give.c       giving a session an executor: idle, new, or in room
  *                made by releasing idle executors
@@ -59,13 +60,15 @@ typedef struct s_exec {
     int sess;                         /* -1 when none */
     int app;                          /* -1 when none */
     int taken;                        /* decided on this cycle */
+    int idle;                         /* in the idle lists (order.c marks 2) */
 } s_exec;
 
 /* The per-cycle arrays, kept across cycles: a cycle at scale then costs
  * no allocation and no fresh pages. */
 enum {
     B_NODES, B_APPS, B_SESS, B_EXECS, B_NHEAP, B_NPOS, B_BY_NAME, B_NODE_IDLE_HEAD,
-    B_IDLE_NEXT, B_NODE_BOUND_HEAD, B_BOUND_NEXT, B_BOUND, B_IDLE, B_ORDER, B_SHEAP, B_COUNT
+    B_IDLE_NEXT, B_NODE_BOUND_HEAD, B_BOUND_NEXT, B_BOUND, B_IDLE, B_ORDER, B_SHEAP,
+    B_IDLE_SORTED, B_IDLE_ADDED, B_PHASE_A, B_PHASE_C, B_COUNT
 };
 
 struct flame_scheduler {
@@ -75,6 +78,8 @@ struct flame_scheduler {
     size_t capout;
     void *buf[B_COUNT];
     size_t capbuf[B_COUNT];           /* bytes */
+    /* the orders kept in B_BY_NAME, B_ORDER, B_IDLE_SORTED (order.c) */
+    size_t nodes_sorted_n, sessions_sorted_n, idle_sorted_n;
 };
 
 /* The caller's snapshot with arrays of this library's element types:
@@ -106,6 +111,10 @@ typedef struct cycle {
     int *node_bound_head;             /* per node: first bound executor (-1) */
     int *bound_next;                  /* per executor: next bound on its node */
     size_t idle_left;                 /* IDLE executors not taken yet */
+    int *phase_a;                     /* BOUND or BINDING for a closed, unschedulable or
+                                       * unknown session, in index order */
+    int *phase_c;                     /* IDLE, in index order */
+    size_t nphase_a, nphase_c;
     int reclaims, release_tries;
     size_t release_cursor;
     /* name -> 1 + index, built at the first lookup: with valid hints and
@@ -210,6 +219,15 @@ void sc_decide(flame_scheduler *s, flame_decision_kind kind, const char *node, c
 flame_status sc_view_open(view *v, const flame_sched_snapshot *in);
 void sc_view_close(view *v);
 const flame_decision *sc_decisions_out(flame_scheduler *s, size_t stride);
+
+/* Buffer k like sc_scratch, its content kept when it grows. */
+void *sc_keep(flame_scheduler *s, int k, size_t n, size_t size);
+
+/* order.c */
+typedef int (*sc_cmp)(const void *, const void *, void *);
+/* idx[0..n) sorted by cmp: the last cycle's order when it still is. */
+void sc_order(int *idx, size_t n, size_t *last_n, sc_cmp cmp, void *arg);
+void sc_order_idle(cycle *c, int *idle, size_t n, sc_cmp cmp, void *arg);
 
 /* prepare.c: fills the cycle's arrays from c->snap */
 void sc_prepare(cycle *c);

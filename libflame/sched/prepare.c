@@ -130,6 +130,11 @@ void sc_prepare(cycle *c)
             x->app = app_index(c, e->application);
         if (e->state == FLAME_EXECUTOR_RELEASED || e->state == FLAME_EXECUTOR_UNKNOWN)
             continue;
+        if ((e->state == FLAME_EXECUTOR_BOUND || e->state == FLAME_EXECUTOR_BINDING) &&
+            (x->sess < 0 || !c->sess[x->sess].s->open || !c->sess[x->sess].s->schedulable))
+            c->phase_a[c->nphase_a++] = (int)i;
+        if (e->state == FLAME_EXECUTOR_IDLE)
+            c->phase_c[c->nphase_c++] = (int)i;
         if (x->node >= 0)
             take(&c->nodes[x->node].free, &e->resreq, -1);
         int holds = e->state == FLAME_EXECUTOR_BINDING || e->state == FLAME_EXECUTOR_BOUND ||
@@ -141,8 +146,10 @@ void sc_prepare(cycle *c)
         }
         if (e->state == FLAME_EXECUTOR_BOUND && x->sess >= 0)
             c->sess[x->sess].nbound++;
-        if (e->state == FLAME_EXECUTOR_IDLE && x->node >= 0)
+        if (e->state == FLAME_EXECUTOR_IDLE && x->node >= 0) {
+            x->idle = 1;
             idle[c->idle_left++] = (int)i;
+        }
     }
     /* each session's bound executors, in one array */
     int *bound = sc_scratch(c->sch, B_BOUND, c->ne, sizeof *bound, 0);
@@ -159,22 +166,19 @@ void sc_prepare(cycle *c)
             y->bound[y->nbound++] = (int)i;
         }
     }
-    /* ties between nodes go by name, between sessions by id: rank once */
+    /* ties between nodes go by name, between sessions by id: ranked in the
+     * orders kept from the last cycle when they still hold */
     int *norder = c->by_name;
-    for (size_t i = 0; i < c->nn; i++)
-        norder[i] = (int)i;
-    qsort_r(norder, c->nn, sizeof *norder, cmp_node_name, (void *)sn->nodes);
+    sc_order(norder, c->nn, &c->sch->nodes_sorted_n, cmp_node_name, (void *)sn->nodes);
     for (size_t i = 0; i < c->nn; i++)
         c->nodes[norder[i]].rank = (uint32_t)i;
-    int *order = sc_scratch(c->sch, B_ORDER, c->ns, sizeof *order, 0);
-    for (size_t i = 0; i < c->ns; i++)
-        order[i] = (int)i;
-    qsort_r(order, c->ns, sizeof *order, cmp_session_id, (void *)sn->sessions);
+    int *order = sc_keep(c->sch, B_ORDER, c->ns, sizeof *order);
+    sc_order(order, c->ns, &c->sch->sessions_sorted_n, cmp_session_id, (void *)sn->sessions);
     for (size_t i = 0; i < c->ns; i++)
         c->sess[order[i]].rank = (uint32_t)i;
     /* idle executors are handed out in id order (per application and per
      * node): deterministic */
-    qsort_r(idle, c->idle_left, sizeof *idle, cmp_exec_id, (void *)sn->executors);
+    sc_order_idle(c, idle, c->idle_left, cmp_exec_id, (void *)sn->executors);
     for (size_t k = c->idle_left; k-- > 0;) {
         int node = c->execs[idle[k]].node;
         c->idle_next[idle[k]] = c->node_idle_head[node];

@@ -22,6 +22,16 @@ void *sc_scratch(flame_scheduler *s, int k, size_t n, size_t size, int zero)
     return s->buf[k];
 }
 
+void *sc_keep(flame_scheduler *s, int k, size_t n, size_t size)
+{
+    size_t bytes = (n + 1) * size;
+    if (s->capbuf[k] < bytes) {
+        s->buf[k] = fl_realloc(s->buf[k], bytes);
+        s->capbuf[k] = bytes;
+    }
+    return s->buf[k];
+}
+
 /* Element sizes of snapshot version 1 (and 0): up to its last field, padded
  * as an array element. Later fields are appended after these. */
 #define END_OF(T, f) (offsetof(T, f) + sizeof(((T *)0)->f))

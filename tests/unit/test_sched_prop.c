@@ -216,7 +216,7 @@ static void copy_str(char *to, size_t size, const char *from)
     snprintf(to, size, "%s", from ? from : "");
 }
 
-static void cycle(const world *w, result *r)
+static void cycle_with(flame_scheduler *with, const world *w, result *r)
 {
     flame_sched_snapshot snap = FLAME_SCHED_SNAPSHOT_INIT;
     snap.nodes = w->nodes;
@@ -229,7 +229,7 @@ static void cycle(const world *w, result *r)
     snap.executors_len = w->ne;
     const flame_decision *d;
     size_t n;
-    ck_assert_int_eq(flame_scheduler_cycle(sch, &snap, NOW, &d, &n), FLAME_OK);
+    ck_assert_int_eq(flame_scheduler_cycle(with, &snap, NOW, &d, &n), FLAME_OK);
     ck_assert_uint_le(n, sizeof r->d / sizeof *r->d);
     for (size_t i = 0; i < n; i++) {
         memset(&r->d[i], 0, sizeof r->d[i]);
@@ -239,6 +239,11 @@ static void cycle(const world *w, result *r)
         copy_str(r->d[i].sess, sizeof r->d[i].sess, d[i].session_id);
     }
     r->n = n;
+}
+
+static void cycle(const world *w, result *r)
+{
+    cycle_with(sch, w, r);
 }
 
 /* What a session wants: clamp(pending + running, min, max), 0 when closed. */
@@ -737,6 +742,53 @@ START_TEST(order_of_inputs_does_not_matter)
 }
 END_TEST
 
+/* A scheduler keeps orders from one cycle to the next (sched/order.c):
+ * on every cycle, with the world changed in between (decisions applied,
+ * tasks come and go, executors move in the arrays, a session goes), it
+ * decides exactly as a new scheduler does, in the same order. */
+START_TEST(kept_state_decides_as_a_fresh_scheduler)
+{
+    static result a, b;
+    for (uint64_t i = 0; i < nseeds(); i++) {
+        seed = seed_at(i);
+        generate(&w, seed);
+        for (int round = 0; round < SETTLE_CYCLES; round++) {
+            flame_scheduler *fresh;
+            ck_assert_int_eq(flame_scheduler_new(&fresh), FLAME_OK);
+            cycle_with(sch, &w, &a);
+            cycle_with(fresh, &w, &b);
+            flame_scheduler_free(fresh);
+            PROP(a.n == b.n && !memcmp(a.d, b.d, a.n * sizeof *a.d),
+                 "cycle %d: %zu decisions with the kept state, %zu from a new scheduler", round,
+                 a.n, b.n);
+            apply(&w, &a);
+            switch (rnd(4)) {
+            case 0: /* tasks come */
+                if (w.ns)
+                    w.sess[rnd((uint32_t)w.ns)].pending += rnd(3);
+                break;
+            case 1: /* two executors swap places in the array */
+                if (w.ne > 1) {
+                    size_t x = rnd((uint32_t)w.ne), y = rnd((uint32_t)w.ne);
+                    flame_sched_executor t = w.ex[x];
+                    w.ex[x] = w.ex[y];
+                    w.ex[y] = t;
+                    w.ex[x].node_hint = w.ex[x].session_hint = 0;
+                    w.ex[y].node_hint = w.ex[y].session_hint = 0;
+                }
+                break;
+            case 2: /* the last session goes */
+                if (w.ns > 1)
+                    w.ns--;
+                break;
+            default:
+                break;
+            }
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("scheduler properties");
@@ -745,6 +797,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, cycles_keep_the_policies_and_settle);
     tcase_add_test(tc, order_of_inputs_does_not_matter);
+    tcase_add_test(tc, kept_state_decides_as_a_fresh_scheduler);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
