@@ -17,6 +17,7 @@
 #include "config/endpoint.h"
 #include "em.h"
 #include "model/model.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/process.h"
 #include "flame/server.h"
 #include "sandbox/microvm.h"
@@ -233,10 +234,16 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
                                                            : "none,process,microvm");
     /* two process sandboxes made ahead: a bind finds its sandbox ready */
     bool process_allowed = strstr(em->sandbox_allow, ",process,") != NULL;
-    /* FLAME_SANDBOX_CGROUP_ROOT: where executors' cgroups go, e.g. a
-     * subtree delegated to this manager (default /sys/fs/cgroup) */
+    /* FLAME_SANDBOX_CGROUP_ROOT: where executors' cgroups go; unset, the
+     * subtree systemd delegated to this manager, if it did, else
+     * /sys/fs/cgroup */
+    char delegated[600];
+    const char *cg_root = getenv("FLAME_SANDBOX_CGROUP_ROOT");
+    if (!cg_root && process_allowed &&
+        fl_cgroup_delegated(FL_CGROUP_ROOT, delegated, sizeof delegated))
+        cg_root = delegated;
     fl_sandbox_config sc = { o.sandbox_uid_first, o.sandbox_uid_count, process_allowed ? 2 : 0,
-                             getenv("FLAME_SANDBOX_CGROUP_ROOT") };
+                             cg_root };
     fl_sandbox_process_configure(&sc);
     if (process_allowed) {
         char *report = fl_sandbox_process_probe();

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -242,4 +243,49 @@ void fl_cgroup_remove(fl_cgroup *cg)
         free(cg->dirs[i]);
     }
     memset(cg, 0, sizeof *cg);
+}
+
+/* ---- systemd delegation (Delegate=yes): the manager's own subtree ---- */
+
+bool fl_cgroup_delegated(const char *mount, char *root, size_t size)
+{
+    struct statfs sf;
+    char own[400] = "", line[480];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "0::", 3) == 0) /* the v2 hierarchy's line */
+            snprintf(own, sizeof own, "%.*s", (int)strcspn(line + 3, "\n"), line + 3);
+    if (f)
+        fclose(f);
+    if (statfs(mount, &sf) != 0 || sf.f_type != CGROUP2_SUPER_MAGIC || !own[0] ||
+        strcmp(own, "/") == 0) {
+        fl_log(FL_LOG_INFO, "sandbox", "cgroups: no cgroup v2 subtree of our own (cgroup \"%s\" "
+               "on %s): executors' cgroups go under the root", own, mount);
+        return false;
+    }
+    char dir[600], mark[8] = "";
+    snprintf(dir, sizeof dir, "%s%s", mount, own);
+    /* systemd marks a delegated cgroup (>= 251): trusted.* for the system
+     * manager, user.* for a user's */
+    if (getxattr(dir, "trusted.delegate", mark, sizeof mark - 1) <= 0 &&
+        getxattr(dir, "user.delegate", mark, sizeof mark - 1) <= 0)
+        mark[0] = 0;
+    if (mark[0] != '1') {
+        fl_log(FL_LOG_INFO, "sandbox", "cgroups: %s is not delegated to this manager (run it "
+               "with systemd's Delegate=yes): executors' cgroups go under the root", dir);
+        return false;
+    }
+    /* no internal processes: the manager leaves the subtree's top for a
+     * leaf of its own before the executors' controllers are enabled */
+    char leaf[640];
+    snprintf(leaf, sizeof leaf, "%s/manager", dir);
+    if ((mkdir(leaf, 0755) != 0 && errno != EEXIST) || !cg_write(leaf, "cgroup.procs", "0")) {
+        fl_log(FL_LOG_WARN, "sandbox", "cgroups: %s is delegated but this manager cannot move "
+               "into %s (%s): executors' cgroups go under the root", dir, leaf, strerror(errno));
+        return false;
+    }
+    snprintf(root, size, "%s", dir);
+    fl_log(FL_LOG_INFO, "sandbox", "cgroups: v2 subtree %s delegated by systemd: this manager "
+           "in %s/manager, executors' cgroups under %s/flame", dir, dir, dir);
+    return true;
 }

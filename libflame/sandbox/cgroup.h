@@ -53,4 +53,12 @@ void fl_cgroup_remove(fl_cgroup *cg);
  * went. */
 int fl_cgroup_sweep(const char *root, int version);
 
+/* Under systemd's Delegate=yes (mount a cgroup2 hierarchy, this
+ * process's cgroup on it marked delegated by systemd): the process moves
+ * itself into the leaf <its cgroup>/manager (cgroup v2 lets no process sit
+ * in a cgroup that enables controllers for its children), root gets
+ * <mount><its cgroup>, the subtree where executors' cgroups then go, and
+ * true. Otherwise false (root untouched). Logs what it finds either way. */
+bool fl_cgroup_delegated(const char *mount, char *root, size_t size);
+
 #endif
