@@ -78,10 +78,9 @@ certs() {
     secret "$cache-tls" --from-file=tls.crt="$out/cache/$cache.crt" \
         --from-file=tls.key="$out/cache/$cache.key" --from-file=ca.crt="$ca/ca.crt"
     secret "$full-executor-manager-tls" --from-file=ca.crt="$ca/ca.crt" "${args[@]}"
-    # provider: kubernetes mounts one Secret (ca.crt, tls.crt, tls.key) in every pod it makes
-    "$flmadm" issue node "$full-node" --dir "$ca" --out "$out/node" --force >&2
-    secret "$full-node-tls" --from-file=tls.crt="$out/node/$full-node.crt" \
-        --from-file=tls.key="$out/node/$full-node.key" --from-file=ca.crt="$ca/ca.crt"
+    # provider: kubernetes: the session manager issues each pod it makes a
+    # node certificate of its own with this CA
+    secret "$full-node-ca" --from-file=ca.crt="$ca/ca.crt" --from-file=ca.key="$ca/ca.key"
 }
 
 case "${1:-}" in

@@ -129,7 +129,7 @@ typedef struct flame_cluster_config {
      * demand and deletes them on release, configured by the top-level
      * kubernetes: {namespace, image, kubeconfig, endpoint, service_account,
      * labels: {KEY: VALUE}, resources, max_pods, scale_down_delay,
-     * tls_secret}. */
+     * tls_secret, node_ca_cert, node_ca_key, node_cert_ttl, host_users}. */
     const char *provider;            /* NULL: none */
     const char *k8s_namespace;       /* NULL: the kubeconfig context's, the pod's, or "default" */
     const char *k8s_image;           /* the executor manager's image (required) */
@@ -148,6 +148,20 @@ typedef struct flame_cluster_config {
      * manager that hears no acknowledgement for this long reconnects.
      * Default 10000; "10s", "500ms" or a number of ms. */
     int node_timeout_ms;
+    /* kubernetes.node_ca_cert, node_ca_key (ours): a CA able to sign node
+     * certificates; the provider issues each pod its own (CN = the pod's
+     * name) into a Secret made and deleted with the pod. Required with
+     * cluster.tls.mutual unless tls_secret is set (one identity for every
+     * pod). kubernetes.node_cert_ttl: "24h", "90m", "3600s" or seconds
+     * (default 24 h); a pod is replaced when 90% of it has passed. */
+    const char *k8s_node_ca_cert;
+    const char *k8s_node_ca_key;
+    int64_t k8s_node_cert_ttl_s;
+    /* kubernetes.host_users (ours): 1 runs the pods in the host's user
+     * namespace (for nodes without user namespace support); 0, the default,
+     * in one of their own (hostUsers: false: root in the pod is no one
+     * outside). */
+    int k8s_host_users;
 } flame_cluster_config;
 
 /* Reads and validates a cluster config file. FLAME_ERR_CONFIG with a

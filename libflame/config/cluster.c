@@ -23,7 +23,7 @@ typedef struct config_impl {
     flame_cluster_config pub;
     char *strs[24]; /* 0-9: cluster, 10-19: cache, 20-23: metrics and log */
     char **policies;
-    char *k8s[8];   /* provider and kubernetes: (read_provider) */
+    char *k8s[10];  /* provider and kubernetes: (read_provider) */
 } config_impl;
 
 static const char *keep(config_impl *c, int slot, const char *s)
@@ -527,10 +527,12 @@ static flame_status read_provider(fl_yaml *y, yaml_node_t *root, config_impl *c)
 {
     static const char *const keys[] = { "namespace", "image", "kubeconfig", "endpoint",
                                         "service_account", "labels", "resources", "max_pods",
-                                        "scale_down_delay", "tls_secret" };
+                                        "scale_down_delay", "tls_secret", "node_ca_cert",
+                                        "node_ca_key", "node_cert_ttl", "host_users" };
     flame_cluster_config *p = &c->pub;
     flame_status st;
     p->k8s_scale_down_delay_ms = 60000;
+    p->k8s_node_cert_ttl_s = 86400;
     yaml_node_t *v = fl_yaml_get(y, root, "provider");
     if (v && !fl_yaml_is_null(v)) {
         const char *s = fl_yaml_str(v);
@@ -549,15 +551,22 @@ static flame_status read_provider(fl_yaml *y, yaml_node_t *root, config_impl *c)
     if (n->type != YAML_MAPPING_NODE)
         return bad(y, n, "kubernetes", "expected a mapping {namespace, image, kubeconfig, "
                                        "endpoint, service_account, labels, resources, max_pods, "
-                                       "scale_down_delay, tls_secret}");
+                                       "scale_down_delay, tls_secret, node_ca_cert, "
+                                       "node_ca_key, node_cert_ttl, host_users}");
     if ((st = only_keys(y, n, "kubernetes", keys, FL_ARRAY_LEN(keys))) ||
         (st = k8s_string(y, n, "namespace", c, 1, &p->k8s_namespace)) ||
         (st = k8s_string(y, n, "image", c, 2, &p->k8s_image)) ||
         (st = k8s_string(y, n, "kubeconfig", c, 3, &p->k8s_kubeconfig)) ||
         (st = k8s_string(y, n, "endpoint", c, 4, &p->k8s_endpoint)) ||
         (st = k8s_string(y, n, "service_account", c, 5, &p->k8s_service_account)) ||
-        (st = k8s_string(y, n, "tls_secret", c, 7, &p->k8s_tls_secret)))
+        (st = k8s_string(y, n, "tls_secret", c, 7, &p->k8s_tls_secret)) ||
+        (st = k8s_string(y, n, "node_ca_cert", c, 8, &p->k8s_node_ca_cert)) ||
+        (st = k8s_string(y, n, "node_ca_key", c, 9, &p->k8s_node_ca_key)))
         return st;
+    if (!p->k8s_node_ca_cert != !p->k8s_node_ca_key)
+        return bad(y, n, p->k8s_node_ca_cert ? "kubernetes.node_ca_key" : "kubernetes.node_ca_cert",
+                   "node_ca_cert and node_ca_key go together (the CA that signs the pods' "
+                   "node certificates)");
     if (k8s && !p->k8s_image)
         return bad(y, n, "kubernetes.image", "required with provider: kubernetes (the executor "
                                              "manager's image)");
@@ -599,6 +608,22 @@ static flame_status read_provider(fl_yaml *y, yaml_node_t *root, config_impl *c)
             return bad(y, r, "kubernetes.scale_down_delay", "must be between 0 and 86400000 (ms)");
         p->k8s_scale_down_delay_ms = (int)x;
     }
+    if ((r = fl_yaml_get(y, n, "node_cert_ttl")) && !fl_yaml_is_null(r)) {
+        const char *t = fl_yaml_str(r);
+        char *end = NULL;
+        long long ttl = t ? strtoll(t, &end, 10) : -1;
+        int unit = !end || end == t ? 0 : !*end || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60
+                                        : !strcmp(end, "h")             ? 3600
+                                        : !strcmp(end, "d")             ? 86400
+                                                                         : 0;
+        if (!unit || ttl < 1 || ttl > 366LL * 86400 || ttl * unit < 600 || ttl * unit > 366LL * 86400)
+            return bad(y, r, "kubernetes.node_cert_ttl", "expected a time between 10m and 366d "
+                                                         "(\"24h\", \"90m\", \"7d\" or seconds)");
+        p->k8s_node_cert_ttl_s = ttl * unit;
+    }
+    if ((r = fl_yaml_get(y, n, "host_users")) &&
+        (st = read_bool(y, r, "kubernetes.host_users", &p->k8s_host_users)))
+        return st;
     return FLAME_OK;
 }
 

@@ -17,6 +17,7 @@
  * engine thread. mu guards the books (demand, pods, listed); no request is
  * made while holding it. */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,10 @@
 
 #include <cjson/cJSON.h>
 
+#include <sys/random.h>
+
 #include "provider/kubeapi.h"
+#include "provider/podcert.h"
 #include "provider/provider.h"
 #include "util/util.h"
 
@@ -42,6 +46,8 @@
 #define LABEL_SESSION "flame.io/session"
 #define LABEL_APP "flame.io/application"
 #define ANNOT_SESSION "flame.io/session-id"
+#define ANNOT_CERT_END "flame.io/cert-not-after" /* Unix seconds */
+#define LABEL_POD "flame.io/pod"
 #define TLS_DIR "/etc/flame/tls"
 
 typedef struct kpod {
@@ -50,6 +56,7 @@ typedef struct kpod {
     bool pending;       /* phase Pending: not running an executor manager yet */
     bool dead;          /* phase Failed or Succeeded: its manager exited */
     bool terminating;   /* deletionTimestamp set, or we asked for its deletion */
+    int64_t cert_end;   /* its node certificate's end, Unix seconds (0: none of ours) */
 } kpod;
 
 typedef struct kdemand {
@@ -65,6 +72,10 @@ enum { SLOT_WATCH, SLOT_RECONCILE, SLOTS };
 struct fl_provider {
     kube_api api;
     char *ns, *image, *endpoint, *service_account, *cluster, *tls_secret;
+    kpodca *ca;             /* issues each pod its node certificate; NULL: tls_secret or none */
+    char *ca_pem;           /* the pods' ca.crt (verifies the session manager) */
+    int64_t cert_ttl_s;
+    bool host_users;        /* kubernetes.host_users: no user namespace of the pod's own */
     char *selector;         /* URL-encoded label selector of our pods */
     cJSON *extra_labels;    /* object */
     flame_resreq dflt;
@@ -77,6 +88,8 @@ struct fl_provider {
     fl_map demand;          /* session id -> kdemand */
     bool have_demand;
     fl_map pods;            /* name -> kpod */
+    char **gone;            /* with a CA: pods deleted (by anyone) whose Secret may remain */
+    size_t ngone;
     bool listed;
     char *rv;               /* resourceVersion the watch resumes from */
     pthread_t watcher, reconciler;
@@ -231,6 +244,8 @@ static kpod *pod_parse(const cJSON *obj)
         sid = jstr(cJSON_GetObjectItemCaseSensitive(md, "labels"), LABEL_SESSION);
     p->session = fl_strdup(sid);
     p->terminating = jstr(md, "deletionTimestamp") != NULL;
+    const char *end = jstr(cJSON_GetObjectItemCaseSensitive(md, "annotations"), ANNOT_CERT_END);
+    p->cert_end = end ? strtoll(end, NULL, 10) : 0;
     const char *phase = jstr(cJSON_GetObjectItemCaseSensitive(obj, "status"), "phase");
     p->pending = !phase || strcmp(phase, "Pending") == 0;
     p->dead = phase && (strcmp(phase, "Failed") == 0 || strcmp(phase, "Succeeded") == 0);
@@ -303,6 +318,9 @@ static bool list_pods(fl_provider *p)
             }
             bool first = !p->listed;
             pods_clear(&p->pods);
+    for (size_t i = 0; i < p->ngone; i++)
+        free(p->gone[i]);
+    free(p->gone);
             p->pods = fresh;
             set_rv(p, j);
             p->listed = true;
@@ -361,8 +379,14 @@ static bool on_event(void *arg, char *line)
         set_rv(p, obj);
     } else if (strcmp(type, "DELETED") == 0) {
         const char *name = jstr(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "name");
-        if (name)
+        if (name) {
             pod_free(fl_map_del(&p->pods, name));
+            if (p->ca) { /* deleted behind our back too: its Secret goes (no garbage
+                          * collector may run, and it costs one call) */
+                p->gone = fl_realloc(p->gone, (p->ngone + 1) * sizeof *p->gone);
+                p->gone[p->ngone++] = fl_strdup(name);
+            }
+        }
         set_rv(p, obj);
         kick(p);
     } else { /* ADDED, MODIFIED */
@@ -448,6 +472,8 @@ static void *watch_main(void *arg)
 typedef struct create_req {
     char *session, *app;
     flame_resreq resreq;
+    char name[64];         /* with a CA: the pod's name, chosen here (its certificate's CN) */
+    int64_t cert_end;
 } create_req;
 
 /* A quantity: cpu in cores, memory in bytes (the resreq's units). */
@@ -458,6 +484,73 @@ static void add_quantity(cJSON *o, const char *key, uint64_t v)
     cJSON_AddStringToObject(o, key, s);
 }
 
+/* What the process sandbox needs: the executor manager is root in the pod
+ * (each executor a uid of its own, mapped in a user namespace it makes),
+ * with the capabilities of the systemd unit's bounding set (SYS_ADMIN: the
+ * sandbox's namespaces and mounts; the API server then wants privilege
+ * escalation allowed, and the sandbox sets no_new_privs on every service
+ * itself), no runtime seccomp or AppArmor profile (they deny the
+ * namespaces and mounts a sandbox makes; the sandbox installs its own
+ * seccomp filter on every service), a read-only root. By default the pod
+ * has a user namespace of its own (hostUsers: false): root in it is no one
+ * on the host, /proc may be mounted unmasked in it (a sandbox mounts its
+ * own), and executors' uids come from the pod's 65536. */
+static void security_context(fl_provider *p, cJSON *spec, cJSON *ctr)
+{
+    if (!p->host_users)
+        cJSON_AddBoolToObject(spec, "hostUsers", false);
+    cJSON *psc = cJSON_AddObjectToObject(spec, "securityContext");
+    cJSON_AddNumberToObject(psc, "runAsUser", 0);
+    cJSON_AddNumberToObject(psc, "runAsGroup", 0);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(psc, "seccompProfile"), "type", "Unconfined");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(psc, "appArmorProfile"), "type",
+                            "Unconfined");
+    cJSON *sc = cJSON_AddObjectToObject(ctr, "securityContext");
+    cJSON_AddBoolToObject(sc, "privileged", false);
+    cJSON_AddBoolToObject(sc, "allowPrivilegeEscalation", true);
+    cJSON_AddBoolToObject(sc, "readOnlyRootFilesystem", true);
+    if (!p->host_users)
+        cJSON_AddStringToObject(sc, "procMount", "Unmasked");
+    cJSON *caps = cJSON_AddObjectToObject(sc, "capabilities");
+    const char *drop[] = { "ALL" };
+    const char *add[] = { "SETUID", "SETGID", "CHOWN", "FOWNER", "DAC_OVERRIDE", "KILL",
+                          "SYS_ADMIN", "SYS_RESOURCE" };
+    cJSON_AddItemToObject(caps, "drop", cJSON_CreateStringArray(drop, 1));
+    cJSON_AddItemToObject(caps, "add", cJSON_CreateStringArray(add, FL_ARRAY_LEN(add)));
+}
+
+static void add_args(cJSON *argv, ...)
+{
+    va_list ap;
+    va_start(ap, argv);
+    for (const char *a; (a = va_arg(ap, const char *));)
+        cJSON_AddItemToArray(argv, cJSON_CreateString(a));
+    va_end(ap);
+}
+
+static void add_volume(cJSON *spec, cJSON *ctr, const char *name, const char *path,
+                       const char *secret)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "name", name);
+    cJSON_AddStringToObject(m, "mountPath", path);
+    if (secret)
+        cJSON_AddBoolToObject(m, "readOnly", true);
+    cJSON *mounts = cJSON_GetObjectItemCaseSensitive(ctr, "volumeMounts");
+    cJSON_AddItemToArray(mounts ? mounts : cJSON_AddArrayToObject(ctr, "volumeMounts"), m);
+    cJSON *vol = cJSON_CreateObject();
+    cJSON_AddStringToObject(vol, "name", name);
+    if (secret) {
+        cJSON *sv = cJSON_AddObjectToObject(vol, "secret");
+        cJSON_AddStringToObject(sv, "secretName", secret);
+        cJSON_AddNumberToObject(sv, "defaultMode", 0400);
+    } else {
+        cJSON_AddObjectToObject(vol, "emptyDir");
+    }
+    cJSON *vols = cJSON_GetObjectItemCaseSensitive(spec, "volumes");
+    cJSON_AddItemToArray(vols ? vols : cJSON_AddArrayToObject(spec, "volumes"), vol);
+}
+
 static char *pod_json(fl_provider *p, const create_req *c)
 {
     char lv[64];
@@ -465,7 +558,10 @@ static char *pod_json(fl_provider *p, const create_req *c)
     cJSON_AddStringToObject(pod, "apiVersion", "v1");
     cJSON_AddStringToObject(pod, "kind", "Pod");
     cJSON *md = cJSON_AddObjectToObject(pod, "metadata");
-    cJSON_AddStringToObject(md, "generateName", "flame-executor-");
+    if (c->name[0])
+        cJSON_AddStringToObject(md, "name", c->name);
+    else
+        cJSON_AddStringToObject(md, "generateName", "flame-executor-");
     cJSON_AddStringToObject(md, "namespace", p->ns);
     cJSON *labels = cJSON_AddObjectToObject(md, "labels");
     const cJSON *x;
@@ -480,6 +576,11 @@ static char *pod_json(fl_provider *p, const create_req *c)
     cJSON *ann = cJSON_AddObjectToObject(md, "annotations");
     cJSON_AddStringToObject(ann, ANNOT_SESSION, c->session);
     cJSON_AddStringToObject(ann, "flame.io/application-name", c->app);
+    if (c->cert_end) {
+        char end[24];
+        snprintf(end, sizeof end, "%lld", (long long)c->cert_end);
+        cJSON_AddStringToObject(ann, ANNOT_CERT_END, end);
+    }
 
     cJSON *spec = cJSON_AddObjectToObject(pod, "spec");
     cJSON_AddStringToObject(spec, "restartPolicy", "Never");
@@ -499,22 +600,25 @@ static char *pod_json(fl_provider *p, const create_req *c)
     snprintf(res, sizeof res, "cpu=%llu,mem=%llu", (unsigned long long)r.cpu,
              (unsigned long long)r.memory);
     const char *cmd[] = { "flame-executor-manager" };
-    const char *args[] = { "--endpoint", p->endpoint, "--node", "$(FLAME_NODE_NAME)",
-                           "--resources", res, "--tls-ca", TLS_DIR "/ca.crt", "--tls-cert",
-                           TLS_DIR "/tls.crt", "--tls-key", TLS_DIR "/tls.key" };
     cJSON_AddItemToObject(ctr, "command", cJSON_CreateStringArray(cmd, 1));
-    cJSON_AddItemToObject(ctr, "args", cJSON_CreateStringArray(args, p->tls_secret ? 12 : 6));
-    if (p->tls_secret) { /* the node's certificate and the CA, from a Secret */
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "name", "flame-tls");
-        cJSON_AddStringToObject(m, "mountPath", TLS_DIR);
-        cJSON_AddBoolToObject(m, "readOnly", true);
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(ctr, "volumeMounts"), m);
-        cJSON *vol = cJSON_CreateObject();
-        cJSON_AddStringToObject(vol, "name", "flame-tls");
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(vol, "secret"), "secretName",
-                                p->tls_secret);
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(spec, "volumes"), vol);
+    cJSON *argv = cJSON_AddArrayToObject(ctr, "args");
+    add_args(argv, "--endpoint", p->endpoint, "--node", "$(FLAME_NODE_NAME)", "--resources", res,
+             "--work-dir", "/var/lib/flame/work", NULL);
+    /* in a user namespace of its own the pod has uids 0-65535: executors
+     * take the upper ones (else the host's default range) */
+    if (!p->host_users)
+        add_args(argv, "--sandbox-uids", "10000-65535", NULL);
+    bool tls = p->tls_secret || p->ca;
+    if (tls)
+        add_args(argv, "--tls-ca", TLS_DIR "/ca.crt", "--tls-cert", TLS_DIR "/tls.crt",
+                 "--tls-key", TLS_DIR "/tls.key", NULL);
+    security_context(p, spec, ctr);
+    add_volume(spec, ctr, "work", "/var/lib/flame", NULL);
+    add_volume(spec, ctr, "tmp", "/tmp", NULL);
+    if (tls) { /* the node's certificate and the CA, from a Secret: its own, or one shared */
+        char secret[80];
+        snprintf(secret, sizeof secret, "%s-tls", c->name);
+        add_volume(spec, ctr, "flame-tls", TLS_DIR, p->ca ? secret : p->tls_secret);
     }
     cJSON *env = cJSON_AddArrayToObject(ctr, "env");
     cJSON *e = cJSON_CreateObject();
@@ -538,8 +642,100 @@ static char *pod_json(fl_provider *p, const create_req *c)
     return s;
 }
 
-static void create_pod(fl_provider *p, const create_req *c)
+/* The pod's own node certificate, in a Secret the pod owns (the garbage
+ * collector deletes it with the pod if we cannot; we delete it ourselves). */
+static char *secret_json(fl_provider *p, const char *pod, const char *uid, const char *cert,
+                         const char *key)
 {
+    cJSON *sec = cJSON_CreateObject();
+    cJSON_AddStringToObject(sec, "apiVersion", "v1");
+    cJSON_AddStringToObject(sec, "kind", "Secret");
+    cJSON_AddStringToObject(sec, "type", "kubernetes.io/tls");
+    cJSON_AddBoolToObject(sec, "immutable", true);
+    cJSON *md = cJSON_AddObjectToObject(sec, "metadata");
+    char *name = fl_sprintf("%s-tls", pod);
+    cJSON_AddStringToObject(md, "name", name);
+    free(name);
+    cJSON_AddStringToObject(md, "namespace", p->ns);
+    cJSON *labels = cJSON_AddObjectToObject(md, "labels");
+    cJSON_AddStringToObject(labels, LABEL_MANAGED, "flame");
+    cJSON_AddStringToObject(labels, LABEL_CLUSTER, p->cluster);
+    cJSON_AddStringToObject(labels, LABEL_POD, pod);
+    cJSON *own = cJSON_CreateObject();
+    cJSON_AddStringToObject(own, "apiVersion", "v1");
+    cJSON_AddStringToObject(own, "kind", "Pod");
+    cJSON_AddStringToObject(own, "name", pod);
+    cJSON_AddStringToObject(own, "uid", uid);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"), own);
+    cJSON *data = cJSON_AddObjectToObject(sec, "data");
+    const char *keys[] = { "tls.crt", "tls.key", "ca.crt" };
+    const char *vals[] = { cert, key, p->ca_pem };
+    for (int i = 0; i < 3; i++) {
+        char *b = kpodca_base64(vals[i], strlen(vals[i]));
+        cJSON_AddStringToObject(data, keys[i], b);
+        free(b);
+    }
+    char *out = cJSON_PrintUnformatted(sec);
+    cJSON_Delete(sec);
+    return out;
+}
+
+/* A pod name of our own choosing (its certificate names it before it
+ * exists): flame-executor- and 10 random [a-z0-9]. */
+static void pod_name(char out[64])
+{
+    static const char abc[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char r[10] = { 0 };
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) /* never short for 10 bytes */
+        for (size_t i = 0; i < sizeof r; i++)
+            r[i] = (unsigned char)(fl_now_ms() >> i);
+    int n = snprintf(out, 64, "flame-executor-");
+    for (size_t i = 0; i < sizeof r; i++)
+        out[n++] = abc[r[i] % (sizeof abc - 1)];
+    out[n] = 0;
+}
+
+/* 1 deleted, 0 not there (404), -1 failed (reported). */
+static int delete_path(fl_provider *p, const char *path, const char *what)
+{
+    long status;
+    char *resp = NULL;
+    flame_status st = kube_call(&p->api, "DELETE", path, NULL, CALL_TIMEOUT_MS, &status, &resp);
+    int done = st ? -1 : status == 200 || status == 202 ? 1 : status == 404 ? 0 : -1;
+    if (done < 0) {
+        char *e = st ? fl_strdup(flame_error_last()) : kube_error_text(status, resp);
+        char *msg = fl_sprintf("deleting %s in namespace %s: %s", what, p->ns, e);
+        report(p, SLOT_RECONCILE, msg);
+        free(msg);
+        free(e);
+    }
+    free(resp);
+    return done;
+}
+
+static void delete_secret(fl_provider *p, const char *pod)
+{
+    char *path = fl_sprintf("/api/v1/namespaces/%s/secrets/%s-tls", p->ns, pod);
+    char *what = fl_sprintf("secret %s-tls", pod);
+    if (delete_path(p, path, what) > 0)
+        fl_log(FL_LOG_INFO, "kubernetes", "secret %s-tls deleted", pod);
+    free(what);
+    free(path);
+}
+
+/* With a CA: the pod's certificate and key, then the pod, then its Secret
+ * (owned by the pod: it needs the pod's uid); the pod waits for its Secret
+ * to start. A Secret that cannot be made takes its pod with it. */
+static void create_pod(fl_provider *p, create_req *c)
+{
+    char *cert = NULL, *key = NULL;
+    if (p->ca) {
+        pod_name(c->name);
+        if (kpodca_issue(p->ca, c->name, p->cert_ttl_s, &cert, &key, &c->cert_end)) {
+            report(p, SLOT_RECONCILE, flame_error_last());
+            return;
+        }
+    }
     char *body = pod_json(p, c);
     char *path = fl_sprintf("/api/v1/namespaces/%s/pods", p->ns);
     long status;
@@ -550,9 +746,41 @@ static void create_pod(fl_provider *p, const create_req *c)
     } else if (status == 201 || status == 200) {
         cJSON *j = cJSON_Parse(resp);
         kpod *k = j ? pod_parse(j) : NULL;
+        const char *uid = jstr(cJSON_GetObjectItemCaseSensitive(j, "metadata"), "uid");
+        bool ok = k != NULL;
+        if (k && p->ca) {
+            char *sj = secret_json(p, k->name, uid ? uid : "", cert, key);
+            char *spath = fl_sprintf("/api/v1/namespaces/%s/secrets", p->ns);
+            long ss;
+            char *sresp = NULL;
+            flame_status sst = kube_call(&p->api, "POST", spath, sj, CALL_TIMEOUT_MS, &ss, &sresp);
+            if (sst || (ss != 201 && ss != 200)) {
+                char *e = sst ? fl_strdup(flame_error_last()) : kube_error_text(ss, sresp);
+                char *msg = fl_sprintf("creating the node certificate's secret of pod %s in "
+                                       "namespace %s: %s", k->name, p->ns, e);
+                report(p, SLOT_RECONCILE, msg);
+                free(msg);
+                free(e);
+                char *ppath = fl_sprintf("/api/v1/namespaces/%s/pods/%s", p->ns, k->name);
+                char *what = fl_sprintf("pod %s", k->name);
+                /* not deleted: in the books, dead, the next round deletes it */
+                k->dead = true;
+                if (delete_path(p, ppath, what) >= 0) {
+                    pod_free(k);
+                    k = NULL;
+                }
+                free(what);
+                free(ppath);
+                ok = false;
+            }
+            free(sresp);
+            free(spath);
+            free(sj);
+        }
         if (k) {
-            fl_log(FL_LOG_INFO, "kubernetes", "pod %s created for session %s", k->name,
-                   c->session);
+            if (ok)
+                fl_log(FL_LOG_INFO, "kubernetes", "pod %s created for session %s%s", k->name,
+                       c->session, p->ca ? ", with its own node certificate" : "");
             pthread_mutex_lock(&p->mu);
             if (!fl_map_get(&p->pods, k->name))
                 fl_map_put(&p->pods, k->name, k);
@@ -561,9 +789,10 @@ static void create_pod(fl_provider *p, const create_req *c)
             pthread_mutex_unlock(&p->mu);
         }
         cJSON_Delete(j);
-        report(p, SLOT_RECONCILE, NULL);
+        if (ok)
+            report(p, SLOT_RECONCILE, NULL);
     } else {
-        /* 409 (a generated name taken), 5xx, 403...: the next round tries again */
+        /* 409 (a name taken), 5xx, 403...: the next round tries again */
         char *e = kube_error_text(status, resp);
         char *msg = fl_sprintf("creating a pod for session %s in namespace %s: %s", c->session,
                                p->ns, e);
@@ -574,6 +803,10 @@ static void create_pod(fl_provider *p, const create_req *c)
     free(resp);
     free(path);
     free(body);
+    free(cert);
+    if (key) /* a private key: not left in freed memory */
+        explicit_bzero(key, strlen(key));
+    free(key);
 }
 
 static void delete_pod(fl_provider *p, const char *name)
@@ -586,6 +819,8 @@ static void delete_pod(fl_provider *p, const char *name)
     if (done) {
         fl_log(FL_LOG_INFO, "kubernetes", "pod %s deleted", name);
         report(p, SLOT_RECONCILE, NULL);
+        if (p->ca)
+            delete_secret(p, name);
     } else {
         char *e = st ? fl_strdup(flame_error_last()) : kube_error_text(status, resp);
         char *msg = fl_sprintf("deleting pod %s in namespace %s: %s", name, p->ns, e);
@@ -632,6 +867,16 @@ static void make_plan(fl_provider *p, plan *pl)
         kdemand *d = k->session ? fl_map_get(&p->demand, k->session) : NULL;
         if (k->dead || !d) {
             plan_delete(pl, k); /* its manager exited, or nobody wants it */
+            continue;
+        }
+        /* its certificate is 90% through: a new pod with a new one takes
+         * over (its tasks run elsewhere, as on a node lost), unless the CA
+         * ends first (a new one would end as soon: no churn) */
+        if (p->ca && k->cert_end && now / 1000 >= k->cert_end - p->cert_ttl_s / 10 &&
+            kpodca_end(p->ca) > k->cert_end + p->cert_ttl_s / 10) {
+            fl_log(FL_LOG_INFO, "kubernetes", "pod %s: its node certificate ends soon, a new "
+                   "pod replaces it", k->name);
+            plan_delete(pl, k);
             continue;
         }
         uintptr_t n = (uintptr_t)fl_map_get(&alive, k->session);
@@ -686,6 +931,10 @@ static void *reconcile_main(void *arg)
         pthread_mutex_lock(&p->mu);
         if (p->listed && p->have_demand)
             make_plan(p, &pl);
+        char **gone = p->gone;
+        size_t ngone = p->ngone;
+        p->gone = NULL;
+        p->ngone = 0;
         bool capped = p->pods.len >= p->max_pods;
         pthread_mutex_unlock(&p->mu);
         if (capped && !said_cap)
@@ -697,6 +946,12 @@ static void *reconcile_main(void *arg)
                 delete_pod(p, pl.deletes[i]);
             free(pl.deletes[i]);
         }
+        for (size_t i = 0; i < ngone; i++) {
+            if (!stopping(p))
+                delete_secret(p, gone[i]);
+            free(gone[i]);
+        }
+        free(gone);
         for (size_t i = 0; i < pl.ncreate; i++) {
             if (!stopping(p))
                 create_pod(p, &pl.creates[i]);
@@ -792,6 +1047,8 @@ static void provider_destroy(fl_provider *p)
     free(p->endpoint);
     free(p->service_account);
     free(p->tls_secret);
+    kpodca_free(p->ca);
+    free(p->ca_pem);
     free(p->cluster);
     free(p->selector);
     cJSON_Delete(p->extra_labels);
@@ -809,8 +1066,73 @@ static void provider_destroy(fl_provider *p)
     free(p);
 }
 
+/* A PEM file's text (NULL: unreadable, or over 1 MiB). */
+static char *read_small_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    fl_buf b = { 0 };
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (1u << 20))
+        fl_buf_add(&b, chunk, n);
+    bool bad = ferror(f) || b.len >= (1u << 20);
+    fclose(f);
+    char *s = fl_buf_detach(&b);
+    if (bad || !s) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The pods' TLS: their own certificates from a CA (secure: one identity
+ * per pod), one Secret for all (said), or none (a plaintext cluster). With
+ * mutual TLS, pods without certificates could not register: refused. */
+static flame_status tls_setup(fl_provider *p, const flame_cluster_config *cfg,
+                              const fl_provider_tls *tls)
+{
+    p->cert_ttl_s = cfg->k8s_node_cert_ttl_s > 0 ? cfg->k8s_node_cert_ttl_s : 86400;
+    if (cfg->k8s_node_ca_cert && cfg->k8s_tls_secret)
+        return fl_error(FLAME_ERR_CONFIG, "kubernetes.tls_secret and kubernetes.node_ca_cert: "
+                        "set one (node_ca_cert gives each pod a certificate of its own)");
+    if (!cfg->k8s_node_ca_cert) {
+        if (tls && tls->mutual && !cfg->k8s_tls_secret)
+            return fl_error(FLAME_ERR_CONFIG, "kubernetes.node_ca_cert, node_ca_key: required "
+                            "with cluster.tls.mutual (the CA that signs each executor pod's node "
+                            "certificate, e.g. the cluster CA made by flmadm)");
+        if (cfg->k8s_tls_secret)
+            fl_log(FL_LOG_WARN, "kubernetes", "every pod presents the node certificate of "
+                   "Secret %s: one identity for all (set kubernetes.node_ca_cert and "
+                   "node_ca_key to give each pod its own)", cfg->k8s_tls_secret);
+        return FLAME_OK;
+    }
+    flame_status st = kpodca_load(&p->ca, cfg->k8s_node_ca_cert, cfg->k8s_node_ca_key);
+    if (st)
+        return st;
+    /* the pods verify the session manager with the CA that verifies its
+     * clients, else with the one that signs theirs */
+    const char *ca_file = tls && tls->ca_file ? tls->ca_file : NULL;
+    if (ca_file) {
+        char *pem = read_small_file(ca_file);
+        if (!pem)
+            return fl_error(FLAME_ERR_CONFIG, "cluster.tls.ca_file: %s: cannot read it", ca_file);
+        p->ca_pem = pem;
+    } else {
+        p->ca_pem = fl_strdup(kpodca_cert_pem(p->ca));
+    }
+    if (kpodca_end(p->ca) < (int64_t)time(NULL) + p->cert_ttl_s)
+        fl_log(FL_LOG_WARN, "kubernetes", "the CA %s ends in less than kubernetes.node_cert_ttl: "
+               "the pods' certificates end with it (renew the CA)", cfg->k8s_node_ca_cert);
+    fl_log(FL_LOG_INFO, "kubernetes", "each pod gets a node certificate of its own (CN = its "
+           "name), valid %lld s, signed by %s, in a Secret <pod>-tls", (long long)p->cert_ttl_s,
+           cfg->k8s_node_ca_cert);
+    return FLAME_OK;
+}
+
 flame_status fl_provider_new(fl_provider **out, const flame_cluster_config *cfg,
-                             const char *sm_endpoint)
+                             const char *sm_endpoint, const fl_provider_tls *tls)
 {
     *out = NULL;
     if (!cfg || !cfg->provider || strcmp(cfg->provider, "none") == 0)
@@ -827,6 +1149,8 @@ flame_status fl_provider_new(fl_provider **out, const flame_cluster_config *cfg,
     flame_status st = kube_api_load(&p->api, cfg->k8s_kubeconfig);
     if (!st)
         st = labels_parse(p, cfg->k8s_labels);
+    if (!st)
+        st = tls_setup(p, cfg, tls);
     if (st) {
         provider_destroy(p);
         return st;
@@ -838,6 +1162,7 @@ flame_status fl_provider_new(fl_provider **out, const flame_cluster_config *cfg,
     p->endpoint = fl_strdup(cfg->k8s_endpoint ? cfg->k8s_endpoint : sm_endpoint);
     p->service_account = fl_strdup(cfg->k8s_service_account);
     p->tls_secret = fl_strdup(cfg->k8s_tls_secret);
+    p->host_users = cfg->k8s_host_users != 0;
     char lv[64];
     label_value(cfg->name ? cfg->name : "flame", lv);
     p->cluster = fl_strdup(lv);

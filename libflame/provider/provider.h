@@ -31,12 +31,19 @@ typedef struct fl_provider_demand {
     bool open;             /* false: closed, kept only for its running tasks */
 } fl_provider_demand;
 
+/* How the session manager serves TLS (the pods follow). */
+typedef struct fl_provider_tls {
+    bool mutual;           /* clients need certificates: pods get their own */
+    const char *ca_file;   /* verifies clients; the pods verify the server with it */
+} fl_provider_tls;
+
 /* The provider cfg names (cfg->provider; NULL or "none": *out = NULL and
  * FLAME_OK). sm_endpoint: where the pods' executor managers reach the
- * session manager when cfg->k8s_endpoint is unset. FLAME_ERR_CONFIG on a
- * bad section or unusable credentials. */
+ * session manager when cfg->k8s_endpoint is unset; tls NULL: plaintext.
+ * FLAME_ERR_CONFIG on a bad section, unusable credentials, or mutual TLS
+ * with no way to give pods certificates. */
 flame_status fl_provider_new(fl_provider **out, const flame_cluster_config *cfg,
-                             const char *sm_endpoint);
+                             const char *sm_endpoint, const fl_provider_tls *tls);
 /* Replaces the demand (copied); sessions absent from it want nothing. */
 void fl_provider_demand_set(fl_provider *p, const fl_provider_demand *d, size_t n);
 /* Stops its threads (bounded by the requests' timeouts); NULL: no-op. The

@@ -228,8 +228,10 @@ static flame_status start(flame_session_manager **out, const flame_server_option
     }
     if (!st && !sm->store)
         st = fl_store_open(&sm->store, storage);
-    if (!st && network)
-        st = fl_provider_new(&sm->provider, cfg, endpoint);
+    if (!st && network) {
+        fl_provider_tls ptls = { sm->tls.tls.mutual, sm->tls.tls.ca_file };
+        st = fl_provider_new(&sm->provider, cfg, endpoint, &ptls);
+    }
     flame_cluster_config_free(cfg);
     if (st) {
         sm_free(sm);

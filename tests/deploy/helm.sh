@@ -78,13 +78,19 @@ for v in ("default", "notls", "k8s", "nosandbox"):
     if v == "k8s":
         want(k8s.get("image") == "localhost/flame:0.1.0" and k8s.get("namespace") == "flame-test"
              and k8s.get("endpoint") == "https://flame-session-manager.flame-test.svc:8080"
-             and k8s.get("tls_secret") == "flame-node-tls", f"{v}: kubernetes section {k8s}")
+             and k8s.get("node_ca_cert") == "/etc/flame/node-ca/ca.crt" and k8s.get("node_ca_key") == "/etc/flame/node-ca/ca.key"
+             and k8s.get("host_users") is False and "tls_secret" not in k8s, f"{v}: kubernetes section {k8s}")
+        sm_c = sm["spec"]["template"]["spec"]["containers"][0]
+        want({"name": "node-ca", "mountPath": "/etc/flame/node-ca", "readOnly": True} in sm_c["volumeMounts"]
+             and {"name": "node-ca", "secret": {"secretName": "flame-node-ca", "defaultMode": 0o400}} in sm["spec"]["template"]["spec"]["volumes"],
+             f"{v}: the session manager has the CA that signs the pods' certificates")
         sm_pod = sm["spec"]["template"]["spec"]
         want(sm_pod["serviceAccountName"] == "flame-session-manager"
              and sm_pod["automountServiceAccountToken"] is True, f"{v}: the session manager has the provider's token")
     role = docs.get(("Role", "flame-session-manager"))
     want(role is not None and set(role["rules"][0]["verbs"]) >= {"create", "delete", "list", "watch", "get"}
-         and role["rules"][0]["resources"] == ["pods"], f"{v}: Role for pods")
+         and role["rules"][0]["resources"] == ["pods"] and role["rules"][1]["resources"] == ["secrets"]
+         and set(role["rules"][1]["verbs"]) == {"create", "delete"}, f"{v}: Role for pods and their Secrets")
     want(("RoleBinding", "flame-session-manager") in docs and ("ServiceAccount", "flame-session-manager") in docs,
          f"{v}: ServiceAccount and RoleBinding")
     n = 0
@@ -117,11 +123,12 @@ want = {"flame-session-manager-tls": {"tls.crt", "tls.key", "ca.crt"},
         "flame-object-cache-tls": {"tls.crt", "tls.key", "ca.crt"},
         "flame-executor-manager-tls": {"ca.crt", "flame-executor-manager-0.crt", "flame-executor-manager-0.key",
                                         "flame-executor-manager-1.crt", "flame-executor-manager-1.key"},
-        "flame-node-tls": {"tls.crt", "tls.key", "ca.crt"}}
+        "flame-node-ca": {"ca.crt", "ca.key"}}
 for n, keys in want.items():
     got = set(s.get(n, {}).get("data", {}))
     assert got == keys, f"Secret {n}: {sorted(got)}, want {sorted(keys)}"
     assert b"BEGIN CERTIFICATE" in base64.b64decode(s[n]["data"]["ca.crt"])
+assert b"PRIVATE KEY" in base64.b64decode(s["flame-node-ca"]["data"]["ca.key"])
 print("ok: scripts/helm.sh certs made the four Secrets")
 PY
 [ $? = 0 ] || exit 1

@@ -2,7 +2,9 @@
 # Integration: the session manager with provider kubernetes against a real
 # kube-apiserver (scripts/kube-apiserver.sh: etcd + kube-apiserver, no
 # kubelet, so pods stay Pending). Checks the pods asked for (labels,
-# resources), their deletion on close, an API server restart, a session
+# resources, security context, each pod's own node certificate in a Secret
+# it owns), their deletion (and their Secrets') on close, mutual TLS refused
+# without a CA to sign pods' certificates, an API server restart, a session
 # manager restart (adopt what is wanted, delete what is not) and a token
 # without RBAC rights (403 in the log, the session manager serving on).
 # The first run builds kube-apiserver (~8 min on 2 cores, cached in
@@ -46,6 +48,9 @@ rules:
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch, create, delete]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create, delete]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -56,6 +61,8 @@ subjects:
 YAML
 [ $? -eq 0 ] && ok "RBAC for the provider applied" || bad "RBAC for the provider applied"
 
+# the cluster CA (as flmadm makes one): it signs each pod's node certificate
+sh "$src/tests/tls/make_certs.sh" "$tmp/pki" >/dev/null 2>&1 || { echo "not ok - making the test PKI"; exit 1; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export FLAME_ENDPOINT="http://127.0.0.1:$port"
 write_config() { # KUBECONFIG
@@ -74,7 +81,9 @@ kubernetes:
   endpoint: "http://flame-session-manager.flame.svc:8080"
   labels: {team: qa}
   scale_down_delay: 0
-  tls_secret: flame-node-tls
+  node_ca_cert: $tmp/pki/ca.crt
+  node_ca_key: $tmp/pki/ca.key
+  node_cert_ttl: 2h
 EOF
 }
 start_sm() {
@@ -139,8 +148,34 @@ check_pod "the pod runs an executor manager that registers back" \
     "p['spec']['containers'][0]['command']==['flame-executor-manager'] and 'http://flame-session-manager.flame.svc:8080' in p['spec']['containers'][0]['args'] and p['spec']['containers'][0]['image']=='flame-executor-manager:test'"
 check_pod "the node name is the pod's" \
     "p['spec']['containers'][0]['env'][0]['valueFrom']['fieldRef']['fieldPath']=='metadata.name'"
-check_pod "the node's TLS files come from the Secret" \
-    "p['spec']['volumes'][0]['secret']['secretName']=='flame-node-tls' and p['spec']['containers'][0]['volumeMounts'][0]['mountPath']=='/etc/flame/tls' and '/etc/flame/tls/tls.key' in p['spec']['containers'][0]['args']"
+check_pod "the node's TLS files come from the pod's own Secret" \
+    "[v['secret']['secretName'] for v in p['spec']['volumes'] if v['name']=='flame-tls']==['$name-tls'] and {'name':'flame-tls','mountPath':'/etc/flame/tls','readOnly':True} in p['spec']['containers'][0]['volumeMounts'] and '/etc/flame/tls/tls.key' in p['spec']['containers'][0]['args']"
+check_pod "the sandbox's security context: own user namespace, capabilities, read-only root" \
+    "p['spec'].get('hostUsers') is False and (lambda c: c['capabilities']['drop']==['ALL'] and 'SYS_ADMIN' in c['capabilities']['add'] and c['readOnlyRootFilesystem'] and not c['privileged'])(p['spec']['containers'][0]['securityContext']) and '--sandbox-uids' in p['spec']['containers'][0]['args']"
+check_pod "no service account token in the pod" "p['spec']['automountServiceAccountToken'] is False"
+sjson=$(kc get secret "$name-tls" -o json 2>&1)
+uid=$(kc get pod "$name" -o jsonpath='{.metadata.uid}')
+if python3 -c "import json,sys; s=json.load(sys.stdin); o=s['metadata']['ownerReferences'][0]; sys.exit(0 if s['type']=='kubernetes.io/tls' and s.get('immutable') and o['kind']=='Pod' and o['name']=='$name' and o['uid']=='$uid' and s['metadata']['labels']['flame.io/pod']=='$name' else 1)" <<<"$sjson"
+then ok "the pod's Secret: kubernetes.io/tls, owned by the pod"; else bad "the pod's Secret" "$sjson"; fi
+secret_data() { # KEY < secret JSON
+    python3 -c "import json,sys,base64; sys.stdout.buffer.write(base64.b64decode(json.load(sys.stdin)['data']['$1']))"
+}
+secret_file() { secret_data "$1" <<<"$sjson" >"$tmp/$1"; }
+secret_file tls.crt; secret_file tls.key; secret_file ca.crt
+subj=$(openssl x509 -in "$tmp/tls.crt" -noout -subject -nameopt RFC2253 2>&1)
+[[ "$subj" == *"CN=$name"* && "$subj" == *"OU=node"* ]] && ok "its certificate names the pod, role node ($subj)" ||
+    bad "its certificate names the pod, role node" "$subj"
+openssl verify -CAfile "$tmp/pki/ca.crt" -purpose sslclient "$tmp/tls.crt" >/dev/null 2>&1 &&
+    ok "its certificate is signed by the CA, for clients" || bad "its certificate verifies" "$(openssl verify -CAfile "$tmp/pki/ca.crt" "$tmp/tls.crt" 2>&1)"
+[ "$(openssl x509 -in "$tmp/tls.crt" -noout -pubkey)" = "$(openssl pkey -in "$tmp/tls.key" -pubout)" ] &&
+    ok "the key is the certificate's" || bad "the key is the certificate's"
+cmp -s "$tmp/ca.crt" "$tmp/pki/ca.crt" && ok "ca.crt is the cluster CA" || bad "ca.crt is the cluster CA"
+openssl x509 -in "$tmp/tls.crt" -noout -checkend 6900 >/dev/null && ! openssl x509 -in "$tmp/tls.crt" -noout -checkend 7500 >/dev/null &&
+    ok "short-lived: it ends in node_cert_ttl (2h)" || bad "it ends in node_cert_ttl" "$(openssl x509 -in "$tmp/tls.crt" -noout -dates)"
+other=$(pods "flame.io/session=$s1" | awk 'NR==2 {print $1}')
+kc get secret "$other-tls" -o json | secret_data tls.crt | openssl x509 -noout -subject 2>/dev/null | grep -q "CN *= *$other" &&
+    ok "another pod has a certificate of its own" || bad "another pod has a certificate of its own"
+secrets() { kc get secrets -l "app.kubernetes.io/managed-by=flame,flame.io/cluster=k8s-test" -o name 2>/dev/null | grep -c . ; }
 check_pod "it stays Pending (no kubelet)" "p['status']['phase']=='Pending'"
 sleep 3
 [ "$(count "flame.io/session=$s1")" = 3 ] && ok "no extra pods after a while" || bad "no extra pods" "$(pods)"
@@ -149,6 +184,8 @@ sleep 3
 "$flmctl" close -s "$s1" >/dev/null
 if wait_count "flame.io/session=$s1" 0; then ok "closing the session deletes its pods"
 else bad "closing the session deletes its pods" "$(pods)"; fi
+for _ in $(seq 60); do [ "$(secrets)" = 0 ] && break; sleep 0.5; done
+[ "$(secrets)" = 0 ] && ok "and their Secrets" || bad "and their Secrets" "$(kc get secrets 2>&1)"
 
 # 3. the API server restarts mid-way: a session closed and one created
 #    meanwhile are settled once it is back, the watch resumes
@@ -196,6 +233,8 @@ sleep 3
     bad "after a restart: the wanted pod is adopted" "kept $keep; now: $(pods)"
 "$flmctl" close -s "$s3" >/dev/null
 wait_count "" 0 && ok "every session closed: no pod left" || bad "no pod left" "$(pods)"
+for _ in $(seq 60); do [ "$(secrets)" = 0 ] && break; sleep 0.5; done
+[ "$(secrets)" = 0 ] && ok "no Secret left" || bad "no Secret left" "$(kc get secrets 2>&1)"
 stop_sm
 
 # 5. a token without rights: 403, readable, and the session manager serves on
@@ -211,6 +250,14 @@ grep -q 'kubernetes.*403 Forbidden: pods is forbidden: User "nobody" cannot' "$t
 n=$(grep -c '403' "$tmp/sm.log")
 [ "$n" -le 4 ] && ok "the error is not logged in a loop ($n lines)" || bad "the error is logged $n times"
 stop_sm
+
+# mutual TLS with no CA for the pods' certificates is refused, naming the keys
+{ printf 'cluster:\n  name: k8s-test\n  endpoint: "https://127.0.0.1:%s"\n  storage: "sqlite://%s/m.db"\n' "$port" "$tmp"
+  printf '  tls: {cert_file: %s, key_file: %s, ca_file: %s, mutual: true}\n' "$tmp/pki/server.crt" "$tmp/pki/server.key" "$tmp/pki/ca.crt"
+  printf 'provider: kubernetes\nkubernetes:\n  image: x\n  kubeconfig: %s\n' "$tmp/kube/kubeconfig.flame"; } >"$tmp/mutual.yaml"
+out=$("$sm" --config "$tmp/mutual.yaml" 2>&1 & p=$!; sleep 3; kill $p 2>/dev/null; wait $p)
+grep -q 'kubernetes.node_ca_cert, node_ca_key: required with cluster.tls.mutual' <<<"$out" &&
+    ok "mutual TLS without a CA for the pods is refused" || bad "mutual TLS without a CA for the pods is refused" "$out"
 
 # a config without an image is refused, naming the key
 printf 'cluster:\n  name: x\nprovider: kubernetes\nkubernetes:\n  namespace: default\n' >"$tmp/bad.yaml"

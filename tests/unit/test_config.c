@@ -379,6 +379,29 @@ START_TEST(provider_section)
     ck_assert_int_eq(c->k8s_scale_down_delay_ms, 0);
     ck_assert_str_eq(c->k8s_tls_secret, "flame-tls");
     flame_cluster_config_free(c);
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+        "cluster:\n  name: t\n"
+        "provider: kubernetes\n"
+        "kubernetes:\n"
+        "  image: flame:1\n"
+        "  node_ca_cert: /etc/ca.crt\n"
+        "  node_ca_key: /etc/ca.key\n"
+        "  node_cert_ttl: 90m\n"
+        "  host_users: true\n")), FLAME_OK);
+    ck_assert_str_eq(c->k8s_node_ca_cert, "/etc/ca.crt");
+    ck_assert_str_eq(c->k8s_node_ca_key, "/etc/ca.key");
+    ck_assert_int_eq(c->k8s_node_cert_ttl_s, 5400);
+    ck_assert_int_eq(c->k8s_host_users, 1);
+    flame_cluster_config_free(c);
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+        "cluster:\n  name: t\nkubernetes:\n  image: x\n")), FLAME_OK);
+    ck_assert_int_eq(c->k8s_node_cert_ttl_s, 86400); /* short-lived by default */
+    ck_assert_int_eq(c->k8s_host_users, 0);           /* a user namespace of the pod's own */
+    flame_cluster_config_free(c);
+    expect_bad("cluster:\n  name: t\nkubernetes:\n  node_ca_cert: /c\n", "kubernetes.node_ca_key");
+    expect_bad("cluster:\n  name: t\nkubernetes:\n  node_cert_ttl: 5m\n", "kubernetes.node_cert_ttl");
+    expect_bad("cluster:\n  name: t\nkubernetes:\n  node_cert_ttl: 1y\n", "kubernetes.node_cert_ttl");
+    expect_bad("cluster:\n  name: t\nkubernetes:\n  host_users: maybe\n", "kubernetes.host_users");
     expect_bad("cluster:\n  name: t\nprovider: yarn\n", "provider: expected none or kubernetes");
     expect_bad("cluster:\n  name: t\nprovider: kubernetes\n", "kubernetes: required");
     expect_bad("cluster:\n  name: t\nprovider: kubernetes\nkubernetes:\n  namespace: x\n",
