@@ -105,6 +105,9 @@ for v in ("default", "notls", "k8s", "nosandbox"):
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
         want(("/etc/flame/tls" in mounts) == tls, f"{v}: {name} TLS secret {'mounted' if tls else 'absent'}")
         sandboxed = name.endswith("executor-manager") and v != "nosandbox"
+        want((pod.get("hostUsers") is False) == sandboxed and (sc.get("procMount") == "Unmasked") == sandboxed
+             and ("--sandbox-uids=10000-65535" in c["args"]) == sandboxed,
+             f"{v}: {name} {'in a user namespace of its own' if sandboxed else 'as is'}")
         want((pod["securityContext"].get("runAsNonRoot") is True) != sandboxed and
              (sc.get("allowPrivilegeEscalation") is False) != sandboxed,
              f"{v}: {name} {'root for its sandboxes' if sandboxed else 'non-root, no privilege escalation'}")
