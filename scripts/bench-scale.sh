@@ -2,27 +2,35 @@
 # Scale figures: one session manager serving many executor managers (real
 # processes), on loopback or spread over network namespaces of
 # scripts/testbed.sh. Prints: the time until every node is Ready
-# (registration), the session manager's RSS with the nodes registered and
-# after the run, tasks/s of flmping sessions spread over the nodes, and the
-# scheduler's cycle at that size (flame_bench sched: the same scheduler, in
-# process, sessions x nodes x executors). Every loop is bounded; everything
-# it starts is stopped at the end.
+# (registration), the executors live at once and how long until they were
+# all there, the session manager's own scheduler cycle (its
+# flame_scheduler_cycle_seconds while the run held them), tasks/s, the
+# session manager's RSS (empty, nodes registered, at the peak, after), and
+# flame_bench sched at that size. Every loop is bounded; everything it
+# starts is stopped at the end.
 #   scripts/bench-scale.sh [--build DIR] [--nodes N] [--cpu C] [--tasks T]
-#                          [--sessions S] [--netns K]
+#                          [--sessions S] [--duration MS] [--process] [--netns K]
 #     --nodes N     executor managers (default 200)
-#     --cpu C       cpus each advertises (default 100: N x C executor slots,
-#                   20,000 by default)
-#     --tasks T     tasks per session (default 20000), S sessions at once
-#                   (default 4); each executor of the run takes all of a
-#                   node's cpus, so the run holds at most N executors (one
-#                   service process each: 20,000 of them would not fit here)
+#     --cpu C       cpus each advertises (default 20: N x C executor slots,
+#                   4,000 by default; --cpu 100 makes the 20,000 of issue 12,
+#                   which need a machine of their own: every live executor
+#                   is a thread of its manager, and 20,000 of them beside
+#                   the other work of this shared machine made fork fail)
+#     --tasks T     tasks per session (default 4000), S sessions at once
+#                   (default 4), each task MS ms long (default 2000): an
+#                   executor of cpu=1 each, the flmping service in-process
+#                   ("inproc:flmping": no process per executor), so the run
+#                   fills every slot: N x C executors
+#     --process     the flmping service as a process per executor instead;
+#                   each executor then takes a whole node (at most N live:
+#                   20,000 service processes do not fit this machine)
 #     --netns K     the managers spread over K namespaces (the session
 #                   manager and the clients in another), plaintext with
 #                   --insecure; default: all on loopback
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-build="$root/build" nodes=200 cpu=100 tasks=20000 sessions=4 netns=0
+build="$root/build" nodes=200 cpu=20 tasks=4000 sessions=4 netns=0 duration=2000 process=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --build) build=$(cd "$2" && pwd); shift ;;
@@ -31,7 +39,9 @@ while [ $# -gt 0 ]; do
         --tasks) tasks=$2; shift ;;
         --sessions) sessions=$2; shift ;;
         --netns) netns=$2; shift ;;
-        -h|--help) sed -n '11,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --duration) duration=$2; shift ;;
+        --process) process=1 ;;
+        -h|--help) sed -n '11,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-scale: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -69,10 +79,30 @@ fi
 export FLAME_ENDPOINT="http://$host:$port" FLAME_CONFIG="$tmp/none.yaml"
 ctl() { in_ns 0 timeout 60 "$build/cli/flmctl" "$@"; }
 rss_mb() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# the session manager's own figures: live executors, and the scheduler
+# cycle's histogram sum and count
+metric() { in_ns 0 python3 - "$mport" <<'PY'
+import sys, urllib.request
+ex = cs = cn = 0.0
+try:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode()
+except Exception:
+    print("0 0 0"); sys.exit(0)
+for line in text.splitlines():
+    if line.startswith("flame_executors{") and 'state="released"' not in line:
+        ex += float(line.split()[-1])
+    elif line.startswith("flame_scheduler_cycle_seconds_sum"):
+        cs = float(line.split()[-1])
+    elif line.startswith("flame_scheduler_cycle_seconds_count"):
+        cn = float(line.split()[-1])
+print(int(ex), cs, int(cn))
+PY
+}
 
 # spawn in a subshell: $! is the daemon itself (exec all the way down)
 (spawn 0 "$build/daemons/flame-session-manager" --endpoint "$FLAME_ENDPOINT" "${insecure[@]}" \
-    --storage "sqlite://$tmp/flame.db" >"$tmp/sm.log" 2>&1) &
+    --storage "sqlite://$tmp/flame.db" --metrics "127.0.0.1:$mport" >"$tmp/sm.log" 2>&1) &
 sm_pid=$!
 pids="$sm_pid"
 for _ in $(seq 100); do ctl list -a >/dev/null 2>&1 && break; sleep 0.1; done
@@ -102,21 +132,35 @@ reg_ms=$((t1 - t0))
 rss1=$(rss_mb "$sm_pid")
 echo "   all Ready after $reg_ms ms (processes started in $((t_spawned - t0)) ms); session manager RSS $rss0 -> $rss1 MiB" >&2
 
-echo "== $sessions flmping sessions x $tasks tasks, one executor per node each (cpu=$cpu)" >&2
+if [ "$process" = 1 ]; then
+    app=flmping resreq="cpu=$cpu,mem=1g" dur=() slots=$nodes
+    echo "== $sessions flmping sessions x $tasks tasks, one executor (a service process) per node" >&2
+else
+    app=flmping-inproc resreq="cpu=1,mem=1g" dur=(-d "$duration") slots=$((nodes * cpu))
+    printf 'metadata:\n  name: flmping-inproc\nspec:\n  command: "inproc:flmping"\n' >"$tmp/inproc.yaml"
+    ctl register -f "$tmp/inproc.yaml" >/dev/null
+    echo "== $sessions flmping sessions x $tasks tasks of $duration ms, executors of cpu=1 (the service in-process): up to $slots" >&2
+fi
+read -r _ cs0 cn0 <<<"$(metric)"
 s0=$(date +%s%3N)
 fpids=""
 for ((s = 0; s < sessions; s++)); do
-    (spawn 0 timeout 600 "$build/cli/flmping" -p -t "$tasks" -r "cpu=$cpu,mem=1g" >"$tmp/ping$s.out" 2>&1) &
+    (spawn 0 timeout 1200 "$build/cli/flmping" -a "$app" -p -t "$tasks" -r "$resreq" "${dur[@]}" \
+        >"$tmp/ping$s.out" 2>&1) &
     fpids="$fpids $!"
 done
-maxexec=0
+maxexec=0 full_ms="" rss_peak=0 cs1=$cs0 cn1=$cn0
 while :; do
     alive=0
     for p in $fpids; do kill -0 "$p" 2>/dev/null && alive=1; done
     [ "$alive" = 0 ] && break
-    n=$(ctl list -e 2>/dev/null | awk 'NR > 1' | wc -l)
-    [ "$n" -gt "$maxexec" ] && maxexec=$n
-    sleep 0.5
+    read -r n cs cn <<<"$(metric)"
+    if [ "$n" -gt "$maxexec" ]; then maxexec=$n; fi
+    # the cycle while the executors are (nearly) all there
+    if [ -z "$full_ms" ] && [ "$n" -ge "$slots" ]; then full_ms=$(($(date +%s%3N) - s0)); cs0=$cs cn0=$cn; fi
+    [ -n "$full_ms" ] && [ "$n" -ge $((slots * 9 / 10)) ] && { cs1=$cs cn1=$cn; }
+    r=$(rss_mb "$sm_pid"); awk -v a="$r" -v b="$rss_peak" 'BEGIN { exit !(a > b) }' && rss_peak=$r
+    sleep 1
 done
 rc=0
 for p in $fpids; do wait "$p" || rc=1; done
@@ -125,7 +169,8 @@ s1=$(date +%s%3N)
 done_tasks=$(cat "$tmp"/ping*.out | awk '/Succeeded:/ { s += $2 } END { print s + 0 }')
 tps=$(awk -v n="$done_tasks" -v ms=$((s1 - s0)) 'BEGIN { printf "%.0f", n / (ms / 1000) }')
 rss2=$(rss_mb "$sm_pid")
-echo "   $done_tasks tasks in $((s1 - s0)) ms: $tps tasks/s; at most $maxexec executors at once; RSS $rss2 MiB" >&2
+sm_cycle=$(awk -v s0="$cs0" -v s1="$cs1" -v n0="$cn0" -v n1="$cn1" 'BEGIN { if (n1 > n0) printf "%.2f", (s1 - s0) / (n1 - n0) * 1000; else print "n/a" }')
+echo "   $done_tasks tasks in $((s1 - s0)) ms: $tps tasks/s; at most $maxexec executors at once${full_ms:+ (all $slots after $full_ms ms)}; the session manager's cycle with them: $sm_cycle ms over $((cn1 - cn0)) cycles; RSS peak $rss_peak, after $rss2 MiB" >&2
 
 echo "== scheduler cycle at $sessions sessions x $nodes nodes x $((nodes * cpu)) executors (flame_bench sched)" >&2
 sched=$("$build/tests/flame_bench" sched "$sessions" "$nodes" $((nodes * cpu)))
@@ -136,8 +181,10 @@ printf '\n%-44s %s\n' "figure" "value"
 printf '%-44s %s\n' "executor managers (processes)" "$nodes$([ "$netns" -gt 0 ] && echo " over $netns namespaces" || echo " on loopback")"
 printf '%-44s %s\n' "executor slots (nodes x cpu)" "$((nodes * cpu))"
 printf '%-44s %s ms\n' "registration: all nodes Ready" "$reg_ms"
+printf '%-44s %s%s\n' "executors live at once (peak)" "$maxexec" "${full_ms:+ (all $slots after $full_ms ms)}"
+printf '%-44s %s ms (mean over %s cycles)\n' "session manager's scheduler cycle, full" "$sm_cycle" "$((cn1 - cn0))"
 printf '%-44s %s ms\n' "scheduler cycle (flame_bench sched)" "$cycle"
 printf '%-44s %s tasks/s (%s tasks, %s sessions, <= %s executors)\n' "throughput" "$tps" "$done_tasks" "$sessions" "$maxexec"
-printf '%-44s %s / %s / %s MiB\n' "session manager RSS: empty / nodes / after" "$rss0" "$rss1" "$rss2"
-printf '{"nodes": %s, "slots": %s, "registration_ms": %s, "sched_cycle_ms": %s, "tasks_per_s": %s, "max_executors": %s, "sm_rss_mb": [%s, %s, %s]}\n' \
-    "$nodes" "$((nodes * cpu))" "$reg_ms" "$cycle" "$tps" "$maxexec" "$rss0" "$rss1" "$rss2"
+printf '%-44s %s / %s / %s / %s MiB\n' "session manager RSS: empty / nodes / peak / after" "$rss0" "$rss1" "$rss_peak" "$rss2"
+printf '{"nodes": %s, "slots": %s, "registration_ms": %s, "max_executors": %s, "all_executors_ms": %s, "sm_sched_cycle_ms": "%s", "sched_cycle_ms": %s, "tasks_per_s": %s, "sm_rss_mb": [%s, %s, %s, %s]}\n' \
+    "$nodes" "$slots" "$reg_ms" "$maxexec" "${full_ms:-null}" "$sm_cycle" "$cycle" "$tps" "$rss0" "$rss1" "$rss_peak" "$rss2"
