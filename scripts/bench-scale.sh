@@ -172,6 +172,27 @@ rss2=$(rss_mb "$sm_pid")
 sm_cycle=$(awk -v s0="$cs0" -v s1="$cs1" -v n0="$cn0" -v n1="$cn1" 'BEGIN { if (n1 > n0) printf "%.2f", (s1 - s0) / (n1 - n0) * 1000; else print "n/a" }')
 echo "   $done_tasks tasks in $((s1 - s0)) ms: $tps tasks/s; at most $maxexec executors at once${full_ms:+ (all $slots after $full_ms ms)}; the session manager's cycle with them: $sm_cycle ms over $((cn1 - cn0)) cycles; RSS peak $rss_peak, after $rss2 MiB" >&2
 
+# throughput: the executors are there (idle, kept for delay_release):
+# sessions of tasks that take no time reuse them
+tput=""
+if [ "$process" = 0 ]; then
+    echo "== throughput over the live executors: $sessions sessions x 20000 tasks of 0 ms" >&2
+    t0=$(date +%s%3N)
+    fpids=""
+    for ((s = 0; s < sessions; s++)); do
+        (spawn 0 timeout 600 "$build/cli/flmping" -a "$app" -p -t 20000 -r "$resreq" \
+            >"$tmp/fast$s.out" 2>&1) &
+        fpids="$fpids $!"
+    done
+    rc=0
+    for p in $fpids; do wait "$p" || rc=1; done
+    t1=$(date +%s%3N)
+    [ "$rc" = 0 ] || { echo "bench-scale: a flmping run failed" >&2; tail "$tmp"/fast*.out >&2; exit 1; }
+    n=$(cat "$tmp"/fast*.out | awk '/Succeeded:/ { s += $2 } END { print s + 0 }')
+    tput=$(awk -v n="$n" -v ms=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+    echo "   $n tasks in $((t1 - t0)) ms: $tput tasks/s" >&2
+fi
+
 echo "== scheduler cycle at $sessions sessions x $nodes nodes x $((nodes * cpu)) executors (flame_bench sched)" >&2
 sched=$("$build/tests/flame_bench" sched "$sessions" "$nodes" $((nodes * cpu)))
 cycle=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["sched_cycle_ms"])' "$sched")
@@ -184,7 +205,8 @@ printf '%-44s %s ms\n' "registration: all nodes Ready" "$reg_ms"
 printf '%-44s %s%s\n' "executors live at once (peak)" "$maxexec" "${full_ms:+ (all $slots after $full_ms ms)}"
 printf '%-44s %s ms (mean over %s cycles)\n' "session manager's scheduler cycle, full" "$sm_cycle" "$((cn1 - cn0))"
 printf '%-44s %s ms\n' "scheduler cycle (flame_bench sched)" "$cycle"
-printf '%-44s %s tasks/s (%s tasks, %s sessions, <= %s executors)\n' "throughput" "$tps" "$done_tasks" "$sessions" "$maxexec"
+printf '%-44s %s tasks/s (%s tasks, %s sessions, <= %s executors)\n' "tasks/s of the run$([ "$process" = 0 ] && echo " ($duration ms tasks)")" "$tps" "$done_tasks" "$sessions" "$maxexec"
+[ -n "$tput" ] && printf '%-44s %s tasks/s (%s sessions x 20000, 0 ms tasks)\n' "throughput over the live executors" "$tput" "$sessions"
 printf '%-44s %s / %s / %s / %s MiB\n' "session manager RSS: empty / nodes / peak / after" "$rss0" "$rss1" "$rss_peak" "$rss2"
-printf '{"nodes": %s, "slots": %s, "registration_ms": %s, "max_executors": %s, "all_executors_ms": %s, "sm_sched_cycle_ms": "%s", "sched_cycle_ms": %s, "tasks_per_s": %s, "sm_rss_mb": [%s, %s, %s, %s]}\n' \
-    "$nodes" "$slots" "$reg_ms" "$maxexec" "${full_ms:-null}" "$sm_cycle" "$cycle" "$tps" "$rss0" "$rss1" "$rss_peak" "$rss2"
+printf '{"nodes": %s, "slots": %s, "registration_ms": %s, "max_executors": %s, "all_executors_ms": %s, "sm_sched_cycle_ms": "%s", "sched_cycle_ms": %s, "tasks_per_s": %s, "throughput_tasks_per_s": %s, "sm_rss_mb": [%s, %s, %s, %s]}\n' \
+    "$nodes" "$slots" "$reg_ms" "$maxexec" "${full_ms:-null}" "$sm_cycle" "$cycle" "$tps" "${tput:-null}" "$rss0" "$rss1" "$rss_peak" "$rss2"
