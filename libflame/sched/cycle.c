@@ -58,11 +58,29 @@ flame_status flame_scheduler_cycle(flame_scheduler *sch, const flame_sched_snaps
     /* B: hand out executors, best tier and smallest share first. */
     sheap h = { sc_scratch(sch, B_SHEAP, c.ns, sizeof(int), 0), 0 };
     c.serving = &h;
+    /* heapified at once (O(n)): a heap's top is the best whatever its
+     * shape, so the sessions come out in the same order as pushed one by one */
     for (size_t i = 0; i < c.ns; i++)
-        if (wants(&c.sess[i]))
-            sc_sheap_push(&c, &h, (int)i);
+        if (wants(&c.sess[i])) {
+            c.sess[i].queued = 1;
+            h.v[h.n++] = (int)i;
+        }
+    for (size_t i = h.n / 2; i-- > 0;)
+        sc_sheap_down(&c, &h, i);
     sc_nheap_build(&c);
+    uint64_t min_cpu = UINT64_MAX; /* of every session: the least any asks for */
+    for (size_t i = 0; i < c.ns; i++)
+        if (c.sess[i].s->resreq.cpu < min_cpu)
+            min_cpu = c.sess[i].s->resreq.cpu;
     while (h.n) {
+        /* In a full cluster most of the heap starves: once no idle
+         * executor is left (to bind or release), no reclaim is left, and
+         * the node with the most free cpu lacks the least any session asks
+         * for (free room only shrinks from then on), no session can be
+         * given anything more this cycle: the rest is not looked at. */
+        if (!c.idle_left && c.reclaims >= MAX_RECLAIMS_PER_CYCLE && min_cpu > 0 &&
+            (!c.nheap_len || c.nodes[c.nheap[0]].free.cpu < min_cpu))
+            break;
         /* s stays on top while it is given an executor (nothing else
          * moves in the heap then): one sift instead of a pop and a push */
         s_sess *s = &c.sess[h.v[0]];

@@ -441,19 +441,14 @@ static int sched(size_t ns, size_t nn, size_t ne)
         flame_scheduler_cycle(sc, &snap, 1000, &d, &nd);
         bench_apply(&w, d, nd, sess_of_id);
     } while (nd > 100 && ++cycles < 30);
-    for (int r = 0; r < 7; r++) {
-        flame_scheduler *f;
-        flame_scheduler_new(&f);
-        snap.executors_len = w.ne;
-        double t0 = now_us(), c0 = cpu_ms();
-        flame_scheduler_cycle(f, &snap, 1000, &d, &full_nd);
-        full[r] = (now_us() - t0) / 1000.0;
-        full_cpu[r] = cpu_ms() - c0;
-        flame_scheduler_free(f);
-    }
     snap.executors_len = w.ne;
     flame_scheduler_cycle(sc, &snap, 1000, &d, &nd);
-    for (int r = 0; r < 7; r++) { /* a small change: 10 sessions' tasks come and go */
+    /* alternately, on the same snapshot after each small change (10
+     * sessions' tasks come and go): a new scheduler (the full cycle) and
+     * the one kept from the cycles before (incremental); their decisions
+     * must be the same */
+    int differ = 0;
+    for (int r = 0; r < 7; r++) {
         for (size_t k = 0; k < 10; k++) {
             flame_sched_session *s = &w.sess[(size_t)(r * 977 + k * 131) % ns];
             if (r % 2 || !s->pending)
@@ -461,11 +456,26 @@ static int sched(size_t ns, size_t nn, size_t ne)
             else
                 s->pending--;
         }
+        flame_scheduler *f;
+        flame_scheduler_new(&f);
+        const flame_decision *fd;
         double t0 = now_us(), c0 = cpu_ms();
+        flame_scheduler_cycle(f, &snap, 1000, &fd, &full_nd);
+        full[r] = (now_us() - t0) / 1000.0;
+        full_cpu[r] = cpu_ms() - c0;
+        t0 = now_us();
+        c0 = cpu_ms();
         flame_scheduler_cycle(sc, &snap, 1000, &d, &inc_nd);
         inc[r] = (now_us() - t0) / 1000.0;
         inc_cpu[r] = cpu_ms() - c0;
+        differ |= full_nd != inc_nd;
+        for (size_t q = 0; q < inc_nd && q < full_nd; q++) /* fields: padding differs */
+            differ |= fd[q].kind != d[q].kind || fd[q].node != d[q].node ||
+                      fd[q].executor_id != d[q].executor_id || fd[q].session_id != d[q].session_id;
+        flame_scheduler_free(f);
     }
+    if (differ)
+        fprintf(stderr, "flame_bench sched: the kept scheduler decided otherwise than a new one\n");
     printf("{\"sched_cycle_ms\": %.2f, \"sched_cycle_cpu_ms\": %.2f, \"decisions\": %zu, "
            "\"sched_settled_full_ms\": %.2f, \"sched_settled_full_cpu_ms\": %.2f, "
            "\"settled_decisions\": %zu, \"sched_incremental_ms\": %.2f, "
@@ -474,6 +484,8 @@ static int sched(size_t ns, size_t nn, size_t ne)
            median(first, 7), median(first_cpu, 7), first_nd, median(full, 7),
            median(full_cpu, 7), full_nd, median(inc, 7), median(inc_cpu, 7), inc_nd, w.ne, ns,
            nn, ne);
+    if (differ)
+        return 1;
     flame_scheduler_free(sc);
     free(w.nodes);
     free(w.sess);
