@@ -252,6 +252,13 @@ static kpod *pod_parse(const cJSON *obj)
     return p;
 }
 
+/* A pod that is gone: its Secret is deleted in the next round (mu held). */
+static void gone_add(fl_provider *p, const char *name)
+{
+    p->gone = fl_realloc(p->gone, (p->ngone + 1) * sizeof *p->gone);
+    p->gone[p->ngone++] = fl_strdup(name);
+}
+
 static void pod_put(fl_provider *p, kpod *k) /* mu held */
 {
     kpod *old = fl_map_get(&p->pods, k->name);
@@ -281,6 +288,15 @@ static char *pods_path(fl_provider *p, const char *extra)
 /* Lists our pods: the books become what the server has. */
 static bool list_pods(fl_provider *p)
 {
+    /* the pods known before the list: one of them not in it is gone (one
+     * created meanwhile may be missing from it and is not) */
+    fl_map before = { 0 };
+    pthread_mutex_lock(&p->mu);
+    size_t bi = 0;
+    const char *bname;
+    while (p->ca && fl_map_next(&p->pods, &bi, &bname, NULL))
+        fl_map_put(&before, bname, (void *)1);
+    pthread_mutex_unlock(&p->mu);
     char *path = pods_path(p, NULL);
     long status;
     char *body = NULL;
@@ -317,10 +333,13 @@ static bool list_pods(fl_provider *p)
                     ((kpod *)v)->terminating = true;
             }
             bool first = !p->listed;
+            /* pods gone while no watch ran (e.g. before a 410): their
+             * Secrets go too */
+            i = 0;
+            while (fl_map_next(&p->pods, &i, NULL, &v))
+                if (fl_map_get(&before, ((kpod *)v)->name) && !fl_map_get(&fresh, ((kpod *)v)->name))
+                    gone_add(p, ((kpod *)v)->name);
             pods_clear(&p->pods);
-    for (size_t i = 0; i < p->ngone; i++)
-        free(p->gone[i]);
-    free(p->gone);
             p->pods = fresh;
             set_rv(p, j);
             p->listed = true;
@@ -336,6 +355,7 @@ static bool list_pods(fl_provider *p)
     }
     free(body);
     free(path);
+    fl_map_free(&before);
     return ok;
 }
 
@@ -381,11 +401,9 @@ static bool on_event(void *arg, char *line)
         const char *name = jstr(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "name");
         if (name) {
             pod_free(fl_map_del(&p->pods, name));
-            if (p->ca) { /* deleted behind our back too: its Secret goes (no garbage
-                          * collector may run, and it costs one call) */
-                p->gone = fl_realloc(p->gone, (p->ngone + 1) * sizeof *p->gone);
-                p->gone[p->ngone++] = fl_strdup(name);
-            }
+            if (p->ca) /* deleted behind our back too: its Secret goes (no garbage
+                        * collector may run, and it costs one call) */
+                gone_add(p, name);
         }
         set_rv(p, obj);
         kick(p);
@@ -1058,6 +1076,9 @@ static void provider_destroy(fl_provider *p)
         demand_free(v);
     fl_map_free(&p->demand);
     pods_clear(&p->pods);
+    for (size_t i = 0; i < p->ngone; i++)
+        free(p->gone[i]);
+    free(p->gone);
     free(p->rv);
     for (int i = 0; i < SLOTS; i++)
         free(p->last_error[i]);

@@ -19,9 +19,13 @@ flmping="$build/cli/flmping"
 kas="$src/scripts/kube-apiserver.sh"
 tmp=$(mktemp -d)
 . "$(dirname "$0")/tap.sh"
-pid= pings=()
+pid=
+# flmping clients, one pid a line (new_session runs in $(...): a file, not
+# an array, carries them back)
+pings=$tmp/pings
+kill_pings() { [ -f "$pings" ] && while read -r p; do kill "$p" 2>/dev/null; done <"$pings"; : >"$pings"; }
 cleanup() {
-    for p in "${pings[@]}"; do kill "$p" 2>/dev/null; done
+    kill_pings
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
     wait 2>/dev/null
     "$kas" stop "$tmp/kube" >/dev/null 2>&1
@@ -114,7 +118,7 @@ new_session() { # N RESREQ -> prints the session id
     local before after
     before=$("$flmctl" list -s | awk 'NR>1 {print $1}' | sort)
     "$flmping" -t "$1" -r "$2" >/dev/null 2>&1 &
-    pings+=($!)
+    echo $! >>"$pings"
     for _ in $(seq 100); do
         after=$("$flmctl" list -s | awk 'NR>1 {print $1}' | sort)
         local id; id=$(comm -13 <(echo "$before") <(echo "$after") | head -1)
@@ -220,7 +224,7 @@ grep -q 'kubernetes.*\(watching\|listing\) pods\|kubernetes.*Connection refused\
 #    and deletes a pod no session wants
 keep=$(pods "flame.io/session=$s3" | awk '{print $1}')
 stop_sm
-for p in "${pings[@]}"; do kill "$p" 2>/dev/null; done
+kill_pings
 kc run stray --image=flame-executor-manager:test --restart=Never \
     --labels="app.kubernetes.io/managed-by=flame,flame.io/cluster=k8s-test,flame.io/session=gone" >/dev/null ||
     bad "a stray pod created"
