@@ -10,14 +10,15 @@
  * in its books from the answer on, so a slow watch never makes it ask
  * twice. A restarted session manager lists the pods of its cluster label,
  * adopts those its sessions still want and deletes the rest once it has
- * its first demand.
+ * its first demand. With a CA (podcert.c) each pod gets its own node
+ * certificate in a Secret made after it and deleted with it; what a pod
+ * and its Secret look like is podspec.c's.
  *
  * Threads: the watcher (list + watch) and the reconciler (creates and
  * deletes) run on their own; fl_provider_demand_set is called from the
  * engine thread. mu guards the books (demand, pods, listed); no request is
  * made while holding it. */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +26,10 @@
 
 #include <cjson/cJSON.h>
 
-#include <sys/random.h>
 
 #include "provider/kubeapi.h"
 #include "provider/podcert.h"
+#include "provider/podspec.h"
 #include "provider/provider.h"
 #include "util/util.h"
 
@@ -41,14 +42,6 @@
 #define REPORT_EVERY_MS 60000      /* the same error is logged once a minute */
 #define REPORT_GAP_MS 10000        /* another error at most every 10 s */
 
-#define LABEL_MANAGED "app.kubernetes.io/managed-by"
-#define LABEL_CLUSTER "flame.io/cluster"
-#define LABEL_SESSION "flame.io/session"
-#define LABEL_APP "flame.io/application"
-#define ANNOT_SESSION "flame.io/session-id"
-#define ANNOT_CERT_END "flame.io/cert-not-after" /* Unix seconds */
-#define LABEL_POD "flame.io/pod"
-#define TLS_DIR "/etc/flame/tls"
 
 typedef struct kpod {
     char *name;
@@ -188,27 +181,6 @@ static void kick(fl_provider *p)
 {
     p->wake = true;
     pthread_cond_broadcast(&p->cv);
-}
-
-/* A label value (<= 63 of [A-Za-z0-9._-], alphanumeric at both ends); one
- * that is not gets "h-" and a hash (the annotation keeps the real one). */
-static void label_value(const char *s, char out[64])
-{
-    size_t n = strlen(s);
-    bool ok = n <= 63;
-    for (size_t i = 0; ok && i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        ok = alnum || ((c == '-' || c == '_' || c == '.') && i > 0 && i + 1 < n);
-    }
-    if (ok) {
-        memcpy(out, s, n + 1);
-        return;
-    }
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    snprintf(out, 64, "h-%016llx", (unsigned long long)h);
 }
 
 static void url_escape(fl_buf *b, const char *s)
@@ -487,230 +459,12 @@ static void *watch_main(void *arg)
 
 /* ---- the reconciler -------------------------------------------------------- */
 
-typedef struct create_req {
-    char *session, *app;
-    flame_resreq resreq;
-    char name[64];         /* with a CA: the pod's name, chosen here (its certificate's CN) */
-    int64_t cert_end;
-} create_req;
 
-/* A quantity: cpu in cores, memory in bytes (the resreq's units). */
-static void add_quantity(cJSON *o, const char *key, uint64_t v)
+static kpodspec spec_of(const fl_provider *p)
 {
-    char s[32];
-    snprintf(s, sizeof s, "%llu", (unsigned long long)v);
-    cJSON_AddStringToObject(o, key, s);
-}
-
-/* What the process sandbox needs: the executor manager is root in the pod
- * (each executor a uid of its own, mapped in a user namespace it makes),
- * with the capabilities of the systemd unit's bounding set (SYS_ADMIN: the
- * sandbox's namespaces and mounts; the API server then wants privilege
- * escalation allowed, and the sandbox sets no_new_privs on every service
- * itself), no runtime seccomp or AppArmor profile (they deny the
- * namespaces and mounts a sandbox makes; the sandbox installs its own
- * seccomp filter on every service), a read-only root. By default the pod
- * has a user namespace of its own (hostUsers: false): root in it is no one
- * on the host, /proc may be mounted unmasked in it (a sandbox mounts its
- * own), and executors' uids come from the pod's 65536. */
-static void security_context(fl_provider *p, cJSON *spec, cJSON *ctr)
-{
-    if (!p->host_users)
-        cJSON_AddBoolToObject(spec, "hostUsers", false);
-    cJSON *psc = cJSON_AddObjectToObject(spec, "securityContext");
-    cJSON_AddNumberToObject(psc, "runAsUser", 0);
-    cJSON_AddNumberToObject(psc, "runAsGroup", 0);
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(psc, "seccompProfile"), "type", "Unconfined");
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(psc, "appArmorProfile"), "type",
-                            "Unconfined");
-    cJSON *sc = cJSON_AddObjectToObject(ctr, "securityContext");
-    cJSON_AddBoolToObject(sc, "privileged", false);
-    cJSON_AddBoolToObject(sc, "allowPrivilegeEscalation", true);
-    cJSON_AddBoolToObject(sc, "readOnlyRootFilesystem", true);
-    if (!p->host_users)
-        cJSON_AddStringToObject(sc, "procMount", "Unmasked");
-    cJSON *caps = cJSON_AddObjectToObject(sc, "capabilities");
-    const char *drop[] = { "ALL" };
-    const char *add[] = { "SETUID", "SETGID", "CHOWN", "FOWNER", "DAC_OVERRIDE", "KILL",
-                          "SYS_ADMIN", "SYS_RESOURCE" };
-    cJSON_AddItemToObject(caps, "drop", cJSON_CreateStringArray(drop, 1));
-    cJSON_AddItemToObject(caps, "add", cJSON_CreateStringArray(add, FL_ARRAY_LEN(add)));
-}
-
-static void add_args(cJSON *argv, ...)
-{
-    va_list ap;
-    va_start(ap, argv);
-    for (const char *a; (a = va_arg(ap, const char *));)
-        cJSON_AddItemToArray(argv, cJSON_CreateString(a));
-    va_end(ap);
-}
-
-static void add_volume(cJSON *spec, cJSON *ctr, const char *name, const char *path,
-                       const char *secret)
-{
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "name", name);
-    cJSON_AddStringToObject(m, "mountPath", path);
-    if (secret)
-        cJSON_AddBoolToObject(m, "readOnly", true);
-    cJSON *mounts = cJSON_GetObjectItemCaseSensitive(ctr, "volumeMounts");
-    cJSON_AddItemToArray(mounts ? mounts : cJSON_AddArrayToObject(ctr, "volumeMounts"), m);
-    cJSON *vol = cJSON_CreateObject();
-    cJSON_AddStringToObject(vol, "name", name);
-    if (secret) {
-        cJSON *sv = cJSON_AddObjectToObject(vol, "secret");
-        cJSON_AddStringToObject(sv, "secretName", secret);
-        cJSON_AddNumberToObject(sv, "defaultMode", 0400);
-    } else {
-        cJSON_AddObjectToObject(vol, "emptyDir");
-    }
-    cJSON *vols = cJSON_GetObjectItemCaseSensitive(spec, "volumes");
-    cJSON_AddItemToArray(vols ? vols : cJSON_AddArrayToObject(spec, "volumes"), vol);
-}
-
-static char *pod_json(fl_provider *p, const create_req *c)
-{
-    char lv[64];
-    cJSON *pod = cJSON_CreateObject();
-    cJSON_AddStringToObject(pod, "apiVersion", "v1");
-    cJSON_AddStringToObject(pod, "kind", "Pod");
-    cJSON *md = cJSON_AddObjectToObject(pod, "metadata");
-    if (c->name[0])
-        cJSON_AddStringToObject(md, "name", c->name);
-    else
-        cJSON_AddStringToObject(md, "generateName", "flame-executor-");
-    cJSON_AddStringToObject(md, "namespace", p->ns);
-    cJSON *labels = cJSON_AddObjectToObject(md, "labels");
-    const cJSON *x;
-    cJSON_ArrayForEach(x, p->extra_labels)
-        cJSON_AddStringToObject(labels, x->string, x->valuestring);
-    cJSON_AddStringToObject(labels, LABEL_MANAGED, "flame");
-    cJSON_AddStringToObject(labels, LABEL_CLUSTER, p->cluster);
-    label_value(c->session, lv);
-    cJSON_AddStringToObject(labels, LABEL_SESSION, lv);
-    label_value(c->app, lv);
-    cJSON_AddStringToObject(labels, LABEL_APP, lv);
-    cJSON *ann = cJSON_AddObjectToObject(md, "annotations");
-    cJSON_AddStringToObject(ann, ANNOT_SESSION, c->session);
-    cJSON_AddStringToObject(ann, "flame.io/application-name", c->app);
-    if (c->cert_end) {
-        char end[24];
-        snprintf(end, sizeof end, "%lld", (long long)c->cert_end);
-        cJSON_AddStringToObject(ann, ANNOT_CERT_END, end);
-    }
-
-    cJSON *spec = cJSON_AddObjectToObject(pod, "spec");
-    cJSON_AddStringToObject(spec, "restartPolicy", "Never");
-    if (p->service_account)
-        cJSON_AddStringToObject(spec, "serviceAccountName", p->service_account);
-    cJSON_AddBoolToObject(spec, "automountServiceAccountToken", false);
-    cJSON *ctrs = cJSON_AddArrayToObject(spec, "containers");
-    cJSON *ctr = cJSON_CreateObject();
-    cJSON_AddItemToArray(ctrs, ctr);
-    cJSON_AddStringToObject(ctr, "name", "executor-manager");
-    cJSON_AddStringToObject(ctr, "image", p->image);
-    cJSON_AddStringToObject(ctr, "imagePullPolicy", "IfNotPresent");
-    flame_resreq r = c->resreq;
-    if (!r.cpu && !r.memory && !r.gpu)
-        r = p->dflt;
-    char res[96];
-    snprintf(res, sizeof res, "cpu=%llu,mem=%llu", (unsigned long long)r.cpu,
-             (unsigned long long)r.memory);
-    const char *cmd[] = { "flame-executor-manager" };
-    cJSON_AddItemToObject(ctr, "command", cJSON_CreateStringArray(cmd, 1));
-    cJSON *argv = cJSON_AddArrayToObject(ctr, "args");
-    add_args(argv, "--endpoint", p->endpoint, "--node", "$(FLAME_NODE_NAME)", "--resources", res,
-             "--work-dir", "/var/lib/flame/work", NULL);
-    /* in a user namespace of its own the pod has uids 0-65535: executors
-     * take the upper ones (else the host's default range) */
-    if (!p->host_users)
-        add_args(argv, "--sandbox-uids", "10000-65535", NULL);
-    bool tls = p->tls_secret || p->ca;
-    if (tls)
-        add_args(argv, "--tls-ca", TLS_DIR "/ca.crt", "--tls-cert", TLS_DIR "/tls.crt",
-                 "--tls-key", TLS_DIR "/tls.key", NULL);
-    security_context(p, spec, ctr);
-    add_volume(spec, ctr, "work", "/var/lib/flame", NULL);
-    add_volume(spec, ctr, "tmp", "/tmp", NULL);
-    if (tls) { /* the node's certificate and the CA, from a Secret: its own, or one shared */
-        char secret[80];
-        snprintf(secret, sizeof secret, "%s-tls", c->name);
-        add_volume(spec, ctr, "flame-tls", TLS_DIR, p->ca ? secret : p->tls_secret);
-    }
-    cJSON *env = cJSON_AddArrayToObject(ctr, "env");
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddItemToArray(env, e);
-    cJSON_AddStringToObject(e, "name", "FLAME_NODE_NAME");
-    cJSON *ref = cJSON_AddObjectToObject(cJSON_AddObjectToObject(e, "valueFrom"), "fieldRef");
-    cJSON_AddStringToObject(ref, "fieldPath", "metadata.name");
-    /* requests = limits: the executor gets what its session asked for */
-    cJSON *rs = cJSON_AddObjectToObject(ctr, "resources");
-    for (int i = 0; i < 2; i++) {
-        cJSON *q = cJSON_AddObjectToObject(rs, i ? "limits" : "requests");
-        if (r.cpu)
-            add_quantity(q, "cpu", r.cpu);
-        if (r.memory)
-            add_quantity(q, "memory", r.memory);
-        if (r.gpu > 0)
-            add_quantity(q, "nvidia.com/gpu", (uint64_t)r.gpu);
-    }
-    char *s = cJSON_PrintUnformatted(pod);
-    cJSON_Delete(pod);
-    return s;
-}
-
-/* The pod's own node certificate, in a Secret the pod owns (the garbage
- * collector deletes it with the pod if we cannot; we delete it ourselves). */
-static char *secret_json(fl_provider *p, const char *pod, const char *uid, const char *cert,
-                         const char *key)
-{
-    cJSON *sec = cJSON_CreateObject();
-    cJSON_AddStringToObject(sec, "apiVersion", "v1");
-    cJSON_AddStringToObject(sec, "kind", "Secret");
-    cJSON_AddStringToObject(sec, "type", "kubernetes.io/tls");
-    cJSON_AddBoolToObject(sec, "immutable", true);
-    cJSON *md = cJSON_AddObjectToObject(sec, "metadata");
-    char *name = fl_sprintf("%s-tls", pod);
-    cJSON_AddStringToObject(md, "name", name);
-    free(name);
-    cJSON_AddStringToObject(md, "namespace", p->ns);
-    cJSON *labels = cJSON_AddObjectToObject(md, "labels");
-    cJSON_AddStringToObject(labels, LABEL_MANAGED, "flame");
-    cJSON_AddStringToObject(labels, LABEL_CLUSTER, p->cluster);
-    cJSON_AddStringToObject(labels, LABEL_POD, pod);
-    cJSON *own = cJSON_CreateObject();
-    cJSON_AddStringToObject(own, "apiVersion", "v1");
-    cJSON_AddStringToObject(own, "kind", "Pod");
-    cJSON_AddStringToObject(own, "name", pod);
-    cJSON_AddStringToObject(own, "uid", uid);
-    cJSON_AddItemToArray(cJSON_AddArrayToObject(md, "ownerReferences"), own);
-    cJSON *data = cJSON_AddObjectToObject(sec, "data");
-    const char *keys[] = { "tls.crt", "tls.key", "ca.crt" };
-    const char *vals[] = { cert, key, p->ca_pem };
-    for (int i = 0; i < 3; i++) {
-        char *b = kpodca_base64(vals[i], strlen(vals[i]));
-        cJSON_AddStringToObject(data, keys[i], b);
-        free(b);
-    }
-    char *out = cJSON_PrintUnformatted(sec);
-    cJSON_Delete(sec);
-    return out;
-}
-
-/* A pod name of our own choosing (its certificate names it before it
- * exists): flame-executor- and 10 random [a-z0-9]. */
-static void pod_name(char out[64])
-{
-    static const char abc[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    unsigned char r[10] = { 0 };
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) /* never short for 10 bytes */
-        for (size_t i = 0; i < sizeof r; i++)
-            r[i] = (unsigned char)(fl_now_ms() >> i);
-    int n = snprintf(out, 64, "flame-executor-");
-    for (size_t i = 0; i < sizeof r; i++)
-        out[n++] = abc[r[i] % (sizeof abc - 1)];
-    out[n] = 0;
+    return (kpodspec){ p->ns, p->image, p->endpoint, p->service_account, p->cluster,
+                       p->tls_secret, p->ca != NULL, p->ca_pem, p->extra_labels, p->dflt,
+                       p->host_users };
 }
 
 /* 1 deleted, 0 not there (404), -1 failed (reported). */
@@ -748,13 +502,14 @@ static void create_pod(fl_provider *p, create_req *c)
 {
     char *cert = NULL, *key = NULL;
     if (p->ca) {
-        pod_name(c->name);
+        kpod_name(c->name);
         if (kpodca_issue(p->ca, c->name, p->cert_ttl_s, &cert, &key, &c->cert_end)) {
             report(p, SLOT_RECONCILE, flame_error_last());
             return;
         }
     }
-    char *body = pod_json(p, c);
+    kpodspec spec = spec_of(p);
+    char *body = kpod_json(&spec, c);
     char *path = fl_sprintf("/api/v1/namespaces/%s/pods", p->ns);
     long status;
     char *resp = NULL;
@@ -767,7 +522,7 @@ static void create_pod(fl_provider *p, create_req *c)
         const char *uid = jstr(cJSON_GetObjectItemCaseSensitive(j, "metadata"), "uid");
         bool ok = k != NULL;
         if (k && p->ca) {
-            char *sj = secret_json(p, k->name, uid ? uid : "", cert, key);
+            char *sj = ksecret_json(&spec, k->name, uid ? uid : "", cert, key);
             char *spath = fl_sprintf("/api/v1/namespaces/%s/secrets", p->ns);
             long ss;
             char *sresp = NULL;
@@ -1045,7 +800,7 @@ static flame_status labels_parse(fl_provider *p, const char *s)
             break;
         }
         *eq = 0;
-        label_value(eq + 1, lv);
+        klabel_value(eq + 1, lv);
         if (strcmp(lv, eq + 1) != 0) {
             st = fl_error(FLAME_ERR_CONFIG, "kubernetes.labels.%s: \"%s\" is not a label value "
                           "(<= 63 of A-Z a-z 0-9 . _ -)", kv, eq + 1);
@@ -1185,7 +940,7 @@ flame_status fl_provider_new(fl_provider **out, const flame_cluster_config *cfg,
     p->tls_secret = fl_strdup(cfg->k8s_tls_secret);
     p->host_users = cfg->k8s_host_users != 0;
     char lv[64];
-    label_value(cfg->name ? cfg->name : "flame", lv);
+    klabel_value(cfg->name ? cfg->name : "flame", lv);
     p->cluster = fl_strdup(lv);
     fl_buf sel = { 0 };
     char *s = fl_sprintf(LABEL_MANAGED "=flame," LABEL_CLUSTER "=%s", p->cluster);
