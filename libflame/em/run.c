@@ -21,7 +21,9 @@
  * tasks run in batches (one OnTaskInvokeBatch of about BATCH_TARGET_US)
  * with a window of a few batches, so the service never waits on a round
  * trip; tasks that take time run one at a time with one task queued
- * behind, which an idle executor of the session can still take back. */
+ * behind, which an idle executor of the session can still take back. A
+ * service without OnTaskInvokeBatch (flamepy's) gets the fast tasks' window
+ * too, one task per call. */
 #define WINDOW_SINGLE 2
 #define WINDOW_BATCH 256
 #define INVOKE_BATCH 64
@@ -200,12 +202,14 @@ out:
 }
 
 /* Credit that brings queued + running + still grantable up to the window
- * (under r->mu). */
+ * (under r->mu), once they are down to half of it: a service that takes
+ * tasks one per call sends an update per task, and the session manager
+ * answers a grant of several with one ExecutorWork rather than one each. */
 static uint32_t new_credit(session_run *r)
 {
     uint64_t avail = r->granted > r->received ? r->granted - r->received : 0;
     uint64_t used = r->q.len + r->running + avail;
-    uint32_t c = used < r->window ? (uint32_t)(r->window - used) : 0;
+    uint32_t c = used < r->window && used <= r->window / 2 ? (uint32_t)(r->window - used) : 0;
     r->granted += c;
     return c;
 }
@@ -277,13 +281,20 @@ static void *reader_main(void *arg)
     }
 }
 
-/* How many tasks to hand the service at once, from how long they take. */
-static size_t batch_size(const session_run *r)
+/* How many tasks take about BATCH_TARGET_US together, from how long they
+ * take (1 while not known). */
+static size_t run_len(const session_run *r)
 {
-    if (r->batching < 0 || r->avg_us <= 0)
+    if (r->avg_us <= 0)
         return 1;
     double k = BATCH_TARGET_US / r->avg_us;
     return k >= INVOKE_BATCH ? INVOKE_BATCH : k < 1 ? 1 : (size_t)k;
+}
+
+/* How many tasks to hand the service at once. */
+static size_t batch_size(const session_run *r)
+{
+    return r->batching < 0 ? 1 : run_len(r);
 }
 
 /* Takes the next batch off the queue (decided under the lock, so that a
@@ -345,7 +356,9 @@ static void run_batch(session_run *r, size_t k)
     double per = (double)(fl_mono_ns() - t0) / 1e3 / (double)k;
     r->avg_us = r->avg_us > 0 ? 0.7 * r->avg_us + 0.3 * per : per;
     batch_free(r, k);
-    size_t kb = batch_size(r);
+    /* fast tasks get a window of a few runs whether the service takes them
+     * in batches or one per call (then the window's grants come in chunks) */
+    size_t kb = run_len(r);
     pthread_mutex_lock(&r->mu);
     r->running = 0;
     r->window = kb > 1 ? (kb * 4 < WINDOW_BATCH ? (uint32_t)kb * 4 : WINDOW_BATCH) : WINDOW_SINGLE;
