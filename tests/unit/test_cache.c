@@ -168,6 +168,60 @@ START_TEST(garbage_is_an_error)
 }
 END_TEST
 
+/* fuzz_ipc's findings (tests/fuzz/corpus/fuzz_ipc/found-*): a native
+ * schema without fields was accepted, then every reply of the table failed
+ * to rewrite its version (a NULL schema sent); a vtable before the buffer
+ * read as "no fields" and so differently once the bytes moved inside a
+ * rewritten schema; a body not padded to 8 was stored and its file did
+ * not read back. */
+START_TEST(fuzz_findings)
+{
+    /* Message { header_type Schema, header Schema { custom_metadata
+     * [{flame.cache.format: arrow-table-v1}] } }: no fields */
+    fb_builder b;
+    fbb_init(&b);
+    fbb_slot ms[] = { { 0, 2, 4, false }, { 1, 1, IPC_SCHEMA, false }, { 2, 4, 0, true },
+                      { 3, 8, 0, false } };
+    size_t mpos[4];
+    fbb_patch(&b, 0, fbb_table(&b, ms, 4, mpos));
+    fbb_slot ss[] = { { 2, 4, 0, true } };
+    size_t spos[1];
+    fbb_patch(&b, mpos[2], fbb_table(&b, ss, 1, spos));
+    size_t vec = fbb_vector(&b, 1, 4, 4, NULL);
+    fbb_patch(&b, spos[0], vec);
+    fbb_slot ks[] = { { 0, 4, 0, true }, { 1, 4, 0, true } };
+    size_t kpos[2];
+    fbb_patch(&b, vec + 4, fbb_table(&b, ks, 2, kpos));
+    fbb_patch(&b, kpos[0], fbb_string(&b, "flame.cache.format", 18));
+    fbb_patch(&b, kpos[1], fbb_string(&b, "arrow-table-v1", 14));
+    int64_t bl;
+    ck_assert_int_eq(ipc_message_type(b.b, b.len, &bl), IPC_SCHEMA);
+    ipc_schema_info si;
+    ck_assert_int_eq(ipc_schema_parse(b.b, b.len, &si), FLAME_ERR_INVALID_ARGUMENT);
+    fbb_free(&b);
+
+    /* a table whose vtable would start before the buffer: malformed */
+    uint8_t t[8] = { 4, 0, 0, 0, 100, 0, 0, 0 };
+    fb_reader r = { t, sizeof t, false };
+    size_t root = fbr_root(&r);
+    ck_assert_uint_eq(root, 4);
+    ck_assert_uint_eq(fbr_field(&r, root, 0, 4), 0);
+    ck_assert(r.bad);
+
+    /* bodyLength 71: not a message */
+    ipc_msg m;
+    ipc_opaque_batch(&m, 1, NULL, (const uint8_t *)"x", 1, false);
+    ck_assert_int_eq(ipc_message_type(m.header, m.header_len, &bl), IPC_RECORD_BATCH);
+    ck_assert_int_eq(bl % 8, 0);
+    fb_reader mr = { m.header, m.header_len, false };
+    size_t at = fbr_field(&mr, fbr_root(&mr), 3, 8);
+    ck_assert_uint_ne(at, 0);
+    m.header[at] = 71;
+    ck_assert_int_eq(ipc_message_type(m.header, m.header_len, &bl), -1);
+    ipc_msg_clear(&m);
+}
+END_TEST
+
 START_TEST(key_rules)
 {
     const char *why;
@@ -383,6 +437,7 @@ int main(void)
     tcase_add_test(tc, reply_schema_and_rows);
     tcase_add_test(tc, schema_version_rewrite);
     tcase_add_test(tc, garbage_is_an_error);
+    tcase_add_test(tc, fuzz_findings);
     tcase_add_test(tc, key_rules);
     tcase_add_test(tc, endpoints);
     tcase_add_test(tc, store_versions_disk_and_eviction);
