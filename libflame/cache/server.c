@@ -221,6 +221,7 @@ static char *descriptor_key(const FlightDescriptor *d, bool *patch, char *why, s
         fl_buf_add(&b, d->path[i], strlen(d->path[i]));
     }
     if (!b.len) {
+        fl_buf_free(&b); /* empty path elements */
         snprintf(why, why_size, "the descriptor names no key");
         return NULL;
     }

@@ -8,8 +8,8 @@
  *
  * Each package is extracted to <work>/root/pkg; afterwards nothing may be
  * in <work> but the package file and root/, nothing in root/ but pkg, and
- * no symbolic link below pkg may be absolute or hold a ".." component (a
- * way out for whatever is written later). The work directory is private to
+ * no symbolic link below pkg may lead out of it (a way out for whatever is
+ * written later). The work directory is private to
  * this process, in $TMPDIR. */
 #include <dirent.h>
 #include <ftw.h>
@@ -86,27 +86,25 @@ static void data(fl_buf *tar, const void *p, size_t n)
     fl_buf_add(tar, zeros, (512 - n % 512) % 512);
 }
 
-/* A name or link target longer than a header holds goes first, in a GNU
- * long-name ('L') or long-link ('K') entry. */
+/* A GNU long-name ('L') or long-link ('K') entry: what a header cannot hold
+ * (100 bytes or more) goes before it. */
+static void long_entry(fl_buf *tar, char type, const char *s, size_t n)
+{
+    if (n < 100)
+        return;
+    header(tar, type, "././@LongLink", 13, "", 0, n + 1);
+    char *z = fl_malloc(n + 1);
+    memcpy(z, s, n);
+    z[n] = 0;
+    data(tar, z, n + 1);
+    free(z);
+}
+
 static void member(fl_buf *tar, char type, const char *name, size_t nl, const char *link,
                    size_t ll, const char *content, size_t cl)
 {
-    if (nl >= 100) {
-        header(tar, 'L', "././@LongLink", 13, "", 0, nl + 1);
-        char *z = fl_malloc(nl + 1);
-        memcpy(z, name, nl);
-        z[nl] = 0;
-        data(tar, z, nl + 1);
-        free(z);
-    }
-    if (ll >= 100) {
-        header(tar, 'K', "././@LongLink", 13, "", 0, ll + 1);
-        char *z = fl_malloc(ll + 1);
-        memcpy(z, link, ll);
-        z[ll] = 0;
-        data(tar, z, ll + 1);
-        free(z);
-    }
+    long_entry(tar, 'L', name, nl);
+    long_entry(tar, 'K', link, ll);
     header(tar, type, name, nl, link, ll, cl);
     if (cl)
         data(tar, content, cl);
@@ -141,15 +139,28 @@ static void build_tar(fl_buf *tar, const uint8_t *p, size_t n)
 
 static size_t out_len;
 
-static bool dotdot(const char *p)
+/* Whether a link at path (below out) to target, followed as written,
+ * stays inside out: an absolute target leaves, and so does a ".." that
+ * climbs above out's top. */
+static bool stays_inside(const char *path, const char *target)
 {
-    while (*p) {
+    if (target[0] == '/')
+        return false;
+    long depth = 0; /* of the link's directory below out */
+    for (const char *p = path + out_len; *p; p++)
+        depth += *p == '/';
+    depth--; /* the link's own name */
+    for (const char *p = target; *p;) {
         size_t n = strcspn(p, "/");
-        if (n == 2 && strncmp(p, "..", 2) == 0)
-            return true;
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            depth--;
+        else if (n && !(n == 1 && p[0] == '.'))
+            depth++;
+        if (depth < 0)
+            return false;
         p += n + (p[n] == '/');
     }
-    return false;
+    return true;
 }
 
 static int visit(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -161,7 +172,7 @@ static int visit(const char *path, const struct stat *sb, int flag, struct FTW *
         ssize_t n = readlink(path, target, sizeof target - 1);
         check(n >= 0, "an unreadable link", path);
         target[n] = 0;
-        check(target[0] != '/' && !dotdot(target), "a symbolic link out of the package", path);
+        check(stays_inside(path, target), "a symbolic link out of the package", path);
     }
     return 0;
 }

@@ -42,20 +42,15 @@ def native():
                                       "flame.cache.version": "3"})
 
 
-def stream(t, compression=None):
+def stream(t, compression=None, new=pa.ipc.new_stream):
     b = io.BytesIO()
-    with pa.ipc.new_stream(b, t.schema,
-                           options=pa.ipc.IpcWriteOptions(compression=compression)) as w:
+    with new(b, t.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as w:
         w.write_table(t)
     return b.getvalue()
 
 
 def file(t, compression=None):
-    b = io.BytesIO()
-    with pa.ipc.new_file(b, t.schema,
-                         options=pa.ipc.IpcWriteOptions(compression=compression)) as w:
-        w.write_table(t)
-    return b.getvalue()
+    return stream(t, compression, pa.ipc.new_file)
 
 
 def messages(data):

@@ -11,8 +11,11 @@
 #include "cache/endpoint.h"
 #include "cache/fb.h"
 #include "cache/ipc.h"
+#include "cache/server.h"
 #include "cache/store.h"
 #include "flame/cache.h"
+#include "rpc/inject.h"
+#include "Flight.pb-c.h"
 #include "util/util.h"
 
 static char dir[128];
@@ -225,6 +228,57 @@ START_TEST(fuzz_findings)
     char *e = fl_strndup(NULL, 0);
     ck_assert_str_eq(e, "");
     free(e);
+}
+END_TEST
+
+/* One call injected into a cache server of a memory store (as
+ * tests/fuzz/fuzz_cache.c does): its final status code. */
+static void final_code(void *arg, rpc_call *call, const uint8_t *data, size_t len, bool final,
+                       int code, const char *details)
+{
+    if (final)
+        *(int *)arg = code;
+}
+
+static int inject_one(const char *method, const ProtobufCMessage *m)
+{
+    flame_cache_server srv = { 0 };
+    cache_store_options so = { NULL, true, 1u << 20, 0, 1u << 20 };
+    ck_assert_int_eq(cache_store_open(&srv.store, &so), FLAME_OK);
+    srv.max_object = so.max_object;
+    srv.uri = (char *)"grpc://127.0.0.1:9090";
+    srv.rpc = rpc_server_new(&cache_flight_service, 1, &srv, NULL);
+    int code = -1;
+    rpc_inject_set_sink(srv.rpc, final_code, &code);
+    rpc_call *call = rpc_inject_open(srv.rpc, rpc_path(cache_flight_service.desc, method));
+    uint8_t buf[256];
+    size_t n = protobuf_c_message_pack(m, buf);
+    rpc_inject_message(call, buf, n);
+    rpc_inject_message(call, NULL, 0);
+    rpc_inject_flush(srv.rpc);
+    rpc_inject_end(call);
+    rpc_inject_flush(srv.rpc);
+    rpc_server_free(srv.rpc);
+    cache_store_close(srv.store);
+    return code;
+}
+
+/* fuzz_cache's findings (tests/fuzz/corpus/fuzz_cache/found-*): a DoPut
+ * descriptor of empty path elements leaked the key buffer (ASan); an empty
+ * DoGet ticket was copied from NULL (UBSan). Each gets an error. */
+START_TEST(server_fuzz_findings)
+{
+    Arrow__Flight__Protocol__FlightDescriptor desc =
+        ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
+    char *empty[] = { "", "" };
+    desc.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH;
+    desc.path = empty;
+    desc.n_path = 1;
+    Arrow__Flight__Protocol__FlightData d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DATA__INIT;
+    d.flight_descriptor = &desc;
+    ck_assert_int_eq(inject_one("DoPut", &d.base), RPC_INVALID_ARGUMENT);
+    Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
+    ck_assert_int_ne(inject_one("DoGet", &t.base), RPC_OK);
 }
 END_TEST
 
@@ -444,6 +498,7 @@ int main(void)
     tcase_add_test(tc, schema_version_rewrite);
     tcase_add_test(tc, garbage_is_an_error);
     tcase_add_test(tc, fuzz_findings);
+    tcase_add_test(tc, server_fuzz_findings);
     tcase_add_test(tc, key_rules);
     tcase_add_test(tc, endpoints);
     tcase_add_test(tc, store_versions_disk_and_eviction);
