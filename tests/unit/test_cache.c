@@ -16,6 +16,7 @@
 #include "flame/cache.h"
 #include "rpc/inject.h"
 #include "Flight.pb-c.h"
+#include "cache07.pb-c.h"
 #include "util/util.h"
 
 static char dir[128];
@@ -231,8 +232,8 @@ START_TEST(fuzz_findings)
 }
 END_TEST
 
-/* One call injected into a cache server of a memory store (as
- * tests/fuzz/fuzz_cache.c does): its final status code. */
+/* A cache server of a memory store, driven by injected calls (as
+ * tests/fuzz/fuzz_cache.c does). */
 static void final_code(void *arg, rpc_call *call, const uint8_t *data, size_t len, bool final,
                        int code, const char *details)
 {
@@ -240,45 +241,78 @@ static void final_code(void *arg, rpc_call *call, const uint8_t *data, size_t le
         *(int *)arg = code;
 }
 
-static int inject_one(const char *method, const ProtobufCMessage *m)
+static void inject_server(flame_cache_server *srv)
 {
-    flame_cache_server srv = { 0 };
+    *srv = (flame_cache_server){ 0 };
     cache_store_options so = { NULL, true, 1u << 20, 0, 1u << 20 };
-    ck_assert_int_eq(cache_store_open(&srv.store, &so), FLAME_OK);
-    srv.max_object = so.max_object;
-    srv.uri = (char *)"grpc://127.0.0.1:9090";
-    srv.rpc = rpc_server_new(&cache_flight_service, 1, &srv, NULL);
+    ck_assert_int_eq(cache_store_open(&srv->store, &so), FLAME_OK);
+    srv->max_object = so.max_object;
+    srv->uri = (char *)"grpc://127.0.0.1:9090";
+    const rpc_service svc[] = { cache_flight_service, cache07_service };
+    srv->rpc = rpc_server_new(svc, 2, srv, NULL);
+}
+
+static void inject_server_free(flame_cache_server *srv)
+{
+    rpc_server_free(srv->rpc);
+    cache_store_close(srv->store);
+}
+
+/* One call of n messages, half-closed: its final status code. */
+static int inject_call(flame_cache_server *srv, const rpc_service *svc, const char *method,
+                       const ProtobufCMessage *const *msgs, size_t n)
+{
     int code = -1;
-    rpc_inject_set_sink(srv.rpc, final_code, &code);
-    rpc_call *call = rpc_inject_open(srv.rpc, rpc_path(cache_flight_service.desc, method));
-    uint8_t buf[256];
-    size_t n = protobuf_c_message_pack(m, buf);
-    rpc_inject_message(call, buf, n);
+    rpc_inject_set_sink(srv->rpc, final_code, &code);
+    rpc_call *call = rpc_inject_open(srv->rpc, rpc_path(svc->desc, method));
+    for (size_t i = 0; i < n; i++) {
+        uint8_t buf[256];
+        rpc_inject_message(call, buf, protobuf_c_message_pack(msgs[i], buf));
+    }
     rpc_inject_message(call, NULL, 0);
-    rpc_inject_flush(srv.rpc);
+    rpc_inject_flush(srv->rpc);
     rpc_inject_end(call);
-    rpc_inject_flush(srv.rpc);
-    rpc_server_free(srv.rpc);
-    cache_store_close(srv.store);
+    rpc_inject_flush(srv->rpc);
+    rpc_inject_set_sink(srv->rpc, NULL, NULL);
     return code;
 }
 
 /* fuzz_cache's findings (tests/fuzz/corpus/fuzz_cache/found-*): a DoPut
  * descriptor of empty path elements leaked the key buffer (ASan); an empty
- * DoGet ticket was copied from NULL (UBSan). Each gets an error. */
+ * DoGet ticket was copied from NULL, and a 0.7 Get of an empty object
+ * added an offset to a NULL pointer (UBSan). */
 START_TEST(server_fuzz_findings)
 {
+    flame_cache_server srv;
+    inject_server(&srv);
     Arrow__Flight__Protocol__FlightDescriptor desc =
         ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
-    char *empty[] = { "", "" };
+    char *empty[] = { "" };
     desc.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH;
     desc.path = empty;
     desc.n_path = 1;
     Arrow__Flight__Protocol__FlightData d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DATA__INIT;
     d.flight_descriptor = &desc;
-    ck_assert_int_eq(inject_one("DoPut", &d.base), RPC_INVALID_ARGUMENT);
+    const ProtobufCMessage *put[] = { &d.base };
+    ck_assert_int_eq(inject_call(&srv, &cache_flight_service, "DoPut", put, 1),
+                     RPC_INVALID_ARGUMENT);
     Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
-    ck_assert_int_ne(inject_one("DoGet", &t.base), RPC_OK);
+    const ProtobufCMessage *get[] = { &t.base };
+    ck_assert_int_ne(inject_call(&srv, &cache_flight_service, "DoGet", get, 1), RPC_OK);
+
+    Flame__V1__CacheWriteHeader h = FLAME__V1__CACHE_WRITE_HEADER__INIT;
+    h.key = "app/ssn/empty";
+    h.data_type = "raw";
+    Flame__V1__CacheWriteRequest w = FLAME__V1__CACHE_WRITE_REQUEST__INIT;
+    w.payload_case = FLAME__V1__CACHE_WRITE_REQUEST__PAYLOAD_HEADER;
+    w.header = &h;
+    const ProtobufCMessage *put07[] = { &w.base };
+    ck_assert_int_eq(inject_call(&srv, &cache07_service, "Put", put07, 1), RPC_OK);
+    Flame__V1__CacheGetRequest g = FLAME__V1__CACHE_GET_REQUEST__INIT;
+    g.key = "app/ssn/empty";
+    const ProtobufCMessage *get07[] = { &g.base };
+    ck_assert_int_eq(inject_call(&srv, &cache07_service, "Get", get07, 1), RPC_OK);
+    inject_server_free(&srv);
 }
 END_TEST
 
