@@ -1,12 +1,13 @@
 /* flame-executor-manager: main() + arguments -> libflame's executor.h. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <flame/flame.h>
+
+#include "daemon.h"
 
 static void usage(FILE *f)
 {
@@ -135,50 +136,22 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    char *metrics_addr;
-    flame_status ost = flame_operations_config(o.config_file, "executor_manager", log_format,
-                                               metrics_flag, &metrics_addr);
-    if (ost != FLAME_OK) {
-        fprintf(stderr, "flame-executor-manager: %s\n", flame_error_last());
-        return ost == FLAME_ERR_CONFIG ? 2 : 1;
-    }
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    daemon_ctx d;
+    int rc = daemon_prepare(&d, "flame-executor-manager", o.config_file, "executor_manager",
+                            log_format, metrics_flag);
+    if (rc)
+        return rc;
     flame_executor_manager *em;
     flame_status st = flame_executor_manager_start(&em, &o);
-    if (st != FLAME_OK) {
-        fprintf(stderr, "flame-executor-manager: %s\n", flame_error_last());
-        free(metrics_addr);
-        return st == FLAME_ERR_CONFIG ? 2 : 1;
-    }
+    if (st != FLAME_OK)
+        return daemon_fail(&d, st);
     printf("flame-executor-manager running node %s\n", flame_executor_manager_node(em));
-    flame_metrics_server *ms = NULL;
-    if (metrics_addr) {
-        flame_metrics_options mo = FLAME_METRICS_OPTIONS_INIT;
-        mo.address = metrics_addr;
-        mo.daemon = "flame-executor-manager";
-        mo.healthy = flame_executor_manager_healthy;
-        mo.ready = flame_executor_manager_ready;
-        mo.probe_ctx = em;
-        st = flame_metrics_start(&ms, &mo);
-        free(metrics_addr);
-        if (st != FLAME_OK) {
-            fprintf(stderr, "flame-executor-manager: %s\n", flame_error_last());
-            flame_executor_manager_stop(em);
-            return st == FLAME_ERR_CONFIG ? 2 : 1;
-        }
-        printf("flame-executor-manager metrics on port %d\n", flame_metrics_port(ms));
+    if ((rc = daemon_metrics(&d, flame_executor_manager_healthy, flame_executor_manager_ready,
+                             em))) {
+        flame_executor_manager_stop(em);
+        return rc;
     }
-    fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
-    fprintf(stderr, "flame-executor-manager: signal %d, stopping\n", sig);
-    flame_metrics_stop(ms);
+    daemon_wait(&d);
     flame_executor_manager_stop(em);
     return 0;
 }

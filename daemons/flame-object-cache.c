@@ -1,6 +1,5 @@
 /* flame-object-cache: main() + arguments -> libflame's cache.h server. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,8 @@
 #include <flame/cache.h>
 #include <flame/metrics.h>
 #include <flame/version.h>
+
+#include "daemon.h"
 
 static void usage(FILE *f)
 {
@@ -105,52 +106,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "flame-object-cache: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
-    char *metrics_addr;
-    flame_status ost = flame_operations_config(o.config_file, "object_cache", log_format,
-                                               metrics_flag, &metrics_addr);
-    if (ost != FLAME_OK) {
-        fprintf(stderr, "flame-object-cache: %s\n", flame_error_last());
-        return ost == FLAME_ERR_CONFIG ? 2 : 1;
-    }
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGXFSZ, SIG_IGN);
-
+    daemon_ctx d;
+    int rc = daemon_prepare(&d, "flame-object-cache", o.config_file, "object_cache",
+                            log_format, metrics_flag);
+    if (rc)
+        return rc;
     flame_cache_server *srv;
     flame_status st = flame_cache_server_start(&srv, &o);
-    if (st != FLAME_OK) {
-        fprintf(stderr, "flame-object-cache: %s\n", flame_error_last());
-        free(metrics_addr);
-        return st == FLAME_ERR_CONFIG ? 2 : 1;
-    }
+    if (st != FLAME_OK)
+        return daemon_fail(&d, st);
     printf("flame-object-cache listening on port %d (%s)\n", flame_cache_server_port(srv),
            flame_cache_server_uri(srv));
-    flame_metrics_server *ms = NULL;
-    if (metrics_addr) {
-        flame_metrics_options mo = FLAME_METRICS_OPTIONS_INIT;
-        mo.address = metrics_addr;
-        mo.daemon = "flame-object-cache";
-        mo.healthy = flame_object_cache_healthy;
-        mo.probe_ctx = srv;
-        st = flame_metrics_start(&ms, &mo);
-        free(metrics_addr);
-        if (st != FLAME_OK) {
-            fprintf(stderr, "flame-object-cache: %s\n", flame_error_last());
-            flame_cache_server_stop(srv);
-            return st == FLAME_ERR_CONFIG ? 2 : 1;
-        }
-        printf("flame-object-cache metrics on port %d\n", flame_metrics_port(ms));
+    if ((rc = daemon_metrics(&d, flame_object_cache_healthy, NULL, srv))) {
+        flame_cache_server_stop(srv);
+        return rc;
     }
-    fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
-    fprintf(stderr, "flame-object-cache: signal %d, stopping\n", sig);
-    flame_metrics_stop(ms);
+    daemon_wait(&d);
     flame_cache_server_stop(srv);
     return 0;
 }

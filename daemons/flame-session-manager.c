@@ -1,12 +1,13 @@
 /* flame-session-manager: main() + arguments -> libflame's server.h. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <flame/flame.h>
+
+#include "daemon.h"
 
 static void usage(FILE *f)
 {
@@ -84,53 +85,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "flame-session-manager: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
-    char *metrics_addr;
-    flame_status ost = flame_operations_config(o.config_file, "session_manager", log_format,
-                                               metrics_flag, &metrics_addr);
-    if (ost != FLAME_OK) {
-        fprintf(stderr, "flame-session-manager: %s\n", flame_error_last());
-        return ost == FLAME_ERR_CONFIG ? 2 : 1;
-    }
-    /* Signals are taken synchronously by sigwait below. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGXFSZ, SIG_IGN); /* a file size limit: a storage error it reports, not a crash */
-
+    daemon_ctx d;
+    int rc = daemon_prepare(&d, "flame-session-manager", o.config_file, "session_manager",
+                            log_format, metrics_flag);
+    if (rc)
+        return rc;
     flame_session_manager *sm;
     flame_status st = flame_session_manager_start(&sm, &o);
-    if (st != FLAME_OK) {
-        fprintf(stderr, "flame-session-manager: %s\n", flame_error_last());
-        free(metrics_addr);
-        return st == FLAME_ERR_CONFIG ? 2 : 1;
-    }
+    if (st != FLAME_OK)
+        return daemon_fail(&d, st);
     printf("flame-session-manager listening on port %d\n", flame_session_manager_port(sm));
-    flame_metrics_server *ms = NULL;
-    if (metrics_addr) {
-        flame_metrics_options mo = FLAME_METRICS_OPTIONS_INIT;
-        mo.address = metrics_addr;
-        mo.daemon = "flame-session-manager";
-        mo.healthy = flame_session_manager_healthy;
-        mo.ready = flame_session_manager_ready;
-        mo.probe_ctx = sm;
-        st = flame_metrics_start(&ms, &mo);
-        free(metrics_addr);
-        if (st != FLAME_OK) {
-            fprintf(stderr, "flame-session-manager: %s\n", flame_error_last());
-            flame_session_manager_stop(sm);
-            return st == FLAME_ERR_CONFIG ? 2 : 1;
-        }
-        printf("flame-session-manager metrics on port %d\n", flame_metrics_port(ms));
+    if ((rc = daemon_metrics(&d, flame_session_manager_healthy, flame_session_manager_ready,
+                             sm))) {
+        flame_session_manager_stop(sm);
+        return rc;
     }
-    fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
-    fprintf(stderr, "flame-session-manager: signal %d, stopping\n", sig);
-    flame_metrics_stop(ms);
+    daemon_wait(&d);
     flame_session_manager_stop(sm);
     return 0;
 }

@@ -23,6 +23,7 @@
 #include <flame/flame.h>
 
 #include "child.h"
+#include "frame.h"
 #include "shim.h"
 
 #define MAX_MESSAGE 4096 /* the longest failure message we pass on */
@@ -78,15 +79,16 @@ static int send_frame(char type, const void *data, size_t len, long long dl)
 static char *recv_frame(char *type, char **payload, size_t *len, const char *what)
 {
     long long dl = deadline();
-    unsigned char h[5];
+    unsigned char h[FRAME_HEADER];
     int r = read_full(S.c.out_fd, h, sizeof h, dl);
-    if (r == 0 && h[0] != 'O' && h[0] != 'X') {
+    size_t n = 0;
+    int bad = r ? 0 : frame_header(h, S.o->max_frame, type, &n);
+    if (bad == -1) {
         child_stop(&S.c, SHIM_STOP_GRACE_MS);
         return xprintf("the program wrote a malformed frame (type byte 0x%02x, expected 'O' or "
                        "'X') %s; it is started again for the next task", h[0], what);
     }
-    size_t n = r ? 0 : ((size_t)h[1] << 24) | ((size_t)h[2] << 16) | ((size_t)h[3] << 8) | h[4];
-    if (r == 0 && n > S.o->max_frame) {
+    if (bad == -2) {
         child_stop(&S.c, SHIM_STOP_GRACE_MS);
         return xprintf("the program wrote a frame of %zu bytes (more than %zu) %s; it is "
                        "started again for the next task", n, S.o->max_frame, what);
@@ -106,7 +108,6 @@ static char *recv_frame(char *type, char **payload, size_t *len, const char *wha
         return gone(what, "its stdout closed");
     }
     p[n] = 0;
-    *type = (char)h[0];
     *payload = p;
     *len = n;
     return NULL;
@@ -212,21 +213,10 @@ static char *read_line(char **line, const char *what)
 {
     long long dl = deadline();
     for (;;) {
-        char *nl = S.buf ? memchr(S.buf, '\n', S.buf_len) : NULL;
-        if (nl) {
-            size_t n = (size_t)(nl - S.buf);
-            *line = malloc(n + 1);
-            if (!*line)
-                abort();
-            memcpy(*line, S.buf, n);
-            (*line)[n] = 0;
-            if (n && (*line)[n - 1] == '\r')
-                (*line)[n - 1] = 0;
-            memmove(S.buf, nl + 1, S.buf_len - n - 1);
-            S.buf_len -= n + 1;
+        int got = line_take(S.buf, &S.buf_len, S.o->max_frame, line);
+        if (got == 1)
             return NULL;
-        }
-        if (S.buf_len > S.o->max_frame) {
+        if (got < 0) {
             child_stop(&S.c, SHIM_STOP_GRACE_MS);
             return xprintf("the program wrote a line longer than %zu bytes %s; it is started "
                            "again for the next task", S.o->max_frame, what);

@@ -45,11 +45,18 @@ size_t fbr_field(fb_reader *r, size_t t, int id, size_t size)
         return 0;
     int64_t so = (int32_t)fbr_read(r, t, 4);
     int64_t vt = (int64_t)t - so;
-    if (vt < 0 || !in(r, (size_t)vt, 4))
+    /* a vtable outside the buffer, or too short, is malformed, not "no
+     * field": the same bytes elsewhere in a larger buffer (a rewritten
+     * schema keeps the old one inside) must read the same */
+    if (vt < 0 || !in(r, (size_t)vt, 4)) {
+        r->bad = true;
         return 0;
+    }
     size_t vsize = (size_t)fbr_read(r, (size_t)vt, 2), tsize = (size_t)fbr_read(r, (size_t)vt + 2, 2);
-    if (vsize < 4 || !in(r, (size_t)vt, vsize) || !in(r, t, tsize))
+    if (vsize < 4 || tsize < 4 || !in(r, (size_t)vt, vsize) || !in(r, t, tsize)) {
+        r->bad = true;
         return 0;
+    }
     size_t slot = 4 + 2 * (size_t)id;
     if (slot + 2 > vsize)
         return 0;

@@ -44,7 +44,27 @@ int ipc_message_type(const uint8_t *header, size_t len, int64_t *body_len)
     fb_reader r = { header, len, false };
     int type;
     size_t h = header_of(&r, &type, body_len);
-    return !h || *body_len < 0 ? -1 : type;
+    /* Arrow pads a body to 8 bytes and counts the padding; the files we
+     * write pad every body, so an unpadded one would not read back */
+    return !h || *body_len < 0 || *body_len % 8 ? -1 : type;
+}
+
+/* What ipc_schema_with_version keeps of a Schema message s (in the Message
+ * msg) by pointing at it: false when one of them is malformed or there are
+ * no fields. ipc_schema_parse refuses a native schema this cannot rewrite,
+ * since every reply of a native table rewrites its version. */
+typedef struct schema_kept {
+    size_t fields, features, msg_meta;
+    int endianness;
+} schema_kept;
+
+static bool schema_keep(fb_reader *r, size_t msg, size_t s, schema_kept *k)
+{
+    k->fields = fbr_ref(r, s, SCH_FIELDS);
+    k->features = fbr_ref(r, s, SCH_FEATURES);
+    k->msg_meta = fbr_ref(r, msg, MSG_METADATA);
+    k->endianness = (int)fbr_uint(r, s, SCH_ENDIANNESS, 2, 0);
+    return !r->bad && k->fields;
 }
 
 static bool str_is(const char *s, uint32_t n, const char *want)
@@ -93,7 +113,8 @@ flame_status ipc_schema_parse(const uint8_t *header, size_t len, ipc_schema_info
             out->kind_col = (int)i;
     }
     out->n_cols = (int)n;
-    if (r.bad)
+    schema_kept k;
+    if (r.bad || (out->native && !schema_keep(&r, fbr_root(&r), s, &k)))
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "malformed Arrow IPC Schema message");
     out->opaque = !out->native && out->version_col >= 0 && out->data_col >= 0 &&
                   (n == 2 || (n == 3 && out->kind_col >= 0));
@@ -424,13 +445,13 @@ uint8_t *ipc_schema_with_version(const uint8_t *header, size_t len, uint64_t ver
         if (!str_is(k, kl, VERSION_KEY))
             keep[nkeep++] = t;
     }
-    size_t fields = fbr_ref(&r, s, SCH_FIELDS), features = fbr_ref(&r, s, SCH_FEATURES);
-    size_t msg_meta = fbr_ref(&r, msg, MSG_METADATA);
-    int endianness = (int)fbr_uint(&r, s, SCH_ENDIANNESS, 2, 0);
-    if (r.bad || !fields) {
+    schema_kept k;
+    if (!schema_keep(&r, msg, s, &k)) {
         free(keep);
         return NULL;
     }
+    size_t fields = k.fields, features = k.features, msg_meta = k.msg_meta;
+    int endianness = k.endianness;
     /* A new Message and Schema in front of the old buffer, pointing into it
      * (forward offsets) for everything but the metadata. */
     fb_builder b;

@@ -39,7 +39,8 @@ typedef struct ipc_schema_info {
 } ipc_schema_info;
 
 /* Type of a message (IPC_*) and its bodyLength; -1 when it is not a
- * well-formed Message. */
+ * well-formed Message (or its bodyLength is no multiple of 8, as Arrow
+ * pads every body). */
 int ipc_message_type(const uint8_t *header, size_t len, int64_t *body_len);
 /* FLAME_ERR_INVALID_ARGUMENT with a reason when not a usable schema (not
  * native and not the opaque two columns). */

@@ -221,6 +221,7 @@ static char *descriptor_key(const FlightDescriptor *d, bool *patch, char *why, s
         fl_buf_add(&b, d->path[i], strlen(d->path[i]));
     }
     if (!b.len) {
+        fl_buf_free(&b); /* empty path elements */
         snprintf(why, why_size, "the descriptor names no key");
         return NULL;
     }
@@ -515,6 +516,10 @@ static const rpc_method methods[] = {
     { "ListActions", RPC_KIND_SERVER_STREAM, list_actions },
 };
 
+const rpc_service cache_flight_service = {
+    &arrow__flight__protocol__flight_service__descriptor, methods, FL_ARRAY_LEN(methods)
+};
+
 /* ---- start/stop ------------------------------------------------------------ */
 
 /* The first IPv4 of an interface whose name matches pattern (or, pattern
@@ -611,10 +616,7 @@ flame_status flame_cache_server_start(flame_cache_server **out,
     if (st)
         goto fail_ep;
     /* both protocols on one port, over one store */
-    rpc_service svc[] = {
-        { &arrow__flight__protocol__flight_service__descriptor, methods, FL_ARRAY_LEN(methods) },
-        cache07_service,
-    };
+    rpc_service svc[] = { cache_flight_service, cache07_service };
     rpc_server_options ro = RPC_SERVER_OPTIONS_INIT;
     /* one object travels in one message; a reply holds an object */
     ro.max_message = (size_t)srv->max_object + (1u << 20);

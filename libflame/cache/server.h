@@ -25,8 +25,9 @@ struct flame_cache_server {
 /* A random UUIDv4 (the id of an object PUT to `<app>/<session>`). */
 void cache_uuid4(char out[37]);
 
-/* flame.v1.ObjectCacheService; the handlers take the flame_cache_server as
- * their ctx. */
+/* Arrow Flight's FlightService (server.c) and flame.v1.ObjectCacheService
+ * (service07.c); the handlers take the flame_cache_server as their ctx. */
+extern const rpc_service cache_flight_service;
 extern const rpc_service cache07_service;
 
 #endif

@@ -270,7 +270,8 @@ static bool send_part(rpc_call *call, uint64_t version, const uint8_t *data, siz
         size_t n = len - off < CHUNK_MAX ? len - off : CHUNK_MAX;
         Flame__V1__CacheGetChunk c = FLAME__V1__CACHE_GET_CHUNK__INIT;
         c.version = version;
-        c.data = (ProtobufCBinaryData){ n, (uint8_t *)data + off };
+        /* data is NULL for an empty part */
+        c.data = (ProtobufCBinaryData){ n, n ? (uint8_t *)data + off : NULL };
         Flame__V1__CacheGetResponse r = FLAME__V1__CACHE_GET_RESPONSE__INIT;
         r.payload_case = FLAME__V1__CACHE_GET_RESPONSE__PAYLOAD_CHUNK;
         r.chunk = &c;

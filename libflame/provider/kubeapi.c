@@ -258,24 +258,34 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
         x->too_big = true;
         return 0;
     }
-    fl_buf_add(&x->body, p, n);
-    if (!x->on_line)
+    if (!x->on_line) {
+        fl_buf_add(&x->body, p, n);
         return n;
-    /* hand out every complete line, keep the rest */
+    }
+    if (!kube_lines_feed(&x->body, p, n, x->on_line, x->arg)) {
+        x->stopped = true;
+        return 0;
+    }
+    return n;
+}
+
+bool kube_lines_feed(fl_buf *buf, const char *p, size_t n, bool (*on_line)(void *arg, char *line),
+                     void *arg)
+{
+    size_t from = buf->len; /* the bytes before hold no '\n' */
+    fl_buf_add(buf, p, n);
     size_t start = 0;
-    for (size_t i = 0; i < x->body.len; i++) {
-        if (x->body.data[i] != '\n')
+    for (size_t i = from; i < buf->len; i++) {
+        if (buf->data[i] != '\n')
             continue;
-        x->body.data[i] = 0;
-        if (i > start && !x->on_line(x->arg, x->body.data + start)) {
-            x->stopped = true;
-            return 0;
-        }
+        buf->data[i] = 0;
+        if (i > start && !on_line(arg, buf->data + start))
+            return false;
         start = i + 1;
     }
-    memmove(x->body.data, x->body.data + start, x->body.len - start);
-    x->body.len -= start;
-    return n;
+    memmove(buf->data, buf->data + start, buf->len - start);
+    buf->len -= start;
+    return true;
 }
 
 static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "flame/error.h"
+#include "util/util.h"
 
 typedef struct kube_api {
     char *server;                  /* https://HOST:PORT, no trailing slash */
@@ -48,6 +49,13 @@ flame_status kube_call(const kube_api *a, const char *method, const char *path,
 flame_status kube_stream(const kube_api *a, const char *path, long timeout_ms,
                          bool (*on_line)(void *arg, char *line), bool (*stop)(void *arg),
                          void *arg, long *status);
+
+/* kube_stream's line splitting, over bytes: appends n bytes of a watch to
+ * buf and calls on_line for every complete non-empty line (NUL-terminated,
+ * without its '\n'); the rest stays in buf. false once on_line returned
+ * false (buf is left as it was then). */
+bool kube_lines_feed(fl_buf *buf, const char *p, size_t n, bool (*on_line)(void *arg, char *line),
+                     void *arg);
 
 /* "403 Forbidden: <the Status message of body>" (malloc'ed). */
 char *kube_error_text(long status, const char *body);

@@ -46,7 +46,8 @@ char *fl_strdup(const char *s)
 char *fl_strndup(const char *s, size_t n)
 {
     char *d = fl_malloc(n + 1);
-    memcpy(d, s, n);
+    if (n) /* s may be NULL then (an empty protobuf bytes field) */
+        memcpy(d, s, n);
     d[n] = 0;
     return d;
 }

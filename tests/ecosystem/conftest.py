@@ -5,6 +5,7 @@ HOME points at an empty directory, so flamepy never reads the machine's
 ~/.flame/flame.yaml (a quick start's context would steer it)."""
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -18,12 +19,21 @@ os.environ["HOME"] = _home
 for _v in ("FLAME_ENDPOINT", "FLAME_CACHE_ENDPOINT", "FLAME_CACHE_STORAGE", "FLAME_CA_FILE"):
     os.environ.pop(_v, None)
 
-BUILD = os.environ.get("FLAME_BUILD_DIR") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "build")
+BUILD = os.path.abspath(os.environ.get("FLAME_BUILD_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build"))
 
 
 def build_path(*parts):
     return os.path.join(BUILD, *parts)
+
+
+def free_port():
+    """A free loopback TCP port (for a daemon a test starts)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def skip(reason):

@@ -11,19 +11,13 @@ import sys
 import tempfile
 import time
 
+from conftest import free_port
+
 BUILD_DIR = os.environ["FLAME_BUILD_DIR"]
 SM_BIN = os.path.join(BUILD_DIR, "daemons", "flame-session-manager")
 EM_BIN = os.path.join(BUILD_DIR, "daemons", "flame-executor-manager")
 WORK_PARENT = "/var/tmp" if os.path.isdir("/var/tmp") else BUILD_DIR
 VENV_BIN = os.path.dirname(sys.executable)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for(cond, timeout=60, what="the condition"):

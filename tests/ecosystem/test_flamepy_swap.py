@@ -11,18 +11,17 @@ pip-install it)."""
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 import pytest
+from conftest import BUILD, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PROGRAMS = os.path.join(HERE, "flamepy_programs")
-BUILD = os.path.abspath(os.environ.get("FLAME_BUILD_DIR") or os.path.join(ROOT, "build"))
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +39,6 @@ def pkg(tmp_path_factory):
                        timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     return str(work / "pkg")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ Environment: FLAME_BUILD_DIR."""
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,20 +18,12 @@ import time
 
 import flamepy
 import pytest
+from conftest import BUILD, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BUILD = os.path.abspath(os.environ.get("FLAME_BUILD_DIR") or os.path.join(ROOT, "build"))
 EXAMPLES = os.path.join(ROOT, "examples")
 FLMCTL = os.path.join(BUILD, "cli", "flmctl")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def go_program(tmp):

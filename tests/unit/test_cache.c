@@ -11,8 +11,12 @@
 #include "cache/endpoint.h"
 #include "cache/fb.h"
 #include "cache/ipc.h"
+#include "cache/server.h"
 #include "cache/store.h"
 #include "flame/cache.h"
+#include "rpc/inject.h"
+#include "Flight.pb-c.h"
+#include "cache07.pb-c.h"
 #include "util/util.h"
 
 static char dir[128];
@@ -165,6 +169,150 @@ START_TEST(garbage_is_an_error)
         fbb_free(&out);
         fbb_free(&s);
     }
+}
+END_TEST
+
+/* fuzz_ipc's findings (tests/fuzz/corpus/fuzz_ipc/found-*): a native
+ * schema without fields was accepted, then every reply of the table failed
+ * to rewrite its version (a NULL schema sent); a vtable before the buffer
+ * read as "no fields" and so differently once the bytes moved inside a
+ * rewritten schema; a body not padded to 8 was stored and its file did
+ * not read back. And fuzz_cache's (tests/fuzz/corpus/fuzz_cache/found-*). */
+START_TEST(fuzz_findings)
+{
+    /* Message { header_type Schema, header Schema { custom_metadata
+     * [{flame.cache.format: arrow-table-v1}] } }: no fields */
+    fb_builder b;
+    fbb_init(&b);
+    fbb_slot ms[] = { { 0, 2, 4, false }, { 1, 1, IPC_SCHEMA, false }, { 2, 4, 0, true },
+                      { 3, 8, 0, false } };
+    size_t mpos[4];
+    fbb_patch(&b, 0, fbb_table(&b, ms, 4, mpos));
+    fbb_slot ss[] = { { 2, 4, 0, true } };
+    size_t spos[1];
+    fbb_patch(&b, mpos[2], fbb_table(&b, ss, 1, spos));
+    size_t vec = fbb_vector(&b, 1, 4, 4, NULL);
+    fbb_patch(&b, spos[0], vec);
+    fbb_slot ks[] = { { 0, 4, 0, true }, { 1, 4, 0, true } };
+    size_t kpos[2];
+    fbb_patch(&b, vec + 4, fbb_table(&b, ks, 2, kpos));
+    fbb_patch(&b, kpos[0], fbb_string(&b, "flame.cache.format", 18));
+    fbb_patch(&b, kpos[1], fbb_string(&b, "arrow-table-v1", 14));
+    int64_t bl;
+    ck_assert_int_eq(ipc_message_type(b.b, b.len, &bl), IPC_SCHEMA);
+    ipc_schema_info si;
+    ck_assert_int_eq(ipc_schema_parse(b.b, b.len, &si), FLAME_ERR_INVALID_ARGUMENT);
+    fbb_free(&b);
+
+    /* a table whose vtable would start before the buffer: malformed */
+    uint8_t t[8] = { 4, 0, 0, 0, 100, 0, 0, 0 };
+    fb_reader r = { t, sizeof t, false };
+    size_t root = fbr_root(&r);
+    ck_assert_uint_eq(root, 4);
+    ck_assert_uint_eq(fbr_field(&r, root, 0, 4), 0);
+    ck_assert(r.bad);
+
+    /* bodyLength 71: not a message */
+    ipc_msg m;
+    ipc_opaque_batch(&m, 1, NULL, (const uint8_t *)"x", 1, false);
+    ck_assert_int_eq(ipc_message_type(m.header, m.header_len, &bl), IPC_RECORD_BATCH);
+    ck_assert_int_eq(bl % 8, 0);
+    fb_reader mr = { m.header, m.header_len, false };
+    size_t at = fbr_field(&mr, fbr_root(&mr), 3, 8);
+    ck_assert_uint_ne(at, 0);
+    m.header[at] = 71;
+    ck_assert_int_eq(ipc_message_type(m.header, m.header_len, &bl), -1);
+    ipc_msg_clear(&m);
+
+    /* fuzz_cache: an empty DoGet ticket or DoAction body (NULL, 0) was
+     * copied with memcpy(d, NULL, 0) (UBSan) */
+    char *e = fl_strndup(NULL, 0);
+    ck_assert_str_eq(e, "");
+    free(e);
+}
+END_TEST
+
+/* A cache server of a memory store, driven by injected calls (as
+ * tests/fuzz/fuzz_cache.c does). */
+static void final_code(void *arg, rpc_call *call, const uint8_t *data, size_t len, bool final,
+                       int code, const char *details)
+{
+    if (final)
+        *(int *)arg = code;
+}
+
+static void inject_server(flame_cache_server *srv)
+{
+    *srv = (flame_cache_server){ 0 };
+    cache_store_options so = { NULL, true, 1u << 20, 0, 1u << 20 };
+    ck_assert_int_eq(cache_store_open(&srv->store, &so), FLAME_OK);
+    srv->max_object = so.max_object;
+    srv->uri = (char *)"grpc://127.0.0.1:9090";
+    const rpc_service svc[] = { cache_flight_service, cache07_service };
+    srv->rpc = rpc_server_new(svc, 2, srv, NULL);
+}
+
+static void inject_server_free(flame_cache_server *srv)
+{
+    rpc_server_free(srv->rpc);
+    cache_store_close(srv->store);
+}
+
+/* One call of n messages, half-closed: its final status code. */
+static int inject_call(flame_cache_server *srv, const rpc_service *svc, const char *method,
+                       const ProtobufCMessage *const *msgs, size_t n)
+{
+    int code = -1;
+    rpc_inject_set_sink(srv->rpc, final_code, &code);
+    rpc_call *call = rpc_inject_open(srv->rpc, rpc_path(svc->desc, method));
+    for (size_t i = 0; i < n; i++) {
+        uint8_t buf[256];
+        rpc_inject_message(call, buf, protobuf_c_message_pack(msgs[i], buf));
+    }
+    rpc_inject_message(call, NULL, 0);
+    rpc_inject_flush(srv->rpc);
+    rpc_inject_end(call);
+    rpc_inject_flush(srv->rpc);
+    rpc_inject_set_sink(srv->rpc, NULL, NULL);
+    return code;
+}
+
+/* fuzz_cache's findings (tests/fuzz/corpus/fuzz_cache/found-*): a DoPut
+ * descriptor of empty path elements leaked the key buffer (ASan); an empty
+ * DoGet ticket was copied from NULL, and a 0.7 Get of an empty object
+ * added an offset to a NULL pointer (UBSan). */
+START_TEST(server_fuzz_findings)
+{
+    flame_cache_server srv;
+    inject_server(&srv);
+    Arrow__Flight__Protocol__FlightDescriptor desc =
+        ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__INIT;
+    char *empty[] = { "" };
+    desc.type = ARROW__FLIGHT__PROTOCOL__FLIGHT_DESCRIPTOR__DESCRIPTOR_TYPE__PATH;
+    desc.path = empty;
+    desc.n_path = 1;
+    Arrow__Flight__Protocol__FlightData d = ARROW__FLIGHT__PROTOCOL__FLIGHT_DATA__INIT;
+    d.flight_descriptor = &desc;
+    const ProtobufCMessage *put[] = { &d.base };
+    ck_assert_int_eq(inject_call(&srv, &cache_flight_service, "DoPut", put, 1),
+                     RPC_INVALID_ARGUMENT);
+    Arrow__Flight__Protocol__Ticket t = ARROW__FLIGHT__PROTOCOL__TICKET__INIT;
+    const ProtobufCMessage *get[] = { &t.base };
+    ck_assert_int_ne(inject_call(&srv, &cache_flight_service, "DoGet", get, 1), RPC_OK);
+
+    Flame__V1__CacheWriteHeader h = FLAME__V1__CACHE_WRITE_HEADER__INIT;
+    h.key = "app/ssn/empty";
+    h.data_type = "raw";
+    Flame__V1__CacheWriteRequest w = FLAME__V1__CACHE_WRITE_REQUEST__INIT;
+    w.payload_case = FLAME__V1__CACHE_WRITE_REQUEST__PAYLOAD_HEADER;
+    w.header = &h;
+    const ProtobufCMessage *put07[] = { &w.base };
+    ck_assert_int_eq(inject_call(&srv, &cache07_service, "Put", put07, 1), RPC_OK);
+    Flame__V1__CacheGetRequest g = FLAME__V1__CACHE_GET_REQUEST__INIT;
+    g.key = "app/ssn/empty";
+    const ProtobufCMessage *get07[] = { &g.base };
+    ck_assert_int_eq(inject_call(&srv, &cache07_service, "Get", get07, 1), RPC_OK);
+    inject_server_free(&srv);
 }
 END_TEST
 
@@ -383,6 +531,8 @@ int main(void)
     tcase_add_test(tc, reply_schema_and_rows);
     tcase_add_test(tc, schema_version_rewrite);
     tcase_add_test(tc, garbage_is_an_error);
+    tcase_add_test(tc, fuzz_findings);
+    tcase_add_test(tc, server_fuzz_findings);
     tcase_add_test(tc, key_rules);
     tcase_add_test(tc, endpoints);
     tcase_add_test(tc, store_versions_disk_and_eviction);

@@ -128,6 +128,41 @@ START_TEST(error_text)
 }
 END_TEST
 
+typedef struct got_lines {
+    char lines[4][32];
+    int n, stop_after;
+} got_lines;
+
+static bool take_line(void *arg, char *line)
+{
+    got_lines *g = arg;
+    snprintf(g->lines[g->n++], sizeof g->lines[0], "%s", line);
+    return g->n != g->stop_after;
+}
+
+/* a watch cut anywhere: whole non-empty lines, in order */
+START_TEST(watch_lines)
+{
+    const char *w = "{\"a\":1}\n\n{\"b\":2}\n{\"c\"";
+    for (size_t cut = 0; cut <= strlen(w); cut++) {
+        got_lines g = { .stop_after = -1 };
+        fl_buf b = { 0 };
+        ck_assert(kube_lines_feed(&b, w, cut, take_line, &g));
+        ck_assert(kube_lines_feed(&b, w + cut, strlen(w) - cut, take_line, &g));
+        ck_assert_int_eq(g.n, 2);
+        ck_assert_str_eq(g.lines[0], "{\"a\":1}");
+        ck_assert_str_eq(g.lines[1], "{\"b\":2}");
+        ck_assert_uint_eq(b.len, 4); /* the partial line stays */
+        fl_buf_free(&b);
+    }
+    got_lines g = { .stop_after = 1 };
+    fl_buf b = { 0 };
+    ck_assert(!kube_lines_feed(&b, w, strlen(w), take_line, &g));
+    ck_assert_int_eq(g.n, 1);
+    fl_buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kubeapi");
@@ -138,6 +173,7 @@ int main(void)
     tcase_add_test(tc, bad_kubeconfigs);
     tcase_add_test(tc, in_cluster_needs_the_environment);
     tcase_add_test(tc, error_text);
+    tcase_add_test(tc, watch_lines);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
