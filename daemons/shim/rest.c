@@ -116,7 +116,8 @@ static char *request(const char *method, const char *path, const void *data, siz
         return xprintf("its answer to %s %s is larger than %zu bytes", method, path,
                        S.o->max_frame);
     if (rc == CURLE_OPERATION_TIMEDOUT)
-        return xprintf("%s %s did not complete within %d ms", method, path, timeout_ms);
+        return xprintf("timed out: %s %s did not complete within %d ms", method, path,
+                       timeout_ms);
     return xprintf("%s %s failed: %s", method, path, curl_easy_strerror(rc));
 }
 
@@ -318,7 +319,8 @@ static int on_invoke(const flame_task_context *t, flame_task_result *result, voi
             free(why);
             why = m;
         } else if (S.o->argv) { /* stuck or broken: a new one for the next task */
-            child_stop(&S.c, SHIM_STOP_GRACE_MS);
+            /* stuck: no grace (the executor's own timeout is near) */
+            child_stop(&S.c, strncmp(why, "timed out", 9) == 0 ? 0 : SHIM_STOP_GRACE_MS);
             char *m = xprintf("task %s: %s; the service is started again for the next task",
                               t->task_id, why);
             free(why);

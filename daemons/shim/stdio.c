@@ -280,9 +280,10 @@ static size_t exchange(size_t m, answer_fn *on_answer, void *arg, char **why, si
             long long left = dl - now_ms();
             if (left <= 0) {
                 *why = xprintf("timed out: the program did not answer within %d ms %s; it was "
-                               "stopped and is started again for the next task",
+                               "killed and is started again for the next task",
                                S.o->timeout_ms, what_of(done, arg));
-                stop_program();
+                child_stop(&S.c, 0); /* stuck: no grace (the executor's own timeout is near) */
+                S.roff = S.rlen = 0;
                 break;
             }
             ms = left > 1000000 ? 1000000 : (int)left;
