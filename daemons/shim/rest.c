@@ -98,7 +98,6 @@ static char *request(const char *method, const char *path, const void *data, siz
             curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") ? method : NULL);
         }
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
         rc = curl_easy_perform(c);
         if (rc != CURLE_COULDNT_CONNECT || attempt == CONNECT_RETRIES)
@@ -370,6 +369,9 @@ int rest_main(const shim_opts *o)
     curl_easy_setopt(S.curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(S.curl, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(S.curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(S.curl, CURLOPT_WRITEFUNCTION, on_data);
+    if (!o->url) /* our own loopback service: never through an http_proxy of the environment */
+        curl_easy_setopt(S.curl, CURLOPT_PROXY, "");
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
     h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
     curl_easy_setopt(S.curl, CURLOPT_HTTPHEADER, h);

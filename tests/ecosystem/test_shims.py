@@ -1,8 +1,8 @@
 """The stdio and REST shims (README: Shims) with programs nobody here wrote a
-Flame SDK for: a shell script (line mode), a Python script and a Go program
-(frame mode), and a FastAPI app run by uvicorn from PyPI (REST), each under
-the default process sandbox of a real cluster of ours, driven by flamepy
-0.6.0. Each keeps state across a session's tasks, reports failures, and
+Flame SDK for: a shell script (line mode), a Python script, a Go program and
+a Node program (frame mode; Go and Node when the machine has them), and a
+FastAPI app run by uvicorn from PyPI (REST), each under the default process
+sandbox of a real cluster of ours, driven by flamepy 0.6.0. Each keeps state across a session's tasks, reports failures, and
 survives a crash of its process (that task fails, the next one runs in a
 new process) and a task that hangs (it times out, the next one runs in a
 new process).
@@ -37,7 +37,8 @@ def free_port():
 
 
 def go_program(tmp):
-    """notes.go built with the machine's go, or None (with the reason)."""
+    """examples/stdio-go/notes.go built with the machine's go, or None (with
+    the reason)."""
     go = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go")
                                 else None)
     if not go:
@@ -46,7 +47,7 @@ def go_program(tmp):
     env = dict(os.environ, GOCACHE=os.path.join(home, ".cache", "go-build"), GOPROXY="off",
                GOFLAGS="", GO111MODULE="off")
     out = os.path.join(tmp, "notes-go")
-    r = subprocess.run([go, "build", "-o", out, os.path.join(HERE, "shims", "notes.go")],
+    r = subprocess.run([go, "build", "-o", out, os.path.join(EXAMPLES, "stdio-go", "notes.go")],
                        env=env, capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         return None, f"go build failed: {r.stderr[-2000:]}"
@@ -133,8 +134,14 @@ spec:
 metadata: {{name: notes-go}}
 spec: {{shim: stdio, command: {go}}}
 """
+    node = shutil.which("node")
+    if node:
+        apps += f"""---
+metadata: {{name: notes-node}}
+spec: {{shim: stdio, command: {node}, arguments: [{HERE}/shims/notes.js]}}
+"""
     c = start_cluster(120, apps)
-    yield dict(c, go=go, go_why_not=why_not)
+    yield dict(c, go=go, go_why_not=why_not, node=node)
     c["stop"]()
     shutil.rmtree(godir, ignore_errors=True)
 
@@ -192,6 +199,12 @@ def test_go_frame_mode(cluster):
     if not cluster["go"]:
         pytest.skip(f"no Go program: {cluster['go_why_not']}")
     check_notes(cluster, "notes-go", "asked to fail")
+
+
+def test_node_frame_mode(cluster):
+    if not cluster["node"]:
+        pytest.skip("no node on PATH")
+    check_notes(cluster, "notes-node", "asked to fail")
 
 
 def test_fastapi_rest(cluster):
