@@ -1,7 +1,6 @@
 /* flame-shim's program process (child.h). */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -88,6 +87,10 @@ char *child_start(shim_child *c, char *const *argv, char *const *extra_env, bool
     if (pipes) {
         close(in[0]);
         close(out[1]);
+        /* ours only (the program's ends are other open files): the stdio
+         * shim writes and reads at once, polling both */
+        fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
+        fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
     }
     if (pid < 0) {
         if (pipes) {
@@ -151,72 +154,4 @@ char *child_exit_text(const shim_child *c)
     if (WIFSIGNALED(c->status))
         return xprintf("was killed by signal %d", WTERMSIG(c->status));
     return xprintf("exited with code %d", WEXITSTATUS(c->status));
-}
-
-static int wait_fd(int fd, short events, long long deadline)
-{
-    for (;;) {
-        int ms = -1;
-        if (deadline) {
-            long long left = deadline - now_ms();
-            if (left <= 0)
-                return -2;
-            ms = left > 1000000 ? 1000000 : (int)left;
-        }
-        struct pollfd p = { fd, events, 0 };
-        int r = poll(&p, 1, ms);
-        if (r > 0)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
-ssize_t read_some(int fd, void *buf, size_t n, long long deadline)
-{
-    for (;;) {
-        int w = wait_fd(fd, POLLIN, deadline);
-        if (w)
-            return w;
-        ssize_t r = read(fd, buf, n);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        return r <= 0 ? -1 : r;
-    }
-}
-
-int read_full(int fd, void *buf, size_t n, long long deadline)
-{
-    char *p = buf;
-    while (n > 0) {
-        int w = wait_fd(fd, POLLIN, deadline);
-        if (w)
-            return w;
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-int write_full(int fd, const void *buf, size_t n, long long deadline)
-{
-    const char *p = buf;
-    while (n > 0) {
-        int w = wait_fd(fd, POLLOUT, deadline);
-        if (w)
-            return w;
-        ssize_t r = write(fd, p, n);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
 }

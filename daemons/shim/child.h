@@ -22,7 +22,7 @@ typedef struct shim_child {
 
 /* Starts argv (argv[0] looked up on PATH) with extra "NAME=value" entries
  * (NULL-terminated, may be NULL) added to our environment. pipes: stdin and
- * stdout are pipes to us. On failure returns a malloc'ed reason. */
+ * stdout are pipes to us (our ends non-blocking). On failure returns a malloc'ed reason. */
 char *child_start(shim_child *c, char *const *argv, char *const *extra_env, bool pipes);
 
 /* true while it runs; reaps it once it exited. */
@@ -39,16 +39,5 @@ char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Monotonic milliseconds. */
 long long now_ms(void);
-
-/* Reads exactly n bytes before deadline (now_ms(); 0: none). 0 on success,
- * -1 on EOF or error, -2 on timeout. */
-int read_full(int fd, void *buf, size_t n, long long deadline);
-
-/* Reads what is there (at least 1 byte, at most n) before deadline: the
- * count, -1 on EOF or error, -2 on timeout. */
-ssize_t read_some(int fd, void *buf, size_t n, long long deadline);
-
-/* Writes all n bytes before deadline. 0, -1 (error, EPIPE) or -2 (timeout). */
-int write_full(int fd, const void *buf, size_t n, long long deadline);
 
 #endif

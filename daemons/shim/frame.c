@@ -1,32 +1,51 @@
-/* flame-shim stdio: frame headers and lines (see frame.h). Pure. */
-#include <stdlib.h>
+/* flame-shim stdio: frames and lines (see frame.h). Pure. */
 #include <string.h>
 
 #include "frame.h"
 
-int frame_header(const unsigned char h[FRAME_HEADER], size_t max, char *type, size_t *len)
+static int parse_line(const char *p, size_t avail, size_t max, char *type, const char **data,
+                      size_t *len, size_t *used, size_t *need)
 {
-    *type = (char)h[0];
-    *len = ((size_t)h[1] << 24) | ((size_t)h[2] << 16) | ((size_t)h[3] << 8) | h[4];
-    if (h[0] != 'O' && h[0] != 'X')
-        return -1;
-    return *len > max ? -2 : 0;
+    const char *nl = avail ? memchr(p, '\n', avail) : NULL;
+    if (!nl) {
+        if (avail > max)
+            return FRAME_LINE_LONG;
+        *need = avail + 1;
+        return FRAME_MORE;
+    }
+    size_t n = (size_t)(nl - p);
+    *used = n + 1;
+    if (n && p[n - 1] == '\r')
+        n--;
+    bool err = n >= 7 && memcmp(p, "error: ", 7) == 0;
+    *type = err ? 'X' : 'O';
+    *data = err ? p + 7 : p;
+    *len = err ? n - 7 : n;
+    return FRAME_TAKEN;
 }
 
-int line_take(char *buf, size_t *buf_len, size_t max, char **line)
+int frame_parse(const char *p, size_t avail, bool line, size_t max, char *type,
+                const char **data, size_t *len, size_t *used, size_t *need)
 {
-    char *nl = buf && *buf_len ? memchr(buf, '\n', *buf_len) : NULL;
-    if (!nl)
-        return *buf_len > max ? -1 : 0;
-    size_t n = (size_t)(nl - buf);
-    *line = malloc(n + 1);
-    if (!*line)
-        abort();
-    memcpy(*line, buf, n);
-    (*line)[n] = 0;
-    if (n && (*line)[n - 1] == '\r')
-        (*line)[n - 1] = 0;
-    memmove(buf, nl + 1, *buf_len - n - 1);
-    *buf_len -= n + 1;
-    return 1;
+    if (line)
+        return parse_line(p, avail, max, type, data, len, used, need);
+    if (avail < FRAME_HEADER) {
+        *need = FRAME_HEADER;
+        return FRAME_MORE;
+    }
+    const unsigned char *h = (const unsigned char *)p;
+    *type = (char)h[0];
+    if (h[0] != 'O' && h[0] != 'X')
+        return FRAME_BAD_TYPE;
+    size_t n = ((size_t)h[1] << 24) | ((size_t)h[2] << 16) | ((size_t)h[3] << 8) | h[4];
+    *len = n;
+    if (n > max)
+        return FRAME_TOO_LONG;
+    if (avail < FRAME_HEADER + n) {
+        *need = FRAME_HEADER + n;
+        return FRAME_MORE;
+    }
+    *data = p + FRAME_HEADER;
+    *used = FRAME_HEADER + n;
+    return FRAME_TAKEN;
 }

@@ -1,23 +1,27 @@
-/* flame-shim stdio: the framing of what the program writes, as pure
- * functions over bytes (stdio.c reads the pipe; tests/fuzz/fuzz_frames.c
- * feeds them bytes). Frame: one type byte, a 4-byte big-endian payload
- * length, the payload; line mode: lines ended by '\n' (a '\r' before it is
- * dropped). */
+/* flame-shim stdio: the framing of what the program writes, as one pure
+ * function over bytes (stdio.c parses its read buffer with it;
+ * tests/fuzz/fuzz_frames.c feeds it bytes). Frame: one type byte ('O' or
+ * 'X'), a 4-byte big-endian payload length, the payload; line mode: lines
+ * ended by '\n' (a '\r' before it is dropped), "error: " at the start of a
+ * line makes it an 'X'. */
 #ifndef FLAME_SHIM_FRAME_H
 #define FLAME_SHIM_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define FRAME_HEADER 5
 
-/* A frame header the program wrote: 0 and *type ('O' or 'X'), *len; -1 a
- * type byte other than 'O' or 'X'; -2 a payload longer than max (*len set). */
-int frame_header(const unsigned char h[FRAME_HEADER], size_t max, char *type, size_t *len);
+enum {
+    FRAME_MORE = 0,      /* more bytes needed: *need says how many in all */
+    FRAME_TAKEN = 1,     /* *type, *data (into p), *len set; *used bytes consumed */
+    FRAME_BAD_TYPE = -1, /* a type byte other than 'O' or 'X' (*type set to it) */
+    FRAME_TOO_LONG = -2, /* a frame's payload longer than max (*len set) */
+    FRAME_LINE_LONG = -3 /* no '\n' within max bytes */
+};
 
-/* Line mode: moves the first complete line out of buf (*buf_len bytes) into
- * *line (malloc'ed, NUL-terminated, without its "\n" or "\r\n"): 1. 0: no
- * complete line yet (read more); -1: none within max bytes (the program
- * wrote a line too long). */
-int line_take(char *buf, size_t *buf_len, size_t max, char **line);
+/* The answer at the head of p (avail bytes): one of the values above. */
+int frame_parse(const char *p, size_t avail, bool line, size_t max, char *type,
+                const char **data, size_t *len, size_t *used, size_t *need);
 
 #endif

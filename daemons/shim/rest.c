@@ -98,7 +98,6 @@ static char *request(const char *method, const char *path, const void *data, siz
             curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") ? method : NULL);
         }
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
         rc = curl_easy_perform(c);
         if (rc != CURLE_COULDNT_CONNECT || attempt == CONNECT_RETRIES)
@@ -116,7 +115,8 @@ static char *request(const char *method, const char *path, const void *data, siz
         return xprintf("its answer to %s %s is larger than %zu bytes", method, path,
                        S.o->max_frame);
     if (rc == CURLE_OPERATION_TIMEDOUT)
-        return xprintf("%s %s did not complete within %d ms", method, path, timeout_ms);
+        return xprintf("timed out: %s %s did not complete within %d ms", method, path,
+                       timeout_ms);
     return xprintf("%s %s failed: %s", method, path, curl_easy_strerror(rc));
 }
 
@@ -318,7 +318,8 @@ static int on_invoke(const flame_task_context *t, flame_task_result *result, voi
             free(why);
             why = m;
         } else if (S.o->argv) { /* stuck or broken: a new one for the next task */
-            child_stop(&S.c, SHIM_STOP_GRACE_MS);
+            /* stuck: no grace (the executor's own timeout is near) */
+            child_stop(&S.c, strncmp(why, "timed out", 9) == 0 ? 0 : SHIM_STOP_GRACE_MS);
             char *m = xprintf("task %s: %s; the service is started again for the next task",
                               t->task_id, why);
             free(why);
@@ -368,6 +369,9 @@ int rest_main(const shim_opts *o)
     curl_easy_setopt(S.curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(S.curl, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(S.curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(S.curl, CURLOPT_WRITEFUNCTION, on_data);
+    if (!o->url) /* our own loopback service: never through an http_proxy of the environment */
+        curl_easy_setopt(S.curl, CURLOPT_PROXY, "");
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
     h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
     curl_easy_setopt(S.curl, CURLOPT_HTTPHEADER, h);

@@ -10,7 +10,10 @@ DELETE /sessions/{sid}.
 
 It keeps a session's inputs and answers "<common data>: in1 | in2 ...";
 "fail" answers 422, "crash" kills the server (the executor fails that task
-and starts it again)."""
+and starts it again), "hang" never answers (the task times out after the
+executor manager's --task-timeout; the server is stopped and started
+again)."""
+import asyncio
 import os
 import sys
 
@@ -40,6 +43,8 @@ async def task(sid: str, tid: str, request: Request):
     if data == b"crash":
         print("app.py: asked to crash", file=sys.stderr, flush=True)
         os._exit(3)
+    if data == b"hang":
+        await asyncio.sleep(1e9)
     s["notes"].append(data)
     return Response(s["prefix"] + b": " + b" | ".join(s["notes"]),
                     media_type="application/octet-stream")

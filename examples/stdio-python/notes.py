@@ -8,10 +8,13 @@ E and T with O (ok: the output) or X (failed: the message).
 This service keeps notes across a session's tasks: every input is appended
 and the answer is "<common data>: note1 | note2 | ...". The input "fail"
 fails that task; "crash" kills the process (the executor fails that task
-and starts us again)."""
+and starts us again); "hang" never answers (the task times out after the
+executor manager's --task-timeout, the process is stopped and started
+again)."""
 import os
 import struct
 import sys
+import time
 
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 
@@ -37,6 +40,8 @@ while True:
         elif data == b"crash":
             print("notes.py: asked to crash", file=sys.stderr)  # goes to the executor's log
             os._exit(3)
+        elif data == b"hang":
+            time.sleep(1e9)
         else:
             notes.append(data)
             send(b"O", prefix + b": " + b" | ".join(notes))

@@ -479,8 +479,8 @@ static flame_status host_invoke(fl_shim *sh, const flame_task_context *task, int
                                     &flame__v1__on_task_invoke_response__descriptor, &resp, &inner,
                                     h->task_timeout_ms);
     if (st == FLAME_ERR_TIMEOUT && !reap(h, false)) {
-        *message = fl_sprintf("the service did not answer task %s within %d ms; it was stopped "
-                              "and the session goes on with a new service process",
+        *message = fl_sprintf("timed out: the service did not answer task %s within %d ms; it "
+                              "was stopped and the session goes on with a new service process",
                               task->task_id, h->task_timeout_ms);
         stop_process(h);
         return FLAME_ERR_TIMEOUT;

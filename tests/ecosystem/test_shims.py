@@ -1,9 +1,10 @@
 """The stdio and REST shims (README: Shims) with programs nobody here wrote a
-Flame SDK for: a shell script (line mode), a Python script and a Go program
-(frame mode), and a FastAPI app run by uvicorn from PyPI (REST), each under
-the default process sandbox of a real cluster of ours, driven by flamepy
-0.6.0. Each keeps state across a session's tasks, reports failures, and
+Flame SDK for: a shell script (line mode), a Python script, a Go program and
+a Node program (frame mode; Go and Node when the machine has them), and a
+FastAPI app run by uvicorn from PyPI (REST), each under the default process
+sandbox of a real cluster of ours, driven by flamepy 0.6.0. Each keeps state across a session's tasks, reports failures, and
 survives a crash of its process (that task fails, the next one runs in a
+new process) and a task that hangs (it times out, the next one runs in a
 new process).
 
 Run by tests/ecosystem/run.sh shims (meson test ecosystem-shims).
@@ -27,7 +28,8 @@ FLMCTL = os.path.join(BUILD, "cli", "flmctl")
 
 
 def go_program(tmp):
-    """notes.go built with the machine's go, or None (with the reason)."""
+    """examples/stdio-go/notes.go built with the machine's go, or None (with
+    the reason)."""
     go = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go")
                                 else None)
     if not go:
@@ -36,15 +38,17 @@ def go_program(tmp):
     env = dict(os.environ, GOCACHE=os.path.join(home, ".cache", "go-build"), GOPROXY="off",
                GOFLAGS="", GO111MODULE="off")
     out = os.path.join(tmp, "notes-go")
-    r = subprocess.run([go, "build", "-o", out, os.path.join(HERE, "shims", "notes.go")],
+    r = subprocess.run([go, "build", "-o", out, os.path.join(EXAMPLES, "stdio-go", "notes.go")],
                        env=env, capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         return None, f"go build failed: {r.stderr[-2000:]}"
     return out, None
 
 
-@pytest.fixture(scope="module")
-def cluster():
+def start_cluster(task_timeout, apps):
+    """Our session and executor managers on a free port (the default process
+    sandbox: no --sandbox) with apps registered; a dict with "tmp" and
+    "stop" (which checks both daemons stop cleanly)."""
     tmp = tempfile.mkdtemp(prefix="flame-shims-")
     os.chmod(tmp, 0o755)
     endpoint = f"http://127.0.0.1:{free_port()}"
@@ -52,10 +56,9 @@ def cluster():
     sm = subprocess.Popen([os.path.join(BUILD, "daemons", "flame-session-manager"),
                            "--endpoint", endpoint, "--storage", f"sqlite://{tmp}/flame.db"],
                           stdout=open(f"{tmp}/sm.log", "ab"), stderr=subprocess.STDOUT)
-    # the default sandbox (process): no --sandbox
     em = subprocess.Popen([os.path.join(BUILD, "daemons", "flame-executor-manager"),
                            "--endpoint", endpoint, "--work-dir", f"{tmp}/work",
-                           "--resources", "cpu=4,mem=4g", "--task-timeout", "120"],
+                           "--resources", "cpu=4,mem=4g", "--task-timeout", str(task_timeout)],
                           stdout=open(f"{tmp}/em.log", "ab"), stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while True:
@@ -64,6 +67,35 @@ def cluster():
             break
         assert time.time() < deadline, f"the cluster did not come up: {r.stdout}{r.stderr}"
         time.sleep(0.1)
+    with open(f"{tmp}/apps.yaml", "w") as f:
+        f.write(apps)
+    r = subprocess.run([FLMCTL, "register", "-f", f"{tmp}/apps.yaml"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    os.environ["FLAME_ENDPOINT"] = endpoint
+    from flamepy.core.client import ConnectionInstance
+    ConnectionInstance._connection = None  # a new cluster: a new connection
+
+    def stop():
+        em.terminate()
+        sm.terminate()
+        assert em.wait(60) == 0 and sm.wait(60) == 0
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"tmp": tmp, "env": env, "stop": stop}
+
+
+def rest_app(name, app_dir, app):
+    return f"""
+metadata: {{name: {name}}}
+spec:
+  shim: rest
+  command: {sys.executable}
+  arguments: [-m, uvicorn, --app-dir, {app_dir}, "{app}", --host, 127.0.0.1, --port, "$PORT"]
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
     # the program in a directory of its own: the sandbox shows it read-only
     godir = tempfile.mkdtemp(prefix="flame-shims-go-")
     os.chmod(godir, 0o755)
@@ -87,30 +119,21 @@ spec:
   shim: stdio
   command: /usr/bin/python3
   arguments: [{HERE}/shims/bad_frames.py]
----
-metadata: {{name: notes-rest}}
-spec:
-  shim: rest
-  command: {sys.executable}
-  arguments: [-m, uvicorn, --app-dir, {EXAMPLES}/rest-fastapi, "app:app", --host, 127.0.0.1,
-              --port, "$PORT"]
-"""
+---{rest_app("notes-rest", f"{EXAMPLES}/rest-fastapi", "app:app")}"""
     if go:
         apps += f"""---
 metadata: {{name: notes-go}}
 spec: {{shim: stdio, command: {go}}}
 """
-    with open(f"{tmp}/apps.yaml", "w") as f:
-        f.write(apps)
-    r = subprocess.run([FLMCTL, "register", "-f", f"{tmp}/apps.yaml"], env=env,
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
-    os.environ["FLAME_ENDPOINT"] = endpoint
-    yield {"tmp": tmp, "go": go, "go_why_not": why_not}
-    em.terminate()
-    sm.terminate()
-    assert em.wait(60) == 0 and sm.wait(60) == 0
-    shutil.rmtree(tmp, ignore_errors=True)
+    node = shutil.which("node")
+    if node:
+        apps += f"""---
+metadata: {{name: notes-node}}
+spec: {{shim: stdio, command: {node}, arguments: [{HERE}/shims/notes.js]}}
+"""
+    c = start_cluster(120, apps)
+    yield dict(c, go=go, go_why_not=why_not, node=node)
+    c["stop"]()
     shutil.rmtree(godir, ignore_errors=True)
 
 
@@ -169,6 +192,12 @@ def test_go_frame_mode(cluster):
     check_notes(cluster, "notes-go", "asked to fail")
 
 
+def test_node_frame_mode(cluster):
+    if not cluster["node"]:
+        pytest.skip("no node on PATH")
+    check_notes(cluster, "notes-node", "asked to fail")
+
+
 def test_fastapi_rest(cluster):
     check_notes(cluster, "notes-rest", "HTTP 422: asked to fail")
 
@@ -205,3 +234,71 @@ def test_many_tasks_at_once(cluster):
     finally:
         s.close()
     assert got == [b"t%d" % i for i in range(500)], logs(cluster["tmp"])
+
+
+def test_big_batch_both_ways(cluster):
+    """A batch whose frames and answers are each far beyond a pipe buffer:
+    flame-shim writes and reads at once, so neither side blocks."""
+    s = flamepy.create_session("bad-frames")
+    try:
+        inputs = [bytes([65 + i % 26]) * (300 << 10) for i in range(40)]
+        futures = [s.run(x) for x in inputs]
+        got = [f.result(timeout=300) for f in futures]
+    finally:
+        s.close()
+    assert got == inputs, logs(cluster["tmp"])
+
+
+# The task timeout: a short --task-timeout of its own cluster, generous for
+# the tasks that answer (they take milliseconds), certain for the hung one
+# (it sleeps for ever).
+TIMEOUT_S = 10
+
+
+@pytest.fixture(scope="module")
+def slow_cluster():
+    apps = f"""
+metadata: {{name: hang-sh}}
+spec:
+  shim: stdio
+  stdio_mode: line
+  command: /bin/sh
+  arguments: [{EXAMPLES}/stdio-shell/counter.sh]
+---
+metadata: {{name: hang-py}}
+spec:
+  shim: stdio
+  command: /usr/bin/python3
+  arguments: [{EXAMPLES}/stdio-python/notes.py]
+---{rest_app("hang-rest", f"{EXAMPLES}/rest-fastapi", "app:app")}"""
+    c = start_cluster(TIMEOUT_S, apps)
+    yield c
+    c["stop"]()
+
+
+def check_timeout(cluster, app, inputs, want):
+    """The hung task fails saying it timed out; its process is stopped and a
+    new one runs the session's next tasks; the node keeps serving."""
+    got = run(app, b"nb", inputs)
+    ctx = f"{app}: {got}{logs(cluster['tmp'])}"
+    k = inputs.index(b"hang")
+    assert got[k][0] == "failed" and "timed out" in got[k][1], ctx
+    assert "started again" in got[k][1], ctx  # flame-shim gave up first, not the executor
+    assert got[:k] + got[k + 1:] == want, ctx
+    assert run(app, b"again", [b"1"]) == [b"1" if app == "hang-sh" else b"again: 1"], ctx
+    r = subprocess.run([FLMCTL, "list", "-n"], env=cluster["env"], capture_output=True, text=True)
+    assert r.returncode == 0 and " Ready " in r.stdout, r.stdout + r.stderr + ctx
+
+
+def test_timeout_stdio_line(slow_cluster):
+    check_timeout(slow_cluster, "hang-sh", [b"1", b"2", b"hang", b"4", b"5"], [b"1", b"3", b"4", b"9"])
+
+
+def test_timeout_stdio_frame(slow_cluster):
+    check_timeout(slow_cluster, "hang-py", [b"a", b"hang", b"b", b"c"],
+                  [b"nb: a", b"nb: b", b"nb: b | c"])
+
+
+def test_timeout_rest(slow_cluster):
+    check_timeout(slow_cluster, "hang-rest", [b"a", b"hang", b"b", b"c"],
+                  [b"nb: a", b"nb: b", b"nb: b | c"])

@@ -1,9 +1,10 @@
 /* libFuzzer target: flame-shim's stdio framing (daemons/shim/frame.c), what
  * a program writes on its stdout, without a process. Byte 0: the mode (even:
  * frames, odd: lines); byte 1: the largest frame or line (x 16); byte 2: the
- * size of the reads (1..256) the line reader gets its bytes in; the rest is
- * the program's output. Every frame and line taken must be exactly the
- * bytes the program wrote, in order; anything else aborts (a finding). */
+ * size of the reads (1..256) the buffer gets its bytes in, as stdio.c's
+ * reads do; the rest is the program's output. Every answer taken must be
+ * exactly the bytes the program wrote, in order, and a refusal must be
+ * right; anything else aborts (a finding). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,66 +20,66 @@ static void check(int ok, const char *what)
     }
 }
 
-static void frames(const uint8_t *p, size_t n, size_t max)
+/* What frame_parse must find at q (n bytes, all the program wrote from
+ * there) for one answer taken: checks it. */
+static void check_frame(const uint8_t *q, char type, const char *data, size_t len, size_t used)
 {
-    size_t at = 0;
-    while (n - at >= FRAME_HEADER) {
-        char type;
-        size_t len;
-        int r = frame_header(p + at, max, &type, &len);
-        check(type == (char)p[at], "frame type");
-        if (r == -1) {
-            check(p[at] != 'O' && p[at] != 'X', "a good type refused");
-            return;
-        }
-        check(r == 0 ? len <= max : r == -2 && len > max, "frame length against max");
-        if (r)
-            return;
-        at += FRAME_HEADER;
-        if (len > n - at)
-            return; /* the program closed its stdout in a frame */
-        /* stdio.c reads the payload into a buffer of len + 1 */
-        char *payload = malloc(len + 1);
-        memcpy(payload, p + at, len);
-        payload[len] = 0;
-        free(payload);
-        at += len;
-    }
+    size_t want = ((size_t)q[1] << 24) | ((size_t)q[2] << 16) | ((size_t)q[3] << 8) | q[4];
+    check(type == (char)q[0] && (q[0] == 'O' || q[0] == 'X'), "frame type");
+    check(len == want && used == FRAME_HEADER + want, "frame length");
+    check(memcmp(data, q + FRAME_HEADER, len) == 0, "frame payload changed");
 }
 
-static void lines(const uint8_t *p, size_t n, size_t max, size_t chunk)
+static void check_line(const uint8_t *q, size_t n, char type, const char *data, size_t len,
+                       size_t used)
 {
-    char *buf = NULL;
-    size_t len = 0, fed = 0, taken = 0;
+    const uint8_t *nl = memchr(q, '\n', n);
+    check(nl != NULL && used == (size_t)(nl - q) + 1, "a line without its newline");
+    size_t raw = (size_t)(nl - q);
+    if (raw && q[raw - 1] == '\r')
+        raw--;
+    int err = raw >= 7 && memcmp(q, "error: ", 7) == 0;
+    check(type == (err ? 'X' : 'O'), "line type");
+    check(len == raw - (err ? 7 : 0) && memcmp(data, q + (err ? 7 : 0), len) == 0,
+          "a line changed");
+}
+
+static void run(const uint8_t *p, size_t n, int line, size_t max, size_t chunk)
+{
+    char *buf = malloc(n ? n : 1);
+    size_t fed = 0, off = 0; /* bytes in buf; bytes of it consumed */
     for (;;) {
-        char *line;
-        int r = line_take(buf, &len, max, &line);
-        if (r == 1) {
-            size_t k = strlen(line);
-            const uint8_t *nl = memchr(p + taken, '\n', fed - taken);
-            check(nl != NULL, "a line without its newline");
-            size_t raw = (size_t)(nl - (p + taken));
-            /* a NUL inside a line ends it early for C; a "\r\n" loses the \r */
-            check(k <= raw && memcmp(line, p + taken, k) == 0, "a line changed");
-            check(k == raw || p[taken + k] == 0 || (k + 1 == raw && p[taken + k] == '\r'),
-                  "a line cut short");
-            taken += raw + 1;
-            check(len == fed - taken, "the buffer lost bytes");
-            check(len == 0 || memcmp(buf, p + taken, len) == 0, "the buffer changed");
-            free(line);
+        char type = 0;
+        const char *data = NULL;
+        size_t len = 0, used = 0, need = 0;
+        int r = frame_parse(buf + off, fed - off, line, max, &type, &data, &len, &used, &need);
+        if (r == FRAME_TAKEN) {
+            check(used > 0 && used <= fed - off, "consumed what was not there");
+            if (line)
+                check_line(p + off, fed - off, type, data, len, used);
+            else
+                check_frame(p + off, type, data, len, used);
+            off += used;
             continue;
         }
-        if (r < 0) {
-            check(len > max, "a line refused within max");
+        if (r == FRAME_BAD_TYPE) {
+            check(!line && p[off] != 'O' && p[off] != 'X', "a good type refused");
             break;
         }
-        check(len == fed - taken, "the buffer lost bytes");
+        if (r == FRAME_TOO_LONG) {
+            check(!line && len > max, "a frame refused within max");
+            break;
+        }
+        if (r == FRAME_LINE_LONG) {
+            check(line && fed - off > max && !memchr(p + off, '\n', fed - off),
+                  "a line refused within max");
+            break;
+        }
+        check(r == FRAME_MORE && need > fed - off, "more bytes asked for what was there");
         if (fed == n)
             break; /* EOF */
         size_t k = n - fed < chunk ? n - fed : chunk;
-        buf = realloc(buf, len + k);
-        memcpy(buf + len, p + fed, k);
-        len += k;
+        memcpy(buf + fed, p + fed, k);
         fed += k;
     }
     free(buf);
@@ -94,10 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 3;
     uint8_t *p = malloc(n ? n : 1);
     memcpy(p, data + 3, n);
-    if (data[0] % 2)
-        lines(p, n, max, chunk);
-    else
-        frames(p, n, max);
+    run(p, n, data[0] % 2, max, chunk);
     free(p);
     return 0;
 }

@@ -1,5 +1,10 @@
-// A stdio-shim service in Go, no Flame SDK (tests/ecosystem/test_shims.py):
-// frame mode, the same notes as examples/stdio-python/notes.py.
+// A Flame application in Go with no Flame SDK: the stdio shim's frame mode,
+// the same notes as examples/stdio-python/notes.py ("fail" fails a task,
+// "crash" exits, "hang" never answers). Only the standard library:
+//
+//	go build -o /opt/flame/notes-go notes.go
+//
+// (tests/ecosystem/test_shims.py builds and runs it.)
 package main
 
 import (
@@ -9,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 func send(w *bufio.Writer, kind byte, data []byte) {
@@ -44,6 +50,8 @@ func main() {
 			case "crash":
 				fmt.Fprintln(os.Stderr, "notes.go: asked to crash")
 				os.Exit(3)
+			case "hang":
+				time.Sleep(1 << 62)
 			default:
 				notes = append(notes, data)
 				send(w, 'O', append(append(append([]byte{}, prefix...), ": "...), bytes.Join(notes, []byte(" | "))...))
