@@ -44,7 +44,9 @@ start_cluster() {
     if [ "${2:-}" = mtls ]; then
         local pki="$tmp/pki"
         sm_tls=(--tls-cert "$pki/server.crt" --tls-key "$pki/server.key" --tls-ca "$pki/ca.crt" --mtls)
-        em_tls=(--tls-ca "$pki/ca.crt" --tls-cert "$pki/node.crt" --tls-key "$pki/node.key")
+        # the node is named as its certificate is (a node speaks only for itself)
+        em_tls=(--tls-ca "$pki/ca.crt" --tls-cert "$pki/node.crt" --tls-key "$pki/node.key"
+                --node test-node)
     fi
     "$B/daemons/flame-session-manager" --endpoint "$FLAME_ENDPOINT" --storage "sqlite://$tmp/$1.db" \
         "${sm_tls[@]}" >"$tmp/sm-$1.log" 2>&1 &
