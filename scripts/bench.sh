@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The performance figures of issue 4, measured on this machine in one run:
 # starts a local cluster (session manager with sqlite + one executor
-# manager), runs each measurement, runs Dask's equivalent when
-# python3-distributed is installed, prints a table and, as its last line,
+# manager), runs each measurement, runs Dask's equivalent (the system's
+# python3-distributed, else a venv of its own), prints a table and, as its last line,
 # one JSON object with every figure. Throughput and latency are measured
 # again on a cluster with mutual TLS on every hop (issue 8: at most 10%
 # fewer tasks/s on the batched path, at most +50 us p50), beside plaintext.
@@ -18,11 +18,26 @@ cd "$(dirname "$0")/.."
 root=$PWD
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 scripts/deps.sh
-if [ "$(id -u)" -eq 0 ] && [ -z "${BENCH_NO_DASK:-}" ] &&
-    ! dpkg-query -W -f='${Status}' python3-distributed 2>/dev/null | grep -q "install ok installed"; then
-    echo "bench: installing python3-distributed (Dask) for the comparison" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-distributed >/dev/null 2>&1 ||
-        echo "bench: python3-distributed could not be installed; Dask figures will be null" >&2
+# Dask for the comparison: the system's python3-distributed when installed,
+# else a venv of its own from PyPI (never apt: python3-distributed pulls
+# Debian's numpy into the system python, which breaks the pyarrow of the
+# flamepy venv that scripts/pyvenv.sh makes)
+dask_py=
+if [ -z "${BENCH_NO_DASK:-}" ]; then
+    dask_venv="${XDG_CACHE_HOME:-$HOME/.cache}/flame/dask-venv"
+    if /usr/bin/python3 -c "import distributed" 2>/dev/null; then
+        dask_py=/usr/bin/python3
+    elif [ -x "$dask_venv/bin/python" ] && "$dask_venv/bin/python" -c "import distributed" 2>/dev/null; then
+        dask_py="$dask_venv/bin/python"
+    else
+        echo "bench: installing Dask (distributed, from PyPI) into $dask_venv for the comparison" >&2
+        if python3 -m venv "$dask_venv" >/dev/null 2>&1 &&
+            "$dask_venv/bin/pip" install -q distributed >/dev/null 2>&1; then
+            dask_py="$dask_venv/bin/python"
+        else
+            echo "bench: Dask could not be installed; its figures will be null" >&2
+        fi
+    fi
 fi
 scripts/build.sh build
 B="$root/build"
@@ -175,16 +190,16 @@ shims_py=$(scripts/pyvenv.sh 2>/dev/null) || shims_py= # fastapi, uvicorn: else 
 companion shims scripts/bench_shims.sh "$B" 20000 $shims_py
 
 dask_tp=null dask_p50=null dask_line=
-if /usr/bin/python3 -c "import distributed" 2>/dev/null && [ -z "${BENCH_NO_DASK:-}" ]; then
+if [ -n "$dask_py" ]; then
     echo "== Dask (processes, worker-saturation=inf)" >&2
-    dask_line=$(timeout 600 /usr/bin/python3 tests/bench/dask_bench.py processes --sat inf \
+    dask_line=$(timeout 600 "$dask_py" tests/bench/dask_bench.py processes --sat inf \
         --n 10000 --nlat 1000 2>/dev/null | tail -1) || dask_line=
     if [ -n "$dask_line" ]; then
         dask_tp=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(round(max(d['map_gather_tasks_per_s'], d['submit_loop_gather_tasks_per_s']), 1))" "$dask_line")
         dask_p50=$(json "$dask_line" lat_p50_us)
     fi
 else
-    echo "bench: Dask: python3-distributed is not installed (or BENCH_NO_DASK); its figures are null" >&2
+    echo "bench: Dask: not installed (or BENCH_NO_DASK); its figures are null" >&2
 fi
 
 python3 - "$tc" "$tpy" "$lat" "$screate" "$cold" "$rss_mb" "$sched" "$dask_tp" "$dask_p50" "$fill" "$lat_host" "$tc_mtls" "$lat_mtls" "$tc_plain" "$lat_plain" "$tmp" "$load0" <<'PY'
