@@ -2,12 +2,18 @@
  * manager, a queue of the tasks it pushed ahead (the window), and running
  * them on the shim one by one or in batches. A task is reported started
  * (Running) only when the service gets it; until then the session manager
- * may take it back (revoke) for an idle executor.
+ * may take it back (revoke) for an idle executor. Where tasks take less than
+ * QUIET_START_US, their start is reported with their outcomes, in one
+ * message instead of two; it is reported at once when the session manager
+ * asks for one of them back, and QUIET_START_MAX_MS after it at the latest
+ * (10 times that right after the tasks became quick).
  * Threads: the executor's thread runs the tasks and sends their outcomes;
  * a reader thread per session takes ExecutorWork off the stream, so that a
  * revoke is answered while a long task runs. r->mu guards the queue and the
- * window counters; r->send_mu serialises the two threads' sends. The stream
- * is published through em_exec_set_stream so that teardown can cancel it,
+ * window counters; r->send_mu serialises the two threads' sends (the reader
+ * holds it while it takes unreported starts, so that a start always goes
+ * out before its outcome; lock order send_mu, then mu). The stream is
+ * published through em_exec_set_stream so that teardown can cancel it,
  * which also ends the reader. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -28,6 +34,8 @@
 #define WINDOW_BATCH 256
 #define INVOKE_BATCH 64
 #define BATCH_TARGET_US 2000
+#define QUIET_START_US 200
+#define QUIET_START_MAX_MS 20
 
 typedef struct qtask {
     char *id;
@@ -105,6 +113,9 @@ typedef struct session_run {
     uint64_t granted;  /* credit given in all */
     uint64_t received; /* tasks received + tasks given back */
     uint32_t window;
+    bool quiet;        /* tasks are quick: report starts with the outcomes */
+    uint64_t unreported[INVOKE_BATCH]; /* started, not reported yet */
+    size_t nunreported;
     bool unbind;       /* no more work will come: finish the queue, then stop */
     bool ended;        /* the stream ended or broke: stop */
     /* the executor's thread only */
@@ -113,7 +124,7 @@ typedef struct session_run {
     double avg_us;     /* how long a task takes (moving average), 0: not known */
     Flame__V1__ExecutorUpdate up;
     qtask batch[INVOKE_BATCH];
-    uint64_t started[INVOKE_BATCH];
+    uint64_t started[2 * INVOKE_BATCH];
     Flame__V1__TaskOutcome out[INVOKE_BATCH];
     Flame__V1__TaskOutcome *outp[INVOKE_BATCH];
     flame_task_result res[INVOKE_BATCH];
@@ -242,14 +253,47 @@ static size_t runq_revoke(runq *q, const uint64_t *ids, size_t n, uint64_t *out)
     return k;
 }
 
+/* Reports the starts not reported yet, with what else up carries (under
+ * send_mu, so that they go out before the executor's thread sends these
+ * tasks' outcomes). */
+static void report_unreported(session_run *r, Flame__V1__ExecutorUpdate *up, uint64_t *ids)
+{
+    pthread_mutex_lock(&r->mu);
+    size_t n = r->nunreported;
+    memcpy(ids, r->unreported, n * sizeof *ids);
+    r->nunreported = 0;
+    pthread_mutex_unlock(&r->mu);
+    up->n_started = n;
+    up->started = ids;
+    if (n || up->n_returned)
+        rpc_bidi_send(r->st, &up->base);
+}
+
 /* The reader thread: ExecutorWork into the queue; revoked tasks not yet
- * started go back at once. */
+ * started go back at once. It wakes every QUIET_START_MAX_MS while tasks
+ * are quick (else 10 times that) to report the starts of a batch that runs
+ * long. */
 static void *reader_main(void *arg)
 {
     session_run *r = arg;
+    uint64_t ids[INVOKE_BATCH];
     for (;;) {
         ProtobufCMessage *m;
-        flame_status rc = rpc_stream_next(r->st, &flame__v1__executor_work__descriptor, &m);
+        pthread_mutex_lock(&r->mu);
+        /* not quick yet: a longer wait, in case they become quick while it waits */
+        int timeout = r->quiet ? QUIET_START_MAX_MS : 10 * QUIET_START_MAX_MS;
+        pthread_mutex_unlock(&r->mu);
+        bool idle = false;
+        flame_status rc = rpc_stream_next_timed(r->st, &flame__v1__executor_work__descriptor, &m,
+                                                timeout, &idle);
+        if (!rc && idle) {
+            Flame__V1__ExecutorUpdate up = FLAME__V1__EXECUTOR_UPDATE__INIT;
+            up.executor_id = r->x->id;
+            pthread_mutex_lock(&r->send_mu);
+            report_unreported(r, &up, ids);
+            pthread_mutex_unlock(&r->send_mu);
+            continue;
+        }
         if (rc || !m) { /* ended by the session manager (or broken): stop */
             pthread_mutex_lock(&r->mu);
             r->ended = true;
@@ -259,6 +303,8 @@ static void *reader_main(void *arg)
         }
         Flame__V1__ExecutorWork *w = (Flame__V1__ExecutorWork *)m;
         uint64_t *back = w->n_revoke ? fl_calloc(w->n_revoke, sizeof *back) : NULL;
+        if (w->n_revoke) /* held until the answer is out (see report_unreported) */
+            pthread_mutex_lock(&r->send_mu);
         pthread_mutex_lock(&r->mu);
         for (size_t i = 0; i < w->n_tasks; i++)
             runq_push(&r->q, w->tasks[i]);
@@ -268,15 +314,18 @@ static void *reader_main(void *arg)
         uint32_t credit = nback ? new_credit(r) : 0;
         pthread_cond_signal(&r->cv);
         pthread_mutex_unlock(&r->mu);
-        protobuf_c_message_free_unpacked(m, NULL);
-        if (nback) {
+        if (w->n_revoke) {
+            /* what was asked for and is running goes out as started, what
+             * was still queued as returned */
             Flame__V1__ExecutorUpdate up = FLAME__V1__EXECUTOR_UPDATE__INIT;
             up.executor_id = r->x->id;
             up.n_returned = nback;
             up.returned = back;
             up.credit = credit;
-            send_update(r, &up);
+            report_unreported(r, &up, ids);
+            pthread_mutex_unlock(&r->send_mu);
         }
+        protobuf_c_message_free_unpacked(m, NULL);
         free(back);
     }
 }
@@ -298,12 +347,16 @@ static size_t batch_size(const session_run *r)
 }
 
 /* Takes the next batch off the queue (decided under the lock, so that a
- * revoke finds a task either queued or started) and reports it started,
- * with the last batch's outcomes and new credit, in one message. Returns
- * the batch's size: 0 when there is nothing to run now. */
+ * revoke finds a task either queued or started) and reports it started
+ * (quick tasks: with its outcomes, next time), with the last batch's
+ * outcomes, their starts if not reported yet, and new credit, in one
+ * message. Returns the batch's size: 0 when there is nothing to run now. */
 static size_t take_batch(session_run *r, flame_status *rc)
 {
     pthread_mutex_lock(&r->mu);
+    size_t ns = r->nunreported;
+    memcpy(r->started, r->unreported, ns * sizeof *r->started);
+    r->nunreported = 0;
     size_t k = 0;
     if (r->q.len && !r->ended && !r->dead) {
         k = batch_size(r);
@@ -317,17 +370,22 @@ static size_t take_batch(session_run *r, flame_status *rc)
         r->running = (uint32_t)k;
     }
     r->up.credit = r->dead || r->ended ? 0 : new_credit(r);
-    pthread_mutex_unlock(&r->mu);
+    uint64_t *ids = r->quiet ? r->unreported : r->started + ns;
     for (size_t i = 0; i < k; i++)
-        r->started[i] = strtoull(r->batch[i].id, NULL, 10);
+        ids[i] = strtoull(r->batch[i].id, NULL, 10);
+    if (r->quiet)
+        r->nunreported = k;
+    else
+        ns += k;
+    pthread_mutex_unlock(&r->mu);
     for (size_t i = 0; i < r->nout; i++)
         r->outp[i] = &r->out[i];
     r->up.n_outcomes = r->nout;
     r->up.outcomes = r->outp;
-    r->up.n_started = k;
+    r->up.n_started = ns;
     r->up.started = r->started;
     *rc = FLAME_OK;
-    if (r->nout || k || r->up.credit)
+    if (r->nout || ns || r->up.credit)
         *rc = send_update(r, &r->up);
     for (size_t i = 0; i < r->nout; i++) {
         fl_task_result_clear(&r->res[i]);
@@ -362,6 +420,7 @@ static void run_batch(session_run *r, size_t k)
     pthread_mutex_lock(&r->mu);
     r->running = 0;
     r->window = kb > 1 ? (kb * 4 < WINDOW_BATCH ? (uint32_t)kb * 4 : WINDOW_BATCH) : WINDOW_SINGLE;
+    r->quiet = r->avg_us < QUIET_START_US;
     pthread_mutex_unlock(&r->mu);
 }
 

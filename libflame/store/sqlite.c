@@ -512,8 +512,16 @@ flame_status fl_store_sqlite_open(fl_store **out, const char *path)
     }
     sqlite3_busy_timeout(s->db, 5000);
     /* WAL + synchronous=NORMAL: a commit is in the WAL (survives kill -9)
-     * without an fsync per transaction. */
-    st = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "open");
+     * without an fsync per transaction. Exclusive locking: the session
+     * manager is the database's only user, so sqlite takes its file locks
+     * once instead of a dozen fcntl calls per transaction (and keeps the WAL
+     * index in memory, no -shm); a second session manager on the same file
+     * gets "database is locked" instead of sharing it. The locks go with the
+     * process, so a restart after kill -9 opens it as before. */
+    st = exec(s,
+              "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; "
+              "PRAGMA synchronous=NORMAL;",
+              "open");
     if (!st)
         st = migrate(s);
     for (int i = 0; !st && i < Q_COUNT; i++)

@@ -39,3 +39,20 @@ def test_a_task_waiting_for_a_task_of_its_session_does_not_deadlock(cluster, pb,
         assert last.spec.output == b"child:slept"
     s = cfe.GetSession(pb.fe.GetSessionRequest(session_id="nested-1"))
     assert (s.status.succeed, s.status.failed, s.status.pending) == (6, 0, 0)
+
+
+def test_a_long_task_after_quick_ones_is_running_while_it_runs(cluster, pb, cfe):
+    """Quick tasks have their start reported with their outcome (one message
+    instead of two); a task that then runs long must still show Running
+    while it runs, not jump from Pending to Succeed."""
+    wait_node(pb, cfe)
+    open_session(pb, cfe, "quick-1", "flmping", max_instances=1)
+    for _ in range(30):
+        assert run_task(pb, cfe, "quick-1", b"").status.state == pb.types.Succeed
+    t = cfe.CreateTask(pb.fe.CreateTaskRequest(task=pb.types.TaskSpec(
+        session_id="quick-1", input=b'{"duration": 2500}'))).metadata.id
+    wait_for(lambda: task_state(pb, cfe, "quick-1", t) != pb.types.Pending,
+             what="the long task to leave Pending")
+    assert task_state(pb, cfe, "quick-1", t) == pb.types.Running
+    wait_for(lambda: task_state(pb, cfe, "quick-1", t) == pb.types.Succeed,
+             what="the long task to end")
