@@ -598,6 +598,27 @@ static bool host_leave_keep(fl_shim *sh)
     return h->kept;
 }
 
+/* A service started ahead is entered as a kept one is: host_enter finds
+ * it running (or, if it died since, starts a new one). */
+static flame_status host_prestart(fl_shim *sh, const fl_shim_session *ctx, char **message)
+{
+    host_shim *h = (host_shim *)sh;
+    *message = NULL;
+    cleanup(h);
+    h->no_batch = false;
+    flame_status st = spawn(h, ctx, message);
+    if (st)
+        cleanup(h);
+    h->kept = st == FLAME_OK;
+    return st;
+}
+
+static int host_warm_pid(fl_shim *sh)
+{
+    host_shim *h = (host_shim *)sh;
+    return h->ch && h->proc.pid && !reap(h, false) ? (int)h->proc.pid : 0;
+}
+
 static void host_free(fl_shim *sh)
 {
     host_shim *h = (host_shim *)sh;
@@ -606,7 +627,8 @@ static void host_free(fl_shim *sh)
 }
 
 static const fl_shim_ops host_ops = { "host", host_enter, host_invoke, host_invoke_batch,
-                                      host_leave, host_free, host_leave_keep };
+                                      host_leave, host_free, host_leave_keep, host_prestart,
+                                      host_warm_pid };
 
 fl_shim *fl_shim_host_new(void)
 {
