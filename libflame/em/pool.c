@@ -369,7 +369,7 @@ static void *pool_main(void *arg)
         warm_proc *dead = NULL, *drop = NULL;
         check(p, now, &dead, &drop);
         warm_app *a = next_start(p, now);
-        unsigned seq = ++p->seq;
+        unsigned seq = a ? ++p->seq : 0;
         pthread_mutex_unlock(&p->mu);
         for (warm_proc *w = dead, *next; w; w = next) {
             next = w->next;

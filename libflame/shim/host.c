@@ -203,6 +203,18 @@ static void sandbox_paths(fl_strv *ro, const char *cmd, char *const *argv, char 
                           const fl_shim_session *ctx)
 {
     add_path_of(ro, cmd);
+    /* a program that is a link (a venv's python) needs its target's
+     * installation: the target's directory, and its prefix when that is a
+     * bin/ (lib/pythonX.Y beside it) */
+    char *real = realpath(cmd, NULL);
+    if (real && strcmp(real, cmd) != 0) {
+        *strrchr(real, '/') = 0;
+        size_t n = strlen(real);
+        if (n > 4 && strcmp(real + n - 4, "/bin") == 0)
+            real[n - 4] = 0;
+        add_path_of(ro, real);
+    }
+    free(real);
     /* a program in a Python venv needs the venv (pyvenv.cfg, site-packages) */
     char *venv = fl_sprintf("%s", cmd);
     for (int up = 0; up < 2 && strrchr(venv, '/'); up++)
@@ -609,6 +621,8 @@ static flame_status host_prestart(fl_shim *sh, const fl_shim_session *ctx, char 
     flame_status st = spawn(h, ctx, message);
     if (st)
         cleanup(h);
+    else /* connected ahead too: the session's first call finds it ready */
+        rpc_channel_connect(h->ch, LISTEN_TIMEOUT_MS);
     h->kept = st == FLAME_OK;
     return st;
 }

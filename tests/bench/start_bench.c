@@ -6,7 +6,7 @@
  * until its outcome arrives on the session's outcome stream; then the
  * session is closed and the next starts GAP_MS later (a pool refills in
  * the gap, as it would between an agent's sessions). Prints one JSON line:
- * p50/p99/min/max in ms and how many tasks succeeded. */
+ * the samples, p50/p99/min/max in ms and how many tasks succeeded. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,8 +83,11 @@ int main(int argc, char **argv)
         }
     }
     if (!rc) {
+        printf("{\"samples_ms\": [");
+        for (size_t i = 0; i < n; i++)
+            printf("%s%.3f", i ? ", " : "", v[i]);
         qsort(v, n, sizeof *v, cmp_double);
-        printf("{\"p50_ms\": %.2f, \"p99_ms\": %.2f, \"min_ms\": %.2f, \"max_ms\": %.2f, "
+        printf("], \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"min_ms\": %.2f, \"max_ms\": %.2f, "
                "\"n\": %zu, \"succeed\": %zu}\n",
                pct(v, n, 50), pct(v, n, 99), v[0], v[n - 1], n, ok);
     }
