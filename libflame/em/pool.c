@@ -182,6 +182,9 @@ fl_shim *em_pool_take(flame_executor_manager *em, const fl_shim_session *ctx,
             a->ready = w->next;
             a->nready--;
             p->total--;
+            uint64_t mem = atomic_load(&p->memory);
+            atomic_store(&p->memory, mem > w->rss ? mem - w->rss : 0);
+            em_metrics_warm_gauges(p->total, atomic_load(&p->memory));
         }
         pthread_cond_signal(&p->cv); /* refill */
     }
