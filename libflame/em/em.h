@@ -115,16 +115,22 @@ flame_status em_install(const flame_executor_manager *em, const char *app,
                         const Flame__V1__ApplicationSpec *spec, fl_installation *inst,
                         char **message);
 
-/* pool.c: the warm pool (em->warm_pool > 0). */
+/* pool.c: the warm pool (em->warm_pool > 0); any thread. */
 void em_pool_start(flame_executor_manager *em);
-/* Stops its thread and every process it holds. */
+/* Stops its threads and every process it holds. */
 void em_pool_stop(flame_executor_manager *em);
-/* A bind of ctx's application (any thread): counts as demand, and hands
- * over a service started ahead for exactly ctx's application spec, sandbox
- * and limits, with its installation moved into *inst; the caller owns the
- * shim (enter it, then leave and free it as any other). NULL: none ready. */
+/* The executor ctx->executor_id is idle after a session like ctx's: a
+ * service for its next one is started ahead (within the pool's sizes). */
+void em_pool_reserve(flame_executor_manager *em, const fl_shim_session *ctx);
+/* The executor's bind to ctx's session: hands over the service started
+ * ahead for it, if it is for exactly ctx's application spec, sandbox and
+ * resreq, with its installation moved into *inst; the caller owns the shim
+ * (enter it, then leave and free it as any other). NULL: none (one for
+ * another kind of session is stopped). */
 fl_shim *em_pool_take(flame_executor_manager *em, const fl_shim_session *ctx,
                       fl_installation *inst);
+/* The executor goes away: its service started ahead is stopped. */
+void em_pool_release(flame_executor_manager *em, const char *exec);
 /* The memory its processes use now (bytes): the node's allocatable is less
  * by that much. */
 uint64_t em_pool_memory(const flame_executor_manager *em);

@@ -231,10 +231,13 @@ static flame_status enter_session(em_exec *x, em_binding *b, int *rc, char **mes
         b->shim = b->kept; /* its enter finds the service running */
     } else {
         drop_kept(b);
-        /* a service started ahead, installed (its enter finds it running) */
-        if (!choice.service)
-            warm = (b->shim = em_pool_take(x->em, &b->ctx, &b->inst)) != NULL;
     }
+    /* the service started ahead for this executor, installed (its enter
+     * finds it running), if it is for this kind of session */
+    if (!b->shim && !choice.service)
+        warm = (b->shim = em_pool_take(x->em, &b->ctx, &b->inst)) != NULL;
+    else
+        em_pool_release(x->em, x->id);
     b->kept = NULL;
     free(b->kept_app);
     b->kept_app = NULL;
@@ -290,6 +293,7 @@ static em_state on_leave(em_exec *x, em_binding *b)
     /* the service outlives the session only where its application opts in
      * and the connection stays (the next bind decides whether it serves) */
     const Flame__V1__ApplicationSpec *spec = b->ctx.app_spec;
+    bool poolable = b->shim && b->shim->ops->prestart;
     fl_shim *kept = NULL;
     if (b->shim && b->entered && spec && spec->sandbox_reuse && !x->em->stopping &&
         b->st != FLAME_ERR_UNAVAILABLE && b->st != FLAME_ERR_CANCELLED &&
@@ -300,6 +304,10 @@ static em_state on_leave(em_exec *x, em_binding *b)
     if (b->shim && !kept)
         b->shim->ops->free(b->shim);
     char *kept_app = kept ? fl_strdup(b->ctx.application) : NULL;
+    /* a session that ended well: a service for the next session like it is
+     * started ahead (the pool's sizes permitting) */
+    if (poolable && !kept && b->entered && !b->st && !x->em->stopping)
+        em_pool_reserve(x->em, &b->ctx);
     fl_installation_clear(&b->inst);
     protobuf_c_message_free_unpacked(b->resp, NULL);
     flame_status st = b->st;
@@ -359,6 +367,7 @@ static void *exec_main(void *arg)
         next = steps[s](x, &b);
         em_metrics_step(s, next == EM_DONE ? -1 : (int)next);
     }
+    em_pool_release(x->em, x->id);
     drop_kept(&b);
     return NULL;
 }

@@ -276,14 +276,15 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
      * sandboxed service always has one of ours (its only writable place
      * beside /tmp) and its socket in a directory of its own */
     bool boxed = ctx->sandbox && strcmp(ctx->sandbox, "none") != 0;
+    const char *slot = ctx->slot ? ctx->slot : ctx->executor_id;
     bool has_wd = ctx->working_directory && ctx->working_directory[0];
     if (!has_wd || boxed) {
-        h->dir = fl_sprintf("%s/%s", ctx->work_dir, ctx->executor_id);
+        h->dir = fl_sprintf("%s/%s", ctx->work_dir, slot);
         mkdir(h->dir, 0700);
     }
     const char *cwd = has_wd ? ctx->working_directory : h->dir;
     char *sock = boxed ? fl_sprintf("%s/service.sock", h->dir)
-                       : fl_sprintf("%s/%s.sock", ctx->work_dir, ctx->executor_id);
+                       : fl_sprintf("%s/%s.sock", ctx->work_dir, slot);
     if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         free(sock);
         pthread_once(&short_once, make_short_dir);
@@ -298,7 +299,7 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     }
     h->sock = sock;
     unlink(sock);
-    h->log = fl_sprintf("%s/%s.log", ctx->log_dir, ctx->executor_id);
+    h->log = fl_sprintf("%s/%s.log", ctx->log_dir, slot);
 
     /* a sandboxed service has its HOME in its own directory (the host's is
      * not inside) and a private /tmp as TMPDIR (the same for every executor:
@@ -320,7 +321,7 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     fl_strv ro = { 0 };
     if (boxed) {
         sandbox_paths(&ro, cmd, argv, envp, ctx);
-        h->root_dir = fl_sprintf("%s/%s.root", ctx->work_dir, ctx->executor_id);
+        h->root_dir = fl_sprintf("%s/%s.root", ctx->work_dir, slot);
     }
     const char *rw[] = { h->dir, h->sock_dir, NULL };
 
@@ -335,7 +336,7 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
          * does the service */
         .parent_death_signal = SIGKILL,
         .sandbox = ctx->sandbox,
-        .name = ctx->executor_id,
+        .name = slot,
         .root_dir = h->root_dir,
         .network = ctx->network,
         .ro_paths = (const char *const *)ro.v,

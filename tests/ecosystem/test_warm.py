@@ -1,10 +1,11 @@
-"""Warm session starts (issue 15 item 2) with flamepy 0.6 on both sides: the
-executor manager keeps flamepy service processes started ahead (cluster
-yaml executors.warm_pool) for an application it served lately. Checked
-here (behaviour, not timing): a process started ahead serves exactly one
-session; the pool refills after a take; its processes run inside the
-process sandbox; one that crashes while waiting is noticed and replaced;
-the pool's memory is counted (metrics, and the node's allocatable)."""
+"""Warm session starts (issue 15 item 2) with flamepy 0.6 on both sides: an
+idle executor keeps a flamepy service process started ahead for the next
+session of the application it served (cluster yaml executors.warm_pool).
+Checked here (behaviour, not timing): a process started ahead serves
+exactly one session, and has its executor's FLAME_EXECUTOR_ID; the pool
+refills after a take; its processes run inside the process sandbox; one
+that crashes while waiting is noticed and replaced; the pool's memory is
+counted (metrics, and the node's allocatable)."""
 import json
 import os
 import re
@@ -22,7 +23,7 @@ SERVICE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flamepy_prog
                        "warm_service.py")
 APP = "warm-echo"
 READY = re.compile(r"warm pool: (warm-\d+) ready for application " + APP +
-                   r" \(pid (\d+), sandbox (\w+)\)")
+                   r" on executor (\S+) \(pid (\d+), sandbox (\w+)\)")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,13 @@ def waiting(c):
     return metrics(c).get("flame_em_warm_processes", 0)
 
 
+def executors():
+    out = subprocess.run([build_path("cli", "flmctl"), "list", "-e"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def one_session(flamepy):
     s = flamepy.create_session(APP)
     try:
@@ -62,8 +70,9 @@ def one_session(flamepy):
     finally:
         s.close()
     assert a == b, (a, b)  # one process for the whole session
-    token, enters, sid = a
+    token, enters, sid, executor = a
     assert sid == s.id and enters == "1", a  # it entered this session and no other
+    assert executor in executors(), (executor, executors())  # its executor's id
     return token
 
 
@@ -87,7 +96,7 @@ def test_warm_pool(cluster):
                     "a process started ahead")
 
     # it waits inside the process sandbox: another uid, its own pid namespace
-    name, pid, level = ready_lines(cluster)[0]
+    name, executor, pid, level = ready_lines(cluster)[0]
     assert level == "process"
     with open(f"/proc/{pid}/status") as f:
         status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
@@ -117,7 +126,7 @@ def test_warm_pool(cluster):
     # a process that dies while it waits is noticed and replaced
     before = ready_lines(cluster)
     victim = before[-1]
-    os.kill(int(victim[1]), signal.SIGKILL)
+    os.kill(int(victim[2]), signal.SIGKILL)
     assert wait_for(lambda: "exited while waiting for a session" in cluster.log("em.log"), 60,
                     "the crash noticed")
     assert wait_for(lambda: len(ready_lines(cluster)) > len(before) and waiting(cluster) >= 1,

@@ -1,6 +1,6 @@
 """A flamepy 0.6 service for the warm-start test (test_warm.py): answers each
-task with a token of its process, how many sessions the process has entered
-and the session it is in. Nothing in it knows about warm starts."""
+task with a token of its process, how many sessions the process has entered,
+the session it is in and its FLAME_EXECUTOR_ID. Nothing in it knows about warm starts."""
 import os
 import uuid
 
@@ -21,7 +21,7 @@ class Warm(flamepy.FlameService):
     def on_task_invoke(self, context: flamepy.TaskContext):
         if context.input == b"exit":
             os._exit(3)
-        return f"{TOKEN} {self.enters} {self.session_id}".encode()
+        return f"{TOKEN} {self.enters} {self.session_id} {os.environ['FLAME_EXECUTOR_ID']}".encode()
 
     def on_session_leave(self):
         pass
