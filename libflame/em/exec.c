@@ -227,11 +227,10 @@ static flame_status enter_session(em_exec *x, em_binding *b, int *rc, char **mes
     fl_shim_choice choice = { spec->shim, spec->_command_case ? spec->command : NULL,
                               inproc_for(x->em, b->ctx.application) };
     bool warm = false;
-    if (b->kept && b->reuse && strcmp(b->kept_app, b->ctx.application) == 0) {
+    if (b->kept && b->reuse && strcmp(b->kept_app, b->ctx.application) == 0)
         b->shim = b->kept; /* its enter finds the service running */
-    } else {
+    else
         drop_kept(b);
-    }
     /* the service started ahead for this executor, installed (its enter
      * finds it running), if it is for this kind of session */
     if (!b->shim && !choice.service)

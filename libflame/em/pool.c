@@ -22,9 +22,9 @@
  * hands a service only node-, application- and executor-wide settings
  * (shim/env.c: FLAME_EXECUTOR_ID, FLAME_ENDPOINT, the CA, the cache, the
  * application's environments and installation); nothing of a session
- * reaches it before OnSessionEnter. Its directory (HOME), socket and log
- * are named by a slot of its own (warm-N), so that it never meets a
- * process its executor starts meanwhile.
+ * reaches it before OnSessionEnter. Its directory (HOME) and socket are
+ * named by a slot of its own (warm-N), so that it never meets a process
+ * its executor starts meanwhile; it logs to its executor's log.
  *
  * A waiting process that exits is noticed (reaped) within WARM_CHECK_MS
  * and replaced; one whose executor went to another application or away is
@@ -313,7 +313,7 @@ static void check(em_pool *p)
         if (x->shim->ops->warm_pid(x->shim) == 0) {
             fl_log(FL_LOG_WARN, "em", "warm pool: the service %s of %s for executor %s exited "
                    "while waiting for a session (its log: %s/%s.log); replacing it", x->slot,
-                   w->app, w->exec, p->em->log_dir, x->slot);
+                   w->app, w->exec, p->em->log_dir, w->exec);
             em_metrics_warm(EM_WARM_EXITED);
             w->proc = NULL;
             p->ready--;

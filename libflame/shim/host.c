@@ -299,7 +299,7 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     }
     h->sock = sock;
     unlink(sock);
-    h->log = fl_sprintf("%s/%s.log", ctx->log_dir, slot);
+    h->log = fl_sprintf("%s/%s.log", ctx->log_dir, ctx->executor_id);
 
     /* a sandboxed service has its HOME in its own directory (the host's is
      * not inside) and a private /tmp as TMPDIR (the same for every executor:

@@ -35,7 +35,7 @@ typedef struct fl_shim_session {
     const struct fl_installation *installation; /* its variables and release
                                                  * directory (install.h), or NULL */
     const char *cache_endpoint; /* FLAME_CACHE_ENDPOINT for the service, or NULL */
-    const char *slot;           /* names the service's directory, socket and log
+    const char *slot;           /* names the service's directory and socket
                                  * instead of executor_id (a service started
                                  * ahead, em/pool.c), or NULL */
 } fl_shim_session;
