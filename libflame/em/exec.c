@@ -304,8 +304,10 @@ static em_state on_leave(em_exec *x, em_binding *b)
         b->shim->ops->free(b->shim);
     char *kept_app = kept ? fl_strdup(b->ctx.application) : NULL;
     /* a session that ended well: a service for the next session like it is
-     * started ahead (the pool's sizes permitting) */
-    if (poolable && !kept && b->entered && !b->st && !x->em->stopping)
+     * started ahead (the pool's sizes permitting), unless the executor is
+     * released at once (delay_release 0) */
+    if (poolable && !kept && b->entered && !b->st && !x->em->stopping && spec &&
+        !(spec->_delay_release_case && spec->delay_release == 0))
         em_pool_reserve(x->em, &b->ctx);
     fl_installation_clear(&b->inst);
     protobuf_c_message_free_unpacked(b->resp, NULL);
