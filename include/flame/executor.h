@@ -74,11 +74,11 @@ typedef struct flame_executor_options {
     const char *microvm_accel;
     const char *microvm_image;
     int microvm_pool;
-    /* Version 3. Warm starts: service processes of host-shim applications
-     * started ahead, per application this node served lately, each for one
-     * session (sized by its recent binds, at most warm_pool; warm_pool_total
-     * in all). 0: config_file's executors.warm_pool / warm_pool_total, else
-     * 2 and 8; negative: none. */
+    /* Version 3. Warm starts: an idle executor keeps the service of the
+     * next session like its last started ahead (host-shim applications;
+     * each process serves one session), at most warm_pool per application
+     * and warm_pool_total in all. 0: config_file's executors.warm_pool /
+     * warm_pool_total, else 2 and 8; negative: none. */
     int warm_pool;
     int warm_pool_total;
 } flame_executor_options;

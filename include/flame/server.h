@@ -148,10 +148,10 @@ typedef struct flame_cluster_config {
      * manager that hears no acknowledgement for this long reconnects.
      * Default 10000; "10s", "500ms" or a number of ms. */
     int node_timeout_ms;
-    /* executors.warm_pool (ours): service processes an executor manager
-     * keeps started ahead per application (issue 15: warm session starts;
-     * 0: none), and executors.warm_pool_total: at most this many in all.
-     * Defaults 2 and 8. */
+    /* executors.warm_pool (ours): idle executors per application an
+     * executor manager keeps the next session's service started ahead for
+     * (warm session starts; 0: none), and executors.warm_pool_total: at
+     * most this many in all. Defaults 2 and 8. */
     int warm_pool;
     int warm_pool_total;
 } flame_cluster_config;
