@@ -41,6 +41,9 @@ static void usage(FILE *f)
             "      --microvm-image DIR its kernel and initramfs (scripts/microvm-image.sh; default\n"
             "                          $FLAME_MICROVM_IMAGE, else ~/.cache/flame/microvm/current)\n"
             "      --microvm-pool N    VMs kept booted per application (default 0)\n"
+            "      --warm-pool N       idle executors with their next session's service\n"
+            "                          started ahead, per application (default\n"
+            "                          executors.warm_pool, else 2; 0: none)\n"
             "      --metrics [HOST:]PORT  serve /metrics, /healthz and /readyz there (HOST\n"
             "                          default 127.0.0.1; plain HTTP; overrides\n"
             "                          metrics.executor_manager)\n"
@@ -68,6 +71,7 @@ int main(int argc, char **argv)
         { "microvm-accel", required_argument, NULL, 7 },
         { "microvm-image", required_argument, NULL, 8 },
         { "microvm-pool", required_argument, NULL, 9 },
+        { "warm-pool", required_argument, NULL, 10 },
         { "metrics", required_argument, NULL, 20 },
         { "log-format", required_argument, NULL, 21 },
         { "help", no_argument, NULL, 'h' },
@@ -127,6 +131,16 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.microvm_pool = (int)n;
+            break;
+        }
+        case 10: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 0 || n > 256) {
+                fprintf(stderr, "flame-executor-manager: --warm-pool takes 0..256\n");
+                return 2;
+            }
+            o.warm_pool = n ? (int)n : -1;
             break;
         }
         case 20: metrics_flag = optarg; break;

@@ -25,7 +25,7 @@ typedef struct flame_inproc_service {
     const flame_service *service;
 } flame_inproc_service;
 
-#define FLAME_EXECUTOR_OPTIONS_VERSION 2
+#define FLAME_EXECUTOR_OPTIONS_VERSION 3
 
 typedef struct flame_executor_options {
     int version;                 /* FLAME_EXECUTOR_OPTIONS_VERSION */
@@ -74,10 +74,17 @@ typedef struct flame_executor_options {
     const char *microvm_accel;
     const char *microvm_image;
     int microvm_pool;
+    /* Version 3. Warm starts: an idle executor keeps the service of the
+     * next session like its last started ahead (host-shim applications;
+     * each process serves one session), at most warm_pool per application
+     * and warm_pool_total in all. 0: config_file's executors.warm_pool /
+     * warm_pool_total, else 2 and 8; negative: none. */
+    int warm_pool;
+    int warm_pool_total;
 } flame_executor_options;
 
 #define FLAME_EXECUTOR_OPTIONS_INIT { FLAME_EXECUTOR_OPTIONS_VERSION, NULL, NULL, NULL, NULL, \
-    NULL, 0, { 0, 0, 0 }, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, 0 }
+    NULL, 0, { 0, 0, 0 }, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0 }
 
 /* Sets *opts to FLAME_EXECUTOR_OPTIONS_INIT of this library (for callers
  * that cannot use the macro, e.g. bindings). */

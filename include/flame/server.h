@@ -162,6 +162,12 @@ typedef struct flame_cluster_config {
      * in one of their own (hostUsers: false: root in the pod is no one
      * outside). */
     int k8s_host_users;
+    /* executors.warm_pool (ours): idle executors per application an
+     * executor manager keeps the next session's service started ahead for
+     * (warm session starts; 0: none), and executors.warm_pool_total: at
+     * most this many in all. Defaults 2 and 8. */
+    int warm_pool;
+    int warm_pool_total;
 } flame_cluster_config;
 
 /* Reads and validates a cluster config file. FLAME_ERR_CONFIG with a

@@ -4,10 +4,12 @@
  * limits: {max_tasks_per_request, max_message_size, ...}; cache: {endpoint, network_interface,
  * storage, eviction, tls} with the FLAME_CACHE_* overrides; metrics: {session_manager,
  * executor_manager, object_cache} and log: {format} (ours); provider: none|kubernetes
- * and kubernetes: {namespace, image, ...} (ours). Read by the session manager and the
+ * and kubernetes: {namespace, image, ...} (ours); executors: {warm_pool,
+ * warm_pool_total} (ours; Flame's own executors: keys are not read). Read by the session manager and the
  * executor manager. Only the shape is checked here: the files of tls are the
  * session manager's (an executor manager reading the same file needs only
  * ca_file), so the one that uses them checks them (config/tls.c). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +98,36 @@ static flame_status read_node_timeout(fl_yaml *y, yaml_node_t *n, int *out)
         return bad(y, n, "cluster.node_timeout",
                    "expected a time between 100ms and 3600s (\"10s\", \"1500ms\" or ms)");
     *out = (int)v;
+    return FLAME_OK;
+}
+
+/* executors: Flame's own keys are accepted and not read; ours are
+ * warm_pool and warm_pool_total (pre-started service processes, em/pool.c). */
+static flame_status read_warm_pool(fl_yaml *y, yaml_node_t *root, flame_cluster_config *c)
+{
+    yaml_node_t *ex = fl_yaml_get(y, root, "executors");
+    if (!ex || ex->type != YAML_MAPPING_NODE)
+        return FLAME_OK;
+    static const struct {
+        const char *key, *path;
+        size_t off;
+    } keys[] = {
+        { "warm_pool", "executors.warm_pool", offsetof(flame_cluster_config, warm_pool) },
+        { "warm_pool_total", "executors.warm_pool_total",
+          offsetof(flame_cluster_config, warm_pool_total) },
+    };
+    for (size_t i = 0; i < FL_ARRAY_LEN(keys); i++) {
+        yaml_node_t *v = fl_yaml_get(y, ex, keys[i].key);
+        int64_t n;
+        flame_status st;
+        if (!v)
+            continue;
+        if ((st = fl_yaml_int(y, v, keys[i].path, &n)))
+            return st;
+        if (n < 0 || n > 256)
+            return bad(y, v, keys[i].path, "must be between 0 and 256 (processes)");
+        *(int *)((char *)c + keys[i].off) = (int)n;
+    }
     return FLAME_OK;
 }
 
@@ -664,6 +696,8 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     c->pub.resreq = (flame_resreq){ 1, 1ULL << 30, 0 };
     c->pub.schedule_interval_ms = 500;
     c->pub.node_timeout_ms = 10000;
+    c->pub.warm_pool = 2;
+    c->pub.warm_pool_total = 8;
     c->pub.cache_endpoint = keep(c, CACHE_ENDPOINT, FL_CACHE_DEFAULT_ENDPOINT);
     c->pub.cache_eviction_policy = keep(c, CACHE_POLICY, "lru");
     c->pub.cache_max_memory = 1ull << 30;
@@ -737,6 +771,8 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     }
     v = fl_yaml_get(&y, cl, "node_timeout");
     if (v && (st = read_node_timeout(&y, v, &c->pub.node_timeout_ms)))
+        goto out;
+    if ((st = read_warm_pool(&y, root, &c->pub)))
         goto out;
     v = fl_yaml_get(&y, cl, "policies");
     if (!v)

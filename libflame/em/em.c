@@ -123,6 +123,8 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
         o.microvm_accel = o.microvm_image = NULL;
         o.microvm_pool = 0;
     }
+    if (o.version < 3)
+        o.warm_pool = o.warm_pool_total = 0;
     if ((st0 = sandbox_check(&o)))
         return st0;
     fl_microvm_config mc = { .image_dir = o.microvm_image, .accel = o.microvm_accel,
@@ -177,6 +179,9 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
     char *cache_ep = cfg && cfg->cache_endpoint ? fl_strdup(cfg->cache_endpoint) : NULL;
     char *cache_ca = cfg && cfg->cache_tls_ca_file ? realpath(cfg->cache_tls_ca_file, NULL) : NULL;
     int node_timeout_ms = cfg ? cfg->node_timeout_ms : 10000;
+    /* the warm pool: the options', else the cluster yaml's, else 2 and 8 */
+    int warm = o.warm_pool ? o.warm_pool : cfg ? cfg->warm_pool : 2;
+    int warm_total = o.warm_pool_total ? o.warm_pool_total : cfg ? cfg->warm_pool_total : 8;
     flame_cluster_config_free(cfg); /* co.tls.ca_file may point into it */
     flame_executor_manager *em = fl_calloc(1, sizeof *em);
     em->cache_endpoint = cache_ep;
@@ -216,6 +221,8 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
                                   pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0, 0 };
     }
     em->node_timeout_ms = node_timeout_ms;
+    em->warm_pool = warm > 0 ? warm : 0;
+    em->warm_pool_total = warm_total > 0 ? warm_total : 0;
     /* a few heartbeats fit in the timeout, so one late packet loses nothing */
     em->heartbeat_ms = o.heartbeat_ms > 0          ? o.heartbeat_ms
                        : node_timeout_ms / 4 < 2000 ? node_timeout_ms / 4
@@ -252,7 +259,9 @@ flame_status flame_executor_manager_start(flame_executor_manager **out,
     }
     fl_log(FL_LOG_INFO, "em", "sandbox: default %s, allowed %.*s", em->sandbox_default,
            (int)strlen(em->sandbox_allow) - 2, em->sandbox_allow + 1);
+    em_pool_start(em);
     if (pthread_create(&em->thread, NULL, em_node_main, em) != 0) {
+        em_pool_stop(em);
         em_free(em);
         return fl_error(FLAME_ERR_INTERNAL, "cannot start the executor manager thread");
     }
@@ -276,6 +285,7 @@ void flame_executor_manager_stop(flame_executor_manager *em)
         rpc_stream_cancel(em->watch);
     pthread_mutex_unlock(&em->mu);
     pthread_join(em->thread, NULL);
+    em_pool_stop(em); /* after the executors: none takes from it now */
     fl_microvm_shutdown(); /* the pool's VMs */
     fl_sandbox_process_shutdown(); /* the sandboxes made ahead */
     em_free(em);

@@ -93,6 +93,26 @@ static em_state on_register(em_exec *x, em_binding *b)
     return EM_BIND;
 }
 
+void em_shim_ctx(const flame_executor_manager *em, fl_shim_session *ctx, const char *id,
+                 const char *app, const Flame__V1__ApplicationSpec *spec)
+{
+    *ctx = (fl_shim_session){
+        .executor_id = id,
+        .session_id = "",
+        .application = app,
+        .app_spec = spec,
+        .endpoint = em->endpoint,
+        .ca_file = em->ca_file,
+        .work_dir = em->work_dir,
+        .log_dir = em->log_dir,
+        .bin_dir = em->bin_dir,
+        .task_timeout_ms = em->task_timeout_ms,
+        .sandbox = spec->sandbox && spec->sandbox[0] ? spec->sandbox : em->sandbox_default,
+        .network = spec->network && spec->network[0] ? spec->network : NULL,
+        .cache_endpoint = em->cache_endpoint,
+    };
+}
+
 static em_state on_bind(em_exec *x, em_binding *b)
 {
     flame_executor_manager *em = x->em;
@@ -116,21 +136,8 @@ static em_state on_bind(em_exec *x, em_binding *b)
                                                                         : &empty;
     b->resp = resp;
     b->reuse = r->sandbox_reuse;
-    b->ctx = (fl_shim_session){
-        .executor_id = x->id,
-        .session_id = s->metadata ? s->metadata->id : "",
-        .application = s->spec ? s->spec->application : "",
-        .app_spec = spec,
-        .endpoint = em->endpoint,
-        .ca_file = em->ca_file,
-        .work_dir = em->work_dir,
-        .log_dir = em->log_dir,
-        .bin_dir = em->bin_dir,
-        .task_timeout_ms = em->task_timeout_ms,
-        .sandbox = spec->sandbox && spec->sandbox[0] ? spec->sandbox : em->sandbox_default,
-        .network = spec->network && spec->network[0] ? spec->network : NULL,
-        .cache_endpoint = em->cache_endpoint,
-    };
+    em_shim_ctx(em, &b->ctx, x->id, s->spec ? s->spec->application : "", spec);
+    b->ctx.session_id = s->metadata ? s->metadata->id : "";
     b->ctx.session_spec = s->spec;
     if (s->spec && s->spec->_resreq_case && s->spec->resreq) {
         b->ctx.cpus = s->spec->resreq->cpu;
@@ -170,6 +177,29 @@ static char **app_env(const Flame__V1__ApplicationSpec *spec)
     return env;
 }
 
+flame_status em_install(const flame_executor_manager *em, const char *app,
+                        const Flame__V1__ApplicationSpec *spec, fl_installation *inst,
+                        char **message)
+{
+    char **env = app_env(spec);
+    fl_install_request req = {
+        .application = app,
+        .url = spec->_url_case ? spec->url : NULL,
+        .installer = spec->_installer_case ? spec->installer : NULL,
+        .command = spec->_command_case ? spec->command : NULL,
+        .working_directory = spec->_working_directory_case ? spec->working_directory : NULL,
+        .work_dir = em->work_dir,
+        .app_env = env,
+        .cache_ca_file = em->cache_ca_file,
+    };
+    const fl_installer *in = fl_installer_for(&req, message);
+    flame_status st = in ? fl_install(in, &req, inst, message) : FLAME_ERR_INVALID_ARGUMENT;
+    for (size_t i = 0; env[i]; i++)
+        free(env[i]);
+    free(env);
+    return st;
+}
+
 /* Stops the service kept from the last session, if any. */
 static void drop_kept(em_binding *b)
 {
@@ -196,10 +226,17 @@ static flame_status enter_session(em_exec *x, em_binding *b, int *rc, char **mes
     }
     fl_shim_choice choice = { spec->shim, spec->_command_case ? spec->command : NULL,
                               inproc_for(x->em, b->ctx.application) };
+    bool warm = false;
     if (b->kept && b->reuse && strcmp(b->kept_app, b->ctx.application) == 0)
         b->shim = b->kept; /* its enter finds the service running */
     else
         drop_kept(b);
+    /* the service started ahead for this executor, installed (its enter
+     * finds it running), if it is for this kind of session */
+    if (!b->shim && !choice.service)
+        warm = (b->shim = em_pool_take(x->em, &b->ctx, &b->inst)) != NULL;
+    else
+        em_pool_release(x->em, x->id);
     b->kept = NULL;
     free(b->kept_app);
     b->kept_app = NULL;
@@ -207,23 +244,7 @@ static flame_status enter_session(em_exec *x, em_binding *b, int *rc, char **mes
     if (st)
         return st;
     *rc = BIND_RC_INSTALL;
-    char **env = app_env(spec);
-    fl_install_request req = {
-        .application = b->ctx.application,
-        .url = spec->_url_case ? spec->url : NULL,
-        .installer = spec->_installer_case ? spec->installer : NULL,
-        .command = choice.command,
-        .working_directory = spec->_working_directory_case ? spec->working_directory : NULL,
-        .work_dir = x->em->work_dir,
-        .app_env = env,
-        .cache_ca_file = x->em->cache_ca_file,
-    };
-    const fl_installer *in = fl_installer_for(&req, message);
-    st = in ? fl_install(in, &req, &b->inst, message) : FLAME_ERR_INVALID_ARGUMENT;
-    for (size_t i = 0; env[i]; i++)
-        free(env[i]);
-    free(env);
-    if (st)
+    if (!warm && (st = em_install(x->em, b->ctx.application, spec, &b->inst, message)))
         return st;
     b->ctx.command = b->inst.command;
     b->ctx.working_directory = b->inst.working_directory;
@@ -271,6 +292,7 @@ static em_state on_leave(em_exec *x, em_binding *b)
     /* the service outlives the session only where its application opts in
      * and the connection stays (the next bind decides whether it serves) */
     const Flame__V1__ApplicationSpec *spec = b->ctx.app_spec;
+    bool poolable = b->shim && b->shim->ops->prestart;
     fl_shim *kept = NULL;
     if (b->shim && b->entered && spec && spec->sandbox_reuse && !x->em->stopping &&
         b->st != FLAME_ERR_UNAVAILABLE && b->st != FLAME_ERR_CANCELLED &&
@@ -281,6 +303,12 @@ static em_state on_leave(em_exec *x, em_binding *b)
     if (b->shim && !kept)
         b->shim->ops->free(b->shim);
     char *kept_app = kept ? fl_strdup(b->ctx.application) : NULL;
+    /* a session that ended well: a service for the next session like it is
+     * started ahead (the pool's sizes permitting), unless the executor is
+     * released at once (delay_release 0) */
+    if (poolable && !kept && b->entered && !b->st && !x->em->stopping && spec &&
+        !(spec->_delay_release_case && spec->delay_release == 0))
+        em_pool_reserve(x->em, &b->ctx);
     fl_installation_clear(&b->inst);
     protobuf_c_message_free_unpacked(b->resp, NULL);
     flame_status st = b->st;
@@ -340,6 +368,7 @@ static void *exec_main(void *arg)
         next = steps[s](x, &b);
         em_metrics_step(s, next == EM_DONE ? -1 : (int)next);
     }
+    em_pool_release(x->em, x->id);
     drop_kept(&b);
     return NULL;
 }

@@ -14,6 +14,7 @@
 
 static struct {
     fl_series *steps[EM_METRICS_N_STEPS], *binds_ok, *binds_failed, *shim[3];
+    fl_series *warm[EM_WARM_N_EVENTS], *warm_ready, *warm_memory;
 } m;
 
 static void init(void)
@@ -34,6 +35,15 @@ static void init(void)
                                  "through its shim, by operation (enter: install and start).",
                                  fl_metrics_latency_buckets, fl_metrics_latency_nbuckets, "op",
                                  ops[i], NULL);
+    static const char *ev[EM_WARM_N_EVENTS] = { "started", "taken", "exited", "failed" };
+    for (int i = 0; i < EM_WARM_N_EVENTS; i++)
+        m.warm[i] = fl_counter("flame_em_warm_events_total", i ? "" : "Service processes of "
+                               "the warm pool, by event (started ahead, taken by a session, "
+                               "exited while waiting, failed to start).", "event", ev[i], NULL);
+    m.warm_ready = fl_gauge("flame_em_warm_processes", "Service processes started ahead and "
+                            "waiting for a session.", NULL);
+    m.warm_memory = fl_gauge("flame_em_warm_memory_bytes", "Memory (RSS) of the warm pool's "
+                             "processes, taken off the node's allocatable.", NULL);
 }
 
 static void ensure(void)
@@ -100,4 +110,17 @@ int flame_executor_manager_ready(void *arg, char *why, size_t size)
         return 0;
     }
     return 1;
+}
+
+void em_metrics_warm(int event)
+{
+    ensure();
+    fl_counter_add(m.warm[event], 1);
+}
+
+void em_metrics_warm_gauges(unsigned ready, uint64_t memory)
+{
+    ensure();
+    fl_gauge_set(m.warm_ready, (double)ready);
+    fl_gauge_set(m.warm_memory, (double)memory);
 }

@@ -47,7 +47,7 @@ void em_wait_ms(flame_executor_manager *em, int ms)
 typedef struct node_msg {
     struct utsname u;
     Flame__V1__NodeStatus status;
-    Flame__V1__ResourceRequirement rr;
+    Flame__V1__ResourceRequirement rr, alloc;
     Flame__V1__NodeInfo info;
 } node_msg;
 
@@ -60,11 +60,15 @@ static void node_msg_fill(flame_executor_manager *em, node_msg *m)
     m->rr.cpu = em->res.cpu;
     m->rr.memory = em->res.memory;
     m->rr.gpu = em->res.gpu;
+    /* what the warm pool's processes hold is not free for sessions */
+    m->alloc = m->rr;
+    uint64_t warm = em_pool_memory(em);
+    m->alloc.memory = m->rr.memory > warm ? m->rr.memory - warm : 0;
     m->info.arch = m->u.machine;
     m->info.os = m->u.sysname;
     m->status.state = FLAME__V1__NODE_STATE__Ready;
     m->status.capacity = &m->rr;
-    m->status.allocatable = &m->rr;
+    m->status.allocatable = &m->alloc;
     m->status.info = &m->info;
     m->status.last_heartbeat_time = fl_now_ms() / 1000;
 }

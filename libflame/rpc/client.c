@@ -145,6 +145,26 @@ static gpr_timespec deadline_of(int timeout_ms)
     return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
 }
 
+bool rpc_channel_connect(rpc_channel *c, int timeout_ms)
+{
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    gpr_timespec deadline = deadline_of(timeout_ms);
+    grpc_connectivity_state s = grpc_channel_check_connectivity_state(c->ch, 1);
+    while (s != GRPC_CHANNEL_READY && s != GRPC_CHANNEL_SHUTDOWN) {
+        grpc_channel_watch_connectivity_state(c->ch, s, deadline, cq, NULL);
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (!ev.success) /* the deadline */
+            break;
+        s = grpc_channel_check_connectivity_state(c->ch, 1);
+    }
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+    return s == GRPC_CHANNEL_READY;
+}
+
 static _Thread_local int last_code;
 
 int rpc_last_code(void)

@@ -296,6 +296,9 @@ typedef struct rpc_channel_options {
 flame_status rpc_channel_new(rpc_channel **out, const char *target,
                              const rpc_channel_options *opts);
 void rpc_channel_free(rpc_channel *ch);
+/* Connects the channel now rather than at its first call (channels connect
+ * lazily), waiting up to timeout_ms; true once it is ready. */
+bool rpc_channel_connect(rpc_channel *ch, int timeout_ms);
 
 /* Lets another thread cancel a blocking call (rpc_unary_cancellable).
  * Firing is sticky: later calls with it fail at once with CANCELLED. */

@@ -203,6 +203,18 @@ static void sandbox_paths(fl_strv *ro, const char *cmd, char *const *argv, char 
                           const fl_shim_session *ctx)
 {
     add_path_of(ro, cmd);
+    /* a program that is a link (a venv's python) needs its target's
+     * installation: the target's directory, and its prefix when that is a
+     * bin/ (lib/pythonX.Y beside it) */
+    char *real = realpath(cmd, NULL);
+    if (real && strcmp(real, cmd) != 0) {
+        *strrchr(real, '/') = 0;
+        size_t n = strlen(real);
+        if (n > 4 && strcmp(real + n - 4, "/bin") == 0)
+            real[n - 4] = 0;
+        add_path_of(ro, real);
+    }
+    free(real);
     /* a program in a Python venv needs the venv (pyvenv.cfg, site-packages) */
     char *venv = fl_sprintf("%s", cmd);
     for (int up = 0; up < 2 && strrchr(venv, '/'); up++)
@@ -264,14 +276,15 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
      * sandboxed service always has one of ours (its only writable place
      * beside /tmp) and its socket in a directory of its own */
     bool boxed = ctx->sandbox && strcmp(ctx->sandbox, "none") != 0;
+    const char *slot = ctx->slot ? ctx->slot : ctx->executor_id;
     bool has_wd = ctx->working_directory && ctx->working_directory[0];
     if (!has_wd || boxed) {
-        h->dir = fl_sprintf("%s/%s", ctx->work_dir, ctx->executor_id);
+        h->dir = fl_sprintf("%s/%s", ctx->work_dir, slot);
         mkdir(h->dir, 0700);
     }
     const char *cwd = has_wd ? ctx->working_directory : h->dir;
     char *sock = boxed ? fl_sprintf("%s/service.sock", h->dir)
-                       : fl_sprintf("%s/%s.sock", ctx->work_dir, ctx->executor_id);
+                       : fl_sprintf("%s/%s.sock", ctx->work_dir, slot);
     if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         free(sock);
         pthread_once(&short_once, make_short_dir);
@@ -308,7 +321,7 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
     fl_strv ro = { 0 };
     if (boxed) {
         sandbox_paths(&ro, cmd, argv, envp, ctx);
-        h->root_dir = fl_sprintf("%s/%s.root", ctx->work_dir, ctx->executor_id);
+        h->root_dir = fl_sprintf("%s/%s.root", ctx->work_dir, slot);
     }
     const char *rw[] = { h->dir, h->sock_dir, NULL };
 
@@ -323,7 +336,7 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
          * does the service */
         .parent_death_signal = SIGKILL,
         .sandbox = ctx->sandbox,
-        .name = ctx->executor_id,
+        .name = slot,
         .root_dir = h->root_dir,
         .network = ctx->network,
         .ro_paths = (const char *const *)ro.v,
@@ -598,6 +611,29 @@ static bool host_leave_keep(fl_shim *sh)
     return h->kept;
 }
 
+/* A service started ahead is entered as a kept one is: host_enter finds
+ * it running (or, if it died since, starts a new one). */
+static flame_status host_prestart(fl_shim *sh, const fl_shim_session *ctx, char **message)
+{
+    host_shim *h = (host_shim *)sh;
+    *message = NULL;
+    cleanup(h);
+    h->no_batch = false;
+    flame_status st = spawn(h, ctx, message);
+    if (st)
+        cleanup(h);
+    else /* connected ahead too: the session's first call finds it ready */
+        rpc_channel_connect(h->ch, LISTEN_TIMEOUT_MS);
+    h->kept = st == FLAME_OK;
+    return st;
+}
+
+static int host_warm_pid(fl_shim *sh)
+{
+    host_shim *h = (host_shim *)sh;
+    return h->ch && h->proc.pid && !reap(h, false) ? (int)h->proc.pid : 0;
+}
+
 static void host_free(fl_shim *sh)
 {
     host_shim *h = (host_shim *)sh;
@@ -606,7 +642,8 @@ static void host_free(fl_shim *sh)
 }
 
 static const fl_shim_ops host_ops = { "host", host_enter, host_invoke, host_invoke_batch,
-                                      host_leave, host_free, host_leave_keep };
+                                      host_leave, host_free, host_leave_keep, host_prestart,
+                                      host_warm_pid };
 
 fl_shim *fl_shim_host_new(void)
 {

@@ -35,6 +35,9 @@ typedef struct fl_shim_session {
     const struct fl_installation *installation; /* its variables and release
                                                  * directory (install.h), or NULL */
     const char *cache_endpoint; /* FLAME_CACHE_ENDPOINT for the service, or NULL */
+    const char *slot;           /* names the service's directory and socket
+                                 * instead of executor_id (a service started
+                                 * ahead, em/pool.c), or NULL */
 } fl_shim_session;
 
 typedef struct fl_shim fl_shim;
@@ -62,6 +65,13 @@ typedef struct fl_shim_ops {
      * use (sandbox reuse, em/exec.c). false: it could not, and left and
      * stopped as leave() does. */
     bool (*leave_keep)(fl_shim *sh);
+    /* Optional (warm starts, em/pool.c): starts the service ctx describes
+     * without entering a session (ctx->session_id is not read), for a
+     * later enter() of one session to use; free() stops it. */
+    flame_status (*prestart)(fl_shim *sh, const fl_shim_session *ctx, char **message);
+    /* With prestart: the pid of the service started and not entered, while
+     * it runs; 0 once it has exited (reaped). */
+    int (*warm_pid)(fl_shim *sh);
 } fl_shim_ops;
 
 struct fl_shim {

@@ -89,7 +89,12 @@ static void watch_node(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         sm_close(sm, call, RPC_NOT_FOUND, "node %s is not registered; call RegisterNode first",
                  name ? name : "");
     else
-        sm_node_heartbeat(sm, n, call);
+        sm_node_heartbeat(sm, n, call,
+                          req->heartbeat->status && req->heartbeat->status->allocatable
+                              ? &(flame_resreq){ req->heartbeat->status->allocatable->cpu,
+                                                 req->heartbeat->status->allocatable->memory,
+                                                 req->heartbeat->status->allocatable->gpu }
+                              : NULL);
 }
 
 /* ---- executors ---------------------------------------------------------- */

@@ -94,8 +94,19 @@ void sm_node_watch_end(sm_t *sm, rpc_call *call)
         }
 }
 
-void sm_node_heartbeat(sm_t *sm, sm_node *n, rpc_call *call)
+void sm_node_heartbeat(sm_t *sm, sm_node *n, rpc_call *call, const flame_resreq *allocatable)
 {
+    if (allocatable) {
+        const flame_resreq *cap = &n->node->capacity;
+        flame_resreq a = { allocatable->cpu < cap->cpu ? allocatable->cpu : cap->cpu,
+                           allocatable->memory < cap->memory ? allocatable->memory : cap->memory,
+                           allocatable->gpu < cap->gpu ? allocatable->gpu : cap->gpu };
+        const flame_resreq *was = &n->node->allocatable;
+        if (a.cpu != was->cpu || a.memory != was->memory || a.gpu != was->gpu) {
+            n->node->allocatable = a;
+            sm->sched_dirty = true;
+        }
+    }
     if (n->watch != call) {
         /* a newer stream replaces an old one */
         watch_close(sm, n, RPC_ABORTED, "replaced by a newer WatchNode stream");

@@ -380,7 +380,10 @@ void sm_execs_free(sm_t *sm);
 void sm_node_register(sm_t *sm, fl_node *node);
 void sm_node_release(sm_t *sm, sm_node *n);
 /* A heartbeat on a WatchNode stream (a newer stream replaces an older). */
-void sm_node_heartbeat(sm_t *sm, sm_node *n, rpc_call *call);
+/* A heartbeat on the node's WatchNode stream; allocatable (NULL: as it was)
+ * is what the node has free for executors now, at most its capacity (an
+ * executor manager's warm pool holds some). */
+void sm_node_heartbeat(sm_t *sm, sm_node *n, rpc_call *call, const flame_resreq *allocatable);
 /* The WatchNode stream half-closed: the executor manager is leaving. */
 void sm_node_watch_end(sm_t *sm, rpc_call *call);
 /* Tick: nodes that stopped sending heartbeats. */

@@ -31,7 +31,7 @@ def wait_for(cond, timeout=60, what="the condition"):
 
 
 class Cluster:
-    def __init__(self, sandbox="process", cache_endpoint=None):
+    def __init__(self, sandbox="process", cache_endpoint=None, extra_yaml="", em_args=()):
         self.dir = tempfile.mkdtemp(prefix="flame-eco-run-", dir=WORK_PARENT)
         os.chmod(self.dir, 0o755)
         self.home = os.path.join(self.dir, "home")
@@ -40,6 +40,8 @@ class Cluster:
         self.url = f"http://127.0.0.1:{self.port}"
         self.sandbox = sandbox
         self.cache_endpoint = cache_endpoint  # the cluster yaml's cache.endpoint
+        self.extra_yaml = extra_yaml  # more top-level sections of the cluster yaml
+        self.em_args = list(em_args)
         self.sm = self.em = None
 
     def log(self, name):
@@ -52,6 +54,7 @@ class Cluster:
             f.write("cluster:\n  resreq: cpu=1,mem=64m\n  schedule_interval: 100\n")
             if self.cache_endpoint:
                 f.write(f"cache:\n  endpoint: {self.cache_endpoint}\n")
+            f.write(self.extra_yaml)
         env = dict(os.environ, FLAME_HOME=self.home,
                    # uv from the test venv, as $FLAME_HOME/bin/uv or PATH would give it
                    PATH=VENV_BIN + ":" + os.environ.get("PATH", "/usr/bin:/bin"))
@@ -65,7 +68,7 @@ class Cluster:
         self.em = subprocess.Popen(
             [EM_BIN, "--endpoint", self.url, "--work-dir", os.path.join(self.dir, "work"),
              "--node", "eco-node", "--resources", "cpu=4,mem=4g",
-             "--sandbox", self.sandbox, "--config", cfg],
+             "--sandbox", self.sandbox, "--config", cfg] + self.em_args,
             stdout=open(os.path.join(self.dir, "em.log"), "ab"), stderr=subprocess.STDOUT,
             env=env)
         os.environ["FLAME_ENDPOINT"] = self.url

@@ -71,6 +71,15 @@ START_TEST(defaults_and_mapping_resreq)
     ck_assert_uint_eq(c->resreq.memory, 512ULL << 20);
     ck_assert_int_eq(c->schedule_interval_ms, 500);
     ck_assert_int_eq(c->node_timeout_ms, 10000);
+    ck_assert_int_eq(c->warm_pool, 2);
+    ck_assert_int_eq(c->warm_pool_total, 8);
+    flame_cluster_config_free(c);
+    /* Flame's own executors: keys are accepted beside ours */
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+        "cluster:\n  name: x\nexecutors:\n  shim: host\n  warm_pool: 0\n"
+        "  warm_pool_total: 3\n")), FLAME_OK);
+    ck_assert_int_eq(c->warm_pool, 0);
+    ck_assert_int_eq(c->warm_pool_total, 3);
     flame_cluster_config_free(c);
 }
 END_TEST
@@ -92,6 +101,9 @@ START_TEST(bad_configs_name_the_key)
     expect_bad("cluster:\n  node_timeout: 5m\n", "cluster.node_timeout");
     expect_bad("cluster:\n  node_timeout: 10\n", "cluster.node_timeout: expected a time");
     expect_bad("cluster:\n  node_timeout: 2h\n", "cluster.node_timeout");
+    expect_bad("cluster:\n  name: x\nexecutors:\n  warm_pool: -1\n", "executors.warm_pool");
+    expect_bad("cluster:\n  name: x\nexecutors:\n  warm_pool_total: lots\n",
+               "executors.warm_pool_total");
     expect_bad("cluster:\n  resreq: {cpu: many}\n", "cluster.resreq.cpu");
     expect_bad("cluster:\n  storage: mysql://db\n", "cluster.storage");
     expect_bad("cluster:\n  endpoint: nowhere\n", "cluster.endpoint");
