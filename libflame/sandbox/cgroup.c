@@ -67,21 +67,34 @@ int fl_cgroup_probe(const char *root)
     return access(m, W_OK) == 0 && access(p, W_OK) == 0 ? 1 : 0;
 }
 
+/* Makes the v2 parent dir with the controllers its children get: memory
+ * and pids, and cpu only under flame-cpu/ (a write each: one the hierarchy
+ * lacks fails alone). */
+static bool v2_enable(const char *root, const char *parent, bool cpu)
+{
+    static const char *const enable[] = { "+memory", "+pids", "+cpu" };
+    size_t n = cpu ? 3 : 2;
+    for (size_t i = 0; i < n; i++)
+        cg_write(root, "cgroup.subtree_control", enable[i]);
+    if (mkdir(parent, 0755) != 0 && errno != EEXIST)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        cg_write(parent, "cgroup.subtree_control", enable[i]);
+    if (!cpu) /* as an older manager left it */
+        cg_write(parent, "cgroup.subtree_control", "-cpu");
+    return true;
+}
+
 bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *name)
 {
     memset(cg, 0, sizeof *cg);
     char parent[600];
     if (version == 2) {
-        /* one controller a write: one the hierarchy lacks fails alone */
-        static const char *const enable[] = { "+memory", "+pids", "+cpu" };
         snprintf(parent, sizeof parent, "%s/flame", root);
-        for (size_t i = 0; i < FL_ARRAY_LEN(enable); i++)
-            cg_write(root, "cgroup.subtree_control", enable[i]);
-        if (mkdir(parent, 0755) != 0 && errno != EEXIST)
+        if (!v2_enable(root, parent, false))
             return false;
-        for (size_t i = 0; i < FL_ARRAY_LEN(enable); i++)
-            cg_write(parent, "cgroup.subtree_control", enable[i]);
         cg->dirs[0] = fl_sprintf("%s/%s", parent, name);
+        cg->cpu_dir = fl_sprintf("%s/flame-cpu/%s", root, name);
         if (mkdir(cg->dirs[0], 0755) != 0 && errno != EEXIST) {
             int e = errno;
             fl_cgroup_remove(cg);
@@ -93,7 +106,7 @@ bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *na
     }
     if (version != 1)
         return errno = ENOTSUP, false;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         snprintf(parent, sizeof parent, "%s/%s/flame", root, v1_controllers[i]);
         mkdir(parent, 0755);
         char *d = fl_sprintf("%s/%s", parent, name);
@@ -105,6 +118,7 @@ bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *na
         }
         cg->dirs[i] = d;
     }
+    cg->cpu_dir = fl_sprintf("%s/cpu/flame/%s", root, name);
     cg->version = 1;
     return true;
 }
@@ -121,12 +135,45 @@ static void v2_missing(const char *dir, const char *controller, const char *inst
            instead);
 }
 
-void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids)
+/* Makes cg's cpu cgroup and moves pid into it (v2: the whole process, out
+ * of dirs[0]). false: no cpu controller there (said once), or it failed. */
+static bool cpu_join(fl_cgroup *cg, pid_t pid)
+{
+    char v[32], parent[600];
+    snprintf(v, sizeof v, "%d", (int)pid);
+    snprintf(parent, sizeof parent, "%s", cg->cpu_dir);
+    *strrchr(parent, '/') = 0;
+    if (cg->version == 2) {
+        char root[600];
+        snprintf(root, sizeof root, "%s", parent);
+        *strrchr(root, '/') = 0;
+        if (!v2_enable(root, parent, true))
+            return false;
+    } else if (mkdir(parent, 0755) != 0 && errno != EEXIST) {
+        return false;
+    }
+    if (mkdir(cg->cpu_dir, 0755) != 0 && errno != EEXIST)
+        return false;
+    if (cg->version == 2 && !v2_has(cg->cpu_dir, "cpu")) {
+        v2_missing(cg->cpu_dir, "cpu", "cpu time is not limited");
+        rmdir(cg->cpu_dir);
+        return false;
+    }
+    if (!cg_write(cg->cpu_dir, "cgroup.procs", v)) {
+        rmdir(cg->cpu_dir);
+        return false;
+    }
+    cg->dirs[cg->version == 2 ? 1 : 2] = fl_strdup(cg->cpu_dir);
+    return true;
+}
+
+void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids, pid_t pid)
 {
     char v[64];
     cg->memory_limited = cg->pids_limited = cg->cpu_limited = false;
+    bool cpu = cpus && cg->version && cpu_join(cg, pid);
     if (cg->version == 2) {
-        const char *d = cg->dirs[0];
+        const char *d = cg->dirs[cpu ? 1 : 0];
         if (v2_has(d, "memory")) {
             snprintf(v, sizeof v, "%llu", (unsigned long long)memory);
             cg->memory_limited = !memory || cg_write(d, "memory.max", v);
@@ -141,13 +188,8 @@ void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pid
         } else {
             v2_missing(d, "pids", "processes are limited by RLIMIT_NPROC instead");
         }
-        if (v2_has(d, "cpu")) {
-            if (cpus)
-                snprintf(v, sizeof v, "%llu 100000", (unsigned long long)cpus * 100000);
-            cg->cpu_limited = cg_write(d, "cpu.max", cpus ? v : "max 100000") || !cpus;
-        } else if (cpus) {
-            v2_missing(d, "cpu", "cpu time is not limited");
-        }
+        snprintf(v, sizeof v, "%llu 100000", (unsigned long long)cpus * 100000);
+        cg->cpu_limited = cpu ? cg_write(d, "cpu.max", v) : !cpus;
         return;
     }
     if (cg->version != 1)
@@ -162,10 +204,12 @@ void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pid
         snprintf(v, sizeof v, "%u", pids);
         cg->pids_limited = cg_write(cg->dirs[1], "pids.max", v);
     }
-    if (cg->dirs[2]) { /* -1: none (a box made ahead may have had one) */
-        snprintf(v, sizeof v, "%lld", cpus ? (long long)cpus * 100000 : -1LL);
-        cg->cpu_limited = (cg_write(cg->dirs[2], "cpu.cfs_period_us", "100000") &&
-                           cg_write(cg->dirs[2], "cpu.cfs_quota_us", v)) || !cpus;
+    if (cpu) {
+        snprintf(v, sizeof v, "%lld", (long long)cpus * 100000);
+        cg->cpu_limited = cg_write(cg->dirs[2], "cpu.cfs_period_us", "100000") &&
+                          cg_write(cg->dirs[2], "cpu.cfs_quota_us", v);
+    } else {
+        cg->cpu_limited = !cpus;
     }
 }
 
@@ -209,6 +253,8 @@ int fl_cgroup_sweep(const char *root, int version)
     if (version == 2) {
         snprintf(parent, sizeof parent, "%s/flame", root);
         n += sweep_dir(parent);
+        snprintf(parent, sizeof parent, "%s/flame-cpu", root);
+        n += sweep_dir(parent);
     } else if (version == 1) {
         for (size_t i = 0; i < FL_ARRAY_LEN(v1_controllers); i++) {
             snprintf(parent, sizeof parent, "%s/%s/flame", root, v1_controllers[i]);
@@ -241,5 +287,6 @@ void fl_cgroup_remove(fl_cgroup *cg)
         }
         free(cg->dirs[i]);
     }
+    free(cg->cpu_dir);
     memset(cg, 0, sizeof *cg);
 }

@@ -5,8 +5,10 @@
  * private writable work dir and /tmp, no_new_privs, no capabilities, a
  * seccomp filter (EPERM for mount, ptrace, bpf, keys, kexec, modules, new
  * namespaces, ...), Landlock write rules where the kernel has them and a
- * cgroup (cgroup.c: v2, or v1's memory/pids/cpu) limiting memory, cpu and
- * pids, with rlimits in its place where no cgroup (or controller) is there.
+ * cgroup (cgroup.c: v2, or v1's memory/pids/cpu) limiting memory, pids and
+ * (only where the session asks for cores: the cpu controller costs every
+ * wakeup) cpu, with rlimits in its place where no cgroup (or controller) is
+ * there.
  * Pid 1 of its pid namespace is a small init that forwards SIGTERM to the
  * service and exits with it: killing it ends everything inside.
  *
@@ -205,7 +207,7 @@ char *fl_sandbox_process_probe(void)
                       caps.landlock ? (caps.landlock == 1 ? "1" : caps.landlock == 2 ? "2" : "3+")
                                     : "",
                       caps.cgroup == 2   ? "cgroup v2 under "
-                      : caps.cgroup == 1 ? "cgroup v1 (memory, pids, cpu) under "
+                      : caps.cgroup == 1 ? "cgroup v1 (memory, pids; cpu for a cpu request) under "
                                          : "rlimits (no cgroup can be made under ",
                       cgroup_root, caps.cgroup ? "" : ")",
                       (unsigned)config.uid_first,
@@ -831,7 +833,7 @@ static flame_status box_start(fl_box *b, const fl_spawn_spec *spec)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "sandbox process: the arguments and "
                         "environment of %s are larger than %u bytes", spec->path, BOX_ARENA);
     unsigned pids = spec->max_pids ? spec->max_pids : FL_SANDBOX_PIDS;
-    fl_cgroup_limit(&b->cg, spec->cpus, spec->memory, pids);
+    fl_cgroup_limit(&b->cg, spec->cpus, spec->memory, pids, b->pid);
     b->cg_memory = b->cg.memory_limited;
     if (spec->new_group)
         setpgid(b->pid, b->pid);
