@@ -175,6 +175,34 @@ START_TEST(only_a_cpu_request_puts_it_under_the_cpu_controller)
 }
 END_TEST
 
+/* A device of the spec's (QEMU's /dev/kvm): opened by the sandbox's uid
+ * whatever the host node's mode; its node is gone with the sandbox. */
+START_TEST(a_device_of_the_spec_opens_inside)
+{
+    struct stat sb;
+    if (stat("/dev/kvm", &sb) != 0) {
+        printf("no /dev/kvm here: the device test did not run\n");
+        return;
+    }
+    char *argv[] = { "sh", "-c", "exec 3<>/dev/kvm && echo opened > out; ls /dev >> out", NULL };
+    char *envp[] = { "PATH=/usr/bin:/bin", NULL };
+    const char *rw[] = { work, NULL }, *devs[] = { "/dev/kvm", NULL };
+    fl_spawn_spec spec = {
+        .sandbox = "process", .path = "/bin/sh", .argv = argv, .envp = envp, .cwd = work,
+        .name = strrchr(dir, '/') + 1, .root_dir = root, .rw_dirs = rw, .devices = devs,
+    };
+    fl_process p = { 0 };
+    ck_assert_msg(fl_spawn(&p, &spec) == FLAME_OK, "%s", flame_error_last());
+    fl_process_reap(&p, true);
+    fl_process_stop(&p, 0);
+    const char *o = read_file(out);
+    ck_assert_msg(strstr(o, "opened\n") && strstr(o, "\nkvm\n"), "%s", o);
+    char node[600];
+    snprintf(node, sizeof node, "%s.dev0", root);
+    ck_assert_msg(stat(node, &sb) != 0, "%s is left", node);
+}
+END_TEST
+
 START_TEST(network_host_shares_the_hosts_interfaces)
 {
     ck_assert(WIFEXITED(run("tail -n +3 /proc/net/dev | wc -l > out", 0, "host")));
@@ -495,6 +523,7 @@ int main(void)
     tcase_add_test(tc, the_memory_limit_stops_an_over_allocator);
     tcase_add_test(tc, network_host_shares_the_hosts_interfaces);
     tcase_add_test(tc, only_a_cpu_request_puts_it_under_the_cpu_controller);
+    tcase_add_test(tc, a_device_of_the_spec_opens_inside);
     suite_add_tcase(s, tc);
     TCase *pool = tcase_create("pool");
     tcase_add_checked_fixture(pool, setup, teardown);
