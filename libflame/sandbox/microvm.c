@@ -158,6 +158,7 @@ size_t fl_microvm_pool_count(void)
 /* What one VM boot needs, resolved from the settings. */
 typedef struct boot_cfg {
     char *kernel, *initrd, *qemu;
+    char *disk; /* the image's python.img (a Python runtime), NULL: none */
     bool tcg;
     int boot_timeout_ms;
 } boot_cfg;
@@ -166,6 +167,7 @@ static void free_boot_cfg(boot_cfg *b)
 {
     free(b->kernel);
     free(b->initrd);
+    free(b->disk);
     free(b->qemu);
 }
 
@@ -201,6 +203,11 @@ static flame_status resolve_boot_cfg(boot_cfg *b)
         dir = fl_sprintf("%s/.cache/flame/microvm/current", getenv("HOME") ? getenv("HOME") : "");
     b->kernel = fl_sprintf("%s/vmlinuz", dir);
     b->initrd = fl_sprintf("%s/initramfs.img", dir);
+    b->disk = fl_sprintf("%s/python.img", dir);
+    if (access(b->disk, R_OK) != 0) {
+        free(b->disk);
+        b->disk = NULL;
+    }
     flame_status st = FLAME_OK;
     if (access(b->kernel, R_OK) != 0 || access(b->initrd, R_OK) != 0) {
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
@@ -343,9 +350,21 @@ static flame_status start_qemu(fl_process *proc, const boot_cfg *b, const vm_spe
                      "-no-reboot", "-device", "virtio-serial-device",
                      "-chardev", ctl, "-device", "virtserialport,chardev=ctl,name=flame.ctl",
                      "-chardev", inst, "-device", "virtserialport,chardev=inst,name=flame.instance",
-                     NULL };
+                     NULL, NULL, NULL, NULL, NULL };
+    /* the Python runtime's disk, read-only: the guest's /dev/vda */
+    char *drive = b->disk ? fl_sprintf("file=%s,if=none,id=py,format=raw,readonly=on", b->disk)
+                          : NULL;
+    if (drive) {
+        size_t n = 0;
+        while (argv[n])
+            n++;
+        argv[n++] = "-drive";
+        argv[n++] = drive;
+        argv[n++] = "-device";
+        argv[n++] = "virtio-blk-device,drive=py";
+    }
     char *envp[] = { "PATH=/usr/bin:/bin", NULL };
-    const char *ro[] = { b->kernel, b->initrd, NULL };
+    const char *ro[] = { b->kernel, b->initrd, b->disk, NULL };
     const char *rw[] = { dir, NULL };
     const char *kvm[] = { "/dev/kvm", NULL };
     char *root = fl_sprintf("%s.root", dir);
@@ -366,6 +385,7 @@ static flame_status start_qemu(fl_process *proc, const boot_cfg *b, const vm_spe
     };
     flame_status st = fl_spawn(proc, &spec);
     free(root);
+    free(drive);
     free(append);
     free(mem);
     free(smp);

@@ -37,7 +37,8 @@ def wait_for(cond, timeout=60, what="the condition"):
 
 
 class Cluster:
-    def __init__(self, sandbox="process", cache_endpoint=None):
+    def __init__(self, sandbox="process", cache_endpoint=None, resreq="cpu=1,mem=64m",
+                 em_args=()):
         self.dir = tempfile.mkdtemp(prefix="flame-eco-run-", dir=WORK_PARENT)
         os.chmod(self.dir, 0o755)
         self.home = os.path.join(self.dir, "home")
@@ -46,6 +47,8 @@ class Cluster:
         self.url = f"http://127.0.0.1:{self.port}"
         self.sandbox = sandbox
         self.cache_endpoint = cache_endpoint  # the cluster yaml's cache.endpoint
+        self.resreq = resreq  # the sessions' default
+        self.em_args = list(em_args)
         self.sm = self.em = None
 
     def log(self, name):
@@ -55,7 +58,7 @@ class Cluster:
     def start(self):
         cfg = os.path.join(self.dir, "cluster.yaml")
         with open(cfg, "w") as f:
-            f.write("cluster:\n  resreq: cpu=1,mem=64m\n  schedule_interval: 100\n")
+            f.write(f"cluster:\n  resreq: {self.resreq}\n  schedule_interval: 100\n")
             if self.cache_endpoint:
                 f.write(f"cache:\n  endpoint: {self.cache_endpoint}\n")
         env = dict(os.environ, FLAME_HOME=self.home,
@@ -71,7 +74,7 @@ class Cluster:
         self.em = subprocess.Popen(
             [EM_BIN, "--endpoint", self.url, "--work-dir", os.path.join(self.dir, "work"),
              "--node", "eco-node", "--resources", "cpu=4,mem=4g",
-             "--sandbox", self.sandbox, "--config", cfg],
+             "--sandbox", self.sandbox, "--config", cfg] + self.em_args,
             stdout=open(os.path.join(self.dir, "em.log"), "ab"), stderr=subprocess.STDOUT,
             env=env)
         os.environ["FLAME_ENDPOINT"] = self.url
