@@ -34,7 +34,7 @@ static bool write_file(const char *path, const char *text)
 
 static bool cg_write(const char *dir, const char *file, const char *text)
 {
-    char p[600];
+    char p[1300];
     snprintf(p, sizeof p, "%s/%s", dir, file);
     return write_file(p, text);
 }
@@ -106,7 +106,10 @@ bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *na
     }
     if (version != 1)
         return errno = ENOTSUP, false;
-    for (int i = 0; i < 2; i++) {
+    /* cpu too: most sessions ask for cores (the cluster default does) and a
+     * v1 join is the slow part of a box, done ahead; one that asks for none
+     * leaves it at its start (fl_cgroup_limit) */
+    for (int i = 0; i < 3; i++) {
         snprintf(parent, sizeof parent, "%s/%s/flame", root, v1_controllers[i]);
         mkdir(parent, 0755);
         char *d = fl_sprintf("%s/%s", parent, name);
@@ -140,6 +143,8 @@ static void v2_missing(const char *dir, const char *controller, const char *inst
 static bool cpu_join(fl_cgroup *cg, pid_t pid)
 {
     char v[32], parent[600];
+    if (cg->version == 1 && cg->dirs[2]) /* made and joined with the others */
+        return true;
     snprintf(v, sizeof v, "%d", (int)pid);
     snprintf(parent, sizeof parent, "%s", cg->cpu_dir);
     *strrchr(parent, '/') = 0;
@@ -165,6 +170,39 @@ static bool cpu_join(fl_cgroup *cg, pid_t pid)
     }
     cg->dirs[cg->version == 2 ? 1 : 2] = fl_strdup(cg->cpu_dir);
     return true;
+}
+
+/* v1: moves pid out of cg's cpu cgroup, back into this process's own (no
+ * cpu request). */
+static void cpu_leave(fl_cgroup *cg, pid_t pid)
+{
+    char line[512], own[512] = "", p[1200], v[32];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    while (f && !own[0] && fgets(line, sizeof line, f)) {
+        char *c = strchr(line, ':'), *e = c ? strchr(c + 1, ':') : NULL;
+        if (!e)
+            continue;
+        *e = 0;
+        char ctl[128];
+        snprintf(ctl, sizeof ctl, ",%s,", c + 1);
+        if (strstr(ctl, ",cpu,")) {
+            e[1 + strcspn(e + 1, "\n")] = 0;
+            snprintf(own, sizeof own, "%s", e + 1);
+        }
+    }
+    if (f)
+        fclose(f);
+    /* cpu_dir: <root>/cpu/flame/<name> */
+    snprintf(p, sizeof p, "%s", cg->cpu_dir);
+    for (int up = 0; up < 2 && strrchr(p, '/'); up++)
+        *strrchr(p, '/') = 0;
+    snprintf(p + strlen(p), sizeof p - strlen(p), "%s/cgroup.procs",
+             strcmp(own, "/") == 0 ? "" : own);
+    snprintf(v, sizeof v, "%d", (int)pid);
+    if (own[0] && write_file(p, v))
+        return;
+    fl_log(FL_LOG_WARN, "sandbox", "cannot move %d out of %s (%s): scheduled as a cpu cgroup",
+           (int)pid, cg->dirs[2], strerror(errno));
 }
 
 void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids, pid_t pid)
@@ -209,6 +247,8 @@ void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pid
         cg->cpu_limited = cg_write(cg->dirs[2], "cpu.cfs_period_us", "100000") &&
                           cg_write(cg->dirs[2], "cpu.cfs_quota_us", v);
     } else {
+        if (!cpus && cg->dirs[2])
+            cpu_leave(cg, pid);
         cg->cpu_limited = !cpus;
     }
 }

@@ -1,9 +1,10 @@
 /* An executor's cgroup(s), for the process sandbox (cgroup.c): made under a
- * hierarchy root (v2: one directory; v1: one per memory and pids
+ * hierarchy root (v2: one directory; v1: one per memory, pids and cpu
  * controller), limits written, a process placed in it, removed with
  * whatever is left in it. The cpu controller applies only to an executor
- * whose session asks for cores (v1: a cpu cgroup; v2: a directory under
- * flame-cpu/, the only parent that enables cpu): a cgroup under the cpu
+ * whose session asks for cores (v1: its cpu cgroup, joined ahead with the
+ * others, left at the start by one that asks for none; v2: a directory
+ * under flame-cpu/, the only parent that enables cpu): a cgroup under the cpu
  * controller costs every wakeup of the service's threads (measured: 10-25%
  * of the steady tasks/s of a small-task service on a loaded node, cpu.shares
  * or not), a cost only the sessions that want a cpu limit should pay. Where a controller is not there (v2 without it
@@ -36,8 +37,8 @@ typedef struct fl_cgroup {
  * hierarchies, 0 otherwise. */
 int fl_cgroup_probe(const char *root);
 
-/* Makes the cgroup root/flame/name (v2) or root/<controller>/flame/name (v1,
- * memory and pids) for version (fl_cgroup_probe's). false (errno set): none could be made,
+/* Makes the cgroup root/flame/name (v2) or root/<controller>/flame/name (v1)
+ * for version (fl_cgroup_probe's). false (errno set): none could be made,
  * *cg is empty. */
 bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *name);
 
@@ -45,10 +46,10 @@ bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *na
  * which took. A v2 controller that is not enabled for the cgroup is logged
  * once per hierarchy with what the caller does instead. Limits may be
  * written after the join (a join is the slow part: a v1 join waits for an
- * RCU grace period, ~1-10 ms, so boxes made ahead join early). cpus > 0
- * makes cg's cpu cgroup and moves pid (joined already) into it: v1 adds the
- * cpu hierarchy; v2 moves it whole to flame-cpu/<name>, memory and pids
- * limits written there. */
+ * RCU grace period, ~1-10 ms, so boxes made ahead join early). pid (joined
+ * already) gets the cpu controller only for cpus > 0: v1 keeps it in its cpu
+ * cgroup (with cpus 0 it moves back to this process's own); v2 moves it
+ * whole to flame-cpu/<name>, memory and pids limits written there. */
 void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids, pid_t pid);
 
 /* Moves pid into every directory of cg. false if one refused. */
