@@ -189,6 +189,9 @@ echo "== shims: gRPC host, stdio and REST, process sandbox (scripts/bench_shims.
 shims_py=$(scripts/pyvenv.sh 2>/dev/null) || shims_py= # fastapi, uvicorn: else no REST figure
 companion shims scripts/bench_shims.sh "$B" 20000 $shims_py
 
+echo "== sandbox levels none / process: bind p50 cold and warm, steady tasks/s (scripts/bench_sandbox.sh)" >&2
+scripts/bench_sandbox.sh "$B" 15 2>&1 | sed 's/^/  /' >&2 || echo "bench: the sandbox figures failed" >&2
+
 dask_tp=null dask_p50=null dask_line=
 if [ -n "$dask_py" ]; then
     echo "== Dask (processes, worker-saturation=inf)" >&2

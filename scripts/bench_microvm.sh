@@ -75,7 +75,8 @@ for i in $(seq "$rounds"); do
 done
 for _ in $(seq 1200); do [ "$(ready_count)" -gt "$rounds" ] && break; sleep 0.1; done
 rss_kb=0
-for p in $(pgrep -P "$em_pid" qemu-system-x86); do
+# QEMU runs in a process sandbox: the child of its init, the manager's child
+for p in $(for box in $(pgrep -P "$em_pid"); do pgrep -P "$box" qemu-system-x86; done); do
     rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$p/status")
 done
 echo "== steady tasks/s through the channel (flmping -p -t 2000)" >&2

@@ -35,7 +35,7 @@ static bool write_file(const char *path, const char *text)
 
 static bool cg_write(const char *dir, const char *file, const char *text)
 {
-    char p[600];
+    char p[1300];
     snprintf(p, sizeof p, "%s/%s", dir, file);
     return write_file(p, text);
 }
@@ -68,21 +68,34 @@ int fl_cgroup_probe(const char *root)
     return access(m, W_OK) == 0 && access(p, W_OK) == 0 ? 1 : 0;
 }
 
+/* Makes the v2 parent dir with the controllers its children get: memory
+ * and pids, and cpu only under flame-cpu/ (a write each: one the hierarchy
+ * lacks fails alone). */
+static bool v2_enable(const char *root, const char *parent, bool cpu)
+{
+    static const char *const enable[] = { "+memory", "+pids", "+cpu" };
+    size_t n = cpu ? 3 : 2;
+    for (size_t i = 0; i < n; i++)
+        cg_write(root, "cgroup.subtree_control", enable[i]);
+    if (mkdir(parent, 0755) != 0 && errno != EEXIST)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        cg_write(parent, "cgroup.subtree_control", enable[i]);
+    if (!cpu) /* as an older manager left it */
+        cg_write(parent, "cgroup.subtree_control", "-cpu");
+    return true;
+}
+
 bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *name)
 {
     memset(cg, 0, sizeof *cg);
     char parent[600];
     if (version == 2) {
-        /* one controller a write: one the hierarchy lacks fails alone */
-        static const char *const enable[] = { "+memory", "+pids", "+cpu" };
         snprintf(parent, sizeof parent, "%s/flame", root);
-        for (size_t i = 0; i < FL_ARRAY_LEN(enable); i++)
-            cg_write(root, "cgroup.subtree_control", enable[i]);
-        if (mkdir(parent, 0755) != 0 && errno != EEXIST)
+        if (!v2_enable(root, parent, false))
             return false;
-        for (size_t i = 0; i < FL_ARRAY_LEN(enable); i++)
-            cg_write(parent, "cgroup.subtree_control", enable[i]);
         cg->dirs[0] = fl_sprintf("%s/%s", parent, name);
+        cg->cpu_dir = fl_sprintf("%s/flame-cpu/%s", root, name);
         if (mkdir(cg->dirs[0], 0755) != 0 && errno != EEXIST) {
             int e = errno;
             fl_cgroup_remove(cg);
@@ -94,6 +107,9 @@ bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *na
     }
     if (version != 1)
         return errno = ENOTSUP, false;
+    /* cpu too: most sessions ask for cores (the cluster default does) and a
+     * v1 join is the slow part of a box, done ahead; one that asks for none
+     * leaves it at its start (fl_cgroup_limit) */
     for (int i = 0; i < 3; i++) {
         snprintf(parent, sizeof parent, "%s/%s/flame", root, v1_controllers[i]);
         mkdir(parent, 0755);
@@ -106,6 +122,7 @@ bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *na
         }
         cg->dirs[i] = d;
     }
+    cg->cpu_dir = fl_sprintf("%s/cpu/flame/%s", root, name);
     cg->version = 1;
     return true;
 }
@@ -122,12 +139,80 @@ static void v2_missing(const char *dir, const char *controller, const char *inst
            instead);
 }
 
-void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids)
+/* Makes cg's cpu cgroup and moves pid into it (v2: the whole process, out
+ * of dirs[0]). false: no cpu controller there (said once), or it failed. */
+static bool cpu_join(fl_cgroup *cg, pid_t pid)
+{
+    char v[32], parent[600];
+    if (cg->version == 1 && cg->dirs[2]) /* made and joined with the others */
+        return true;
+    snprintf(v, sizeof v, "%d", (int)pid);
+    snprintf(parent, sizeof parent, "%s", cg->cpu_dir);
+    *strrchr(parent, '/') = 0;
+    if (cg->version == 2) {
+        char root[600];
+        snprintf(root, sizeof root, "%s", parent);
+        *strrchr(root, '/') = 0;
+        if (!v2_enable(root, parent, true))
+            return false;
+    } else if (mkdir(parent, 0755) != 0 && errno != EEXIST) {
+        return false;
+    }
+    if (mkdir(cg->cpu_dir, 0755) != 0 && errno != EEXIST)
+        return false;
+    if (cg->version == 2 && !v2_has(cg->cpu_dir, "cpu")) {
+        v2_missing(cg->cpu_dir, "cpu", "cpu time is not limited");
+        rmdir(cg->cpu_dir);
+        return false;
+    }
+    if (!cg_write(cg->cpu_dir, "cgroup.procs", v)) {
+        rmdir(cg->cpu_dir);
+        return false;
+    }
+    cg->dirs[cg->version == 2 ? 1 : 2] = fl_strdup(cg->cpu_dir);
+    return true;
+}
+
+/* v1: moves pid out of cg's cpu cgroup, back into this process's own (no
+ * cpu request). */
+static void cpu_leave(fl_cgroup *cg, pid_t pid)
+{
+    char line[512], own[512] = "", p[1200], v[32];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    while (f && !own[0] && fgets(line, sizeof line, f)) {
+        char *c = strchr(line, ':'), *e = c ? strchr(c + 1, ':') : NULL;
+        if (!e)
+            continue;
+        *e = 0;
+        char ctl[128];
+        snprintf(ctl, sizeof ctl, ",%s,", c + 1);
+        if (strstr(ctl, ",cpu,")) {
+            e[1 + strcspn(e + 1, "\n")] = 0;
+            snprintf(own, sizeof own, "%s", e + 1);
+        }
+    }
+    if (f)
+        fclose(f);
+    /* cpu_dir: <root>/cpu/flame/<name> */
+    snprintf(p, sizeof p, "%s", cg->cpu_dir);
+    for (int up = 0; up < 2 && strrchr(p, '/'); up++)
+        *strrchr(p, '/') = 0;
+    snprintf(p + strlen(p), sizeof p - strlen(p), "%s/cgroup.procs",
+             strcmp(own, "/") == 0 ? "" : own);
+    snprintf(v, sizeof v, "%d", (int)pid);
+    if (own[0] && write_file(p, v))
+        return;
+    fl_log(FL_LOG_WARN, "sandbox", "cannot move %d out of %s (%s): scheduled as a cpu cgroup",
+           (int)pid, cg->dirs[2], strerror(errno));
+}
+
+void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids, pid_t pid)
 {
     char v[64];
     cg->memory_limited = cg->pids_limited = cg->cpu_limited = false;
+    bool cpu = cpus && cg->version && cpu_join(cg, pid);
     if (cg->version == 2) {
-        const char *d = cg->dirs[0];
+        const char *d = cg->dirs[cpu ? 1 : 0];
         if (v2_has(d, "memory")) {
             snprintf(v, sizeof v, "%llu", (unsigned long long)memory);
             cg->memory_limited = !memory || cg_write(d, "memory.max", v);
@@ -142,13 +227,8 @@ void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pid
         } else {
             v2_missing(d, "pids", "processes are limited by RLIMIT_NPROC instead");
         }
-        if (v2_has(d, "cpu")) {
-            if (cpus)
-                snprintf(v, sizeof v, "%llu 100000", (unsigned long long)cpus * 100000);
-            cg->cpu_limited = cg_write(d, "cpu.max", cpus ? v : "max 100000") || !cpus;
-        } else if (cpus) {
-            v2_missing(d, "cpu", "cpu time is not limited");
-        }
+        snprintf(v, sizeof v, "%llu 100000", (unsigned long long)cpus * 100000);
+        cg->cpu_limited = cpu ? cg_write(d, "cpu.max", v) : !cpus;
         return;
     }
     if (cg->version != 1)
@@ -163,10 +243,14 @@ void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pid
         snprintf(v, sizeof v, "%u", pids);
         cg->pids_limited = cg_write(cg->dirs[1], "pids.max", v);
     }
-    if (cg->dirs[2]) { /* -1: none (a box made ahead may have had one) */
-        snprintf(v, sizeof v, "%lld", cpus ? (long long)cpus * 100000 : -1LL);
-        cg->cpu_limited = (cg_write(cg->dirs[2], "cpu.cfs_period_us", "100000") &&
-                           cg_write(cg->dirs[2], "cpu.cfs_quota_us", v)) || !cpus;
+    if (cpu) {
+        snprintf(v, sizeof v, "%lld", (long long)cpus * 100000);
+        cg->cpu_limited = cg_write(cg->dirs[2], "cpu.cfs_period_us", "100000") &&
+                          cg_write(cg->dirs[2], "cpu.cfs_quota_us", v);
+    } else {
+        if (!cpus && cg->dirs[2])
+            cpu_leave(cg, pid);
+        cg->cpu_limited = !cpus;
     }
 }
 
@@ -210,6 +294,8 @@ int fl_cgroup_sweep(const char *root, int version)
     if (version == 2) {
         snprintf(parent, sizeof parent, "%s/flame", root);
         n += sweep_dir(parent);
+        snprintf(parent, sizeof parent, "%s/flame-cpu", root);
+        n += sweep_dir(parent);
     } else if (version == 1) {
         for (size_t i = 0; i < FL_ARRAY_LEN(v1_controllers); i++) {
             snprintf(parent, sizeof parent, "%s/%s/flame", root, v1_controllers[i]);
@@ -242,6 +328,7 @@ void fl_cgroup_remove(fl_cgroup *cg)
         }
         free(cg->dirs[i]);
     }
+    free(cg->cpu_dir);
     memset(cg, 0, sizeof *cg);
 }
 

@@ -1,7 +1,13 @@
 /* An executor's cgroup(s), for the process sandbox (cgroup.c): made under a
  * hierarchy root (v2: one directory; v1: one per memory, pids and cpu
  * controller), limits written, a process placed in it, removed with
- * whatever is left in it. Where a controller is not there (v2 without it
+ * whatever is left in it. The cpu controller applies only to an executor
+ * whose session asks for cores (v1: its cpu cgroup, joined ahead with the
+ * others, left at the start by one that asks for none; v2: a directory
+ * under flame-cpu/, the only parent that enables cpu): a cgroup under the cpu
+ * controller costs every wakeup of the service's threads (measured: 10-25%
+ * of the steady tasks/s of a small-task service on a loaded node, cpu.shares
+ * or not), a cost only the sessions that want a cpu limit should pay. Where a controller is not there (v2 without it
  * enabled, a v1 hierarchy missing) the limit is not applied and the
  * fl_cgroup says so: the caller limits with rlimits instead.
  *
@@ -18,7 +24,10 @@
 
 typedef struct fl_cgroup {
     int version;       /* 2 or 1; 0: none made */
-    char *dirs[4];     /* v2: dirs[0]; v1: memory, pids, cpu (NULL: not made) */
+    /* v2: dirs[0], and dirs[1] under flame-cpu/ once a cpu limit moved the
+     * process there; v1: memory, pids, cpu (NULL: not made) */
+    char *dirs[4];
+    char *cpu_dir;     /* where a cpu limit would go (made by fl_cgroup_limit) */
     /* what fl_cgroup_limit could apply (the others: rlimits, or nothing) */
     bool memory_limited, pids_limited, cpu_limited;
 } fl_cgroup;
@@ -37,8 +46,11 @@ bool fl_cgroup_make(fl_cgroup *cg, const char *root, int version, const char *na
  * which took. A v2 controller that is not enabled for the cgroup is logged
  * once per hierarchy with what the caller does instead. Limits may be
  * written after the join (a join is the slow part: a v1 join waits for an
- * RCU grace period, ~1-10 ms, so boxes made ahead join early). */
-void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids);
+ * RCU grace period, ~1-10 ms, so boxes made ahead join early). pid (joined
+ * already) gets the cpu controller only for cpus > 0: v1 keeps it in its cpu
+ * cgroup (with cpus 0 it moves back to this process's own); v2 moves it
+ * whole to flame-cpu/<name>, memory and pids limits written there. */
+void fl_cgroup_limit(fl_cgroup *cg, uint64_t cpus, uint64_t memory, unsigned pids, pid_t pid);
 
 /* Moves pid into every directory of cg. false if one refused. */
 bool fl_cgroup_join(const fl_cgroup *cg, pid_t pid);

@@ -9,7 +9,11 @@
  * Once the service listens, the instance socket is renamed to the spec's
  * FLAME_INSTANCE_ENDPOINT: the host shim connects there and speaks flame.v1
  * Instance gRPC to the service as to a local one. An fl_process of this level
- * is the QEMU process; stopping it ends the VM. When the service exits the
+ * is the QEMU process; stopping it ends the VM. QEMU itself runs in the
+ * process sandbox (process.c: its own uid, namespaces, no capabilities, our
+ * seccomp filter under its own, a root of the system's libraries, the image
+ * and the VM's directory, and /dev/kvm when KVM is used): a guest that
+ * escapes into QEMU lands there. When the service exits the
  * agent tells how and ends the guest: the process's status is the service's
  * (QEMU's own when the VM died otherwise).
  *
@@ -53,7 +57,8 @@
 #define POOL_APPS 8 /* applications the pool keeps VMs of: the most recently bound */
 
 typedef struct vm {
-    pid_t pid;      /* QEMU */
+    pid_t pid;      /* proc's: the pid of QEMU's process sandbox */
+    fl_process proc; /* QEMU, in a process sandbox of its own */
     char *dir;      /* ours: ctl.sock, inst.sock, console.log */
     int ctl;        /* connected to flame.ctl */
     char *key;      /* the application it runs (pool) */
@@ -153,6 +158,7 @@ size_t fl_microvm_pool_count(void)
 /* What one VM boot needs, resolved from the settings. */
 typedef struct boot_cfg {
     char *kernel, *initrd, *qemu;
+    char *disk; /* the image's python.img (a Python runtime), NULL: none */
     bool tcg;
     int boot_timeout_ms;
 } boot_cfg;
@@ -161,6 +167,7 @@ static void free_boot_cfg(boot_cfg *b)
 {
     free(b->kernel);
     free(b->initrd);
+    free(b->disk);
     free(b->qemu);
 }
 
@@ -196,6 +203,11 @@ static flame_status resolve_boot_cfg(boot_cfg *b)
         dir = fl_sprintf("%s/.cache/flame/microvm/current", getenv("HOME") ? getenv("HOME") : "");
     b->kernel = fl_sprintf("%s/vmlinuz", dir);
     b->initrd = fl_sprintf("%s/initramfs.img", dir);
+    b->disk = fl_sprintf("%s/python.img", dir);
+    if (access(b->disk, R_OK) != 0) {
+        free(b->disk);
+        b->disk = NULL;
+    }
     flame_status st = FLAME_OK;
     if (access(b->kernel, R_OK) != 0 || access(b->initrd, R_OK) != 0) {
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
@@ -316,8 +328,9 @@ static unsigned host_tsc_khz(void)
     return (unsigned)(mhz * 1000);
 }
 
-static pid_t start_qemu(const boot_cfg *b, const vm_spec *s, const char *dir, const char *log,
-                        int death_signal)
+/* Starts QEMU for a VM in dir, in a process sandbox (proc). */
+static flame_status start_qemu(fl_process *proc, const boot_cfg *b, const vm_spec *s,
+                               const char *dir, const char *log, int death_signal)
 {
     unsigned khz = b->tcg ? host_tsc_khz() : 0;
     char *append = fl_sprintf("console=ttyS0 edd=off rdinit=/init quiet panic=-1%s%.0u",
@@ -337,35 +350,51 @@ static pid_t start_qemu(const boot_cfg *b, const vm_spec *s, const char *dir, co
                      "-no-reboot", "-device", "virtio-serial-device",
                      "-chardev", ctl, "-device", "virtserialport,chardev=ctl,name=flame.ctl",
                      "-chardev", inst, "-device", "virtserialport,chardev=inst,name=flame.instance",
-                     NULL };
-    int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* only async-signal-safe calls: this process has threads */
-        if (death_signal)
-            prctl(PR_SET_PDEATHSIG, death_signal);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
-        if (logfd >= 0) {
-            dup2(logfd, 1);
-            dup2(logfd, 2);
-        }
-        execv(b->qemu, argv);
-        _exit(FL_SPAWN_EXIT_EXEC);
+                     NULL, NULL, NULL, NULL, NULL };
+    /* the Python runtime's disk, read-only: the guest's /dev/vda */
+    char *drive = b->disk ? fl_sprintf("file=%s,if=none,id=py,format=raw,readonly=on", b->disk)
+                          : NULL;
+    if (drive) {
+        size_t n = 0;
+        while (argv[n])
+            n++;
+        argv[n++] = "-drive";
+        argv[n++] = drive;
+        argv[n++] = "-device";
+        argv[n++] = "virtio-blk-device,drive=py";
     }
-    if (logfd >= 0)
-        close(logfd);
+    char *envp[] = { "PATH=/usr/bin:/bin", NULL };
+    const char *ro[] = { b->kernel, b->initrd, b->disk, NULL };
+    const char *rw[] = { dir, NULL };
+    const char *kvm[] = { "/dev/kvm", NULL };
+    char *root = fl_sprintf("%s.root", dir);
+    fl_spawn_spec spec = {
+        .sandbox = "process",
+        .path = b->qemu,
+        .argv = argv,
+        .envp = envp,
+        .cwd = dir,
+        .log_file = log,
+        .parent_death_signal = death_signal,
+        .name = strrchr(dir, '/') + 1,
+        .root_dir = root,
+        .network = "none", /* the guest has no network device; QEMU none either */
+        .ro_paths = ro,
+        .rw_dirs = rw,
+        .devices = b->tcg ? NULL : kvm,
+    };
+    flame_status st = fl_spawn(proc, &spec);
+    free(root);
+    free(drive);
     free(append);
     free(mem);
     free(smp);
     free(ctl);
     free(inst);
-    return pid;
+    if (st)
+        return fl_error(st, "microvm: QEMU runs in a process sandbox, which cannot be made "
+                        "here: %s", flame_error_last());
+    return FLAME_OK;
 }
 
 /* The service's own end, if the agent told it before the guest went down:
@@ -387,29 +416,30 @@ static void read_exit(vm *v)
 
 static bool vm_reap(vm *v, bool block)
 {
-    if (!v->reaped && waitpid(v->pid, &v->status, block ? 0 : WNOHANG) == v->pid) {
+    if (!v->reaped && fl_process_reap(&v->proc, block)) {
         v->reaped = true;
+        v->status = v->proc.status;
         read_exit(v);
     }
     return v->reaped;
 }
 
+/* Ends QEMU (SIGTERM, grace_ms, SIGKILL) and its sandbox. */
 static void vm_kill(vm *v, int grace_ms)
 {
-    if (!vm_reap(v, false)) {
-        kill(v->pid, SIGTERM);
-        for (int waited = 0; waited < grace_ms && !vm_reap(v, false); waited += 10)
-            msleep(10);
-        if (!vm_reap(v, false)) {
-            kill(v->pid, SIGKILL);
-            vm_reap(v, true);
-        }
+    vm_reap(v, false);
+    fl_process_stop(&v->proc, grace_ms);
+    if (!v->reaped) {
+        v->reaped = true;
+        v->status = v->proc.status;
+        read_exit(v);
     }
 }
 
 static void rm_dir(const char *dir)
 {
     static const char *const names[] = { "ctl.sock", "inst.sock", "console.log" };
+    /* the process sandbox removed its root, dir.root, as QEMU stopped */
     for (size_t i = 0; i < FL_ARRAY_LEN(names); i++) {
         char *p = fl_sprintf("%s/%s", dir, names[i]);
         unlink(p);
@@ -503,14 +533,10 @@ static flame_status vm_boot(vm **out, const boot_cfg *b, const vm_spec *s, const
     char *own_log = log ? NULL : fl_sprintf("%s/console.log", v->dir);
     if (!log)
         log = own_log;
-    v->pid = start_qemu(b, s, v->dir, log, death_signal);
-    flame_status st = FLAME_OK;
-    if (v->pid < 0) {
-        st = fl_error(FLAME_ERR_INTERNAL, "microvm: cannot start %s: %s", b->qemu,
-                      strerror(errno));
-        v->pid = 0;
+    flame_status st = start_qemu(&v->proc, b, s, v->dir, log, death_signal);
+    if (st)
         goto out;
-    }
+    v->pid = v->proc.pid;
     /* QEMU creates the control socket before the guest runs */
     char *path = fl_sprintf("%s/ctl.sock", v->dir);
     struct sockaddr_un a = { .sun_family = AF_UNIX };

@@ -5,8 +5,10 @@
  * private writable work dir and /tmp, no_new_privs, no capabilities, a
  * seccomp filter (EPERM for mount, ptrace, bpf, keys, kexec, modules, new
  * namespaces, ...), Landlock write rules where the kernel has them and a
- * cgroup (cgroup.c: v2, or v1's memory/pids/cpu) limiting memory, cpu and
- * pids, with rlimits in its place where no cgroup (or controller) is there.
+ * cgroup (cgroup.c: v2, or v1's memory/pids/cpu) limiting memory, pids and
+ * (only where the session asks for cores: the cpu controller costs every
+ * wakeup) cpu, with rlimits in its place where no cgroup (or controller) is
+ * there.
  * Pid 1 of its pid namespace is a small init that forwards SIGTERM to the
  * service and exits with it: killing it ends everything inside.
  *
@@ -205,7 +207,7 @@ char *fl_sandbox_process_probe(void)
                       caps.landlock ? (caps.landlock == 1 ? "1" : caps.landlock == 2 ? "2" : "3+")
                                     : "",
                       caps.cgroup == 2   ? "cgroup v2 under "
-                      : caps.cgroup == 1 ? "cgroup v1 (memory, pids, cpu) under "
+                      : caps.cgroup == 1 ? "cgroup v1 (memory, pids; cpu for a cpu request) under "
                                          : "rlimits (no cgroup can be made under ",
                       cgroup_root, caps.cgroup ? "" : ")",
                       (unsigned)config.uid_first,
@@ -262,7 +264,7 @@ typedef struct sbx_bind {
     char src[512];
     bool rw;
     bool link;         /* src is a symbolic link: made again inside */
-    char target[512];  /* its target */
+    char target[512];  /* its target; a device of the spec's: where it goes inside */
     unsigned long flags; /* the source mount's locked flags (nosuid, nodev, noexec) */
 } sbx_bind;
 
@@ -282,7 +284,7 @@ typedef struct fl_box {
     char log_file[512]; /* "": stdout and stderr inherited */
     sbx_bind binds[MAX_BINDS];
     int n_binds;
-    sbx_bind devs[5];
+    sbx_bind devs[7];   /* the standard ones, then the spec's (src: our node of it) */
     int n_devs;
     char rw_dirs[4][512];
     int n_rw;
@@ -591,9 +593,11 @@ static _Noreturn void child_main(const fl_box *b, const fl_spawn_spec *spec, int
     if (make_point(root, "/dev", true) != 0 ||
         mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC, opts) != 0)
         die("mount /dev");
-    for (int i = 0; i < b->n_devs; i++)
-        if (bind_into(root, b->devs[i].src, devfds[i], b->devs[i].flags, true) != 0)
-            die("bind a device");
+    for (int i = 0; i < b->n_devs; i++) {
+        const sbx_bind *x = &b->devs[i];
+        if (bind_into(root, x->target[0] ? x->target : x->src, devfds[i], x->flags, true) != 0)
+            die_at("bind the device", x->target[0] ? x->target : x->src);
+    }
     snprintf(p, sizeof p, "%s/dev/fd", root);
     symlink("/proc/self/fd", p);
     if (syscall(SYS_pivot_root, ".", ".") != 0 ||
@@ -644,6 +648,9 @@ static _Noreturn void child_main(const fl_box *b, const fl_spawn_spec *spec, int
 
 static void box_free(fl_box *b)
 {
+    for (int i = 0; i < b->n_devs; i++)
+        if (b->devs[i].target[0]) /* our node of a spec's device */
+            unlink(b->devs[i].src);
     fl_cgroup_remove(&b->cg);
     if (b->root[0])
         rmdir(b->root);
@@ -789,6 +796,35 @@ static char **arena_vec(fl_box *b, char *const *v, bool *ok)
     return r;
 }
 
+/* A node of the host's device dev (a character device: /dev/kvm) beside
+ * the box's root, owned by its uid, mode 0600: bound at dev inside. The
+ * host's node is often root's alone (0600, or 0660 for a group the user
+ * namespace cannot map). */
+static flame_status own_device(fl_box *b, const char *dev, int k)
+{
+    struct stat st;
+    if (b->n_devs >= (int)FL_ARRAY_LEN(b->devs) || strlen(dev) >= sizeof b->devs[0].target)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "sandbox process: too many devices (%s)",
+                        dev);
+    if (stat(dev, &st) != 0 || !S_ISCHR(st.st_mode))
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION, "sandbox process: %s is not a character "
+                        "device here", dev);
+    sbx_bind *x = &b->devs[b->n_devs];
+    if (snprintf(x->src, sizeof x->src, "%.500s.dev%d", b->root, k) >= (int)sizeof x->src)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT, "sandbox process: %s is too long", b->root);
+    unlink(x->src);
+    if (mknod(x->src, S_IFCHR | 0600, st.st_rdev) != 0 || chown(x->src, b->uid, b->uid) != 0) {
+        flame_status e = fl_error(FLAME_ERR_IO, "sandbox process: cannot make %s's node %s: %s",
+                                  dev, x->src, strerror(errno));
+        unlink(x->src);
+        return e;
+    }
+    snprintf(x->target, sizeof x->target, "%s", dev);
+    x->flags = locked_flags(x->src);
+    b->n_devs++;
+    return FLAME_OK;
+}
+
 /* Fills a made box with spec (paths, limits, the program) and lets it go. */
 static flame_status box_start(fl_box *b, const fl_spawn_spec *spec)
 {
@@ -817,6 +853,11 @@ static flame_status box_start(fl_box *b, const fl_spawn_spec *spec)
         snprintf(x->src, sizeof x->src, "%s", devs[i]);
         x->flags = locked_flags(devs[i]);
     }
+    for (size_t i = 0; spec->devices && spec->devices[i]; i++) {
+        flame_status st = own_device(b, spec->devices[i], (int)i);
+        if (st)
+            return st;
+    }
     snprintf(b->log_file, sizeof b->log_file, "%s", spec->log_file ? spec->log_file : "");
     bool ok = true;
     b->spec = (fl_spawn_spec){
@@ -831,7 +872,7 @@ static flame_status box_start(fl_box *b, const fl_spawn_spec *spec)
         return fl_error(FLAME_ERR_INVALID_ARGUMENT, "sandbox process: the arguments and "
                         "environment of %s are larger than %u bytes", spec->path, BOX_ARENA);
     unsigned pids = spec->max_pids ? spec->max_pids : FL_SANDBOX_PIDS;
-    fl_cgroup_limit(&b->cg, spec->cpus, spec->memory, pids);
+    fl_cgroup_limit(&b->cg, spec->cpus, spec->memory, pids, b->pid);
     b->cg_memory = b->cg.memory_limited;
     if (spec->new_group)
         setpgid(b->pid, b->pid);

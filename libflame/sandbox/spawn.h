@@ -47,6 +47,11 @@ typedef struct fl_spawn_spec {
     uint64_t cpus;               /* cores; 0: no limit */
     uint64_t memory;             /* bytes; 0: no limit */
     unsigned max_pids;           /* 0: FL_SANDBOX_PIDS */
+    /* NULL-terminated (at most 2) device nodes shown read-write inside at
+     * the same path beside the standard ones, e.g. /dev/kvm: each a node of
+     * its own (same device), owned by the sandbox's uid, so its uid opens it
+     * whatever the host node's mode. */
+    const char *const *devices;
 } fl_spawn_spec;
 
 typedef struct fl_spawner fl_spawner;

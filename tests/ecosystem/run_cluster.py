@@ -31,7 +31,8 @@ def wait_for(cond, timeout=60, what="the condition"):
 
 
 class Cluster:
-    def __init__(self, sandbox="process", cache_endpoint=None, extra_yaml="", em_args=()):
+    def __init__(self, sandbox="process", cache_endpoint=None, extra_yaml="",
+                 resreq="cpu=1,mem=64m", em_args=()):
         self.dir = tempfile.mkdtemp(prefix="flame-eco-run-", dir=WORK_PARENT)
         os.chmod(self.dir, 0o755)
         self.home = os.path.join(self.dir, "home")
@@ -41,6 +42,7 @@ class Cluster:
         self.sandbox = sandbox
         self.cache_endpoint = cache_endpoint  # the cluster yaml's cache.endpoint
         self.extra_yaml = extra_yaml  # more top-level sections of the cluster yaml
+        self.resreq = resreq  # the sessions' default
         self.em_args = list(em_args)
         self.sm = self.em = None
 
@@ -51,7 +53,7 @@ class Cluster:
     def start(self):
         cfg = os.path.join(self.dir, "cluster.yaml")
         with open(cfg, "w") as f:
-            f.write("cluster:\n  resreq: cpu=1,mem=64m\n  schedule_interval: 100\n")
+            f.write(f"cluster:\n  resreq: {self.resreq}\n  schedule_interval: 100\n")
             if self.cache_endpoint:
                 f.write(f"cache:\n  endpoint: {self.cache_endpoint}\n")
             f.write(self.extra_yaml)

@@ -30,23 +30,35 @@
 static const char *build_dir;
 static char work[] = "/tmp/flame-test-mvm-XXXXXX";
 
-/* QEMU processes that are our children. */
+/* A process's parent and name; 0 if it is gone. */
+static pid_t parent_of(pid_t pid, char *comm, size_t size)
+{
+    char path[64], name[64] = "";
+    int ppid = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f && fscanf(f, "%*d (%63[^)]) %*c %d", name, &ppid) != 2)
+        ppid = 0;
+    if (f)
+        fclose(f);
+    if (comm)
+        snprintf(comm, size, "%s", name);
+    return ppid;
+}
+
+/* QEMU processes of ours: each the child of its process sandbox's init,
+ * our child. */
 static size_t qemu_children(pid_t *out, size_t max)
 {
     size_t n = 0;
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        char path[300], comm[64] = "";
-        int ppid = 0;
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        if (fscanf(f, "%*d (%63[^)]) %*c %d", comm, &ppid) == 2 && ppid == getpid() &&
-            strncmp(comm, "qemu-system", 11) == 0 && n < max)
-            out[n++] = atoi(e->d_name);
-        fclose(f);
+        char comm[64] = "";
+        pid_t pid = atoi(e->d_name), ppid = pid > 0 ? parent_of(pid, comm, sizeof comm) : 0;
+        if (ppid > 0 && strncmp(comm, "qemu-system", 11) == 0 &&
+            parent_of(ppid, NULL, 0) == getpid() && n < max)
+            out[n++] = pid;
     }
     if (d)
         closedir(d);
@@ -200,6 +212,23 @@ START_TEST(tasks_in_vms)
     pid_t pids[8];
     pid_t vm1 = vm_of("e-one");
     ck_assert_int_gt(vm1, 0);
+    /* QEMU itself is confined: a uid of the sandbox range, no capabilities,
+     * no_new_privs, seccomp (ours and its own), its own pid namespace */
+    char status[64];
+    snprintf(status, sizeof status, "/proc/%d/status", (int)vm1);
+    const char *qs = read_file(status);
+    unsigned uid = 0;
+    const char *u = strstr(qs, "\nUid:\t");
+    ck_assert_ptr_nonnull(u);
+    ck_assert_int_eq(sscanf(u, "\nUid:\t%u", &uid), 1);
+    ck_assert_uint_ge(uid, 100000);
+    ck_assert_msg(strstr(qs, "CapEff:\t0000000000000000\n"), "%s", qs);
+    ck_assert_msg(strstr(qs, "NoNewPrivs:\t1\n"), "%s", qs);
+    ck_assert_msg(strstr(qs, "Seccomp:\t2\n"), "%s", qs);
+    const char *ns = strstr(qs, "\nNSpid:\t");
+    ck_assert_msg(ns && strchr(ns + 8, '\t') && strchr(ns + 8, '\t') < strchr(ns + 8, '\n'),
+                  "QEMU is not in a pid namespace of its own: %s", qs);
+    printf("microvm: QEMU runs as uid %u, no capabilities, seccomp, own pid namespace\n", uid);
     ck_assert_int_eq(run_task(one, "t1", "{}", &out, &msg), FLAME_OK);
     char host[256] = "";
     gethostname(host, sizeof host - 1);

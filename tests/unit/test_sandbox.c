@@ -49,6 +49,9 @@ static char *read_file(const char *path)
     return buf;
 }
 
+/* The cores the next run() asks for (0: none); reset by it. */
+static uint64_t run_cpus;
+
 /* Runs `sh -c script` in the process sandbox, its work dir the cwd, and
  * waits for it; returns its wait status. */
 static int run(const char *script, uint64_t memory, const char *network)
@@ -59,8 +62,9 @@ static int run(const char *script, uint64_t memory, const char *network)
     fl_spawn_spec spec = {
         .sandbox = "process", .path = "/bin/sh", .argv = argv, .envp = envp, .cwd = work,
         .name = strrchr(dir, '/') + 1, .root_dir = root, .rw_dirs = rw, .memory = memory,
-        .network = network,
+        .network = network, .cpus = run_cpus,
     };
+    run_cpus = 0;
     fl_process p = { 0 };
     ck_assert_msg(fl_spawn(&p, &spec) == FLAME_OK, "%s", flame_error_last());
     fl_process_reap(&p, true);
@@ -125,6 +129,77 @@ START_TEST(the_memory_limit_stops_an_over_allocator)
     int st = run("exec /usr/bin/python3 -c 'b = bytearray(400 << 20); b[-1] = 1; print(\"ok\")' "
                  "> out 2>&1", 64 << 20, NULL);
     ck_assert_msg(!(WIFEXITED(st) && WEXITSTATUS(st) == 0), "it allocated: %s", read_file(out));
+}
+END_TEST
+
+/* The v1 cgroup line of the cpu controller ("N:cpu,cpuacct:/path"); "". */
+static const char *v1_cpu_line(const char *cgroups)
+{
+    static char line[256];
+    line[0] = 0;
+    for (const char *l = cgroups; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        const char *c = strchr(l, ':');
+        const char *e = c ? strchr(c + 1, ':') : NULL;
+        if (!e)
+            continue;
+        char ctl[64];
+        snprintf(ctl, sizeof ctl, ",%.*s,", (int)(e - c - 1), c + 1);
+        if (strstr(ctl, ",cpu,")) {
+            snprintf(line, sizeof line, "%.*s", (int)strcspn(l, "\n"), l);
+            break;
+        }
+    }
+    return line;
+}
+
+START_TEST(only_a_cpu_request_puts_it_under_the_cpu_controller)
+{
+    char *report = fl_sandbox_process_probe();
+    bool v1 = strstr(report, "cgroup v1") != NULL;
+    free(report);
+    if (!v1) {
+        printf("no cgroup v1 hierarchy: the cpu cgroup test ran only its v2 part (above)\n");
+        return;
+    }
+    /* none asked: scheduled as the manager is (no cgroup of ours) */
+    ck_assert(WIFEXITED(run("cat /proc/self/cgroup > out", 0, NULL)));
+    const char *l = v1_cpu_line(read_file(out));
+    ck_assert_msg(l[0] && !strstr(l, "/flame/"), "cpu: %s", l);
+    /* one core asked: a cpu cgroup of its own (its quota: fl_cgroup_limit);
+     * out is the first uid's, the second could not truncate it */
+    ck_assert_int_eq(unlink(out), 0);
+    run_cpus = 1;
+    ck_assert(WIFEXITED(run("cat /proc/self/cgroup > out", 0, NULL)));
+    l = v1_cpu_line(read_file(out));
+    ck_assert_msg(strstr(l, "/flame/"), "cpu: %s", l);
+}
+END_TEST
+
+/* A device of the spec's (QEMU's /dev/kvm): opened by the sandbox's uid
+ * whatever the host node's mode; its node is gone with the sandbox. */
+START_TEST(a_device_of_the_spec_opens_inside)
+{
+    struct stat sb;
+    if (stat("/dev/kvm", &sb) != 0) {
+        printf("no /dev/kvm here: the device test did not run\n");
+        return;
+    }
+    char *argv[] = { "sh", "-c", "exec 3<>/dev/kvm && echo opened > out; ls /dev >> out", NULL };
+    char *envp[] = { "PATH=/usr/bin:/bin", NULL };
+    const char *rw[] = { work, NULL }, *devs[] = { "/dev/kvm", NULL };
+    fl_spawn_spec spec = {
+        .sandbox = "process", .path = "/bin/sh", .argv = argv, .envp = envp, .cwd = work,
+        .name = strrchr(dir, '/') + 1, .root_dir = root, .rw_dirs = rw, .devices = devs,
+    };
+    fl_process p = { 0 };
+    ck_assert_msg(fl_spawn(&p, &spec) == FLAME_OK, "%s", flame_error_last());
+    fl_process_reap(&p, true);
+    fl_process_stop(&p, 0);
+    const char *o = read_file(out);
+    ck_assert_msg(strstr(o, "opened\n") && strstr(o, "\nkvm\n"), "%s", o);
+    char node[600];
+    snprintf(node, sizeof node, "%s.dev0", root);
+    ck_assert_msg(stat(node, &sb) != 0, "%s is left", node);
 }
 END_TEST
 
@@ -334,14 +409,17 @@ START_TEST(the_v2_code_runs_against_a_cgroup2_hierarchy)
         in = in || (strncmp(line, "0::", 3) == 0 && strstr(line, self));
     fclose(f);
     ck_assert_msg(in, "not in its cgroup");
-    fl_cgroup_limit(&cg, 1, 64 << 20, 32);
+    /* a cpu limit moves it under flame-cpu/ where the hierarchy has cpu */
+    fl_cgroup_limit(&cg, 1, 64 << 20, 32, pid);
+    const char *at = cg.dirs[1] ? cg.dirs[1] : cg.dirs[0];
+    ck_assert(!cg.dirs[1] || strstr(cg.dirs[1], "/flame-cpu/"));
     /* a limit is applied exactly where its controller is enabled */
     static const char *const ctl[] = { "memory", "pids", "cpu" };
     static const char *const file[] = { "memory.max", "pids.max", "cpu.max" };
     static const char *const want[] = { "67108864\n", "32\n", "100000 100000\n" };
     bool limited[] = { cg.memory_limited, cg.pids_limited, cg.cpu_limited };
     char ctls[512] = "";
-    snprintf(p, sizeof p, "%s/cgroup.controllers", cg.dirs[0]);
+    snprintf(p, sizeof p, "%s/cgroup.controllers", at);
     f = fopen(p, "r");
     ck_assert_ptr_nonnull(f);
     if (!fgets(ctls, sizeof ctls, f))
@@ -353,7 +431,7 @@ START_TEST(the_v2_code_runs_against_a_cgroup2_hierarchy)
                       enabled);
         if (enabled) {
             char fp[600];
-            snprintf(fp, sizeof fp, "%s/%s", cg.dirs[0], file[i]);
+            snprintf(fp, sizeof fp, "%s/%s", at, file[i]);
             ck_assert_str_eq(read_file(fp), want[i]);
         }
         printf("cgroup v2 %s: %s\n", ctl[i], enabled ? "limited" : "not enabled (rlimit instead)");
@@ -444,6 +522,8 @@ int main(void)
     tcase_add_test(tc, two_executors_have_two_uids);
     tcase_add_test(tc, the_memory_limit_stops_an_over_allocator);
     tcase_add_test(tc, network_host_shares_the_hosts_interfaces);
+    tcase_add_test(tc, only_a_cpu_request_puts_it_under_the_cpu_controller);
+    tcase_add_test(tc, a_device_of_the_spec_opens_inside);
     suite_add_tcase(s, tc);
     TCase *pool = tcase_create("pool");
     tcase_add_checked_fixture(pool, setup, teardown);
