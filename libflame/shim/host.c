@@ -19,6 +19,7 @@
 
 #include "rpc/rpc.h"
 #include "env.h"
+#include "relay.h"
 #include "install/install.h"
 #include "sandbox/spawn.h"
 #include "shim.h"
@@ -86,6 +87,7 @@ typedef struct host_shim {
     int task_timeout_ms;
     bool no_batch;       /* the service answered OnTaskInvokeBatch with UNIMPLEMENTED */
     bool kept;           /* left a session with its service kept (leave_keep) */
+    fl_relay *relay;     /* the object cache inside its sandbox (network none) */
 } host_shim;
 
 static atomic_uint sock_seq;
@@ -132,6 +134,8 @@ static void cleanup(host_shim *h)
     rpc_channel_free(h->ch);
     h->ch = NULL;
     stop_process(h);
+    fl_relay_stop(h->relay);
+    h->relay = NULL;
     if (h->sock) {
         unlink(h->sock);
         free(h->sock);
@@ -339,6 +343,13 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
         free(cmd);
         return st;
     }
+    /* a process sandbox with network none reaches the object cache only
+     * through a relay (relay.h); without one the service just cannot */
+    bool net_none = !ctx->network || !ctx->network[0] || strcmp(ctx->network, "none") == 0;
+    if (boxed && net_none && strcmp(ctx->sandbox, "process") == 0 && ctx->cache_endpoint &&
+        ctx->cache_endpoint[0] && fl_relay_start(&h->relay, h->proc.pid, ctx->cache_endpoint))
+        fl_log(FL_LOG_WARN, "shim", "executor %s: no object cache inside its sandbox: %s",
+               ctx->executor_id, flame_error_last());
     /* wait (bounded) for it to listen */
     int waited = 0;
     while (!can_connect(sock)) {
