@@ -239,6 +239,45 @@ def test_generation_07_calls_grpcio(daemon07, pb):
     ch.close()
 
 
+def test_07_fields_stored_and_returned(daemon07, pb):
+    """SessionSpec.tokens and batch_size and TaskSpec.affinity come back from
+    every read, and from sqlite after a session manager restart."""
+    import grpc
+    T, F = pb.types, pb.fe
+
+    def fe_call():
+        ch = interop.channel(daemon07.port)
+        return ch, pb.grpc.FrontendStub(ch)
+
+    ch, fe = fe_call()
+    spec = T.SessionSpec(application="flmping", batch_size=3,
+                         tokens={"svc": "secret", "db": "pw=1;x"})
+    s = fe.CreateSession(F.CreateSessionRequest(session_id="tok7", session=spec))
+    assert dict(s.spec.tokens) == {"svc": "secret", "db": "pw=1;x"} and s.spec.batch_size == 3
+    aff = [b"gpu-cache:abc", b"", b"\x00\xffbinary"]
+    t = fe.CreateTask(F.CreateTaskRequest(task=T.TaskSpec(session_id="tok7", input=b"x",
+                                                           affinity=aff)))
+    assert list(t.spec.affinity) == aff
+    plain = fe.CreateTask(F.CreateTaskRequest(task=T.TaskSpec(session_id="tok7")))
+    assert list(plain.spec.affinity) == []
+    with pytest.raises(grpc.RpcError) as e:  # bounded
+        fe.CreateTask(F.CreateTaskRequest(task=T.TaskSpec(session_id="tok7",
+                                                          affinity=[b"k"] * 65)))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    ch.close()
+    daemon07.stop()
+    daemon07.start()
+    ch, fe = fe_call()
+    s = fe.GetSession(F.GetSessionRequest(session_id="tok7"))
+    assert dict(s.spec.tokens) == {"svc": "secret", "db": "pw=1;x"} and s.spec.batch_size == 3
+    got = fe.GetTask(F.GetTaskRequest(session_id="tok7", task_id=t.metadata.id))
+    assert list(got.spec.affinity) == aff and got.spec.input == b"x"
+    listed = {x.metadata.id: list(x.spec.affinity)
+              for x in fe.ListTasks(F.ListTasksRequest(session_id="tok7"))}
+    assert listed == {t.metadata.id: aff, plain.metadata.id: []}
+    ch.close()
+
+
 @pytest.fixture
 def daemon07():
     d = interop.Daemon(tempfile.mkdtemp(prefix="flame-eco07-"))
