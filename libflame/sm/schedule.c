@@ -39,8 +39,8 @@ static int64_t delay_release_ms(const fl_app *a)
     return a && a->spec->has_delay_release ? a->spec->delay_release * 1000 : 60000;
 }
 
-/* No executor manager here runs Wasm or CRI: such sessions wait (stay
- * Pending). */
+/* No executor manager here runs Wasm or CRI: such sessions get no
+ * executor, and check_unfit tells them why (event 1003 naming the shim). */
 static bool wasm_app(sm_t *sm, const char *name)
 {
     fl_app *a = sm_app_get(sm, name);
@@ -61,7 +61,8 @@ static bool told_unfit(const fl_session *s)
 #define NO_NODE_GRACE_MS 30000
 
 /* A session with work and no executor that no registered node could ever
- * hold (its resreq is larger than every node's allocatable), or that has
+ * hold (its application's shim is one no executor manager runs, or its
+ * resreq is larger than every node's allocatable), or that has
  * waited NO_NODE_GRACE_MS with no node registered at all, waits for ever:
  * it gets event 1003 saying so, once, and clients stop waiting on it
  * (client/). */
@@ -72,7 +73,13 @@ static void check_unfit(sm_t *sm, sm_session *ss, int64_t now)
         told_unfit(s))
         return;
     char *msg;
-    if (!sm->nodes.len) {
+    if (wasm_app(sm, s->app)) {
+        fl_app *a = sm_app_get(sm, s->app);
+        msg = fl_sprintf("No node can run session %s: its application %s uses the %s shim, "
+                         "which no executor manager of this cluster runs (they run Host, "
+                         "Stdio and Rest services)",
+                         s->id, s->app, flame_shim_str((flame_shim)a->spec->shim));
+    } else if (!sm->nodes.len) {
         if (now - s->ctime < NO_NODE_GRACE_MS || now - sm->nodes_seen_ms < NO_NODE_GRACE_MS)
             return;
         msg = fl_sprintf("No node can run session %s: no executor manager has registered a "
