@@ -1,4 +1,5 @@
-/* The object cache for a service in a sandbox with network none: a relay
+/* The object cache for a service in a process sandbox whose application
+ * names no network (the default; an explicit "none" gets no relay): a relay
  * (relay.c) listens on the cache's endpoint (host and port of the cluster
  * yaml's cache.endpoint) inside the sandbox's network namespace and passes
  * each connection on to the cache from the executor manager's. The service

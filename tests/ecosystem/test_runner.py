@@ -68,7 +68,11 @@ def project(object_cache_module, tmp_path_factory):
         "command": flmrun.command, "arguments": flmrun.arguments,
         "installer": flmrun.installer, "max_instances": flmrun.max_instances,
         "delay_release": flmrun.delay_release,
-        "environments": {"PYTHONPATH": SITE}})
+        # uv run picks the venv's interpreter: the system python would also
+        # see Debian's dist-packages (a python3-numpy or -pandas there breaks
+        # pyarrow and flamepy's imports)
+        "environments": {"PYTHONPATH": SITE,
+                         "VIRTUAL_ENV": os.path.dirname(os.path.dirname(sys.executable))}})
     home = os.environ["HOME"]
     os.makedirs(os.path.join(home, ".flame"), exist_ok=True)
     with open(os.path.join(home, ".flame", "flame.yaml"), "w") as f:
