@@ -203,12 +203,14 @@ static flame_status parse_doc(fl_yaml *y, flame_application *a)
             s->shim = FLAME_SHIM_HOST;
         else if (sh && strcasecmp(sh, "wasm") == 0)
             s->shim = FLAME_SHIM_WASM;
+        else if (sh && strcasecmp(sh, "cri") == 0)
+            s->shim = FLAME_SHIM_CRI;
         else if (sh && strcasecmp(sh, "stdio") == 0)
             s->shim = FLAME_SHIM_STDIO;
         else if (sh && strcasecmp(sh, "rest") == 0)
             s->shim = FLAME_SHIM_REST;
         else
-            return bad(y, v, "spec.shim", "expected Host, Wasm, Stdio or Rest");
+            return bad(y, v, "spec.shim", "expected Host, Wasm, Cri, Stdio or Rest");
     }
     if ((st = str_field(y, spec, "description", &s->description)) ||
         (st = str_field(y, spec, "image", &s->image)) ||

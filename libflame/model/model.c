@@ -442,6 +442,33 @@ void fl_task_free(fl_task *t)
     if (!t->input_inline)
         free(t->input);
     free(t->output);
+    free(t->affinity);
     fl_events_free(&t->events);
     free(t);
+}
+
+bool fl_affinity_next(const uint8_t *p, size_t len, size_t *off, const uint8_t **key,
+                      size_t *klen)
+{
+    if (!p || *off >= len || len - *off < 4)
+        return false;
+    const uint8_t *h = p + *off;
+    uint32_t n = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+    if (n > len - *off - 4)
+        return false;
+    *key = h + 4;
+    *klen = n;
+    *off += 4 + (size_t)n;
+    return true;
+}
+
+bool fl_affinity_valid(const uint8_t *p, size_t len)
+{
+    if (len > FL_MAX_AFFINITY_BYTES)
+        return false;
+    size_t off = 0, n = 0, klen;
+    const uint8_t *key;
+    while (fl_affinity_next(p, len, &off, &key, &klen))
+        n++;
+    return off == len && n <= FL_MAX_AFFINITY;
 }

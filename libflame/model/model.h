@@ -134,7 +134,15 @@ typedef struct fl_task {
     int64_t ctime, etime;
     fl_events events;
     struct fl_watch *watchers; /* owned by the session manager */
+    /* Flame 0.7's TaskSpec.affinity (keys an executor's advertised
+     * attributes may hold), packed: each key as a 4-byte little-endian
+     * length and its bytes; NULL when none. Stored and returned. */
+    uint8_t *affinity;
+    uint32_t affinity_len;
 } fl_task;
+
+#define FL_MAX_AFFINITY 64             /* keys of one task */
+#define FL_MAX_AFFINITY_BYTES (64 << 10) /* their packed size */
 
 typedef struct fl_session {
     char *id;
@@ -144,8 +152,7 @@ typedef struct fl_session {
     uint8_t *common_data;
     size_t common_data_len;
     uint32_t min_instances, max_instances, priority, batch_size;
-    char **tokens;       /* Flame 0.7: 2 * n_tokens strings, key and value in turn
-                          * (in memory only: not stored) */
+    char **tokens;       /* Flame 0.7: 2 * n_tokens strings, key and value in turn */
     uint32_t n_tokens;
     flame_resreq resreq; /* the cluster default when the client gave none */
     int state;           /* flame_session_state */
@@ -204,6 +211,12 @@ bool fl_task_transition_ok(int from, int to);
 /* Moves t to state `to` (counters, completion time, an event). */
 flame_status fl_task_set_state(fl_session *s, fl_task *t, int to, const char *message, int64_t now);
 void fl_task_free(fl_task *t);
+/* Whether p[0..len) is a well-formed packed affinity (fl_task.affinity)
+ * within FL_MAX_AFFINITY keys; NULL/0 is (no keys). */
+bool fl_affinity_valid(const uint8_t *p, size_t len);
+/* The next key of a packed affinity at *off (moved past it); false at the end. */
+bool fl_affinity_next(const uint8_t *p, size_t len, size_t *off, const uint8_t **key,
+                      size_t *klen);
 bool fl_task_terminal(int state);
 
 #endif

@@ -95,6 +95,25 @@ void fl_service_env_build(fl_service_env *out, const fl_shim_session *ctx, const
             set(&l, v->name, v->value);
         }
     }
+    /* a process-sandboxed service's tool caches are in its own directory:
+     * the node's ($FLAME_HOME/data/cache, the manager's own) are read-only
+     * inside, and `uv run` (flmrun's command) writes its cache even when it
+     * has nothing to install. The application's own setting wins. (Not for
+     * a microVM: its pool matches services by environment, and a path of
+     * the executor's would make every one differ.) */
+    static const char *const caches[][2] = { { "UV_CACHE_DIR", "uv" },
+                                             { "PIP_CACHE_DIR", "pip" } };
+    bool process_box = home && ctx->sandbox && strcmp(ctx->sandbox, "process") == 0;
+    for (size_t i = 0; process_box && i < FL_ARRAY_LEN(caches); i++) {
+        bool own = false;
+        for (size_t j = 0; j < spec->n_environments; j++)
+            own = own || strcmp(spec->environments[j]->name, caches[i][0]) == 0;
+        if (!own) {
+            char *dir = fl_sprintf("%s/.cache/%s", home, caches[i][1]);
+            set(&l, caches[i][0], dir);
+            free(dir);
+        }
+    }
     if (tmp_dir) {
         fl_mkdir_p(tmp_dir);
         set(&l, "TMPDIR", tmp_dir);

@@ -19,6 +19,7 @@
 
 #include "rpc/rpc.h"
 #include "env.h"
+#include "relay.h"
 #include "install/install.h"
 #include "sandbox/spawn.h"
 #include "shim.h"
@@ -86,6 +87,7 @@ typedef struct host_shim {
     int task_timeout_ms;
     bool no_batch;       /* the service answered OnTaskInvokeBatch with UNIMPLEMENTED */
     bool kept;           /* left a session with its service kept (leave_keep) */
+    fl_relay *relay;     /* the object cache inside its sandbox (network none) */
 } host_shim;
 
 static atomic_uint sock_seq;
@@ -132,6 +134,8 @@ static void cleanup(host_shim *h)
     rpc_channel_free(h->ch);
     h->ch = NULL;
     stop_process(h);
+    fl_relay_stop(h->relay);
+    h->relay = NULL;
     if (h->sock) {
         unlink(h->sock);
         free(h->sock);
@@ -195,6 +199,38 @@ static void add_path_of(fl_strv *s, const char *p)
         free(d);
 }
 
+/* A Python venv at dir (if it is one) and the installation its
+ * interpreter links to (pyvenv.cfg's home, e.g. a pyenv version), unless
+ * that is the system's own (/usr but /usr/local, shown anyway). */
+static void add_venv(fl_strv *ro, const char *dir)
+{
+    char *cfg = fl_sprintf("%s/pyvenv.cfg", dir);
+    FILE *f = dir[0] == '/' ? fopen(cfg, "r") : NULL;
+    free(cfg);
+    if (!f)
+        return;
+    add_path_of(ro, dir);
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "home", 4) != 0)
+            continue;
+        char *v = strchr(line, '=');
+        if (!v)
+            break;
+        v += 1 + strspn(v + 1, " \t");
+        v[strcspn(v, "\r\n")] = 0;
+        char *slash = strrchr(v, '/'); /* home is the bin dir: its parent */
+        if (slash && slash != v)
+            *slash = 0;
+        bool system = strcmp(v, "/usr") == 0 ||
+                      (strncmp(v, "/usr/", 5) == 0 && strncmp(v, "/usr/local", 10) != 0);
+        if (v[0] == '/' && !system && strcmp(v, "/") != 0)
+            add_path_of(ro, v);
+        break;
+    }
+    fclose(f);
+}
+
 /* What a sandboxed service sees read-only beside the system's library
  * directories: the application's own directory (its program's, its
  * working_directory, the paths its arguments name), the Flame library and
@@ -219,11 +255,12 @@ static void sandbox_paths(fl_strv *ro, const char *cmd, char *const *argv, char 
     char *venv = fl_sprintf("%s", cmd);
     for (int up = 0; up < 2 && strrchr(venv, '/'); up++)
         *strrchr(venv, '/') = 0;
-    char *cfg = fl_sprintf("%s/pyvenv.cfg", venv);
-    if (venv[0] && access(cfg, R_OK) == 0)
-        add_path_of(ro, venv);
-    free(cfg);
+    add_venv(ro, venv);
     free(venv);
+    /* and so does one the service is told to use (uv run takes it) */
+    for (size_t i = 0; envp[i]; i++)
+        if (strncmp(envp[i], "VIRTUAL_ENV=", 12) == 0)
+            add_venv(ro, envp[i] + 12);
     if (ctx->working_directory && ctx->working_directory[0])
         add_path_of(ro, ctx->working_directory);
     for (size_t i = 1; argv[i]; i++)
@@ -352,6 +389,14 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
         free(cmd);
         return st;
     }
+    /* the default network of a process sandbox (the application names
+     * none): no network but the object cache, through a relay (relay.h);
+     * an explicit "none" (flmexec's untrusted scripts) has not even that */
+    bool net_default = !ctx->network || !ctx->network[0];
+    if (boxed && net_default && strcmp(ctx->sandbox, "process") == 0 && ctx->cache_endpoint &&
+        ctx->cache_endpoint[0] && fl_relay_start(&h->relay, h->proc.pid, ctx->cache_endpoint))
+        fl_log(FL_LOG_WARN, "shim", "executor %s: no object cache inside its sandbox: %s",
+               ctx->executor_id, flame_error_last());
     /* wait (bounded) for it to listen */
     int waited = 0;
     while (!can_connect(sock)) {

@@ -7,6 +7,7 @@
  * started (revoke). Hand-outs happen at the flush, after the batch's
  * commit (sm_dispatch only marks the session), so no executor is ever sent
  * a task its batch failed to store; ExecutorWork batches are queued then. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,10 +160,12 @@ uint32_t sm_dispatch_clear(sm_exec *e)
     return n;
 }
 
-static void set_running(sm_t *sm, sm_session *ss, fl_task *t)
+static void set_running(sm_t *sm, sm_session *ss, fl_task *t, const sm_exec *e)
 {
-    /* the event's message is a static string: no per-task allocation */
-    fl_task_set_state(ss->s, t, FLAME_TASK_RUNNING, NULL, fl_now_ms());
+    /* Flame's event text (its controller's launch_task), with the node */
+    char msg[300];
+    snprintf(msg, sizeof msg, "Running task on host %.256s.", e->ex->node);
+    fl_task_set_state(ss->s, t, FLAME_TASK_RUNNING, msg, fl_now_ms());
     /* Running is not persisted (after a restart a Running task is Pending
      * again anyway): only watchers hear of it */
     sm_watch_task_changed(sm, ss, t);
@@ -176,7 +179,7 @@ void sm_dispatch_started(sm_t *sm, sm_exec *e, uint64_t id)
     unrevoke(e, h); /* too late to give it back */
     h->flags |= SM_HELD_STARTED;
     if (h->t->state == FLAME_TASK_PENDING && e->sess)
-        set_running(sm, e->sess, h->t);
+        set_running(sm, e->sess, h->t, e);
 }
 
 void sm_dispatch_returned(sm_t *sm, sm_exec *e, uint64_t id)
@@ -247,7 +250,7 @@ void sm_dispatch_launch_none(sm_t *sm, sm_exec *e)
 static void launch(sm_t *sm, sm_exec *e, sm_session *ss, fl_task *t)
 {
     run_add(e, t, SM_HELD_STARTED);
-    set_running(sm, ss, t);
+    set_running(sm, ss, t, e);
     size_t n;
     uint8_t *task = fl_wire_pack_task(ss->s, t, &n);
     fl_buf b = { 0 };

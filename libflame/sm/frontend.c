@@ -429,6 +429,20 @@ static void resume_session(rpc_call *call, const ProtobufCMessage *msg, void *ct
 
 /* ---- tasks -------------------------------------------------------------- */
 
+/* Flame 0.7's TaskSpec.affinity within our bounds. */
+static flame_status affinity_check(const Flame__V1__TaskSpec *spec)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < spec->n_affinity; i++)
+        bytes += 4 + spec->affinity[i].len;
+    if (spec->n_affinity > FL_MAX_AFFINITY || bytes > FL_MAX_AFFINITY_BYTES)
+        return fl_error(FLAME_ERR_INVALID_ARGUMENT,
+                        "a task's affinity has at most %d keys of %d bytes in all (%zu keys, "
+                        "%zu bytes given)", FL_MAX_AFFINITY, FL_MAX_AFFINITY_BYTES,
+                        spec->n_affinity, bytes);
+    return FLAME_OK;
+}
+
 static void create_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
 {
     sm_t *sm = ctx;
@@ -442,10 +456,12 @@ static void create_task(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "a task spec is required");
     else if (!ss)
         st = fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", spec->session_id);
+    else if ((st = affinity_check(spec)))
+        ;
     else if (spec->_input_case) /* one task, with its input */
-        st = sm_tasks_add(sm, ss, &spec->input, 1, 0, &id, &n);
+        st = sm_tasks_add(sm, ss, &spec->input, 1, 0, spec, &id, &n);
     else /* one task without input */
-        st = sm_tasks_add(sm, ss, NULL, 0, 1, &id, &n);
+        st = sm_tasks_add(sm, ss, NULL, 0, 1, spec, &id, &n);
     if (st) {
         sm_reply_error(sm, call, st);
     } else {
@@ -463,7 +479,7 @@ static void create_tasks(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     uint64_t first = 0;
     size_t n = 0;
     flame_status st = !ss ? fl_error(FLAME_ERR_NOT_FOUND, "session %s not found", req->session_id)
-                          : sm_tasks_add(sm, ss, req->inputs, req->n_inputs, req->count, &first, &n);
+                          : sm_tasks_add(sm, ss, req->inputs, req->n_inputs, req->count, NULL, &first, &n);
     if (!st && n == 0)
         st = fl_error(FLAME_ERR_INVALID_ARGUMENT, "CreateTasks: no tasks given");
     if (st) {
@@ -526,7 +542,7 @@ static void run_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     uint64_t first = 0;
     size_t n = 0;
     if (!st && w->ss)
-        st = sm_tasks_add(sm, w->ss, req->inputs, req->n_inputs, req->count, &first, &n);
+        st = sm_tasks_add(sm, w->ss, req->inputs, req->n_inputs, req->count, NULL, &first, &n);
     if (st) {
         run_session_unwatch(call);
         sm_reply_error(sm, call, st);

@@ -39,12 +39,33 @@ static int64_t delay_release_ms(const fl_app *a)
     return a && a->spec->has_delay_release ? a->spec->delay_release * 1000 : 60000;
 }
 
-/* No executor manager here runs Wasm or CRI: such sessions wait (stay
- * Pending). */
+/* No executor manager here runs Wasm or CRI: such sessions get no
+ * executor, and check_unfit tells them why (event 1003 naming the shim). */
 static bool wasm_app(sm_t *sm, const char *name)
 {
     fl_app *a = sm_app_get(sm, name);
     return a && (a->spec->shim == FLAME_SHIM_WASM || a->spec->shim == FLAME_SHIM_CRI);
+}
+
+/* How many executors of s's resreq all the nodes together could hold. */
+static uint64_t gang_room(sm_t *sm, const fl_session *s)
+{
+    const flame_resreq *r = &s->resreq;
+    uint64_t n = 0;
+    size_t it = 0;
+    void *v;
+    while (fl_map_next(&sm->nodes, &it, NULL, &v)) {
+        const flame_resreq *a = &((sm_node *)v)->node->allocatable;
+        uint64_t f = UINT64_MAX;
+        if (r->cpu)
+            f = a->cpu / r->cpu;
+        if (r->memory && a->memory / r->memory < f)
+            f = a->memory / r->memory;
+        if (r->gpu > 0 && (uint64_t)(a->gpu > 0 ? a->gpu : 0) / (uint64_t)r->gpu < f)
+            f = (uint64_t)(a->gpu > 0 ? a->gpu : 0) / (uint64_t)r->gpu;
+        n += f == UINT64_MAX ? s->batch_size : f;
+    }
+    return n;
 }
 
 /* Has the session ever been told no node fits it (event 1003)? */
@@ -61,7 +82,8 @@ static bool told_unfit(const fl_session *s)
 #define NO_NODE_GRACE_MS 30000
 
 /* A session with work and no executor that no registered node could ever
- * hold (its resreq is larger than every node's allocatable), or that has
+ * hold (its application's shim is one no executor manager runs, or its
+ * resreq is larger than every node's allocatable), or that has
  * waited NO_NODE_GRACE_MS with no node registered at all, waits for ever:
  * it gets event 1003 saying so, once, and clients stop waiting on it
  * (client/). */
@@ -72,7 +94,23 @@ static void check_unfit(sm_t *sm, sm_session *ss, int64_t now)
         told_unfit(s))
         return;
     char *msg;
-    if (!sm->nodes.len) {
+    if (wasm_app(sm, s->app)) {
+        fl_app *a = sm_app_get(sm, s->app);
+        msg = fl_sprintf("No node can run session %s: its application %s uses the %s shim, "
+                         "which no executor manager of this cluster runs (they run Host, "
+                         "Stdio and Rest services)",
+                         s->id, s->app, flame_shim_str((flame_shim)a->spec->shim));
+    } else if (s->batch_size > 1 && s->has_max && s->max_instances < s->batch_size) {
+        msg = fl_sprintf("No node can run session %s: its batch_size (gang) is %u executors "
+                         "and its max_instances only %u", s->id, s->batch_size,
+                         s->max_instances);
+    } else if (s->batch_size > 1 && sm->nodes.len && gang_room(sm, s) < s->batch_size) {
+        msg = fl_sprintf("No node can run session %s: its batch_size (gang) is %u executors of "
+                         "cpu=%llu, mem=%llu bytes, gpu=%d and all the nodes together hold "
+                         "only %llu", s->id, s->batch_size, (unsigned long long)s->resreq.cpu,
+                         (unsigned long long)s->resreq.memory, (int)s->resreq.gpu,
+                         (unsigned long long)gang_room(sm, s));
+    } else if (!sm->nodes.len) {
         if (now - s->ctime < NO_NODE_GRACE_MS || now - sm->nodes_seen_ms < NO_NODE_GRACE_MS)
             return;
         msg = fl_sprintf("No node can run session %s: no executor manager has registered a "
@@ -102,6 +140,67 @@ static void check_unfit(sm_t *sm, sm_session *ss, int64_t now)
     fl_log(FL_LOG_WARN, "sm", "%s", msg);
     free(msg);
     fl_store_put_session(sm->store, s);
+}
+
+/* ---- gangs (Flame 0.7's SessionSpec.batch_size) ---------------------------
+ * A session with batch_size k > 1 is bound only k executors at a time: the
+ * scheduler is asked for a multiple of k (its work, min and max rounded),
+ * and its BIND decisions of a cycle are applied only as far as they make
+ * the executors it holds a multiple of k; the rest stay idle (free for any
+ * session, asked for again next cycle), so a gang never holds part of
+ * itself and two gangs cannot hold each other's half. */
+static uint32_t round_up(uint64_t n, uint32_t k)
+{
+    uint64_t r = (n + k - 1) / k * k;
+    return r > UINT32_MAX ? UINT32_MAX / k * k : (uint32_t)r;
+}
+
+static void gang_wants(flame_sched_session *x, uint32_t k)
+{
+    if (k <= 1)
+        return;
+    uint64_t work = (uint64_t)x->pending + x->running;
+    if (work)
+        x->pending = round_up(work, k) - x->running;
+    x->min_instances = round_up(x->min_instances, k);
+    if (x->has_max_instances)
+        x->max_instances = x->max_instances / k * k;
+    if (x->has_max_instances && !x->max_instances)
+        x->schedulable = 0; /* check_unfit says why */
+}
+
+/* How many of this cycle's BIND decisions each gang session may take:
+ * allowed[hint - 1]; UINT32_MAX for a session that is no gang. */
+static uint32_t *gang_allowed(sm_t *sm, const flame_decision *d, size_t nd, size_t ns)
+{
+    uint32_t *held = fl_calloc(ns + 1, sizeof *held), *binds = fl_calloc(ns + 1, sizeof *binds);
+    size_t it = 0;
+    void *v;
+    while (fl_map_next(&sm->execs, &it, NULL, &v)) {
+        sm_exec *e = v;
+        if (e->sess && e->sess->sched_hint && e->sess->sched_hint <= ns &&
+            (e->ex->state == FLAME_EXECUTOR_BINDING || e->ex->state == FLAME_EXECUTOR_BOUND))
+            held[e->sess->sched_hint - 1]++;
+    }
+    for (size_t i = 0; i < nd; i++) {
+        sm_session *ss = d[i].kind == FLAME_DECISION_BIND ? sm_session_get(sm, d[i].session_id)
+                                                          : NULL;
+        if (ss && ss->sched_hint && ss->sched_hint <= ns)
+            binds[ss->sched_hint - 1]++;
+    }
+    for (sm_session *ss = sm->first; ss; ss = ss->next) {
+        if (!ss->sched_hint || ss->sched_hint > ns)
+            continue;
+        uint32_t i = ss->sched_hint - 1, k = ss->s->batch_size;
+        if (k <= 1) {
+            binds[i] = UINT32_MAX;
+            continue;
+        }
+        uint64_t total = (uint64_t)held[i] + binds[i], whole = total / k * k;
+        binds[i] = whole > held[i] ? (uint32_t)(whole - held[i]) : 0;
+    }
+    free(held);
+    return binds;
 }
 
 void sm_sched_run(sm_t *sm)
@@ -144,10 +243,11 @@ void sm_sched_run(sm_t *sm)
         if (s->state != FLAME_SESSION_OPEN && !s->counts[FLAME_TASK_RUNNING] && !ss->held)
             continue;
         ss->sched_hint = (uint32_t)k + 1;
-        sess[k++] = (flame_sched_session){
+        sess[k] = (flame_sched_session){
             s->id, s->app, s->priority, s->resreq, s->min_instances, s->has_max, s->max_instances,
             (uint32_t)s->counts[FLAME_TASK_PENDING], (uint32_t)s->counts[FLAME_TASK_RUNNING],
             s->state == FLAME_SESSION_OPEN, !s->unschedulable && !wasm_app(sm, s->app) };
+        gang_wants(&sess[k++], s->batch_size);
     }
     ns = k;
     it = k = 0;
@@ -180,10 +280,21 @@ void sm_sched_run(sm_t *sm)
     const flame_decision *d;
     size_t nd;
     if (flame_scheduler_cycle(sm->sched, &snap, fl_now_ms(), &d, &nd) == FLAME_OK) {
+        uint32_t *allowed = gang_allowed(sm, d, nd, ns);
         /* decisions point into the snapshot: copy the strings first, since
          * applying one may free an executor */
         for (size_t i = 0; i < nd; i++) {
             flame_decision x = d[i];
+            if (x.kind == FLAME_DECISION_BIND) {
+                sm_session *ss = sm_session_get(sm, x.session_id);
+                uint32_t *left = ss && ss->sched_hint && ss->sched_hint <= ns
+                                     ? &allowed[ss->sched_hint - 1] : NULL;
+                if (left && *left != UINT32_MAX) {
+                    if (!*left)
+                        continue; /* the rest of its gang is not there yet */
+                    (*left)--;
+                }
+            }
             char *node = fl_strdup(x.node), *exid = fl_strdup(x.executor_id),
                  *sid = fl_strdup(x.session_id);
             x.node = node;
@@ -194,6 +305,7 @@ void sm_sched_run(sm_t *sm)
             free(exid);
             free(sid);
         }
+        free(allowed);
     }
     free(nodes);
     free(apps);

@@ -328,9 +328,11 @@ void sm_sessions_free(sm_t *sm);
 
 /* ---- task.c: tasks, and the typed notifications of their changes --------- */
 /* Creates the tasks of a CreateTask(s) or RunSession request: n_inputs
- * tasks with inputs, or count without. */
+ * tasks with inputs, or count without; spec (NULL: none): a CreateTask's
+ * Flame 0.7 fields (affinity, bounded by the caller) for every one. */
 flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *inputs,
-                          size_t n_inputs, uint32_t count, uint64_t *first, size_t *n);
+                          size_t n_inputs, uint32_t count, const Flame__V1__TaskSpec *spec,
+                          uint64_t *first, size_t *n);
 /* A task read back from storage: a Running one runs again. */
 void sm_task_restored(sm_t *sm, sm_session *ss, fl_task *t);
 /* A task the service ran: Succeed (rc 0) or Failed, with its output. */

@@ -58,7 +58,8 @@ void sm_task_restored(sm_t *sm, sm_session *ss, fl_task *t)
 }
 
 flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *inputs,
-                          size_t n_inputs, uint32_t count, uint64_t *first, size_t *n)
+                          size_t n_inputs, uint32_t count, const Flame__V1__TaskSpec *spec,
+                          uint64_t *first, size_t *n)
 {
     *n = n_inputs ? n_inputs : count;
     if (ss->s->state == FLAME_SESSION_CLOSED) /* a suspended one queues them */
@@ -75,6 +76,11 @@ flame_status sm_tasks_add(sm_t *sm, sm_session *ss, const ProtobufCBinaryData *i
     for (size_t i = 0; i < *n; i++) {
         fl_task *t = n_inputs ? fl_session_add_task(ss->s, inputs[i].data, inputs[i].len, true, now)
                               : fl_session_add_task(ss->s, NULL, 0, false, now);
+        if (spec && spec->n_affinity) {
+            size_t alen;
+            t->affinity = fl_wire_affinity_pack(spec->affinity, spec->n_affinity, &alen);
+            t->affinity_len = (uint32_t)alen;
+        }
         sm_task_created(sm, ss, t);
     }
     return FLAME_OK;

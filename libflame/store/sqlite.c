@@ -24,14 +24,15 @@ static const char *const queries[Q_COUNT] = {
     [Q_DEL_APP_SESSIONS_TASKS] = "SELECT 1", /* unused: sessions are deleted one by one */
     [Q_PUT_SESSION] = "INSERT OR REPLACE INTO sessions(id, seq, application, common_data, "
                       "min_instances, max_instances, priority, cpu, memory, gpu, state, "
-                      "creation_time, completion_time, events, bind_failures, owner) "
+                      "creation_time, completion_time, events, bind_failures, owner, "
+                      "batch_size, tokens) "
                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                      "?16)",
+                      "?16, ?17, ?18)",
     [Q_DEL_SESSION] = "DELETE FROM sessions WHERE id = ?1",
     [Q_DEL_SESSION_TASKS] = "DELETE FROM tasks WHERE session_id = ?1",
     [Q_PUT_TASK] = "INSERT OR REPLACE INTO tasks(session_id, id, state, creation_time, "
-                   "completion_time, input, output, events) "
-                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                   "completion_time, input, output, events, affinity) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 };
 
 /* Each entry migrates from version i to i + 1. */
@@ -48,6 +49,11 @@ static const char *const migrations[] = {
     "  events BLOB, PRIMARY KEY(session_id, id)) WITHOUT ROWID;",
     /* 2: sessions record who created them; older ones are admins' only */
     "ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT '';",
+    /* 3: Flame 0.7's SessionSpec.batch_size and tokens (key NUL value NUL,
+     * in turn) and TaskSpec.affinity (fl_task's packed form) */
+    "ALTER TABLE sessions ADD COLUMN batch_size INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE sessions ADD COLUMN tokens BLOB;"
+    "ALTER TABLE tasks ADD COLUMN affinity BLOB;",
 };
 
 #define SCHEMA_VERSION ((int)FL_ARRAY_LEN(migrations))
@@ -159,6 +165,46 @@ static flame_status del_app(fl_store *st, const char *name)
     return step(s, q, "delete application");
 }
 
+/* A session's tokens as one blob: key NUL value NUL, in turn (the strings
+ * hold no NUL: they were copied as C strings); NULL when it has none. */
+static char *pack_tokens(const fl_session *x, size_t *len)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < 2 * x->n_tokens; i++)
+        n += strlen(x->tokens[i]) + 1;
+    if (!n)
+        return NULL;
+    char *b = fl_malloc(n), *p = b;
+    for (uint32_t i = 0; i < 2 * x->n_tokens; i++) {
+        size_t k = strlen(x->tokens[i]) + 1;
+        memcpy(p, x->tokens[i], k);
+        p += k;
+    }
+    *len = n;
+    return b;
+}
+
+/* The inverse of pack_tokens; false when the blob is malformed. */
+static bool unpack_tokens(fl_session *x, const char *b, size_t n)
+{
+    if (!b || !n)
+        return true;
+    if (b[n - 1] != 0)
+        return false;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += b[i] == 0;
+    if (count % 2 || count > 2 * FL_MAX_TOKENS)
+        return false;
+    x->tokens = fl_calloc(count, sizeof *x->tokens);
+    for (size_t i = 0, off = 0; i < count; i++) {
+        x->tokens[i] = fl_strdup(b + off);
+        off += strlen(b + off) + 1;
+    }
+    x->n_tokens = (uint32_t)(count / 2);
+    return true;
+}
+
 static flame_status put_session(fl_store *st, const fl_session *x)
 {
     sqlite_store *s = (sqlite_store *)st;
@@ -189,7 +235,15 @@ static flame_status put_session(fl_store *st, const fl_session *x)
     sqlite3_bind_blob64(q, 14, ev, elen, SQLITE_STATIC);
     sqlite3_bind_int64(q, 15, x->bind_failures);
     sqlite3_bind_text(q, 16, x->owner ? x->owner : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 17, x->batch_size ? x->batch_size : 1);
+    size_t tlen = 0;
+    char *tok = pack_tokens(x, &tlen);
+    if (tok)
+        sqlite3_bind_blob64(q, 18, tok, tlen, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 18);
     flame_status r = step(s, q, "put session");
+    free(tok);
     free(ev);
     return r;
 }
@@ -228,6 +282,7 @@ static flame_status put_task(fl_store *st, const fl_session *x, const fl_task *t
     bind_opt_blob(q, 6, t->has_input, t->input, t->input_len);
     bind_opt_blob(q, 7, t->has_output, t->output, t->output_len);
     sqlite3_bind_blob64(q, 8, ev, elen, SQLITE_STATIC);
+    bind_opt_blob(q, 9, t->affinity_len > 0, t->affinity, t->affinity_len);
     flame_status r = step(s, q, "put task");
     free(ev);
     return r;
@@ -343,7 +398,8 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
     r = scan_start(s, &q,
                    "SELECT id, seq, application, common_data, min_instances, "
                    "max_instances, priority, cpu, memory, gpu, state, creation_time, "
-                   "completion_time, events, bind_failures, owner FROM sessions ORDER BY seq",
+                   "completion_time, events, bind_failures, owner, batch_size, tokens FROM sessions "
+                   "ORDER BY seq",
                    "sessions");
     if (r)
         return r;
@@ -372,10 +428,16 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
         x->bind_failures = (uint32_t)sqlite3_column_int64(q, 14);
         const char *owner = (const char *)sqlite3_column_text(q, 15);
         x->owner = fl_strdup(owner ? owner : "");
-        x->batch_size = 1;
+        x->batch_size = (uint32_t)sqlite3_column_int64(q, 16);
+        if (!x->batch_size)
+            x->batch_size = 1;
         if (!ok) {
             fl_session_free(x);
             return bad_row(s, q, "sessions", id, "the events");
+        }
+        if (!unpack_tokens(x, sqlite3_column_blob(q, 17), (size_t)sqlite3_column_bytes(q, 17))) {
+            fl_session_free(x);
+            return bad_row(s, q, "sessions", id, "the tokens");
         }
         on_session(ctx, x);
     }
@@ -384,7 +446,7 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
 
     r = scan_start(s, &q,
                    "SELECT session_id, id, state, creation_time, completion_time, input, "
-                   "output, events FROM tasks ORDER BY session_id, id",
+                   "output, events, affinity FROM tasks ORDER BY session_id, id",
                    "tasks");
     if (r)
         return r;
@@ -416,6 +478,14 @@ static flame_status load(fl_store *st, void *ctx, void (*on_app)(void *, fl_app 
             snprintf(key, sizeof key, "%.200s/%u", sid, t->id);
             fl_task_free(t);
             return bad_row(s, q, "tasks", key, "the events");
+        }
+        t->affinity = col_blob(q, 8, &has, &n);
+        t->affinity_len = (uint32_t)n;
+        if (!fl_affinity_valid(t->affinity, t->affinity_len)) {
+            char key[300];
+            snprintf(key, sizeof key, "%.200s/%u", sid, t->id);
+            fl_task_free(t);
+            return bad_row(s, q, "tasks", key, "the affinity");
         }
         on_task(ctx, sid, t);
     }

@@ -72,6 +72,28 @@ static Flame__V1__Metadata *new_metadata(const char *id)
     return md;
 }
 
+uint8_t *fl_wire_affinity_pack(const ProtobufCBinaryData *keys, size_t n, size_t *len)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += 4 + keys[i].len;
+    *len = total;
+    if (!total)
+        return NULL;
+    uint8_t *b = fl_malloc(total), *p = b;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = (uint32_t)keys[i].len;
+        p[0] = (uint8_t)k;
+        p[1] = (uint8_t)(k >> 8);
+        p[2] = (uint8_t)(k >> 16);
+        p[3] = (uint8_t)(k >> 24);
+        if (k)
+            memcpy(p + 4, keys[i].data, k);
+        p += 4 + k;
+    }
+    return b;
+}
+
 uint8_t *fl_wire_pack_task(const fl_session *s, const fl_task *t, size_t *len)
 {
     char id[16];
@@ -91,6 +113,15 @@ uint8_t *fl_wire_pack_task(const fl_session *s, const fl_task *t, size_t *len)
         spec.output.data = t->output;
         spec.output.len = t->output_len;
     }
+    ProtobufCBinaryData aff[FL_MAX_AFFINITY];
+    size_t off = 0, klen;
+    const uint8_t *key;
+    while (spec.n_affinity < FL_MAX_AFFINITY &&
+           fl_affinity_next(t->affinity, t->affinity_len, &off, &key, &klen)) {
+        aff[spec.n_affinity].data = (uint8_t *)key;
+        aff[spec.n_affinity++].len = klen;
+    }
+    spec.affinity = aff;
     Flame__V1__TaskStatus st = FLAME__V1__TASK_STATUS__INIT;
     st.state = (Flame__V1__TaskState)t->state;
     st.creation_time = t->ctime;

@@ -40,6 +40,9 @@ Flame__V1__Event **fl_wire_events(const fl_events *e, Flame__V1__Event **block,
 /* The events alone as a TaskStatus: how the store keeps them. */
 uint8_t *fl_wire_pack_events(const fl_events *e, size_t *len);
 uint8_t *fl_wire_pack_task(const fl_session *s, const fl_task *t, size_t *len);
+/* TaskSpec.affinity's keys in fl_task's packed form (malloc'ed; NULL and
+ * *len 0 when there are none). The caller bounds n and the sizes. */
+uint8_t *fl_wire_affinity_pack(const ProtobufCBinaryData *keys, size_t n, size_t *len);
 /* A TaskOutcome (WatchSession, RunSession) of a task that finished. */
 uint8_t *fl_wire_pack_outcome(const fl_task *t, size_t *len);
 void fl_wire_fill_session(Flame__V1__Session *m, const fl_session *s);

@@ -239,6 +239,97 @@ def test_generation_07_calls_grpcio(daemon07, pb):
     ch.close()
 
 
+def test_07_fields_stored_and_returned(daemon07, pb):
+    """SessionSpec.tokens and batch_size and TaskSpec.affinity come back from
+    every read, and from sqlite after a session manager restart."""
+    import grpc
+    T, F = pb.types, pb.fe
+
+    def fe_call():
+        ch = interop.channel(daemon07.port)
+        return ch, pb.grpc.FrontendStub(ch)
+
+    ch, fe = fe_call()
+    spec = T.SessionSpec(application="flmping", batch_size=3,
+                         tokens={"svc": "secret", "db": "pw=1;x"})
+    s = fe.CreateSession(F.CreateSessionRequest(session_id="tok7", session=spec))
+    assert dict(s.spec.tokens) == {"svc": "secret", "db": "pw=1;x"} and s.spec.batch_size == 3
+    aff = [b"gpu-cache:abc", b"", b"\x00\xffbinary"]
+    t = fe.CreateTask(F.CreateTaskRequest(task=T.TaskSpec(session_id="tok7", input=b"x",
+                                                           affinity=aff)))
+    assert list(t.spec.affinity) == aff
+    plain = fe.CreateTask(F.CreateTaskRequest(task=T.TaskSpec(session_id="tok7")))
+    assert list(plain.spec.affinity) == []
+    with pytest.raises(grpc.RpcError) as e:  # bounded
+        fe.CreateTask(F.CreateTaskRequest(task=T.TaskSpec(session_id="tok7",
+                                                          affinity=[b"k"] * 65)))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    ch.close()
+    daemon07.stop()
+    daemon07.start()
+    ch, fe = fe_call()
+    s = fe.GetSession(F.GetSessionRequest(session_id="tok7"))
+    assert dict(s.spec.tokens) == {"svc": "secret", "db": "pw=1;x"} and s.spec.batch_size == 3
+    got = fe.GetTask(F.GetTaskRequest(session_id="tok7", task_id=t.metadata.id))
+    assert list(got.spec.affinity) == aff and got.spec.input == b"x"
+    listed = {x.metadata.id: list(x.spec.affinity)
+              for x in fe.ListTasks(F.ListTasksRequest(session_id="tok7"))}
+    assert listed == {t.metadata.id: aff, plain.metadata.id: []}
+    ch.close()
+
+
+def test_batch_size_is_a_gang(cluster, pb):
+    """SessionSpec.batch_size k > 1: the session is bound k executors at a
+    time (one task still gets a whole gang), never part of one; a gang no
+    cluster can hold, or one beyond its max_instances, gets event 1003 and
+    holds nothing. The node here has 2 CPUs, each executor takes 1."""
+    T, F = pb.types, pb.fe
+    ch = interop.channel(cluster.port)
+    fe = pb.grpc.FrontendStub(ch)
+
+    def bound(sid):
+        return [e for e in fe.ListExecutors(F.ListExecutorsRequest()).executors
+                if e.status.session_id == sid and e.status.state in (T.ExecutorBinding,
+                                                                     T.ExecutorBound)]
+
+    def wait_for(cond, what, timeout=120):
+        deadline = time.time() + timeout
+        while not (v := cond()):
+            assert time.time() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+        return v
+
+    def events_1003(sid):
+        return [e.message for e in fe.GetSession(F.GetSessionRequest(session_id=sid))
+                .status.events if e.code == 1003]
+
+    fe.CreateSession(F.CreateSessionRequest(session_id="gang3", session=T.SessionSpec(
+        application="flmping", batch_size=3)))
+    fe.CreateSession(F.CreateSessionRequest(session_id="gangmax", session=T.SessionSpec(
+        application="flmping", batch_size=2, max_instances=1)))
+    for sid in ("gang3", "gangmax"):
+        fe.CreateTask(F.CreateTaskRequest(task=T.TaskSpec(session_id=sid)))
+    msg = wait_for(lambda: events_1003("gang3"), "event 1003 of gang3")
+    assert "batch_size (gang) is 3 executors" in msg[0] and "hold only 2" in msg[0], msg
+    msg = wait_for(lambda: events_1003("gangmax"), "event 1003 of gangmax")
+    assert "max_instances only 1" in msg[0], msg
+    assert bound("gang3") == [] and bound("gangmax") == []
+    for sid in ("gang3", "gangmax"):
+        fe.CloseSession(F.CloseSessionRequest(session_id=sid))
+
+    fe.CreateSession(F.CreateSessionRequest(session_id="gang2", session=T.SessionSpec(
+        application="flmping", batch_size=2)))
+    tid = fe.CreateTask(F.CreateTaskRequest(task=T.TaskSpec(session_id="gang2"))).metadata.id
+    last = None
+    for last in fe.WatchTask(F.WatchTaskRequest(session_id="gang2", task_id=tid), timeout=120):
+        pass
+    assert last.status.state == T.Succeed, last
+    assert len(wait_for(lambda: len(bound("gang2")) == 2 and bound("gang2"),
+                        "both executors of the gang")) == 2
+    fe.CloseSession(F.CloseSessionRequest(session_id="gang2"))
+    ch.close()
+
+
 @pytest.fixture
 def daemon07():
     d = interop.Daemon(tempfile.mkdtemp(prefix="flame-eco07-"))

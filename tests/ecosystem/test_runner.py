@@ -4,9 +4,12 @@ python installer fetches it over grpc://, installs it with uv and the
 service (flamepy.runner.runpy, started by `uv run`) runs a function, a
 class and a stateful object, with ObjectFutures as arguments.
 
-The node runs services unconfined (sandbox none): runpy reaches the cache
-over the host's loopback, which a sandbox with network none does not
-have. flamepy comes to the service from the test venv through the
+The node runs services in the default process sandbox with network none:
+runpy reaches the cache only through the executor manager's relay inside
+the sandbox (libflame/shim/relay.h), and uv's cache is in the sandbox's own
+directory. The installer (uv pip install, from PyPI) runs in the executor
+manager, outside the sandbox.
+flamepy comes to the service from the test venv through the
 template's PYTHONPATH (Flame ships it in $FLAME_HOME/lib/python<v>/
 site-packages), so the test registers the template flmrun-eco, flmrun plus
 that variable, and names it in the client's flame.yaml (runner.template)."""
@@ -58,14 +61,18 @@ class Counter:
 @pytest.fixture(scope="module")
 def project(object_cache_module, tmp_path_factory):
     cache = object_cache_module
-    c = Cluster(sandbox="none", cache_endpoint=cache.endpoint).start()
+    c = Cluster(cache_endpoint=cache.endpoint).start()  # the default: the process sandbox
     os.environ["FLAME_CACHE_ENDPOINT"] = cache.endpoint
     flmrun = flamepy.get_application("flmrun")
     flamepy.register_application("flmrun-eco", {
         "command": flmrun.command, "arguments": flmrun.arguments,
         "installer": flmrun.installer, "max_instances": flmrun.max_instances,
         "delay_release": flmrun.delay_release,
-        "environments": {"PYTHONPATH": SITE}})
+        # uv run picks the venv's interpreter: the system python would also
+        # see Debian's dist-packages (a python3-numpy or -pandas there breaks
+        # pyarrow and flamepy's imports)
+        "environments": {"PYTHONPATH": SITE,
+                         "VIRTUAL_ENV": os.path.dirname(os.path.dirname(sys.executable))}})
     home = os.environ["HOME"]
     os.makedirs(os.path.join(home, ".flame"), exist_ok=True)
     with open(os.path.join(home, ".flame", "flame.yaml"), "w") as f:

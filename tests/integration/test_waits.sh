@@ -71,6 +71,16 @@ check "flmexec: the same, with the bind's message" 1 'the script cannot run: .*r
 sid=$("$flmctl" list -s | grep -o 'missing-cmd-[a-z0-9]*' | head -1)
 check "flmctl view shows the events that say why" 0 '1002' -- "$flmctl" view -s "$sid"
 
+# Wasm and Cri: no executor manager of ours runs them; the session says so
+for shim in Wasm Cri; do
+    printf 'metadata:\n  name: app-%s\nspec:\n  shim: %s\n  command: /bin/true\n' "$shim" "$shim" \
+        >"$tmp/$shim.yaml"
+    check "register a $shim application" 0 'was registered' -- "$flmctl" register -f "$tmp/$shim.yaml"
+    check "flmping: a $shim session no node runs says which shim and exits" 1 \
+        "No node can run session .*uses the $shim shim, which no executor manager" -- \
+        bounded "$flmping" -t 1 -a "app-$shim"
+done
+
 printf 'metadata:\n  name: relative-cmd\nspec:\n  command: build/examples/pi_service\n' >"$tmp/rel.yaml"
 check "a relative command path is refused at registration" 1 'command "build/examples/pi_service" is a relative path' -- \
     "$flmctl" register -f "$tmp/rel.yaml"
