@@ -30,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-build="$root/build" nodes=200 cpu=20 tasks=4000 sessions=4 netns=0 duration=2000 process=0
+build="$root/build" nodes=200 cpu=20 tasks="" sessions=4 netns=0 duration="" process=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --build) build=$(cd "$2" && pwd); shift ;;
@@ -46,18 +46,24 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+# enough tasks for two per executor slot (4000 per session at least), long
+# enough (slots / 2 ms, 2 s at least) to outlast the ramp to every slot: the
+# session manager creates executors only for tasks still pending
+[ -n "$tasks" ] || tasks=$(( (2 * nodes * cpu + sessions - 1) / sessions > 4000 ? (2 * nodes * cpu + sessions - 1) / sessions : 4000 ))
+[ -n "$duration" ] || duration=$(( nodes * cpu / 2 > 2000 ? nodes * cpu / 2 : 2000 ))
 for b in daemons/flame-session-manager daemons/flame-executor-manager cli/flmctl cli/flmping tests/flame_bench; do
     [ -x "$build/$b" ] || { echo "bench-scale: $build/$b missing: build first (ninja -C build)" >&2; exit 1; }
 done
 
-# Every live executor is a thread of its manager, and every thread takes a
-# pid: N x C executors, plus the managers' own threads (about 16 each),
-# must fit under kernel.pid_max (and threads-max, and RLIMIT_NPROC) beside
-# everything else running here, or clone/fork fails with EAGAIN across the
-# whole machine. When they would not fit in 3/4 of pid_max, raise it for
-# this run (root only) and put the old value back on exit.
+# Every thread takes a pid, and a live executor is two threads of its
+# manager while it runs a session (its own and its stream's reader): 2 x N x
+# C, plus the managers' own (about 16 each), must fit under kernel.pid_max
+# (and threads-max, and RLIMIT_NPROC) beside everything else running here,
+# or clone/fork fails with EAGAIN across the whole machine. When they would
+# not fit in 3/4 of pid_max, raise it for this run (root only) and put the
+# old value back on exit.
 pid_max_file=/proc/sys/kernel/pid_max pid_max_old="" pid_max_set=""
-need=$((nodes * (cpu + 16) + 1000))
+need=$((nodes * (2 * cpu + 16) + 1000))
 running=$(ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l)
 pid_max=$(cat "$pid_max_file")
 if [ $((running + need)) -gt $((pid_max * 3 / 4)) ]; then
