@@ -12,13 +12,13 @@
 #                          [--sessions S] [--duration MS] [--process] [--netns K]
 #     --nodes N     executor managers (default 200)
 #     --cpu C       cpus each advertises (default 20: N x C executor slots,
-#                   4,000 by default; --cpu 100 makes the 20,000 of issue 12,
-#                   which need a machine of their own: every live executor
-#                   is a thread of its manager, and 20,000 of them beside
-#                   the other work of this shared machine made fork fail)
-#     --tasks T     tasks per session (default 4000), S sessions at once
-#                   (default 4), each task MS ms long (default 2000): an
-#                   executor of cpu=1 each, the flmping service in-process
+#                   4,000 by default; --cpu 100 makes the 20,000 of issue 12:
+#                   ~40,000 threads, past the usual kernel.pid_max: as root
+#                   the script raises it for the run and puts it back)
+#     --tasks T     tasks per session (default: two per slot, 4000 at
+#                   least), S sessions at once (default 4), each task MS ms
+#                   long (default slots / 2, 2000 at least): an executor of
+#                   cpu=1 each, the flmping service in-process
 #                   ("inproc:flmping": no process per executor), so the run
 #                   fills every slot: N x C executors
 #     --process     the flmping service as a process per executor instead;
