@@ -12,13 +12,13 @@
 #                          [--sessions S] [--duration MS] [--process] [--netns K]
 #     --nodes N     executor managers (default 200)
 #     --cpu C       cpus each advertises (default 20: N x C executor slots,
-#                   4,000 by default; --cpu 100 makes the 20,000 of issue 12,
-#                   which need a machine of their own: every live executor
-#                   is a thread of its manager, and 20,000 of them beside
-#                   the other work of this shared machine made fork fail)
-#     --tasks T     tasks per session (default 4000), S sessions at once
-#                   (default 4), each task MS ms long (default 2000): an
-#                   executor of cpu=1 each, the flmping service in-process
+#                   4,000 by default; --cpu 100 makes the 20,000 of issue 12:
+#                   ~40,000 threads, past the usual kernel.pid_max: as root
+#                   the script raises it for the run and puts it back)
+#     --tasks T     tasks per session (default: two per slot, 4000 at
+#                   least), S sessions at once (default 4), each task MS ms
+#                   long (default slots / 2, 2000 at least): an executor of
+#                   cpu=1 each, the flmping service in-process
 #                   ("inproc:flmping": no process per executor), so the run
 #                   fills every slot: N x C executors
 #     --process     the flmping service as a process per executor instead;
@@ -30,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-build="$root/build" nodes=200 cpu=20 tasks=4000 sessions=4 netns=0 duration=2000 process=0
+build="$root/build" nodes=200 cpu=20 tasks="" sessions=4 netns=0 duration="" process=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --build) build=$(cd "$2" && pwd); shift ;;
@@ -46,9 +46,45 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+# enough tasks for two per executor slot (4000 per session at least), long
+# enough (slots / 2 ms, 2 s at least) to outlast the ramp to every slot: the
+# session manager creates executors only for tasks still pending
+[ -n "$tasks" ] || tasks=$(( (2 * nodes * cpu + sessions - 1) / sessions > 4000 ? (2 * nodes * cpu + sessions - 1) / sessions : 4000 ))
+[ -n "$duration" ] || duration=$(( nodes * cpu / 2 > 2000 ? nodes * cpu / 2 : 2000 ))
 for b in daemons/flame-session-manager daemons/flame-executor-manager cli/flmctl cli/flmping tests/flame_bench; do
     [ -x "$build/$b" ] || { echo "bench-scale: $build/$b missing: build first (ninja -C build)" >&2; exit 1; }
 done
+
+# Every thread takes a pid, and a live executor is two threads of its
+# manager while it runs a session (its own and its stream's reader): 2 x N x
+# C, plus the managers' own (about 16 each), must fit under kernel.pid_max
+# (and threads-max, and RLIMIT_NPROC) beside everything else running here,
+# or clone/fork fails with EAGAIN across the whole machine. When they would
+# not fit in 3/4 of pid_max, raise it for this run (root only) and put the
+# old value back on exit.
+pid_max_file=/proc/sys/kernel/pid_max pid_max_old="" pid_max_set=""
+need=$((nodes * (2 * cpu + 16) + 1000))
+running=$(ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l)
+pid_max=$(cat "$pid_max_file")
+if [ $((running + need)) -gt $((pid_max * 3 / 4)) ]; then
+    want=4194304
+    if [ -w "$pid_max_file" ] && echo "$want" >"$pid_max_file" 2>/dev/null; then
+        pid_max_old=$pid_max pid_max_set=$want
+        echo "bench-scale: kernel.pid_max $pid_max -> $want for this run (~$need threads for it, $running running); put back on exit" >&2
+    else
+        echo "bench-scale: ~$need threads for this run beside the $running running do not fit kernel.pid_max=$pid_max, which cannot be raised here: set it (sysctl kernel.pid_max=4194304) or run smaller" >&2
+        exit 1
+    fi
+fi
+threads_max=$(cat /proc/sys/kernel/threads-max)
+[ $((running + need)) -le "$threads_max" ] || { echo "bench-scale: ~$need threads beside $running running exceed kernel.threads-max=$threads_max" >&2; exit 1; }
+# RLIMIT_NPROC counts the user's threads (root is exempt)
+ulimit -S -u "$(ulimit -H -u)" 2>/dev/null || true
+nproc_lim=$(ulimit -u)
+if [ "$(id -u)" != 0 ] && [ "$nproc_lim" != unlimited ] && [ "$nproc_lim" -lt $((need + $(ps -L -U "$(id -u)" --no-headers | wc -l))) ]; then
+    echo "bench-scale: ~$need threads for this run exceed ulimit -u ($nproc_lim) with the ones you run" >&2
+    exit 1
+fi
 tmp=$(mktemp -d)
 bed="" pids=""
 cleanup() {
@@ -56,8 +92,13 @@ cleanup() {
     wait 2>/dev/null || true
     [ -n "$bed" ] && scripts/testbed.sh down "$bed"
     rm -rf "$tmp"
+    # put pid_max back, unless someone changed it meanwhile
+    if [ -n "$pid_max_old" ] && [ "$(cat "$pid_max_file")" = "$pid_max_set" ]; then
+        echo "$pid_max_old" >"$pid_max_file" && echo "bench-scale: kernel.pid_max back to $pid_max_old" >&2
+    fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 ulimit -n 65536 2>/dev/null || true
 
 if [ "$netns" -gt 0 ]; then
@@ -79,6 +120,11 @@ fi
 export FLAME_ENDPOINT="http://$host:$port" FLAME_CONFIG="$tmp/none.yaml"
 ctl() { in_ns 0 timeout 60 "$build/cli/flmctl" "$@"; }
 rss_mb() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# the executor managers' threads and RSS (MiB), summed; the machine's
+# threads and available memory (MiB)
+ems() { (cd /proc && cat $(for p in $em_pids; do echo "$p/status"; done) 2>/dev/null) |
+    awk '/^Threads/ { t += $2 } /^VmRSS/ { r += $2 } END { printf "%d %.0f\n", t, r / 1024 }'; }
+machine() { echo "$(ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l) $(awk '/MemAvailable/ { printf "%.0f", $2 / 1024 }' /proc/meminfo)"; }
 mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # the session manager's own figures: live executors, and the scheduler
 # cycle's histogram sum and count
@@ -111,13 +157,14 @@ rss0=$(rss_mb "$sm_pid")
 
 echo "== $nodes executor managers, cpu=$cpu each ($((nodes * cpu)) executor slots)$([ "$netns" -gt 0 ] && echo ", over $netns namespaces")" >&2
 t0=$(date +%s%3N)
+em_pids=""
 for ((i = 0; i < nodes; i++)); do
     ns=0
     [ "$netns" -gt 0 ] && ns=$((1 + i % netns))
     (spawn "$ns" "$build/daemons/flame-executor-manager" --endpoint "$FLAME_ENDPOINT" --node "n$i" \
         --work-dir "$tmp/w/$i" --resources "cpu=$cpu,mem=$((cpu * 2))g" --sandbox none \
         >"$tmp/em$i.log" 2>&1) &
-    pids="$pids $!"
+    pids="$pids $!" em_pids="$em_pids $!"
 done
 t_spawned=$(date +%s%3N)
 ready=0
@@ -150,6 +197,7 @@ for ((s = 0; s < sessions; s++)); do
     fpids="$fpids $!"
 done
 maxexec=0 full_ms="" rss_peak=0 cs1=$cs0 cn1=$cn0
+em_thr=0 em_rss=0 m_thr=0 m_avail=$(machine | cut -d' ' -f2)
 while :; do
     alive=0
     for p in $fpids; do kill -0 "$p" 2>/dev/null && alive=1; done
@@ -160,6 +208,12 @@ while :; do
     if [ -z "$full_ms" ] && [ "$n" -ge "$slots" ]; then full_ms=$(($(date +%s%3N) - s0)); cs0=$cs cn0=$cn; fi
     [ -n "$full_ms" ] && [ "$n" -ge $((slots * 9 / 10)) ] && { cs1=$cs cn1=$cn; }
     r=$(rss_mb "$sm_pid"); awk -v a="$r" -v b="$rss_peak" 'BEGIN { exit !(a > b) }' && rss_peak=$r
+    read -r t r <<<"$(ems)"
+    [ "$t" -gt "$em_thr" ] && em_thr=$t
+    [ "$r" -gt "$em_rss" ] && em_rss=$r
+    read -r t a <<<"$(machine)"
+    [ "$t" -gt "$m_thr" ] && m_thr=$t
+    [ "$a" -lt "$m_avail" ] && m_avail=$a
     sleep 1
 done
 rc=0
@@ -171,6 +225,7 @@ tps=$(awk -v n="$done_tasks" -v ms=$((s1 - s0)) 'BEGIN { printf "%.0f", n / (ms 
 rss2=$(rss_mb "$sm_pid")
 sm_cycle=$(awk -v s0="$cs0" -v s1="$cs1" -v n0="$cn0" -v n1="$cn1" 'BEGIN { if (n1 > n0) printf "%.2f", (s1 - s0) / (n1 - n0) * 1000; else print "n/a" }')
 echo "   $done_tasks tasks in $((s1 - s0)) ms: $tps tasks/s; at most $maxexec executors at once${full_ms:+ (all $slots after $full_ms ms)}; the session manager's cycle with them: $sm_cycle ms over $((cn1 - cn0)) cycles; RSS peak $rss_peak, after $rss2 MiB" >&2
+echo "   the executor managers at most: $em_thr threads, $em_rss MiB RSS in all; the machine: $m_thr threads, $m_avail MiB available at the least" >&2
 
 # throughput: the executors are there (idle, kept for delay_release):
 # sessions of tasks that take no time reuse them
@@ -208,5 +263,7 @@ printf '%-44s %s ms\n' "scheduler cycle (flame_bench sched)" "$cycle"
 printf '%-44s %s tasks/s (%s tasks, %s sessions, <= %s executors)\n' "tasks/s of the run$([ "$process" = 0 ] && echo " ($duration ms tasks)")" "$tps" "$done_tasks" "$sessions" "$maxexec"
 [ -n "$tput" ] && printf '%-44s %s tasks/s (%s sessions x 20000, 0 ms tasks)\n' "throughput over the live executors" "$tput" "$sessions"
 printf '%-44s %s / %s / %s / %s MiB\n' "session manager RSS: empty / nodes / peak / after" "$rss0" "$rss1" "$rss_peak" "$rss2"
-printf '{"nodes": %s, "slots": %s, "registration_ms": %s, "max_executors": %s, "all_executors_ms": %s, "sm_sched_cycle_ms": "%s", "sched_cycle_ms": %s, "tasks_per_s": %s, "throughput_tasks_per_s": %s, "sm_rss_mb": [%s, %s, %s, %s]}\n' \
-    "$nodes" "$slots" "$reg_ms" "$maxexec" "${full_ms:-null}" "$sm_cycle" "$cycle" "$tps" "${tput:-null}" "$rss0" "$rss1" "$rss_peak" "$rss2"
+printf '%-44s %s threads, %s MiB RSS (peak)\n' "the executor managers, all together" "$em_thr" "$em_rss"
+printf '%-44s %s threads, %s MiB available (at the least)\n' "the machine during the run" "$m_thr" "$m_avail"
+printf '{"nodes": %s, "slots": %s, "registration_ms": %s, "max_executors": %s, "all_executors_ms": %s, "sm_sched_cycle_ms": "%s", "sched_cycle_ms": %s, "tasks_per_s": %s, "throughput_tasks_per_s": %s, "sm_rss_mb": [%s, %s, %s, %s], "em_threads": %s, "em_rss_mb": %s}\n' \
+    "$nodes" "$slots" "$reg_ms" "$maxexec" "${full_ms:-null}" "$sm_cycle" "$cycle" "$tps" "${tput:-null}" "$rss0" "$rss1" "$rss_peak" "$rss2" "$em_thr" "$em_rss"

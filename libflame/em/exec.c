@@ -382,11 +382,23 @@ void em_exec_start(flame_executor_manager *em, const char *id)
     x->id = fl_strdup(id);
     x->cancel = rpc_cancel_new();
     pthread_mutex_init(&x->mu, NULL);
+    /* listed only once its thread runs: teardown joins every listed one */
     pthread_mutex_lock(&em->mu);
-    x->next = em->execs;
-    em->execs = x;
+    int rc = pthread_create(&x->th, NULL, exec_main, x);
+    if (rc == 0) {
+        x->next = em->execs;
+        em->execs = x;
+    }
     pthread_mutex_unlock(&em->mu);
-    pthread_create(&x->th, NULL, exec_main, x);
+    if (rc != 0) {
+        /* out of threads (pid_max, threads-max, RLIMIT_NPROC): the session
+         * manager never hears from this executor (it stays unregistered) */
+        fl_log(FL_LOG_ERROR, "em", "executor %s: no thread for it: %s", x->id, strerror(rc));
+        rpc_cancel_free(x->cancel);
+        pthread_mutex_destroy(&x->mu);
+        free(x->id);
+        free(x);
+    }
 }
 
 void em_exec_set_stream(em_exec *x, rpc_stream *st)
