@@ -795,13 +795,14 @@ static flame_status vm_boot(vm **out, const boot_cfg *b, const vm_spec *s, const
         goto out;
     v->pid = v->proc.pid;
     int waited = 0;
+    int64_t t0 = fl_mono_ns(); /* a vsock connect may itself wait */
     while ((v->ctl = ctl_connect(v)) < 0) {
+        waited = (int)((fl_mono_ns() - t0) / 1000000);
         if (vm_reap(v, false) || waited >= b->boot_timeout_ms) {
             st = vm_failed(v, "before its control socket was there", log);
             goto out;
         }
         msleep(5);
-        waited += 5;
     }
     char line[512];
     if (!read_line(v, line, sizeof line, b->boot_timeout_ms - waited)) {
