@@ -10,6 +10,12 @@
  *                   socket: the host shim's gRPC (HTTP/2) reaches the service
  *                   unchanged, and FLAME_INSTANCE_ENDPOINT is, as on the host,
  *                   a Unix socket path the service listens on.
+ * With flame.channel=vsock on the kernel command line (the host has
+ * /dev/vhost-vsock) the same two streams are vsock connections instead: the
+ * agent listens on port 1024 (control: the host's one connection) and 1025
+ * (instance: each host connection bridged to a new connection to the
+ * service, one at a time), FL_VSOCK_CTL_PORT/FL_VSOCK_INSTANCE_PORT of
+ * libflame/sandbox/microvm.h.
  * When the service exits the agent reboots the guest, which ends QEMU
  * (-no-reboot): the host sees the VM go.
  *
@@ -33,11 +39,15 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/vm_sockets.h>
 
 #define INSTANCE_SOCK "/run/flame/instance.sock"
 #define LISTEN_TIMEOUT_MS 60000
+#define VSOCK_CTL_PORT 1024      /* FL_VSOCK_CTL_PORT */
+#define VSOCK_INSTANCE_PORT 1025 /* FL_VSOCK_INSTANCE_PORT */
 
 static int ctl = -1;
+static int vsock; /* the channel is vsock, not virtio-serial ports */
 static pid_t service;
 
 static void say(const char *fmt, ...)
@@ -109,6 +119,8 @@ static ssize_t read_full(int fd, char *buf, size_t n)
             continue;
         if (r < 0)
             return -1;
+        if (r == 0 && vsock)
+            return -1; /* the host closed the control connection */
         if (r == 0) {
             msleep(5); /* the host is not connected (yet): a virtio port reads 0 */
             continue;
@@ -318,9 +330,91 @@ static void bridge(int port)
     }
 }
 
+/* A vsock port listening for the host, or -1. */
+static int vsock_listen(unsigned port)
+{
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
+                             .svm_port = port };
+    if (fd >= 0 && (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0)) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* vsock: each host connection on the instance port to a connection of its
+ * own to the service, one at a time, until the service exits. */
+static void bridge_vsock(int lst)
+{
+    static char buf[65536];
+    int host = -1, conn = -1;
+    while (service_alive()) {
+        struct pollfd fds[2] = { { host >= 0 ? host : lst, POLLIN, 0 }, { conn, POLLIN, 0 } };
+        int n = poll(fds, host >= 0 ? 2 : 1, 200);
+        if (n < 0 && errno != EINTR)
+            return;
+        if (n <= 0)
+            continue;
+        if (host < 0) {
+            host = accept(lst, NULL, NULL);
+            if (host >= 0 && (conn = connect_service()) < 0) {
+                say("error cannot connect to the service: %s", strerror(errno));
+                close(host);
+                host = -1;
+            }
+            continue;
+        }
+        int done = 0;
+        for (int i = 0; i < 2 && !done; i++) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t r = read(fds[i].fd, buf, sizeof buf);
+            done = r <= 0 || write_full(i == 0 ? conn : host, buf, (size_t)r) != 0;
+        }
+        if (done) {
+            close(host);
+            close(conn);
+            host = conn = -1;
+        }
+    }
+}
+
+/* flame.channel=vsock on the kernel command line */
+static int channel_is_vsock(void)
+{
+    char line[4096] = "";
+    FILE *f = fopen("/proc/cmdline", "r");
+    if (f) {
+        if (!fgets(line, sizeof line, f))
+            line[0] = 0;
+        fclose(f);
+    }
+    for (char *t = strtok(line, " \n"); t; t = strtok(NULL, " \n"))
+        if (strcmp(t, "flame.channel=vsock") == 0)
+            return 1;
+    return 0;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    if ((vsock = channel_is_vsock())) {
+        int lctl = vsock_listen(VSOCK_CTL_PORT), linst = vsock_listen(VSOCK_INSTANCE_PORT);
+        if (lctl < 0 || linst < 0) {
+            fprintf(stderr, "flame-vm-agent: cannot listen on vsock ports %d and %d: %s\n",
+                    VSOCK_CTL_PORT, VSOCK_INSTANCE_PORT, strerror(errno));
+            die();
+        }
+        ctl = accept(lctl, NULL, NULL);
+        close(lctl);
+        if (ctl < 0)
+            die();
+        say("booted");
+        if (start_service() == 0)
+            bridge_vsock(linst);
+        die();
+    }
     ctl = open_port("flame.ctl");
     int port = open_port("flame.instance");
     if (ctl < 0 || port < 0) {

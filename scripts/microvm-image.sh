@@ -76,6 +76,10 @@ vmlinuz=$kdir/boot/vmlinuz-$kver
 mods=$kdir/lib/modules/$kver/kernel/drivers
 modules=("$mods/virtio/virtio.ko" "$mods/virtio/virtio_ring.ko" "$mods/virtio/virtio_mmio.ko"
          "$mods/char/virtio_console.ko" "$mods/block/virtio_blk.ko")
+# the vsock channel's (loaded only when the kernel command line asks for it)
+vsock=$kdir/lib/modules/$kver/kernel/net/vmw_vsock
+modules+=("$vsock/vsock.ko" "$vsock/vmw_vsock_virtio_transport_common.ko"
+          "$vsock/vmw_vsock_virtio_transport.ko")
 
 # the libraries a program or module loads (ldd), as "real=path" entries
 libs_of() {
@@ -179,6 +183,13 @@ mount -t tmpfs run /run
 for m in virtio_ring virtio virtio_mmio virtio_console virtio_blk; do
     insmod /lib/modules/$m.ko
 done
+# the channel to the host: vsock where the host gave the VM a vhost-vsock
+# device (libflame/sandbox/microvm.c), else the virtio-serial ports
+case " $(cat /proc/cmdline) " in *" flame.channel=vsock "*)
+    for m in vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
+        insmod /lib/modules/$m.ko
+    done ;;
+esac
 # the python runtime's disk (python.img), where the image has one: its trees
 # at their host paths
 if [ -s /etc/flame-binds ]; then

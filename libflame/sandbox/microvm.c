@@ -8,7 +8,14 @@
  * flame.instance (the agent bridges it to the service's Instance socket).
  * Once the service listens, the instance socket is renamed to the spec's
  * FLAME_INSTANCE_ENDPOINT: the host shim connects there and speaks flame.v1
- * Instance gRPC to the service as to a local one. An fl_process of this level
+ * Instance gRPC to the service as to a local one. Where the host has
+ * /dev/vhost-vsock (channel auto) or when asked (channel vsock), the VM has a
+ * vhost-vsock device instead, with a guest CID of its own: the agent listens
+ * on two vsock ports that carry exactly what the two serial ports carry, we
+ * connect to the control port and relay each connection to inst.sock (a
+ * socket of ours then) to the instance port, one at a time, on a thread of
+ * the VM. The kernel command line tells the agent which (flame.channel=vsock).
+ * An fl_process of this level
  * is the QEMU process; stopping it ends the VM. QEMU itself runs in the
  * process sandbox (process.c: its own uid, namespaces, no capabilities, our
  * seccomp filter under its own, a root of the system's libraries, the image
@@ -33,10 +40,13 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/kvm.h>
+#include <linux/vhost.h>
+#include <linux/vm_sockets.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -55,6 +65,8 @@
 #define DEFAULT_MEMORY_MB 256
 #define MIN_MEMORY_MB 128
 #define POOL_APPS 8 /* applications the pool keeps VMs of: the most recently bound */
+#define VHOST_VSOCK "/dev/vhost-vsock"
+#define MAX_VMS 65536 /* CIDs in use at once, a bound of the allocator */
 
 typedef struct vm {
     pid_t pid;      /* proc's: the pid of QEMU's process sandbox */
@@ -64,6 +76,11 @@ typedef struct vm {
     char *key;      /* the application it runs (pool) */
     char *log_to;   /* a pooled VM's executor log: its console is appended
                      * there when it stops */
+    uint32_t cid;   /* vsock: the guest's CID; 0: serial */
+    int relay_listen;       /* vsock: inst.sock, ours */
+    pthread_t relay;
+    bool relay_running;
+    atomic_bool relay_stop;
     bool reaped;
     int status;
     struct vm *next;
@@ -86,6 +103,7 @@ static vm *pooled;            /* booted, service started, waiting */
 static vm_spec *wanted;       /* the applications the pool keeps VMs of */
 static pthread_t pool_thread;
 static bool pool_running, stopping;
+static bool channel_told; /* the channel was logged at info since configure */
 
 static void msleep(int ms)
 {
@@ -132,15 +150,22 @@ flame_status fl_microvm_configure(const fl_microvm_config *c)
     if (c->accel && strcmp(c->accel, "kvm") != 0 && strcmp(c->accel, "tcg") != 0)
         return fl_error(FLAME_ERR_CONFIG,
                         "microvm: unknown accelerator \"%s\" (kvm or tcg)", c->accel);
+    if (c->channel && strcmp(c->channel, "auto") != 0 && strcmp(c->channel, "serial") != 0 &&
+        strcmp(c->channel, "vsock") != 0)
+        return fl_error(FLAME_ERR_CONFIG,
+                        "microvm: unknown channel \"%s\" (auto, serial or vsock)", c->channel);
     fl_microvm_shutdown();
     pthread_mutex_lock(&lock);
     free((char *)cfg.image_dir);
     free((char *)cfg.accel);
     free((char *)cfg.qemu);
+    free((char *)cfg.channel);
     cfg = *c;
     cfg.image_dir = fl_strdup(c->image_dir);
     cfg.accel = fl_strdup(c->accel);
     cfg.qemu = fl_strdup(c->qemu);
+    cfg.channel = fl_strdup(c->channel);
+    channel_told = false;
     pthread_mutex_unlock(&lock);
     return FLAME_OK;
 }
@@ -155,11 +180,93 @@ size_t fl_microvm_pool_count(void)
     return n;
 }
 
+/* ---- the channel and the guest CID --------------------------------------- */
+
+flame_status fl_microvm_channel_choose(const char *setting, const char *dev, bool *vsock)
+{
+    *vsock = false;
+    if (setting && strcmp(setting, "serial") == 0)
+        return FLAME_OK;
+    bool forced = setting && strcmp(setting, "vsock") == 0;
+    if (setting && !forced && strcmp(setting, "auto") != 0)
+        return fl_error(FLAME_ERR_CONFIG,
+                        "microvm: unknown channel \"%s\" (auto, serial or vsock)", setting);
+    int fd = open(dev, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        if (!forced)
+            return FLAME_OK;
+        return fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                        "microvm: the channel is vsock but %s is missing or cannot be opened "
+                        "(%s; modprobe vhost_vsock), and it is never replaced by serial: use "
+                        "channel auto or serial",
+                        dev, strerror(errno));
+    }
+    close(fd);
+    *vsock = true;
+    return FLAME_OK;
+}
+
+static unsigned char cid_used[MAX_VMS / 8]; /* ours, by cid - 3 (under lock) */
+static uint32_t cid_next;                    /* the counter: cid - 3 */
+
+/* A CID is free when the vhost device takes it (it holds it only while this
+ * fd is open: QEMU's own claim can still race another host process, in which
+ * case the VM fails to boot with QEMU's message in its log). */
+static int device_probe(uint32_t cid, void *arg)
+{
+    (void)arg;
+    int fd = open(VHOST_VSOCK, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    uint64_t c = cid;
+    int r = ioctl(fd, VHOST_VSOCK_SET_GUEST_CID, &c) == 0 ? 0 : errno;
+    close(fd);
+    return r;
+}
+
+flame_status fl_microvm_cid_alloc(uint32_t *cid, fl_microvm_cid_probe probe, void *arg)
+{
+    if (!probe)
+        probe = device_probe;
+    pthread_mutex_lock(&lock);
+    for (uint32_t tries = 0; tries < MAX_VMS; tries++) {
+        uint32_t i = cid_next;
+        cid_next = (cid_next + 1) % MAX_VMS;
+        if (cid_used[i / 8] & (1u << (i % 8)))
+            continue;
+        int r = probe(i + 3, arg);
+        if (r == EADDRINUSE || r == EBUSY)
+            continue;
+        if (r) {
+            pthread_mutex_unlock(&lock);
+            return fl_error(FLAME_ERR_FAILED_PRECONDITION,
+                            "microvm: cannot claim a vsock guest CID on %s: %s", VHOST_VSOCK,
+                            strerror(r));
+        }
+        cid_used[i / 8] |= (unsigned char)(1u << (i % 8));
+        pthread_mutex_unlock(&lock);
+        *cid = i + 3;
+        return FLAME_OK;
+    }
+    pthread_mutex_unlock(&lock);
+    return fl_error(FLAME_ERR_RESOURCE_EXHAUSTED, "microvm: no free vsock guest CID");
+}
+
+void fl_microvm_cid_release(uint32_t cid)
+{
+    if (cid < 3 || cid - 3 >= MAX_VMS)
+        return;
+    pthread_mutex_lock(&lock);
+    cid_used[(cid - 3) / 8] &= (unsigned char)~(1u << ((cid - 3) % 8));
+    pthread_mutex_unlock(&lock);
+}
+
 /* What one VM boot needs, resolved from the settings. */
 typedef struct boot_cfg {
     char *kernel, *initrd, *qemu;
     char *disk; /* the image's python.img (a Python runtime), NULL: none */
     bool tcg;
+    bool vsock;
     int boot_timeout_ms;
 } boot_cfg;
 
@@ -196,6 +303,7 @@ static flame_status resolve_boot_cfg(boot_cfg *b)
     b->tcg = cfg.accel && strcmp(cfg.accel, "tcg") == 0;
     b->qemu = cfg.qemu ? fl_strdup(cfg.qemu) : NULL;
     b->boot_timeout_ms = cfg.boot_timeout_ms > 0 ? cfg.boot_timeout_ms : DEFAULT_BOOT_TIMEOUT_MS;
+    char *channel = fl_strdup(cfg.channel ? cfg.channel : getenv("FLAME_MICROVM_CHANNEL"));
     pthread_mutex_unlock(&lock);
     if (!dir && getenv("FLAME_MICROVM_IMAGE"))
         dir = fl_strdup(getenv("FLAME_MICROVM_IMAGE"));
@@ -232,6 +340,17 @@ static flame_status resolve_boot_cfg(boot_cfg *b)
     if (!st && !b->qemu && !(b->qemu = find_on_path("qemu-system-x86_64")))
         st = fl_error(FLAME_ERR_FAILED_PRECONDITION,
                       "microvm: qemu-system-x86_64 is not installed (Debian: qemu-system-x86)");
+    if (!st && !(st = fl_microvm_channel_choose(channel, VHOST_VSOCK, &b->vsock))) {
+        pthread_mutex_lock(&lock);
+        bool tell = !channel_told;
+        channel_told = true;
+        pthread_mutex_unlock(&lock);
+        if (tell)
+            fl_log(FL_LOG_INFO, "microvm", "VMs talk to us over %s (channel %s)",
+                   b->vsock ? "vsock (" VHOST_VSOCK ")" : "virtio-serial ports",
+                   channel ? channel : "auto");
+    }
+    free(channel);
     free(dir);
     if (st)
         free_boot_cfg(b);
@@ -328,45 +447,76 @@ static unsigned host_tsc_khz(void)
     return (unsigned)(mhz * 1000);
 }
 
-/* Starts QEMU for a VM in dir, in a process sandbox (proc). */
-static flame_status start_qemu(fl_process *proc, const boot_cfg *b, const vm_spec *s,
-                               const char *dir, const char *log, int death_signal)
+char **fl_microvm_qemu_argv(const fl_microvm_qemu *q)
 {
-    unsigned khz = b->tcg ? host_tsc_khz() : 0;
-    char *append = fl_sprintf("console=ttyS0 edd=off rdinit=/init quiet panic=-1%s%.0u",
-                              khz ? " tsc=reliable tsc_early_khz=" : "", khz);
-    char *mem = fl_sprintf("%u", s->memory_mb);
-    char *smp = fl_sprintf("%u", s->cpus);
-    char *ctl = fl_sprintf("socket,id=ctl,path=%s/ctl.sock,server=on,wait=off", dir);
-    char *inst = fl_sprintf("socket,id=inst,path=%s/inst.sock,server=on,wait=off", dir);
-    char *argv[] = { b->qemu, "-M", "microvm,isa-serial=on", "-accel", b->tcg ? "tcg" : "kvm",
-                     "-cpu", b->tcg ? "max" : "host", "-m", mem, "-smp", smp,
-                     "-kernel", b->kernel, "-initrd", b->initrd, "-append", append,
-                     "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
-                     /* QEMU's own seccomp filter: a guest that breaks into QEMU still
-                      * cannot exec, fork, raise privileges or use obsolete calls */
-                     "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
-                                 "resourcecontrol=deny",
-                     "-no-reboot", "-device", "virtio-serial-device",
-                     "-chardev", ctl, "-device", "virtserialport,chardev=ctl,name=flame.ctl",
-                     "-chardev", inst, "-device", "virtserialport,chardev=inst,name=flame.instance",
-                     NULL, NULL, NULL, NULL, NULL };
-    /* the Python runtime's disk, read-only: the guest's /dev/vda */
-    char *drive = b->disk ? fl_sprintf("file=%s,if=none,id=py,format=raw,readonly=on", b->disk)
-                          : NULL;
-    if (drive) {
-        size_t n = 0;
-        while (argv[n])
-            n++;
-        argv[n++] = "-drive";
-        argv[n++] = drive;
-        argv[n++] = "-device";
-        argv[n++] = "virtio-blk-device,drive=py";
+    unsigned khz = q->tsc_khz;
+    char *append = fl_sprintf("console=ttyS0 edd=off rdinit=/init quiet panic=-1%s%.0u%s",
+                              khz ? " tsc=reliable tsc_early_khz=" : "", khz,
+                              q->cid ? " flame.channel=vsock" : "");
+    char *mem = fl_sprintf("%u", q->memory_mb);
+    char *smp = fl_sprintf("%u", q->cpus);
+    const char *head[] = { q->qemu, "-M", "microvm,isa-serial=on", "-accel", q->tcg ? "tcg" : "kvm",
+                           "-cpu", q->tcg ? "max" : "host", "-m", mem, "-smp", smp,
+                           "-kernel", q->kernel, "-initrd", q->initrd, "-append", append,
+                           "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+                           /* QEMU's own seccomp filter: a guest that breaks into QEMU still
+                            * cannot exec, fork, raise privileges or use obsolete calls */
+                           "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+                                       "resourcecontrol=deny",
+                           "-no-reboot" };
+    char **argv = fl_calloc(FL_ARRAY_LEN(head) + 16, sizeof *argv);
+    size_t n = 0;
+    for (size_t i = 0; i < FL_ARRAY_LEN(head); i++)
+        argv[n++] = fl_strdup(head[i]);
+    if (q->cid) {
+        /* microvm has no PCI: the virtio-mmio device */
+        argv[n++] = fl_strdup("-device");
+        argv[n++] = fl_sprintf("vhost-vsock-device,guest-cid=%u", q->cid);
+    } else {
+        argv[n++] = fl_strdup("-device");
+        argv[n++] = fl_strdup("virtio-serial-device");
+        argv[n++] = fl_strdup("-chardev");
+        argv[n++] = fl_sprintf("socket,id=ctl,path=%s/ctl.sock,server=on,wait=off", q->dir);
+        argv[n++] = fl_strdup("-device");
+        argv[n++] = fl_strdup("virtserialport,chardev=ctl,name=flame.ctl");
+        argv[n++] = fl_strdup("-chardev");
+        argv[n++] = fl_sprintf("socket,id=inst,path=%s/inst.sock,server=on,wait=off", q->dir);
+        argv[n++] = fl_strdup("-device");
+        argv[n++] = fl_strdup("virtserialport,chardev=inst,name=flame.instance");
     }
+    /* the Python runtime's disk, read-only: the guest's /dev/vda */
+    if (q->disk) {
+        argv[n++] = fl_strdup("-drive");
+        argv[n++] = fl_sprintf("file=%s,if=none,id=py,format=raw,readonly=on", q->disk);
+        argv[n++] = fl_strdup("-device");
+        argv[n++] = fl_strdup("virtio-blk-device,drive=py");
+    }
+    free(append);
+    free(mem);
+    free(smp);
+    return argv;
+}
+
+void fl_microvm_argv_free(char **argv)
+{
+    for (char **a = argv; a && *a; a++)
+        free(*a);
+    free(argv);
+}
+
+/* Starts QEMU for a VM in dir, in a process sandbox (proc); cid 0: serial. */
+static flame_status start_qemu(fl_process *proc, const boot_cfg *b, const vm_spec *s,
+                               const char *dir, uint32_t cid, const char *log, int death_signal)
+{
+    fl_microvm_qemu q = { .qemu = b->qemu, .kernel = b->kernel, .initrd = b->initrd,
+                          .disk = b->disk, .tcg = b->tcg, .tsc_khz = b->tcg ? host_tsc_khz() : 0,
+                          .memory_mb = s->memory_mb, .cpus = s->cpus, .dir = dir, .cid = cid };
+    char **argv = fl_microvm_qemu_argv(&q);
     char *envp[] = { "PATH=/usr/bin:/bin", NULL };
     const char *ro[] = { b->kernel, b->initrd, b->disk, NULL };
     const char *rw[] = { dir, NULL };
-    const char *kvm[] = { "/dev/kvm", NULL };
+    const char *kvm[] = { "/dev/kvm", cid ? VHOST_VSOCK : NULL, NULL };
+    const char *vsock_only[] = { VHOST_VSOCK, NULL };
     char *root = fl_sprintf("%s.root", dir);
     fl_spawn_spec spec = {
         .sandbox = "process",
@@ -381,16 +531,11 @@ static flame_status start_qemu(fl_process *proc, const boot_cfg *b, const vm_spe
         .network = "none", /* the guest has no network device; QEMU none either */
         .ro_paths = ro,
         .rw_dirs = rw,
-        .devices = b->tcg ? NULL : kvm,
+        .devices = !b->tcg ? kvm : cid ? vsock_only : NULL,
     };
     flame_status st = fl_spawn(proc, &spec);
     free(root);
-    free(drive);
-    free(append);
-    free(mem);
-    free(smp);
-    free(ctl);
-    free(inst);
+    fl_microvm_argv_free(argv);
     if (st)
         return fl_error(st, "microvm: QEMU runs in a process sandbox, which cannot be made "
                         "here: %s", flame_error_last());
@@ -470,6 +615,13 @@ static void vm_free(vm *v, int grace_ms)
         return;
     if (v->pid > 0)
         vm_kill(v, grace_ms);
+    if (v->relay_running) {
+        v->relay_stop = true;
+        pthread_join(v->relay, NULL);
+    }
+    if (v->relay_listen >= 0)
+        close(v->relay_listen);
+    fl_microvm_cid_release(v->cid);
     if (v->log_to) {
         keep_console(v);
         free(v->log_to);
@@ -520,6 +672,105 @@ static flame_status vm_failed(vm *v, const char *what, const char *log)
     return fl_error(FLAME_ERR_TIMEOUT, "microvm: the VM timed out %s (its log: %s)", what, log);
 }
 
+/* ---- vsock: the control connection and the instance relay ---------------- */
+
+static int vsock_connect(uint32_t cid, unsigned port)
+{
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port };
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Copies one host connection to the guest's instance port and back until
+ * either side closes or the VM goes. */
+static void relay_one(vm *v, int host)
+{
+    int guest = vsock_connect(v->cid, FL_VSOCK_INSTANCE_PORT);
+    if (guest < 0) {
+        fl_log(FL_LOG_WARN, "microvm", "vsock: cannot reach the instance port of guest %u: %s",
+               v->cid, strerror(errno));
+        return;
+    }
+    char buf[65536];
+    int fds[2] = { host, guest };
+    while (!v->relay_stop) {
+        struct pollfd p[2] = { { host, POLLIN, 0 }, { guest, POLLIN, 0 } };
+        int n = poll(p, 2, 200);
+        if (n < 0 && errno != EINTR)
+            break;
+        bool done = false;
+        for (int i = 0; n > 0 && i < 2 && !done; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t r = read(fds[i], buf, sizeof buf);
+            done = r <= 0;
+            for (ssize_t off = 0; !done && off < r;) {
+                ssize_t w = send(fds[1 - i], buf + off, (size_t)(r - off), MSG_NOSIGNAL);
+                done = w <= 0;
+                off += w > 0 ? w : 0;
+            }
+        }
+        if (done)
+            break;
+    }
+    close(guest);
+}
+
+/* The relay thread of a VM: connections to inst.sock, one at a time (as a
+ * virtio-serial port takes them). */
+static void *relay_main(void *arg)
+{
+    vm *v = arg;
+    while (!v->relay_stop) {
+        struct pollfd p = { v->relay_listen, POLLIN, 0 };
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        int host = accept4(v->relay_listen, NULL, NULL, SOCK_CLOEXEC);
+        if (host < 0)
+            continue;
+        relay_one(v, host);
+        close(host);
+    }
+    return NULL;
+}
+
+/* vsock: our inst.sock and its relay thread. */
+static flame_status relay_start(vm *v)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s/inst.sock", v->dir);
+    v->relay_listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (v->relay_listen < 0 || bind(v->relay_listen, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(v->relay_listen, 16) != 0)
+        return fl_error(FLAME_ERR_INTERNAL, "microvm: %s: %s", a.sun_path, strerror(errno));
+    if (pthread_create(&v->relay, NULL, relay_main, v) != 0)
+        return fl_error(FLAME_ERR_INTERNAL, "microvm: cannot start the vsock relay");
+    v->relay_running = true;
+    return FLAME_OK;
+}
+
+/* The control connection: QEMU's ctl.sock (serial; there before the guest
+ * runs) or the agent's vsock port (there once the agent listens). */
+static int ctl_connect(const vm *v)
+{
+    if (v->cid)
+        return vsock_connect(v->cid, FL_VSOCK_CTL_PORT);
+    char *path = fl_sprintf("%s/ctl.sock", v->dir);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    free(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 /* Boots a VM up to its agent's "booted". */
 static flame_status vm_boot(vm **out, const boot_cfg *b, const vm_spec *s, const char *log,
                             int death_signal)
@@ -528,29 +779,30 @@ static flame_status vm_boot(vm **out, const boot_cfg *b, const vm_spec *s, const
     if (!mkdtemp(tmpl))
         return fl_error(FLAME_ERR_INTERNAL, "microvm: mkdtemp: %s", strerror(errno));
     vm *v = fl_calloc(1, sizeof *v);
-    v->ctl = -1;
+    v->ctl = v->relay_listen = -1;
     v->dir = fl_strdup(tmpl);
     char *own_log = log ? NULL : fl_sprintf("%s/console.log", v->dir);
     if (!log)
         log = own_log;
-    flame_status st = start_qemu(&v->proc, b, s, v->dir, log, death_signal);
+    flame_status st = b->vsock ? fl_microvm_cid_alloc(&v->cid, NULL, NULL) : FLAME_OK;
     if (st)
         goto out;
+    fl_log(FL_LOG_DEBUG, "microvm", "VM %s: %s", v->dir,
+           v->cid ? "vsock" : "virtio-serial ports");
+    if (v->cid)
+        fl_log(FL_LOG_DEBUG, "microvm", "VM %s: guest CID %u", v->dir, v->cid);
+    if ((st = start_qemu(&v->proc, b, s, v->dir, v->cid, log, death_signal)))
+        goto out;
     v->pid = v->proc.pid;
-    /* QEMU creates the control socket before the guest runs */
-    char *path = fl_sprintf("%s/ctl.sock", v->dir);
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-    free(path);
-    v->ctl = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int waited = 0;
-    while (connect(v->ctl, (struct sockaddr *)&a, sizeof a) != 0) {
+    int64_t t0 = fl_mono_ns(); /* a vsock connect may itself wait */
+    while ((v->ctl = ctl_connect(v)) < 0) {
+        waited = (int)((fl_mono_ns() - t0) / 1000000);
         if (vm_reap(v, false) || waited >= b->boot_timeout_ms) {
             st = vm_failed(v, "before its control socket was there", log);
             goto out;
         }
         msleep(5);
-        waited += 5;
     }
     char line[512];
     if (!read_line(v, line, sizeof line, b->boot_timeout_ms - waited)) {
@@ -559,6 +811,8 @@ static flame_status vm_boot(vm **out, const boot_cfg *b, const vm_spec *s, const
     }
     if (strcmp(line, "booted") != 0)
         st = fl_error(FLAME_ERR_INTERNAL, "microvm: the guest agent said \"%s\"", line);
+    else if (v->cid)
+        st = relay_start(v);
 out:
     free(own_log);
     if (st) {
