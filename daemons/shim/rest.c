@@ -309,6 +309,11 @@ static int on_invoke(const flame_task_context *t, flame_task_result *result, voi
     free(path);
     int rc = 0;
     if (why) {
+        /* a connection a dying service dropped comes before its exit can be
+         * reaped: give it up to 1 s to be seen exiting, so the task says so */
+        bool timed_out = strncmp(why, "timed out", 9) == 0;
+        for (int i = 0; S.o->argv && !timed_out && i < 100 && child_alive(&S.c); i++)
+            msleep(10);
         if (S.o->argv && !child_alive(&S.c) && S.c.exited) {
             char *how = child_exit_text(&S.c);
             char *m = xprintf("task %s: the service %s while running it (its output is in the "
@@ -319,7 +324,7 @@ static int on_invoke(const flame_task_context *t, flame_task_result *result, voi
             why = m;
         } else if (S.o->argv) { /* stuck or broken: a new one for the next task */
             /* stuck: no grace (the executor's own timeout is near) */
-            child_stop(&S.c, strncmp(why, "timed out", 9) == 0 ? 0 : SHIM_STOP_GRACE_MS);
+            child_stop(&S.c, timed_out ? 0 : SHIM_STOP_GRACE_MS);
             char *m = xprintf("task %s: %s; the service is started again for the next task",
                               t->task_id, why);
             free(why);
