@@ -84,6 +84,8 @@ struct rpc_call {
     void (*auth_release)(void *);
     bool kicked;        /* in srv->kicks: its first message waits for the loop turn's end */
     struct rpc_call *knext;
+    bool rearm;         /* in srv->rearms: its next read is posted after the flush */
+    struct rpc_call *rnext;
     bool peer_known;    /* peer_cert, peer_cn and is_tls are read */
     bool is_tls;
     char *peer_cert, *peer_cn;
@@ -116,6 +118,7 @@ struct rpc_server {
     int live;           /* calls allocated (incl. pending requests) */
     rpc_call *calls;
     rpc_call *kicks;    /* calls whose sending starts at the end of this loop turn */
+    rpc_call *rearms;   /* streams whose next read is posted once the turn's answers are out */
     rpc_inject_sink sink; /* what injected calls send (inject.h) */
     void *sink_arg;
 };
@@ -462,6 +465,36 @@ static void kick_all(rpc_server *srv)
         c->knext = NULL;
         c->kicked = false;
         pump(c);
+        rpc_call_unref(c);
+    }
+}
+
+/* gRPC 1.51 answers a read posted after bytes were consumed with a
+ * WINDOW_UPDATE in a write of its own, at once (StreamFlowControl::
+ * UpdateAction). Posted in on_recv, that write went out before the handler's
+ * work and its answers: on a sequential stream, a system call and a wakeup
+ * of the peer on every message's critical path. So a stream's next read is
+ * posted at the end of the loop turn, after the flush and the sends it
+ * started; the messages that came meanwhile wait in the transport. */
+static void rearm_later(rpc_call *c)
+{
+    if (c->rearm)
+        return;
+    c->rearm = true;
+    c->refs++;
+    c->rnext = c->srv->rearms;
+    c->srv->rearms = c;
+}
+
+static void rearm_all(rpc_server *srv, bool post)
+{
+    while (srv->rearms) {
+        rpc_call *c = srv->rearms;
+        srv->rearms = c->rnext;
+        c->rnext = NULL;
+        c->rearm = false;
+        if (post && !c->dead && !c->finishing)
+            start_recv(c);
         rpc_call_unref(c);
     }
 }
@@ -859,7 +892,7 @@ static void on_recv(rpc_server *srv, rpc_call *c, bool ok)
     receive(srv, c, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s));
     grpc_slice_unref(s);
     if (streams_in(c) && !c->dead && !c->finishing)
-        start_recv(c);
+        rearm_later(c);
 }
 
 static void on_send(rpc_call *c, bool ok)
@@ -967,6 +1000,8 @@ void rpc_server_run(rpc_server *srv)
     int batch = 0;
     for (;;) {
         kick_all(srv);
+        if (!dirty) /* the turn's flush is done and its answers started */
+            rearm_all(srv, true);
         atomic_store_explicit(&srv->loop_ns, fl_mono_ns(), memory_order_relaxed);
         if (srv->shutdown_seen && srv->live == 0)
             break;
@@ -1016,6 +1051,7 @@ void rpc_server_run(rpc_server *srv)
     if (srv->hooks.flush)
         srv->hooks.flush(srv->hooks.ctx);
     kick_all(srv);
+    rearm_all(srv, false); /* stopped: no more reads */
 }
 
 int rpc_server_probe(const rpc_server *srv, char *why, size_t size)
