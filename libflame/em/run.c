@@ -8,13 +8,20 @@
  * asks for one of them back, and QUIET_START_MAX_MS after it at the latest
  * (10 times that right after the tasks became quick).
  * Threads: the executor's thread runs the tasks and sends their outcomes;
- * a reader thread per session takes ExecutorWork off the stream, so that a
- * revoke is answered while a long task runs. r->mu guards the queue and the
- * window counters; r->send_mu serialises the two threads' sends (the reader
- * holds it while it takes unreported starts, so that a start always goes
- * out before its outcome; lock order send_mu, then mu). The stream is
- * published through em_exec_set_stream so that teardown can cancel it,
- * which also ends the reader. */
+ * whichever of it and the session's reader thread holds the read (r->reading)
+ * takes ExecutorWork off the stream. The executor's thread reads while it has
+ * nothing to run, sending its last outcomes and posting the read in one batch
+ * (no thread hop before a task, and gRPC's flow-control update rides in that
+ * write); the reader thread reads while a batch runs, so that a revoke is
+ * answered while a long task runs: at once for tasks known to take time, and
+ * once a quick batch has run for QUIET_START_MAX_MS. r->mu guards the queue,
+ * the window counters and the read's owner; r->send_mu serialises the two
+ * threads' sends (the reader holds it while it takes unreported starts, so
+ * that a start always goes out before its outcome; lock order send_mu, then
+ * mu); while the executor's thread holds the read, the reader thread sends
+ * nothing (its batch may still be sending). The stream is published through
+ * em_exec_set_stream so that teardown can cancel it, which also ends the
+ * reads. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +43,10 @@
 #define BATCH_TARGET_US 2000
 #define QUIET_START_US 200
 #define QUIET_START_MAX_MS 20
+/* how long the executor's thread waits in one read before it looks again */
+#define EXEC_READ_MS 1000
+
+enum { READ_NONE, READ_EXEC, READ_READER };
 
 typedef struct qtask {
     char *id;
@@ -106,7 +117,8 @@ typedef struct session_run {
     const fl_shim_session *ctx;
     rpc_stream *st;
     pthread_mutex_t mu, send_mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;  /* the executor's thread waits here */
+    pthread_cond_t rcv; /* the reader thread waits here */
     /* under mu */
     runq q;            /* pushed ahead, not started */
     uint32_t running;  /* tasks of the batch being run */
@@ -118,11 +130,16 @@ typedef struct session_run {
     size_t nunreported;
     bool unbind;       /* no more work will come: finish the queue, then stop */
     bool ended;        /* the stream ended or broke: stop */
+    int reading;       /* READ_*: who holds the stream's read */
+    bool handoff;      /* a batch of tasks that take time runs: the reader reads */
+    bool closing;      /* the executor's thread is done: the reader reads to the end */
+    uint64_t batch_seq; /* batches taken (the reader tells a long one by it) */
     /* the executor's thread only */
     bool dead;         /* the service is gone and could not be restarted */
     int batching;      /* -1: one task per call; 0: not known yet; 1: batches */
     double avg_us;     /* how long a task takes (moving average), 0: not known */
     Flame__V1__ExecutorUpdate up;
+    bool up_due;       /* up carries something to send */
     qtask batch[INVOKE_BATCH];
     uint64_t started[2 * INVOKE_BATCH];
     Flame__V1__TaskOutcome out[INVOKE_BATCH];
@@ -259,75 +276,125 @@ static size_t runq_revoke(runq *q, const uint64_t *ids, size_t n, uint64_t *out)
 static void report_unreported(session_run *r, Flame__V1__ExecutorUpdate *up, uint64_t *ids)
 {
     pthread_mutex_lock(&r->mu);
-    size_t n = r->nunreported;
+    bool quiet = r->reading == READ_EXEC; /* its batch may still be sending */
+    size_t n = quiet ? 0 : r->nunreported;
     memcpy(ids, r->unreported, n * sizeof *ids);
-    r->nunreported = 0;
+    r->nunreported -= n;
     pthread_mutex_unlock(&r->mu);
     up->n_started = n;
     up->started = ids;
-    if (n || up->n_returned)
+    if (!quiet && (n || up->n_returned))
         rpc_bidi_send(r->st, &up->base);
 }
 
-/* The reader thread: ExecutorWork into the queue; revoked tasks not yet
- * started go back at once. It wakes every QUIET_START_MAX_MS while tasks
- * are quick (else 10 times that) to report the starts of a batch that runs
- * long. */
+/* One ExecutorWork into the queue; revoked tasks not yet started go back
+ * at once. By whichever thread holds the read. */
+static void take_work(session_run *r, const Flame__V1__ExecutorWork *w, uint64_t *ids)
+{
+    uint64_t *back = w->n_revoke ? fl_calloc(w->n_revoke, sizeof *back) : NULL;
+    if (w->n_revoke) /* held until the answer is out (see report_unreported) */
+        pthread_mutex_lock(&r->send_mu);
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < w->n_tasks; i++)
+        runq_push(&r->q, w->tasks[i]);
+    r->received += w->n_tasks;
+    size_t nback = w->n_revoke ? runq_revoke(&r->q, w->revoke, w->n_revoke, back) : 0;
+    r->unbind = r->unbind || w->unbind;
+    uint32_t credit = nback ? new_credit(r) : 0;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (w->n_revoke) {
+        /* what was asked for and is running goes out as started, what
+         * was still queued as returned */
+        Flame__V1__ExecutorUpdate up = FLAME__V1__EXECUTOR_UPDATE__INIT;
+        up.executor_id = r->x->id;
+        up.n_returned = nback;
+        up.returned = back;
+        up.credit = credit;
+        report_unreported(r, &up, ids);
+        pthread_mutex_unlock(&r->send_mu);
+    }
+    free(back);
+}
+
+/* The stream ended or broke (under r->mu): both threads stop. */
+static void set_ended(session_run *r)
+{
+    r->ended = true;
+    pthread_cond_signal(&r->cv);
+    pthread_cond_signal(&r->rcv);
+}
+
+/* Whether the reader thread should take the read now (under r->mu):
+ * a batch runs and the executor's thread does not read, and either its
+ * tasks take time or it has run since the reader's last look (seen). */
+static bool reader_wanted(const session_run *r, uint64_t seen)
+{
+    if (r->reading != READ_NONE)
+        return false;
+    return r->closing || (r->running && (r->handoff || r->batch_seq == seen));
+}
+
+/* The reader thread: reads the stream while the executor's thread runs a
+ * batch (see the top), and reports the starts of a quick batch that runs
+ * long every QUIET_START_MAX_MS (while tasks take time, 10 times that). */
 static void *reader_main(void *arg)
 {
     session_run *r = arg;
     uint64_t ids[INVOKE_BATCH];
-    for (;;) {
-        ProtobufCMessage *m;
-        pthread_mutex_lock(&r->mu);
-        /* not quick yet: a longer wait, in case they become quick while it waits */
-        int timeout = r->quiet ? QUIET_START_MAX_MS : 10 * QUIET_START_MAX_MS;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&r->mu);
+    while (!r->ended) {
+        int period = r->quiet ? QUIET_START_MAX_MS : 10 * QUIET_START_MAX_MS;
+        if (!reader_wanted(r, seen)) {
+            seen = r->running ? r->batch_seq : 0;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += period / 1000;
+            ts.tv_nsec += (long)(period % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if (pthread_cond_timedwait(&r->rcv, &r->mu, &ts) != 0 && r->running) {
+                pthread_mutex_unlock(&r->mu);
+                Flame__V1__ExecutorUpdate up = FLAME__V1__EXECUTOR_UPDATE__INIT;
+                up.executor_id = r->x->id;
+                pthread_mutex_lock(&r->send_mu);
+                report_unreported(r, &up, ids);
+                pthread_mutex_unlock(&r->send_mu);
+                pthread_mutex_lock(&r->mu);
+            }
+            continue;
+        }
+        r->reading = READ_READER;
+        r->handoff = false;
         pthread_mutex_unlock(&r->mu);
+        ProtobufCMessage *m;
         bool idle = false;
         flame_status rc = rpc_stream_next_timed(r->st, &flame__v1__executor_work__descriptor, &m,
-                                                timeout, &idle);
+                                                period, &idle);
         if (!rc && idle) {
             Flame__V1__ExecutorUpdate up = FLAME__V1__EXECUTOR_UPDATE__INIT;
             up.executor_id = r->x->id;
             pthread_mutex_lock(&r->send_mu);
             report_unreported(r, &up, ids);
             pthread_mutex_unlock(&r->send_mu);
-            continue;
+        } else if (!rc && m) {
+            take_work(r, (Flame__V1__ExecutorWork *)m, ids);
+            protobuf_c_message_free_unpacked(m, NULL);
         }
-        if (rc || !m) { /* ended by the session manager (or broken): stop */
-            pthread_mutex_lock(&r->mu);
-            r->ended = true;
-            pthread_cond_signal(&r->cv);
-            pthread_mutex_unlock(&r->mu);
-            return NULL;
-        }
-        Flame__V1__ExecutorWork *w = (Flame__V1__ExecutorWork *)m;
-        uint64_t *back = w->n_revoke ? fl_calloc(w->n_revoke, sizeof *back) : NULL;
-        if (w->n_revoke) /* held until the answer is out (see report_unreported) */
-            pthread_mutex_lock(&r->send_mu);
         pthread_mutex_lock(&r->mu);
-        for (size_t i = 0; i < w->n_tasks; i++)
-            runq_push(&r->q, w->tasks[i]);
-        r->received += w->n_tasks;
-        size_t nback = w->n_revoke ? runq_revoke(&r->q, w->revoke, w->n_revoke, back) : 0;
-        r->unbind = r->unbind || w->unbind;
-        uint32_t credit = nback ? new_credit(r) : 0;
-        pthread_cond_signal(&r->cv);
-        pthread_mutex_unlock(&r->mu);
-        if (w->n_revoke) {
-            /* what was asked for and is running goes out as started, what
-             * was still queued as returned */
-            Flame__V1__ExecutorUpdate up = FLAME__V1__EXECUTOR_UPDATE__INIT;
-            up.executor_id = r->x->id;
-            up.n_returned = nback;
-            up.returned = back;
-            up.credit = credit;
-            report_unreported(r, &up, ids);
-            pthread_mutex_unlock(&r->send_mu);
-        }
-        protobuf_c_message_free_unpacked(m, NULL);
-        free(back);
+        if (rc || (!idle && !m)) /* ended by the session manager (or broken): stop */
+            set_ended(r);
+        r->reading = READ_NONE;
+        if (r->running || r->closing) /* read on: taken again at the loop's top */
+            seen = r->batch_seq;
+        else /* the executor's thread reads again */
+            pthread_cond_signal(&r->cv);
     }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
 }
 
 /* How many tasks take about BATCH_TARGET_US together, from how long they
@@ -347,11 +414,12 @@ static size_t batch_size(const session_run *r)
 }
 
 /* Takes the next batch off the queue (decided under the lock, so that a
- * revoke finds a task either queued or started) and reports it started
- * (quick tasks: with its outcomes, next time), with the last batch's
- * outcomes, their starts if not reported yet, and new credit, in one
- * message. Returns the batch's size: 0 when there is nothing to run now. */
-static size_t take_batch(session_run *r, flame_status *rc)
+ * revoke finds a task either queued or started) and puts in r->up its start
+ * (quick tasks: with its outcomes, next time), the last batch's outcomes,
+ * their starts if not reported yet, and new credit: one message, sent by
+ * the caller (r->up_due), then clear_outcomes(). Returns the batch's size:
+ * 0 when there is nothing to run now. */
+static size_t take_batch(session_run *r)
 {
     pthread_mutex_lock(&r->mu);
     size_t ns = r->nunreported;
@@ -368,6 +436,11 @@ static size_t take_batch(session_run *r, flame_status *rc)
         if (!r->q.len)
             r->q.head = 0;
         r->running = (uint32_t)k;
+        r->batch_seq++;
+        if (!r->quiet && r->reading == READ_NONE) { /* a revoke must be heard while it runs */
+            r->handoff = true;
+            pthread_cond_signal(&r->rcv);
+        }
     }
     r->up.credit = r->dead || r->ended ? 0 : new_credit(r);
     uint64_t *ids = r->quiet ? r->unreported : r->started + ns;
@@ -384,16 +457,20 @@ static size_t take_batch(session_run *r, flame_status *rc)
     r->up.outcomes = r->outp;
     r->up.n_started = ns;
     r->up.started = r->started;
-    *rc = FLAME_OK;
-    if (r->nout || ns || r->up.credit)
-        *rc = send_update(r, &r->up);
+    r->up_due = r->nout || ns || r->up.credit;
+    return k;
+}
+
+/* The outcomes in r->up went out (or never will): their buffers go. */
+static void clear_outcomes(session_run *r)
+{
     for (size_t i = 0; i < r->nout; i++) {
         fl_task_result_clear(&r->res[i]);
         free(r->msgs[i]);
         r->msgs[i] = NULL;
     }
     r->nout = 0;
-    return k;
+    r->up_due = false;
 }
 
 static void batch_free(session_run *r, size_t k)
@@ -419,20 +496,64 @@ static void run_batch(session_run *r, size_t k)
     size_t kb = run_len(r);
     pthread_mutex_lock(&r->mu);
     r->running = 0;
+    r->handoff = false;
     r->window = kb > 1 ? (kb * 4 < WINDOW_BATCH ? (uint32_t)kb * 4 : WINDOW_BATCH) : WINDOW_SINGLE;
     r->quiet = r->avg_us < QUIET_START_US;
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Waits until there is work, or the end. False: the end. */
-static bool wait_work(session_run *r)
+/* Whether the executor's thread is done (under r->mu). */
+static bool exec_done(const session_run *r)
 {
+    return r->ended || r->dead || (r->unbind && !r->q.len);
+}
+
+/* Nothing to run: sends r->up when due and waits for work, reading the
+ * stream itself when the reader thread does not (the send and the read in
+ * one batch). False: the executor's thread is done (*rc: a failed send). */
+static bool read_work(session_run *r, flame_status *rc, uint64_t *ids)
+{
+    pthread_mutex_lock(&r->send_mu);
     pthread_mutex_lock(&r->mu);
-    while (!r->q.len && !r->ended && !r->unbind && !r->dead)
-        pthread_cond_wait(&r->cv, &r->mu);
-    bool more = r->q.len && !r->ended && !r->dead;
+    bool done = exec_done(r);
+    bool mine = !done && !r->q.len && r->reading == READ_NONE;
+    if (mine)
+        r->reading = READ_EXEC;
     pthread_mutex_unlock(&r->mu);
-    return more;
+    if (!mine) { /* the reader thread has the read: send, then wait for it */
+        if (r->up_due)
+            *rc = rpc_bidi_send(r->st, &r->up.base);
+        pthread_mutex_unlock(&r->send_mu);
+        clear_outcomes(r);
+        if (*rc)
+            return false;
+        pthread_mutex_lock(&r->mu);
+        while (!r->q.len && !exec_done(r) && r->reading == READ_READER)
+            pthread_cond_wait(&r->cv, &r->mu);
+        done = exec_done(r);
+        pthread_mutex_unlock(&r->mu);
+        return !done;
+    }
+    pthread_mutex_unlock(&r->send_mu);
+    ProtobufCMessage *m = NULL;
+    bool idle = false;
+    const ProtobufCMessageDescriptor *d = &flame__v1__executor_work__descriptor;
+    flame_status st = r->up_due ? rpc_bidi_send_next(r->st, &r->up.base, d, &m, EXEC_READ_MS, &idle)
+                                : rpc_stream_next_timed(r->st, d, &m, EXEC_READ_MS, &idle);
+    clear_outcomes(r);
+    pthread_mutex_lock(&r->mu);
+    r->reading = READ_NONE;
+    if (st || (!idle && !m)) /* ended by the session manager (or broken): stop */
+        set_ended(r);
+    pthread_mutex_unlock(&r->mu);
+    if (m) {
+        take_work(r, (Flame__V1__ExecutorWork *)m, ids);
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    pthread_mutex_lock(&r->mu);
+    done = exec_done(r);
+    pthread_mutex_unlock(&r->mu);
+    return !done;
 }
 
 /* A dead executor asks to be unbound; then half-close (the reader sees the
@@ -469,6 +590,7 @@ flame_status em_run_session(em_exec *x, fl_shim *shim, const fl_shim_session *ct
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->send_mu, NULL);
     pthread_cond_init(&r->cv, NULL);
+    pthread_cond_init(&r->rcv, NULL);
     flame__v1__executor_update__init(&r->up);
     r->up.executor_id = x->id;
     r->up.credit = new_credit(r);
@@ -477,22 +599,35 @@ flame_status em_run_session(em_exec *x, fl_shim *shim, const fl_shim_session *ct
     bool reading = !rc && pthread_create(&reader, NULL, reader_main, r) == 0;
     if (!rc && !reading)
         rc = fl_error(FLAME_ERR_INTERNAL, "executor %s: cannot start the stream reader", x->id);
+    uint64_t ids[INVOKE_BATCH];
     while (!rc) {
-        size_t k = take_batch(r, &rc);
-        if (rc) { /* taken but never run: the session manager requeues them */
-            batch_free(r, k);
-            break;
-        }
-        if (k)
+        size_t k = take_batch(r);
+        if (k) {
+            if (r->up_due)
+                rc = send_update(r, &r->up);
+            clear_outcomes(r);
+            if (rc) { /* taken but never run: the session manager requeues them */
+                batch_free(r, k);
+                break;
+            }
             run_batch(r, k);
-        else if (!wait_work(r))
+        } else if (!read_work(r, &rc, ids)) {
             break; /* unbind with the queue done, the end of the stream, a dead service */
+        }
     }
-    if (!rc && r->nout) /* the last outcomes */
-        take_batch(r, &rc);
+    if (!rc && r->nout) { /* the last outcomes */
+        take_batch(r);
+        rc = send_update(r, &r->up);
+    }
+    clear_outcomes(r);
     rc = finish(r, rc);
-    if (reading)
+    if (reading) { /* the reader reads to the end of the stream */
+        pthread_mutex_lock(&r->mu);
+        r->closing = true;
+        pthread_cond_signal(&r->rcv);
+        pthread_mutex_unlock(&r->mu);
         pthread_join(reader, NULL);
+    }
     em_exec_set_stream(x, NULL);
     rpc_stream_free(st);
     for (size_t i = 0; i < r->nout; i++) {
@@ -504,6 +639,7 @@ flame_status em_run_session(em_exec *x, fl_shim *shim, const fl_shim_session *ct
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->send_mu);
     pthread_cond_destroy(&r->cv);
+    pthread_cond_destroy(&r->rcv);
     free(r);
     return rc;
 }

@@ -89,6 +89,7 @@ struct rpc_stream {
     bool reading;                /* a read is posted (read_tag, read_bb) */
     int read_tag;
     grpc_byte_buffer *read_bb;
+    grpc_byte_buffer *send_bb;   /* sent in the posted read's batch (send_next) */
     char method[128];
 };
 
@@ -401,32 +402,38 @@ flame_status rpc_stream_next(rpc_stream *st, const ProtobufCMessageDescriptor *d
     return rpc_stream_next_timed(st, desc, msg, -1, NULL);
 }
 
-flame_status rpc_stream_next_timed(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
-                                   ProtobufCMessage **msg, int timeout_ms, bool *idle)
+/* Posts the stream's read, with bb (may be NULL) sent in the same batch. */
+static flame_status post_read(rpc_stream *st, grpc_byte_buffer *bb)
 {
-    *msg = NULL;
-    if (idle)
-        *idle = false;
-    if (st->ended)
-        return FLAME_OK;
-    if (!st->reading) {
-        grpc_op ops[2];
-        size_t n = 0;
-        memset(ops, 0, sizeof ops);
-        if (!st->md_received) {
-            ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
-            ops[n].data.recv_initial_metadata.recv_initial_metadata = &st->md;
-            n++;
-            st->md_received = true;
-        }
-        ops[n].op = GRPC_OP_RECV_MESSAGE;
-        ops[n].data.recv_message.recv_message = &st->read_bb;
+    grpc_op ops[3];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    if (bb) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = bb;
         n++;
-        st->read_bb = NULL;
-        if (grpc_call_start_batch(st->call, ops, n, &st->read_tag, NULL) != GRPC_CALL_OK)
-            return fl_error(FLAME_ERR_INTERNAL, "%s: cannot read the stream", st->method);
-        st->reading = true;
     }
+    if (!st->md_received) {
+        ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+        ops[n].data.recv_initial_metadata.recv_initial_metadata = &st->md;
+        n++;
+        st->md_received = true;
+    }
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n].data.recv_message.recv_message = &st->read_bb;
+    n++;
+    st->read_bb = NULL;
+    if (grpc_call_start_batch(st->call, ops, n, &st->read_tag, NULL) != GRPC_CALL_OK)
+        return fl_error(FLAME_ERR_INTERNAL, "%s: cannot read the stream", st->method);
+    st->send_bb = bb;
+    st->reading = true;
+    return FLAME_OK;
+}
+
+/* Waits for the posted read (see rpc_stream_next_timed). */
+static flame_status wait_read(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
+                              ProtobufCMessage **msg, int timeout_ms, bool *idle)
+{
     gpr_timespec dl = timeout_ms < 0 ? gpr_inf_future(GPR_CLOCK_REALTIME)
                                      : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                                     gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
@@ -436,6 +443,10 @@ flame_status rpc_stream_next_timed(rpc_stream *st, const ProtobufCMessageDescrip
         return FLAME_OK;
     }
     st->reading = false;
+    if (st->send_bb) {
+        grpc_byte_buffer_destroy(st->send_bb);
+        st->send_bb = NULL;
+    }
     grpc_byte_buffer *bb = st->read_bb;
     st->read_bb = NULL;
     if (bb) {
@@ -455,6 +466,40 @@ flame_status rpc_stream_next_timed(rpc_stream *st, const ProtobufCMessageDescrip
     if (st->status != GRPC_STATUS_OK)
         return status_error(st->method, st->status, st->details);
     return FLAME_OK;
+}
+
+flame_status rpc_stream_next_timed(rpc_stream *st, const ProtobufCMessageDescriptor *desc,
+                                   ProtobufCMessage **msg, int timeout_ms, bool *idle)
+{
+    *msg = NULL;
+    if (idle)
+        *idle = false;
+    if (st->ended)
+        return FLAME_OK;
+    flame_status rc = st->reading ? FLAME_OK : post_read(st, NULL);
+    return rc ? rc : wait_read(st, desc, msg, timeout_ms, idle);
+}
+
+flame_status rpc_bidi_send_next(rpc_stream *st, const ProtobufCMessage *msg,
+                                const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+                                int timeout_ms, bool *idle)
+{
+    *out = NULL;
+    *idle = false;
+    if (st->ended)
+        return fl_error(FLAME_ERR_UNAVAILABLE, "%s: the stream is closed", st->method);
+    flame_status rc;
+    if (st->reading) { /* a read from an idle return is posted: send alone */
+        if ((rc = rpc_bidi_send(st, msg)))
+            return rc;
+    } else {
+        grpc_byte_buffer *bb = rpc_pack(msg);
+        if ((rc = post_read(st, bb))) {
+            grpc_byte_buffer_destroy(bb);
+            return rc;
+        }
+    }
+    return wait_read(st, desc, out, timeout_ms, idle);
 }
 
 /* Opens a stream whose requests we send one by one (bidi, client stream). */
@@ -573,6 +618,8 @@ void rpc_stream_free(rpc_stream *st)
         pluck(st->cq, &st->read_tag);
         if (st->read_bb)
             grpc_byte_buffer_destroy(st->read_bb);
+        if (st->send_bb)
+            grpc_byte_buffer_destroy(st->send_bb);
     }
     if (st->status_started) {
         grpc_call_cancel(st->call, NULL);

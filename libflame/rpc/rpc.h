@@ -336,6 +336,17 @@ void rpc_stream_cancel(rpc_stream *st);
  * while next() reads on another. */
 flame_status rpc_bidi_open(rpc_stream **out, rpc_channel *ch, const char *method);
 flame_status rpc_bidi_send(rpc_stream *st, const ProtobufCMessage *msg);
+/* send() and next_timed() in one: where no read is posted yet, the message
+ * and the read go in one batch, so that the flow-control update gRPC owes
+ * for the last message read rides in the send's write instead of a write
+ * (and a wakeup of the peer) of its own. The sender must also be the only
+ * reader here, and no other thread may send on the stream until this call
+ * has returned a message or the end (after an idle return, the send may
+ * still be in flight: the next send must come from a later call of this
+ * function or of next_timed). */
+flame_status rpc_bidi_send_next(rpc_stream *st, const ProtobufCMessage *msg,
+                                const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+                                int timeout_ms, bool *idle);
 /* Half-closes: the peer sees the end of our messages; next() goes on. */
 flame_status rpc_bidi_close_send(rpc_stream *st);
 /* A client stream: open (timeout_ms <= 0: no deadline), send() any number
