@@ -193,6 +193,9 @@ int rpc_server_listen(rpc_server *srv, const char *addr);
 void rpc_server_run(rpc_server *srv);
 /* Thread-safe: asks the loop to stop (open calls are cancelled). */
 void rpc_server_shutdown(rpc_server *srv);
+/* Asks the loop for a flush at mono_ns (fl_mono_ns) at the latest, even if
+ * no call comes (the earliest of several asks wins). Loop thread only. */
+void rpc_server_wake_at(rpc_server *srv, int64_t mono_ns);
 /* Thread-safe, for health probes: 1 while the loop turns (it did within
  * 15 s and is not stopping); else 0 with why. */
 int rpc_server_probe(const rpc_server *srv, char *why, size_t size);

@@ -112,6 +112,7 @@ struct rpc_server {
     struct tag shutdown_tag;
     _Atomic bool shutting_down;
     _Atomic int64_t loop_ns;   /* mono: the loop last turned (rpc_server_probe) */
+    int64_t wake_ns;           /* mono: a flush is due then (0: none) */
     bool shutdown_seen;
     bool forced;               /* shutdown went past its grace period */
     bool started;
@@ -1009,7 +1010,8 @@ void rpc_server_run(rpc_server *srv)
         if (dirty) {
             dl = gpr_time_0(GPR_CLOCK_MONOTONIC);
         } else {
-            int64_t wait = next_tick - fl_mono_ns();
+            int64_t until = srv->wake_ns && srv->wake_ns < next_tick ? srv->wake_ns : next_tick;
+            int64_t wait = until - fl_mono_ns();
             if (wait < 0)
                 wait = 0;
             if ((srv->shutdown_seen || srv->shutting_down) && wait > 100000000)
@@ -1020,6 +1022,10 @@ void rpc_server_run(rpc_server *srv)
         if (ev.type == GRPC_QUEUE_TIMEOUT) {
             if (shutdown_overdue(srv))
                 break;
+            if (srv->wake_ns && fl_mono_ns() >= srv->wake_ns) {
+                srv->wake_ns = 0;
+                dirty = true;
+            }
             if (!dirty)
                 trim(srv);
             if (dirty) {
@@ -1052,6 +1058,12 @@ void rpc_server_run(rpc_server *srv)
         srv->hooks.flush(srv->hooks.ctx);
     kick_all(srv);
     rearm_all(srv, false); /* stopped: no more reads */
+}
+
+void rpc_server_wake_at(rpc_server *srv, int64_t mono_ns)
+{
+    if (!srv->wake_ns || mono_ns < srv->wake_ns)
+        srv->wake_ns = mono_ns;
 }
 
 int rpc_server_probe(const rpc_server *srv, char *why, size_t size)

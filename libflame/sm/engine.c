@@ -32,6 +32,7 @@ void sm_flush(void *ctx)
         snprintf(why, sizeof why, "%s", flame_error_last());
         fl_log(FL_LOG_ERROR, "sm", "commit failed, the batch is undone: %s", why);
         sm_reply_fail(sm, why);
+        sm_watch_commit_failed(sm, why);
         sm_undo(sm, why);
     } else {
         sm_journal_clear(sm);

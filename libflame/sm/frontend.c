@@ -547,13 +547,7 @@ static void run_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
         run_session_unwatch(call);
         sm_reply_error(sm, call, st);
     } else if (n) {
-        Flame__V1__TaskOutcomes ack = FLAME__V1__TASK_OUTCOMES__INIT;
-        ack.created_first = first;
-        ack.created_count = (uint32_t)n;
-        size_t plen = flame__v1__task_outcomes__get_packed_size(&ack);
-        uint8_t *buf = fl_malloc(plen ? plen : 1);
-        flame__v1__task_outcomes__pack(&ack, buf);
-        sm_send(sm, call, buf, plen);
+        sm_swatch_ack(sm, w, first, (uint32_t)n);
     }
 }
 

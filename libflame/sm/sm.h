@@ -93,6 +93,14 @@ typedef struct sm_swatch {
     bool dirty;
     uint64_t backlog_next, backlog_end; /* WatchSession: ids still to scan (0: none) */
     bool draining;                   /* a backlog chunk's drain callback is due */
+    /* RunSession acknowledgements not sent yet: ack_* (committed) waits up to
+     * ACK_HOLD_NS to go out with the outcomes of its tasks (one message
+     * instead of two while executors stream them); new_* came in this batch */
+    uint64_t ack_first, new_first;
+    uint32_t ack_count, new_count;
+    int64_t ack_due_ns;
+    bool ack_fresh;                  /* ack_* took this batch's (until its commit) */
+    bool pending_acked;              /* pending carries an acknowledgement */
     struct flame_session_manager *sm; /* for that callback */
     struct sm_swatch *prev, *next;   /* in ss->swatches */
     struct sm_swatch *dnext;         /* in sm->dirty_swatches */
@@ -511,6 +519,11 @@ void sm_swatch_end_done(sm_t *sm, sm_session *ss);
 void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg);
 /* At the flush: queue the outcome batches of this batch. */
 void sm_watch_collect(sm_t *sm);
+/* RunSession: tasks first..first+n-1 of w's session were created in this
+ * batch; their acknowledgement goes out once they are committed (watch.c). */
+void sm_swatch_ack(sm_t *sm, sm_swatch *w, uint64_t first, uint32_t n);
+/* The batch was not committed: streams acknowledging its tasks end with why. */
+void sm_watch_commit_failed(sm_t *sm, const char *why);
 
 /* ---- reply.c: every answer, sent after the batch is committed ------------- */
 /* The calls take ownership of data (malloc'ed; NULL with len 0: empty). If

@@ -249,6 +249,45 @@ static void swatch_mark_dirty(sm_t *sm, sm_swatch *w)
     }
 }
 
+/* How long an acknowledgement waits for its tasks' outcomes. */
+#define ACK_HOLD_NS (1000 * 1000)
+
+/* Appends the acknowledgement w holds to its pending message (fields 2
+ * and 3 of TaskOutcomes after the outcomes of field 1); a message carries
+ * one, so one already in it goes out first. */
+static void swatch_put_ack(sm_t *sm, sm_swatch *w)
+{
+    if (!w->ack_count)
+        return;
+    if (w->pending_acked && w->call) {
+        size_t len = w->pending.len;
+        sm_send(sm, w->call, (uint8_t *)fl_buf_detach(&w->pending), len);
+        fl_buf_free(&w->pending);
+        w->npending = 0;
+    }
+    fl_wire_put_varint(&w->pending, 2, w->ack_first);
+    fl_wire_put_varint(&w->pending, 3, w->ack_count);
+    w->pending_acked = true;
+    w->ack_count = 0;
+    w->ack_due_ns = 0;
+}
+
+/* This batch's acknowledgement joins the one held (adjacent ranges only). */
+static void swatch_take_new(sm_t *sm, sm_swatch *w, int64_t now)
+{
+    if (!w->new_count)
+        return;
+    if (w->ack_count && w->ack_first + w->ack_count != w->new_first)
+        swatch_put_ack(sm, w);
+    if (!w->ack_count) {
+        w->ack_first = w->new_first;
+        w->ack_due_ns = now + ACK_HOLD_NS;
+    }
+    w->ack_count += w->new_count;
+    w->new_count = 0;
+    w->ack_fresh = true;
+}
+
 static void swatch_add_outcome(sm_t *sm, sm_swatch *w, const fl_task *t)
 {
     size_t n;
@@ -299,7 +338,9 @@ static void swatch_maybe_end(sm_t *sm, sm_swatch *w)
     rpc_call *call = w->call;
     rpc_call_on_cancel(call, NULL, NULL);
     swatch_unlink(w);
-    if (w->dirty) { /* the last batch goes out first */
+    swatch_take_new(sm, w, fl_mono_ns());
+    if (w->dirty || w->ack_count) { /* the last batch goes out first */
+        swatch_put_ack(sm, w);
         size_t len = w->pending.len;
         sm_send(sm, call, (uint8_t *)fl_buf_detach(&w->pending), len);
         w->npending = 0;
@@ -407,20 +448,60 @@ void sm_swatch_drop_all(sm_t *sm, sm_session *ss, int code, const char *msg)
     }
 }
 
+void sm_swatch_ack(sm_t *sm, sm_swatch *w, uint64_t first, uint32_t n)
+{
+    if (w->new_count && w->new_first + w->new_count != first) /* another client's came between */
+        swatch_take_new(sm, w, fl_mono_ns());
+    if (w->new_count) {
+        w->new_count += n;
+    } else {
+        w->new_first = first;
+        w->new_count = n;
+    }
+    swatch_mark_dirty(sm, w);
+}
+
 void sm_watch_collect(sm_t *sm)
 {
+    int64_t now = fl_mono_ns();
+    sm_swatch *held = NULL;
     for (sm_swatch *w = sm->dirty_swatches, *next; w; w = next) {
         next = w->dnext;
         w->dnext = NULL;
         w->dirty = false;
+        w->ack_fresh = false;
+        swatch_take_new(sm, w, now);
+        /* an acknowledgement waits for its tasks' outcomes while executors
+         * stream the session's tasks, ACK_HOLD_NS at most */
+        bool hold = w->call && w->ack_count && !w->pending.len && w->ss && w->ss->nstreamers &&
+                    now < w->ack_due_ns;
+        if (w->call && !hold)
+            swatch_put_ack(sm, w);
         if (w->call && w->pending.len) {
             size_t len = w->pending.len;
             sm_send(sm, w->call, (uint8_t *)fl_buf_detach(&w->pending), len);
         }
         fl_buf_free(&w->pending);
         w->npending = 0;
-        if (!w->call && !w->draining) /* dropped while dirty */
+        w->pending_acked = false;
+        if (hold) { /* looked at again at the next flush */
+            w->dirty = true;
+            w->dnext = held;
+            held = w;
+            rpc_server_wake_at(sm->rpc, w->ack_due_ns);
+        } else if (!w->call && !w->draining) { /* dropped while dirty */
             free(w);
+        }
     }
-    sm->dirty_swatches = NULL;
+    sm->dirty_swatches = held;
+}
+
+void sm_watch_commit_failed(sm_t *sm, const char *why)
+{
+    for (sm_swatch *w = sm->dirty_swatches; w; w = w->dnext)
+        if (w->call && w->ack_fresh) { /* it acknowledges tasks the batch took with it */
+            w->ack_count = 0;
+            w->ack_fresh = false;
+            sm_finish(sm, w->call, RPC_INTERNAL, "storage commit failed: %s", why);
+        }
 }
