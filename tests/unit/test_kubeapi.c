@@ -128,6 +128,25 @@ START_TEST(error_text)
 }
 END_TEST
 
+/* the token, namespace and CA files (util.c's fl_read_small_file) */
+START_TEST(small_files)
+{
+    char *s = fl_read_small_file(write_file("t0k3n\n"));
+    ck_assert_str_eq(s, "t0k3n\n");
+    free(s);
+    s = fl_read_small_file(write_file(""));
+    ck_assert_str_eq(s, "");
+    free(s);
+    unlink(path);
+    ck_assert_ptr_null(fl_read_small_file(path));
+    FILE *f = fopen(path, "w");
+    for (size_t i = 0; i < FL_SMALL_FILE_MAX; i++)
+        fputc('x', f);
+    fclose(f);
+    ck_assert_ptr_null(fl_read_small_file(path));
+}
+END_TEST
+
 typedef struct got_lines {
     char lines[4][32];
     int n, stop_after;
@@ -173,6 +192,7 @@ int main(void)
     tcase_add_test(tc, bad_kubeconfigs);
     tcase_add_test(tc, in_cluster_needs_the_environment);
     tcase_add_test(tc, error_text);
+    tcase_add_test(tc, small_files);
     tcase_add_test(tc, watch_lines);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
