@@ -310,7 +310,7 @@ static int on_invoke(const flame_task_context *t, flame_task_result *result, voi
     int rc = 0;
     if (why) {
         /* a connection a dying service dropped comes before its exit can be
-         * reaped: it gets a moment to be seen exiting, so the task says so */
+         * reaped: it gets SHIM_REAP_MS to be seen exiting, so the task says so */
         bool timed_out = strncmp(why, "timed out", 9) == 0;
         if (S.o->argv && !timed_out)
             child_wait_exit(&S.c, SHIM_REAP_MS);
