@@ -123,6 +123,18 @@ bool child_alive(shim_child *c)
     return true;
 }
 
+bool child_wait_exit(shim_child *c, int ms)
+{
+    long long end = now_ms() + ms;
+    while (child_alive(c)) {
+        if (now_ms() >= end)
+            return false;
+        struct timespec ts = { 0, 10 * 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    return true;
+}
+
 void child_stop(shim_child *c, int grace_ms)
 {
     if (c->in_fd >= 0)
@@ -134,12 +146,7 @@ void child_stop(shim_child *c, int grace_ms)
         return;
     pid_t pid = c->pid;
     kill(-pid, SIGTERM);
-    long long end = now_ms() + grace_ms;
-    while (child_alive(c) && now_ms() < end) {
-        struct timespec ts = { 0, 10 * 1000000 };
-        nanosleep(&ts, NULL);
-    }
-    if (c->pid > 0) {
+    if (!child_wait_exit(c, grace_ms)) {
         kill(-pid, SIGKILL);
         int st;
         if (waitpid(pid, &st, 0) == pid)

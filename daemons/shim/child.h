@@ -28,6 +28,11 @@ char *child_start(shim_child *c, char *const *argv, char *const *extra_env, bool
 /* true while it runs; reaps it once it exited. */
 bool child_alive(shim_child *c);
 
+/* Waits up to ms (polling every 10 ms) for it to exit, reaping it: true
+ * once it is not running. For a program whose pipes or connection just
+ * broke: its exit comes a little after. */
+bool child_wait_exit(shim_child *c, int ms);
+
 /* Closes its pipes, SIGTERM to its group, up to grace_ms, then SIGKILL. */
 void child_stop(shim_child *c, int grace_ms);
 

@@ -310,10 +310,10 @@ static int on_invoke(const flame_task_context *t, flame_task_result *result, voi
     int rc = 0;
     if (why) {
         /* a connection a dying service dropped comes before its exit can be
-         * reaped: give it up to 1 s to be seen exiting, so the task says so */
+         * reaped: it gets SHIM_REAP_MS to be seen exiting, so the task says so */
         bool timed_out = strncmp(why, "timed out", 9) == 0;
-        for (int i = 0; S.o->argv && !timed_out && i < 100 && child_alive(&S.c); i++)
-            msleep(10);
+        if (S.o->argv && !timed_out)
+            child_wait_exit(&S.c, SHIM_REAP_MS);
         if (S.o->argv && !child_alive(&S.c) && S.c.exited) {
             char *how = child_exit_text(&S.c);
             char *m = xprintf("task %s: the service %s while running it (its output is in the "

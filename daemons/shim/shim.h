@@ -7,6 +7,9 @@
 
 #define SHIM_MAX_FRAME_DEFAULT (64u << 20)
 #define SHIM_STOP_GRACE_MS 3000
+/* how long a program whose pipes or connection broke gets to be seen
+ * exiting, so the task can say how it ended */
+#define SHIM_REAP_MS 1000
 
 typedef struct shim_opts {
     char **argv;        /* the program and its arguments, NULL-terminated; NULL: none (rest --url) */

@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <flame/flame.h>
@@ -97,10 +96,7 @@ static void stop_program(void)
 /* After an EOF or error on its pipes: why (it exited, or how it broke). */
 static char *gone(const char *what, const char *fallback)
 {
-    for (int i = 0; i < 100 && child_alive(&S.c); i++) { /* up to 1 s to be reaped */
-        struct timespec ts = { 0, 10 * 1000000 };
-        nanosleep(&ts, NULL);
-    }
+    child_wait_exit(&S.c, SHIM_REAP_MS);
     char *m;
     if (S.c.exited) {
         char *how = child_exit_text(&S.c);

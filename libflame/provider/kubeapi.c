@@ -49,23 +49,6 @@ void kube_api_clear(kube_api *a)
     memset(a, 0, sizeof *a);
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fl_buf b = { 0 };
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (1u << 20))
-        fl_buf_add(&b, chunk, n);
-    fclose(f);
-    if (len)
-        *len = b.len;
-    char *s = fl_buf_detach(&b);
-    return s ? s : fl_strdup("");
-}
-
 static char *trim(char *s)
 {
     size_t n = strlen(s);
@@ -215,12 +198,12 @@ static flame_status load_in_cluster(kube_api *a)
                                   : fl_sprintf("https://%s:%s", host, port);
     a->token_file = fl_strdup(SA_DIR "/token");
     a->ca_file = fl_strdup(SA_DIR "/ca.crt");
-    char *ns = read_file(SA_DIR "/namespace", NULL);
+    char *ns = fl_read_small_file(SA_DIR "/namespace");
     if (ns && *trim(ns))
         a->namespace = ns;
     else
         free(ns);
-    char *tok = read_file(a->token_file, NULL);
+    char *tok = fl_read_small_file(a->token_file);
     bool ok = tok && *trim(tok);
     free(tok);
     if (!ok)
@@ -336,7 +319,7 @@ static CURL *handle(const fl_curl_api *cu, const kube_api *a, const char *method
         cu->curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &blob);
     }
     char *token = a->token ? fl_strdup(a->token) : NULL;
-    if (!token && a->token_file && (token = read_file(a->token_file, NULL)))
+    if (!token && a->token_file && (token = fl_read_small_file(a->token_file)))
         trim(token);
     *hdrs = cu->curl_slist_append(NULL, "Accept: application/json");
     *hdrs = cu->curl_slist_append(*hdrs, "Content-Type: application/json");

@@ -842,27 +842,6 @@ static void provider_destroy(fl_provider *p)
     free(p);
 }
 
-/* A PEM file's text (NULL: unreadable, or over 1 MiB). */
-static char *read_small_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    fl_buf b = { 0 };
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (1u << 20))
-        fl_buf_add(&b, chunk, n);
-    bool bad = ferror(f) || b.len >= (1u << 20);
-    fclose(f);
-    char *s = fl_buf_detach(&b);
-    if (bad || !s) {
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
 /* The pods' TLS: their own certificates from a CA (secure: one identity
  * per pod), one Secret for all (said), or none (a plaintext cluster). With
  * mutual TLS, pods without certificates could not register: refused. */
@@ -891,7 +870,7 @@ static flame_status tls_setup(fl_provider *p, const flame_cluster_config *cfg,
      * clients, else with the one that signs theirs */
     const char *ca_file = tls && tls->ca_file ? tls->ca_file : NULL;
     if (ca_file) {
-        char *pem = read_small_file(ca_file);
+        char *pem = fl_read_small_file(ca_file);
         if (!pem)
             return fl_error(FLAME_ERR_CONFIG, "cluster.tls.ca_file: %s: cannot read it", ca_file);
         p->ca_pem = pem;

@@ -7,9 +7,11 @@
 
 #include "sched/internal.h"
 
-static void sheap_up(cycle *c, sheap *h, size_t i)
+/* Element i climbs while better than its parent, no higher than index top
+ * (0 for a push; the start of a sift-down for its final climb). */
+static void sheap_up(cycle *c, sheap *h, size_t i, size_t top)
 {
-    while (i) {
+    while (i > top) {
         size_t p = (i - 1) / 2;
         if (!better(&c->sess[h->v[i]], &c->sess[h->v[p]]))
             break;
@@ -38,22 +40,14 @@ void sc_sheap_down(cycle *c, sheap *h, size_t i)
         i = m;
     }
     h->v[i] = x;
-    while (i > start) {
-        size_t p = (i - 1) / 2;
-        if (!better(&c->sess[h->v[i]], &c->sess[h->v[p]]))
-            break;
-        int t = h->v[i];
-        h->v[i] = h->v[p];
-        h->v[p] = t;
-        i = p;
-    }
+    sheap_up(c, h, i, start);
 }
 
 void sc_sheap_push(cycle *c, sheap *h, int si)
 {
     c->sess[si].queued = 1;
     h->v[h->n++] = si;
-    sheap_up(c, h, h->n - 1);
+    sheap_up(c, h, h->n - 1, 0);
 }
 
 int sc_sheap_pop(cycle *c, sheap *h)
@@ -80,7 +74,7 @@ void sc_requeue(cycle *c, s_sess *v)
     }
     for (size_t i = 0; i < h->n; i++)
         if (h->v[i] == si) {
-            sheap_up(c, h, i);
+            sheap_up(c, h, i, 0);
             return;
         }
 }
@@ -104,7 +98,19 @@ static void nheap_swap(cycle *c, size_t i, size_t j)
     c->npos[c->nheap[j]] = (int)j;
 }
 
-/* Bottom-up, as sheap_down. */
+/* As sheap_up. */
+static void nheap_up(cycle *c, size_t i, size_t top)
+{
+    while (i > top) {
+        size_t p = (i - 1) / 2;
+        if (!sc_node_better(&c->nodes[c->nheap[i]], &c->nodes[c->nheap[p]]))
+            return;
+        nheap_swap(c, i, p);
+        i = p;
+    }
+}
+
+/* Bottom-up, as sc_sheap_down. */
 static void nheap_down(cycle *c, size_t i)
 {
     if (i >= c->nheap_len) /* nheap_build of no ready node */
@@ -123,24 +129,7 @@ static void nheap_down(cycle *c, size_t i)
     }
     c->nheap[i] = x;
     c->npos[x] = (int)i;
-    while (i > start) {
-        size_t p = (i - 1) / 2;
-        if (!sc_node_better(&c->nodes[c->nheap[i]], &c->nodes[c->nheap[p]]))
-            break;
-        nheap_swap(c, i, p);
-        i = p;
-    }
-}
-
-static void nheap_up(cycle *c, size_t i)
-{
-    while (i) {
-        size_t p = (i - 1) / 2;
-        if (!sc_node_better(&c->nodes[c->nheap[i]], &c->nodes[c->nheap[p]]))
-            return;
-        nheap_swap(c, i, p);
-        i = p;
-    }
+    nheap_up(c, i, start);
 }
 
 /* Node `node`'s free resources changed: restore the heap order. */
@@ -149,7 +138,7 @@ void sc_nheap_fix(cycle *c, int node)
     int i = c->npos[node];
     if (i < 0)
         return;
-    nheap_up(c, (size_t)i);
+    nheap_up(c, (size_t)i, 0);
     nheap_down(c, (size_t)c->npos[node]);
 }
 

@@ -216,6 +216,27 @@ void fl_buf_free(fl_buf *b)
     b->len = b->cap = 0;
 }
 
+/* ---- files -------------------------------------------------------------- */
+
+char *fl_read_small_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    fl_buf b = { 0 };
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < FL_SMALL_FILE_MAX)
+        fl_buf_add(&b, chunk, n);
+    bool bad = ferror(f) || b.len >= FL_SMALL_FILE_MAX;
+    fclose(f);
+    if (bad) {
+        fl_buf_free(&b);
+        return NULL;
+    }
+    return fl_buf_detach(&b);
+}
+
 /* ---- map ---------------------------------------------------------------- */
 
 struct fl_map_slot {

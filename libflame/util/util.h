@@ -46,6 +46,12 @@ void fl_buf_printf(fl_buf *b, const char *fmt, ...) __attribute__((format(printf
 char *fl_buf_detach(fl_buf *b); /* NUL-terminated; buffer reset */
 void fl_buf_free(fl_buf *b);
 
+/* A small file's whole text (a PEM, a token), NUL-terminated and malloc'd
+ * ("" for an empty file). NULL, with nothing logged, when it cannot be
+ * opened or read or holds FL_SMALL_FILE_MAX bytes or more. */
+#define FL_SMALL_FILE_MAX (1u << 20)
+char *fl_read_small_file(const char *path);
+
 /* A string-keyed hash map (open addressing). Keys are copied; values are
  * the caller's. */
 typedef struct fl_map {

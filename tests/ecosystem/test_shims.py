@@ -84,13 +84,30 @@ def start_cluster(task_timeout, apps):
     return {"tmp": tmp, "env": env, "stop": stop}
 
 
-def rest_app(name, app_dir, app):
+def example_apps(sh, py, rest):
+    """The examples as apps named sh (examples/stdio-shell, line mode), py
+    (examples/stdio-python, frame mode) and rest (examples/rest-fastapi, run
+    by uvicorn): the YAML of the three."""
     return f"""
-metadata: {{name: {name}}}
+metadata: {{name: {sh}}}
+spec:
+  shim: stdio
+  stdio_mode: line
+  command: /bin/sh
+  arguments: [{EXAMPLES}/stdio-shell/counter.sh]
+---
+metadata: {{name: {py}}}
+spec:
+  shim: stdio
+  command: /usr/bin/python3
+  arguments: [{EXAMPLES}/stdio-python/notes.py]
+---
+metadata: {{name: {rest}}}
 spec:
   shim: rest
   command: {sys.executable}
-  arguments: [-m, uvicorn, --app-dir, {app_dir}, "{app}", --host, 127.0.0.1, --port, "$PORT"]
+  arguments: [-m, uvicorn, --app-dir, {EXAMPLES}/rest-fastapi, "app:app",
+              --host, 127.0.0.1, --port, "$PORT"]
 """
 
 
@@ -100,26 +117,13 @@ def cluster():
     godir = tempfile.mkdtemp(prefix="flame-shims-go-")
     os.chmod(godir, 0o755)
     go, why_not = go_program(godir)
-    apps = f"""
-metadata: {{name: counter-sh}}
-spec:
-  shim: stdio
-  stdio_mode: line
-  command: /bin/sh
-  arguments: [{EXAMPLES}/stdio-shell/counter.sh]
----
-metadata: {{name: notes-py}}
-spec:
-  shim: stdio
-  command: /usr/bin/python3
-  arguments: [{EXAMPLES}/stdio-python/notes.py]
----
+    apps = example_apps("counter-sh", "notes-py", "notes-rest") + f"""---
 metadata: {{name: bad-frames}}
 spec:
   shim: stdio
   command: /usr/bin/python3
   arguments: [{HERE}/shims/bad_frames.py]
----{rest_app("notes-rest", f"{EXAMPLES}/rest-fastapi", "app:app")}"""
+"""
     if go:
         apps += f"""---
 metadata: {{name: notes-go}}
@@ -160,6 +164,17 @@ def run(app, common, inputs):
     finally:
         s.close()
     return got
+
+
+def run_at_once(app, inputs):
+    """Every input submitted before any answer is awaited: the answers, in
+    order."""
+    s = flamepy.create_session(app)
+    try:
+        futures = [s.run(i) for i in inputs]
+        return [f.result(timeout=300) for f in futures]
+    finally:
+        s.close()
 
 
 def check_notes(cluster, app, fail_text):
@@ -227,26 +242,15 @@ def test_yaml_refuses_a_bad_stdio_mode(cluster, tmp_path):
 def test_many_tasks_at_once(cluster):
     """Tasks submitted together reach flame-shim in batches, whose frames go
     to the program pipelined: every answer still belongs to its task."""
-    s = flamepy.create_session("bad-frames")
-    try:
-        futures = [s.run(b"t%d" % i) for i in range(500)]
-        got = [f.result(timeout=300) for f in futures]
-    finally:
-        s.close()
-    assert got == [b"t%d" % i for i in range(500)], logs(cluster["tmp"])
+    inputs = [b"t%d" % i for i in range(500)]
+    assert run_at_once("bad-frames", inputs) == inputs, logs(cluster["tmp"])
 
 
 def test_big_batch_both_ways(cluster):
     """A batch whose frames and answers are each far beyond a pipe buffer:
     flame-shim writes and reads at once, so neither side blocks."""
-    s = flamepy.create_session("bad-frames")
-    try:
-        inputs = [bytes([65 + i % 26]) * (300 << 10) for i in range(40)]
-        futures = [s.run(x) for x in inputs]
-        got = [f.result(timeout=300) for f in futures]
-    finally:
-        s.close()
-    assert got == inputs, logs(cluster["tmp"])
+    inputs = [bytes([65 + i % 26]) * (300 << 10) for i in range(40)]
+    assert run_at_once("bad-frames", inputs) == inputs, logs(cluster["tmp"])
 
 
 # The task timeout: a short --task-timeout of its own cluster, generous for
@@ -257,21 +261,7 @@ TIMEOUT_S = 10
 
 @pytest.fixture(scope="module")
 def slow_cluster():
-    apps = f"""
-metadata: {{name: hang-sh}}
-spec:
-  shim: stdio
-  stdio_mode: line
-  command: /bin/sh
-  arguments: [{EXAMPLES}/stdio-shell/counter.sh]
----
-metadata: {{name: hang-py}}
-spec:
-  shim: stdio
-  command: /usr/bin/python3
-  arguments: [{EXAMPLES}/stdio-python/notes.py]
----{rest_app("hang-rest", f"{EXAMPLES}/rest-fastapi", "app:app")}"""
-    c = start_cluster(TIMEOUT_S, apps)
+    c = start_cluster(TIMEOUT_S, example_apps("hang-sh", "hang-py", "hang-rest"))
     yield c
     c["stop"]()
 

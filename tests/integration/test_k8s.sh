@@ -20,18 +20,37 @@ kas="$src/scripts/kube-apiserver.sh"
 tmp=$(mktemp -d)
 . "$(dirname "$0")/tap.sh"
 pid=
-# flmping clients, one pid a line (new_session runs in $(...): a file, not
-# an array, carries them back)
-pings=$tmp/pings
-kill_pings() { [ -f "$pings" ] && while read -r p; do kill "$p" 2>/dev/null; done <"$pings"; : >"$pings"; }
+# the flmping clients: children of this shell (new_session runs in it, not
+# in a $(...) subshell), so they are stopped and reaped here, not left to
+# run on after the test
+pings=()
+# running (a child that exited stays a zombie until waited for)
+running() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null) && [ "${st:0:1}" != Z ]; }
+# stops the given children: SIGTERM, up to 5 s, then SIGKILL; reaps them
+stop_children() {
+    [ $# -eq 0 ] && return 0
+    kill "$@" 2>/dev/null
+    local p
+    for _ in $(seq 50); do
+        for p in "$@"; do running "$p" && break; p=; done
+        [ -z "$p" ] && break
+        sleep 0.1
+    done
+    kill -9 "$@" 2>/dev/null
+    wait "$@" 2>/dev/null
+}
+kill_pings() { stop_children "${pings[@]}"; pings=(); }
 cleanup() {
     kill_pings
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    wait 2>/dev/null
+    [ -n "$pid" ] && stop_children "$pid"
     "$kas" stop "$tmp/kube" >/dev/null 2>&1
     rm -rf "$tmp"
 }
+# every way out runs cleanup: a signal exits (128 + its number) through EXIT
 trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 command -v kubectl >/dev/null || { echo "SKIP: kubectl not installed (scripts/deps.sh)"; exit 77; }
 command -v etcd >/dev/null || { echo "SKIP: etcd not installed (Debian etcd-server; scripts/deps.sh)"; exit 77; }
@@ -114,15 +133,16 @@ wait_count() {
     return 1
 }
 # a session of flmping with N Pending tasks (no executor will ever come)
-new_session() { # N RESREQ -> prints the session id
+new_session() { # N RESREQ -> its id in $sid ("" when it did not show)
     local before after
+    sid=
     before=$("$flmctl" list -s | awk 'NR>1 {print $1}' | sort)
     "$flmping" -t "$1" -r "$2" >/dev/null 2>&1 &
-    echo $! >>"$pings"
+    pings+=($!)
     for _ in $(seq 100); do
         after=$("$flmctl" list -s | awk 'NR>1 {print $1}' | sort)
-        local id; id=$(comm -13 <(echo "$before") <(echo "$after") | head -1)
-        [ -n "$id" ] && { echo "$id"; return 0; }
+        sid=$(comm -13 <(echo "$before") <(echo "$after") | head -1)
+        [ -n "$sid" ] && return 0
         sleep 0.1
     done
     return 1
@@ -132,7 +152,7 @@ write_config "$tmp/kube/kubeconfig.flame"
 start_sm || exit 1
 
 # 1. a session with 3 Pending tasks gets 3 pods, labelled, with its resources
-s1=$(new_session 3 cpu=2,mem=256m)
+new_session 3 cpu=2,mem=256m; s1=$sid
 [ -n "$s1" ] && ok "session $s1 created" || bad "session created"
 if wait_count "flame.io/session=$s1" 3; then ok "3 pods for 3 Pending tasks"
 else bad "3 pods for 3 Pending tasks" "$(kc get pods --show-labels 2>&1)"; fi
@@ -193,12 +213,12 @@ for _ in $(seq 60); do [ "$(secrets)" = 0 ] && break; sleep 0.5; done
 
 # 3. the API server restarts mid-way: a session closed and one created
 #    meanwhile are settled once it is back, the watch resumes
-s2=$(new_session 2 cpu=1,mem=128m)
+new_session 2 cpu=1,mem=128m; s2=$sid
 wait_count "flame.io/session=$s2" 2 && ok "2 pods for session 2" || bad "2 pods for session 2" "$(pods)"
 "$kas" stop-apiserver "$tmp/kube"
 "$flmctl" close -s "$s2" >/dev/null && ok "session 2 closed while the API server is down" ||
     bad "session 2 closed while the API server is down"
-s3=$(new_session 1 cpu=1,mem=128m)
+new_session 1 cpu=1,mem=128m; s3=$sid
 sleep 3
 "$flmctl" list -s >/dev/null && ok "the session manager serves while the API server is down" ||
     bad "the session manager serves while the API server is down"
@@ -245,7 +265,7 @@ stop_sm
 mv "$tmp/sm.log" "$tmp/sm1.log"
 write_config "$tmp/kube/kubeconfig.norights"
 start_sm || exit 1
-s4=$(new_session 1 cpu=1,mem=128m)
+new_session 1 cpu=1,mem=128m; s4=$sid
 for _ in $(seq 60); do grep -q '403' "$tmp/sm.log" && break; sleep 0.5; done
 grep -q 'kubernetes.*403 Forbidden: pods is forbidden: User "nobody" cannot' "$tmp/sm.log" &&
     ok "a 403 is logged with the API server's reason" || bad "a 403 is logged" "$(cat "$tmp/sm.log")"

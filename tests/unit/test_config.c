@@ -11,26 +11,12 @@
 #include "flame/server.h"
 #include "util/util.h"
 
-static char path[256];
-
-static const char *write_file(const char *text)
-{
-    snprintf(path, sizeof path, "/tmp/flame-test-config-%d.yaml", getpid());
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
-
-static void teardown(void)
-{
-    unlink(path);
-}
+#include "helpers.h"
 
 START_TEST(full_config)
 {
     flame_cluster_config *c;
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n"
         "  name: test\n"
         "  endpoint: \"http://127.0.0.1:9999\"\n"
@@ -49,11 +35,11 @@ START_TEST(full_config)
     ck_assert_int_eq(c->schedule_interval_ms, 250);
     ck_assert_int_eq(c->node_timeout_ms, 4000);
     flame_cluster_config_free(c);
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  node_timeout: 1500ms\n")),
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write("cluster:\n  node_timeout: 1500ms\n")),
                      FLAME_OK);
     ck_assert_int_eq(c->node_timeout_ms, 1500);
     flame_cluster_config_free(c);
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  node_timeout: 2500\n")),
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write("cluster:\n  node_timeout: 2500\n")),
                      FLAME_OK);
     ck_assert_int_eq(c->node_timeout_ms, 2500);
     flame_cluster_config_free(c);
@@ -63,7 +49,7 @@ END_TEST
 START_TEST(defaults_and_mapping_resreq)
 {
     flame_cluster_config *c;
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n  resreq: {cpu: 4, mem: 512m}\n")), FLAME_OK);
     ck_assert_str_eq(c->endpoint, "http://127.0.0.1:8080");
     ck_assert_str_eq(c->storage, "sqlite://flame.db");
@@ -75,7 +61,7 @@ START_TEST(defaults_and_mapping_resreq)
     ck_assert_int_eq(c->warm_pool_total, 8);
     flame_cluster_config_free(c);
     /* Flame's own executors: keys are accepted beside ours */
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n  name: x\nexecutors:\n  shim: host\n  warm_pool: 0\n"
         "  warm_pool_total: 3\n")), FLAME_OK);
     ck_assert_int_eq(c->warm_pool, 0);
@@ -87,7 +73,7 @@ END_TEST
 static void expect_bad(const char *yaml, const char *needle)
 {
     flame_cluster_config *c = NULL;
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(yaml)), FLAME_ERR_CONFIG);
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(yaml)), FLAME_ERR_CONFIG);
     ck_assert_msg(strstr(flame_error_last(), needle), "\"%s\" lacks \"%s\"", flame_error_last(),
                   needle);
     ck_assert_ptr_null(c);
@@ -144,7 +130,7 @@ END_TEST
 START_TEST(tls_and_auth_config)
 {
     flame_cluster_config *c;
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n"
         "  endpoint: https://127.0.0.1:8443\n"
         "  tls:\n"
@@ -177,7 +163,7 @@ START_TEST(tls_and_auth_config)
     fl_server_tls_clear(&t);
     flame_cluster_config_free(c);
     /* Flame's shape: server-side TLS only */
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n  tls: {cert_file: a.crt, key_file: a.key}\n")), FLAME_OK);
     ck_assert_int_eq(c->tls_mutual, 0);
     ck_assert_ptr_null(c->tls_ca_file);
@@ -194,7 +180,7 @@ START_TEST(client_tls_resolution)
 {
     fl_endpoint ep;
     unsetenv("FLAME_ENDPOINT");
-    setenv("FLAME_CONFIG", write_file("current-context: a\ncontexts:\n"
+    setenv("FLAME_CONFIG", scratch_write("current-context: a\ncontexts:\n"
                                       "  - name: a\n    cluster:\n"
                                       "      endpoint: https://a:1\n"
                                       "      tls: {ca_file: /pki/ca.crt}\n"), 1);
@@ -229,10 +215,10 @@ END_TEST
 START_TEST(limits_block)
 {
     flame_cluster_config *c;
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  name: x\n")), FLAME_OK);
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write("cluster:\n  name: x\n")), FLAME_OK);
     ck_assert_uint_eq(c->limits.max_tasks_per_request, 0); /* 0: the default */
     flame_cluster_config_free(c);
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n"
         "  limits:\n"
         "    max_tasks_per_request: 100\n"
@@ -265,10 +251,10 @@ END_TEST
 START_TEST(recovery_retry_limits)
 {
     flame_cluster_config *c;
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  name: x\n")), FLAME_OK);
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write("cluster:\n  name: x\n")), FLAME_OK);
     ck_assert_uint_eq(c->session_retry_limits, 5); /* Flame's default */
     flame_cluster_config_free(c);
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n  recovery:\n    session:\n      retry_limits: 2\n")), FLAME_OK);
     ck_assert_uint_eq(c->session_retry_limits, 2);
     flame_cluster_config_free(c);
@@ -285,14 +271,14 @@ END_TEST
 START_TEST(cache_section)
 {
     flame_cluster_config *c;
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  name: x\n")), FLAME_OK);
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write("cluster:\n  name: x\n")), FLAME_OK);
     ck_assert_str_eq(c->cache_endpoint, "grpc://127.0.0.1:9090");
     ck_assert_ptr_null(c->cache_storage);
     ck_assert_str_eq(c->cache_eviction_policy, "lru");
     ck_assert_uint_eq(c->cache_max_memory, 1ull << 30);
     ck_assert_uint_eq(c->cache_max_objects, 0);
     flame_cluster_config_free(c);
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n  name: x\n"
         "cache:\n"
         "  endpoint: grpcs://10.0.0.1:9191\n"
@@ -349,7 +335,7 @@ START_TEST(cache_section)
         char text[256];
         snprintf(text, sizeof text, "cluster:\n  name: x\n%s", bads[i].yaml);
         c = NULL;
-        ck_assert_int_eq(flame_cluster_config_load(&c, write_file(text)), FLAME_ERR_CONFIG);
+        ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(text)), FLAME_ERR_CONFIG);
         ck_assert_msg(strstr(flame_error_last(), bads[i].key), "%s: %s", bads[i].key,
                       flame_error_last());
         ck_assert_ptr_null(c);
@@ -360,11 +346,11 @@ END_TEST
 START_TEST(provider_section)
 {
     flame_cluster_config *c;
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  name: t\n")), FLAME_OK);
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write("cluster:\n  name: t\n")), FLAME_OK);
     ck_assert_ptr_null(c->provider);
     ck_assert_int_eq(c->k8s_scale_down_delay_ms, 60000);
     flame_cluster_config_free(c);
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n  name: t\n"
         "provider: kubernetes\n"
         "kubernetes:\n"
@@ -391,7 +377,7 @@ START_TEST(provider_section)
     ck_assert_int_eq(c->k8s_scale_down_delay_ms, 0);
     ck_assert_str_eq(c->k8s_tls_secret, "flame-tls");
     flame_cluster_config_free(c);
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n  name: t\n"
         "provider: kubernetes\n"
         "kubernetes:\n"
@@ -405,7 +391,7 @@ START_TEST(provider_section)
     ck_assert_int_eq(c->k8s_node_cert_ttl_s, 5400);
     ck_assert_int_eq(c->k8s_host_users, 1);
     flame_cluster_config_free(c);
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster:\n  name: t\nkubernetes:\n  image: x\n")), FLAME_OK);
     ck_assert_int_eq(c->k8s_node_cert_ttl_s, 86400); /* short-lived by default */
     ck_assert_int_eq(c->k8s_host_users, 0);           /* a user namespace of the pod's own */
@@ -443,14 +429,14 @@ START_TEST(client_endpoint_resolution)
     ck_assert_str_eq(ep.url, "http://env:2");
     fl_endpoint_clear(&ep);
     unsetenv("FLAME_ENDPOINT");
-    setenv("FLAME_CONFIG", write_file("current-context: b\ncontexts:\n"
+    setenv("FLAME_CONFIG", scratch_write("current-context: b\ncontexts:\n"
                                       "  - name: a\n    cluster:\n      endpoint: http://a:1\n"
                                       "  - name: b\n    cluster:\n      endpoint: http://b:3\n"),
            1);
     ck_assert_int_eq(fl_endpoint_resolve(&ep, NULL), FLAME_OK);
     ck_assert_str_eq(ep.url, "http://b:3");
     fl_endpoint_clear(&ep);
-    setenv("FLAME_CONFIG", write_file("current-context: c\ncontexts:\n"
+    setenv("FLAME_CONFIG", scratch_write("current-context: c\ncontexts:\n"
                                       "  - name: a\n    cluster:\n      endpoint: http://a:1\n"),
            1);
     ck_assert_int_eq(fl_endpoint_resolve(&ep, NULL), FLAME_ERR_CONFIG);
@@ -499,7 +485,7 @@ int main(void)
 {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("yaml");
-    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_checked_fixture(tc, NULL, scratch_remove);
     tcase_add_test(tc, full_config);
     tcase_add_test(tc, defaults_and_mapping_resreq);
     tcase_add_test(tc, bad_configs_name_the_key);

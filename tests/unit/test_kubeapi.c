@@ -11,26 +11,12 @@
 #include "provider/kubeapi.h"
 #include "util/util.h"
 
-static char path[256];
-
-static const char *write_file(const char *text)
-{
-    snprintf(path, sizeof path, "/tmp/flame-test-kubeconfig-%d.yaml", getpid());
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
-
-static void teardown(void)
-{
-    unlink(path);
-}
+#include "helpers.h"
 
 START_TEST(kubeconfig_with_files)
 {
     kube_api a;
-    ck_assert_int_eq(kube_api_load(&a, write_file(
+    ck_assert_int_eq(kube_api_load(&a, scratch_write(
         "apiVersion: v1\nkind: Config\n"
         "clusters:\n- name: other\n  cluster: {server: https://wrong:1}\n"
         "- name: c\n  cluster:\n    server: https://10.0.0.1:6443/\n"
@@ -52,7 +38,7 @@ START_TEST(kubeconfig_with_data)
 {
     kube_api a;
     /* "PEM-CA" and "PEM-CERT" in base64 */
-    ck_assert_int_eq(kube_api_load(&a, write_file(
+    ck_assert_int_eq(kube_api_load(&a, scratch_write(
         "clusters:\n- name: c\n  cluster:\n    server: https://h:443\n"
         "    certificate-authority-data: UEVNLUNB\n"
         "users:\n- name: u\n  user:\n    client-certificate-data: UEVNLUNFUlQ=\n"
@@ -73,7 +59,7 @@ END_TEST
 static void expect_bad(const char *yaml, const char *needle)
 {
     kube_api a;
-    ck_assert_int_eq(kube_api_load(&a, write_file(yaml)), FLAME_ERR_CONFIG);
+    ck_assert_int_eq(kube_api_load(&a, scratch_write(yaml)), FLAME_ERR_CONFIG);
     ck_assert_msg(strstr(flame_error_last(), needle), "\"%s\" lacks \"%s\"", flame_error_last(),
                   needle);
     ck_assert_ptr_null(a.server);
@@ -128,6 +114,25 @@ START_TEST(error_text)
 }
 END_TEST
 
+/* the token, namespace and CA files (util.c's fl_read_small_file) */
+START_TEST(small_files)
+{
+    char *s = fl_read_small_file(scratch_write("t0k3n\n"));
+    ck_assert_str_eq(s, "t0k3n\n");
+    free(s);
+    s = fl_read_small_file(scratch_write(""));
+    ck_assert_str_eq(s, "");
+    free(s);
+    scratch_remove();
+    ck_assert_ptr_null(fl_read_small_file(scratch_path));
+    FILE *f = fopen(scratch_path, "w");
+    for (size_t i = 0; i < FL_SMALL_FILE_MAX; i++)
+        fputc('x', f);
+    fclose(f);
+    ck_assert_ptr_null(fl_read_small_file(scratch_path));
+}
+END_TEST
+
 typedef struct got_lines {
     char lines[4][32];
     int n, stop_after;
@@ -167,12 +172,13 @@ int main(void)
 {
     Suite *s = suite_create("kubeapi");
     TCase *tc = tcase_create("core");
-    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_checked_fixture(tc, NULL, scratch_remove);
     tcase_add_test(tc, kubeconfig_with_files);
     tcase_add_test(tc, kubeconfig_with_data);
     tcase_add_test(tc, bad_kubeconfigs);
     tcase_add_test(tc, in_cluster_needs_the_environment);
     tcase_add_test(tc, error_text);
+    tcase_add_test(tc, small_files);
     tcase_add_test(tc, watch_lines);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -1,21 +1,20 @@
 /* Unit tests of the metrics registry and its text exposition
  * (util/metrics.c), the metrics server (http/http.c: endpoints, probes,
  * methods, hostile input) and the metrics:/log: config sections. */
-#include <arpa/inet.h>
 #include <check.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "flame/metrics.h"
 #include "flame/server.h"
 #include "util/metrics.h"
 #include "util/util.h"
+
+#include "helpers.h"
 
 static char *render(void)
 {
@@ -82,23 +81,12 @@ static int probe(void *ctx, char *why, size_t size)
     return probe_state;
 }
 
-static int dial(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct timeval tv = { 10, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
-
 /* Sends req as is and returns the whole answer (malloc'ed; "" when the
  * server closed without one); *code: its status, 0 when none. */
 static char *http(int port, const char *req, size_t len, int *code)
 {
-    int fd = dial(port);
+    int fd = loopback_connect(port);
+    ck_assert_int_ge(fd, 0);
     size_t off = 0;
     while (off < len) {
         ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
@@ -182,14 +170,11 @@ START_TEST(server_endpoints)
     /* many connections at once (more than the limit): held, then dropped;
      * the server still answers after */
     int fds[100];
-    for (int i = 0; i < 100; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        connect(fds[i], (struct sockaddr *)&a, sizeof a);
-    }
     for (int i = 0; i < 100; i++)
-        close(fds[i]);
+        fds[i] = loopback_connect(port);
+    for (int i = 0; i < 100; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     ck_assert_int_eq(get(port, "/healthz", NULL), 200);
     fl_buf m = { 0 };
     fl_metrics_render(&m);
@@ -235,21 +220,10 @@ END_TEST
 
 /* ---- config and logs ------------------------------------------------------------- */
 
-static char path[256];
-
-static const char *write_file(const char *text)
-{
-    snprintf(path, sizeof path, "/tmp/flame-test-metrics-%d.yaml", getpid());
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
-
 START_TEST(config_sections)
 {
     flame_cluster_config *c;
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster: {name: t}\n"
         "metrics:\n"
         "  session_manager: 127.0.0.1:9101\n"
@@ -261,11 +235,11 @@ START_TEST(config_sections)
     ck_assert_str_eq(c->log_format, "json");
     flame_cluster_config_free(c);
     char *addr;
-    ck_assert_int_eq(flame_operations_config(path, "executor_manager", "text", NULL, &addr),
+    ck_assert_int_eq(flame_operations_config(scratch_path, "executor_manager", "text", NULL, &addr),
                      FLAME_OK);
     ck_assert_str_eq(addr, "9102");
     free(addr);
-    ck_assert_int_eq(flame_operations_config(path, "object_cache", NULL, "0", &addr), FLAME_OK);
+    ck_assert_int_eq(flame_operations_config(scratch_path, "object_cache", NULL, "0", &addr), FLAME_OK);
     ck_assert_str_eq(addr, "0");
     free(addr);
     ck_assert_int_eq(flame_operations_config(NULL, "object_cache", "text", NULL, &addr),
@@ -277,15 +251,15 @@ START_TEST(config_sections)
                      FLAME_ERR_CONFIG);
     ck_assert_ptr_null(addr);
 
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster: {name: t}\nmetrics: {session_manger: 1}\n")), FLAME_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(flame_error_last(), "metrics.session_manger"));
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file(
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write(
         "cluster: {name: t}\nlog: {format: xml}\n")), FLAME_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(flame_error_last(), "log.format"));
     ck_assert_int_eq(flame_log_set_format("xml"), FLAME_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(flame_log_set_format("text"), FLAME_OK);
-    unlink(path);
+    scratch_remove();
 }
 END_TEST
 

@@ -19,6 +19,8 @@
 #include "shim/relay.h"
 #include "util/util.h"
 
+#include "helpers.h"
+
 static int listen_fd;
 static int port;
 
@@ -69,10 +71,8 @@ static void lo_up(void)
  * the connect fails; 1 otherwise. */
 static int try_echo(int p)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+    int fd = loopback_connect(p);
+    if (fd < 0)
         return 2;
     if (write(fd, "hello", 5) != 5)
         return 1;
