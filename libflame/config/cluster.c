@@ -17,6 +17,7 @@
 #include "cache/endpoint.h"
 #include "config/endpoint.h"
 #include "config/tls.h"
+#include "rpc/rpc.h"
 #include "flame/server.h"
 #include "util/util.h"
 #include "util/yaml.h"
@@ -97,6 +98,21 @@ static flame_status read_node_timeout(fl_yaml *y, yaml_node_t *n, int *out)
     if (v < 100 || v > 3600000)
         return bad(y, n, "cluster.node_timeout",
                    "expected a time between 100ms and 3600s (\"10s\", \"1500ms\" or ms)");
+    *out = (int)v;
+    return FLAME_OK;
+}
+
+/* cluster.busy_poll (ours): "50us", "0" or a number of µs; at most 10 ms. */
+static flame_status read_busy_poll(fl_yaml *y, yaml_node_t *n, int *out)
+{
+    const char *s = fl_yaml_str(n);
+    char *end = NULL;
+    long long v = s ? strtoll(s, &end, 10) : -1;
+    if (!end || end == s || (*end && strcmp(end, "us") != 0))
+        v = -1;
+    if (v < 0 || v > 10000)
+        return bad(y, n, "cluster.busy_poll",
+                   "expected a time between 0 and 10000us (\"50us\", or µs; 0: off)");
     *out = (int)v;
     return FLAME_OK;
 }
@@ -344,7 +360,8 @@ static flame_status known_keys(fl_yaml *y, yaml_node_t *root, yaml_node_t *cl)
                                        "provider", "kubernetes" };
     static const char *const cluster[] = { "name", "endpoint", "storage", "resreq", "slot",
                                            "schedule_interval", "policies", "policy", "limits",
-                                           "tls", "auth", "recovery", "node_timeout" };
+                                           "tls", "auth", "recovery", "node_timeout",
+                                           "busy_poll" };
     static const char *const limits[] = { "max_tasks_per_request", "max_message_size",
                                           "max_send_queue", "max_concurrent_streams",
                                           "handshake_timeout", "idle_timeout", "keepalive",
@@ -696,6 +713,7 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     c->pub.resreq = (flame_resreq){ 1, 1ULL << 30, 0 };
     c->pub.schedule_interval_ms = 500;
     c->pub.node_timeout_ms = 10000;
+    c->pub.busy_poll_us = RPC_BUSY_POLL_US_DEFAULT;
     c->pub.warm_pool = 2;
     c->pub.warm_pool_total = 8;
     c->pub.cache_endpoint = keep(c, CACHE_ENDPOINT, FL_CACHE_DEFAULT_ENDPOINT);
@@ -771,6 +789,9 @@ flame_status flame_cluster_config_load(flame_cluster_config **out, const char *p
     }
     v = fl_yaml_get(&y, cl, "node_timeout");
     if (v && (st = read_node_timeout(&y, v, &c->pub.node_timeout_ms)))
+        goto out;
+    v = fl_yaml_get(&y, cl, "busy_poll");
+    if (v && (st = read_busy_poll(&y, v, &c->pub.busy_poll_us)))
         goto out;
     if ((st = read_warm_pool(&y, root, &c->pub)))
         goto out;

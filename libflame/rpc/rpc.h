@@ -176,9 +176,16 @@ typedef struct rpc_server_options {
     rpc_validate_fn validate;   /* NULL: rpc/'s generic checks only */
     void *validate_ctx;
     rpc_limits limits;
+    /* After a turn with work, the loop polls this long without sleeping
+     * before it blocks (0: never): the answer to what it just sent often
+     * comes within tens of microseconds, and a thread that sleeps is woken
+     * by an interrupt from another CPU (in a VM, an exit to the host). */
+    int busy_poll_us;
 } rpc_server_options;
+/* The session manager's busy polling unless cluster.busy_poll says. */
+#define RPC_BUSY_POLL_US_DEFAULT 50
 #define RPC_SERVER_OPTIONS_INIT { RPC_SERVER_OPTIONS_VERSION, 0, { NULL, NULL, 0, NULL }, \
-                                  RPC_TLS_INIT, NULL, NULL, NULL, NULL, { 0 } }
+                                  RPC_TLS_INIT, NULL, NULL, NULL, NULL, { 0 }, 0 }
 
 /* Builds the dispatch table from the services (path "/" + desc->name + "/"
  * + method name); the tables may be freed once this returns. ctx is passed

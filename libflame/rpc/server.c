@@ -113,6 +113,8 @@ struct rpc_server {
     _Atomic bool shutting_down;
     _Atomic int64_t loop_ns;   /* mono: the loop last turned (rpc_server_probe) */
     int64_t wake_ns;           /* mono: a flush is due then (0: none) */
+    int64_t busy_poll_ns;      /* see rpc_server_options.busy_poll_us */
+    int64_t event_ns;          /* mono: the last event came then */
     bool shutdown_seen;
     bool forced;               /* shutdown went past its grace period */
     bool started;
@@ -194,6 +196,7 @@ static rpc_server *server_new(struct entry *methods, size_t n, void *ctx,
     srv->validate_ctx = o->validate_ctx;
     srv->limits = o->limits;
     rpc_limits_defaults(&srv->limits);
+    srv->busy_poll_ns = o->busy_poll_us > 0 ? (int64_t)o->busy_poll_us * 1000 : 0;
     grpc_arg args[4 + RPC_N_LIMIT_ARGS];
     rpc_size_args(args, srv->max_message);
     args[3].type = GRPC_ARG_STRING;
@@ -1018,7 +1021,17 @@ void rpc_server_run(rpc_server *srv)
                 wait = 100000000;
             dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(wait, GPR_TIMESPAN));
         }
-        grpc_event ev = grpc_completion_queue_next(srv->cq, dl, NULL);
+        /* busy polling: a look that does not sleep, until busy_poll_ns
+         * after the last event (nothing else is due meanwhile) */
+        int64_t now = srv->busy_poll_ns && !dirty ? fl_mono_ns() : 0;
+        bool poll = now && now - srv->event_ns < srv->busy_poll_ns && now < next_tick &&
+                    !(srv->wake_ns && now >= srv->wake_ns) && !srv->shutting_down;
+        grpc_event ev = grpc_completion_queue_next(srv->cq, poll ? gpr_time_0(GPR_CLOCK_MONOTONIC)
+                                                                 : dl, NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT && poll)
+            continue;
+        if (ev.type == GRPC_OP_COMPLETE && srv->busy_poll_ns)
+            srv->event_ns = fl_mono_ns();
         if (ev.type == GRPC_QUEUE_TIMEOUT) {
             if (shutdown_overdue(srv))
                 break;

@@ -193,6 +193,7 @@ static flame_status start(flame_session_manager **out, const flame_server_option
     sm->schedule_interval_ms = o.schedule_interval_ms ? o.schedule_interval_ms
                                : cfg ? cfg->schedule_interval_ms : 500;
     sm->node_timeout_ms = cfg ? cfg->node_timeout_ms : 10000;
+    int busy_poll_us = cfg ? cfg->busy_poll_us : RPC_BUSY_POLL_US_DEFAULT;
     flame_cluster_limits lim = cfg ? cfg->limits : (flame_cluster_limits){ 0 };
     sm->max_message = o.max_message_size      ? o.max_message_size
                       : lim.max_message_size ? lim.max_message_size
@@ -256,6 +257,7 @@ static flame_status start(flame_session_manager **out, const flame_server_option
     rpc_server_options ro = RPC_SERVER_OPTIONS_INIT;
     ro.max_message = sm->max_message;
     ro.hooks = (rpc_server_hooks){ sm_flush, sm_tick, sm->schedule_interval_ms, sm };
+    ro.busy_poll_us = busy_poll_us;
     ro.tls = sm->tls.tls; /* TLS whatever the endpoint's scheme, as Flame */
     ro.authorize = fl_auth_authorize;
     ro.authorize_ctx = sm->auth;

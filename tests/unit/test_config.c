@@ -43,6 +43,15 @@ START_TEST(full_config)
                      FLAME_OK);
     ck_assert_int_eq(c->node_timeout_ms, 2500);
     flame_cluster_config_free(c);
+    /* busy polling: µs, "us" or none; 0 turns it off */
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  busy_poll: 80us\n")),
+                     FLAME_OK);
+    ck_assert_int_eq(c->busy_poll_us, 80);
+    flame_cluster_config_free(c);
+    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  busy_poll: 0\n")),
+                     FLAME_OK);
+    ck_assert_int_eq(c->busy_poll_us, 0);
+    flame_cluster_config_free(c);
 }
 END_TEST
 
@@ -57,6 +66,7 @@ START_TEST(defaults_and_mapping_resreq)
     ck_assert_uint_eq(c->resreq.memory, 512ULL << 20);
     ck_assert_int_eq(c->schedule_interval_ms, 500);
     ck_assert_int_eq(c->node_timeout_ms, 10000);
+    ck_assert_int_eq(c->busy_poll_us, 50);
     ck_assert_int_eq(c->warm_pool, 2);
     ck_assert_int_eq(c->warm_pool_total, 8);
     flame_cluster_config_free(c);
@@ -87,6 +97,9 @@ START_TEST(bad_configs_name_the_key)
     expect_bad("cluster:\n  node_timeout: 5m\n", "cluster.node_timeout");
     expect_bad("cluster:\n  node_timeout: 10\n", "cluster.node_timeout: expected a time");
     expect_bad("cluster:\n  node_timeout: 2h\n", "cluster.node_timeout");
+    expect_bad("cluster:\n  busy_poll: 50ms\n", "cluster.busy_poll: expected a time");
+    expect_bad("cluster:\n  busy_poll: -1\n", "cluster.busy_poll");
+    expect_bad("cluster:\n  busy_poll: 20000\n", "cluster.busy_poll");
     expect_bad("cluster:\n  name: x\nexecutors:\n  warm_pool: -1\n", "executors.warm_pool");
     expect_bad("cluster:\n  name: x\nexecutors:\n  warm_pool_total: lots\n",
                "executors.warm_pool_total");
