@@ -44,11 +44,11 @@ START_TEST(full_config)
     ck_assert_int_eq(c->node_timeout_ms, 2500);
     flame_cluster_config_free(c);
     /* busy polling: µs, "us" or none; 0 turns it off */
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  busy_poll: 80us\n")),
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write("cluster:\n  busy_poll: 80us\n")),
                      FLAME_OK);
     ck_assert_int_eq(c->busy_poll_us, 80);
     flame_cluster_config_free(c);
-    ck_assert_int_eq(flame_cluster_config_load(&c, write_file("cluster:\n  busy_poll: 0\n")),
+    ck_assert_int_eq(flame_cluster_config_load(&c, scratch_write("cluster:\n  busy_poll: 0\n")),
                      FLAME_OK);
     ck_assert_int_eq(c->busy_poll_us, 0);
     flame_cluster_config_free(c);
