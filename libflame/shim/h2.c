@@ -58,6 +58,7 @@ struct fl_h2 {
     bool in_headers;
     char why[160];          /* a broken connection's reason */
     bool wrote_none;        /* the last write_iov failed before its first byte */
+    bool expect_wait;       /* a call just went out: its answer cannot be there yet */
 };
 
 /* The call in flight. */
@@ -252,6 +253,12 @@ static int read_more(fl_h2 *c, int64_t deadline)
         c->rcap = c->rlen + 2 * (OUR_MAX_FRAME + 9);
         c->rbuf = fl_realloc(c->rbuf, c->rcap);
     }
+    if (c->expect_wait) { /* wait first: saves a recv() that finds nothing */
+        c->expect_wait = false;
+        struct pollfd p = { c->fd, POLLIN, 0 };
+        if (poll(&p, 1, left_ms(deadline)) == 0 && deadline >= 0 && mono_ms() >= deadline)
+            return IO_TIMEOUT;
+    }
     for (;;) {
         ssize_t r = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
         if (r > 0) {
@@ -268,8 +275,6 @@ static int read_more(fl_h2 *c, int64_t deadline)
             snprintf(c->why, sizeof c->why, "read: %s", strerror(errno));
             return IO_CLOSED;
         }
-        if (deadline == -2) /* only what is there now */
-            return IO_TIMEOUT;
         struct pollfd p = { c->fd, POLLIN, 0 };
         int n = poll(&p, 1, left_ms(deadline));
         if (n == 0 && deadline >= 0 && mono_ms() >= deadline)
@@ -491,7 +496,7 @@ static int on_frame(fl_h2 *c, h2call *k, uint8_t type, uint8_t flags, uint32_t s
 }
 
 /* Handles the next frame, reading until one is complete or the deadline
- * (-2: only what the socket has now). */
+ * (-1: none). */
 static int next_frame(fl_h2 *c, h2call *k, int64_t deadline)
 {
     for (;;) {
@@ -513,16 +518,13 @@ static int next_frame(fl_h2 *c, h2call *k, int64_t deadline)
     }
 }
 
-/* Handles what an idle connection received (SETTINGS, PING, GOAWAY, its
- * end); false when it can take no call. */
+/* Whether the connection can take a call. What the peer sent since the
+ * last one (SETTINGS, PING, a GOAWAY) is read with the next call's answer:
+ * a call it will not see is made again (GOAWAY, or a write that found it
+ * gone), so an idle connection needs no read of its own. */
 static bool idle_ok(fl_h2 *c)
 {
-    if (c->fd < 0)
-        return false;
-    int r;
-    while ((r = next_frame(c, NULL, -2)) == IO_OK)
-        ;
-    return r == IO_TIMEOUT && !c->goaway && c->next_id < 0x7ffffff0u;
+    return c->fd >= 0 && !c->goaway && c->next_id < 0x7ffffff0u;
 }
 
 /* 5.1: an integer with an N-bit prefix, after the first byte's flags. */
@@ -699,6 +701,7 @@ static flame_status attempt(fl_h2 *c, const char *method, const uint8_t *req, si
     h2call k = { .id = c->next_id, .send_window = c->init_window, .grpc_status = -1 };
     c->next_id += 2;
     int r = send_request(c, &k, method, req, len, timeout_ms, deadline);
+    c->expect_wait = c->rlen == 0;
     while (r == IO_OK && !k.ended && !k.reset && !k.refused)
         r = next_frame(c, &k, deadline);
     if ((r == IO_OK || r == IO_CLOSED) && k.refused && !k.ended) {
