@@ -701,7 +701,7 @@ static flame_status attempt(fl_h2 *c, const char *method, const uint8_t *req, si
     h2call k = { .id = c->next_id, .send_window = c->init_window, .grpc_status = -1 };
     c->next_id += 2;
     int r = send_request(c, &k, method, req, len, timeout_ms, deadline);
-    c->expect_wait = c->rlen == 0;
+    c->expect_wait = true;
     while (r == IO_OK && !k.ended && !k.reset && !k.refused)
         r = next_frame(c, &k, deadline);
     if ((r == IO_OK || r == IO_CLOSED) && k.refused && !k.ended) {
