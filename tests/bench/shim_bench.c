@@ -4,7 +4,8 @@
  *       on a Unix socket, enters a session, and makes N sequential
  *       OnTaskInvoke calls the way libflame/shim/host.c does (shim/h2.h; with
  *       "grpc": through gRPC's runtime, rpc/ as before); prints their p50/p99
- *       (us) as one JSON object.
+ *       and the CPU time per call of the caller and of the service (us) as
+ *       one JSON object.
  * It isolates the executor manager -> service leg of a task's round trip
  * (scripts/bench.sh measures the whole of it). */
 #include <signal.h>
@@ -41,6 +42,24 @@ static double pct(double *v, size_t n, double p)
 {
     size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
     return v[i < n ? i : n - 1];
+}
+
+/* CPU time (user + system) of a process so far, in us (clock ticks). */
+static double cpu_us(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* after the command's name */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
 static bool can_connect(const char *path)
@@ -113,6 +132,7 @@ int main(int argc, char **argv)
     tc.input.len = 4;
     double *lat = fl_calloc((size_t)n, sizeof *lat);
     int warm = n / 10 + 10;
+    double svc0 = 0, self0 = 0;
     for (int i = -warm; i < n; i++) {
         char id[32];
         snprintf(id, sizeof id, "%d", i + warm + 1);
@@ -127,7 +147,12 @@ int main(int argc, char **argv)
         free(out);
         if (i >= 0)
             lat[i] = t1 - t0;
+        if (i == -1) {
+            svc0 = cpu_us(pid);
+            self0 = cpu_us(getpid());
+        }
     }
+    double svc_cpu = (cpu_us(pid) - svc0) / n, self_cpu = (cpu_us(getpid()) - self0) / n;
     rpc_channel_free(ch);
     fl_h2_free(h2);
     kill(pid, SIGTERM);
@@ -135,8 +160,9 @@ int main(int argc, char **argv)
     unlink(sock);
     rmdir(dir);
     qsort(lat, (size_t)n, sizeof *lat, cmp_double);
-    printf("{\"shim_call_p50_us\": %.1f, \"shim_call_p99_us\": %.1f, \"n\": %d}\n",
-           pct(lat, (size_t)n, 50), pct(lat, (size_t)n, 99), n);
+    printf("{\"shim_call_p50_us\": %.1f, \"shim_call_p99_us\": %.1f, \"caller_cpu_us\": %.1f, "
+           "\"service_cpu_us\": %.1f, \"n\": %d}\n",
+           pct(lat, (size_t)n, 50), pct(lat, (size_t)n, 99), self_cpu, svc_cpu, n);
     free(lat);
     free(sock);
     free(env);
