@@ -288,6 +288,14 @@ static int broken(fl_h2 *c, const char *why)
     return IO_BROKEN;
 }
 
+static int hexval(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
 /* One decoded header field of the call's response or trailers. */
 static void on_field(void *arg, const char *name, size_t nlen, const char *value, size_t vlen)
 {
@@ -304,9 +312,10 @@ static void on_field(void *arg, const char *name, size_t nlen, const char *value
         char *m = fl_malloc(vlen + 1);
         size_t j = 0;
         for (size_t i = 0; i < vlen; i++) {
-            unsigned x;
-            if (value[i] == '%' && i + 2 < vlen && sscanf(value + i + 1, "%2x", &x) == 1) {
-                m[j++] = (char)x;
+            int hi = i + 2 < vlen ? hexval(value[i + 1]) : -1;
+            int lo = hi >= 0 ? hexval(value[i + 2]) : -1;
+            if (value[i] == '%' && lo >= 0) {
+                m[j++] = (char)(hi << 4 | lo);
                 i += 2;
             } else {
                 m[j++] = value[i];
