@@ -1,6 +1,7 @@
 /* The host shim: runs the application's command as a child process (its own
  * process group, working directory, environment and log file, started by the
- * spawner of sandbox/) and talks flame.v1 Instance to it over a Unix socket.
+ * spawner of sandbox/) and talks flame.v1 Instance to it over a Unix socket,
+ * with unary calls made on the executor's own thread (h2.h).
  * Threads: a shim is used by one executor thread at a time. */
 #include <dlfcn.h>
 #include <ftw.h>
@@ -19,6 +20,7 @@
 
 #include "rpc/rpc.h"
 #include "env.h"
+#include "h2.h"
 #include "relay.h"
 #include "install/install.h"
 #include "sandbox/spawn.h"
@@ -35,11 +37,42 @@
 
 #define INSTANCE(name) rpc_path(&flame__v1__instance__descriptor, name)
 
+/* A unary call with req packed; *resp: the reply's bytes. */
+static flame_status packed_call(fl_h2 *ch, const char *method, const ProtobufCMessage *req,
+                                uint8_t **resp, size_t *rlen, int timeout_ms)
+{
+    uint8_t small[512];
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = len <= sizeof small ? small : fl_malloc(len);
+    protobuf_c_message_pack(req, buf);
+    flame_status st = fl_h2_unary(ch, method, buf, len, resp, rlen, timeout_ms);
+    if (buf != small)
+        free(buf);
+    return st;
+}
+
+/* A unary call whose reply is a desc. */
+static flame_status message_call(fl_h2 *ch, const char *method, const ProtobufCMessage *req,
+                                 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+                                 int timeout_ms)
+{
+    uint8_t *resp;
+    size_t rlen;
+    flame_status st = packed_call(ch, method, req, &resp, &rlen, timeout_ms);
+    if (st)
+        return st;
+    *out = rpc_unpack(desc, rlen, resp);
+    free(resp);
+    if (!*out)
+        return fl_error(FLAME_ERR_INTERNAL, "%s: malformed response", method);
+    return FLAME_OK;
+}
+
 /* An Instance call whose reply a 0.6 service sends bare (bare) and a 0.7
  * one wrapped (wrapped, its field 1 the bare message; fl_wire_reply_wrapped
  * tells them apart). *top: what to free; *inner: the bare reply in it (an
  * empty one when a wrapped reply has none; NULL with an error). */
-static flame_status instance_call(rpc_channel *ch, const char *method, const ProtobufCMessage *req,
+static flame_status instance_call(fl_h2 *ch, const char *method, const ProtobufCMessage *req,
                                   const ProtobufCMessageDescriptor *bare,
                                   const ProtobufCMessageDescriptor *wrapped,
                                   ProtobufCMessage **top, const ProtobufCMessage **inner,
@@ -47,11 +80,9 @@ static flame_status instance_call(rpc_channel *ch, const char *method, const Pro
 {
     *top = NULL;
     *inner = NULL;
-    size_t len = protobuf_c_message_get_packed_size(req), rlen;
-    uint8_t *buf = fl_malloc(len ? len : 1), *resp;
-    protobuf_c_message_pack(req, buf);
-    flame_status st = rpc_unary_raw(ch, method, buf, len, &resp, &rlen, timeout_ms);
-    free(buf);
+    uint8_t *resp;
+    size_t rlen;
+    flame_status st = packed_call(ch, method, req, &resp, &rlen, timeout_ms);
     if (st)
         return st;
     bool is_wrapped = fl_wire_reply_wrapped(resp, rlen);
@@ -83,7 +114,7 @@ typedef struct host_shim {
     char *sock_dir;      /* a sandboxed service's socket directory, when not dir */
     char *root_dir;      /* the mount point of a sandbox's root */
     char *log;
-    rpc_channel *ch;
+    fl_h2 *ch;           /* to the service's socket */
     int task_timeout_ms;
     bool no_batch;       /* the service answered OnTaskInvokeBatch with UNIMPLEMENTED */
     bool kept;           /* left a session with its service kept (leave_keep) */
@@ -131,7 +162,7 @@ static void stop_process(host_shim *h)
 
 static void cleanup(host_shim *h)
 {
-    rpc_channel_free(h->ch);
+    fl_h2_free(h->ch);
     h->ch = NULL;
     stop_process(h);
     fl_relay_stop(h->relay);
@@ -425,12 +456,8 @@ static flame_status spawn(host_shim *h, const fl_shim_session *ctx, char **messa
         waited += waited < 100 ? 2 : 10;
     }
     free(cmd);
-    char *target = fl_sprintf("unix:%s", sock);
-    st = rpc_channel_new(&h->ch, target, NULL);
-    free(target);
-    if (st)
-        *message = fl_strdup(flame_error_last());
-    return st;
+    h->ch = fl_h2_new(sock, RPC_DEFAULT_MAX_MESSAGE);
+    return FLAME_OK;
 }
 
 static flame_status host_enter(fl_shim *sh, const fl_shim_session *ctx, char **message)
@@ -593,8 +620,8 @@ static flame_status host_invoke_batch(fl_shim *sh, const flame_task_context *tas
     b.tasks = tp;
     ProtobufCMessage *resp;
     int timeout = h->task_timeout_ms > 0 ? h->task_timeout_ms * (int)(n < 1000 ? n : 1000) : 0;
-    flame_status st = rpc_unary(h->ch, INSTANCE("OnTaskInvokeBatch"), &b.base,
-                                &flame__v1__task_result_batch__descriptor, &resp, timeout);
+    flame_status st = message_call(h->ch, INSTANCE("OnTaskInvokeBatch"), &b.base,
+                                   &flame__v1__task_result_batch__descriptor, &resp, timeout);
     free(tc);
     free(tp);
     if (st == FLAME_ERR_UNIMPLEMENTED) {
@@ -632,8 +659,8 @@ static bool session_leave(host_shim *h)
         return false;
     Flame__V1__EmptyRequest e = FLAME__V1__EMPTY_REQUEST__INIT;
     ProtobufCMessage *resp;
-    if (rpc_unary(h->ch, INSTANCE("OnSessionLeave"), &e.base, &flame__v1__result__descriptor,
-                  &resp, LEAVE_TIMEOUT_MS) != FLAME_OK)
+    if (message_call(h->ch, INSTANCE("OnSessionLeave"), &e.base, &flame__v1__result__descriptor,
+                     &resp, LEAVE_TIMEOUT_MS) != FLAME_OK)
         return false;
     protobuf_c_message_free_unpacked(resp, NULL);
     return !reap(h, false);
@@ -668,7 +695,7 @@ static flame_status host_prestart(fl_shim *sh, const fl_shim_session *ctx, char 
     if (st)
         cleanup(h);
     else /* connected ahead too: the session's first call finds it ready */
-        rpc_channel_connect(h->ch, LISTEN_TIMEOUT_MS);
+        fl_h2_connect(h->ch, LISTEN_TIMEOUT_MS);
     h->kept = st == FLAME_OK;
     return st;
 }
