@@ -508,11 +508,11 @@ static void watch_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx
         sm_swatch_new(sm, ss, call, req->from_task_id ? req->from_task_id : 1, true);
 }
 
-static void run_session_unwatch(rpc_call *call)
+static void run_session_unwatch(sm_t *sm, rpc_call *call)
 {
     sm_swatch *w = rpc_call_user(call);
     if (w) {
-        sm_swatch_drop(w);
+        sm_swatch_drop(sm, w);
         rpc_call_set_user(call, NULL);
     }
 }
@@ -524,7 +524,7 @@ static void run_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     sm_t *sm = ctx;
     sm_swatch *w = rpc_call_user(call);
     if (!msg) { /* the client is done */
-        run_session_unwatch(call);
+        run_session_unwatch(sm, call);
         sm_finish(sm, call, RPC_OK, "%s", "");
         return;
     }
@@ -544,7 +544,7 @@ static void run_session(rpc_call *call, const ProtobufCMessage *msg, void *ctx)
     if (!st && w->ss)
         st = sm_tasks_add(sm, w->ss, req->inputs, req->n_inputs, req->count, NULL, &first, &n);
     if (st) {
-        run_session_unwatch(call);
+        run_session_unwatch(sm, call);
         sm_reply_error(sm, call, st);
     } else if (n) {
         sm_swatch_ack(sm, w, first, (uint32_t)n);

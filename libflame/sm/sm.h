@@ -509,8 +509,10 @@ void sm_wstream_end(sm_t *sm, rpc_call *call, int code, const char *msg);
 /* A watch of the outcomes of ss's tasks >= from. backlog: the outcomes of
  * tasks already finished come first (WatchSession). */
 sm_swatch *sm_swatch_new(sm_t *sm, sm_session *ss, rpc_call *call, uint64_t from, bool backlog);
-/* Stops a watch whose call is ending (its caller answers the call). */
-void sm_swatch_drop(sm_swatch *w);
+/* Stops a watch whose call is ending (its caller answers the call); what
+ * it holds for a call still alive (outcomes, an acknowledgement) goes out
+ * first. */
+void sm_swatch_drop(sm_t *sm, sm_swatch *w);
 /* A task of ss reached a terminal state. */
 void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t);
 /* Ends the session's watches that can hear nothing more (closed, and no

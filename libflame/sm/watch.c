@@ -408,8 +408,18 @@ sm_swatch *sm_swatch_new(sm_t *sm, sm_session *ss, rpc_call *call, uint64_t from
     return w;
 }
 
-void sm_swatch_drop(sm_swatch *w)
+void sm_swatch_drop(sm_t *sm, sm_swatch *w)
 {
+    if (w->call && rpc_call_alive(w->call)) {
+        swatch_take_new(sm, w, fl_mono_ns());
+        swatch_put_ack(sm, w);
+        if (w->pending.len) {
+            size_t len = w->pending.len;
+            sm_send(sm, w->call, (uint8_t *)fl_buf_detach(&w->pending), len);
+            fl_buf_free(&w->pending);
+            w->npending = 0;
+        }
+    }
     rpc_call_on_cancel(w->call, NULL, NULL);
     swatch_unlink(w);
     swatch_release(w);
@@ -422,7 +432,7 @@ void sm_swatch_outcome(sm_t *sm, sm_session *ss, const fl_task *t)
     for (sm_swatch *w = ss->swatches, *next; w; w = next) {
         next = w->next;
         if (!rpc_call_alive(w->call)) /* ended from our side (a failed commit) */
-            sm_swatch_drop(w);
+            sm_swatch_drop(sm, w);
         else if (t->id >= w->from && !(w->backlog_next && t->id >= w->backlog_next &&
                                        t->id <= w->backlog_end))
             swatch_add_outcome(sm, w, t);

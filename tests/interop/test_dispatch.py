@@ -56,3 +56,45 @@ def test_a_long_task_after_quick_ones_is_running_while_it_runs(cluster, pb, cfe)
     assert task_state(pb, cfe, "quick-1", t) == pb.types.Running
     wait_for(lambda: task_state(pb, cfe, "quick-1", t) == pb.types.Succeed,
              what="the long task to end")
+
+
+def test_run_session_acknowledges_every_task(cluster, pb, cfe):
+    """A RunSession acknowledgement waits (1 ms at most) to go out with its
+    task's outcome: a quick task's comes in the outcome's message, a long
+    task's alone before its outcome, and one still held when the client
+    half-closes goes out before the stream's end."""
+    import queue
+    wait_node(pb, cfe)
+    open_session(pb, cfe, "ack-1", "flmping", max_instances=1)
+    assert run_task(pb, cfe, "ack-1", b"").status.state == pb.types.Succeed  # bound, streaming
+    out = queue.Queue()
+
+    def requests():
+        while (m := out.get()) is not None:
+            yield m
+    stream = cfe.RunSession(requests(), timeout=30)
+    out.put(pb.fe.RunSessionRequest(session_id="ack-1", inputs=[b""]))
+    acked, outcomes = 0, {}
+
+    def take(m):
+        nonlocal acked
+        if m.created_count:
+            acked = max(acked, m.created_first + m.created_count - 1)
+        for o in m.outcomes:
+            outcomes[o.task_id] = o
+    while not outcomes:  # a quick task: acknowledged with (or before) its outcome
+        take(next(stream))
+    first = min(outcomes)
+    assert acked >= first
+    out.put(pb.fe.RunSessionRequest(inputs=[b'{"duration": 300}']))
+    m = next(stream)  # the long task: its acknowledgement comes alone, first
+    take(m)
+    assert acked == first + 1 and not m.outcomes
+    while first + 1 not in outcomes:
+        take(next(stream))
+    # a burst, then the client's end at once: whatever is held goes out first
+    out.put(pb.fe.RunSessionRequest(inputs=[b""] * 5))
+    out.put(None)
+    for m in stream:
+        take(m)
+    assert acked == first + 6
