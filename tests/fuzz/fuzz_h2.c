@@ -20,6 +20,7 @@
  *   the service's end is drained (no thread). Calls have a 50 ms deadline. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +39,13 @@
 #define fl_h2_unary fuzz_h2_unary
 #define fl_h2_free fuzz_h2_free
 #define sendmsg fuzz_sendmsg
+#define poll fuzz_poll
 static ssize_t fuzz_sendmsg(int fd, const struct msghdr *m, int flags);
+static int fuzz_poll(struct pollfd *fds, nfds_t n, int timeout);
 #include "../../libflame/shim/h2.c"
 #include "../../libflame/shim/hpack.c"
 #undef sendmsg
+#undef poll
 
 static void check(bool ok, const char *what)
 {
@@ -222,6 +226,18 @@ static ssize_t fuzz_sendmsg(int fd, const struct msghdr *m, int flags)
     }
 }
 
+/* h2.c's poll: the service's bytes are all there and its end is shut, and
+ * the client's writes are drained, so whatever the client waits for is
+ * ready at once: a wait is a finding (a call that hangs until its
+ * deadline on a service that sent everything) */
+static int fuzz_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    (void)timeout;
+    int r = poll(fds, n, 0);
+    check(r != 0, "a call waited for a service that had shut");
+    return r;
+}
+
 /* A listener at sock_path for one connection: its fd. */
 static int listen_once(void)
 {
@@ -268,7 +284,6 @@ static void h2_run(uint8_t mode, const uint8_t *p, size_t n)
             (void)sum;
         } else {
             check(resp == NULL && rlen == 0, "a reply with an error");
-            check(st != FLAME_ERR_TIMEOUT, "a call waited for a service that had shut");
         }
         free(resp);
         if (c->fd < 0)

@@ -77,6 +77,9 @@ seeds = {
     "grpc-error": h2(0x00, EMPTY_SETTINGS +
                      frame(HEADERS, 5, 1, b"\x88" + lit(b"grpc-status", b"12") +
                            lit(b"grpc-message", b"no%20such method%2"))),
+    # a service's own DEADLINE_EXCEEDED is no wait of the client's
+    "service-deadline-exceeded": h2(0x00, frame(HEADERS, 5, 1, b"\x88" +
+                                                lit(b"grpc-status", b"4"))),
     "http-error": h2(0x00, frame(HEADERS, 5, 1, b"\x8d")),
     "goaway": h2(0x00, EMPTY_SETTINGS + frame(GOAWAY, 0, 0, b"\x00" * 8)),
     "goaway-after-answer": h2(0x02, answer(1) + frame(GOAWAY, 0, 0, struct.pack(">II", 1, 0))),
