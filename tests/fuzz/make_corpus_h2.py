@@ -97,6 +97,9 @@ seeds = {
                   frame(HEADERS, 5, 1, OK_TRAILERS)),
     "not-one-message": h2(0x00, frame(HEADERS, 4, 1, RESP) +
                           frame(DATA, 0, 1, MSG + MSG) + frame(HEADERS, 5, 1, OK_TRAILERS)),
+    # 64 KiB of empty frames: the read buffer once moved per frame made
+    # this quadratic (a copy of the buffer per 9 bytes)
+    "many-small-frames": h2(0x00, frame(0xFA, 0, 1) * (65535 // 9)),
     "push-promise": h2(0x00, frame(PUSH, 4, 1, b"\x00\x00\x00\x02\x88")),
     "frame-too-large": h2(0x00, b"\xff\xff\xff\x00\x00\x00\x00\x00\x01"),
     # RFC 7541 C.3 (requests, no Huffman), C.4 (with Huffman), C.6 (responses
