@@ -49,8 +49,8 @@ struct fl_h2 {
     int64_t init_window;    /* the peer's SETTINGS_INITIAL_WINDOW_SIZE */
     int64_t send_window;    /* the connection's, for our DATA */
     uint64_t recv_unacked;  /* DATA bytes received not given back yet */
-    uint8_t *rbuf;          /* read, not handled yet */
-    size_t rlen, rcap;
+    uint8_t *rbuf;          /* read; from roff on, not handled yet */
+    size_t roff, rlen, rcap;
     uint8_t *hdr;           /* a header block waiting for its CONTINUATION */
     size_t hlen;
     uint32_t hdr_stream;
@@ -130,7 +130,7 @@ static void disconnect(fl_h2 *c)
     fl_hpack_clear(&c->dec);
     free(c->rbuf);
     c->rbuf = NULL;
-    c->rlen = c->rcap = 0;
+    c->roff = c->rlen = c->rcap = 0;
     free(c->hdr);
     c->hdr = NULL;
     c->hlen = 0;
@@ -249,6 +249,14 @@ flame_status fl_h2_connect(fl_h2 *c, int timeout_ms)
 /* Reads what the socket has (waiting until the deadline for something). */
 static int read_more(fl_h2 *c, int64_t deadline)
 {
+    /* what was handled goes once a read, not once a frame: a service
+     * sending many small frames costs a copy of each byte, not of the
+     * buffer per frame */
+    if (c->roff) {
+        memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
+        c->rlen -= c->roff;
+        c->roff = 0;
+    }
     if (c->rcap - c->rlen < OUR_MAX_FRAME + 9) {
         c->rcap = c->rlen + 2 * (OUR_MAX_FRAME + 9);
         c->rbuf = fl_realloc(c->rbuf, c->rcap);
@@ -509,16 +517,18 @@ static int on_frame(fl_h2 *c, h2call *k, uint8_t type, uint8_t flags, uint32_t s
 static int next_frame(fl_h2 *c, h2call *k, int64_t deadline)
 {
     for (;;) {
-        if (c->rlen >= 9) {
-            size_t len = (size_t)c->rbuf[0] << 16 | (size_t)c->rbuf[1] << 8 | c->rbuf[2];
+        size_t have = c->rlen - c->roff;
+        if (have >= 9) {
+            const uint8_t *f = c->rbuf + c->roff;
+            size_t len = (size_t)f[0] << 16 | (size_t)f[1] << 8 | f[2];
             if (len > OUR_MAX_FRAME)
                 return broken(c, "frame larger than SETTINGS_MAX_FRAME_SIZE");
-            if (c->rlen >= 9 + len) {
-                int r = on_frame(c, k, c->rbuf[3], c->rbuf[4], get32(c->rbuf + 5) & 0x7fffffffu,
-                                 c->rbuf + 9, len, deadline);
-                memmove(c->rbuf, c->rbuf + 9 + len, c->rlen - 9 - len);
-                c->rlen -= 9 + len;
-                return r;
+            if (have >= 9 + len) {
+                c->roff += 9 + len;
+                if (c->roff == c->rlen)
+                    c->roff = c->rlen = 0;
+                return on_frame(c, k, f[3], f[4], get32(f + 5) & 0x7fffffffu, f + 9, len,
+                                deadline);
             }
         }
         int r = read_more(c, deadline);

@@ -107,7 +107,7 @@ END_TEST
 
 /* ---- the client against a scripted server ----------------------------------- */
 
-enum script { S_OK, S_SPLIT, S_FAIL, S_GOAWAY, S_STALL, S_WINDOW, S_GARBAGE, S_CLOSE };
+enum script { S_OK, S_SPLIT, S_MANY, S_FAIL, S_GOAWAY, S_STALL, S_WINDOW, S_GARBAGE, S_CLOSE };
 
 static int lfd;
 static char sock_path[108];
@@ -238,6 +238,12 @@ static void *server(void *arg)
                 answer(fd, id, false);
             } else if (script == S_SPLIT) {
                 answer(fd, id, true);
+            } else if (script == S_MANY) {
+                /* many small frames, cut anywhere by the reads (the read
+                 * buffer keeps an offset into what it has) */
+                for (int i = 0; i < 20000; i++)
+                    frame(fd, 0xfa, 0, id, NULL, 0);
+                answer(fd, id, true);
             } else if (script == S_FAIL) {
                 uint8_t hb[128];
                 size_t hl = 0;
@@ -320,6 +326,10 @@ START_TEST(h2_calls)
     }
     script = S_SPLIT;
     ck_assert_int_eq(call(c, 0, 5000, out), FLAME_OK);
+    ck_assert_str_eq(out, "pong");
+
+    script = S_MANY;
+    ck_assert_int_eq(call(c, 10, 5000, out), FLAME_OK);
     ck_assert_str_eq(out, "pong");
 
     script = S_FAIL; /* a gRPC error: its code and percent-decoded message */
