@@ -85,16 +85,23 @@ static flame_status read_resreq(fl_yaml *y, yaml_node_t *n, flame_resreq *r)
     return FLAME_OK;
 }
 
+/* A time in unit: a bare number or one followed by unit, or by big (mult
+ * units; NULL: none). -1 for anything else. */
+static long long read_time(const char *s, const char *unit, const char *big, long long mult)
+{
+    char *end = NULL;
+    long long v = s ? strtoll(s, &end, 10) : -1;
+    if (!end || end == s)
+        return -1;
+    if (!*end || strcmp(end, unit) == 0)
+        return v;
+    return big && strcmp(end, big) == 0 ? v * mult : -1;
+}
+
 /* cluster.node_timeout: "10s", "1500ms" or a number of ms; 100 ms to 1 h. */
 static flame_status read_node_timeout(fl_yaml *y, yaml_node_t *n, int *out)
 {
-    const char *s = fl_yaml_str(n);
-    char *end = NULL;
-    long long v = s ? strtoll(s, &end, 10) : -1;
-    if (end && end != s && strcmp(end, "s") == 0)
-        v *= 1000;
-    else if (!end || end == s || (*end && strcmp(end, "ms") != 0))
-        v = -1;
+    long long v = read_time(fl_yaml_str(n), "ms", "s", 1000);
     if (v < 100 || v > 3600000)
         return bad(y, n, "cluster.node_timeout",
                    "expected a time between 100ms and 3600s (\"10s\", \"1500ms\" or ms)");
@@ -105,11 +112,7 @@ static flame_status read_node_timeout(fl_yaml *y, yaml_node_t *n, int *out)
 /* cluster.busy_poll (ours): "50us", "0" or a number of µs; at most 10 ms. */
 static flame_status read_busy_poll(fl_yaml *y, yaml_node_t *n, int *out)
 {
-    const char *s = fl_yaml_str(n);
-    char *end = NULL;
-    long long v = s ? strtoll(s, &end, 10) : -1;
-    if (!end || end == s || (*end && strcmp(end, "us") != 0))
-        v = -1;
+    long long v = read_time(fl_yaml_str(n), "us", NULL, 0);
     if (v < 0 || v > 10000)
         return bad(y, n, "cluster.busy_poll",
                    "expected a time between 0 and 10000us (\"50us\", or µs; 0: off)");
