@@ -14,17 +14,11 @@
 
 #include <flame/flame.h>
 
+#include "bench.h"
+
 static double now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    return now_us() / 1e3;
 }
 
 static double pct(const double *sorted, size_t n, double p)
