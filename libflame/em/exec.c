@@ -121,8 +121,11 @@ static em_state on_bind(em_exec *x, em_binding *b)
     Flame__V1__BindExecutorRequest br = FLAME__V1__BIND_EXECUTOR_REQUEST__INIT;
     br.executor_id = x->id;
     ProtobufCMessage *resp;
-    if (em_exec_call(x, EM_BE("BindExecutor"), &br.base,
-                     &flame__v1__bind_executor_response__descriptor, &resp, 0))
+    bool was = rpc_quiet(true); /* an idle executor's long poll (see rpc_quiet) */
+    flame_status rc = em_exec_call(x, EM_BE("BindExecutor"), &br.base,
+                                   &flame__v1__bind_executor_response__descriptor, &resp, 0);
+    rpc_quiet(was);
+    if (rc)
         return EM_RELEASE;
     Flame__V1__BindExecutorResponse *r = (Flame__V1__BindExecutorResponse *)resp;
     if (!r->_session_case || !r->session) { /* released */

@@ -169,7 +169,12 @@ static node_state on_connect(node_conn *c)
     if (register_node(em) != FLAME_OK)
         return NODE_BACKOFF;
     rpc_stream *st;
-    if (rpc_bidi_open(&st, em->ch, EM_BE("WatchNode")) != FLAME_OK)
+    /* the watch is quiet: its rare messages are read by whichever thread
+     * polls, and the executors' threads are not woken for each other's */
+    bool was = rpc_quiet(true);
+    flame_status rc = rpc_bidi_open(&st, em->ch, EM_BE("WatchNode"));
+    rpc_quiet(was);
+    if (rc != FLAME_OK)
         return NODE_BACKOFF;
     if (send_heartbeat(em, st) != FLAME_OK) {
         rpc_stream_free(st);

@@ -27,8 +27,123 @@ struct rpc_channel {
     _Atomic size_t nreg;
 };
 
-/* One pluck queue per thread for unary calls, made on first use. */
-static pthread_key_t tl_cq_key;
+/* ---- quiet waits (rpc_quiet) ----------------------------------------------
+ * gRPC 1.51's epoll1 engine lets one waiting thread poll the process's
+ * sockets at a time and, each time that poller returns, hands the role to
+ * another waiting thread. A thread that waits for rare messages (a node's
+ * watch, an idle executor's long poll) was thus woken for every message any
+ * other thread got: two more threads woke per task in the executor manager.
+ * A quiet wait is on a queue that does not poll; the watchman, a thread of
+ * ours started with the first quiet queue, polls in slices whenever no
+ * polling wait has been in progress for WATCH_IDLE_MS (or at once when a
+ * quiet wait starts with nobody polling). So a quiet wait is served by
+ * whichever thread polls, within ~WATCH_IDLE_MS when threads that do poll
+ * are busy elsewhere. */
+#define WATCH_IDLE_MS 10
+#define WATCH_SLICE_MS 50
+
+static _Atomic int hot_waiters;      /* threads in a polling wait */
+static _Atomic int64_t hot_left_ns;  /* when the last of them returned */
+static _Atomic bool watch_polling;   /* the watchman is in its slice */
+static _Thread_local bool tl_quiet;
+static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watch_cv;
+static bool watch_poked;
+
+bool rpc_quiet(bool on)
+{
+    bool was = tl_quiet;
+    tl_quiet = on;
+    return was;
+}
+
+static void *watchman(void *arg)
+{
+    (void)arg;
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    int tag;
+    pthread_mutex_lock(&watch_mu);
+    for (;;) {
+        int64_t idle_ns = fl_mono_ns() - atomic_load(&hot_left_ns);
+        if (atomic_load(&hot_waiters) == 0 &&
+            (watch_poked || idle_ns >= (int64_t)WATCH_IDLE_MS * 1000000)) {
+            watch_poked = false;
+            atomic_store(&watch_polling, true);
+            pthread_mutex_unlock(&watch_mu);
+            /* nothing completes on cq: this polls for the slice */
+            grpc_completion_queue_pluck(
+                cq, &tag,
+                gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                             gpr_time_from_millis(WATCH_SLICE_MS, GPR_TIMESPAN)),
+                NULL);
+            atomic_store(&watch_polling, false);
+            pthread_mutex_lock(&watch_mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += WATCH_IDLE_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!watch_poked)
+            pthread_cond_timedwait(&watch_cv, &watch_mu, &ts);
+    }
+    return NULL;
+}
+
+static void watch_start(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&watch_cv, &a);
+    pthread_condattr_destroy(&a);
+    pthread_t th;
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &ta, watchman, NULL) != 0)
+        fl_log(FL_LOG_ERROR, "rpc", "cannot start the watchman thread: quiet waits are served "
+                                   "only by gRPC's backup poller (every 5 s)");
+    pthread_attr_destroy(&ta);
+}
+
+/* A queue for a call or stream; quiet as the calling thread is. */
+static grpc_completion_queue *new_cq(bool quiet)
+{
+    if (!quiet)
+        return grpc_completion_queue_create_for_pluck(NULL);
+    pthread_once(&watch_once, watch_start);
+    grpc_completion_queue_attributes attr = { GRPC_CQ_CURRENT_VERSION, GRPC_CQ_PLUCK,
+                                              GRPC_CQ_NON_POLLING, NULL };
+    return grpc_completion_queue_create(grpc_completion_queue_factory_lookup(&attr), &attr, NULL);
+}
+
+/* Every wait on a call's or stream's queue. */
+static grpc_event cq_wait(grpc_completion_queue *cq, bool quiet, void *tag, gpr_timespec dl)
+{
+    if (quiet) {
+        if (atomic_load(&hot_waiters) == 0 && !atomic_load(&watch_polling)) {
+            pthread_mutex_lock(&watch_mu);
+            watch_poked = true;
+            pthread_cond_signal(&watch_cv);
+            pthread_mutex_unlock(&watch_mu);
+        }
+        return grpc_completion_queue_pluck(cq, tag, dl, NULL);
+    }
+    atomic_fetch_add(&hot_waiters, 1);
+    grpc_event ev = grpc_completion_queue_pluck(cq, tag, dl, NULL);
+    if (atomic_fetch_sub(&hot_waiters, 1) == 1)
+        atomic_store(&hot_left_ns, fl_mono_ns());
+    return ev;
+}
+
+/* One pluck queue per thread for unary calls, made on first use; a second
+ * for its quiet calls. */
+static pthread_key_t tl_cq_key[2];
 static pthread_once_t tl_cq_once = PTHREAD_ONCE_INIT;
 
 static void tl_cq_free(void *p)
@@ -40,16 +155,17 @@ static void tl_cq_free(void *p)
 
 static void tl_cq_init(void)
 {
-    pthread_key_create(&tl_cq_key, tl_cq_free);
+    pthread_key_create(&tl_cq_key[0], tl_cq_free);
+    pthread_key_create(&tl_cq_key[1], tl_cq_free);
 }
 
-static grpc_completion_queue *thread_cq(void)
+static grpc_completion_queue *thread_cq(bool quiet)
 {
     pthread_once(&tl_cq_once, tl_cq_init);
-    grpc_completion_queue *cq = pthread_getspecific(tl_cq_key);
+    grpc_completion_queue *cq = pthread_getspecific(tl_cq_key[quiet]);
     if (!cq) {
-        cq = grpc_completion_queue_create_for_pluck(NULL);
-        pthread_setspecific(tl_cq_key, cq);
+        cq = new_cq(quiet);
+        pthread_setspecific(tl_cq_key[quiet], cq);
     }
     return cq;
 }
@@ -79,6 +195,7 @@ static void *registered(rpc_channel *c, const char *method)
 struct rpc_stream {
     grpc_call *call;
     grpc_completion_queue *cq;
+    bool quiet;                  /* cq does not poll (rpc_quiet) */
     grpc_metadata_array md;
     grpc_metadata_array trailing;
     grpc_status_code status;
@@ -205,9 +322,9 @@ static grpc_call *new_call(rpc_channel *c, grpc_completion_queue *cq, const char
                                     deadline_of(timeout_ms), NULL);
 }
 
-static bool pluck(grpc_completion_queue *cq, void *tag)
+static bool pluck(grpc_completion_queue *cq, bool quiet, void *tag)
 {
-    grpc_event ev = grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_event ev = cq_wait(cq, quiet, tag, gpr_inf_future(GPR_CLOCK_REALTIME));
     return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
@@ -258,7 +375,8 @@ static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffe
                         "%s: request of %zu bytes exceeds the maximum message size of %zu bytes",
                         method, req_len, c->max_message);
     }
-    grpc_completion_queue *cq = thread_cq();
+    bool quiet = tl_quiet;
+    grpc_completion_queue *cq = thread_cq(quiet);
     grpc_call *call = new_call(c, cq, method, timeout_ms);
     if (cancel) {
         pthread_mutex_lock(&cancel->mu);
@@ -292,7 +410,7 @@ static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffe
     if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
         st = fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the call", method);
     } else {
-        pluck(cq, &tag);
+        pluck(cq, quiet, &tag);
         if (code != GRPC_STATUS_OK)
             st = status_error(method, code, details);
         else if (!resp)
@@ -355,7 +473,8 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *c, const char *metho
 {
     rpc_stream *st = fl_calloc(1, sizeof *st);
     snprintf(st->method, sizeof st->method, "%s", method);
-    st->cq = grpc_completion_queue_create_for_pluck(NULL);
+    st->quiet = tl_quiet;
+    st->cq = new_cq(st->quiet);
     st->call = new_call(c, st->cq, method, timeout_ms);
     grpc_metadata_array_init(&st->md);
     grpc_metadata_array_init(&st->trailing);
@@ -372,7 +491,7 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *c, const char *metho
     if (grpc_call_start_batch(st->call, ops, 3, &tag, NULL) != GRPC_CALL_OK)
         s = fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the call", method);
     else
-        pluck(st->cq, &tag);
+        pluck(st->cq, st->quiet, &tag);
     /* the server's headers are read with the first message: a server may
      * hold them until it has something to say (a watch of a session that
      * does not move), and next_timed() must not block in open() */
@@ -437,7 +556,7 @@ static flame_status wait_read(rpc_stream *st, const ProtobufCMessageDescriptor *
     gpr_timespec dl = timeout_ms < 0 ? gpr_inf_future(GPR_CLOCK_REALTIME)
                                      : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                                     gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
-    grpc_event ev = grpc_completion_queue_pluck(st->cq, &st->read_tag, dl, NULL);
+    grpc_event ev = cq_wait(st->cq, st->quiet, &st->read_tag, dl);
     if (ev.type == GRPC_QUEUE_TIMEOUT) {
         *idle = true;
         return FLAME_OK;
@@ -460,7 +579,7 @@ static flame_status wait_read(rpc_stream *st, const ProtobufCMessageDescriptor *
     }
     st->ended = true;
     if (st->status_started) {
-        pluck(st->cq, &st->status);
+        pluck(st->cq, st->quiet, &st->status);
         st->status_started = false;
     }
     if (st->status != GRPC_STATUS_OK)
@@ -508,7 +627,8 @@ static flame_status open_sending(rpc_stream **out, rpc_channel *c, const char *m
 {
     rpc_stream *st = fl_calloc(1, sizeof *st);
     snprintf(st->method, sizeof st->method, "%s", method);
-    st->cq = grpc_completion_queue_create_for_pluck(NULL);
+    st->quiet = tl_quiet;
+    st->cq = new_cq(st->quiet);
     st->call = new_call(c, st->cq, method, timeout_ms);
     grpc_metadata_array_init(&st->md);
     grpc_metadata_array_init(&st->trailing);
@@ -521,7 +641,7 @@ static flame_status open_sending(rpc_stream **out, rpc_channel *c, const char *m
         rpc_stream_free(st);
         return fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the stream", method);
     }
-    pluck(st->cq, &tag);
+    pluck(st->cq, st->quiet, &tag);
     ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
     ops[0].data.recv_status_on_client.status = &st->status;
     ops[0].data.recv_status_on_client.status_details = &st->details;
@@ -554,7 +674,7 @@ flame_status rpc_bidi_send(rpc_stream *st, const ProtobufCMessage *msg)
     flame_status s = FLAME_OK;
     if (grpc_call_start_batch(st->call, &op, 1, &tag, NULL) != GRPC_CALL_OK)
         s = fl_error(FLAME_ERR_INTERNAL, "%s: cannot send", st->method);
-    else if (!pluck(st->cq, &tag))
+    else if (!pluck(st->cq, st->quiet, &tag))
         s = fl_error(FLAME_ERR_UNAVAILABLE, "%s: the stream is closed", st->method);
     grpc_byte_buffer_destroy(bb);
     return s;
@@ -568,7 +688,7 @@ flame_status rpc_bidi_close_send(rpc_stream *st)
     int tag;
     if (grpc_call_start_batch(st->call, &op, 1, &tag, NULL) != GRPC_CALL_OK)
         return fl_error(FLAME_ERR_INTERNAL, "%s: cannot close the stream", st->method);
-    pluck(st->cq, &tag);
+    pluck(st->cq, st->quiet, &tag);
     return FLAME_OK;
 }
 
@@ -615,7 +735,7 @@ void rpc_stream_free(rpc_stream *st)
         return;
     if (st->reading) { /* a timed read gave up: its batch ends with the cancel */
         grpc_call_cancel(st->call, NULL);
-        pluck(st->cq, &st->read_tag);
+        pluck(st->cq, st->quiet, &st->read_tag);
         if (st->read_bb)
             grpc_byte_buffer_destroy(st->read_bb);
         if (st->send_bb)
@@ -623,7 +743,7 @@ void rpc_stream_free(rpc_stream *st)
     }
     if (st->status_started) {
         grpc_call_cancel(st->call, NULL);
-        pluck(st->cq, &st->status);
+        pluck(st->cq, st->quiet, &st->status);
     }
     grpc_call_unref(st->call);
     grpc_slice_unref(st->details);

@@ -310,6 +310,15 @@ void rpc_channel_free(rpc_channel *ch);
  * lazily), waiting up to timeout_ms; true once it is ready. */
 bool rpc_channel_connect(rpc_channel *ch, int timeout_ms);
 
+/* Quiet waits, for threads that wait long for rare messages (a watch, a
+ * long poll). Calls and streams this thread starts while quiet wait on a
+ * queue that does not poll the process's sockets, so they do not take the
+ * poller's role from (and are not woken for the messages of) the threads on
+ * the hot path; whichever thread polls serves them, and a thread of the rpc
+ * layer polls for them when no other thread has waited for 10 ms. Returns
+ * the previous setting (per thread; off by default). */
+bool rpc_quiet(bool on);
+
 /* Lets another thread cancel a blocking call (rpc_unary_cancellable).
  * Firing is sticky: later calls with it fail at once with CANCELLED. */
 typedef struct rpc_cancel rpc_cancel;
