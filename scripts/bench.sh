@@ -240,7 +240,7 @@ expect = {
     "makespan": ["makespan_1x100x50ms_s", "makespan_1x16x500ms_s"],
     "start": [f"start_{s}_{m}_{p}_ms" for s in ("c", "py") for m in ("cold", "warm") for p in ("p50", "p99")],
     "pysvc": ["pysvc_flamepy_tasks_per_s", "pysvc_flame_tasks_per_s"],
-    "shims": [f"shim_{a}_{k}" for a in ("host-c", "stdio-cat", "stdio-py", "rest-fastapi") for k in ("tasks_per_s", "p50_us")],
+    "shims": [f"shim_shims_{a}_{k}" for a in ("host", "stdio_line", "stdio_frame", "rest") for k in ("tasks_per_s", "p50_us")],
 }
 for name, keys in expect.items():
     d = {}
