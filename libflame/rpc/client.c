@@ -3,11 +3,15 @@
  * Threads: a channel is shared by any number of threads (its method
  * registry takes a mutex on a miss); a unary call runs on its caller's
  * thread queue; a stream has its own queue, read by one thread while
- * another may send (bidi) or cancel. */
+ * another may send (bidi) or cancel. The first quiet wait (rpc_quiet)
+ * starts the watchman, a detached thread that lives as long as the process
+ * (as gRPC's own do). */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rpc_internal.h"
 #include "util/util.h"
@@ -33,23 +37,24 @@ struct rpc_channel {
  * another waiting thread. A thread that waits for rare messages (a node's
  * watch, an idle executor's long poll) was thus woken for every message any
  * other thread got: two more threads woke per task in the executor manager.
- * A quiet wait is on a queue that does not poll; the watchman, a thread of
- * ours started with the first quiet queue, polls in slices whenever no
- * polling wait has been in progress for WATCH_IDLE_MS (or at once when a
- * quiet wait starts with nobody polling). So a quiet wait is served by
- * whichever thread polls, within ~WATCH_IDLE_MS when threads that do poll
- * are busy elsewhere. */
+ * A quiet call's batches complete through functors on a callback queue
+ * (which nobody waits on: gRPC runs them inline or on its executor thread)
+ * into a list of its own, which its waiting thread sleeps on. (A
+ * GRPC_CQ_NON_POLLING queue would do without the functors, but gRPC 1.51
+ * aborts when a call on one leaves the queue of a channel that was still
+ * connecting: polling_entity.cc's assertion.) The watchman, a thread of
+ * ours started with the first quiet call, polls in slices whenever no
+ * polling wait has been in progress for WATCH_IDLE_MS. So a quiet wait is
+ * served at once by whichever thread polls, and within ~WATCH_IDLE_MS when
+ * the threads that poll are all busy elsewhere (or gone). */
 #define WATCH_IDLE_MS 10
-#define WATCH_SLICE_MS 50
+#define WATCH_SLICE_MS 50        /* soon after polling waits: the role goes back to them */
+#define WATCH_LONG_SLICE_MS 1000 /* a second after the last (an idle process) */
 
-static _Atomic int hot_waiters;      /* threads in a polling wait */
-static _Atomic int64_t hot_left_ns;  /* when the last of them returned */
-static _Atomic bool watch_polling;   /* the watchman is in its slice */
+static _Atomic int hot_waiters;     /* threads in a polling wait */
+static _Atomic int64_t hot_left_ns; /* when the last of them returned */
 static _Thread_local bool tl_quiet;
 static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t watch_cv;
-static bool watch_poked;
 
 bool rpc_quiet(bool on)
 {
@@ -63,44 +68,26 @@ static void *watchman(void *arg)
     (void)arg;
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
     int tag;
-    pthread_mutex_lock(&watch_mu);
     for (;;) {
         int64_t idle_ns = fl_mono_ns() - atomic_load(&hot_left_ns);
-        if (atomic_load(&hot_waiters) == 0 &&
-            (watch_poked || idle_ns >= (int64_t)WATCH_IDLE_MS * 1000000)) {
-            watch_poked = false;
-            atomic_store(&watch_polling, true);
-            pthread_mutex_unlock(&watch_mu);
-            /* nothing completes on cq: this polls for the slice */
-            grpc_completion_queue_pluck(
-                cq, &tag,
-                gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                             gpr_time_from_millis(WATCH_SLICE_MS, GPR_TIMESPAN)),
-                NULL);
-            atomic_store(&watch_polling, false);
-            pthread_mutex_lock(&watch_mu);
+        if (atomic_load(&hot_waiters) > 0 || idle_ns < (int64_t)WATCH_IDLE_MS * 1000000) {
+            struct timespec ts = { 0, WATCH_IDLE_MS * 1000000L };
+            nanosleep(&ts, NULL);
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += WATCH_IDLE_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        if (!watch_poked)
-            pthread_cond_timedwait(&watch_cv, &watch_mu, &ts);
+        /* nothing completes on cq: this polls for the slice. A polling
+         * wait that starts meanwhile shares the role until it ends. */
+        int slice = idle_ns >= 1000000000LL ? WATCH_LONG_SLICE_MS : WATCH_SLICE_MS;
+        grpc_completion_queue_pluck(cq, &tag,
+                                    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                                 gpr_time_from_millis(slice, GPR_TIMESPAN)),
+                                    NULL);
     }
     return NULL;
 }
 
 static void watch_start(void)
 {
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&watch_cv, &a);
-    pthread_condattr_destroy(&a);
     pthread_t th;
     pthread_attr_t ta;
     pthread_attr_init(&ta);
@@ -111,29 +98,137 @@ static void watch_start(void)
     pthread_attr_destroy(&ta);
 }
 
-/* A queue for a call or stream; quiet as the calling thread is. */
-static grpc_completion_queue *new_cq(bool quiet)
+/* A quiet call's batches: each started one is in ops until its thread
+ * takes it (wait_tag). Several threads may wait on one (a stream read by
+ * one and written by another). */
+typedef struct quiet_op {
+    grpc_completion_queue_functor f; /* first: gRPC hands back &f */
+    struct quiet_q *q;
+    void *tag;
+    bool ok, done;
+    struct quiet_op *next;
+} quiet_op;
+
+typedef struct quiet_q {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    quiet_op *ops;
+} quiet_q;
+
+static grpc_completion_queue *callback_cq; /* every quiet call's; never waited on */
+
+static void quiet_start(void)
 {
-    if (!quiet)
-        return grpc_completion_queue_create_for_pluck(NULL);
-    pthread_once(&watch_once, watch_start);
-    grpc_completion_queue_attributes attr = { GRPC_CQ_CURRENT_VERSION, GRPC_CQ_PLUCK,
-                                              GRPC_CQ_NON_POLLING, NULL };
-    return grpc_completion_queue_create(grpc_completion_queue_factory_lookup(&attr), &attr, NULL);
+    callback_cq = grpc_completion_queue_create_for_callback(NULL, NULL);
+    watch_start();
 }
 
-/* Every wait on a call's or stream's queue. */
-static grpc_event cq_wait(grpc_completion_queue *cq, bool quiet, void *tag, gpr_timespec dl)
+static quiet_q *quiet_new(void)
 {
-    if (quiet) {
-        if (atomic_load(&hot_waiters) == 0 && !atomic_load(&watch_polling)) {
-            pthread_mutex_lock(&watch_mu);
-            watch_poked = true;
-            pthread_cond_signal(&watch_cv);
-            pthread_mutex_unlock(&watch_mu);
-        }
-        return grpc_completion_queue_pluck(cq, tag, dl, NULL);
+    pthread_once(&watch_once, quiet_start);
+    quiet_q *q = fl_calloc(1, sizeof *q);
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cv, &a);
+    pthread_condattr_destroy(&a);
+    return q;
+}
+
+/* After every batch on it has been waited for. */
+static void quiet_free(quiet_q *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q);
+}
+
+static void quiet_done(grpc_completion_queue_functor *f, int ok)
+{
+    quiet_op *op = (quiet_op *)f;
+    quiet_q *q = op->q;
+    pthread_mutex_lock(&q->mu);
+    op->ok = ok;
+    op->done = true;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* grpc_call_start_batch on the call's queue (q NULL: a pluck queue). */
+static grpc_call_error batch(grpc_call *call, quiet_q *q, const grpc_op *ops, size_t n, void *tag)
+{
+    if (!q)
+        return grpc_call_start_batch(call, ops, n, tag, NULL);
+    quiet_op *op = fl_calloc(1, sizeof *op);
+    op->f.functor_run = quiet_done;
+    op->f.inlineable = 1; /* it only signals */
+    op->q = q;
+    op->tag = tag;
+    pthread_mutex_lock(&q->mu);
+    op->next = q->ops;
+    q->ops = op;
+    pthread_mutex_unlock(&q->mu);
+    grpc_call_error e = grpc_call_start_batch(call, ops, n, &op->f, NULL);
+    if (e != GRPC_CALL_OK) {
+        pthread_mutex_lock(&q->mu);
+        for (quiet_op **pp = &q->ops; *pp; pp = &(*pp)->next)
+            if (*pp == op) {
+                *pp = op->next;
+                break;
+            }
+        pthread_mutex_unlock(&q->mu);
+        free(op);
     }
+    return e;
+}
+
+static grpc_event quiet_wait(quiet_q *q, void *tag, gpr_timespec dl)
+{
+    bool forever = gpr_time_cmp(dl, gpr_inf_future(dl.clock_type)) == 0;
+    struct timespec until;
+    if (!forever) {
+        gpr_timespec left = gpr_time_sub(gpr_convert_clock_type(dl, GPR_CLOCK_MONOTONIC),
+                                         gpr_now(GPR_CLOCK_MONOTONIC));
+        int64_t ns = left.tv_sec < 0 ? 0 : left.tv_sec * 1000000000LL + left.tv_nsec;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        ns += until.tv_nsec;
+        until.tv_sec += ns / 1000000000LL;
+        until.tv_nsec = ns % 1000000000LL;
+    }
+    grpc_event ev = { GRPC_QUEUE_TIMEOUT, 0, NULL };
+    pthread_mutex_lock(&q->mu);
+    for (bool timed_out = false;;) {
+        quiet_op **pp = &q->ops;
+        while (*pp && (*pp)->tag != tag)
+            pp = &(*pp)->next;
+        quiet_op *op = *pp;
+        if (op && op->done) {
+            *pp = op->next;
+            ev.type = GRPC_OP_COMPLETE;
+            ev.success = op->ok;
+            ev.tag = tag;
+            free(op);
+            break;
+        }
+        if (!op || timed_out) /* !op: nothing started with that tag */
+            break;
+        if (forever)
+            pthread_cond_wait(&q->cv, &q->mu);
+        else
+            timed_out = pthread_cond_timedwait(&q->cv, &q->mu, &until) == ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return ev;
+}
+
+/* Every wait for a batch (q NULL: on cq, a pluck queue). */
+static grpc_event wait_tag(grpc_completion_queue *cq, quiet_q *q, void *tag, gpr_timespec dl)
+{
+    if (q)
+        return quiet_wait(q, tag, dl);
     atomic_fetch_add(&hot_waiters, 1);
     grpc_event ev = grpc_completion_queue_pluck(cq, tag, dl, NULL);
     if (atomic_fetch_sub(&hot_waiters, 1) == 1)
@@ -141,9 +236,9 @@ static grpc_event cq_wait(grpc_completion_queue *cq, bool quiet, void *tag, gpr_
     return ev;
 }
 
-/* One pluck queue per thread for unary calls, made on first use; a second
- * for its quiet calls. */
-static pthread_key_t tl_cq_key[2];
+/* Per thread, made on first use: a pluck queue for unary calls and a quiet
+ * list for its quiet ones. */
+static pthread_key_t tl_cq_key, tl_quiet_key;
 static pthread_once_t tl_cq_once = PTHREAD_ONCE_INIT;
 
 static void tl_cq_free(void *p)
@@ -153,19 +248,34 @@ static void tl_cq_free(void *p)
     grpc_completion_queue_destroy(cq);
 }
 
-static void tl_cq_init(void)
+static void tl_quiet_free(void *p)
 {
-    pthread_key_create(&tl_cq_key[0], tl_cq_free);
-    pthread_key_create(&tl_cq_key[1], tl_cq_free);
+    quiet_free(p);
 }
 
-static grpc_completion_queue *thread_cq(bool quiet)
+static void tl_cq_init(void)
+{
+    pthread_key_create(&tl_cq_key, tl_cq_free);
+    pthread_key_create(&tl_quiet_key, tl_quiet_free);
+}
+
+/* The thread's queue for a unary call; *q is set for a quiet one. */
+static grpc_completion_queue *thread_cq(quiet_q **q)
 {
     pthread_once(&tl_cq_once, tl_cq_init);
-    grpc_completion_queue *cq = pthread_getspecific(tl_cq_key[quiet]);
+    *q = NULL;
+    if (tl_quiet) {
+        *q = pthread_getspecific(tl_quiet_key);
+        if (!*q) {
+            *q = quiet_new();
+            pthread_setspecific(tl_quiet_key, *q);
+        }
+        return callback_cq;
+    }
+    grpc_completion_queue *cq = pthread_getspecific(tl_cq_key);
     if (!cq) {
-        cq = new_cq(quiet);
-        pthread_setspecific(tl_cq_key[quiet], cq);
+        cq = grpc_completion_queue_create_for_pluck(NULL);
+        pthread_setspecific(tl_cq_key, cq);
     }
     return cq;
 }
@@ -195,7 +305,7 @@ static void *registered(rpc_channel *c, const char *method)
 struct rpc_stream {
     grpc_call *call;
     grpc_completion_queue *cq;
-    bool quiet;                  /* cq does not poll (rpc_quiet) */
+    quiet_q *q;                  /* a quiet stream's batches (cq is callback_cq) */
     grpc_metadata_array md;
     grpc_metadata_array trailing;
     grpc_status_code status;
@@ -322,9 +432,9 @@ static grpc_call *new_call(rpc_channel *c, grpc_completion_queue *cq, const char
                                     deadline_of(timeout_ms), NULL);
 }
 
-static bool pluck(grpc_completion_queue *cq, bool quiet, void *tag)
+static bool pluck(grpc_completion_queue *cq, quiet_q *q, void *tag)
 {
-    grpc_event ev = cq_wait(cq, quiet, tag, gpr_inf_future(GPR_CLOCK_REALTIME));
+    grpc_event ev = wait_tag(cq, q, tag, gpr_inf_future(GPR_CLOCK_REALTIME));
     return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
@@ -375,8 +485,8 @@ static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffe
                         "%s: request of %zu bytes exceeds the maximum message size of %zu bytes",
                         method, req_len, c->max_message);
     }
-    bool quiet = tl_quiet;
-    grpc_completion_queue *cq = thread_cq(quiet);
+    quiet_q *q;
+    grpc_completion_queue *cq = thread_cq(&q);
     grpc_call *call = new_call(c, cq, method, timeout_ms);
     if (cancel) {
         pthread_mutex_lock(&cancel->mu);
@@ -407,10 +517,10 @@ static flame_status unary_bb(rpc_channel *c, const char *method, grpc_byte_buffe
     ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
     flame_status st = FLAME_OK;
     int tag;
-    if (grpc_call_start_batch(call, ops, 6, &tag, NULL) != GRPC_CALL_OK) {
+    if (batch(call, q, ops, 6, &tag) != GRPC_CALL_OK) {
         st = fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the call", method);
     } else {
-        pluck(cq, quiet, &tag);
+        pluck(cq, q, &tag);
         if (code != GRPC_STATUS_OK)
             st = status_error(method, code, details);
         else if (!resp)
@@ -473,8 +583,8 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *c, const char *metho
 {
     rpc_stream *st = fl_calloc(1, sizeof *st);
     snprintf(st->method, sizeof st->method, "%s", method);
-    st->quiet = tl_quiet;
-    st->cq = new_cq(st->quiet);
+    st->q = tl_quiet ? quiet_new() : NULL;
+    st->cq = st->q ? callback_cq : grpc_completion_queue_create_for_pluck(NULL);
     st->call = new_call(c, st->cq, method, timeout_ms);
     grpc_metadata_array_init(&st->md);
     grpc_metadata_array_init(&st->trailing);
@@ -488,10 +598,10 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *c, const char *metho
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
     int tag;
     flame_status s = FLAME_OK;
-    if (grpc_call_start_batch(st->call, ops, 3, &tag, NULL) != GRPC_CALL_OK)
+    if (batch(st->call, st->q, ops, 3, &tag) != GRPC_CALL_OK)
         s = fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the call", method);
     else
-        pluck(st->cq, st->quiet, &tag);
+        pluck(st->cq, st->q, &tag);
     /* the server's headers are read with the first message: a server may
      * hold them until it has something to say (a watch of a session that
      * does not move), and next_timed() must not block in open() */
@@ -505,7 +615,7 @@ flame_status rpc_stream_open(rpc_stream **out, rpc_channel *c, const char *metho
     sop.data.recv_status_on_client.status = &st->status;
     sop.data.recv_status_on_client.status_details = &st->details;
     sop.data.recv_status_on_client.trailing_metadata = &st->trailing;
-    if (s == FLAME_OK && grpc_call_start_batch(st->call, &sop, 1, &st->status, NULL) == GRPC_CALL_OK)
+    if (s == FLAME_OK && batch(st->call, st->q, &sop, 1, &st->status) == GRPC_CALL_OK)
         st->status_started = true;
     if (s != FLAME_OK) {
         rpc_stream_free(st);
@@ -542,7 +652,7 @@ static flame_status post_read(rpc_stream *st, grpc_byte_buffer *bb)
     ops[n].data.recv_message.recv_message = &st->read_bb;
     n++;
     st->read_bb = NULL;
-    if (grpc_call_start_batch(st->call, ops, n, &st->read_tag, NULL) != GRPC_CALL_OK)
+    if (batch(st->call, st->q, ops, n, &st->read_tag) != GRPC_CALL_OK)
         return fl_error(FLAME_ERR_INTERNAL, "%s: cannot read the stream", st->method);
     st->send_bb = bb;
     st->reading = true;
@@ -556,7 +666,7 @@ static flame_status wait_read(rpc_stream *st, const ProtobufCMessageDescriptor *
     gpr_timespec dl = timeout_ms < 0 ? gpr_inf_future(GPR_CLOCK_REALTIME)
                                      : gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                                     gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
-    grpc_event ev = cq_wait(st->cq, st->quiet, &st->read_tag, dl);
+    grpc_event ev = wait_tag(st->cq, st->q, &st->read_tag, dl);
     if (ev.type == GRPC_QUEUE_TIMEOUT) {
         *idle = true;
         return FLAME_OK;
@@ -579,7 +689,7 @@ static flame_status wait_read(rpc_stream *st, const ProtobufCMessageDescriptor *
     }
     st->ended = true;
     if (st->status_started) {
-        pluck(st->cq, st->quiet, &st->status);
+        pluck(st->cq, st->q, &st->status);
         st->status_started = false;
     }
     if (st->status != GRPC_STATUS_OK)
@@ -627,8 +737,8 @@ static flame_status open_sending(rpc_stream **out, rpc_channel *c, const char *m
 {
     rpc_stream *st = fl_calloc(1, sizeof *st);
     snprintf(st->method, sizeof st->method, "%s", method);
-    st->quiet = tl_quiet;
-    st->cq = new_cq(st->quiet);
+    st->q = tl_quiet ? quiet_new() : NULL;
+    st->cq = st->q ? callback_cq : grpc_completion_queue_create_for_pluck(NULL);
     st->call = new_call(c, st->cq, method, timeout_ms);
     grpc_metadata_array_init(&st->md);
     grpc_metadata_array_init(&st->trailing);
@@ -637,16 +747,16 @@ static flame_status open_sending(rpc_stream **out, rpc_channel *c, const char *m
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     int tag;
-    if (grpc_call_start_batch(st->call, ops, 1, &tag, NULL) != GRPC_CALL_OK) {
+    if (batch(st->call, st->q, ops, 1, &tag) != GRPC_CALL_OK) {
         rpc_stream_free(st);
         return fl_error(FLAME_ERR_INTERNAL, "%s: cannot start the stream", method);
     }
-    pluck(st->cq, st->quiet, &tag);
+    pluck(st->cq, st->q, &tag);
     ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
     ops[0].data.recv_status_on_client.status = &st->status;
     ops[0].data.recv_status_on_client.status_details = &st->details;
     ops[0].data.recv_status_on_client.trailing_metadata = &st->trailing;
-    if (grpc_call_start_batch(st->call, ops, 1, &st->status, NULL) == GRPC_CALL_OK)
+    if (batch(st->call, st->q, ops, 1, &st->status) == GRPC_CALL_OK)
         st->status_started = true;
     *out = st;
     return FLAME_OK;
@@ -672,9 +782,9 @@ flame_status rpc_bidi_send(rpc_stream *st, const ProtobufCMessage *msg)
     op.data.send_message.send_message = bb;
     int tag;
     flame_status s = FLAME_OK;
-    if (grpc_call_start_batch(st->call, &op, 1, &tag, NULL) != GRPC_CALL_OK)
+    if (batch(st->call, st->q, &op, 1, &tag) != GRPC_CALL_OK)
         s = fl_error(FLAME_ERR_INTERNAL, "%s: cannot send", st->method);
-    else if (!pluck(st->cq, st->quiet, &tag))
+    else if (!pluck(st->cq, st->q, &tag))
         s = fl_error(FLAME_ERR_UNAVAILABLE, "%s: the stream is closed", st->method);
     grpc_byte_buffer_destroy(bb);
     return s;
@@ -686,9 +796,9 @@ flame_status rpc_bidi_close_send(rpc_stream *st)
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
     int tag;
-    if (grpc_call_start_batch(st->call, &op, 1, &tag, NULL) != GRPC_CALL_OK)
+    if (batch(st->call, st->q, &op, 1, &tag) != GRPC_CALL_OK)
         return fl_error(FLAME_ERR_INTERNAL, "%s: cannot close the stream", st->method);
-    pluck(st->cq, st->quiet, &tag);
+    pluck(st->cq, st->q, &tag);
     return FLAME_OK;
 }
 
@@ -735,7 +845,7 @@ void rpc_stream_free(rpc_stream *st)
         return;
     if (st->reading) { /* a timed read gave up: its batch ends with the cancel */
         grpc_call_cancel(st->call, NULL);
-        pluck(st->cq, st->quiet, &st->read_tag);
+        pluck(st->cq, st->q, &st->read_tag);
         if (st->read_bb)
             grpc_byte_buffer_destroy(st->read_bb);
         if (st->send_bb)
@@ -743,12 +853,15 @@ void rpc_stream_free(rpc_stream *st)
     }
     if (st->status_started) {
         grpc_call_cancel(st->call, NULL);
-        pluck(st->cq, st->quiet, &st->status);
+        pluck(st->cq, st->q, &st->status);
     }
     grpc_call_unref(st->call);
     grpc_slice_unref(st->details);
     grpc_metadata_array_destroy(&st->md);
     grpc_metadata_array_destroy(&st->trailing);
-    destroy_cq(st->cq);
+    if (st->q)
+        quiet_free(st->q);
+    else
+        destroy_cq(st->cq);
     free(st);
 }

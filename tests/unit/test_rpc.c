@@ -8,12 +8,16 @@
  * step run on helper threads (struct pending). */
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rpc/rpc.h"
@@ -892,8 +896,189 @@ START_TEST(paths_are_interned)
 }
 END_TEST
 
+/* ---- quiet waits (rpc_quiet) ---------------------------------------------
+ * The server runs in a child process here (forked in main, before this
+ * process starts gRPC), so that no thread of this process polls but the
+ * client's own once the tests before have stopped their servers; gRPC's
+ * backup poller is off (main), so a quiet wait that nobody polls for would
+ * never end. */
+
+static pid_t server_child = -1;
+static int server_child_port;
+
+/* The child's handlers: as unary_h, bidi_h and park_h, without check's
+ * asserts (check reports to its runner, not from a child). */
+static void child_unary_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+{
+    const Flame__V1__Result *req = (const Flame__V1__Result *)m;
+    Flame__V1__Result r = result(req->return_code + 1, NULL);
+    rpc_call_reply(call, &r.base);
+}
+
+static void child_bidi_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+{
+    if (!m) {
+        rpc_call_finish(call, RPC_OK, "%s", "");
+        return;
+    }
+    Flame__V1__Result r = result(((const Flame__V1__Result *)m)->return_code * 2, NULL);
+    rpc_call_send(call, &r.base);
+}
+
+static void child_park_h(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+{
+    /* no answer: the client's cancel ends the call */
+}
+
+static int child_authorize(rpc_call *call, const ProtobufCMessage *req, char *message,
+                           size_t size, void *ctx)
+{
+    return RPC_OK;
+}
+
+static const rpc_method child_table[] = {
+    { "Unary", RPC_KIND_UNARY, child_unary_h },
+    { "Bidi", RPC_KIND_BIDI, child_bidi_h },
+    { "Park", RPC_KIND_UNARY, child_park_h },
+};
+
+/* The child: serves test.Echo on loopback until its parent dies. */
+static void fork_server_child(void)
+{
+    int fds[2];
+    if (pipe(fds) != 0 || (server_child = fork()) < 0) {
+        perror("fork_server_child");
+        exit(1);
+    }
+    if (server_child == 0) {
+        close(fds[0]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        rpc_service svc = { &echo_desc, child_table, FL_ARRAY_LEN(child_table) };
+        rpc_server_options o = RPC_SERVER_OPTIONS_INIT;
+        o.max_message = MAX_MESSAGE;
+        o.authorize = child_authorize;
+        srv = rpc_server_new(&svc, 1, NULL, &o);
+        int port = rpc_server_listen(srv, "127.0.0.1:0");
+        if (port <= 0 || pthread_create(&srv_thread, NULL, serve, srv) != 0 ||
+            write(fds[1], &port, sizeof port) != (ssize_t)sizeof port)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    if (read(fds[0], &server_child_port, sizeof server_child_port) !=
+        (ssize_t)sizeof server_child_port) {
+        fprintf(stderr, "the server child did not start\n");
+        exit(1);
+    }
+    close(fds[0]);
+}
+
+static void child_server_setup(void)
+{
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", server_child_port);
+    ck_assert_int_eq(rpc_channel_new(&ch, target, NULL), FLAME_OK);
+}
+
+static void child_server_teardown(void)
+{
+    rpc_channel_free(ch);
+}
+
+START_TEST(quiet_stream_is_served_with_no_other_waiter)
+{
+    rpc_stream *st;
+    bool was = rpc_quiet(true);
+    ck_assert_int_eq(rpc_bidi_open(&st, ch, PATH("Bidi")), FLAME_OK);
+    rpc_quiet(was);
+    for (int i = 1; i <= 3; i++) {
+        Flame__V1__Result req = result(i, NULL);
+        ck_assert_int_eq(rpc_bidi_send(st, &req.base), FLAME_OK);
+        ProtobufCMessage *m = NULL;
+        bool idle = false;
+        ck_assert_int_eq(rpc_stream_next_timed(st, RESULT, &m, 20000, &idle), FLAME_OK);
+        ck_assert_msg(!idle, "a quiet read nobody polled for never ended");
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(((Flame__V1__Result *)m)->return_code, 2 * i);
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    rpc_stream_free(st);
+}
+END_TEST
+
+struct quiet_waiter {
+    pthread_t th;
+    _Atomic pid_t tid;
+    rpc_cancel *cancel;
+    flame_status st;
+};
+
+static void *quiet_main(void *arg)
+{
+    struct quiet_waiter *q = arg;
+    q->tid = (pid_t)syscall(SYS_gettid);
+    rpc_quiet(true);
+    Flame__V1__Result req = result(0, NULL);
+    ProtobufCMessage *resp = NULL;
+    q->st = rpc_unary_cancellable(ch, PATH("Park"), &req.base, RESULT, &resp, 0, q->cancel);
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    return NULL;
+}
+
+static long thread_switches(pid_t tid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* A thread in a quiet long poll sleeps through the other threads' calls
+ * (in a polling wait it takes gRPC's poller role in turns, woken for
+ * about every call). */
+START_TEST(quiet_waiter_sleeps_through_other_calls)
+{
+    struct quiet_waiter q = { .cancel = rpc_cancel_new() };
+    pthread_create(&q.th, NULL, quiet_main, &q);
+    Flame__V1__Result req = result(1, NULL), *resp;
+    /* the first call lets the parked one arrive and its thread settle */
+    ck_assert_int_eq(rpc_unary(ch, PATH("Unary"), &req.base, RESULT, (ProtobufCMessage **)&resp,
+                               10000),
+                     FLAME_OK);
+    flame__v1__result__free_unpacked(resp, NULL);
+    while (!q.tid)
+        pause_ms(1);
+    pause_ms(100);
+    long before = thread_switches(q.tid);
+    enum { CALLS = 1000 };
+    for (int i = 0; i < CALLS; i++) {
+        ck_assert_int_eq(rpc_unary(ch, PATH("Unary"), &req.base, RESULT,
+                                   (ProtobufCMessage **)&resp, 10000),
+                         FLAME_OK);
+        flame__v1__result__free_unpacked(resp, NULL);
+    }
+    long woken = thread_switches(q.tid) - before;
+    rpc_cancel_fire(q.cancel);
+    pthread_join(q.th, NULL);
+    rpc_cancel_free(q.cancel);
+    ck_assert_int_eq(q.st, FLAME_ERR_CANCELLED);
+    ck_assert_msg(woken < CALLS / 10, "the quiet waiter woke %ld times in %d calls", woken, CALLS);
+}
+END_TEST
+
 int main(void)
 {
+    /* no backup polling: a quiet wait must be served by the watchman */
+    setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "0", 1);
+    fork_server_child();
     Suite *s = suite_create("rpc");
     TCase *tc = tcase_create("calls");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -916,6 +1101,12 @@ int main(void)
     tcase_add_test(tc, send_queue_is_bounded);
     tcase_add_test(tc, paths_are_interned);
     suite_add_tcase(s, tc);
+    TCase *tq = tcase_create("quiet");
+    tcase_add_checked_fixture(tq, child_server_setup, child_server_teardown);
+    tcase_set_timeout(tq, 60);
+    tcase_add_test(tq, quiet_stream_is_served_with_no_other_waiter);
+    tcase_add_test(tq, quiet_waiter_sleeps_through_other_calls);
+    suite_add_tcase(s, tq);
     /* the PKI is made once, with the openssl CLI */
     const char *script = getenv("FLAME_MAKE_CERTS");
     snprintf(certs, sizeof certs, "/tmp/flame-test-rpc-certs-%d", (int)getpid());
@@ -939,6 +1130,8 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    kill(server_child, SIGKILL);
+    waitpid(server_child, NULL, 0);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", certs);
