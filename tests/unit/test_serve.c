@@ -51,7 +51,9 @@ static int invoke(const flame_task_context *ctx, flame_task_result *r, void *pay
         return 3;
     }
     if (ctx->input.data && ctx->input.len > 4 && memcmp(ctx->input.data, "big:", 4) == 0) {
-        size_t n = (size_t)atol((const char *)ctx->input.data + 4);
+        char num[24]; /* the input is not NUL-terminated */
+        snprintf(num, sizeof num, "%.*s", (int)(ctx->input.len - 4), ctx->input.data + 4);
+        size_t n = (size_t)atol(num);
         uint8_t *out = fl_malloc(n + 1);
         for (size_t i = 0; i < n; i++)
             out[i] = (uint8_t)(i * 7);
