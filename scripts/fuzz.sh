@@ -15,7 +15,7 @@ secs="${1:-60}"
 shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(fuzz_sm fuzz_sm_sqlite fuzz_shim fuzz_wire fuzz_yaml fuzz_endpoint fuzz_ipc fuzz_frames
-    fuzz_kube fuzz_archive fuzz_cache fuzz_h2)
+    fuzz_kube fuzz_archive fuzz_cache fuzz_h2 fuzz_serve)
 cc="$(command -v clang || command -v clang-14 || true)"
 if [ -z "$cc" ]; then
     echo "fuzz.sh: clang not found (Debian: clang libclang-rt-14-dev; scripts/deps.sh installs them)" >&2

@@ -1,20 +1,24 @@
-/* service.h: a C program serving flame.v1 Instance on the Unix socket named
- * by $FLAME_INSTANCE_ENDPOINT (the host shim's contract).
- * Threads: flame_service_run blocks SIGTERM/SIGINT, starts one thread that
- * runs the rpc server (every callback of the flame_service runs on it, one
- * at a time, so a service needs no locks of its own), and waits for the
- * signal on the caller's thread; then it shuts the server down and joins. */
+/* service.c: a C program serving flame.v1 Instance on the Unix socket named
+ * by $FLAME_INSTANCE_ENDPOINT (the host shim's contract): flame_service_run,
+ * the task result's setters, and the Instance methods (instance.h), which
+ * turn the protocol's messages into a flame_service's callbacks and back;
+ * serve.c carries them over HTTP/2.
+ * Threads: flame_service_run blocks SIGTERM/SIGINT and serves on the
+ * caller's thread (every callback of the flame_service runs on it, one at a
+ * time, so a service needs no locks of its own) until one comes. */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "flame/service.h"
 #include "instance.h"
 #include "result.h"
+#include "rpc/rpc.h"
+#include "serve.h"
 #include "util/util.h"
 
 #include "shim.pb-c.h"
@@ -46,7 +50,7 @@ void fl_task_result_clear(flame_task_result *r)
     memset(r, 0, sizeof *r);
 }
 
-static void reply_result(rpc_call *call, int rc, const char *message)
+static void reply_result(fl_instance_reply_fn reply, void *arg, int rc, const char *message)
 {
     Flame__V1__Result r = FLAME__V1__RESULT__INIT;
     r.return_code = rc;
@@ -54,12 +58,12 @@ static void reply_result(rpc_call *call, int rc, const char *message)
         r._message_case = FLAME__V1__RESULT___MESSAGE_MESSAGE;
         r.message = (char *)message;
     }
-    rpc_call_reply(call, &r.base);
+    reply(&r.base, arg);
 }
 
-static void on_enter(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+static void on_enter(const flame_service *svc, const ProtobufCMessage *m,
+                     fl_instance_reply_fn reply, void *arg)
 {
-    const flame_service *svc = ctx;
     const Flame__V1__SessionContext *req = (const Flame__V1__SessionContext *)m;
     flame_session_context sc = { req->session_id,
                                  req->application ? req->application->name : "",
@@ -70,13 +74,13 @@ static void on_enter(rpc_call *call, const ProtobufCMessage *m, void *ctx)
     }
     char *msg = NULL;
     int rc = svc->on_session_enter ? svc->on_session_enter(&sc, &msg, svc->payload) : 0;
-    reply_result(call, rc, msg);
+    reply_result(reply, arg, rc, msg);
     free(msg);
 }
 
-static void on_invoke(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+static void on_invoke(const flame_service *svc, const ProtobufCMessage *m,
+                      fl_instance_reply_fn reply, void *arg)
 {
-    const flame_service *svc = ctx;
     const Flame__V1__TaskContext *req = (const Flame__V1__TaskContext *)m;
     flame_task_context tc = { req->task_id, req->session_id, { NULL, 0 } };
     if (req->_input_case) {
@@ -96,13 +100,13 @@ static void on_invoke(rpc_call *call, const ProtobufCMessage *m, void *ctx)
         r._message_case = FLAME__V1__TASK_RESULT___MESSAGE_MESSAGE;
         r.message = res.message;
     }
-    rpc_call_reply(call, &r.base);
+    reply(&r.base, arg);
     fl_task_result_clear(&res);
 }
 
-static void on_invoke_batch(rpc_call *call, const ProtobufCMessage *m, void *ctx)
+static void on_invoke_batch(const flame_service *svc, const ProtobufCMessage *m,
+                            fl_instance_reply_fn reply, void *arg)
 {
-    const flame_service *svc = ctx;
     const Flame__V1__TaskContextBatch *req = (const Flame__V1__TaskContextBatch *)m;
     size_t n = req->n_tasks;
     flame_task_result *res = fl_calloc(n + 1, sizeof *res);
@@ -142,7 +146,7 @@ static void on_invoke_batch(rpc_call *call, const ProtobufCMessage *m, void *ctx
     Flame__V1__TaskResultBatch r = FLAME__V1__TASK_RESULT_BATCH__INIT;
     r.n_results = n;
     r.results = rp;
-    rpc_call_reply(call, &r.base);
+    reply(&r.base, arg);
     for (size_t i = 0; i < n; i++)
         fl_task_result_clear(&res[i]);
     free(res);
@@ -153,28 +157,62 @@ static void on_invoke_batch(rpc_call *call, const ProtobufCMessage *m, void *ctx
     free(rcs);
 }
 
-static void on_leave(rpc_call *call, const ProtobufCMessage *req, void *ctx)
+static void on_leave(const flame_service *svc, const ProtobufCMessage *req,
+                     fl_instance_reply_fn reply, void *arg)
 {
-    const flame_service *svc = ctx;
+    (void)req;
     if (svc->on_session_leave)
         svc->on_session_leave(svc->payload);
-    reply_result(call, 0, NULL);
+    reply_result(reply, arg, 0, NULL);
 }
 
-static const rpc_method instance_methods[] = {
-    { "OnSessionEnter", RPC_KIND_UNARY, on_enter },
-    { "OnTaskInvoke", RPC_KIND_UNARY, on_invoke },
-    { "OnSessionLeave", RPC_KIND_UNARY, on_leave },
-    { "OnTaskInvokeBatch", RPC_KIND_UNARY, on_invoke_batch },
-};
-const rpc_service fl_instance_service = {
-    &flame__v1__instance__descriptor, instance_methods, FL_ARRAY_LEN(instance_methods)
+static const struct {
+    const char *path;
+    const ProtobufCMessageDescriptor *input;
+    void (*fn)(const flame_service *svc, const ProtobufCMessage *req, fl_instance_reply_fn reply,
+               void *arg);
+} methods[FL_INSTANCE_N] = {
+    [FL_INSTANCE_ENTER] = { "/flame.v1.Instance/OnSessionEnter",
+                            &flame__v1__session_context__descriptor, on_enter },
+    [FL_INSTANCE_INVOKE] = { "/flame.v1.Instance/OnTaskInvoke",
+                             &flame__v1__task_context__descriptor, on_invoke },
+    [FL_INSTANCE_LEAVE] = { "/flame.v1.Instance/OnSessionLeave",
+                            &flame__v1__empty_request__descriptor, on_leave },
+    [FL_INSTANCE_BATCH] = { "/flame.v1.Instance/OnTaskInvokeBatch",
+                            &flame__v1__task_context_batch__descriptor, on_invoke_batch },
 };
 
-static void *serve(void *arg)
+int fl_instance_method_find(const char *path, size_t len)
 {
-    rpc_server_run(arg);
-    return NULL;
+    for (int m = 0; m < FL_INSTANCE_N; m++)
+        if (strlen(methods[m].path) == len && memcmp(methods[m].path, path, len) == 0)
+            return m;
+    return -1;
+}
+
+const char *fl_instance_method_path(fl_instance_method m)
+{
+    return methods[m].path;
+}
+
+int fl_instance_call(const flame_service *svc, fl_instance_method m, const uint8_t *req,
+                     size_t len, fl_instance_reply_fn reply, void *arg, char *why,
+                     size_t why_size)
+{
+    ProtobufCMessage *msg = rpc_unpack(methods[m].input, len, req);
+    if (!msg) {
+        snprintf(why, why_size, "%s: malformed request message", methods[m].path);
+        return RPC_INVALID_ARGUMENT;
+    }
+    char bad[160];
+    if (!rpc_message_valid(msg, bad, sizeof bad)) {
+        snprintf(why, why_size, "%s: %s", methods[m].path, bad);
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return RPC_INVALID_ARGUMENT;
+    }
+    methods[m].fn(svc, msg, reply, arg);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return RPC_OK;
 }
 
 flame_status flame_service_run(const flame_service *service)
@@ -190,29 +228,23 @@ flame_status flame_service_run(const flame_service *service)
         path += 7;
     else if (strncmp(path, "unix:", 5) == 0)
         path += 5;
-    unlink(path);
+    /* the signals end the loop through a descriptor in its poll set; they
+     * stay blocked in the threads this one starts later */
     sigset_t set, old;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, &old);
-    rpc_server *srv = rpc_server_new(&fl_instance_service, 1, (void *)service, NULL);
-    char *addr = fl_sprintf("unix:%s", path);
-    int port = rpc_server_listen(srv, addr);
-    free(addr);
-    if (port < 0) {
-        rpc_server_free(srv);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        int e = errno;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        return fl_error(FLAME_ERR_UNAVAILABLE, "cannot listen on %s", path);
+        return fl_error(FLAME_ERR_INTERNAL, "signalfd: %s", strerror(e));
     }
-    pthread_t th;
-    pthread_create(&th, NULL, serve, srv);
-    int sig;
-    sigwait(&set, &sig);
-    rpc_server_shutdown(srv);
-    pthread_join(th, NULL);
-    rpc_server_free(srv);
-    unlink(path);
+    fl_serve *srv = fl_serve_new(path, service, RPC_DEFAULT_MAX_MESSAGE);
+    flame_status st = srv ? fl_serve_run(srv, sfd) : FLAME_ERR_UNAVAILABLE;
+    fl_serve_free(srv);
+    close(sfd);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return FLAME_OK;
+    return st;
 }

@@ -16,23 +16,13 @@
 #include <unistd.h>
 
 #include "h2.h"
+#include "h2wire.h"
 #include "hpack.h"
 #include "rpc/rpc.h"
 #include "util/util.h"
 
-enum { F_DATA, F_HEADERS, F_PRIORITY, F_RST_STREAM, F_SETTINGS, F_PUSH_PROMISE, F_PING,
-       F_GOAWAY, F_WINDOW_UPDATE, F_CONTINUATION };
-#define FL_END_STREAM 0x1
-#define FL_ACK 0x1
-#define FL_END_HEADERS 0x4
-#define FL_PADDED 0x8
-#define FL_PRIORITY 0x20
-
-#define OUR_MAX_FRAME 16384        /* SETTINGS_MAX_FRAME_SIZE: the default */
-#define OUR_WINDOW 0x7fffffffu     /* what we let the peer send */
-#define MAX_HEADER_BLOCK (256u << 10)
-#define H2_CANCEL 0x8
-#define H2_REFUSED_STREAM 0x7
+#define OUR_MAX_FRAME FL_H2_DEFAULT_FRAME /* SETTINGS_MAX_FRAME_SIZE: the default */
+#define OUR_WINDOW FL_H2_MAX_WINDOW      /* what we let the peer send */
 
 /* how a read of frames ended */
 enum { IO_OK, IO_TIMEOUT, IO_CLOSED, IO_BROKEN };
@@ -88,29 +78,6 @@ static int left_ms(int64_t deadline)
         return -1;
     int64_t l = deadline - mono_ms();
     return l <= 0 ? 0 : l > 60000 ? 60000 : (int)l;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void frame_head(uint8_t *p, size_t len, uint8_t type, uint8_t flags, uint32_t stream)
-{
-    p[0] = (uint8_t)(len >> 16);
-    p[1] = (uint8_t)(len >> 8);
-    p[2] = (uint8_t)len;
-    p[3] = type;
-    p[4] = flags;
-    put32(p + 5, stream);
 }
 
 fl_h2 *fl_h2_new(const char *path, size_t max_message)
@@ -189,8 +156,8 @@ static int write_buf(fl_h2 *c, const void *p, size_t len, int64_t deadline)
 static int send_window_update(fl_h2 *c, uint32_t stream, uint32_t inc, int64_t deadline)
 {
     uint8_t f[13];
-    frame_head(f, 4, F_WINDOW_UPDATE, 0, stream);
-    put32(f + 9, inc);
+    fl_h2_frame_head(f, 4, FL_H2_WINDOW_UPDATE, 0, stream);
+    fl_h2_put32(f + 9, inc);
     return write_buf(c, f, sizeof f, deadline);
 }
 
@@ -227,16 +194,15 @@ flame_status fl_h2_connect(fl_h2 *c, int timeout_ms)
     c->recv_unacked = 0;
     /* the preface, our SETTINGS (no push; streams may send 2^31-1 bytes)
      * and the connection's window opened as wide */
-    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    uint8_t buf[sizeof preface - 1 + 9 + 12 + 13];
-    memcpy(buf, preface, sizeof preface - 1);
-    uint8_t *p = buf + sizeof preface - 1;
-    frame_head(p, 12, F_SETTINGS, 0, 0);
-    p[9] = 0, p[10] = 2, put32(p + 11, 0);               /* ENABLE_PUSH */
-    p[15] = 0, p[16] = 4, put32(p + 17, OUR_WINDOW);     /* INITIAL_WINDOW_SIZE */
+    uint8_t buf[FL_H2_PREFACE_LEN + 9 + 12 + 13];
+    memcpy(buf, FL_H2_PREFACE, FL_H2_PREFACE_LEN);
+    uint8_t *p = buf + FL_H2_PREFACE_LEN;
+    fl_h2_frame_head(p, 12, FL_H2_SETTINGS, 0, 0);
+    p[9] = 0, p[10] = 2, fl_h2_put32(p + 11, 0);               /* ENABLE_PUSH */
+    p[15] = 0, p[16] = 4, fl_h2_put32(p + 17, OUR_WINDOW);     /* INITIAL_WINDOW_SIZE */
     p += 21;
-    frame_head(p, 4, F_WINDOW_UPDATE, 0, 0);
-    put32(p + 9, OUR_WINDOW - 65535);
+    fl_h2_frame_head(p, 4, FL_H2_WINDOW_UPDATE, 0, 0);
+    fl_h2_put32(p + 9, OUR_WINDOW - 65535);
     if (write_buf(c, buf, sizeof buf, deadline) != IO_OK) {
         flame_status st = fl_error(FLAME_ERR_UNAVAILABLE, "cannot talk to %s: %s", c->path,
                                    c->why[0] ? c->why : "timed out");
@@ -366,7 +332,7 @@ static int on_settings(fl_h2 *c, h2call *k, uint8_t flags, const uint8_t *p, siz
         return broken(c, "SETTINGS of a bad length");
     for (size_t i = 0; i < len; i += 6) {
         unsigned id = (unsigned)p[i] << 8 | p[i + 1];
-        uint32_t v = get32(p + i + 2);
+        uint32_t v = fl_h2_get32(p + i + 2);
         if (id == 4) { /* INITIAL_WINDOW_SIZE: open streams move by the change */
             if (v > 0x7fffffffu)
                 return broken(c, "window too large");
@@ -380,7 +346,7 @@ static int on_settings(fl_h2 *c, h2call *k, uint8_t flags, const uint8_t *p, siz
         }
     }
     uint8_t ack[9];
-    frame_head(ack, 0, F_SETTINGS, FL_ACK, 0);
+    fl_h2_frame_head(ack, 0, FL_H2_SETTINGS, FL_ACK, 0);
     return control(c, ack, sizeof ack, deadline);
 }
 
@@ -388,10 +354,10 @@ static int on_settings(fl_h2 *c, h2call *k, uint8_t flags, const uint8_t *p, siz
 static int on_frame(fl_h2 *c, h2call *k, uint8_t type, uint8_t flags, uint32_t stream,
                     const uint8_t *p, size_t len, int64_t deadline)
 {
-    if (c->in_headers && (type != F_CONTINUATION || stream != c->hdr_stream))
+    if (c->in_headers && (type != FL_H2_CONTINUATION || stream != c->hdr_stream))
         return broken(c, "a header block interrupted");
     switch (type) {
-    case F_DATA: {
+    case FL_H2_DATA: {
         if (!stream)
             return broken(c, "DATA on stream 0");
         c->recv_unacked += len;
@@ -425,7 +391,7 @@ static int on_frame(fl_h2 *c, h2call *k, uint8_t type, uint8_t flags, uint32_t s
             k->ended = true;
         return IO_OK;
     }
-    case F_HEADERS: {
+    case FL_H2_HEADERS: {
         if (!stream)
             return broken(c, "HEADERS on stream 0");
         size_t skip = 0, pad = 0;
@@ -451,10 +417,10 @@ static int on_frame(fl_h2 *c, h2call *k, uint8_t type, uint8_t flags, uint32_t s
         c->in_headers = true;
         return IO_OK;
     }
-    case F_CONTINUATION: {
+    case FL_H2_CONTINUATION: {
         if (!c->in_headers)
             return broken(c, "CONTINUATION out of place");
-        if (c->hlen + len > MAX_HEADER_BLOCK)
+        if (c->hlen + len > FL_H2_MAX_HEADER_BLOCK)
             return broken(c, "header block too large");
         c->hdr = fl_realloc(c->hdr, c->hlen + len + 1);
         memcpy(c->hdr + c->hlen, p, len);
@@ -464,43 +430,43 @@ static int on_frame(fl_h2 *c, h2call *k, uint8_t type, uint8_t flags, uint32_t s
         c->in_headers = false;
         return header_block(c, k, stream, c->hdr_flags, c->hdr, c->hlen);
     }
-    case F_RST_STREAM:
+    case FL_H2_RST_STREAM:
         if (len != 4)
             return broken(c, "RST_STREAM of a bad length");
         if (k && stream == k->id && !k->ended) {
             k->reset = true;
-            k->rst_code = get32(p);
-            k->refused = k->rst_code == H2_REFUSED_STREAM;
+            k->rst_code = fl_h2_get32(p);
+            k->refused = k->rst_code == FL_H2_REFUSED_STREAM;
         }
         return IO_OK;
-    case F_SETTINGS:
+    case FL_H2_SETTINGS:
         if (stream)
             return broken(c, "SETTINGS on a stream");
         return on_settings(c, k, flags, p, len, deadline);
-    case F_PUSH_PROMISE:
+    case FL_H2_PUSH_PROMISE:
         return broken(c, "PUSH_PROMISE (push is off)");
-    case F_PING: {
+    case FL_H2_PING: {
         if (len != 8)
             return broken(c, "PING of a bad length");
         if (flags & FL_ACK)
             return IO_OK;
         uint8_t pong[17];
-        frame_head(pong, 8, F_PING, FL_ACK, 0);
+        fl_h2_frame_head(pong, 8, FL_H2_PING, FL_ACK, 0);
         memcpy(pong + 9, p, 8);
         return control(c, pong, sizeof pong, deadline);
     }
-    case F_GOAWAY:
+    case FL_H2_GOAWAY:
         if (len < 8)
             return broken(c, "GOAWAY of a bad length");
         c->goaway = true;
-        c->goaway_last = get32(p) & 0x7fffffffu;
+        c->goaway_last = fl_h2_get32(p) & 0x7fffffffu;
         if (k && k->id > c->goaway_last && !k->ended)
             k->refused = true; /* never seen: safe to make again */
         return IO_OK;
-    case F_WINDOW_UPDATE: {
+    case FL_H2_WINDOW_UPDATE: {
         if (len != 4)
             return broken(c, "WINDOW_UPDATE of a bad length");
-        int64_t inc = get32(p) & 0x7fffffffu;
+        int64_t inc = fl_h2_get32(p) & 0x7fffffffu;
         if (!stream)
             c->send_window += inc;
         else if (k && stream == k->id)
@@ -527,7 +493,7 @@ static int next_frame(fl_h2 *c, h2call *k, int64_t deadline)
                 c->roff += 9 + len;
                 if (c->roff == c->rlen)
                     c->roff = c->rlen = 0;
-                return on_frame(c, k, f[3], f[4], get32(f + 5) & 0x7fffffffu, f + 9, len,
+                return on_frame(c, k, f[3], f[4], fl_h2_get32(f + 5) & 0x7fffffffu, f + 9, len,
                                 deadline);
             }
         }
@@ -546,44 +512,18 @@ static bool idle_ok(fl_h2 *c)
     return c->fd >= 0 && !c->goaway && c->next_id < 0x7ffffff0u;
 }
 
-/* 5.1: an integer with an N-bit prefix, after the first byte's flags. */
-static uint8_t *hp_int(uint8_t *p, int prefix, uint8_t flags, size_t v)
-{
-    size_t mask = ((size_t)1 << prefix) - 1;
-    if (v < mask) {
-        *p++ = (uint8_t)(flags | v);
-        return p;
-    }
-    *p++ = (uint8_t)(flags | mask);
-    v -= mask;
-    while (v >= 128) {
-        *p++ = (uint8_t)(v % 128 + 128);
-        v /= 128;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-static uint8_t *hp_str(uint8_t *p, const char *s)
-{
-    size_t n = strlen(s);
-    p = hp_int(p, 7, 0, n);
-    memcpy(p, s, n);
-    return p + n;
-}
-
 /* The request's header block (no indexing: the peer's table stays empty). */
 static size_t request_headers(uint8_t *buf, const char *method, int timeout_ms)
 {
     uint8_t *p = buf;
     *p++ = 0x83; /* :method POST */
     *p++ = 0x86; /* :scheme http */
-    p = hp_str(hp_int(p, 4, 0, 4), method);          /* :path */
-    p = hp_str(hp_int(p, 4, 0, 1), "localhost");     /* :authority */
-    p = hp_str(hp_int(p, 4, 0, 31), "application/grpc");
+    p = fl_hpack_put_str(fl_hpack_put_int(p, 4, 0, 4), method);          /* :path */
+    p = fl_hpack_put_str(fl_hpack_put_int(p, 4, 0, 1), "localhost");     /* :authority */
+    p = fl_hpack_put_str(fl_hpack_put_int(p, 4, 0, 31), "application/grpc");
     *p++ = 0;
-    p = hp_str(p, "te");
-    p = hp_str(p, "trailers");
+    p = fl_hpack_put_str(p, "te");
+    p = fl_hpack_put_str(p, "trailers");
     if (timeout_ms > 0) {
         char t[24];
         if (timeout_ms <= 99999999)
@@ -591,8 +531,8 @@ static size_t request_headers(uint8_t *buf, const char *method, int timeout_ms)
         else
             snprintf(t, sizeof t, "%dS", timeout_ms / 1000);
         *p++ = 0;
-        p = hp_str(p, "grpc-timeout");
-        p = hp_str(p, t);
+        p = fl_hpack_put_str(p, "grpc-timeout");
+        p = fl_hpack_put_str(p, t);
     }
     return (size_t)(p - buf);
 }
@@ -609,9 +549,9 @@ static int send_request(fl_h2 *c, h2call *k, const char *method, const uint8_t *
         snprintf(c->why, sizeof c->why, "method name too long");
         return IO_BROKEN;
     }
-    frame_head(hb, hlen, F_HEADERS, FL_END_HEADERS, k->id);
+    fl_h2_frame_head(hb, hlen, FL_H2_HEADERS, FL_END_HEADERS, k->id);
     uint8_t prefix[5] = { 0 };
-    put32(prefix + 1, (uint32_t)len);
+    fl_h2_put32(prefix + 1, (uint32_t)len);
     size_t total = 5 + len, sent = 0;
     bool first = true, hb_first = true;
     int r = IO_OK;
@@ -636,7 +576,7 @@ static int send_request(fl_h2 *c, h2call *k, const char *method, const uint8_t *
             first = false;
         }
         if (chunk) {
-            frame_head(dh, chunk, F_DATA, sent + chunk == total ? FL_END_STREAM : 0, k->id);
+            fl_h2_frame_head(dh, chunk, FL_H2_DATA, sent + chunk == total ? FL_END_STREAM : 0, k->id);
             iov[n++] = (struct iovec){ dh, 9 };
             size_t pre = sent < 5 ? (5 - sent < chunk ? 5 - sent : chunk) : 0;
             if (pre)
@@ -659,8 +599,8 @@ static int send_request(fl_h2 *c, h2call *k, const char *method, const uint8_t *
 static void send_rst(fl_h2 *c, uint32_t stream)
 {
     uint8_t f[13];
-    frame_head(f, 4, F_RST_STREAM, 0, stream);
-    put32(f + 9, H2_CANCEL);
+    fl_h2_frame_head(f, 4, FL_H2_RST_STREAM, 0, stream);
+    fl_h2_put32(f + 9, FL_H2_CANCEL);
     write_buf(c, f, sizeof f, mono_ms() + 100);
 }
 
@@ -669,7 +609,7 @@ static flame_status finish(fl_h2 *c, h2call *k, const char *method, uint8_t **re
                            size_t *resp_len)
 {
     if (k->reset) {
-        return fl_error(k->rst_code == H2_CANCEL ? FLAME_ERR_CANCELLED : FLAME_ERR_UNAVAILABLE,
+        return fl_error(k->rst_code == FL_H2_CANCEL ? FLAME_ERR_CANCELLED : FLAME_ERR_UNAVAILABLE,
                         "%s: the service reset the call (HTTP/2 error %u)", method,
                         (unsigned)k->rst_code);
     }
@@ -695,7 +635,7 @@ static flame_status finish(fl_h2 *c, h2call *k, const char *method, uint8_t **re
         return fl_error(FLAME_ERR_INTERNAL, "%s: empty response", method);
     if (k->body[0] != 0)
         return fl_error(FLAME_ERR_INTERNAL, "%s: a compressed reply (none was asked for)", method);
-    size_t n = get32(k->body + 1);
+    size_t n = fl_h2_get32(k->body + 1);
     if (n != k->blen - 5)
         return fl_error(FLAME_ERR_INTERNAL, "%s: the reply is not one message", method);
     *resp = fl_malloc(n ? n : 1);

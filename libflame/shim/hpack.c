@@ -1,5 +1,6 @@
-/* The HPACK decoder (hpack.h): integers, Huffman-coded strings, the static
- * and dynamic tables. Threads: see hpack.h. */
+/* HPACK (hpack.h): the decoder (integers, Huffman-coded strings, the
+ * static and dynamic tables) and the encoder's primitives. Threads: see
+ * hpack.h. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,4 +336,29 @@ bool fl_hpack_decode(fl_hpack *h, const uint8_t *p, size_t len, fl_hpack_fn fn, 
         fields = true;
     }
     return true;
+}
+
+uint8_t *fl_hpack_put_int(uint8_t *p, int prefix, uint8_t flags, size_t v)
+{
+    size_t mask = ((size_t)1 << prefix) - 1;
+    if (v < mask) {
+        *p++ = (uint8_t)(flags | v);
+        return p;
+    }
+    *p++ = (uint8_t)(flags | mask);
+    v -= mask;
+    while (v >= 128) {
+        *p++ = (uint8_t)(v % 128 + 128);
+        v /= 128;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+uint8_t *fl_hpack_put_str(uint8_t *p, const char *s)
+{
+    size_t n = strlen(s);
+    p = fl_hpack_put_int(p, 7, 0, n);
+    memcpy(p, s, n);
+    return p + n;
 }

@@ -34,6 +34,8 @@
 #define fl_hpack_init fuzz_hpack_init
 #define fl_hpack_decode fuzz_hpack_decode
 #define fl_hpack_clear fuzz_hpack_clear
+#define fl_hpack_put_int fuzz_hpack_put_int
+#define fl_hpack_put_str fuzz_hpack_put_str
 #define fl_h2_new fuzz_h2_new
 #define fl_h2_connect fuzz_h2_connect
 #define fl_h2_unary fuzz_h2_unary
@@ -110,9 +112,9 @@ static void on_hpack_field(void *arg, const char *name, size_t nlen, const char 
     }
     uint8_t *p = f->buf + f->len;
     *p++ = 0; /* literal without indexing, a new name */
-    p = hp_int(p, 7, 0x80, hn);
+    p = fl_hpack_put_int(p, 7, 0x80, hn);
     p = huff_encode(p, name, nlen);
-    p = hp_int(p, 7, 0x80, hv);
+    p = fl_hpack_put_int(p, 7, 0x80, hv);
     p = huff_encode(p, value, vlen);
     f->len = (size_t)(p - f->buf);
     f->n++;

@@ -1,0 +1,28 @@
+/* serve.h: the flame.v1 Instance server of a C service (serve.c): gRPC's
+ * unary calls over HTTP/2 (prior knowledge, no TLS) on a Unix socket, in
+ * one poll() loop on the caller's thread, without gRPC's runtime. Any gRPC
+ * client calls it (the host shim's h2.c, grpcio, Rust's tonic).
+ * Threads: fl_serve_run's caller only; the service's callbacks run on it,
+ * one at a time. */
+#ifndef FL_SERVICE_SERVE_H
+#define FL_SERVICE_SERVE_H
+
+#include <stddef.h>
+
+#include "flame/service.h"
+
+typedef struct fl_serve fl_serve;
+
+/* Listens on the Unix socket at path (a file already there is replaced),
+ * for svc (borrowed: it must outlive the server). Requests and replies
+ * over max_message bytes are refused (RESOURCE_EXHAUSTED). NULL with
+ * flame_error_last() set when it cannot listen. */
+fl_serve *fl_serve_new(const char *path, const flame_service *svc, size_t max_message);
+/* Serves until stop_fd is readable (a signalfd, a pipe), then reads what
+ * it holds (so a signal is taken), sends every connection a GOAWAY and
+ * closes them. Blocks. */
+flame_status fl_serve_run(fl_serve *s, int stop_fd);
+/* Closes the listener and unlinks its socket. NULL: nothing. */
+void fl_serve_free(fl_serve *s);
+
+#endif
