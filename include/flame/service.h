@@ -67,7 +67,15 @@ flame_status flame_task_result_set_message(flame_task_result *result, const char
 const flame_service *flame_builtin_service(const char *name);
 
 /* Serves the service over the Instance protocol on the Unix socket named by
- * $FLAME_INSTANCE_ENDPOINT until OnSessionLeave or SIGTERM. Blocks. */
+ * $FLAME_INSTANCE_ENDPOINT until SIGTERM or SIGINT (the executor manager
+ * sends SIGTERM after OnSessionLeave), then unlinks the socket. Blocks; the
+ * callbacks run on the calling thread, one at a time. It blocks SIGTERM and
+ * SIGINT in the calling thread only: a service that starts threads of its
+ * own before calling it should block them in those threads too (else the
+ * signal may end the process at once). FLAME_ERR_INVALID_ARGUMENT: no
+ * $FLAME_INSTANCE_ENDPOINT; FLAME_ERR_UNAVAILABLE: cannot listen there
+ * (flame_error_last() says why: a path too long, bind failed);
+ * FLAME_ERR_INTERNAL: the signal or poll machinery failed. */
 flame_status flame_service_run(const flame_service *service);
 
 #ifdef __cplusplus

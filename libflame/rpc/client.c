@@ -56,10 +56,26 @@ static _Atomic int64_t hot_left_ns; /* when the last of them returned */
 static _Thread_local bool tl_quiet;
 static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
 
+/* The watchman's polls reach every socket only with epoll1 (one epoll set
+ * for the process: gRPC's default on Linux); with another poll strategy a
+ * quiet call would wait for gRPC's backup poller, so calls stay polling. */
+static bool quiet_works;
+static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
+
+static void quiet_check(void)
+{
+    const char *e = getenv("GRPC_POLL_STRATEGY");
+    quiet_works = !e || !*e || strncmp(e, "epoll1", 6) == 0 || strncmp(e, "all", 3) == 0;
+    if (!quiet_works)
+        fl_log(FL_LOG_WARN, "rpc", "GRPC_POLL_STRATEGY=%s: waits for rare messages poll like "
+                                  "the others (more wakeups per task)", e);
+}
+
 bool rpc_quiet(bool on)
 {
+    pthread_once(&quiet_once, quiet_check);
     bool was = tl_quiet;
-    tl_quiet = on;
+    tl_quiet = on && quiet_works;
     return was;
 }
 

@@ -315,8 +315,10 @@ bool rpc_channel_connect(rpc_channel *ch, int timeout_ms);
  * queue that does not poll the process's sockets, so they do not take the
  * poller's role from (and are not woken for the messages of) the threads on
  * the hot path; whichever thread polls serves them, and a thread of the rpc
- * layer polls for them when no other thread has waited for 10 ms. Returns
- * the previous setting (per thread; off by default). */
+ * layer polls for them when no other thread has waited for 10 ms. Needs
+ * gRPC's epoll1 engine (its default on Linux): with GRPC_POLL_STRATEGY set
+ * to another, waits stay polling (logged once). Returns the previous
+ * setting (per thread; off by default). */
 bool rpc_quiet(bool on);
 
 /* Lets another thread cancel a blocking call (rpc_unary_cancellable).

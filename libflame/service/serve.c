@@ -30,7 +30,9 @@
 #include "shim/hpack.h"
 #include "util/util.h"
 
-#define MAX_CONNS 64           /* the host shim uses one (and may reconnect) */
+#define MAX_CONNS FL_SERVE_MAX_CONNS /* the host shim uses one (and may reconnect) */
+#define PREFACE_MS 10000       /* a connection says its preface and SETTINGS within */
+#define ACCEPT_PAUSE_MS 100    /* out of descriptors: the listener rests that long */
 #define MAX_STREAMS 100        /* our SETTINGS_MAX_CONCURRENT_STREAMS */
 #define OUR_MAX_FRAME FL_H2_DEFAULT_FRAME
 #define READ_CHUNK (64u << 10)
@@ -79,6 +81,9 @@ typedef struct sconn {
     size_t out_wait;        /* answer bytes waiting for window */
     uint8_t *wbuf;          /* to send: from woff to wlen */
     size_t woff, wlen, wcap;
+    bool table_update;      /* the peer shrank HPACK's table: say ours is empty */
+    int64_t born_ms;        /* accepted then (the preface's deadline) */
+    int64_t used_ms;        /* it last read or wrote a byte then */
     bool eof;               /* the client sent all it will */
     bool dead;              /* close it (after one last try to send what waits) */
 } sconn;
@@ -90,7 +95,14 @@ struct fl_serve {
     size_t max_message;
     sconn *conns[MAX_CONNS];
     size_t nconns;
+    size_t req_bytes;       /* every connection's reserved request bytes */
+    int64_t accept_after;   /* mono ms: the listener rests until then */
 };
+
+static int64_t now_ms(void)
+{
+    return fl_mono_ns() / 1000000;
+}
 
 /* ---- the write buffer ------------------------------------------------------ */
 
@@ -215,10 +227,21 @@ static uint8_t *status_fields(uint8_t *p, int code, const char *msg)
     return p;
 }
 
+/* A header block's first byte, when the peer lowered SETTINGS_HEADER_TABLE_SIZE:
+ * a dynamic table size update to 0 (RFC 7541 4.2; our encoder keeps none). */
+static uint8_t *table_update(sconn *c, uint8_t *p)
+{
+    if (c->table_update) {
+        *p++ = 0x20;
+        c->table_update = false;
+    }
+    return p;
+}
+
 static void put_headers(sconn *c, uint32_t id)
 {
     uint8_t *w = wreserve(c, 9 + 64);
-    size_t n = (size_t)(head_fields(w + 9, 200) - (w + 9));
+    size_t n = (size_t)(head_fields(table_update(c, w + 9), 200) - (w + 9));
     fl_h2_frame_head(w, n, FL_H2_HEADERS, FL_END_HEADERS, id);
     c->wlen += 9 + n;
 }
@@ -227,7 +250,8 @@ static void put_headers(sconn *c, uint32_t id)
 static void put_trailers(sconn *c, uint32_t id, int http, int code, const char *msg)
 {
     uint8_t *w = wreserve(c, 9 + TRAILER_ROOM);
-    uint8_t *p = http ? head_fields(w + 9, http) : w + 9;
+    uint8_t *p = table_update(c, w + 9);
+    p = http ? head_fields(p, http) : p;
     size_t n = (size_t)(status_fields(p, code, msg) - (w + 9));
     fl_h2_frame_head(w, n, FL_H2_HEADERS, FL_END_STREAM | FL_END_HEADERS, id);
     c->wlen += 9 + n;
@@ -250,6 +274,7 @@ static void stream_free(sconn *c, sstream *s)
             break;
         }
     c->req_bytes -= s->want;
+    c->srv->req_bytes -= s->want;
     c->out_wait -= s->olen - s->ooff;
     free(s->body);
     free(s->out);
@@ -327,6 +352,7 @@ static void answer(sconn *c, sstream *s)
     free(s->body); /* the request is done with */
     s->body = NULL;
     c->req_bytes -= s->want;
+    c->srv->req_bytes -= s->want;
     s->want = s->blen = 0;
     if (code != RPC_OK)
         answer_error(c, s, 200, code, why);
@@ -488,14 +514,16 @@ static bool stream_data(sconn *c, sstream *s, const uint8_t *p, size_t len)
             answer_error(c, s, 200, RPC_RESOURCE_EXHAUSTED, why);
             return false;
         }
-        if (c->req_bytes + n > max) {
-            snprintf(why, sizeof why,
-                     "the requests in flight on this connection exceed %zu bytes", max);
+        bool conn_full = c->req_bytes + n > max;
+        if (conn_full || c->srv->req_bytes + n > 2 * max) { /* all connections: 2 messages */
+            snprintf(why, sizeof why, "the requests in flight on this %s exceed %zu bytes",
+                     conn_full ? "connection" : "service", conn_full ? max : 2 * max);
             answer_error(c, s, 200, RPC_RESOURCE_EXHAUSTED, why);
             return false;
         }
         s->want = n;
         c->req_bytes += n;
+        c->srv->req_bytes += n;
     }
     if (!len)
         return true;
@@ -536,8 +564,9 @@ static bool on_settings(sconn *c, uint8_t flags, const uint8_t *p, size_t len)
             if (v < 16384 || v > 16777215)
                 return conn_fail(c, FL_H2_PROTOCOL_ERROR, "bad SETTINGS_MAX_FRAME_SIZE");
             c->max_frame = v;
+        } else if (id == FL_H2_SETTINGS_HEADER_TABLE_SIZE && v < FL_HPACK_TABLE_SIZE) {
+            c->table_update = true; /* said in our next header block */
         }
-        /* HEADER_TABLE_SIZE: our encoder keeps no table, any size suits it */
     }
     c->settings = true;
     put_frame(c, FL_H2_SETTINGS, FL_ACK, 0, NULL, 0);
@@ -751,6 +780,7 @@ static sconn *conn_new(fl_serve *srv, int fd)
     sconn *c = fl_calloc(1, sizeof *c);
     c->fd = fd;
     c->srv = srv;
+    c->born_ms = c->used_ms = now_ms();
     fl_hpack_init(&c->dec);
     c->max_frame = FL_H2_DEFAULT_FRAME;
     c->init_window = FL_H2_DEFAULT_WINDOW;
@@ -805,14 +835,44 @@ fl_serve *fl_serve_new(const char *path, const flame_service *svc, size_t max_me
     return s;
 }
 
+/* The connection a newcomer may take the place of when all are taken: the
+ * one idle the longest with no call open and nothing to send. */
+static sconn *evictable(const fl_serve *s)
+{
+    sconn *best = NULL;
+    for (size_t i = 0; i < s->nconns; i++) {
+        sconn *c = s->conns[i];
+        if (!c->nst && !wpending(c) && (!best || c->used_ms < best->used_ms))
+            best = c;
+    }
+    return best;
+}
+
 static void on_accept(fl_serve *s)
 {
-    while (s->nconns < MAX_CONNS) {
+    for (;;) {
+        sconn *old = s->nconns < MAX_CONNS ? NULL : evictable(s);
+        if (s->nconns >= MAX_CONNS && !old)
+            return; /* the rest wait in the backlog */
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && errno == EINTR)
             continue;
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+            /* the newcomer stays in the backlog and the listener readable:
+             * rest it rather than spin on it */
+            fl_log(FL_LOG_WARN, "service", "accept: %s; new connections wait %d ms",
+                   strerror(errno), ACCEPT_PAUSE_MS);
+            s->accept_after = now_ms() + ACCEPT_PAUSE_MS;
+            return;
+        }
         if (fd < 0)
-            return; /* none waits (or a transient failure: the next poll tells) */
+            return; /* none waits */
+        if (old) {
+            for (size_t i = 0; i < s->nconns; i++)
+                if (s->conns[i] == old)
+                    s->conns[i] = s->conns[--s->nconns];
+            conn_close(old);
+        }
         sconn *c = conn_new(s, fd);
         s->conns[s->nconns++] = c;
         flush(c);
@@ -824,10 +884,24 @@ flame_status fl_serve_run(fl_serve *s, int stop_fd)
     struct pollfd pf[2 + MAX_CONNS];
     sconn *who[2 + MAX_CONNS];
     for (;;) {
+        int64_t now = now_ms(), wake = -1; /* poll's bound: the next deadline */
+        for (size_t i = 0; i < s->nconns; i++) {
+            sconn *c = s->conns[i];
+            if (c->preface && c->settings)
+                continue;
+            if (now >= c->born_ms + PREFACE_MS)
+                c->dead = true; /* said nothing of HTTP/2 in time */
+            else if (wake < 0 || c->born_ms + PREFACE_MS < wake)
+                wake = c->born_ms + PREFACE_MS;
+        }
         nfds_t n = 0;
         pf[n++] = (struct pollfd){ stop_fd, POLLIN, 0 };
         nfds_t li = 0;
-        if (s->nconns < MAX_CONNS) { /* a full house leaves newcomers in the backlog */
+        if (now < s->accept_after) {
+            if (wake < 0 || s->accept_after < wake)
+                wake = s->accept_after;
+        } else if (s->nconns < MAX_CONNS || evictable(s)) {
+            /* a full house of busy connections leaves newcomers in the backlog */
             li = n;
             pf[n++] = (struct pollfd){ s->lfd, POLLIN, 0 };
         }
@@ -842,7 +916,11 @@ flame_status fl_serve_run(fl_serve *s, int stop_fd)
             who[n] = c;
             pf[n++] = (struct pollfd){ c->fd, ev, 0 };
         }
-        if (poll(pf, n, -1) < 0) {
+        bool reap = false;
+        for (size_t i = 0; i < s->nconns; i++)
+            reap |= s->conns[i]->dead;
+        int timeout = reap ? 0 : wake < 0 ? -1 : (int)(wake - now);
+        if (poll(pf, n, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             return fl_error(FLAME_ERR_INTERNAL, "poll: %s", strerror(errno));
@@ -857,6 +935,7 @@ flame_status fl_serve_run(fl_serve *s, int stop_fd)
             short re = pf[k].revents;
             if (!re)
                 continue;
+            c->used_ms = now_ms();
             if ((re & (POLLIN | POLLHUP | POLLERR)) && !c->eof)
                 conn_read(c);
             conn_progress(c);

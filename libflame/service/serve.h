@@ -13,6 +13,13 @@
 
 typedef struct fl_serve fl_serve;
 
+/* Connections at once. A newcomer to a full house takes the place of the
+ * one idle the longest (no call open, nothing to send); with none idle it
+ * waits in the backlog. A connection that has not said its preface and
+ * SETTINGS within 10 s is closed. Request bytes in flight: max_message a
+ * connection, twice that for all. */
+#define FL_SERVE_MAX_CONNS 8
+
 /* Listens on the Unix socket at path (a file already there is replaced),
  * for svc (borrowed: it must outlive the server). Requests and replies
  * over max_message bytes are refused (RESOURCE_EXHAUSTED). NULL with

@@ -285,6 +285,7 @@ END_TEST
 
 typedef struct answer {
     int http, grpc;
+    int hfirst;             /* the first byte of its first header block (-1: none) */
     bool headers, ended, reset;
     uint32_t rst;
     uint8_t *body;
@@ -411,6 +412,8 @@ static bool raw_next(raw *r)
     switch (h[3]) {
     case FL_H2_HEADERS:
         ck_assert(h[4] & FL_END_HEADERS); /* the server never needs CONTINUATION */
+        if (!a->headers)
+            a->hfirst = len ? p[0] : -1;
         ck_assert(fl_hpack_decode(&r->dec, p, len, on_hfield, a));
         a->headers = true;
         a->ended |= h[4] & FL_END_STREAM;
@@ -602,6 +605,41 @@ START_TEST(serve_connections)
 }
 END_TEST
 
+/* A full house of idle connections: a newcomer takes the place of the one
+ * idle the longest. A client that shrinks HPACK's table hears so at the
+ * start of its first header block (RFC 7541 4.2). */
+START_TEST(serve_crowd)
+{
+    start();
+    raw *idle[FL_SERVE_MAX_CONNS];
+    const uint32_t no_table[] = { FL_H2_SETTINGS_HEADER_TABLE_SIZE, 0 };
+    for (int i = 0; i < FL_SERVE_MAX_CONNS; i++) {
+        idle[i] = raw_open(no_table, 1);
+        uint8_t ping[8] = { 0 }; /* answered: the server took the connection */
+        raw_frame(idle[i], FL_H2_PING, 0, 0, ping, 8);
+        while (!idle[i]->pong)
+            ck_assert(raw_next(idle[i]));
+    }
+    /* the last one asks: answered, the table update first */
+    Flame__V1__TaskContext tc = task("hi");
+    raw *last = idle[FL_SERVE_MAX_CONNS - 1];
+    raw_request(last, 1, "/flame.v1.Instance/OnTaskInvoke", &tc.base, 0);
+    answer *a = raw_wait(last, 1);
+    ck_assert_int_eq(a->grpc, 0);
+    ck_assert_int_eq(a->hfirst, 0x20);
+    /* a newcomer is served: the oldest idle one made room */
+    fl_h2 *c = fl_h2_new(sock_path, MAX_MESSAGE);
+    check_echo(c, "room");
+    while (raw_next(idle[0]))
+        ;
+    ck_assert(idle[0]->eof);
+    fl_h2_free(c);
+    for (int i = 0; i < FL_SERVE_MAX_CONNS; i++)
+        raw_close(idle[i]);
+    stop();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("serve");
@@ -611,6 +649,7 @@ int main(void)
     tcase_add_test(tc, serve_windows);
     tcase_add_test(tc, serve_streams);
     tcase_add_test(tc, serve_connections);
+    tcase_add_test(tc, serve_crowd);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
