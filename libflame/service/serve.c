@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -97,6 +98,8 @@ struct fl_serve {
     size_t nconns;
     size_t req_bytes;       /* every connection's reserved request bytes */
     int64_t accept_after;   /* mono ms: the listener rests until then */
+    dev_t sock_dev;         /* the socket file bound (unlinked at the end only */
+    ino_t sock_ino;         /* if it is still ours: a successor may have bound the path) */
 };
 
 static int64_t now_ms(void)
@@ -830,6 +833,11 @@ fl_serve *fl_serve_new(const char *path, const flame_service *svc, size_t max_me
     fl_serve *s = fl_calloc(1, sizeof *s);
     s->lfd = fd;
     s->path = fl_strdup(path);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        s->sock_dev = sb.st_dev;
+        s->sock_ino = sb.st_ino;
+    }
     s->svc = svc;
     s->max_message = max_message;
     return s;
@@ -970,7 +978,9 @@ void fl_serve_free(fl_serve *s)
     for (size_t i = 0; i < s->nconns; i++)
         conn_close(s->conns[i]);
     close(s->lfd);
-    unlink(s->path);
+    struct stat sb;
+    if (stat(s->path, &sb) == 0 && sb.st_dev == s->sock_dev && sb.st_ino == s->sock_ino)
+        unlink(s->path);
     free(s->path);
     free(s);
 }

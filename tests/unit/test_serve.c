@@ -640,6 +640,26 @@ START_TEST(serve_crowd)
 }
 END_TEST
 
+/* A successor that bound the same path keeps its socket when the server
+ * before it ends. */
+START_TEST(serve_leaves_a_successors_socket)
+{
+    snprintf(dir, sizeof dir, "/tmp/test-serve-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(sock_path, sizeof sock_path, "%s/s.sock", dir);
+    fl_serve *old = fl_serve_new(sock_path, &svc, MAX_MESSAGE);
+    ck_assert_ptr_nonnull(old);
+    fl_serve *next = fl_serve_new(sock_path, &svc, MAX_MESSAGE); /* replaces the file */
+    ck_assert_ptr_nonnull(next);
+    fl_serve_free(old);
+    struct stat st;
+    ck_assert_int_eq(stat(sock_path, &st), 0);
+    fl_serve_free(next);
+    ck_assert_int_ne(stat(sock_path, &st), 0);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("serve");
@@ -650,6 +670,7 @@ int main(void)
     tcase_add_test(tc, serve_streams);
     tcase_add_test(tc, serve_connections);
     tcase_add_test(tc, serve_crowd);
+    tcase_add_test(tc, serve_leaves_a_successors_socket);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
