@@ -29,7 +29,9 @@ fl_serve *fl_serve_new(const char *path, const flame_service *svc, size_t max_me
  * it holds (so a signal is taken), sends every connection a GOAWAY and
  * closes them. Blocks. */
 flame_status fl_serve_run(fl_serve *s, int stop_fd);
-/* Closes the listener and unlinks its socket. NULL: nothing. */
+/* Closes the listener and unlinks its socket, if the file at path is still
+ * the one it bound (a successor may have bound the path since). NULL:
+ * nothing. */
 void fl_serve_free(fl_serve *s);
 
 #endif
