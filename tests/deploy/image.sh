@@ -23,9 +23,19 @@ version=$(meson introspect "$build" --projectinfo | python3 -c 'import json,sys;
 
 work=$(mktemp -d)
 pids=()
+# pids are unshare's (inroot execs it); each one's child is the daemon, the
+# first process of its pid namespace: signalled itself (SIGTERM reaches a
+# namespace's PID 1 from outside when it handles it, as our daemons do;
+# unshare blocks SIGTERM, and chroot --userspec drops a parent-death
+# signal), SIGKILL after 10 s; the namespace dies with it, and unshare.
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        pkill -KILL -P "$p" 2>/dev/null
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -88,8 +98,9 @@ root=$work/rootfs
 bindir=$(cat "$work/bindir")
 grep -q '^flame:x:65532:65532:' "$root/etc/passwd" || { echo "FAIL: no user flame (65532) in the image"; exit 1; }
 
-# in ROOT, in mount+pid namespaces of their own, with /proc: CMD...
-inroot() { unshare -m -p -f --mount-proc="$root/proc" chroot "$@"; }
+# in ROOT, in mount+pid namespaces of their own, with /proc: CMD... Called
+# in a subshell only ($(...) or &): exec makes $! unshare's pid.
+inroot() { exec unshare -m -p -f --mount-proc="$root/proc" chroot "$@"; }
 for d in flame-session-manager flame-executor-manager flame-object-cache flmctl flmping flmadm; do
     v=$(inroot --userspec=65532:65532 "$root" "$bindir/$d" --version 2>&1) ||
         { echo "FAIL: $d --version in the image: $v"; exit 1; }
